@@ -1,0 +1,119 @@
+#include "autograd/tape.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The tape is an array of node pointers; nodes themselves live in the arena. */
+static struct {
+  hy_node **nodes;
+  int64_t n, cap;
+  int no_grad_depth;
+  int exit_hook;
+} T;
+
+static void release_tape(void) {
+  free(T.nodes);
+  T.nodes = NULL;
+  T.n = T.cap = 0;
+}
+
+static void push(hy_node *node) {
+  if (T.n == T.cap) {
+    T.cap = T.cap ? 2 * T.cap : 1024;
+    hy_node **nodes = realloc(T.nodes, (size_t)T.cap * sizeof *nodes);
+    if (!nodes) hy_die("tape", "out of memory");
+    T.nodes = nodes;
+    if (!T.exit_hook) {
+      T.exit_hook = 1;
+      atexit(release_tape);
+    }
+  }
+  T.nodes[T.n++] = node;
+}
+
+hy_node *hy_record(const char *op, hy_backward_fn backward, hy_tensor *out, int n_in,
+                   hy_tensor *const *in) {
+  if (T.no_grad_depth > 0) return NULL;
+  bool any = false;
+  for (int i = 0; i < n_in; i++) any = any || (in[i] && in[i]->requires_grad);
+  if (!any) return NULL;
+  hy_node *node = hy_arena_calloc(sizeof *node);
+  node->op = op;
+  node->backward = backward;
+  node->out = out;
+  node->n_in = n_in;
+  node->in = hy_arena_alloc((size_t)n_in * sizeof *node->in);
+  memcpy(node->in, in, (size_t)n_in * sizeof *node->in);
+  out->requires_grad = true;
+  out->node = node;
+  push(node);
+  return node;
+}
+
+hy_tensor *hy_grad(hy_tensor *t) {
+  if (!t->grad) {
+    t->grad = t->persistent ? hy_zeros_persistent(t->dtype, hy_shape_of(t))
+                            : hy_zeros(t->dtype, hy_shape_of(t));
+  }
+  return t->grad;
+}
+
+static void run_backward(hy_tensor *out) {
+  /* Walk from the node that made `out` back to the start of the tape. Nodes whose output has no
+   * gradient do not lie between `out` and a leaf that needs one, so they are skipped. */
+  int64_t last = T.n - 1;
+  while (last >= 0 && T.nodes[last] != out->node) last--;
+  if (last < 0) hy_die("backward", "the tensor %s was not made on the current tape", hy_describe(out));
+  hy_no_grad_begin();
+  for (int64_t i = last; i >= 0; i--) {
+    hy_node *node = T.nodes[i];
+    if (node->out->grad) node->backward(node);
+  }
+  hy_no_grad_end();
+}
+
+void hy_backward(hy_tensor *loss) {
+  if (hy_numel(loss) != 1) hy_die("backward", "loss %s is not a scalar", hy_describe(loss));
+  if (!loss->requires_grad) hy_die("backward", "loss %s does not depend on anything that needs a gradient", hy_describe(loss));
+  hy_fill(hy_grad(loss), 1.0);
+  run_backward(loss);
+}
+
+void hy_backward_with(hy_tensor *out, const hy_tensor *out_grad) {
+  hy_check_same_shape("backward", out, out_grad);
+  if (!out->requires_grad) hy_die("backward", "%s does not need a gradient", hy_describe(out));
+  hy_copy_into(hy_grad(out), out_grad);
+  run_backward(out);
+}
+
+void hy_no_grad_begin(void) {
+  T.no_grad_depth++;
+}
+
+void hy_no_grad_end(void) {
+  if (T.no_grad_depth == 0) hy_die("no_grad", "end without a begin");
+  T.no_grad_depth--;
+}
+
+bool hy_grad_enabled(void) {
+  return T.no_grad_depth == 0;
+}
+
+void hy_step_reset(void) {
+  T.n = 0;
+  hy_arena_reset();
+}
+
+hy_step_mark hy_step_get_mark(void) {
+  return (hy_step_mark){hy_arena_get_mark(), T.n};
+}
+
+void hy_step_rewind(hy_step_mark mark) {
+  if (mark.nodes > T.n) hy_die("tape", "rewind past the end of the tape");
+  T.n = mark.nodes;
+  hy_arena_rewind(mark.arena);
+}
+
+int64_t hy_tape_size(void) {
+  return T.n;
+}

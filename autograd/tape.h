@@ -1,0 +1,52 @@
+/* The tape: ops append a node when grad mode is on and an input needs a gradient; hy_backward
+ * walks the nodes in reverse and each node adds its inputs' gradients (+=). */
+#ifndef HYLA_TAPE_H
+#define HYLA_TAPE_H
+
+#include "tensor/arena.h"
+#include "tensor/tensor.h"
+
+typedef void (*hy_backward_fn)(hy_node *node);
+
+struct hy_node {
+  const char *op;
+  hy_backward_fn backward;
+  hy_tensor *out;
+  int n_in;
+  hy_tensor **in;
+  double arg[4];   /* scalar arguments the backward needs */
+  int64_t iarg[4]; /* integer arguments the backward needs */
+  void *saved;     /* op-specific saved data, in the arena */
+};
+
+/* Record a node for `out` if grad mode is on and any input requires a gradient; returns NULL
+ * otherwise (the op then saves nothing). Marks `out` as requiring a gradient. */
+hy_node *hy_record(const char *op, hy_backward_fn backward, hy_tensor *out, int n_in,
+                   hy_tensor *const *in);
+
+/* The gradient buffer of t, allocated zeroed on first use (persistent for persistent tensors). */
+hy_tensor *hy_grad(hy_tensor *t);
+
+/* Backward from a scalar (d loss = 1), or from any tensor with a given output gradient. */
+void hy_backward(hy_tensor *loss);
+void hy_backward_with(hy_tensor *out, const hy_tensor *out_grad);
+
+/* No-grad scopes nest; inside one, ops record nothing. */
+void hy_no_grad_begin(void);
+void hy_no_grad_end(void);
+bool hy_grad_enabled(void);
+
+/* End of a step: forget the tape and reset the arena. Persistent tensors' grads survive. */
+void hy_step_reset(void);
+
+/* Marks for undoing part of a step (gradcheck evaluates a function many times). */
+typedef struct {
+  hy_arena_mark arena;
+  int64_t nodes;
+} hy_step_mark;
+hy_step_mark hy_step_get_mark(void);
+void hy_step_rewind(hy_step_mark mark);
+
+int64_t hy_tape_size(void);
+
+#endif

@@ -1,0 +1,24 @@
+/* The per-step arena: bump allocation for everything a training step makes (activations, their
+ * gradients, tape nodes), released all at once by a reset. No reference counts, no per-op free. */
+#ifndef HYLA_ARENA_H
+#define HYLA_ARENA_H
+
+#include <stddef.h>
+
+typedef struct {
+  int chunk;
+  size_t offset;
+} hy_arena_mark;
+
+void *hy_arena_alloc(size_t bytes); /* 64-byte aligned, uninitialized */
+void *hy_arena_calloc(size_t bytes);
+void hy_arena_reset(void);         /* forget everything; keep (and coalesce) the memory */
+hy_arena_mark hy_arena_get_mark(void);
+void hy_arena_rewind(hy_arena_mark mark); /* forget everything allocated after the mark */
+void hy_arena_release(void);       /* give all memory back to the system */
+
+size_t hy_arena_used(void);     /* bytes handed out since the last reset */
+size_t hy_arena_peak(void);     /* most bytes ever in use at once */
+size_t hy_arena_capacity(void); /* bytes held from the system */
+
+#endif

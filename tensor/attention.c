@@ -1,0 +1,51 @@
+#include "tensor/op.h"
+
+static hy_attn_dims dims_of(const hy_tensor *q, const hy_tensor *k, const hy_tensor *v,
+                            double scale) {
+  hy_attn_dims d = {q->shape[0], q->shape[1], q->shape[2], q->shape[3], {0}, {0}, {0}, scale};
+  for (int i = 0; i < 3; i++) {
+    d.q_stride[i] = q->stride[i];
+    d.k_stride[i] = k->stride[i];
+    d.v_stride[i] = v->stride[i];
+  }
+  return d;
+}
+
+static void attention_backward(hy_node *n) {
+  hy_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2], *o = n->out;
+  hy_attn_dims d = dims_of(q, k, v, n->arg[0]);
+  HY_CPU(q->dtype, cpu_attention_backward, &d, q->data, k->data, v->data, o->data, n->saved,
+         o->grad->data, q->requires_grad ? hy_grad(q)->data : NULL,
+         k->requires_grad ? hy_grad(k)->data : NULL, v->requires_grad ? hy_grad(v)->data : NULL);
+}
+
+/* q, k, v may be strided views (e.g. heads of one projection); only the last dim must be dense. */
+static hy_tensor *rows_dense(hy_tensor *t) {
+  return t->stride[3] == 1 || t->shape[3] == 1 ? t : hy_contiguous(t);
+}
+
+hy_tensor *hy_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale) {
+  const char *op = "attention";
+  hy_check_input(op, q);
+  hy_check_input(op, k);
+  hy_check_input(op, v);
+  hy_check_same_dtype(op, q, k);
+  hy_check_same_dtype(op, q, v);
+  if (q->ndim != 4 || !hy_same_shape(q, k) || !hy_same_shape(q, v))
+    hy_die(op, "q, k, v must all be [B, T, H, D], got %s, %s, %s", hy_describe(q), hy_describe(k),
+           hy_describe(v));
+  q = rows_dense(q);
+  k = rows_dense(k);
+  v = rows_dense(v);
+  hy_tensor *o = hy_empty_like(q);
+  void *lse = hy_arena_alloc((size_t)(q->shape[0] * q->shape[1] * q->shape[2]) *
+                             hy_dtype_size(q->dtype));
+  hy_attn_dims d = dims_of(q, k, v, scale);
+  HY_CPU(q->dtype, cpu_attention, &d, q->data, k->data, v->data, o->data, lse);
+  hy_node *n = hy_record(op, attention_backward, o, 3, (hy_tensor *[]){q, k, v});
+  if (n) {
+    n->arg[0] = scale;
+    n->saved = lse;
+  }
+  return o;
+}

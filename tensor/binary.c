@@ -1,0 +1,75 @@
+#include "tensor/op.h"
+
+static const char *const NAMES[] = {"add", "sub", "mul", "div"};
+
+/* Right-aligned numpy broadcasting of two shapes into a 4-d output. */
+static hy_bcast broadcast(const char *op, const hy_tensor *a, const hy_tensor *b, hy_shape *out) {
+  hy_bcast bc = {.a_full = true, .b_full = true};
+  int nd = a->ndim > b->ndim ? a->ndim : b->ndim;
+  out->ndim = nd;
+  int64_t stride_a = 1, stride_b = 1;
+  for (int i = HY_MAX_DIMS - 1; i >= 0; i--) {
+    int k = i - (HY_MAX_DIMS - nd); /* index into the output's dims, negative when padded */
+    int ka = k - (nd - a->ndim), kb = k - (nd - b->ndim);
+    int64_t da = ka >= 0 ? a->shape[ka] : 1, db = kb >= 0 ? b->shape[kb] : 1;
+    if (da != db && da != 1 && db != 1)
+      hy_die(op, "shapes do not broadcast: %s and %s", hy_describe(a), hy_describe(b));
+    int64_t d = da > db ? da : db;
+    if (da == 1 && db == 0) d = 0;
+    if (db == 1 && da == 0) d = 0;
+    bc.shape[i] = d;
+    bc.sa[i] = da == d ? stride_a : 0;
+    bc.sb[i] = db == d ? stride_b : 0;
+    if (da != d) bc.a_full = false;
+    if (db != d) bc.b_full = false;
+    stride_a *= da;
+    stride_b *= db;
+    if (k >= 0) out->d[k] = d;
+  }
+  return bc;
+}
+
+static void binary_backward(hy_node *n) {
+  hy_tensor *a = n->in[0], *b = n->in[1];
+  const hy_bcast *bc = n->saved;
+  HY_CPU(a->dtype, cpu_binary_backward, (hy_binary_op)n->iarg[0], bc, a->data, b->data,
+         n->out->grad->data, a->requires_grad ? hy_grad(a)->data : NULL,
+         b->requires_grad ? hy_grad(b)->data : NULL);
+}
+
+static hy_tensor *binary(hy_binary_op kind, hy_tensor *a, hy_tensor *b) {
+  const char *op = NAMES[kind];
+  hy_check_input(op, a);
+  hy_check_input(op, b);
+  hy_check_same_dtype(op, a, b);
+  a = hy_contiguous(a);
+  b = hy_contiguous(b);
+  hy_shape s;
+  hy_bcast bc = broadcast(op, a, b, &s);
+  hy_tensor *y = hy_empty(a->dtype, s);
+  HY_CPU(a->dtype, cpu_binary, kind, &bc, a->data, b->data, y->data);
+  hy_node *n = hy_record(op, binary_backward, y, 2, (hy_tensor *[]){a, b});
+  if (n) {
+    n->iarg[0] = kind;
+    hy_bcast *saved = hy_arena_alloc(sizeof bc);
+    *saved = bc;
+    n->saved = saved;
+  }
+  return y;
+}
+
+hy_tensor *hy_add(hy_tensor *a, hy_tensor *b) {
+  return binary(HY_ADD, a, b);
+}
+
+hy_tensor *hy_sub(hy_tensor *a, hy_tensor *b) {
+  return binary(HY_SUB, a, b);
+}
+
+hy_tensor *hy_mul(hy_tensor *a, hy_tensor *b) {
+  return binary(HY_MUL, a, b);
+}
+
+hy_tensor *hy_div(hy_tensor *a, hy_tensor *b) {
+  return binary(HY_DIV, a, b);
+}

@@ -1,0 +1,94 @@
+/* CPU kernels. Each kernel file is written once over `real` and compiled twice, as float (_f32)
+ * and as double (_f64); tensor/<op>.c picks one by dtype. Kernels take contiguous buffers unless
+ * a parameter says otherwise. Gradient outputs (g*) are accumulated into (+=). */
+#ifndef HYLA_CPU_KERNELS_H
+#define HYLA_CPU_KERNELS_H
+
+#include "tensor/tensor.h"
+
+typedef enum { HY_ADD, HY_SUB, HY_MUL, HY_DIV } hy_binary_op;
+
+typedef enum {
+  HY_SCALE, /* p * x */
+  HY_ADD_SCALAR,
+  HY_EXP,
+  HY_LOG,
+  HY_SIGMOID,
+  HY_LOGSIGMOID,
+  HY_SOFTPLUS,
+  HY_SILU,
+  HY_TANH,
+  HY_RELU,
+  HY_SQRT,
+  HY_RSQRT,
+  HY_POW, /* x^p */
+} hy_unary_op;
+
+typedef enum { HY_REDUCE_SUM, HY_REDUCE_MEAN, HY_REDUCE_MAX } hy_reduce_op;
+
+/* A broadcast of two contiguous operands to a 4-d output shape: strides are 0 along stretched dims. */
+typedef struct {
+  int64_t shape[HY_MAX_DIMS];
+  int64_t sa[HY_MAX_DIMS], sb[HY_MAX_DIMS];
+  bool a_full, b_full; /* the operand has the output's shape */
+} hy_bcast;
+
+/* Attention sizes; q/k/v rows are addressed by their strides (in elements) over b, t and h. */
+typedef struct {
+  int64_t B, T, H, D;
+  int64_t q_stride[3], k_stride[3], v_stride[3]; /* over b, t, h; the last dim is contiguous */
+  double scale;
+} hy_attn_dims;
+
+#define HY_CPU_KERNELS(S, real)                                                                    \
+  void cpu_copy_##S(hy_tensor *dst, const hy_tensor *src, bool accumulate);                        \
+  void cpu_gemm_##S(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,     \
+                    const real *A, int64_t lda, const real *B, int64_t ldb, double beta, real *C,  \
+                    int64_t ldc);                                                                  \
+  void cpu_binary_##S(hy_binary_op op, const hy_bcast *bc, const real *a, const real *b, real *y); \
+  void cpu_binary_backward_##S(hy_binary_op op, const hy_bcast *bc, const real *a, const real *b,  \
+                               const real *gy, real *ga, real *gb);                                \
+  void cpu_unary_##S(hy_unary_op op, double p, int64_t n, const real *x, real *y);                 \
+  void cpu_unary_backward_##S(hy_unary_op op, double p, int64_t n, const real *x, const real *y,   \
+                              const real *gy, real *gx);                                           \
+  void cpu_reduce_##S(hy_reduce_op op, int64_t outer, int64_t n, int64_t inner, const real *x,     \
+                      real *y, int32_t *argmax);                                                   \
+  void cpu_reduce_backward_##S(hy_reduce_op op, int64_t outer, int64_t n, int64_t inner,           \
+                               const int32_t *argmax, const real *gy, real *gx);                   \
+  void cpu_softmax_##S(int64_t rows, int64_t n, const real *x, real *y);                           \
+  void cpu_softmax_backward_##S(int64_t rows, int64_t n, const real *y, const real *gy, real *gx); \
+  void cpu_logsumexp_##S(int64_t rows, int64_t n, const real *x, real *y);                         \
+  void cpu_logsumexp_backward_##S(int64_t rows, int64_t n, const real *x, const real *y,           \
+                                  const real *gy, real *gx);                                       \
+  void cpu_cumsum_##S(int64_t outer, int64_t n, int64_t inner, bool reverse, bool accumulate,      \
+                      const real *x, real *y);                                                     \
+  void cpu_embedding_##S(int64_t n_idx, int64_t d, const int32_t *idx, const real *w, real *y);    \
+  void cpu_embedding_backward_##S(int64_t n_idx, int64_t d, const int32_t *idx, const real *gy,    \
+                                  real *gw);                                                       \
+  double cpu_cross_entropy_##S(int64_t rows, int64_t V, const real *logits,                        \
+                               const int32_t *targets, int ignore_index, real *lse,                \
+                               int64_t *count);                                                    \
+  void cpu_cross_entropy_backward_##S(int64_t rows, int64_t V, const real *logits,                 \
+                                      const int32_t *targets, int ignore_index, const real *lse,   \
+                                      double scale, real *glogits);                                \
+  void cpu_rmsnorm_##S(int64_t rows, int64_t d, const real *x, const real *w, double eps, real *y, \
+                       real *rstd);                                                                \
+  void cpu_rmsnorm_backward_##S(int64_t rows, int64_t d, const real *x, const real *w,             \
+                                const real *rstd, const real *gy, real *gx, real *gw);             \
+  void cpu_rope_##S(int64_t B, int64_t T, int64_t H, int64_t D, int64_t pos_offset, double theta,  \
+                    bool inverse, bool accumulate, const real *x, real *y);                        \
+  void cpu_attention_##S(const hy_attn_dims *dims, const real *q, const real *k, const real *v,    \
+                         real *o, real *lse);                                                      \
+  void cpu_attention_backward_##S(const hy_attn_dims *dims, const real *q, const real *k,          \
+                                  const real *v, const real *o, const real *lse, const real *go,   \
+                                  real *gq, real *gk, real *gv);
+
+HY_CPU_KERNELS(f32, float)
+HY_CPU_KERNELS(f64, double)
+
+/* Call the kernel of t's dtype: HY_CPU(t->dtype, cpu_softmax, rows, n, x, y). The arguments are
+ * cast by the caller through HY_PTR. */
+#define HY_CPU(dtype, kernel, ...)                                                                 \
+  ((dtype) == HY_F64 ? kernel##_f64(__VA_ARGS__) : kernel##_f32(__VA_ARGS__))
+
+#endif

@@ -1,0 +1,79 @@
+/* The hyla tensor: a small strided view of up to four dimensions over memory that lives either in
+ * the per-step arena (activations) or in its own allocation (parameters, optimizer state). */
+#ifndef HYLA_TENSOR_H
+#define HYLA_TENSOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum { HY_MAX_DIMS = 4 };
+
+typedef enum { HY_F32, HY_F64, HY_I32 } hy_dtype;
+typedef enum { HY_CPU, HY_CUDA } hy_device;
+
+typedef struct hy_node hy_node;
+
+typedef struct hy_tensor {
+  hy_dtype dtype;
+  hy_device device;
+  int ndim;
+  int64_t shape[HY_MAX_DIMS];
+  int64_t stride[HY_MAX_DIMS]; /* in elements */
+  void *data;                  /* first element of the view */
+  bool persistent;             /* owns its memory past the step (hy_free releases it) */
+  bool requires_grad;
+  struct hy_tensor *grad; /* same shape, contiguous; persistent iff the tensor is */
+  hy_node *node;          /* the tape node that produced it; NULL for leaves */
+} hy_tensor;
+
+/* A shape passed by value: hy_empty(HY_F32, HY_SHAPE(B, T, d)). */
+typedef struct {
+  int ndim;
+  int64_t d[HY_MAX_DIMS];
+} hy_shape;
+#define HY_SHAPE(...)                                                                              \
+  ((hy_shape){.ndim = (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)),                   \
+              .d = {__VA_ARGS__}})
+
+/* Step tensors: memory from the arena, valid until the next hy_step_reset(). */
+hy_tensor *hy_empty(hy_dtype dtype, hy_shape shape);
+hy_tensor *hy_zeros(hy_dtype dtype, hy_shape shape);
+hy_tensor *hy_full(hy_dtype dtype, hy_shape shape, double value);
+hy_tensor *hy_empty_like(const hy_tensor *t);
+hy_tensor *hy_zeros_like(const hy_tensor *t);
+
+/* Persistent tensors (parameters, optimizer moments): released with hy_free. */
+hy_tensor *hy_empty_persistent(hy_dtype dtype, hy_shape shape);
+hy_tensor *hy_zeros_persistent(hy_dtype dtype, hy_shape shape);
+void hy_free(hy_tensor *t);
+
+/* Facts about a tensor. Negative axes count from the end. */
+int64_t hy_numel(const hy_tensor *t);
+size_t hy_dtype_size(hy_dtype dtype);
+const char *hy_dtype_name(hy_dtype dtype);
+bool hy_is_contiguous(const hy_tensor *t);
+bool hy_same_shape(const hy_tensor *a, const hy_tensor *b);
+hy_shape hy_shape_of(const hy_tensor *t);
+int hy_axis(const hy_tensor *t, int axis, const char *op);
+int64_t hy_size(const hy_tensor *t, int axis);
+
+/* Element access by logical row-major index (slow; for tests, gradcheck and small setup). */
+double hy_get(const hy_tensor *t, int64_t index);
+void hy_set(hy_tensor *t, int64_t index, double value);
+double hy_item(const hy_tensor *t); /* the one element of a one-element tensor */
+void hy_fill(hy_tensor *t, double value);
+void hy_copy_into(hy_tensor *dst, const hy_tensor *src); /* no tape; shapes must match */
+
+/* Broken internal invariants: print "hyla: <op>: <message>" and abort. */
+_Noreturn void hy_die(const char *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "[2, 3, 4] f32" into one of a few rotating static buffers, for error messages. */
+const char *hy_describe(const hy_tensor *t);
+
+/* Abort unless the tensors have the given dtype / identical shapes. */
+void hy_check_dtype(const char *op, const hy_tensor *t, hy_dtype dtype);
+void hy_check_same_dtype(const char *op, const hy_tensor *a, const hy_tensor *b);
+void hy_check_same_shape(const char *op, const hy_tensor *a, const hy_tensor *b);
+void hy_check_float(const char *op, const hy_tensor *t);
+
+#endif

@@ -1,0 +1,32 @@
+/* Helpers shared by the test suites. */
+#ifndef HYLA_TEST_SUPPORT_H
+#define HYLA_TEST_SUPPORT_H
+
+#include "autograd/gradcheck.h"
+#include "autograd/tape.h"
+#include "tensor/ops.h"
+#include "tensor/rng.h"
+
+#include <criterion/criterion.h>
+
+/* A step tensor of normal (or uniform) values from a fixed seed. */
+hy_tensor *t_randn(hy_dtype dtype, hy_shape shape, uint64_t seed);
+hy_tensor *t_uniform(hy_dtype dtype, hy_shape shape, uint64_t seed, double lo, double hi);
+/* The same values in another dtype (no tape). */
+hy_tensor *t_cast(const hy_tensor *t, hy_dtype dtype);
+/* A leaf that requires a gradient. */
+hy_tensor *t_param(hy_tensor *t);
+
+/* max_i |a_i - b_i| / max(|b|_inf, tiny): the error relative to the reference's scale. */
+double t_max_rel_err(const hy_tensor *a, const hy_tensor *ref);
+/* ||a - b|| / ||b|| */
+double t_rel_norm_err(const hy_tensor *a, const hy_tensor *ref);
+
+/* Assert a and ref have one shape and t_max_rel_err <= tol; names `what` on failure. */
+void t_expect_close(const hy_tensor *a, const hy_tensor *ref, double tol, const char *what);
+
+/* Run fn in a child process and return what it wrote to stderr; *signal gets the signal that
+ * ended it (0 if it exited). For checks that bad use aborts with a clear message. */
+char *t_capture_abort(void (*fn)(void), int *signal);
+
+#endif
