@@ -58,32 +58,46 @@ hy_tensor *hy_grad(hy_tensor *t) {
   return t->grad;
 }
 
-static void run_backward(hy_tensor *out) {
-  /* Walk from the node that made `out` back to the start of the tape. Nodes whose output has no
-   * gradient do not lie between `out` and a leaf that needs one, so they are skipped. */
+static void run_backward(hy_tensor *out, const hy_tensor *out_grad) {
+  static int64_t pass;
+  if (!out->node) hy_die("backward", "%s was not made by an op on the tape", hy_describe(out));
   int64_t last = T.n - 1;
   while (last >= 0 && T.nodes[last] != out->node) last--;
   if (last < 0) hy_die("backward", "the tensor %s was not made on the current tape", hy_describe(out));
+  /* Mark the nodes `out` depends on, newest first, and clear their outputs' gradients. */
+  pass++;
+  out->node->visit = pass;
+  for (int64_t i = last; i >= 0; i--) {
+    hy_node *node = T.nodes[i];
+    if (node->visit != pass) continue;
+    node->out->grad = NULL;
+    for (int j = 0; j < node->n_in; j++)
+      if (node->in[j] && node->in[j]->node) node->in[j]->node->visit = pass;
+  }
+  if (out_grad)
+    hy_copy_into(hy_grad(out), out_grad);
+  else
+    hy_fill(hy_grad(out), 1.0);
   hy_no_grad_begin();
   for (int64_t i = last; i >= 0; i--) {
     hy_node *node = T.nodes[i];
-    if (node->out->grad) node->backward(node);
+    if (node->visit == pass && node->out->grad) node->backward(node);
   }
   hy_no_grad_end();
 }
 
 void hy_backward(hy_tensor *loss) {
   if (hy_numel(loss) != 1) hy_die("backward", "loss %s is not a scalar", hy_describe(loss));
-  if (!loss->requires_grad) hy_die("backward", "loss %s does not depend on anything that needs a gradient", hy_describe(loss));
-  hy_fill(hy_grad(loss), 1.0);
-  run_backward(loss);
+  if (!loss->requires_grad)
+    hy_die("backward", "loss %s does not depend on anything that needs a gradient",
+           hy_describe(loss));
+  run_backward(loss, NULL);
 }
 
 void hy_backward_with(hy_tensor *out, const hy_tensor *out_grad) {
   hy_check_same_shape("backward", out, out_grad);
   if (!out->requires_grad) hy_die("backward", "%s does not need a gradient", hy_describe(out));
-  hy_copy_into(hy_grad(out), out_grad);
-  run_backward(out);
+  run_backward(out, out_grad);
 }
 
 void hy_no_grad_begin(void) {

@@ -17,6 +17,7 @@ struct hy_node {
   double arg[4];   /* scalar arguments the backward needs */
   int64_t iarg[4]; /* integer arguments the backward needs */
   void *saved;     /* op-specific saved data, in the arena */
+  int64_t visit;   /* the backward pass that last reached this node */
 };
 
 /* Record a node for `out` if grad mode is on and any input requires a gradient; returns NULL
@@ -27,7 +28,9 @@ hy_node *hy_record(const char *op, hy_backward_fn backward, hy_tensor *out, int 
 /* The gradient buffer of t, allocated zeroed on first use (persistent for persistent tensors). */
 hy_tensor *hy_grad(hy_tensor *t);
 
-/* Backward from a scalar (d loss = 1), or from any tensor with a given output gradient. */
+/* Backward from a scalar (d loss = 1), or from any tensor with a given output gradient. Only the
+ * nodes the output depends on run; their outputs' gradients start from zero on every pass, while
+ * leaves (parameters, inputs) keep accumulating across passes. */
 void hy_backward(hy_tensor *loss);
 void hy_backward_with(hy_tensor *out, const hy_tensor *out_grad);
 

@@ -1,0 +1,62 @@
+#include "layers/attention.h"
+#include "layers/model.h"
+#include "tensor/ops.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static void *attn_create(hy_params *ps, const char *prefix, const hy_model_config *cfg, int layer,
+                         hy_rng *rng) {
+  (void)layer;
+  hy_attention_layer *a = calloc(1, sizeof *a);
+  if (!a) hy_die("attn", "out of memory");
+  int64_t d = cfg->d_model;
+  if (d % cfg->n_heads != 0 || (d / cfg->n_heads) % 2 != 0)
+    hy_die("attn", "d_model %lld must split into %lld heads of an even size", (long long)d,
+           (long long)cfg->n_heads);
+  a->n_heads = cfg->n_heads;
+  a->head_dim = d / cfg->n_heads;
+  a->rope_theta = cfg->rope_theta;
+  a->naive = cfg->naive_attention;
+  char path[HY_PARAM_NAME_MAX];
+  const char *names[] = {"q_proj", "k_proj", "v_proj", "o_proj"};
+  hy_linear *projs[] = {&a->q, &a->k, &a->v, &a->o};
+  for (int i = 0; i < 4; i++) {
+    snprintf(path, sizeof path, "%s/%s", prefix, names[i]);
+    hy_linear_init(projs[i], ps, path, d, d, false, cfg->dtype, rng,
+                   i == 3 ? hy_model_out_std(cfg) : cfg->init_std);
+  }
+  return a;
+}
+
+static hy_tensor *heads(const hy_attention_layer *a, const hy_linear *proj, hy_tensor *x) {
+  hy_tensor *y = hy_linear_forward(proj, x);
+  return hy_reshape(y, HY_SHAPE(x->shape[0], x->shape[1], a->n_heads, a->head_dim));
+}
+
+hy_tensor *hy_attention_layer_forward(const hy_attention_layer *a, hy_tensor *x) {
+  hy_tensor *q = hy_rope(heads(a, &a->q, x), 0, a->rope_theta);
+  hy_tensor *k = hy_rope(heads(a, &a->k, x), 0, a->rope_theta);
+  hy_tensor *v = heads(a, &a->v, x);
+  double scale = 1.0 / sqrt((double)a->head_dim);
+  hy_tensor *o = a->naive ? hy_attention_naive(q, k, v, scale) : hy_attention(q, k, v, scale);
+  return hy_linear_forward(&a->o, hy_reshape(o, hy_shape_of(x)));
+}
+
+static hy_tensor *attn_forward(void *self, hy_tensor *x) {
+  return hy_attention_layer_forward(self, x);
+}
+
+const hy_mixer_kind hy_mixer_attn = {"attn", attn_create, attn_forward, free};
+
+hy_tensor *hy_attention_naive(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale) {
+  int64_t T = q->shape[1];
+  hy_tensor *mask = hy_zeros(q->dtype, HY_SHAPE(T, T));
+  for (int64_t i = 0; i < T; i++)
+    for (int64_t j = i + 1; j < T; j++) hy_set(mask, i * T + j, -INFINITY);
+  hy_tensor *qh = hy_transpose(q, 1, 2), *kh = hy_transpose(k, 1, 2), *vh = hy_transpose(v, 1, 2);
+  hy_tensor *s = hy_scale(hy_matmul(qh, hy_transpose(kh, 2, 3)), scale); /* [B, H, T, T] */
+  hy_tensor *p = hy_softmax(hy_add(s, mask));
+  return hy_contiguous(hy_transpose(hy_matmul(p, vh), 1, 2)); /* [B, T, H, D] */
+}

@@ -1,0 +1,14 @@
+#include "layers/linear.h"
+#include "tensor/ops.h"
+
+void hy_linear_init(hy_linear *l, hy_params *ps, const char *prefix, int64_t in, int64_t out,
+                    bool bias, hy_dtype dtype, hy_rng *rng, double std) {
+  l->weight = hy_params_add(ps, prefix, "weight", dtype, HY_SHAPE(out, in), true);
+  hy_fill_normal(l->weight, rng, 0.0, std);
+  l->bias = bias ? hy_params_add(ps, prefix, "bias", dtype, HY_SHAPE(out), false) : NULL;
+}
+
+hy_tensor *hy_linear_forward(const hy_linear *l, hy_tensor *x) {
+  hy_tensor *y = hy_matmul(x, hy_transpose(l->weight, 0, 1));
+  return l->bias ? hy_add(y, l->bias) : y;
+}

@@ -1,0 +1,24 @@
+/* The mixer interface: what a block's token-mixing layer (softmax attention, and later GLA,
+ * lightning, RAT...) provides. Each kind lives in its own file; hy_mixer_find looks one up by the
+ * name a recipe uses. */
+#ifndef HYLA_MIXER_H
+#define HYLA_MIXER_H
+
+#include "tensor/params.h"
+#include "tensor/rng.h"
+
+typedef struct hy_model_config hy_model_config;
+
+typedef struct {
+  const char *name;
+  /* Registers the mixer's parameters under prefix; `layer` is the block index. */
+  void *(*create)(hy_params *ps, const char *prefix, const hy_model_config *cfg, int layer,
+                  hy_rng *rng);
+  hy_tensor *(*forward)(void *self, hy_tensor *x); /* [B, T, d] -> [B, T, d], causal */
+  void (*destroy)(void *self);
+} hy_mixer_kind;
+
+const hy_mixer_kind *hy_mixer_find(const char *name); /* NULL when unknown */
+const char *hy_mixer_names(void);                     /* "attn, ..." for error messages */
+
+#endif

@@ -1,0 +1,91 @@
+#include "layers/model.h"
+#include "tensor/ops.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+hy_model_config hy_model_config_default(void) {
+  hy_model_config c = {
+      .dtype = HY_F32,
+      .vocab = 256,
+      .d_model = 64,
+      .n_heads = 4,
+      .n_layers = 2,
+      .tied_embeddings = true,
+      .rope_theta = 10000.0,
+      .norm_eps = 1e-6,
+      .init_std = 0.02,
+      .scale_out_init = true,
+  };
+  for (int i = 0; i < HY_MAX_LAYERS; i++) snprintf(c.layers[i], HY_KIND_NAME_MAX, "attn");
+  return c;
+}
+
+double hy_model_out_std(const hy_model_config *cfg) {
+  return cfg->scale_out_init ? cfg->init_std / sqrt(2.0 * cfg->n_layers) : cfg->init_std;
+}
+
+hy_model *hy_model_new(const hy_model_config *cfg, uint64_t seed) {
+  if (cfg->n_layers < 1 || cfg->n_layers > HY_MAX_LAYERS)
+    hy_die("model", "%d layers (1 to %d)", cfg->n_layers, HY_MAX_LAYERS);
+  hy_model *m = calloc(1, sizeof *m);
+  if (!m) hy_die("model", "out of memory");
+  m->cfg = *cfg;
+  hy_rng rng = hy_rng_new(seed);
+  int64_t d = cfg->d_model;
+  int64_t hidden = cfg->mlp_hidden ? cfg->mlp_hidden : hy_swiglu_default_hidden(d);
+  hy_embedding_init(&m->embed, &m->params, "embed", cfg->vocab, d, cfg->dtype, &rng,
+                    cfg->init_std);
+  m->blocks = calloc((size_t)cfg->n_layers, sizeof *m->blocks);
+  if (!m->blocks) hy_die("model", "out of memory");
+  char path[HY_PARAM_NAME_MAX];
+  for (int l = 0; l < cfg->n_layers; l++) {
+    hy_block *b = &m->blocks[l];
+    b->kind = hy_mixer_find(cfg->layers[l]);
+    if (!b->kind)
+      hy_die("model", "layer %d: unknown mixer kind '%s' (known: %s)", l, cfg->layers[l],
+             hy_mixer_names());
+    snprintf(path, sizeof path, "blocks/%d/mixer_norm", l);
+    hy_rmsnorm_init(&b->mixer_norm, &m->params, path, d, cfg->norm_eps, cfg->dtype);
+    snprintf(path, sizeof path, "blocks/%d/mixer", l);
+    b->mixer = b->kind->create(&m->params, path, cfg, l, &rng);
+    snprintf(path, sizeof path, "blocks/%d/mlp_norm", l);
+    hy_rmsnorm_init(&b->mlp_norm, &m->params, path, d, cfg->norm_eps, cfg->dtype);
+    snprintf(path, sizeof path, "blocks/%d/mlp", l);
+    hy_swiglu_init(&b->mlp, &m->params, path, d, hidden, cfg->dtype, &rng, cfg->init_std,
+                   hy_model_out_std(cfg));
+  }
+  hy_rmsnorm_init(&m->norm, &m->params, "norm", d, cfg->norm_eps, cfg->dtype);
+  if (cfg->tied_embeddings)
+    m->head = (hy_linear){m->embed.weight, NULL};
+  else
+    hy_linear_init(&m->head, &m->params, "head", d, cfg->vocab, false, cfg->dtype, &rng,
+                   cfg->init_std);
+  return m;
+}
+
+void hy_model_free(hy_model *m) {
+  if (!m) return;
+  for (int l = 0; l < m->cfg.n_layers; l++)
+    if (m->blocks[l].kind) m->blocks[l].kind->destroy(m->blocks[l].mixer);
+  free(m->blocks);
+  hy_params_free(&m->params);
+  free(m);
+}
+
+hy_tensor *hy_model_forward(hy_model *m, hy_tensor *tokens) {
+  if (tokens->ndim != 2) hy_die("model", "tokens must be [B, T], got %s", hy_describe(tokens));
+  hy_tensor *x = hy_embedding_forward(&m->embed, tokens);
+  for (int l = 0; l < m->cfg.n_layers; l++) {
+    hy_block *b = &m->blocks[l];
+    x = hy_add(x, b->kind->forward(b->mixer, hy_rmsnorm_forward(&b->mixer_norm, x)));
+    x = hy_add(x, hy_swiglu_forward(&b->mlp, hy_rmsnorm_forward(&b->mlp_norm, x)));
+  }
+  return hy_linear_forward(&m->head, hy_rmsnorm_forward(&m->norm, x));
+}
+
+hy_tensor *hy_model_loss(hy_model *m, hy_tensor *tokens, hy_tensor *targets, int ignore_index) {
+  return hy_cross_entropy(hy_model_forward(m, tokens), targets, ignore_index);
+}

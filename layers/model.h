@@ -1,0 +1,55 @@
+/* The decoder-only model: embedding -> blocks (pre-norm, residual: h = x + mixer(norm(x)),
+ * y = h + mlp(norm(h))) -> RMSNorm -> LM head (tied to the embedding or its own). */
+#ifndef HYLA_MODEL_H
+#define HYLA_MODEL_H
+
+#include "layers/embedding.h"
+#include "layers/linear.h"
+#include "layers/mixer.h"
+#include "layers/rmsnorm.h"
+#include "layers/swiglu.h"
+
+enum { HY_MAX_LAYERS = 64, HY_KIND_NAME_MAX = 24 };
+
+struct hy_model_config {
+  hy_dtype dtype;
+  int64_t vocab, d_model, n_heads;
+  int64_t mlp_hidden; /* 0: hy_swiglu_default_hidden(d_model) */
+  int n_layers;
+  char layers[HY_MAX_LAYERS][HY_KIND_NAME_MAX]; /* the mixer kind of each block */
+  bool tied_embeddings;
+  double rope_theta, norm_eps, init_std;
+  bool scale_out_init;  /* output projections start at init_std / sqrt(2 n_layers) */
+  bool naive_attention; /* softmax layers use the naive reference form */
+};
+
+/* A small all-"attn" configuration with the usual defaults (theta 1e4, eps 1e-6, std 0.02). */
+hy_model_config hy_model_config_default(void);
+/* The std of a block's output projections under cfg. */
+double hy_model_out_std(const hy_model_config *cfg);
+
+typedef struct {
+  const hy_mixer_kind *kind;
+  void *mixer;
+  hy_rmsnorm_layer mixer_norm, mlp_norm;
+  hy_swiglu mlp;
+} hy_block;
+
+typedef struct {
+  hy_model_config cfg;
+  hy_params params;
+  hy_embedding_layer embed;
+  hy_block *blocks;
+  hy_rmsnorm_layer norm;
+  hy_linear head; /* head.weight is the embedding when tied */
+} hy_model;
+
+/* Aborts on an unknown mixer kind or bad sizes: callers validate user input first. */
+hy_model *hy_model_new(const hy_model_config *cfg, uint64_t seed);
+void hy_model_free(hy_model *m);
+
+hy_tensor *hy_model_forward(hy_model *m, hy_tensor *tokens); /* [B, T] i32 -> logits [B, T, V] */
+/* Mean cross-entropy of the logits against targets [B, T] (i32; ignore_index skipped). */
+hy_tensor *hy_model_loss(hy_model *m, hy_tensor *tokens, hy_tensor *targets, int ignore_index);
+
+#endif

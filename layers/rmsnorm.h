@@ -1,0 +1,16 @@
+/* RMSNorm with a learned gain: x / sqrt(mean(x^2) + eps) * g, g initialized to 1. */
+#ifndef HYLA_RMSNORM_H
+#define HYLA_RMSNORM_H
+
+#include "tensor/params.h"
+
+typedef struct {
+  hy_tensor *weight; /* [d] */
+  double eps;
+} hy_rmsnorm_layer;
+
+void hy_rmsnorm_init(hy_rmsnorm_layer *n, hy_params *ps, const char *prefix, int64_t d,
+                     double eps, hy_dtype dtype);
+hy_tensor *hy_rmsnorm_forward(const hy_rmsnorm_layer *n, hy_tensor *x);
+
+#endif

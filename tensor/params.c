@@ -1,0 +1,48 @@
+#include "tensor/params.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+hy_tensor *hy_params_add(hy_params *ps, const char *prefix, const char *name, hy_dtype dtype,
+                         hy_shape shape, bool decay) {
+  if (ps->n == ps->cap) {
+    ps->cap = ps->cap ? 2 * ps->cap : 32;
+    hy_param *items = realloc(ps->items, (size_t)ps->cap * sizeof *items);
+    if (!items) hy_die("params", "out of memory");
+    ps->items = items;
+  }
+  hy_param *p = &ps->items[ps->n];
+  int len = snprintf(p->name, sizeof p->name, "%s%s%s", prefix, *prefix ? "/" : "", name);
+  if (len >= (int)sizeof p->name) hy_die("params", "name %s/%s is too long", prefix, name);
+  if (hy_params_find(ps, p->name)) hy_die("params", "two parameters named %s", p->name);
+  p->t = hy_zeros_persistent(dtype, shape);
+  p->t->requires_grad = true;
+  p->decay = decay;
+  ps->n++;
+  return p->t;
+}
+
+hy_param *hy_params_find(hy_params *ps, const char *name) {
+  for (int i = 0; i < ps->n; i++)
+    if (!strcmp(ps->items[i].name, name)) return &ps->items[i];
+  return NULL;
+}
+
+int64_t hy_params_count(const hy_params *ps) {
+  int64_t n = 0;
+  for (int i = 0; i < ps->n; i++) n += hy_numel(ps->items[i].t);
+  return n;
+}
+
+void hy_params_zero_grad(hy_params *ps) {
+  for (int i = 0; i < ps->n; i++)
+    if (ps->items[i].t->grad) hy_fill(ps->items[i].t->grad, 0.0);
+}
+
+void hy_params_free(hy_params *ps) {
+  for (int i = 0; i < ps->n; i++) hy_free(ps->items[i].t);
+  free(ps->items);
+  ps->items = NULL;
+  ps->n = ps->cap = 0;
+}

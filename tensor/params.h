@@ -1,0 +1,29 @@
+/* A model's parameters: persistent tensors under their module path ("blocks/3/mixer/q_proj/weight"),
+ * in creation order. The optimizer walks them; checkpoints save them by name. */
+#ifndef HYLA_PARAMS_H
+#define HYLA_PARAMS_H
+
+#include "tensor/tensor.h"
+
+enum { HY_PARAM_NAME_MAX = 96 };
+
+typedef struct {
+  char name[HY_PARAM_NAME_MAX];
+  hy_tensor *t;
+  bool decay; /* takes weight decay (matrices do; norms, biases and gains do not) */
+} hy_param;
+
+typedef struct {
+  hy_param *items;
+  int n, cap;
+} hy_params;
+
+/* A new zeroed persistent tensor that requires a gradient, registered as prefix/name. */
+hy_tensor *hy_params_add(hy_params *ps, const char *prefix, const char *name, hy_dtype dtype,
+                         hy_shape shape, bool decay);
+hy_param *hy_params_find(hy_params *ps, const char *name);
+int64_t hy_params_count(const hy_params *ps); /* total elements */
+void hy_params_zero_grad(hy_params *ps);
+void hy_params_free(hy_params *ps);
+
+#endif
