@@ -8,9 +8,7 @@
 
 static double last_error;
 
-double hy_gradcheck_last_error(void) {
-  return last_error;
-}
+double hy_gradcheck_last_error(void) { return last_error; }
 
 /* L = sum(y * R), with y from f. */
 static double loss_of(hy_gradcheck_fn f, void *ctx, hy_tensor **inputs, const double *R) {

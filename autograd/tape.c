@@ -63,7 +63,8 @@ static void run_backward(hy_tensor *out, const hy_tensor *out_grad) {
   if (!out->node) hy_die("backward", "%s was not made by an op on the tape", hy_describe(out));
   int64_t last = T.n - 1;
   while (last >= 0 && T.nodes[last] != out->node) last--;
-  if (last < 0) hy_die("backward", "the tensor %s was not made on the current tape", hy_describe(out));
+  if (last < 0)
+    hy_die("backward", "the tensor %s was not made on the current tape", hy_describe(out));
   /* Mark the nodes `out` depends on, newest first, and clear their outputs' gradients. */
   pass++;
   out->node->visit = pass;
@@ -100,27 +101,21 @@ void hy_backward_with(hy_tensor *out, const hy_tensor *out_grad) {
   run_backward(out, out_grad);
 }
 
-void hy_no_grad_begin(void) {
-  T.no_grad_depth++;
-}
+void hy_no_grad_begin(void) { T.no_grad_depth++; }
 
 void hy_no_grad_end(void) {
   if (T.no_grad_depth == 0) hy_die("no_grad", "end without a begin");
   T.no_grad_depth--;
 }
 
-bool hy_grad_enabled(void) {
-  return T.no_grad_depth == 0;
-}
+bool hy_grad_enabled(void) { return T.no_grad_depth == 0; }
 
 void hy_step_reset(void) {
   T.n = 0;
   hy_arena_reset();
 }
 
-hy_step_mark hy_step_get_mark(void) {
-  return (hy_step_mark){hy_arena_get_mark(), T.n};
-}
+hy_step_mark hy_step_get_mark(void) { return (hy_step_mark){hy_arena_get_mark(), T.n}; }
 
 void hy_step_rewind(hy_step_mark mark) {
   if (mark.nodes > T.n) hy_die("tape", "rewind past the end of the tape");
@@ -128,6 +123,4 @@ void hy_step_rewind(hy_step_mark mark) {
   hy_arena_rewind(mark.arena);
 }
 
-int64_t hy_tape_size(void) {
-  return T.n;
-}
+int64_t hy_tape_size(void) { return T.n; }

@@ -11,6 +11,4 @@ const hy_mixer_kind *hy_mixer_find(const char *name) {
   return NULL;
 }
 
-const char *hy_mixer_names(void) {
-  return "attn";
-}
+const char *hy_mixer_names(void) { return "attn"; }

@@ -36,8 +36,7 @@ hy_model *hy_model_new(const hy_model_config *cfg, uint64_t seed) {
   hy_rng rng = hy_rng_new(seed);
   int64_t d = cfg->d_model;
   int64_t hidden = cfg->mlp_hidden ? cfg->mlp_hidden : hy_swiglu_default_hidden(d);
-  hy_embedding_init(&m->embed, &m->params, "embed", cfg->vocab, d, cfg->dtype, &rng,
-                    cfg->init_std);
+  hy_embedding_init(&m->embed, &m->params, "embed", cfg->vocab, d, cfg->dtype, &rng, cfg->init_std);
   m->blocks = calloc((size_t)cfg->n_layers, sizeof *m->blocks);
   if (!m->blocks) hy_die("model", "out of memory");
   char path[HY_PARAM_NAME_MAX];

@@ -1,8 +1,8 @@
 #include "layers/rmsnorm.h"
 #include "tensor/ops.h"
 
-void hy_rmsnorm_init(hy_rmsnorm_layer *n, hy_params *ps, const char *prefix, int64_t d,
-                     double eps, hy_dtype dtype) {
+void hy_rmsnorm_init(hy_rmsnorm_layer *n, hy_params *ps, const char *prefix, int64_t d, double eps,
+                     hy_dtype dtype) {
   n->weight = hy_params_add(ps, prefix, "weight", dtype, HY_SHAPE(d), false);
   hy_fill(n->weight, 1.0);
   n->eps = eps;

@@ -9,8 +9,8 @@ typedef struct {
   double eps;
 } hy_rmsnorm_layer;
 
-void hy_rmsnorm_init(hy_rmsnorm_layer *n, hy_params *ps, const char *prefix, int64_t d,
-                     double eps, hy_dtype dtype);
+void hy_rmsnorm_init(hy_rmsnorm_layer *n, hy_params *ps, const char *prefix, int64_t d, double eps,
+                     hy_dtype dtype);
 hy_tensor *hy_rmsnorm_forward(const hy_rmsnorm_layer *n, hy_tensor *x);
 
 #endif

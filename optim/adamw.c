@@ -3,9 +3,7 @@
 #include <tgmath.h>
 #include <stdlib.h>
 
-hy_adamw_config hy_adamw_config_default(void) {
-  return (hy_adamw_config){0.9, 0.95, 1e-8, 0.1};
-}
+hy_adamw_config hy_adamw_config_default(void) { return (hy_adamw_config){0.9, 0.95, 1e-8, 0.1}; }
 
 void hy_adamw_init(hy_adamw *o, hy_params *ps, hy_adamw_config cfg) {
   o->cfg = cfg;
@@ -23,17 +21,20 @@ void hy_adamw_init(hy_adamw *o, hy_params *ps, hy_adamw_config cfg) {
 
 /* The same update for both float types; moments and arithmetic in the parameter's precision,
  * the step-size factors in double. */
-#define ADAMW_UPDATE(real)                                                                         \
-  do {                                                                                             \
-    real *w = p->data, *m = o->m[i]->data, *v = o->v[i]->data;                                     \
-    const real *g = p->grad->data;                                                                 \
-    _Pragma("omp parallel for if (n > 65536) schedule(static)") for (int64_t j = 0; j < n; j++) { \
-      m[j] = (real)b1 * m[j] + (real)(1 - b1) * g[j];                                              \
-      v[j] = (real)b2 * v[j] + (real)(1 - b2) * g[j] * g[j];                                       \
-      real mhat = m[j] * (real)c1, vhat = v[j] * (real)c2;                                         \
-      w[j] -= (real)lr * (mhat / (sqrt(vhat) + (real)eps) + (real)wd * w[j]);                     \
-    }                                                                                              \
+// clang-format off
+#define ADAMW_UPDATE(real)                                                       \
+  do {                                                                           \
+    real *w = p->data, *m = o->m[i]->data, *v = o->v[i]->data;                   \
+    const real *g = p->grad->data;                                               \
+    _Pragma("omp parallel for if (n > 65536) schedule(static)")                  \
+    for (int64_t j = 0; j < n; j++) {                                            \
+      m[j] = (real)b1 * m[j] + (real)(1 - b1) * g[j];                            \
+      v[j] = (real)b2 * v[j] + (real)(1 - b2) * g[j] * g[j];                     \
+      real mhat = m[j] * (real)c1, vhat = v[j] * (real)c2;                       \
+      w[j] -= (real)lr * (mhat / (sqrt(vhat) + (real)eps) + (real)wd * w[j]);    \
+    }                                                                            \
   } while (0)
+// clang-format on
 
 void hy_adamw_step(hy_adamw *o, double lr) {
   o->step++;

@@ -23,7 +23,8 @@ static struct {
 
 static void *alloc_aligned(size_t bytes) {
   void *p = NULL;
-  if (posix_memalign(&p, ALIGN, bytes) != 0) hy_die("arena", "out of memory asking for %zu bytes", bytes);
+  if (posix_memalign(&p, ALIGN, bytes) != 0)
+    hy_die("arena", "out of memory asking for %zu bytes", bytes);
   return p;
 }
 
@@ -79,9 +80,7 @@ void hy_arena_reset(void) {
   A.used_before_current = 0;
 }
 
-hy_arena_mark hy_arena_get_mark(void) {
-  return (hy_arena_mark){A.current, A.offset};
-}
+hy_arena_mark hy_arena_get_mark(void) { return (hy_arena_mark){A.current, A.offset}; }
 
 void hy_arena_rewind(hy_arena_mark mark) {
   if (mark.chunk > A.current || (mark.chunk == A.current && mark.offset > A.offset))
@@ -100,13 +99,9 @@ void hy_arena_release(void) {
   A.used_before_current = 0;
 }
 
-size_t hy_arena_used(void) {
-  return A.used_before_current + A.offset;
-}
+size_t hy_arena_used(void) { return A.used_before_current + A.offset; }
 
-size_t hy_arena_peak(void) {
-  return A.peak;
-}
+size_t hy_arena_peak(void) { return A.peak; }
 
 size_t hy_arena_capacity(void) {
   size_t total = 0;

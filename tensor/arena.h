@@ -12,10 +12,10 @@ typedef struct {
 
 void *hy_arena_alloc(size_t bytes); /* 64-byte aligned, uninitialized */
 void *hy_arena_calloc(size_t bytes);
-void hy_arena_reset(void);         /* forget everything; keep (and coalesce) the memory */
+void hy_arena_reset(void); /* forget everything; keep (and coalesce) the memory */
 hy_arena_mark hy_arena_get_mark(void);
 void hy_arena_rewind(hy_arena_mark mark); /* forget everything allocated after the mark */
-void hy_arena_release(void);       /* give all memory back to the system */
+void hy_arena_release(void);              /* give all memory back to the system */
 
 size_t hy_arena_used(void);     /* bytes handed out since the last reset */
 size_t hy_arena_peak(void);     /* most bytes ever in use at once */

@@ -19,9 +19,11 @@ static void attention_backward(hy_node *n) {
          k->requires_grad ? hy_grad(k)->data : NULL, v->requires_grad ? hy_grad(v)->data : NULL);
 }
 
-/* q, k, v may be strided views (e.g. heads of one projection); only the last dim must be dense. */
+/* q, k, v may be strided views (e.g. heads of one projection): each head's rows must be dense and
+ * at least a row apart, as the tile GEMMs read them with the time stride as leading dim. */
 static hy_tensor *rows_dense(hy_tensor *t) {
-  return t->stride[3] == 1 || t->shape[3] == 1 ? t : hy_contiguous(t);
+  bool ok = (t->stride[3] == 1 || t->shape[3] == 1) && t->stride[1] >= t->shape[3];
+  return ok ? t : hy_contiguous(t);
 }
 
 hy_tensor *hy_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale) {
@@ -38,8 +40,8 @@ hy_tensor *hy_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale) 
   k = rows_dense(k);
   v = rows_dense(v);
   hy_tensor *o = hy_empty_like(q);
-  void *lse = hy_arena_alloc((size_t)(q->shape[0] * q->shape[1] * q->shape[2]) *
-                             hy_dtype_size(q->dtype));
+  void *lse =
+      hy_arena_alloc((size_t)(q->shape[0] * q->shape[1] * q->shape[2]) * hy_dtype_size(q->dtype));
   hy_attn_dims d = dims_of(q, k, v, scale);
   HY_CPU(q->dtype, cpu_attention, &d, q->data, k->data, v->data, o->data, lse);
   hy_node *n = hy_record(op, attention_backward, o, 3, (hy_tensor *[]){q, k, v});

@@ -58,18 +58,10 @@ static hy_tensor *binary(hy_binary_op kind, hy_tensor *a, hy_tensor *b) {
   return y;
 }
 
-hy_tensor *hy_add(hy_tensor *a, hy_tensor *b) {
-  return binary(HY_ADD, a, b);
-}
+hy_tensor *hy_add(hy_tensor *a, hy_tensor *b) { return binary(HY_ADD, a, b); }
 
-hy_tensor *hy_sub(hy_tensor *a, hy_tensor *b) {
-  return binary(HY_SUB, a, b);
-}
+hy_tensor *hy_sub(hy_tensor *a, hy_tensor *b) { return binary(HY_SUB, a, b); }
 
-hy_tensor *hy_mul(hy_tensor *a, hy_tensor *b) {
-  return binary(HY_MUL, a, b);
-}
+hy_tensor *hy_mul(hy_tensor *a, hy_tensor *b) { return binary(HY_MUL, a, b); }
 
-hy_tensor *hy_div(hy_tensor *a, hy_tensor *b) {
-  return binary(HY_DIV, a, b);
-}
+hy_tensor *hy_div(hy_tensor *a, hy_tensor *b) { return binary(HY_DIV, a, b); }

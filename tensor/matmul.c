@@ -79,7 +79,8 @@ static void gemm(hy_dtype dt, int64_t M, int64_t N, int64_t K, mat A, mat B, dou
 
 static mat need_mat(const hy_tensor *t, int64_t i) {
   mat m;
-  if (!as_mat(t, batch_offset(t, i), &m)) hy_die("matmul", "internal: %s has no BLAS layout", hy_describe(t));
+  if (!as_mat(t, batch_offset(t, i), &m))
+    hy_die("matmul", "internal: %s has no BLAS layout", hy_describe(t));
   return m;
 }
 

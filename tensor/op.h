@@ -8,7 +8,8 @@
 
 /* The device seam: CUDA kernels plug in beside the CPU ones (tensor/cuda/). */
 static inline void hy_check_cpu(const char *op, const hy_tensor *t) {
-  if (t->device != HY_CPU) hy_die(op, "%s is on a device this build has no kernels for", hy_describe(t));
+  if (t->device != HY_CPU)
+    hy_die(op, "%s is on a device this build has no kernels for", hy_describe(t));
 }
 
 /* Checks shared by the float ops: a CPU float tensor. */

@@ -1,5 +1,6 @@
-/* A model's parameters: persistent tensors under their module path ("blocks/3/mixer/q_proj/weight"),
- * in creation order. The optimizer walks them; checkpoints save them by name. */
+/* A model's parameters: persistent tensors under their module path
+ * ("blocks/3/mixer/q_proj/weight"), in creation order. The optimizer walks them; checkpoints save
+ * them by name. */
 #ifndef HYLA_PARAMS_H
 #define HYLA_PARAMS_H
 

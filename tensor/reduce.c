@@ -20,7 +20,8 @@ static hy_tensor *reduce(hy_reduce_op kind, hy_tensor *x, int axis, bool keepdim
   const char *op = NAMES[kind];
   hy_check_input(op, x);
   axis = hy_axis(x, axis, op);
-  if (kind == HY_REDUCE_MAX && x->shape[axis] == 0) hy_die(op, "max over an empty axis of %s", hy_describe(x));
+  if (kind == HY_REDUCE_MAX && x->shape[axis] == 0)
+    hy_die(op, "max over an empty axis of %s", hy_describe(x));
   x = hy_contiguous(x);
   int64_t outer, len, inner;
   split_at(x, axis, &outer, &len, &inner);
@@ -34,7 +35,8 @@ static hy_tensor *reduce(hy_reduce_op kind, hy_tensor *x, int axis, bool keepdim
   hy_tensor *y = hy_empty(x->dtype, s);
   int32_t *argmax = NULL;
   bool grad = hy_grad_enabled() && x->requires_grad;
-  if (kind == HY_REDUCE_MAX && grad) argmax = hy_arena_alloc((size_t)(outer * inner) * sizeof *argmax);
+  if (kind == HY_REDUCE_MAX && grad)
+    argmax = hy_arena_alloc((size_t)(outer * inner) * sizeof *argmax);
   HY_CPU(x->dtype, cpu_reduce, kind, outer, len, inner, x->data, y->data, argmax);
   hy_node *n = hy_record(op, reduce_backward, y, 1, &x);
   if (n) {

@@ -17,7 +17,8 @@ hy_tensor *hy_rmsnorm(hy_tensor *x, hy_tensor *weight, double eps) {
     hy_check_input(op, weight);
     hy_check_same_dtype(op, x, weight);
     if (weight->ndim != 1 || weight->shape[0] != d)
-      hy_die(op, "weight %s does not match the last dim of %s", hy_describe(weight), hy_describe(x));
+      hy_die(op, "weight %s does not match the last dim of %s", hy_describe(weight),
+             hy_describe(x));
     weight = hy_contiguous(weight);
   }
   x = hy_contiguous(x);

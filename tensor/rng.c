@@ -2,9 +2,7 @@
 
 #include <math.h>
 
-hy_rng hy_rng_new(uint64_t seed) {
-  return (hy_rng){seed, 0};
-}
+hy_rng hy_rng_new(uint64_t seed) { return (hy_rng){seed, 0}; }
 
 uint64_t hy_rng_u64(hy_rng *r) {
   uint64_t z = r->seed + (++r->counter) * 0x9E3779B97F4A7C15ull;
@@ -13,9 +11,7 @@ uint64_t hy_rng_u64(hy_rng *r) {
   return z ^ (z >> 31);
 }
 
-double hy_rng_uniform(hy_rng *r) {
-  return (double)(hy_rng_u64(r) >> 11) * 0x1.0p-53;
-}
+double hy_rng_uniform(hy_rng *r) { return (double)(hy_rng_u64(r) >> 11) * 0x1.0p-53; }
 
 double hy_rng_normal(hy_rng *r) {
   double u1 = 1.0 - hy_rng_uniform(r); /* in (0, 1] so the log is finite */
@@ -34,5 +30,6 @@ void hy_fill_uniform(hy_tensor *t, hy_rng *r, double lo, double hi) {
 void hy_fill_int(hy_tensor *t, hy_rng *r, int64_t lo, int64_t hi) {
   if (hi <= lo) hy_die("fill_int", "empty range [%lld, %lld)", (long long)lo, (long long)hi);
   uint64_t span = (uint64_t)(hi - lo);
-  for (int64_t i = 0; i < hy_numel(t); i++) hy_set(t, i, (double)(lo + (int64_t)(hy_rng_u64(r) % span)));
+  for (int64_t i = 0; i < hy_numel(t); i++)
+    hy_set(t, i, (double)(lo + (int64_t)(hy_rng_u64(r) % span)));
 }

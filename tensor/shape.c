@@ -39,9 +39,7 @@ static hy_tensor *copy_as(hy_tensor *x, const char *op) {
   return y;
 }
 
-hy_tensor *hy_copy(hy_tensor *x) {
-  return copy_as(x, "copy");
-}
+hy_tensor *hy_copy(hy_tensor *x) { return copy_as(x, "copy"); }
 
 hy_tensor *hy_contiguous(hy_tensor *x) {
   if (!x) hy_die("contiguous", "input is NULL");

@@ -82,13 +82,9 @@ hy_tensor *hy_full(hy_dtype dtype, hy_shape shape, double value) {
   return t;
 }
 
-hy_tensor *hy_empty_like(const hy_tensor *t) {
-  return hy_empty(t->dtype, hy_shape_of(t));
-}
+hy_tensor *hy_empty_like(const hy_tensor *t) { return hy_empty(t->dtype, hy_shape_of(t)); }
 
-hy_tensor *hy_zeros_like(const hy_tensor *t) {
-  return hy_zeros(t->dtype, hy_shape_of(t));
-}
+hy_tensor *hy_zeros_like(const hy_tensor *t) { return hy_zeros(t->dtype, hy_shape_of(t)); }
 
 hy_tensor *hy_empty_persistent(hy_dtype dtype, hy_shape shape) {
   hy_tensor *t = malloc(sizeof *t);
@@ -149,9 +145,7 @@ int hy_axis(const hy_tensor *t, int axis, const char *op) {
   return a;
 }
 
-int64_t hy_size(const hy_tensor *t, int axis) {
-  return t->shape[hy_axis(t, axis, "size")];
-}
+int64_t hy_size(const hy_tensor *t, int axis) { return t->shape[hy_axis(t, axis, "size")]; }
 
 static int64_t offset_of(const hy_tensor *t, int64_t index) {
   int64_t off = 0;
@@ -223,8 +217,7 @@ void hy_copy_into(hy_tensor *dst, const hy_tensor *src) {
 }
 
 void hy_check_dtype(const char *op, const hy_tensor *t, hy_dtype dtype) {
-  if (t->dtype != dtype)
-    hy_die(op, "expected %s, got %s", hy_dtype_name(dtype), hy_describe(t));
+  if (t->dtype != dtype) hy_die(op, "expected %s, got %s", hy_dtype_name(dtype), hy_describe(t));
 }
 
 void hy_check_same_dtype(const char *op, const hy_tensor *a, const hy_tensor *b) {

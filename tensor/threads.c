@@ -17,6 +17,4 @@ void hy_threads_set(int n) {
   openblas_set_num_threads(n);
 }
 
-int hy_threads_get(void) {
-  return omp_get_max_threads();
-}
+int hy_threads_get(void) { return omp_get_max_threads(); }

@@ -1,10 +1,12 @@
 #include "tensor/op.h"
 
 static const char *const NAMES[] = {
-    [HY_SCALE] = "scale", [HY_ADD_SCALAR] = "add_scalar", [HY_EXP] = "exp",
-    [HY_LOG] = "log",     [HY_SIGMOID] = "sigmoid",       [HY_LOGSIGMOID] = "logsigmoid",
-    [HY_SOFTPLUS] = "softplus", [HY_SILU] = "silu",       [HY_TANH] = "tanh",
-    [HY_RELU] = "relu",   [HY_SQRT] = "sqrt",             [HY_RSQRT] = "rsqrt",
+    [HY_SCALE] = "scale",       [HY_ADD_SCALAR] = "add_scalar",
+    [HY_EXP] = "exp",           [HY_LOG] = "log",
+    [HY_SIGMOID] = "sigmoid",   [HY_LOGSIGMOID] = "logsigmoid",
+    [HY_SOFTPLUS] = "softplus", [HY_SILU] = "silu",
+    [HY_TANH] = "tanh",         [HY_RELU] = "relu",
+    [HY_SQRT] = "sqrt",         [HY_RSQRT] = "rsqrt",
     [HY_POW] = "pow",
 };
 

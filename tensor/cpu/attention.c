@@ -1,163 +1,180 @@
 #include "tensor/cpu/real.h"
 
+#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Causal softmax attention, one (batch, head) pair per task, one query row at a time: the scores
- * of a row live in a scratch row of length T, never in a T x T matrix. K and V are transposed
- * once per head so that every inner loop runs over contiguous memory and vectorizes. The
- * forward saves the log-sum-exp of each row; the backward recomputes the probabilities from it. */
+/* Causal softmax attention, FlashAttention-2 style on the CPU. One (batch, head) pair is one task;
+ * inside it, queries and keys go in tiles of TILE rows, and every tile product is a small
+ * single-threaded GEMM. The forward keeps a running max and sum per query row (online softmax)
+ * and saves the row's log-sum-exp; the backward recomputes each probability tile from it. No
+ * T x T matrix exists at any time: the scratch is a few TILE x TILE tiles per thread. */
+
+enum { TILE = 64 };
 
 typedef struct {
-  real *kt, *vt;     /* [D, T]: K and V of this head, transposed */
-  real *s, *p, *dp;  /* [T]: one row's scores, probabilities, and dP */
-  real *gk, *gv;     /* [T, D]: this head's dK, dV (backward only) */
+  real *s, *p; /* [TILE, TILE]: scores, probabilities (dP / dS in the backward) */
+  real *acc;   /* [TILE, D]: output accumulator of the forward */
+  real *m, *l; /* [TILE]: running max and sum */
 } scratch;
 
-static void *xcalloc(size_t n, size_t size) {
-  void *p = calloc(n ? n : 1, size);
-  if (!p) hy_die("attention", "out of memory");
-  return p;
-}
-
-static scratch scratch_new(int64_t T, int64_t D, bool backward) {
-  scratch w = {0};
-  w.kt = xcalloc((size_t)(T * D), sizeof(real));
-  w.vt = xcalloc((size_t)(T * D), sizeof(real));
-  w.s = xcalloc((size_t)T, sizeof(real));
-  w.p = xcalloc((size_t)T, sizeof(real));
-  w.dp = xcalloc((size_t)T, sizeof(real));
-  if (backward) {
-    w.gk = xcalloc((size_t)(T * D), sizeof(real));
-    w.gv = xcalloc((size_t)(T * D), sizeof(real));
-  }
+static scratch scratch_new(int64_t D) {
+  scratch w;
+  w.s = malloc(sizeof(real) * TILE * TILE);
+  w.p = malloc(sizeof(real) * TILE * TILE);
+  w.acc = malloc(sizeof(real) * (size_t)(TILE * D));
+  w.m = malloc(sizeof(real) * TILE);
+  w.l = malloc(sizeof(real) * TILE);
+  if (!w.s || !w.p || !w.acc || !w.m || !w.l) hy_die("attention", "out of memory");
   return w;
 }
 
 static void scratch_free(scratch *w) {
-  free(w->kt);
-  free(w->vt);
   free(w->s);
   free(w->p);
-  free(w->dp);
-  free(w->gk);
-  free(w->gv);
+  free(w->acc);
+  free(w->m);
+  free(w->l);
 }
 
-static const real *row(const real *base, const int64_t *stride, int64_t b, int64_t t, int64_t h) {
-  return base + b * stride[0] + t * stride[1] + h * stride[2];
+/* Row t of head h in batch b. */
+static const real *at(const real *x, const int64_t *stride, int64_t b, int64_t t, int64_t h) {
+  return x + b * stride[0] + t * stride[1] + h * stride[2];
 }
 
-/* Transpose one head's rows of x [.., T, .., D] into xt [D, T]. */
-static void transpose_head(const real *x, const int64_t *stride, int64_t b, int64_t h, int64_t T,
-                           int64_t D, real *xt) {
+/* s = scale * Q_i K_j^T for the tile of nq query rows from qi and nk key rows from kj, with keys
+ * after the query masked out (the diagonal tile). */
+static void tile_scores(const real *qi, int64_t ldq, const real *kj, int64_t ldk, int64_t nq,
+                        int64_t nk, int64_t D, real scale, int64_t i0, int64_t j0, real *s) {
+  K(cpu_gemm)(false, true, nq, nk, D, scale, qi, ldq, kj, ldk, 0.0, s, TILE);
+  for (int64_t r = 0; r < nq; r++)
+    for (int64_t c = 0; c < nk; c++)
+      if (j0 + c > i0 + r) s[r * TILE + c] = -INFINITY;
+}
+
+/* The tile GEMMs are issued from every OpenMP thread at once, so OpenBLAS is held to one thread
+ * per caller meanwhile. */
+static int serial_blas_begin(void) {
+  int n = openblas_get_num_threads();
+  openblas_set_num_threads(1);
+  return n;
+}
+
+static void serial_blas_end(int n) { openblas_set_num_threads(n); }
+
+static void forward_head(const hy_attn_dims *dm, const real *q, const real *k, const real *v,
+                         real *o, real *lse, int64_t b, int64_t h, scratch *w) {
+  int64_t T = dm->T, D = dm->D;
+  real scale = (real)dm->scale;
+  for (int64_t i0 = 0; i0 < T; i0 += TILE) {
+    int64_t nq = T - i0 < TILE ? T - i0 : TILE;
+    const real *qi = at(q, dm->q_stride, b, i0, h);
+    for (int64_t r = 0; r < nq; r++) {
+      w->m[r] = -INFINITY;
+      w->l[r] = 0;
+    }
+    memset(w->acc, 0, sizeof(real) * (size_t)(nq * D));
+    for (int64_t j0 = 0; j0 < i0 + nq; j0 += TILE) {
+      int64_t nk = i0 + nq - j0 < TILE ? i0 + nq - j0 : TILE;
+      tile_scores(qi, dm->q_stride[1], at(k, dm->k_stride, b, j0, h), dm->k_stride[1], nq, nk, D,
+                  scale, i0, j0, w->s);
+      for (int64_t r = 0; r < nq; r++) {
+        real *sr = w->s + r * TILE, *pr = w->p + r * TILE;
+        real mx = w->m[r];
+        for (int64_t c = 0; c < nk; c++) mx = sr[c] > mx ? sr[c] : mx;
+        real alpha = exp(w->m[r] - mx), sum = 0; /* exp(-inf) = 0 on the first tile */
+        for (int64_t c = 0; c < nk; c++) {
+          pr[c] = exp(sr[c] - mx);
+          sum += pr[c];
+        }
+        w->m[r] = mx;
+        w->l[r] = w->l[r] * alpha + sum;
+        real *ar = w->acc + r * D;
+        for (int64_t d = 0; d < D; d++) ar[d] *= alpha;
+      }
+      K(cpu_gemm)
+      (false, false, nq, D, nk, 1.0, w->p, TILE, at(v, dm->v_stride, b, j0, h), dm->v_stride[1],
+       1.0, w->acc, D);
+    }
+    for (int64_t r = 0; r < nq; r++) {
+      real *orow = o + ((b * T + i0 + r) * dm->H + h) * D, inv = 1 / w->l[r];
+      for (int64_t d = 0; d < D; d++) orow[d] = w->acc[r * D + d] * inv;
+      lse[(b * dm->H + h) * T + i0 + r] = w->m[r] + log(w->l[r]);
+    }
+  }
+}
+
+void K(cpu_attention)(const hy_attn_dims *dm, const real *q, const real *k, const real *v, real *o,
+                      real *lse) {
+  int blas_threads = serial_blas_begin();
+#pragma omp parallel
+  {
+    scratch w = scratch_new(dm->D);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t bh = 0; bh < dm->B * dm->H; bh++)
+      forward_head(dm, q, k, v, o, lse, bh / dm->H, bh % dm->H, &w);
+    scratch_free(&w);
+  }
+  serial_blas_end(blas_threads);
+}
+
+/* With P = exp(S - lse) and Di = dO_i . O_i: dV_j += P^T dO_i; dP = dO_i V_j^T;
+ * dS = scale P * (dP - Di); dQ_i += dS K_j; dK_j += dS^T Q_i. The gradients are contiguous
+ * [B, T, H, D], so each head's rows are H * D apart and the GEMMs accumulate into them directly. */
+static void backward_head(const hy_attn_dims *dm, const real *q, const real *k, const real *v,
+                          const real *o, const real *lse, const real *go, real *gq, real *gk,
+                          real *gv, int64_t b, int64_t h, scratch *w, real *di) {
+  int64_t T = dm->T, D = dm->D, H = dm->H, ld = H * D;
+  real scale = (real)dm->scale;
+  const real *lse_h = lse + (b * H + h) * T;
   for (int64_t t = 0; t < T; t++) {
-    const real *r = row(x, stride, b, t, h);
-    for (int64_t d = 0; d < D; d++) xt[d * T + t] = r[d];
+    const real *gor = go + ((b * T + t) * H + h) * D, *orow = o + ((b * T + t) * H + h) * D;
+    real s = 0;
+    for (int64_t d = 0; d < D; d++) s += gor[d] * orow[d];
+    di[t] = s;
+  }
+  for (int64_t i0 = 0; i0 < T; i0 += TILE) {
+    int64_t nq = T - i0 < TILE ? T - i0 : TILE;
+    const real *qi = at(q, dm->q_stride, b, i0, h);
+    const real *goi = go + ((b * T + i0) * H + h) * D;
+    for (int64_t j0 = 0; j0 < i0 + nq; j0 += TILE) {
+      int64_t nk = i0 + nq - j0 < TILE ? i0 + nq - j0 : TILE;
+      const real *kj = at(k, dm->k_stride, b, j0, h), *vj = at(v, dm->v_stride, b, j0, h);
+      int64_t off_j = ((b * T + j0) * H + h) * D;
+      tile_scores(qi, dm->q_stride[1], kj, dm->k_stride[1], nq, nk, D, scale, i0, j0, w->s);
+      for (int64_t r = 0; r < nq; r++)
+        for (int64_t c = 0; c < nk; c++)
+          w->s[r * TILE + c] = exp(w->s[r * TILE + c] - lse_h[i0 + r]);
+      if (gv) K(cpu_gemm)(true, false, nk, D, nq, 1.0, w->s, TILE, goi, ld, 1.0, gv + off_j, ld);
+      K(cpu_gemm)(false, true, nq, nk, D, 1.0, goi, ld, vj, dm->v_stride[1], 0.0, w->p, TILE);
+      for (int64_t r = 0; r < nq; r++)
+        for (int64_t c = 0; c < nk; c++) {
+          int64_t x = r * TILE + c;
+          w->p[x] = scale * w->s[x] * (w->p[x] - di[i0 + r]);
+        }
+      if (gq) K(cpu_gemm)
+      (false, false, nq, D, nk, 1.0, w->p, TILE, kj, dm->k_stride[1], 1.0,
+       gq + ((b * T + i0) * H + h) * D, ld);
+      if (gk) K(cpu_gemm)
+      (true, false, nk, D, nq, 1.0, w->p, TILE, qi, dm->q_stride[1], 1.0, gk + off_j, ld);
+    }
   }
 }
 
-/* s[j] = scale * q . k_j for j <= i. */
-static void scores(const real *q, const real *kt, int64_t T, int64_t D, int64_t i, real scale,
-                   real *s) {
-  int64_t n = i + 1;
-  for (int64_t j = 0; j < n; j++) s[j] = 0;
-  for (int64_t d = 0; d < D; d++) {
-    real qd = q[d] * scale;
-    const real *kd = kt + d * T;
-    for (int64_t j = 0; j < n; j++) s[j] += qd * kd[j];
-  }
-}
-
-void K(cpu_attention)(const hy_attn_dims *dm, const real *q, const real *k, const real *v,
-                      real *o, real *lse) {
-  int64_t B = dm->B, T = dm->T, H = dm->H, D = dm->D;
-  real scale = (real)dm->scale;
+void K(cpu_attention_backward)(const hy_attn_dims *dm, const real *q, const real *k, const real *v,
+                               const real *o, const real *lse, const real *go, real *gq, real *gk,
+                               real *gv) {
+  int blas_threads = serial_blas_begin();
 #pragma omp parallel
   {
-    scratch w = scratch_new(T, D, false);
+    scratch w = scratch_new(dm->D);
+    real *di = malloc(sizeof(real) * (size_t)(dm->T ? dm->T : 1));
+    if (!di) hy_die("attention", "out of memory");
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t bh = 0; bh < B * H; bh++) {
-      int64_t b = bh / H, h = bh % H;
-      transpose_head(k, dm->k_stride, b, h, T, D, w.kt);
-      for (int64_t i = 0; i < T; i++) {
-        scores(row(q, dm->q_stride, b, i, h), w.kt, T, D, i, scale, w.s);
-        real m = w.s[0];
-        for (int64_t j = 1; j <= i; j++) m = w.s[j] > m ? w.s[j] : m;
-        real l = 0;
-        for (int64_t j = 0; j <= i; j++) {
-          w.p[j] = exp(w.s[j] - m);
-          l += w.p[j];
-        }
-        real *oi = o + ((b * T + i) * H + h) * D;
-        for (int64_t d = 0; d < D; d++) oi[d] = 0;
-        for (int64_t j = 0; j <= i; j++) {
-          const real *vj = row(v, dm->v_stride, b, j, h);
-          real pj = w.p[j];
-          for (int64_t d = 0; d < D; d++) oi[d] += pj * vj[d];
-        }
-        real inv = 1 / l;
-        for (int64_t d = 0; d < D; d++) oi[d] *= inv;
-        lse[(b * H + h) * T + i] = m + log(l);
-      }
-    }
+    for (int64_t bh = 0; bh < dm->B * dm->H; bh++)
+      backward_head(dm, q, k, v, o, lse, go, gq, gk, gv, bh / dm->H, bh % dm->H, &w, di);
+    free(di);
     scratch_free(&w);
   }
-}
-
-/* With P = exp(S - lse), Di = dO_i . O_i: dV += P^T dO, dS = P * (dO V^T - Di),
- * dQ += scale dS K, dK += scale dS^T Q. Gradients are contiguous [B, T, H, D]. */
-void K(cpu_attention_backward)(const hy_attn_dims *dm, const real *q, const real *k,
-                               const real *v, const real *o, const real *lse, const real *go,
-                               real *gq, real *gk, real *gv) {
-  int64_t B = dm->B, T = dm->T, H = dm->H, D = dm->D;
-  real scale = (real)dm->scale;
-#pragma omp parallel
-  {
-    scratch w = scratch_new(T, D, true);
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t bh = 0; bh < B * H; bh++) {
-      int64_t b = bh / H, h = bh % H;
-      transpose_head(k, dm->k_stride, b, h, T, D, w.kt);
-      transpose_head(v, dm->v_stride, b, h, T, D, w.vt);
-      memset(w.gk, 0, (size_t)(T * D) * sizeof(real));
-      memset(w.gv, 0, (size_t)(T * D) * sizeof(real));
-      for (int64_t i = 0; i < T; i++) {
-        const real *qi = row(q, dm->q_stride, b, i, h);
-        int64_t at = ((b * T + i) * H + h) * D;
-        const real *goi = go + at, *oi = o + at;
-        real *gqi = gq ? gq + at : NULL;
-        real li = lse[(b * H + h) * T + i], di = 0;
-        for (int64_t d = 0; d < D; d++) di += goi[d] * oi[d];
-        scores(qi, w.kt, T, D, i, scale, w.s);
-        for (int64_t j = 0; j <= i; j++) w.p[j] = exp(w.s[j] - li);
-        for (int64_t j = 0; j <= i; j++) w.dp[j] = 0;
-        for (int64_t d = 0; d < D; d++) {
-          real g = goi[d];
-          const real *vd = w.vt + d * T;
-          for (int64_t j = 0; j <= i; j++) w.dp[j] += g * vd[j];
-        }
-        for (int64_t j = 0; j <= i; j++) {
-          real pj = w.p[j], dsj = pj * (w.dp[j] - di) * scale;
-          real *gkj = w.gk + j * D, *gvj = w.gv + j * D;
-          for (int64_t d = 0; d < D; d++) {
-            gvj[d] += pj * goi[d];
-            gkj[d] += dsj * qi[d];
-          }
-          if (gqi) {
-            const real *kj = row(k, dm->k_stride, b, j, h);
-            for (int64_t d = 0; d < D; d++) gqi[d] += dsj * kj[d];
-          }
-        }
-      }
-      for (int64_t t = 0; t < T; t++) {
-        int64_t at = ((b * T + t) * H + h) * D;
-        if (gk)
-          for (int64_t d = 0; d < D; d++) gk[at + d] += w.gk[t * D + d];
-        if (gv)
-          for (int64_t d = 0; d < D; d++) gv[at + d] += w.gv[t * D + d];
-      }
-    }
-    scratch_free(&w);
-  }
+  serial_blas_end(blas_threads);
 }

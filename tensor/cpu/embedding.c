@@ -4,7 +4,8 @@
 
 void K(cpu_embedding)(int64_t n_idx, int64_t d, const int32_t *idx, const real *w, real *y) {
 #pragma omp parallel for if (n_idx * d > PAR_MIN) schedule(static)
-  for (int64_t i = 0; i < n_idx; i++) memcpy(y + i * d, w + (int64_t)idx[i] * d, (size_t)d * sizeof *y);
+  for (int64_t i = 0; i < n_idx; i++)
+    memcpy(y + i * d, w + (int64_t)idx[i] * d, (size_t)d * sizeof *y);
 }
 
 /* Scatter-add rows; serial so that repeated indices always sum in the same order. */

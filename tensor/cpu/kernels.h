@@ -26,7 +26,8 @@ typedef enum {
 
 typedef enum { HY_REDUCE_SUM, HY_REDUCE_MEAN, HY_REDUCE_MAX } hy_reduce_op;
 
-/* A broadcast of two contiguous operands to a 4-d output shape: strides are 0 along stretched dims. */
+/* A broadcast of two contiguous operands to a 4-d output shape: strides are 0 along stretched dims.
+ */
 typedef struct {
   int64_t shape[HY_MAX_DIMS];
   int64_t sa[HY_MAX_DIMS], sb[HY_MAX_DIMS];

@@ -2,8 +2,8 @@
 
 /* x viewed as [outer, n, inner] reduced over n into y [outer, inner]. The inner loop runs over
  * `inner`, which keeps it vectorized and the summation order fixed. */
-void K(cpu_reduce)(hy_reduce_op op, int64_t outer, int64_t n, int64_t inner, const real *x,
-                   real *y, int32_t *argmax) {
+void K(cpu_reduce)(hy_reduce_op op, int64_t outer, int64_t n, int64_t inner, const real *x, real *y,
+                   int32_t *argmax) {
 #pragma omp parallel for if (outer * n * inner > PAR_MIN) schedule(static)
   for (int64_t o = 0; o < outer; o++) {
     const real *xo = x + o * n * inner;

@@ -7,22 +7,21 @@ static inline real sigmoid(real x) {
 }
 
 /* log(1 + e^x) and log sigmoid(x) without overflow for large |x|. */
-static inline real softplus(real x) {
-  return fmax(x, (real)0) + log1p(exp(-fabs(x)));
-}
+static inline real softplus(real x) { return fmax(x, (real)0) + log1p(exp(-fabs(x))); }
 
-static inline real logsigmoid(real x) {
-  return fmin(x, (real)0) - log1p(exp(-fabs(x)));
-}
+static inline real logsigmoid(real x) { return fmin(x, (real)0) - log1p(exp(-fabs(x))); }
 
-#define MAP(expr)                                                                                  \
-  do {                                                                                             \
-    _Pragma("omp parallel for if (n > PAR_MIN) schedule(static)") for (int64_t i = 0; i < n;      \
-                                                                       i++) {                      \
-      real v = x[i];                                                                               \
-      y[i] = (expr);                                                                               \
-    }                                                                                              \
+/* One loop per op, so that each is a plain vectorizable map. */
+// clang-format off
+#define MAP(expr)                                                      \
+  do {                                                                 \
+    _Pragma("omp parallel for if (n > PAR_MIN) schedule(static)")      \
+    for (int64_t i = 0; i < n; i++) {                                  \
+      real v = x[i];                                                   \
+      y[i] = (expr);                                                   \
+    }                                                                  \
   } while (0)
+// clang-format on
 
 void K(cpu_unary)(hy_unary_op op, double p, int64_t n, const real *x, real *y) {
   real c = (real)p;
@@ -44,16 +43,18 @@ void K(cpu_unary)(hy_unary_op op, double p, int64_t n, const real *x, real *y) {
 }
 
 /* gx += gy * f'(x), written with the saved output y where that is cheaper. */
-#define GRAD(expr)                                                                                 \
-  do {                                                                                             \
-    _Pragma("omp parallel for if (n > PAR_MIN) schedule(static)") for (int64_t i = 0; i < n;      \
-                                                                       i++) {                      \
-      real v = x[i], out = y[i];                                                                   \
-      (void)v;                                                                                     \
-      (void)out;                                                                                   \
-      gx[i] += gy[i] * (expr);                                                                     \
-    }                                                                                              \
+// clang-format off
+#define GRAD(expr)                                                     \
+  do {                                                                 \
+    _Pragma("omp parallel for if (n > PAR_MIN) schedule(static)")      \
+    for (int64_t i = 0; i < n; i++) {                                  \
+      real v = x[i], out = y[i];                                       \
+      (void)v;                                                         \
+      (void)out;                                                       \
+      gx[i] += gy[i] * (expr);                                         \
+    }                                                                  \
   } while (0)
+// clang-format on
 
 void K(cpu_unary_backward)(hy_unary_op op, double p, int64_t n, const real *x, const real *y,
                            const real *gy, real *gx) {

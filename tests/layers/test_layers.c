@@ -27,9 +27,7 @@ static bool check_all(hy_gradcheck_fn f, void *layer, hy_tensor *x) {
   return hy_gradcheck(f, layer, n, inputs, NULL);
 }
 
-static hy_tensor *linear_fn(hy_tensor **in, void *layer) {
-  return hy_linear_forward(layer, in[0]);
-}
+static hy_tensor *linear_fn(hy_tensor **in, void *layer) { return hy_linear_forward(layer, in[0]); }
 
 Test(layers, linear_matches_loop_and_gradchecks) {
   hy_rng rng = hy_rng_new(3);
@@ -79,9 +77,7 @@ Test(layers, rmsnorm_gradchecks) {
   cr_assert(check_all(rmsnorm_fn, &n, x), "rmsnorm gradcheck");
 }
 
-static hy_tensor *swiglu_fn(hy_tensor **in, void *layer) {
-  return hy_swiglu_forward(layer, in[0]);
-}
+static hy_tensor *swiglu_fn(hy_tensor **in, void *layer) { return hy_swiglu_forward(layer, in[0]); }
 
 Test(layers, swiglu_matches_formula_and_gradchecks) {
   hy_rng rng = hy_rng_new(8);
@@ -100,7 +96,8 @@ Test(layers, swiglu_matches_formula_and_gradchecks) {
         }
         s += hy_get(m.down.weight, o * 10 + h) * g / (1 + exp(-g)) * u;
       }
-      cr_assert(fabs(hy_get(y, r * 6 + o) - s) <= 1e-13 * fmax(1, fabs(s)), "swiglu at %d,%d", r, o);
+      cr_assert(fabs(hy_get(y, r * 6 + o) - s) <= 1e-13 * fmax(1, fabs(s)), "swiglu at %d,%d", r,
+                o);
     }
   cr_assert(check_all(swiglu_fn, &m, x), "swiglu gradcheck");
   cr_assert_eq(hy_swiglu_default_hidden(64), 192);
@@ -193,7 +190,8 @@ Test(layers, model_gradchecks_every_parameter) {
     /* Scramble the norm gains so none of them sits at exactly 1. */
     hy_rng rng = hy_rng_new(12);
     for (int i = 0; i < m->params.n; i++)
-      if (strstr(m->params.items[i].name, "norm")) hy_fill_normal(m->params.items[i].t, &rng, 1.0, 0.2);
+      if (strstr(m->params.items[i].name, "norm"))
+        hy_fill_normal(m->params.items[i].t, &rng, 1.0, 0.2);
     int32_t ids[] = {1, 4, 2, 8, 5, 7, 10, 0, 3, 3, 9, 6};
     int32_t tgt[] = {4, 2, 8, 5, 7, -1, 0, 3, 3, 9, 6, 1};
     model_case c = {m, tokens_of(ids, 2, 6), tokens_of(tgt, 2, 6)};

@@ -1,0 +1,58 @@
+/* Shared by the benchmarks: a clock, the median of repeated runs, and what hardware this is. */
+#ifndef HYLA_BENCH_H
+#define HYLA_BENCH_H
+
+#include "tensor/threads.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static inline double bench_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int bench_cmp(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* Median seconds of fn(ctx) over at least `min_reps` runs and about `budget` seconds, after one
+ * warm-up run. */
+static inline double bench_median(void (*fn)(void *), void *ctx, int min_reps, double budget) {
+  enum { MAX_REPS = 1000 };
+  double times[MAX_REPS];
+  fn(ctx);
+  int n = 0;
+  double start = bench_now();
+  while (n < MAX_REPS && (n < min_reps || bench_now() - start < budget)) {
+    double t0 = bench_now();
+    fn(ctx);
+    times[n++] = bench_now() - t0;
+  }
+  qsort(times, (size_t)n, sizeof *times, bench_cmp);
+  return times[n / 2];
+}
+
+/* "Intel(R) Xeon(R) ... (2 cores), 2 threads" */
+static inline void bench_print_hardware(void) {
+  char model[256] = "unknown CPU", line[512];
+  int cores = 0;
+  FILE *f = fopen("/proc/cpuinfo", "r");
+  if (f) {
+    while (fgets(line, sizeof line, f)) {
+      if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
+        snprintf(model, sizeof model, "%s", strchr(line, ':') + 2);
+        model[strcspn(model, "\n")] = 0;
+      }
+      if (!strncmp(line, "processor", 9)) cores++;
+    }
+    fclose(f);
+  }
+  printf("hardware: %s (%d logical cores), hyla threads %d\n", model, cores, hy_threads_get());
+}
+
+#endif
