@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   libopenblas-dev
-  libhdf5-dev
+  libhdf5-dev zlib1g-dev
   libopenmpi-dev openmpi-bin
   libcriterion-dev
   libinih-dev
