@@ -1,0 +1,108 @@
+/* A recipe says everything about a run. It is a TOML file (the subset: [sections], key = value,
+ * strings, integers, floats, booleans, one-line arrays of scalars), read with libinih, checked key
+ * by key against one schema, and completed with defaults. The schema is the single source of the
+ * keys, their types, defaults, ranges and docs: the parser, the validator, the writer of the
+ * resolved recipe and docs/recipes.md all come from it. */
+#ifndef HYLA_RECIPE_H
+#define HYLA_RECIPE_H
+
+#include "layers/model.h"
+#include "util/error.h"
+
+#include <stdio.h>
+
+enum { HY_RECIPE_STR = 256, HY_RECIPE_NAME = 64, HY_RECIPE_LIST_MAX = 16 };
+
+typedef struct {
+  struct {
+    char name[HY_RECIPE_NAME]; /* default: the recipe file's name without .toml */
+    int64_t seed;              /* >= 0; default 0 */
+    char out[HY_RECIPE_STR];   /* run directory; default "runs/<name>" */
+  } run;
+  struct {
+    int64_t vocab;   /* >= 2; default 256 (bytes) */
+    int64_t d_model; /* >= 8; default 128 */
+    int64_t n_heads; /* >= 1, divides d_model; default 4 */
+    /* `layers = ["gla", "attn"]` (one block each) or `layers = "gla,gla,gla,attn x 2"` (the
+     * comma-separated pattern repeated); every name must be a known mixer kind. */
+    int n_layers;
+    char layers[HY_MAX_LAYERS][HY_KIND_NAME_MAX]; /* default ["attn", "attn"] */
+    double mlp_ratio;       /* > 0; default 8/3 */
+    int64_t mlp_multiple;   /* >= 1; the MLP width is mlp_ratio * d_model rounded up to it; 64 */
+    bool tied_embeddings;   /* default true */
+    double rope_theta;      /* > 0; default 10000 */
+    double norm_eps;        /* > 0; default 1e-6 */
+    double init_std;        /* > 0; default 0.02 */
+    bool scale_out_init;    /* default true */
+  } model;
+  struct {
+    bool naive; /* [layer.attn] naive: use the O(T^2) reference form; default false */
+  } layer_attn;
+  struct {
+    int64_t batch;            /* >= 1; default 8 */
+    int64_t seq_len;          /* >= 1; default 256 */
+    int64_t steps;            /* >= 1; the schedule's length; default 1000 */
+    int64_t stop_after;       /* >= 0; stop at this step without changing the schedule; 0: off */
+    int64_t grad_accum;       /* >= 1; micro-batches per step; default 1 */
+    double grad_clip;         /* >= 0; global-norm clip, 0: off; default 1.0 */
+    int64_t log_every;        /* >= 1; default 10 */
+    int64_t eval_every;       /* >= 0; 0: only at the end; default 200 */
+    int64_t eval_batches;     /* >= 1; default 16 */
+    int64_t checkpoint_every; /* >= 0; 0: only when the run stops; default 500 */
+    int64_t keep_checkpoints; /* >= 1; keep the last k; default 2 */
+    char precision[8];        /* "f32" | "f64"; default "f32" ("bf16" comes with CUDA) */
+    char on_nan[8];           /* "stop" | "skip"; default "stop" */
+    int64_t threads;          /* >= 0; 0: HYLA_THREADS or all cores; default 0 */
+  } train;
+  struct {
+    char name[16];          /* "adamw" | "sgd"; default "adamw" */
+    double lr;              /* > 0; peak learning rate; default 1e-3 */
+    double min_lr_ratio;    /* in [0, 1]; the schedule ends at min_lr_ratio * lr; default 0.1 */
+    double betas[2];        /* each in [0, 1); default [0.9, 0.95] */
+    double eps;             /* > 0; default 1e-8 */
+    double weight_decay;    /* >= 0; default 0.1 */
+    double momentum;        /* in [0, 1); SGD only; default 0.9 */
+    /* Parameters whose path contains one of these take no weight decay; default
+     * ["norm", "bias", "embed"]. An empty list decays everything. */
+    int n_no_decay;
+    char no_decay[HY_RECIPE_LIST_MAX][HY_RECIPE_NAME];
+    int64_t warmup;         /* >= 0 steps of linear warmup; default 100 */
+    char schedule[16];      /* "cosine" | "linear" | "constant" | "wsd"; default "cosine" */
+    double decay_fraction;  /* in (0, 1]; WSD: the share of steps spent decaying; default 0.2 */
+  } optim;
+  struct {
+    /* A path to an HDF5 token dataset, "shakespeare" (the corpus shipped with hyla), or "mqar". */
+    char dataset[HY_RECIPE_STR]; /* default "shakespeare" */
+    char sampling[16];           /* "random" | "sequential" windows; default "random" */
+    struct {                     /* [data.mqar] */
+      int64_t pairs;             /* >= 1, 2 * pairs <= seq_len, pairs <= vocab / 2 - 1; 16 */
+      double power_a;            /* > 0; query placement power law; default 0.01 */
+      int64_t train_examples;    /* >= 1; default 100000 */
+      int64_t val_examples;      /* >= 1; default 3000 */
+    } mqar;
+  } data;
+  struct {
+    int64_t dp; /* >= 1; data-parallel ranks; default 1 */
+    int64_t sp; /* >= 1; sequence-parallel ranks; default 1 */
+  } dist;
+} hy_recipe;
+
+/* Read a recipe file, apply "section.key=value" overrides (as from --set) in order, validate
+ * everything, fill in defaults. On error, err says "<file>:<line>: ..." (or "--set ...: ...") and
+ * what was expected; *r is then unspecified. */
+int hy_recipe_load(const char *path, int n_overrides, const char *const *overrides, hy_recipe *r,
+                   hy_error *err);
+/* The same from text in memory; `origin` names it in errors (e.g. a checkpoint's path). */
+int hy_recipe_parse(const char *text, const char *origin, int n_overrides,
+                    const char *const *overrides, hy_recipe *r, hy_error *err);
+
+/* The resolved recipe as TOML text (every key, defaults included), malloc'd. Parsing it back
+ * gives the same recipe. */
+char *hy_recipe_to_toml(const hy_recipe *r);
+/* docs/recipes.md: one table per section with every key, its type, default, range and meaning. */
+void hy_recipe_write_docs(FILE *f);
+
+/* The model configuration a recipe describes (dtype from train.precision). */
+hy_model_config hy_recipe_model_config(const hy_recipe *r);
+
+#endif
