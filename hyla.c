@@ -1,7 +1,7 @@
 /* The hyla command: parses argv and calls into the library. */
 #include "autograd/tape.h"
 #include "layers/model.h"
-#include "optim/adamw.h"
+#include "optim/optimizer.h"
 #include "optim/clip.h"
 #include "tensor/ops.h"
 #include "tensor/threads.h"
@@ -77,8 +77,8 @@ static int cmd_demo(int argc, char **argv) {
   enum { B = 4, T = 64 };
   hy_model_config cfg = hy_model_config_default();
   hy_model *m = hy_model_new(&cfg, 1);
-  hy_adamw opt;
-  hy_adamw_init(&opt, &m->params, hy_adamw_config_default());
+  hy_optimizer opt;
+  hy_optimizer_init(&opt, &m->params, hy_adamw_config(0.9, 0.95, 1e-8, 0.1));
   printf("demo: %lld parameters, batch %d x %d bytes, %d threads\n",
          (long long)hy_params_count(&m->params), B, T, hy_threads_get());
   double loss = 0, t0 = (double)clock();
@@ -93,14 +93,14 @@ static int cmd_demo(int argc, char **argv) {
     hy_params_zero_grad(&m->params);
     hy_backward(l);
     hy_clip_grad_norm(&m->params, 1.0);
-    hy_adamw_step(&opt, 3e-3);
+    hy_optimizer_step(&opt, 3e-3);
     hy_step_reset();
     if (step == 1 || step % 20 == 0) printf("step %4d  loss %.4f\n", step, loss);
     if (loss < 0.1) break;
   }
   printf("demo: loss %.4f after %d steps (%.1f s of CPU time)\n", loss, step < steps ? step : steps,
          ((double)clock() - t0) / CLOCKS_PER_SEC);
-  hy_adamw_free(&opt);
+  hy_optimizer_free(&opt);
   hy_model_free(m);
   return loss < 0.1 ? 0 : 1;
 }
