@@ -1,6 +1,7 @@
 /* hy_matmul against a direct OpenBLAS call at the same sizes, in GFLOP/s. hy_matmul adds shape
- * checks, the arena allocation of its output and (outside no-grad) a tape node; the ratio shows
- * what that costs. Usage: bench_matmul [threads] */
+ * checks and the arena allocation of its output, and splits the product over hyla's threads with
+ * OpenBLAS held to one thread; the direct call lets OpenBLAS use the same number of threads its
+ * own way. Usage: bench_matmul [threads] */
 #include "autograd/tape.h"
 #include "bench/bench.h"
 #include "tensor/ops.h"
@@ -23,10 +24,12 @@ static void run_hyla(void *p) {
 
 static void run_blas(void *p) {
   mm_case *m = p;
+  openblas_set_num_threads(hy_threads_get());
   int M = (int)m->a->shape[0], K = (int)m->a->shape[1];
   int N = (int)(m->b_transposed ? m->b->shape[0] : m->b->shape[1]);
   cblas_sgemm(CblasRowMajor, CblasNoTrans, m->b_transposed ? CblasTrans : CblasNoTrans, M, N, K,
               1.0f, m->a->data, K, m->b->data, m->b_transposed ? K : N, 0.0f, m->c->data, N);
+  openblas_set_num_threads(1);
 }
 
 int main(int argc, char **argv) {

@@ -1,5 +1,5 @@
-/* One thread count for hyla's own loops (OpenMP) and for OpenBLAS, so the two never add up to
- * more threads than asked for. */
+/* One pool of threads: hyla's OpenMP loops use them, and matrix products are split over them with
+ * OpenBLAS itself held to one thread, so two pools never spin against each other. */
 #ifndef HYLA_THREADS_H
 #define HYLA_THREADS_H
 

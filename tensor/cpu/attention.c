@@ -1,6 +1,5 @@
 #include "tensor/cpu/real.h"
 
-#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,16 +51,6 @@ static void tile_scores(const real *qi, int64_t ldq, const real *kj, int64_t ldk
       if (j0 + c > i0 + r) s[r * TILE + c] = -INFINITY;
 }
 
-/* The tile GEMMs are issued from every OpenMP thread at once, so OpenBLAS is held to one thread
- * per caller meanwhile. */
-static int serial_blas_begin(void) {
-  int n = openblas_get_num_threads();
-  openblas_set_num_threads(1);
-  return n;
-}
-
-static void serial_blas_end(int n) { openblas_set_num_threads(n); }
-
 static void forward_head(const hy_attn_dims *dm, const real *q, const real *k, const real *v,
                          real *o, real *lse, int64_t b, int64_t h, scratch *w) {
   int64_t T = dm->T, D = dm->D;
@@ -106,7 +95,6 @@ static void forward_head(const hy_attn_dims *dm, const real *q, const real *k, c
 
 void K(cpu_attention)(const hy_attn_dims *dm, const real *q, const real *k, const real *v, real *o,
                       real *lse) {
-  int blas_threads = serial_blas_begin();
 #pragma omp parallel
   {
     scratch w = scratch_new(dm->D);
@@ -115,7 +103,6 @@ void K(cpu_attention)(const hy_attn_dims *dm, const real *q, const real *k, cons
       forward_head(dm, q, k, v, o, lse, bh / dm->H, bh % dm->H, &w);
     scratch_free(&w);
   }
-  serial_blas_end(blas_threads);
 }
 
 /* With P = exp(S - lse) and Di = dO_i . O_i: dV_j += P^T dO_i; dP = dO_i V_j^T;
@@ -164,7 +151,6 @@ static void backward_head(const hy_attn_dims *dm, const real *q, const real *k, 
 void K(cpu_attention_backward)(const hy_attn_dims *dm, const real *q, const real *k, const real *v,
                                const real *o, const real *lse, const real *go, real *gq, real *gk,
                                real *gv) {
-  int blas_threads = serial_blas_begin();
 #pragma omp parallel
   {
     scratch w = scratch_new(dm->D);
@@ -176,5 +162,4 @@ void K(cpu_attention_backward)(const hy_attn_dims *dm, const real *q, const real
     free(di);
     scratch_free(&w);
   }
-  serial_blas_end(blas_threads);
 }
