@@ -1,0 +1,34 @@
+/* Where a run's batches come from: the recipe's dataset (a token file or MQAR), one split, one
+ * data-parallel rank's share. Inputs and targets are i32 [B, T] step tensors; targets of ignored
+ * positions are HY_IGNORE_INDEX. The position is a few integers a checkpoint saves. */
+#ifndef HYLA_BATCHES_H
+#define HYLA_BATCHES_H
+
+#include "recipes/recipe.h"
+#include "run/checkpoint.h"
+#include "tensor/tensor.h"
+#include "util/error.h"
+
+enum { HY_IGNORE_INDEX = -100 };
+
+typedef enum { HY_SPLIT_TRAIN, HY_SPLIT_VAL } hy_data_split;
+
+typedef struct hy_batches hy_batches;
+
+/* Train batches follow the recipe's sampling; val batches are sequential from the start. */
+hy_batches *hy_batches_open(const hy_recipe *r, hy_data_split split, int rank, int world,
+                            hy_error *err);
+void hy_batches_close(hy_batches *b);
+
+void hy_batches_next(hy_batches *b, hy_tensor **inputs, hy_tensor **targets);
+int64_t hy_batches_vocab(const hy_batches *b); /* the dataset's vocabulary */
+bool hy_batches_is_mqar(const hy_batches *b);
+bool hy_batches_is_bytes(const hy_batches *b); /* byte tokenizer: loss per token is per byte */
+
+/* Back to the first batch. */
+void hy_batches_rewind(hy_batches *b);
+/* Position as integers (at most HY_CKPT_STATE_MAX), and back. */
+int hy_batches_save(const hy_batches *b, int64_t *state);
+int hy_batches_restore(hy_batches *b, const int64_t *state, int n, hy_error *err);
+
+#endif

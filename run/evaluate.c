@@ -1,0 +1,47 @@
+#include "run/evaluate.h"
+#include "autograd/tape.h"
+#include "tensor/ops.h"
+
+/* The index of the largest logit in row r (the first one on ties). */
+static int64_t argmax_row(const hy_tensor *logits, int64_t r, int64_t V) {
+  int64_t best = 0;
+  if (logits->dtype == HY_F64) {
+    const double *x = (const double *)logits->data + r * V;
+    for (int64_t v = 1; v < V; v++) best = x[v] > x[best] ? v : best;
+  } else {
+    const float *x = (const float *)logits->data + r * V;
+    for (int64_t v = 1; v < V; v++) best = x[v] > x[best] ? v : best;
+  }
+  return best;
+}
+
+hy_eval_result hy_evaluate(hy_model *m, hy_batches *b, int64_t batches) {
+  double loss_sum = 0;
+  int64_t correct = 0, count = 0;
+  hy_no_grad_begin();
+  for (int64_t i = 0; i < batches; i++) {
+    hy_step_mark mark = hy_step_get_mark();
+    hy_tensor *x, *y;
+    hy_batches_next(b, &x, &y);
+    hy_tensor *logits = hy_model_forward(m, x);
+    int64_t V = logits->shape[2], rows = hy_numel(y);
+    int64_t labelled = 0;
+    for (int64_t r = 0; r < rows; r++) {
+      int32_t t = ((const int32_t *)y->data)[r];
+      if (t == HY_IGNORE_INDEX) continue;
+      labelled++;
+      correct += argmax_row(logits, r, V) == t;
+    }
+    double loss = hy_item(hy_cross_entropy(logits, y, HY_IGNORE_INDEX));
+    loss_sum += loss * (double)labelled; /* the batch mean, weighted by its labelled positions */
+    count += labelled;
+    hy_step_rewind(mark);
+  }
+  hy_no_grad_end();
+  hy_eval_result e = {0, 0, count};
+  if (count) {
+    e.loss = loss_sum / (double)count;
+    e.acc = (double)correct / (double)count;
+  }
+  return e;
+}

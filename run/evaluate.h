@@ -1,0 +1,18 @@
+/* Evaluation: mean loss over the labelled positions of some batches, and how many of them the
+ * model predicts exactly (argmax), which is MQAR's accuracy. */
+#ifndef HYLA_EVALUATE_H
+#define HYLA_EVALUATE_H
+
+#include "layers/model.h"
+#include "run/batches.h"
+
+typedef struct {
+  double loss;    /* mean cross-entropy per labelled position (nats) */
+  double acc;     /* fraction of labelled positions whose argmax is the target */
+  int64_t tokens; /* labelled positions seen */
+} hy_eval_result;
+
+/* Runs in no-grad mode and leaves the step arena as it found it. */
+hy_eval_result hy_evaluate(hy_model *m, hy_batches *b, int64_t batches);
+
+#endif

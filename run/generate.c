@@ -1,0 +1,77 @@
+#include "run/generate.h"
+#include "autograd/tape.h"
+#include "tensor/ops.h"
+#include "tensor/rng.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int by_value_desc(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x < y) - (x > y);
+}
+
+int64_t hy_sample_token(const hy_tensor *logits, int64_t row, int64_t V, const hy_sample_options *o,
+                        uint64_t *rng_counter) {
+  double *p = malloc((size_t)V * sizeof *p);
+  for (int64_t v = 0; v < V; v++) p[v] = hy_get(logits, row * V + v);
+  int64_t best = 0;
+  for (int64_t v = 1; v < V; v++) best = p[v] > p[best] ? v : best;
+  if (o->temperature <= 0) {
+    free(p);
+    return best;
+  }
+  /* Keep the top k logits: everything below the k-th largest is dropped. */
+  double cut = -INFINITY;
+  if (o->top_k > 0 && o->top_k < V) {
+    double *sorted = malloc((size_t)V * sizeof *sorted);
+    memcpy(sorted, p, (size_t)V * sizeof *sorted);
+    qsort(sorted, (size_t)V, sizeof *sorted, by_value_desc);
+    cut = sorted[o->top_k - 1];
+    free(sorted);
+  }
+  double max = p[best], sum = 0;
+  for (int64_t v = 0; v < V; v++) {
+    p[v] = p[v] >= cut ? exp((p[v] - max) / o->temperature) : 0.0;
+    sum += p[v];
+  }
+  hy_rng rng = {o->seed, *rng_counter};
+  double u = hy_rng_uniform(&rng) * sum;
+  *rng_counter = rng.counter;
+  int64_t pick = best;
+  for (int64_t v = 0; v < V; v++) {
+    if (p[v] == 0) continue;
+    pick = v;
+    if ((u -= p[v]) < 0) break;
+  }
+  free(p);
+  return pick;
+}
+
+int64_t hy_generate(hy_model *m, const char *prompt, const hy_sample_options *o, FILE *out) {
+  size_t len = strlen(prompt);
+  if (len == 0) prompt = "\n", len = 1;
+  int64_t cap = (int64_t)len + o->tokens;
+  int32_t *ids = malloc((size_t)cap * sizeof *ids);
+  for (size_t i = 0; i < len; i++) ids[i] = (unsigned char)prompt[i];
+  int64_t n = (int64_t)len, V = m->cfg.vocab;
+  uint64_t counter = 0;
+  hy_no_grad_begin();
+  for (int64_t k = 0; k < o->tokens; k++) {
+    int64_t L = n < o->context ? n : o->context;
+    hy_tensor *x = hy_empty(HY_I32, HY_SHAPE(1, L));
+    memcpy(x->data, ids + n - L, (size_t)L * sizeof *ids);
+    hy_tensor *logits = hy_model_forward(m, x);
+    int64_t t = hy_sample_token(logits, L - 1, V, o, &counter);
+    ids[n++] = (int32_t)t;
+    if (out) {
+      fputc((int)(t & 0xff), out);
+      fflush(out);
+    }
+    hy_step_reset();
+  }
+  hy_no_grad_end();
+  free(ids);
+  return o->tokens;
+}

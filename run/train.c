@@ -1,0 +1,336 @@
+#include "run/train.h"
+#include "autograd/tape.h"
+#include "optim/clip.h"
+#include "optim/optimizer.h"
+#include "optim/schedule.h"
+#include "run/batches.h"
+#include "run/checkpoint.h"
+#include "run/evaluate.h"
+#include "tensor/ops.h"
+#include "tensor/threads.h"
+#include "util/fs.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig) { stop_signal = sig; }
+
+typedef struct {
+  const hy_recipe *r;
+  const hy_train_options *opt;
+  char *recipe_text;
+  hy_model *model;
+  hy_optimizer optim;
+  hy_schedule sched;
+  hy_batches *train, *val;
+  FILE *metrics, *log;
+  bool tty;
+  double t_start, t_last_log;
+  int64_t step_at_last_log;
+} run;
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* A line for the user: on stdout (unless quiet) and in the run's log. */
+static void say(run *R, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(run *R, const char *fmt, ...) {
+  va_list ap;
+  if (!R->opt->quiet) {
+    if (R->tty) fputs("\r\033[K", stdout); /* clear the progress line */
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    fputc('\n', stdout);
+    fflush(stdout);
+  }
+  if (R->log) {
+    va_start(ap, fmt);
+    vfprintf(R->log, fmt, ap);
+    va_end(ap);
+    fputc('\n', R->log);
+    fflush(R->log);
+  }
+}
+
+static void format_duration(double s, char *buf, size_t n) {
+  long t = (long)(s + 0.5);
+  if (t >= 3600)
+    snprintf(buf, n, "%ldh%02ldm", t / 3600, t / 60 % 60);
+  else
+    snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+}
+
+static void metric(run *R, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void metric(run *R, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vfprintf(R->metrics, fmt, ap);
+  va_end(ap);
+  fputc('\n', R->metrics);
+  fflush(R->metrics);
+}
+
+/* ---- set-up ---- */
+
+static void apply_no_decay(hy_params *ps, const hy_recipe *r) {
+  for (int i = 0; i < ps->n; i++) {
+    bool decay = true;
+    for (int k = 0; k < r->optim.n_no_decay; k++)
+      if (strstr(ps->items[i].name, r->optim.no_decay[k])) decay = false;
+    ps->items[i].decay = decay;
+  }
+}
+
+static hy_optimizer_config optimizer_config(const hy_recipe *r) {
+  if (!strcmp(r->optim.name, "sgd")) return hy_sgd_config(r->optim.momentum, r->optim.weight_decay);
+  return hy_adamw_config(r->optim.betas[0], r->optim.betas[1], r->optim.eps, r->optim.weight_decay);
+}
+
+/* Keep only the metrics of steps up to `step` (a resumed run rewrites what came after). */
+static int trim_metrics(const char *path, int64_t step, hy_error *err) {
+  if (access(path, F_OK) != 0) return 0;
+  char *text = hy_read_file(path, NULL, err);
+  if (!text) return -1;
+  size_t n = strlen(text), k = 0;
+  char *kept = malloc(n + 1);
+  for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+    long long s;
+    if (sscanf(line, "{\"step\":%lld", &s) == 1 && s > step) continue;
+    k += (size_t)sprintf(kept + k, "%s\n", line);
+  }
+  kept[k] = 0;
+  int rc = hy_write_file_atomic(path, kept, err);
+  free(kept);
+  free(text);
+  return rc;
+}
+
+static int open_outputs(run *R, int64_t start, hy_error *err) {
+  const char *dir = R->r->run.out;
+  char path[4096];
+  if (hy_mkdirs(dir, err)) return -1;
+  snprintf(path, sizeof path, "%s/recipe.toml", dir);
+  if (hy_write_file_atomic(path, R->recipe_text, err)) return -1;
+  snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+  if (start > 0 ? trim_metrics(path, start, err) : (unlink(path), 0)) return -1;
+  R->metrics = fopen(path, "a");
+  snprintf(path, sizeof path, "%s/train.log", dir);
+  R->log = fopen(path, start > 0 ? "a" : "w");
+  if (!R->metrics || !R->log) return hy_fail(err, "%s: cannot write the run's logs", dir);
+  return 0;
+}
+
+static int save(run *R, int64_t step, const int64_t *loader, int n_loader, hy_error *err) {
+  char path[4096];
+  hy_checkpoint_path(path, sizeof path, R->r->run.out, step);
+  hy_ckpt_meta meta = {.step = step, .n_loader = n_loader, .recipe = R->recipe_text};
+  memcpy(meta.loader, loader, (size_t)n_loader * sizeof *loader);
+  if (hy_checkpoint_write(path, &R->model->params, &R->optim, &meta, err)) return -1;
+  hy_checkpoint_prune(R->r->run.out, R->r->train.keep_checkpoints);
+  say(R, "checkpoint %s", path);
+  return 0;
+}
+
+/* Resume from a checkpoint: parameters, optimizer, loader position; returns the step. */
+static int64_t resume(run *R, hy_error *err) {
+  char path[4096];
+  if (R->opt->resume[0])
+    snprintf(path, sizeof path, "%s", R->opt->resume);
+  else if (hy_checkpoint_latest(R->r->run.out, path, sizeof path, err))
+    return -1;
+  hy_ckpt_meta meta;
+  if (hy_checkpoint_read_meta(path, &meta, err)) return -1;
+  hy_ckpt_meta_free(&meta); /* the recipe in it is not needed: the run's recipe is given */
+  if (hy_checkpoint_load(path, &R->model->params, &R->optim, err)) return -1;
+  if (hy_batches_restore(R->train, meta.loader, meta.n_loader, err)) return -1;
+  fprintf(stderr, "resuming from %s at step %lld\n", path, (long long)meta.step);
+  return meta.step;
+}
+
+/* ---- the steps ---- */
+
+static void evaluate(run *R, int64_t step, hy_train_result *res) {
+  hy_batches *val = R->val;
+  hy_eval_result e = hy_evaluate(R->model, val, R->r->train.eval_batches);
+  hy_batches_rewind(val); /* every evaluation sees the same batches */
+  res->val_loss = e.loss;
+  bool mqar = hy_batches_is_mqar(val);
+  res->val_acc = mqar ? e.acc : NAN;
+  double bpb = e.loss / log(2.0);
+  if (mqar) {
+    say(R, "eval step %lld: val loss %.4f, accuracy %.4f (%lld labelled tokens)", (long long)step,
+        e.loss, e.acc, (long long)e.tokens);
+    metric(R, "{\"step\":%lld,\"val_loss\":%.6f,\"val_acc\":%.6f}", (long long)step, e.loss, e.acc);
+  } else {
+    say(R, "eval step %lld: val loss %.4f, perplexity %.3f, %.4f bits per %s", (long long)step,
+        e.loss, exp(e.loss), bpb, hy_batches_is_bytes(val) ? "byte" : "token");
+    metric(R, "{\"step\":%lld,\"val_loss\":%.6f,\"val_ppl\":%.6f,\"val_bpb\":%.6f}",
+           (long long)step, e.loss, exp(e.loss), bpb);
+  }
+}
+
+static void report(run *R, int64_t step, int64_t end, double loss, double lr, double gnorm) {
+  const hy_recipe *r = R->r;
+  double t = now(), dt = t - R->t_last_log;
+  int64_t steps = step - R->step_at_last_log;
+  double tokens = (double)(steps * r->train.batch * r->train.seq_len * r->train.grad_accum);
+  double tps = dt > 0 ? tokens / dt : 0, per_step = dt / (double)(steps ? steps : 1);
+  char eta[32];
+  format_duration(per_step * (double)(end - step), eta, sizeof eta);
+  bool log_now = step % r->train.log_every == 0 || step == end;
+  if (log_now) {
+    say(R, "step %lld/%lld  loss %.4f  lr %.3g  grad norm %.3f  %.0f tok/s  ETA %s",
+        (long long)step, (long long)end, loss, lr, gnorm, tps, eta);
+    metric(R,
+           "{\"step\":%lld,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,\"tokens_per_s\":%.1f,"
+           "\"elapsed_s\":%.3f}",
+           (long long)step, loss, lr, gnorm, tps, t - R->t_start);
+    R->t_last_log = t;
+    R->step_at_last_log = step;
+  } else if (R->tty && !R->opt->quiet) {
+    printf("\r\033[Kstep %lld/%lld  loss %.4f  %.0f tok/s  ETA %s", (long long)step, (long long)end,
+           loss, tps, eta);
+    fflush(stdout);
+  }
+}
+
+/* One optimizer step over grad_accum micro-batches. Returns the mean loss and sets *gnorm; a
+ * non-finite loss or gradient norm is returned as is, with no update made. */
+static double train_step(run *R, int64_t step, double *gnorm) {
+  const hy_recipe *r = R->r;
+  hy_params *ps = &R->model->params;
+  hy_params_zero_grad(ps);
+  double loss = 0;
+  bool finite = true;
+  for (int64_t micro = 0; micro < r->train.grad_accum; micro++) {
+    hy_tensor *x, *y;
+    hy_batches_next(R->train, &x, &y);
+    hy_tensor *l = hy_model_loss(R->model, x, y, HY_IGNORE_INDEX);
+    double v = hy_item(l);
+    loss += v / (double)r->train.grad_accum;
+    finite = finite && isfinite(v);
+    if (finite)
+      hy_backward(r->train.grad_accum > 1 ? hy_scale(l, 1.0 / (double)r->train.grad_accum) : l);
+    hy_step_reset();
+  }
+  *gnorm = finite ? hy_clip_grad_norm(ps, r->train.grad_clip) : NAN;
+  if (!finite || !isfinite(*gnorm)) return isfinite(loss) ? NAN : loss;
+  hy_optimizer_step(&R->optim, hy_schedule_lr(&R->sched, step));
+  return loss;
+}
+
+static int train_loop(run *R, int64_t start, hy_train_result *res, hy_error *err) {
+  const hy_recipe *r = R->r;
+  int64_t end = r->train.steps;
+  if (r->train.stop_after > 0 && r->train.stop_after < end) end = r->train.stop_after;
+  int64_t loader[HY_CKPT_STATE_MAX], before[HY_CKPT_STATE_MAX];
+  int n_loader = 0, n_before = 0;
+  int64_t step = start, skipped = 0;
+  R->t_start = R->t_last_log = now();
+  R->step_at_last_log = start;
+  while (step < end && !stop_signal) {
+    n_before = hy_batches_save(R->train, before);
+    double gnorm, loss = train_step(R, step + 1, &gnorm);
+    if (!isfinite(loss)) {
+      if (!strcmp(r->train.on_nan, "skip")) {
+        skipped++;
+        say(R, "step %lld: loss %g, grad norm %g: step skipped (on_nan = \"skip\")",
+            (long long)(step + 1), loss, gnorm);
+        step++;
+        continue;
+      }
+      /* The parameters are still those after `step`; save them with the loader as it was. */
+      say(R, "step %lld: loss %g, grad norm %g: stopping (on_nan = \"stop\")",
+          (long long)(step + 1), loss, gnorm);
+      if (save(R, step, before, n_before, err)) return -1;
+      return hy_fail(err, "training diverged at step %lld (loss %g); the last good state is in %s",
+                     (long long)(step + 1), loss, r->run.out);
+    }
+    step++;
+    res->last_loss = loss;
+    report(R, step, end, loss, hy_schedule_lr(&R->sched, step), gnorm);
+    if (r->train.eval_every > 0 && step % r->train.eval_every == 0 && step < end)
+      evaluate(R, step, res);
+    if (r->train.checkpoint_every > 0 && step % r->train.checkpoint_every == 0 && step < end) {
+      n_loader = hy_batches_save(R->train, loader);
+      if (save(R, step, loader, n_loader, err)) return -1;
+    }
+  }
+  if (stop_signal) say(R, "signal %d: stopping after step %lld", (int)stop_signal, (long long)step);
+  if (!stop_signal) evaluate(R, step, res);
+  n_loader = hy_batches_save(R->train, loader);
+  if (save(R, step, loader, n_loader, err)) return -1;
+  char took[32];
+  format_duration(now() - R->t_start, took, sizeof took);
+  say(R, "done: step %lld, loss %.4f, val loss %.4f, %lld skipped steps, %s", (long long)step,
+      res->last_loss, res->val_loss, (long long)skipped, took);
+  res->steps_done = step;
+  return 0;
+}
+
+int hy_train(const hy_recipe *r, const hy_train_options *opt, hy_train_result *res, hy_error *err) {
+  static const hy_train_options defaults = {0};
+  run R = {.r = r, .opt = opt ? opt : &defaults, .tty = isatty(STDOUT_FILENO)};
+  *res = (hy_train_result){0, NAN, NAN, NAN};
+  hy_threads_set((int)r->train.threads);
+  int rc = -1;
+  R.recipe_text = hy_recipe_to_toml(r);
+  R.train = hy_batches_open(r, HY_SPLIT_TRAIN, 0, 1, err);
+  if (!R.train) goto done;
+  R.val = hy_batches_open(r, HY_SPLIT_VAL, 0, 1, err);
+  if (!R.val) goto done;
+  if (hy_batches_vocab(R.train) > r->model.vocab) {
+    hy_fail(err, "%s: the dataset's vocabulary has %lld tokens but [model] vocab = %lld",
+            r->data.dataset, (long long)hy_batches_vocab(R.train), (long long)r->model.vocab);
+    goto done;
+  }
+  hy_model_config cfg = hy_recipe_model_config(r);
+  R.model = hy_model_new(&cfg, (uint64_t)r->run.seed);
+  apply_no_decay(&R.model->params, r);
+  hy_optimizer_init(&R.optim, &R.model->params, optimizer_config(r));
+  R.sched = (hy_schedule){hy_schedule_kind_of(r->optim.schedule),
+                          r->optim.lr,
+                          r->optim.lr * r->optim.min_lr_ratio,
+                          r->optim.warmup,
+                          r->train.steps,
+                          r->optim.decay_fraction};
+  int64_t start = 0;
+  if (R.opt->resume && (start = resume(&R, err)) < 0) goto done;
+  if (open_outputs(&R, start, err)) goto done;
+  say(&R, "run %s: %lld parameters, %d layers, %lld steps of %lld x %lld tokens, %d threads",
+      r->run.name, (long long)hy_params_count(&R.model->params), cfg.n_layers,
+      (long long)r->train.steps, (long long)r->train.batch, (long long)r->train.seq_len,
+      hy_threads_get());
+  struct sigaction sa = {.sa_handler = on_signal}, old_int, old_term;
+  sigemptyset(&sa.sa_mask);
+  stop_signal = 0;
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+  rc = train_loop(&R, start, res, err);
+  sigaction(SIGINT, &old_int, NULL);
+  sigaction(SIGTERM, &old_term, NULL);
+done:
+  if (R.metrics) fclose(R.metrics);
+  if (R.log) fclose(R.log);
+  if (R.model) {
+    hy_optimizer_free(&R.optim);
+    hy_model_free(R.model);
+  }
+  hy_batches_close(R.train);
+  hy_batches_close(R.val);
+  free(R.recipe_text);
+  hy_step_reset();
+  return rc;
+}

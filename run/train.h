@@ -1,0 +1,26 @@
+/* The training run: recipe -> model, data, optimizer -> steps with logging, evaluation and
+ * checkpoints, until the schedule ends, `stop_after`, or SIGINT/SIGTERM (each of which finishes
+ * the step, writes a checkpoint and returns success). */
+#ifndef HYLA_TRAIN_H
+#define HYLA_TRAIN_H
+
+#include "recipes/recipe.h"
+#include "util/error.h"
+
+typedef struct {
+  const char *resume; /* NULL: fresh run; "" : latest checkpoint in the run dir; else a file */
+  bool quiet;         /* no progress output (tests) */
+} hy_train_options;
+
+typedef struct {
+  int64_t steps_done; /* the step the run stopped at */
+  double last_loss;   /* training loss of the last step */
+  double val_loss;    /* of the last evaluation (NAN if none) */
+  double val_acc;     /* MQAR accuracy of the last evaluation (NAN if not MQAR) */
+} hy_train_result;
+
+/* Returns 0 when the run ended as planned (or was stopped cleanly), -1 with err otherwise. */
+int hy_train(const hy_recipe *r, const hy_train_options *opt, hy_train_result *result,
+             hy_error *err);
+
+#endif
