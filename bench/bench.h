@@ -4,6 +4,7 @@
 
 #include "tensor/threads.h"
 
+#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,7 @@ static inline double bench_median(void (*fn)(void *), void *ctx, int min_reps, d
   return times[n / 2];
 }
 
-/* "Intel(R) Xeon(R) ... (2 cores), 2 threads" */
+/* The CPU, its cores, hyla's threads and the kernel set OpenBLAS chose (OPENBLAS_CORETYPE). */
 static inline void bench_print_hardware(void) {
   char model[256] = "unknown CPU", line[512];
   int cores = 0;
@@ -52,7 +53,8 @@ static inline void bench_print_hardware(void) {
     }
     fclose(f);
   }
-  printf("hardware: %s (%d logical cores), hyla threads %d\n", model, cores, hy_threads_get());
+  printf("hardware: %s (%d logical cores), hyla threads %d, OpenBLAS %s kernels\n", model, cores,
+         hy_threads_get(), openblas_get_corename());
 }
 
 #endif

@@ -18,3 +18,4 @@ void hy_threads_set(int n) {
 }
 
 int hy_threads_get(void) { return omp_get_max_threads(); }
+

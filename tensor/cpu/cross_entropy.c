@@ -11,7 +11,7 @@ double K(cpu_cross_entropy)(int64_t rows, int64_t V, const real *logits, const i
     real m = x[0];
     for (int64_t j = 1; j < V; j++) m = x[j] > m ? x[j] : m;
     real s = 0;
-    for (int64_t j = 0; j < V; j++) s += exp(x[j] - m);
+    for (int64_t j = 0; j < V; j++) s += hy_exp(x[j] - m);
     lse[r] = m + log(s);
   }
   double total = 0;
@@ -35,7 +35,7 @@ void K(cpu_cross_entropy_backward)(int64_t rows, int64_t V, const real *logits,
     if (targets[r] == ignore_index) continue;
     const real *x = logits + r * V;
     real *g = glogits + r * V;
-    for (int64_t j = 0; j < V; j++) g[j] += c * exp(x[j] - lse[r]);
+    for (int64_t j = 0; j < V; j++) g[j] += c * hy_exp(x[j] - lse[r]);
     g[targets[r]] -= c;
   }
 }
