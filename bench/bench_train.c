@@ -30,6 +30,7 @@ static void step(void *p) {
 int main(int argc, char **argv) {
   hy_threads_set(argc > 1 ? atoi(argv[1]) : 0);
   int steps = argc > 2 ? atoi(argv[2]) : 20;
+  bench_print_hardware();
   enum { B = 8, T = 256 };
   hy_model_config cfg = hy_model_config_default();
   cfg.vocab = 256;

@@ -79,8 +79,12 @@ def main():
     threads = int(sys.argv[1])
     steps = int(sys.argv[2]) if len(sys.argv) > 2 else 20
     torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)  # denormals slow x86 down; give PyTorch its best
     torch.manual_seed(0)
     model = Model()
+    for name, p in model.named_parameters():  # hyla's init: normal(0, 0.02), norms at 1
+        if p.dim() > 1:
+            nn.init.normal_(p, 0.0, 0.02)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1)
     tokens = torch.randint(0, VOCAB, (B, T + 1))
     x, y = tokens[:, :-1], tokens[:, 1:]
