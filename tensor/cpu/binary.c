@@ -90,8 +90,44 @@ static void accumulate(hy_binary_op op, const hy_bcast *bc, bool for_a, const re
   }
 }
 
+/* Both operands of the output's shape (residual adds, gates): flat loops that vectorize. */
+static void accumulate_flat(hy_binary_op op, int64_t n, const real *a, const real *b,
+                            const real *gy, real *ga, real *gb) {
+  switch (op) {
+  case HY_ADD:
+  case HY_SUB: {
+    real sign = op == HY_ADD ? 1 : -1;
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+      if (ga) ga[i] += gy[i];
+      if (gb) gb[i] += sign * gy[i];
+    }
+    return;
+  }
+  case HY_MUL:
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+      if (ga) ga[i] += gy[i] * b[i];
+      if (gb) gb[i] += gy[i] * a[i];
+    }
+    return;
+  case HY_DIV:
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+      if (ga) ga[i] += gy[i] / b[i];
+      if (gb) gb[i] -= gy[i] * a[i] / (b[i] * b[i]);
+    }
+    return;
+  }
+}
+
 void K(cpu_binary_backward)(hy_binary_op op, const hy_bcast *bc, const real *a, const real *b,
                             const real *gy, real *ga, real *gb) {
+  if (bc->a_full && bc->b_full) {
+    const int64_t *s = bc->shape;
+    accumulate_flat(op, s[0] * s[1] * s[2] * s[3], a, b, gy, ga, gb);
+    return;
+  }
   if (ga) accumulate(op, bc, true, a, b, gy, ga);
   if (gb) accumulate(op, bc, false, a, b, gy, gb);
 }
