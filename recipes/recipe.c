@@ -1,0 +1,679 @@
+#include "recipes/recipe.h"
+#include "recipes/schema.h"
+#include "recipes/toml_value.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Where a key's value came from: a line of the text, an override, or the default. */
+typedef struct {
+  int line;        /* > 0: this line of the text */
+  const char *set; /* else this --set, or NULL for the default */
+  int order;       /* 1, 2, ... in the order keys were set; 0 for the default */
+} origin;
+
+typedef enum { LINE_OTHER, LINE_KEY, LINE_CONT } line_kind;
+
+typedef struct {
+  hy_recipe *r;
+  hy_error *err;
+  bool failed;
+  const char *name; /* names the text in messages: a path, or what the caller gave */
+  /* The reader's state: the rest of the text, the line it gave inih last and what that was. */
+  const char *pos;
+  int line;
+  line_kind kind;
+  int depth; /* '[' still open in the value being read (an array spread over lines) */
+  /* The value being read: its key, first line and text so far. */
+  const hy_key *key;
+  int key_line;
+  char *value;
+  size_t value_len, value_cap;
+  int section_line[16]; /* where each [section] of hy_sections was opened */
+  origin from[HY_RECIPE_KEYS_MAX];
+  int n_set;
+} parser;
+
+/* ';' starts an inline comment for libinih (even inside quotes), so the reader hands it over as
+ * this byte, which cannot occur itself (the reader refuses control characters). */
+enum { SEMICOLON = 0x1F };
+
+static int key_index(const hy_key *k) { return (int)(k - hy_keys); }
+static bool is_ws(char c) { return c == ' ' || c == '\t'; }
+static bool is_control(unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7F; }
+static bool is_key_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '-';
+}
+
+/* ---- errors ---- */
+
+static int fail(parser *p, const char *where, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(parser *p, const char *where, const char *fmt, ...) {
+  char msg[HY_ERROR_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (!p->failed) hy_fail(p->err, "%s: %s", where, msg); /* the first error is the one to fix */
+  p->failed = true;
+  return -1;
+}
+
+/* "recipes/x.toml:7", or the text's name alone for line 0. */
+static void where_line(const parser *p, int line, char *buf, size_t size) {
+  if (line > 0)
+    snprintf(buf, size, "%s:%d", p->name, line);
+  else
+    snprintf(buf, size, "%s", p->name);
+}
+
+/* "--set optim.lr=3e-4", shortened when long. */
+static void where_set(const char *set, char *buf, size_t size) {
+  snprintf(buf, size, "--set %.100s%s", set, strlen(set) > 100 ? "..." : "");
+}
+
+/* Where key k was last set; the text's name alone when it kept its default. */
+static void where_key(const parser *p, const hy_key *k, char *buf, size_t size) {
+  const origin *o = &p->from[key_index(k)];
+  if (o->set)
+    where_set(o->set, buf, size);
+  else
+    where_line(p, o->line, buf, size);
+}
+
+/* A list of names for messages: "'a', 'b'" or "[a], [b]". */
+static void list_names(const char *const *names, int n, const char *open, const char *close,
+                       char *buf, size_t size) {
+  size_t used = 0;
+  buf[0] = 0;
+  for (int i = 0; i < n && used < size; i++)
+    used +=
+        (size_t)snprintf(buf + used, size - used, "%s%s%s%s", i ? ", " : "", open, names[i], close);
+}
+
+static int fail_unknown_section(parser *p, const char *where, const char *section) {
+  int n = 0;
+  while (hy_sections[n]) n++;
+  const char *close = hy_closest(section, hy_sections, n);
+  if (close) return fail(p, where, "unknown section [%s]; did you mean [%s]?", section, close);
+  char all[256];
+  list_names(hy_sections, n, "[", "]", all, sizeof all);
+  return fail(p, where, "unknown section [%s]; the sections are %s", section, all);
+}
+
+/* The section's keys in table order; returns how many. */
+static int section_keys(const char *section, const char **keys) {
+  int n = 0;
+  for (int i = 0; i < hy_n_keys; i++)
+    if (!strcmp(hy_keys[i].section, section)) keys[n++] = hy_keys[i].key;
+  return n;
+}
+
+/* The sections that have this key, for a key put in the wrong place: "[run] or [optim]", or with
+ * `dotted`, "run.name=... or optim.name=...". Returns how many. */
+static int homes(const char *key, bool dotted, char *buf, size_t size) {
+  int n = 0;
+  size_t used = 0;
+  buf[0] = 0;
+  for (int i = 0; i < hy_n_keys && used < size; i++) {
+    if (strcmp(hy_keys[i].key, key)) continue;
+    const char * or = n++ ? " or " : "";
+    if (dotted)
+      used += (size_t)snprintf(buf + used, size - used, "%s%s.%s=...", or, hy_keys[i].section, key);
+    else
+      used += (size_t)snprintf(buf + used, size - used, "%s[%s]", or, hy_keys[i].section);
+  }
+  return n;
+}
+
+static int fail_unknown_key(parser *p, const char *where, const char *section, const char *key) {
+  const char *keys[HY_RECIPE_KEYS_MAX] = {0};
+  int n = section_keys(section, keys);
+  const char *close = hy_closest(key, keys, n);
+  char home[256];
+  if (close)
+    return fail(p, where, "unknown key '%s' in [%s]; did you mean '%s'?", key, section, close);
+  if (homes(key, false, home, sizeof home))
+    return fail(p, where, "unknown key '%s' in [%s]; it belongs in %s", key, section, home);
+  char all[512];
+  list_names(keys, n, "'", "'", all, sizeof all);
+  return fail(p, where, "unknown key '%s' in [%s]; the keys are %s", key, section, all);
+}
+
+/* ---- values ---- */
+
+/* Parse text as the value of k and store it; names `where` on failure. */
+static int set_value(parser *p, const hy_key *k, const char *text, const char *where, origin from) {
+  char expect[256], why[HY_ERROR_MAX / 2];
+  hy_key_expect(k, expect, sizeof expect);
+  hy_toml_value v;
+  int rc = hy_toml_parse(text, expect, hy_key_item_expect(k), &v, why, sizeof why);
+  if (rc == 0) rc = hy_key_set(k, &v, p->r, why, sizeof why);
+  hy_toml_free(&v);
+  if (rc) return fail(p, where, "[%s] %s: %s", k->section, k->key, why);
+  from.order = ++p->n_set;
+  p->from[key_index(k)] = from;
+  return 0;
+}
+
+static int append_value(parser *p, const char *text) {
+  size_t n = strlen(text);
+  if (p->value_len + n + 2 > p->value_cap) {
+    size_t cap = 2 * (p->value_len + n + 2);
+    char *more = realloc(p->value, cap);
+    if (!more) return fail(p, p->name, "out of memory");
+    p->value = more, p->value_cap = cap;
+  }
+  if (p->value_len) p->value[p->value_len++] = ' '; /* the lines of an array, joined */
+  for (size_t i = 0; i < n; i++) p->value[p->value_len++] = text[i] == SEMICOLON ? ';' : text[i];
+  p->value[p->value_len] = 0;
+  return 0;
+}
+
+/* The value of p->key is complete: check it and store it. */
+static int finish_value(parser *p) {
+  char where[HY_ERROR_MAX / 2];
+  where_line(p, p->key_line, where, sizeof where);
+  return set_value(p, p->key, p->value, where, (origin){.line = p->key_line});
+}
+
+/* ---- the reader: libinih reads the text through it, a line at a time ---- */
+
+/* Where a '#' comment starts in s[0, len), outside strings; len if none. */
+static size_t comment_start(const char *s, size_t len) {
+  char quote = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (quote) {
+      if (s[i] == '\\' && quote == '"')
+        i++;
+      else if (s[i] == quote)
+        quote = 0;
+    } else if (s[i] == '"' || s[i] == '\'') {
+      quote = s[i];
+    } else if (s[i] == '#') {
+      return i;
+    }
+  }
+  return len;
+}
+
+/* The '[' still open after s[0, len), starting from depth; strings do not count. */
+static int bracket_depth(const char *s, size_t len, int depth) {
+  char quote = 0;
+  for (size_t i = 0; i < len && depth >= 0; i++) {
+    if (quote) {
+      if (s[i] == '\\' && quote == '"')
+        i++;
+      else if (s[i] == quote)
+        quote = 0;
+    } else if (s[i] == '"' || s[i] == '\'') {
+      quote = s[i];
+    } else if (s[i] == '[') {
+      depth++;
+    } else if (s[i] == ']' && --depth == 0) {
+      return 0; /* closed; what follows is the value parser's to judge */
+    }
+  }
+  return depth < 0 ? 0 : depth;
+}
+
+/* "[section]": check it here, since inih tells the handler nothing about sections it opens. */
+static int section_header(parser *p, const char *s, size_t len, char *buf, int size) {
+  char where[HY_ERROR_MAX / 2];
+  where_line(p, p->line, where, sizeof where);
+  if (len > 1 && s[1] == '[') return fail(p, where, "arrays of tables ([[...]]) are not supported");
+  const char *close = memchr(s, ']', len);
+  if (!close)
+    return fail(p, where, "expected ']' to close the section header, got %.*s", (int)len, s);
+  const char *rest = close + 1;
+  while (rest < s + len && is_ws(*rest)) rest++;
+  if (rest < s + len)
+    return fail(p, where, "unexpected %.*s after the section header", (int)(s + len - rest), rest);
+  const char *a = s + 1, *b = close;
+  while (a < b && is_ws(*a)) a++;
+  while (b > a && is_ws(b[-1])) b--;
+  if (a == b) return fail(p, where, "empty section name []");
+  if (*a == '"' || *a == '\'') return fail(p, where, "quoted section names are not supported");
+  char name[64];
+  snprintf(name, sizeof name, "%.*s", (int)(b - a), a);
+  int idx = 0;
+  while (hy_sections[idx] && strcmp(hy_sections[idx], name)) idx++;
+  if (!hy_sections[idx]) return fail_unknown_section(p, where, name);
+  if (p->section_line[idx])
+    return fail(p, where, "section [%s] appears twice (first at line %d)", name,
+                p->section_line[idx]);
+  p->section_line[idx] = p->line;
+  snprintf(buf, (size_t)size, "[%s]", name);
+  return 0;
+}
+
+/* "key = value": check the key's form here, so inih splits the line where TOML does. */
+static int key_line(parser *p, const char *s, size_t len) {
+  char where[HY_ERROR_MAX / 2];
+  where_line(p, p->line, where, sizeof where);
+  const char *end = s + len, *e = s;
+  if (*s == '"' || *s == '\'')
+    return fail(p, where, "quoted keys are not supported; write the key plainly: lr = 1e-3");
+  while (e < end && is_key_char(*e)) e++;
+  const char *k = e;
+  while (k < end && is_ws(*k)) k++;
+  if (e > s && k < end && *k == '.') {
+    const char *eq = memchr(s, '=', len);
+    int shown = eq ? (int)(eq - s) : (int)len;
+    while (shown > 0 && is_ws(s[shown - 1])) shown--;
+    return fail(p, where,
+                "dotted keys (%.*s) are not supported; write the last part under its "
+                "[section]",
+                shown, s);
+  }
+  if (e == s || k == end || *k != '=')
+    return fail(p, where, "expected 'key = value', got %.*s%s", (int)(len > 60 ? 60 : len), s,
+                len > 60 ? "..." : "");
+  p->depth = bracket_depth(k + 1, (size_t)(end - k - 1), 0);
+  return 0;
+}
+
+static char *read_line(char *buf, int size, void *stream) {
+  parser *p = stream;
+  if (p->failed) return NULL;
+  if (!*p->pos) {
+    if (p->depth > 0 && p->key) {
+      char where[HY_ERROR_MAX / 2];
+      where_line(p, p->key_line, where, sizeof where);
+      fail(p, where, "[%s] %s: unterminated array: no ']' before the end", p->key->section,
+           p->key->key);
+    }
+    return NULL;
+  }
+  const char *s = p->pos;
+  size_t len = strcspn(s, "\n");
+  p->pos = s + len + (s[len] == '\n');
+  p->line++;
+  char where[HY_ERROR_MAX / 2];
+  where_line(p, p->line, where, sizeof where);
+  if (len && s[len - 1] == '\r') len--;
+  if (p->line == 1 && len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3)) s += 3, len -= 3;
+  for (size_t i = 0; i < len; i++)
+    if (is_control((unsigned char)s[i]))
+      return fail(p, where, "control character 0x%02X; a recipe is text", (unsigned char)s[i]),
+             NULL;
+  /* Indentation goes, or inih would take an indented line for the continuation of a value. */
+  while (len && is_ws(*s)) s++, len--;
+  len = comment_start(s, len);
+  while (len && is_ws(s[len - 1])) len--;
+  if (len > HY_RECIPE_LINE || (int)len + 2 > size)
+    return fail(p, where,
+                "line is too long: %zu characters (at most %d, comments and indentation aside); "
+                "spread a long array over several lines",
+                len, HY_RECIPE_LINE),
+           NULL;
+  char *o = buf;
+  p->kind = LINE_OTHER;
+  if (p->depth > 0) {
+    /* The next line of an array: indented, so inih hands it to the handler under the same key. */
+    p->kind = LINE_CONT;
+    p->depth = bracket_depth(s, len, p->depth);
+    *o++ = ' ';
+  } else if (len && *s == '[') {
+    return section_header(p, s, len, buf, size) ? NULL : buf;
+  } else if (len) {
+    if (key_line(p, s, len)) return NULL;
+    p->kind = LINE_KEY;
+  }
+  for (size_t i = 0; i < len; i++) *o++ = s[i] == ';' ? SEMICOLON : s[i];
+  *o = 0;
+  return buf;
+}
+
+/* libinih calls this for each key line, and again for each further line of the same value. */
+static int on_key(void *user, const char *section, const char *name, const char *value) {
+  parser *p = user;
+  if (p->failed) return 0;
+  if (p->kind == LINE_CONT) {
+    if (append_value(p, value)) return 0;
+    return p->depth > 0 || finish_value(p) == 0;
+  }
+  char where[HY_ERROR_MAX / 2];
+  where_line(p, p->line, where, sizeof where);
+  if (!*section) {
+    char home[256];
+    if (homes(name, false, home, sizeof home))
+      return fail(p, where, "key '%s' is outside any section; did you mean to put it under %s?",
+                  name, home),
+             0;
+    return fail(p, where, "key '%s' is outside any section; keys go under a [section]", name), 0;
+  }
+  const hy_key *k = hy_key_find(section, name);
+  if (!k) return fail_unknown_key(p, where, section, name), 0;
+  const origin *before = &p->from[key_index(k)];
+  if (before->line)
+    return fail(p, where, "duplicate key '%s' in [%s] (first set at line %d)", name, section,
+                before->line),
+           0;
+  p->key = k;
+  p->key_line = p->line;
+  p->value_len = 0;
+  if (append_value(p, value)) return 0;
+  return p->depth > 0 || finish_value(p) == 0;
+}
+
+/* ---- overrides: "section.key=value" ---- */
+
+static int apply_override(parser *p, const char *set) {
+  char where[160];
+  where_set(set, where, sizeof where);
+  const char *eq = strchr(set, '=');
+  if (!eq) return fail(p, where, "expected section.key=value (e.g. optim.lr=3e-4)");
+  const char *a = set, *b = eq;
+  while (a < b && is_ws(*a)) a++;
+  while (b > a && is_ws(b[-1])) b--;
+  char name[128];
+  snprintf(name, sizeof name, "%.*s", (int)(b - a), a);
+  char *dot = strrchr(name, '.');
+  if (!dot) {
+    char home[256];
+    if (homes(name, true, home, sizeof home))
+      return fail(p, where, "expected section.key=value; did you mean %s?", home);
+    return fail(p, where, "expected section.key=value (e.g. optim.lr=3e-4)");
+  }
+  *dot = 0;
+  if (!hy_section_known(name)) return fail_unknown_section(p, where, name);
+  const hy_key *k = hy_key_find(name, dot + 1);
+  if (!k) return fail_unknown_key(p, where, name, dot + 1);
+  return set_value(p, k, eq + 1, where, (origin){.set = set});
+}
+
+/* ---- defaults ---- */
+
+static void apply_defaults(parser *p) {
+  for (int i = 0; i < hy_n_keys; i++) {
+    if (!hy_keys[i].def) continue;
+    if (set_value(p, &hy_keys[i], hy_keys[i].def, "default", (origin){0})) {
+      /* A default that fails its own checks is a bug in schema.c, not a user's mistake. */
+      fprintf(stderr, "hyla: recipes/schema.c: %s\n", p->err ? p->err->msg : "bad default");
+      abort();
+    }
+    p->from[i] = (origin){0};
+  }
+  p->n_set = 0;
+}
+
+/* run.name from the file's name without .toml, then run.out = "runs/<name>", unless set. */
+static int computed_defaults(parser *p, bool from_file) {
+  const hy_key *name = hy_key_find("run", "name"), *out = hy_key_find("run", "out");
+  size_t n = strlen(p->name);
+  bool toml = n >= 5 && !strcmp(p->name + n - 5, ".toml");
+  char text[HY_RECIPE_STR + 16], why[HY_ERROR_MAX / 2];
+  if (!p->from[key_index(name)].order) {
+    const char *base = strrchr(p->name, '/');
+    base = base ? base + 1 : p->name;
+    int len = (int)strlen(base) - (toml ? 5 : 0);
+    if (!from_file && !toml) base = "recipe", len = 6;
+    snprintf(text, sizeof text, "%.*s", len, base);
+    hy_toml_value v = {.kind = HY_TOML_STRING, .str = text, .src = text, .src_len = len};
+    if (hy_key_set(name, &v, p->r, why, sizeof why))
+      return fail(p, p->name, "[run] name: the default, the file's name \"%s\": %s; set [run] name",
+                  text, why);
+  }
+  if (!p->from[key_index(out)].order) {
+    snprintf(text, sizeof text, "runs/%s", p->r->run.name);
+    hy_toml_value v = {
+        .kind = HY_TOML_STRING, .str = text, .src = text, .src_len = (int)strlen(text)};
+    if (hy_key_set(out, &v, p->r, why, sizeof why))
+      return fail(p, p->name, "[run] out: the default \"%s\": %s; set [run] out", text, why);
+  }
+  return 0;
+}
+
+/* ---- checks across keys ---- */
+
+static double mlp_hidden(const hy_recipe *r) {
+  double units = r->model.mlp_ratio * (double)r->model.d_model / (double)r->model.mlp_multiple;
+  /* A hair of slack: 2.2 * 1600 / 64 is 55.00000000000001 in doubles, and a rounding error must
+   * not add a whole multiple. */
+  return ceil(units - 1e-9) * (double)r->model.mlp_multiple;
+}
+
+static int heads_divide(const hy_recipe *r, char *why, size_t size) {
+  if (r->model.d_model % r->model.n_heads == 0) return 0;
+  return snprintf(why, size, "[model] n_heads = %lld does not divide d_model = %lld",
+                  (long long)r->model.n_heads, (long long)r->model.d_model),
+         -1;
+}
+
+static int head_size_even(const hy_recipe *r, char *why, size_t size) {
+  int64_t head = r->model.d_model / r->model.n_heads;
+  if (head % 2 == 0) return 0;
+  return snprintf(why, size,
+                  "[model] the head size d_model / n_heads = %lld / %lld = %lld is odd; RoPE "
+                  "rotates pairs of features, so it must be even",
+                  (long long)r->model.d_model, (long long)r->model.n_heads, (long long)head),
+         -1;
+}
+
+static int mlp_fits(const hy_recipe *r, char *why, size_t size) {
+  if (mlp_hidden(r) <= INT32_MAX) return 0;
+  return snprintf(why, size, "[model] the MLP width mlp_ratio * d_model = %g is too large",
+                  r->model.mlp_ratio * (double)r->model.d_model),
+         -1;
+}
+
+static bool is_mqar(const hy_recipe *r) { return !strcmp(r->data.dataset, "mqar"); }
+
+static int mqar_fits_seq(const hy_recipe *r, char *why, size_t size) {
+  if (!is_mqar(r) || r->data.mqar.pairs <= r->train.seq_len / 2) return 0;
+  return snprintf(why, size, "[data.mqar] pairs = %lld needs 2 * pairs <= [train] seq_len = %lld",
+                  (long long)r->data.mqar.pairs, (long long)r->train.seq_len),
+         -1;
+}
+
+static int mqar_fits_vocab(const hy_recipe *r, char *why, size_t size) {
+  if (!is_mqar(r) || r->data.mqar.pairs <= r->model.vocab / 2 - 1) return 0;
+  return snprintf(why, size,
+                  "[data.mqar] pairs = %lld must be at most [model] vocab / 2 - 1 = %lld (keys "
+                  "and values come from separate halves of the vocabulary)",
+                  (long long)r->data.mqar.pairs, (long long)(r->model.vocab / 2 - 1)),
+         -1;
+}
+
+typedef struct {
+  const char *doc;
+  const char *keys[3][2]; /* section, key: where they were set names the error */
+  int (*check)(const hy_recipe *r, char *why, size_t size);
+} cross_check;
+
+static const cross_check CHECKS[] = {
+    {"`model.n_heads` divides `model.d_model`.",
+     {{"model", "d_model"}, {"model", "n_heads"}},
+     heads_divide},
+    {"The head size `d_model / n_heads` is even (RoPE rotates pairs of features).",
+     {{"model", "d_model"}, {"model", "n_heads"}},
+     head_size_even},
+    {"The MLP width, `mlp_ratio * d_model` rounded up to `mlp_multiple`, is below 2^31.",
+     {{"model", "mlp_ratio"}, {"model", "d_model"}, {"model", "mlp_multiple"}},
+     mlp_fits},
+    {"With `data.dataset = \"mqar\"`: `2 * data.mqar.pairs <= train.seq_len`.",
+     {{"data.mqar", "pairs"}, {"train", "seq_len"}, {"data", "dataset"}},
+     mqar_fits_seq},
+    {"With `data.dataset = \"mqar\"`: `data.mqar.pairs <= model.vocab / 2 - 1`.",
+     {{"data.mqar", "pairs"}, {"model", "vocab"}, {"data", "dataset"}},
+     mqar_fits_vocab},
+};
+
+/* A failed check names where the last of its keys was set: that is the change that broke it. */
+static int cross_checks(parser *p) {
+  for (size_t c = 0; c < sizeof CHECKS / sizeof *CHECKS; c++) {
+    char why[HY_ERROR_MAX / 2], where[HY_ERROR_MAX / 2];
+    if (!CHECKS[c].check(p->r, why, sizeof why)) continue;
+    const hy_key *latest = NULL;
+    for (int i = 0; i < 3 && CHECKS[c].keys[i][0]; i++) {
+      const hy_key *k = hy_key_find(CHECKS[c].keys[i][0], CHECKS[c].keys[i][1]);
+      if (!latest || p->from[key_index(k)].order > p->from[key_index(latest)].order) latest = k;
+    }
+    where_key(p, latest, where, sizeof where);
+    return fail(p, where, "%s", why);
+  }
+  return 0;
+}
+
+/* ---- entry points ---- */
+
+static int parse(const char *text, const char *name, bool from_file, int n_overrides,
+                 const char *const *overrides, hy_recipe *r, hy_error *err) {
+  parser p = {.r = r, .err = err, .name = name ? name : "recipe", .pos = text ? text : ""};
+  memset(r, 0, sizeof *r); /* padding and unused bytes too: equal recipes compare equal */
+  apply_defaults(&p);
+  int rc = ini_parse_stream(read_line, &p, on_key, &p);
+  if (!p.failed && rc != 0) {
+    char where[HY_ERROR_MAX / 2];
+    where_line(&p, rc, where, sizeof where);
+    fail(&p, where, "libinih cannot read this line");
+  }
+  for (int i = 0; i < n_overrides && !p.failed; i++) apply_override(&p, overrides[i]);
+  if (!p.failed) computed_defaults(&p, from_file);
+  if (!p.failed) cross_checks(&p);
+  free(p.value);
+  return p.failed ? -1 : 0;
+}
+
+int hy_recipe_parse(const char *text, const char *origin, int n_overrides,
+                    const char *const *overrides, hy_recipe *r, hy_error *err) {
+  return parse(text, origin, false, n_overrides, overrides, r, err);
+}
+
+int hy_recipe_load(const char *path, int n_overrides, const char *const *overrides, hy_recipe *r,
+                   hy_error *err) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return hy_fail(err, "%s: cannot open: %s", path, strerror(errno));
+  size_t size = 0, cap = 4096;
+  char *text = malloc(cap);
+  int read_errno = 0;
+  while (text) {
+    size += fread(text + size, 1, cap - size - 1, f);
+    if (ferror(f)) {
+      read_errno = errno ? errno : EIO;
+      break;
+    }
+    if (feof(f)) break;
+    char *more = realloc(text, cap *= 2);
+    if (!more) free(text);
+    text = more;
+  }
+  fclose(f);
+  if (!text) return hy_fail(err, "%s: cannot read: %s", path, strerror(ENOMEM));
+  if (read_errno) {
+    free(text);
+    return hy_fail(err, "%s: cannot read: %s", path, strerror(read_errno));
+  }
+  text[size] = 0;
+  int rc;
+  if (strlen(text) < size) {
+    int line = 1;
+    for (const char *c = text; *c; c++) line += *c == '\n';
+    rc = hy_fail(err, "%s:%d: a NUL byte; a recipe is UTF-8 text", path, line);
+  } else {
+    rc = parse(text, path, true, n_overrides, overrides, r, err);
+  }
+  free(text);
+  return rc;
+}
+
+char *hy_recipe_to_toml(const hy_recipe *r) {
+  char *text = NULL;
+  size_t size = 0;
+  FILE *f = open_memstream(&text, &size);
+  if (!f) return NULL;
+  fputs("# The resolved recipe: every key, defaults included.\n", f);
+  for (int s = 0; hy_sections[s]; s++) {
+    fprintf(f, "\n[%s]\n", hy_sections[s]);
+    for (int i = 0; i < hy_n_keys; i++) {
+      const hy_key *k = &hy_keys[i];
+      if (strcmp(k->section, hy_sections[s])) continue;
+      size_t n = hy_key_format(k, r, NULL, 0);
+      char *value = malloc(n + 1);
+      if (!value) continue;
+      hy_key_format(k, r, value, n + 1);
+      fprintf(f, "%s = %s\n", k->key, value);
+      free(value);
+    }
+  }
+  fclose(f);
+  return text;
+}
+
+void hy_recipe_write_docs(FILE *f) {
+  fprintf(
+      f,
+      "# Recipes\n\n"
+      "<!-- Written by hy_recipe_write_docs (recipes/recipe.c) from the schema in "
+      "recipes/schema.c; tests/recipes/test_recipe.c checks that it is current. -->\n\n"
+      "A recipe is a TOML file that says everything about a run: the model, the training, the "
+      "optimizer, the data and the distribution. Every key has a default, so an empty file is "
+      "a recipe. `recipes/quickstart.toml` is a small one.\n\n"
+      "    hyla train recipes/quickstart.toml --set optim.lr=3e-4 --set 'data.dataset=\"mqar\"'\n\n"
+      "## Format\n\n"
+      "- Sections `[name]` hold `key = value` lines; `#` starts a comment outside strings.\n"
+      "- Values are TOML: strings `\"...\"` (escapes `\\\"` `\\\\` `\\n` `\\t` `\\r` `\\b` "
+      "`\\f` `\\uXXXX`) or `'...'`, integers (`1_000`), floats (`3e-4`, `0.5`), `true` and "
+      "`false`, and arrays of these. An integer is taken where a float is expected, not the "
+      "reverse.\n"
+      "- A line holds at most %d characters, comments and indentation aside; an array may be "
+      "spread over several lines.\n"
+      "- Not supported: inline tables, dotted and quoted keys, multi-line strings, dates, "
+      "arrays of tables.\n"
+      "- `--set section.key=value` overrides a key after the file, with the same checks; the "
+      "section is everything before the last dot (`--set layer.attn.naive=true`), and the value "
+      "is TOML, so strings keep their quotes.\n"
+      "- Every error names the file and line (or the `--set`), the section and key, what was "
+      "found and what was expected. Unknown keys and sections are refused.\n"
+      "- A run writes its resolved recipe, every key included, to `<out>/recipe.toml`.\n",
+      HY_RECIPE_LINE);
+  for (int s = 0; hy_sections[s]; s++) {
+    fprintf(f, "\n## [%s]\n\n| key | type | default | range | meaning |\n|---|---|---|---|---|\n",
+            hy_sections[s]);
+    for (int i = 0; i < hy_n_keys; i++) {
+      const hy_key *k = &hy_keys[i];
+      if (strcmp(k->section, hy_sections[s])) continue;
+      char range[256];
+      hy_key_range_doc(k, range, sizeof range);
+      if (k->def)
+        fprintf(f, "| `%s` | %s | `%s` | %s | %s |\n", k->key, hy_key_type_doc(k), k->def, range,
+                k->doc);
+      else
+        fprintf(f, "| `%s` | %s | %s | %s | %s |\n", k->key, hy_key_type_doc(k), k->def_doc, range,
+                k->doc);
+    }
+  }
+  fprintf(f, "\n## Checks across keys\n\n");
+  for (size_t c = 0; c < sizeof CHECKS / sizeof *CHECKS; c++) fprintf(f, "- %s\n", CHECKS[c].doc);
+  fprintf(f,
+          "- Every name in `model.layers` is a known mixer kind (today: %s), and there are at "
+          "most %d layers.\n",
+          hy_mixer_names(), HY_MAX_LAYERS);
+}
+
+hy_model_config hy_recipe_model_config(const hy_recipe *r) {
+  hy_model_config c;
+  memset(&c, 0, sizeof c);
+  c.dtype = !strcmp(r->train.precision, "f64") ? HY_F64 : HY_F32;
+  c.vocab = r->model.vocab;
+  c.d_model = r->model.d_model;
+  c.n_heads = r->model.n_heads;
+  c.mlp_hidden = (int64_t)mlp_hidden(r);
+  c.n_layers = r->model.n_layers;
+  memcpy(c.layers, r->model.layers, sizeof c.layers);
+  c.tied_embeddings = r->model.tied_embeddings;
+  c.rope_theta = r->model.rope_theta;
+  c.norm_eps = r->model.norm_eps;
+  c.init_std = r->model.init_std;
+  c.scale_out_init = r->model.scale_out_init;
+  c.naive_attention = r->layer_attn.naive;
+  return c;
+}

@@ -1,0 +1,536 @@
+/* Recipes: every key read as written, defaults, overrides, the TOML writer (round trip and
+ * Python's tomllib), docs/recipes.md kept current, and bad recipes with their exact messages. */
+#include "recipes/recipe.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The repository's root, found from this file's path (CMake compiles it by its full path). */
+static const char *source_path(const char *rel) {
+  static char buf[4096];
+  snprintf(buf, sizeof buf, "%s", __FILE__);
+  for (int up = 0; up < 3; up++) {
+    char *slash = strrchr(buf, '/');
+    if (!slash) {
+      buf[0] = 0;
+      break;
+    }
+    *slash = 0;
+  }
+  size_t n = strlen(buf);
+  snprintf(buf + n, sizeof buf - n, "%s%s", n ? "/" : "", rel);
+  return buf;
+}
+
+static hy_recipe parse_ok(const char *text, int n_sets, const char *const *sets) {
+  hy_recipe r;
+  hy_error err = {{0}};
+  int rc = hy_recipe_parse(text, "recipes/test.toml", n_sets, sets, &r, &err);
+  cr_assert_eq(rc, 0, "unexpected error: %s", err.msg);
+  return r;
+}
+
+/* ---- good recipes ---- */
+
+Test(recipe, a_full_recipe_reads_every_value_as_written) {
+  hy_recipe r;
+  hy_error err = {{0}};
+  cr_assert_eq(hy_recipe_load(source_path("tests/recipes/good.toml"), 0, NULL, &r, &err), 0, "%s",
+               err.msg);
+  cr_expect_str_eq(r.run.name, "good-run");
+  cr_expect_eq(r.run.seed, 1234);
+  cr_expect_str_eq(r.run.out, "runs/elsewhere");
+  cr_expect_eq(r.model.vocab, 512);
+  cr_expect_eq(r.model.d_model, 96);
+  cr_expect_eq(r.model.n_heads, 6);
+  cr_expect_eq(r.model.n_layers, 3);
+  for (int i = 0; i < 3; i++) cr_expect_str_eq(r.model.layers[i], "attn");
+  cr_expect_eq(r.model.mlp_ratio, 3.5);
+  cr_expect_eq(r.model.mlp_multiple, 32);
+  cr_expect_eq(r.model.tied_embeddings, false);
+  cr_expect_eq(r.model.rope_theta, 500000.0);
+  cr_expect_eq(r.model.norm_eps, 1e-5);
+  cr_expect_eq(r.model.init_std, 0.01);
+  cr_expect_eq(r.model.scale_out_init, false);
+  cr_expect_eq(r.layer_attn.naive, true);
+  cr_expect_eq(r.train.batch, 4);
+  cr_expect_eq(r.train.seq_len, 64);
+  cr_expect_eq(r.train.steps, 2000);
+  cr_expect_eq(r.train.stop_after, 500);
+  cr_expect_eq(r.train.grad_accum, 2);
+  cr_expect_eq(r.train.grad_clip, 0.5);
+  cr_expect_eq(r.train.log_every, 5);
+  cr_expect_eq(r.train.eval_every, 0);
+  cr_expect_eq(r.train.eval_batches, 4);
+  cr_expect_eq(r.train.checkpoint_every, 0);
+  cr_expect_eq(r.train.keep_checkpoints, 3);
+  cr_expect_str_eq(r.train.precision, "f64");
+  cr_expect_str_eq(r.train.on_nan, "skip");
+  cr_expect_eq(r.train.threads, 2);
+  cr_expect_str_eq(r.optim.name, "sgd");
+  cr_expect_eq(r.optim.lr, 3e-4);
+  cr_expect_eq(r.optim.min_lr_ratio, 0.0);
+  cr_expect_eq(r.optim.betas[0], 0.8);
+  cr_expect_eq(r.optim.betas[1], 0.99);
+  cr_expect_eq(r.optim.eps, 1e-10);
+  cr_expect_eq(r.optim.weight_decay, 0.0);
+  cr_expect_eq(r.optim.momentum, 0.5);
+  cr_expect_eq(r.optim.n_no_decay, 2);
+  cr_expect_str_eq(r.optim.no_decay[0], "norm");
+  cr_expect_str_eq(r.optim.no_decay[1], "bias; not # a comment");
+  cr_expect_eq(r.optim.warmup, 0);
+  cr_expect_str_eq(r.optim.schedule, "wsd");
+  cr_expect_eq(r.optim.decay_fraction, 1.0);
+  cr_expect_str_eq(r.data.dataset, "data/tiny#1.h5");
+  cr_expect_str_eq(r.data.sampling, "sequential");
+  cr_expect_eq(r.data.mqar.pairs, 8);
+  cr_expect_eq(r.data.mqar.power_a, 0.5);
+  cr_expect_eq(r.data.mqar.train_examples, 1000);
+  cr_expect_eq(r.data.mqar.val_examples, 100);
+  cr_expect_eq(r.dist.dp, 2);
+  cr_expect_eq(r.dist.sp, 4);
+}
+
+Test(recipe, an_empty_recipe_gives_every_default) {
+  hy_recipe r = parse_ok("", 0, NULL);
+  cr_expect_str_eq(r.run.name, "test"); /* recipes/test.toml */
+  cr_expect_eq(r.run.seed, 0);
+  cr_expect_str_eq(r.run.out, "runs/test");
+  cr_expect_eq(r.model.vocab, 256);
+  cr_expect_eq(r.model.d_model, 128);
+  cr_expect_eq(r.model.n_heads, 4);
+  cr_expect_eq(r.model.n_layers, 2);
+  cr_expect_str_eq(r.model.layers[0], "attn");
+  cr_expect_str_eq(r.model.layers[1], "attn");
+  cr_expect_eq(r.model.mlp_ratio, 8.0 / 3.0);
+  cr_expect_eq(r.model.mlp_multiple, 64);
+  cr_expect_eq(r.model.tied_embeddings, true);
+  cr_expect_eq(r.model.rope_theta, 10000.0);
+  cr_expect_eq(r.model.norm_eps, 1e-6);
+  cr_expect_eq(r.model.init_std, 0.02);
+  cr_expect_eq(r.model.scale_out_init, true);
+  cr_expect_eq(r.layer_attn.naive, false);
+  cr_expect_eq(r.train.batch, 8);
+  cr_expect_eq(r.train.seq_len, 256);
+  cr_expect_eq(r.train.steps, 1000);
+  cr_expect_eq(r.train.stop_after, 0);
+  cr_expect_eq(r.train.grad_accum, 1);
+  cr_expect_eq(r.train.grad_clip, 1.0);
+  cr_expect_eq(r.train.log_every, 10);
+  cr_expect_eq(r.train.eval_every, 200);
+  cr_expect_eq(r.train.eval_batches, 16);
+  cr_expect_eq(r.train.checkpoint_every, 500);
+  cr_expect_eq(r.train.keep_checkpoints, 2);
+  cr_expect_str_eq(r.train.precision, "f32");
+  cr_expect_str_eq(r.train.on_nan, "stop");
+  cr_expect_eq(r.train.threads, 0);
+  cr_expect_str_eq(r.optim.name, "adamw");
+  cr_expect_eq(r.optim.lr, 1e-3);
+  cr_expect_eq(r.optim.min_lr_ratio, 0.1);
+  cr_expect_eq(r.optim.betas[0], 0.9);
+  cr_expect_eq(r.optim.betas[1], 0.95);
+  cr_expect_eq(r.optim.eps, 1e-8);
+  cr_expect_eq(r.optim.weight_decay, 0.1);
+  cr_expect_eq(r.optim.momentum, 0.9);
+  cr_expect_eq(r.optim.n_no_decay, 3);
+  cr_expect_str_eq(r.optim.no_decay[0], "norm");
+  cr_expect_str_eq(r.optim.no_decay[1], "bias");
+  cr_expect_str_eq(r.optim.no_decay[2], "embed");
+  cr_expect_eq(r.optim.warmup, 100);
+  cr_expect_str_eq(r.optim.schedule, "cosine");
+  cr_expect_eq(r.optim.decay_fraction, 0.2);
+  cr_expect_str_eq(r.data.dataset, "shakespeare");
+  cr_expect_str_eq(r.data.sampling, "random");
+  cr_expect_eq(r.data.mqar.pairs, 16);
+  cr_expect_eq(r.data.mqar.power_a, 0.01);
+  cr_expect_eq(r.data.mqar.train_examples, 100000);
+  cr_expect_eq(r.data.mqar.val_examples, 3000);
+  cr_expect_eq(r.dist.dp, 1);
+  cr_expect_eq(r.dist.sp, 1);
+}
+
+Test(recipe, the_run_name_defaults_to_the_file_name) {
+  hy_recipe r;
+  hy_error err = {{0}};
+  cr_assert_eq(hy_recipe_parse("", NULL, 0, NULL, &r, &err), 0, "%s", err.msg);
+  cr_expect_str_eq(r.run.name, "recipe");
+  cr_expect_str_eq(r.run.out, "runs/recipe");
+  cr_assert_eq(hy_recipe_parse("", "runs/x/ckpt_100.h5", 0, NULL, &r, &err), 0, "%s", err.msg);
+  cr_expect_str_eq(r.run.name, "recipe");
+  cr_assert_eq(hy_recipe_parse("[run]\nname = \"mine\"\n", "a/b.toml", 0, NULL, &r, &err), 0);
+  cr_expect_str_eq(r.run.out, "runs/mine"); /* out follows the name it ends up with */
+  cr_assert_eq(hy_recipe_load(source_path("recipes/quickstart.toml"), 0, NULL, &r, &err), 0, "%s",
+               err.msg);
+  cr_expect_str_eq(r.run.name, "quickstart");
+  cr_expect_str_eq(r.run.out, "runs/quickstart");
+}
+
+Test(recipe, the_quickstart_recipe_says_what_it_should) {
+  hy_recipe r;
+  hy_error err = {{0}};
+  cr_assert_eq(hy_recipe_load(source_path("recipes/quickstart.toml"), 0, NULL, &r, &err), 0, "%s",
+               err.msg);
+  cr_expect_eq(r.model.d_model, 128);
+  cr_expect_eq(r.model.n_heads, 4);
+  cr_expect_eq(r.model.n_layers, 4);
+  cr_expect_eq(r.train.batch, 16);
+  cr_expect_eq(r.train.seq_len, 128);
+  cr_expect_eq(r.train.steps, 1500);
+  cr_expect_eq(r.optim.lr, 2e-3);
+  cr_expect_str_eq(r.data.dataset, "shakespeare");
+}
+
+Test(recipe, a_layer_pattern_expands_in_order) {
+  hy_recipe r = parse_ok("[model]\nlayers = \"attn,attn x 3\"\n", 0, NULL);
+  cr_assert_eq(r.model.n_layers, 6);
+  for (int i = 0; i < 6; i++) cr_expect_str_eq(r.model.layers[i], "attn");
+  cr_expect_eq(r.model.layers[6][0], 0);
+  r = parse_ok("[model]\nlayers = \" attn , attn \"\n", 0, NULL);
+  cr_expect_eq(r.model.n_layers, 2);
+  r = parse_ok("[model]\nlayers = \"attn x64\"\n", 0, NULL);
+  cr_expect_eq(r.model.n_layers, HY_MAX_LAYERS);
+}
+
+Test(recipe, overrides_apply_in_order_after_the_file) {
+  const char *sets[] = {"optim.lr=3e-4",         "model.layers=[\"attn\"]",
+                        "layer.attn.naive=true", " data.dataset = \"mqar\" ",
+                        "optim.lr=5e-4",         "optim.no_decay=[\"norm\"]"};
+  hy_recipe r = parse_ok("[model]\nlayers = \"attn x 4\"\n[optim]\nlr = 1e-2\n", 6, sets);
+  cr_expect_eq(r.optim.lr, 5e-4);
+  cr_expect_eq(r.model.n_layers, 1);
+  cr_expect_eq(r.model.layers[1][0], 0, "the list is replaced, not overwritten in place");
+  cr_expect_eq(r.layer_attn.naive, true);
+  cr_expect_str_eq(r.data.dataset, "mqar");
+  cr_expect_eq(r.optim.n_no_decay, 1);
+  /* The same recipe written out in full compares equal, bytes and all. */
+  hy_recipe same = parse_ok("[model]\nlayers = [\"attn\"]\n[layer.attn]\nnaive = true\n[optim]\n"
+                            "lr = 5e-4\nno_decay = [\"norm\"]\n[data]\ndataset = \"mqar\"\n",
+                            0, NULL);
+  cr_expect(!memcmp(&r, &same, sizeof r));
+}
+
+Test(recipe, toml_details) {
+  /* Comments, ';' and '#' inside strings, escapes, literal strings, underscores, arrays over
+   * lines, CRLF, and an integer where a float goes. */
+  hy_recipe r = parse_ok(
+      "# top\r\n[run] # c\r\nname = \"a;b ;c#d\\t\\\"q\\\"\\\\\\u00e9\"\r\n"
+      "out = 'C:\\runs\\x' # c\n[model]\nlayers = [ # c\n\n  \"attn\" ,\n  # c\n  \"attn\",\n"
+      "]\nrope_theta = 1_000\n[ optim ]\nbetas = [0, 0.5]\n",
+      0, NULL);
+  cr_expect_str_eq(r.run.name, "a;b ;c#d\t\"q\"\\\xc3\xa9");
+  cr_expect_str_eq(r.run.out, "C:\\runs\\x");
+  cr_expect_eq(r.model.n_layers, 2);
+  cr_expect_eq(r.model.rope_theta, 1000.0);
+  cr_expect_eq(r.optim.betas[0], 0.0);
+  cr_expect_eq(r.optim.betas[1], 0.5);
+}
+
+Test(recipe, the_model_config_follows_the_recipe) {
+  const char *sets[] = {"train.precision=\"f64\"", "layer.attn.naive=true"};
+  hy_recipe r = parse_ok("[model]\nd_model = 96\nn_heads = 3\nlayers = \"attn x 3\"\n"
+                         "tied_embeddings = false\n",
+                         2, sets);
+  hy_model_config c = hy_recipe_model_config(&r);
+  cr_expect_eq(c.dtype, HY_F64);
+  cr_expect_eq(c.vocab, 256);
+  cr_expect_eq(c.d_model, 96);
+  cr_expect_eq(c.n_heads, 3);
+  cr_expect_eq(c.mlp_hidden, 256, "8/3 * 96 = 256 exactly: no extra multiple of 64");
+  cr_expect_eq(c.n_layers, 3);
+  cr_expect_str_eq(c.layers[2], "attn");
+  cr_expect_eq(c.tied_embeddings, false);
+  cr_expect_eq(c.rope_theta, 10000.0);
+  cr_expect_eq(c.norm_eps, 1e-6);
+  cr_expect_eq(c.init_std, 0.02);
+  cr_expect_eq(c.scale_out_init, true);
+  cr_expect_eq(c.naive_attention, true);
+  r = parse_ok("", 0, NULL);
+  c = hy_recipe_model_config(&r);
+  cr_expect_eq(c.dtype, HY_F32);
+  cr_expect_eq(c.mlp_hidden, 384, "8/3 * 128 = 341.3, up to a multiple of 64");
+  cr_expect_eq(c.naive_attention, false);
+  r = parse_ok("[model]\nmlp_ratio = 4\nmlp_multiple = 1\n", 0, NULL);
+  cr_expect_eq(hy_recipe_model_config(&r).mlp_hidden, 512);
+  r = parse_ok("[model]\nmlp_ratio = 2.2\nd_model = 1600\n", 0, NULL);
+  cr_expect_eq(hy_recipe_model_config(&r).mlp_hidden, 3520, "2.2 * 1600 / 64 is 55 + 1e-14");
+}
+
+/* ---- the writer ---- */
+
+/* Python's tomllib reads text; skipped, with a warning, where python3 is missing. */
+static void expect_tomllib_reads(const char *text) {
+  if (system("python3 -c 'import tomllib' >/dev/null 2>&1") != 0) {
+    cr_log_warn("python3 with tomllib not found: the TOML is not checked against it");
+    return;
+  }
+  char path[] = "/tmp/hyla_recipe_XXXXXX";
+  int fd = mkstemp(path);
+  cr_assert(fd >= 0);
+  FILE *f = fdopen(fd, "w");
+  fputs(text, f);
+  fclose(f);
+  char cmd[256];
+  snprintf(cmd, sizeof cmd,
+           "python3 -c 'import tomllib,sys; tomllib.load(open(sys.argv[1],\"rb\"))' %s", path);
+  int rc = system(cmd);
+  unlink(path);
+  cr_expect_eq(rc, 0, "tomllib refuses:\n%s", text);
+}
+
+/* to_toml -> parse gives the same bytes, and tomllib reads the text. */
+static void expect_round_trip(const hy_recipe *r) {
+  char *text = hy_recipe_to_toml(r);
+  cr_assert(text);
+  hy_recipe back;
+  memset(&back, 0, sizeof back);
+  hy_error err = {{0}};
+  cr_assert_eq(hy_recipe_parse(text, "resolved.toml", 0, NULL, &back, &err), 0, "%s\n%s", err.msg,
+               text);
+  cr_expect(!memcmp(r, &back, sizeof back), "the recipe read back differs:\n%s", text);
+  char *again = hy_recipe_to_toml(&back);
+  cr_expect_str_eq(again, text);
+  expect_tomllib_reads(text);
+  free(again);
+  free(text);
+}
+
+Test(recipe, the_written_recipe_reads_back_the_same) {
+  hy_recipe r;
+  hy_error err = {{0}};
+  cr_assert_eq(hy_recipe_load(source_path("tests/recipes/good.toml"), 0, NULL, &r, &err), 0);
+  expect_round_trip(&r);
+  r = parse_ok("", 0, NULL);
+  expect_round_trip(&r);
+}
+
+Test(recipe, the_writer_copes_with_the_longest_values) {
+  /* 64 layers and 16 long list items need arrays spread over lines; the longest dataset path and
+   * strings with quotes, backslashes, tabs and non-ASCII need the right quoting; extreme numbers
+   * need every digit. */
+  char text[8192], path[256];
+  memset(path, 'p', 185);
+  path[185] = 0;
+  int n = snprintf(text, sizeof text,
+                   "[run]\nname = \"it's \\\"q\\\" \\\\ \\t \\u00e9\"\nseed = 9223372036854775807\n"
+                   "[model]\nlayers = \"attn x 64\"\nmlp_ratio = 0.1\nnorm_eps = 5e-324\n"
+                   "rope_theta = 1.7976931348623157e308\n[train]\ngrad_clip = -0.0\n"
+                   "[data]\ndataset = \"%s\"\n[optim]\nno_decay = [\n",
+                   path);
+  for (int i = 0; i < HY_RECIPE_LIST_MAX; i++)
+    n += snprintf(text + n, sizeof text - (size_t)n,
+                  "  'item %02d with \"quotes\" and \\backslashes\\ to fill its line...',\n", i);
+  snprintf(text + n, sizeof text - (size_t)n, "]\n");
+  hy_recipe r = parse_ok(text, 0, NULL);
+  cr_expect_eq(r.model.n_layers, 64);
+  cr_expect_eq(r.optim.n_no_decay, HY_RECIPE_LIST_MAX);
+  cr_expect_eq(r.run.seed, INT64_MAX);
+  cr_expect(signbit(r.train.grad_clip));
+  expect_round_trip(&r);
+}
+
+/* ---- docs/recipes.md ---- */
+
+Test(recipe, docs_recipes_md_is_current) {
+  char *want = NULL;
+  size_t size = 0;
+  FILE *mem = open_memstream(&want, &size);
+  hy_recipe_write_docs(mem);
+  fclose(mem);
+  const char *path = source_path("docs/recipes.md");
+  if (getenv("HYLA_UPDATE_DOCS")) {
+    FILE *f = fopen(path, "w");
+    cr_assert(f, "cannot write %s", path);
+    fputs(want, f);
+    fclose(f);
+  }
+  FILE *f = fopen(path, "rb");
+  cr_assert(f, "cannot open %s", path);
+  char *have = calloc(1, size + 2);
+  size_t got = fread(have, 1, size + 1, f);
+  fclose(f);
+  cr_expect(got == size && !memcmp(have, want, size),
+            "%s differs from what hy_recipe_write_docs writes; rewrite it with "
+            "HYLA_UPDATE_DOCS=1 test_recipe --filter 'recipe/docs*'",
+            path);
+  free(have);
+  free(want);
+}
+
+/* ---- bad recipes: each message names the place, what was found and what was expected ---- */
+
+static void expect_failure(const char *text, int n_sets, const char *const *sets,
+                           const char *want) {
+  hy_recipe r;
+  hy_error err = {{0}};
+  int rc = hy_recipe_parse(text, "recipes/bad.toml", n_sets, sets, &r, &err);
+  cr_assert_eq(rc, -1, "accepted; expected an error containing:\n  %s", want);
+  cr_expect(strstr(err.msg, want), "the message\n  %s\ndoes not contain\n  %s", err.msg, want);
+}
+
+#define BAD(name, text, want)                                                                      \
+  Test(bad_recipe, name) { expect_failure(text, 0, NULL, want); }
+#define BAD_SET(name, set, want)                                                                   \
+  Test(bad_recipe, name) {                                                                         \
+    const char *sets[] = {set};                                                                    \
+    expect_failure("", 1, sets, want);                                                             \
+  }
+
+BAD(unknown_key, "[optim]\nlrr = 1e-3\n",
+    "recipes/bad.toml:2: unknown key 'lrr' in [optim]; did you mean 'lr'?")
+BAD(key_in_the_wrong_section, "[train]\nlr = 1e-3\n",
+    "recipes/bad.toml:2: unknown key 'lr' in [train]; it belongs in [optim]")
+BAD(key_of_two_other_sections, "[model]\nname = \"x\"\n",
+    "recipes/bad.toml:2: unknown key 'name' in [model]; it belongs in [run] or [optim]")
+BAD(junk_after_a_section_header, "[optim] lr = 1\n",
+    "recipes/bad.toml:1: unexpected lr = 1 after the section header")
+BAD(nested_array, "[model]\nlayers = [\n  [\"attn\"],\n]\n",
+    "recipes/bad.toml:2: [model] layers: nested arrays are not supported")
+BAD(semicolon_is_not_a_comment, "[optim]\nlr = 1e-3 ; not TOML\n",
+    "recipes/bad.toml:2: [optim] lr: unexpected ; not TOML after the value 1e-3")
+BAD(unknown_key_far_from_any, "[dist]\nfoo = 1\n",
+    "recipes/bad.toml:2: unknown key 'foo' in [dist]; the keys are 'dp', 'sp'")
+BAD(unknown_section, "[run]\n[optm]\nlr = 1e-3\n",
+    "recipes/bad.toml:2: unknown section [optm]; did you mean [optim]?")
+BAD(string_for_int, "[model]\nd_model = \"128\"\n",
+    "recipes/bad.toml:2: [model] d_model: expected an integer >= 8, got \"128\" (a string)")
+BAD(int_for_bool, "[model]\ntied_embeddings = 1\n",
+    "recipes/bad.toml:2: [model] tied_embeddings: expected true or false, got 1 (an integer)")
+BAD(float_for_int, "[train]\nsteps = 1.5\n",
+    "recipes/bad.toml:2: [train] steps: expected an integer >= 1, got 1.5 (a float)")
+BAD(bare_word_for_string, "[data]\ndataset = shakespeare\n",
+    "recipes/bad.toml:2: [data] dataset: expected a quoted string, got shakespeare")
+BAD(negative_lr, "[optim]\nlr = -3e-4\n",
+    "recipes/bad.toml:2: [optim] lr: expected a float > 0, got -3e-4")
+BAD(nan_lr, "[optim]\nlr = nan\n", "recipes/bad.toml:2: [optim] lr: expected a float > 0, got nan")
+BAD(zero_d_model, "[model]\nd_model = 0\n",
+    "recipes/bad.toml:2: [model] d_model: expected an integer >= 8, got 0")
+BAD(beta_above_one, "[optim]\nbetas = [0.9, 1.5]\n",
+    "recipes/bad.toml:2: [optim] betas: expected an array of two floats in [0, 1), got [0.9, 1.5]")
+BAD(integer_too_large, "[run]\nseed = 99999999999999999999\n",
+    "recipes/bad.toml:2: [run] seed: integer 99999999999999999999 does not fit in 64 bits")
+BAD(bad_enum, "[optim]\nschedule = \"cosin\"\n",
+    "recipes/bad.toml:2: [optim] schedule: expected one of \"cosine\", \"linear\", \"constant\", "
+    "\"wsd\", got \"cosin\"; did you mean \"cosine\"?")
+BAD(heads_do_not_divide, "[model]\nd_model = 100\nn_heads = 3\n",
+    "recipes/bad.toml:3: [model] n_heads = 3 does not divide d_model = 100")
+BAD(odd_head_size, "[model]\nn_heads = 2\nd_model = 130\n",
+    "recipes/bad.toml:3: [model] the head size d_model / n_heads = 130 / 2 = 65 is odd")
+BAD(unknown_layer_kind, "[model]\nlayers = [\"attn\", \"gla\"]\n",
+    "recipes/bad.toml:2: [model] layers: unknown layer kind \"gla\"; known kinds: attn")
+BAD(unknown_layer_kind_in_a_pattern, "[model]\nlayers = \"gla,attn x 3\"\n",
+    "recipes/bad.toml:2: [model] layers: unknown layer kind \"gla\"; known kinds: attn")
+BAD(malformed_pattern, "[model]\nlayers = \"attn,,attn\"\n",
+    "recipes/bad.toml:2: [model] layers: malformed layer pattern \"attn,,attn\"")
+BAD(no_layers, "[model]\nlayers = []\n",
+    "recipes/bad.toml:2: [model] layers: expected at least one layer, got []")
+BAD(too_many_layers, "[model]\nlayers = \"attn x 65\"\n",
+    "recipes/bad.toml:2: [model] layers: 65 layers, at most 64")
+BAD(malformed_array, "[model]\nlayers = [\"attn\" \"attn\"]\n",
+    "recipes/bad.toml:2: [model] layers: malformed array: expected ',' or ']' after \"attn\", got "
+    "\"attn\"]")
+BAD(unterminated_array, "[model]\nlayers = [\"attn\",\n\"attn\"\n",
+    "recipes/bad.toml:2: [model] layers: unterminated array: no ']' before the end")
+BAD(unterminated_string, "[run]\nname = \"abc\n",
+    "recipes/bad.toml:2: [run] name: unterminated string \"abc")
+BAD(bad_escape, "[run]\nname = \"a\\qb\"\n", "recipes/bad.toml:2: [run] name: bad escape \\q")
+BAD(string_too_long_for_its_buffer,
+    "[run]\nname = \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\n",
+    "recipes/bad.toml:2: [run] name: the string is too long: 72 bytes, at most 63")
+BAD(too_many_list_items,
+    "[optim]\nno_decay = "
+    "[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\",\"i\",\"j\",\"k\",\"l\",\"m\","
+    "\"n\",\"o\",\"p\",\"q\"]\n",
+    "recipes/bad.toml:2: [optim] no_decay: 17 items, at most 16")
+BAD(duplicate_key, "[optim]\nlr = 1e-3\n\nlr = 2e-3\n",
+    "recipes/bad.toml:4: duplicate key 'lr' in [optim] (first set at line 2)")
+BAD(duplicate_section, "[optim]\n[train]\n[optim]\n",
+    "recipes/bad.toml:3: section [optim] appears twice (first at line 1)")
+BAD(key_before_any_section, "lr = 1e-3\n[optim]\n",
+    "recipes/bad.toml:1: key 'lr' is outside any section; did you mean to put it under [optim]?")
+BAD(no_equals_sign, "[run]\nname \"x\"\n",
+    "recipes/bad.toml:2: expected 'key = value', got name \"x\"")
+BAD(dotted_key, "[model]\nattn.naive = true\n",
+    "recipes/bad.toml:2: dotted keys (attn.naive) are not supported")
+BAD(inline_table, "[optim]\nbetas = {a = 1}\n",
+    "recipes/bad.toml:2: [optim] betas: inline tables ({...}) are not supported")
+BAD(text_after_the_value, "[optim]\nlr = 1e-3 2e-3\n",
+    "recipes/bad.toml:2: [optim] lr: unexpected 2e-3 after the value 1e-3")
+BAD(mqar_pairs_too_many_for_seq_len,
+    "[train]\nseq_len = 64\n[data]\ndataset = \"mqar\"\n[data.mqar]\npairs = 40\n",
+    "recipes/bad.toml:6: [data.mqar] pairs = 40 needs 2 * pairs <= [train] seq_len = 64")
+BAD(mqar_pairs_too_many_for_vocab,
+    "[data.mqar]\npairs = 32\n[data]\ndataset = \"mqar\"\n[model]\nvocab = 64\n",
+    "recipes/bad.toml:6: [data.mqar] pairs = 32 must be at most [model] vocab / 2 - 1 = 31")
+
+Test(bad_recipe, a_line_over_the_length_limit) {
+  char text[400];
+  int n = snprintf(text, sizeof text, "[run]\n  out = \"");
+  memset(text + n, 'x', 250);
+  snprintf(text + n + 250, sizeof text - (size_t)n - 250, "\"  # the comment does not count\n");
+  expect_failure(text, 0, NULL,
+                 "recipes/bad.toml:2: line is too long: 258 characters (at most 197, comments and "
+                 "indentation aside)");
+}
+
+Test(bad_recipe, a_string_too_long_to_write_back) {
+  /* Fits its 256-byte buffer, but `dataset = "..."` would not fit a recipe line. */
+  char set[300];
+  int n = snprintf(set, sizeof set, "data.dataset=\"");
+  memset(set + n, 'd', 200);
+  snprintf(set + n + 200, sizeof set - (size_t)n - 200, "\"");
+  const char *sets[] = {set};
+  expect_failure("", 1, sets,
+                 "[data] dataset: the string is too long: 200 bytes, but its line must fit in 197 "
+                 "characters (at most 185 bytes without escapes)");
+}
+
+BAD_SET(override_without_equals, "optim.lr",
+        "--set optim.lr: expected section.key=value (e.g. optim.lr=3e-4)")
+BAD_SET(override_without_section, "lr=1e-3",
+        "--set lr=1e-3: expected section.key=value; did you mean optim.lr=...?")
+BAD_SET(override_of_an_unknown_key, "optim.lrr=1e-3",
+        "--set optim.lrr=1e-3: unknown key 'lrr' in [optim]; did you mean 'lr'?")
+BAD_SET(override_of_an_unknown_section, "optm.lr=1e-3",
+        "--set optm.lr=1e-3: unknown section [optm]; did you mean [optim]?")
+BAD_SET(override_with_a_bad_value, "optim.lr=abc",
+        "--set optim.lr=abc: [optim] lr: expected a float > 0, got abc")
+BAD_SET(override_with_an_unquoted_string, "data.dataset=mqar",
+        "--set data.dataset=mqar: [data] dataset: expected a quoted string, got mqar (strings are "
+        "quoted: \"mqar\")")
+BAD_SET(override_with_a_bad_layer, "model.layers=[\"gla\",\"attn\"]",
+        "--set model.layers=[\"gla\",\"attn\"]: [model] layers: unknown layer kind \"gla\"")
+
+Test(bad_recipe, a_cross_check_names_the_override_that_broke_it) {
+  const char *sets[] = {"model.n_heads=3"};
+  expect_failure("[model]\nd_model = 100\n", 1, sets,
+                 "--set model.n_heads=3: [model] n_heads = 3 does not divide d_model = 100");
+}
+
+Test(bad_recipe, a_file_names_its_path_and_line) {
+  const char *path = source_path("tests/recipes/bad_key.toml");
+  char want[4200];
+  snprintf(want, sizeof want, "%s:6: unknown key 'lrr' in [optim]; did you mean 'lr'?", path);
+  hy_recipe r;
+  hy_error err = {{0}};
+  cr_assert_eq(hy_recipe_load(path, 0, NULL, &r, &err), -1);
+  cr_expect_str_eq(err.msg, want);
+}
+
+Test(bad_recipe, a_missing_file) {
+  hy_recipe r;
+  hy_error err = {{0}};
+  cr_assert_eq(hy_recipe_load("recipes/no_such_recipe.toml", 0, NULL, &r, &err), -1);
+  cr_expect_str_eq(err.msg, "recipes/no_such_recipe.toml: cannot open: No such file or directory");
+}
+
+Test(bad_recipe, a_directory_is_not_a_recipe) {
+  hy_recipe r;
+  hy_error err = {{0}};
+  cr_assert_eq(hy_recipe_load("/", 0, NULL, &r, &err), -1);
+  cr_expect_str_eq(err.msg, "/: cannot read: Is a directory");
+}
