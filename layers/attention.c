@@ -48,7 +48,50 @@ static hy_tensor *attn_forward(void *self, hy_tensor *x) {
   return hy_attention_layer_forward(self, x);
 }
 
-const hy_mixer_kind hy_mixer_attn = {"attn", attn_create, attn_forward, free};
+/* ---- decoding with a KV cache ---- */
+
+typedef struct {
+  hy_tensor *k, *v; /* persistent [B, max_len, H, D]: rotated keys and the values so far */
+} kv_cache;
+
+static void *attn_decode_new(void *self, int64_t batch, int64_t max_len) {
+  hy_attention_layer *a = self;
+  kv_cache *c = calloc(1, sizeof *c);
+  if (!c) hy_die("attn", "out of memory");
+  hy_shape s = HY_SHAPE(batch, max_len, a->n_heads, a->head_dim);
+  c->k = hy_zeros_persistent(a->q.weight->dtype, s);
+  c->v = hy_zeros_persistent(a->q.weight->dtype, s);
+  return c;
+}
+
+static hy_tensor *attn_decode_step(void *self, void *state, hy_tensor *x, int64_t pos) {
+  hy_attention_layer *a = self;
+  kv_cache *c = state;
+  if (pos >= c->k->shape[1])
+    hy_die("attn", "decoding position %lld past the cache's %lld", (long long)pos,
+           (long long)c->k->shape[1]);
+  hy_tensor *q = hy_rope(heads(a, &a->q, x), pos, a->rope_theta);
+  hy_copy_into(hy_slice(c->k, 1, pos, pos + 1), hy_rope(heads(a, &a->k, x), pos, a->rope_theta));
+  hy_copy_into(hy_slice(c->v, 1, pos, pos + 1), heads(a, &a->v, x));
+  /* One query against the pos + 1 cached keys: nothing to mask. */
+  hy_tensor *kh = hy_transpose(hy_slice(c->k, 1, 0, pos + 1), 1, 2);
+  hy_tensor *vh = hy_transpose(hy_slice(c->v, 1, 0, pos + 1), 1, 2);
+  hy_tensor *s = hy_matmul(hy_transpose(q, 1, 2), hy_transpose(kh, 2, 3));
+  hy_tensor *p = hy_softmax(hy_scale(s, 1.0 / sqrt((double)a->head_dim)));
+  hy_tensor *o = hy_contiguous(hy_transpose(hy_matmul(p, vh), 1, 2)); /* [B, 1, H, D] */
+  return hy_linear_forward(&a->o, hy_reshape(o, hy_shape_of(x)));
+}
+
+static void attn_decode_free(void *state) {
+  kv_cache *c = state;
+  if (!c) return;
+  hy_free(c->k);
+  hy_free(c->v);
+  free(c);
+}
+
+const hy_mixer_kind hy_mixer_attn = {"attn",          attn_create,      attn_forward,    free,
+                                     attn_decode_new, attn_decode_step, attn_decode_free};
 
 hy_tensor *hy_attention_naive(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale) {
   int64_t T = q->shape[1];

@@ -16,6 +16,12 @@ typedef struct {
                   hy_rng *rng);
   hy_tensor *(*forward)(void *self, hy_tensor *x); /* [B, T, d] -> [B, T, d], causal */
   void (*destroy)(void *self);
+  /* Decoding one token at a time: a state for `batch` sequences of up to max_len tokens (a KV
+   * cache for softmax layers, a fixed-size memory for linear ones); step maps x [B, 1, d] at
+   * position pos (0, 1, 2, ... in order) to the mixer's output there, as forward would give. */
+  void *(*decode_new)(void *self, int64_t batch, int64_t max_len);
+  hy_tensor *(*decode_step)(void *self, void *state, hy_tensor *x, int64_t pos);
+  void (*decode_free)(void *state);
 } hy_mixer_kind;
 
 const hy_mixer_kind *hy_mixer_find(const char *name); /* NULL when unknown */

@@ -88,3 +88,36 @@ hy_tensor *hy_model_forward(hy_model *m, hy_tensor *tokens) {
 hy_tensor *hy_model_loss(hy_model *m, hy_tensor *tokens, hy_tensor *targets, int ignore_index) {
   return hy_cross_entropy(hy_model_forward(m, tokens), targets, ignore_index);
 }
+
+hy_decoder *hy_decoder_new(hy_model *m, int64_t batch, int64_t max_len) {
+  hy_decoder *d = calloc(1, sizeof *d);
+  if (d) d->states = calloc((size_t)m->cfg.n_layers, sizeof *d->states);
+  if (!d || !d->states) hy_die("decoder", "out of memory");
+  d->max_len = max_len;
+  for (int l = 0; l < m->cfg.n_layers; l++)
+    d->states[l] = m->blocks[l].kind->decode_new(m->blocks[l].mixer, batch, max_len);
+  return d;
+}
+
+hy_tensor *hy_decoder_step(hy_model *m, hy_decoder *d, hy_tensor *tokens) {
+  if (tokens->ndim != 2 || tokens->shape[1] != 1)
+    hy_die("decoder", "tokens must be [B, 1], got %s", hy_describe(tokens));
+  if (d->pos >= d->max_len)
+    hy_die("decoder", "past the %lld tokens it was made for", (long long)d->max_len);
+  hy_tensor *x = hy_embedding_forward(&m->embed, tokens);
+  for (int l = 0; l < m->cfg.n_layers; l++) {
+    hy_block *b = &m->blocks[l];
+    hy_tensor *h = hy_rmsnorm_forward(&b->mixer_norm, x);
+    x = hy_add(x, b->kind->decode_step(b->mixer, d->states[l], h, d->pos));
+    x = hy_add(x, hy_swiglu_forward(&b->mlp, hy_rmsnorm_forward(&b->mlp_norm, x)));
+  }
+  d->pos++;
+  return hy_linear_forward(&m->head, hy_rmsnorm_forward(&m->norm, x));
+}
+
+void hy_decoder_free(hy_model *m, hy_decoder *d) {
+  if (!d) return;
+  for (int l = 0; l < m->cfg.n_layers; l++) m->blocks[l].kind->decode_free(d->states[l]);
+  free(d->states);
+  free(d);
+}

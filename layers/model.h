@@ -52,4 +52,16 @@ hy_tensor *hy_model_forward(hy_model *m, hy_tensor *tokens); /* [B, T] i32 -> lo
 /* Mean cross-entropy of the logits against targets [B, T] (i32; ignore_index skipped). */
 hy_tensor *hy_model_loss(hy_model *m, hy_tensor *tokens, hy_tensor *targets, int ignore_index);
 
+/* Decoding one token at a time, each mixer carrying its state (KV cache, memory). */
+typedef struct {
+  void **states; /* one per block */
+  int64_t pos;   /* tokens decoded so far */
+  int64_t max_len;
+} hy_decoder;
+
+hy_decoder *hy_decoder_new(hy_model *m, int64_t batch, int64_t max_len);
+/* tokens [B, 1] i32 at position d->pos -> logits [B, 1, V]; the same as hy_model_forward's row. */
+hy_tensor *hy_decoder_step(hy_model *m, hy_decoder *d, hy_tensor *tokens);
+void hy_decoder_free(hy_model *m, hy_decoder *d);
+
 #endif

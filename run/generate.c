@@ -52,26 +52,27 @@ int64_t hy_sample_token(const hy_tensor *logits, int64_t row, int64_t V, const h
 int64_t hy_generate(hy_model *m, const char *prompt, const hy_sample_options *o, FILE *out) {
   size_t len = strlen(prompt);
   if (len == 0) prompt = "\n", len = 1;
-  int64_t cap = (int64_t)len + o->tokens;
-  int32_t *ids = malloc((size_t)cap * sizeof *ids);
-  for (size_t i = 0; i < len; i++) ids[i] = (unsigned char)prompt[i];
-  int64_t n = (int64_t)len, V = m->cfg.vocab;
+  int64_t V = m->cfg.vocab;
   uint64_t counter = 0;
   hy_no_grad_begin();
+  hy_decoder *d = hy_decoder_new(m, 1, (int64_t)len + o->tokens);
+  hy_tensor *logits = NULL;
+  for (size_t i = 0; i < len; i++) { /* the prompt fills the decoder's state */
+    hy_step_reset();
+    hy_tensor *x = hy_full(HY_I32, HY_SHAPE(1, 1), (unsigned char)prompt[i]);
+    logits = hy_decoder_step(m, d, x);
+  }
   for (int64_t k = 0; k < o->tokens; k++) {
-    int64_t L = n < o->context ? n : o->context;
-    hy_tensor *x = hy_empty(HY_I32, HY_SHAPE(1, L));
-    memcpy(x->data, ids + n - L, (size_t)L * sizeof *ids);
-    hy_tensor *logits = hy_model_forward(m, x);
-    int64_t t = hy_sample_token(logits, L - 1, V, o, &counter);
-    ids[n++] = (int32_t)t;
+    int64_t t = hy_sample_token(logits, 0, V, o, &counter);
     if (out) {
       fputc((int)(t & 0xff), out);
       fflush(out);
     }
     hy_step_reset();
+    logits = hy_decoder_step(m, d, hy_full(HY_I32, HY_SHAPE(1, 1), (double)t));
   }
+  hy_decoder_free(m, d);
   hy_no_grad_end();
-  free(ids);
+  hy_step_reset();
   return o->tokens;
 }

@@ -1,5 +1,6 @@
-/* Sampling text from a model with the byte tokenizer: temperature, top-k, a seed. Each new token
- * runs the model over the last `context` tokens (decoding states come with the layer issues). */
+/* Sampling text from a model with the byte tokenizer: temperature, top-k, a seed. Tokens go
+ * through the model one at a time with each mixer's decoding state (KV caches for softmax
+ * layers), so each new token costs one step, not a pass over the whole text. */
 #ifndef HYLA_GENERATE_H
 #define HYLA_GENERATE_H
 
@@ -9,7 +10,6 @@
 
 typedef struct {
   int64_t tokens;     /* how many to generate */
-  int64_t context;    /* at most this many tokens of context (the training length) */
   double temperature; /* 0: greedy */
   int top_k;          /* 0: all */
   uint64_t seed;
