@@ -90,3 +90,65 @@ char *t_capture_abort(void (*fn)(void), int *sig) {
   *sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
   return buf;
 }
+
+void t_expect_abort(void (*fn)(void), int n, const char *const *needles) {
+  int sig = 0;
+  char *err = t_capture_abort(fn, &sig);
+  cr_expect(sig == SIGABRT, "expected SIGABRT, got signal %d; stderr: %s", sig, err);
+  for (int i = 0; i < n; i++)
+    cr_expect(strstr(err, needles[i]) != NULL, "stderr lacks \"%s\": %s", needles[i], err);
+  free(err);
+}
+
+void t_unravel(int64_t flat, int ndim, const int64_t *shape, int64_t *idx) {
+  for (int i = ndim - 1; i >= 0; i--) {
+    idx[i] = flat % shape[i];
+    flat /= shape[i];
+  }
+}
+
+double t_at(const hy_tensor *t, const int64_t *idx) {
+  int64_t off = 0;
+  for (int i = 0; i < t->ndim; i++) {
+    cr_assert(idx[i] >= 0 && idx[i] < t->shape[i], "t_at: index %lld outside dim %d of %s",
+              (long long)idx[i], i, hy_describe(t));
+    off += idx[i] * t->stride[i];
+  }
+  switch (t->dtype) {
+  case HY_F32: return ((const float *)t->data)[off];
+  case HY_F64: return ((const double *)t->data)[off];
+  case HY_I32: return ((const int32_t *)t->data)[off];
+  }
+  return NAN;
+}
+
+void t_expect_same_bits(const hy_tensor *a, const hy_tensor *b, const char *what) {
+  cr_assert(a->dtype == b->dtype && hy_same_shape(a, b), "%s: %s vs %s", what, hy_describe(a),
+            hy_describe(b));
+  int64_t idx[HY_MAX_DIMS] = {0};
+  size_t es = hy_dtype_size(a->dtype);
+  for (int64_t i = 0; i < hy_numel(a); i++) {
+    t_unravel(i, a->ndim, a->shape, idx);
+    int64_t oa = 0, ob = 0;
+    for (int d = 0; d < a->ndim; d++) {
+      oa += idx[d] * a->stride[d];
+      ob += idx[d] * b->stride[d];
+    }
+    cr_assert(memcmp((const char *)a->data + oa * (int64_t)es,
+                     (const char *)b->data + ob * (int64_t)es, es) == 0,
+              "%s: element %lld differs: %.17g vs %.17g", what, (long long)i, hy_get(a, i),
+              hy_get(b, i));
+  }
+}
+
+void t_expect_gradcheck(hy_gradcheck_fn f, void *ctx, int n, hy_tensor **inputs, const char *what) {
+  bool ok = hy_gradcheck(f, ctx, n, inputs, NULL);
+  cr_assert(ok, "%s: gradcheck failed (worst relative error %.3g)", what,
+            hy_gradcheck_last_error());
+}
+
+hy_tensor *t_ints(hy_shape shape, const int32_t *values) {
+  hy_tensor *t = hy_empty(HY_I32, shape);
+  for (int64_t i = 0; i < hy_numel(t); i++) hy_set(t, i, values[i]);
+  return t;
+}

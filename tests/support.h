@@ -29,4 +29,25 @@ void t_expect_close(const hy_tensor *a, const hy_tensor *ref, double tol, const 
  * ended it (0 if it exited). For checks that bad use aborts with a clear message. */
 char *t_capture_abort(void (*fn)(void), int *signal);
 
+/* Assert that fn dies with SIGABRT and that its stderr contains each of the n strings. */
+void t_expect_abort(void (*fn)(void), int n, const char *const *needles);
+
+/* The tolerance of a check in the given dtype: `f64` for f64, `f32` for f32. */
+static inline double t_tol(hy_dtype dtype, double f64, double f32) {
+  return dtype == HY_F64 ? f64 : f32;
+}
+
+/* Logical multi-index access, straight through the strides (independent of hy_get). */
+void t_unravel(int64_t flat, int ndim, const int64_t *shape, int64_t *idx);
+double t_at(const hy_tensor *t, const int64_t *idx);
+
+/* Assert a and b have one dtype, one shape and bitwise identical elements. */
+void t_expect_same_bits(const hy_tensor *a, const hy_tensor *b, const char *what);
+
+/* Assert hy_gradcheck passes with its default options (f64, rtol 1e-6). */
+void t_expect_gradcheck(hy_gradcheck_fn f, void *ctx, int n, hy_tensor **inputs, const char *what);
+
+/* An i32 tensor of the given shape holding `values` in row-major order. */
+hy_tensor *t_ints(hy_shape shape, const int32_t *values);
+
 #endif
