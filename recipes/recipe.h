@@ -27,13 +27,13 @@ typedef struct {
      * comma-separated pattern repeated); every name must be a known mixer kind. */
     int n_layers;
     char layers[HY_MAX_LAYERS][HY_KIND_NAME_MAX]; /* default ["attn", "attn"] */
-    double mlp_ratio;       /* > 0; default 8/3 */
-    int64_t mlp_multiple;   /* >= 1; the MLP width is mlp_ratio * d_model rounded up to it; 64 */
-    bool tied_embeddings;   /* default true */
-    double rope_theta;      /* > 0; default 10000 */
-    double norm_eps;        /* > 0; default 1e-6 */
-    double init_std;        /* > 0; default 0.02 */
-    bool scale_out_init;    /* default true */
+    double mlp_ratio;                             /* > 0; default 8/3 */
+    int64_t mlp_multiple; /* >= 1; the MLP width is mlp_ratio * d_model rounded up to it; 64 */
+    bool tied_embeddings; /* default true */
+    double rope_theta;    /* > 0; default 10000 */
+    double norm_eps;      /* > 0; default 1e-6 */
+    double init_std;      /* > 0; default 0.02 */
+    bool scale_out_init;  /* default true */
   } model;
   struct {
     bool naive; /* [layer.attn] naive: use the O(T^2) reference form; default false */
@@ -55,20 +55,20 @@ typedef struct {
     int64_t threads;          /* >= 0; 0: HYLA_THREADS or all cores; default 0 */
   } train;
   struct {
-    char name[16];          /* "adamw" | "sgd"; default "adamw" */
-    double lr;              /* > 0; peak learning rate; default 1e-3 */
-    double min_lr_ratio;    /* in [0, 1]; the schedule ends at min_lr_ratio * lr; default 0.1 */
-    double betas[2];        /* each in [0, 1); default [0.9, 0.95] */
-    double eps;             /* > 0; default 1e-8 */
-    double weight_decay;    /* >= 0; default 0.1 */
-    double momentum;        /* in [0, 1); SGD only; default 0.9 */
+    char name[16];       /* "adamw" | "sgd"; default "adamw" */
+    double lr;           /* > 0; peak learning rate; default 1e-3 */
+    double min_lr_ratio; /* in [0, 1]; the schedule ends at min_lr_ratio * lr; default 0.1 */
+    double betas[2];     /* each in [0, 1); default [0.9, 0.95] */
+    double eps;          /* > 0; default 1e-8 */
+    double weight_decay; /* >= 0; default 0.1 */
+    double momentum;     /* in [0, 1); SGD only; default 0.9 */
     /* Parameters whose path contains one of these take no weight decay; default
      * ["norm", "bias", "embed"]. An empty list decays everything. */
     int n_no_decay;
     char no_decay[HY_RECIPE_LIST_MAX][HY_RECIPE_NAME];
-    int64_t warmup;         /* >= 0 steps of linear warmup; default 100 */
-    char schedule[16];      /* "cosine" | "linear" | "constant" | "wsd"; default "cosine" */
-    double decay_fraction;  /* in (0, 1]; WSD: the share of steps spent decaying; default 0.2 */
+    int64_t warmup;        /* >= 0 steps of linear warmup; default 100 */
+    char schedule[16];     /* "cosine" | "linear" | "constant" | "wsd"; default "cosine" */
+    double decay_fraction; /* in (0, 1]; WSD: the share of steps spent decaying; default 0.2 */
   } optim;
   struct {
     /* A path to an HDF5 token dataset, "shakespeare" (the corpus shipped with hyla), or "mqar". */

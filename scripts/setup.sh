@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake pkg-config
+  build-essential cmake pkg-config clang-format
   libopenblas-dev
   libhdf5-dev zlib1g-dev
   libopenmpi-dev openmpi-bin

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 scripts/setup.sh
 jobs=$(nproc)
+scripts/format.sh --check
 
 run_suite() { # build-dir cmake-args...
   local dir=$1

@@ -18,4 +18,3 @@ void hy_threads_set(int n) {
 }
 
 int hy_threads_get(void) { return omp_get_max_threads(); }
-
