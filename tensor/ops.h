@@ -64,6 +64,13 @@ hy_tensor *hy_rope(hy_tensor *x, int64_t pos_offset, double theta);
  * backward from the saved log-sum-exp). q, k, v [B, T, H, D]; out [B, T, H, D]. */
 hy_tensor *hy_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale);
 
+/* Chunked gated linear attention (GLA; with g NULL, plain causal linear attention):
+ * S_t = diag(exp(g_t)) S_{t-1} + k_t^T v_t, o_t = q_t S_t, S_0 = 0, computed chunk by chunk
+ * (`chunk` tokens, any T) with a hand-written backward, states in the inputs' precision.
+ * q, k, g [B, T, H, dk] (g: log decays, <= 0 in practice), v [B, T, H, dv] -> o [B, T, H, dv].
+ * q is used as given: scale it first. */
+hy_tensor *hy_gla(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *g, int64_t chunk);
+
 /* Shapes and views. reshape, transpose and slice are views where the layout allows (reshape copies
  * a non-contiguous input); split returns views; concat and contiguous copy. */
 hy_tensor *hy_reshape(hy_tensor *x, hy_shape shape); /* one size may be -1 */

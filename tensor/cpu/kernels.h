@@ -41,6 +41,12 @@ typedef struct {
   double scale;
 } hy_attn_dims;
 
+/* Chunked gated linear attention: q, k, g [B, T, H, dk], v and o [B, T, H, dv], contiguous;
+ * chunks of C tokens, n_chunks = ceil(T / C). */
+typedef struct {
+  int64_t B, T, H, dk, dv, C, n_chunks;
+} hy_gla_dims;
+
 #define HY_CPU_KERNELS(S, real)                                                                    \
   void cpu_copy_##S(hy_tensor *dst, const hy_tensor *src, bool accumulate);                        \
   void cpu_gemm_##S(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,     \
@@ -82,7 +88,14 @@ typedef struct {
                          real *o, real *lse);                                                      \
   void cpu_attention_backward_##S(const hy_attn_dims *dims, const real *q, const real *k,          \
                                   const real *v, const real *o, const real *lse, const real *go,   \
-                                  real *gq, real *gk, real *gv);
+                                  real *gq, real *gk, real *gv);                                   \
+  void cpu_gla_##S(const hy_gla_dims *dims, const real *q, const real *k, const real *v,           \
+                   const real *g, real *o, real *states);                                          \
+  void cpu_gla_backward_##S(const hy_gla_dims *dims, const real *q, const real *k, const real *v,  \
+                            const real *g, const real *states, const real *go, real *gq, real *gk, \
+                            real *gv);                                                             \
+  void cpu_gla_gate_grad_##S(const hy_gla_dims *dims, const real *q, const real *k,                \
+                             const real *dq, const real *dk, real *gg);
 
 HY_CPU_KERNELS(f32, float)
 HY_CPU_KERNELS(f64, double)

@@ -1,0 +1,60 @@
+#include "tensor/op.h"
+
+static hy_gla_dims dims_of(const hy_tensor *q, const hy_tensor *v, int64_t chunk) {
+  int64_t T = q->shape[1];
+  return (hy_gla_dims){
+      q->shape[0], T, q->shape[2], q->shape[3], v->shape[3], chunk, (T + chunk - 1) / chunk};
+}
+
+/* The op's own dq, dk, dv go to fresh buffers first: the gate's gradient needs them alone, not
+ * mixed with what q and k receive from elsewhere. */
+static void gla_backward(hy_node *n) {
+  hy_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2], *g = n->in[3];
+  hy_gla_dims d = dims_of(q, v, n->iarg[0]);
+  hy_tensor *dq = hy_zeros_like(q), *dk = hy_zeros_like(k), *dv = hy_zeros_like(v);
+  HY_CPU(q->dtype, cpu_gla_backward, &d, q->data, k->data, v->data, g ? g->data : NULL, n->saved,
+         n->out->grad->data, dq->data, dk->data, dv->data);
+  hy_tensor *pairs[3][2] = {{q, dq}, {k, dk}, {v, dv}};
+  for (int i = 0; i < 3; i++)
+    if (pairs[i][0]->requires_grad)
+      HY_CPU(q->dtype, cpu_copy, hy_grad(pairs[i][0]), pairs[i][1], true);
+  if (g && g->requires_grad)
+    HY_CPU(q->dtype, cpu_gla_gate_grad, &d, q->data, k->data, dq->data, dk->data, hy_grad(g)->data);
+}
+
+hy_tensor *hy_gla(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *g, int64_t chunk) {
+  const char *op = "gla";
+  hy_check_input(op, q);
+  hy_check_input(op, k);
+  hy_check_input(op, v);
+  hy_check_same_dtype(op, q, k);
+  hy_check_same_dtype(op, q, v);
+  bool ok = q->ndim == 4 && hy_same_shape(q, k) && v->ndim == 4;
+  for (int i = 0; ok && i < 3; i++) ok = v->shape[i] == q->shape[i];
+  if (g) {
+    hy_check_input(op, g);
+    hy_check_same_dtype(op, q, g);
+    ok = ok && hy_same_shape(q, g);
+  }
+  if (!ok)
+    hy_die(op, "needs q, k%s [B, T, H, dk] and v [B, T, H, dv], got q %s, k %s, v %s%s%s",
+           g ? ", g" : "", hy_describe(q), hy_describe(k), hy_describe(v), g ? ", g " : "",
+           g ? hy_describe(g) : "");
+  if (chunk < 1) hy_die(op, "chunk size %lld (must be >= 1)", (long long)chunk);
+  q = hy_contiguous(q);
+  k = hy_contiguous(k);
+  v = hy_contiguous(v);
+  if (g) g = hy_contiguous(g);
+  hy_gla_dims d = dims_of(q, v, chunk);
+  hy_shape s = hy_shape_of(v);
+  hy_tensor *o = hy_empty(q->dtype, s);
+  size_t state_bytes = (size_t)(d.B * d.H * d.n_chunks * d.dk * d.dv) * hy_dtype_size(q->dtype);
+  void *states = hy_arena_alloc(state_bytes);
+  HY_CPU(q->dtype, cpu_gla, &d, q->data, k->data, v->data, g ? g->data : NULL, o->data, states);
+  hy_node *n = hy_record(op, gla_backward, o, 4, (hy_tensor *[]){q, k, v, g});
+  if (n) {
+    n->iarg[0] = chunk;
+    n->saved = states;
+  }
+  return o;
+}
