@@ -1,9 +1,11 @@
 #include "layers/mixer.h"
 #include "layers/attention.h"
+#include "layers/gla.h"
 
+#include <stdio.h>
 #include <string.h>
 
-static const hy_mixer_kind *const KINDS[] = {&hy_mixer_attn};
+static const hy_mixer_kind *const KINDS[] = {&hy_mixer_attn, &hy_mixer_gla};
 
 const hy_mixer_kind *hy_mixer_find(const char *name) {
   for (size_t i = 0; i < sizeof KINDS / sizeof *KINDS; i++)
@@ -11,4 +13,10 @@ const hy_mixer_kind *hy_mixer_find(const char *name) {
   return NULL;
 }
 
-const char *hy_mixer_names(void) { return "attn"; }
+const char *hy_mixer_names(void) {
+  static char names[256];
+  if (!names[0])
+    for (size_t i = 0, n = 0; i < sizeof KINDS / sizeof *KINDS; i++)
+      n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", i ? ", " : "", KINDS[i]->name);
+  return names;
+}

@@ -11,6 +11,18 @@
 
 enum { HY_MAX_LAYERS = 64, HY_KIND_NAME_MAX = 24 };
 
+/* Gated linear attention ("gla"), as flash-linear-attention's GLA layer. */
+typedef struct {
+  int64_t heads;     /* 0: the model's n_heads */
+  double expand_k;   /* key width (all heads) over d_model; 0.5 */
+  double expand_v;   /* value width over d_model; 1 */
+  int64_t gate_rank; /* rank of the forget-gate projection; 16 */
+  double gate_norm;  /* log gate = logsigmoid(.) / gate_norm; 16 */
+  int64_t chunk;     /* tokens per chunk of the fused op; 64 */
+  double norm_eps;   /* of the per-head output RMSNorm; 1e-5 */
+  bool recurrent;    /* use the step-by-step reference instead of the fused op (tests) */
+} hy_gla_config;
+
 struct hy_model_config {
   hy_dtype dtype;
   int64_t vocab, d_model, n_heads;
@@ -21,6 +33,7 @@ struct hy_model_config {
   double rope_theta, norm_eps, init_std;
   bool scale_out_init;  /* output projections start at init_std / sqrt(2 n_layers) */
   bool naive_attention; /* softmax layers use the naive reference form */
+  hy_gla_config gla;
 };
 
 /* A small all-"attn" configuration with the usual defaults (theta 1e4, eps 1e-6, std 0.02). */

@@ -483,6 +483,26 @@ static int mqar_fits_vocab(const hy_recipe *r, char *why, size_t size) {
          -1;
 }
 
+static bool uses(const hy_recipe *r, const char *kind) {
+  for (int i = 0; i < r->model.n_layers; i++)
+    if (!strcmp(r->model.layers[i], kind)) return true;
+  return false;
+}
+
+static int gla_heads_divide(const hy_recipe *r, char *why, size_t size) {
+  if (!uses(r, "gla")) return 0;
+  const hy_gla_config *g = &r->layer_gla;
+  int64_t heads = g->heads ? g->heads : r->model.n_heads;
+  int64_t key = (int64_t)(g->expand_k * (double)r->model.d_model);
+  int64_t value = (int64_t)(g->expand_v * (double)r->model.d_model);
+  if (key >= heads && value >= heads && key % heads == 0 && value % heads == 0) return 0;
+  return snprintf(why, size,
+                  "[layer.gla] the key width expand_k * d_model = %lld and the value width "
+                  "expand_v * d_model = %lld must be multiples of the %lld heads",
+                  (long long)key, (long long)value, (long long)heads),
+         -1;
+}
+
 typedef struct {
   const char *doc;
   const char *keys[3][2]; /* section, key: where they were set names the error */
@@ -505,6 +525,9 @@ static const cross_check CHECKS[] = {
     {"With `data.dataset = \"mqar\"`: `data.mqar.pairs <= model.vocab / 2 - 1`.",
      {{"data.mqar", "pairs"}, {"model", "vocab"}, {"data", "dataset"}},
      mqar_fits_vocab},
+    {"With a `gla` layer: its key and value widths split evenly into its heads.",
+     {{"layer.gla", "expand_k"}, {"layer.gla", "heads"}, {"model", "d_model"}},
+     gla_heads_divide},
 };
 
 /* A failed check names where the last of its keys was set: that is the change that broke it. */
@@ -675,5 +698,6 @@ hy_model_config hy_recipe_model_config(const hy_recipe *r) {
   c.init_std = r->model.init_std;
   c.scale_out_init = r->model.scale_out_init;
   c.naive_attention = r->layer_attn.naive;
+  c.gla = r->layer_gla;
   return c;
 }

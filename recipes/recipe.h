@@ -38,6 +38,7 @@ typedef struct {
   struct {
     bool naive; /* [layer.attn] naive: use the O(T^2) reference form; default false */
   } layer_attn;
+  hy_gla_config layer_gla; /* [layer.gla]: layers/model.h has the keys and their defaults */
   struct {
     int64_t batch;            /* >= 1; default 8 */
     int64_t seq_len;          /* >= 1; default 256 */

@@ -60,6 +60,23 @@ const hy_key hy_keys[] = {
     {KEY("layer.attn", "naive", HY_KEY_BOOL, layer_attn.naive), .def = "false",
      .doc = "Softmax attention uses the O(T^2) reference form instead of the fused one."},
 
+    {KEY("layer.gla", "heads", HY_KEY_INT, layer_gla.heads), AT_LEAST(0), .def = "0",
+     .doc = "GLA heads; 0: model.n_heads."},
+    {KEY("layer.gla", "expand_k", HY_KEY_FLOAT, layer_gla.expand_k), ABOVE(0), .def = "0.5",
+     .doc = "Key width of all heads over d_model."},
+    {KEY("layer.gla", "expand_v", HY_KEY_FLOAT, layer_gla.expand_v), ABOVE(0), .def = "1.0",
+     .doc = "Value width of all heads over d_model."},
+    {KEY("layer.gla", "gate_rank", HY_KEY_INT, layer_gla.gate_rank), AT_LEAST(1), .def = "16",
+     .doc = "Rank of the low-rank forget-gate projection."},
+    {KEY("layer.gla", "gate_norm", HY_KEY_FLOAT, layer_gla.gate_norm), ABOVE(0), .def = "16.0",
+     .doc = "The log forget gate is logsigmoid(x W_a1 W_a2 + b) / gate_norm."},
+    {KEY("layer.gla", "chunk", HY_KEY_INT, layer_gla.chunk), AT_LEAST(1), .def = "64",
+     .doc = "Tokens per chunk of the fused op."},
+    {KEY("layer.gla", "norm_eps", HY_KEY_FLOAT, layer_gla.norm_eps), ABOVE(0), .def = "1e-05",
+     .doc = "Epsilon of the per-head output RMSNorm."},
+    {KEY("layer.gla", "recurrent", HY_KEY_BOOL, layer_gla.recurrent), .def = "false",
+     .doc = "Use the step-by-step recurrence (the reference) instead of the chunked op."},
+
     {KEY("train", "batch", HY_KEY_INT, train.batch), AT_LEAST(1), .def = "8",
      .doc = "Sequences per micro-batch."},
     {KEY("train", "seq_len", HY_KEY_INT, train.seq_len), AT_LEAST(1), .def = "256",
@@ -143,8 +160,8 @@ const hy_key hy_keys[] = {
 const int hy_n_keys = sizeof hy_keys / sizeof *hy_keys;
 _Static_assert(sizeof hy_keys / sizeof *hy_keys <= HY_RECIPE_KEYS_MAX, "raise HY_RECIPE_KEYS_MAX");
 
-const char *const hy_sections[] = {"run",  "model",     "layer.attn", "train", "optim",
-                                   "data", "data.mqar", "dist",       NULL};
+const char *const hy_sections[] = {"run",   "model", "layer.attn", "layer.gla", "train",
+                                   "optim", "data",  "data.mqar",  "dist",      NULL};
 
 const hy_key *hy_key_find(const char *section, const char *key) {
   for (int i = 0; i < hy_n_keys; i++)

@@ -14,7 +14,7 @@ enum {
   /* The longest line of a recipe, comments and indentation aside: libinih's line buffer
    * (INI_MAX_LINE) less room for '\r', '\n' and '\0'. Longer arrays are spread over lines. */
   HY_RECIPE_LINE = INI_MAX_LINE - 3,
-  HY_RECIPE_KEYS_MAX = 64, /* room for the table; schema.c checks it fits */
+  HY_RECIPE_KEYS_MAX = 128, /* room for the table; schema.c checks it fits */
 };
 
 typedef enum {

@@ -420,10 +420,10 @@ BAD(heads_do_not_divide, "[model]\nd_model = 100\nn_heads = 3\n",
     "recipes/bad.toml:3: [model] n_heads = 3 does not divide d_model = 100")
 BAD(odd_head_size, "[model]\nn_heads = 2\nd_model = 130\n",
     "recipes/bad.toml:3: [model] the head size d_model / n_heads = 130 / 2 = 65 is odd")
-BAD(unknown_layer_kind, "[model]\nlayers = [\"attn\", \"gla\"]\n",
-    "recipes/bad.toml:2: [model] layers: unknown layer kind \"gla\"; known kinds: attn")
-BAD(unknown_layer_kind_in_a_pattern, "[model]\nlayers = \"gla,attn x 3\"\n",
-    "recipes/bad.toml:2: [model] layers: unknown layer kind \"gla\"; known kinds: attn")
+BAD(unknown_layer_kind, "[model]\nlayers = [\"attn\", \"mamba\"]\n",
+    "recipes/bad.toml:2: [model] layers: unknown layer kind \"mamba\"; known kinds: attn, ")
+BAD(unknown_layer_kind_in_a_pattern, "[model]\nlayers = \"mamba,attn x 3\"\n",
+    "recipes/bad.toml:2: [model] layers: unknown layer kind \"mamba\"; known kinds: attn, ")
 BAD(malformed_pattern, "[model]\nlayers = \"attn,,attn\"\n",
     "recipes/bad.toml:2: [model] layers: malformed layer pattern \"attn,,attn\"")
 BAD(no_layers, "[model]\nlayers = []\n",
@@ -502,8 +502,8 @@ BAD_SET(override_with_a_bad_value, "optim.lr=abc",
 BAD_SET(override_with_an_unquoted_string, "data.dataset=mqar",
         "--set data.dataset=mqar: [data] dataset: expected a quoted string, got mqar (strings are "
         "quoted: \"mqar\")")
-BAD_SET(override_with_a_bad_layer, "model.layers=[\"gla\",\"attn\"]",
-        "--set model.layers=[\"gla\",\"attn\"]: [model] layers: unknown layer kind \"gla\"")
+BAD_SET(override_with_a_bad_layer, "model.layers=[\"mamba\",\"attn\"]",
+        "--set model.layers=[\"mamba\",\"attn\"]: [model] layers: unknown layer kind \"mamba\"")
 
 Test(bad_recipe, a_cross_check_names_the_override_that_broke_it) {
   const char *sets[] = {"model.n_heads=3"};
