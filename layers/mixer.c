@@ -1,11 +1,14 @@
 #include "layers/mixer.h"
 #include "layers/attention.h"
 #include "layers/gla.h"
+#include "layers/lightning.h"
+#include "layers/linear_attention.h"
 
 #include <stdio.h>
 #include <string.h>
 
-static const hy_mixer_kind *const KINDS[] = {&hy_mixer_attn, &hy_mixer_gla};
+static const hy_mixer_kind *const KINDS[] = {&hy_mixer_attn, &hy_mixer_gla, &hy_mixer_lightning,
+                                             &hy_mixer_linear};
 
 const hy_mixer_kind *hy_mixer_find(const char *name) {
   for (size_t i = 0; i < sizeof KINDS / sizeof *KINDS; i++)

@@ -19,6 +19,8 @@ hy_model_config hy_model_config_default(void) {
       .init_std = 0.02,
       .scale_out_init = true,
       .gla = {0, 0.5, 1.0, 16, 16.0, 64, 1e-5, false},
+      .lightning = {0, 64, 1e-5, false},
+      .linear = {0, "elu", 64, 1e-5, false},
   };
   for (int i = 0; i < HY_MAX_LAYERS; i++) snprintf(c.layers[i], HY_KIND_NAME_MAX, "attn");
   return c;

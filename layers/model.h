@@ -23,6 +23,24 @@ typedef struct {
   bool recurrent;    /* use the step-by-step reference instead of the fused op (tests) */
 } hy_gla_config;
 
+/* Lightning attention ("lightning", TransNormerLLM): linear attention with a constant decay per
+ * head, log lambda_h = -(8 / H)(1 - l / L) h in block l of L. */
+typedef struct {
+  int64_t heads;   /* 0: the model's n_heads */
+  int64_t chunk;   /* 64 */
+  double norm_eps; /* of the output SRMSNorm; 1e-5 */
+  bool recurrent;
+} hy_lightning_config;
+
+/* Plain causal linear attention ("linear"): no decay, a feature map on q and k. */
+typedef struct {
+  int64_t heads;        /* 0: the model's n_heads */
+  char feature_map[16]; /* "identity", "elu" (elu + 1) or "relu"; "elu" */
+  int64_t chunk;        /* 64 */
+  double norm_eps;      /* of the per-head output RMSNorm; 1e-5 */
+  bool recurrent;
+} hy_linear_attn_config;
+
 struct hy_model_config {
   hy_dtype dtype;
   int64_t vocab, d_model, n_heads;
@@ -34,6 +52,8 @@ struct hy_model_config {
   bool scale_out_init;  /* output projections start at init_std / sqrt(2 n_layers) */
   bool naive_attention; /* softmax layers use the naive reference form */
   hy_gla_config gla;
+  hy_lightning_config lightning;
+  hy_linear_attn_config linear;
 };
 
 /* A small all-"attn" configuration with the usual defaults (theta 1e4, eps 1e-6, std 0.02). */

@@ -489,6 +489,25 @@ static bool uses(const hy_recipe *r, const char *kind) {
   return false;
 }
 
+/* A kind's heads split d_model (lightning, linear). */
+static int heads_split(const hy_recipe *r, const char *kind, int64_t heads, char *why,
+                       size_t size) {
+  if (!uses(r, kind)) return 0;
+  int64_t h = heads ? heads : r->model.n_heads;
+  if (r->model.d_model % h == 0) return 0;
+  return snprintf(why, size, "[layer.%s] %lld heads do not divide d_model = %lld", kind,
+                  (long long)h, (long long)r->model.d_model),
+         -1;
+}
+
+static int lightning_heads(const hy_recipe *r, char *why, size_t size) {
+  return heads_split(r, "lightning", r->layer_lightning.heads, why, size);
+}
+
+static int linear_heads(const hy_recipe *r, char *why, size_t size) {
+  return heads_split(r, "linear", r->layer_linear.heads, why, size);
+}
+
 static int gla_heads_divide(const hy_recipe *r, char *why, size_t size) {
   if (!uses(r, "gla")) return 0;
   const hy_gla_config *g = &r->layer_gla;
@@ -528,6 +547,12 @@ static const cross_check CHECKS[] = {
     {"With a `gla` layer: its key and value widths split evenly into its heads.",
      {{"layer.gla", "expand_k"}, {"layer.gla", "heads"}, {"model", "d_model"}},
      gla_heads_divide},
+    {"With a `lightning` layer: its heads divide `model.d_model`.",
+     {{"layer.lightning", "heads"}, {"model", "d_model"}, {"model", "n_heads"}},
+     lightning_heads},
+    {"With a `linear` layer: its heads divide `model.d_model`.",
+     {{"layer.linear", "heads"}, {"model", "d_model"}, {"model", "n_heads"}},
+     linear_heads},
 };
 
 /* A failed check names where the last of its keys was set: that is the change that broke it. */
@@ -699,5 +724,7 @@ hy_model_config hy_recipe_model_config(const hy_recipe *r) {
   c.scale_out_init = r->model.scale_out_init;
   c.naive_attention = r->layer_attn.naive;
   c.gla = r->layer_gla;
+  c.lightning = r->layer_lightning;
+  c.linear = r->layer_linear;
   return c;
 }

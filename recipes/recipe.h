@@ -38,7 +38,10 @@ typedef struct {
   struct {
     bool naive; /* [layer.attn] naive: use the O(T^2) reference form; default false */
   } layer_attn;
-  hy_gla_config layer_gla; /* [layer.gla]: layers/model.h has the keys and their defaults */
+  /* [layer.gla], [layer.lightning], [layer.linear]: layers/model.h has the keys and defaults */
+  hy_gla_config layer_gla;
+  hy_lightning_config layer_lightning;
+  hy_linear_attn_config layer_linear;
   struct {
     int64_t batch;            /* >= 1; default 8 */
     int64_t seq_len;          /* >= 1; default 256 */

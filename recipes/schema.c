@@ -20,6 +20,7 @@ static const char *const ON_NAN[] = {"stop", "skip", NULL};
 static const char *const OPTIMIZERS[] = {"adamw", "sgd", NULL};
 static const char *const SCHEDULES[] = {"cosine", "linear", "constant", "wsd", NULL};
 static const char *const SAMPLINGS[] = {"random", "sequential", NULL};
+static const char *const FEATURE_MAPS[] = {"identity", "elu", "relu", NULL};
 
 const hy_key hy_keys[] = {
     {KEY("run", "name", HY_KEY_STRING, run.name), BUFFER(run.name),
@@ -75,6 +76,28 @@ const hy_key hy_keys[] = {
     {KEY("layer.gla", "norm_eps", HY_KEY_FLOAT, layer_gla.norm_eps), ABOVE(0), .def = "1e-05",
      .doc = "Epsilon of the per-head output RMSNorm."},
     {KEY("layer.gla", "recurrent", HY_KEY_BOOL, layer_gla.recurrent), .def = "false",
+     .doc = "Use the step-by-step recurrence (the reference) instead of the chunked op."},
+
+    {KEY("layer.lightning", "heads", HY_KEY_INT, layer_lightning.heads), AT_LEAST(0), .def = "0",
+     .doc = "Lightning heads; 0: model.n_heads. Head h of block l of L decays by "
+            "exp(-(8 / heads)(1 - l / L) h) per token."},
+    {KEY("layer.lightning", "chunk", HY_KEY_INT, layer_lightning.chunk), AT_LEAST(1), .def = "64",
+     .doc = "Tokens per chunk of the fused op."},
+    {KEY("layer.lightning", "norm_eps", HY_KEY_FLOAT, layer_lightning.norm_eps), ABOVE(0),
+     .def = "1e-05", .doc = "Epsilon of the output SRMSNorm."},
+    {KEY("layer.lightning", "recurrent", HY_KEY_BOOL, layer_lightning.recurrent), .def = "false",
+     .doc = "Use the step-by-step recurrence (the reference) instead of the chunked op."},
+
+    {KEY("layer.linear", "heads", HY_KEY_INT, layer_linear.heads), AT_LEAST(0), .def = "0",
+     .doc = "Linear-attention heads; 0: model.n_heads."},
+    {KEY("layer.linear", "feature_map", HY_KEY_ENUM, layer_linear.feature_map),
+     BUFFER(layer_linear.feature_map), .choices = FEATURE_MAPS, .def = "\"elu\"",
+     .doc = "The feature map on q and k: elu (elu(x) + 1), relu or identity."},
+    {KEY("layer.linear", "chunk", HY_KEY_INT, layer_linear.chunk), AT_LEAST(1), .def = "64",
+     .doc = "Tokens per chunk of the fused op."},
+    {KEY("layer.linear", "norm_eps", HY_KEY_FLOAT, layer_linear.norm_eps), ABOVE(0), .def = "1e-05",
+     .doc = "Epsilon of the per-head output RMSNorm."},
+    {KEY("layer.linear", "recurrent", HY_KEY_BOOL, layer_linear.recurrent), .def = "false",
      .doc = "Use the step-by-step recurrence (the reference) instead of the chunked op."},
 
     {KEY("train", "batch", HY_KEY_INT, train.batch), AT_LEAST(1), .def = "8",
@@ -160,8 +183,10 @@ const hy_key hy_keys[] = {
 const int hy_n_keys = sizeof hy_keys / sizeof *hy_keys;
 _Static_assert(sizeof hy_keys / sizeof *hy_keys <= HY_RECIPE_KEYS_MAX, "raise HY_RECIPE_KEYS_MAX");
 
-const char *const hy_sections[] = {"run",   "model", "layer.attn", "layer.gla", "train",
-                                   "optim", "data",  "data.mqar",  "dist",      NULL};
+const char *const hy_sections[] = {
+    "run",          "model", "layer.attn", "layer.gla", "layer.lightning",
+    "layer.linear", "train", "optim",      "data",      "data.mqar",
+    "dist",         NULL};
 
 const hy_key *hy_key_find(const char *section, const char *key) {
   for (int i = 0; i < hy_n_keys; i++)

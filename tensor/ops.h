@@ -31,6 +31,7 @@ hy_tensor *hy_relu(hy_tensor *x);
 hy_tensor *hy_sqrt(hy_tensor *x);
 hy_tensor *hy_rsqrt(hy_tensor *x);
 hy_tensor *hy_pow(hy_tensor *x, double p); /* x^p */
+hy_tensor *hy_elu(hy_tensor *x);           /* x > 0 ? x : e^x - 1 */
 
 /* Reductions over one axis; keepdim leaves it with size 1. max sends its gradient to the first
  * maximal element. */

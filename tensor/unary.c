@@ -7,7 +7,7 @@ static const char *const NAMES[] = {
     [HY_SOFTPLUS] = "softplus", [HY_SILU] = "silu",
     [HY_TANH] = "tanh",         [HY_RELU] = "relu",
     [HY_SQRT] = "sqrt",         [HY_RSQRT] = "rsqrt",
-    [HY_POW] = "pow",
+    [HY_POW] = "pow",           [HY_ELU] = "elu",
 };
 
 static void unary_backward(hy_node *n) {
@@ -43,3 +43,4 @@ hy_tensor *hy_relu(hy_tensor *x) { return unary(HY_RELU, x, 0); }
 hy_tensor *hy_sqrt(hy_tensor *x) { return unary(HY_SQRT, x, 0); }
 hy_tensor *hy_rsqrt(hy_tensor *x) { return unary(HY_RSQRT, x, 0); }
 hy_tensor *hy_pow(hy_tensor *x, double p) { return unary(HY_POW, x, p); }
+hy_tensor *hy_elu(hy_tensor *x) { return unary(HY_ELU, x, 0); }

@@ -22,6 +22,7 @@ typedef enum {
   HY_SQRT,
   HY_RSQRT,
   HY_POW, /* x^p */
+  HY_ELU, /* x > 0 ? x : e^x - 1 */
 } hy_unary_op;
 
 typedef enum { HY_REDUCE_SUM, HY_REDUCE_MEAN, HY_REDUCE_MAX } hy_reduce_op;

@@ -39,6 +39,7 @@ void K(cpu_unary)(hy_unary_op op, double p, int64_t n, const real *x, real *y) {
   case HY_SQRT: MAP(sqrt(v)); break;
   case HY_RSQRT: MAP(1 / sqrt(v)); break;
   case HY_POW: MAP(pow(v, c)); break;
+  case HY_ELU: MAP(v > 0 ? v : hy_exp(v) - 1); break;
   }
 }
 
@@ -73,5 +74,6 @@ void K(cpu_unary_backward)(hy_unary_op op, double p, int64_t n, const real *x, c
   case HY_SQRT: GRAD((real)0.5 / out); break;
   case HY_RSQRT: GRAD((real)-0.5 * out * out * out); break;
   case HY_POW: GRAD(c * pow(v, c - 1)); break;
+  case HY_ELU: GRAD(v > 0 ? 1 : out + 1); break;
   }
 }

@@ -237,6 +237,7 @@ WRAP(tanh)
 WRAP(relu)
 WRAP(sqrt)
 WRAP(rsqrt)
+WRAP(elu)
 static hy_tensor *op_scale(hy_tensor *x, double p) { return hy_scale(x, p); }
 static hy_tensor *op_add_scalar(hy_tensor *x, double p) { return hy_add_scalar(x, p); }
 static hy_tensor *op_pow(hy_tensor *x, double p) { return hy_pow(x, p); }
@@ -266,6 +267,8 @@ static double r_sqrt(double x, double p) { return (void)p, sqrt(x); }
 static double d_sqrt(double x, double p) { return (void)p, 0.5 / sqrt(x); }
 static double r_rsqrt(double x, double p) { return (void)p, 1 / sqrt(x); }
 static double d_rsqrt(double x, double p) { return (void)p, -0.5 / (x * sqrt(x)); }
+static double r_elu(double x, double p) { return (void)p, x > 0 ? x : expm1(x); }
+static double d_elu(double x, double p) { return (void)p, x > 0 ? 1 : exp(x); }
 static double r_pow(double x, double p) { return pow(x, p); }
 static double d_pow(double x, double p) { return p * pow(x, p - 1); }
 
@@ -288,6 +291,7 @@ static const unary_case UNARY[] = {
     {"pow 3", op_pow, 3, -3, 3, r_pow, d_pow},
     {"pow 0.5", op_pow, 0.5, 0.1, 4, r_pow, d_pow},
     {"pow -1.5", op_pow, -1.5, 0.1, 4, r_pow, d_pow},
+    {"elu", op_elu, 0, -4, 4, r_elu, d_elu},
 };
 enum { N_UNARY = sizeof UNARY / sizeof *UNARY };
 

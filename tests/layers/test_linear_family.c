@@ -1,0 +1,157 @@
+/* The linear-attention family (gla, lightning, linear): for each kind, gradcheck of every
+ * parameter, the chunked op against the step-by-step recurrence at the layer level (outputs and
+ * all gradients), and token-by-token decoding against the full forward in a hybrid model. */
+#include "layers/lightning.h"
+#include "layers/model.h"
+#include "tests/support.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const KINDS[] = {"gla", "lightning", "linear"};
+enum { N_KINDS = 3 };
+
+static hy_params ps;
+static void fini(void) {
+  hy_params_free(&ps);
+  hy_step_reset();
+}
+TestSuite(linear_family, .fini = fini);
+
+static hy_model_config config(bool recurrent) {
+  hy_model_config c = hy_model_config_default();
+  c.dtype = HY_F64;
+  c.d_model = 12;
+  c.n_heads = 3;
+  c.n_layers = 4;
+  c.init_std = 0.4; /* large enough that gates and norms are far from their linear regime */
+  c.gla.gate_rank = 3;
+  c.gla.chunk = c.lightning.chunk = c.linear.chunk = 4;
+  c.gla.recurrent = c.lightning.recurrent = c.linear.recurrent = recurrent;
+  return c;
+}
+
+typedef struct {
+  const hy_mixer_kind *kind;
+  void *layer;
+} mixer;
+
+/* Layer 1 of 4, so lightning's decay depends on the layer index. */
+static mixer make(const char *name, bool recurrent, uint64_t seed) {
+  hy_model_config cfg = config(recurrent);
+  hy_rng rng = hy_rng_new(seed);
+  mixer m = {hy_mixer_find(name), NULL};
+  cr_assert(m.kind, "%s is not a mixer kind", name);
+  m.layer = m.kind->create(&ps, "mixer", &cfg, 1, &rng);
+  /* Move the gains and the gate bias off their initial values so their gradients matter. */
+  for (int i = 0; i < ps.n; i++)
+    if (strstr(ps.items[i].name, "norm") || strstr(ps.items[i].name, "bias"))
+      hy_fill_normal(ps.items[i].t, &rng, 1.0, 0.3);
+  return m;
+}
+
+static hy_tensor *layer_fn(hy_tensor **in, void *ctx) {
+  mixer *m = ctx;
+  return m->kind->forward(m->layer, in[0]);
+}
+
+Test(linear_family, every_parameter_gradchecks) {
+  for (int k = 0; k < N_KINDS; k++)
+    for (int recurrent = 0; recurrent < 2; recurrent++) {
+      mixer m = make(KINDS[k], recurrent, 1);
+      hy_tensor *inputs[32];
+      int n = 0;
+      inputs[n++] = t_param(t_randn(HY_F64, HY_SHAPE(2, 9, 12), 2));
+      for (int i = 0; i < ps.n; i++) inputs[n++] = ps.items[i].t;
+      bool ok = hy_gradcheck(layer_fn, &m, n, inputs, NULL);
+      cr_assert(ok, "%s (%s): worst %.3g", KINDS[k], recurrent ? "recurrent" : "chunked",
+                hy_gradcheck_last_error());
+      m.kind->destroy(m.layer);
+      hy_params_free(&ps);
+      hy_step_reset();
+    }
+}
+
+/* Parameters and input gradients of one layer, copied out. */
+static void grads_of(hy_tensor *x, hy_tensor **out, int *n) {
+  *n = 0;
+  out[(*n)++] = x->grad;
+  for (int i = 0; i < ps.n; i++) {
+    hy_tensor *g = ps.items[i].t->grad;
+    out[*n] = hy_empty_like(g);
+    hy_copy_into(out[(*n)++], g);
+  }
+}
+
+Test(linear_family, chunked_layer_equals_recurrent_layer) {
+  for (int k = 0; k < N_KINDS; k++) {
+    hy_tensor *x = t_param(t_randn(HY_F64, HY_SHAPE(2, 23, 12), 4));
+    hy_tensor *gy = t_randn(HY_F64, HY_SHAPE(2, 23, 12), 5);
+    hy_tensor *y[2], *grads[2][32];
+    int n = 0;
+    for (int recurrent = 0; recurrent < 2; recurrent++) {
+      mixer m = make(KINDS[k], recurrent, 3); /* same seed: the same parameters */
+      x->grad = NULL;
+      y[recurrent] = m.kind->forward(m.layer, x);
+      hy_backward_with(y[recurrent], gy);
+      grads_of(x, grads[recurrent], &n);
+      m.kind->destroy(m.layer);
+      hy_params_free(&ps);
+    }
+    char what[64];
+    snprintf(what, sizeof what, "%s output", KINDS[k]);
+    t_expect_close(y[0], y[1], 1e-10, what);
+    for (int i = 0; i < n; i++) {
+      snprintf(what, sizeof what, "%s gradient %d", KINDS[k], i);
+      t_expect_close(grads[0][i], grads[1][i], 1e-10, what);
+    }
+    hy_step_reset();
+  }
+}
+
+/* A hybrid of every kind: one token at a time through the decoder equals the full forward. */
+Test(linear_family, hybrid_decoding_matches_forward) {
+  hy_model_config cfg = config(false);
+  cfg.vocab = 13;
+  const char *pattern[] = {"gla", "attn", "lightning", "linear"};
+  for (int l = 0; l < 4; l++) snprintf(cfg.layers[l], HY_KIND_NAME_MAX, "%s", pattern[l]);
+  hy_model *m = hy_model_new(&cfg, 5);
+  enum { B = 2, T = 11 };
+  hy_tensor *tokens = hy_empty(HY_I32, HY_SHAPE(B, T));
+  hy_rng rng = hy_rng_new(6);
+  hy_fill_int(tokens, &rng, 0, 13);
+  hy_no_grad_begin();
+  hy_tensor *full = hy_model_forward(m, tokens);
+  hy_decoder *d = hy_decoder_new(m, B, T);
+  double worst = 0;
+  for (int t = 0; t < T; t++) {
+    hy_tensor *logits = hy_decoder_step(m, d, hy_contiguous(hy_slice(tokens, 1, t, t + 1)));
+    for (int b = 0; b < B; b++)
+      for (int v = 0; v < 13; v++) {
+        double ref = hy_get(full, (b * T + t) * 13 + v), got = hy_get(logits, b * 13 + v);
+        worst = fmax(worst, fabs(got - ref) / fmax(1e-3, fabs(ref)));
+      }
+  }
+  hy_no_grad_end();
+  cr_assert(worst <= 1e-10, "decoding vs forward: %.3g", worst);
+  hy_decoder_free(m, d);
+  hy_model_free(m);
+}
+
+/* Lightning's decay, log lambda_h = -(8 / H)(1 - l / L) h: head 0 does not decay, and deeper
+ * layers decay less. */
+Test(linear_family, lightning_decay_rates) {
+  hy_model_config cfg = config(false); /* H = 3, L = 4 */
+  hy_rng rng = hy_rng_new(1);
+  hy_lightning_layer *first = hy_mixer_lightning.create(&ps, "a", &cfg, 0, &rng);
+  hy_lightning_layer *last = hy_mixer_lightning.create(&ps, "b", &cfg, 3, &rng);
+  double want0[] = {0, -8.0 / 3, -16.0 / 3}, want3[] = {0, -2.0 / 3, -4.0 / 3};
+  for (int h = 0; h < 3; h++) {
+    cr_assert_float_eq(first->log_decay[h], want0[h], 1e-15);
+    cr_assert_float_eq(last->log_decay[h], want3[h], 1e-15);
+  }
+  hy_mixer_lightning.destroy(first);
+  hy_mixer_lightning.destroy(last);
+}
