@@ -45,7 +45,7 @@ static hy_tensor *heads(const hy_lightning_layer *l, hy_tensor *y) {
   return hy_reshape(y, HY_SHAPE(y->shape[0], y->shape[1], l->heads, l->head_dim));
 }
 
-/* The constant log decays as a [B, T, H, d_h] tensor for the chunked op (no gradient). */
+/* The constant log decays as a [B, T, H, d_h] tensor, for the reference recurrence. */
 static hy_tensor *log_decays(const hy_lightning_layer *l, hy_tensor *x) {
   int64_t B = x->shape[0], T = x->shape[1], H = l->heads, D = l->head_dim;
   hy_tensor *g = hy_empty(x->dtype, HY_SHAPE(B, T, H, D));
@@ -66,8 +66,8 @@ hy_tensor *hy_lightning_layer_forward(const hy_lightning_layer *l, hy_tensor *x)
   hy_tensor *q = heads(l, hy_silu(hy_linear_forward(&l->q, x)));
   hy_tensor *k = heads(l, hy_silu(hy_linear_forward(&l->k, x)));
   hy_tensor *v = heads(l, hy_linear_forward(&l->v, x));
-  hy_tensor *g = log_decays(l, x);
-  hy_tensor *o = l->recurrent ? hy_gla_recurrent(q, k, v, g) : hy_gla(q, k, v, g, l->chunk);
+  hy_tensor *o = l->recurrent ? hy_gla_recurrent(q, k, v, log_decays(l, x))
+                              : hy_linear_attention(q, k, v, l->log_decay, l->chunk);
   return output(l, x, o);
 }
 

@@ -73,7 +73,8 @@ static hy_tensor *output(const hy_linear_attn_layer *l, hy_tensor *x, hy_tensor 
 hy_tensor *hy_linear_attn_layer_forward(const hy_linear_attn_layer *l, hy_tensor *x) {
   hy_tensor *q, *k, *v;
   project(l, x, &q, &k, &v);
-  hy_tensor *o = l->recurrent ? hy_gla_recurrent(q, k, v, NULL) : hy_gla(q, k, v, NULL, l->chunk);
+  hy_tensor *o =
+      l->recurrent ? hy_gla_recurrent(q, k, v, NULL) : hy_linear_attention(q, k, v, NULL, l->chunk);
   return output(l, x, o);
 }
 

@@ -1,18 +1,23 @@
 #include "tensor/op.h"
 
-static hy_gla_dims dims_of(const hy_tensor *q, const hy_tensor *v, int64_t chunk) {
+#include <string.h>
+
+static hy_gla_dims dims_of(const hy_tensor *q, const hy_tensor *v, int64_t chunk,
+                           const double *head_decay) {
   int64_t T = q->shape[1];
   return (hy_gla_dims){
-      q->shape[0], T, q->shape[2], q->shape[3], v->shape[3], chunk, (T + chunk - 1) / chunk};
+      q->shape[0], T, q->shape[2], q->shape[3], v->shape[3], chunk, (T + chunk - 1) / chunk,
+      head_decay};
 }
 
 /* The op's own dq, dk, dv go to fresh buffers first: the gate's gradient needs them alone, not
  * mixed with what q and k receive from elsewhere. */
 static void gla_backward(hy_node *n) {
   hy_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2], *g = n->in[3];
-  hy_gla_dims d = dims_of(q, v, n->iarg[0]);
+  hy_gla_dims d = dims_of(q, v, n->iarg[0], n->iarg[1] ? (const double *)n->saved : NULL);
+  const void *states = (const char *)n->saved + n->iarg[2];
   hy_tensor *dq = hy_zeros_like(q), *dk = hy_zeros_like(k), *dv = hy_zeros_like(v);
-  HY_CPU(q->dtype, cpu_gla_backward, &d, q->data, k->data, v->data, g ? g->data : NULL, n->saved,
+  HY_CPU(q->dtype, cpu_gla_backward, &d, q->data, k->data, v->data, g ? g->data : NULL, states,
          n->out->grad->data, dq->data, dk->data, dv->data);
   hy_tensor *pairs[3][2] = {{q, dq}, {k, dk}, {v, dv}};
   for (int i = 0; i < 3; i++)
@@ -22,8 +27,9 @@ static void gla_backward(hy_node *n) {
     HY_CPU(q->dtype, cpu_gla_gate_grad, &d, q->data, k->data, dq->data, dk->data, hy_grad(g)->data);
 }
 
-hy_tensor *hy_gla(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *g, int64_t chunk) {
-  const char *op = "gla";
+/* Shared by hy_gla (g, per channel) and hy_linear_attention (a constant per head, or none). */
+static hy_tensor *chunked(const char *op, hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *g,
+                          const double *head_decay, int64_t chunk) {
   hy_check_input(op, q);
   hy_check_input(op, k);
   hy_check_input(op, v);
@@ -45,16 +51,34 @@ hy_tensor *hy_gla(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *g, int64_
   k = hy_contiguous(k);
   v = hy_contiguous(v);
   if (g) g = hy_contiguous(g);
-  hy_gla_dims d = dims_of(q, v, chunk);
-  hy_shape s = hy_shape_of(v);
-  hy_tensor *o = hy_empty(q->dtype, s);
+  /* Saved for the backward, in one arena block: the head decays, then the chunk states. */
+  int64_t H = q->shape[2];
+  size_t decay_bytes = head_decay ? ((size_t)H * sizeof(double) + 63) / 64 * 64 : 0;
+  hy_gla_dims d = dims_of(q, v, chunk, NULL);
   size_t state_bytes = (size_t)(d.B * d.H * d.n_chunks * d.dk * d.dv) * hy_dtype_size(q->dtype);
-  void *states = hy_arena_alloc(state_bytes);
-  HY_CPU(q->dtype, cpu_gla, &d, q->data, k->data, v->data, g ? g->data : NULL, o->data, states);
+  char *saved = hy_arena_alloc(decay_bytes + state_bytes);
+  if (head_decay) {
+    memcpy(saved, head_decay, (size_t)H * sizeof(double));
+    d.head_decay = (const double *)saved;
+  }
+  hy_tensor *o = hy_empty(q->dtype, hy_shape_of(v));
+  HY_CPU(q->dtype, cpu_gla, &d, q->data, k->data, v->data, g ? g->data : NULL, o->data,
+         (void *)(saved + decay_bytes));
   hy_node *n = hy_record(op, gla_backward, o, 4, (hy_tensor *[]){q, k, v, g});
   if (n) {
     n->iarg[0] = chunk;
-    n->saved = states;
+    n->iarg[1] = head_decay != NULL;
+    n->iarg[2] = (int64_t)decay_bytes;
+    n->saved = saved;
   }
   return o;
+}
+
+hy_tensor *hy_gla(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *g, int64_t chunk) {
+  return chunked("gla", q, k, v, g, NULL, chunk);
+}
+
+hy_tensor *hy_linear_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, const double *log_decay,
+                               int64_t chunk) {
+  return chunked("linear_attention", q, k, v, NULL, log_decay, chunk);
 }

@@ -71,6 +71,10 @@ hy_tensor *hy_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale);
  * q, k, g [B, T, H, dk] (g: log decays, <= 0 in practice), v [B, T, H, dv] -> o [B, T, H, dv].
  * q is used as given: scale it first. */
 hy_tensor *hy_gla(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *g, int64_t chunk);
+/* The same recurrence with a constant decay per head, exp(log_decay[h]) (lightning attention), or
+ * none when log_decay is NULL (plain linear attention); the intra-chunk sums become GEMMs. */
+hy_tensor *hy_linear_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, const double *log_decay,
+                               int64_t chunk);
 
 /* Shapes and views. reshape, transpose and slice are views where the layout allows (reshape copies
  * a non-contiguous input); split returns views; concat and contiguous copy. */

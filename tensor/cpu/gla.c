@@ -25,7 +25,12 @@
  *   dv_s = (k_s * exp(B - b_s)) dS + sum_{t >= s} A_ts dO_t
  *   dS  <- diag(exp(B)) dS + (Q * exp(b))^T dO
  *
- * and the gradient of g is the reverse cumulative sum of q * dq - k * dk (tensor/gla.c). */
+ * and the gradient of g is the reverse cumulative sum of q * dq - k * dk (tensor/gla.c).
+ *
+ * Without g, every channel of head h decays by the same constant exp(gamma_h) (lightning; plain
+ * linear attention has gamma = 0). Then exp(b_t - b_s) = exp(gamma_h (t - s)) does not depend on
+ * the channel, and the pair sums become GEMMs: A = (Q K^T) * D with D_ts = exp(gamma (t - s)), and
+ * in the backward (dP * D) K and (dP * D)^T Q. */
 
 typedef struct {
   real *b;   /* [C, dk] cumulative log decay inside the chunk */
@@ -45,6 +50,7 @@ static void *xmalloc(size_t bytes) {
 
 static scratch scratch_new(int64_t C, int64_t dk, int64_t dv) {
   int64_t wide = dk > dv ? dk : dv;
+  wide = wide > C ? wide : C; /* tmp also holds a C x C decay mask */
   scratch w = {
       xmalloc(sizeof(real) * (size_t)(C * dk)),  xmalloc(sizeof(real) * (size_t)(C * dk)),
       xmalloc(sizeof(real) * (size_t)(C * dk)),  xmalloc(sizeof(real) * (size_t)(C * C)),
@@ -66,14 +72,25 @@ static void scratch_free(scratch *w) {
 
 /* The chunk [t0, t0 + n) of one head: rows of q, k (dk wide) and g are ld apart. Fills b, qe, kd
  * and the intra-chunk scores A. */
+/* exp(gamma (t - s)) below and on the diagonal, 0 above: the decay mask of a constant decay. */
+static void decay_mask(real *m, int64_t n, int64_t ld, real gamma) {
+  for (int64_t t = 0; t < n; t++)
+    for (int64_t s = 0; s < n; s++) m[t * ld + s] = s <= t ? hy_exp(gamma * (real)(t - s)) : 0;
+}
+
+/* The per-head constant log decay, when there is no g. */
+static real head_gamma(const hy_gla_dims *dm, int64_t h) {
+  return dm->head_decay ? (real)dm->head_decay[h] : 0;
+}
+
 static void chunk_prepare(const hy_gla_dims *dm, const real *q, const real *k, const real *g,
-                          int64_t n, scratch *w) {
-  int64_t dk = dm->dk, ld = dm->H * dk;
+                          real gamma, int64_t n, scratch *w) {
+  int64_t dk = dm->dk, ld = dm->H * dk, C = dm->C;
   for (int64_t t = 0; t < n; t++) {
     real *bt = w->b + t * dk;
     for (int64_t i = 0; i < dk; i++) {
       real prev = t ? w->b[(t - 1) * dk + i] : 0;
-      bt[i] = prev + (g ? g[t * ld + i] : 0);
+      bt[i] = prev + (g ? g[t * ld + i] : gamma);
     }
   }
   const real *bl = w->b + (n - 1) * dk;
@@ -84,13 +101,20 @@ static void chunk_prepare(const hy_gla_dims *dm, const real *q, const real *k, c
       w->kd[t * dk + i] = kt[i] * hy_exp(bl[i] - bt[i]);
     }
   }
+  if (!g) { /* A = (Q K^T) * D */
+    K(cpu_gemm)(false, true, n, n, dk, 1.0, q, ld, k, ld, 0.0, w->a, C);
+    decay_mask(w->dp, n, C, gamma);
+    for (int64_t t = 0; t < n; t++)
+      for (int64_t s = 0; s < n; s++) w->a[t * C + s] *= w->dp[t * C + s];
+    return;
+  }
   for (int64_t t = 0; t < n; t++) {
     const real *qt = q + t * ld, *bt = w->b + t * dk;
     for (int64_t s = 0; s <= t; s++) {
       const real *ks = k + s * ld, *bs = w->b + s * dk;
       real acc = 0;
       for (int64_t i = 0; i < dk; i++) acc += qt[i] * ks[i] * hy_exp(bt[i] - bs[i]);
-      w->a[t * dm->C + s] = acc;
+      w->a[t * C + s] = acc;
     }
   }
 }
@@ -102,7 +126,7 @@ static void forward_head(const hy_gla_dims *dm, const real *q, const real *k, co
   for (int64_t c = 0, t0 = 0; t0 < T; c++, t0 += C) {
     int64_t n = T - t0 < C ? T - t0 : C;
     int64_t ok = ((b * T + t0) * dm->H + h) * dk, ov = ((b * T + t0) * dm->H + h) * dv;
-    chunk_prepare(dm, q + ok, k + ok, g ? g + ok : NULL, n, w);
+    chunk_prepare(dm, q + ok, k + ok, g ? g + ok : NULL, head_gamma(dm, h), n, w);
     memcpy(states + c * dk * dv, w->s, sizeof(real) * (size_t)(dk * dv));
     /* o = (q * exp(b)) S + A V; A is lower triangular, so its zeros above cost nothing wrong. */
     for (int64_t t = 0; t < n; t++)
@@ -143,7 +167,8 @@ static void backward_head(const hy_gla_dims *dm, const real *q, const real *k, c
     int64_t ok = ((b * T + t0) * dm->H + h) * dk, ov = ((b * T + t0) * dm->H + h) * dv;
     const real *qc = q + ok, *kc = k + ok, *vc = v + ov, *goc = go + ov;
     const real *sprev = states + c * dk * dv;
-    chunk_prepare(dm, qc, kc, g ? g + ok : NULL, n, w);
+    real gamma = head_gamma(dm, h);
+    chunk_prepare(dm, qc, kc, g ? g + ok : NULL, gamma, n, w);
     const real *bl = w->b + (n - 1) * dk;
     /* dP = dO V^T inside the chunk */
     K(cpu_gemm)(false, true, n, n, dv, 1.0, goc, ldv, vc, ldv, 0.0, w->dp, C);
@@ -156,7 +181,14 @@ static void backward_head(const hy_gla_dims *dm, const real *q, const real *k, c
     for (int64_t t = 0; t < n; t++)
       for (int64_t i = 0; i < dk; i++)
         gk[ok + t * ldk + i] += w->tmp[t * dk + i] * hy_exp(bl[i] - w->b[t * dk + i]);
-    for (int64_t t = 0; t < n; t++) {
+    if (!g) { /* W = dP * D; dq += W K, dk += W^T Q */
+      decay_mask(w->tmp, n, C, gamma);
+      for (int64_t t = 0; t < n; t++)
+        for (int64_t s = 0; s < n; s++) w->dp[t * C + s] *= w->tmp[t * C + s];
+      K(cpu_gemm)(false, false, n, dk, n, 1.0, w->dp, C, kc, ldk, 1.0, gq + ok, ldk);
+      K(cpu_gemm)(true, false, n, dk, n, 1.0, w->dp, C, qc, ldk, 1.0, gk + ok, ldk);
+    }
+    for (int64_t t = 0; g && t < n; t++) {
       const real *qt = qc + t * ldk, *bt = w->b + t * dk;
       real *gqt = gq + ok + t * ldk;
       for (int64_t s = 0; s <= t; s++) {

@@ -43,9 +43,11 @@ typedef struct {
 } hy_attn_dims;
 
 /* Chunked gated linear attention: q, k, g [B, T, H, dk], v and o [B, T, H, dv], contiguous;
- * chunks of C tokens, n_chunks = ceil(T / C). */
+ * chunks of C tokens, n_chunks = ceil(T / C). Without g, head h decays by the constant
+ * exp(head_decay[h]) (head_decay NULL: no decay). */
 typedef struct {
   int64_t B, T, H, dk, dv, C, n_chunks;
+  const double *head_decay;
 } hy_gla_dims;
 
 #define HY_CPU_KERNELS(S, real)                                                                    \

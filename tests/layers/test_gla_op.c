@@ -66,6 +66,46 @@ Test(gla_op, chunked_equals_recurrence_in_f64) {
     }
 }
 
+/* A constant decay per head (lightning) against the recurrence fed the same decay as a g tensor. */
+Test(gla_op, constant_head_decay_equals_recurrence) {
+  double decay[3] = {0.0, -0.3, -2.5};
+  for (int with_decay = 0; with_decay < 2; with_decay++) {
+    int64_t B = 2, T = 45, H = 3, dk = 5, dv = 4;
+    hy_tensor *q = t_param(t_randn(HY_F64, HY_SHAPE(B, T, H, dk), 41));
+    hy_tensor *k = t_param(t_randn(HY_F64, HY_SHAPE(B, T, H, dk), 42));
+    hy_tensor *v = t_param(t_randn(HY_F64, HY_SHAPE(B, T, H, dv), 43));
+    hy_tensor *go = t_randn(HY_F64, HY_SHAPE(B, T, H, dv), 44);
+    hy_tensor *g = hy_empty(HY_F64, HY_SHAPE(B, T, H, dk));
+    for (int64_t i = 0; i < hy_numel(g); i++) hy_set(g, i, with_decay ? decay[i / dk % H] : 0.0);
+    hy_tensor *o1 = hy_linear_attention(q, k, v, with_decay ? decay : NULL, 16);
+    hy_backward_with(o1, go);
+    hy_tensor *g1[3] = {q->grad, k->grad, v->grad};
+    q->grad = k->grad = v->grad = NULL;
+    hy_tensor *o2 = hy_gla_recurrent(q, k, v, g);
+    hy_backward_with(o2, go);
+    double err = t_rel_norm_err(o1, o2);
+    hy_tensor *in[3] = {q, k, v};
+    for (int i = 0; i < 3; i++) err = fmax(err, t_rel_norm_err(g1[i], in[i]->grad));
+    cr_assert(err <= 1e-10, "decay %d: %.3g", with_decay, err);
+    hy_step_reset();
+  }
+}
+
+static hy_tensor *constant_decay_fn(hy_tensor **in, void *ctx) {
+  return hy_linear_attention(in[0], in[1], in[2], ctx, 4);
+}
+
+Test(gla_op, constant_head_decay_gradchecks) {
+  double decay[2] = {-0.1, -1.0};
+  hy_tensor *in[3] = {
+      t_param(t_randn(HY_F64, HY_SHAPE(2, 11, 2, 3), 51)),
+      t_param(t_randn(HY_F64, HY_SHAPE(2, 11, 2, 3), 52)),
+      t_param(t_randn(HY_F64, HY_SHAPE(2, 11, 2, 5), 53)),
+  };
+  cr_assert(hy_gradcheck(constant_decay_fn, decay, 3, in, NULL), "worst %.3g",
+            hy_gradcheck_last_error());
+}
+
 static hy_tensor *gla_fn(hy_tensor **in, void *ctx) {
   return hy_gla(in[0], in[1], in[2], in[3], *(int64_t *)ctx);
 }
