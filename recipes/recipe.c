@@ -468,8 +468,11 @@ static int mlp_fits(const hy_recipe *r, char *why, size_t size) {
 static bool is_mqar(const hy_recipe *r) { return !strcmp(r->data.dataset, "mqar"); }
 
 static int mqar_fits_seq(const hy_recipe *r, char *why, size_t size) {
-  if (!is_mqar(r) || r->data.mqar.pairs <= r->train.seq_len / 2) return 0;
-  return snprintf(why, size, "[data.mqar] pairs = %lld needs 2 * pairs <= [train] seq_len = %lld",
+  if (!is_mqar(r) || (4 * r->data.mqar.pairs <= r->train.seq_len && r->train.seq_len % 2 == 0))
+    return 0;
+  return snprintf(why, size,
+                  "[data.mqar] pairs = %lld needs 4 * pairs <= [train] seq_len = %lld, even "
+                  "(the context and a query slot for each key)",
                   (long long)r->data.mqar.pairs, (long long)r->train.seq_len),
          -1;
 }
@@ -538,7 +541,7 @@ static const cross_check CHECKS[] = {
     {"The MLP width, `mlp_ratio * d_model` rounded up to `mlp_multiple`, is below 2^31.",
      {{"model", "mlp_ratio"}, {"model", "d_model"}, {"model", "mlp_multiple"}},
      mlp_fits},
-    {"With `data.dataset = \"mqar\"`: `2 * data.mqar.pairs <= train.seq_len`.",
+    {"With `data.dataset = \"mqar\"`: `4 * data.mqar.pairs <= train.seq_len`, which is even.",
      {{"data.mqar", "pairs"}, {"train", "seq_len"}, {"data", "dataset"}},
      mqar_fits_seq},
     {"With `data.dataset = \"mqar\"`: `data.mqar.pairs <= model.vocab / 2 - 1`.",

@@ -167,7 +167,7 @@ const hy_key hy_keys[] = {
      .doc = "Training windows at random offsets, or one after the other."},
 
     {KEY("data.mqar", "pairs", HY_KEY_INT, data.mqar.pairs), AT_LEAST(1), .def = "16",
-     .doc = "Key-value pairs per example; 2 * pairs <= seq_len and pairs <= vocab / 2 - 1."},
+     .doc = "Key-value pairs per example; 4 * pairs <= seq_len and pairs <= vocab / 2 - 1."},
     {KEY("data.mqar", "power_a", HY_KEY_FLOAT, data.mqar.power_a), ABOVE(0), .def = "0.01",
      .doc = "Power law of where the queries fall."},
     {KEY("data.mqar", "train_examples", HY_KEY_INT, data.mqar.train_examples), AT_LEAST(1),

@@ -1,4 +1,5 @@
 #include "run/checkpoint.h"
+#include "util/h5.h"
 
 #include <dirent.h>
 #include <hdf5.h>
@@ -31,33 +32,13 @@ static int write_tensor(hid_t file, const char *name, const hy_tensor *t) {
   return st < 0 ? -1 : 0;
 }
 
-static void attr_int(hid_t obj, const char *name, int64_t v) {
-  hid_t space = H5Screate(H5S_SCALAR);
-  hid_t a = H5Acreate2(obj, name, H5T_NATIVE_INT64, space, H5P_DEFAULT, H5P_DEFAULT);
-  H5Awrite(a, H5T_NATIVE_INT64, &v);
-  H5Aclose(a);
-  H5Sclose(space);
-}
-
 static void attr_ints(hid_t obj, const char *name, const int64_t *v, int n) {
   hsize_t dim = (hsize_t)n;
   hid_t space = n ? H5Screate_simple(1, &dim, NULL) : H5Screate(H5S_NULL);
-  hid_t a = H5Acreate2(obj, name, H5T_NATIVE_INT64, space, H5P_DEFAULT, H5P_DEFAULT);
+  hid_t a = H5Acreate2(obj, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
   if (n) H5Awrite(a, H5T_NATIVE_INT64, v);
   H5Aclose(a);
   H5Sclose(space);
-}
-
-static void attr_str(hid_t obj, const char *name, const char *s) {
-  hid_t type = H5Tcopy(H5T_C_S1);
-  H5Tset_size(type, strlen(s) + 1);
-  H5Tset_cset(type, H5T_CSET_UTF8);
-  hid_t space = H5Screate(H5S_SCALAR);
-  hid_t a = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
-  H5Awrite(a, type, s);
-  H5Aclose(a);
-  H5Sclose(space);
-  H5Tclose(type);
 }
 
 int hy_checkpoint_write(const char *path, const hy_params *ps, const hy_optimizer *opt,
@@ -76,13 +57,16 @@ int hy_checkpoint_write(const char *path, const hy_params *ps, const hy_optimize
       bad = write_tensor(file, name, opt->state[k][i]);
     }
   }
-  attr_str(file, "format", FORMAT);
-  attr_int(file, "version", VERSION);
-  attr_int(file, "step", meta->step);
-  attr_str(file, "optimizer", !opt ? "none" : opt->cfg.kind == HY_ADAMW ? "adamw" : "sgd");
-  attr_int(file, "optimizer_step", opt ? opt->step : 0);
+  hy_h5_write_string_attr(file, "format", FORMAT);
+  hy_h5_write_int_attr(file, "version", VERSION);
+  hy_h5_write_int_attr(file, "step", meta->step);
+  hy_h5_write_string_attr(file, "optimizer",
+                          !opt                        ? "none"
+                          : opt->cfg.kind == HY_ADAMW ? "adamw"
+                                                      : "sgd");
+  hy_h5_write_int_attr(file, "optimizer_step", opt ? opt->step : 0);
   attr_ints(file, "loader_state", meta->loader, meta->n_loader);
-  attr_str(file, "recipe", meta->recipe ? meta->recipe : "");
+  hy_h5_write_string_attr(file, "recipe", meta->recipe ? meta->recipe : "");
   if (H5Fclose(file) < 0 || bad) {
     unlink(tmp);
     return hy_fail(err, "%s: writing the checkpoint failed (disk full?)", tmp);
@@ -107,35 +91,17 @@ static hid_t open_checkpoint(const char *path, hy_error *err) {
 
 static int read_attr_int(hid_t file, const char *path, const char *name, int64_t *v,
                          hy_error *err) {
-  hid_t a = H5Aexists(file, name) > 0 ? H5Aopen(file, name, H5P_DEFAULT) : -1;
-  if (a < 0) return hy_fail(err, "%s: missing attribute '%s'", path, name);
-  herr_t st = H5Aread(a, H5T_NATIVE_INT64, v);
-  H5Aclose(a);
-  return st < 0 ? hy_fail(err, "%s: attribute '%s' is not an integer", path, name) : 0;
+  bool missing;
+  if (hy_h5_int_attr(file, name, v, &missing))
+    return hy_fail(err, "%s: %s attribute '%s'", path,
+                   missing ? "missing" : "not an integer:", name);
+  return 0;
 }
 
 static char *read_attr_str(hid_t file, const char *path, const char *name, hy_error *err) {
-  hid_t a = H5Aexists(file, name) > 0 ? H5Aopen(file, name, H5P_DEFAULT) : -1;
-  if (a < 0) {
-    hy_fail(err, "%s: missing attribute '%s'", path, name);
-    return NULL;
-  }
-  hid_t type = H5Aget_type(a);
-  char *s = NULL;
-  if (H5Tget_class(type) == H5T_STRING && !H5Tis_variable_str(type)) {
-    size_t size = H5Tget_size(type);
-    s = calloc(size + 1, 1);
-    hid_t mem = H5Tcopy(H5T_C_S1);
-    H5Tset_size(mem, size);
-    if (s && H5Aread(a, mem, s) < 0) {
-      free(s);
-      s = NULL;
-    }
-    H5Tclose(mem);
-  }
-  H5Tclose(type);
-  H5Aclose(a);
-  if (!s) hy_fail(err, "%s: attribute '%s' is not a fixed-length string", path, name);
+  bool missing;
+  char *s = hy_h5_string_attr(file, name, &missing);
+  if (!s) hy_fail(err, "%s: %s attribute '%s'", path, missing ? "missing" : "not a string:", name);
   return s;
 }
 

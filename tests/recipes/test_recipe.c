@@ -461,8 +461,8 @@ BAD(inline_table, "[optim]\nbetas = {a = 1}\n",
 BAD(text_after_the_value, "[optim]\nlr = 1e-3 2e-3\n",
     "recipes/bad.toml:2: [optim] lr: unexpected 2e-3 after the value 1e-3")
 BAD(mqar_pairs_too_many_for_seq_len,
-    "[train]\nseq_len = 64\n[data]\ndataset = \"mqar\"\n[data.mqar]\npairs = 40\n",
-    "recipes/bad.toml:6: [data.mqar] pairs = 40 needs 2 * pairs <= [train] seq_len = 64")
+    "[train]\nseq_len = 64\n[data]\ndataset = \"mqar\"\n[data.mqar]\npairs = 17\n",
+    "recipes/bad.toml:6: [data.mqar] pairs = 17 needs 4 * pairs <= [train] seq_len = 64, even")
 BAD(mqar_pairs_too_many_for_vocab,
     "[data.mqar]\npairs = 32\n[data]\ndataset = \"mqar\"\n[model]\nvocab = 64\n",
     "recipes/bad.toml:6: [data.mqar] pairs = 32 must be at most [model] vocab / 2 - 1 = 31")

@@ -1,0 +1,162 @@
+#include "data/dataset.h"
+#include "util/fs.h"
+#include "util/h5.h"
+
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- reading ---- */
+
+static int read_split(hid_t file, const char *path, const char *name, uint16_t **out, int64_t *n,
+                      hy_error *err) {
+  if (H5Lexists(file, name, H5P_DEFAULT) <= 0) return hy_fail(err, "%s: no dataset %s", path, name);
+  hid_t set = H5Dopen2(file, name, H5P_DEFAULT);
+  if (set < 0) return hy_fail(err, "%s: %s is not a dataset", path, name);
+  hid_t type = H5Dget_type(set), space = H5Dget_space(set);
+  int rc = 0;
+  size_t size = H5Tget_size(type);
+  int ndim = H5Sget_simple_extent_ndims(space);
+  hsize_t dim = 0;
+  if (H5Tget_class(type) != H5T_INTEGER || H5Tget_sign(type) != H5T_SGN_NONE ||
+      (size != 1 && size != 2)) {
+    rc = hy_fail(err, "%s: %s has %s %zu-byte elements, expected uint8 or uint16", path, name,
+                 H5Tget_class(type) == H5T_INTEGER ? "integer" : "non-integer", size);
+  } else if (ndim != 1) {
+    rc = hy_fail(err, "%s: %s has %d dimensions, expected 1", path, name, ndim);
+  } else {
+    H5Sget_simple_extent_dims(space, &dim, NULL);
+    if (dim < 2)
+      rc = hy_fail(err, "%s: %s has %llu tokens, at least 2 needed", path, name,
+                   (unsigned long long)dim);
+  }
+  if (!rc) {
+    *n = (int64_t)dim;
+    *out = malloc((size_t)dim * sizeof **out);
+    if (!*out || H5Dread(set, H5T_NATIVE_UINT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) < 0)
+      rc = hy_fail(err, "%s: cannot read %s (truncated file?)", path, name);
+  }
+  H5Tclose(type);
+  H5Sclose(space);
+  H5Dclose(set);
+  return rc;
+}
+
+static int read_vocab(hid_t file, const char *path, int64_t *vocab, hy_error *err) {
+  bool missing;
+  if (hy_h5_int_attr(file, "vocab", vocab, &missing))
+    return hy_fail(err, "%s: %s", path,
+                   missing ? "missing attribute 'vocab'" : "attribute 'vocab' is not an integer");
+  if (*vocab < 2 || *vocab > 65536)
+    return hy_fail(err, "%s: vocab = %lld, expected 2 to 65536", path, (long long)*vocab);
+  return 0;
+}
+
+static int read_tokenizer(hid_t file, const char *path, char *out, size_t n, hy_error *err) {
+  bool missing;
+  char *s = hy_h5_string_attr(file, "tokenizer", &missing);
+  if (!s)
+    return hy_fail(err, "%s: %s", path,
+                   missing ? "missing attribute 'tokenizer'"
+                           : "attribute 'tokenizer' is not a string");
+  snprintf(out, n, "%s", s);
+  free(s);
+  return 0;
+}
+
+static int check_tokens(const char *path, const char *name, const uint16_t *t, int64_t n,
+                        int64_t vocab, hy_error *err) {
+  for (int64_t i = 0; i < n; i++)
+    if (t[i] >= vocab)
+      return hy_fail(err, "%s: %s: token %d at index %lld >= vocab %lld", path, name, t[i],
+                     (long long)i, (long long)vocab);
+  return 0;
+}
+
+int hy_dataset_open(const char *path, hy_dataset *ds, hy_error *err) {
+  memset(ds, 0, sizeof *ds);
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  if (access(path, R_OK) != 0)
+    return hy_fail(err, "%s: no such dataset file (or not readable)", path);
+  if (H5Fis_hdf5(path) <= 0) return hy_fail(err, "%s: not an HDF5 file (or truncated)", path);
+  hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (file < 0) return hy_fail(err, "%s: cannot open as HDF5", path);
+  int rc = read_vocab(file, path, &ds->vocab, err);
+  if (!rc) rc = read_tokenizer(file, path, ds->tokenizer, sizeof ds->tokenizer, err);
+  if (!rc) rc = read_split(file, path, "/train", &ds->train, &ds->n_train, err);
+  if (!rc) rc = read_split(file, path, "/val", &ds->val, &ds->n_val, err);
+  H5Fclose(file);
+  if (!rc) rc = check_tokens(path, "/train", ds->train, ds->n_train, ds->vocab, err);
+  if (!rc) rc = check_tokens(path, "/val", ds->val, ds->n_val, ds->vocab, err);
+  if (rc) hy_dataset_close(ds);
+  return rc;
+}
+
+void hy_dataset_close(hy_dataset *ds) {
+  free(ds->train);
+  free(ds->val);
+  ds->train = ds->val = NULL;
+}
+
+/* ---- writing ---- */
+
+static herr_t write_split(hid_t file, const char *name, const uint16_t *t, int64_t n, bool bytes) {
+  hsize_t dim = (hsize_t)n;
+  hid_t space = H5Screate_simple(1, &dim, NULL);
+  hid_t stored = bytes ? H5T_STD_U8LE : H5T_STD_U16LE;
+  hid_t set = H5Dcreate2(file, name, stored, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  herr_t st = set < 0 ? -1 : H5Dwrite(set, H5T_NATIVE_UINT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, t);
+  if (set >= 0) H5Dclose(set);
+  H5Sclose(space);
+  return st;
+}
+
+int hy_dataset_write(const char *path, const uint16_t *train, int64_t n_train, const uint16_t *val,
+                     int64_t n_val, int64_t vocab, const char *tokenizer, hy_error *err) {
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  char tmp[4096]; /* one per process: several ranks may prepare the same dataset at once */
+  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+  hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  if (file < 0) return hy_fail(err, "%s: cannot create", tmp);
+  bool bytes = vocab <= 256;
+  herr_t st = write_split(file, "/train", train, n_train, bytes);
+  if (st >= 0) st = write_split(file, "/val", val, n_val, bytes);
+  if (st >= 0) st = hy_h5_write_int_attr(file, "vocab", vocab);
+  if (st >= 0) st = hy_h5_write_string_attr(file, "tokenizer", tokenizer);
+  if (H5Fclose(file) < 0 || st < 0) {
+    unlink(tmp);
+    return hy_fail(err, "%s: writing failed (disk full?)", tmp);
+  }
+  if (rename(tmp, path) != 0) {
+    unlink(tmp);
+    return hy_fail(err, "%s: cannot rename %s into place", path, tmp);
+  }
+  return 0;
+}
+
+int hy_data_prepare_bytes(const unsigned char *bytes, size_t n, const char *h5_path,
+                          double val_fraction, hy_error *err) {
+  if (!(val_fraction > 0 && val_fraction <= 0.5))
+    return hy_fail(err, "--val-fraction %g: expected a number in (0, 0.5]", val_fraction);
+  int64_t n_val = (int64_t)((double)n * val_fraction), n_train = (int64_t)n - n_val;
+  if (n_val < 2 || n_train < 2)
+    return hy_fail(err, "%zu bytes of text are too few to split into /train and /val", n);
+  uint16_t *tokens = malloc(n * sizeof *tokens);
+  if (!tokens) return hy_fail(err, "out of memory for %zu tokens", n);
+  for (size_t i = 0; i < n; i++) tokens[i] = bytes[i];
+  int rc = hy_dataset_write(h5_path, tokens, n_train, tokens + n_train, n_val, 256, "bytes", err);
+  free(tokens);
+  return rc;
+}
+
+int hy_data_prepare_text(const char *txt_path, const char *h5_path, double val_fraction,
+                         hy_error *err) {
+  size_t n = 0;
+  char *text = hy_read_file(txt_path, &n, err);
+  if (!text) return -1;
+  int rc = hy_data_prepare_bytes((const unsigned char *)text, n, h5_path, val_fraction, err);
+  free(text);
+  return rc;
+}

@@ -1,0 +1,98 @@
+#include "run/batches.h"
+#include "data/builtin.h"
+#include "data/dataset.h"
+#include "data/loader.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct hy_batches {
+  hy_dataset ds; /* empty for MQAR */
+  hy_loader loader;
+  bool mqar;
+};
+
+hy_batches *hy_batches_open(const hy_recipe *r, hy_data_split split, int rank, int world,
+                            hy_error *err) {
+  hy_batches *b = calloc(1, sizeof *b);
+  if (!b) {
+    hy_fail(err, "out of memory");
+    return NULL;
+  }
+  hy_loader *l = &b->loader;
+  *l = (hy_loader){.batch = r->train.batch,
+                   .seq_len = r->train.seq_len,
+                   .random = split == HY_SPLIT_TRAIN && !strcmp(r->data.sampling, "random"),
+                   .seed = (uint64_t)r->run.seed,
+                   .rank = rank,
+                   .world = world,
+                   .split = split == HY_SPLIT_TRAIN ? 0 : 1};
+  b->mqar = !strcmp(r->data.dataset, "mqar");
+  if (b->mqar) {
+    l->mqar = (hy_mqar_config){r->model.vocab, r->train.seq_len, r->data.mqar.pairs,
+                               r->data.mqar.power_a};
+    l->n_examples =
+        split == HY_SPLIT_TRAIN ? r->data.mqar.train_examples : r->data.mqar.val_examples;
+    const char *why = hy_mqar_check(&l->mqar);
+    if (why) {
+      hy_fail(err, "[data.mqar]: %s", why);
+      free(b);
+      return NULL;
+    }
+    return b;
+  }
+  char path[4096];
+  if (hy_dataset_resolve(r->data.dataset, path, sizeof path, err) ||
+      hy_dataset_open(path, &b->ds, err)) {
+    free(b);
+    return NULL;
+  }
+  l->tokens = split == HY_SPLIT_TRAIN ? b->ds.train : b->ds.val;
+  l->n_tokens = split == HY_SPLIT_TRAIN ? b->ds.n_train : b->ds.n_val;
+  if (l->n_tokens < r->train.seq_len + 1) {
+    hy_fail(err, "%s: the %s split has %lld tokens, fewer than seq_len + 1 = %lld", path,
+            split == HY_SPLIT_TRAIN ? "/train" : "/val", (long long)l->n_tokens,
+            (long long)(r->train.seq_len + 1));
+    hy_batches_close(b);
+    return NULL;
+  }
+  return b;
+}
+
+void hy_batches_close(hy_batches *b) {
+  if (!b) return;
+  hy_dataset_close(&b->ds);
+  free(b);
+}
+
+void hy_batches_next(hy_batches *b, hy_tensor **inputs, hy_tensor **targets) {
+  hy_shape s = HY_SHAPE(b->loader.batch, b->loader.seq_len);
+  *inputs = hy_empty(HY_I32, s);
+  *targets = hy_empty(HY_I32, s);
+  hy_loader_next(&b->loader, (*inputs)->data, (*targets)->data);
+}
+
+int64_t hy_batches_vocab(const hy_batches *b) {
+  return b->mqar ? b->loader.mqar.vocab : b->ds.vocab;
+}
+
+bool hy_batches_is_mqar(const hy_batches *b) { return b->mqar; }
+
+bool hy_batches_is_bytes(const hy_batches *b) {
+  return !b->mqar && !strcmp(b->ds.tokenizer, "bytes");
+}
+
+void hy_batches_rewind(hy_batches *b) { b->loader.state = (hy_loader_state){0, 0}; }
+
+int hy_batches_save(const hy_batches *b, int64_t *state) {
+  state[0] = (int64_t)b->loader.state.draws;
+  state[1] = b->loader.state.cursor;
+  return 2;
+}
+
+int hy_batches_restore(hy_batches *b, const int64_t *state, int n, hy_error *err) {
+  if (n != 2)
+    return hy_fail(err, "the checkpoint's loader_state has %d values, this loader needs 2", n);
+  b->loader.state = (hy_loader_state){(uint64_t)state[0], state[1]};
+  return 0;
+}
