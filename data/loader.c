@@ -1,5 +1,6 @@
 #include "data/loader.h"
 #include "tensor/rng.h"
+#include "tensor/tensor.h"
 
 /* The start of the sequential window with number w: windows of T + 1 tokens (inputs and the one
  * after) step by T and wrap around at the end. */
@@ -16,6 +17,8 @@ static void text_row(const hy_loader *l, int64_t start, int32_t *in, int32_t *tg
 }
 
 void hy_loader_next(hy_loader *l, int32_t *inputs, int32_t *targets) {
+  if (l->world < 1 || l->rank < 0 || l->rank >= l->world || l->batch < 1)
+    hy_die("loader", "rank %d of %d with batch %lld", l->rank, l->world, (long long)l->batch);
   bool mqar = l->mqar.seq_len > 0;
   int64_t rows = l->batch * l->world, first = l->batch * l->rank, T = l->seq_len;
   hy_rng rng = {l->seed, l->state.draws};

@@ -194,7 +194,7 @@ static void report(run *R, int64_t step, int64_t end, double loss, double lr, do
     say(R, "step %lld/%lld  loss %.4f  lr %.3g  grad norm %.3f  %.0f tok/s  ETA %s",
         (long long)step, (long long)end, loss, lr, gnorm, tps, eta);
     metric(R,
-           "{\"step\":%lld,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,\"tokens_per_s\":%.1f,"
+           "{\"step\":%lld,\"loss\":%.17g,\"lr\":%.9g,\"grad_norm\":%.9g,\"tokens_per_s\":%.1f,"
            "\"elapsed_s\":%.3f}",
            (long long)step, loss, lr, gnorm, tps, t - R->t_start);
     R->t_last_log = t;

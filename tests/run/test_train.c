@@ -1,0 +1,230 @@
+/* Training runs end to end: exact resume, stop_after, clean stops on SIGTERM, the NaN policies,
+ * gradient accumulation, checkpoint pruning, and bad checkpoints. */
+#include "data/dataset.h"
+#include "layers/model.h"
+#include "recipes/recipe.h"
+#include "run/checkpoint.h"
+#include "run/train.h"
+#include "tests/support.h"
+
+#include <hdf5.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static char dir[256], data[300];
+
+/* A small token dataset of a repeating text with some noise, so a model has something to learn. */
+static void init(void) {
+  snprintf(dir, sizeof dir, "/tmp/hyla-train-XXXXXX");
+  cr_assert(mkdtemp(dir));
+  snprintf(data, sizeof data, "%s/data.h5", dir);
+  enum { N = 20000 };
+  static uint16_t tokens[N];
+  hy_rng rng = hy_rng_new(1);
+  const char *text = "the quick brown fox jumps over the lazy dog. ";
+  for (int i = 0; i < N; i++)
+    tokens[i] = hy_rng_u64(&rng) % 10 ? (uint16_t)text[i % 45] : (uint16_t)(hy_rng_u64(&rng) % 64);
+  hy_error err;
+  cr_assert_eq(
+      hy_dataset_write(data, tokens, N - 2000, tokens + N - 2000, 2000, 128, "bytes", &err), 0,
+      "%s", err.msg);
+}
+
+static void fini(void) {
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  cr_assert(system(cmd) == 0);
+  H5close();
+}
+
+TestSuite(train, .init = init, .fini = fini);
+
+/* A tiny hybrid recipe for run `name`, with extra "section.key=value" settings. */
+static hy_recipe recipe(const char *name, int n, const char *const *sets) {
+  char text[2048];
+  snprintf(text, sizeof text,
+           "[run]\nname = \"%s\"\nout = \"%s/%s\"\nseed = 3\n"
+           "[model]\nvocab = 128\nd_model = 16\nn_heads = 2\nlayers = [\"gla\", \"attn\"]\n"
+           "[train]\nbatch = 4\nseq_len = 16\nsteps = 12\nlog_every = 1\neval_every = 4\n"
+           "eval_batches = 2\ncheckpoint_every = 0\nthreads = 1\n"
+           "[optim]\nlr = 1e-2\nwarmup = 2\n"
+           "[data]\ndataset = \"%s\"\n",
+           name, dir, name, data);
+  hy_recipe r;
+  hy_error err;
+  cr_assert_eq(hy_recipe_parse(text, "test.toml", n, sets, &r, &err), 0, "%s", err.msg);
+  return r;
+}
+
+static int train(const hy_recipe *r, const char *resume, hy_train_result *res, hy_error *err) {
+  hy_train_options opt = {.resume = resume, .quiet = true};
+  return hy_train(r, &opt, res, err);
+}
+
+/* The loss of every logged step of a run, as printed (17 digits: the exact double). */
+static int losses(const char *run, char out[][32], int max) {
+  char path[400], line[512];
+  snprintf(path, sizeof path, "%s/%s/metrics.jsonl", dir, run);
+  FILE *f = fopen(path, "r");
+  cr_assert(f, "%s missing", path);
+  int n = 0;
+  while (fgets(line, sizeof line, f) && n < max) {
+    char *at = strstr(line, "\"loss\":");
+    if (!at) continue;
+    sscanf(at + 7, "%31[^,]", out[n++]);
+  }
+  fclose(f);
+  return n;
+}
+
+static bool exists(const char *run, const char *file) {
+  char path[400];
+  snprintf(path, sizeof path, "%s/%s/%s", dir, run, file);
+  return access(path, F_OK) == 0;
+}
+
+Test(train, resuming_gives_bitwise_the_same_losses) {
+  hy_train_result a, b;
+  hy_error err;
+  hy_recipe straight = recipe("straight", 0, NULL);
+  cr_assert_eq(train(&straight, NULL, &a, &err), 0, "%s", err.msg);
+  const char *half[] = {"train.stop_after=6"};
+  hy_recipe first = recipe("halves", 1, half);
+  cr_assert_eq(train(&first, NULL, &b, &err), 0, "%s", err.msg);
+  cr_assert_eq(b.steps_done, 6);
+  hy_recipe second = recipe("halves", 0, NULL);
+  cr_assert_eq(train(&second, "", &b, &err), 0, "%s", err.msg);
+  cr_assert_eq(b.steps_done, 12);
+  char la[16][32], lb[16][32];
+  int na = losses("straight", la, 16), nb = losses("halves", lb, 16);
+  cr_assert_eq(na, 12);
+  cr_assert_eq(nb, 12);
+  for (int i = 0; i < 12; i++) cr_assert_str_eq(la[i], lb[i], "step %d", i + 1);
+  cr_assert(a.last_loss == b.last_loss && a.val_loss == b.val_loss);
+  cr_assert(a.last_loss < 4.3, "the model learns: loss %.3f", a.last_loss); /* log 128 = 4.85 */
+}
+
+Test(train, stop_after_keeps_the_schedule_and_checkpoints) {
+  const char *sets[] = {"train.stop_after=5", "optim.schedule=\"linear\""};
+  hy_recipe r = recipe("stop", 2, sets);
+  hy_train_result res;
+  hy_error err;
+  cr_assert_eq(train(&r, NULL, &res, &err), 0, "%s", err.msg);
+  cr_assert_eq(res.steps_done, 5);
+  cr_assert(exists("stop", "ckpt-00000005.h5"));
+  cr_assert(exists("stop", "recipe.toml") && exists("stop", "train.log"));
+  /* lr at step 5 of 12 with 2 warmup steps, linear to 0.1 lr: 1e-2 (1 - 0.9 * 3/10) */
+  char path[400], line[512];
+  snprintf(path, sizeof path, "%s/stop/metrics.jsonl", dir);
+  FILE *f = fopen(path, "r");
+  double lr = 0;
+  while (fgets(line, sizeof line, f))
+    if (strstr(line, "{\"step\":5,\"loss\"")) sscanf(strstr(line, "\"lr\":") + 5, "%lf", &lr);
+  fclose(f);
+  cr_assert(fabs(lr - 1e-2 * (1 - 0.9 * 0.3)) < 1e-9, "lr %.9g", lr);
+}
+
+Test(train, sigterm_finishes_the_step_and_checkpoints) {
+  const char *sets[] = {"train.steps=1000000", "train.eval_every=0"};
+  hy_recipe r = recipe("signal", 2, sets);
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    hy_train_result res;
+    hy_error err;
+    _exit(train(&r, NULL, &res, &err) == 0 ? 0 : 1);
+  }
+  nanosleep(&(struct timespec){1, 500000000}, NULL);
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+  char latest[512];
+  char run[400];
+  snprintf(run, sizeof run, "%s/signal", dir);
+  hy_error err;
+  cr_assert_eq(hy_checkpoint_latest(run, latest, sizeof latest, &err), 0, "%s", err.msg);
+  hy_ckpt_meta meta;
+  cr_assert_eq(hy_checkpoint_read_meta(latest, &meta, &err), 0, "%s", err.msg);
+  cr_assert(meta.step > 0 && meta.step < 1000000, "stopped at step %lld", (long long)meta.step);
+  hy_ckpt_meta_free(&meta);
+}
+
+Test(train, nan_stops_with_a_checkpoint_or_is_skipped) {
+  const char *stop[] = {"optim.name=\"sgd\"", "optim.lr=1e12", "train.grad_clip=0",
+                        "optim.warmup=0"};
+  hy_recipe r = recipe("nan", 4, stop);
+  hy_train_result res;
+  hy_error err;
+  cr_assert_neq(train(&r, NULL, &res, &err), 0, "a lr of 1e12 should diverge");
+  cr_assert(strstr(err.msg, "training diverged at step"), "%s", err.msg);
+  char latest[512], run[400];
+  snprintf(run, sizeof run, "%s/nan", dir);
+  cr_assert_eq(hy_checkpoint_latest(run, latest, sizeof latest, &err), 0, "%s", err.msg);
+  const char *skip[] = {"optim.name=\"sgd\"", "optim.lr=1e12",         "train.grad_clip=0",
+                        "optim.warmup=0",     "train.on_nan=\"skip\"", "run.name=\"nan_skip\""};
+  hy_recipe s = recipe("nan_skip", 6, skip);
+  cr_assert_eq(train(&s, NULL, &res, &err), 0, "%s", err.msg);
+  cr_assert_eq(res.steps_done, 12);
+}
+
+/* Two micro-batches of 4 make the step one batch of 8 makes (sequential windows: the same rows). */
+Test(train, gradient_accumulation_matches_a_larger_batch) {
+  const char *big[] = {"train.batch=8", "data.sampling=\"sequential\""};
+  const char *acc[] = {"train.batch=4", "train.grad_accum=2", "data.sampling=\"sequential\""};
+  hy_recipe rb = recipe("big", 2, big), ra = recipe("accum", 3, acc);
+  hy_train_result b, a;
+  hy_error err;
+  cr_assert_eq(train(&rb, NULL, &b, &err), 0, "%s", err.msg);
+  cr_assert_eq(train(&ra, NULL, &a, &err), 0, "%s", err.msg);
+  char lb[16][32], la[16][32];
+  losses("big", lb, 16);
+  losses("accum", la, 16);
+  for (int i = 0; i < 12; i++) {
+    double x = atof(lb[i]), y = atof(la[i]);
+    cr_assert(fabs(x - y) <= 1e-5 * fabs(x), "step %d: %.9g vs %.9g", i + 1, x, y);
+  }
+}
+
+Test(train, only_the_newest_checkpoints_are_kept) {
+  const char *sets[] = {"train.checkpoint_every=2", "train.keep_checkpoints=2"};
+  hy_recipe r = recipe("keep", 2, sets);
+  hy_train_result res;
+  hy_error err;
+  cr_assert_eq(train(&r, NULL, &res, &err), 0, "%s", err.msg);
+  cr_assert(exists("keep", "ckpt-00000012.h5") && exists("keep", "ckpt-00000010.h5"));
+  cr_assert(!exists("keep", "ckpt-00000008.h5") && !exists("keep", "ckpt-00000002.h5"));
+}
+
+Test(train, bad_checkpoints_give_clear_errors) {
+  const char *sets[] = {"train.stop_after=2"};
+  hy_recipe r = recipe("bad", 1, sets);
+  hy_train_result res;
+  hy_error err;
+  cr_assert_eq(train(&r, NULL, &res, &err), 0, "%s", err.msg);
+  char good[400], cut[400], cmd[900];
+  snprintf(good, sizeof good, "%s/bad/ckpt-00000002.h5", dir);
+  snprintf(cut, sizeof cut, "%s/cut.h5", dir);
+  snprintf(cmd, sizeof cmd, "head -c 5000 %s > %s", good, cut);
+  cr_assert_eq(system(cmd), 0);
+  hy_recipe again = recipe("bad", 0, NULL);
+  cr_assert_neq(train(&again, cut, &res, &err), 0);
+  cr_assert(strstr(err.msg, "cut.h5: not a readable HDF5 file (truncated or corrupt?)"), "%s",
+            err.msg);
+  const char *wider[] = {"model.d_model=32"};
+  hy_recipe other = recipe("bad", 1, wider);
+  cr_assert_neq(train(&other, good, &res, &err), 0);
+  cr_assert(strstr(err.msg, "/params/embed/weight has shape [128, 16], the recipe's model needs "
+                            "[128, 32]"),
+            "%s", err.msg);
+  hy_recipe fresh = recipe("nothing_here", 0, NULL);
+  cr_assert_neq(train(&fresh, "", &res, &err), 0);
+  cr_assert(strstr(err.msg, "nothing_here: no checkpoint (ckpt-*.h5) to resume from"), "%s",
+            err.msg);
+}
