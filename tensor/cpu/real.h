@@ -31,6 +31,7 @@ static inline float hy_exp(float x) {
    * which gcc leaves as calls. */
   float xc = x < -87.3f ? -87.3f : x;
   xc = xc > 88.72f ? 88.72f : xc;
+  xc = x != x ? 0.0f : xc; /* NaN: compute on 0 (converting NaN to int is undefined), return x */
   float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   float r = fmaf(n, -0.693145751953125f, xc); /* ln 2 split in two for an exact product */
   r = fmaf(n, -1.42860682030941723212e-6f, r);
