@@ -140,7 +140,16 @@ Test(train, sigterm_finishes_the_step_and_checkpoints) {
     hy_error err;
     _exit(train(&r, NULL, &res, &err) == 0 ? 0 : 1);
   }
-  nanosleep(&(struct timespec){1, 500000000}, NULL);
+  /* Signal once training has logged a step (the handlers are in place by then), not before. */
+  char metrics[400];
+  snprintf(metrics, sizeof metrics, "%s/signal/metrics.jsonl", dir);
+  for (int i = 0; i < 1200; i++) {
+    FILE *f = fopen(metrics, "r");
+    int c = f ? fgetc(f) : EOF;
+    if (f) fclose(f);
+    if (c != EOF) break;
+    nanosleep(&(struct timespec){0, 50000000}, NULL);
+  }
   kill(pid, SIGTERM);
   int status = 0;
   waitpid(pid, &status, 0);
