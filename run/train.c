@@ -284,6 +284,11 @@ int hy_train(const hy_recipe *r, const hy_train_options *opt, hy_train_result *r
   static const hy_train_options defaults = {0};
   run R = {.r = r, .opt = opt ? opt : &defaults, .tty = isatty(STDOUT_FILENO)};
   *res = (hy_train_result){0, NAN, NAN, NAN};
+  if (r->dist.dp * r->dist.sp != 1)
+    return hy_fail(err,
+                   "[dist] dp = %lld, sp = %lld: this build of hyla trains in one process only "
+                   "(distributed training is not built yet); set both to 1",
+                   (long long)r->dist.dp, (long long)r->dist.sp);
   hy_threads_set((int)r->train.threads);
   int rc = -1;
   R.recipe_text = hy_recipe_to_toml(r);
