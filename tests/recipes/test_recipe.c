@@ -177,12 +177,28 @@ Test(recipe, the_quickstart_recipe_says_what_it_should) {
                err.msg);
   cr_expect_eq(r.model.d_model, 128);
   cr_expect_eq(r.model.n_heads, 4);
-  cr_expect_eq(r.model.n_layers, 4);
+  cr_expect_eq(r.model.n_layers, 4); /* the 3:1 hybrid the README describes */
+  const char *kinds[] = {"gla", "gla", "gla", "attn"};
+  for (int i = 0; i < 4; i++) cr_expect_str_eq(r.model.layers[i], kinds[i]);
   cr_expect_eq(r.train.batch, 16);
-  cr_expect_eq(r.train.seq_len, 128);
+  cr_expect_eq(r.train.seq_len, 256);
   cr_expect_eq(r.train.steps, 1500);
   cr_expect_eq(r.optim.lr, 2e-3);
   cr_expect_str_eq(r.data.dataset, "shakespeare");
+}
+
+/* Every recipe that ships with hyla loads. */
+Test(recipe, every_shipped_recipe_loads) {
+  const char *names[] = {"quickstart",     "softmax-tiny", "gla-tiny",
+                         "lightning-tiny", "linear-tiny",  "hybrid-3to1-tiny"};
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+    char rel[128];
+    snprintf(rel, sizeof rel, "recipes/%s.toml", names[i]);
+    hy_recipe r;
+    hy_error err = {{0}};
+    cr_expect_eq(hy_recipe_load(source_path(rel), 0, NULL, &r, &err), 0, "%s: %s", rel, err.msg);
+    cr_expect_str_eq(r.run.name, names[i]);
+  }
 }
 
 Test(recipe, a_layer_pattern_expands_in_order) {
