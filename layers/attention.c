@@ -19,6 +19,7 @@ static void *attn_create(hy_params *ps, const char *prefix, const hy_model_confi
   a->head_dim = d / cfg->n_heads;
   a->rope_theta = cfg->rope_theta;
   a->naive = cfg->naive_attention;
+  a->window = cfg->attn_window;
   char path[HY_PARAM_NAME_MAX];
   const char *names[] = {"q_proj", "k_proj", "v_proj", "o_proj"};
   hy_linear *projs[] = {&a->q, &a->k, &a->v, &a->o};
@@ -40,7 +41,8 @@ hy_tensor *hy_attention_layer_forward(const hy_attention_layer *a, hy_tensor *x)
   hy_tensor *k = hy_rope(heads(a, &a->k, x), 0, a->rope_theta);
   hy_tensor *v = heads(a, &a->v, x);
   double scale = 1.0 / sqrt((double)a->head_dim);
-  hy_tensor *o = a->naive ? hy_attention_naive(q, k, v, scale) : hy_attention(q, k, v, scale);
+  hy_tensor *o = a->naive ? hy_attention_naive_window(q, k, v, scale, a->window)
+                          : hy_attention_window(q, k, v, scale, a->window);
   return hy_linear_forward(&a->o, hy_reshape(o, hy_shape_of(x)));
 }
 
@@ -73,9 +75,10 @@ static hy_tensor *attn_decode_step(void *self, void *state, hy_tensor *x, int64_
   hy_tensor *q = hy_rope(heads(a, &a->q, x), pos, a->rope_theta);
   hy_copy_into(hy_slice(c->k, 1, pos, pos + 1), hy_rope(heads(a, &a->k, x), pos, a->rope_theta));
   hy_copy_into(hy_slice(c->v, 1, pos, pos + 1), heads(a, &a->v, x));
-  /* One query against the pos + 1 cached keys: nothing to mask. */
-  hy_tensor *kh = hy_transpose(hy_slice(c->k, 1, 0, pos + 1), 1, 2);
-  hy_tensor *vh = hy_transpose(hy_slice(c->v, 1, 0, pos + 1), 1, 2);
+  /* One query against the cached keys it sees (the last `window` of them): nothing to mask. */
+  int64_t first = a->window > 0 && pos + 1 > a->window ? pos + 1 - a->window : 0;
+  hy_tensor *kh = hy_transpose(hy_slice(c->k, 1, first, pos + 1), 1, 2);
+  hy_tensor *vh = hy_transpose(hy_slice(c->v, 1, first, pos + 1), 1, 2);
   hy_tensor *s = hy_matmul(hy_transpose(q, 1, 2), hy_transpose(kh, 2, 3));
   hy_tensor *p = hy_softmax(hy_scale(s, 1.0 / sqrt((double)a->head_dim)));
   hy_tensor *o = hy_contiguous(hy_transpose(hy_matmul(p, vh), 1, 2)); /* [B, 1, H, D] */
@@ -94,10 +97,16 @@ const hy_mixer_kind hy_mixer_attn = {"attn",          attn_create,      attn_for
                                      attn_decode_new, attn_decode_step, attn_decode_free};
 
 hy_tensor *hy_attention_naive(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale) {
+  return hy_attention_naive_window(q, k, v, scale, 0);
+}
+
+hy_tensor *hy_attention_naive_window(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale,
+                                     int64_t window) {
   int64_t T = q->shape[1];
   hy_tensor *mask = hy_zeros(q->dtype, HY_SHAPE(T, T));
   for (int64_t i = 0; i < T; i++)
-    for (int64_t j = i + 1; j < T; j++) hy_set(mask, i * T + j, -INFINITY);
+    for (int64_t j = 0; j < T; j++)
+      if (j > i || (window > 0 && i - j >= window)) hy_set(mask, i * T + j, -INFINITY);
   hy_tensor *qh = hy_transpose(q, 1, 2), *kh = hy_transpose(k, 1, 2), *vh = hy_transpose(v, 1, 2);
   hy_tensor *s = hy_scale(hy_matmul(qh, hy_transpose(kh, 2, 3)), scale); /* [B, H, T, T] */
   hy_tensor *p = hy_softmax(hy_add(s, mask));

@@ -12,7 +12,8 @@ typedef struct {
   hy_linear q, k, v, o;
   int64_t n_heads, head_dim;
   double rope_theta;
-  bool naive; /* use hy_attention_naive (tests and benchmarks) */
+  bool naive;     /* use hy_attention_naive (tests and benchmarks) */
+  int64_t window; /* sliding window: each query sees the last `window` keys; 0: all */
 } hy_attention_layer;
 
 extern const hy_mixer_kind hy_mixer_attn;
@@ -22,5 +23,7 @@ hy_tensor *hy_attention_layer_forward(const hy_attention_layer *a, hy_tensor *x)
 /* The reference: scores [B, H, T, T] materialized, masked, softmaxed and applied with plain ops.
  * Same contract as hy_attention. */
 hy_tensor *hy_attention_naive(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale);
+hy_tensor *hy_attention_naive_window(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale,
+                                     int64_t window);
 
 #endif

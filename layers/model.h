@@ -51,6 +51,7 @@ struct hy_model_config {
   double rope_theta, norm_eps, init_std;
   bool scale_out_init;  /* output projections start at init_std / sqrt(2 n_layers) */
   bool naive_attention; /* softmax layers use the naive reference form */
+  int64_t attn_window;  /* softmax layers attend to the last `attn_window` tokens; 0: all */
   hy_gla_config gla;
   hy_lightning_config lightning;
   hy_linear_attn_config linear;

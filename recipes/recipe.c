@@ -726,6 +726,7 @@ hy_model_config hy_recipe_model_config(const hy_recipe *r) {
   c.init_std = r->model.init_std;
   c.scale_out_init = r->model.scale_out_init;
   c.naive_attention = r->layer_attn.naive;
+  c.attn_window = r->layer_attn.window;
   c.gla = r->layer_gla;
   c.lightning = r->layer_lightning;
   c.linear = r->layer_linear;

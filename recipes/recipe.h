@@ -36,7 +36,8 @@ typedef struct {
     bool scale_out_init;  /* default true */
   } model;
   struct {
-    bool naive; /* [layer.attn] naive: use the O(T^2) reference form; default false */
+    bool naive;     /* [layer.attn] naive: use the O(T^2) reference form; default false */
+    int64_t window; /* [layer.attn] window: sliding-window attention; 0 (default): none */
   } layer_attn;
   /* [layer.gla], [layer.lightning], [layer.linear]: layers/model.h has the keys and defaults */
   hy_gla_config layer_gla;

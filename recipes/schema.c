@@ -60,6 +60,9 @@ const hy_key hy_keys[] = {
 
     {KEY("layer.attn", "naive", HY_KEY_BOOL, layer_attn.naive), .def = "false",
      .doc = "Softmax attention uses the O(T^2) reference form instead of the fused one."},
+    {KEY("layer.attn", "window", HY_KEY_INT, layer_attn.window), AT_LEAST(0), .def = "0",
+     .doc = "Sliding-window attention: each token sees the last `window` tokens (itself "
+            "included); 0: all."},
 
     {KEY("layer.gla", "heads", HY_KEY_INT, layer_gla.heads), AT_LEAST(0), .def = "0",
      .doc = "GLA heads; 0: model.n_heads."},

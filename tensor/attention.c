@@ -1,8 +1,9 @@
 #include "tensor/op.h"
 
 static hy_attn_dims dims_of(const hy_tensor *q, const hy_tensor *k, const hy_tensor *v,
-                            double scale) {
-  hy_attn_dims d = {q->shape[0], q->shape[1], q->shape[2], q->shape[3], {0}, {0}, {0}, scale};
+                            double scale, int64_t window) {
+  hy_attn_dims d = {q->shape[0], q->shape[1], q->shape[2], q->shape[3], {0},
+                    {0},         {0},         scale,       window};
   for (int i = 0; i < 3; i++) {
     d.q_stride[i] = q->stride[i];
     d.k_stride[i] = k->stride[i];
@@ -13,7 +14,7 @@ static hy_attn_dims dims_of(const hy_tensor *q, const hy_tensor *k, const hy_ten
 
 static void attention_backward(hy_node *n) {
   hy_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2], *o = n->out;
-  hy_attn_dims d = dims_of(q, k, v, n->arg[0]);
+  hy_attn_dims d = dims_of(q, k, v, n->arg[0], n->iarg[0]);
   HY_CPU(q->dtype, cpu_attention_backward, &d, q->data, k->data, v->data, o->data, n->saved,
          o->grad->data, q->requires_grad ? hy_grad(q)->data : NULL,
          k->requires_grad ? hy_grad(k)->data : NULL, v->requires_grad ? hy_grad(v)->data : NULL);
@@ -27,7 +28,13 @@ static hy_tensor *rows_dense(hy_tensor *t) {
 }
 
 hy_tensor *hy_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale) {
+  return hy_attention_window(q, k, v, scale, 0);
+}
+
+hy_tensor *hy_attention_window(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale,
+                               int64_t window) {
   const char *op = "attention";
+  if (window < 0) hy_die(op, "window %lld (0 for none, or >= 1)", (long long)window);
   hy_check_input(op, q);
   hy_check_input(op, k);
   hy_check_input(op, v);
@@ -42,11 +49,12 @@ hy_tensor *hy_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale) 
   hy_tensor *o = hy_empty_like(q);
   void *lse =
       hy_arena_alloc((size_t)(q->shape[0] * q->shape[1] * q->shape[2]) * hy_dtype_size(q->dtype));
-  hy_attn_dims d = dims_of(q, k, v, scale);
+  hy_attn_dims d = dims_of(q, k, v, scale, window);
   HY_CPU(q->dtype, cpu_attention, &d, q->data, k->data, v->data, o->data, lse);
   hy_node *n = hy_record(op, attention_backward, o, 3, (hy_tensor *[]){q, k, v});
   if (n) {
     n->arg[0] = scale;
+    n->iarg[0] = window;
     n->saved = lse;
   }
   return o;

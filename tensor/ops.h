@@ -64,6 +64,9 @@ hy_tensor *hy_rope(hy_tensor *x, int64_t pos_offset, double theta);
 /* Causal softmax attention, fused (FlashAttention-2 style: online softmax forward, recompute in
  * backward from the saved log-sum-exp). q, k, v [B, T, H, D]; out [B, T, H, D]. */
 hy_tensor *hy_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale);
+/* Sliding-window attention: query t sees the `window` keys t - window < s <= t (0: all). */
+hy_tensor *hy_attention_window(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale,
+                               int64_t window);
 
 /* Chunked gated linear attention (GLA; with g NULL, plain causal linear attention):
  * S_t = diag(exp(g_t)) S_{t-1} + k_t^T v_t, o_t = q_t S_t, S_0 = 0, computed chunk by chunk

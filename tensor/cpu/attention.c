@@ -42,13 +42,22 @@ static const real *at(const real *x, const int64_t *stride, int64_t b, int64_t t
 }
 
 /* s = scale * Q_i K_j^T for the tile of nq query rows from qi and nk key rows from kj, with keys
- * after the query masked out (the diagonal tile). */
+ * after the query, and with a window those `window` or more before it, masked out. */
 static void tile_scores(const real *qi, int64_t ldq, const real *kj, int64_t ldk, int64_t nq,
-                        int64_t nk, int64_t D, real scale, int64_t i0, int64_t j0, real *s) {
+                        int64_t nk, int64_t D, real scale, int64_t window, int64_t i0, int64_t j0,
+                        real *s) {
   K(cpu_gemm)(false, true, nq, nk, D, scale, qi, ldq, kj, ldk, 0.0, s, TILE);
   for (int64_t r = 0; r < nq; r++)
-    for (int64_t c = 0; c < nk; c++)
-      if (j0 + c > i0 + r) s[r * TILE + c] = -INFINITY;
+    for (int64_t c = 0; c < nk; c++) {
+      int64_t t = i0 + r, u = j0 + c;
+      if (u > t || (window > 0 && t - u >= window)) s[r * TILE + c] = -INFINITY;
+    }
+}
+
+/* The first key tile any query of the tile at i0 can see. */
+static int64_t first_key_tile(const hy_attn_dims *dm, int64_t i0) {
+  if (dm->window <= 0 || i0 - dm->window + 1 <= 0) return 0;
+  return (i0 - dm->window + 1) / TILE * TILE;
 }
 
 static void forward_head(const hy_attn_dims *dm, const real *q, const real *k, const real *v,
@@ -63,14 +72,18 @@ static void forward_head(const hy_attn_dims *dm, const real *q, const real *k, c
       w->l[r] = 0;
     }
     memset(w->acc, 0, sizeof(real) * (size_t)(nq * D));
-    for (int64_t j0 = 0; j0 < i0 + nq; j0 += TILE) {
+    for (int64_t j0 = first_key_tile(dm, i0); j0 < i0 + nq; j0 += TILE) {
       int64_t nk = i0 + nq - j0 < TILE ? i0 + nq - j0 : TILE;
       tile_scores(qi, dm->q_stride[1], at(k, dm->k_stride, b, j0, h), dm->k_stride[1], nq, nk, D,
-                  scale, i0, j0, w->s);
+                  scale, dm->window, i0, j0, w->s);
       for (int64_t r = 0; r < nq; r++) {
         real *sr = w->s + r * TILE, *pr = w->p + r * TILE;
         real mx = w->m[r];
         for (int64_t c = 0; c < nk; c++) mx = sr[c] > mx ? sr[c] : mx;
+        if (mx == -INFINITY) { /* nothing of this row in the tile or before it (a window) */
+          for (int64_t c = 0; c < nk; c++) pr[c] = 0;
+          continue;
+        }
         real alpha = hy_exp(w->m[r] - mx), sum = 0; /* exp(-inf) = 0 on the first tile */
         for (int64_t c = 0; c < nk; c++) {
           pr[c] = hy_exp(sr[c] - mx);
@@ -124,11 +137,12 @@ static void backward_head(const hy_attn_dims *dm, const real *q, const real *k, 
     int64_t nq = T - i0 < TILE ? T - i0 : TILE;
     const real *qi = at(q, dm->q_stride, b, i0, h);
     const real *goi = go + ((b * T + i0) * H + h) * D;
-    for (int64_t j0 = 0; j0 < i0 + nq; j0 += TILE) {
+    for (int64_t j0 = first_key_tile(dm, i0); j0 < i0 + nq; j0 += TILE) {
       int64_t nk = i0 + nq - j0 < TILE ? i0 + nq - j0 : TILE;
       const real *kj = at(k, dm->k_stride, b, j0, h), *vj = at(v, dm->v_stride, b, j0, h);
       int64_t off_j = ((b * T + j0) * H + h) * D;
-      tile_scores(qi, dm->q_stride[1], kj, dm->k_stride[1], nq, nk, D, scale, i0, j0, w->s);
+      tile_scores(qi, dm->q_stride[1], kj, dm->k_stride[1], nq, nk, D, scale, dm->window, i0, j0,
+                  w->s);
       for (int64_t r = 0; r < nq; r++)
         for (int64_t c = 0; c < nk; c++)
           w->s[r * TILE + c] = hy_exp(w->s[r * TILE + c] - lse_h[i0 + r]);

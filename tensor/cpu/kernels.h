@@ -40,6 +40,7 @@ typedef struct {
   int64_t B, T, H, D;
   int64_t q_stride[3], k_stride[3], v_stride[3]; /* over b, t, h; the last dim is contiguous */
   double scale;
+  int64_t window; /* query t sees keys t - window < s <= t; 0: all keys up to t */
 } hy_attn_dims;
 
 /* Chunked gated linear attention: q, k, g [B, T, H, dk], v and o [B, T, H, dv], contiguous;
