@@ -1,5 +1,6 @@
 /* The hyla command: parses argv and calls into the library. */
 #include "autograd/tape.h"
+#include "tensor/arena.h"
 #include "data/dataset.h"
 #include "layers/model.h"
 #include "optim/clip.h"
@@ -151,17 +152,22 @@ static int cmd_train(int argc, char **argv) {
 
 static int cmd_eval(int argc, char **argv) {
   if (wants_help(argc, argv)) {
-    printf("usage: hyla eval CKPT [--batches N]\n\n"
+    printf("usage: hyla eval CKPT [--batches N] [--seq-len T]\n\n"
            "Evaluates a checkpoint on the validation split of its recipe's dataset: loss,\n"
            "perplexity and bits per byte, or accuracy for MQAR.\n\n"
-           "  --batches N   how many validation batches (default: the recipe's eval_batches)\n");
+           "  --batches N   how many validation batches (default: the recipe's eval_batches)\n"
+           "  --seq-len T   evaluate on sequences of T tokens instead of the training length\n"
+           "                (length extrapolation; layers that scale with the training length\n"
+           "                keep using the one they were trained at)\n");
     return 0;
   }
   const char *path = NULL;
-  long long batches = 0;
+  long long batches = 0, seq_len = 0;
   for (int i = 1; i < argc; i++) {
     if (is(argv[i], "--batches"))
       batches = int_value("eval", "--batches", value_of("eval", argc, argv, &i), 1);
+    else if (is(argv[i], "--seq-len"))
+      seq_len = int_value("eval", "--seq-len", value_of("eval", argc, argv, &i), 1);
     else if (argv[i][0] == '-')
       usage_error("eval", "unknown option '%s'", argv[i]);
     else
@@ -174,14 +180,18 @@ static int cmd_eval(int argc, char **argv) {
   hy_model *m = load_model(path, &r, &step, &err);
   if (!m) return fail("eval", &err);
   hy_threads_set((int)r.train.threads);
+  if (seq_len) r.train.seq_len = seq_len;
   hy_batches *val = hy_batches_open(&r, HY_SPLIT_VAL, 0, 1, &err);
   if (!val) {
     hy_model_free(m);
     return fail("eval", &err);
   }
   hy_eval_result e = hy_evaluate(m, val, batches ? batches : r.train.eval_batches);
-  printf("checkpoint %s (step %lld), %lld labelled tokens\n", path, (long long)step,
-         (long long)e.tokens);
+  printf("checkpoint %s (step %lld), %lld labelled tokens of sequences of %lld\n", path,
+         (long long)step, (long long)e.tokens, (long long)r.train.seq_len);
+  printf("memory      %.1f MiB of step memory at most, %.1f KiB per token of a batch\n",
+         (double)hy_arena_peak() / (1 << 20),
+         (double)hy_arena_peak() / 1024.0 / (double)(r.train.batch * r.train.seq_len));
   printf("loss        %.4f\n", e.loss);
   if (hy_batches_is_mqar(val)) {
     printf("accuracy    %.4f\n", e.acc);

@@ -1,4 +1,5 @@
 #include "layers/model.h"
+#include "autograd/tape.h"
 #include "tensor/ops.h"
 
 #include <math.h>
@@ -77,13 +78,33 @@ void hy_model_free(hy_model *m) {
   free(m);
 }
 
+/* Without gradients nothing of a block is needed once its output exists: keep the output, give
+ * the rest of the block's step memory back. Evaluation on long sequences then holds one block's
+ * activations at a time instead of the whole model's. */
+static hy_tensor *keep_only(hy_tensor *x, hy_step_mark mark) {
+  size_t bytes = (size_t)hy_numel(x) * hy_dtype_size(x->dtype);
+  void *tmp = malloc(bytes ? bytes : 1);
+  if (!tmp) hy_die("model", "out of memory");
+  memcpy(tmp, x->data, bytes);
+  hy_shape s = hy_shape_of(x);
+  hy_dtype dtype = x->dtype;
+  hy_step_rewind(mark);
+  hy_tensor *y = hy_empty(dtype, s);
+  memcpy(y->data, tmp, bytes);
+  free(tmp);
+  return y;
+}
+
 hy_tensor *hy_model_forward(hy_model *m, hy_tensor *tokens) {
   if (tokens->ndim != 2) hy_die("model", "tokens must be [B, T], got %s", hy_describe(tokens));
   hy_tensor *x = hy_embedding_forward(&m->embed, tokens);
+  bool grad = hy_grad_enabled();
   for (int l = 0; l < m->cfg.n_layers; l++) {
     hy_block *b = &m->blocks[l];
+    hy_step_mark mark = hy_step_get_mark();
     x = hy_add(x, b->kind->forward(b->mixer, hy_rmsnorm_forward(&b->mixer_norm, x)));
     x = hy_add(x, hy_swiglu_forward(&b->mlp, hy_rmsnorm_forward(&b->mlp_norm, x)));
+    if (!grad) x = keep_only(x, mark);
   }
   return hy_linear_forward(&m->head, hy_rmsnorm_forward(&m->norm, x));
 }

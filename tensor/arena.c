@@ -103,6 +103,8 @@ size_t hy_arena_used(void) { return A.used_before_current + A.offset; }
 
 size_t hy_arena_peak(void) { return A.peak; }
 
+void hy_arena_peak_reset(void) { A.peak = hy_arena_used(); }
+
 size_t hy_arena_capacity(void) {
   size_t total = 0;
   for (int i = 0; i < A.n_chunks; i++) total += A.size[i];

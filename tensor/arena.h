@@ -18,7 +18,8 @@ void hy_arena_rewind(hy_arena_mark mark); /* forget everything allocated after t
 void hy_arena_release(void);              /* give all memory back to the system */
 
 size_t hy_arena_used(void);     /* bytes handed out since the last reset */
-size_t hy_arena_peak(void);     /* most bytes ever in use at once */
+size_t hy_arena_peak(void);     /* most bytes in use at once since the start or the last... */
+void hy_arena_peak_reset(void); /* ...peak reset (to what is in use now) */
 size_t hy_arena_capacity(void); /* bytes held from the system */
 
 #endif

@@ -4,6 +4,7 @@
 #include "layers/lightning.h"
 #include "layers/model.h"
 #include "optim/optimizer.h"
+#include "tensor/arena.h"
 #include "tests/support.h"
 
 #include <math.h>
@@ -231,4 +232,33 @@ Test(linear_family, hybrid_model_overfits_one_batch) {
   hy_free(all);
   hy_optimizer_free(&opt);
   hy_model_free(m);
+}
+
+/* Evaluation at 4x and 16x the length a model would train at: the step memory per token stays
+ * flat (within 25%) for hybrids of every linear kind with softmax attention. */
+Test(linear_family, long_evaluation_memory_is_flat_per_token) {
+  for (int k = 0; k < N_KINDS; k++) {
+    hy_model_config cfg = hybrid(HY_F32, KINDS[k], "attn");
+    cfg.vocab = 64;
+    cfg.d_model = 32;
+    cfg.n_heads = 4;
+    hy_model *m = hy_model_new(&cfg, 3);
+    double per_token[2];
+    int64_t lengths[2] = {4 * 64, 16 * 64}; /* "trained" at 64 */
+    for (int i = 0; i < 2; i++) {
+      hy_step_reset();
+      hy_tensor *tokens = hy_empty(HY_I32, HY_SHAPE(2, lengths[i]));
+      hy_rng rng = hy_rng_new(1);
+      hy_fill_int(tokens, &rng, 0, 64);
+      hy_arena_peak_reset();
+      size_t before = hy_arena_used();
+      hy_no_grad_begin();
+      hy_model_forward(m, tokens);
+      hy_no_grad_end();
+      per_token[i] = (double)(hy_arena_peak() - before) / (double)(2 * lengths[i]);
+    }
+    cr_assert(per_token[1] <= 1.25 * per_token[0], "%s: %.0f then %.0f bytes per token", KINDS[k],
+              per_token[0], per_token[1]);
+    hy_model_free(m);
+  }
 }
