@@ -6,11 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static void *attn_create(hy_params *ps, const char *prefix, const hy_model_config *cfg, int layer,
-                         hy_rng *rng) {
-  (void)layer;
-  hy_attention_layer *a = calloc(1, sizeof *a);
-  if (!a) hy_die("attn", "out of memory");
+void hy_attention_init(hy_attention_layer *a, hy_params *ps, const char *prefix,
+                       const hy_model_config *cfg, hy_rng *rng) {
   int64_t d = cfg->d_model;
   if (d % cfg->n_heads != 0 || (d / cfg->n_heads) % 2 != 0)
     hy_die("attn", "d_model %lld must split into %lld heads of an even size", (long long)d,
@@ -28,6 +25,14 @@ static void *attn_create(hy_params *ps, const char *prefix, const hy_model_confi
     hy_linear_init(projs[i], ps, path, d, d, false, cfg->dtype, rng,
                    i == 3 ? hy_model_out_std(cfg) : cfg->init_std);
   }
+}
+
+static void *attn_create(hy_params *ps, const char *prefix, const hy_model_config *cfg, int layer,
+                         hy_rng *rng) {
+  (void)layer;
+  hy_attention_layer *a = calloc(1, sizeof *a);
+  if (!a) hy_die("attn", "out of memory");
+  hy_attention_init(a, ps, prefix, cfg, rng);
   return a;
 }
 
@@ -36,14 +41,24 @@ static hy_tensor *heads(const hy_attention_layer *a, const hy_linear *proj, hy_t
   return hy_reshape(y, HY_SHAPE(x->shape[0], x->shape[1], a->n_heads, a->head_dim));
 }
 
+void hy_attention_qkv(const hy_attention_layer *a, hy_tensor *x, hy_tensor **q, hy_tensor **k,
+                      hy_tensor **v) {
+  *q = hy_rope(heads(a, &a->q, x), 0, a->rope_theta);
+  *k = hy_rope(heads(a, &a->k, x), 0, a->rope_theta);
+  *v = heads(a, &a->v, x);
+}
+
+hy_tensor *hy_attention_out(const hy_attention_layer *a, hy_tensor *x, hy_tensor *o) {
+  return hy_linear_forward(&a->o, hy_reshape(o, hy_shape_of(x)));
+}
+
 hy_tensor *hy_attention_layer_forward(const hy_attention_layer *a, hy_tensor *x) {
-  hy_tensor *q = hy_rope(heads(a, &a->q, x), 0, a->rope_theta);
-  hy_tensor *k = hy_rope(heads(a, &a->k, x), 0, a->rope_theta);
-  hy_tensor *v = heads(a, &a->v, x);
+  hy_tensor *q, *k, *v;
+  hy_attention_qkv(a, x, &q, &k, &v);
   double scale = 1.0 / sqrt((double)a->head_dim);
   hy_tensor *o = a->naive ? hy_attention_naive_window(q, k, v, scale, a->window)
                           : hy_attention_window(q, k, v, scale, a->window);
-  return hy_linear_forward(&a->o, hy_reshape(o, hy_shape_of(x)));
+  return hy_attention_out(a, x, o);
 }
 
 static hy_tensor *attn_forward(void *self, hy_tensor *x) {

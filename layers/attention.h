@@ -18,6 +18,14 @@ typedef struct {
 
 extern const hy_mixer_kind hy_mixer_attn;
 
+/* Shared by the softmax-family layers (sigmoid, softplus, sla): the four projections, q and k in
+ * heads with RoPE from position 0 plus v, and the output projection of o [B, T, H, D]. */
+void hy_attention_init(hy_attention_layer *a, hy_params *ps, const char *prefix,
+                       const hy_model_config *cfg, hy_rng *rng);
+void hy_attention_qkv(const hy_attention_layer *a, hy_tensor *x, hy_tensor **q, hy_tensor **k,
+                      hy_tensor **v);
+hy_tensor *hy_attention_out(const hy_attention_layer *a, hy_tensor *x, hy_tensor *o);
+
 hy_tensor *hy_attention_layer_forward(const hy_attention_layer *a, hy_tensor *x);
 
 /* The reference: scores [B, H, T, T] materialized, masked, softmaxed and applied with plain ops.
