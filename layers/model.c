@@ -22,6 +22,9 @@ hy_model_config hy_model_config_default(void) {
       .gla = {0, 0.5, 1.0, 16, 16.0, 64, 1e-5, false},
       .lightning = {0, 64, 1e-5, false},
       .linear = {0, "elu", 64, 1e-5, false},
+      .sigmoid = {true, 0.0, 256, true, 1e-5, false},
+      .softplus = {true, 256, 1.0, 1.0, false},
+      .sla = {64, 0.05, 0.1, "softmax", false},
   };
   for (int i = 0; i < HY_MAX_LAYERS; i++) snprintf(c.layers[i], HY_KIND_NAME_MAX, "attn");
   return c;

@@ -41,6 +41,35 @@ typedef struct {
   bool recurrent;
 } hy_linear_attn_config;
 
+/* Sigmoid attention ("sigmoid"): sigmoid(q.k / sqrt(d_h) + b) without normalization. */
+typedef struct {
+  bool bias_log_n;  /* b = -log(n) with n = seq_len (the training length); else `bias` */
+  double bias;      /* used when bias_log_n is false */
+  int64_t seq_len;  /* n of the bias rule: the training length (set from the recipe) */
+  bool output_norm; /* RMSNorm per head on the output before W_o (stabilizes training) */
+  double norm_eps;
+  bool naive;
+} hy_sigmoid_config;
+
+/* Softplus attention ("softplus"; LSSA / LSSAR): weights softplus(c_t q.k / sqrt(d_h))^p,
+ * normalized per row; c_t = log(t + 1) / log(train_len) when length_scale. */
+typedef struct {
+  bool length_scale; /* the invariance-entropy scale c_t; else c_t = 1 */
+  int64_t train_len; /* the training length c_t is relative to (set from the recipe) */
+  double power;      /* p while training: 1 is plain LSSA */
+  double eval_power; /* p when evaluating (the re-weighting of LSSAR); `hyla eval` uses it */
+  bool naive;
+} hy_softplus_config;
+
+/* Sparse-linear attention ("sla"): critical key blocks exact, marginal ones linear. */
+typedef struct {
+  int64_t block;        /* query and key block size; 64 */
+  double critical;      /* fraction of the earlier key blocks computed exactly; 0.05 */
+  double negligible;    /* fraction of the earlier key blocks skipped; 0.1 */
+  char feature_map[16]; /* of the linear branch: "softmax", "elu", "relu" */
+  bool naive;
+} hy_sla_config;
+
 struct hy_model_config {
   hy_dtype dtype;
   int64_t vocab, d_model, n_heads;
@@ -55,6 +84,9 @@ struct hy_model_config {
   hy_gla_config gla;
   hy_lightning_config lightning;
   hy_linear_attn_config linear;
+  hy_sigmoid_config sigmoid;
+  hy_softplus_config softplus;
+  hy_sla_config sla;
 };
 
 /* A small all-"attn" configuration with the usual defaults (theta 1e4, eps 1e-6, std 0.02). */

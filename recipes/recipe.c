@@ -730,5 +730,10 @@ hy_model_config hy_recipe_model_config(const hy_recipe *r) {
   c.gla = r->layer_gla;
   c.lightning = r->layer_lightning;
   c.linear = r->layer_linear;
+  c.sigmoid = r->layer_sigmoid;
+  c.sigmoid.seq_len = r->train.seq_len;
+  c.softplus = r->layer_softplus;
+  if (!c.softplus.train_len) c.softplus.train_len = r->train.seq_len;
+  c.sla = r->layer_sla;
   return c;
 }

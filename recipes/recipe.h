@@ -43,6 +43,10 @@ typedef struct {
   hy_gla_config layer_gla;
   hy_lightning_config layer_lightning;
   hy_linear_attn_config layer_linear;
+  /* [layer.sigmoid], [layer.softplus], [layer.sla]; their training lengths come from [train] */
+  hy_sigmoid_config layer_sigmoid;
+  hy_softplus_config layer_softplus;
+  hy_sla_config layer_sla;
   struct {
     int64_t batch;            /* >= 1; default 8 */
     int64_t seq_len;          /* >= 1; default 256 */

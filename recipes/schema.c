@@ -21,6 +21,7 @@ static const char *const OPTIMIZERS[] = {"adamw", "sgd", NULL};
 static const char *const SCHEDULES[] = {"cosine", "linear", "constant", "wsd", NULL};
 static const char *const SAMPLINGS[] = {"random", "sequential", NULL};
 static const char *const FEATURE_MAPS[] = {"identity", "elu", "relu", NULL};
+static const char *const SLA_FEATURE_MAPS[] = {"softmax", "elu", "relu", NULL};
 
 const hy_key hy_keys[] = {
     {KEY("run", "name", HY_KEY_STRING, run.name), BUFFER(run.name),
@@ -102,6 +103,42 @@ const hy_key hy_keys[] = {
      .doc = "Epsilon of the per-head output RMSNorm."},
     {KEY("layer.linear", "recurrent", HY_KEY_BOOL, layer_linear.recurrent), .def = "false",
      .doc = "Use the step-by-step recurrence (the reference) instead of the chunked op."},
+
+    {KEY("layer.sigmoid", "bias_log_n", HY_KEY_BOOL, layer_sigmoid.bias_log_n), .def = "true",
+     .doc = "The score bias is b = -log(n), n = train.seq_len (the paper's rule); else `bias`."},
+    {KEY("layer.sigmoid", "bias", HY_KEY_FLOAT, layer_sigmoid.bias), .def = "0.0",
+     .doc = "The score bias when bias_log_n is false."},
+    {KEY("layer.sigmoid", "output_norm", HY_KEY_BOOL, layer_sigmoid.output_norm), .def = "true",
+     .doc = "RMSNorm per head on the attention output, which the paper needs for stable training."},
+    {KEY("layer.sigmoid", "norm_eps", HY_KEY_FLOAT, layer_sigmoid.norm_eps), ABOVE(0),
+     .def = "1e-05", .doc = "Epsilon of that norm."},
+    {KEY("layer.sigmoid", "naive", HY_KEY_BOOL, layer_sigmoid.naive), .def = "false",
+     .doc = "Use the O(T^2) reference form instead of the fused op."},
+
+    {KEY("layer.softplus", "length_scale", HY_KEY_BOOL, layer_softplus.length_scale), .def = "true",
+     .doc = "Scale the scores of query t by log(t + 1) / log(train_len) (invariance entropy)."},
+    {KEY("layer.softplus", "train_len", HY_KEY_INT, layer_softplus.train_len), AT_LEAST(0),
+     .def = "0", .doc = "The length that scale is relative to; 0: train.seq_len."},
+    {KEY("layer.softplus", "power", HY_KEY_FLOAT, layer_softplus.power), ABOVE(0), .def = "1.0",
+     .doc = "The weights are softplus(...)^power, normalized, while training (1: LSSA)."},
+    {KEY("layer.softplus", "eval_power", HY_KEY_FLOAT, layer_softplus.eval_power), ABOVE(0),
+     .def = "1.0",
+     .doc = "The power `hyla eval` uses: the re-weighting of LSSAR, applied without retraining."},
+    {KEY("layer.softplus", "naive", HY_KEY_BOOL, layer_softplus.naive), .def = "false",
+     .doc = "Use the O(T^2) reference form instead of the fused op."},
+
+    {KEY("layer.sla", "block", HY_KEY_INT, layer_sla.block), AT_LEAST(1), .def = "64",
+     .doc = "Query and key block size."},
+    {KEY("layer.sla", "critical", HY_KEY_FLOAT, layer_sla.critical), AT_LEAST(0), UP_TO(1),
+     .def = "0.05",
+     .doc = "Fraction of the earlier key blocks attended exactly (the diagonal block always is)."},
+    {KEY("layer.sla", "negligible", HY_KEY_FLOAT, layer_sla.negligible), AT_LEAST(0), UP_TO(1),
+     .def = "0.1", .doc = "Fraction of the earlier key blocks skipped; the rest go linear."},
+    {KEY("layer.sla", "feature_map", HY_KEY_ENUM, layer_sla.feature_map),
+     BUFFER(layer_sla.feature_map), .choices = SLA_FEATURE_MAPS, .def = "\"softmax\"",
+     .doc = "Feature map of the linear branch: softmax over features, elu + 1, or relu."},
+    {KEY("layer.sla", "naive", HY_KEY_BOOL, layer_sla.naive), .def = "false",
+     .doc = "Use the O(T^2) reference form instead of the fused op."},
 
     {KEY("train", "batch", HY_KEY_INT, train.batch), AT_LEAST(1), .def = "8",
      .doc = "Sequences per micro-batch."},
@@ -187,9 +224,9 @@ const int hy_n_keys = sizeof hy_keys / sizeof *hy_keys;
 _Static_assert(sizeof hy_keys / sizeof *hy_keys <= HY_RECIPE_KEYS_MAX, "raise HY_RECIPE_KEYS_MAX");
 
 const char *const hy_sections[] = {
-    "run",          "model", "layer.attn", "layer.gla", "layer.lightning",
-    "layer.linear", "train", "optim",      "data",      "data.mqar",
-    "dist",         NULL};
+    "run",          "model",         "layer.attn",     "layer.gla", "layer.lightning",
+    "layer.linear", "layer.sigmoid", "layer.softplus", "layer.sla", "train",
+    "optim",        "data",          "data.mqar",      "dist",      NULL};
 
 const hy_key *hy_key_find(const char *section, const char *key) {
   for (int i = 0; i < hy_n_keys; i++)
