@@ -67,6 +67,10 @@ hy_tensor *hy_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale);
 /* Sliding-window attention: query t sees the `window` keys t - window < s <= t (0: all). */
 hy_tensor *hy_attention_window(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale,
                                int64_t window);
+/* Queries at positions q_offset .. q_offset + T - 1 against keys 0 .. Tk - 1 (k, v [B, Tk, H, D],
+ * Tk >= q_offset + T): a sequence-parallel rank's slice of queries against the gathered keys. */
+hy_tensor *hy_attention_offset(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale,
+                               int64_t window, int64_t q_offset);
 
 /* Chunked gated linear attention (GLA; with g NULL, plain causal linear attention):
  * S_t = diag(exp(g_t)) S_{t-1} + k_t^T v_t, o_t = q_t S_t, S_0 = 0, computed chunk by chunk

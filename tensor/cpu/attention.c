@@ -54,7 +54,7 @@ static void tile_scores(const real *qi, int64_t ldq, const real *kj, int64_t ldk
     }
 }
 
-/* The first key tile any query of the tile at i0 can see. */
+/* The first key tile any query of the tile at (global position) i0 can see. */
 static int64_t first_key_tile(const hy_attn_dims *dm, int64_t i0) {
   if (dm->window <= 0 || i0 - dm->window + 1 <= 0) return 0;
   return (i0 - dm->window + 1) / TILE * TILE;
@@ -72,10 +72,11 @@ static void forward_head(const hy_attn_dims *dm, const real *q, const real *k, c
       w->l[r] = 0;
     }
     memset(w->acc, 0, sizeof(real) * (size_t)(nq * D));
-    for (int64_t j0 = first_key_tile(dm, i0); j0 < i0 + nq; j0 += TILE) {
-      int64_t nk = i0 + nq - j0 < TILE ? i0 + nq - j0 : TILE;
+    int64_t gi0 = dm->q_offset + i0, end = gi0 + nq < dm->Tk ? gi0 + nq : dm->Tk;
+    for (int64_t j0 = first_key_tile(dm, gi0); j0 < end; j0 += TILE) {
+      int64_t nk = end - j0 < TILE ? end - j0 : TILE;
       tile_scores(qi, dm->q_stride[1], at(k, dm->k_stride, b, j0, h), dm->k_stride[1], nq, nk, D,
-                  scale, dm->window, i0, j0, w->s);
+                  scale, dm->window, gi0, j0, w->s);
       for (int64_t r = 0; r < nq; r++) {
         real *sr = w->s + r * TILE, *pr = w->p + r * TILE;
         real mx = w->m[r];
@@ -120,7 +121,8 @@ void K(cpu_attention)(const hy_attn_dims *dm, const real *q, const real *k, cons
 
 /* With P = exp(S - lse) and Di = dO_i . O_i: dV_j += P^T dO_i; dP = dO_i V_j^T;
  * dS = scale P * (dP - Di); dQ_i += dS K_j; dK_j += dS^T Q_i. The gradients are contiguous
- * [B, T, H, D], so each head's rows are H * D apart and the GEMMs accumulate into them directly. */
+ * ([B, T, H, D] for q, [B, Tk, H, D] for k and v), so each head's rows are H * D apart and the
+ * GEMMs accumulate into them directly. */
 static void backward_head(const hy_attn_dims *dm, const real *q, const real *k, const real *v,
                           const real *o, const real *lse, const real *go, real *gq, real *gk,
                           real *gv, int64_t b, int64_t h, scratch *w, real *di) {
@@ -137,11 +139,12 @@ static void backward_head(const hy_attn_dims *dm, const real *q, const real *k, 
     int64_t nq = T - i0 < TILE ? T - i0 : TILE;
     const real *qi = at(q, dm->q_stride, b, i0, h);
     const real *goi = go + ((b * T + i0) * H + h) * D;
-    for (int64_t j0 = first_key_tile(dm, i0); j0 < i0 + nq; j0 += TILE) {
-      int64_t nk = i0 + nq - j0 < TILE ? i0 + nq - j0 : TILE;
+    int64_t gi0 = dm->q_offset + i0, end = gi0 + nq < dm->Tk ? gi0 + nq : dm->Tk;
+    for (int64_t j0 = first_key_tile(dm, gi0); j0 < end; j0 += TILE) {
+      int64_t nk = end - j0 < TILE ? end - j0 : TILE;
       const real *kj = at(k, dm->k_stride, b, j0, h), *vj = at(v, dm->v_stride, b, j0, h);
-      int64_t off_j = ((b * T + j0) * H + h) * D;
-      tile_scores(qi, dm->q_stride[1], kj, dm->k_stride[1], nq, nk, D, scale, dm->window, i0, j0,
+      int64_t off_j = ((b * dm->Tk + j0) * H + h) * D;
+      tile_scores(qi, dm->q_stride[1], kj, dm->k_stride[1], nq, nk, D, scale, dm->window, gi0, j0,
                   w->s);
       for (int64_t r = 0; r < nq; r++)
         for (int64_t c = 0; c < nk; c++)

@@ -35,9 +35,11 @@ typedef struct {
   bool a_full, b_full; /* the operand has the output's shape */
 } hy_bcast;
 
-/* Attention sizes; q/k/v rows are addressed by their strides (in elements) over b, t and h. */
+/* Attention sizes; q/k/v rows are addressed by their strides (in elements) over b, t and h. T
+ * queries sit at positions q_offset .. q_offset + T - 1 of a sequence of Tk keys (Tk = T and
+ * q_offset = 0 but for sequence parallelism, where a rank's queries see every earlier key). */
 typedef struct {
-  int64_t B, T, H, D;
+  int64_t B, T, H, D, Tk, q_offset;
   int64_t q_stride[3], k_stride[3], v_stride[3]; /* over b, t, h; the last dim is contiguous */
   double scale;
   int64_t window; /* query t sees keys t - window < s <= t; 0: all keys up to t */

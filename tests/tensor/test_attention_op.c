@@ -281,3 +281,33 @@ Test(attention, bad_shapes_abort) {
   t_expect_abort(attn_3d, 2, (const char *[]){"attention", "[4, 2, 3]"});
   t_expect_abort(attn_dtypes, 3, (const char *[]){"attention", "f32", "f64"});
 }
+
+/* A slice of queries at an offset against the keys up to its end (a sequence-parallel rank's
+ * view) gives the full attention's rows and gradients there; the rows after the slice get no
+ * gradient, the keys after its end none at all. */
+Test(attention, queries_at_an_offset_equal_the_full_rows) {
+  int64_t B = 2, T = 150, H = 2, D = 8;
+  int64_t offsets[] = {0, 37, 64, 100}, lens[] = {50, 13, 64, 50};
+  for (int c = 0; c < 4; c++) {
+    int64_t o = offsets[c], n = lens[c];
+    hy_tensor *q = t_param(t_randn(HY_F64, HY_SHAPE(B, T, H, D), 1));
+    hy_tensor *k = t_param(t_randn(HY_F64, HY_SHAPE(B, T, H, D), 2));
+    hy_tensor *v = t_param(t_randn(HY_F64, HY_SHAPE(B, T, H, D), 3));
+    hy_tensor *go = hy_zeros(HY_F64, HY_SHAPE(B, T, H, D));
+    hy_tensor *gslice = t_randn(HY_F64, HY_SHAPE(B, n, H, D), 4);
+    hy_copy_into(hy_slice(go, 1, o, o + n), gslice);
+    hy_tensor *full = hy_attention(q, k, v, 0.3);
+    hy_backward_with(full, go);
+    hy_tensor *g_full[3] = {q->grad, k->grad, v->grad};
+    q->grad = k->grad = v->grad = NULL;
+    hy_tensor *qs = hy_slice(q, 1, o, o + n);
+    hy_tensor *ks = hy_slice(k, 1, 0, o + n), *vs = hy_slice(v, 1, 0, o + n);
+    hy_tensor *part = hy_attention_offset(qs, ks, vs, 0.3, 0, o);
+    hy_backward_with(part, gslice);
+    t_expect_close(part, hy_contiguous(hy_slice(full, 1, o, o + n)), 1e-12, "rows");
+    t_expect_close(q->grad, g_full[0], 1e-12, "dq");
+    t_expect_close(k->grad, g_full[1], 1e-12, "dk");
+    t_expect_close(v->grad, g_full[2], 1e-12, "dv");
+    hy_step_reset();
+  }
+}

@@ -1,0 +1,23 @@
+/* Collectives as tape ops: the sequence-parallel layers use them inside a model's forward, and the
+ * tape runs the matching collective in the backward. */
+#ifndef HYLA_COLLECTIVE_OPS_H
+#define HYLA_COLLECTIVE_OPS_H
+
+#include "dist/dist.h"
+
+/* y [W, ...] holds every rank's x (at most 3 dims), in rank order. Backward: each rank's gradient
+ * is the sum over ranks of theirs for its block (a reduce-scatter). */
+hy_tensor *hy_dist_allgather(hy_group *g, hy_tensor *x);
+
+/* The sequence-parallel context of the current forward: the group and where this rank's slice of
+ * the sequence starts. Without sequence parallelism: a group of one and offset 0. */
+typedef struct {
+  hy_group *group;
+  int64_t offset; /* global position of the first local token */
+} hy_sequence;
+
+void hy_sequence_set(hy_group *group, int64_t offset);
+const hy_sequence *hy_sequence_get(void);
+bool hy_sequence_parallel(void); /* more than one rank holds the sequence */
+
+#endif

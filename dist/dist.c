@@ -1,0 +1,192 @@
+#include "dist/dist.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef HYLA_MPI
+#include <mpi.h>
+#endif
+
+struct hy_group {
+#ifdef HYLA_MPI
+  MPI_Comm comm;
+#endif
+  int rank, size;
+};
+
+static uint64_t sent[HY_COLL_KINDS];
+static bool mpi_on;
+
+const char *hy_coll_name(hy_coll_kind kind) {
+  static const char *const names[] = {"allreduce", "allgather", "reduce_scatter", "broadcast"};
+  return kind < HY_COLL_KINDS ? names[kind] : "?";
+}
+
+uint64_t hy_dist_bytes(hy_coll_kind kind) { return sent[kind]; }
+
+void hy_dist_reset_bytes(void) { memset(sent, 0, sizeof sent); }
+
+bool hy_dist_is_mpi(void) { return mpi_on; }
+
+int hy_dist_start(int *argc, char ***argv) {
+#ifdef HYLA_MPI
+  /* mpirun (Open MPI, MPICH, Slurm's PMI) announces itself in the environment. */
+  if (getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK")) {
+    MPI_Init(argc, argv);
+    /* A failed rank or a collective error ends the whole job rather than hanging it. */
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_ARE_FATAL);
+    mpi_on = true;
+    int size;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    return size;
+  }
+#else
+  (void)argc;
+  (void)argv;
+#endif
+  return 1;
+}
+
+void hy_dist_stop(void) {
+#ifdef HYLA_MPI
+  if (mpi_on) MPI_Finalize();
+#endif
+  mpi_on = false;
+}
+
+_Noreturn void hy_dist_abort(int code) {
+#ifdef HYLA_MPI
+  if (mpi_on) MPI_Abort(MPI_COMM_WORLD, code);
+#endif
+  exit(code);
+}
+
+static hy_group *group_new(void) {
+  hy_group *g = calloc(1, sizeof *g);
+  if (!g) hy_die("dist", "out of memory");
+  g->size = 1;
+  return g;
+}
+
+int hy_dist_grid(hy_dist *d, int64_t dp, int64_t sp, hy_error *err) {
+  memset(d, 0, sizeof *d);
+  d->world = 1;
+#ifdef HYLA_MPI
+  if (mpi_on) {
+    MPI_Comm_size(MPI_COMM_WORLD, &d->world);
+    MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
+  }
+#endif
+  if (dp < 1 || sp < 1 || dp * sp != d->world)
+    return hy_fail(err,
+                   "[dist] dp = %lld x sp = %lld = %lld ranks, but %d %s running (launch with "
+                   "mpirun -np %lld, or change [dist])",
+                   (long long)dp, (long long)sp, (long long)(dp * sp), d->world,
+                   d->world == 1 ? "process is" : "processes are", (long long)(dp * sp));
+  d->dp = (int)dp;
+  d->sp = (int)sp;
+  d->dp_rank = d->rank / d->sp;
+  d->sp_rank = d->rank % d->sp;
+  d->all = group_new();
+  d->dp_group = group_new();
+  d->sp_group = group_new();
+#ifdef HYLA_MPI
+  if (mpi_on) {
+    MPI_Comm_dup(MPI_COMM_WORLD, &d->all->comm);
+    /* ranks with the same sp_rank share a dp group; the same dp_rank, an sp group */
+    MPI_Comm_split(MPI_COMM_WORLD, d->sp_rank, d->dp_rank, &d->dp_group->comm);
+    MPI_Comm_split(MPI_COMM_WORLD, d->dp_rank, d->sp_rank, &d->sp_group->comm);
+    hy_group *gs[] = {d->all, d->dp_group, d->sp_group};
+    for (int i = 0; i < 3; i++) {
+      MPI_Comm_rank(gs[i]->comm, &gs[i]->rank);
+      MPI_Comm_size(gs[i]->comm, &gs[i]->size);
+    }
+  }
+#endif
+  return 0;
+}
+
+void hy_dist_free(hy_dist *d) {
+  hy_group *gs[] = {d->all, d->dp_group, d->sp_group};
+  for (int i = 0; i < 3; i++) {
+    if (!gs[i]) continue;
+#ifdef HYLA_MPI
+    if (mpi_on) MPI_Comm_free(&gs[i]->comm);
+#endif
+    free(gs[i]);
+  }
+  memset(d, 0, sizeof *d);
+}
+
+int hy_group_rank(const hy_group *g) { return g ? g->rank : 0; }
+
+int hy_group_size(const hy_group *g) { return g ? g->size : 1; }
+
+#ifdef HYLA_MPI
+static MPI_Datatype mpi_type(hy_dtype dtype) {
+  switch (dtype) {
+  case HY_F32: return MPI_FLOAT;
+  case HY_F64: return MPI_DOUBLE;
+  case HY_I32: return MPI_INT32_T;
+  }
+  return MPI_BYTE;
+}
+
+/* MPI counts are ints: collectives of more elements go in pieces (allreduce) or abort. */
+static int count_of(int64_t n) {
+  if (n > 0x7fffffff) hy_die("dist", "a collective of %lld elements", (long long)n);
+  return (int)n;
+}
+#endif
+
+void hy_allreduce_sum(hy_group *g, void *buf, int64_t n, hy_dtype dtype) {
+  if (!g || g->size == 1) return;
+  sent[HY_COLL_ALLREDUCE] += (uint64_t)n * hy_dtype_size(dtype);
+#ifdef HYLA_MPI
+  MPI_Allreduce(MPI_IN_PLACE, buf, count_of(n), mpi_type(dtype), MPI_SUM, g->comm);
+#else
+  (void)buf;
+#endif
+}
+
+void hy_allgather(hy_group *g, const void *send, void *recv, int64_t n, hy_dtype dtype) {
+  size_t bytes = (size_t)n * hy_dtype_size(dtype);
+  if (!g || g->size == 1) {
+    memmove(recv, send, bytes);
+    return;
+  }
+  sent[HY_COLL_ALLGATHER] += bytes;
+#ifdef HYLA_MPI
+  MPI_Allgather(send, count_of(n), mpi_type(dtype), recv, count_of(n), mpi_type(dtype), g->comm);
+#endif
+}
+
+void hy_reduce_scatter_sum(hy_group *g, const void *send, void *recv, int64_t n, hy_dtype dtype) {
+  size_t bytes = (size_t)n * hy_dtype_size(dtype);
+  if (!g || g->size == 1) {
+    memmove(recv, send, bytes);
+    return;
+  }
+  sent[HY_COLL_REDUCE_SCATTER] += bytes * (size_t)(g->size - 1);
+#ifdef HYLA_MPI
+  MPI_Reduce_scatter_block(send, recv, count_of(n), mpi_type(dtype), MPI_SUM, g->comm);
+#endif
+}
+
+void hy_broadcast(hy_group *g, void *buf, int64_t n, hy_dtype dtype, int root) {
+  if (!g || g->size == 1) return;
+  if (g->rank == root) sent[HY_COLL_BROADCAST] += (uint64_t)n * hy_dtype_size(dtype);
+#ifdef HYLA_MPI
+  MPI_Bcast(buf, count_of(n), mpi_type(dtype), root, g->comm);
+#else
+  (void)buf;
+  (void)root;
+#endif
+}
+
+void hy_barrier(hy_group *g) {
+  if (!g || g->size == 1) return;
+#ifdef HYLA_MPI
+  MPI_Barrier(g->comm);
+#endif
+}

@@ -1,0 +1,53 @@
+/* Distribution: the only part of hyla that talks to MPI. Ranks form a grid of dp x sp: dp groups
+ * split the batch (data parallel), sp groups split the sequence (LASP-2 / LASP-2H). Built without
+ * MPI, or run as one process, every group has one member and the collectives copy. */
+#ifndef HYLA_DIST_H
+#define HYLA_DIST_H
+
+#include "tensor/tensor.h"
+#include "util/error.h"
+
+typedef enum {
+  HY_COLL_ALLREDUCE,
+  HY_COLL_ALLGATHER,
+  HY_COLL_REDUCE_SCATTER,
+  HY_COLL_BROADCAST,
+  HY_COLL_KINDS
+} hy_coll_kind;
+
+typedef struct hy_group hy_group; /* a communicator */
+
+typedef struct {
+  int world, rank;      /* all processes */
+  int dp, sp;           /* the grid: world = dp * sp */
+  int dp_rank, sp_rank; /* rank = dp_rank * sp + sp_rank */
+  hy_group *all, *dp_group, *sp_group;
+} hy_dist;
+
+/* Start MPI when launched by mpirun (and built with MPI); returns the world's size. */
+int hy_dist_start(int *argc, char ***argv);
+void hy_dist_stop(void);
+bool hy_dist_is_mpi(void);
+/* Arrange the processes as dp x sp; an error (the same on every rank) when dp * sp is not the
+ * number of processes. */
+int hy_dist_grid(hy_dist *d, int64_t dp, int64_t sp, hy_error *err);
+void hy_dist_free(hy_dist *d);
+/* Abort every rank (the job ends instead of hanging on a collective). */
+_Noreturn void hy_dist_abort(int code);
+
+int hy_group_rank(const hy_group *g);
+int hy_group_size(const hy_group *g);
+
+/* Collectives on f32/f64/i32 buffers of n elements (per rank for gather and scatter). */
+void hy_allreduce_sum(hy_group *g, void *buf, int64_t n, hy_dtype dtype);
+void hy_allgather(hy_group *g, const void *send, void *recv, int64_t n, hy_dtype dtype);
+void hy_reduce_scatter_sum(hy_group *g, const void *send, void *recv, int64_t n, hy_dtype dtype);
+void hy_broadcast(hy_group *g, void *buf, int64_t n, hy_dtype dtype, int root);
+void hy_barrier(hy_group *g);
+
+/* Bytes this process has sent per kind of collective, and their names for the run log. */
+uint64_t hy_dist_bytes(hy_coll_kind kind);
+const char *hy_coll_name(hy_coll_kind kind);
+void hy_dist_reset_bytes(void);
+
+#endif

@@ -1,0 +1,64 @@
+#include "dist/lasp2.h"
+#include "dist/collective_ops.h"
+#include "tensor/ops.h"
+
+/* [B, T, H, n] -> [B, H, T, n] as a view (batched matmuls take the strides as they are). */
+static hy_tensor *by_head(hy_tensor *x) { return hy_transpose(x, 1, 2); }
+
+hy_tensor *hy_lasp2(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *g,
+                    const double *head_decay, int64_t chunk) {
+  const hy_sequence *seq = hy_sequence_get();
+  int W = hy_group_size(seq->group), r = hy_group_rank(seq->group);
+  int64_t B = q->shape[0], T = q->shape[1], H = q->shape[2], dk = q->shape[3], dv = v->shape[3];
+  hy_tensor *o = g ? hy_gla(q, k, v, g, chunk) : hy_linear_attention(q, k, v, head_decay, chunk);
+  if (W == 1) return o;
+  /* b: the cumulative log decay from the slice's start (a constant per head: gamma (t + 1)). */
+  hy_tensor *b = NULL;
+  if (g) {
+    b = hy_cumsum(g, 1, false);
+  } else if (head_decay) {
+    b = hy_empty(q->dtype, hy_shape_of(q));
+    for (int64_t i = 0; i < hy_numel(b); i++) {
+      int64_t t = i / (H * dk) % T, h = i / dk % H;
+      hy_set(b, i, head_decay[h] * (double)(t + 1));
+    }
+  }
+  /* This slice's state M = (k * exp(B - b))^T v and its total decay B. */
+  hy_tensor *kd = k, *total = NULL;
+  if (b) {
+    total = hy_slice(b, 1, T - 1, T); /* [B, 1, H, dk] */
+    kd = hy_mul(k, hy_exp(hy_sub(total, b)));
+  }
+  hy_tensor *M = hy_matmul(hy_transpose(by_head(kd), 2, 3), by_head(v)); /* [B, H, dk, dv] */
+  hy_tensor *Ms = hy_dist_allgather(seq->group, hy_reshape(M, HY_SHAPE(B * H, dk, dv)));
+  hy_tensor *As = NULL;
+  if (b)
+    As = hy_dist_allgather(seq->group,
+                           hy_reshape(hy_exp(hy_transpose(total, 1, 2)), HY_SHAPE(B * H, dk, 1)));
+  if (r == 0) return o;
+  /* S_in by Horner's rule over the earlier ranks: S <- diag(A_s) S + M_s. */
+  hy_tensor *S = NULL;
+  for (int s = 0; s < r; s++) {
+    hy_tensor *Mi = hy_reshape(hy_slice(Ms, 0, s, s + 1), HY_SHAPE(B, H, dk, dv));
+    if (!S) {
+      S = Mi;
+      continue;
+    }
+    hy_tensor *decayed =
+        As ? hy_mul(S, hy_reshape(hy_slice(As, 0, s, s + 1), HY_SHAPE(B, H, dk, 1))) : S;
+    S = hy_add(decayed, Mi);
+  }
+  hy_tensor *qe = b ? hy_mul(q, hy_exp(b)) : q;
+  hy_tensor *inter = hy_transpose(hy_matmul(by_head(qe), S), 1, 2); /* [B, T, H, dv] */
+  return hy_add(o, inter);
+}
+
+hy_tensor *hy_lasp2h_gather(hy_tensor *x) {
+  const hy_sequence *seq = hy_sequence_get();
+  int W = hy_group_size(seq->group);
+  if (W == 1) return x;
+  int64_t B = x->shape[0], T = x->shape[1], H = x->shape[2], D = x->shape[3];
+  hy_tensor *all = hy_dist_allgather(seq->group, hy_reshape(x, HY_SHAPE(B, T, H * D)));
+  /* [W, B, T, H D] -> [B, W, T, H D] -> [B, W T, H, D] */
+  return hy_reshape(hy_contiguous(hy_transpose(all, 0, 1)), HY_SHAPE(B, W * T, H, D));
+}
