@@ -35,18 +35,14 @@ hy_tensor *hy_lasp2(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *g,
   if (b)
     As = hy_dist_allgather(seq->group,
                            hy_reshape(hy_exp(hy_transpose(total, 1, 2)), HY_SHAPE(B * H, dk, 1)));
-  if (r == 0) return o;
-  /* S_in by Horner's rule over the earlier ranks: S <- diag(A_s) S + M_s. */
-  hy_tensor *S = NULL;
-  for (int s = 0; s < r; s++) {
-    hy_tensor *Mi = hy_reshape(hy_slice(Ms, 0, s, s + 1), HY_SHAPE(B, H, dk, dv));
-    if (!S) {
-      S = Mi;
-      continue;
-    }
-    hy_tensor *decayed =
-        As ? hy_mul(S, hy_reshape(hy_slice(As, 0, s, s + 1), HY_SHAPE(B, H, dk, 1))) : S;
-    S = hy_add(decayed, Mi);
+  /* S_in by Horner's rule over the earlier ranks: S <- diag(A_s) S + M_s. It starts from zero
+   * times the gathered tensors, so that every rank's output depends on them and every rank's
+   * backward takes part in their reduce-scatter, rank 0 included. */
+  hy_tensor *S = hy_scale(hy_reshape(hy_slice(Ms, 0, 0, 1), HY_SHAPE(B, H, dk, dv)), 0.0);
+  for (int s = -1; s < r; s++) { /* s = -1: the zero times A_0 */
+    int a = s < 0 ? 0 : s;
+    if (As) S = hy_mul(S, hy_reshape(hy_slice(As, 0, a, a + 1), HY_SHAPE(B, H, dk, 1)));
+    if (s >= 0) S = hy_add(S, hy_reshape(hy_slice(Ms, 0, s, s + 1), HY_SHAPE(B, H, dk, dv)));
   }
   hy_tensor *qe = b ? hy_mul(q, hy_exp(b)) : q;
   hy_tensor *inter = hy_transpose(hy_matmul(by_head(qe), S), 1, 2); /* [B, T, H, dv] */

@@ -1,4 +1,6 @@
 #include "layers/attention.h"
+#include "dist/collective_ops.h"
+#include "dist/lasp2.h"
 #include "layers/model.h"
 #include "tensor/ops.h"
 
@@ -43,8 +45,9 @@ static hy_tensor *heads(const hy_attention_layer *a, const hy_linear *proj, hy_t
 
 void hy_attention_qkv(const hy_attention_layer *a, hy_tensor *x, hy_tensor **q, hy_tensor **k,
                       hy_tensor **v) {
-  *q = hy_rope(heads(a, &a->q, x), 0, a->rope_theta);
-  *k = hy_rope(heads(a, &a->k, x), 0, a->rope_theta);
+  int64_t offset = hy_sequence_get()->offset; /* a sequence-parallel slice's global positions */
+  *q = hy_rope(heads(a, &a->q, x), offset, a->rope_theta);
+  *k = hy_rope(heads(a, &a->k, x), offset, a->rope_theta);
   *v = heads(a, &a->v, x);
 }
 
@@ -56,6 +59,12 @@ hy_tensor *hy_attention_layer_forward(const hy_attention_layer *a, hy_tensor *x)
   hy_tensor *q, *k, *v;
   hy_attention_qkv(a, x, &q, &k, &v);
   double scale = 1.0 / sqrt((double)a->head_dim);
+  if (hy_sequence_parallel()) { /* LASP-2H: every rank's keys and values, global positions */
+    int64_t offset = hy_sequence_get()->offset, end = offset + x->shape[1];
+    hy_tensor *ks = hy_slice(hy_lasp2h_gather(k), 1, 0, end);
+    hy_tensor *vs = hy_slice(hy_lasp2h_gather(v), 1, 0, end);
+    return hy_attention_out(a, x, hy_attention_offset(q, ks, vs, scale, a->window, offset));
+  }
   hy_tensor *o = a->naive ? hy_attention_naive_window(q, k, v, scale, a->window)
                           : hy_attention_window(q, k, v, scale, a->window);
   return hy_attention_out(a, x, o);

@@ -1,4 +1,5 @@
 #include "layers/gla.h"
+#include "dist/lasp2.h"
 #include "layers/gla_reference.h"
 #include "layers/model.h"
 #include "tensor/ops.h"
@@ -70,7 +71,7 @@ static hy_tensor *output(const hy_gla_layer *l, hy_tensor *x, hy_tensor *o) {
 hy_tensor *hy_gla_layer_forward(const hy_gla_layer *l, hy_tensor *x) {
   hy_tensor *q, *k, *v, *g;
   project(l, x, &q, &k, &v, &g);
-  hy_tensor *o = l->recurrent ? hy_gla_recurrent(q, k, v, g) : hy_gla(q, k, v, g, l->chunk);
+  hy_tensor *o = l->recurrent ? hy_gla_recurrent(q, k, v, g) : hy_lasp2(q, k, v, g, NULL, l->chunk);
   return output(l, x, o);
 }
 

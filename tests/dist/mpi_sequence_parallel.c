@@ -1,0 +1,205 @@
+/* Sequence parallelism against one process, under mpirun -np W (W = 1, 2, 4): for each layer kind
+ * (LASP-2 for gla, lightning and linear; LASP-2H for attn) and for a whole hybrid model, the
+ * outputs, the input gradient and every parameter gradient of a sequence split over W ranks equal
+ * the single-process values (f64: relative error <= 1e-10). Also: the state AllGather of a GLA
+ * layer sends the same bytes at T = 256 and T = 4096. A plain MPI program: Criterion runs tests in
+ * forked children, which MPI does not allow. Exits non-zero on any failure. */
+#include "autograd/tape.h"
+#include "dist/collective_ops.h"
+#include "dist/dist.h"
+#include "layers/model.h"
+#include "tensor/ops.h"
+#include "tensor/rng.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static hy_dist D;
+static int failures;
+
+static double rel_err(const hy_tensor *a, const hy_tensor *ref) {
+  double num = 0, den = 1e-300;
+  for (int64_t i = 0; i < hy_numel(ref); i++) {
+    double d = hy_get(a, i) - hy_get(ref, i);
+    num += d * d;
+    den += hy_get(ref, i) * hy_get(ref, i);
+  }
+  return isnan(num) ? INFINITY : sqrt(num / den);
+}
+
+static void expect(double err, double tol, const char *what, const char *kind) {
+  bool ok = err <= tol;
+  if (!ok) failures++;
+  if (D.rank == 0 || !ok)
+    printf("rank %d %s %-9s %-24s rel err %.3g (<= %.0e)\n", D.rank, ok ? "ok  " : "FAIL", kind,
+           what, err, tol);
+}
+
+static hy_model_config config(void) {
+  hy_model_config c = hy_model_config_default();
+  c.dtype = HY_F64;
+  c.vocab = 19;
+  c.d_model = 16;
+  c.n_heads = 2;
+  c.n_layers = 4;
+  c.init_std = 0.3;
+  c.gla.chunk = c.lightning.chunk = c.linear.chunk = 8;
+  c.gla.gate_rank = 4;
+  return c;
+}
+
+/* Each rank's slice of x [B, T, ...] along T, as a fresh leaf. */
+static hy_tensor *local_slice(hy_tensor *x, int64_t *offset) {
+  int64_t T = x->shape[1], n = T / D.sp;
+  *offset = D.sp_rank * n;
+  hy_tensor *s = hy_contiguous(hy_slice(x, 1, *offset, *offset + n));
+  hy_tensor *leaf = hy_empty_like(s);
+  hy_copy_into(leaf, s);
+  leaf->requires_grad = true;
+  return leaf;
+}
+
+/* Sum every parameter gradient over the sequence group (they are replicated). */
+static void reduce_param_grads(hy_params *ps) {
+  for (int i = 0; i < ps->n; i++)
+    if (ps->items[i].t->grad)
+      hy_allreduce_sum(D.sp_group, ps->items[i].t->grad->data, hy_numel(ps->items[i].t),
+                       ps->items[i].t->dtype);
+}
+
+static void check_mixer(const char *kind, int64_t T) {
+  hy_model_config cfg = config();
+  hy_rng rng = hy_rng_new(11);
+  hy_params ps = {0};
+  const hy_mixer_kind *k = hy_mixer_find(kind);
+  void *layer = k->create(&ps, "mixer", &cfg, 1, &rng);
+  for (int i = 0; i < ps.n; i++) /* gains and gate biases off their initial values */
+    if (strstr(ps.items[i].name, "norm") || strstr(ps.items[i].name, "bias"))
+      hy_fill_normal(ps.items[i].t, &rng, 1.0, 0.3);
+  hy_tensor *x = hy_empty(HY_F64, HY_SHAPE(2, T, 16)), *gy = hy_empty_like(x);
+  hy_fill_normal(x, &rng, 0, 1);
+  hy_fill_normal(gy, &rng, 0, 1);
+  x->requires_grad = true;
+  /* one process: the whole sequence on every rank */
+  hy_sequence_set(NULL, 0);
+  hy_tensor *y = k->forward(layer, x);
+  hy_backward_with(y, gy);
+  hy_tensor **ref = calloc((size_t)ps.n, sizeof *ref);
+  for (int i = 0; i < ps.n; i++) {
+    ref[i] = hy_empty_like(ps.items[i].t->grad);
+    hy_copy_into(ref[i], ps.items[i].t->grad);
+    hy_fill(ps.items[i].t->grad, 0.0);
+  }
+  /* the sequence split over the sp ranks */
+  int64_t offset;
+  hy_tensor *xl = local_slice(x, &offset),
+            *gl = hy_contiguous(hy_slice(gy, 1, offset, offset + xl->shape[1]));
+  hy_sequence_set(D.sp_group, offset);
+  hy_tensor *yl = k->forward(layer, xl);
+  hy_backward_with(yl, gl);
+  hy_sequence_set(NULL, 0);
+  reduce_param_grads(&ps);
+  int64_t n = xl->shape[1];
+  expect(rel_err(yl, hy_contiguous(hy_slice(y, 1, offset, offset + n))), 1e-10, "output", kind);
+  expect(rel_err(xl->grad, hy_contiguous(hy_slice(x->grad, 1, offset, offset + n))), 1e-10,
+         "input gradient", kind);
+  double worst = 0;
+  for (int i = 0; i < ps.n; i++) worst = fmax(worst, rel_err(ps.items[i].t->grad, ref[i]));
+  expect(worst, 1e-10, "parameter gradients", kind);
+  free(ref);
+  k->destroy(layer);
+  hy_params_free(&ps);
+  hy_step_reset();
+}
+
+/* A whole hybrid: loss and every parameter gradient. */
+static void check_model(void) {
+  hy_model_config cfg = config();
+  const char *kinds[] = {"gla", "attn", "lightning", "linear"};
+  for (int l = 0; l < 4; l++) snprintf(cfg.layers[l], HY_KIND_NAME_MAX, "%s", kinds[l]);
+  hy_model *m = hy_model_new(&cfg, 5);
+  int64_t T = 32;
+  hy_tensor *tokens = hy_empty(HY_I32, HY_SHAPE(2, T + 1));
+  hy_rng rng = hy_rng_new(6);
+  hy_fill_int(tokens, &rng, 0, 19);
+  hy_tensor *x = hy_contiguous(hy_slice(tokens, 1, 0, T)),
+            *y = hy_contiguous(hy_slice(tokens, 1, 1, T + 1));
+  hy_sequence_set(NULL, 0);
+  hy_tensor *loss = hy_model_loss(m, x, y, -1);
+  double ref_loss = hy_item(loss);
+  hy_backward(loss);
+  hy_tensor **ref = calloc((size_t)m->params.n, sizeof *ref);
+  for (int i = 0; i < m->params.n; i++) {
+    ref[i] = hy_empty_like(m->params.items[i].t->grad);
+    hy_copy_into(ref[i], m->params.items[i].t->grad);
+  }
+  hy_params_zero_grad(&m->params);
+  int64_t n = T / D.sp, offset = D.sp_rank * n;
+  hy_sequence_set(D.sp_group, offset);
+  hy_tensor *xl = hy_contiguous(hy_slice(x, 1, offset, offset + n));
+  hy_tensor *yl = hy_contiguous(hy_slice(y, 1, offset, offset + n));
+  /* the local mean times the local share of the tokens: the ranks' losses sum to the mean */
+  hy_tensor *local = hy_scale(hy_model_loss(m, xl, yl, -1), (double)n / (double)T);
+  double total = hy_item(local);
+  hy_backward(local);
+  hy_sequence_set(NULL, 0);
+  hy_allreduce_sum(D.sp_group, &total, 1, HY_F64);
+  reduce_param_grads(&m->params);
+  expect(fabs(total - ref_loss) / fabs(ref_loss), 1e-12, "loss", "model");
+  double worst = 0;
+  for (int i = 0; i < m->params.n; i++)
+    worst = fmax(worst, rel_err(m->params.items[i].t->grad, ref[i]));
+  expect(worst, 1e-10, "parameter gradients", "model");
+  free(ref);
+  hy_model_free(m);
+  hy_step_reset();
+}
+
+/* The state AllGather of a GLA layer does not grow with the sequence. */
+static void check_bytes(void) {
+  uint64_t sent[2];
+  int64_t lengths[2] = {256, 4096};
+  for (int i = 0; i < 2; i++) {
+    hy_model_config cfg = config();
+    hy_rng rng = hy_rng_new(1);
+    hy_params ps = {0};
+    void *layer = hy_mixer_find("gla")->create(&ps, "gla", &cfg, 0, &rng);
+    hy_tensor *x = hy_empty(HY_F64, HY_SHAPE(1, lengths[i] / D.sp, 16));
+    hy_fill_normal(x, &rng, 0, 1);
+    hy_dist_reset_bytes();
+    hy_sequence_set(D.sp_group, D.sp_rank * x->shape[1]);
+    hy_backward(hy_sum_all(hy_mixer_find("gla")->forward(layer, x)));
+    hy_sequence_set(NULL, 0);
+    sent[i] = hy_dist_bytes(HY_COLL_ALLGATHER);
+    hy_mixer_find("gla")->destroy(layer);
+    hy_params_free(&ps);
+    hy_step_reset();
+  }
+  bool ok = sent[0] == sent[1];
+  failures += !ok;
+  if (D.rank == 0 || !ok)
+    printf("rank %d %s gla state allgather: %llu bytes at T = 256, %llu at T = 4096\n", D.rank,
+           ok ? "ok  " : "FAIL", (unsigned long long)sent[0], (unsigned long long)sent[1]);
+}
+
+int main(int argc, char **argv) {
+  setvbuf(stdout, NULL, _IOLBF, 0); /* lines in order under mpirun */
+  int world = hy_dist_start(&argc, &argv);
+  hy_error err;
+  if (hy_dist_grid(&D, 1, world, &err)) {
+    fprintf(stderr, "%s\n", err.msg);
+    hy_dist_abort(2);
+  }
+  const char *kinds[] = {"gla", "lightning", "linear", "attn"};
+  for (int i = 0; i < 4; i++) check_mixer(kinds[i], 160); /* 160 splits over 1, 2 and 4 ranks */
+  check_model();
+  check_bytes();
+  int all = failures;
+  hy_allreduce_sum(D.all, &all, 1, HY_I32);
+  if (D.rank == 0) printf("%s: %d failures over %d ranks\n", all ? "FAILED" : "passed", all, world);
+  hy_dist_free(&D);
+  hy_dist_stop();
+  return all ? 1 : 0;
+}
