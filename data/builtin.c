@@ -2,15 +2,20 @@
 #include "data/dataset.h"
 #include "util/fs.h"
 
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <zlib.h>
 
+static const double VAL_FRACTION = 0.05;
+
 /* The source tree holds the corpus: found from where this file was compiled, so any build
- * directory (and an installed binary run from the tree) finds it. */
-static void source_dir(char *out, size_t n) {
+ * directory (and a binary run from anywhere) finds it. */
+static void data_dir(char *out, size_t n) {
   snprintf(out, n, "%s", __FILE__);
   char *slash = strrchr(out, '/');
   if (slash)
@@ -21,16 +26,29 @@ static void source_dir(char *out, size_t n) {
 
 const char *hy_builtin_names(void) { return "shakespeare"; }
 
+/* The CRC-32 of the uncompressed text, from the gzip trailer (CRC-32, then the size, both little
+ * endian): it names the prepared file without reading the whole corpus. */
+static int corpus_crc(const char *gz, uint32_t *crc, hy_error *err) {
+  FILE *f = fopen(gz, "rb");
+  if (!f) return hy_fail(err, "%s: cannot open the shipped corpus: %s", gz, strerror(errno));
+  unsigned char t[8];
+  bool ok = fseek(f, -8, SEEK_END) == 0 && fread(t, 1, 8, f) == 8;
+  fclose(f);
+  if (!ok) return hy_fail(err, "%s: too short for a gzip file", gz);
+  *crc = (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 | (uint32_t)t[3] << 24;
+  return 0;
+}
+
 /* The whole gzip file in memory. */
 static unsigned char *gunzip(const char *path, size_t *n, hy_error *err) {
   gzFile f = gzopen(path, "rb");
   if (!f) {
-    hy_fail(err, "%s: cannot open the shipped corpus", path);
+    hy_fail(err, "%s: cannot open the shipped corpus: %s", path, strerror(errno));
     return NULL;
   }
   size_t cap = 8 << 20, len = 0;
   unsigned char *buf = malloc(cap);
-  int got;
+  int got = 0;
   while (buf && (got = gzread(f, buf + len, (unsigned)(cap - len))) > 0) {
     len += (size_t)got;
     if (len == cap) {
@@ -39,16 +57,30 @@ static unsigned char *gunzip(const char *path, size_t *n, hy_error *err) {
       buf = bigger;
     }
   }
-  int errnum = 0;
-  const char *why = gzerror(f, &errnum);
-  gzclose(f);
-  if (!buf || errnum < 0) {
-    free(buf);
-    hy_fail(err, "%s: cannot decompress: %s", path, buf ? why : "out of memory");
+  if (!buf) {
+    gzclose(f);
+    hy_fail(err, "%s: out of memory", path);
     return NULL;
   }
+  if (got < 0) {
+    int errnum = 0;
+    hy_fail(err, "%s: cannot decompress: %s", path, gzerror(f, &errnum)); /* before gzclose */
+    gzclose(f);
+    free(buf);
+    return NULL;
+  }
+  gzclose(f);
   *n = len;
   return buf;
+}
+
+static int prepare(const char *gz, const char *h5_path, hy_error *err) {
+  size_t len = 0;
+  unsigned char *text = gunzip(gz, &len, err);
+  if (!text) return -1;
+  int rc = hy_data_prepare_bytes(text, len, h5_path, VAL_FRACTION, err);
+  free(text);
+  return rc;
 }
 
 int hy_dataset_resolve(const char *name, char *h5_path, size_t n, hy_error *err) {
@@ -56,24 +88,22 @@ int hy_dataset_resolve(const char *name, char *h5_path, size_t n, hy_error *err)
     if (access(name, F_OK) != 0)
       return hy_fail(err, "dataset '%s' is neither a file nor a built-in dataset (%s)", name,
                      hy_builtin_names());
-    snprintf(h5_path, n, "%s", name);
+    if (snprintf(h5_path, n, "%s", name) >= (int)n) return hy_fail(err, "%s: path too long", name);
     return 0;
   }
-  char dir[4096], cache[4096], gz[4200];
-  source_dir(dir, sizeof dir);
+  char dir[4096], cache[4096], gz[4096];
+  data_dir(dir, sizeof dir);
   const char *env = getenv("HYLA_DATA_DIR");
-  snprintf(cache, sizeof cache, "%s", env && *env ? env : dir);
-  if (!(env && *env)) strncat(cache, "/cache", sizeof cache - strlen(cache) - 1);
-  if (snprintf(h5_path, n, "%s/shakespeare.h5", cache) >= (int)n)
+  int len = env && *env ? snprintf(cache, sizeof cache, "%s", env)
+                        : snprintf(cache, sizeof cache, "%s/cache", dir);
+  if (len < 0 || (size_t)len >= sizeof cache) return hy_fail(err, "%s: path too long", cache);
+  len = snprintf(gz, sizeof gz, "%s/corpus/shakespeare.txt.gz", dir);
+  if (len < 0 || (size_t)len >= sizeof gz) return hy_fail(err, "%s: path too long", dir);
+  uint32_t crc = 0;
+  if (corpus_crc(gz, &crc, err)) return -1;
+  if (snprintf(h5_path, n, "%s/shakespeare-%08x.h5", cache, (unsigned)crc) >= (int)n)
     return hy_fail(err, "%s: path too long", cache);
   if (access(h5_path, R_OK) == 0) return 0;
   if (hy_mkdirs(cache, err)) return -1;
-  snprintf(gz, sizeof gz, "%s/corpus/shakespeare.txt.gz", dir);
-  size_t len = 0;
-  unsigned char *text = gunzip(gz, &len, err);
-  if (!text) return -1;
-  fprintf(stderr, "preparing the shipped corpus (%zu bytes) into %s\n", len, h5_path);
-  int rc = hy_data_prepare_bytes(text, len, h5_path, 0.05, err);
-  free(text);
-  return rc;
+  return prepare(gz, h5_path, err);
 }

@@ -7,8 +7,11 @@
 
 #include <stddef.h>
 
-/* The HDF5 file for a dataset name or path, prepared if it is a built-in one. Prepared files go to
- * $HYLA_DATA_DIR, or data/cache/ in the source tree. */
+/* The HDF5 file for a dataset name or path, prepared if it is a built-in one (byte tokenizer, the
+ * last 5% of the bytes as /val). Prepared files go to $HYLA_DATA_DIR, or data/cache/ in the
+ * source tree, under a name that carries the corpus's CRC-32 (a changed corpus is prepared
+ * afresh), written atomically; later calls reuse them. A name that is neither built in nor an
+ * existing file is an error that lists the built-in names. */
 int hy_dataset_resolve(const char *name_or_path, char *h5_path, size_t n, hy_error *err);
 const char *hy_builtin_names(void); /* "shakespeare" */
 

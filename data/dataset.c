@@ -2,6 +2,8 @@
 #include "util/fs.h"
 #include "util/h5.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,36 +12,62 @@
 
 /* ---- reading ---- */
 
+/* The name h5py would give a dataset's type ("uint8", "float32", "string"), for messages. */
+static const char *type_name(hid_t type, char *buf, size_t n) {
+  size_t bits = 8 * H5Tget_size(type);
+  switch (H5Tget_class(type)) {
+  case H5T_INTEGER:
+    snprintf(buf, n, "%s%zu", H5Tget_sign(type) == H5T_SGN_NONE ? "uint" : "int", bits);
+    return buf;
+  case H5T_FLOAT: snprintf(buf, n, "float%zu", bits); return buf;
+  case H5T_STRING: return "string";
+  case H5T_COMPOUND: return "compound";
+  case H5T_ENUM: return "enum";
+  case H5T_ARRAY: return "array";
+  case H5T_BITFIELD: return "bitfield";
+  case H5T_OPAQUE: return "opaque";
+  case H5T_REFERENCE: return "reference";
+  case H5T_VLEN: return "vlen";
+  default: return "unknown";
+  }
+}
+
+static int check_shape(hid_t set, const char *path, const char *name, hsize_t *n, hy_error *err) {
+  hid_t type = H5Dget_type(set), space = H5Dget_space(set);
+  int rc = 0, ndim = H5Sget_simple_extent_ndims(space);
+  char buf[32];
+  if (type < 0 || space < 0) {
+    rc = hy_fail(err, "%s: cannot read the type and shape of %s", path, name);
+  } else if (H5Tget_class(type) != H5T_INTEGER || H5Tget_sign(type) != H5T_SGN_NONE ||
+             H5Tget_size(type) > 2) {
+    rc = hy_fail(err, "%s: %s has dtype %s, expected uint8 or uint16", path, name,
+                 type_name(type, buf, sizeof buf));
+  } else if (ndim != 1) {
+    rc = hy_fail(err, "%s: %s has %d dimensions, expected 1", path, name, ndim);
+  } else {
+    H5Sget_simple_extent_dims(space, n, NULL);
+    if (*n < 2)
+      rc = hy_fail(err, "%s: %s has %llu tokens, expected at least 2 (one input and its target)",
+                   path, name, (unsigned long long)*n);
+  }
+  if (type >= 0) H5Tclose(type);
+  if (space >= 0) H5Sclose(space);
+  return rc;
+}
+
 static int read_split(hid_t file, const char *path, const char *name, uint16_t **out, int64_t *n,
                       hy_error *err) {
   if (H5Lexists(file, name, H5P_DEFAULT) <= 0) return hy_fail(err, "%s: no dataset %s", path, name);
   hid_t set = H5Dopen2(file, name, H5P_DEFAULT);
   if (set < 0) return hy_fail(err, "%s: %s is not a dataset", path, name);
-  hid_t type = H5Dget_type(set), space = H5Dget_space(set);
-  int rc = 0;
-  size_t size = H5Tget_size(type);
-  int ndim = H5Sget_simple_extent_ndims(space);
   hsize_t dim = 0;
-  if (H5Tget_class(type) != H5T_INTEGER || H5Tget_sign(type) != H5T_SGN_NONE ||
-      (size != 1 && size != 2)) {
-    rc = hy_fail(err, "%s: %s has %s %zu-byte elements, expected uint8 or uint16", path, name,
-                 H5Tget_class(type) == H5T_INTEGER ? "integer" : "non-integer", size);
-  } else if (ndim != 1) {
-    rc = hy_fail(err, "%s: %s has %d dimensions, expected 1", path, name, ndim);
-  } else {
-    H5Sget_simple_extent_dims(space, &dim, NULL);
-    if (dim < 2)
-      rc = hy_fail(err, "%s: %s has %llu tokens, at least 2 needed", path, name,
-                   (unsigned long long)dim);
-  }
-  if (!rc) {
-    *n = (int64_t)dim;
-    *out = malloc((size_t)dim * sizeof **out);
-    if (!*out || H5Dread(set, H5T_NATIVE_UINT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) < 0)
-      rc = hy_fail(err, "%s: cannot read %s (truncated file?)", path, name);
-  }
-  H5Tclose(type);
-  H5Sclose(space);
+  int rc = check_shape(set, path, name, &dim, err);
+  if (!rc && !(*out = malloc((size_t)dim * sizeof **out)))
+    rc = hy_fail(err, "%s: %s: out of memory for %llu tokens", path, name, (unsigned long long)dim);
+  /* HDF5 widens uint8 storage to the uint16 we hold in memory */
+  if (!rc && H5Dread(set, H5T_NATIVE_UINT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) < 0)
+    rc = hy_fail(err, "%s: cannot read %s (truncated or damaged file?)", path, name);
+  if (!rc) *n = (int64_t)dim;
   H5Dclose(set);
   return rc;
 }
@@ -48,9 +76,11 @@ static int read_vocab(hid_t file, const char *path, int64_t *vocab, hy_error *er
   bool missing;
   if (hy_h5_int_attr(file, "vocab", vocab, &missing))
     return hy_fail(err, "%s: %s", path,
-                   missing ? "missing attribute 'vocab'" : "attribute 'vocab' is not an integer");
+                   missing ? "missing attribute 'vocab' on /"
+                           : "attribute 'vocab' on / is not an integer");
   if (*vocab < 2 || *vocab > 65536)
-    return hy_fail(err, "%s: vocab = %lld, expected 2 to 65536", path, (long long)*vocab);
+    return hy_fail(err, "%s: attribute 'vocab' = %lld, expected 2 to 65536", path,
+                   (long long)*vocab);
   return 0;
 }
 
@@ -59,10 +89,13 @@ static int read_tokenizer(hid_t file, const char *path, char *out, size_t n, hy_
   char *s = hy_h5_string_attr(file, "tokenizer", &missing);
   if (!s)
     return hy_fail(err, "%s: %s", path,
-                   missing ? "missing attribute 'tokenizer'"
-                           : "attribute 'tokenizer' is not a string");
-  snprintf(out, n, "%s", s);
+                   missing ? "missing attribute 'tokenizer' on /"
+                           : "attribute 'tokenizer' on / is not a string");
+  int len = snprintf(out, n, "%s", s);
   free(s);
+  if (len < 0 || (size_t)len >= n)
+    return hy_fail(err, "%s: attribute 'tokenizer' is %d bytes long, at most %zu expected", path,
+                   len, n - 1);
   return 0;
 }
 
@@ -77,12 +110,12 @@ static int check_tokens(const char *path, const char *name, const uint16_t *t, i
 
 int hy_dataset_open(const char *path, hy_dataset *ds, hy_error *err) {
   memset(ds, 0, sizeof *ds);
-  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* errors come back as messages, not HDF5's own dumps */
   if (access(path, R_OK) != 0)
-    return hy_fail(err, "%s: no such dataset file (or not readable)", path);
+    return hy_fail(err, "%s: no such dataset file (or not readable): %s", path, strerror(errno));
   if (H5Fis_hdf5(path) <= 0) return hy_fail(err, "%s: not an HDF5 file (or truncated)", path);
   hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-  if (file < 0) return hy_fail(err, "%s: cannot open as HDF5", path);
+  if (file < 0) return hy_fail(err, "%s: cannot open as HDF5 (truncated or damaged?)", path);
   int rc = read_vocab(file, path, &ds->vocab, err);
   if (!rc) rc = read_tokenizer(file, path, ds->tokenizer, sizeof ds->tokenizer, err);
   if (!rc) rc = read_split(file, path, "/train", &ds->train, &ds->n_train, err);
@@ -98,6 +131,7 @@ void hy_dataset_close(hy_dataset *ds) {
   free(ds->train);
   free(ds->val);
   ds->train = ds->val = NULL;
+  ds->n_train = ds->n_val = 0;
 }
 
 /* ---- writing ---- */
@@ -105,33 +139,63 @@ void hy_dataset_close(hy_dataset *ds) {
 static herr_t write_split(hid_t file, const char *name, const uint16_t *t, int64_t n, bool bytes) {
   hsize_t dim = (hsize_t)n;
   hid_t space = H5Screate_simple(1, &dim, NULL);
+  if (space < 0) return -1;
   hid_t stored = bytes ? H5T_STD_U8LE : H5T_STD_U16LE;
   hid_t set = H5Dcreate2(file, name, stored, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   herr_t st = set < 0 ? -1 : H5Dwrite(set, H5T_NATIVE_UINT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, t);
-  if (set >= 0) H5Dclose(set);
+  if (set >= 0 && H5Dclose(set) < 0) st = -1;
   H5Sclose(space);
   return st;
 }
 
+enum { TOKENIZER_CAP = sizeof((hy_dataset){0}.tokenizer) };
+
+/* What hy_dataset_open would reject is not written (uint8 storage would clip big tokens). */
+static int check_write(const char *path, const uint16_t *train, int64_t n_train,
+                       const uint16_t *val, int64_t n_val, int64_t vocab, const char *tokenizer,
+                       hy_error *err) {
+  if (vocab < 2 || vocab > 65536)
+    return hy_fail(err, "%s: vocab = %lld, expected 2 to 65536", path, (long long)vocab);
+  if (!tokenizer || !*tokenizer || strlen(tokenizer) >= TOKENIZER_CAP)
+    return hy_fail(err, "%s: tokenizer name '%s': expected 1 to %d bytes", path,
+                   tokenizer ? tokenizer : "", TOKENIZER_CAP - 1);
+  if (n_train < 2 || n_val < 2)
+    return hy_fail(err, "%s: %lld /train and %lld /val tokens, at least 2 of each needed", path,
+                   (long long)n_train, (long long)n_val);
+  if (check_tokens(path, "/train", train, n_train, vocab, err)) return -1;
+  return check_tokens(path, "/val", val, n_val, vocab, err);
+}
+
+/* Flush the finished file to disk before the rename makes it visible. */
+static int sync_file(const char *path) {
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) return -1;
+  int rc = fsync(fd);
+  return close(fd) || rc ? -1 : 0;
+}
+
 int hy_dataset_write(const char *path, const uint16_t *train, int64_t n_train, const uint16_t *val,
                      int64_t n_val, int64_t vocab, const char *tokenizer, hy_error *err) {
+  if (check_write(path, train, n_train, val, n_val, vocab, tokenizer, err)) return -1;
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-  char tmp[4096]; /* one per process: several ranks may prepare the same dataset at once */
-  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+  char tmp[4096];
+  if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+    return hy_fail(err, "%s: path too long", path);
   hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (file < 0) return hy_fail(err, "%s: cannot create", tmp);
+  if (file < 0) return hy_fail(err, "%s: cannot create (is the directory writable?)", tmp);
   bool bytes = vocab <= 256;
   herr_t st = write_split(file, "/train", train, n_train, bytes);
   if (st >= 0) st = write_split(file, "/val", val, n_val, bytes);
   if (st >= 0) st = hy_h5_write_int_attr(file, "vocab", vocab);
   if (st >= 0) st = hy_h5_write_string_attr(file, "tokenizer", tokenizer);
-  if (H5Fclose(file) < 0 || st < 0) {
+  if (H5Fclose(file) < 0 || st < 0 || sync_file(tmp)) {
     unlink(tmp);
     return hy_fail(err, "%s: writing failed (disk full?)", tmp);
   }
   if (rename(tmp, path) != 0) {
+    int e = errno;
     unlink(tmp);
-    return hy_fail(err, "%s: cannot rename %s into place", path, tmp);
+    return hy_fail(err, "%s: cannot rename %s into place: %s", path, tmp, strerror(e));
   }
   return 0;
 }
@@ -142,9 +206,12 @@ int hy_data_prepare_bytes(const unsigned char *bytes, size_t n, const char *h5_p
     return hy_fail(err, "--val-fraction %g: expected a number in (0, 0.5]", val_fraction);
   int64_t n_val = (int64_t)((double)n * val_fraction), n_train = (int64_t)n - n_val;
   if (n_val < 2 || n_train < 2)
-    return hy_fail(err, "%zu bytes of text are too few to split into /train and /val", n);
-  uint16_t *tokens = malloc(n * sizeof *tokens);
-  if (!tokens) return hy_fail(err, "out of memory for %zu tokens", n);
+    return hy_fail(err,
+                   "%s: %zu bytes of text are too few to split into /train and /val "
+                   "(at least 2 tokens each)",
+                   h5_path, n);
+  uint16_t *tokens = malloc((n ? n : 1) * sizeof *tokens);
+  if (!tokens) return hy_fail(err, "%s: out of memory for %zu tokens", h5_path, n);
   for (size_t i = 0; i < n; i++) tokens[i] = bytes[i];
   int rc = hy_dataset_write(h5_path, tokens, n_train, tokens + n_train, n_val, 256, "bytes", err);
   free(tokens);

@@ -1,6 +1,6 @@
 /* HDF5 token datasets, readable by h5py: 1-d datasets /train and /val of uint8 or uint16 tokens,
  * and on the root group the attributes `tokenizer` (a string; "bytes" for the byte tokenizer) and
- * `vocab` (an integer > every token). */
+ * `vocab` (an integer > every token). In memory every token is a uint16. */
 #ifndef HYLA_DATASET_H
 #define HYLA_DATASET_H
 
@@ -16,17 +16,21 @@ typedef struct {
   char tokenizer[32];
 } hy_dataset;
 
-/* Reads and checks a dataset: both splits present, 1-d, uint8 or uint16, at least two tokens each,
- * the attributes present, every token below vocab. Errors name the file and the object. */
+/* Reads and checks a dataset: both splits present, 1-d, uint8 or uint16, at least two tokens each
+ * (one input-target pair), the attributes present, every token below vocab. Errors name the file
+ * and the object ("data.h5: /train has dtype float32, expected uint8 or uint16"). */
 int hy_dataset_open(const char *path, hy_dataset *ds, hy_error *err);
 void hy_dataset_close(hy_dataset *ds);
 
-/* Writes path (through path.tmp and a rename); tokens are stored as uint8 when vocab <= 256. */
+/* Writes path through path.tmp.<pid> (fsync'd, then renamed: a crash never leaves a torn file, and
+ * ranks preparing one dataset at once do not clobber each other). Tokens are stored as uint8 when
+ * vocab <= 256. Checks what it writes as hy_dataset_open would: vocab in [2, 65536], every token
+ * below vocab, at least two tokens per split. */
 int hy_dataset_write(const char *path, const uint16_t *train, int64_t n_train, const uint16_t *val,
                      int64_t n_val, int64_t vocab, const char *tokenizer, hy_error *err);
 
-/* The byte tokenizer: each byte one token (vocab 256); the last val_fraction (in (0, 0.5]) of the
- * bytes becomes /val. */
+/* The byte tokenizer: each byte one token (vocab 256, tokenizer "bytes"); the last
+ * floor(n * val_fraction) bytes become /val, val_fraction in (0, 0.5] (hyla data's default 0.1). */
 int hy_data_prepare_bytes(const unsigned char *bytes, size_t n, const char *h5_path,
                           double val_fraction, hy_error *err);
 int hy_data_prepare_text(const char *txt_path, const char *h5_path, double val_fraction,

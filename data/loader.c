@@ -1,6 +1,41 @@
 #include "data/loader.h"
 #include "tensor/rng.h"
-#include "tensor/tensor.h"
+
+static bool is_mqar(const hy_loader *l) { return l->mqar.seq_len > 0; }
+
+int hy_loader_check(const hy_loader *l, hy_error *err) {
+  if (l->world < 1 || l->rank < 0 || l->rank >= l->world)
+    return hy_fail(err, "loader: rank %d of a world of %d", l->rank, l->world);
+  if (l->batch < 1 || l->seq_len < 1)
+    return hy_fail(err, "loader: batch %lld and seq_len %lld, expected both >= 1",
+                   (long long)l->batch, (long long)l->seq_len);
+  if (is_mqar(l)) {
+    const char *why = hy_mqar_check(&l->mqar);
+    if (why) return hy_fail(err, "loader: MQAR: %s", why);
+    if (l->mqar.seq_len != l->seq_len)
+      return hy_fail(err, "loader: MQAR examples of %lld tokens, batches of %lld",
+                     (long long)l->mqar.seq_len, (long long)l->seq_len);
+    if (l->n_examples < 1)
+      return hy_fail(err, "loader: %lld MQAR examples, expected >= 1", (long long)l->n_examples);
+    return 0;
+  }
+  if (!l->tokens || l->n_tokens < l->seq_len + 1)
+    return hy_fail(err, "loader: a split of %lld tokens, fewer than seq_len + 1 = %lld",
+                   (long long)l->n_tokens, (long long)(l->seq_len + 1));
+  return 0;
+}
+
+hy_loader hy_loader_eval(const hy_loader *train, const uint16_t *val_tokens, int64_t n_val_tokens,
+                         int64_t n_val_examples) {
+  hy_loader l = *train;
+  l.tokens = val_tokens;
+  l.n_tokens = n_val_tokens;
+  l.n_examples = n_val_examples;
+  l.split = 1;
+  l.random = false;
+  l.state = (hy_loader_state){0, 0};
+  return l;
+}
 
 /* The start of the sequential window with number w: windows of T + 1 tokens (inputs and the one
  * after) step by T and wrap around at the end. */
@@ -17,9 +52,9 @@ static void text_row(const hy_loader *l, int64_t start, int32_t *in, int32_t *tg
 }
 
 void hy_loader_next(hy_loader *l, int32_t *inputs, int32_t *targets) {
-  if (l->world < 1 || l->rank < 0 || l->rank >= l->world || l->batch < 1)
-    hy_die("loader", "rank %d of %d with batch %lld", l->rank, l->world, (long long)l->batch);
-  bool mqar = l->mqar.seq_len > 0;
+  hy_error err;
+  if (hy_loader_check(l, &err)) hy_die("loader", "%s", err.msg);
+  bool mqar = is_mqar(l);
   int64_t rows = l->batch * l->world, first = l->batch * l->rank, T = l->seq_len;
   hy_rng rng = {l->seed, l->state.draws};
   for (int64_t r = 0; r < rows; r++) {
@@ -40,4 +75,11 @@ void hy_loader_next(hy_loader *l, int32_t *inputs, int32_t *targets) {
   }
   l->state.draws = rng.counter;
   l->state.cursor += rows;
+}
+
+void hy_loader_batch(hy_loader *l, hy_tensor **inputs, hy_tensor **targets) {
+  hy_shape s = HY_SHAPE(l->batch, l->seq_len);
+  *inputs = hy_empty(HY_I32, s);
+  *targets = hy_empty(HY_I32, s);
+  hy_loader_next(l, (*inputs)->data, (*targets)->data);
 }

@@ -2,10 +2,12 @@
 #include "tensor/rng.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 const char *hy_mqar_check(const hy_mqar_config *c) {
   if (c->seq_len % 2) return "the sequence length must be even";
+  if (c->vocab > INT32_MAX) return "vocab must fit int32 tokens";
   if (c->pairs < 1) return "at least one key-value pair is needed";
   if (c->pairs > c->vocab / 2 - 1) return "pairs must be at most vocab / 2 - 1";
   if (4 * c->pairs > c->seq_len) return "4 * pairs must be <= seq_len (a query slot per key)";
@@ -39,6 +41,7 @@ void hy_mqar_example(const hy_mqar_config *c, uint64_t seed, int split, int64_t 
   hy_rng r = example_rng(seed, split, index);
   int32_t *keys = malloc((size_t)N * sizeof *keys), *values = malloc((size_t)N * sizeof *values);
   double *w = malloc((size_t)slots * sizeof *w);
+  if (!keys || !values || !w) hy_die("mqar", "out of memory for T = %lld", (long long)T);
   distinct(&r, 1, V / 2, N, keys);
   distinct(&r, V / 2, V, N, values);
   for (int64_t t = 0; t < T; t++) {
@@ -49,7 +52,8 @@ void hy_mqar_example(const hy_mqar_config *c, uint64_t seed, int split, int64_t 
     inputs[2 * i] = keys[i];
     inputs[2 * i + 1] = values[i];
   }
-  /* Query slots: weights a g^(a-1), drawn one at a time without replacement. */
+  /* Query slots: weights a g^(a-1), drawn one at a time without replacement (numpy's choice
+   * with p and replace=False has the same distribution). Inputs still 0 are free: keys are >= 1. */
   double total = 0;
   for (int64_t g = 0; g < slots; g++)
     total += w[g] = c->power_a * pow((double)(g + 1), c->power_a - 1);

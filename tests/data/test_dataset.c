@@ -1,0 +1,317 @@
+/* HDF5 token datasets: writing, reading, preparing text, and a clear error for every bad file. */
+#include "data/dataset.h"
+#include "tests/support.h"
+#include "util/h5.h"
+
+#include <dirent.h>
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char dir[256];
+
+static void init(void) {
+  snprintf(dir, sizeof dir, "/tmp/hyla-dataset-XXXXXX");
+  cr_assert(mkdtemp(dir));
+}
+
+static void fini(void) {
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  cr_assert(system(cmd) == 0);
+  H5close(); /* HDF5 holds some memory until then; LeakSanitizer would report it */
+}
+
+TestSuite(dataset, .init = init, .fini = fini);
+
+static const char *in_dir(const char *name) {
+  static char path[8][300];
+  static int next;
+  char *p = path[next++ % 8];
+  snprintf(p, 300, "%s/%s", dir, name);
+  return p;
+}
+
+/* How many entries of the temp dir have `part` in their name. */
+static int files_with(const char *part) {
+  DIR *d = opendir(dir);
+  cr_assert(d);
+  int n = 0;
+  for (struct dirent *e; (e = readdir(d));) n += strstr(e->d_name, part) != NULL;
+  closedir(d);
+  return n;
+}
+
+static size_t stored_size(const char *path, const char *set) {
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), d = H5Dopen2(f, set, H5P_DEFAULT);
+  hid_t t = H5Dget_type(d);
+  size_t size = H5Tget_size(t);
+  H5Tclose(t);
+  H5Dclose(d);
+  H5Fclose(f);
+  return size;
+}
+
+/* ---- writing and reading ---- */
+
+Test(dataset, round_trip_in_uint8_and_uint16) {
+  uint16_t train8[] = {1, 200, 3, 255, 0}, val8[] = {7, 8, 9};
+  uint16_t train16[] = {1, 40000, 3, 65535, 0}, val16[] = {7, 300, 9};
+  struct {
+    const char *name;
+    const uint16_t *train, *val;
+    int64_t vocab;
+    size_t bytes;
+  } cases[] = {{"u8.h5", train8, val8, 256, 1},
+               {"u16.h5", train16, val16, 65536, 2},
+               {"small.h5", train8, val8, 257, 2}};
+  for (int i = 0; i < 3; i++) {
+    hy_error err;
+    const char *path = in_dir(cases[i].name);
+    cr_assert_eq(
+        hy_dataset_write(path, cases[i].train, 5, cases[i].val, 3, cases[i].vocab, "bytes", &err),
+        0, "%s", err.msg);
+    hy_dataset ds;
+    cr_assert_eq(hy_dataset_open(path, &ds, &err), 0, "%s", err.msg);
+    cr_assert_eq(ds.n_train, 5);
+    cr_assert_eq(ds.n_val, 3);
+    cr_assert_eq(ds.vocab, cases[i].vocab);
+    cr_assert_str_eq(ds.tokenizer, "bytes");
+    cr_assert_arr_eq(ds.train, cases[i].train, 5 * sizeof(uint16_t));
+    cr_assert_arr_eq(ds.val, cases[i].val, 3 * sizeof(uint16_t));
+    hy_dataset_close(&ds);
+    cr_assert_null(ds.train);
+    /* the storage type follows the vocabulary */
+    cr_assert_eq(stored_size(path, "/train"), cases[i].bytes, "%s", cases[i].name);
+    cr_assert_eq(stored_size(path, "/val"), cases[i].bytes, "%s", cases[i].name);
+  }
+  cr_assert_eq(files_with(".tmp"), 0, "a .tmp file was left behind");
+}
+
+Test(dataset, writing_replaces_a_file_atomically) {
+  uint16_t a[] = {1, 2, 3}, b[] = {4, 5, 6, 7};
+  hy_error err;
+  const char *path = in_dir("d.h5");
+  cr_assert_eq(hy_dataset_write(path, a, 3, a, 3, 10, "bytes", &err), 0, "%s", err.msg);
+  cr_assert_eq(hy_dataset_write(path, b, 4, b, 4, 10, "other", &err), 0, "%s", err.msg);
+  hy_dataset ds;
+  cr_assert_eq(hy_dataset_open(path, &ds, &err), 0, "%s", err.msg);
+  cr_assert_eq(ds.n_train, 4);
+  cr_assert_str_eq(ds.tokenizer, "other");
+  hy_dataset_close(&ds);
+  cr_assert_eq(files_with(".tmp"), 0);
+  /* a failed write leaves neither the file nor its temporary */
+  cr_assert_neq(hy_dataset_write(in_dir("nodir/x.h5"), a, 3, a, 3, 10, "bytes", &err), 0);
+  cr_assert(strstr(err.msg, "nodir/x.h5.tmp."), "%s", err.msg);
+  cr_assert(strstr(err.msg, "cannot create"), "%s", err.msg);
+}
+
+Test(dataset, writing_refuses_what_reading_would_reject) {
+  uint16_t t[] = {1, 2, 300, 4}, ok[] = {1, 2};
+  hy_error err;
+  const char *path = in_dir("w.h5");
+  struct {
+    const uint16_t *train, *val;
+    int64_t n_train, n_val, vocab;
+    const char *tokenizer, *want;
+  } cases[] = {
+      {t, ok, 4, 2, 256, "bytes", "w.h5: /train: token 300 at index 2 >= vocab 256"},
+      {ok, t, 2, 4, 256, "bytes", "w.h5: /val: token 300 at index 2 >= vocab 256"},
+      {ok, ok, 2, 2, 1, "bytes", "w.h5: vocab = 1, expected 2 to 65536"},
+      {ok, ok, 2, 2, 70000, "bytes", "w.h5: vocab = 70000, expected 2 to 65536"},
+      {ok, ok, 1, 2, 256, "bytes", "w.h5: 1 /train and 2 /val tokens, at least 2 of each needed"},
+      {ok, ok, 2, 2, 256, "", "w.h5: tokenizer name '': expected 1 to 31 bytes"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    cr_assert_neq(hy_dataset_write(path, cases[i].train, cases[i].n_train, cases[i].val,
+                                   cases[i].n_val, cases[i].vocab, cases[i].tokenizer, &err),
+                  0, "case %zu was written", i);
+    cr_assert(strstr(err.msg, cases[i].want), "'%s' lacks '%s'", err.msg, cases[i].want);
+    cr_assert_eq(access(path, F_OK), -1, "case %zu left a file", i);
+  }
+  cr_assert_eq(files_with("w.h5"), 0);
+}
+
+/* ---- preparing text ---- */
+
+static void write_text(const char *path, int n) {
+  FILE *f = fopen(path, "w");
+  cr_assert(f);
+  for (int i = 0; i < n; i++) fputc('a' + i % 26, f);
+  fclose(f);
+}
+
+Test(dataset, prepare_from_text) {
+  const char *txt = in_dir("a.txt"), *h5 = in_dir("a.h5");
+  write_text(txt, 100);
+  hy_error err;
+  cr_assert_eq(hy_data_prepare_text(txt, h5, 0.2, &err), 0, "%s", err.msg);
+  hy_dataset ds;
+  cr_assert_eq(hy_dataset_open(h5, &ds, &err), 0, "%s", err.msg);
+  cr_assert_eq(ds.n_train, 80);
+  cr_assert_eq(ds.n_val, 20);
+  cr_assert_eq(ds.vocab, 256);
+  cr_assert_str_eq(ds.tokenizer, "bytes");
+  for (int i = 0; i < 80; i++) cr_assert_eq(ds.train[i], 'a' + i % 26);
+  for (int i = 0; i < 20; i++) cr_assert_eq(ds.val[i], 'a' + (80 + i) % 26, "the last 20%");
+  hy_dataset_close(&ds);
+  cr_assert_eq(stored_size(h5, "/train"), 1u);
+  /* 0.1 of 1000 bytes; every byte value survives */
+  FILE *f = fopen(txt, "wb");
+  for (int i = 0; i < 1000; i++) fputc(255 - i % 256, f);
+  fclose(f);
+  cr_assert_eq(hy_data_prepare_text(txt, h5, 0.1, &err), 0, "%s", err.msg);
+  cr_assert_eq(hy_dataset_open(h5, &ds, &err), 0, "%s", err.msg);
+  cr_assert_eq(ds.n_train, 900);
+  cr_assert_eq(ds.n_val, 100);
+  cr_assert_eq(ds.train[0], 255);
+  cr_assert_eq(ds.val[99], 255 - 999 % 256);
+  hy_dataset_close(&ds);
+}
+
+Test(dataset, prepare_errors) {
+  const char *txt = in_dir("a.txt"), *h5 = in_dir("a.h5");
+  write_text(txt, 100);
+  hy_error err;
+  double bad[] = {0, -0.1, 0.51, 0.7, 1};
+  for (int i = 0; i < 5; i++) {
+    cr_assert_neq(hy_data_prepare_text(txt, h5, bad[i], &err), 0);
+    cr_assert(strstr(err.msg, "expected a number in (0, 0.5]"), "%s", err.msg);
+  }
+  cr_assert_eq(hy_data_prepare_text(txt, h5, 0.5, &err), 0, "%s", err.msg);
+  cr_assert_neq(hy_data_prepare_text(in_dir("nope.txt"), h5, 0.1, &err), 0);
+  cr_assert(strstr(err.msg, "nope.txt: cannot open"), "%s", err.msg);
+  write_text(txt, 10); /* 10% of 10 bytes is one token: no input-target pair */
+  cr_assert_neq(hy_data_prepare_text(txt, in_dir("b.h5"), 0.1, &err), 0);
+  cr_assert(strstr(err.msg, "10 bytes of text are too few"), "%s", err.msg);
+  cr_assert_eq(access(in_dir("b.h5"), F_OK), -1);
+}
+
+/* ---- bad files ---- */
+
+/* A file to break: /train and /val of a type and shape, a bad token, attributes or not. */
+typedef struct {
+  hid_t type;        /* default uint8 */
+  int ndim;          /* default 1 */
+  hsize_t n;         /* tokens per split; default 4 */
+  int64_t token;     /* at index 2 of /train; default 4 */
+  int64_t val_token; /* at index 1 of /val; default 5 */
+  bool no_train, no_val, no_vocab, no_tokenizer, vocab_string, train_group;
+} spec;
+
+static const char *bad_file(const char *name, spec s) {
+  if (!s.type) s.type = H5T_STD_U8LE;
+  if (!s.ndim) s.ndim = 1;
+  if (!s.n) s.n = 4;
+  if (!s.token) s.token = 4;
+  if (!s.val_token) s.val_token = 5;
+  const char *path = in_dir(name);
+  hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  hsize_t dims[2] = {s.n, 2};
+  hid_t space = H5Screate_simple(s.ndim, dims, NULL);
+  int64_t data[8] = {1, 2, 3, 1, 2, 3, 1, 2};
+  const char *sets[] = {"/train", "/val"};
+  for (int i = 0; i < 2; i++) {
+    if ((i == 0 && s.no_train) || (i == 1 && s.no_val)) continue;
+    if (i == 0 && s.train_group) {
+      H5Gclose(H5Gcreate2(f, "/train", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+      continue;
+    }
+    if (s.n > 2) data[i ? 1 : 2] = i ? s.val_token : s.token;
+    hid_t d = H5Dcreate2(f, sets[i], s.type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    cr_assert(H5Dwrite(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
+    H5Dclose(d);
+  }
+  H5Sclose(space);
+  if (s.vocab_string)
+    hy_h5_write_string_attr(f, "vocab", "256");
+  else if (!s.no_vocab)
+    hy_h5_write_int_attr(f, "vocab", 256);
+  if (!s.no_tokenizer) hy_h5_write_string_attr(f, "tokenizer", "bytes");
+  H5Fclose(f);
+  return path;
+}
+
+static void expect_open_error(const char *path, const char *want) {
+  hy_dataset ds;
+  hy_error err;
+  cr_assert_neq(hy_dataset_open(path, &ds, &err), 0, "%s opened", path);
+  cr_assert(strstr(err.msg, want), "message '%s' lacks '%s'", err.msg, want);
+  cr_assert_null(ds.train);
+  cr_assert_null(ds.val);
+}
+
+Test(dataset, a_well_formed_file_opens) {
+  hy_dataset ds;
+  hy_error err;
+  cr_assert_eq(hy_dataset_open(bad_file("fine.h5", (spec){0}), &ds, &err), 0, "%s", err.msg);
+  cr_assert_eq(ds.n_train, 4);
+  cr_assert_eq(ds.train[2], 4);
+  cr_assert_eq(ds.val[1], 5);
+  hy_dataset_close(&ds);
+}
+
+Test(dataset, missing_and_foreign_files) {
+  expect_open_error(in_dir("missing.h5"), "missing.h5: no such dataset file");
+  const char *junk = in_dir("junk.h5");
+  FILE *f = fopen(junk, "w");
+  fputs("not hdf5 at all", f);
+  fclose(f);
+  expect_open_error(junk, "junk.h5: not an HDF5 file");
+  /* truncated: the first part of a good file */
+  uint16_t t[4096] = {0};
+  hy_error err;
+  const char *good = in_dir("good.h5");
+  cr_assert_eq(hy_dataset_write(good, t, 4096, t, 4096, 256, "bytes", &err), 0);
+  char cmd[700];
+  snprintf(cmd, sizeof cmd, "head -c 3000 %s > %s", good, in_dir("cut.h5"));
+  cr_assert_eq(system(cmd), 0);
+  expect_open_error(in_dir("cut.h5"), "cut.h5:");
+}
+
+Test(dataset, missing_datasets) {
+  expect_open_error(bad_file("noval.h5", (spec){.no_val = true}), "noval.h5: no dataset /val");
+  expect_open_error(bad_file("notrain.h5", (spec){.no_train = true}),
+                    "notrain.h5: no dataset /train");
+  expect_open_error(bad_file("group.h5", (spec){.train_group = true}),
+                    "group.h5: /train is not a dataset");
+}
+
+Test(dataset, wrong_dtypes_and_shapes) {
+  expect_open_error(bad_file("float.h5", (spec){.type = H5T_IEEE_F32LE}),
+                    "float.h5: /train has dtype float32, expected uint8 or uint16");
+  expect_open_error(bad_file("double.h5", (spec){.type = H5T_IEEE_F64BE}),
+                    "double.h5: /train has dtype float64, expected uint8 or uint16");
+  expect_open_error(bad_file("signed.h5", (spec){.type = H5T_STD_I16LE}),
+                    "signed.h5: /train has dtype int16, expected uint8 or uint16");
+  expect_open_error(bad_file("u32.h5", (spec){.type = H5T_STD_U32LE}),
+                    "u32.h5: /train has dtype uint32, expected uint8 or uint16");
+  expect_open_error(bad_file("2d.h5", (spec){.ndim = 2}),
+                    "2d.h5: /train has 2 dimensions, expected 1");
+  expect_open_error(bad_file("short.h5", (spec){.n = 1}),
+                    "short.h5: /train has 1 tokens, expected at least 2");
+  /* big-endian uint16 is still uint16 */
+  hy_dataset ds;
+  hy_error err;
+  cr_assert_eq(hy_dataset_open(bad_file("be.h5", (spec){.type = H5T_STD_U16BE}), &ds, &err), 0,
+               "%s", err.msg);
+  hy_dataset_close(&ds);
+}
+
+Test(dataset, tokens_beyond_the_vocabulary) {
+  expect_open_error(bad_file("big.h5", (spec){.type = H5T_STD_U16LE, .token = 300}),
+                    "big.h5: /train: token 300 at index 2 >= vocab 256");
+  expect_open_error(bad_file("bigval.h5", (spec){.type = H5T_STD_U16LE, .val_token = 256}),
+                    "bigval.h5: /val: token 256 at index 1 >= vocab 256");
+}
+
+Test(dataset, missing_or_wrong_attributes) {
+  expect_open_error(bad_file("novocab.h5", (spec){.no_vocab = true}),
+                    "novocab.h5: missing attribute 'vocab'");
+  expect_open_error(bad_file("strvocab.h5", (spec){.vocab_string = true}),
+                    "strvocab.h5: attribute 'vocab' on / is not an integer");
+  expect_open_error(bad_file("notok.h5", (spec){.no_tokenizer = true}),
+                    "notok.h5: missing attribute 'tokenizer'");
+}

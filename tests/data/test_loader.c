@@ -1,0 +1,341 @@
+/* The batch loader (text windows and MQAR examples, random and sequential, data-parallel shards,
+ * saved and restored positions) and the shipped corpus it usually reads. */
+#include "data/builtin.h"
+#include "data/dataset.h"
+#include "data/loader.h"
+#include "tensor/arena.h"
+#include "tests/support.h"
+
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char dir[256];
+
+static void init(void) {
+  snprintf(dir, sizeof dir, "/tmp/hyla-loader-XXXXXX");
+  cr_assert(mkdtemp(dir));
+}
+
+static void fini(void) {
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  cr_assert(system(cmd) == 0);
+  hy_arena_release();
+  H5close();
+}
+
+TestSuite(loader, .init = init, .fini = fini);
+TestSuite(corpus, .init = init, .fini = fini);
+
+/* Token i is i: a row's first input tells its window's start. */
+enum { N_TOKENS = 1000, T = 10 };
+static uint16_t TOKENS[N_TOKENS];
+
+static hy_loader text_loader(int64_t batch, bool random, int rank, int world) {
+  for (int i = 0; i < N_TOKENS; i++) TOKENS[i] = (uint16_t)i;
+  hy_loader l = {.tokens = TOKENS,
+                 .n_tokens = N_TOKENS,
+                 .batch = batch,
+                 .seq_len = T,
+                 .random = random,
+                 .seed = 5,
+                 .rank = rank,
+                 .world = world};
+  hy_error err;
+  cr_assert_eq(hy_loader_check(&l, &err), 0, "%s", err.msg);
+  return l;
+}
+
+static hy_mqar_config mqar_config(void) {
+  return (hy_mqar_config){.vocab = 64, .seq_len = 64, .pairs = 8, .power_a = 0.01};
+}
+
+static hy_loader mqar_loader(int64_t batch, bool random, int rank, int world) {
+  hy_loader l = {.mqar = mqar_config(),
+                 .n_examples = 10,
+                 .batch = batch,
+                 .seq_len = 64,
+                 .random = random,
+                 .seed = 3,
+                 .rank = rank,
+                 .world = world};
+  hy_error err;
+  cr_assert_eq(hy_loader_check(&l, &err), 0, "%s", err.msg);
+  return l;
+}
+
+static hy_loader any_loader(bool mqar, int64_t batch, bool random, int rank, int world) {
+  return mqar ? mqar_loader(batch, random, rank, world) : text_loader(batch, random, rank, world);
+}
+
+Test(loader, targets_are_the_inputs_shifted_by_one) {
+  for (int random = 0; random < 2; random++) {
+    hy_loader l = text_loader(3, random, 0, 1);
+    int32_t in[3 * T], tg[3 * T];
+    for (int k = 0; k < 50; k++) {
+      hy_loader_next(&l, in, tg);
+      for (int r = 0; r < 3; r++)
+        for (int t = 0; t < T; t++) {
+          int32_t x = in[r * T + t], y = tg[r * T + t];
+          cr_assert(t == 0 || in[r * T + t] == in[r * T + t - 1] + 1, "a contiguous window");
+          cr_assert_eq(y, x + 1, "%d -> %d", x, y);
+          cr_assert(y < N_TOKENS);
+        }
+    }
+  }
+}
+
+/* Random starts reach both ends of the split: 0 and n - T - 1 (whose last target is the last
+ * token). */
+Test(loader, random_windows_span_the_split) {
+  hy_loader l = text_loader(100, true, 0, 1);
+  int32_t in[100 * T], tg[100 * T];
+  int32_t lo = N_TOKENS, hi = -1;
+  for (int k = 0; k < 100; k++) {
+    hy_loader_next(&l, in, tg);
+    for (int r = 0; r < 100; r++) {
+      lo = in[r * T] < lo ? in[r * T] : lo;
+      hi = in[r * T] > hi ? in[r * T] : hi;
+    }
+  }
+  cr_assert_eq(lo, 0);
+  cr_assert_eq(hi, N_TOKENS - T - 1);
+  cr_assert_eq(l.state.draws, 100 * 100u, "one draw per row");
+}
+
+Test(loader, sequential_windows_cover_the_split_in_order) {
+  hy_loader l = text_loader(4, false, 0, 1);
+  int32_t in[4 * T], tg[4 * T];
+  int64_t windows = (N_TOKENS - 1) / T; /* 99: the last target of window 98 is token 990 */
+  for (int k = 0; k < 60; k++) {
+    hy_loader_next(&l, in, tg);
+    for (int r = 0; r < 4; r++) {
+      int64_t w = (k * 4 + r) % windows; /* then around again */
+      for (int t = 0; t < T; t++) {
+        cr_assert_eq(in[r * T + t], w * T + t, "batch %d row %d", k, r);
+        cr_assert_eq(tg[r * T + t], w * T + t + 1);
+      }
+    }
+  }
+  cr_assert_eq(l.state.draws, 0u, "sequential mode draws nothing");
+  cr_assert_eq(l.state.cursor, 60 * 4);
+}
+
+Test(loader, mqar_batches_are_the_generators_examples) {
+  for (int random = 0; random < 2; random++) {
+    hy_loader l = mqar_loader(2, random, 0, 1);
+    int32_t in[128], tg[128], ex[64], et[64];
+    int seen[10] = {0};
+    for (int k = 0; k < 40; k++) {
+      hy_loader_next(&l, in, tg);
+      for (int r = 0; r < 2; r++) {
+        int64_t index = 0; /* which example is this row? */
+        for (; index < 10; index++) {
+          hy_mqar_example(&l.mqar, 3, 0, index, ex, et);
+          if (!memcmp(in + r * 64, ex, sizeof ex)) break;
+        }
+        cr_assert(index < 10, "row %d of batch %d is no training example", r, k);
+        cr_assert_arr_eq(tg + r * 64, et, sizeof et);
+        if (!random) cr_assert_eq(index, (k * 2 + r) % 10, "examples in order");
+        seen[index]++;
+      }
+    }
+    for (int i = 0; i < 10; i++) cr_assert(seen[i] > 0, "example %d never drawn", i);
+  }
+}
+
+/* Save the state, draw k batches, restore into a fresh loader: the same k batches, bitwise. */
+Test(loader, restoring_the_state_replays_the_same_batches) {
+  for (int mqar = 0; mqar < 2; mqar++)
+    for (int random = 0; random < 2; random++) {
+      int64_t n = 4 * (mqar ? 64 : T);
+      int32_t *in = malloc((size_t)n * sizeof *in), *tg = malloc((size_t)n * sizeof *tg);
+      int32_t *a = malloc((size_t)(10 * n) * sizeof *a), *b = malloc((size_t)(10 * n) * sizeof *b);
+      hy_loader l = any_loader(mqar, 4, random, 0, 1);
+      for (int k = 0; k < 3; k++) hy_loader_next(&l, in, tg);
+      hy_loader_state saved = l.state; /* what a checkpoint keeps */
+      for (int k = 0; k < 5; k++) hy_loader_next(&l, a + 2 * k * n, a + (2 * k + 1) * n);
+      hy_loader fresh = any_loader(mqar, 4, random, 0, 1);
+      fresh.state = saved;
+      for (int k = 0; k < 5; k++) hy_loader_next(&fresh, b + 2 * k * n, b + (2 * k + 1) * n);
+      cr_assert_arr_eq(a, b, (size_t)(10 * n) * sizeof *a, "mqar %d random %d", mqar, random);
+      cr_assert_eq(fresh.state.draws, l.state.draws);
+      cr_assert_eq(fresh.state.cursor, l.state.cursor);
+      free(in);
+      free(tg);
+      free(a);
+      free(b);
+    }
+}
+
+/* world ranks with batch B see together, row for row, what one loader with batch world * B
+ * sees. */
+Test(loader, data_parallel_ranks_split_one_global_batch) {
+  for (int mqar = 0; mqar < 2; mqar++)
+    for (int random = 0; random < 2; random++)
+      for (int world = 2; world <= 3; world++) {
+        int64_t B = 3, len = mqar ? 64 : T, n = B * len;
+        hy_loader one = any_loader(mqar, world * B, random, 0, 1), ranks[3];
+        for (int r = 0; r < world; r++) ranks[r] = any_loader(mqar, B, random, r, world);
+        int32_t *all = malloc((size_t)(world * n) * sizeof *all);
+        int32_t *all_t = malloc((size_t)(world * n) * sizeof *all_t);
+        int32_t *part = malloc((size_t)n * sizeof *part),
+                *part_t = malloc((size_t)n * sizeof *part);
+        for (int k = 0; k < 10; k++) {
+          hy_loader_next(&one, all, all_t);
+          for (int r = 0; r < world; r++) {
+            hy_loader_next(&ranks[r], part, part_t);
+            cr_assert_arr_eq(all + r * n, part, (size_t)n * sizeof *part,
+                             "mqar %d random %d world %d rank %d batch %d", mqar, random, world, r,
+                             k);
+            cr_assert_arr_eq(all_t + r * n, part_t, (size_t)n * sizeof *part);
+            cr_assert_eq(ranks[r].state.draws, one.state.draws, "one position for all ranks");
+            cr_assert_eq(ranks[r].state.cursor, one.state.cursor);
+          }
+        }
+        free(all);
+        free(all_t);
+        free(part);
+        free(part_t);
+      }
+}
+
+Test(loader, the_eval_loader_walks_the_validation_split_from_the_start) {
+  uint16_t val[25];
+  for (int i = 0; i < 25; i++) val[i] = (uint16_t)(500 + i);
+  hy_loader train = text_loader(2, true, 0, 1);
+  int32_t in[2 * T], tg[2 * T];
+  hy_loader_next(&train, in, tg);
+  hy_loader ev = hy_loader_eval(&train, val, 25, 0);
+  hy_error err;
+  cr_assert_eq(hy_loader_check(&ev, &err), 0, "%s", err.msg);
+  cr_assert(!ev.random);
+  cr_assert_eq(ev.state.draws, 0u);
+  cr_assert_eq(ev.state.cursor, 0);
+  for (int k = 0; k < 3; k++) { /* 2 windows of 10 fit in 25 tokens: 0, 1, 0, 1, ... */
+    hy_loader_next(&ev, in, tg);
+    for (int r = 0; r < 2; r++) {
+      cr_assert_eq(in[r * T], 500 + r * T);
+      cr_assert_eq(tg[r * T + T - 1], 500 + r * T + T);
+    }
+  }
+  /* MQAR: validation examples, in order */
+  hy_loader mtrain = mqar_loader(2, true, 0, 1);
+  hy_loader mev = hy_loader_eval(&mtrain, NULL, 0, 3);
+  int32_t min[128], mtg[128], ex[64], et[64];
+  hy_loader_next(&mev, min, mtg);
+  hy_loader_next(&mev, min, mtg);
+  hy_mqar_example(&mev.mqar, 3, 1, 2, ex, et); /* rows 2, 0 of the second batch */
+  cr_assert_arr_eq(min, ex, sizeof ex);
+  hy_mqar_example(&mev.mqar, 3, 1, 0, ex, et);
+  cr_assert_arr_eq(min + 64, ex, sizeof ex);
+}
+
+Test(loader, batches_as_step_tensors) {
+  hy_loader a = text_loader(3, true, 0, 1), b = text_loader(3, true, 0, 1);
+  hy_tensor *in, *tg;
+  int32_t rin[3 * T], rtg[3 * T];
+  hy_loader_batch(&a, &in, &tg);
+  hy_loader_next(&b, rin, rtg);
+  cr_assert_eq(in->dtype, HY_I32);
+  cr_assert_eq(in->ndim, 2);
+  cr_assert(in->shape[0] == 3 && in->shape[1] == T && tg->shape[0] == 3 && tg->shape[1] == T);
+  cr_assert(!in->persistent);
+  cr_assert_arr_eq(in->data, rin, sizeof rin);
+  cr_assert_arr_eq(tg->data, rtg, sizeof rtg);
+}
+
+Test(loader, bad_loaders_are_named) {
+  hy_loader l;
+  hy_error err;
+  l = text_loader(2, true, 0, 1);
+  l.n_tokens = T; /* a window needs T + 1 tokens */
+  cr_assert_neq(hy_loader_check(&l, &err), 0);
+  cr_assert(strstr(err.msg, "a split of 10 tokens, fewer than seq_len + 1 = 11"), "%s", err.msg);
+  l = text_loader(2, true, 0, 1);
+  l.rank = 2;
+  l.world = 2;
+  cr_assert_neq(hy_loader_check(&l, &err), 0);
+  cr_assert(strstr(err.msg, "rank 2 of a world of 2"), "%s", err.msg);
+  l = text_loader(2, true, 0, 1);
+  l.batch = 0;
+  cr_assert_neq(hy_loader_check(&l, &err), 0);
+  cr_assert(strstr(err.msg, "batch 0"), "%s", err.msg);
+  l = mqar_loader(2, true, 0, 1);
+  l.n_examples = 0;
+  cr_assert_neq(hy_loader_check(&l, &err), 0);
+  cr_assert(strstr(err.msg, "0 MQAR examples"), "%s", err.msg);
+  l = mqar_loader(2, true, 0, 1);
+  l.seq_len = 32;
+  cr_assert_neq(hy_loader_check(&l, &err), 0);
+  cr_assert(strstr(err.msg, "MQAR examples of 64 tokens, batches of 32"), "%s", err.msg);
+  l = mqar_loader(2, true, 0, 1);
+  l.mqar.pairs = 40;
+  cr_assert_neq(hy_loader_check(&l, &err), 0);
+  cr_assert(strstr(err.msg, "loader: MQAR: "), "%s", err.msg);
+}
+
+/* ---- the shipped corpus ---- */
+
+enum { CORPUS_BYTES = 5057280 }; /* data/corpus/README.md */
+
+Test(corpus, resolves_and_prepares_into_the_data_dir) {
+  char cache[300];
+  snprintf(cache, sizeof cache, "%s/cache/sub", dir);
+  setenv("HYLA_DATA_DIR", cache, 1);
+  char path[512];
+  hy_error err;
+  cr_assert_eq(hy_dataset_resolve("shakespeare", path, sizeof path, &err), 0, "%s", err.msg);
+  cr_assert(!strncmp(path, cache, strlen(cache)), "%s is not in %s", path, cache);
+  cr_assert(strstr(path, "/shakespeare-360e8f92.h5"), "%s: named by the corpus's CRC-32", path);
+  hy_dataset ds;
+  cr_assert_eq(hy_dataset_open(path, &ds, &err), 0, "%s", err.msg);
+  cr_assert_eq(ds.vocab, 256);
+  cr_assert_str_eq(ds.tokenizer, "bytes");
+  cr_assert_eq(ds.n_train + ds.n_val, CORPUS_BYTES);
+  cr_assert_eq(ds.n_val, (int64_t)(CORPUS_BYTES * 0.05));
+  cr_assert(!memcmp((uint16_t[]){'A', 'L', 'L', '\''}, ds.train, 8), "ALL'S WELL comes first");
+  cr_assert_eq(ds.val[ds.n_val - 1], '\n', "the text ends with a newline");
+  /* one blank line between works */
+  const char *seam = "THE END\n\nANTONY AND CLEOPATRA";
+  int64_t found = 0, len = (int64_t)strlen(seam);
+  for (int64_t i = 0; i + len <= ds.n_train && !found; i++) {
+    int64_t j = 0;
+    while (j < len && ds.train[i + j] == (uint16_t)seam[j]) j++;
+    found = j == len;
+  }
+  cr_assert(found, "no blank line between the first two works");
+  hy_dataset_close(&ds);
+  /* the second time, the prepared file is reused as it is */
+  struct stat before, after;
+  cr_assert_eq(stat(path, &before), 0);
+  char again[512];
+  cr_assert_eq(hy_dataset_resolve("shakespeare", again, sizeof again, &err), 0, "%s", err.msg);
+  cr_assert_str_eq(path, again);
+  cr_assert_eq(stat(path, &after), 0);
+  cr_assert_eq(before.st_ino, after.st_ino);
+  cr_assert_eq(before.st_mtim.tv_nsec, after.st_mtim.tv_nsec);
+  unsetenv("HYLA_DATA_DIR");
+}
+
+Test(corpus, other_names_are_paths) {
+  hy_error err;
+  char path[512];
+  cr_assert_neq(hy_dataset_resolve("tinystories", path, sizeof path, &err), 0);
+  cr_assert(strstr(err.msg, "dataset 'tinystories' is neither a file nor a built-in dataset "
+                            "(shakespeare)"),
+            "%s", err.msg);
+  char file[300];
+  snprintf(file, sizeof file, "%s/mine.h5", dir);
+  uint16_t t[] = {1, 2, 3};
+  cr_assert_eq(hy_dataset_write(file, t, 3, t, 3, 4, "bytes", &err), 0, "%s", err.msg);
+  cr_assert_eq(hy_dataset_resolve(file, path, sizeof path, &err), 0, "%s", err.msg);
+  cr_assert_str_eq(path, file);
+  char tiny[8];
+  cr_assert_neq(hy_dataset_resolve(file, tiny, sizeof tiny, &err), 0);
+  cr_assert(strstr(err.msg, "path too long"), "%s", err.msg);
+}
