@@ -2,6 +2,7 @@
 #include "autograd/tape.h"
 #include "tensor/arena.h"
 #include "data/dataset.h"
+#include "dist/dist.h"
 #include "layers/model.h"
 #include "optim/clip.h"
 #include "optim/optimizer.h"
@@ -75,8 +76,11 @@ static double float_value(const char *cmd, const char *opt, const char *s, doubl
   return v;
 }
 
+static int run_command(int argc, char **argv);
+static int world_rank; /* under mpirun: only rank 0 reports errors (every rank has the same) */
+
 static int fail(const char *cmd, const hy_error *err) {
-  fprintf(stderr, "hyla %s: %s\n", cmd, err->msg);
+  if (world_rank == 0) fprintf(stderr, "hyla %s: %s\n", cmd, err->msg);
   return 1;
 }
 
@@ -186,7 +190,7 @@ static int cmd_eval(int argc, char **argv) {
     hy_model_free(m);
     return fail("eval", &err);
   }
-  hy_eval_result e = hy_evaluate(m, val, batches ? batches : r.train.eval_batches);
+  hy_eval_result e = hy_evaluate(m, val, batches ? batches : r.train.eval_batches, NULL);
   printf("checkpoint %s (step %lld), %lld labelled tokens of sequences of %lld\n", path,
          (long long)step, (long long)e.tokens, (long long)r.train.seq_len);
   printf("memory      %.1f MiB of step memory at most, %.1f KiB per token of a batch\n",
@@ -363,6 +367,14 @@ static int cmd_demo(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+  hy_dist_start(&argc, &argv);
+  world_rank = hy_dist_world_rank();
+  int rc = run_command(argc, argv);
+  hy_dist_stop();
+  return rc;
+}
+
+static int run_command(int argc, char **argv) {
   if (argc < 2 || is(argv[1], "--help") || is(argv[1], "-h")) {
     fputs(USAGE, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;

@@ -26,6 +26,14 @@ uint64_t hy_dist_bytes(hy_coll_kind kind) { return sent[kind]; }
 
 void hy_dist_reset_bytes(void) { memset(sent, 0, sizeof sent); }
 
+int hy_dist_world_rank(void) {
+  int rank = 0;
+#ifdef HYLA_MPI
+  if (mpi_on) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+#endif
+  return rank;
+}
+
 bool hy_dist_is_mpi(void) { return mpi_on; }
 
 int hy_dist_start(int *argc, char ***argv) {

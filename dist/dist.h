@@ -28,6 +28,7 @@ typedef struct {
 int hy_dist_start(int *argc, char ***argv);
 void hy_dist_stop(void);
 bool hy_dist_is_mpi(void);
+int hy_dist_world_rank(void); /* 0 without MPI */
 /* Arrange the processes as dp x sp; an error (the same on every rank) when dp * sp is not the
  * number of processes. */
 int hy_dist_grid(hy_dist *d, int64_t dp, int64_t sp, hy_error *err);

@@ -1,5 +1,6 @@
 #include "run/evaluate.h"
 #include "autograd/tape.h"
+#include "run/parallel.h"
 #include "tensor/ops.h"
 
 /* The index of the largest logit in row r (the first one on ties). */
@@ -15,7 +16,7 @@ static int64_t argmax_row(const hy_tensor *logits, int64_t r, int64_t V) {
   return best;
 }
 
-hy_eval_result hy_evaluate(hy_model *m, hy_batches *b, int64_t batches) {
+hy_eval_result hy_evaluate(hy_model *m, hy_batches *b, int64_t batches, const hy_dist *d) {
   double loss_sum = 0;
   int64_t correct = 0, count = 0;
   hy_no_grad_begin();
@@ -23,7 +24,12 @@ hy_eval_result hy_evaluate(hy_model *m, hy_batches *b, int64_t batches) {
     hy_step_mark mark = hy_step_get_mark();
     hy_tensor *x, *y;
     hy_batches_next(b, &x, &y);
+    if (d) {
+      x = hy_parallel_slice(d, x);
+      y = hy_parallel_slice(d, y);
+    }
     hy_tensor *logits = hy_model_forward(m, x);
+    if (d) hy_parallel_end_slice();
     int64_t V = logits->shape[2], rows = hy_numel(y);
     int64_t labelled = 0;
     for (int64_t r = 0; r < rows; r++) {
@@ -38,6 +44,11 @@ hy_eval_result hy_evaluate(hy_model *m, hy_batches *b, int64_t batches) {
     hy_step_rewind(mark);
   }
   hy_no_grad_end();
+  if (d) { /* every rank's share of the batches and positions */
+    loss_sum = hy_parallel_sum(d, loss_sum);
+    correct = (int64_t)hy_parallel_sum(d, (double)correct);
+    count = (int64_t)hy_parallel_sum(d, (double)count);
+  }
   hy_eval_result e = {0, 0, count};
   if (count) {
     e.loss = loss_sum / (double)count;

@@ -4,6 +4,7 @@
 #define HYLA_EVALUATE_H
 
 #include "layers/model.h"
+#include "dist/dist.h"
 #include "run/batches.h"
 
 typedef struct {
@@ -12,7 +13,8 @@ typedef struct {
   int64_t tokens; /* labelled positions seen */
 } hy_eval_result;
 
-/* Runs in no-grad mode and leaves the step arena as it found it. */
-hy_eval_result hy_evaluate(hy_model *m, hy_batches *b, int64_t batches);
+/* Runs in no-grad mode and leaves the step arena as it found it. With d (may be NULL), each rank
+ * evaluates its share (its dp shard, its sp slice) and the results are summed over every rank. */
+hy_eval_result hy_evaluate(hy_model *m, hy_batches *b, int64_t batches, const hy_dist *d);
 
 #endif

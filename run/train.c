@@ -5,6 +5,7 @@
 #include "optim/schedule.h"
 #include "run/batches.h"
 #include "run/checkpoint.h"
+#include "run/parallel.h"
 #include "run/evaluate.h"
 #include "tensor/ops.h"
 #include "tensor/threads.h"
@@ -31,6 +32,8 @@ typedef struct {
   hy_optimizer optim;
   hy_schedule sched;
   hy_batches *train, *val;
+  hy_dist dist;
+  bool lead; /* rank 0: the one that prints, logs and writes checkpoints */
   FILE *metrics, *log;
   bool tty;
   double t_start, t_last_log;
@@ -47,6 +50,7 @@ static double now(void) {
 static void say(run *R, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void say(run *R, const char *fmt, ...) {
   va_list ap;
+  if (!R->lead) return;
   if (!R->opt->quiet) {
     if (R->tty) fputs("\r\033[K", stdout); /* clear the progress line */
     va_start(ap, fmt);
@@ -74,6 +78,7 @@ static void format_duration(double s, char *buf, size_t n) {
 
 static void metric(run *R, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void metric(run *R, const char *fmt, ...) {
+  if (!R->metrics) return;
   va_list ap;
   va_start(ap, fmt);
   vfprintf(R->metrics, fmt, ap);
@@ -133,6 +138,7 @@ static int open_outputs(run *R, int64_t start, hy_error *err) {
 }
 
 static int save(run *R, int64_t step, const int64_t *loader, int n_loader, hy_error *err) {
+  if (!R->lead) return 0; /* the parameters are the same on every rank */
   char path[4096];
   hy_checkpoint_path(path, sizeof path, R->r->run.out, step);
   hy_ckpt_meta meta = {.step = step, .n_loader = n_loader, .recipe = R->recipe_text};
@@ -155,7 +161,7 @@ static int64_t resume(run *R, hy_error *err) {
   hy_ckpt_meta_free(&meta); /* the recipe in it is not needed: the run's recipe is given */
   if (hy_checkpoint_load(path, &R->model->params, &R->optim, err)) return -1;
   if (hy_batches_restore(R->train, meta.loader, meta.n_loader, err)) return -1;
-  fprintf(stderr, "resuming from %s at step %lld\n", path, (long long)meta.step);
+  if (R->lead) fprintf(stderr, "resuming from %s at step %lld\n", path, (long long)meta.step);
   return meta.step;
 }
 
@@ -163,7 +169,7 @@ static int64_t resume(run *R, hy_error *err) {
 
 static void evaluate(run *R, int64_t step, hy_train_result *res) {
   hy_batches *val = R->val;
-  hy_eval_result e = hy_evaluate(R->model, val, R->r->train.eval_batches);
+  hy_eval_result e = hy_evaluate(R->model, val, R->r->train.eval_batches, &R->dist);
   hy_batches_rewind(val); /* every evaluation sees the same batches */
   res->val_loss = e.loss;
   bool mqar = hy_batches_is_mqar(val);
@@ -199,11 +205,18 @@ static void report(run *R, int64_t step, int64_t end, double loss, double lr, do
            (long long)step, loss, lr, gnorm, tps, t - R->t_start);
     R->t_last_log = t;
     R->step_at_last_log = step;
-  } else if (R->tty && !R->opt->quiet) {
+  } else if (R->lead && R->tty && !R->opt->quiet) {
     printf("\r\033[Kstep %lld/%lld  loss %.4f  %.0f tok/s  ETA %s", (long long)step, (long long)end,
            loss, tps, eta);
     fflush(stdout);
   }
+}
+
+static double labelled(const hy_tensor *targets) {
+  const int32_t *t = targets->data;
+  int64_t n = 0;
+  for (int64_t i = 0; i < hy_numel(targets); i++) n += t[i] != HY_IGNORE_INDEX;
+  return (double)n;
 }
 
 /* One optimizer step over grad_accum micro-batches. Returns the mean loss and sets *gnorm; a
@@ -217,14 +230,21 @@ static double train_step(run *R, int64_t step, double *gnorm) {
   for (int64_t micro = 0; micro < r->train.grad_accum; micro++) {
     hy_tensor *x, *y;
     hy_batches_next(R->train, &x, &y);
-    hy_tensor *l = hy_model_loss(R->model, x, y, HY_IGNORE_INDEX);
-    double v = hy_item(l);
-    loss += v / (double)r->train.grad_accum;
+    x = hy_parallel_slice(&R->dist, x);
+    y = hy_parallel_slice(&R->dist, y);
+    /* Each rank's mean, weighted by its share of the labelled positions of all ranks: summed over
+     * the ranks, the losses and gradients are those of the mean over every position. */
+    double mine = labelled(y), all = hy_parallel_sum(&R->dist, mine);
+    double weight = (all > 0 ? mine / all : 0) / (double)r->train.grad_accum;
+    hy_tensor *l = hy_scale(hy_model_loss(R->model, x, y, HY_IGNORE_INDEX), weight);
+    double v = hy_parallel_sum(&R->dist, hy_item(l));
+    loss += v;
     finite = finite && isfinite(v);
-    if (finite)
-      hy_backward(r->train.grad_accum > 1 ? hy_scale(l, 1.0 / (double)r->train.grad_accum) : l);
+    if (finite) hy_backward(l);
+    hy_parallel_end_slice();
     hy_step_reset();
   }
+  if (finite) hy_parallel_reduce_grads(&R->dist, ps);
   *gnorm = finite ? hy_clip_grad_norm(ps, r->train.grad_clip) : NAN;
   if (!finite || !isfinite(*gnorm)) return isfinite(loss) ? NAN : loss;
   hy_optimizer_step(&R->optim, hy_schedule_lr(&R->sched, step));
@@ -240,7 +260,8 @@ static int train_loop(run *R, int64_t start, hy_train_result *res, hy_error *err
   int64_t step = start, skipped = 0;
   R->t_start = R->t_last_log = now();
   R->step_at_last_log = start;
-  while (step < end && !stop_signal) {
+  bool stop = false;
+  while (step < end && !stop) {
     n_before = hy_batches_save(R->train, before);
     double gnorm, loss = train_step(R, step + 1, &gnorm);
     if (!isfinite(loss)) {
@@ -267,15 +288,21 @@ static int train_loop(run *R, int64_t start, hy_train_result *res, hy_error *err
       n_loader = hy_batches_save(R->train, loader);
       if (save(R, step, loader, n_loader, err)) return -1;
     }
+    /* every rank stops at the same step, or a rank would wait for the others in a collective */
+    stop = hy_parallel_sum(&R->dist, stop_signal ? 1.0 : 0.0) > 0;
   }
-  if (stop_signal) say(R, "signal %d: stopping after step %lld", (int)stop_signal, (long long)step);
-  if (!stop_signal) evaluate(R, step, res);
+  if (stop) say(R, "signal: stopping after step %lld", (long long)step);
+  if (!stop) evaluate(R, step, res);
   n_loader = hy_batches_save(R->train, loader);
   if (save(R, step, loader, n_loader, err)) return -1;
   char took[32];
   format_duration(now() - R->t_start, took, sizeof took);
   say(R, "done: step %lld, loss %.4f, val loss %.4f, %lld skipped steps, %s", (long long)step,
       res->last_loss, res->val_loss, (long long)skipped, took);
+  if (R->dist.world > 1)
+    for (int k = 0; k < HY_COLL_KINDS; k++)
+      say(R, "rank 0 sent %.3f MiB by %s", (double)hy_dist_bytes((hy_coll_kind)k) / (1 << 20),
+          hy_coll_name((hy_coll_kind)k));
   res->steps_done = step;
   return 0;
 }
@@ -284,17 +311,19 @@ int hy_train(const hy_recipe *r, const hy_train_options *opt, hy_train_result *r
   static const hy_train_options defaults = {0};
   run R = {.r = r, .opt = opt ? opt : &defaults, .tty = isatty(STDOUT_FILENO)};
   *res = (hy_train_result){0, NAN, NAN, NAN};
-  if (r->dist.dp * r->dist.sp != 1)
-    return hy_fail(err,
-                   "[dist] dp = %lld, sp = %lld: this build of hyla trains in one process only "
-                   "(distributed training is not built yet); set both to 1",
-                   (long long)r->dist.dp, (long long)r->dist.sp);
-  hy_threads_set((int)r->train.threads);
+  if (hy_dist_grid(&R.dist, r->dist.dp, r->dist.sp, err)) return -1;
+  R.lead = R.dist.rank == 0;
   int rc = -1;
+  if (r->train.seq_len % r->dist.sp != 0) {
+    hy_fail(err, "[train] seq_len = %lld does not split evenly over [dist] sp = %lld ranks",
+            (long long)r->train.seq_len, (long long)r->dist.sp);
+    goto done;
+  }
+  hy_threads_set((int)r->train.threads);
   R.recipe_text = hy_recipe_to_toml(r);
-  R.train = hy_batches_open(r, HY_SPLIT_TRAIN, 0, 1, err);
+  R.train = hy_batches_open(r, HY_SPLIT_TRAIN, R.dist.dp_rank, R.dist.dp, err);
   if (!R.train) goto done;
-  R.val = hy_batches_open(r, HY_SPLIT_VAL, 0, 1, err);
+  R.val = hy_batches_open(r, HY_SPLIT_VAL, R.dist.dp_rank, R.dist.dp, err);
   if (!R.val) goto done;
   if (hy_batches_vocab(R.train) > r->model.vocab) {
     hy_fail(err, "%s: the dataset's vocabulary has %lld tokens but [model] vocab = %lld",
@@ -313,11 +342,14 @@ int hy_train(const hy_recipe *r, const hy_train_options *opt, hy_train_result *r
                           r->optim.decay_fraction};
   int64_t start = 0;
   if (R.opt->resume && (start = resume(&R, err)) < 0) goto done;
-  if (open_outputs(&R, start, err)) goto done;
+  if (R.lead && open_outputs(&R, start, err)) goto done;
   say(&R, "run %s: %lld parameters, %d layers, %lld steps of %lld x %lld tokens, %d threads",
       r->run.name, (long long)hy_params_count(&R.model->params), cfg.n_layers,
       (long long)r->train.steps, (long long)r->train.batch, (long long)r->train.seq_len,
       hy_threads_get());
+  if (R.dist.world > 1)
+    say(&R, "%d ranks: data parallel %d x sequence parallel %d (global batch %lld)", R.dist.world,
+        R.dist.dp, R.dist.sp, (long long)(r->train.batch * R.dist.dp));
   struct sigaction sa = {.sa_handler = on_signal}, old_int, old_term;
   sigemptyset(&sa.sa_mask);
   stop_signal = 0;
@@ -335,6 +367,7 @@ done:
   }
   hy_batches_close(R.train);
   hy_batches_close(R.val);
+  hy_dist_free(&R.dist);
   free(R.recipe_text);
   hy_step_reset();
   return rc;
