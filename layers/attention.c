@@ -117,8 +117,8 @@ static void attn_decode_free(void *state) {
   free(c);
 }
 
-const hy_mixer_kind hy_mixer_attn = {"attn",          attn_create,      attn_forward,    free,
-                                     attn_decode_new, attn_decode_step, attn_decode_free};
+const hy_mixer_kind hy_mixer_attn = {"attn",          attn_create,      attn_forward,     free,
+                                     attn_decode_new, attn_decode_step, attn_decode_free, true};
 
 hy_tensor *hy_attention_naive(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale) {
   return hy_attention_naive_window(q, k, v, scale, 0);

@@ -102,5 +102,5 @@ static hy_tensor *gla_decode_step(void *self, void *state, hy_tensor *x, int64_t
 
 static void gla_decode_free(void *state) { hy_free(state); }
 
-const hy_mixer_kind hy_mixer_gla = {"gla",          gla_create,      gla_forward,    free,
-                                    gla_decode_new, gla_decode_step, gla_decode_free};
+const hy_mixer_kind hy_mixer_gla = {"gla",          gla_create,      gla_forward,     free,
+                                    gla_decode_new, gla_decode_step, gla_decode_free, true};

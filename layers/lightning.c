@@ -103,5 +103,5 @@ static hy_tensor *lightning_decode_step(void *self, void *state, hy_tensor *x, i
 static void lightning_decode_free(void *state) { hy_free(state); }
 
 const hy_mixer_kind hy_mixer_lightning = {
-    "lightning",          lightning_create,      lightning_forward,    lightning_destroy,
-    lightning_decode_new, lightning_decode_step, lightning_decode_free};
+    "lightning",          lightning_create,      lightning_forward,     lightning_destroy,
+    lightning_decode_new, lightning_decode_step, lightning_decode_free, true};

@@ -108,5 +108,5 @@ static hy_tensor *linear_decode_step(void *self, void *state, hy_tensor *x, int6
 static void linear_decode_free(void *state) { hy_free(state); }
 
 const hy_mixer_kind hy_mixer_linear = {
-    "linear",          linear_create,      linear_forward,    free,
-    linear_decode_new, linear_decode_step, linear_decode_free};
+    "linear",          linear_create,      linear_forward,     free,
+    linear_decode_new, linear_decode_step, linear_decode_free, true};

@@ -22,6 +22,9 @@ typedef struct {
   void *(*decode_new)(void *self, int64_t batch, int64_t max_len);
   hy_tensor *(*decode_step)(void *self, void *state, hy_tensor *x, int64_t pos);
   void (*decode_free)(void *state);
+  /* The forward handles a sequence split over ranks itself (LASP-2, LASP-2H). Kinds without it
+   * get every rank's input gathered and run on the whole sequence (layers/model.c). */
+  bool sequence_parallel;
 } hy_mixer_kind;
 
 const hy_mixer_kind *hy_mixer_find(const char *name); /* NULL when unknown */
