@@ -4,6 +4,7 @@
 #ifndef HYLA_OPS_H
 #define HYLA_OPS_H
 
+#include "tensor/sla_types.h"
 #include "tensor/tensor.h"
 
 /* Matrix products through BLAS. a [..., M, K] times b [K, N] or b [..., K, N] with the same leading
@@ -72,6 +73,37 @@ hy_tensor *hy_attention_window(hy_tensor *q, hy_tensor *k, hy_tensor *v, double 
 hy_tensor *hy_attention_offset(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale,
                                int64_t window, int64_t q_offset);
 
+/* Causal sigmoid attention (FlashSigmoid), fused on hy_attention's tiles with a hand-written
+ * backward: o_t = sum_{s <= t} sigmoid(scale q_t . k_s + bias) v_s, no normalization over s.
+ * q, k, v [B, T, H, D] (strided views as for hy_attention); out [B, T, H, D]. */
+hy_tensor *hy_sigmoid_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale,
+                                double bias);
+/* Causal softplus attention with length scaling (LSSA) and re-weighting (LSSAR), fused likewise:
+ * for query t at global position t + pos_offset (keys likewise), c_t = log(t + pos_offset + 1) /
+ * log(train_len) (1 when train_len <= 1), w_ts = softplus(c_t scale q_t . k_s)^power for s <= t,
+ * o_t = sum_s w_ts v_s / sum_s w_ts. train_len >= 0, pos_offset >= 0, power > 0. */
+hy_tensor *hy_softplus_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale,
+                                 int64_t train_len, double power, int64_t pos_offset);
+
+/* Causal sparse-linear attention (SLA, Zhang et al. 2025), fused with a hand-written backward.
+ * q, k, v [B, T, H, D] (strided views as for hy_attention) in blocks of `block` >= 1 rows (the
+ * last one shorter when block does not divide T). Query block i sees key blocks j <= i: the
+ * diagonal block is always critical; the i earlier ones, ranked by pooled q_i . pooled k_j (block
+ * means, k not centred; ties to the lower j), give ceil(critical_fraction i) critical blocks from
+ * the top and floor(negligible_fraction i) negligible ones from the bottom (never a critical one);
+ * the rest are marginal. o_s = softmax(scale q k^T) v over the critical blocks' keys (causal
+ * inside the diagonal block); o_l_t = phi(q_t) S / (phi(q_t) . z + 1e-5) with S = sum phi(k_s)^T
+ * v_s and z = sum phi(k_s) over the marginal blocks' keys. Returns ONE tensor [B, T, H, 2 D]: o_s
+ * in channels [0, D), o_l in [D, 2 D); the layer projects o_l and adds. The block selection gets
+ * no gradient. stats (may be NULL) receives the fractions of causal blocks (j <= i) computed
+ * exactly and linearly. feature_map: a hy_sla_feature_map (tensor/sla_types.h). */
+hy_tensor *hy_sla(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale, double critical_fraction,
+                  double negligible_fraction, int feature_map, int64_t block, hy_sla_stats *stats);
+/* hy_sla's block selection (no tape): i32 [B, H, nb, nb], nb = ceil(T / block), entry (i, j) the
+ * class (HY_SLA_FUTURE, _NEGLIGIBLE, _MARGINAL, _CRITICAL) of key block j for query block i. */
+hy_tensor *hy_sla_select(hy_tensor *q, hy_tensor *k, int64_t block, double critical_fraction,
+                         double negligible_fraction, hy_sla_stats *stats);
+
 /* Chunked gated linear attention (GLA; with g NULL, plain causal linear attention):
  * S_t = diag(exp(g_t)) S_{t-1} + k_t^T v_t, o_t = q_t S_t, S_0 = 0, computed chunk by chunk
  * (`chunk` tokens, any T) with a hand-written backward, states in the inputs' precision.
@@ -82,6 +114,16 @@ hy_tensor *hy_gla(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *g, int64_
  * none when log_decay is NULL (plain linear attention); the intra-chunk sums become GEMMs. */
 hy_tensor *hy_linear_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, const double *log_decay,
                                int64_t chunk);
+
+/* RAT (Wei et al. 2025; mixer "rat"): per head, the gated recurrence inside chunks of `chunk`
+ * tokens, xs_t = f_t xs_{t-1} + (1 - f_t) u_t and ks_t = f_t ks_{t-1} + (1 - f_t) k_t (reset at
+ * each chunk start), then one softmax per query over the final states of all strictly earlier
+ * chunks plus its own chunk's running state (ks_t, xs_t), with RoPE at chunk-level positions
+ * (chunk index, base theta) on q and the keys, fused with a hand-written backward. q, u, k, f
+ * [B, T, H, D] (D even, f in (0, 1), q and k unrotated), any T; out [B, T, H, D]. The exact math:
+ * tensor/rat.c. */
+hy_tensor *hy_rat(hy_tensor *q, hy_tensor *u, hy_tensor *k, hy_tensor *f, int64_t chunk,
+                  double scale, double theta);
 
 /* Shapes and views. reshape, transpose and slice are views where the layout allows (reshape copies
  * a non-contiguous input); split returns views; concat and contiguous copy. */

@@ -53,6 +53,26 @@ typedef struct {
   const double *head_decay;
 } hy_gla_dims;
 
+/* Causal sparse-linear attention (tensor/sla.c): q, k, v rows as in `a` (Tk = T, no offset or
+ * window); blocks of `block` rows, n_blocks = ceil(T / block); classes i32 [B, H, nb, nb] (the
+ * HY_SLA_* of tensor/sla_types.h); of query block i's earlier key blocks n_critical[i] are critical
+ * and n_negligible[i] negligible; o [B, T, H, 2 D]: o_s, then o_l; lse [B, H, T]; states and
+ * dstates [B, H, nb, D (D + 1)]: the linear branch's per block states (forward, kept for the
+ * backward) and their gradients (backward workspace). */
+typedef struct {
+  hy_attn_dims a;
+  int64_t block, n_blocks;
+  int feature_map; /* hy_sla_feature_map */
+  const int64_t *n_critical, *n_negligible;
+} hy_sla_dims;
+
+/* RAT (tensor/rat.c): q, u, k, f, o [B, T, H, D] contiguous; chunks of L tokens; n_keys = the
+ * chunk-final states any query sees, floor((T - 1) / L); lse [B, H, T]. */
+typedef struct {
+  int64_t B, T, H, D, L, n_keys;
+  double scale, theta;
+} hy_rat_dims;
+
 #define HY_CPU_KERNELS(S, real)                                                                    \
   void cpu_copy_##S(hy_tensor *dst, const hy_tensor *src, bool accumulate);                        \
   void cpu_gemm_##S(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,     \
@@ -95,13 +115,38 @@ typedef struct {
   void cpu_attention_backward_##S(const hy_attn_dims *dims, const real *q, const real *k,          \
                                   const real *v, const real *o, const real *lse, const real *go,   \
                                   real *gq, real *gk, real *gv);                                   \
+  void cpu_sigmoid_attention_##S(const hy_attn_dims *dims, double bias, const real *q,             \
+                                 const real *k, const real *v, real *o);                           \
+  void cpu_sigmoid_attention_backward_##S(const hy_attn_dims *dims, double bias, const real *q,    \
+                                          const real *k, const real *v, const real *go, real *gq,  \
+                                          real *gk, real *gv);                                     \
+  void cpu_softplus_attention_##S(const hy_attn_dims *dims, int64_t train_len, int64_t pos_offset, \
+                                  double power, const real *q, const real *k, const real *v,       \
+                                  real *o, real *rmax, real *rsum);                                \
+  void cpu_softplus_attention_backward_##S(                                                        \
+      const hy_attn_dims *dims, int64_t train_len, int64_t pos_offset, double power,               \
+      const real *q, const real *k, const real *v, const real *o, const real *rmax,                \
+      const real *rsum, const real *go, real *gq, real *gk, real *gv);                             \
+  void cpu_sla_select_##S(const hy_sla_dims *dims, const real *q, const real *k,                   \
+                          int32_t *classes);                                                       \
+  void cpu_sla_##S(const hy_sla_dims *dims, const int32_t *classes, const real *q, const real *k,  \
+                   const real *v, real *o, real *lse, real *states);                               \
+  void cpu_sla_backward_##S(const hy_sla_dims *dims, const int32_t *classes, const real *q,        \
+                            const real *k, const real *v, const real *o, const real *lse,          \
+                            const real *states, real *dstates, const real *go, real *gq, real *gk, \
+                            real *gv);                                                             \
   void cpu_gla_##S(const hy_gla_dims *dims, const real *q, const real *k, const real *v,           \
                    const real *g, real *o, real *states);                                          \
   void cpu_gla_backward_##S(const hy_gla_dims *dims, const real *q, const real *k, const real *v,  \
                             const real *g, const real *states, const real *go, real *gq, real *gk, \
                             real *gv);                                                             \
   void cpu_gla_gate_grad_##S(const hy_gla_dims *dims, const real *q, const real *k,                \
-                             const real *dq, const real *dk, real *gg);
+                             const real *dq, const real *dk, real *gg);                            \
+  void cpu_rat_##S(const hy_rat_dims *dims, const real *q, const real *u, const real *k,           \
+                   const real *f, real *o, real *lse);                                             \
+  void cpu_rat_backward_##S(const hy_rat_dims *dims, const real *q, const real *u, const real *k,  \
+                            const real *f, const real *o, const real *lse, const real *go,         \
+                            real *gq, real *gu, real *gk, real *gf);
 
 HY_CPU_KERNELS(f32, float)
 HY_CPU_KERNELS(f64, double)

@@ -1,0 +1,21 @@
+/* The naive O(T^2)-memory form of hy_sla (causal sparse-linear attention), built from plain ops so
+ * the tape differentiates it: the reference the fused op is checked against. It takes hy_sla's
+ * own block selection (hy_sla_select) and turns it into two masks [B, H, T, T]: an additive one
+ * (0 on the critical blocks' keys at or before the query, -inf elsewhere) for the softmax branch
+ * and a 0/1 one (the marginal blocks' keys) for the linear branch:
+ *   o_s = softmax(scale q k^T + mask) v,
+ *   o_l_t = sum_s m_ts (phi(q_t) . phi(k_s)) v_s / (sum_s m_ts phi(q_t) . phi(k_s) + 1e-5).
+ * Same contract and output [B, T, H, 2 D] (o_s, then o_l) as hy_sla. For tests and small inputs. */
+#ifndef HYLA_SLA_REFERENCE_H
+#define HYLA_SLA_REFERENCE_H
+
+#include "tensor/tensor.h"
+
+hy_tensor *hy_sla_naive(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale,
+                        double critical_fraction, double negligible_fraction, int feature_map,
+                        int64_t block);
+
+/* phi(x) over the last axis from plain ops: softmax, elu + 1 or relu (hy_sla_feature_map). */
+hy_tensor *hy_sla_feature_map_naive(hy_tensor *x, int feature_map);
+
+#endif
