@@ -3,12 +3,15 @@
 #include "layers/gla.h"
 #include "layers/lightning.h"
 #include "layers/linear_attention.h"
+#include "layers/rat.h"
+#include "layers/titans.h"
 
 #include <stdio.h>
 #include <string.h>
 
-static const hy_mixer_kind *const KINDS[] = {&hy_mixer_attn, &hy_mixer_gla, &hy_mixer_lightning,
-                                             &hy_mixer_linear};
+static const hy_mixer_kind *const KINDS[] = {
+    &hy_mixer_attn, &hy_mixer_gla,        &hy_mixer_lightning, &hy_mixer_linear,
+    &hy_mixer_rat,  &hy_mixer_titans_mal, &hy_mixer_titans_mag};
 
 const hy_mixer_kind *hy_mixer_find(const char *name) {
   for (size_t i = 0; i < sizeof KINDS / sizeof *KINDS; i++)

@@ -26,6 +26,8 @@ hy_model_config hy_model_config_default(void) {
       .sigmoid = {true, 0.0, 256, true, 1e-5, false},
       .softplus = {true, 256, 1.0, 1.0, false},
       .sla = {64, 0.05, 0.1, "softmax", false},
+      .rat = {16, 2, 0, 10000.0, false},
+      .titans = {64, 2, 4.0, 1, 0, 1.0, 128, 4, false},
   };
   for (int i = 0; i < HY_MAX_LAYERS; i++) snprintf(c.layers[i], HY_KIND_NAME_MAX, "attn");
   return c;

@@ -70,6 +70,29 @@ typedef struct {
   bool naive;
 } hy_sla_config;
 
+/* RAT ("rat"): a gated recurrence inside chunks, softmax attention across them (layers/rat.h). */
+typedef struct {
+  int64_t chunk;    /* L, tokens per chunk; 16 (the paper's experiments; rat_slow.py's own is 64) */
+  int64_t n_groups; /* G, q/k groups shared by the heads; 2 */
+  int64_t heads;    /* 0: the model's n_heads */
+  double rope_theta; /* base of the chunk-level RoPE; 10000 */
+  bool naive;        /* use the plain form (layers/rat_reference.h) instead of hy_rat (tests) */
+} hy_rat_config;
+
+/* Titans ("titans_mal", "titans_mag"; layers/titans.h) settings (defaults in brackets, from
+ * titans-pytorch unless said). */
+typedef struct hy_titans_config {
+  int64_t chunk;      /* tokens per memory update (NeuralMemory chunk_size; README 64) [64] */
+  int64_t depth;      /* L_M, layers of the memory MLP: 1 (a matrix) or 2 [2] */
+  double expansion;   /* hidden width of a 2-layer memory over its head width [4] */
+  int64_t heads;      /* memory heads (NeuralMemory heads) [1] */
+  int64_t head_dim;   /* memory head width; 0: d_model / heads (NeuralMemory dim_head) [0] */
+  double lr_max;      /* theta = lr_max * sigmoid(.) (default_step_transform_max_lr) [1] */
+  int64_t window;     /* sliding window of the attention, in tokens; 0: all (README) [128] */
+  int64_t persistent; /* persistent key/value pairs per attention head (README) [4] */
+  bool reference;     /* use the token-by-token reference form of the memory (tests) [false] */
+} hy_titans_config;
+
 struct hy_model_config {
   hy_dtype dtype;
   int64_t vocab, d_model, n_heads;
@@ -87,6 +110,8 @@ struct hy_model_config {
   hy_sigmoid_config sigmoid;
   hy_softplus_config softplus;
   hy_sla_config sla;
+  hy_rat_config rat;
+  hy_titans_config titans;
 };
 
 /* A small all-"attn" configuration with the usual defaults (theta 1e4, eps 1e-6, std 0.02). */

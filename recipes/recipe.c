@@ -735,5 +735,7 @@ hy_model_config hy_recipe_model_config(const hy_recipe *r) {
   c.softplus = r->layer_softplus;
   if (!c.softplus.train_len) c.softplus.train_len = r->train.seq_len;
   c.sla = r->layer_sla;
+  c.rat = r->layer_rat;
+  c.titans = r->layer_titans;
   return c;
 }

@@ -47,6 +47,8 @@ typedef struct {
   hy_sigmoid_config layer_sigmoid;
   hy_softplus_config layer_softplus;
   hy_sla_config layer_sla;
+  hy_rat_config layer_rat;       /* [layer.rat] */
+  hy_titans_config layer_titans; /* [layer.titans]: both titans_mal and titans_mag */
   struct {
     int64_t batch;            /* >= 1; default 8 */
     int64_t seq_len;          /* >= 1; default 256 */

@@ -140,6 +140,36 @@ const hy_key hy_keys[] = {
     {KEY("layer.sla", "naive", HY_KEY_BOOL, layer_sla.naive), .def = "false",
      .doc = "Use the O(T^2) reference form instead of the fused op."},
 
+    {KEY("layer.rat", "chunk", HY_KEY_INT, layer_rat.chunk), AT_LEAST(1), .def = "16",
+     .doc = "Tokens per chunk: the recurrence runs inside a chunk, softmax attention across them."},
+    {KEY("layer.rat", "n_groups", HY_KEY_INT, layer_rat.n_groups), AT_LEAST(1), .def = "2",
+     .doc = "Query/key groups shared by the heads (a divisor of the heads)."},
+    {KEY("layer.rat", "heads", HY_KEY_INT, layer_rat.heads), AT_LEAST(0), .def = "0",
+     .doc = "Heads; 0: model.n_heads."},
+    {KEY("layer.rat", "rope_theta", HY_KEY_FLOAT, layer_rat.rope_theta), ABOVE(0), .def = "10000.0",
+     .doc = "Base of the RoPE over chunk positions."},
+    {KEY("layer.rat", "naive", HY_KEY_BOOL, layer_rat.naive), .def = "false",
+     .doc = "Use the plain form built from ops instead of the fused op."},
+
+    {KEY("layer.titans", "chunk", HY_KEY_INT, layer_titans.chunk), AT_LEAST(1), .def = "64",
+     .doc = "Tokens per update of the neural memory (titans_mal and titans_mag)."},
+    {KEY("layer.titans", "depth", HY_KEY_INT, layer_titans.depth), AT_LEAST(1), UP_TO(2),
+     .def = "2", .doc = "Layers of the memory MLP: 1 (a matrix) or 2."},
+    {KEY("layer.titans", "expansion", HY_KEY_FLOAT, layer_titans.expansion), ABOVE(0), .def = "4.0",
+     .doc = "Hidden width of a 2-layer memory over its head width."},
+    {KEY("layer.titans", "heads", HY_KEY_INT, layer_titans.heads), AT_LEAST(1), .def = "1",
+     .doc = "Memory heads."},
+    {KEY("layer.titans", "head_dim", HY_KEY_INT, layer_titans.head_dim), AT_LEAST(0), .def = "0",
+     .doc = "Width of a memory head; 0: d_model / heads."},
+    {KEY("layer.titans", "lr_max", HY_KEY_FLOAT, layer_titans.lr_max), ABOVE(0), .def = "1.0",
+     .doc = "The inner learning rate is lr_max * sigmoid(x w_theta)."},
+    {KEY("layer.titans", "window", HY_KEY_INT, layer_titans.window), AT_LEAST(0), .def = "128",
+     .doc = "Sliding window of the layer's softmax attention, in tokens; 0: the whole sequence."},
+    {KEY("layer.titans", "persistent", HY_KEY_INT, layer_titans.persistent), AT_LEAST(0),
+     .def = "4", .doc = "Learned key/value pairs per head that every query attends to."},
+    {KEY("layer.titans", "reference", HY_KEY_BOOL, layer_titans.reference), .def = "false",
+     .doc = "Update the memory token by token (the reference form) instead of by chunks."},
+
     {KEY("train", "batch", HY_KEY_INT, train.batch), AT_LEAST(1), .def = "8",
      .doc = "Sequences per micro-batch."},
     {KEY("train", "seq_len", HY_KEY_INT, train.seq_len), AT_LEAST(1), .def = "256",
@@ -223,10 +253,23 @@ const hy_key hy_keys[] = {
 const int hy_n_keys = sizeof hy_keys / sizeof *hy_keys;
 _Static_assert(sizeof hy_keys / sizeof *hy_keys <= HY_RECIPE_KEYS_MAX, "raise HY_RECIPE_KEYS_MAX");
 
-const char *const hy_sections[] = {
-    "run",          "model",         "layer.attn",     "layer.gla", "layer.lightning",
-    "layer.linear", "layer.sigmoid", "layer.softplus", "layer.sla", "train",
-    "optim",        "data",          "data.mqar",      "dist",      NULL};
+const char *const hy_sections[] = {"run",
+                                   "model",
+                                   "layer.attn",
+                                   "layer.gla",
+                                   "layer.lightning",
+                                   "layer.linear",
+                                   "layer.sigmoid",
+                                   "layer.softplus",
+                                   "layer.sla",
+                                   "layer.rat",
+                                   "layer.titans",
+                                   "train",
+                                   "optim",
+                                   "data",
+                                   "data.mqar",
+                                   "dist",
+                                   NULL};
 
 const hy_key *hy_key_find(const char *section, const char *key) {
   for (int i = 0; i < hy_n_keys; i++)

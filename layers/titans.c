@@ -1,0 +1,225 @@
+#include "layers/titans.h"
+#include "dist/collective_ops.h"
+#include "layers/model.h"
+#include "tensor/ops.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+hy_titans_config hy_titans_config_default(void) { return hy_model_config_default().titans; }
+
+const hy_titans_config *hy_titans_config_of(const hy_model_config *cfg) {
+  static hy_titans_config defaults;
+  if (cfg) return &cfg->titans;
+  defaults = hy_titans_config_default();
+  return &defaults;
+}
+
+hy_titans_layer *hy_titans_new(hy_params *ps, const char *prefix, const hy_model_config *cfg,
+                               const hy_titans_config *tc, bool gate, hy_rng *rng) {
+  if (tc->window < 0 || tc->persistent < 0)
+    hy_die("titans", "window %lld and persistent %lld must be >= 0", (long long)tc->window,
+           (long long)tc->persistent);
+  hy_titans_layer *l = calloc(1, sizeof *l);
+  if (!l) hy_die("titans", "out of memory");
+  l->gate = gate;
+  l->norm_eps = cfg->norm_eps;
+  char path[HY_PARAM_NAME_MAX];
+  snprintf(path, sizeof path, "%s/memory", prefix);
+  hy_titans_memory_init(&l->mem, ps, path, tc, cfg->d_model, cfg->dtype, rng, cfg->init_std,
+                        cfg->init_std);
+  snprintf(path, sizeof path, "%s/attn", prefix);
+  hy_attention_init(&l->attn, ps, path, cfg, rng);
+  l->attn.window = tc->window;
+  l->attn.naive = false;
+  if (tc->persistent > 0) { /* zeros, as titans-pytorch's persistent_memory */
+    hy_shape s = HY_SHAPE(tc->persistent, l->attn.n_heads, l->attn.head_dim);
+    l->pk = hy_params_add(ps, path, "persistent_k", cfg->dtype, s, false);
+    l->pv = hy_params_add(ps, path, "persistent_v", cfg->dtype, s, false);
+  }
+  if (gate) {
+    snprintf(path, sizeof path, "%s/attn_norm", prefix);
+    l->attn_norm = hy_params_add(ps, path, "weight", cfg->dtype, HY_SHAPE(cfg->d_model), false);
+    hy_fill(l->attn_norm, 1.0);
+    snprintf(path, sizeof path, "%s/memory_norm", prefix);
+    l->mem_norm = hy_params_add(ps, path, "weight", cfg->dtype, HY_SHAPE(cfg->d_model), false);
+    hy_fill(l->mem_norm, 1.0);
+  }
+  return l;
+}
+
+/* ---- sliding-window attention with persistent keys and values ---- */
+
+/* [B, T, H, D] -> [B * H, nb, W, D], zero-padded to nb * W tokens. */
+static hy_tensor *blocks(hy_tensor *x, int64_t nb, int64_t W) {
+  int64_t B = x->shape[0], T = x->shape[1], H = x->shape[2], D = x->shape[3];
+  hy_tensor *xt = hy_contiguous(hy_transpose(x, 1, 2));
+  if (nb * W > T)
+    xt = hy_concat(2, (hy_tensor *[]){xt, hy_zeros(x->dtype, HY_SHAPE(B, H, nb * W - T, D))}, 2);
+  return hy_reshape(xt, HY_SHAPE(B * H, nb, W, D));
+}
+
+/* p [n, H, D] repeated for every sequence and block: [B * H, nb, n, D]. */
+static hy_tensor *repeat_persistent(hy_tensor *p, int64_t B, int64_t nb) {
+  int64_t n = p->shape[0], H = p->shape[1], D = p->shape[2];
+  hy_tensor *pt = hy_reshape(hy_contiguous(hy_transpose(p, 0, 1)), HY_SHAPE(1, H, 1, n * D));
+  hy_tensor *e = hy_add(hy_zeros(p->dtype, HY_SHAPE(B, H, nb, n * D)), pt);
+  return hy_reshape(e, HY_SHAPE(B * H, nb, n, D));
+}
+
+/* The blocks before each block: [B * H, nb, W, D] with zeros before the first. */
+static hy_tensor *previous_blocks(hy_tensor *xb) {
+  int64_t nb = xb->shape[1];
+  hy_tensor *zero = hy_zeros(xb->dtype, HY_SHAPE(xb->shape[0], 1, xb->shape[2], xb->shape[3]));
+  if (nb == 1) return zero;
+  return hy_concat(2, (hy_tensor *[]){zero, hy_slice(xb, 1, 0, nb - 1)}, 1);
+}
+
+hy_tensor *hy_titans_window_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *pk,
+                                      hy_tensor *pv, double scale, int64_t window) {
+  if (!pk || pk->shape[0] == 0) return hy_attention_window(q, k, v, scale, window);
+  int64_t B = q->shape[0], T = q->shape[1], H = q->shape[2], D = q->shape[3], P = pk->shape[0];
+  if (pk->ndim != 3 || pk->shape[1] != H || pk->shape[2] != D || !hy_same_shape(pk, pv))
+    hy_die("titans_attention", "persistent keys %s and values %s do not fit queries %s",
+           hy_describe(pk), hy_describe(pv), hy_describe(q));
+  if (T == 0) return hy_zeros(q->dtype, HY_SHAPE(B, 0, H, D));
+  bool slide = window > 0 && window < T; /* else one block of causal attention */
+  int64_t W = slide ? window : T, nb = (T + W - 1) / W, L = P + (slide ? 2 * W : W);
+  hy_tensor *qb = blocks(q, nb, W), *kb = blocks(k, nb, W), *vb = blocks(v, nb, W);
+  hy_tensor *pkb = repeat_persistent(pk, B, nb), *pvb = repeat_persistent(pv, B, nb);
+  hy_tensor *keys, *values;
+  if (slide) {
+    keys = hy_concat(3, (hy_tensor *[]){pkb, previous_blocks(kb), kb}, 2);
+    values = hy_concat(3, (hy_tensor *[]){pvb, previous_blocks(vb), vb}, 2);
+  } else {
+    keys = hy_concat(2, (hy_tensor *[]){pkb, kb}, 2);
+    values = hy_concat(2, (hy_tensor *[]){pvb, vb}, 2);
+  }
+  /* Query t = j W + i sees the persistent keys, and keys s with t - window < s <= t. */
+  hy_tensor *mask = hy_empty(q->dtype, HY_SHAPE(nb, W, L));
+  for (int64_t j = 0; j < nb; j++)
+    for (int64_t i = 0; i < W; i++)
+      for (int64_t c = 0; c < L; c++) {
+        int64_t t = j * W + i;
+        bool seen = true;
+        if (c >= P) {
+          int64_t s = slide ? (j - 1) * W + (c - P) : j * W + (c - P);
+          seen = s >= 0 && s <= t && (!slide || s > t - window);
+        }
+        hy_set(mask, (j * W + i) * L + c, seen ? 0.0 : -INFINITY);
+      }
+  hy_tensor *s = hy_scale(hy_matmul(qb, hy_transpose(keys, 2, 3)), scale); /* [BH, nb, W, L] */
+  hy_tensor *o = hy_matmul(hy_softmax(hy_add(s, mask)), values);           /* [BH, nb, W, D] */
+  o = hy_slice(hy_reshape(o, HY_SHAPE(B, H, nb * W, D)), 2, 0, T);
+  return hy_contiguous(hy_transpose(o, 1, 2));
+}
+
+/* ---- the layer ---- */
+
+static hy_tensor *attend(const hy_titans_layer *l, hy_tensor *x) {
+  hy_tensor *q, *k, *v;
+  hy_attention_qkv(&l->attn, x, &q, &k, &v);
+  double scale = 1.0 / sqrt((double)l->attn.head_dim);
+  hy_tensor *o = hy_titans_window_attention(q, k, v, l->pk, l->pv, scale, l->attn.window);
+  return hy_attention_out(&l->attn, x, o);
+}
+
+/* MAG: RMSNorm(a; g_a) * sigmoid(RMSNorm(m; g_m)). */
+static hy_tensor *combine(const hy_titans_layer *l, hy_tensor *a, hy_tensor *m) {
+  return hy_mul(hy_rmsnorm(a, l->attn_norm, l->norm_eps),
+                hy_sigmoid(hy_rmsnorm(m, l->mem_norm, l->norm_eps)));
+}
+
+hy_tensor *hy_titans_forward(const hy_titans_layer *l, hy_tensor *x) {
+  if (hy_sequence_parallel())
+    hy_die("titans", "the memory is sequential: sequence parallelism is not supported");
+  hy_tensor *m = hy_titans_memory_forward(&l->mem, x);
+  if (!l->gate) return attend(l, m);
+  return combine(l, attend(l, x), m);
+}
+
+static hy_tensor *titans_forward(void *self, hy_tensor *x) { return hy_titans_forward(self, x); }
+
+static void *mal_create(hy_params *ps, const char *prefix, const hy_model_config *cfg, int layer,
+                        hy_rng *rng) {
+  (void)layer;
+  return hy_titans_new(ps, prefix, cfg, hy_titans_config_of(cfg), false, rng);
+}
+
+static void *mag_create(hy_params *ps, const char *prefix, const hy_model_config *cfg, int layer,
+                        hy_rng *rng) {
+  (void)layer;
+  return hy_titans_new(ps, prefix, cfg, hy_titans_config_of(cfg), true, rng);
+}
+
+/* ---- decoding: the memory's state and a ring of the last `window` keys and values ---- */
+
+typedef struct {
+  void *mem;
+  hy_tensor *k, *v; /* persistent [B, slots, H, D]: rotated keys and values, slot = pos % slots */
+  int64_t slots;
+} titans_state;
+
+static void *titans_decode_new(void *self, int64_t batch, int64_t max_len) {
+  hy_titans_layer *l = self;
+  titans_state *st = calloc(1, sizeof *st);
+  if (!st) hy_die("titans", "out of memory");
+  st->mem = hy_titans_memory_state_new(&l->mem, batch);
+  int64_t w = l->attn.window;
+  st->slots = w > 0 && w < max_len ? w : max_len;
+  hy_shape s = HY_SHAPE(batch, st->slots, l->attn.n_heads, l->attn.head_dim);
+  st->k = hy_zeros_persistent(l->attn.q.weight->dtype, s);
+  st->v = hy_zeros_persistent(l->attn.q.weight->dtype, s);
+  return st;
+}
+
+static hy_tensor *heads(const hy_attention_layer *a, const hy_linear *proj, hy_tensor *x) {
+  return hy_reshape(hy_linear_forward(proj, x),
+                    HY_SHAPE(x->shape[0], x->shape[1], a->n_heads, a->head_dim));
+}
+
+static hy_tensor *attend_step(const hy_titans_layer *l, titans_state *st, hy_tensor *x,
+                              int64_t pos) {
+  const hy_attention_layer *a = &l->attn;
+  int64_t B = x->shape[0], slot = pos % st->slots, n = pos + 1 < st->slots ? pos + 1 : st->slots;
+  hy_tensor *q = hy_rope(heads(a, &a->q, x), pos, a->rope_theta);
+  hy_copy_into(hy_slice(st->k, 1, slot, slot + 1), hy_rope(heads(a, &a->k, x), pos, a->rope_theta));
+  hy_copy_into(hy_slice(st->v, 1, slot, slot + 1), heads(a, &a->v, x));
+  /* The keys in the ring are all in the window (their order does not matter to a softmax). */
+  hy_tensor *keys = hy_slice(st->k, 1, 0, n), *values = hy_slice(st->v, 1, 0, n);
+  if (l->pk) {
+    hy_shape s = HY_SHAPE(B, l->pk->shape[0], a->n_heads, a->head_dim);
+    keys = hy_concat(2, (hy_tensor *[]){hy_add(hy_zeros(x->dtype, s), l->pk), keys}, 1);
+    values = hy_concat(2, (hy_tensor *[]){hy_add(hy_zeros(x->dtype, s), l->pv), values}, 1);
+  }
+  hy_tensor *kh = hy_transpose(keys, 1, 2), *vh = hy_transpose(values, 1, 2);
+  hy_tensor *s = hy_matmul(hy_transpose(q, 1, 2), hy_transpose(kh, 2, 3));
+  hy_tensor *p = hy_softmax(hy_scale(s, 1.0 / sqrt((double)a->head_dim)));
+  hy_tensor *o = hy_contiguous(hy_transpose(hy_matmul(p, vh), 1, 2)); /* [B, 1, H, D] */
+  return hy_linear_forward(&a->o, hy_reshape(o, hy_shape_of(x)));
+}
+
+static hy_tensor *titans_decode_step(void *self, void *state, hy_tensor *x, int64_t pos) {
+  hy_titans_layer *l = self;
+  titans_state *st = state;
+  hy_tensor *m = hy_titans_memory_step(&l->mem, st->mem, x);
+  if (!l->gate) return attend_step(l, st, m, pos);
+  return combine(l, attend_step(l, st, x, pos), m);
+}
+
+static void titans_decode_free(void *state) {
+  titans_state *st = state;
+  if (!st) return;
+  hy_titans_memory_state_free(st->mem);
+  hy_free(st->k);
+  hy_free(st->v);
+  free(st);
+}
+
+const hy_mixer_kind hy_mixer_titans_mal = {
+    "titans_mal",      mal_create,         titans_forward,    free,
+    titans_decode_new, titans_decode_step, titans_decode_free, false};
+const hy_mixer_kind hy_mixer_titans_mag = {
+    "titans_mag",      mag_create,         titans_forward,    free,
+    titans_decode_new, titans_decode_step, titans_decode_free, false};

@@ -1,0 +1,56 @@
+/* Titans (Behrouz, Zhong, Mirrokni 2025, "Titans: Learning to Memorize at Test Time"; reference
+ * code lucidrains/titans-pytorch): the neural memory of layers/titans_memory.h combined with
+ * sliding-window softmax attention.
+ *
+ *   "titans_mal" (memory as a layer):   m = Memory(x);  out = SWA(m)
+ *   "titans_mag" (memory as a gate):    m = Memory(x);  a = SWA(x);
+ *                                       out = RMSNorm(a; g_a) * sigmoid(RMSNorm(m; g_m))
+ *
+ * SWA is the model's softmax attention (q, k, v, o projections, RoPE) restricted to the last
+ * `window` tokens, with `persistent` learnable key/value pairs per head prepended to the keys and
+ * values and visible from every query (titans-pytorch's SegmentedAttention.persistent_memory:
+ * zeros at init, no RoPE). Without persistent tokens it is hy_attention_window; with them it is
+ * built from ops in blocks of `window` queries (hy_titans_window_attention).
+ *
+ * Decoding carries the memory (its weights, momentum and the running sums of the chunk in
+ * progress: O(1) in the sequence length) and a ring of the last `window` rotated keys and values.
+ * MAC (memory as context) is not built: see docs in the closing report. */
+#ifndef HYLA_TITANS_H
+#define HYLA_TITANS_H
+
+#include "layers/attention.h"
+#include "layers/mixer.h"
+#include "layers/model.h"
+#include "layers/titans_memory.h"
+
+/* The defaults above. */
+hy_titans_config hy_titans_config_default(void);
+/* The Titans settings of a model configuration ([layer.titans]); the defaults when cfg is NULL. */
+const hy_titans_config *hy_titans_config_of(const hy_model_config *cfg);
+
+typedef struct {
+  hy_titans_memory mem;    /* under prefix/memory */
+  hy_attention_layer attn; /* under prefix/attn; attn.window is the config's window */
+  hy_tensor *pk, *pv;      /* [persistent, H, D] persistent keys and values, or NULL */
+  hy_tensor *attn_norm;    /* MAG: gains [d] of RMSNorm(attention output), prefix/attn_norm */
+  hy_tensor *mem_norm;     /* MAG: gains [d] of RMSNorm(memory output), prefix/memory_norm */
+  double norm_eps;
+  bool gate; /* MAG (true) or MAL (false) */
+} hy_titans_layer;
+
+extern const hy_mixer_kind hy_mixer_titans_mal;
+extern const hy_mixer_kind hy_mixer_titans_mag;
+
+/* A layer with explicit settings (create() uses hy_titans_config_of(cfg)); free with free(). */
+hy_titans_layer *hy_titans_new(hy_params *ps, const char *prefix, const hy_model_config *cfg,
+                               const hy_titans_config *tc, bool gate, hy_rng *rng);
+hy_tensor *hy_titans_forward(const hy_titans_layer *l, hy_tensor *x); /* [B, T, d] -> [B, T, d] */
+
+/* Causal softmax attention over the last `window` keys (0: all) plus n persistent keys visible to
+ * every query: q, k, v [B, T, H, D], pk, pv [n, H, D] (NULL or n = 0: hy_attention_window);
+ * out [B, T, H, D]. Built from ops in blocks of `window` queries: scores [B*H, blocks, window,
+ * n + 2 window], masked, softmaxed. */
+hy_tensor *hy_titans_window_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *pk,
+                                      hy_tensor *pv, double scale, int64_t window);
+
+#endif
