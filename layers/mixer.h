@@ -28,6 +28,9 @@ typedef struct {
 } hy_mixer_kind;
 
 const hy_mixer_kind *hy_mixer_find(const char *name); /* NULL when unknown */
-const char *hy_mixer_names(void);                     /* "attn, ..." for error messages */
+/* kind->forward, also under sequence parallelism for kinds without their own (hy_sequence_get):
+ * those see the whole sequence gathered from every rank and return this rank's rows. */
+hy_tensor *hy_mixer_forward(const hy_mixer_kind *kind, void *mixer, hy_tensor *x);
+const char *hy_mixer_names(void); /* "attn, ..." for error messages */
 
 #endif

@@ -1,6 +1,5 @@
 #include "layers/model.h"
 #include "autograd/tape.h"
-#include "dist/collective_ops.h"
 #include "tensor/ops.h"
 
 #include <math.h>
@@ -101,22 +100,6 @@ static hy_tensor *keep_only(hy_tensor *x, hy_step_mark mark) {
   return y;
 }
 
-/* A mixer without its own sequence parallelism, under it: gather every rank's input, run the
- * mixer on the whole sequence as one process would, keep this rank's rows. Exact, at the price of
- * the whole input per layer on the wire and the whole sequence's work on every rank. */
-static hy_tensor *mixer_forward(hy_block *b, hy_tensor *x) {
-  if (b->kind->sequence_parallel || !hy_sequence_parallel()) return b->kind->forward(b->mixer, x);
-  hy_sequence local = *hy_sequence_get();
-  int64_t B = x->shape[0], T = x->shape[1], d = x->shape[2];
-  hy_tensor *all = hy_dist_allgather(local.group, x); /* [W, B, T, d] */
-  int64_t W = all->shape[0];
-  hy_tensor *whole = hy_reshape(hy_contiguous(hy_transpose(all, 0, 1)), HY_SHAPE(B, W * T, d));
-  hy_sequence_set(NULL, 0);
-  hy_tensor *y = b->kind->forward(b->mixer, whole);
-  hy_sequence_set(local.group, local.offset);
-  return hy_slice(y, 1, local.offset, local.offset + T);
-}
-
 hy_tensor *hy_model_forward(hy_model *m, hy_tensor *tokens) {
   if (tokens->ndim != 2) hy_die("model", "tokens must be [B, T], got %s", hy_describe(tokens));
   hy_tensor *x = hy_embedding_forward(&m->embed, tokens);
@@ -124,7 +107,7 @@ hy_tensor *hy_model_forward(hy_model *m, hy_tensor *tokens) {
   for (int l = 0; l < m->cfg.n_layers; l++) {
     hy_block *b = &m->blocks[l];
     hy_step_mark mark = hy_step_get_mark();
-    x = hy_add(x, mixer_forward(b, hy_rmsnorm_forward(&b->mixer_norm, x)));
+    x = hy_add(x, hy_mixer_forward(b->kind, b->mixer, hy_rmsnorm_forward(&b->mixer_norm, x)));
     x = hy_add(x, hy_swiglu_forward(&b->mlp, hy_rmsnorm_forward(&b->mlp_norm, x)));
     if (!grad) x = keep_only(x, mark);
   }

@@ -1,5 +1,6 @@
 /* Sequence parallelism against one process, under mpirun -np W (W = 1, 2, 4): for each layer kind
- * (LASP-2 for gla, lightning and linear; LASP-2H for attn) and for a whole hybrid model, the
+ * (LASP-2 for gla, lightning and linear; LASP-2H for attn; the gathered sequence for rat and
+ * titans, hy_mixer_forward) and for a whole hybrid model, the
  * outputs, the input gradient and every parameter gradient of a sequence split over W ranks equal
  * the single-process values (f64: relative error <= 1e-10). Also: the state AllGather of a GLA
  * layer sends the same bytes at T = 256 and T = 4096. A plain MPI program: Criterion runs tests in
@@ -47,6 +48,11 @@ static hy_model_config config(void) {
   c.init_std = 0.3;
   c.gla.chunk = c.lightning.chunk = c.linear.chunk = 8;
   c.gla.gate_rank = 4;
+  c.rat.chunk = 8;
+  c.titans.chunk = 8;
+  c.titans.window = 16;
+  c.titans.persistent = 2;
+  c.titans.lr_max = 0.1; /* inner steps that stay finite over 20 chunks of x ~ N(0, 1) */
   return c;
 }
 
@@ -84,7 +90,7 @@ static void check_mixer(const char *kind, int64_t T) {
   x->requires_grad = true;
   /* one process: the whole sequence on every rank */
   hy_sequence_set(NULL, 0);
-  hy_tensor *y = k->forward(layer, x);
+  hy_tensor *y = hy_mixer_forward(k, layer, x);
   hy_backward_with(y, gy);
   hy_tensor **ref = calloc((size_t)ps.n, sizeof *ref);
   for (int i = 0; i < ps.n; i++) {
@@ -97,7 +103,7 @@ static void check_mixer(const char *kind, int64_t T) {
   hy_tensor *xl = local_slice(x, &offset),
             *gl = hy_contiguous(hy_slice(gy, 1, offset, offset + xl->shape[1]));
   hy_sequence_set(D.sp_group, offset);
-  hy_tensor *yl = k->forward(layer, xl);
+  hy_tensor *yl = hy_mixer_forward(k, layer, xl);
   hy_backward_with(yl, gl);
   hy_sequence_set(NULL, 0);
   reduce_param_grads(&ps);
@@ -117,8 +123,9 @@ static void check_mixer(const char *kind, int64_t T) {
 /* A whole hybrid: loss and every parameter gradient. */
 static void check_model(void) {
   hy_model_config cfg = config();
-  const char *kinds[] = {"gla", "attn", "lightning", "linear"};
-  for (int l = 0; l < 4; l++) snprintf(cfg.layers[l], HY_KIND_NAME_MAX, "%s", kinds[l]);
+  const char *kinds[] = {"gla", "attn", "lightning", "linear", "rat", "titans_mag"};
+  cfg.n_layers = 6;
+  for (int l = 0; l < 6; l++) snprintf(cfg.layers[l], HY_KIND_NAME_MAX, "%s", kinds[l]);
   hy_model *m = hy_model_new(&cfg, 5);
   int64_t T = 32;
   hy_tensor *tokens = hy_empty(HY_I32, HY_SHAPE(2, T + 1));
@@ -192,8 +199,10 @@ int main(int argc, char **argv) {
     fprintf(stderr, "%s\n", err.msg);
     hy_dist_abort(2);
   }
-  const char *kinds[] = {"gla", "lightning", "linear", "attn"};
-  for (int i = 0; i < 4; i++) check_mixer(kinds[i], 160); /* 160 splits over 1, 2 and 4 ranks */
+  /* LASP-2, LASP-2H, then the kinds that see the gathered sequence (hy_mixer_forward) */
+  const char *kinds[] = {"gla", "lightning", "linear", "attn", "rat", "titans_mal", "titans_mag"};
+  for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
+    check_mixer(kinds[i], 160); /* 160 splits over 1, 2 and 4 ranks */
   check_model();
   check_bytes();
   int all = failures;
