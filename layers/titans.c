@@ -218,8 +218,8 @@ static void titans_decode_free(void *state) {
 }
 
 const hy_mixer_kind hy_mixer_titans_mal = {
-    "titans_mal",      mal_create,         titans_forward,    free,
+    "titans_mal",      mal_create,         titans_forward,     free,
     titans_decode_new, titans_decode_step, titans_decode_free, false};
 const hy_mixer_kind hy_mixer_titans_mag = {
-    "titans_mag",      mag_create,         titans_forward,    free,
+    "titans_mag",      mag_create,         titans_forward,     free,
     titans_decode_new, titans_decode_step, titans_decode_free, false};

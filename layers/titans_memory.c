@@ -170,12 +170,31 @@ hy_tensor *hy_titans_memory_forward(const hy_titans_memory *m, hy_tensor *x) {
 
 /* ---- the token-by-token reference ---- */
 
+/* The mean input of each complete chunk, summed token by token: [B, N, d] (NULL when N = 0). */
+static hy_tensor *chunk_means(hy_tensor *x, int64_t c) {
+  int64_t N = x->shape[1] / c;
+  if (N == 0) return NULL;
+  hy_tensor **means = malloc((size_t)N * sizeof *means);
+  if (!means) hy_die("titans", "out of memory");
+  for (int64_t n = 0; n < N; n++) {
+    hy_tensor *sum = hy_slice(x, 1, n * c, n * c + 1);
+    for (int64_t t = n * c + 1; t < n * c + c; t++) sum = hy_add(sum, hy_slice(x, 1, t, t + 1));
+    means[n] = hy_scale(sum, 1.0 / (double)c);
+  }
+  hy_tensor *all = N == 1 ? means[0] : hy_concat((int)N, means, 1);
+  free(means);
+  return all;
+}
+
 hy_tensor *hy_titans_memory_reference(const hy_titans_memory *m, hy_tensor *x) {
   int64_t B = x->shape[0], T = x->shape[1], d = x->shape[2], c = m->chunk;
   if (T == 0) return hy_zeros(x->dtype, HY_SHAPE(B, 0, d));
-  hy_tensor *q, *k, *v, *theta;
+  /* Every position-wise map (projections, gates of the chunk means) runs once over all rows, as
+   * in the chunked form: a matrix product's rounding depends on its number of rows. */
+  hy_tensor *q, *k, *v, *theta, *eta = NULL, *keep = NULL, *means = chunk_means(x, c);
   project(m, x, &q, &k, &v, &theta);
-  hy_tensor *w[2], *s[2] = {NULL, NULL}, *u[2] = {NULL, NULL}, *g[2], *xsum = NULL;
+  if (means) gates(m, means, &eta, &keep);
+  hy_tensor *w[2], *s[2] = {NULL, NULL}, *u[2] = {NULL, NULL}, *g[2];
   initial_weights(m, B, w);
   hy_tensor **rows = malloc((size_t)T * sizeof *rows);
   if (!rows) hy_die("titans", "out of memory");
@@ -184,13 +203,10 @@ hy_tensor *hy_titans_memory_reference(const hy_titans_memory *m, hy_tensor *x) {
     hy_titans_memory_grad(m, w, hy_slice(k, 2, t, t + 1), hy_slice(v, 2, t, t + 1),
                           hy_slice(theta, 2, t, t + 1), g);
     for (int i = 0; i < m->depth; i++) u[i] = u[i] ? hy_add(u[i], g[i]) : g[i];
-    hy_tensor *xt = hy_slice(x, 1, t, t + 1);
-    xsum = xsum ? hy_add(xsum, xt) : xt;
     if ((t + 1) % c == 0) { /* the chunk is complete: update the memory */
-      hy_tensor *eta, *keep;
-      gates(m, hy_scale(xsum, 1.0 / (double)c), &eta, &keep);
-      update(m, w, s, u, eta, keep);
-      u[0] = u[1] = xsum = NULL;
+      int64_t n = t / c;
+      update(m, w, s, u, hy_slice(eta, 2, n, n + 1), hy_slice(keep, 2, n, n + 1));
+      u[0] = u[1] = NULL;
     }
     rows[t] = hy_titans_memory_apply(m, w, hy_slice(q, 2, t, t + 1));
   }

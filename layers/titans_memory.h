@@ -53,8 +53,10 @@ void hy_titans_memory_init(hy_titans_memory *m, hy_params *ps, const char *prefi
  * when m->reference. */
 hy_tensor *hy_titans_memory_forward(const hy_titans_memory *m, hy_tensor *x);
 /* The same function token by token: each token's gradient (at its chunk's starting weights) is
- * added to the chunk's sum, the chunk's mean input is summed up as it goes, and the memory is
- * updated when the chunk completes. O(T) small ops: for tests and as the plain form. */
+ * added to the chunk's sum, and the memory is updated when the chunk completes. The projections
+ * and the gates of the chunk means (summed token by token) run once over all rows, as in the
+ * chunked form, so that with b = 1 both give the same bits. O(T) small ops: for tests and as the
+ * plain form. */
 hy_tensor *hy_titans_memory_reference(const hy_titans_memory *m, hy_tensor *x);
 
 /* The memory's weighted gradient sum_t theta_t grad_M ||M(k_t) - v_t||^2 at weights w (w[0], w[1]

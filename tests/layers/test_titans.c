@@ -388,6 +388,18 @@ Test(titans, every_parameter_gradchecks) {
       int n = 0;
       inputs[n++] = t_param(t_randn(HY_F64, HY_SHAPE(2, 8, D_MODEL), 10));
       for (int i = 0; i < ps.n; i++) inputs[n++] = ps.items[i].t;
+      /* A parameter cut off from the output would pass the check with a zero gradient. */
+      hy_backward_with(hy_titans_forward(l, inputs[0]),
+                       t_randn(HY_F64, HY_SHAPE(2, 8, D_MODEL), 16));
+      for (int i = 0; i < ps.n; i++) {
+        const hy_tensor *g = ps.items[i].t->grad;
+        double norm = 0;
+        for (int64_t j = 0; g && j < hy_numel(g); j++) norm = fmax(norm, fabs(hy_get(g, j)));
+        cr_assert(norm > 1e-8, "%s depth %d: %s does not reach the output", gate ? "mag" : "mal",
+                  depth, ps.items[i].name);
+      }
+      hy_params_zero_grad(&ps);
+      inputs[0]->grad = NULL;
       hy_gradcheck_opts opts = {.max_per_tensor = 16};
       bool ok = hy_gradcheck(layer_fn, l, n, inputs, &opts);
       cr_assert(ok, "%s depth %d: worst %.3g", gate ? "mag" : "mal", depth,
@@ -480,12 +492,11 @@ Test(titans, parameter_names_and_mixer_kinds) {
   hy_model_config cfg = model_config(HY_F32);
   hy_rng rng = hy_rng_new(1);
   hy_titans_layer *l = hy_mixer_titans_mag.create(&ps, "blocks/0/mixer", &cfg, 0, &rng);
-  const char *names[] = {"memory/w_q/weight",     "memory/w_k/weight",     "memory/w_v/weight",
-                         "memory/w_eta/weight",   "memory/w_eta/bias",     "memory/w_theta/bias",
-                         "memory/w_alpha/bias",   "memory/o_proj/weight",  "memory/m0_1",
-                         "memory/m0_2",           "attn/q_proj/weight",    "attn/o_proj/weight",
-                         "attn/persistent_k",     "attn/persistent_v",     "attn_norm/weight",
-                         "memory_norm/weight"};
+  const char *names[] = {
+      "memory/w_q/weight", "memory/w_k/weight",   "memory/w_v/weight",   "memory/w_eta/weight",
+      "memory/w_eta/bias", "memory/w_theta/bias", "memory/w_alpha/bias", "memory/o_proj/weight",
+      "memory/m0_1",       "memory/m0_2",         "attn/q_proj/weight",  "attn/o_proj/weight",
+      "attn/persistent_k", "attn/persistent_v",   "attn_norm/weight",    "memory_norm/weight"};
   for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
     char path[HY_PARAM_NAME_MAX];
     snprintf(path, sizeof path, "blocks/0/mixer/%s", names[i]);
