@@ -85,7 +85,9 @@ static int fail(const char *cmd, const hy_error *err) {
 }
 
 /* A model with its parameters (and the recipe it was trained with) from a checkpoint. */
-static hy_model *load_model(const char *path, hy_recipe *r, int64_t *step, hy_error *err) {
+/* evaluating: the model as `hyla eval` runs it (hy_eval_model_config). */
+static hy_model *load_model(const char *path, bool evaluating, hy_recipe *r, int64_t *step,
+                            hy_error *err) {
   hy_ckpt_meta meta;
   if (hy_checkpoint_read_meta(path, &meta, err)) return NULL;
   int rc = hy_recipe_parse(meta.recipe, path, 0, NULL, r, err);
@@ -93,6 +95,7 @@ static hy_model *load_model(const char *path, hy_recipe *r, int64_t *step, hy_er
   hy_ckpt_meta_free(&meta);
   if (rc) return NULL;
   hy_model_config cfg = hy_recipe_model_config(r);
+  if (evaluating) cfg = hy_eval_model_config(&cfg);
   hy_model *m = hy_model_new(&cfg, (uint64_t)r->run.seed);
   if (hy_checkpoint_load(path, &m->params, NULL, err)) {
     hy_model_free(m);
@@ -162,7 +165,10 @@ static int cmd_eval(int argc, char **argv) {
            "  --batches N   how many validation batches (default: the recipe's eval_batches)\n"
            "  --seq-len T   evaluate on sequences of T tokens instead of the training length\n"
            "                (length extrapolation; layers that scale with the training length\n"
-           "                keep using the one they were trained at)\n");
+           "                keep using the one they were trained at)\n\n"
+           "Softplus layers evaluate with [layer.softplus] eval_power in place of power and keep\n"
+           "train_len at the training length, so `--seq-len 4096` on a model trained at 256\n"
+           "applies LSSAR's re-weighting and length scaling without retraining.\n");
     return 0;
   }
   const char *path = NULL;
@@ -181,7 +187,7 @@ static int cmd_eval(int argc, char **argv) {
   hy_recipe r;
   hy_error err;
   int64_t step;
-  hy_model *m = load_model(path, &r, &step, &err);
+  hy_model *m = load_model(path, true, &r, &step, &err);
   if (!m) return fail("eval", &err);
   hy_threads_set((int)r.train.threads);
   if (seq_len) r.train.seq_len = seq_len;
@@ -244,7 +250,7 @@ static int cmd_generate(int argc, char **argv) {
   hy_recipe r;
   hy_error err;
   int64_t step;
-  hy_model *m = load_model(path, &r, &step, &err);
+  hy_model *m = load_model(path, false, &r, &step, &err);
   if (!m) return fail("generate", &err);
   hy_threads_set((int)r.train.threads);
   fputs(prompt, stdout);
@@ -301,7 +307,7 @@ static int cmd_info(int argc, char **argv) {
   hy_recipe r;
   hy_error err;
   int64_t step;
-  hy_model *m = load_model(argv[1], &r, &step, &err);
+  hy_model *m = load_model(argv[1], false, &r, &step, &err);
   if (!m) return fail("info", &err);
   char *text = hy_recipe_to_toml(&r);
   printf("checkpoint %s\nstep %lld\nparameters %lld\n\n%s", argv[1], (long long)step,

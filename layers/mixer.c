@@ -5,6 +5,9 @@
 #include "layers/lightning.h"
 #include "layers/linear_attention.h"
 #include "layers/rat.h"
+#include "layers/sigmoid_attention.h"
+#include "layers/sla.h"
+#include "layers/softplus_attention.h"
 #include "layers/titans.h"
 
 #include "tensor/ops.h"
@@ -13,8 +16,9 @@
 #include <string.h>
 
 static const hy_mixer_kind *const KINDS[] = {
-    &hy_mixer_attn, &hy_mixer_gla,        &hy_mixer_lightning, &hy_mixer_linear,
-    &hy_mixer_rat,  &hy_mixer_titans_mal, &hy_mixer_titans_mag};
+    &hy_mixer_attn,     &hy_mixer_gla,        &hy_mixer_lightning,  &hy_mixer_linear,
+    &hy_mixer_rat,      &hy_mixer_titans_mal, &hy_mixer_titans_mag, &hy_mixer_sigmoid,
+    &hy_mixer_softplus, &hy_mixer_sla};
 
 const hy_mixer_kind *hy_mixer_find(const char *name) {
   for (size_t i = 0; i < sizeof KINDS / sizeof *KINDS; i++)

@@ -56,3 +56,9 @@ hy_eval_result hy_evaluate(hy_model *m, hy_batches *b, int64_t batches, const hy
   }
   return e;
 }
+
+hy_model_config hy_eval_model_config(const hy_model_config *trained) {
+  hy_model_config c = *trained;
+  c.softplus.power = c.softplus.eval_power;
+  return c;
+}

@@ -17,4 +17,9 @@ typedef struct {
  * evaluates its share (its dp shard, its sp slice) and the results are summed over every rank. */
 hy_eval_result hy_evaluate(hy_model *m, hy_batches *b, int64_t batches, const hy_dist *d);
 
+/* The model configuration `hyla eval` builds from a trained one: softplus layers use eval_power in
+ * place of power (LSSAR's re-weighting, no retraining). Lengths stay the training ones (softplus
+ * train_len, the sigmoid bias's n), so evaluating longer sequences rescales as trained. */
+hy_model_config hy_eval_model_config(const hy_model_config *trained);
+
 #endif
