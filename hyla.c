@@ -1,6 +1,7 @@
 /* The hyla command: parses argv and calls into the library. */
 #include "autograd/tape.h"
 #include "tensor/arena.h"
+#include "tensor/blas_kernels.h"
 #include "data/dataset.h"
 #include "dist/dist.h"
 #include "layers/model.h"
@@ -373,6 +374,7 @@ static int cmd_demo(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+  hy_blas_pick_kernels(argv);
   hy_dist_start(&argc, &argv);
   world_rank = hy_dist_world_rank();
   int rc = run_command(argc, argv);

@@ -2,6 +2,7 @@
 #ifndef HYLA_BENCH_H
 #define HYLA_BENCH_H
 
+#include "tensor/blas_kernels.h"
 #include "tensor/threads.h"
 
 #include <cblas.h>

@@ -36,6 +36,7 @@ static hy_tensor *input(int64_t B, int64_t T, int64_t H, int64_t D, hy_rng *rng)
 }
 
 int main(int argc, char **argv) {
+  hy_blas_pick_kernels(argv);
   hy_threads_set(argc > 1 ? atoi(argv[1]) : 0);
   bench_print_hardware();
   printf("f32, forward + backward, B=2 H=8 D=64\n");

@@ -43,6 +43,7 @@ static double time_layer(const char *kind, bool reference, int64_t T, hy_params 
 }
 
 int main(int argc, char **argv) {
+  hy_blas_pick_kernels(argv);
   hy_threads_set(argc > 1 ? atoi(argv[1]) : 0);
   bench_print_hardware();
   printf("f32, forward + backward of one layer, B=1 d=256 H=4; microseconds per token\n");

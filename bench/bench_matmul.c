@@ -33,6 +33,7 @@ static void run_blas(void *p) {
 }
 
 int main(int argc, char **argv) {
+  hy_blas_pick_kernels(argv);
   hy_threads_set(argc > 1 ? atoi(argv[1]) : 0);
   bench_print_hardware();
   struct {

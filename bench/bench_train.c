@@ -28,6 +28,7 @@ static void step(void *p) {
 }
 
 int main(int argc, char **argv) {
+  hy_blas_pick_kernels(argv);
   hy_threads_set(argc > 1 ? atoi(argv[1]) : 0);
   int steps = argc > 2 ? atoi(argv[2]) : 20;
   bench_print_hardware();

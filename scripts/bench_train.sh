@@ -24,4 +24,4 @@ printf '%-8s %14s %14s\n' threads "hyla tok/s" "torch tok/s"
 for threads in 1 2; do printf '%-8s %14s %14s\n' "$threads" "${tps[hyla$threads]}" "${tps[torch$threads]}"; done
 best_hyla=$(( tps[hyla1] > tps[hyla2] ? tps[hyla1] : tps[hyla2] ))
 awk -v h="$best_hyla" -v t="$best_torch" 'BEGIN { printf "best hyla / best torch: %.2f (goal >= 1.5)\n", h / t }'
-echo "OpenBLAS kernels: ${OPENBLAS_CORETYPE:-as detected}; set OPENBLAS_CORETYPE=SkylakeX on AVX-512 CPUs"
+echo "OpenBLAS kernels: ${OPENBLAS_CORETYPE:-as detected, or as bench_train picked (printed above)}"
