@@ -180,6 +180,23 @@ static hy_model_config config_of(hid_t f, const char *kind, hy_dtype dtype, vari
     c.linear.norm_eps = attr_double(f, "norm_eps");
     c.linear.chunk = v.chunk;
     c.linear.recurrent = v.recurrent;
+  } else if (!strcmp(kind, "sigmoid")) {
+    c.sigmoid.bias_log_n = true;
+    c.sigmoid.seq_len = attr_int(f, "bias_n");
+    c.sigmoid.output_norm = attr_int(f, "output_norm") != 0;
+    c.sigmoid.norm_eps = attr_double(f, "norm_eps");
+    c.sigmoid.naive = v.naive;
+  } else if (!strcmp(kind, "softplus")) {
+    c.softplus.length_scale = true;
+    c.softplus.train_len = attr_int(f, "train_len");
+    c.softplus.power = attr_double(f, "power");
+    c.softplus.naive = v.naive;
+  } else if (!strcmp(kind, "sla")) {
+    c.sla.block = attr_int(f, "block");
+    c.sla.critical = attr_double(f, "critical");
+    c.sla.negligible = attr_double(f, "negligible");
+    attr_string(f, "feature_map", c.sla.feature_map, sizeof c.sla.feature_map);
+    c.sla.naive = v.naive;
   } else {
     cr_assert_fail("no configuration for mixer kind '%s'", kind);
   }
@@ -278,7 +295,25 @@ static void check_kind(const char *kind) {
   H5Fclose(f);
 }
 
+/* Sigmoid, softplus, sla: the fused op and the naive form (ATTN_FORMS' naive flag). */
+static void check_softmax_variant(const char *kind) {
+  char path[4096];
+  fixture_path(path, sizeof path, kind);
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  cr_assert(f >= 0,
+            "cannot open %s (regenerate: /usr/bin/python3 scripts/reference/softmax_variants.py)",
+            path);
+  for (size_t i = 0; i < sizeof ATTN_FORMS / sizeof *ATTN_FORMS; i++) {
+    check(f, kind, HY_F32, ATTN_FORMS[i], 1e-5);
+    check(f, kind, HY_F64, ATTN_FORMS[i], 1e-10);
+  }
+  H5Fclose(f);
+}
+
 Test(fixtures, attn) { check_kind("attn"); }
 Test(fixtures, gla) { check_kind("gla"); }
 Test(fixtures, lightning) { check_kind("lightning"); }
 Test(fixtures, linear) { check_kind("linear"); }
+Test(fixtures, sigmoid) { check_softmax_variant("sigmoid"); }
+Test(fixtures, softplus) { check_softmax_variant("softplus"); }
+Test(fixtures, sla) { check_softmax_variant("sla"); }
