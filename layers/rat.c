@@ -175,5 +175,5 @@ static void rat_decode_free(void *state) {
   free(s);
 }
 
-const hy_mixer_kind hy_mixer_rat = {"rat",          rat_create,      rat_forward,    free,
+const hy_mixer_kind hy_mixer_rat = {"rat",          rat_create,      rat_forward,     free,
                                     rat_decode_new, rat_decode_step, rat_decode_free, false};

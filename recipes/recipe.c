@@ -525,6 +525,33 @@ static int gla_heads_divide(const hy_recipe *r, char *why, size_t size) {
          -1;
 }
 
+/* RAT's heads (its own count, or the model's) split d_model into an even head size (its RoPE
+ * turns pairs of features), and its query/key groups split the heads: checked here so that a
+ * recipe gets an error rather than the layer's abort. */
+static int rat_heads(const hy_recipe *r, char *why, size_t size) {
+  if (!uses(r, "rat")) return 0;
+  int64_t d = r->model.d_model, h = r->layer_rat.heads ? r->layer_rat.heads : r->model.n_heads;
+  if (d % h)
+    return snprintf(why, size, "[layer.rat] %lld heads do not divide d_model = %lld", (long long)h,
+                    (long long)d),
+           -1;
+  if ((d / h) % 2 == 0) return 0;
+  return snprintf(why, size,
+                  "[layer.rat] the head size d_model / heads = %lld / %lld = %lld is odd; RoPE "
+                  "rotates pairs of features, so it must be even",
+                  (long long)d, (long long)h, (long long)(d / h)),
+         -1;
+}
+
+static int rat_groups(const hy_recipe *r, char *why, size_t size) {
+  if (!uses(r, "rat")) return 0;
+  int64_t h = r->layer_rat.heads ? r->layer_rat.heads : r->model.n_heads;
+  if (h % r->layer_rat.n_groups == 0) return 0;
+  return snprintf(why, size, "[layer.rat] n_groups = %lld does not divide the %lld heads",
+                  (long long)r->layer_rat.n_groups, (long long)h),
+         -1;
+}
+
 typedef struct {
   const char *doc;
   const char *keys[3][2]; /* section, key: where they were set names the error */
@@ -556,6 +583,12 @@ static const cross_check CHECKS[] = {
     {"With a `linear` layer: its heads divide `model.d_model`.",
      {{"layer.linear", "heads"}, {"model", "d_model"}, {"model", "n_heads"}},
      linear_heads},
+    {"With a `rat` layer: its heads split `model.d_model` into an even head size.",
+     {{"layer.rat", "heads"}, {"model", "d_model"}, {"model", "n_heads"}},
+     rat_heads},
+    {"With a `rat` layer: `layer.rat.n_groups` divides its heads.",
+     {{"layer.rat", "n_groups"}, {"layer.rat", "heads"}, {"model", "n_heads"}},
+     rat_groups},
 };
 
 /* A failed check names where the last of its keys was set: that is the change that broke it. */

@@ -483,6 +483,20 @@ BAD(mqar_pairs_too_many_for_vocab,
     "[data.mqar]\npairs = 32\n[data]\ndataset = \"mqar\"\n[model]\nvocab = 64\n",
     "recipes/bad.toml:6: [data.mqar] pairs = 32 must be at most [model] vocab / 2 - 1 = 31")
 
+BAD(rat_groups_do_not_divide_the_heads,
+    "[model]\nlayers = \"rat,attn\"\n[layer.rat]\nn_groups = 3\n",
+    "recipes/bad.toml:4: [layer.rat] n_groups = 3 does not divide the 4 heads")
+BAD(rat_heads_do_not_divide_d_model, "[model]\nlayers = \"rat x 2\"\n[layer.rat]\nheads = 5\n",
+    "recipes/bad.toml:4: [layer.rat] 5 heads do not divide d_model = 128")
+BAD(rat_odd_head_size, "[model]\nlayers = \"rat\"\nd_model = 96\n[layer.rat]\nheads = 32\n",
+    "recipes/bad.toml:5: [layer.rat] the head size d_model / heads = 96 / 32 = 3 is odd")
+
+/* [layer.rat] settings matter only to a model with a rat layer. */
+Test(recipe, rat_settings_are_checked_only_with_a_rat_layer) {
+  hy_recipe r = parse_ok("[model]\nlayers = \"attn x 2\"\n[layer.rat]\nn_groups = 3\n", 0, NULL);
+  cr_expect_eq(r.layer_rat.n_groups, 3);
+}
+
 Test(bad_recipe, a_line_over_the_length_limit) {
   char text[400];
   int n = snprintf(text, sizeof text, "[run]\n  out = \"");
