@@ -180,6 +180,24 @@ static hy_model_config config_of(hid_t f, const char *kind, hy_dtype dtype, vari
     c.linear.norm_eps = attr_double(f, "norm_eps");
     c.linear.chunk = v.chunk;
     c.linear.recurrent = v.recurrent;
+  } else if (!strcmp(kind, "titans_mal") || !strcmp(kind, "titans_mag")) {
+    c.rope_theta = attr_double(f, "rope_theta");
+    c.norm_eps = attr_double(f, "norm_eps");
+    c.titans.chunk = attr_int(f, "chunk");
+    c.titans.depth = attr_int(f, "depth");
+    c.titans.expansion = attr_double(f, "expansion");
+    c.titans.heads = attr_int(f, "memory_heads");
+    c.titans.head_dim = 0; /* d_model / heads */
+    c.titans.lr_max = attr_double(f, "lr_max");
+    c.titans.window = attr_int(f, "window");
+    c.titans.persistent = attr_int(f, "persistent");
+    c.titans.reference = v.recurrent;
+  } else if (!strcmp(kind, "rat")) {
+    c.rat.heads = 0; /* the model's n_heads */
+    c.rat.chunk = attr_int(f, "chunk");
+    c.rat.n_groups = attr_int(f, "n_groups");
+    c.rat.rope_theta = attr_double(f, "rope_theta");
+    c.rat.naive = v.naive;
   } else if (!strcmp(kind, "sigmoid")) {
     c.sigmoid.bias_log_n = true;
     c.sigmoid.seq_len = attr_int(f, "bias_n");
@@ -295,6 +313,37 @@ static void check_kind(const char *kind) {
   H5Fclose(f);
 }
 
+/* Titans: the chunk is part of the layer's math (the fixture's), so the forms are the chunked
+ * memory and its token-by-token reference. */
+static const variant TITANS_FORMS[] = {{"chunked", false, 0, false}, {"reference", true, 0, false}};
+
+static void check_titans(const char *kind) {
+  char path[4096];
+  fixture_path(path, sizeof path, kind);
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  cr_assert(f >= 0, "cannot open %s (regenerate: /usr/bin/python3 scripts/reference/titans.py)",
+            path);
+  for (size_t i = 0; i < sizeof TITANS_FORMS / sizeof *TITANS_FORMS; i++) {
+    check(f, kind, HY_F32, TITANS_FORMS[i], 1e-5);
+    check(f, kind, HY_F64, TITANS_FORMS[i], 1e-10);
+  }
+  H5Fclose(f);
+}
+
+/* RAT: the chunk is part of the layer's math (the fixture's), so the forms are the fused op and
+ * the plain form built from ops (ATTN_FORMS' naive flag). */
+static void check_rat(void) {
+  char path[4096];
+  fixture_path(path, sizeof path, "rat");
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  cr_assert(f >= 0, "cannot open %s (regenerate: /usr/bin/python3 scripts/reference/rat.py)", path);
+  for (size_t i = 0; i < sizeof ATTN_FORMS / sizeof *ATTN_FORMS; i++) {
+    check(f, "rat", HY_F32, ATTN_FORMS[i], 1e-5);
+    check(f, "rat", HY_F64, ATTN_FORMS[i], 1e-10);
+  }
+  H5Fclose(f);
+}
+
 /* Sigmoid, softplus, sla: the fused op and the naive form (ATTN_FORMS' naive flag). */
 static void check_softmax_variant(const char *kind) {
   char path[4096];
@@ -314,6 +363,9 @@ Test(fixtures, attn) { check_kind("attn"); }
 Test(fixtures, gla) { check_kind("gla"); }
 Test(fixtures, lightning) { check_kind("lightning"); }
 Test(fixtures, linear) { check_kind("linear"); }
+Test(fixtures, rat) { check_rat(); }
+Test(fixtures, titans_mal) { check_titans("titans_mal"); }
+Test(fixtures, titans_mag) { check_titans("titans_mag"); }
 Test(fixtures, sigmoid) { check_softmax_variant("sigmoid"); }
 Test(fixtures, softplus) { check_softmax_variant("softplus"); }
 Test(fixtures, sla) { check_softmax_variant("sla"); }
