@@ -30,11 +30,16 @@ hy_tensor *hy_lasp2(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *g,
     kd = hy_mul(k, hy_exp(hy_sub(total, b)));
   }
   hy_tensor *M = hy_matmul(hy_transpose(by_head(kd), 2, 3), by_head(v)); /* [B, H, dk, dv] */
-  hy_tensor *Ms = hy_dist_allgather(seq->group, hy_reshape(M, HY_SHAPE(B * H, dk, dv)));
-  hy_tensor *As = NULL;
-  if (b)
-    As = hy_dist_allgather(seq->group,
-                           hy_reshape(hy_exp(hy_transpose(total, 1, 2)), HY_SHAPE(B * H, dk, 1)));
+  /* ONE AllGather per layer: M with the total decay packed beside it as an extra column. */
+  hy_tensor *packed = hy_reshape(M, HY_SHAPE(B * H, dk, dv));
+  if (b) {
+    hy_tensor *parts[2] = {packed,
+                           hy_reshape(hy_exp(hy_transpose(total, 1, 2)), HY_SHAPE(B * H, dk, 1))};
+    packed = hy_concat(2, parts, 2);
+  }
+  hy_tensor *gathered = hy_dist_allgather(seq->group, packed); /* [W, B H, dk, dv (+ 1)] */
+  hy_tensor *Ms = b ? hy_slice(gathered, 3, 0, dv) : gathered;
+  hy_tensor *As = b ? hy_slice(gathered, 3, dv, dv + 1) : NULL;
   /* S_in by Horner's rule over the earlier ranks: S <- diag(A_s) S + M_s. It starts from zero
    * times the gathered tensors, so that every rank's output depends on them and every rank's
    * backward takes part in their reduce-scatter, rank 0 included. */
