@@ -54,12 +54,20 @@ hy_tensor *hy_lasp2(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *g,
   return hy_add(o, inter);
 }
 
-hy_tensor *hy_lasp2h_gather(hy_tensor *x) {
+void hy_lasp2h_gather(hy_tensor *k, hy_tensor *v, hy_tensor **ks, hy_tensor **vs) {
   const hy_sequence *seq = hy_sequence_get();
   int W = hy_group_size(seq->group);
-  if (W == 1) return x;
-  int64_t B = x->shape[0], T = x->shape[1], H = x->shape[2], D = x->shape[3];
-  hy_tensor *all = hy_dist_allgather(seq->group, hy_reshape(x, HY_SHAPE(B, T, H * D)));
-  /* [W, B, T, H D] -> [B, W, T, H D] -> [B, W T, H, D] */
-  return hy_reshape(hy_contiguous(hy_transpose(all, 0, 1)), HY_SHAPE(B, W * T, H, D));
+  if (W == 1) {
+    *ks = k, *vs = v;
+    return;
+  }
+  int64_t B = k->shape[0], T = k->shape[1], H = k->shape[2], D = k->shape[3];
+  hy_tensor *kv[2] = {k, v};
+  hy_tensor *packed = hy_reshape(hy_concat(2, kv, 3), HY_SHAPE(B, T, H * 2 * D));
+  hy_tensor *all = hy_dist_allgather(seq->group, packed); /* [W, B, T, H 2 D] */
+  /* -> [B, W, T, H 2 D] -> [B, W T, H, 2 D] */
+  hy_tensor *whole =
+      hy_reshape(hy_contiguous(hy_transpose(all, 0, 1)), HY_SHAPE(B, W * T, H, 2 * D));
+  *ks = hy_slice(whole, 3, 0, D);
+  *vs = hy_slice(whole, 3, D, 2 * D);
 }

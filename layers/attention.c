@@ -61,8 +61,9 @@ hy_tensor *hy_attention_layer_forward(const hy_attention_layer *a, hy_tensor *x)
   double scale = 1.0 / sqrt((double)a->head_dim);
   if (hy_sequence_parallel()) { /* LASP-2H: every rank's keys and values, global positions */
     int64_t offset = hy_sequence_get()->offset, end = offset + x->shape[1];
-    hy_tensor *ks = hy_slice(hy_lasp2h_gather(k), 1, 0, end);
-    hy_tensor *vs = hy_slice(hy_lasp2h_gather(v), 1, 0, end);
+    hy_tensor *ks, *vs;
+    hy_lasp2h_gather(k, v, &ks, &vs);
+    ks = hy_slice(ks, 1, 0, end), vs = hy_slice(vs, 1, 0, end);
     return hy_attention_out(a, x, hy_attention_offset(q, ks, vs, scale, a->window, offset));
   }
   hy_tensor *o = a->naive ? hy_attention_naive_window(q, k, v, scale, a->window)
