@@ -11,8 +11,8 @@ const char *hy_blas_better_kernels(void) {
 #if defined(__x86_64__) && defined(__GNUC__)
   if (getenv("OPENBLAS_CORETYPE")) return NULL; /* the user's choice stands */
   const char *name = openblas_get_corename();
-  static const char *const generic[] = {"Prescott", "Core2", "Nehalem", "Penryn", "Dunnington",
-                                        "Atom",     "Katmai"};
+  static const char *const generic[] = {"Prescott",   "Core2", "Nehalem", "Penryn",
+                                        "Dunnington", "Atom",  "Katmai"};
   bool fell_back = false;
   for (size_t i = 0; i < sizeof generic / sizeof *generic; i++)
     fell_back |= name && !strcmp(name, generic[i]);
@@ -30,8 +30,9 @@ void hy_blas_pick_kernels(char **argv) {
   if (setenv("OPENBLAS_CORETYPE", better, 1)) return;
   const char *rank = getenv("OMPI_COMM_WORLD_RANK"); /* under mpirun: rank 0 speaks */
   if (!rank || !strcmp(rank, "0"))
-    fprintf(stderr, "hyla: OpenBLAS chose its generic %s kernels for this CPU; using %s "
-                    "(set OPENBLAS_CORETYPE to choose)\n",
+    fprintf(stderr,
+            "hyla: OpenBLAS chose its generic %s kernels for this CPU; using %s "
+            "(set OPENBLAS_CORETYPE to choose)\n",
             openblas_get_corename(), better);
   execv("/proc/self/exe", argv);
   unsetenv("OPENBLAS_CORETYPE"); /* the re-run failed: go on with what OpenBLAS chose */
