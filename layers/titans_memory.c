@@ -28,7 +28,7 @@ void hy_titans_memory_init(hy_titans_memory *m, hy_params *ps, const char *prefi
                           .hidden = c->depth == 2 ? (int64_t)(c->expansion * (double)D) : D,
                           .depth = c->depth,
                           .chunk = c->chunk,
-                          .lr_max = c->lr_max,
+                          .lr_max = c->lr_max > 0 ? c->lr_max : 1.0 / (double)D,
                           .reference = c->reference};
   if (m->hidden < 1) hy_die(op, "memory hidden width %lld", (long long)m->hidden);
   char path[HY_PARAM_NAME_MAX];

@@ -7,7 +7,8 @@
  *   M(z) = z W          (depth 1: W [D, D])
  *   M(z) = silu(z W1) W2 (depth 2: W1 [D, E D], W2 [E D, D])
  *   l(M; k, v) = ||M(k) - v||^2                                          (associative loss)
- *   theta_t = lr_max sigmoid(x_t w_theta + b_theta)                      (per token)
+ *   theta_t = lr_max sigmoid(x_t w_theta + b_theta)                      (per token;
+ *             lr_max 0 in the settings means 1 / D)
  *   eta_n = sigmoid(xbar_n w_eta + b_eta), alpha_n = sigmoid(xbar_n w_alpha + b_alpha)
  *       with xbar_n the mean of x over chunk n                           (per chunk)
  * Chunk n (tokens nb .. nb + b - 1, b = chunk) updates the memory once, every gradient taken at

@@ -161,8 +161,9 @@ const hy_key hy_keys[] = {
      .doc = "Memory heads."},
     {KEY("layer.titans", "head_dim", HY_KEY_INT, layer_titans.head_dim), AT_LEAST(0), .def = "0",
      .doc = "Width of a memory head; 0: d_model / heads."},
-    {KEY("layer.titans", "lr_max", HY_KEY_FLOAT, layer_titans.lr_max), ABOVE(0), .def = "1.0",
-     .doc = "The inner learning rate is lr_max * sigmoid(x w_theta)."},
+    {KEY("layer.titans", "lr_max", HY_KEY_FLOAT, layer_titans.lr_max), AT_LEAST(0), .def = "0.0",
+     .doc = "The inner learning rate is lr_max * sigmoid(x w_theta); 0: 1 / head_dim (the "
+            "reference code's rate 1 on a loss averaged over the width)."},
     {KEY("layer.titans", "window", HY_KEY_INT, layer_titans.window), AT_LEAST(0), .def = "128",
      .doc = "Sliding window of the layer's softmax attention, in tokens; 0: the whole sequence."},
     {KEY("layer.titans", "persistent", HY_KEY_INT, layer_titans.persistent), AT_LEAST(0),
