@@ -8,10 +8,12 @@
 #include "optim/clip.h"
 #include "optim/optimizer.h"
 #include "recipes/recipe.h"
+#include "recipes/sweep.h"
 #include "run/batches.h"
 #include "run/checkpoint.h"
 #include "run/evaluate.h"
 #include "run/generate.h"
+#include "run/sweep_runner.h"
 #include "run/train.h"
 #include "tensor/ops.h"
 #include "tensor/threads.h"
@@ -26,6 +28,7 @@ static const char *USAGE =
     "\n"
     "commands:\n"
     "  train     train a model from a recipe (recipes/*.toml)\n"
+    "  sweep     train every run of a recipe's [sweep] grid and summarize them\n"
     "  eval      evaluate a checkpoint: loss, perplexity, bits per byte, MQAR accuracy\n"
     "  generate  sample text from a checkpoint\n"
     "  data      prepare a token dataset from a text file\n"
@@ -152,6 +155,69 @@ static int cmd_train(int argc, char **argv) {
     hy_train_result res;
     if (hy_train(&r, &opt, &res, &err)) rc = fail("train", &err);
   }
+  free(sets);
+  return rc;
+}
+
+/* ---- hyla sweep ---- */
+
+static int cmd_sweep(int argc, char **argv) {
+  if (wants_help(argc, argv)) {
+    printf("usage: hyla sweep RECIPE.toml [--set section.key=value]... [--dry-run] [--verbose]\n\n"
+           "Trains every run of the recipe's [sweep] grid (docs/sweeps.md), each in its own\n"
+           "directory under the recipe's run.out, named by its settings, then writes\n"
+           "summary.csv and summary.md there. Runs that finished before are skipped and runs\n"
+           "with a checkpoint resume, so running a sweep again completes it. Under\n"
+           "mpirun -np N, with [dist] dp = sp = 1, N runs train at a time (one per rank).\n\n"
+           "  --set k=v    override a recipe key in every run (repeatable); a swept key's\n"
+           "               values still win\n"
+           "  --dry-run    list the runs and what each would do; train nothing\n"
+           "  --verbose    print the trainer's lines too, not only a line per run\n\n"
+           "scripts/report.sh DIR draws the sweep's plots and writes DIR/report.md.\n");
+    return 0;
+  }
+  const char *path = NULL;
+  const char **sets = calloc((size_t)argc, sizeof *sets);
+  int n_sets = 0;
+  hy_sweep_options opt = {0};
+  for (int i = 1; i < argc; i++) {
+    if (is(argv[i], "--set"))
+      sets[n_sets++] = value_of("sweep", argc, argv, &i);
+    else if (!strncmp(argv[i], "--set=", 6))
+      sets[n_sets++] = argv[i] + 6;
+    else if (is(argv[i], "--dry-run"))
+      opt.dry_run = true;
+    else if (is(argv[i], "--verbose"))
+      opt.verbose = true;
+    else if (argv[i][0] == '-')
+      usage_error("sweep", "unknown option '%s'", argv[i]);
+    else if (path)
+      usage_error("sweep", "more than one recipe ('%s')", argv[i]);
+    else
+      path = argv[i];
+  }
+  if (!path) usage_error("sweep", "%s", "needs a recipe");
+  hy_sweep *s = malloc(sizeof *s);
+  hy_error err;
+  int rc = 0;
+  if (!s || hy_sweep_expand(path, n_sets, sets, s, &err)) {
+    if (!s) hy_fail(&err, "out of memory");
+    free(sets);
+    free(s);
+    return fail("sweep", &err);
+  }
+  if (world_rank == 0) printf("sweep %s: %d runs in %s\n", path, s->n_runs, s->dir);
+  hy_sweep_outcome out;
+  if (hy_sweep_run_all(s, &opt, &out, &err)) {
+    fprintf(stderr, "hyla sweep: %s\n", err.msg); /* this rank's runs: every rank says its own */
+    rc = 1;
+  }
+  if (!opt.dry_run && world_rank == 0)
+    printf("sweep: %d trained, %d resumed, %d skipped, %d failed%s; summary in %s/summary.md\n",
+           out.trained, out.resumed, out.skipped, out.failed,
+           out.interrupted ? ", stopped by a signal" : "", s->dir);
+  hy_sweep_free(s);
+  free(s);
   free(sets);
   return rc;
 }
@@ -390,8 +456,9 @@ static int run_command(int argc, char **argv) {
   static const struct {
     const char *name;
     int (*run)(int, char **);
-  } commands[] = {{"train", cmd_train}, {"eval", cmd_eval}, {"generate", cmd_generate},
-                  {"data", cmd_data},   {"info", cmd_info}, {"demo", cmd_demo}};
+  } commands[] = {{"train", cmd_train},       {"sweep", cmd_sweep}, {"eval", cmd_eval},
+                  {"generate", cmd_generate}, {"data", cmd_data},   {"info", cmd_info},
+                  {"demo", cmd_demo}};
   for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
     if (is(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
   fprintf(stderr, "hyla: unknown command '%s'\n\n%s", argv[1], USAGE);

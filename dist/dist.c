@@ -114,6 +114,28 @@ int hy_dist_grid(hy_dist *d, int64_t dp, int64_t sp, hy_error *err) {
   return 0;
 }
 
+void hy_dist_alone(hy_dist *d) {
+  memset(d, 0, sizeof *d);
+  d->world = d->dp = d->sp = 1;
+  d->all = group_new();
+  d->dp_group = group_new();
+  d->sp_group = group_new();
+#ifdef HYLA_MPI
+  if (mpi_on) {
+    hy_group *gs[] = {d->all, d->dp_group, d->sp_group};
+    for (int i = 0; i < 3; i++) MPI_Comm_dup(MPI_COMM_SELF, &gs[i]->comm);
+  }
+#endif
+}
+
+int hy_dist_world_size(void) {
+  int size = 1;
+#ifdef HYLA_MPI
+  if (mpi_on) MPI_Comm_size(MPI_COMM_WORLD, &size);
+#endif
+  return size;
+}
+
 void hy_dist_free(hy_dist *d) {
   hy_group *gs[] = {d->all, d->dp_group, d->sp_group};
   for (int i = 0; i < 3; i++) {

@@ -32,6 +32,10 @@ int hy_dist_world_rank(void); /* 0 without MPI */
 /* Arrange the processes as dp x sp; an error (the same on every rank) when dp * sp is not the
  * number of processes. */
 int hy_dist_grid(hy_dist *d, int64_t dp, int64_t sp, hy_error *err);
+/* A grid of this process alone (world 1), whatever mpirun started: hyla sweep trains one run on
+ * each rank, with no collectives between them. */
+void hy_dist_alone(hy_dist *d);
+int hy_dist_world_size(void); /* 1 without MPI */
 void hy_dist_free(hy_dist *d);
 /* Abort every rank (the job ends instead of hanging on a collective). */
 _Noreturn void hy_dist_abort(int code);

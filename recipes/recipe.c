@@ -37,7 +37,14 @@ typedef struct {
   int section_line[16]; /* where each [section] of hy_sections was opened */
   origin from[HY_RECIPE_KEYS_MAX];
   int n_set;
+  /* [sweep]: whether the reader is in it, the key being read there, and the axes read so far. */
+  bool in_sweep;
+  char sweep_key[HY_SWEEP_KEY];
+  hy_sweep_spec *sweep;
 } parser;
+
+/* The section of a recipe that lists values to sweep (hyla sweep); not a part of hy_recipe. */
+static const char SWEEP[] = "sweep";
 
 /* ';' starts an inline comment for libinih (even inside quotes), so the reader hands it over as
  * this byte, which cannot occur itself (the reader refuses control characters). */
@@ -99,12 +106,14 @@ static void list_names(const char *const *names, int n, const char *open, const 
 }
 
 static int fail_unknown_section(parser *p, const char *where, const char *section) {
+  const char *names[HY_RECIPE_KEYS_MAX];
   int n = 0;
-  while (hy_sections[n]) n++;
-  const char *close = hy_closest(section, hy_sections, n);
+  while (hy_sections[n]) names[n] = hy_sections[n], n++;
+  names[n++] = SWEEP;
+  const char *close = hy_closest(section, names, n);
   if (close) return fail(p, where, "unknown section [%s]; did you mean [%s]?", section, close);
-  char all[256];
-  list_names(hy_sections, n, "[", "]", all, sizeof all);
+  char all[320];
+  list_names(names, n, "[", "]", all, sizeof all);
   return fail(p, where, "unknown section [%s]; the sections are %s", section, all);
 }
 
@@ -177,10 +186,13 @@ static int append_value(parser *p, const char *text) {
   return 0;
 }
 
-/* The value of p->key is complete: check it and store it. */
+static int finish_sweep_axis(parser *p, const char *where);
+
+/* The value of p->key (or of the [sweep] key being read) is complete: check it and store it. */
 static int finish_value(parser *p) {
   char where[HY_ERROR_MAX / 2];
   where_line(p, p->key_line, where, sizeof where);
+  if (p->in_sweep) return finish_sweep_axis(p, where);
   return set_value(p, p->key, p->value, where, (origin){.line = p->key_line});
 }
 
@@ -243,6 +255,14 @@ static int section_header(parser *p, const char *s, size_t len, char *buf, int s
   if (*a == '"' || *a == '\'') return fail(p, where, "quoted section names are not supported");
   char name[64];
   snprintf(name, sizeof name, "%.*s", (int)(b - a), a);
+  p->in_sweep = !strcmp(name, SWEEP);
+  if (p->in_sweep) {
+    if (p->sweep->line)
+      return fail(p, where, "section [%s] appears twice (first at line %d)", name, p->sweep->line);
+    p->sweep->line = p->line;
+    snprintf(buf, (size_t)size, "[%s]", name);
+    return 0;
+  }
   int idx = 0;
   while (hy_sections[idx] && strcmp(hy_sections[idx], name)) idx++;
   if (!hy_sections[idx]) return fail_unknown_section(p, where, name);
@@ -254,10 +274,37 @@ static int section_header(parser *p, const char *s, size_t len, char *buf, int s
   return 0;
 }
 
+/* A key of [sweep]: `seeds`, or a recipe key quoted ("optim.lr"), as TOML and tomllib read it. */
+static int sweep_key_line(parser *p, const char *s, size_t len, const char *where) {
+  const char *end = s + len, *e = s;
+  if (*s == '"' || *s == '\'') {
+    for (e = s + 1; e < end && *e != *s; e++)
+      if (!is_key_char(*e) && *e != '.')
+        return fail(p, where, "[sweep] keys are recipe keys, like \"optim.lr\"; got %.*s",
+                    (int)(len > 60 ? 60 : len), s);
+    if (e == end) return fail(p, where, "[sweep] unterminated quoted key %.*s", (int)len, s);
+    e++;
+  } else {
+    while (e < end && (is_key_char(*e) || *e == '.')) e++;
+    if (memchr(s, '.', (size_t)(e - s)))
+      return fail(p, where,
+                  "[sweep] quote a dotted key, or TOML reads it as nested tables: \"%.*s\" = ...",
+                  (int)(e - s), s);
+  }
+  const char *k = e;
+  while (k < end && is_ws(*k)) k++;
+  if (e == s || k == end || *k != '=')
+    return fail(p, where, "expected '\"section.key\" = [values]', got %.*s%s",
+                (int)(len > 60 ? 60 : len), s, len > 60 ? "..." : "");
+  p->depth = bracket_depth(k + 1, (size_t)(end - k - 1), 0);
+  return 0;
+}
+
 /* "key = value": check the key's form here, so inih splits the line where TOML does. */
 static int key_line(parser *p, const char *s, size_t len) {
   char where[HY_ERROR_MAX / 2];
   where_line(p, p->line, where, sizeof where);
+  if (p->in_sweep) return sweep_key_line(p, s, len, where);
   const char *end = s + len, *e = s;
   if (*s == '"' || *s == '\'')
     return fail(p, where, "quoted keys are not supported; write the key plainly: lr = 1e-3");
@@ -284,11 +331,11 @@ static char *read_line(char *buf, int size, void *stream) {
   parser *p = stream;
   if (p->failed) return NULL;
   if (!*p->pos) {
-    if (p->depth > 0 && p->key) {
+    if (p->depth > 0 && (p->key || p->in_sweep)) {
       char where[HY_ERROR_MAX / 2];
       where_line(p, p->key_line, where, sizeof where);
-      fail(p, where, "[%s] %s: unterminated array: no ']' before the end", p->key->section,
-           p->key->key);
+      fail(p, where, "[%s] %s: unterminated array: no ']' before the end",
+           p->in_sweep ? SWEEP : p->key->section, p->in_sweep ? p->sweep_key : p->key->key);
     }
     return NULL;
   }
@@ -342,6 +389,16 @@ static int on_key(void *user, const char *section, const char *name, const char 
   }
   char where[HY_ERROR_MAX / 2];
   where_line(p, p->line, where, sizeof where);
+  if (p->in_sweep) {
+    size_t n = strlen(name);
+    bool quoted = n >= 2 && (name[0] == '"' || name[0] == '\'');
+    snprintf(p->sweep_key, sizeof p->sweep_key, "%.*s", (int)(quoted ? n - 2 : n), name + quoted);
+    p->key = NULL;
+    p->key_line = p->line;
+    p->value_len = 0;
+    if (append_value(p, value)) return 0;
+    return p->depth > 0 || finish_value(p) == 0;
+  }
   if (!*section) {
     char home[256];
     if (homes(name, false, home, sizeof home))
@@ -388,6 +445,115 @@ static int apply_override(parser *p, const char *set) {
   const hy_key *k = hy_key_find(name, dot + 1);
   if (!k) return fail_unknown_key(p, where, name, dot + 1);
   return set_value(p, k, eq + 1, where, (origin){.set = set});
+}
+
+/* ---- [sweep]: each key a recipe key, each value an array of that key's values ---- */
+
+/* The recipe key a [sweep] key names: "seeds" is run.seed; else "section.key" as for --set. */
+static const hy_key *sweep_target(parser *p, const char *name, const char *where) {
+  if (!strcmp(name, "seeds")) return hy_key_find("run", "seed");
+  char section[HY_SWEEP_KEY];
+  snprintf(section, sizeof section, "%s", name);
+  char *dot = strrchr(section, '.');
+  if (!dot) {
+    char home[256];
+    if (homes(name, true, home, sizeof home))
+      return fail(p, where,
+                  "[sweep] '%s': a sweep key is \"section.key\" or seeds; did you mean %s?", name,
+                  home),
+             NULL;
+    return fail(p, where,
+                "[sweep] '%s': a sweep key is \"section.key\" (e.g. \"optim.lr\") or seeds", name),
+           NULL;
+  }
+  *dot = 0;
+  if (!hy_section_known(section)) return fail_unknown_section(p, where, section), NULL;
+  const hy_key *k = hy_key_find(section, dot + 1);
+  if (!k) return fail_unknown_key(p, where, section, dot + 1), NULL;
+  if (!strcmp(name, "run.seed"))
+    return fail(p, where, "[sweep] sweep run.seed with seeds = [...]"), NULL;
+  if (!strcmp(section, "run"))
+    return fail(p, where,
+                "[sweep] %s cannot be swept: the sweep names each run and puts it under run.out",
+                name),
+           NULL;
+  if (k->type == HY_KEY_LIST || k->type == HY_KEY_PAIR)
+    return fail(p, where, "[sweep] %s takes an array, and a sweep's values are single values",
+                name),
+           NULL;
+  return k;
+}
+
+/* Check every value of the array in p->value against the key, as --set would, and keep their
+ * text as written: each becomes a "section.key=value" override of one run. */
+static int finish_sweep_axis(parser *p, const char *where) {
+  hy_sweep_spec *s = p->sweep;
+  const char *name = p->sweep_key;
+  const hy_key *k = sweep_target(p, name, where);
+  if (!k) return -1;
+  for (int a = 0; a < s->n_axes; a++)
+    if (!strcmp(s->axes[a].key, name))
+      return fail(p, where, "[sweep] %s is swept twice (first at line %d)", name, s->axes[a].line);
+  if (s->n_axes == HY_SWEEP_AXES_MAX)
+    return fail(p, where, "[sweep] more than %d keys", HY_SWEEP_AXES_MAX);
+  char expect[256], item[384], why[HY_ERROR_MAX / 2];
+  hy_key_expect(k, expect, sizeof expect);
+  snprintf(item, sizeof item, "%s%s", expect,
+           k->type == HY_KEY_LAYERS ? " (in a sweep: a pattern string, e.g. \"gla,attn x 2\")"
+                                    : "");
+  hy_toml_value v;
+  if (hy_toml_parse(p->value, "an array of values, one per run", item, &v, why, sizeof why))
+    return fail(p, where, "[sweep] %s: %s", name, why);
+  int rc = 0;
+  if (v.kind != HY_TOML_ARRAY || v.n == 0) {
+    rc = fail(p, where, "[sweep] %s: expected an array of values, one per run, got %.*s", name,
+              v.src_len > 60 ? 60 : v.src_len, v.src);
+    goto done;
+  }
+  hy_recipe *scratch = malloc(sizeof *scratch); /* the values are checked, not kept */
+  if (!scratch) {
+    rc = fail(p, where, "out of memory");
+    goto done;
+  }
+  for (int i = 0; i < v.n && !rc; i++) {
+    const hy_toml_value *x = &v.items[i];
+    *scratch = *p->r;
+    if (hy_key_set(k, x, scratch, why, sizeof why))
+      rc =
+          fail(p, where, "[sweep] %s, value %d: [%s] %s: %s", name, i + 1, k->section, k->key, why);
+    for (int j = 0; j < i && !rc; j++)
+      if (v.items[j].src_len == x->src_len && !memcmp(v.items[j].src, x->src, (size_t)x->src_len))
+        rc = fail(p, where, "[sweep] %s lists %.*s twice", name, x->src_len, x->src);
+  }
+  free(scratch);
+  if (rc) goto done;
+  hy_sweep_axis *axis = &s->axes[s->n_axes];
+  axis->values = calloc((size_t)v.n, sizeof *axis->values);
+  if (!axis->values) {
+    rc = fail(p, where, "out of memory");
+    goto done;
+  }
+  s->n_axes++;
+  snprintf(axis->key, sizeof axis->key, "%s", name);
+  axis->line = p->key_line;
+  for (int i = 0; i < v.n; i++, axis->n++) {
+    axis->values[i] = strndup(v.items[i].src, (size_t)v.items[i].src_len);
+    if (!axis->values[i]) {
+      rc = fail(p, where, "out of memory");
+      break;
+    }
+  }
+done:
+  hy_toml_free(&v);
+  return rc;
+}
+
+void hy_sweep_spec_free(hy_sweep_spec *s) {
+  for (int a = 0; a < s->n_axes; a++) {
+    for (int i = 0; i < s->axes[a].n; i++) free(s->axes[a].values[i]);
+    free(s->axes[a].values);
+  }
+  memset(s, 0, sizeof *s);
 }
 
 /* ---- defaults ---- */
@@ -610,8 +776,14 @@ static int cross_checks(parser *p) {
 /* ---- entry points ---- */
 
 static int parse(const char *text, const char *name, bool from_file, int n_overrides,
-                 const char *const *overrides, hy_recipe *r, hy_error *err) {
-  parser p = {.r = r, .err = err, .name = name ? name : "recipe", .pos = text ? text : ""};
+                 const char *const *overrides, hy_recipe *r, hy_sweep_spec *sweep, hy_error *err) {
+  hy_sweep_spec ignored; /* [sweep] is checked even when the caller does not want it */
+  parser p = {.r = r,
+              .err = err,
+              .name = name ? name : "recipe",
+              .pos = text ? text : "",
+              .sweep = sweep ? sweep : &ignored};
+  memset(p.sweep, 0, sizeof *p.sweep);
   memset(r, 0, sizeof *r); /* padding and unused bytes too: equal recipes compare equal */
   apply_defaults(&p);
   int rc = ini_parse_stream(read_line, &p, on_key, &p);
@@ -624,16 +796,23 @@ static int parse(const char *text, const char *name, bool from_file, int n_overr
   if (!p.failed) computed_defaults(&p, from_file);
   if (!p.failed) cross_checks(&p);
   free(p.value);
+  if (p.failed || !sweep) hy_sweep_spec_free(p.sweep);
   return p.failed ? -1 : 0;
 }
 
 int hy_recipe_parse(const char *text, const char *origin, int n_overrides,
                     const char *const *overrides, hy_recipe *r, hy_error *err) {
-  return parse(text, origin, false, n_overrides, overrides, r, err);
+  return parse(text, origin, false, n_overrides, overrides, r, NULL, err);
 }
 
 int hy_recipe_load(const char *path, int n_overrides, const char *const *overrides, hy_recipe *r,
                    hy_error *err) {
+  return hy_recipe_load_sweep(path, n_overrides, overrides, r, NULL, err);
+}
+
+int hy_recipe_load_sweep(const char *path, int n_overrides, const char *const *overrides,
+                         hy_recipe *r, hy_sweep_spec *sweep, hy_error *err) {
+  if (sweep) memset(sweep, 0, sizeof *sweep);
   FILE *f = fopen(path, "rb");
   if (!f) return hy_fail(err, "%s: cannot open: %s", path, strerror(errno));
   size_t size = 0, cap = 4096;
@@ -663,7 +842,7 @@ int hy_recipe_load(const char *path, int n_overrides, const char *const *overrid
     for (const char *c = text; *c; c++) line += *c == '\n';
     rc = hy_fail(err, "%s:%d: a NUL byte; a recipe is UTF-8 text", path, line);
   } else {
-    rc = parse(text, path, true, n_overrides, overrides, r, err);
+    rc = parse(text, path, true, n_overrides, overrides, r, sweep, err);
   }
   free(text);
   return rc;
@@ -710,14 +889,18 @@ void hy_recipe_write_docs(FILE *f) {
       "reverse.\n"
       "- A line holds at most %d characters, comments and indentation aside; an array may be "
       "spread over several lines.\n"
-      "- Not supported: inline tables, dotted and quoted keys, multi-line strings, dates, "
-      "arrays of tables.\n"
+      "- Not supported: inline tables, dotted and quoted keys (but for `[sweep]`'s), multi-line "
+      "strings, dates, arrays of tables.\n"
       "- `--set section.key=value` overrides a key after the file, with the same checks; the "
       "section is everything before the last dot (`--set layer.attn.naive=true`), and the value "
       "is TOML, so strings keep their quotes.\n"
       "- Every error names the file and line (or the `--set`), the section and key, what was "
       "found and what was expected. Unknown keys and sections are refused.\n"
-      "- A run writes its resolved recipe, every key included, to `<out>/recipe.toml`.\n",
+      "- A run writes its resolved recipe, every key included, to `<out>/recipe.toml`.\n"
+      "- A `[sweep]` section lists values to try, each key a recipe key quoted as "
+      "`\"section.key\"` (`\"optim.lr\" = [1e-3, 3e-3]`), plus `seeds = [0, 1, 2]`; "
+      "`hyla sweep` trains the grid of their combinations, and `hyla train` checks the section and "
+      "trains the recipe without it (docs/sweeps.md).\n",
       HY_RECIPE_LINE);
   for (int s = 0; hy_sections[s]; s++) {
     fprintf(f, "\n## [%s]\n\n| key | type | default | range | meaning |\n|---|---|---|---|---|\n",

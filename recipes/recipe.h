@@ -98,11 +98,32 @@ typedef struct {
   } dist;
 } hy_recipe;
 
+/* A recipe's [sweep] section (docs/sweeps.md), which hy_recipe leaves out: each axis is a recipe
+ * key, written "section.key" (quoted in the file), or `seeds` for run.seed, with the values it
+ * takes. Each value has passed the key's checks, as --set's would. */
+enum { HY_SWEEP_AXES_MAX = 16, HY_SWEEP_KEY = 128 };
+typedef struct {
+  char key[HY_SWEEP_KEY]; /* "optim.lr", or "seeds" */
+  int line;               /* where the file sets it */
+  int n;                  /* values, each its TOML text as written ("3e-3", "\"gla,attn x 2\"") */
+  char **values;
+} hy_sweep_axis;
+typedef struct {
+  int line; /* of the [sweep] header; 0: the recipe has none */
+  int n_axes;
+  hy_sweep_axis axes[HY_SWEEP_AXES_MAX]; /* in the file's order */
+} hy_sweep_spec;
+
 /* Read a recipe file, apply "section.key=value" overrides (as from --set) in order, validate
  * everything, fill in defaults. On error, err says "<file>:<line>: ..." (or "--set ...: ...") and
  * what was expected; *r is then unspecified. */
 int hy_recipe_load(const char *path, int n_overrides, const char *const *overrides, hy_recipe *r,
                    hy_error *err);
+/* The same, also giving the [sweep] section (free it with hy_sweep_spec_free, on success only).
+ * hy_recipe_load checks [sweep] too, and otherwise ignores it. */
+int hy_recipe_load_sweep(const char *path, int n_overrides, const char *const *overrides,
+                         hy_recipe *r, hy_sweep_spec *sweep, hy_error *err);
+void hy_sweep_spec_free(hy_sweep_spec *s);
 /* The same from text in memory; `origin` names it in errors (e.g. a checkpoint's path). */
 int hy_recipe_parse(const char *text, const char *origin, int n_overrides,
                     const char *const *overrides, hy_recipe *r, hy_error *err);

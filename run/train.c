@@ -291,12 +291,17 @@ static int train_loop(run *R, int64_t start, hy_train_result *res, hy_error *err
     /* every rank stops at the same step, or a rank would wait for the others in a collective */
     stop = hy_parallel_sum(&R->dist, stop_signal ? 1.0 : 0.0) > 0;
   }
+  double trained_s = now() - R->t_start;
+  double tokens =
+      (double)((step - start) * r->train.batch * r->train.seq_len * r->train.grad_accum);
+  res->tokens_per_s = trained_s > 0 ? tokens / trained_s : NAN;
   if (stop) say(R, "signal: stopping after step %lld", (long long)step);
   if (!stop) evaluate(R, step, res);
   n_loader = hy_batches_save(R->train, loader);
   if (save(R, step, loader, n_loader, err)) return -1;
+  res->wall_s = now() - R->t_start;
   char took[32];
-  format_duration(now() - R->t_start, took, sizeof took);
+  format_duration(res->wall_s, took, sizeof took);
   say(R, "done: step %lld, loss %.4f, val loss %.4f, %lld skipped steps, %s", (long long)step,
       res->last_loss, res->val_loss, (long long)skipped, took);
   if (R->dist.world > 1)
@@ -310,8 +315,14 @@ static int train_loop(run *R, int64_t start, hy_train_result *res, hy_error *err
 int hy_train(const hy_recipe *r, const hy_train_options *opt, hy_train_result *res, hy_error *err) {
   static const hy_train_options defaults = {0};
   run R = {.r = r, .opt = opt ? opt : &defaults, .tty = isatty(STDOUT_FILENO)};
-  *res = (hy_train_result){0, NAN, NAN, NAN};
-  if (hy_dist_grid(&R.dist, r->dist.dp, r->dist.sp, err)) return -1;
+  *res = (hy_train_result){0, NAN, NAN, NAN, NAN, NAN};
+  if (R.opt->alone && r->dist.dp * r->dist.sp != 1)
+    return hy_fail(err, "[dist] dp = %lld x sp = %lld: a run trained alone takes one process",
+                   (long long)r->dist.dp, (long long)r->dist.sp);
+  if (R.opt->alone)
+    hy_dist_alone(&R.dist);
+  else if (hy_dist_grid(&R.dist, r->dist.dp, r->dist.sp, err))
+    return -1;
   R.lead = R.dist.rank == 0;
   int rc = -1;
   if (r->train.seq_len % r->dist.sp != 0) {

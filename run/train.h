@@ -10,13 +10,16 @@
 typedef struct {
   const char *resume; /* NULL: fresh run; "" : latest checkpoint in the run dir; else a file */
   bool quiet;         /* no progress output (tests) */
+  bool alone;         /* train on this process alone, even under mpirun (hyla sweep) */
 } hy_train_options;
 
 typedef struct {
-  int64_t steps_done; /* the step the run stopped at */
-  double last_loss;   /* training loss of the last step */
-  double val_loss;    /* of the last evaluation (NAN if none) */
-  double val_acc;     /* MQAR accuracy of the last evaluation (NAN if not MQAR) */
+  int64_t steps_done;  /* the step the run stopped at */
+  double last_loss;    /* training loss of the last step */
+  double val_loss;     /* of the last evaluation (NAN if none) */
+  double val_acc;      /* MQAR accuracy of the last evaluation (NAN if not MQAR) */
+  double tokens_per_s; /* training tokens per second of this call's steps (per rank) */
+  double wall_s;       /* seconds of this call's training, evaluations and checkpoints */
 } hy_train_result;
 
 /* Returns 0 when the run ended as planned (or was stopped cleanly), -1 with err otherwise. */
