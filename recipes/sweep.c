@@ -54,16 +54,16 @@ static void name_part(char *name, size_t size, const char *key, const char *valu
 static void make_names(hy_sweep *s, int64_t base_seed) {
   for (int i = 0; i < s->n_runs; i++) {
     hy_sweep_run *run = &s->runs[i];
-    char name[HY_SWEEP_NAME] = "";
+    char name[HY_SWEEP_NAME - 12] = ""; /* room for a "_<n>" */
     bool seeded = false;
     for (int a = 0; a < s->spec.n_axes; a++) {
-      name_part(name, sizeof name - 8, short_key(s, a), s->shown[a][run->value[a]]);
+      name_part(name, sizeof name, short_key(s, a), s->shown[a][run->value[a]]);
       seeded = seeded || is_seeds(&s->spec.axes[a]);
     }
     if (!seeded) {
       char seed[32];
       snprintf(seed, sizeof seed, "%lld", (long long)base_seed);
-      name_part(name, sizeof name - 8, "seed", seed);
+      name_part(name, sizeof name, "seed", seed);
     }
     /* Values that differ only in unsafe characters, or names cut at the limit, could meet. */
     snprintf(run->name, sizeof run->name, "%s", name);
