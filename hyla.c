@@ -213,9 +213,9 @@ static int cmd_sweep(int argc, char **argv) {
     rc = 1;
   }
   if (!opt.dry_run && world_rank == 0)
-    printf("sweep: %d trained, %d resumed, %d skipped, %d failed%s; summary in %s/summary.md\n",
-           out.trained, out.resumed, out.skipped, out.failed,
-           out.interrupted ? ", stopped by a signal" : "", s->dir);
+    printf("sweep%s: %d trained, %d resumed, %d skipped, %d failed%s; summary in %s/summary.md\n",
+           hy_dist_world_size() > 1 ? " (rank 0's runs)" : "", out.trained, out.resumed,
+           out.skipped, out.failed, out.interrupted ? ", stopped by a signal" : "", s->dir);
   hy_sweep_free(s);
   free(s);
   free(sets);
