@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Install, idempotently, the Debian/Ubuntu packages hyla needs to build, test and run.
 # Runs as root or through sudo; installs only what is missing and says what it does.
+#   scripts/setup.sh [--reference]
+# --reference adds PyTorch and h5py (Debian's python3-torch, python3-h5py), which only the
+# reference scripts need: golden fixtures (scripts/reference/) and scripts/bench_train.sh.
 set -euo pipefail
 
 packages=(
@@ -10,7 +13,16 @@ packages=(
   libopenmpi-dev openmpi-bin
   libcriterion-dev
   libinih-dev
+  gnuplot-nox
 )
+case "${1:-}" in
+  --reference) packages+=(python3-torch python3-h5py) ;;
+  "") ;;
+  *)
+    echo "usage: scripts/setup.sh [--reference]" >&2
+    exit 2
+    ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
