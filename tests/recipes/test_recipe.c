@@ -189,8 +189,10 @@ Test(recipe, the_quickstart_recipe_says_what_it_should) {
 
 /* Every recipe that ships with hyla loads. */
 Test(recipe, every_shipped_recipe_loads) {
-  const char *names[] = {"quickstart",  "softmax-tiny",     "gla-tiny", "lightning-tiny",
-                         "linear-tiny", "hybrid-3to1-tiny", "rat-tiny", "rat-local-hybrid-tiny"};
+  const char *names[] = {"quickstart",     "softmax-tiny",         "gla-tiny",
+                         "lightning-tiny", "linear-tiny",          "hybrid-3to1-tiny",
+                         "sigmoid-tiny",   "softplus-tiny",        "sla-tiny",
+                         "rat-tiny",       "rat-local-hybrid-tiny"};
   for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
     char rel[128];
     snprintf(rel, sizeof rel, "recipes/%s.toml", names[i]);
