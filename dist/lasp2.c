@@ -54,6 +54,21 @@ hy_tensor *hy_lasp2(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *g,
   return hy_add(o, inter);
 }
 
+hy_tensor *hy_lasp2h_attend(hy_causal_attention_fn attend, const void *layer, hy_tensor *q,
+                            hy_tensor *k, hy_tensor *v) {
+  if (!hy_sequence_parallel()) return attend(layer, q, k, v);
+  int64_t offset = hy_sequence_get()->offset, T = q->shape[1], end = offset + T;
+  hy_tensor *ks, *vs;
+  hy_lasp2h_gather(k, v, &ks, &vs);
+  ks = hy_slice(ks, 1, 0, end), vs = hy_slice(vs, 1, 0, end);
+  if (offset > 0) {
+    hy_shape front = HY_SHAPE(q->shape[0], offset, q->shape[2], q->shape[3]);
+    hy_tensor *parts[2] = {hy_zeros(q->dtype, front), q};
+    q = hy_concat(2, parts, 1);
+  }
+  return hy_slice(attend(layer, q, ks, vs), 1, offset, end);
+}
+
 void hy_lasp2h_gather(hy_tensor *k, hy_tensor *v, hy_tensor **ks, hy_tensor **vs) {
   const hy_sequence *seq = hy_sequence_get();
   int W = hy_group_size(seq->group);

@@ -22,4 +22,19 @@ hy_tensor *hy_lasp2(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *g,
  * gradients). */
 void hy_lasp2h_gather(hy_tensor *k, hy_tensor *v, hy_tensor **ks, hy_tensor **vs);
 
+/* Causal attention of q against k and v, all [B, T, H, D] with T queries against their own T keys
+ * (hy_sigmoid_attention, hy_softplus_attention, their naive forms). */
+typedef hy_tensor *(*hy_causal_attention_fn)(const void *layer, hy_tensor *q, hy_tensor *k,
+                                             hy_tensor *v);
+
+/* LASP-2H for such ops: without sequence parallelism, attend(layer, q, k, v). With it, ONE
+ * AllGather of every rank's keys and values (hy_lasp2h_gather) and this rank's queries with
+ * `offset` zero rows in front for the earlier ranks', [B, offset + T, H, D]; the op runs on those
+ * and rows offset .. offset + T - 1 are kept. They are exactly the one-process rows (a causal row
+ * sees only keys), and the zero rows get no output gradient, so they add nothing to the key and
+ * value gradients. The price: the earlier ranks' rows are computed and dropped (a quarter of the
+ * op's work on the last of two ranks). */
+hy_tensor *hy_lasp2h_attend(hy_causal_attention_fn attend, const void *layer, hy_tensor *q,
+                            hy_tensor *k, hy_tensor *v);
+
 #endif

@@ -1,5 +1,6 @@
 #include "layers/sigmoid_attention.h"
 #include "layers/model.h"
+#include "dist/lasp2.h"
 #include "layers/prefix_decode.h"
 #include "layers/softmax_variants_reference.h"
 #include "tensor/ops.h"
@@ -31,12 +32,17 @@ static void *sigmoid_create(hy_params *ps, const char *prefix, const hy_model_co
   return l;
 }
 
+static hy_tensor *attend(const void *layer, hy_tensor *q, hy_tensor *k, hy_tensor *v) {
+  const hy_sigmoid_attention_layer *l = layer;
+  double scale = 1.0 / sqrt((double)l->attn.head_dim);
+  return l->naive ? hy_sigmoid_attention_naive(q, k, v, scale, l->bias)
+                  : hy_sigmoid_attention(q, k, v, scale, l->bias);
+}
+
 hy_tensor *hy_sigmoid_attention_layer_forward(const hy_sigmoid_attention_layer *l, hy_tensor *x) {
   hy_tensor *q, *k, *v;
   hy_attention_qkv(&l->attn, x, &q, &k, &v);
-  double scale = 1.0 / sqrt((double)l->attn.head_dim);
-  hy_tensor *o = l->naive ? hy_sigmoid_attention_naive(q, k, v, scale, l->bias)
-                          : hy_sigmoid_attention(q, k, v, scale, l->bias);
+  hy_tensor *o = hy_lasp2h_attend(attend, l, q, k, v);
   if (l->norm_weight) o = hy_rmsnorm(o, l->norm_weight, l->norm_eps);
   return hy_attention_out(&l->attn, x, o);
 }
@@ -57,4 +63,4 @@ static hy_tensor *sigmoid_decode_step(void *self, void *state, hy_tensor *x, int
 
 const hy_mixer_kind hy_mixer_sigmoid = {
     "sigmoid",          sigmoid_create,      sigmoid_forward,       free,
-    sigmoid_decode_new, sigmoid_decode_step, hy_prefix_decode_free, false};
+    sigmoid_decode_new, sigmoid_decode_step, hy_prefix_decode_free, true};

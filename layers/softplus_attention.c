@@ -1,5 +1,6 @@
 #include "layers/softplus_attention.h"
 #include "layers/model.h"
+#include "dist/lasp2.h"
 #include "layers/prefix_decode.h"
 #include "layers/softmax_variants_reference.h"
 #include "tensor/ops.h"
@@ -24,12 +25,18 @@ static void *softplus_create(hy_params *ps, const char *prefix, const hy_model_c
   return l;
 }
 
+/* Positions start at 0: under LASP-2H the queries arrive padded to their global positions. */
+static hy_tensor *attend(const void *layer, hy_tensor *q, hy_tensor *k, hy_tensor *v) {
+  const hy_softplus_attention_layer *l = layer;
+  double scale = 1.0 / sqrt((double)l->attn.head_dim);
+  return l->naive ? hy_softplus_attention_naive(q, k, v, scale, l->train_len, l->power, 0)
+                  : hy_softplus_attention(q, k, v, scale, l->train_len, l->power, 0);
+}
+
 hy_tensor *hy_softplus_attention_layer_forward(const hy_softplus_attention_layer *l, hy_tensor *x) {
   hy_tensor *q, *k, *v;
   hy_attention_qkv(&l->attn, x, &q, &k, &v);
-  double scale = 1.0 / sqrt((double)l->attn.head_dim);
-  hy_tensor *o = l->naive ? hy_softplus_attention_naive(q, k, v, scale, l->train_len, l->power, 0)
-                          : hy_softplus_attention(q, k, v, scale, l->train_len, l->power, 0);
+  hy_tensor *o = hy_lasp2h_attend(attend, l, q, k, v);
   return hy_attention_out(&l->attn, x, o);
 }
 
@@ -49,4 +56,4 @@ static hy_tensor *softplus_decode_step(void *self, void *state, hy_tensor *x, in
 
 const hy_mixer_kind hy_mixer_softplus = {
     "softplus",          softplus_create,      softplus_forward,      free,
-    softplus_decode_new, softplus_decode_step, hy_prefix_decode_free, false};
+    softplus_decode_new, softplus_decode_step, hy_prefix_decode_free, true};

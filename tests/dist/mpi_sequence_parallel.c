@@ -1,6 +1,6 @@
 /* Sequence parallelism against one process, under mpirun -np W (W = 1, 2, 4): for each layer kind
- * (LASP-2 for gla, lightning and linear; LASP-2H for attn; the gathered sequence for rat and
- * titans, hy_mixer_forward) and for a whole hybrid model, the
+ * (LASP-2 for gla, lightning and linear; LASP-2H for attn, sigmoid and softplus; the gathered
+ * sequence for sla, rat and titans, hy_mixer_forward) and for a whole hybrid model, the
  * outputs, the input gradient and every parameter gradient of a sequence split over W ranks equal
  * the single-process values (f64: relative error <= 1e-10). Also: the state AllGather of a GLA
  * layer sends the same bytes at T = 256 and T = 4096. A plain MPI program: Criterion runs tests in
@@ -123,9 +123,10 @@ static void check_mixer(const char *kind, int64_t T) {
 /* A whole hybrid: loss and every parameter gradient. */
 static void check_model(void) {
   hy_model_config cfg = config();
-  const char *kinds[] = {"gla", "attn", "lightning", "linear", "rat", "titans_mag"};
-  cfg.n_layers = 6;
-  for (int l = 0; l < 6; l++) snprintf(cfg.layers[l], HY_KIND_NAME_MAX, "%s", kinds[l]);
+  const char *kinds[] = {"gla", "attn",       "lightning", "linear",
+                         "rat", "titans_mag", "softplus",  "sigmoid"};
+  cfg.n_layers = 8;
+  for (int l = 0; l < 8; l++) snprintf(cfg.layers[l], HY_KIND_NAME_MAX, "%s", kinds[l]);
   hy_model *m = hy_model_new(&cfg, 5);
   int64_t T = 32;
   hy_tensor *tokens = hy_empty(HY_I32, HY_SHAPE(2, T + 1));
@@ -200,7 +201,8 @@ int main(int argc, char **argv) {
     hy_dist_abort(2);
   }
   /* LASP-2, LASP-2H, then the kinds that see the gathered sequence (hy_mixer_forward) */
-  const char *kinds[] = {"gla", "lightning", "linear", "attn", "rat", "titans_mal", "titans_mag"};
+  const char *kinds[] = {"gla",      "lightning", "linear", "attn",       "sigmoid",
+                         "softplus", "sla",       "rat",    "titans_mal", "titans_mag"};
   for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
     check_mixer(kinds[i], 160); /* 160 splits over 1, 2 and 4 ranks */
   check_model();
