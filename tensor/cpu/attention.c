@@ -1,4 +1,5 @@
 #include "tensor/cpu/real.h"
+#include "tensor/cpu/attention_rows.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -34,11 +35,6 @@ static void scratch_free(scratch *w) {
   free(w->acc);
   free(w->m);
   free(w->l);
-}
-
-/* Row t of head h in batch b. */
-static const real *at(const real *x, const int64_t *stride, int64_t b, int64_t t, int64_t h) {
-  return x + b * stride[0] + t * stride[1] + h * stride[2];
 }
 
 /* s = scale * Q_i K_j^T for the tile of nq query rows from qi and nk key rows from kj, with keys

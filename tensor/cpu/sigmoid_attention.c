@@ -1,4 +1,5 @@
 #include "tensor/cpu/real.h"
+#include "tensor/cpu/attention_rows.h"
 
 #include <stdlib.h>
 
@@ -23,17 +24,6 @@ static scratch scratch_new(void) {
 static void scratch_free(scratch *w) {
   free(w->s);
   free(w->p);
-}
-
-/* Row t of head h in batch b. */
-static const real *at(const real *x, const int64_t *stride, int64_t b, int64_t t, int64_t h) {
-  return x + b * stride[0] + t * stride[1] + h * stride[2];
-}
-
-/* The keys of a tile row that query row r sees: all nk, or fewer on the diagonal tile. */
-static int64_t visible(int64_t i0, int64_t r, int64_t j0, int64_t nk) {
-  int64_t n = i0 + r - j0 + 1;
-  return n < nk ? n : nk;
 }
 
 /* e = exp(-|x|) once gives both sigmoid(x) and sigmoid'(x) = e / (1 + e)^2 without overflow. */

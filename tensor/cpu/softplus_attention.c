@@ -1,4 +1,5 @@
 #include "tensor/cpu/real.h"
+#include "tensor/cpu/attention_rows.h"
 
 #include <float.h>
 #include <stdlib.h>
@@ -50,17 +51,6 @@ static void scratch_free(scratch *w) {
   free(w->p);
   free(w->acc);
   free(w->cs);
-}
-
-/* Row t of head h in batch b. */
-static const real *at(const real *x, const int64_t *stride, int64_t b, int64_t t, int64_t h) {
-  return x + b * stride[0] + t * stride[1] + h * stride[2];
-}
-
-/* The keys of a tile row that query row r sees: all nk, or fewer on the diagonal tile. */
-static int64_t visible(int64_t i0, int64_t r, int64_t j0, int64_t nk) {
-  int64_t n = i0 + r - j0 + 1;
-  return n < nk ? n : nk;
 }
 
 /* log(1 + e) for e in [0, 1] and u^p for u in [0, 1]. In f64 (references, gradient checks) they
