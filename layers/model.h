@@ -87,8 +87,8 @@ typedef struct hy_titans_config {
   double expansion;   /* hidden width of a 2-layer memory over its head width [4] */
   int64_t heads;      /* memory heads (NeuralMemory heads) [1] */
   int64_t head_dim;   /* memory head width; 0: d_model / heads (NeuralMemory dim_head) [0] */
-  double lr_max; /* theta = lr_max * sigmoid(.); 0: 1 / head width, titans-pytorch's max lr 1
-                  * on its mean-over-width loss (ours sums over the width) [0] */
+  double lr_max;      /* theta = lr_max * sigmoid(.); 0: 1 / head width, titans-pytorch's max lr 1
+                       * on its mean-over-width loss (ours sums over the width) [0] */
   int64_t window;     /* sliding window of the attention, in tokens; 0: all (README) [128] */
   int64_t persistent; /* persistent key/value pairs per attention head (README) [4] */
   bool reference;     /* use the token-by-token reference form of the memory (tests) [false] */
