@@ -1,6 +1,8 @@
 /* The naive O(T^2)-memory form of hy_sla (causal sparse-linear attention), built from plain ops so
- * the tape differentiates it: the reference the fused op is checked against. It takes hy_sla's
- * own block selection (hy_sla_select) and turns it into two masks [B, H, T, T]: an additive one
+ * the tape differentiates it: the reference the fused op is checked against. It makes the block
+ * selection itself, in plain loops apart from the kernel's, by the same causal rule (query block
+ * i ranks its earlier key blocks by mean(q of block i - 1) . mean(k of block j); see
+ * hy_sla in tensor/ops.h), and turns it into two masks [B, H, T, T]: an additive one
  * (0 on the critical blocks' keys at or before the query, -inf elsewhere) for the softmax branch
  * and a 0/1 one (the marginal blocks' keys) for the linear branch:
  *   o_s = softmax(scale q k^T + mask) v,

@@ -88,10 +88,11 @@ hy_tensor *hy_softplus_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, doubl
 /* Causal sparse-linear attention (SLA, Zhang et al. 2025), fused with a hand-written backward.
  * q, k, v [B, T, H, D] (strided views as for hy_attention) in blocks of `block` >= 1 rows (the
  * last one shorter when block does not divide T). Query block i sees key blocks j <= i: the
- * diagonal block is always critical; the i earlier ones, ranked by pooled q_i . pooled k_j (block
- * means, k not centred; ties to the lower j), give ceil(critical_fraction i) critical blocks from
- * the top and floor(negligible_fraction i) negligible ones from the bottom (never a critical one);
- * the rest are marginal. o_s = softmax(scale q k^T) v over the critical blocks' keys (causal
+ * diagonal block is always critical; the i earlier ones, ranked by pooled q_{i-1} . pooled k_j
+ * (block means, k not centred; ties to the lower j; the PREVIOUS query block's mean, so that the
+ * choice reads only rows before block i and the op is causal row by row), give
+ * ceil(critical_fraction i) critical blocks from the top and floor(negligible_fraction i)
+ * negligible ones from the bottom (never a critical one); the rest are marginal. o_s = softmax(scale q k^T) v over the critical blocks' keys (causal
  * inside the diagonal block); o_l_t = phi(q_t) S / (phi(q_t) . z + 1e-5) with S = sum phi(k_s)^T
  * v_s and z = sum phi(k_s) over the marginal blocks' keys. Returns ONE tensor [B, T, H, 2 D]: o_s
  * in channels [0, D), o_l in [D, 2 D); the layer projects o_l and adds. The block selection gets

@@ -9,12 +9,14 @@ the full score matrix, masked.
               (t from 0), o_t = sum_s w_ts v_s / sum_s w_ts ("Softplus Attention with Re-weighting
               Boosts Length Extrapolation", LSSA / LSSAR)
     sla       blocks of b queries and keys; query block i ranks its earlier key blocks j < i by
-              mean(q_i).mean(k_j) (ties to the lower j): the top ceil(kh i) and the diagonal block
-              are critical, the bottom floor(kl i) (never a critical one) negligible, the rest
-              marginal. o_s = softmax attention over the critical keys (causal), o_l = linear
-              attention over the marginal keys with phi = softmax over the features (and 1e-5 in
-              the denominator), o = o_s + proj_l(o_l) per head (SLA, Zhang et al. 2025; proj_l
-              as thu-ml/SLA's SparseLinearAttention)
+              mean(q_{i-1}).mean(k_j), the PREVIOUS query block's mean (ties to the lower j), so
+              the choice reads only tokens before block i and the layer is causal: the top
+              ceil(kh i) and the diagonal block are critical, the bottom floor(kl i) (never a
+              critical one) negligible, the rest marginal; block 0 has only its diagonal.
+              o_s = softmax attention over the critical keys (causal), o_l = linear attention
+              over the marginal keys with phi = softmax over the features (and 1e-5 in the
+              denominator), o = o_s + proj_l(o_l) per head (SLA, Zhang et al. 2025; proj_l as
+              thu-ml/SLA's SparseLinearAttention)
 
 Every layer uses the projections and RoPE of the softmax layer (layers.py's Attention). The file
 format, sizes, parameter draws and names are layers.py's (this script runs its `generate` on
@@ -90,6 +92,8 @@ def sla_classes(q, k, block, critical, negligible):
     nb = -(-t_len // block)
     pq = torch.stack([q[:, :, i * block:(i + 1) * block].mean(2) for i in range(nb)], 2)
     pk = torch.stack([k[:, :, j * block:(j + 1) * block].mean(2) for j in range(nb)], 2)
+    # score[.., p, j] = mean(q_p).mean(k_j); query block i (> 0) reads row p = i - 1: every token
+    # of query block i - 1 and of key blocks j < i comes before the first token of block i.
     score = pq @ pk.transpose(-1, -2)  # [B, H, nb, nb]
     cls = torch.zeros(b, h, nb, nb, dtype=torch.long)
     for bi in range(b):
@@ -97,7 +101,7 @@ def sla_classes(q, k, block, critical, negligible):
             for i in range(nb):
                 cls[bi, hi, i, i] = 3
                 # best first; equal scores: the lower j first (a stable sort of -score)
-                order = sorted(range(i), key=lambda j: (-score[bi, hi, i, j].item(), j))
+                order = sorted(range(i), key=lambda j: (-score[bi, hi, i - 1, j].item(), j))
                 n_crit = math.ceil(critical * i)
                 n_negl = min(math.floor(negligible * i), i - n_crit)
                 for rank, j in enumerate(order):

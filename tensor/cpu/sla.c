@@ -158,7 +158,13 @@ static void phi_backward_rows(int fm, int64_t n, int64_t D, const real *x, int64
   }
 }
 
-/* ---- the block selection ---- */
+/* ---- the block selection ----
+ *
+ * Causal: query block i ranks its earlier key blocks j < i by pooled q_{i-1} . pooled k_j, the
+ * mean of the PREVIOUS query block's queries against the mean of key block j. Every row these
+ * means read (q of block i - 1, k of blocks j <= i - 1) comes before the first row of block i,
+ * so the blocks a token attends to never depend on that token's own block or anything later (the
+ * mean of block i's own queries would let a token's later block-mates choose its blocks). */
 
 typedef struct {
   double score;
@@ -197,9 +203,12 @@ static void select_head(const hy_sla_dims *dm, const real *q, const real *k, int
     int32_t *row = classes + ((b * dm->a.H + h) * nb + i) * nb;
     for (int64_t j = 0; j < nb; j++)
       row[j] = j > i ? HY_SLA_FUTURE : j == i ? HY_SLA_CRITICAL : HY_SLA_MARGINAL;
+    /* Query block i > 0 ranks with the previous query block's mean (rows all before block i);
+     * block 0 has no earlier key block and ranks nothing. */
+    const double *pqi = pq + (i > 0 ? i - 1 : 0) * D;
     for (int64_t j = 0; j < i; j++) {
       double s = 0;
-      for (int64_t d = 0; d < D; d++) s += pq[i * D + d] * pk[j * D + d];
+      for (int64_t d = 0; d < D; d++) s += pqi[d] * pk[j * D + d];
       rank[j] = (ranked){s == s ? s : -INFINITY, j}; /* NaN ranks last */
     }
     qsort(rank, (size_t)i, sizeof *rank, by_score);

@@ -142,11 +142,15 @@ Test(softmax_variant_layers, every_parameter_gradchecks) {
   }
 }
 
-/* One token at a time through the decoder against the full forward of a model, on every row
- * (want_row NULL) or on the rows want_row accepts. */
-static double decoding_error(hy_model_config cfg, int64_t T, bool (*want_row)(int64_t)) {
+/* One token at a time through the decoder against the full forward of a model, on every row.
+ * SLA's proj_l (zero at init) is drawn first, so that its linear branch reaches the output. */
+static double decoding_error(hy_model_config cfg, int64_t T) {
   cfg.vocab = 13;
   hy_model *m = hy_model_new(&cfg, 5);
+  hy_rng prng = hy_rng_new(7);
+  for (int i = 0; i < m->params.n; i++)
+    if (strstr(m->params.items[i].name, "proj_l"))
+      hy_fill_normal(m->params.items[i].t, &prng, 0.0, 0.4);
   enum { B = 2 };
   hy_tensor *tokens = hy_empty(HY_I32, HY_SHAPE(B, T));
   hy_rng rng = hy_rng_new(6);
@@ -157,7 +161,6 @@ static double decoding_error(hy_model_config cfg, int64_t T, bool (*want_row)(in
   double worst = 0;
   for (int64_t t = 0; t < T; t++) {
     hy_tensor *logits = hy_decoder_step(m, d, hy_contiguous(hy_slice(tokens, 1, t, t + 1)));
-    if (want_row && !want_row(t)) continue;
     for (int64_t b = 0; b < B; b++)
       for (int64_t v = 0; v < 13; v++) {
         double ref = hy_get(full, (b * T + t) * 13 + v), got = hy_get(logits, b * 13 + v);
@@ -176,28 +179,43 @@ static void set_layers(hy_model_config *cfg, int n, const char *const *kinds) {
   for (int l = 0; l < n; l++) snprintf(cfg->layers[l], HY_KIND_NAME_MAX, "%s", kinds[l]);
 }
 
-/* SLA here has every block critical: its block selection, made from the mean of each query block,
- * sees the block's later queries, which a decoder does not have yet (the next test). */
+/* How many of SLA's (query block, key block) pairs over T tokens are of class `cls` (the counts
+ * depend on the config, not on the data). */
+static int64_t sla_pairs_of_class(const hy_model_config *cfg, int64_t T, int cls) {
+  hy_tensor *x = t_randn(HY_F64, HY_SHAPE(1, T, 1, 4), 1);
+  hy_tensor *c = hy_sla_select(x, x, cfg->sla.block, cfg->sla.critical, cfg->sla.negligible, NULL);
+  int64_t n = 0;
+  for (int64_t i = 0; i < hy_numel(c); i++) n += ((const int32_t *)c->data)[i] == cls;
+  return n;
+}
+
+/* SLA between and after other kinds, over 5 blocks of 4 (the last of one token): 4 marginal
+ * and 1 negligible (query block 4: 2 critical, 1 marginal, 1 negligible of 4). */
 Test(softmax_variant_layers, hybrid_decoding_matches_forward) {
   hy_model_config cfg = config(false);
-  cfg.sla.critical = 1.0;
   set_layers(&cfg, 4, (const char *const[]){"sigmoid", "softplus", "sla", "attn"});
-  double e = decoding_error(cfg, 11, NULL);
+  cr_assert(sla_pairs_of_class(&cfg, 17, HY_SLA_MARGINAL) == 4 &&
+            sla_pairs_of_class(&cfg, 17, HY_SLA_NEGLIGIBLE) == 1);
+  double e = decoding_error(cfg, 17);
   cr_log_info("decoding vs forward: %.3g", e);
   cr_assert(e <= 1e-10, "decoding vs forward: %.3g", e);
 }
 
-static bool ends_block(int64_t t) { return (t + 1) % BLOCK == 0; }
-
-/* With marginal and negligible blocks, decoding equals the forward at the last token of each
- * query block, where the decoder's prefix holds the whole block (SLA last, so no later layer sees
- * the rows in between). */
-Test(softmax_variant_layers, sla_decoding_matches_forward_at_block_ends) {
+/* SLA's block selection is causal (query block i ranks its earlier key blocks with the mean of
+ * query block i - 1), so decoding, which has only the tokens up to t, equals the full forward on
+ * EVERY row, mid-block ones included, with marginal and negligible blocks: 7 blocks of 4, the
+ * last partial (per head 9 marginal and 3 negligible pairs: query blocks 2 to 6 have 1, 2, 1, 2,
+ * 3 marginal and 0, 0, 1, 1, 1 negligible), in two SLA layers (the second reads the first's
+ * outputs of every row). */
+Test(softmax_variant_layers, sla_decoding_matches_forward) {
   hy_model_config cfg = config(false);
-  set_layers(&cfg, 3, (const char *const[]){"sigmoid", "softplus", "sla"});
-  double e = decoding_error(cfg, 6 * BLOCK, ends_block);
-  cr_log_info("decoding vs forward at block ends: %.3g", e);
-  cr_assert(e <= 1e-10, "decoding vs forward at block ends: %.3g", e);
+  set_layers(&cfg, 4, (const char *const[]){"sigmoid", "sla", "softplus", "sla"});
+  int64_t T = 6 * BLOCK + 2;
+  cr_assert(sla_pairs_of_class(&cfg, T, HY_SLA_MARGINAL) == 9 &&
+            sla_pairs_of_class(&cfg, T, HY_SLA_NEGLIGIBLE) == 3);
+  double e = decoding_error(cfg, T);
+  cr_log_info("decoding vs forward on every row: %.3g", e);
+  cr_assert(e <= 1e-10, "decoding vs forward on every row: %.3g", e);
 }
 
 /* Critical fraction 1: every earlier block is exact, none is marginal (o_l = 0), so the SLA

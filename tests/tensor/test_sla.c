@@ -1,9 +1,10 @@
 /* hy_sla, fused causal sparse-linear attention: forward and backward against hy_sla_naive (the
- * dense masked form from plain ops, layers/sla_reference.h, on the same block selection) for T
- * not a multiple of the block, several fractions and each feature map; gradcheck; the limits
- * (all blocks critical: hy_attention and o_l = 0; none but the diagonal: block-diagonal
- * attention); the block selection and the stats by hand; block causality; strided inputs; f32
- * against f64; determinism; bad arguments. */
+ * dense masked form from plain ops, layers/sla_reference.h, with its own block selection by the
+ * same rule) for T not a multiple of the block, several fractions and each feature map;
+ * gradcheck; the limits (all blocks critical: hy_attention and o_l = 0; none but the diagonal:
+ * block-diagonal attention); the block selection and the stats by hand; causality row by row
+ * (rows after t change nothing at or before t); strided inputs; f32 against f64; determinism;
+ * bad arguments. */
 #include "layers/sla_reference.h"
 #include "tests/support.h"
 
@@ -250,14 +251,20 @@ Test(sla, first_block) {
 
 /* ---- the selection and the stats by hand ---- */
 
-/* q rows all (1, 0) and both rows of key block j (s_j, 7): the block score of (i, j) is s_j. */
-static void hand_inputs(const double *s, int64_t nb, hy_tensor **q, hy_tensor **k) {
+/* Blocks of 2 rows. Both rows of key block j are (s_j, u_j). Query block i's rows are
+ * (m_i + 5, 1) and (m_i - 5, -1): their mean is (m_i, 0) exactly, so the score of key block j
+ * for query block i is mean(q of block i - 1) . mean(k_j) = m_{i-1} s_j, whatever u_j. (A single
+ * row of block i - 1 would score (m_{i-1} +- 5) s_j +- u_j, another order.) */
+static void hand_inputs(const double *m, const double *s, const double *u, int64_t nb,
+                        hy_tensor **q, hy_tensor **k) {
   *q = hy_zeros(HY_F64, HY_SHAPE(1, 2 * nb, 1, 2));
   *k = hy_zeros(HY_F64, HY_SHAPE(1, 2 * nb, 1, 2));
   for (int64_t t = 0; t < 2 * nb; t++) {
-    hy_set(*q, 2 * t, 1);
+    double sign = t % 2 ? -1 : 1;
+    hy_set(*q, 2 * t, m[t / 2] + 5 * sign);
+    hy_set(*q, 2 * t + 1, sign);
     hy_set(*k, 2 * t, s[t / 2]);
-    hy_set(*k, 2 * t + 1, 7);
+    hy_set(*k, 2 * t + 1, u[t / 2]);
   }
 }
 
@@ -272,34 +279,54 @@ static void expect_classes(const hy_tensor *c, int64_t nb, const char *expected)
     }
 }
 
+/* The query block means alternate in sign, m = (1, -1, 1, -1, 1), so query block i ranks key
+ * block j by m_{i-1} s_j: by -s_j for i = 2 and 4, by s_j for i = 1 and 3. (Ranking by block
+ * i's own mean would reverse every row from 2 on.) With s = (0.5, 3, 3, -1, 2):
+ *   row 1 (m_0 = 1):  j0 0.5
+ *   row 2 (m_1 = -1): j0 -0.5, j1 -3
+ *   row 3 (m_2 = 1):  j1 3 = j2 3 (tie: j1 first), j0 0.5
+ *   row 4 (m_3 = -1): j3 1, j0 -0.5, j1 -3 = j2 -3 (tie: j1 first, so j2 is last)
+ * The last query block's own mean (m_4) is never read. */
 Test(sla, selection_by_hand) {
-  const double s[] = {0.5, 3.0, 3.0, -1.0, 2.0};
+  const double m[] = {1, -1, 1, -1, 1}, s[] = {0.5, 3.0, 3.0, -1.0, 2.0};
+  const double u[] = {4, -4, 0, 2, -2};
   hy_tensor *q, *k;
-  hand_inputs(s, 5, &q, &k);
+  hand_inputs(m, s, u, 5, &q, &k);
   /* critical 0.5: ceil(i / 2) of the i earlier blocks, highest first; negligible 0.25: floor(i / 4)
-   * lowest. Row 3 takes both blocks tied at 3.0; row 4 takes 1 and 2 and drops 3 (-1.0). */
+   * lowest. Row 1: j0. Row 2: j0 (-0.5 over -3). Row 3: j1, j2 (the two 3s). Row 4: j3 and j0
+   * critical, j2 (last) negligible, j1 marginal. */
   hy_tensor *c = hy_sla_select(q, k, 2, 0.5, 0.25, NULL);
   cr_assert(c->dtype == HY_I32 && c->ndim == 4 && c->shape[2] == 5 && c->shape[3] == 5);
   expect_classes(c, 5,
                  "CFFFF"
                  "CCFFF"
-                 "MCCFF"
+                 "CMCFF"
                  "MCCCF"
-                 "MCCNC");
-  /* critical 0.25: one block from row 1 on; the tie at 3.0 goes to the lower block, 1. */
+                 "CMNCC");
+  /* critical 0.25: one block from row 1 on (ceil(i / 4)): the top of each ranking; row 3's tie
+   * at 3 goes to the lower block, 1. */
   expect_classes(hy_sla_select(q, k, 2, 0.25, 0, NULL), 5,
                  "CFFFF"
                  "CCFFF"
-                 "MCCFF"
+                 "CMCFF"
                  "MCMCF"
-                 "MCMMC");
+                 "MMMCC");
   /* negligible 1: everything earlier that is not critical is dropped. */
   expect_classes(hy_sla_select(q, k, 2, 0.25, 1, NULL), 5,
                  "CFFFF"
                  "CCFFF"
-                 "NCCFF"
+                 "CNCFF"
                  "NCNCF"
-                 "NCNNC");
+                 "NNNCC");
+  /* The last query block's rows change nothing: no block ranks with them. */
+  hy_tensor *q2 = hy_copy(q);
+  hy_copy_into(hy_slice(q2, 1, 8, 10), randn(HY_F64, HY_SHAPE(1, 2, 1, 2)));
+  expect_classes(hy_sla_select(q2, k, 2, 0.5, 0.25, NULL), 5,
+                 "CFFFF"
+                 "CCFFF"
+                 "CMCFF"
+                 "MCCCF"
+                 "CMNCC");
 }
 
 Test(sla, stats_by_hand) {
@@ -334,22 +361,57 @@ Test(sla, stats_by_hand) {
 
 /* ---- other properties ---- */
 
-/* Query block i reads nothing from rows of later blocks: changing them leaves the outputs of
- * blocks < i bitwise alone. (Inside a block, the selection uses the whole block's pooled q, so a
- * row can depend on later rows of its own block through the choice of blocks.) */
-Test(sla, block_causal) {
-  hy_shape sh = HY_SHAPE(2, 45, 2, 4);
+/* Row-by-row causality: for a cut t, new q, k and v at every position after t (later rows of
+ * t's own block included) leave output rows 0..t bitwise alone, and the class rows of the query
+ * blocks that start at or before t too (each reads only rows before its block), while later rows
+ * and later blocks' classes do change. Blocks of 4 over T = 45 (12 blocks, the last of one
+ * row), 30% critical and 30% negligible: every class from query block 4 on; cuts at the start,
+ * inside and at the end of blocks; each feature map. */
+Test(sla, causal_row_by_row) {
+  enum { B = 2, T = 45, H = 2, D = 4, BL = 4 };
+  hy_shape sh = HY_SHAPE(B, T, H, D);
   hy_tensor *q = randn(HY_F64, sh), *k = randn(HY_F64, sh), *v = randn(HY_F64, sh);
-  hy_tensor *o1 = hy_sla(q, k, v, 0.5, 0.3, 0.3, HY_SLA_PHI_SOFTMAX, 8, NULL);
-  hy_tensor *q2 = hy_copy(q), *k2 = hy_copy(k), *v2 = hy_copy(v);
-  int64_t cut = 24;
-  hy_copy_into(hy_slice(q2, 1, cut, 45), randn(HY_F64, HY_SHAPE(2, 45 - cut, 2, 4)));
-  hy_copy_into(hy_slice(k2, 1, cut, 45), randn(HY_F64, HY_SHAPE(2, 45 - cut, 2, 4)));
-  hy_copy_into(hy_slice(v2, 1, cut, 45), randn(HY_F64, HY_SHAPE(2, 45 - cut, 2, 4)));
-  hy_tensor *o2 = hy_sla(q2, k2, v2, 0.5, 0.3, 0.3, HY_SLA_PHI_SOFTMAX, 8, NULL);
-  t_expect_same_bits(hy_contiguous(hy_slice(o2, 1, 0, cut)), hy_contiguous(hy_slice(o1, 1, 0, cut)),
-                     "rows before the changed blocks");
-  cr_assert(t_max_rel_err(hy_slice(o2, 1, cut, 45), hy_slice(o1, 1, cut, 45)) > 1e-3);
+  hy_sla_stats st;
+  hy_tensor *c1 = hy_sla_select(q, k, BL, 0.3, 0.3, &st);
+  int64_t nb = c1->shape[2], count[4] = {0};
+  for (int64_t x = 0; x < hy_numel(c1); x++) count[((const int32_t *)c1->data)[x]]++;
+  cr_assert(count[HY_SLA_NEGLIGIBLE] > 0 && count[HY_SLA_MARGINAL] > 0 && st.marginal > 0.1,
+            "negligible %lld, marginal %lld", (long long)count[HY_SLA_NEGLIGIBLE],
+            (long long)count[HY_SLA_MARGINAL]);
+  static const int64_t cuts[] = {0, 1, 13, 16, 17, 18, 22, 23, 30, 39, 42, 43};
+  int64_t classes_changed = 0;
+  for (int fi = 0; fi < 3; fi++) {
+    hy_tensor *o1 = hy_sla(q, k, v, 0.5, 0.3, 0.3, FMAPS[fi], BL, NULL);
+    for (size_t ci = 0; ci < sizeof cuts / sizeof *cuts; ci++) {
+      int64_t t = cuts[ci], n = T - t - 1;
+      hy_tensor *q2 = hy_copy(q), *k2 = hy_copy(k), *v2 = hy_copy(v);
+      hy_copy_into(hy_slice(q2, 1, t + 1, T), hy_scale(randn(HY_F64, HY_SHAPE(B, n, H, D)), 3));
+      hy_copy_into(hy_slice(k2, 1, t + 1, T), hy_scale(randn(HY_F64, HY_SHAPE(B, n, H, D)), 3));
+      hy_copy_into(hy_slice(v2, 1, t + 1, T), randn(HY_F64, HY_SHAPE(B, n, H, D)));
+      hy_tensor *o2 = hy_sla(q2, k2, v2, 0.5, 0.3, 0.3, FMAPS[fi], BL, NULL);
+      char what[120];
+      snprintf(what, sizeof what, "sla %s: rows 0..%lld after changing rows %lld..%d",
+               FMAP_NAMES[fi], (long long)t, (long long)t + 1, T - 1);
+      t_expect_same_bits(hy_contiguous(hy_slice(o2, 1, 0, t + 1)),
+                         hy_contiguous(hy_slice(o1, 1, 0, t + 1)), what);
+      cr_assert(t_max_rel_err(hy_slice(o2, 1, t + 1, T), hy_slice(o1, 1, t + 1, T)) > 1e-3,
+                "%s: the later rows did not change", what);
+      /* the class rows of query blocks 0..t / BL read rows before t / BL * BL only */
+      hy_tensor *c2 = hy_sla_select(q2, k2, BL, 0.3, 0.3, NULL);
+      const int32_t *a = c1->data, *b = c2->data;
+      for (int64_t bh = 0; bh < B * H; bh++)
+        for (int64_t i = 0; i < nb; i++)
+          for (int64_t j = 0; j < nb; j++) {
+            int64_t x = (bh * nb + i) * nb + j;
+            if (i <= t / BL)
+              cr_assert(a[x] == b[x], "%s: class (%lld, %lld) of head %lld changed", what,
+                        (long long)i, (long long)j, (long long)bh);
+            else
+              classes_changed += a[x] != b[x];
+          }
+    }
+  }
+  cr_assert(classes_changed > 0, "no later block's selection changed");
 }
 
 /* q, k, v read in place from one projection give the contiguous inputs' results. */
