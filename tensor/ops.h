@@ -92,12 +92,13 @@ hy_tensor *hy_softplus_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, doubl
  * (block means, k not centred; ties to the lower j; the PREVIOUS query block's mean, so that the
  * choice reads only rows before block i and the op is causal row by row), give
  * ceil(critical_fraction i) critical blocks from the top and floor(negligible_fraction i)
- * negligible ones from the bottom (never a critical one); the rest are marginal. o_s = softmax(scale q k^T) v over the critical blocks' keys (causal
- * inside the diagonal block); o_l_t = phi(q_t) S / (phi(q_t) . z + 1e-5) with S = sum phi(k_s)^T
- * v_s and z = sum phi(k_s) over the marginal blocks' keys. Returns ONE tensor [B, T, H, 2 D]: o_s
- * in channels [0, D), o_l in [D, 2 D); the layer projects o_l and adds. The block selection gets
- * no gradient. stats (may be NULL) receives the fractions of causal blocks (j <= i) computed
- * exactly and linearly. feature_map: a hy_sla_feature_map (tensor/sla_types.h). */
+ * negligible ones from the bottom (never a critical one); the rest are marginal.
+ * o_s = softmax(scale q k^T) v over the critical blocks' keys (causal inside the diagonal block);
+ * o_l_t = phi(q_t) S / (phi(q_t) . z + 1e-5) with S = sum phi(k_s)^T v_s and z = sum phi(k_s)
+ * over the marginal blocks' keys. Returns ONE tensor [B, T, H, 2 D]: o_s in channels [0, D), o_l
+ * in [D, 2 D); the layer projects o_l and adds. The block selection gets no gradient. stats (may
+ * be NULL) receives the fractions of causal blocks (j <= i) computed exactly and linearly.
+ * feature_map: a hy_sla_feature_map (tensor/sla_types.h). */
 hy_tensor *hy_sla(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale, double critical_fraction,
                   double negligible_fraction, int feature_map, int64_t block, hy_sla_stats *stats);
 /* hy_sla's block selection (no tape): i32 [B, H, nb, nb], nb = ceil(T / block), entry (i, j) the
