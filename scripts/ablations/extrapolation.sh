@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Evaluate the final checkpoints of a length-extrapolation sweep at longer sequences.
+#   scripts/ablations/extrapolation.sh SWEEP_DIR [LENGTH...]
+# For each finished run of SWEEP_DIR (recipes/ablations/extrapolation.toml), runs
+# `hyla eval CKPT --seq-len T --batches B` on its newest checkpoint for each length (default
+# 128 256 512 1024 2048; B = $BATCHES, default 4) and writes SWEEP_DIR/extrapolation.csv (one row
+# per run and length) and SWEEP_DIR/extrapolation.md (validation loss per setting and length: the
+# mean and sample standard deviation over the seeds). Runs with eval_power other than 1.0 and no
+# softplus layer repeat an eval_power = 1.0 run and are skipped. HYLA (default build/hyla) names
+# the binary.
+set -euo pipefail
+
+usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
+case "${1:-}" in
+  -h|--help) usage; exit 0 ;;
+  "") usage >&2; exit 2 ;;
+esac
+dir="${1%/}"
+shift
+lengths=("$@")
+[ ${#lengths[@]} -gt 0 ] || lengths=(128 256 512 1024 2048)
+hyla="${HYLA:-build/hyla}"
+batches="${BATCHES:-4}"
+[ -d "$dir" ] || { echo "extrapolation.sh: $dir does not exist" >&2; exit 1; }
+
+csv="$dir/extrapolation.csv"
+echo "setting,seed,seq_len,val_loss" >"$csv"
+for run in "$dir"/*/; do
+  run="${run%/}"
+  name=$(basename "$run")
+  [ -f "$run/result.json" ] || { echo "skip $name (not finished)" >&2; continue; }
+  case "$name" in
+    *softplus*) ;;
+    *eval_power=1.0,*) ;;
+    *eval_power=*) continue ;;
+  esac
+  ckpt=$(ls "$run"/ckpt-*.h5 2>/dev/null | sort | tail -1)
+  [ -n "$ckpt" ] || { echo "skip $name (no checkpoint)" >&2; continue; }
+  setting="${name%,seed=*}"
+  seed="${name##*,seed=}"
+  for t in "${lengths[@]}"; do
+    loss=$("$hyla" eval "$ckpt" --seq-len "$t" --batches "$batches" 2>/dev/null |
+      awk '$1 == "loss" { print $2 }')
+    [ -n "$loss" ] || { echo "extrapolation.sh: hyla eval $ckpt --seq-len $t failed" >&2; exit 1; }
+    echo "$name T=$t loss $loss"
+    echo "\"$setting\",$seed,$t,$loss" >>"$csv"
+  done
+done
+
+# Mean and sample standard deviation over the seeds, one row per setting, one column per length.
+awk -F, -v lens="${lengths[*]}" '
+  NR == 1 { next }
+  { t = $(NF - 1); v = $NF; s = $0; sub(/,[^,]*,[^,]*,[^,]*$/, "", s); gsub(/"/, "", s)
+    if (!(s in seen)) { seen[s] = 1; order[++n] = s }
+    k = s SUBSEP t; sum[k] += v; sq[k] += v * v; cnt[k]++ }
+  END {
+    m = split(lens, L, " ")
+    line = "| setting |"; rule = "| --- |"
+    for (j = 1; j <= m; j++) { line = line " T = " L[j] " |"; rule = rule " --- |" }
+    print "Validation loss (nats per byte) at each evaluation length: mean ± sample std over seeds.\n"
+    print line; print rule
+    for (i = 1; i <= n; i++) {
+      line = "| " order[i] " |"
+      for (j = 1; j <= m; j++) {
+        k = order[i] SUBSEP L[j]
+        if (!(k in cnt)) { line = line " |"; continue }
+        mean = sum[k] / cnt[k]
+        if (cnt[k] > 1) {
+          var = (sq[k] - cnt[k] * mean * mean) / (cnt[k] - 1); if (var < 0) var = 0
+          line = line sprintf(" %.4f ± %.4f (%d) |", mean, sqrt(var), cnt[k])
+        } else line = line sprintf(" %.4f (1) |", mean)
+      }
+      print line
+    }
+  }' "$csv" >"$dir/extrapolation.md"
+echo "wrote $csv and $dir/extrapolation.md"
