@@ -302,8 +302,10 @@ static int train_loop(run *R, int64_t start, hy_train_result *res, hy_error *err
   res->wall_s = now() - R->t_start;
   char took[32];
   format_duration(res->wall_s, took, sizeof took);
-  say(R, "done: step %lld, loss %.4f, val loss %.4f, %lld skipped steps, %s", (long long)step,
-      res->last_loss, res->val_loss, (long long)skipped, took);
+  char val[48] = "not evaluated (stopped by a signal)";
+  if (!stop) snprintf(val, sizeof val, "%.4f", res->val_loss);
+  say(R, "done: step %lld, loss %.4f, val loss %s, %lld skipped steps, %s", (long long)step,
+      res->last_loss, val, (long long)skipped, took);
   if (R->dist.world > 1)
     for (int k = 0; k < HY_COLL_KINDS; k++)
       say(R, "rank 0 sent %.3f MiB by %s", (double)hy_dist_bytes((hy_coll_kind)k) / (1 << 20),
