@@ -1,4 +1,5 @@
 #include "tensor/cpu/real.h"
+#include "tensor/cpu/attention_rows.h"
 
 #include "tensor/sla_types.h"
 
@@ -77,11 +78,6 @@ static void scratch_free(scratch *w) {
   real *bufs[] = {w->s, w->p, w->acc, w->m, w->l, w->f, w->x, w->df, w->S, w->zs, w->den, w->di};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
   free(w->used);
-}
-
-/* Row t of head h in batch b. */
-static const real *at(const real *x, const int64_t *stride, int64_t b, int64_t t, int64_t h) {
-  return x + b * stride[0] + t * stride[1] + h * stride[2];
 }
 
 static int64_t rows_of(const hy_sla_dims *dm, int64_t i) {
