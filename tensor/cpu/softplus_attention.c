@@ -245,12 +245,8 @@ static void backward_head(const hy_attn_dims *dm, const params *pa, const real *
         }
         for (int64_t c = n; c < nk; c++) sr[c] = pr[c] = 0;
       }
-      if (gv)
-        K(cpu_gemm)(true, false, nk, D, nq, 1.0, w->s, TILE, go + off_i, ld, 1.0, gv + off_j, ld);
-      if (gq) K(cpu_gemm)
-      (false, false, nq, D, nk, 1.0, w->p, TILE, kj, dm->k_stride[1], 1.0, gq + off_i, ld);
-      if (gk) K(cpu_gemm)
-      (true, false, nk, D, nq, 1.0, w->p, TILE, qi, dm->q_stride[1], 1.0, gk + off_j, ld);
+      tile_grads(nq, nk, D, TILE, w->s, w->p, go + off_i, qi, dm->q_stride[1], kj, dm->k_stride[1],
+                 ld, gq ? gq + off_i : NULL, gk ? gk + off_j : NULL, gv ? gv + off_j : NULL);
     }
   }
 }
