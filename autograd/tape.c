@@ -52,8 +52,8 @@ hy_node *hy_record(const char *op, hy_backward_fn backward, hy_tensor *out, int 
 
 hy_tensor *hy_grad(hy_tensor *t) {
   if (!t->grad) {
-    t->grad = t->persistent ? hy_zeros_persistent(t->dtype, hy_shape_of(t))
-                            : hy_zeros(t->dtype, hy_shape_of(t));
+    t->grad = t->persistent ? hy_zeros_persistent_on(t->device, t->dtype, hy_shape_of(t))
+                            : hy_zeros_like(t);
   }
   return t->grad;
 }

@@ -1,4 +1,5 @@
 #include "tensor/arena.h"
+#include "tensor/device.h"
 #include "tensor/tensor.h"
 
 #include <stdint.h>
@@ -9,8 +10,10 @@ enum { ALIGN = 64, MAX_CHUNKS = 64 };
 #define FIRST_CHUNK_BYTES ((size_t)64 << 20)
 
 /* Chunks are filled in order; a reset folds them into one chunk of their total size, so after the
- * first step every step bump-allocates from a single block and memory stays flat. */
-static struct {
+ * first step every step bump-allocates from a single block and memory stays flat. One arena holds
+ * host memory and one device memory; marks, rewinds and resets move both together. */
+typedef struct {
+  hy_device device;
   char *base[MAX_CHUNKS];
   size_t size[MAX_CHUNKS];
   int n_chunks;
@@ -18,45 +21,47 @@ static struct {
   size_t offset;
   size_t used_before_current; /* the sizes of the chunks before `current` */
   size_t peak;
-  int exit_hook;
-} A;
+} arena;
 
-static void *alloc_aligned(size_t bytes) {
-  void *p = NULL;
-  if (posix_memalign(&p, ALIGN, bytes) != 0)
-    hy_die("arena", "out of memory asking for %zu bytes", bytes);
-  return p;
-}
+static arena HOST = {.device = HY_CPU}, DEVICE = {.device = HY_CUDA};
+static int exit_hook;
 
-static void add_chunk(size_t at_least) {
-  if (A.n_chunks == MAX_CHUNKS) hy_die("arena", "more than %d chunks", MAX_CHUNKS);
-  size_t size = A.n_chunks ? A.size[A.n_chunks - 1] * 2 : FIRST_CHUNK_BYTES;
+static void add_chunk(arena *A, size_t at_least) {
+  if (A->n_chunks == MAX_CHUNKS) hy_die("arena", "more than %d chunks", MAX_CHUNKS);
+  size_t size = A->n_chunks ? A->size[A->n_chunks - 1] * 2 : FIRST_CHUNK_BYTES;
   if (size < at_least) size = at_least;
-  A.base[A.n_chunks] = alloc_aligned(size);
-  A.size[A.n_chunks] = size;
-  A.n_chunks++;
-  if (!A.exit_hook) {
-    A.exit_hook = 1;
+  A->base[A->n_chunks] = hy_device_malloc(A->device, size);
+  A->size[A->n_chunks] = size;
+  A->n_chunks++;
+  if (!exit_hook) {
+    exit_hook = 1;
     atexit(hy_arena_release);
   }
 }
 
-void *hy_arena_alloc(size_t bytes) {
+static size_t used(const arena *A) { return A->used_before_current + A->offset; }
+
+static void *alloc_in(arena *A, size_t bytes) {
   size_t need = (bytes + ALIGN - 1) / ALIGN * ALIGN;
   if (need == 0) need = ALIGN;
-  while (A.current >= A.n_chunks || A.offset + need > A.size[A.current]) {
-    if (A.current < A.n_chunks) {
-      A.used_before_current += A.size[A.current]; /* the unused tail counts as used */
-      A.current++;
-      A.offset = 0;
+  while (A->current >= A->n_chunks || A->offset + need > A->size[A->current]) {
+    if (A->current < A->n_chunks) {
+      A->used_before_current += A->size[A->current]; /* the unused tail counts as used */
+      A->current++;
+      A->offset = 0;
     }
-    if (A.current >= A.n_chunks) add_chunk(need);
+    if (A->current >= A->n_chunks) add_chunk(A, need);
   }
-  void *p = A.base[A.current] + A.offset;
-  A.offset += need;
-  size_t used = hy_arena_used();
-  if (used > A.peak) A.peak = used;
+  void *p = A->base[A->current] + A->offset;
+  A->offset += need;
+  if (used(A) > A->peak) A->peak = used(A);
   return p;
+}
+
+void *hy_arena_alloc(size_t bytes) { return alloc_in(&HOST, bytes); }
+
+void *hy_arena_alloc_on(hy_device device, size_t bytes) {
+  return alloc_in(device == HY_CPU ? &HOST : &DEVICE, bytes);
 }
 
 void *hy_arena_calloc(size_t bytes) {
@@ -65,48 +70,83 @@ void *hy_arena_calloc(size_t bytes) {
   return p;
 }
 
-void hy_arena_reset(void) {
-  if (A.n_chunks > 1) {
-    size_t total = 0;
-    for (int i = 0; i < A.n_chunks; i++) {
-      total += A.size[i];
-      free(A.base[i]);
-    }
-    A.n_chunks = 0;
-    add_chunk(total);
-  }
-  A.current = 0;
-  A.offset = 0;
-  A.used_before_current = 0;
+static void free_chunks(arena *A) {
+  for (int i = 0; i < A->n_chunks; i++) hy_device_free(A->device, A->base[i]);
+  A->n_chunks = 0;
 }
 
-hy_arena_mark hy_arena_get_mark(void) { return (hy_arena_mark){A.current, A.offset}; }
+static void reset(arena *A) {
+  if (A->n_chunks > 1) {
+    size_t total = 0;
+    for (int i = 0; i < A->n_chunks; i++) total += A->size[i];
+    free_chunks(A);
+    add_chunk(A, total);
+  }
+  A->current = 0;
+  A->offset = 0;
+  A->used_before_current = 0;
+}
+
+void hy_arena_reset(void) {
+  reset(&HOST);
+  reset(&DEVICE);
+}
+
+hy_arena_mark hy_arena_get_mark(void) {
+  return (hy_arena_mark){HOST.current, HOST.offset, DEVICE.current, DEVICE.offset};
+}
+
+static void rewind_to(arena *A, int chunk, size_t offset) {
+  if (chunk > A->current || (chunk == A->current && offset > A->offset))
+    hy_die("arena", "rewind to a mark that is not behind the current position");
+  A->current = chunk;
+  A->offset = offset;
+  A->used_before_current = 0;
+  for (int i = 0; i < A->current; i++) A->used_before_current += A->size[i];
+}
 
 void hy_arena_rewind(hy_arena_mark mark) {
-  if (mark.chunk > A.current || (mark.chunk == A.current && mark.offset > A.offset))
-    hy_die("arena", "rewind to a mark that is not behind the current position");
-  A.current = mark.chunk;
-  A.offset = mark.offset;
-  A.used_before_current = 0;
-  for (int i = 0; i < A.current; i++) A.used_before_current += A.size[i];
+  rewind_to(&HOST, mark.chunk, mark.offset);
+  rewind_to(&DEVICE, mark.device_chunk, mark.device_offset);
+}
+
+static void release(arena *A) {
+  free_chunks(A);
+  A->current = 0;
+  A->offset = 0;
+  A->used_before_current = 0;
 }
 
 void hy_arena_release(void) {
-  for (int i = 0; i < A.n_chunks; i++) free(A.base[i]);
-  A.n_chunks = 0;
-  A.current = 0;
-  A.offset = 0;
-  A.used_before_current = 0;
+  release(&HOST);
+  release(&DEVICE);
 }
 
-size_t hy_arena_used(void) { return A.used_before_current + A.offset; }
+size_t hy_arena_used(void) { return used(&HOST); }
 
-size_t hy_arena_peak(void) { return A.peak; }
+size_t hy_arena_peak(void) { return HOST.peak; }
 
-void hy_arena_peak_reset(void) { A.peak = hy_arena_used(); }
+void hy_arena_peak_reset(void) {
+  HOST.peak = used(&HOST);
+  DEVICE.peak = used(&DEVICE);
+}
 
 size_t hy_arena_capacity(void) {
   size_t total = 0;
-  for (int i = 0; i < A.n_chunks; i++) total += A.size[i];
+  for (int i = 0; i < HOST.n_chunks; i++) total += HOST.size[i];
   return total;
+}
+
+size_t hy_arena_device_peak(void) { return DEVICE.peak; }
+
+static void poison(arena *A) {
+  for (int i = A->current; i < A->n_chunks; i++) {
+    size_t from = i == A->current ? A->offset : 0;
+    hy_device_memset(A->device, A->base[i] + from, 0xff, A->size[i] - from);
+  }
+}
+
+void hy_arena_poison_free(void) {
+  poison(&HOST);
+  poison(&DEVICE);
 }

@@ -1,25 +1,35 @@
 /* The per-step arena: bump allocation for everything a training step makes (activations, their
- * gradients, tape nodes), released all at once by a reset. No reference counts, no per-op free. */
+ * gradients, tape nodes), released all at once by a reset. No reference counts, no per-op free.
+ * Device tensors' memory comes from a second arena on the GPU that marks and resets move along. */
 #ifndef HYLA_ARENA_H
 #define HYLA_ARENA_H
+
+#include "tensor/tensor.h"
 
 #include <stddef.h>
 
 typedef struct {
   int chunk;
   size_t offset;
+  int device_chunk;
+  size_t device_offset;
 } hy_arena_mark;
 
 void *hy_arena_alloc(size_t bytes); /* 64-byte aligned, uninitialized */
 void *hy_arena_calloc(size_t bytes);
+void *hy_arena_alloc_on(hy_device device, size_t bytes); /* host or GPU memory, uninitialized */
 void hy_arena_reset(void); /* forget everything; keep (and coalesce) the memory */
 hy_arena_mark hy_arena_get_mark(void);
 void hy_arena_rewind(hy_arena_mark mark); /* forget everything allocated after the mark */
 void hy_arena_release(void);              /* give all memory back to the system */
 
-size_t hy_arena_used(void);     /* bytes handed out since the last reset */
-size_t hy_arena_peak(void);     /* most bytes in use at once since the start or the last... */
-void hy_arena_peak_reset(void); /* ...peak reset (to what is in use now) */
-size_t hy_arena_capacity(void); /* bytes held from the system */
+size_t hy_arena_used(void);        /* bytes handed out since the last reset */
+size_t hy_arena_peak(void);        /* most bytes in use at once since the start or the last... */
+void hy_arena_peak_reset(void);    /* ...peak reset (to what is in use now) */
+size_t hy_arena_capacity(void);    /* bytes held from the system */
+size_t hy_arena_device_peak(void); /* the GPU arena's peak, likewise */
+/* Fill both arenas' unused memory with 0xff bytes (NaN as a float), so that a test sees any output
+ * element an op leaves unwritten. */
+void hy_arena_poison_free(void);
 
 #endif

@@ -1,6 +1,6 @@
 #include "tensor/op.h"
 
-#include <string.h>
+#include "tensor/device.h"
 
 /* A matrix as BLAS sees it: where it starts, whether it is stored transposed, its leading dim. */
 typedef struct {
@@ -64,17 +64,18 @@ static mat flip(mat m) {
 }
 
 /* C (+)= op(A) op(B) with op(A) M x K, op(B) K x N, C row-major with leading dim ldc. */
-static void gemm(hy_dtype dt, int64_t M, int64_t N, int64_t K, mat A, mat B, double beta, void *C,
-                 int64_t ldc) {
+static void gemm(const hy_tensor *like, int64_t M, int64_t N, int64_t K, mat A, mat B, double beta,
+                 void *C, int64_t ldc) {
   if (M == 0 || N == 0) return;
   if (K == 0) {
     if (beta == 0) {
-      size_t es = hy_dtype_size(dt);
-      for (int64_t i = 0; i < M; i++) memset((char *)C + (size_t)(i * ldc) * es, 0, (size_t)N * es);
+      size_t es = hy_dtype_size(like->dtype);
+      for (int64_t i = 0; i < M; i++)
+        hy_device_memset0(like->device, (char *)C + (size_t)(i * ldc) * es, (size_t)N * es);
     }
     return;
   }
-  HY_CPU(dt, cpu_gemm, A.trans, B.trans, M, N, K, 1.0, A.p, A.ld, B.p, B.ld, beta, C, ldc);
+  HY_KERNEL(like, gemm, A.trans, B.trans, M, N, K, 1.0, A.p, A.ld, B.p, B.ld, beta, C, ldc);
 }
 
 static mat need_mat(const hy_tensor *t, int64_t i) {
@@ -89,12 +90,12 @@ static void product(hy_tensor *a, hy_tensor *b, hy_tensor *c, double beta) {
   int64_t M = a->shape[a->ndim - 2], K = a->shape[a->ndim - 1], N = b->shape[b->ndim - 1];
   int64_t batch = batch_count(a);
   if (b->ndim == 2 && rows_fold(a)) {
-    gemm(a->dtype, batch * M, N, K, folded(a), need_mat(b, 0), beta, c->data, N);
+    gemm(a, batch * M, N, K, folded(a), need_mat(b, 0), beta, c->data, N);
     return;
   }
   size_t es = hy_dtype_size(a->dtype);
   for (int64_t i = 0; i < batch; i++)
-    gemm(a->dtype, M, N, K, need_mat(a, i), need_mat(b, b->ndim == 2 ? 0 : i), beta,
+    gemm(a, M, N, K, need_mat(a, i), need_mat(b, b->ndim == 2 ? 0 : i), beta,
          (char *)c->data + (size_t)(i * M * N) * es, N);
 }
 
@@ -103,13 +104,13 @@ static void product_reduced(hy_tensor *a, hy_tensor *gc, hy_tensor *gb) {
   int64_t M = a->shape[a->ndim - 2], K = a->shape[a->ndim - 1], N = gc->shape[gc->ndim - 1];
   int64_t batch = batch_count(a);
   if (rows_fold(a)) {
-    gemm(a->dtype, K, N, batch * M, flip(folded(a)), folded(gc), 1.0, gb->data, N);
+    gemm(a, K, N, batch * M, flip(folded(a)), folded(gc), 1.0, gb->data, N);
     return;
   }
   size_t es = hy_dtype_size(a->dtype);
   for (int64_t i = 0; i < batch; i++) {
     mat G = {(char *)gc->data + (size_t)(i * M * N) * es, false, N > 1 ? N : 1};
-    gemm(a->dtype, K, N, M, flip(need_mat(a, i)), G, 1.0, gb->data, N);
+    gemm(a, K, N, M, flip(need_mat(a, i)), G, 1.0, gb->data, N);
   }
 }
 
@@ -136,9 +137,10 @@ static hy_tensor *blas_ready(hy_tensor *t) {
 
 hy_tensor *hy_matmul(hy_tensor *a, hy_tensor *b) {
   const char *op = "matmul";
-  hy_check_input(op, a);
-  hy_check_input(op, b);
+  hy_check_input_any(op, a);
+  hy_check_input_any(op, b);
   hy_check_same_dtype(op, a, b);
+  hy_check_same_device(op, a, b);
   if (a->ndim < 2 || b->ndim < 2)
     hy_die(op, "needs matrices, got %s and %s", hy_describe(a), hy_describe(b));
   if (a->shape[a->ndim - 1] != b->shape[b->ndim - 2])
@@ -154,7 +156,7 @@ hy_tensor *hy_matmul(hy_tensor *a, hy_tensor *b) {
   b = blas_ready(b);
   hy_shape s = hy_shape_of(a);
   s.d[s.ndim - 1] = b->shape[b->ndim - 1];
-  hy_tensor *c = hy_empty(a->dtype, s);
+  hy_tensor *c = hy_empty_on(a->device, a->dtype, s);
   product(a, b, c, 0.0);
   hy_record(op, matmul_backward, c, 2, (hy_tensor *[]){a, b});
   return c;

@@ -137,4 +137,8 @@ hy_tensor *hy_concat(int n, hy_tensor *const *xs, int axis);
 hy_tensor *hy_contiguous(hy_tensor *x); /* x itself when already contiguous */
 hy_tensor *hy_copy(hy_tensor *x);       /* always a new contiguous tensor */
 
+/* A contiguous copy of x on `device` (x itself when it is there already); the gradient flows back
+ * to x's device. */
+hy_tensor *hy_to(hy_tensor *x, hy_device device);
+
 #endif

@@ -21,20 +21,20 @@ static hy_tensor *same_view(hy_node *n, hy_tensor *g);
 
 static void view_backward(hy_node *n) {
   hy_tensor *x = n->in[0];
-  HY_CPU(x->dtype, cpu_copy, same_view(n, hy_grad(x)), n->out->grad, true);
+  HY_KERNEL(x, copy, same_view(n, hy_grad(x)), n->out->grad, true);
 }
 
 /* ---- copies ---- */
 
 static void copy_backward(hy_node *n) {
   hy_tensor *x = n->in[0];
-  HY_CPU(x->dtype, cpu_copy, hy_grad(x), n->out->grad, true);
+  HY_KERNEL(x, copy, hy_grad(x), n->out->grad, true);
 }
 
 static hy_tensor *copy_as(hy_tensor *x, const char *op) {
-  hy_check_input(op, x);
+  hy_check_input_any(op, x);
   hy_tensor *y = hy_empty_like(x);
-  HY_CPU(x->dtype, cpu_copy, y, x, false);
+  HY_KERNEL(x, copy, y, x, false);
   hy_record(op, copy_backward, y, 1, &x);
   return y;
 }
@@ -91,7 +91,6 @@ hy_tensor *hy_reshape(hy_tensor *x, hy_shape s) {
       k += snprintf(want + k, sizeof want - (size_t)k, "%s%lld", i ? ", " : "", (long long)s.d[i]);
     hy_die(op, "cannot reshape %s into [%s]", hy_describe(x), want);
   }
-  hy_check_cpu(op, x);
   x = hy_contiguous(x);
   hy_tensor *v = reshape_view(x, s);
   hy_node *n_ = hy_record(op, view_backward, v, 1, &x);
@@ -187,8 +186,7 @@ static void concat_backward(hy_node *n) {
     hy_tensor *x = n->in[i];
     int64_t len = x->shape[axis];
     if (x->requires_grad)
-      HY_CPU(x->dtype, cpu_copy, hy_grad(x), slice_view(n->out->grad, axis, start, start + len),
-             true);
+      HY_KERNEL(x, copy, hy_grad(x), slice_view(n->out->grad, axis, start, start + len), true);
     start += len;
   }
 }
@@ -196,24 +194,25 @@ static void concat_backward(hy_node *n) {
 hy_tensor *hy_concat(int n, hy_tensor *const *xs, int axis) {
   const char *op = "concat";
   if (n < 1) hy_die(op, "nothing to concatenate");
-  hy_check_input(op, xs[0]);
+  hy_check_input_any(op, xs[0]);
   int a = hy_axis(xs[0], axis, op);
   hy_shape s = hy_shape_of(xs[0]);
   s.d[a] = 0;
   for (int i = 0; i < n; i++) {
-    hy_check_input(op, xs[i]);
+    hy_check_input_any(op, xs[i]);
     hy_check_same_dtype(op, xs[0], xs[i]);
+    hy_check_same_device(op, xs[0], xs[i]);
     bool ok = xs[i]->ndim == xs[0]->ndim;
     for (int j = 0; ok && j < s.ndim; j++) ok = j == a || xs[i]->shape[j] == xs[0]->shape[j];
     if (!ok)
       hy_die(op, "%s and %s differ outside axis %d", hy_describe(xs[0]), hy_describe(xs[i]), a);
     s.d[a] += xs[i]->shape[a];
   }
-  hy_tensor *y = hy_empty(xs[0]->dtype, s);
+  hy_tensor *y = hy_empty_on(xs[0]->device, xs[0]->dtype, s);
   int64_t start = 0;
   for (int i = 0; i < n; i++) {
     int64_t len = xs[i]->shape[a];
-    HY_CPU(y->dtype, cpu_copy, slice_view(y, a, start, start + len), xs[i], false);
+    HY_KERNEL(y, copy, slice_view(y, a, start, start + len), xs[i], false);
     start += len;
   }
   hy_node *node = hy_record(op, concat_backward, y, n, xs);

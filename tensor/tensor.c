@@ -1,5 +1,6 @@
 #include "tensor/tensor.h"
 #include "tensor/arena.h"
+#include "tensor/device.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -43,7 +44,8 @@ const char *hy_describe(const hy_tensor *t) {
   int n = snprintf(s, 96, "[");
   for (int i = 0; i < t->ndim; i++)
     n += snprintf(s + n, 96 - (size_t)n, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
-  snprintf(s + n, 96 - (size_t)n, "] %s", hy_dtype_name(t->dtype));
+  snprintf(s + n, 96 - (size_t)n, "] %s%s", hy_dtype_name(t->dtype),
+           t->device == HY_CUDA ? " cuda" : "");
   return s;
 }
 
@@ -63,16 +65,23 @@ static void set_shape(hy_tensor *t, hy_dtype dtype, hy_shape shape) {
   }
 }
 
-hy_tensor *hy_empty(hy_dtype dtype, hy_shape shape) {
+static size_t bytes_of(const hy_tensor *t) { return (size_t)hy_numel(t) * hy_dtype_size(t->dtype); }
+
+hy_tensor *hy_empty_on(hy_device device, hy_dtype dtype, hy_shape shape) {
   hy_tensor *t = hy_arena_alloc(sizeof *t);
   set_shape(t, dtype, shape);
-  t->data = hy_arena_alloc((size_t)hy_numel(t) * hy_dtype_size(dtype));
+  t->device = device;
+  t->data = hy_arena_alloc_on(device, bytes_of(t));
   return t;
+}
+
+hy_tensor *hy_empty(hy_dtype dtype, hy_shape shape) {
+  return hy_empty_on(hy_current_device(), dtype, shape);
 }
 
 hy_tensor *hy_zeros(hy_dtype dtype, hy_shape shape) {
   hy_tensor *t = hy_empty(dtype, shape);
-  memset(t->data, 0, (size_t)hy_numel(t) * hy_dtype_size(dtype));
+  hy_device_memset0(t->device, t->data, bytes_of(t));
   return t;
 }
 
@@ -82,32 +91,45 @@ hy_tensor *hy_full(hy_dtype dtype, hy_shape shape, double value) {
   return t;
 }
 
-hy_tensor *hy_empty_like(const hy_tensor *t) { return hy_empty(t->dtype, hy_shape_of(t)); }
+hy_tensor *hy_empty_like(const hy_tensor *t) {
+  return hy_empty_on(t->device, t->dtype, hy_shape_of(t));
+}
 
-hy_tensor *hy_zeros_like(const hy_tensor *t) { return hy_zeros(t->dtype, hy_shape_of(t)); }
+hy_tensor *hy_zeros_like(const hy_tensor *t) {
+  hy_tensor *z = hy_empty_like(t);
+  hy_device_memset0(z->device, z->data, bytes_of(z));
+  return z;
+}
 
-hy_tensor *hy_empty_persistent(hy_dtype dtype, hy_shape shape) {
+hy_tensor *hy_empty_persistent_on(hy_device device, hy_dtype dtype, hy_shape shape) {
   hy_tensor *t = malloc(sizeof *t);
   if (!t) hy_die("tensor", "out of memory");
   set_shape(t, dtype, shape);
-  size_t bytes = (size_t)hy_numel(t) * hy_dtype_size(dtype);
-  if (posix_memalign(&t->data, 64, bytes ? bytes : 64) != 0)
-    hy_die("tensor", "out of memory asking for %zu bytes", bytes);
+  t->device = device;
+  t->data = hy_device_malloc(device, bytes_of(t));
   t->persistent = true;
   return t;
 }
 
-hy_tensor *hy_zeros_persistent(hy_dtype dtype, hy_shape shape) {
-  hy_tensor *t = hy_empty_persistent(dtype, shape);
-  memset(t->data, 0, (size_t)hy_numel(t) * hy_dtype_size(dtype));
+hy_tensor *hy_empty_persistent(hy_dtype dtype, hy_shape shape) {
+  return hy_empty_persistent_on(hy_current_device(), dtype, shape);
+}
+
+hy_tensor *hy_zeros_persistent_on(hy_device device, hy_dtype dtype, hy_shape shape) {
+  hy_tensor *t = hy_empty_persistent_on(device, dtype, shape);
+  hy_device_memset0(t->device, t->data, bytes_of(t));
   return t;
+}
+
+hy_tensor *hy_zeros_persistent(hy_dtype dtype, hy_shape shape) {
+  return hy_zeros_persistent_on(hy_current_device(), dtype, shape);
 }
 
 void hy_free(hy_tensor *t) {
   if (!t) return;
   if (!t->persistent) hy_die("hy_free", "tensor %s lives in the arena", hy_describe(t));
   if (t->grad && t->grad->persistent) hy_free(t->grad);
-  free(t->data);
+  hy_device_free(t->device, t->data);
   free(t);
 }
 
@@ -161,25 +183,44 @@ static void check_index(const hy_tensor *t, int64_t index) {
     hy_die("get/set", "index %lld out of range for %s", (long long)index, hy_describe(t));
 }
 
-double hy_get(const hy_tensor *t, int64_t index) {
+/* One element's bytes, wherever the tensor lives (a GPU element costs a copy: tests and setup). */
+static void element(const hy_tensor *t, int64_t index, void *value, bool store) {
   check_index(t, index);
-  int64_t off = offset_of(t, index);
+  size_t es = hy_dtype_size(t->dtype);
+  char *p = (char *)t->data + offset_of(t, index) * (int64_t)es;
+  if (store)
+    hy_device_copy(t->device, p, HY_CPU, value, es);
+  else
+    hy_device_copy(HY_CPU, value, t->device, p, es);
+}
+
+double hy_get(const hy_tensor *t, int64_t index) {
+  union {
+    float f;
+    double d;
+    int32_t i;
+  } v;
+  element(t, index, &v, false);
   switch (t->dtype) {
-  case HY_F32: return ((const float *)t->data)[off];
-  case HY_F64: return ((const double *)t->data)[off];
-  case HY_I32: return ((const int32_t *)t->data)[off];
+  case HY_F32: return v.f;
+  case HY_F64: return v.d;
+  case HY_I32: return v.i;
   }
   return 0;
 }
 
 void hy_set(hy_tensor *t, int64_t index, double value) {
-  check_index(t, index);
-  int64_t off = offset_of(t, index);
+  union {
+    float f;
+    double d;
+    int32_t i;
+  } v;
   switch (t->dtype) {
-  case HY_F32: ((float *)t->data)[off] = (float)value; break;
-  case HY_F64: ((double *)t->data)[off] = value; break;
-  case HY_I32: ((int32_t *)t->data)[off] = (int32_t)value; break;
+  case HY_F32: v.f = (float)value; break;
+  case HY_F64: v.d = value; break;
+  case HY_I32: v.i = (int32_t)value; break;
   }
+  element(t, index, &v, true);
 }
 
 double hy_item(const hy_tensor *t) {
@@ -187,22 +228,32 @@ double hy_item(const hy_tensor *t) {
   return hy_get(t, 0);
 }
 
+static void fill_host(hy_dtype dtype, void *data, int64_t n, double value) {
+  switch (dtype) {
+  case HY_F32:
+    for (int64_t i = 0; i < n; i++) ((float *)data)[i] = (float)value;
+    return;
+  case HY_F64:
+    for (int64_t i = 0; i < n; i++) ((double *)data)[i] = value;
+    return;
+  case HY_I32:
+    for (int64_t i = 0; i < n; i++) ((int32_t *)data)[i] = (int32_t)value;
+    return;
+  }
+}
+
 void hy_fill(hy_tensor *t, double value) {
   int64_t n = hy_numel(t);
-  if (hy_is_contiguous(t)) {
-    switch (t->dtype) {
-    case HY_F32:
-      for (int64_t i = 0; i < n; i++) ((float *)t->data)[i] = (float)value;
-      return;
-    case HY_F64:
-      for (int64_t i = 0; i < n; i++) ((double *)t->data)[i] = value;
-      return;
-    case HY_I32:
-      for (int64_t i = 0; i < n; i++) ((int32_t *)t->data)[i] = (int32_t)value;
-      return;
-    }
+  if (!hy_is_contiguous(t)) {
+    for (int64_t i = 0; i < n; i++) hy_set(t, i, value);
+  } else if (t->device == HY_CPU) {
+    fill_host(t->dtype, t->data, n, value);
+  } else { /* filled on the host, then one copy */
+    void *host = hy_device_malloc(HY_CPU, bytes_of(t));
+    fill_host(t->dtype, host, n, value);
+    hy_device_copy(t->device, t->data, HY_CPU, host, bytes_of(t));
+    hy_device_free(HY_CPU, host);
   }
-  for (int64_t i = 0; i < n; i++) hy_set(t, i, value);
 }
 
 void hy_copy_into(hy_tensor *dst, const hy_tensor *src) {
@@ -210,7 +261,7 @@ void hy_copy_into(hy_tensor *dst, const hy_tensor *src) {
   hy_check_same_dtype("copy_into", dst, src);
   int64_t n = hy_numel(src);
   if (hy_is_contiguous(dst) && hy_is_contiguous(src)) {
-    memmove(dst->data, src->data, (size_t)n * hy_dtype_size(src->dtype));
+    hy_device_copy(dst->device, dst->data, src->device, src->data, bytes_of(src));
     return;
   }
   for (int64_t i = 0; i < n; i++) hy_set(dst, i, hy_get(src, i));

@@ -7,6 +7,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The CUDA kernels (C++) include this header too. */
+#ifdef __cplusplus
+#define HY_NORETURN [[noreturn]]
+extern "C" {
+#else
+#define HY_NORETURN _Noreturn
+#endif
+
 enum { HY_MAX_DIMS = 4 };
 
 typedef enum { HY_F32, HY_F64, HY_I32 } hy_dtype;
@@ -36,16 +44,21 @@ typedef struct {
   ((hy_shape){.ndim = (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)),                   \
               .d = {__VA_ARGS__}})
 
-/* Step tensors: memory from the arena, valid until the next hy_step_reset(). */
+/* Step tensors: memory from the arena, valid until the next hy_step_reset(), on the current device
+ * (tensor/device.h); the _like forms on their model's device. */
 hy_tensor *hy_empty(hy_dtype dtype, hy_shape shape);
+hy_tensor *hy_empty_on(hy_device device, hy_dtype dtype, hy_shape shape);
 hy_tensor *hy_zeros(hy_dtype dtype, hy_shape shape);
 hy_tensor *hy_full(hy_dtype dtype, hy_shape shape, double value);
 hy_tensor *hy_empty_like(const hy_tensor *t);
 hy_tensor *hy_zeros_like(const hy_tensor *t);
 
-/* Persistent tensors (parameters, optimizer moments): released with hy_free. */
+/* Persistent tensors (parameters, optimizer moments) on the current device: released with hy_free.
+ */
 hy_tensor *hy_empty_persistent(hy_dtype dtype, hy_shape shape);
 hy_tensor *hy_zeros_persistent(hy_dtype dtype, hy_shape shape);
+hy_tensor *hy_empty_persistent_on(hy_device device, hy_dtype dtype, hy_shape shape);
+hy_tensor *hy_zeros_persistent_on(hy_device device, hy_dtype dtype, hy_shape shape);
 void hy_free(hy_tensor *t);
 
 /* Facts about a tensor. Negative axes count from the end. */
@@ -58,15 +71,17 @@ hy_shape hy_shape_of(const hy_tensor *t);
 int hy_axis(const hy_tensor *t, int axis, const char *op);
 int64_t hy_size(const hy_tensor *t, int axis);
 
-/* Element access by logical row-major index (slow; for tests, gradcheck and small setup). */
+/* Element access by logical row-major index (slow, a copy per element on a GPU; for tests,
+ * gradcheck and small setup). */
 double hy_get(const hy_tensor *t, int64_t index);
 void hy_set(hy_tensor *t, int64_t index, double value);
 double hy_item(const hy_tensor *t); /* the one element of a one-element tensor */
 void hy_fill(hy_tensor *t, double value);
-void hy_copy_into(hy_tensor *dst, const hy_tensor *src); /* no tape; shapes must match */
+void hy_copy_into(hy_tensor *dst,
+                  const hy_tensor *src); /* no tape; shapes must match; any devices */
 
 /* Broken internal invariants: print "hyla: <op>: <message>" and abort. */
-_Noreturn void hy_die(const char *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+HY_NORETURN void hy_die(const char *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* "[2, 3, 4] f32" into one of a few rotating static buffers, for error messages. */
 const char *hy_describe(const hy_tensor *t);
 
@@ -75,5 +90,9 @@ void hy_check_dtype(const char *op, const hy_tensor *t, hy_dtype dtype);
 void hy_check_same_dtype(const char *op, const hy_tensor *a, const hy_tensor *b);
 void hy_check_same_shape(const char *op, const hy_tensor *a, const hy_tensor *b);
 void hy_check_float(const char *op, const hy_tensor *t);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

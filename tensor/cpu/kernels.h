@@ -4,74 +4,7 @@
 #ifndef HYLA_CPU_KERNELS_H
 #define HYLA_CPU_KERNELS_H
 
-#include "tensor/tensor.h"
-
-typedef enum { HY_ADD, HY_SUB, HY_MUL, HY_DIV } hy_binary_op;
-
-typedef enum {
-  HY_SCALE, /* p * x */
-  HY_ADD_SCALAR,
-  HY_EXP,
-  HY_LOG,
-  HY_SIGMOID,
-  HY_LOGSIGMOID,
-  HY_SOFTPLUS,
-  HY_SILU,
-  HY_TANH,
-  HY_RELU,
-  HY_SQRT,
-  HY_RSQRT,
-  HY_POW, /* x^p */
-  HY_ELU, /* x > 0 ? x : e^x - 1 */
-} hy_unary_op;
-
-typedef enum { HY_REDUCE_SUM, HY_REDUCE_MEAN, HY_REDUCE_MAX } hy_reduce_op;
-
-/* A broadcast of two contiguous operands to a 4-d output shape: strides are 0 along stretched dims.
- */
-typedef struct {
-  int64_t shape[HY_MAX_DIMS];
-  int64_t sa[HY_MAX_DIMS], sb[HY_MAX_DIMS];
-  bool a_full, b_full; /* the operand has the output's shape */
-} hy_bcast;
-
-/* Attention sizes; q/k/v rows are addressed by their strides (in elements) over b, t and h. T
- * queries sit at positions q_offset .. q_offset + T - 1 of a sequence of Tk keys (Tk = T and
- * q_offset = 0 but for sequence parallelism, where a rank's queries see every earlier key). */
-typedef struct {
-  int64_t B, T, H, D, Tk, q_offset;
-  int64_t q_stride[3], k_stride[3], v_stride[3]; /* over b, t, h; the last dim is contiguous */
-  double scale;
-  int64_t window; /* query t sees keys t - window < s <= t; 0: all keys up to t */
-} hy_attn_dims;
-
-/* Chunked gated linear attention: q, k, g [B, T, H, dk], v and o [B, T, H, dv], contiguous;
- * chunks of C tokens, n_chunks = ceil(T / C). Without g, head h decays by the constant
- * exp(head_decay[h]) (head_decay NULL: no decay). */
-typedef struct {
-  int64_t B, T, H, dk, dv, C, n_chunks;
-  const double *head_decay;
-} hy_gla_dims;
-
-/* Causal sparse-linear attention (tensor/sla.c): q, k, v rows as in `a` (Tk = T, no offset or
- * window); blocks of `block` rows, n_blocks = ceil(T / block); classes i32 [B, H, nb, nb] (the
- * HY_SLA_* of tensor/sla_types.h); of query block i's earlier key blocks n_critical[i] are critical
- * and n_negligible[i] negligible; o [B, T, H, 2 D]: o_s, then o_l; lse [B, H, T]; states and
- * dstates [B, H, nb, D (D + 1)]: the linear branch's per block states (forward, kept for the
- * backward) and their gradients (backward workspace). */
-typedef struct {
-  hy_attn_dims a;
-  int64_t block, n_blocks;
-  int feature_map; /* hy_sla_feature_map */
-  const int64_t *n_critical, *n_negligible;
-} hy_sla_dims;
-
-/* RAT (tensor/rat.c): q, u, k, f, o [B, T, H, D] contiguous; chunks of L tokens; n_keys = the
- * chunk-final states any query sees, floor((T - 1) / L); lse [B, H, T]. */
-typedef struct {
-  int64_t B, T, H, D, L, n_keys;
-  double scale, theta;
-} hy_rat_dims;
+#include "tensor/kernel_types.h"
 
 #define HY_CPU_KERNELS(S, real)                                                                    \
   void cpu_copy_##S(hy_tensor *dst, const hy_tensor *src, bool accumulate);                        \

@@ -1,0 +1,62 @@
+/* CUDA kernels: the CPU kernels' twins (tensor/cpu/kernels.h), with the same arguments and the
+ * same meaning, over device pointers. f32 only for now; tensor/<op>.c picks CPU or CUDA by the
+ * tensor's device (HY_KERNEL in tensor/op.h). Gradient outputs (g*) are accumulated into (+=),
+ * as on the CPU. Launches go to the default stream and return at once. */
+#ifndef HYLA_CUDA_KERNELS_H
+#define HYLA_CUDA_KERNELS_H
+
+#include "tensor/kernel_types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+void cuda_copy_f32(hy_tensor *dst, const hy_tensor *src, bool accumulate);
+void cuda_gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
+                   const float *A, int64_t lda, const float *B, int64_t ldb, double beta, float *C,
+                   int64_t ldc);
+void cuda_binary_f32(hy_binary_op op, const hy_bcast *bc, const float *a, const float *b,
+                     float *y);
+void cuda_binary_backward_f32(hy_binary_op op, const hy_bcast *bc, const float *a, const float *b,
+                              const float *gy, float *ga, float *gb);
+void cuda_unary_f32(hy_unary_op op, double p, int64_t n, const float *x, float *y);
+void cuda_unary_backward_f32(hy_unary_op op, double p, int64_t n, const float *x, const float *y,
+                             const float *gy, float *gx);
+void cuda_reduce_f32(hy_reduce_op op, int64_t outer, int64_t n, int64_t inner, const float *x,
+                     float *y, int32_t *argmax);
+void cuda_reduce_backward_f32(hy_reduce_op op, int64_t outer, int64_t n, int64_t inner,
+                              const int32_t *argmax, const float *gy, float *gx);
+void cuda_softmax_f32(int64_t rows, int64_t n, const float *x, float *y);
+void cuda_softmax_backward_f32(int64_t rows, int64_t n, const float *y, const float *gy,
+                               float *gx);
+void cuda_logsumexp_f32(int64_t rows, int64_t n, const float *x, float *y);
+void cuda_logsumexp_backward_f32(int64_t rows, int64_t n, const float *x, const float *y,
+                                 const float *gy, float *gx);
+void cuda_cumsum_f32(int64_t outer, int64_t n, int64_t inner, bool reverse, bool accumulate,
+                     const float *x, float *y);
+void cuda_embedding_f32(int64_t n_idx, int64_t d, const int32_t *idx, const float *w, float *y);
+void cuda_embedding_backward_f32(int64_t n_idx, int64_t d, const int32_t *idx, const float *gy,
+                                 float *gw);
+double cuda_cross_entropy_f32(int64_t rows, int64_t V, const float *logits,
+                              const int32_t *targets, int ignore_index, float *lse,
+                              int64_t *count);
+void cuda_cross_entropy_backward_f32(int64_t rows, int64_t V, const float *logits,
+                                     const int32_t *targets, int ignore_index, const float *lse,
+                                     double scale, float *glogits);
+void cuda_rmsnorm_f32(int64_t rows, int64_t d, const float *x, const float *w, double eps, float *y,
+                      float *rstd);
+void cuda_rmsnorm_backward_f32(int64_t rows, int64_t d, const float *x, const float *w,
+                               const float *rstd, const float *gy, float *gx, float *gw);
+void cuda_rope_f32(int64_t B, int64_t T, int64_t H, int64_t D, int64_t pos_offset, double theta,
+                   bool inverse, bool accumulate, const float *x, float *y);
+void cuda_attention_f32(const hy_attn_dims *dims, const float *q, const float *k, const float *v,
+                        float *o, float *lse);
+void cuda_attention_backward_f32(const hy_attn_dims *dims, const float *q, const float *k,
+                                 const float *v, const float *o, const float *lse, const float *go,
+                                 float *gq, float *gk, float *gv);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,80 @@
+#include "tensor/cuda/common.cuh"
+
+extern "C" {
+#include "tensor/cuda/runtime.h"
+}
+
+#include <stdio.h>
+#include <stdlib.h>
+
+extern "C" int hy_cuda_device_count(void) {
+  static int count = -1;
+  if (count < 0) {
+    if (cudaGetDeviceCount(&count) != cudaSuccess) {
+      count = 0;
+      (void)cudaGetLastError(); /* no driver or no GPU: not an error for the caller */
+    }
+  }
+  return count;
+}
+
+extern "C" void *hy_cuda_malloc(size_t bytes) {
+  void *p = NULL;
+  cudaError_t status = cudaMalloc(&p, bytes ? bytes : 64);
+  if (status != cudaSuccess)
+    hy_die("cuda", "out of GPU memory asking for %zu bytes: %s", bytes,
+           cudaGetErrorString(status));
+  return p;
+}
+
+extern "C" void hy_cuda_free(void *p) {
+  if (!p) return;
+  cudaError_t status = cudaFree(p);
+  /* At exit the runtime may be torn down before the arena lets go: its memory is gone anyway. */
+  if (status == cudaErrorCudartUnloading) return;
+  HY_CUDA_CHECK(status);
+}
+
+extern "C" void hy_cuda_memset(void *p, int byte, size_t bytes) {
+  if (bytes) HY_CUDA_CHECK(cudaMemset(p, byte, bytes));
+}
+
+extern "C" void hy_cuda_memcpy(void *dst, bool dst_on_gpu, const void *src, bool src_on_gpu,
+                               size_t bytes) {
+  if (!bytes) return;
+  cudaMemcpyKind kind = dst_on_gpu ? (src_on_gpu ? cudaMemcpyDeviceToDevice
+                                                 : cudaMemcpyHostToDevice)
+                                   : (src_on_gpu ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
+  HY_CUDA_CHECK(cudaMemcpy(dst, src, bytes, kind));
+}
+
+extern "C" void hy_cuda_synchronize(void) { HY_CUDA_CHECK(cudaDeviceSynchronize()); }
+
+extern "C" const char *hy_cuda_device_description(void) {
+  static char text[320];
+  int device = 0;
+  cudaDeviceProp prop;
+  HY_CUDA_CHECK(cudaGetDevice(&device));
+  HY_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+  snprintf(text, sizeof text, "%s, %d SMs, sm_%d%d, %.0f GiB", prop.name,
+           prop.multiProcessorCount, prop.major, prop.minor,
+           (double)prop.totalGlobalMem / (1 << 30));
+  return text;
+}
+
+static cublasHandle_t handle;
+
+static void destroy_handle(void) {
+  if (handle) cublasDestroy(handle);
+  handle = NULL;
+}
+
+cublasHandle_t hy_cublas(void) {
+  if (!handle) {
+    HY_CUBLAS_CHECK(cublasCreate(&handle));
+    /* f32 GEMMs stay exact f32 (no TF32): the GPU must match the CPU path to 1e-5. */
+    HY_CUBLAS_CHECK(cublasSetMathMode(handle, CUBLAS_DEFAULT_MATH));
+    atexit(destroy_handle);
+  }
+  return handle;
+}

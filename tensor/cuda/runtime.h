@@ -1,0 +1,25 @@
+/* hyla's CUDA runtime, callable from C (tensor/cuda/runtime.cu): the GPU, its memory and the
+ * cuBLAS handle. Every call checks its CUDA status and dies naming the call and the error. */
+#ifndef HYLA_CUDA_RUNTIME_H
+#define HYLA_CUDA_RUNTIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+int hy_cuda_device_count(void); /* 0 when no GPU or no driver */
+void *hy_cuda_malloc(size_t bytes);
+void hy_cuda_free(void *p);
+void hy_cuda_memset(void *p, int byte, size_t bytes);
+void hy_cuda_memcpy(void *dst, bool dst_on_gpu, const void *src, bool src_on_gpu, size_t bytes);
+void hy_cuda_synchronize(void);
+const char *hy_cuda_device_description(void); /* "NVIDIA H200, 132 SMs, sm_90" */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,26 @@
+/* Where tensor memory lives and how bytes move between the host and the GPU. New tensors go to
+ * the current device (hy_set_device); hy_empty_like and the ops keep their inputs' device. In a
+ * build without HYLA_CUDA every GPU request dies with a message that says so. */
+#ifndef HYLA_DEVICE_H
+#define HYLA_DEVICE_H
+
+#include "tensor/tensor.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+bool hy_cuda_built(void);     /* this build has the CUDA backend */
+bool hy_cuda_available(void); /* ...and a GPU it can use */
+const char *hy_device_name(hy_device device);
+
+void hy_set_device(hy_device device); /* dies when asked for a GPU that is not there */
+hy_device hy_current_device(void);
+
+void *hy_device_malloc(hy_device device, size_t bytes); /* 64-byte aligned; dies when out */
+void hy_device_free(hy_device device, void *p);
+void hy_device_memset(hy_device device, void *p, int byte, size_t bytes);
+void hy_device_memset0(hy_device device, void *p, size_t bytes);
+void hy_device_copy(hy_device dst_device, void *dst, hy_device src_device, const void *src,
+                    size_t bytes);
+
+#endif

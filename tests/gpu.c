@@ -1,0 +1,59 @@
+#include "tests/gpu.h"
+#include "tensor/arena.h"
+
+#include <math.h>
+#include <stdio.h>
+
+static hy_tensor *leaf_on(const hy_tensor *t, hy_device device) {
+  hy_tensor *c = hy_empty_on(device, t->dtype, hy_shape_of(t));
+  hy_copy_into(c, hy_is_contiguous(t) ? t : hy_contiguous((hy_tensor *)t));
+  c->requires_grad = t->requires_grad;
+  return c;
+}
+
+hy_tensor *t_to_gpu(const hy_tensor *t) { return leaf_on(t, HY_CUDA); }
+hy_tensor *t_to_cpu(const hy_tensor *t) { return leaf_on(t, HY_CPU); }
+
+void t_poison(void) {
+  hy_arena_mark mark = hy_arena_get_mark();
+  if (hy_cuda_available()) hy_arena_alloc_on(HY_CUDA, (size_t)256 << 20);
+  hy_arena_rewind(mark);
+  hy_arena_poison_free();
+}
+
+void t_expect_gpu_close(const hy_tensor *gpu, const hy_tensor *cpu, double tol, const char *what) {
+  cr_assert(gpu != NULL && cpu != NULL, "%s: missing tensor", what);
+  cr_assert(hy_same_shape(gpu, cpu), "%s: shape %s, expected %s", what, hy_describe(gpu),
+            hy_describe(cpu));
+  hy_tensor *g = t_to_cpu(gpu);
+  for (int64_t i = 0; i < hy_numel(g); i++) {
+    double v = hy_get(g, i);
+    cr_assert(isfinite(v), "%s: element %lld is %g (unwritten or overflowed)", what, (long long)i,
+              v);
+  }
+  double err = t_rel_norm_err(g, cpu);
+  cr_assert(err <= tol, "%s: relative norm error %.3g > %.3g", what, err, tol);
+}
+
+void t_expect_gpu_matches_cpu(t_gpu_op op, void *ctx, int n, hy_tensor **cpu_inputs, double tol,
+                              const char *what) {
+  hy_tensor *gpu_inputs[16];
+  cr_assert(n <= 16, "%s: too many inputs", what);
+  for (int i = 0; i < n; i++) gpu_inputs[i] = cpu_inputs[i] ? t_to_gpu(cpu_inputs[i]) : NULL;
+  t_poison();
+  hy_tensor *ref = op(cpu_inputs, ctx);
+  t_poison();
+  hy_tensor *out = op(gpu_inputs, ctx);
+  char name[160];
+  snprintf(name, sizeof name, "%s: forward", what);
+  t_expect_gpu_close(out, ref, tol, name);
+  if (!ref->requires_grad) return;
+  hy_tensor *gy = t_randn(ref->dtype, hy_shape_of(ref), 977);
+  hy_backward_with(ref, gy);
+  hy_backward_with(out, t_to_gpu(gy));
+  for (int i = 0; i < n; i++) {
+    if (!cpu_inputs[i] || !cpu_inputs[i]->requires_grad) continue;
+    snprintf(name, sizeof name, "%s: gradient of input %d", what, i);
+    t_expect_gpu_close(gpu_inputs[i]->grad, cpu_inputs[i]->grad, tol, name);
+  }
+}

@@ -1,0 +1,37 @@
+/* Helpers for the GPU test suites (tests/cuda/): every CUDA op is run against the CPU path on
+ * fresh random inputs, forward and backward, with the GPU arena poisoned first. */
+#ifndef HYLA_TEST_GPU_H
+#define HYLA_TEST_GPU_H
+
+#include "tensor/device.h"
+#include "tests/support.h"
+
+/* Skip the calling test, saying why, where this build or machine has no GPU. */
+#define T_NEED_GPU()                                                                               \
+  do {                                                                                             \
+    if (!hy_cuda_available())                                                                      \
+      cr_skip_test("%s", hy_cuda_built() ? "no CUDA GPU visible to this process"                  \
+                                         : "hyla built without CUDA (-DHYLA_CUDA=ON)");            \
+  } while (0)
+
+/* A copy of t on the GPU (or the host), as a leaf that requires a gradient iff t does. */
+hy_tensor *t_to_gpu(const hy_tensor *t);
+hy_tensor *t_to_cpu(const hy_tensor *t);
+
+/* Fill the free memory of both arenas (at least 256 MiB of the GPU's) with NaN bytes. */
+void t_poison(void);
+
+/* Assert gpu (any device) has cpu's shape, no NaN or infinity, and
+ * ||gpu - cpu|| / ||cpu|| <= tol. */
+void t_expect_gpu_close(const hy_tensor *gpu, const hy_tensor *cpu, double tol, const char *what);
+
+/* An op under test: its output from n inputs. */
+typedef hy_tensor *(*t_gpu_op)(hy_tensor **in, void *ctx);
+
+/* Run op on the CPU inputs and on GPU copies of them (arena poisoned before each), compare the
+ * outputs, then back-propagate one random output gradient through both and compare the gradient
+ * of every input that requires one. tol: relative norm error (f32: 1e-5). */
+void t_expect_gpu_matches_cpu(t_gpu_op op, void *ctx, int n, hy_tensor **cpu_inputs, double tol,
+                              const char *what);
+
+#endif
