@@ -3,6 +3,15 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+
+void t_need_gpu(void) {
+  if (hy_cuda_available()) return;
+  const char *why = hy_cuda_built() ? "no CUDA GPU visible to this process"
+                                    : "hyla built without CUDA (-DHYLA_CUDA=ON)";
+  if (getenv("HYLA_REQUIRE_GPU")) cr_assert_fail("HYLA_REQUIRE_GPU is set, but %s", why);
+  cr_skip_test("%s", why);
+}
 
 static hy_tensor *leaf_on(const hy_tensor *t, hy_device device) {
   hy_tensor *c = hy_empty_on(device, t->dtype, hy_shape_of(t));

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The whole GPU check in one command, on a machine with an NVIDIA GPU: builds hyla with CUDA,
+# runs every GPU test suite (tests/cuda/, where a missing GPU fails instead of skipping), runs the
+# GPU benches and prints a short table. Where Criterion or inih are not installed, carry
+# .gpu-deps/ (made by scripts/gpu-deps.sh). Logs go to $OUT (or the build dir).
+#   scripts/gpu-check.sh [build-dir]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build-gpu}
+logs=${OUT:-$build}
+mkdir -p "$build" "$logs"
+if [ -d .gpu-deps ]; then
+  export PKG_CONFIG_PATH="$PWD/.gpu-deps/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+  export LD_LIBRARY_PATH="$PWD/.gpu-deps/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+export HYLA_REQUIRE_GPU=1 NCCL_NVLS_ENABLE=0
+gpu=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | head -1)
+echo "== GPU: $gpu"
+
+echo "== configure and build ($build)"
+cmake -S . -B "$build" -DHYLA_CUDA=ON -DCMAKE_BUILD_TYPE=Release >"$logs/configure.log" 2>&1 ||
+  { cat "$logs/configure.log"; exit 1; }
+cmake --build "$build" -j"$(nproc)" >"$logs/build.log" 2>&1 || { tail -50 "$logs/build.log"; exit 1; }
+
+echo "== GPU tests"
+status=0
+(cd "$build" && ctest -R '^test_cuda' --output-on-failure) 2>&1 | tee "$logs/tests.log" || status=1
+grep -q "tests passed" "$logs/tests.log" || status=1
+
+echo "== GPU benches"
+: >"$logs/bench.log"
+for bench in "$build"/bench_cuda_*; do
+  [ -x "$bench" ] || continue
+  "$bench" 2>&1 | tee -a "$logs/bench.log" || status=1
+done
+
+echo "== summary on $gpu"
+grep -E "tests passed|tests failed" "$logs/tests.log" || true
+grep -E "^\|" "$logs/bench.log" || true
+[ $status = 0 ] && echo "== GPU check passed" || echo "== GPU check FAILED"
+exit $status

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Gather here what the GPU machine lacks for scripts/gpu-check.sh: Criterion (the test framework)
+# and inih (the recipe parser), headers and shared libraries with their own dependencies, into
+# .gpu-deps/ (ignored by git), to be carried along with the working tree. Run on a Debian/Ubuntu
+# machine that has them installed (scripts/setup.sh installs them).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=.gpu-deps
+rm -rf "$out"
+mkdir -p "$out/include" "$out/lib/pkgconfig"
+libdir=$(dirname "$(find /usr/lib /usr/lib64 -name 'libcriterion.so.*' -print -quit)")
+cp -r /usr/include/criterion "$out/include/"
+cp /usr/include/ini.h "$out/include/"
+# Criterion, inih and the libraries they pull in that a CUDA image usually lacks.
+for lib in libcriterion libinih libgit2 libnanomsg libmbedtls libmbedx509 libmbedcrypto \
+  libhttp_parser libssh2; do
+  cp -a "$libdir/$lib".so* "$out/lib/"
+done
+for pc in criterion inih; do
+  sed -e 's#^prefix=.*#prefix=${pcfiledir}/../..#' -e 's#^libdir=.*#libdir=${prefix}/lib#' \
+    -e 's#^includedir=.*#includedir=${prefix}/include#' -e '/^Requires.private/d' -e '/^Libs.private/d' "$libdir/pkgconfig/$pc.pc" \
+    >"$out/lib/pkgconfig/$pc.pc"
+done
+du -sh "$out"
