@@ -14,7 +14,7 @@
   do {                                                                                             \
     cudaError_t hy_status_ = (call);                                                               \
     if (hy_status_ != cudaSuccess)                                                                 \
-      hy_die("cuda", "%s failed: %s (%s:%d)", #call, cudaGetErrorString(hy_status_), __FILE__,    \
+      hy_die("cuda", "%s failed: %s (%s:%d)", #call, cudaGetErrorString(hy_status_), __FILE__,     \
              __LINE__);                                                                            \
   } while (0)
 
@@ -25,7 +25,7 @@
   do {                                                                                             \
     cublasStatus_t hy_status_ = (call);                                                            \
     if (hy_status_ != CUBLAS_STATUS_SUCCESS)                                                       \
-      hy_die("cublas", "%s failed: status %d (%s:%d)", #call, (int)hy_status_, __FILE__,          \
+      hy_die("cublas", "%s failed: status %d (%s:%d)", #call, (int)hy_status_, __FILE__,           \
              __LINE__);                                                                            \
   } while (0)
 

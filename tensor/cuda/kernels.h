@@ -15,8 +15,7 @@ void cuda_copy_f32(hy_tensor *dst, const hy_tensor *src, bool accumulate);
 void cuda_gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
                    const float *A, int64_t lda, const float *B, int64_t ldb, double beta, float *C,
                    int64_t ldc);
-void cuda_binary_f32(hy_binary_op op, const hy_bcast *bc, const float *a, const float *b,
-                     float *y);
+void cuda_binary_f32(hy_binary_op op, const hy_bcast *bc, const float *a, const float *b, float *y);
 void cuda_binary_backward_f32(hy_binary_op op, const hy_bcast *bc, const float *a, const float *b,
                               const float *gy, float *ga, float *gb);
 void cuda_unary_f32(hy_unary_op op, double p, int64_t n, const float *x, float *y);
@@ -27,8 +26,7 @@ void cuda_reduce_f32(hy_reduce_op op, int64_t outer, int64_t n, int64_t inner, c
 void cuda_reduce_backward_f32(hy_reduce_op op, int64_t outer, int64_t n, int64_t inner,
                               const int32_t *argmax, const float *gy, float *gx);
 void cuda_softmax_f32(int64_t rows, int64_t n, const float *x, float *y);
-void cuda_softmax_backward_f32(int64_t rows, int64_t n, const float *y, const float *gy,
-                               float *gx);
+void cuda_softmax_backward_f32(int64_t rows, int64_t n, const float *y, const float *gy, float *gx);
 void cuda_logsumexp_f32(int64_t rows, int64_t n, const float *x, float *y);
 void cuda_logsumexp_backward_f32(int64_t rows, int64_t n, const float *x, const float *y,
                                  const float *gy, float *gx);
@@ -37,9 +35,8 @@ void cuda_cumsum_f32(int64_t outer, int64_t n, int64_t inner, bool reverse, bool
 void cuda_embedding_f32(int64_t n_idx, int64_t d, const int32_t *idx, const float *w, float *y);
 void cuda_embedding_backward_f32(int64_t n_idx, int64_t d, const int32_t *idx, const float *gy,
                                  float *gw);
-double cuda_cross_entropy_f32(int64_t rows, int64_t V, const float *logits,
-                              const int32_t *targets, int ignore_index, float *lse,
-                              int64_t *count);
+double cuda_cross_entropy_f32(int64_t rows, int64_t V, const float *logits, const int32_t *targets,
+                              int ignore_index, float *lse, int64_t *count);
 void cuda_cross_entropy_backward_f32(int64_t rows, int64_t V, const float *logits,
                                      const int32_t *targets, int ignore_index, const float *lse,
                                      double scale, float *glogits);

@@ -22,8 +22,7 @@ extern "C" void *hy_cuda_malloc(size_t bytes) {
   void *p = NULL;
   cudaError_t status = cudaMalloc(&p, bytes ? bytes : 64);
   if (status != cudaSuccess)
-    hy_die("cuda", "out of GPU memory asking for %zu bytes: %s", bytes,
-           cudaGetErrorString(status));
+    hy_die("cuda", "out of GPU memory asking for %zu bytes: %s", bytes, cudaGetErrorString(status));
   return p;
 }
 
@@ -42,9 +41,9 @@ extern "C" void hy_cuda_memset(void *p, int byte, size_t bytes) {
 extern "C" void hy_cuda_memcpy(void *dst, bool dst_on_gpu, const void *src, bool src_on_gpu,
                                size_t bytes) {
   if (!bytes) return;
-  cudaMemcpyKind kind = dst_on_gpu ? (src_on_gpu ? cudaMemcpyDeviceToDevice
-                                                 : cudaMemcpyHostToDevice)
-                                   : (src_on_gpu ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
+  cudaMemcpyKind kind = dst_on_gpu
+                            ? (src_on_gpu ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
+                            : (src_on_gpu ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
   HY_CUDA_CHECK(cudaMemcpy(dst, src, bytes, kind));
 }
 
@@ -56,9 +55,8 @@ extern "C" const char *hy_cuda_device_description(void) {
   cudaDeviceProp prop;
   HY_CUDA_CHECK(cudaGetDevice(&device));
   HY_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
-  snprintf(text, sizeof text, "%s, %d SMs, sm_%d%d, %.0f GiB", prop.name,
-           prop.multiProcessorCount, prop.major, prop.minor,
-           (double)prop.totalGlobalMem / (1 << 30));
+  snprintf(text, sizeof text, "%s, %d SMs, sm_%d%d, %.0f GiB", prop.name, prop.multiProcessorCount,
+           prop.major, prop.minor, (double)prop.totalGlobalMem / (1 << 30));
   return text;
 }
 

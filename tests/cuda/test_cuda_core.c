@@ -78,10 +78,10 @@ Test(cuda_core, matmul_matches_cpu) {
   struct {
     hy_shape a, b;
   } cases[] = {
-      {HY_SHAPE(37, 53), HY_SHAPE(53, 29)},          /* 2-d, odd sizes */
-      {HY_SHAPE(4, 33, 64), HY_SHAPE(64, 96)},       /* batch folds into rows */
+      {HY_SHAPE(37, 53), HY_SHAPE(53, 29)},            /* 2-d, odd sizes */
+      {HY_SHAPE(4, 33, 64), HY_SHAPE(64, 96)},         /* batch folds into rows */
       {HY_SHAPE(2, 3, 17, 40), HY_SHAPE(2, 3, 40, 9)}, /* batched */
-      {HY_SHAPE(256, 512), HY_SHAPE(512, 384)},      /* large enough for cuBLAS' own tiling */
+      {HY_SHAPE(256, 512), HY_SHAPE(512, 384)},        /* large enough for cuBLAS' own tiling */
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     hy_tensor *in[2] = {t_param(t_randn(HY_F32, cases[i].a, 10 + i)),
