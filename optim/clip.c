@@ -2,9 +2,16 @@
 
 #include <math.h>
 
+#ifdef HYLA_CUDA
+#include "tensor/cuda/kernels.h"
+#endif
+
 static double sum_squares(const hy_tensor *g) {
   double s = 0;
   int64_t n = hy_numel(g);
+#ifdef HYLA_CUDA
+  if (g->device == HY_CUDA) return cuda_sum_squares_f32(n, g->data);
+#endif
   if (g->dtype == HY_F64) {
     const double *x = g->data;
     for (int64_t i = 0; i < n; i++) s += x[i] * x[i];
@@ -17,6 +24,12 @@ static double sum_squares(const hy_tensor *g) {
 
 static void scale(hy_tensor *g, double c) {
   int64_t n = hy_numel(g);
+#ifdef HYLA_CUDA
+  if (g->device == HY_CUDA) {
+    cuda_scale_inplace_f32(n, g->data, c);
+    return;
+  }
+#endif
   if (g->dtype == HY_F64) {
     double *x = g->data;
     for (int64_t i = 0; i < n; i++) x[i] *= c;

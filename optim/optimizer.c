@@ -3,6 +3,10 @@
 #include <stdlib.h>
 #include <tgmath.h>
 
+#ifdef HYLA_CUDA
+#include "tensor/cuda/kernels.h"
+#endif
+
 hy_optimizer_config hy_adamw_config(double beta1, double beta2, double eps, double weight_decay) {
   return (hy_optimizer_config){HY_ADAMW, beta1, beta2, eps, 0.0, weight_decay};
 }
@@ -26,7 +30,7 @@ void hy_optimizer_init(hy_optimizer *o, hy_params *ps, hy_optimizer_config cfg) 
     if (!o->state[k]) hy_die("optimizer", "out of memory");
     for (int i = 0; i < ps->n; i++) {
       hy_tensor *p = ps->items[i].t;
-      o->state[k][i] = hy_zeros_persistent(p->dtype, hy_shape_of(p));
+      o->state[k][i] = hy_zeros_persistent_on(p->device, p->dtype, hy_shape_of(p));
     }
   }
 }
@@ -73,6 +77,16 @@ void hy_optimizer_step(hy_optimizer *o, double lr) {
     double wd = o->params->items[i].decay ? c->weight_decay : 0.0;
     int64_t n = hy_numel(p);
     bool f64 = p->dtype == HY_F64;
+#ifdef HYLA_CUDA
+    if (p->device == HY_CUDA) {
+      if (c->kind == HY_ADAMW)
+        cuda_adamw_f32(n, p->data, o->state[0][i]->data, o->state[1][i]->data, p->grad->data, lr,
+                       b1, b2, c1, c2, eps, wd);
+      else
+        cuda_sgd_f32(n, p->data, o->state[0][i]->data, p->grad->data, lr, mu, wd, first);
+      continue;
+    }
+#endif
     if (c->kind == HY_ADAMW) {
       if (f64)
         ADAMW_UPDATE(double);

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Run every hyla test: installs what is missing (scripts/setup.sh), then builds hyla twice, once
 # optimized (build/) and once with AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/),
-# and runs all test suites in both. Exits non-zero if anything fails.
+# and runs all test suites in both; where nvcc is installed, it also builds the CUDA backend
+# (build-cuda/) and runs the GPU suites there, which skip without a GPU (scripts/gpu-check.sh runs
+# them on one). Exits non-zero if anything fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,4 +25,14 @@ run_suite build -DCMAKE_BUILD_TYPE=Release
 # LeakSanitizer reports any leak as a failure; detect_leaks is on by default on Linux.
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DHYLA_SANITIZE=ON
-echo "== all tests passed (optimized and sanitized builds)"
+nvcc=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
+if [ -x "$nvcc" ]; then
+  echo "== build-cuda: configure and build (CUDA backend, compiled here, run by scripts/gpu-check.sh)"
+  cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DHYLA_CUDA=ON \
+    -DCMAKE_CUDA_COMPILER="$nvcc" >/dev/null
+  cmake --build build-cuda -j"$jobs"
+  (cd build-cuda && ctest --output-on-failure -R '^test_cuda')
+else
+  echo "== no nvcc: the CUDA backend was not compiled"
+fi
+echo "== all tests passed (optimized, sanitized and, where nvcc is, CUDA builds)"

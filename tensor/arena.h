@@ -8,6 +8,10 @@
 
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
   int chunk;
   size_t offset;
@@ -31,5 +35,9 @@ size_t hy_arena_device_peak(void); /* the GPU arena's peak, likewise */
 /* Fill both arenas' unused memory with 0xff bytes (NaN as a float), so that a test sees any output
  * element an op leaves unwritten. */
 void hy_arena_poison_free(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -8,6 +8,7 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include "tensor/arena.h"
 #include "tensor/cuda/kernels.h"
 
 #define HY_CUDA_CHECK(call)                                                                        \

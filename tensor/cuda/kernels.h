@@ -52,6 +52,15 @@ void cuda_attention_backward_f32(const hy_attn_dims *dims, const float *q, const
                                  const float *v, const float *o, const float *lse, const float *go,
                                  float *gq, float *gk, float *gv);
 
+/* The optimizer's loops (optim/): AdamW and SGD updates with the factors of optim/optimizer.c,
+ * the sum of squares of a gradient (in double, the same on every run) and an in-place scaling. */
+void cuda_adamw_f32(int64_t n, float *w, float *m, float *v, const float *g, double lr, double b1,
+                    double b2, double c1, double c2, double eps, double wd);
+void cuda_sgd_f32(int64_t n, float *w, float *b, const float *g, double lr, double mu, double wd,
+                  bool first);
+double cuda_sum_squares_f32(int64_t n, const float *x);
+void cuda_scale_inplace_f32(int64_t n, float *x, double c);
+
 #ifdef __cplusplus
 }
 #endif
