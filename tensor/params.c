@@ -1,4 +1,5 @@
 #include "tensor/params.h"
+#include "tensor/device.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,8 +37,22 @@ int64_t hy_params_count(const hy_params *ps) {
 }
 
 void hy_params_zero_grad(hy_params *ps) {
-  for (int i = 0; i < ps->n; i++)
-    if (ps->items[i].t->grad) hy_fill(ps->items[i].t->grad, 0.0);
+  for (int i = 0; i < ps->n; i++) {
+    hy_tensor *g = ps->items[i].t->grad;
+    if (g) hy_device_memset0(g->device, g->data, (size_t)hy_numel(g) * hy_dtype_size(g->dtype));
+  }
+}
+
+void hy_params_to(hy_params *ps, hy_device device) {
+  for (int i = 0; i < ps->n; i++) {
+    hy_tensor *t = ps->items[i].t;
+    if (t->device == device) continue;
+    hy_tensor *moved = hy_empty_persistent_on(device, t->dtype, hy_shape_of(t));
+    hy_copy_into(moved, t);
+    moved->requires_grad = t->requires_grad;
+    hy_free(t);
+    ps->items[i].t = moved;
+  }
 }
 
 void hy_params_free(hy_params *ps) {
