@@ -47,11 +47,14 @@ void hy_params_to(hy_params *ps, hy_device device) {
   for (int i = 0; i < ps->n; i++) {
     hy_tensor *t = ps->items[i].t;
     if (t->device == device) continue;
-    hy_tensor *moved = hy_empty_persistent_on(device, t->dtype, hy_shape_of(t));
-    hy_copy_into(moved, t);
-    moved->requires_grad = t->requires_grad;
-    hy_free(t);
-    ps->items[i].t = moved;
+    size_t bytes = (size_t)hy_numel(t) * hy_dtype_size(t->dtype);
+    void *data = hy_device_malloc(device, bytes);
+    hy_device_copy(device, data, t->device, t->data, bytes);
+    hy_device_free(t->device, t->data);
+    if (t->grad) hy_free(t->grad);
+    t->grad = NULL;
+    t->data = data;
+    t->device = device;
   }
 }
 

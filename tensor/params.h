@@ -25,8 +25,9 @@ hy_tensor *hy_params_add(hy_params *ps, const char *prefix, const char *name, hy
 hy_param *hy_params_find(hy_params *ps, const char *name);
 int64_t hy_params_count(const hy_params *ps); /* total elements */
 void hy_params_zero_grad(hy_params *ps);
-/* Move every parameter to `device` (gradients are dropped): a model built on the CPU trains on
- * the GPU. Pointers to the old tensors are stale afterwards: look them up again by name. */
+/* Move every parameter's memory to `device`, in place (the tensors stay the same, so the layers'
+ * pointers to them stay valid; gradients are dropped): a model built on the CPU trains on the GPU.
+ */
 void hy_params_to(hy_params *ps, hy_device device);
 void hy_params_free(hy_params *ps);
 
