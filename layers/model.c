@@ -1,4 +1,5 @@
 #include "layers/model.h"
+#include "tensor/device.h"
 #include "autograd/tape.h"
 #include "tensor/ops.h"
 
@@ -88,21 +89,21 @@ void hy_model_free(hy_model *m) {
  * activations at a time instead of the whole model's. */
 static hy_tensor *keep_only(hy_tensor *x, hy_step_mark mark) {
   size_t bytes = (size_t)hy_numel(x) * hy_dtype_size(x->dtype);
-  void *tmp = malloc(bytes ? bytes : 1);
-  if (!tmp) hy_die("model", "out of memory");
-  memcpy(tmp, x->data, bytes);
+  hy_device device = x->device;
+  void *tmp = hy_device_malloc(device, bytes);
+  hy_device_copy(device, tmp, device, x->data, bytes);
   hy_shape s = hy_shape_of(x);
   hy_dtype dtype = x->dtype;
   hy_step_rewind(mark);
-  hy_tensor *y = hy_empty(dtype, s);
-  memcpy(y->data, tmp, bytes);
-  free(tmp);
+  hy_tensor *y = hy_empty_on(device, dtype, s);
+  hy_device_copy(device, y->data, device, tmp, bytes);
+  hy_device_free(device, tmp);
   return y;
 }
 
 hy_tensor *hy_model_forward(hy_model *m, hy_tensor *tokens) {
   if (tokens->ndim != 2) hy_die("model", "tokens must be [B, T], got %s", hy_describe(tokens));
-  hy_tensor *x = hy_embedding_forward(&m->embed, tokens);
+  hy_tensor *x = hy_embedding_forward(&m->embed, hy_to(tokens, m->embed.weight->device));
   bool grad = hy_grad_enabled();
   for (int l = 0; l < m->cfg.n_layers; l++) {
     hy_block *b = &m->blocks[l];
@@ -115,7 +116,8 @@ hy_tensor *hy_model_forward(hy_model *m, hy_tensor *tokens) {
 }
 
 hy_tensor *hy_model_loss(hy_model *m, hy_tensor *tokens, hy_tensor *targets, int ignore_index) {
-  return hy_cross_entropy(hy_model_forward(m, tokens), targets, ignore_index);
+  hy_tensor *logits = hy_model_forward(m, tokens);
+  return hy_cross_entropy(logits, hy_to(targets, logits->device), ignore_index);
 }
 
 hy_decoder *hy_decoder_new(hy_model *m, int64_t batch, int64_t max_len) {

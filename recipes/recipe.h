@@ -63,6 +63,7 @@ typedef struct {
     int64_t keep_checkpoints; /* >= 1; keep the last k; default 2 */
     char precision[8];        /* "f32" | "f64"; default "f32" ("bf16" comes with CUDA) */
     char on_nan[8];           /* "stop" | "skip"; default "stop" */
+    char device[8];           /* "cpu" | "cuda"; default "cpu" */
     int64_t threads;          /* >= 0; 0: HYLA_THREADS or all cores; default 0 */
   } train;
   struct {

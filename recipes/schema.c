@@ -17,6 +17,7 @@
 
 static const char *const PRECISIONS[] = {"f32", "f64", NULL};
 static const char *const ON_NAN[] = {"stop", "skip", NULL};
+static const char *const DEVICES[] = {"cpu", "cuda", NULL};
 static const char *const OPTIMIZERS[] = {"adamw", "sgd", NULL};
 static const char *const SCHEDULES[] = {"cosine", "linear", "constant", "wsd", NULL};
 static const char *const SAMPLINGS[] = {"random", "sequential", NULL};
@@ -200,6 +201,10 @@ const hy_key hy_keys[] = {
      .def = "\"stop\"",
      .doc = "On a NaN or Inf loss: stop (with a checkpoint of the last good state) or skip the "
             "step."},
+    {KEY("train", "device", HY_KEY_ENUM, train.device), BUFFER(train.device), .choices = DEVICES,
+     .def = "\"cpu\"",
+     .doc = "Where the model trains: the CPU, or one GPU per rank (a build with -DHYLA_CUDA=ON; "
+            "f32)."},
     {KEY("train", "threads", HY_KEY_INT, train.threads), AT_LEAST(0), .def = "0",
      .doc = "CPU threads; 0: HYLA_THREADS, or all cores."},
 

@@ -1,4 +1,5 @@
 #include "run/checkpoint.h"
+#include "tensor/device.h"
 #include "util/h5.h"
 
 #include <dirent.h>
@@ -24,8 +25,14 @@ static int write_tensor(hid_t file, const char *name, const hy_tensor *t) {
   hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
   H5Pset_create_intermediate_group(lcpl, 1);
   hid_t set = H5Dcreate2(file, name, h5_type(t->dtype), space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-  herr_t st =
-      set < 0 ? -1 : H5Dwrite(set, h5_type(t->dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, t->data);
+  size_t bytes = (size_t)hy_numel(t) * hy_dtype_size(t->dtype);
+  void *host = t->data;
+  if (t->device != HY_CPU) { /* written from a host copy */
+    host = hy_device_malloc(HY_CPU, bytes);
+    hy_device_copy(HY_CPU, host, t->device, t->data, bytes);
+  }
+  herr_t st = set < 0 ? -1 : H5Dwrite(set, h5_type(t->dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, host);
+  if (host != t->data) hy_device_free(HY_CPU, host);
   if (set >= 0) H5Dclose(set);
   H5Pclose(lcpl);
   H5Sclose(space);
@@ -184,8 +191,14 @@ static int read_tensor(hid_t file, const char *path, const char *name, hy_tensor
     char a[128], b[128];
     rc = hy_fail(err, "%s: %s has shape %s, the recipe's model needs %s", path, name,
                  shape_str(ndim, have, a, sizeof a), shape_str(t->ndim, t->shape, b, sizeof b));
-  } else if (H5Dread(set, h5_type(t->dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, t->data) < 0) {
-    rc = hy_fail(err, "%s: cannot read %s (truncated file or not a float dataset?)", path, name);
+  } else {
+    size_t bytes = (size_t)hy_numel(t) * hy_dtype_size(t->dtype);
+    void *host = t->device == HY_CPU ? t->data : hy_device_malloc(HY_CPU, bytes);
+    if (H5Dread(set, h5_type(t->dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, host) < 0)
+      rc = hy_fail(err, "%s: cannot read %s (truncated file or not a float dataset?)", path, name);
+    else if (host != t->data) /* read into a host copy, then moved to the device */
+      hy_device_copy(t->device, t->data, HY_CPU, host, bytes);
+    if (host != t->data) hy_device_free(HY_CPU, host);
   }
   H5Dclose(set);
   return rc;

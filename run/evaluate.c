@@ -28,7 +28,7 @@ hy_eval_result hy_evaluate(hy_model *m, hy_batches *b, int64_t batches, const hy
       x = hy_parallel_slice(d, x);
       y = hy_parallel_slice(d, y);
     }
-    hy_tensor *logits = hy_model_forward(m, x);
+    hy_tensor *logits = hy_to(hy_model_forward(m, x), HY_CPU); /* read on the host */
     if (d) hy_parallel_end_slice();
     int64_t V = logits->shape[2], rows = hy_numel(y);
     int64_t labelled = 0;

@@ -5,6 +5,7 @@
 #include "optim/schedule.h"
 #include "run/batches.h"
 #include "run/checkpoint.h"
+#include "tensor/device.h"
 #include "run/parallel.h"
 #include "run/evaluate.h"
 #include "tensor/ops.h"
@@ -345,6 +346,21 @@ int hy_train(const hy_recipe *r, const hy_train_options *opt, hy_train_result *r
   }
   hy_model_config cfg = hy_recipe_model_config(r);
   R.model = hy_model_new(&cfg, (uint64_t)r->run.seed);
+  if (!strcmp(r->train.device, "cuda")) { /* built on the CPU, then moved */
+    if (!hy_cuda_available()) {
+      hy_fail(err, "[train] device = \"cuda\": %s",
+              hy_cuda_built() ? "no CUDA GPU is visible to this process"
+                              : "this hyla was built without CUDA (configure with -DHYLA_CUDA=ON)");
+      goto done;
+    }
+    if (strcmp(r->train.precision, "f32")) {
+      hy_fail(err, "[train] device = \"cuda\" trains in f32, not precision = \"%s\"",
+              r->train.precision);
+      goto done;
+    }
+    hy_set_device(HY_CUDA);
+    hy_params_to(&R.model->params, HY_CUDA);
+  }
   apply_no_decay(&R.model->params, r);
   hy_optimizer_init(&R.optim, &R.model->params, optimizer_config(r));
   R.sched = (hy_schedule){hy_schedule_kind_of(r->optim.schedule),
@@ -383,5 +399,6 @@ done:
   hy_dist_free(&R.dist);
   free(R.recipe_text);
   hy_step_reset();
+  hy_set_device(HY_CPU); /* a sweep trains its next run where its recipe says */
   return rc;
 }
