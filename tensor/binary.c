@@ -32,26 +32,26 @@ static hy_bcast broadcast(const char *op, const hy_tensor *a, const hy_tensor *b
 static void binary_backward(hy_node *n) {
   hy_tensor *a = n->in[0], *b = n->in[1];
   const hy_bcast *bc = n->saved;
-  HY_CPU(a->dtype, cpu_binary_backward, (hy_binary_op)n->iarg[0], bc, a->data, b->data,
-         n->out->grad->data, a->requires_grad ? hy_grad(a)->data : NULL,
-         b->requires_grad ? hy_grad(b)->data : NULL);
+  HY_KERNEL(a, binary_backward, (hy_binary_op)n->iarg[0], bc, a->data, b->data, n->out->grad->data,
+            a->requires_grad ? hy_grad(a)->data : NULL, b->requires_grad ? hy_grad(b)->data : NULL);
 }
 
 static hy_tensor *binary(hy_binary_op kind, hy_tensor *a, hy_tensor *b) {
   const char *op = NAMES[kind];
-  hy_check_input(op, a);
-  hy_check_input(op, b);
+  hy_check_input_any(op, a);
+  hy_check_input_any(op, b);
   hy_check_same_dtype(op, a, b);
+  hy_check_same_device(op, a, b);
   a = hy_contiguous(a);
   b = hy_contiguous(b);
   hy_shape s;
   hy_bcast bc = broadcast(op, a, b, &s);
-  hy_tensor *y = hy_empty(a->dtype, s);
-  HY_CPU(a->dtype, cpu_binary, kind, &bc, a->data, b->data, y->data);
+  hy_tensor *y = hy_empty_on(a->device, a->dtype, s);
+  HY_KERNEL(a, binary, kind, &bc, a->data, b->data, y->data);
   hy_node *n = hy_record(op, binary_backward, y, 2, (hy_tensor *[]){a, b});
   if (n) {
     n->iarg[0] = kind;
-    hy_bcast *saved = hy_arena_alloc(sizeof bc);
+    hy_bcast *saved = hy_arena_alloc(sizeof bc); /* sizes, read on the host by either kernel */
     *saved = bc;
     n->saved = saved;
   }

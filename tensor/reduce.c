@@ -12,13 +12,13 @@ static void split_at(const hy_tensor *x, int axis, int64_t *outer, int64_t *n, i
 
 static void reduce_backward(hy_node *n) {
   hy_tensor *x = n->in[0];
-  HY_CPU(x->dtype, cpu_reduce_backward, (hy_reduce_op)n->iarg[0], n->iarg[1], n->iarg[2],
-         n->iarg[3], n->saved, n->out->grad->data, hy_grad(x)->data);
+  HY_KERNEL(x, reduce_backward, (hy_reduce_op)n->iarg[0], n->iarg[1], n->iarg[2], n->iarg[3],
+            n->saved, n->out->grad->data, hy_grad(x)->data);
 }
 
 static hy_tensor *reduce(hy_reduce_op kind, hy_tensor *x, int axis, bool keepdim) {
   const char *op = NAMES[kind];
-  hy_check_input(op, x);
+  hy_check_input_any(op, x);
   axis = hy_axis(x, axis, op);
   if (kind == HY_REDUCE_MAX && x->shape[axis] == 0)
     hy_die(op, "max over an empty axis of %s", hy_describe(x));
@@ -32,12 +32,12 @@ static hy_tensor *reduce(hy_reduce_op kind, hy_tensor *x, int axis, bool keepdim
     for (int i = axis; i < s.ndim - 1; i++) s.d[i] = s.d[i + 1];
     s.ndim--;
   }
-  hy_tensor *y = hy_empty(x->dtype, s);
+  hy_tensor *y = hy_empty_on(x->device, x->dtype, s);
   int32_t *argmax = NULL;
   bool grad = hy_grad_enabled() && x->requires_grad;
   if (kind == HY_REDUCE_MAX && grad)
-    argmax = hy_arena_alloc((size_t)(outer * inner) * sizeof *argmax);
-  HY_CPU(x->dtype, cpu_reduce, kind, outer, len, inner, x->data, y->data, argmax);
+    argmax = hy_saved_like(x, (size_t)(outer * inner) * sizeof *argmax);
+  HY_KERNEL(x, reduce, kind, outer, len, inner, x->data, y->data, argmax);
   hy_node *n = hy_record(op, reduce_backward, y, 1, &x);
   if (n) {
     n->iarg[0] = kind;

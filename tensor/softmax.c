@@ -6,38 +6,38 @@ static int64_t rows_of(const hy_tensor *x) {
 
 static void softmax_backward(hy_node *n) {
   hy_tensor *x = n->in[0], *y = n->out;
-  HY_CPU(x->dtype, cpu_softmax_backward, rows_of(x), x->shape[x->ndim - 1], y->data, y->grad->data,
-         hy_grad(x)->data);
+  HY_KERNEL(x, softmax_backward, rows_of(x), x->shape[x->ndim - 1], y->data, y->grad->data,
+            hy_grad(x)->data);
 }
 
 hy_tensor *hy_softmax(hy_tensor *x) {
   const char *op = "softmax";
-  hy_check_input(op, x);
+  hy_check_input_any(op, x);
   if (x->ndim == 0 || x->shape[x->ndim - 1] == 0)
     hy_die(op, "empty last axis in %s", hy_describe(x));
   x = hy_contiguous(x);
   hy_tensor *y = hy_empty_like(x);
-  HY_CPU(x->dtype, cpu_softmax, rows_of(x), x->shape[x->ndim - 1], x->data, y->data);
+  HY_KERNEL(x, softmax, rows_of(x), x->shape[x->ndim - 1], x->data, y->data);
   hy_record(op, softmax_backward, y, 1, &x);
   return y;
 }
 
 static void logsumexp_backward(hy_node *n) {
   hy_tensor *x = n->in[0], *y = n->out;
-  HY_CPU(x->dtype, cpu_logsumexp_backward, rows_of(x), x->shape[x->ndim - 1], x->data, y->data,
-         y->grad->data, hy_grad(x)->data);
+  HY_KERNEL(x, logsumexp_backward, rows_of(x), x->shape[x->ndim - 1], x->data, y->data,
+            y->grad->data, hy_grad(x)->data);
 }
 
 hy_tensor *hy_logsumexp(hy_tensor *x) {
   const char *op = "logsumexp";
-  hy_check_input(op, x);
+  hy_check_input_any(op, x);
   if (x->ndim == 0 || x->shape[x->ndim - 1] == 0)
     hy_die(op, "empty last axis in %s", hy_describe(x));
   x = hy_contiguous(x);
   hy_shape s = hy_shape_of(x);
   s.ndim--;
-  hy_tensor *y = hy_empty(x->dtype, s);
-  HY_CPU(x->dtype, cpu_logsumexp, rows_of(x), x->shape[x->ndim - 1], x->data, y->data);
+  hy_tensor *y = hy_empty_on(x->device, x->dtype, s);
+  HY_KERNEL(x, logsumexp, rows_of(x), x->shape[x->ndim - 1], x->data, y->data);
   hy_record(op, logsumexp_backward, y, 1, &x);
   return y;
 }
