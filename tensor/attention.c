@@ -21,9 +21,9 @@ static hy_attn_dims dims_of(const hy_tensor *q, const hy_tensor *k, const hy_ten
 static void attention_backward(hy_node *n) {
   hy_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2], *o = n->out;
   hy_attn_dims d = dims_of(q, k, v, n->arg[0], n->iarg[0], n->iarg[1]);
-  HY_CPU(q->dtype, cpu_attention_backward, &d, q->data, k->data, v->data, o->data, n->saved,
-         o->grad->data, q->requires_grad ? hy_grad(q)->data : NULL,
-         k->requires_grad ? hy_grad(k)->data : NULL, v->requires_grad ? hy_grad(v)->data : NULL);
+  HY_KERNEL(q, attention_backward, &d, q->data, k->data, v->data, o->data, n->saved, o->grad->data,
+            q->requires_grad ? hy_grad(q)->data : NULL, k->requires_grad ? hy_grad(k)->data : NULL,
+            v->requires_grad ? hy_grad(v)->data : NULL);
 }
 
 /* q, k, v may be strided views (e.g. heads of one projection): each head's rows must be dense and
@@ -46,9 +46,11 @@ hy_tensor *hy_attention_offset(hy_tensor *q, hy_tensor *k, hy_tensor *v, double 
                                int64_t window, int64_t q_offset) {
   const char *op = "attention";
   if (window < 0) hy_die(op, "window %lld (0 for none, or >= 1)", (long long)window);
-  hy_check_input(op, q);
-  hy_check_input(op, k);
-  hy_check_input(op, v);
+  hy_check_input_any(op, q);
+  hy_check_input_any(op, k);
+  hy_check_input_any(op, v);
+  hy_check_same_device(op, q, k);
+  hy_check_same_device(op, q, v);
   hy_check_same_dtype(op, q, k);
   hy_check_same_dtype(op, q, v);
   bool ok = q->ndim == 4 && k->ndim == 4 && hy_same_shape(k, v);
@@ -63,9 +65,9 @@ hy_tensor *hy_attention_offset(hy_tensor *q, hy_tensor *k, hy_tensor *v, double 
   v = rows_dense(v);
   hy_tensor *o = hy_empty_like(q);
   void *lse =
-      hy_arena_alloc((size_t)(q->shape[0] * q->shape[1] * q->shape[2]) * hy_dtype_size(q->dtype));
+      hy_saved_like(q, (size_t)(q->shape[0] * q->shape[1] * q->shape[2]) * hy_dtype_size(q->dtype));
   hy_attn_dims d = dims_of(q, k, v, scale, window, q_offset);
-  HY_CPU(q->dtype, cpu_attention, &d, q->data, k->data, v->data, o->data, lse);
+  HY_KERNEL(q, attention, &d, q->data, k->data, v->data, o->data, lse);
   hy_node *n = hy_record(op, attention_backward, o, 3, (hy_tensor *[]){q, k, v});
   if (n) {
     n->arg[0] = scale;

@@ -1,0 +1,690 @@
+#include "tensor/cuda/common.cuh"
+extern "C" {
+#include "tensor/arena.h"
+}
+
+#include <math.h>
+
+/* Causal softmax attention on the GPU in f32, FlashAttention-2 style: the twin of
+ * tensor/cpu/attention.c, with its layouts (o and the gradients contiguous [B, T, H, D], lse
+ * [B, H, T], q, k, v rows by their strides) and its window rule (query t sees keys
+ * t - window < s <= t).
+ *
+ * Forward: one block per (query tile, b, h) keeps its queries in shared memory and walks the key
+ * tiles it can see, with K and V staged in shared memory (cp.async, the next tile's load
+ * overlapping the current tile's work); a running max and sum per query row (online softmax) in
+ * registers. Backward: delta_t = dO_t . O_t first, then one kernel over key tiles that recomputes
+ * P from q, k and lse and sums dK and dV over the query tiles that see them, and one over query
+ * tiles that sums dQ over their key tiles: every output has one owner, so no atomics, and the
+ * sums run in a fixed order.
+ *
+ * Inside a block, thread (ty, tx) = (tid / 16, tid % 16) owns the tile rows ty + TY i (i < RT) and
+ * the score columns tx + 16 j; a row's 16 threads are one half-warp, so row maxima and sums are
+ * shuffles. Its columns of a [*, D] output are col(e) below: 16-byte chunks where D allows. D is
+ * padded to DP (16, 32, 64, 128 or 256) with zero columns in shared memory. */
+
+namespace {
+
+constexpr float LOG2E = 1.44269504088896340736f;
+constexpr float LN2 = 0.69314718055994530942f;
+
+struct attn_shape {
+  int T, Tk, H, D, q_offset, window;
+  int64_t qs[3], ks[3], vs[3]; /* strides over b, t, h */
+  float scale, scale2;         /* scale, scale * log2(e): scores in base 2 */
+};
+
+__device__ __forceinline__ void cp_async16(float *dst, const float *src, bool valid) {
+  unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src),
+               "r"(valid ? 16 : 0)
+               : "memory");
+}
+
+__device__ __forceinline__ void cp_async4(float *dst, const float *src, bool valid) {
+  unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(d), "l"(src),
+               "r"(valid ? 4 : 0)
+               : "memory");
+}
+
+__device__ __forceinline__ void cp_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+
+/* Wait until at most n of this thread's committed load groups are still in flight. */
+template <int n> __device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(n) : "memory");
+}
+
+/* Start loading a tile of ROWS rows into shared memory (rows ld floats apart): the first n rows
+ * from g (rows `stride` floats apart), each its D floats then zeros up to DP; rows n.. zero.
+ * vec4: 16-byte copies (D % 4 == 0, rows 16-byte aligned). */
+template <int ROWS, int DP, int THREADS>
+__device__ __forceinline__ void load_tile(float *s, int ld, const float *g, int64_t stride, int n,
+                                          int D, bool vec4) {
+  if (vec4) {
+    constexpr int C = DP / 4, ALL = ROWS * C;
+#pragma unroll
+    for (int x = 0; x < (ALL + THREADS - 1) / THREADS; x++) {
+      int i = (int)threadIdx.x + x * THREADS;
+      if (ALL % THREADS == 0 || i < ALL) {
+        int r = i / C, c = i % C * 4;
+        bool ok = r < n && c < D;
+        cp_async16(s + r * ld + c, ok ? g + r * stride + c : g, ok);
+      }
+    }
+  } else {
+    constexpr int ALL = ROWS * DP;
+    for (int i = (int)threadIdx.x; i < ALL; i += THREADS) {
+      int r = i / DP, c = i % DP;
+      bool ok = r < n && c < D;
+      cp_async4(s + r * ld + c, ok ? g + r * stride + c : g, ok);
+    }
+  }
+}
+
+/* Start loading n of ROWS consecutive floats (zeros after). */
+template <int ROWS, int THREADS>
+__device__ __forceinline__ void load_row(float *s, const float *g, int n) {
+  for (int i = (int)threadIdx.x; i < ROWS; i += THREADS) cp_async4(s + i, i < n ? g + i : g, i < n);
+}
+
+__device__ __forceinline__ float lane(const float4 &v, int k) {
+  return k == 0 ? v.x : k == 1 ? v.y : k == 2 ? v.z : v.w;
+}
+
+/* The thread's columns of a [*, DP] tile: N = DP / 16 of them, in chunks of VEC. */
+template <int DP> struct cols {
+  static constexpr int N = DP / 16, VEC = N < 4 ? N : 4;
+  static __device__ __forceinline__ int col(int e, int tx) {
+    return (e / VEC * 16 + tx) * VEC + e % VEC;
+  }
+};
+
+/* The thread's N columns of one shared-memory row. */
+template <int DP> __device__ __forceinline__ void load_cols(float *x, const float *row, int tx) {
+  constexpr int N = cols<DP>::N, VEC = cols<DP>::VEC;
+#pragma unroll
+  for (int c = 0; c < N / VEC; c++) {
+    const float *p = row + (c * 16 + tx) * VEC;
+    if (VEC == 4) {
+      float4 v = *reinterpret_cast<const float4 *>(p);
+      x[c * 4] = v.x;
+      x[c * 4 + 1] = v.y;
+      x[c * 4 + 2] = v.z;
+      x[c * 4 + 3] = v.w;
+    } else if (VEC == 2) {
+      float2 v = *reinterpret_cast<const float2 *>(p);
+      x[c * 2] = v.x;
+      x[c * 2 + 1] = v.y;
+    } else {
+      x[c] = *p;
+    }
+  }
+}
+
+/* acc[i][j] += A[ty + TY i, :] . B[tx + 16 j, :] over DP columns (both row-major in shared
+ * memory, rows lda and ldb floats apart): a tile of A B^T. */
+template <int RT, int CT, int TY, int DP>
+__device__ __forceinline__ void product_abt(float (&acc)[RT][CT], const float *A, int lda,
+                                            const float *B, int ldb, int ty, int tx) {
+#pragma unroll 4
+  for (int d = 0; d < DP; d += 4) {
+    float4 a[RT], b[CT];
+#pragma unroll
+    for (int i = 0; i < RT; i++)
+      a[i] = *reinterpret_cast<const float4 *>(A + (ty + TY * i) * lda + d);
+#pragma unroll
+    for (int j = 0; j < CT; j++)
+      b[j] = *reinterpret_cast<const float4 *>(B + (tx + 16 * j) * ldb + d);
+#pragma unroll
+    for (int i = 0; i < RT; i++)
+#pragma unroll
+      for (int j = 0; j < CT; j++) {
+        acc[i][j] = fmaf(a[i].x, b[j].x, acc[i][j]);
+        acc[i][j] = fmaf(a[i].y, b[j].y, acc[i][j]);
+        acc[i][j] = fmaf(a[i].z, b[j].z, acc[i][j]);
+        acc[i][j] = fmaf(a[i].w, b[j].w, acc[i][j]);
+      }
+  }
+}
+
+/* acc[i][e] += sum_{c < NC} A[ty + TY i, c] B[c, col(e)]: a tile of A B, with A [*, NC] and
+ * B [NC, DP] row-major in shared memory. */
+template <int RT, int NC, int TY, int DP>
+__device__ __forceinline__ void product_ab(float (&acc)[RT][DP / 16], const float *A, int lda,
+                                           const float *B, int ldb, int ty, int tx) {
+  constexpr int N = DP / 16;
+#pragma unroll 2
+  for (int c = 0; c < NC; c += 4) {
+    float4 a[RT];
+#pragma unroll
+    for (int i = 0; i < RT; i++)
+      a[i] = *reinterpret_cast<const float4 *>(A + (ty + TY * i) * lda + c);
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+      float b[N];
+      load_cols<DP>(b, B + (c + k) * ldb, tx);
+#pragma unroll
+      for (int i = 0; i < RT; i++) {
+        float x = lane(a[i], k);
+#pragma unroll
+        for (int e = 0; e < N; e++) acc[i][e] = fmaf(x, b[e], acc[i][e]);
+      }
+    }
+  }
+}
+
+/* Max and sum over the 16 threads of a row (a half-warp). */
+__device__ __forceinline__ float row_max(float x) {
+#pragma unroll
+  for (int m = 8; m >= 1; m /= 2) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, m));
+  return x;
+}
+
+__device__ __forceinline__ float row_sum(float x) {
+#pragma unroll
+  for (int m = 8; m >= 1; m /= 2) x += __shfl_xor_sync(0xffffffffu, x, m);
+  return x;
+}
+
+/* Query gi does not see key j. */
+__device__ __forceinline__ bool hidden(const attn_shape &a, int gi, int j) {
+  return j > gi || (a.window > 0 && gi - j >= a.window);
+}
+
+/* The first key any query from position gi0 on sees, rounded down to a tile of BC. */
+template <int BC> __device__ __forceinline__ int first_key_tile(const attn_shape &a, int gi0) {
+  return a.window > 0 && gi0 - a.window + 1 > 0 ? (gi0 - a.window + 1) / BC * BC : 0;
+}
+
+/* out[e] += x[e] (accumulate) or out[e] = x[e] for the thread's columns of one contiguous row. */
+template <int DP>
+__device__ __forceinline__ void store_row(float *out, const float *x, int D, int tx, bool vec4,
+                                          bool accumulate) {
+  constexpr int N = cols<DP>::N, VEC = cols<DP>::VEC;
+#pragma unroll
+  for (int c = 0; c < N / VEC; c++) {
+    int d = (c * 16 + tx) * VEC;
+    if (d >= D) continue;
+    if (VEC == 4 && vec4) {
+      float4 *p = reinterpret_cast<float4 *>(out + d);
+      float4 v = accumulate ? *p : make_float4(0.f, 0.f, 0.f, 0.f);
+      v.x += x[c * 4];
+      v.y += x[c * 4 + 1];
+      v.z += x[c * 4 + 2];
+      v.w += x[c * 4 + 3];
+      *p = v;
+    } else {
+#pragma unroll
+      for (int k = 0; k < VEC; k++)
+        if (d + k < D) out[d + k] = accumulate ? out[d + k] + x[c * VEC + k] : x[c * VEC + k];
+    }
+  }
+}
+
+/* Forward: o = softmax(scale q k^T, causal) v, lse = the rows' log-sum-exps. Grid (B H, query
+ * tiles), the tiles with the most keys first. Shared memory: Q [BR, DP+4], K, V [BC, DP+4],
+ * P [BR, BC+16] (rows padded against bank conflicts). */
+template <int DP, int BR, int BC, int RT>
+__global__ void __launch_bounds__(BR / RT * 16)
+    attention_forward(attn_shape a, const float *q, const float *k, const float *v, float *o,
+                      float *lse, bool vec4) {
+  constexpr int TY = BR / RT, THREADS = TY * 16, CT = BC / 16, N = DP / 16, LD = DP + 4,
+                LDP = BC + 16;
+  extern __shared__ float4 shm[];
+  float *Qs = reinterpret_cast<float *>(shm), *Ks = Qs + BR * LD, *Vs = Ks + BC * LD,
+        *Ps = Vs + BC * LD;
+  const int ty = (int)threadIdx.x / 16, tx = (int)threadIdx.x % 16;
+  const int b = (int)blockIdx.x / a.H, h = (int)blockIdx.x % a.H;
+  const int i0 = (int)(gridDim.y - 1 - blockIdx.y) * BR, nq = min(BR, a.T - i0);
+  const int gi0 = a.q_offset + i0, gi_last = gi0 + nq - 1;
+  const int j_begin = first_key_tile<BC>(a, gi0), j_end = gi_last + 1;
+  const float *qb = q + b * a.qs[0] + h * a.qs[2], *kb = k + b * a.ks[0] + h * a.ks[2],
+              *vb = v + b * a.vs[0] + h * a.vs[2];
+
+  load_tile<BR, DP, THREADS>(Qs, LD, qb + i0 * a.qs[1], a.qs[1], nq, a.D, vec4);
+  load_tile<BC, DP, THREADS>(Ks, LD, kb + j_begin * a.ks[1], a.ks[1], min(BC, a.Tk - j_begin), a.D,
+                             vec4);
+  cp_async_commit();
+
+  float m[RT], l[RT], acc[RT][N];
+#pragma unroll
+  for (int i = 0; i < RT; i++) {
+    m[i] = -INFINITY;
+    l[i] = 0.f;
+#pragma unroll
+    for (int e = 0; e < N; e++) acc[i][e] = 0.f;
+  }
+
+  for (int j0 = j_begin; j0 < j_end; j0 += BC) {
+    cp_async_wait<0>(); /* K (and Q) */
+    __syncthreads();
+    load_tile<BC, DP, THREADS>(Vs, LD, vb + j0 * a.vs[1], a.vs[1], min(BC, a.Tk - j0), a.D, vec4);
+    cp_async_commit();
+
+    float s[RT][CT];
+#pragma unroll
+    for (int i = 0; i < RT; i++)
+#pragma unroll
+      for (int j = 0; j < CT; j++) s[i][j] = 0.f;
+    product_abt<RT, CT, TY, DP>(s, Qs, LD, Ks, LD, ty, tx);
+    __syncthreads(); /* K is read, the last tile's P too */
+    if (j0 + BC < j_end)
+      load_tile<BC, DP, THREADS>(Ks, LD, kb + (j0 + BC) * a.ks[1], a.ks[1], min(BC, a.Tk - j0 - BC),
+                                 a.D, vec4);
+    cp_async_commit();
+
+    bool mask = j0 + BC - 1 > gi0 || (a.window > 0 && gi_last - j0 >= a.window);
+#pragma unroll
+    for (int i = 0; i < RT; i++) {
+      int gi = gi0 + ty + TY * i;
+      float mx = -INFINITY;
+#pragma unroll
+      for (int j = 0; j < CT; j++) {
+        float x = s[i][j] * a.scale2;
+        if (mask && hidden(a, gi, j0 + tx + 16 * j)) x = -INFINITY;
+        s[i][j] = x;
+        mx = fmaxf(mx, x);
+      }
+      float m_new = fmaxf(m[i], row_max(mx));
+      float m_use = m_new == -INFINITY ? 0.f : m_new; /* no key of the row yet (a window) */
+      float alpha = exp2f(m[i] - m_use), sum = 0.f;
+#pragma unroll
+      for (int j = 0; j < CT; j++) {
+        float p = exp2f(s[i][j] - m_use);
+        sum += p;
+        Ps[(ty + TY * i) * LDP + tx + 16 * j] = p;
+      }
+      m[i] = m_new;
+      l[i] = l[i] * alpha + sum; /* this thread's columns; summed over the row at the end */
+#pragma unroll
+      for (int e = 0; e < N; e++) acc[i][e] *= alpha;
+    }
+    cp_async_wait<1>(); /* V */
+    __syncthreads();
+    product_ab<RT, BC, TY, DP>(acc, Ps, LDP, Vs, LD, ty, tx);
+  }
+
+#pragma unroll
+  for (int i = 0; i < RT; i++) {
+    float sum = row_sum(l[i]);
+    int r = ty + TY * i;
+    if (r >= nq) continue;
+    float inv = 1.f / sum;
+#pragma unroll
+    for (int e = 0; e < N; e++) acc[i][e] *= inv;
+    int64_t t = i0 + r;
+    store_row<DP>(o + ((b * (int64_t)a.T + t) * a.H + h) * a.D, acc[i], a.D, tx, vec4, false);
+    if (tx == 0) lse[((int64_t)b * a.H + h) * a.T + t] = m[i] * LN2 + logf(sum);
+  }
+}
+
+/* delta[b, h, t] = go[b, t, h, :] . o[b, t, h, :]: one warp per row. */
+__global__ void attention_delta(int64_t rows, int T, int H, int D, const float *o, const float *go,
+                                float *delta) {
+  int ln = (int)threadIdx.x % 32;
+  int64_t w = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) / 32,
+          nw = (int64_t)gridDim.x * blockDim.x / 32;
+  for (int64_t r = w; r < rows; r += nw) {
+    const float *x = o + r * D, *g = go + r * D;
+    float s = 0.f;
+    for (int d = ln; d < D; d += 32) s = fmaf(x[d], g[d], s);
+#pragma unroll
+    for (int m = 16; m >= 1; m /= 2) s += __shfl_xor_sync(0xffffffffu, s, m);
+    if (ln == 0) {
+      int64_t bt = r / H, b = bt / T, t = bt % T, h = r % H;
+      delta[(b * H + h) * T + t] = s;
+    }
+  }
+}
+
+/* dQ: one block per (query tile, b, h) walks the key tiles its queries see, recomputing
+ * P = exp(scale q k^T - lse) and dS = scale P (dO v^T - delta), and sums gq += dS K. Shared
+ * memory: Q, dO [BR, DP+4], K, V [BC, DP+4], dS [BR, BC+16]. */
+template <int DP, int BR, int BC, int RT>
+__global__ void __launch_bounds__(BR / RT * 16)
+    attention_backward_dq(attn_shape a, const float *q, const float *k, const float *v,
+                          const float *go, const float *lse, const float *delta, float *gq,
+                          bool vec4) {
+  constexpr int TY = BR / RT, THREADS = TY * 16, CT = BC / 16, N = DP / 16, LD = DP + 4,
+                LDP = BC + 16;
+  extern __shared__ float4 shm[];
+  float *Qs = reinterpret_cast<float *>(shm), *Gs = Qs + BR * LD, *Ks = Gs + BR * LD,
+        *Vs = Ks + BC * LD, *Ss = Vs + BC * LD;
+  const int ty = (int)threadIdx.x / 16, tx = (int)threadIdx.x % 16;
+  const int b = (int)blockIdx.x / a.H, h = (int)blockIdx.x % a.H;
+  const int i0 = (int)(gridDim.y - 1 - blockIdx.y) * BR, nq = min(BR, a.T - i0);
+  const int gi0 = a.q_offset + i0, gi_last = gi0 + nq - 1;
+  const int j_begin = first_key_tile<BC>(a, gi0), j_end = gi_last + 1;
+  const int64_t ldg = (int64_t)a.H * a.D;
+  const float *qb = q + b * a.qs[0] + h * a.qs[2], *kb = k + b * a.ks[0] + h * a.ks[2],
+              *vb = v + b * a.vs[0] + h * a.vs[2];
+  const float *gob = go + ((int64_t)b * a.T * a.H + h) * a.D;
+  const float *lse_bh = lse + ((int64_t)b * a.H + h) * a.T, *delta_bh = delta + (lse_bh - lse);
+
+  load_tile<BR, DP, THREADS>(Qs, LD, qb + i0 * a.qs[1], a.qs[1], nq, a.D, vec4);
+  load_tile<BR, DP, THREADS>(Gs, LD, gob + i0 * ldg, ldg, nq, a.D, vec4);
+  load_tile<BC, DP, THREADS>(Vs, LD, vb + j_begin * a.vs[1], a.vs[1], min(BC, a.Tk - j_begin), a.D,
+                             vec4);
+  cp_async_commit();
+  load_tile<BC, DP, THREADS>(Ks, LD, kb + j_begin * a.ks[1], a.ks[1], min(BC, a.Tk - j_begin), a.D,
+                             vec4);
+  cp_async_commit();
+
+  float lse2[RT], dl[RT], acc[RT][N];
+#pragma unroll
+  for (int i = 0; i < RT; i++) {
+    int r = ty + TY * i;
+    lse2[i] = r < nq ? lse_bh[i0 + r] * LOG2E : 0.f;
+    dl[i] = r < nq ? delta_bh[i0 + r] : 0.f;
+#pragma unroll
+    for (int e = 0; e < N; e++) acc[i][e] = 0.f;
+  }
+
+  for (int j0 = j_begin; j0 < j_end; j0 += BC) {
+    cp_async_wait<1>(); /* V (and Q, dO) */
+    __syncthreads();
+    float dp[RT][CT], s[RT][CT];
+#pragma unroll
+    for (int i = 0; i < RT; i++)
+#pragma unroll
+      for (int j = 0; j < CT; j++) dp[i][j] = s[i][j] = 0.f;
+    product_abt<RT, CT, TY, DP>(dp, Gs, LD, Vs, LD, ty, tx);
+    cp_async_wait<0>(); /* K */
+    __syncthreads();
+    product_abt<RT, CT, TY, DP>(s, Qs, LD, Ks, LD, ty, tx);
+
+    bool mask = j0 + BC - 1 > gi0 || (a.window > 0 && gi_last - j0 >= a.window);
+#pragma unroll
+    for (int i = 0; i < RT; i++) {
+      int gi = gi0 + ty + TY * i;
+#pragma unroll
+      for (int j = 0; j < CT; j++) {
+        float p = exp2f(s[i][j] * a.scale2 - lse2[i]);
+        if (mask && hidden(a, gi, j0 + tx + 16 * j)) p = 0.f;
+        Ss[(ty + TY * i) * LDP + tx + 16 * j] = a.scale * p * (dp[i][j] - dl[i]);
+      }
+    }
+    __syncthreads(); /* dS is written, V is read */
+    if (j0 + BC < j_end)
+      load_tile<BC, DP, THREADS>(Vs, LD, vb + (j0 + BC) * a.vs[1], a.vs[1], min(BC, a.Tk - j0 - BC),
+                                 a.D, vec4);
+    cp_async_commit();
+    product_ab<RT, BC, TY, DP>(acc, Ss, LDP, Ks, LD, ty, tx);
+    __syncthreads(); /* K and dS are read */
+    if (j0 + BC < j_end)
+      load_tile<BC, DP, THREADS>(Ks, LD, kb + (j0 + BC) * a.ks[1], a.ks[1], min(BC, a.Tk - j0 - BC),
+                                 a.D, vec4);
+    cp_async_commit();
+  }
+
+#pragma unroll
+  for (int i = 0; i < RT; i++) {
+    int r = ty + TY * i;
+    if (r < nq)
+      store_row<DP>(gq + ((b * (int64_t)a.T + i0 + r) * a.H + h) * a.D, acc[i], a.D, tx, vec4,
+                    true);
+  }
+}
+
+/* dK and dV: one block per (key tile, b, h) walks the query tiles that see its keys and sums
+ * gv += P^T dO and gk += dS^T Q, with P^T and dS^T computed key-major (the thread's rows are
+ * keys). Grid (B H, key tiles), the tiles with the most queries first. Shared memory: K, V
+ * [BC, DP+4], Q, dO [BR, DP+4], P^T, dS^T [BC, BR+16], lse and delta [BR]. */
+template <int DP, int BC, int BR, int RT>
+__global__ void __launch_bounds__(BC / RT * 16)
+    attention_backward_dkdv(attn_shape a, const float *q, const float *k, const float *v,
+                            const float *go, const float *lse, const float *delta, float *gk,
+                            float *gv, bool vec4) {
+  constexpr int TY = BC / RT, THREADS = TY * 16, CT = BR / 16, N = DP / 16, LD = DP + 4,
+                LDP = BR + 16;
+  extern __shared__ float4 shm[];
+  float *Ks = reinterpret_cast<float *>(shm), *Vs = Ks + BC * LD, *Qs = Vs + BC * LD,
+        *Gs = Qs + BR * LD, *Ps = Gs + BR * LD, *Ss = Ps + BC * LDP, *Ls = Ss + BC * LDP,
+        *Ds = Ls + BR;
+  const int ty = (int)threadIdx.x / 16, tx = (int)threadIdx.x % 16;
+  const int b = (int)blockIdx.x / a.H, h = (int)blockIdx.x % a.H;
+  const int j0 = (int)blockIdx.y * BC, nk = min(BC, a.Tk - j0), j_last = j0 + nk - 1;
+  /* The queries (positions) that see a key of the tile: from j0 on, and within the window. */
+  const int g_begin = max(j0, a.q_offset),
+            g_end = a.window > 0 ? min(a.q_offset + a.T, j_last + a.window) : a.q_offset + a.T;
+  if (g_begin >= g_end) return; /* no query sees these keys: += 0 */
+  const int i_begin = (g_begin - a.q_offset) / BR * BR, i_end = g_end - a.q_offset;
+  const int64_t ldg = (int64_t)a.H * a.D;
+  const float *qb = q + b * a.qs[0] + h * a.qs[2], *kb = k + b * a.ks[0] + h * a.ks[2],
+              *vb = v + b * a.vs[0] + h * a.vs[2];
+  const float *gob = go + ((int64_t)b * a.T * a.H + h) * a.D;
+  const float *lse_bh = lse + ((int64_t)b * a.H + h) * a.T, *delta_bh = delta + (lse_bh - lse);
+
+  load_tile<BC, DP, THREADS>(Ks, LD, kb + j0 * a.ks[1], a.ks[1], nk, a.D, vec4);
+  load_tile<BC, DP, THREADS>(Vs, LD, vb + j0 * a.vs[1], a.vs[1], nk, a.D, vec4);
+
+  float acc_k[RT][N], acc_v[RT][N];
+#pragma unroll
+  for (int i = 0; i < RT; i++)
+#pragma unroll
+    for (int e = 0; e < N; e++) acc_k[i][e] = acc_v[i][e] = 0.f;
+
+  for (int i0 = i_begin; i0 < i_end; i0 += BR) {
+    const int nq = min(BR, a.T - i0), gi0 = a.q_offset + i0, gi_last = gi0 + nq - 1;
+    load_tile<BR, DP, THREADS>(Qs, LD, qb + i0 * a.qs[1], a.qs[1], nq, a.D, vec4);
+    load_tile<BR, DP, THREADS>(Gs, LD, gob + i0 * ldg, ldg, nq, a.D, vec4);
+    load_row<BR, THREADS>(Ls, lse_bh + i0, nq);
+    load_row<BR, THREADS>(Ds, delta_bh + i0, nq);
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();
+
+    float s[RT][CT], dp[RT][CT];
+#pragma unroll
+    for (int i = 0; i < RT; i++)
+#pragma unroll
+      for (int j = 0; j < CT; j++) s[i][j] = dp[i][j] = 0.f;
+    product_abt<RT, CT, TY, DP>(s, Ks, LD, Qs, LD, ty, tx);
+    product_abt<RT, CT, TY, DP>(dp, Vs, LD, Gs, LD, ty, tx);
+
+    bool mask = nq < BR || j0 + BC - 1 > gi0 || (a.window > 0 && gi_last - j0 >= a.window);
+#pragma unroll
+    for (int i = 0; i < RT; i++) {
+      int j = j0 + ty + TY * i;
+#pragma unroll
+      for (int c = 0; c < CT; c++) {
+        int col = tx + 16 * c;
+        float p = exp2f(s[i][c] * a.scale2 - Ls[col] * LOG2E);
+        if (mask && (col >= nq || hidden(a, gi0 + col, j))) p = 0.f;
+        Ps[(ty + TY * i) * LDP + col] = p;
+        Ss[(ty + TY * i) * LDP + col] = a.scale * p * (dp[i][c] - Ds[col]);
+      }
+    }
+    __syncthreads();
+    product_ab<RT, BR, TY, DP>(acc_v, Ps, LDP, Gs, LD, ty, tx);
+    product_ab<RT, BR, TY, DP>(acc_k, Ss, LDP, Qs, LD, ty, tx);
+    __syncthreads(); /* Q, dO, P, dS are read */
+  }
+
+#pragma unroll
+  for (int i = 0; i < RT; i++) {
+    int r = ty + TY * i;
+    if (r >= nk) continue;
+    int64_t off = ((b * (int64_t)a.Tk + j0 + r) * a.H + h) * a.D;
+    if (gk) store_row<DP>(gk + off, acc_k[i], a.D, tx, vec4, true);
+    if (gv) store_row<DP>(gv + off, acc_v[i], a.D, tx, vec4, true);
+  }
+}
+
+/* Raise a kernel's dynamic shared memory limit once (per instantiation) when it needs more than
+ * the default 48 KiB. */
+template <typename Kernel> void allow_shared(Kernel kernel, size_t bytes, bool *done) {
+  if (*done || bytes <= 48 * 1024) return;
+  HY_CUDA_CHECK(
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+  *done = true;
+}
+
+/* Blocks of BR rows over n rows, as the grid's y (at most 65535). */
+unsigned tiles(int64_t n, int rows) {
+  int64_t t = (n + rows - 1) / rows;
+  if (t > 65535)
+    hy_die("attention", "%lld rows in tiles of %d: more than 65535 tiles", (long long)n, rows);
+  return (unsigned)t;
+}
+
+/* Tile sizes per padded head size DP: query tile BR, key tile BC, rows per thread RT. */
+template <int DP> struct cfg;
+template <> struct cfg<16> {
+  static constexpr int F_BR = 64, F_BC = 64, F_RT = 8, Q_BR = 64, Q_BC = 64, Q_RT = 4, K_BC = 64,
+                       K_BR = 64, K_RT = 4;
+};
+template <> struct cfg<32> : cfg<16> {};
+template <> struct cfg<64> : cfg<16> {};
+template <> struct cfg<128> {
+  static constexpr int F_BR = 64, F_BC = 32, F_RT = 8, Q_BR = 64, Q_BC = 32, Q_RT = 8, K_BC = 32,
+                       K_BR = 32, K_RT = 4;
+};
+template <> struct cfg<256> {
+  static constexpr int F_BR = 64, F_BC = 32, F_RT = 4, Q_BR = 32, Q_BC = 32, Q_RT = 2, K_BC = 32,
+                       K_BR = 32, K_RT = 2;
+};
+
+struct launch {
+  attn_shape a;
+  int B;
+  bool vec4;
+};
+
+template <int DP, int BR, int BC, int RT>
+void run_forward(const launch &L, const float *q, const float *k, const float *v, float *o,
+                 float *lse) {
+  static bool done;
+  auto kernel = attention_forward<DP, BR, BC, RT>;
+  size_t bytes = sizeof(float) * (size_t)(BR * (DP + 4) + 2 * BC * (DP + 4) + BR * (BC + 16));
+  allow_shared(kernel, bytes, &done);
+  dim3 grid((unsigned)(L.B * L.a.H), tiles(L.a.T, BR));
+  kernel<<<grid, BR / RT * 16, bytes>>>(L.a, q, k, v, o, lse, L.vec4);
+  HY_CUDA_LAUNCHED(attention_forward);
+}
+
+template <int DP, int BR, int BC, int RT>
+void run_backward_dq(const launch &L, const float *q, const float *k, const float *v,
+                     const float *go, const float *lse, const float *delta, float *gq) {
+  static bool done;
+  auto kernel = attention_backward_dq<DP, BR, BC, RT>;
+  size_t bytes = sizeof(float) * (size_t)(2 * BR * (DP + 4) + 2 * BC * (DP + 4) + BR * (BC + 16));
+  allow_shared(kernel, bytes, &done);
+  dim3 grid((unsigned)(L.B * L.a.H), tiles(L.a.T, BR));
+  kernel<<<grid, BR / RT * 16, bytes>>>(L.a, q, k, v, go, lse, delta, gq, L.vec4);
+  HY_CUDA_LAUNCHED(attention_backward_dq);
+}
+
+template <int DP, int BC, int BR, int RT>
+void run_backward_dkdv(const launch &L, const float *q, const float *k, const float *v,
+                       const float *go, const float *lse, const float *delta, float *gk,
+                       float *gv) {
+  static bool done;
+  auto kernel = attention_backward_dkdv<DP, BC, BR, RT>;
+  size_t bytes =
+      sizeof(float) * (size_t)(2 * BC * (DP + 4) + 2 * BR * (DP + 4) + 2 * BC * (BR + 16) + 2 * BR);
+  allow_shared(kernel, bytes, &done);
+  dim3 grid((unsigned)(L.B * L.a.H), tiles(L.a.Tk, BC));
+  kernel<<<grid, BC / RT * 16, bytes>>>(L.a, q, k, v, go, lse, delta, gk, gv, L.vec4);
+  HY_CUDA_LAUNCHED(attention_backward_dkdv);
+}
+
+template <int DP>
+void forward(const launch &L, const float *q, const float *k, const float *v, float *o,
+             float *lse) {
+  using c = cfg<DP>;
+  run_forward<DP, c::F_BR, c::F_BC, c::F_RT>(L, q, k, v, o, lse);
+}
+
+template <int DP>
+void backward(const launch &L, const float *q, const float *k, const float *v, const float *go,
+              const float *lse, const float *delta, float *gq, float *gk, float *gv) {
+  using c = cfg<DP>;
+  if (gk || gv)
+    run_backward_dkdv<DP, c::K_BC, c::K_BR, c::K_RT>(L, q, k, v, go, lse, delta, gk, gv);
+  if (gq) run_backward_dq<DP, c::Q_BR, c::Q_BC, c::Q_RT>(L, q, k, v, go, lse, delta, gq);
+}
+
+bool aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
+
+/* Rows of x can be copied in 16-byte pieces. */
+bool rows_vec4(const void *x, const int64_t *stride, int64_t D) {
+  return D % 4 == 0 && aligned16(x) && stride[0] % 4 == 0 && stride[1] % 4 == 0 &&
+         stride[2] % 4 == 0;
+}
+
+int padded(int64_t D) {
+  if (D < 1 || D > 256)
+    hy_die("attention", "head size D = %lld: the GPU kernels take 1..256", (long long)D);
+  return D <= 16 ? 16 : D <= 32 ? 32 : D <= 64 ? 64 : D <= 128 ? 128 : 256;
+}
+
+launch launch_of(const hy_attn_dims *d, const void *q, const void *k, const void *v,
+                 const void *o) {
+  if (d->Tk > INT32_MAX || d->B * d->H > INT32_MAX)
+    hy_die("attention", "sizes B %lld, H %lld, Tk %lld too large for the GPU kernels",
+           (long long)d->B, (long long)d->H, (long long)d->Tk);
+  launch L;
+  L.a.T = (int)d->T;
+  L.a.Tk = (int)d->Tk;
+  L.a.H = (int)d->H;
+  L.a.D = (int)d->D;
+  L.a.q_offset = (int)d->q_offset;
+  L.a.window = d->window > d->Tk ? 0 : (int)d->window; /* a window past every key: none */
+  for (int i = 0; i < 3; i++) {
+    L.a.qs[i] = d->q_stride[i];
+    L.a.ks[i] = d->k_stride[i];
+    L.a.vs[i] = d->v_stride[i];
+  }
+  L.a.scale = (float)d->scale;
+  L.a.scale2 = (float)(d->scale * 1.4426950408889634);
+  L.B = (int)d->B;
+  int64_t contiguous[3] = {d->T * d->H * d->D, d->H * d->D, d->D};
+  L.vec4 = rows_vec4(q, d->q_stride, d->D) && rows_vec4(k, d->k_stride, d->D) &&
+           rows_vec4(v, d->v_stride, d->D) && rows_vec4(o, contiguous, d->D);
+  return L;
+}
+
+} // namespace
+
+extern "C" void cuda_attention_f32(const hy_attn_dims *dims, const float *q, const float *k,
+                                   const float *v, float *o, float *lse) {
+  if (dims->T == 0 || dims->B * dims->H == 0) return;
+  launch L = launch_of(dims, q, k, v, o);
+  switch (padded(dims->D)) {
+  case 16: forward<16>(L, q, k, v, o, lse); break;
+  case 32: forward<32>(L, q, k, v, o, lse); break;
+  case 64: forward<64>(L, q, k, v, o, lse); break;
+  case 128: forward<128>(L, q, k, v, o, lse); break;
+  default: forward<256>(L, q, k, v, o, lse); break;
+  }
+}
+
+extern "C" void cuda_attention_backward_f32(const hy_attn_dims *dims, const float *q,
+                                            const float *k, const float *v, const float *o,
+                                            const float *lse, const float *go, float *gq, float *gk,
+                                            float *gv) {
+  if (dims->T == 0 || dims->B * dims->H == 0 || (!gq && !gk && !gv)) return;
+  launch L = launch_of(dims, q, k, v, o);
+  L.vec4 = L.vec4 && aligned16(go) && (!gq || aligned16(gq)) && (!gk || aligned16(gk)) &&
+           (!gv || aligned16(gv));
+  /* delta lives in the step arena until the kernels that read it are queued; they run in
+   * stream order, so the memory may be handed out again after that. */
+  hy_arena_mark mark = hy_arena_get_mark();
+  int64_t rows = dims->B * dims->T * dims->H;
+  float *delta = (float *)hy_arena_alloc_on(HY_CUDA, sizeof(float) * (size_t)rows);
+  attention_delta<<<hy_cuda_blocks(rows * 32), HY_CUDA_THREADS>>>(rows, (int)dims->T, (int)dims->H,
+                                                                  (int)dims->D, o, go, delta);
+  HY_CUDA_LAUNCHED(attention_delta);
+  switch (padded(dims->D)) {
+  case 16: backward<16>(L, q, k, v, go, lse, delta, gq, gk, gv); break;
+  case 32: backward<32>(L, q, k, v, go, lse, delta, gq, gk, gv); break;
+  case 64: backward<64>(L, q, k, v, go, lse, delta, gq, gk, gv); break;
+  case 128: backward<128>(L, q, k, v, go, lse, delta, gq, gk, gv); break;
+  default: backward<256>(L, q, k, v, go, lse, delta, gq, gk, gv); break;
+  }
+  hy_arena_rewind(mark);
+}
