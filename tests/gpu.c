@@ -44,11 +44,18 @@ void t_expect_gpu_close(const hy_tensor *gpu, const hy_tensor *cpu, double tol, 
   cr_assert(err <= tol, "%s: relative norm error %.3g > %.3g", what, err, tol);
 }
 
-void t_expect_gpu_matches_cpu(t_gpu_op op, void *ctx, int n, hy_tensor **cpu_inputs, double tol,
-                              const char *what) {
+static void matches(t_gpu_op op, void *ctx, int n, hy_tensor **cpu_inputs, double tol,
+                    const char *what, bool f64) {
   hy_tensor *gpu_inputs[16];
   cr_assert(n <= 16, "%s: too many inputs", what);
-  for (int i = 0; i < n; i++) gpu_inputs[i] = cpu_inputs[i] ? t_to_gpu(cpu_inputs[i]) : NULL;
+  for (int i = 0; i < n; i++) {
+    gpu_inputs[i] = cpu_inputs[i] ? t_to_gpu(cpu_inputs[i]) : NULL;
+    if (f64 && cpu_inputs[i] && cpu_inputs[i]->dtype == HY_F32) {
+      bool grad = cpu_inputs[i]->requires_grad;
+      cpu_inputs[i] = t_cast(cpu_inputs[i], HY_F64);
+      cpu_inputs[i]->requires_grad = grad;
+    }
+  }
   t_poison();
   hy_tensor *ref = op(cpu_inputs, ctx);
   t_poison();
@@ -57,12 +64,22 @@ void t_expect_gpu_matches_cpu(t_gpu_op op, void *ctx, int n, hy_tensor **cpu_inp
   snprintf(name, sizeof name, "%s: forward", what);
   t_expect_gpu_close(out, ref, tol, name);
   if (!ref->requires_grad) return;
-  hy_tensor *gy = t_randn(ref->dtype, hy_shape_of(ref), 977);
-  hy_backward_with(ref, gy);
+  hy_tensor *gy = t_randn(HY_F32, hy_shape_of(ref), 977);
   hy_backward_with(out, t_to_gpu(gy));
+  hy_backward_with(ref, f64 ? t_cast(gy, HY_F64) : gy);
   for (int i = 0; i < n; i++) {
     if (!cpu_inputs[i] || !cpu_inputs[i]->requires_grad) continue;
     snprintf(name, sizeof name, "%s: gradient of input %d", what, i);
     t_expect_gpu_close(gpu_inputs[i]->grad, cpu_inputs[i]->grad, tol, name);
   }
+}
+
+void t_expect_gpu_matches_cpu(t_gpu_op op, void *ctx, int n, hy_tensor **cpu_inputs, double tol,
+                              const char *what) {
+  matches(op, ctx, n, cpu_inputs, tol, what, false);
+}
+
+void t_expect_gpu_matches_f64(t_gpu_op op, void *ctx, int n, hy_tensor **cpu_inputs, double tol,
+                              const char *what) {
+  matches(op, ctx, n, cpu_inputs, tol, what, true);
 }

@@ -32,4 +32,9 @@ typedef hy_tensor *(*t_gpu_op)(hy_tensor **in, void *ctx);
 void t_expect_gpu_matches_cpu(t_gpu_op op, void *ctx, int n, hy_tensor **cpu_inputs, double tol,
                               const char *what);
 
+/* The same, against the op run on the CPU in f64: for long sums, where the CPU's f32 running sum
+ * is itself further than tol from the exact result. cpu_inputs are replaced by f64 copies. */
+void t_expect_gpu_matches_f64(t_gpu_op op, void *ctx, int n, hy_tensor **cpu_inputs, double tol,
+                              const char *what);
+
 #endif
