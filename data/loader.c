@@ -79,7 +79,7 @@ void hy_loader_next(hy_loader *l, int32_t *inputs, int32_t *targets) {
 
 void hy_loader_batch(hy_loader *l, hy_tensor **inputs, hy_tensor **targets) {
   hy_shape s = HY_SHAPE(l->batch, l->seq_len);
-  *inputs = hy_empty(HY_I32, s);
-  *targets = hy_empty(HY_I32, s);
+  *inputs = hy_empty_on(HY_CPU, HY_I32, s); /* filled on the host */
+  *targets = hy_empty_on(HY_CPU, HY_I32, s);
   hy_loader_next(l, (*inputs)->data, (*targets)->data);
 }

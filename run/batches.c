@@ -67,8 +67,8 @@ void hy_batches_close(hy_batches *b) {
 
 void hy_batches_next(hy_batches *b, hy_tensor **inputs, hy_tensor **targets) {
   hy_shape s = HY_SHAPE(b->loader.batch, b->loader.seq_len);
-  *inputs = hy_empty(HY_I32, s);
-  *targets = hy_empty(HY_I32, s);
+  *inputs = hy_empty_on(HY_CPU, HY_I32, s); /* filled on the host */
+  *targets = hy_empty_on(HY_CPU, HY_I32, s);
   hy_loader_next(&b->loader, (*inputs)->data, (*targets)->data);
 }
 
