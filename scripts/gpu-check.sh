@@ -25,6 +25,8 @@ cmake --build "$build" -j"$(nproc)" >"$logs/build.log" 2>&1 || { tail -50 "$logs
 echo "== GPU tests"
 status=0
 (cd "$build" && ctest -R '^test_cuda' --output-on-failure) 2>&1 | tee "$logs/tests.log" || status=1
+# The numbers the tests measure (loss-curve distance and the like), from their logs.
+"$build"/test_cuda_train --verbose 2>&1 | grep -E "largest|Synthesis" | tee -a "$logs/tests.log" || true
 grep -q "tests passed" "$logs/tests.log" || status=1
 
 echo "== GPU benches"
@@ -33,6 +35,14 @@ for bench in "$build"/bench_cuda_*; do
   [ -x "$bench" ] || continue
   "$bench" 2>&1 | tee -a "$logs/bench.log" || status=1
 done
+# The references, measured in the same run (PyTorch, where it is installed).
+if python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
+  for ref in bench/reference/*_torch.py; do
+    python3 "$ref" 2>&1 | tee -a "$logs/bench.log" || status=1
+  done
+else
+  echo "(no PyTorch with CUDA here: no reference timings)" | tee -a "$logs/bench.log"
+fi
 
 echo "== summary on $gpu"
 grep -E "tests passed|tests failed" "$logs/tests.log" || true

@@ -206,7 +206,9 @@ __device__ __forceinline__ float term(const plan &p, const int64_t base[3], int6
   return grad_of<OP, FOR_A>(a[base[0] + st[0]], b[base[1] + st[1]], gy[base[2] + st[2]]);
 }
 
-__device__ __forceinline__ float warp_sum(float v) {
+/* Stretched gradients are long sums (a bias over every row): they add in double, so that the
+ * result is the exact sum rounded once to f32 rather than f32 rounding at every level. */
+__device__ __forceinline__ double warp_sum(double v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
   return v;
 }
@@ -216,21 +218,21 @@ __device__ __forceinline__ float warp_sum(float v) {
 template <hy_binary_op OP, bool FOR_A>
 __global__ void grad_rows(plan p, const float *__restrict__ a, const float *__restrict__ b,
                           const float *__restrict__ gy, float *__restrict__ g) {
-  __shared__ float warps[32];
+  __shared__ double warps[32];
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
   for (int64_t e = blockIdx.x; e < p.m; e += gridDim.x) {
     int64_t base[3];
     base_of(p, e, base);
-    float s = 0;
+    double s = 0;
     for (int64_t k = threadIdx.x; k < p.r; k += blockDim.x)
       s += term<OP, FOR_A>(p, base, k, a, b, gy);
     s = warp_sum(s);
     if (lane == 0) warps[warp] = s;
     __syncthreads();
     if (warp == 0) {
-      s = lane < n_warps ? warps[lane] : 0.0f;
+      s = lane < n_warps ? warps[lane] : 0.0;
       s = warp_sum(s);
-      if (lane == 0) g[e] += s;
+      if (lane == 0) g[e] += (float)s;
     }
     __syncthreads();
   }
@@ -244,11 +246,11 @@ enum { COLS_X = 32, COLS_Y = 32 };
 template <hy_binary_op OP, bool FOR_A>
 __global__ void grad_cols(plan p, const float *__restrict__ a, const float *__restrict__ b,
                           const float *__restrict__ gy, float *__restrict__ g) {
-  __shared__ float part[COLS_Y][COLS_X + 1];
+  __shared__ double part[COLS_Y][COLS_X + 1];
   int64_t tiles = (p.m + COLS_X - 1) / COLS_X;
   for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x) {
     int64_t e = t * COLS_X + threadIdx.x;
-    float s = 0;
+    double s = 0;
     if (e < p.m) {
       int64_t base[3];
       base_of(p, e, base);
@@ -258,9 +260,9 @@ __global__ void grad_cols(plan p, const float *__restrict__ a, const float *__re
     part[threadIdx.y][threadIdx.x] = s;
     __syncthreads();
     if (threadIdx.y == 0 && e < p.m) {
-      float total = part[0][threadIdx.x];
+      double total = part[0][threadIdx.x];
       for (unsigned y = 1; y < blockDim.y; y++) total += part[y][threadIdx.x];
-      g[e] += total;
+      g[e] += (float)total;
     }
     __syncthreads();
   }
