@@ -12,7 +12,7 @@
 
 /* The bound on |loss_gpu - loss_cpu| / loss_cpu at every step: the two devices sum in different
  * orders, and f32 rounding differences grow slowly over the steps. */
-static const double CURVE_TOL = 1e-2;
+static const double CURVE_TOL = 1e-5; /* measured on an H200: 1.0e-7 */
 
 static char dir[64];
 
