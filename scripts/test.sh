@@ -30,7 +30,10 @@ if [ -x "$nvcc" ]; then
   echo "== build-cuda: configure and build (CUDA backend, compiled here, run by scripts/gpu-check.sh)"
   cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DHYLA_CUDA=ON \
     -DCMAKE_CUDA_COMPILER="$nvcc" >/dev/null
-  cmake --build build-cuda -j"$jobs"
+  # only what has GPU code: the CPU suites already ran twice above
+  mapfile -t gpu_targets < <(ls tests/cuda/test_cuda_*.c bench/bench_cuda_*.c | xargs -n1 basename |
+    sed 's/\.c$//')
+  cmake --build build-cuda -j"$jobs" --target hyla_cli "${gpu_targets[@]}"
   (cd build-cuda && ctest --output-on-failure -R '^test_cuda')
 else
   echo "== no nvcc: the CUDA backend was not compiled"
