@@ -10,35 +10,44 @@ static hy_gla_dims dims_of(const hy_tensor *q, const hy_tensor *v, int64_t chunk
       head_decay};
 }
 
+/* What the backward needs beyond the inputs, in the host arena: the chunk states (on the inputs'
+ * device) and, with a constant decay, the per-head log decays (host memory on either device). */
+typedef struct {
+  void *states;
+  double *head_decay; /* NULL: a gate g, or no decay */
+} gla_saved;
+
 /* The op's own dq, dk, dv go to fresh buffers first: the gate's gradient needs them alone, not
  * mixed with what q and k receive from elsewhere. */
 static void gla_backward(hy_node *n) {
   hy_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2], *g = n->in[3];
-  hy_gla_dims d = dims_of(q, v, n->iarg[0], n->iarg[1] ? (const double *)n->saved : NULL);
-  const void *states = (const char *)n->saved + n->iarg[2];
+  const gla_saved *sv = n->saved;
+  hy_gla_dims d = dims_of(q, v, n->iarg[0], sv->head_decay);
   hy_tensor *dq = hy_zeros_like(q), *dk = hy_zeros_like(k), *dv = hy_zeros_like(v);
-  HY_CPU(q->dtype, cpu_gla_backward, &d, q->data, k->data, v->data, g ? g->data : NULL, states,
-         n->out->grad->data, dq->data, dk->data, dv->data);
+  HY_KERNEL(q, gla_backward, &d, q->data, k->data, v->data, g ? g->data : NULL, sv->states,
+            n->out->grad->data, dq->data, dk->data, dv->data);
   hy_tensor *pairs[3][2] = {{q, dq}, {k, dk}, {v, dv}};
   for (int i = 0; i < 3; i++)
-    if (pairs[i][0]->requires_grad)
-      HY_CPU(q->dtype, cpu_copy, hy_grad(pairs[i][0]), pairs[i][1], true);
+    if (pairs[i][0]->requires_grad) HY_KERNEL(q, copy, hy_grad(pairs[i][0]), pairs[i][1], true);
   if (g && g->requires_grad)
-    HY_CPU(q->dtype, cpu_gla_gate_grad, &d, q->data, k->data, dq->data, dk->data, hy_grad(g)->data);
+    HY_KERNEL(q, gla_gate_grad, &d, q->data, k->data, dq->data, dk->data, hy_grad(g)->data);
 }
 
 /* Shared by hy_gla (g, per channel) and hy_linear_attention (a constant per head, or none). */
 static hy_tensor *chunked(const char *op, hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *g,
                           const double *head_decay, int64_t chunk) {
-  hy_check_input(op, q);
-  hy_check_input(op, k);
-  hy_check_input(op, v);
+  hy_check_input_any(op, q);
+  hy_check_input_any(op, k);
+  hy_check_input_any(op, v);
+  hy_check_same_device(op, q, k);
+  hy_check_same_device(op, q, v);
   hy_check_same_dtype(op, q, k);
   hy_check_same_dtype(op, q, v);
   bool ok = q->ndim == 4 && hy_same_shape(q, k) && v->ndim == 4;
   for (int i = 0; ok && i < 3; i++) ok = v->shape[i] == q->shape[i];
   if (g) {
-    hy_check_input(op, g);
+    hy_check_input_any(op, g);
+    hy_check_same_device(op, q, g);
     hy_check_same_dtype(op, q, g);
     ok = ok && hy_same_shape(q, g);
   }
@@ -51,25 +60,24 @@ static hy_tensor *chunked(const char *op, hy_tensor *q, hy_tensor *k, hy_tensor 
   k = hy_contiguous(k);
   v = hy_contiguous(v);
   if (g) g = hy_contiguous(g);
-  /* Saved for the backward, in one arena block: the head decays, then the chunk states. */
+  /* Saved for the backward: the chunk states, kept on the inputs' device, and the head decays. */
   int64_t H = q->shape[2];
-  size_t decay_bytes = head_decay ? ((size_t)H * sizeof(double) + 63) / 64 * 64 : 0;
   hy_gla_dims d = dims_of(q, v, chunk, NULL);
   size_t state_bytes = (size_t)(d.B * d.H * d.n_chunks * d.dk * d.dv) * hy_dtype_size(q->dtype);
-  char *saved = hy_arena_alloc(decay_bytes + state_bytes);
+  gla_saved *sv = hy_arena_alloc(sizeof *sv + (head_decay ? (size_t)H * sizeof(double) : 0));
+  sv->states = hy_saved_like(q, state_bytes);
+  sv->head_decay = NULL;
   if (head_decay) {
-    memcpy(saved, head_decay, (size_t)H * sizeof(double));
-    d.head_decay = (const double *)saved;
+    sv->head_decay = (double *)(sv + 1);
+    memcpy(sv->head_decay, head_decay, (size_t)H * sizeof(double));
+    d.head_decay = sv->head_decay;
   }
-  hy_tensor *o = hy_empty(q->dtype, hy_shape_of(v));
-  HY_CPU(q->dtype, cpu_gla, &d, q->data, k->data, v->data, g ? g->data : NULL, o->data,
-         (void *)(saved + decay_bytes));
+  hy_tensor *o = hy_empty_on(q->device, q->dtype, hy_shape_of(v));
+  HY_KERNEL(q, gla, &d, q->data, k->data, v->data, g ? g->data : NULL, o->data, sv->states);
   hy_node *n = hy_record(op, gla_backward, o, 4, (hy_tensor *[]){q, k, v, g});
   if (n) {
     n->iarg[0] = chunk;
-    n->iarg[1] = head_decay != NULL;
-    n->iarg[2] = (int64_t)decay_bytes;
-    n->saved = saved;
+    n->saved = sv;
   }
   return o;
 }

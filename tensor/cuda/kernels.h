@@ -51,6 +51,13 @@ void cuda_attention_f32(const hy_attn_dims *dims, const float *q, const float *k
 void cuda_attention_backward_f32(const hy_attn_dims *dims, const float *q, const float *k,
                                  const float *v, const float *o, const float *lse, const float *go,
                                  float *gq, float *gk, float *gv);
+void cuda_gla_f32(const hy_gla_dims *dims, const float *q, const float *k, const float *v,
+                  const float *g, float *o, float *states);
+void cuda_gla_backward_f32(const hy_gla_dims *dims, const float *q, const float *k, const float *v,
+                           const float *g, const float *states, const float *go, float *gq,
+                           float *gk, float *gv);
+void cuda_gla_gate_grad_f32(const hy_gla_dims *dims, const float *q, const float *k,
+                            const float *dq, const float *dk, float *gg);
 
 /* The optimizer's loops (optim/): AdamW and SGD updates with the factors of optim/optimizer.c,
  * the sum of squares of a gradient (in double, the same on every run) and an in-place scaling. */
