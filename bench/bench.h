@@ -3,7 +3,12 @@
 #define HYLA_BENCH_H
 
 #include "tensor/blas_kernels.h"
+#include "tensor/device.h"
 #include "tensor/threads.h"
+
+#ifdef HYLA_CUDA
+#include "tensor/cuda/runtime.h"
+#endif
 
 #include <cblas.h>
 #include <stdio.h>
@@ -37,6 +42,36 @@ static inline double bench_median(void (*fn)(void *), void *ctx, int min_reps, d
   }
   qsort(times, (size_t)n, sizeof *times, bench_cmp);
   return times[n / 2];
+}
+
+/* GPU work is asynchronous: median seconds of fn(ctx) over `reps` runs after `warmup` ones, the
+ * GPU synchronized around each. */
+static inline double bench_gpu_median(void (*fn)(void *), void *ctx, int warmup, int reps) {
+  enum { MAX_REPS = 1000 };
+  double times[MAX_REPS];
+  if (reps > MAX_REPS) reps = MAX_REPS;
+  for (int i = 0; i < warmup; i++) fn(ctx);
+  for (int i = 0; i < reps; i++) {
+#ifdef HYLA_CUDA
+    hy_cuda_synchronize();
+#endif
+    double t0 = bench_now();
+    fn(ctx);
+#ifdef HYLA_CUDA
+    hy_cuda_synchronize();
+#endif
+    times[i] = bench_now() - t0;
+  }
+  qsort(times, (size_t)reps, sizeof *times, bench_cmp);
+  return times[reps / 2];
+}
+
+/* The GPU this process uses, or "none". */
+static inline const char *bench_gpu_description(void) {
+#ifdef HYLA_CUDA
+  if (hy_cuda_available()) return hy_cuda_device_description();
+#endif
+  return "none";
 }
 
 /* The CPU, its cores, hyla's threads and the kernel set OpenBLAS chose (OPENBLAS_CORETYPE). */

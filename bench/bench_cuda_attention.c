@@ -3,19 +3,15 @@
  * ms and TFLOP/s (forward 4 B H T^2 D / 2 flops with the causal half, backward 2.5 times that).
  * Usage: bench_cuda_attention [T] */
 #include "autograd/tape.h"
+#include "bench/bench.h"
 #include "tensor/arena.h"
 #include "tensor/device.h"
 #include "tensor/ops.h"
 #include "tensor/rng.h"
 
-#ifdef HYLA_CUDA
-#include "tensor/cuda/runtime.h"
-#endif
-
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 enum { WARMUP = 3, REPS = 20 };
 
@@ -24,52 +20,13 @@ typedef struct {
   bool backward;
 } attn_case;
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static void gpu_sync(void) {
-#ifdef HYLA_CUDA
-  hy_cuda_synchronize();
-#endif
-}
-
-static const char *gpu_description(void) {
-#ifdef HYLA_CUDA
-  return hy_cuda_device_description();
-#else
-  return "none";
-#endif
-}
-
-static void step(attn_case *c) {
+static void step(void *ctx) {
+  attn_case *c = ctx;
   hy_step_mark mark = hy_step_get_mark();
   double scale = 1.0 / sqrt((double)c->q->shape[3]);
   hy_tensor *o = hy_attention(c->q, c->k, c->v, scale);
   if (c->backward) hy_backward_with(o, c->go);
   hy_step_rewind(mark);
-}
-
-/* Median seconds of one step, the GPU synchronized around each. */
-static double median(attn_case *c) {
-  double t[REPS];
-  for (int i = 0; i < WARMUP; i++) step(c);
-  for (int i = 0; i < REPS; i++) {
-    gpu_sync();
-    double t0 = now();
-    step(c);
-    gpu_sync();
-    t[i] = now() - t0;
-  }
-  qsort(t, REPS, sizeof *t, cmp);
-  return t[REPS / 2];
 }
 
 static hy_tensor *input(int64_t B, int64_t T, int64_t H, int64_t D, hy_rng *rng, bool grad) {
@@ -94,10 +51,10 @@ int main(int argc, char **argv) {
   attn_case c = {input(B, T, H, D, &rng, true), input(B, T, H, D, &rng, true),
                  input(B, T, H, D, &rng, true), input(B, T, H, D, &rng, false), false};
   double flops = 4.0 * (double)(B * H * D) * (double)T * (double)T / 2;
-  double tf = median(&c);
+  double tf = bench_gpu_median(step, &c, WARMUP, REPS);
   c.backward = true;
-  double tfb = median(&c);
-  printf("device: %s\n", gpu_description());
+  double tfb = bench_gpu_median(step, &c, WARMUP, REPS);
+  printf("device: %s\n", bench_gpu_description());
   printf("causal softmax attention, f32, B=%lld T=%lld H=%lld D=%lld, median of %d after %d "
          "warm-ups\n",
          (long long)B, (long long)T, (long long)H, (long long)D, REPS, WARMUP);

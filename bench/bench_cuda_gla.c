@@ -5,19 +5,15 @@
  * update) and the causal half of the intra-chunk pairs T C (dk + dv); the backward twice that
  * (recomputed intra-chunk scores not counted). Usage: bench_cuda_gla [T] */
 #include "autograd/tape.h"
+#include "bench/bench.h"
 #include "tensor/arena.h"
 #include "tensor/device.h"
 #include "tensor/ops.h"
 #include "tensor/rng.h"
 
-#ifdef HYLA_CUDA
-#include "tensor/cuda/runtime.h"
-#endif
-
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 enum { WARMUP = 3, REPS = 20, CHUNK = 64 };
 
@@ -26,54 +22,14 @@ typedef struct {
   bool backward;
 } gla_case;
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static void gpu_sync(void) {
-#ifdef HYLA_CUDA
-  hy_cuda_synchronize();
-#endif
-}
-
-static const char *gpu_description(void) {
-#ifdef HYLA_CUDA
-  return hy_cuda_device_description();
-#else
-  return "none";
-#endif
-}
-
-static void step(gla_case *c) {
+static void step(void *ctx) {
+  gla_case *c = ctx;
   hy_step_mark mark = hy_step_get_mark();
   hy_tensor *o = hy_gla(c->q, c->k, c->v, c->g, CHUNK);
   if (c->backward) hy_backward_with(o, c->go);
   hy_step_rewind(mark);
 }
 
-/* Median seconds of one step, the GPU synchronized around each. */
-static double median(gla_case *c) {
-  double t[REPS];
-  for (int i = 0; i < WARMUP; i++) step(c);
-  for (int i = 0; i < REPS; i++) {
-    gpu_sync();
-    double t0 = now();
-    step(c);
-    gpu_sync();
-    t[i] = now() - t0;
-  }
-  qsort(t, REPS, sizeof *t, cmp);
-  return t[REPS / 2];
-}
-
-/* A persistent GPU tensor of N(0, std^2) values, or of logsigmoid(N(0, 1)) / 16 (gates). */
 static hy_tensor *input(hy_shape s, hy_rng *rng, double std, bool gate, bool grad) {
   hy_tensor *c = hy_empty_persistent_on(HY_CPU, HY_F32, s);
   hy_fill_normal(c, rng, 0, std);
@@ -110,10 +66,10 @@ int main(int argc, char **argv) {
                 false};
   double flops =
       (double)(B * H) * (double)T * (4.0 * (double)(dk * dv) + (double)(CHUNK * (dk + dv)));
-  double tf = median(&c);
+  double tf = bench_gpu_median(step, &c, WARMUP, REPS);
   c.backward = true;
-  double tfb = median(&c);
-  printf("device: %s\n", gpu_description());
+  double tfb = bench_gpu_median(step, &c, WARMUP, REPS);
+  printf("device: %s\n", bench_gpu_description());
   printf("chunked gla, f32, B=%lld T=%lld H=%lld dk=%lld dv=%lld chunk=%d, median of %d after %d "
          "warm-ups\n",
          (long long)B, (long long)T, (long long)H, (long long)dk, (long long)dv, CHUNK, REPS,
