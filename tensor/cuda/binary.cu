@@ -207,13 +207,8 @@ __device__ __forceinline__ float term(const plan &p, const int64_t base[3], int6
 }
 
 /* Stretched gradients are long sums (a bias over every row): they add in double, so that the
- * result is the exact sum rounded once to f32 rather than f32 rounding at every level. */
-__device__ __forceinline__ double warp_sum(double v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-  return v;
-}
-
-/* The last dim is stretched (a column [.., 1] against rows): one block per operand element, its
+ * result is the exact sum rounded once to f32 rather than f32 rounding at every level.
+ * The last dim is stretched (a column [.., 1] against rows): one block per operand element, its
  * threads over the stretched positions, which run along the output's rows (coalesced). */
 template <hy_binary_op OP, bool FOR_A>
 __global__ void grad_rows(plan p, const float *__restrict__ a, const float *__restrict__ b,
@@ -226,12 +221,12 @@ __global__ void grad_rows(plan p, const float *__restrict__ a, const float *__re
     double s = 0;
     for (int64_t k = threadIdx.x; k < p.r; k += blockDim.x)
       s += term<OP, FOR_A>(p, base, k, a, b, gy);
-    s = warp_sum(s);
+    s = hy_warp_sum(s);
     if (lane == 0) warps[warp] = s;
     __syncthreads();
     if (warp == 0) {
       s = lane < n_warps ? warps[lane] : 0.0;
-      s = warp_sum(s);
+      s = hy_warp_sum(s);
       if (lane == 0) g[e] += (float)s;
     }
     __syncthreads();

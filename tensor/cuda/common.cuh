@@ -44,6 +44,31 @@ static inline unsigned hy_cuda_blocks(int64_t n) {
   for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                        \
        i += (int64_t)gridDim.x * blockDim.x)
 
+/* The sum of v over a warp, in a fixed order, in lane 0. */
+template <typename T> __device__ __forceinline__ T hy_warp_sum(T v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+  return v;
+}
+
+/* The sum over the block (blockDim.x a multiple of 32) of every thread's v, in a fixed order,
+ * handed to all threads; its shared memory is free again on return, so it can be called at once
+ * for the next row. */
+template <typename T> __device__ T hy_block_sum(T v) {
+  __shared__ T part[32];
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
+  v = hy_warp_sum(v);
+  if (lane == 0) part[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    v = hy_warp_sum(lane < n_warps ? part[lane] : T(0));
+    if (lane == 0) part[0] = v;
+  }
+  __syncthreads();
+  v = part[0];
+  __syncthreads();
+  return v;
+}
+
 cublasHandle_t hy_cublas(void); /* created on first use, destroyed at exit */
 
 #endif

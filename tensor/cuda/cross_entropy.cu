@@ -66,24 +66,6 @@ __device__ static void block_lse(float &m, float &s) {
   __syncthreads(); /* sm and ss are free again for the next row */
 }
 
-/* The sum over the block of every thread's v, in a fixed order, returned to all threads. */
-template <typename T> __device__ static T block_sum(T v) {
-  __shared__ T part[32];
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
-  if (lane == 0) part[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    v = lane < n_warps ? part[lane] : T(0);
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-    if (lane == 0) part[0] = v;
-  }
-  __syncthreads();
-  v = part[0];
-  __syncthreads();
-  return v;
-}
-
 /* Per row: lse[r], and the row's loss lse - logits[target] in double (0 for an ignored target)
  * with valid[r] = 1 when the target counts. A target outside [0, V) that is not ignore_index
  * (checked on the host for CPU tensors only) reads nothing and makes the row's loss NaN. */
@@ -125,8 +107,8 @@ __global__ void cross_entropy_sum_kernel(int64_t rows, const double *row_loss, c
     total += row_loss[r];
     count += valid[r];
   }
-  total = block_sum(total);
-  count = block_sum(count);
+  total = hy_block_sum(total);
+  count = hy_block_sum(count);
   if (threadIdx.x == 0) {
     out->total = total;
     out->count = count;

@@ -19,11 +19,6 @@ __device__ __forceinline__ bool better(float v2, int32_t i2, float v1, int32_t i
   return v2 > v1 || (v2 == v1 && i2 < i1);
 }
 
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-  return v;
-}
-
 __device__ __forceinline__ void warp_max(float *v, int32_t *i) {
   for (int o = 16; o > 0; o >>= 1) {
     float v2 = __shfl_down_sync(0xffffffffu, *v, o);
@@ -69,12 +64,12 @@ __global__ void reduce_rows(hy_reduce_op op, int64_t rows, int64_t n, const floa
     } else {
       float s = 0;
       for (int64_t j = threadIdx.x; j < n; j += blockDim.x) s += xr[j];
-      s = warp_sum(s);
+      s = hy_warp_sum(s);
       if (lane == 0) wv[warp] = s;
       __syncthreads();
       if (warp == 0) {
         s = lane < n_warps ? wv[lane] : 0.0f;
-        s = warp_sum(s);
+        s = hy_warp_sum(s);
         if (lane == 0) y[r] = op == HY_REDUCE_MEAN ? s / (float)n : s;
       }
     }

@@ -19,25 +19,6 @@ static unsigned row_blocks(int64_t rows) {
   return (unsigned)(rows < 65535 * 16 ? rows : 65535 * 16);
 }
 
-/* The sum over the block of every thread's v, in a fixed order, returned to all threads;
- * blockDim.x is a multiple of 32. */
-__device__ static float block_sum(float v) {
-  __shared__ float part[32];
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
-  if (lane == 0) part[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    v = lane < n_warps ? part[lane] : 0.0f;
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-    if (lane == 0) part[0] = v;
-  }
-  __syncthreads();
-  v = part[0];
-  __syncthreads(); /* part is free again for the next row */
-  return v;
-}
-
 /* y = x * rstd * w, rstd = 1 / sqrt(mean(x^2) + eps), with the CPU's f32 formula. */
 __global__ void rmsnorm_kernel(int64_t rows, int64_t d, const float *x, const float *w, float eps,
                                float *y, float *rstd) {
@@ -46,7 +27,7 @@ __global__ void rmsnorm_kernel(int64_t rows, int64_t d, const float *x, const fl
     float *yr = y + r * d;
     float ss = 0.0f;
     for (int64_t j = threadIdx.x; j < d; j += blockDim.x) ss += xr[j] * xr[j];
-    ss = block_sum(ss);
+    ss = hy_block_sum(ss);
     float s = 1.0f / sqrtf(ss / (float)d + eps);
     if (threadIdx.x == 0) rstd[r] = s;
     if (w)
@@ -72,7 +53,7 @@ __global__ void rmsnorm_backward_x_kernel(int64_t rows, int64_t d, const float *
     float s = rstd[r], dot = 0.0f;
     for (int64_t j = threadIdx.x; j < d; j += blockDim.x)
       dot += gr[j] * (w ? w[j] : 1.0f) * xr[j] * s;
-    dot = block_sum(dot) / (float)d;
+    dot = hy_block_sum(dot) / (float)d;
     for (int64_t j = threadIdx.x; j < d; j += blockDim.x)
       gxr[j] += s * (gr[j] * (w ? w[j] : 1.0f) - xr[j] * s * dot);
   }

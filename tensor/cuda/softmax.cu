@@ -7,28 +7,6 @@
 
 namespace {
 
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-  return v;
-}
-
-/* The sum of every thread's v, in a fixed order, handed to all threads. */
-__device__ float block_sum(float v) {
-  __shared__ float warps[32];
-  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
-  v = warp_sum(v);
-  __syncthreads(); /* warps[] may still be read from the last call */
-  if (lane == 0) warps[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    v = lane < n_warps ? warps[lane] : 0.0f;
-    v = warp_sum(v);
-    if (lane == 0) warps[0] = v;
-  }
-  __syncthreads();
-  return warps[0];
-}
-
 /* (m, s): a max and the sum of e^(x - m) over the elements seen; m = -inf, s = 0 when none (or all
  * -inf) were. Merging rescales the smaller side's sum to the larger max. */
 struct max_sum {
@@ -98,7 +76,7 @@ __global__ void softmax_grad_rows(int64_t rows, int64_t n, const float *__restri
     float *gxr = gx + r * n;
     float dot = 0;
     for (int64_t j = threadIdx.x; j < n; j += blockDim.x) dot += gr[j] * yr[j];
-    dot = block_sum(dot);
+    dot = hy_block_sum(dot);
     for (int64_t j = threadIdx.x; j < n; j += blockDim.x) gxr[j] += yr[j] * (gr[j] - dot);
   }
 }
