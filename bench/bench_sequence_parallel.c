@@ -26,7 +26,7 @@ typedef struct {
 /* The largest of every rank's v. */
 static double max_over_ranks(hy_dist *d, double v) {
   double *all = calloc((size_t)d->world, sizeof *all);
-  hy_allgather(d->all, &v, all, 1, HY_F64);
+  hy_allgather(d->all, HY_CPU, &v, all, 1, HY_F64);
   for (int i = 0; i < d->world; i++) v = all[i] > v ? all[i] : v;
   free(all);
   return v;
@@ -45,7 +45,7 @@ static void step(void *p) {
   hy_params_zero_grad(&c->m->params);
   hy_backward(loss);
   for (int i = 0; i < c->m->params.n; i++) /* replicated parameters: sum over the ranks */
-    hy_allreduce_sum(c->dist->sp_group, c->m->params.items[i].t->grad->data,
+    hy_allreduce_sum(c->dist->sp_group, HY_CPU, c->m->params.items[i].t->grad->data,
                      hy_numel(c->m->params.items[i].t), c->m->params.items[i].t->dtype);
   hy_optimizer_step(&c->opt, 1e-3);
   hy_step_reset();

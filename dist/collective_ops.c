@@ -6,7 +6,8 @@ static void allgather_backward(hy_node *n) {
   hy_tensor *x = n->in[0];
   hy_group *g = n->saved;
   hy_tensor *part = hy_empty_like(x);
-  hy_reduce_scatter_sum(g, hy_contiguous(n->out->grad)->data, part->data, hy_numel(x), x->dtype);
+  hy_reduce_scatter_sum(g, x->device, hy_contiguous(n->out->grad)->data, part->data, hy_numel(x),
+                        x->dtype);
   hy_tensor *gx = hy_grad(x);
   hy_copy_into(gx, hy_add(gx, part));
 }
@@ -19,8 +20,8 @@ hy_tensor *hy_dist_allgather(hy_group *g, hy_tensor *x) {
   for (int i = s.ndim; i > 0; i--) s.d[i] = s.d[i - 1];
   s.d[0] = hy_group_size(g);
   s.ndim++;
-  hy_tensor *y = hy_empty(x->dtype, s);
-  hy_allgather(g, x->data, y->data, hy_numel(x), x->dtype);
+  hy_tensor *y = hy_empty_on(x->device, x->dtype, s);
+  hy_allgather(g, x->device, x->data, y->data, hy_numel(x), x->dtype);
   hy_node *n = hy_record(op, allgather_backward, y, 1, &x);
   if (n) n->saved = g;
   return y;

@@ -1,4 +1,5 @@
 #include "dist/dist.h"
+#include "tensor/device.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -6,16 +7,23 @@
 #ifdef HYLA_MPI
 #include <mpi.h>
 #endif
+#ifdef HYLA_NCCL
+#include <nccl.h>
+#endif
 
 struct hy_group {
 #ifdef HYLA_MPI
   MPI_Comm comm;
+#endif
+#ifdef HYLA_NCCL
+  ncclComm_t nccl; /* NULL until the group's first GPU collective */
 #endif
   int rank, size;
 };
 
 static uint64_t sent[HY_COLL_KINDS];
 static bool mpi_on;
+static int local_rank = 0, local_size = 1; /* among the processes of this machine */
 
 const char *hy_coll_name(hy_coll_kind kind) {
   static const char *const names[] = {"allreduce", "allgather", "reduce_scatter", "broadcast"};
@@ -44,6 +52,13 @@ int hy_dist_start(int *argc, char ***argv) {
     /* A failed rank or a collective error ends the whole job rather than hanging it. */
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_ARE_FATAL);
     mpi_on = true;
+    /* The processes that share this one's memory: its machine. Found here, where every rank
+     * takes part, since a sweep's ranks later train runs of their own. */
+    MPI_Comm node;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    MPI_Comm_rank(node, &local_rank);
+    MPI_Comm_size(node, &local_size);
+    MPI_Comm_free(&node);
     int size;
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     return size;
@@ -136,10 +151,17 @@ int hy_dist_world_size(void) {
   return size;
 }
 
+int hy_dist_local_rank(void) { return local_rank; }
+
+int hy_dist_local_size(void) { return local_size; }
+
 void hy_dist_free(hy_dist *d) {
   hy_group *gs[] = {d->all, d->dp_group, d->sp_group};
   for (int i = 0; i < 3; i++) {
     if (!gs[i]) continue;
+#ifdef HYLA_NCCL
+    if (gs[i]->nccl) ncclCommDestroy(gs[i]->nccl);
+#endif
 #ifdef HYLA_MPI
     if (mpi_on) MPI_Comm_free(&gs[i]->comm);
 #endif
@@ -169,9 +191,56 @@ static int count_of(int64_t n) {
 }
 #endif
 
-void hy_allreduce_sum(hy_group *g, void *buf, int64_t n, hy_dtype dtype) {
+#ifdef HYLA_NCCL
+#define NCCL_CHECK(call)                                                                           \
+  do {                                                                                             \
+    ncclResult_t status_ = (call);                                                                 \
+    if (status_ != ncclSuccess) hy_die("nccl", "%s: %s", #call, ncclGetErrorString(status_));      \
+  } while (0)
+
+static ncclDataType_t nccl_type(hy_dtype dtype) {
+  switch (dtype) {
+  case HY_F32: return ncclFloat32;
+  case HY_F64: return ncclFloat64;
+  case HY_I32: return ncclInt32;
+  }
+  return ncclChar;
+}
+
+/* The group's NCCL communicator, made by all its ranks at their first GPU collective. */
+static ncclComm_t nccl_of(hy_group *g) {
+  if (!g->nccl) {
+    ncclUniqueId id;
+    if (g->rank == 0) NCCL_CHECK(ncclGetUniqueId(&id));
+    MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, g->comm);
+    NCCL_CHECK(ncclCommInitRank(&g->nccl, g->size, id, g->rank));
+  }
+  return g->nccl;
+}
+#endif
+
+/* The one place a GPU buffer meets a build that cannot reduce it. */
+static void need_nccl(hy_device where) {
+#ifndef HYLA_NCCL
+  if (where == HY_CUDA)
+    hy_die("dist", "a collective on GPU memory needs NCCL (build with -DHYLA_CUDA=ON where NCCL "
+                   "and MPI are installed)");
+#else
+  (void)where;
+#endif
+}
+
+/* Collectives of NCCL run on the stream of every kernel (the default one), in order with them. */
+void hy_allreduce_sum(hy_group *g, hy_device where, void *buf, int64_t n, hy_dtype dtype) {
   if (!g || g->size == 1) return;
   sent[HY_COLL_ALLREDUCE] += (uint64_t)n * hy_dtype_size(dtype);
+  need_nccl(where);
+#ifdef HYLA_NCCL
+  if (where == HY_CUDA) {
+    NCCL_CHECK(ncclAllReduce(buf, buf, (size_t)n, nccl_type(dtype), ncclSum, nccl_of(g), NULL));
+    return;
+  }
+#endif
 #ifdef HYLA_MPI
   MPI_Allreduce(MPI_IN_PLACE, buf, count_of(n), mpi_type(dtype), MPI_SUM, g->comm);
 #else
@@ -179,33 +248,57 @@ void hy_allreduce_sum(hy_group *g, void *buf, int64_t n, hy_dtype dtype) {
 #endif
 }
 
-void hy_allgather(hy_group *g, const void *send, void *recv, int64_t n, hy_dtype dtype) {
+void hy_allgather(hy_group *g, hy_device where, const void *send, void *recv, int64_t n,
+                  hy_dtype dtype) {
   size_t bytes = (size_t)n * hy_dtype_size(dtype);
   if (!g || g->size == 1) {
-    memmove(recv, send, bytes);
+    if (recv != send) hy_device_copy(where, recv, where, send, bytes);
     return;
   }
   sent[HY_COLL_ALLGATHER] += bytes;
+  need_nccl(where);
+#ifdef HYLA_NCCL
+  if (where == HY_CUDA) {
+    NCCL_CHECK(ncclAllGather(send, recv, (size_t)n, nccl_type(dtype), nccl_of(g), NULL));
+    return;
+  }
+#endif
 #ifdef HYLA_MPI
   MPI_Allgather(send, count_of(n), mpi_type(dtype), recv, count_of(n), mpi_type(dtype), g->comm);
 #endif
 }
 
-void hy_reduce_scatter_sum(hy_group *g, const void *send, void *recv, int64_t n, hy_dtype dtype) {
+void hy_reduce_scatter_sum(hy_group *g, hy_device where, const void *send, void *recv, int64_t n,
+                           hy_dtype dtype) {
   size_t bytes = (size_t)n * hy_dtype_size(dtype);
   if (!g || g->size == 1) {
-    memmove(recv, send, bytes);
+    if (recv != send) hy_device_copy(where, recv, where, send, bytes);
     return;
   }
   sent[HY_COLL_REDUCE_SCATTER] += bytes * (size_t)(g->size - 1);
+  need_nccl(where);
+#ifdef HYLA_NCCL
+  if (where == HY_CUDA) {
+    NCCL_CHECK(
+        ncclReduceScatter(send, recv, (size_t)n, nccl_type(dtype), ncclSum, nccl_of(g), NULL));
+    return;
+  }
+#endif
 #ifdef HYLA_MPI
   MPI_Reduce_scatter_block(send, recv, count_of(n), mpi_type(dtype), MPI_SUM, g->comm);
 #endif
 }
 
-void hy_broadcast(hy_group *g, void *buf, int64_t n, hy_dtype dtype, int root) {
+void hy_broadcast(hy_group *g, hy_device where, void *buf, int64_t n, hy_dtype dtype, int root) {
   if (!g || g->size == 1) return;
   if (g->rank == root) sent[HY_COLL_BROADCAST] += (uint64_t)n * hy_dtype_size(dtype);
+  need_nccl(where);
+#ifdef HYLA_NCCL
+  if (where == HY_CUDA) {
+    NCCL_CHECK(ncclBroadcast(buf, buf, (size_t)n, nccl_type(dtype), root, nccl_of(g), NULL));
+    return;
+  }
+#endif
 #ifdef HYLA_MPI
   MPI_Bcast(buf, count_of(n), mpi_type(dtype), root, g->comm);
 #else

@@ -1,6 +1,9 @@
-/* Distribution: the only part of hyla that talks to MPI. Ranks form a grid of dp x sp: dp groups
- * split the batch (data parallel), sp groups split the sequence (LASP-2 / LASP-2H). Built without
- * MPI, or run as one process, every group has one member and the collectives copy. */
+/* Distribution: the only part of hyla that talks to MPI and NCCL. Ranks form a grid of dp x sp:
+ * dp groups split the batch (data parallel), sp groups split the sequence (LASP-2 / LASP-2H).
+ * Built without MPI, or run as one process, every group has one member and the collectives copy.
+ * Collectives on host buffers go through MPI; on GPU buffers (built with CUDA and NCCL) through
+ * a NCCL communicator per group, made at its first GPU collective from a unique id that the
+ * group's rank 0 broadcasts over MPI. */
 #ifndef HYLA_DIST_H
 #define HYLA_DIST_H
 
@@ -36,6 +39,10 @@ int hy_dist_grid(hy_dist *d, int64_t dp, int64_t sp, hy_error *err);
  * each rank, with no collectives between them. */
 void hy_dist_alone(hy_dist *d);
 int hy_dist_world_size(void); /* 1 without MPI */
+/* This process's rank among the processes on its machine, and their number (0 and 1 without
+ * MPI): the GPU a rank uses is its local rank. */
+int hy_dist_local_rank(void);
+int hy_dist_local_size(void);
 void hy_dist_free(hy_dist *d);
 /* Abort every rank (the job ends instead of hanging on a collective). */
 _Noreturn void hy_dist_abort(int code);
@@ -43,11 +50,14 @@ _Noreturn void hy_dist_abort(int code);
 int hy_group_rank(const hy_group *g);
 int hy_group_size(const hy_group *g);
 
-/* Collectives on f32/f64/i32 buffers of n elements (per rank for gather and scatter). */
-void hy_allreduce_sum(hy_group *g, void *buf, int64_t n, hy_dtype dtype);
-void hy_allgather(hy_group *g, const void *send, void *recv, int64_t n, hy_dtype dtype);
-void hy_reduce_scatter_sum(hy_group *g, const void *send, void *recv, int64_t n, hy_dtype dtype);
-void hy_broadcast(hy_group *g, void *buf, int64_t n, hy_dtype dtype, int root);
+/* Collectives on f32/f64/i32 buffers of n elements (per rank for gather and scatter), in the
+ * memory of `where`: HY_CPU (MPI) or HY_CUDA (NCCL; every rank of the group on its own GPU). */
+void hy_allreduce_sum(hy_group *g, hy_device where, void *buf, int64_t n, hy_dtype dtype);
+void hy_allgather(hy_group *g, hy_device where, const void *send, void *recv, int64_t n,
+                  hy_dtype dtype);
+void hy_reduce_scatter_sum(hy_group *g, hy_device where, const void *send, void *recv, int64_t n,
+                           hy_dtype dtype);
+void hy_broadcast(hy_group *g, hy_device where, void *buf, int64_t n, hy_dtype dtype, int root);
 void hy_barrier(hy_group *g);
 
 /* Bytes this process has sent per kind of collective, and their names for the run log. */

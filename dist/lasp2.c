@@ -17,11 +17,12 @@ hy_tensor *hy_lasp2(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *g,
   if (g) {
     b = hy_cumsum(g, 1, false);
   } else if (head_decay) {
-    b = hy_empty(q->dtype, hy_shape_of(q));
+    b = hy_empty_on(HY_CPU, q->dtype, hy_shape_of(q)); /* filled here, then moved to q's device */
     for (int64_t i = 0; i < hy_numel(b); i++) {
       int64_t t = i / (H * dk) % T, h = i / dk % H;
       hy_set(b, i, head_decay[h] * (double)(t + 1));
     }
+    b = hy_to(b, q->device);
   }
   /* This slice's state M = (k * exp(B - b))^T v and its total decay B. */
   hy_tensor *kd = k, *total = NULL;

@@ -18,7 +18,7 @@ hy_tensor *hy_parallel_slice(const hy_dist *d, hy_tensor *x) {
 void hy_parallel_end_slice(void) { hy_sequence_set(NULL, 0); }
 
 double hy_parallel_sum(const hy_dist *d, double x) {
-  hy_allreduce_sum(d->all, &x, 1, HY_F64);
+  hy_allreduce_sum(d->all, HY_CPU, &x, 1, HY_F64);
   return x;
 }
 
@@ -35,7 +35,7 @@ static void reduce_bucket(const hy_dist *d, hy_params *ps, int first, int last, 
       memset((char *)buf + at, 0, bytes);
     at += bytes;
   }
-  hy_allreduce_sum(d->all, buf, (int64_t)(at / es), dtype);
+  hy_allreduce_sum(d->all, HY_CPU, buf, (int64_t)(at / es), dtype);
   at = 0;
   for (int i = first; i < last; i++) {
     hy_tensor *p = ps->items[i].t;
@@ -47,6 +47,13 @@ static void reduce_bucket(const hy_dist *d, hy_params *ps, int first, int last, 
 
 void hy_parallel_reduce_grads(const hy_dist *d, hy_params *ps) {
   if (d->world == 1 || ps->n == 0) return;
+  if (ps->items[0].t->device == HY_CUDA) { /* NCCL reduces each gradient where it lies */
+    for (int i = 0; i < ps->n; i++) {
+      hy_tensor *g = hy_grad(ps->items[i].t);
+      hy_allreduce_sum(d->all, HY_CUDA, g->data, hy_numel(g), g->dtype);
+    }
+    return;
+  }
   void *buf = malloc(BUCKET_BYTES);
   if (!buf) hy_die("parallel", "out of memory");
   /* Consecutive parameters of one dtype share a bucket until it is full; a parameter larger than

@@ -358,6 +358,14 @@ int hy_train(const hy_recipe *r, const hy_train_options *opt, hy_train_result *r
               r->train.precision);
       goto done;
     }
+    if (R.dist.world > 1 && hy_dist_local_size() > hy_gpu_count()) {
+      hy_fail(
+          err,
+          "[train] device = \"cuda\": %d ranks on this machine share %d GPUs (one GPU per rank)",
+          hy_dist_local_size(), hy_gpu_count());
+      goto done;
+    }
+    hy_select_gpu(hy_dist_local_rank()); /* one GPU per rank */
     hy_set_device(HY_CUDA);
     hy_params_to(&R.model->params, HY_CUDA);
   }

@@ -17,13 +17,15 @@ bool hy_cuda_built(void) {
 #endif
 }
 
-bool hy_cuda_available(void) {
+int hy_gpu_count(void) {
 #ifdef HYLA_CUDA
-  return hy_cuda_device_count() > 0;
+  return hy_cuda_device_count();
 #else
-  return false;
+  return 0;
 #endif
 }
+
+bool hy_cuda_available(void) { return hy_gpu_count() > 0; }
 
 const char *hy_device_name(hy_device device) { return device == HY_CPU ? "cpu" : "cuda"; }
 
@@ -40,6 +42,15 @@ void hy_set_device(hy_device device) {
 }
 
 hy_device hy_current_device(void) { return current; }
+
+void hy_select_gpu(int index) {
+  need_cuda("select_gpu");
+#ifdef HYLA_CUDA
+  hy_cuda_select(index % hy_gpu_count());
+#else
+  (void)index;
+#endif
+}
 
 void *hy_device_malloc(hy_device device, size_t bytes) {
   if (bytes == 0) bytes = 64;

@@ -11,10 +11,14 @@
 
 bool hy_cuda_built(void);     /* this build has the CUDA backend */
 bool hy_cuda_available(void); /* ...and a GPU it can use */
+int hy_gpu_count(void);       /* the GPUs this process sees (0 without CUDA) */
 const char *hy_device_name(hy_device device);
 
 void hy_set_device(hy_device device); /* dies when asked for a GPU that is not there */
 hy_device hy_current_device(void);
+/* Which of the visible GPUs this process uses (one per rank under mpirun): index modulo their
+ * number. Call before the first GPU allocation. */
+void hy_select_gpu(int index);
 
 void *hy_device_malloc(hy_device device, size_t bytes); /* 64-byte aligned; dies when out */
 void hy_device_free(hy_device device, void *p);

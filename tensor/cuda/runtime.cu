@@ -18,6 +18,13 @@ extern "C" int hy_cuda_device_count(void) {
   return count;
 }
 
+extern "C" void hy_cuda_select(int index) {
+  int count = hy_cuda_device_count();
+  if (index < 0 || index >= count)
+    hy_die("cuda", "GPU %d asked for, but %d are visible", index, count);
+  HY_CUDA_CHECK(cudaSetDevice(index));
+}
+
 extern "C" void *hy_cuda_malloc(size_t bytes) {
   void *p = NULL;
   cudaError_t status = cudaMalloc(&p, bytes ? bytes : 64);

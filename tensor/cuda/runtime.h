@@ -11,6 +11,8 @@ extern "C" {
 #endif
 
 int hy_cuda_device_count(void); /* 0 when no GPU or no driver */
+/* The GPU this process uses from now on (0 <= index < count); before its first allocation. */
+void hy_cuda_select(int index);
 void *hy_cuda_malloc(size_t bytes);
 void hy_cuda_free(void *p);
 void hy_cuda_memset(void *p, int byte, size_t bytes);

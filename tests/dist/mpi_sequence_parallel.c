@@ -71,7 +71,7 @@ static hy_tensor *local_slice(hy_tensor *x, int64_t *offset) {
 static void reduce_param_grads(hy_params *ps) {
   for (int i = 0; i < ps->n; i++)
     if (ps->items[i].t->grad)
-      hy_allreduce_sum(D.sp_group, ps->items[i].t->grad->data, hy_numel(ps->items[i].t),
+      hy_allreduce_sum(D.sp_group, HY_CPU, ps->items[i].t->grad->data, hy_numel(ps->items[i].t),
                        ps->items[i].t->dtype);
 }
 
@@ -153,7 +153,7 @@ static void check_model(void) {
   double total = hy_item(local);
   hy_backward(local);
   hy_sequence_set(NULL, 0);
-  hy_allreduce_sum(D.sp_group, &total, 1, HY_F64);
+  hy_allreduce_sum(D.sp_group, HY_CPU, &total, 1, HY_F64);
   reduce_param_grads(&m->params);
   expect(fabs(total - ref_loss) / fabs(ref_loss), 1e-12, "loss", "model");
   double worst = 0;
@@ -208,7 +208,7 @@ int main(int argc, char **argv) {
   check_model();
   check_bytes();
   int all = failures;
-  hy_allreduce_sum(D.all, &all, 1, HY_I32);
+  hy_allreduce_sum(D.all, HY_CPU, &all, 1, HY_I32);
   if (D.rank == 0) printf("%s: %d failures over %d ranks\n", all ? "FAILED" : "passed", all, world);
   hy_dist_free(&D);
   hy_dist_stop();
