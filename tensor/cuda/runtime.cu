@@ -56,6 +56,12 @@ extern "C" void hy_cuda_memcpy(void *dst, bool dst_on_gpu, const void *src, bool
 
 extern "C" void hy_cuda_synchronize(void) { HY_CUDA_CHECK(cudaDeviceSynchronize()); }
 
+extern "C" size_t hy_cuda_memory_in_use(void) {
+  size_t free_bytes = 0, total = 0;
+  HY_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total));
+  return total - free_bytes;
+}
+
 extern "C" const char *hy_cuda_device_description(void) {
   static char text[320];
   int device = 0;

@@ -18,6 +18,7 @@ void hy_cuda_free(void *p);
 void hy_cuda_memset(void *p, int byte, size_t bytes);
 void hy_cuda_memcpy(void *dst, bool dst_on_gpu, const void *src, bool src_on_gpu, size_t bytes);
 void hy_cuda_synchronize(void);
+size_t hy_cuda_memory_in_use(void); /* bytes of this GPU in use by every process (cudaMemGetInfo) */
 const char *hy_cuda_device_description(void); /* "NVIDIA H200, 132 SMs, sm_90" */
 
 #ifdef __cplusplus

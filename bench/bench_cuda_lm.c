@@ -1,0 +1,121 @@
+/* End-to-end training throughput on the GPU: tokens/s and GPU memory of whole training steps
+ * (forward, backward, gradient clipping, AdamW) of 134M-parameter language models (d = 768, 12
+ * blocks, 12 heads, vocab 32000, SwiGLU, f32) of softmax attention, a 3:1 GLA/attention hybrid
+ * and pure GLA, at B = 8, T = 2048 and at B = 2, T = 8192 (the same tokens per step). The median
+ * step of 5 after 2 warm-ups. Memory is the growth of the GPU's used memory from before the
+ * model to after the steps (parameters, gradients, AdamW moments, the step arena at its peak,
+ * cuBLAS's workspace). bench/reference/lm_torch.py measures PyTorch's softmax LM the same way.
+ * Usage: bench_cuda_lm [T ...]   (default: 2048 8192) */
+#include "autograd/tape.h"
+#include "bench/bench.h"
+#include "layers/model.h"
+#include "optim/clip.h"
+#include "optim/optimizer.h"
+#include "tensor/arena.h"
+#include "tensor/device.h"
+#include "tensor/ops.h"
+#include "tensor/rng.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef HYLA_CUDA
+#include "tensor/cuda/runtime.h"
+#endif
+
+enum { WARMUP = 2, REPS = 5, TOKENS_PER_STEP = 8 * 2048, VOCAB = 32000 };
+
+typedef struct {
+  hy_model *m;
+  hy_optimizer opt;
+  hy_tensor *tokens, *targets; /* persistent, on the CPU (the model moves them, as in training) */
+} lm_case;
+
+static void step(void *ctx) {
+  lm_case *c = ctx;
+  hy_params_zero_grad(&c->m->params);
+  hy_tensor *loss = hy_model_loss(c->m, c->tokens, c->targets, -1);
+  hy_backward(loss);
+  hy_step_reset();
+  hy_clip_grad_norm(&c->m->params, 1.0);
+  hy_optimizer_step(&c->opt, 3e-4);
+}
+
+static hy_tensor *random_tokens(int64_t B, int64_t T, hy_rng *rng) {
+  hy_tensor *t = hy_empty_persistent_on(HY_CPU, HY_I32, HY_SHAPE(B, T));
+  hy_fill_int(t, rng, 0, VOCAB);
+  return t;
+}
+
+/* One model at one length: prints a table row. */
+static void run(const char *name, const char *const *pattern, int n_pattern, int64_t T) {
+#ifdef HYLA_CUDA
+  int64_t B = TOKENS_PER_STEP / T;
+  hy_model_config cfg = hy_model_config_default();
+  cfg.vocab = VOCAB;
+  cfg.d_model = 768;
+  cfg.n_heads = 12;
+  cfg.n_layers = 12;
+  cfg.tied_embeddings = false; /* 134M parameters, as the reference */
+  for (int i = 0; i < cfg.n_layers; i++)
+    snprintf(cfg.layers[i], sizeof cfg.layers[i], "%s", pattern[i % n_pattern]);
+  hy_cuda_synchronize();
+  size_t before = hy_cuda_memory_in_use();
+  hy_set_device(HY_CPU);
+  lm_case c = {.m = hy_model_new(&cfg, 1)};
+  hy_set_device(HY_CUDA);
+  hy_params_to(&c.m->params, HY_CUDA);
+  hy_optimizer_init(&c.opt, &c.m->params, hy_adamw_config(0.9, 0.95, 1e-8, 0.1));
+  hy_rng rng = hy_rng_new(3);
+  c.tokens = random_tokens(B, T, &rng);
+  c.targets = random_tokens(B, T, &rng);
+  double t = bench_gpu_median(step, &c, WARMUP, REPS);
+  hy_cuda_synchronize();
+  double gib = (double)(hy_cuda_memory_in_use() - before) / (1 << 30);
+  char label[64];
+  snprintf(label, sizeof label, "hyla %s %.0fM", name,
+           (double)hy_params_count(&c.m->params) / 1e6);
+  printf("| %-34s | %5lld | %2lld | %9.1f | %8.0f | %7.1f |\n", label, (long long)T, (long long)B,
+         t * 1e3, (double)(B * T) / t, gib);
+  fflush(stdout);
+  hy_optimizer_free(&c.opt);
+  hy_model_free(c.m);
+  hy_free(c.tokens);
+  hy_free(c.targets);
+  hy_step_reset();
+  hy_arena_release();
+#else
+  (void)name, (void)pattern, (void)n_pattern, (void)T;
+#endif
+}
+
+int main(int argc, char **argv) {
+  if (!hy_cuda_available()) {
+    printf("bench_cuda_lm: no CUDA GPU (%s); nothing to time\n",
+           hy_cuda_built() ? "none visible" : "built without -DHYLA_CUDA=ON");
+    return 0;
+  }
+  int64_t lengths[8] = {2048, 8192};
+  int n_lengths = 2;
+  if (argc > 1) {
+    n_lengths = 0;
+    for (int i = 1; i < argc && n_lengths < 8; i++) lengths[n_lengths++] = atoll(argv[i]);
+  }
+  static const char *const softmax[] = {"attn"}, *const hybrid[] = {"gla", "gla", "gla", "attn"},
+                           *const gla[] = {"gla"};
+  hy_set_device(HY_CUDA);
+  printf("device: %s\n", bench_gpu_description());
+  printf("134M-parameter LM training steps, f32, %d tokens per step, median of %d after %d "
+         "warm-ups\n",
+         TOKENS_PER_STEP, REPS, WARMUP);
+  printf("| %-34s | %5s | %2s | %9s | %8s | %7s |\n", "model", "T", "B", "step ms", "tokens/s",
+         "GPU GiB");
+  for (int i = 0; i < n_lengths; i++) {
+    run("softmax f32", softmax, 1, lengths[i]);
+    run("3:1 gla/attn f32", hybrid, 4, lengths[i]);
+    run("pure gla f32", gla, 1, lengths[i]);
+  }
+  hy_set_device(HY_CPU);
+  return 0;
+}
