@@ -6,8 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { ALIGN = 64, MAX_CHUNKS = 64 };
+enum { ALIGN = 64, MAX_CHUNKS = 128 };
 #define FIRST_CHUNK_BYTES ((size_t)64 << 20)
+/* Chunks double up to this size, then stay there: the first step of a large model holds at most
+ * this much more than it needs, and the reset after it folds everything into one chunk of the
+ * most the step used. */
+#define LARGEST_GROWTH ((size_t)2 << 30)
 
 /* Chunks are filled in order; a reset folds them into one chunk of their total size, so after the
  * first step every step bump-allocates from a single block and memory stays flat. One arena holds
@@ -21,6 +25,7 @@ typedef struct {
   size_t offset;
   size_t used_before_current; /* the sizes of the chunks before `current` */
   size_t peak;
+  size_t most; /* the most used at once since the start or the last release */
 } arena;
 
 static arena HOST = {.device = HY_CPU}, DEVICE = {.device = HY_CUDA};
@@ -29,6 +34,7 @@ static int exit_hook;
 static void add_chunk(arena *A, size_t at_least) {
   if (A->n_chunks == MAX_CHUNKS) hy_die("arena", "more than %d chunks", MAX_CHUNKS);
   size_t size = A->n_chunks ? A->size[A->n_chunks - 1] * 2 : FIRST_CHUNK_BYTES;
+  if (size > LARGEST_GROWTH) size = LARGEST_GROWTH;
   if (size < at_least) size = at_least;
   A->base[A->n_chunks] = hy_device_malloc(A->device, size);
   A->size[A->n_chunks] = size;
@@ -55,6 +61,7 @@ static void *alloc_in(arena *A, size_t bytes) {
   void *p = A->base[A->current] + A->offset;
   A->offset += need;
   if (used(A) > A->peak) A->peak = used(A);
+  if (used(A) > A->most) A->most = used(A);
   return p;
 }
 
@@ -75,12 +82,12 @@ static void free_chunks(arena *A) {
   A->n_chunks = 0;
 }
 
+/* Several chunks become one that holds the most any step has used (the unused tails of chunks
+ * counted as used), so the same step fits in it again. */
 static void reset(arena *A) {
   if (A->n_chunks > 1) {
-    size_t total = 0;
-    for (int i = 0; i < A->n_chunks; i++) total += A->size[i];
     free_chunks(A);
-    add_chunk(A, total);
+    add_chunk(A, A->most);
   }
   A->current = 0;
   A->offset = 0;
@@ -112,6 +119,7 @@ void hy_arena_rewind(hy_arena_mark mark) {
 
 static void release(arena *A) {
   free_chunks(A);
+  A->most = 0;
   A->current = 0;
   A->offset = 0;
   A->used_before_current = 0;
@@ -131,11 +139,15 @@ void hy_arena_peak_reset(void) {
   DEVICE.peak = used(&DEVICE);
 }
 
-size_t hy_arena_capacity(void) {
+static size_t capacity(const arena *A) {
   size_t total = 0;
-  for (int i = 0; i < HOST.n_chunks; i++) total += HOST.size[i];
+  for (int i = 0; i < A->n_chunks; i++) total += A->size[i];
   return total;
 }
+
+size_t hy_arena_capacity(void) { return capacity(&HOST); }
+
+size_t hy_arena_device_capacity(void) { return capacity(&DEVICE); }
 
 size_t hy_arena_device_peak(void) { return DEVICE.peak; }
 

@@ -32,6 +32,7 @@ size_t hy_arena_peak(void);        /* most bytes in use at once since the start 
 void hy_arena_peak_reset(void);    /* ...peak reset (to what is in use now) */
 size_t hy_arena_capacity(void);    /* bytes held from the system */
 size_t hy_arena_device_peak(void); /* the GPU arena's peak, likewise */
+size_t hy_arena_device_capacity(void);
 /* Fill both arenas' unused memory with 0xff bytes (NaN as a float), so that a test sees any output
  * element an op leaves unwritten. */
 void hy_arena_poison_free(void);

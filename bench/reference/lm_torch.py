@@ -2,7 +2,8 @@
 blocks, 12 heads, vocab 32000, RMSNorm, SwiGLU, RoPE, causal SDPA, untied head): tokens/s and GPU
 memory of whole training steps (forward, backward, clipping, fused AdamW), the median of 5 steps
 after 2 warm-ups, at B = 8, T = 2048 and B = 2, T = 8192. In f32 (TF32 off, as hyla's f32) and
-with bf16 autocast (the issue's reference). Memory: torch.cuda.max_memory_reserved.
+with bf16 autocast (the issue's reference). Memory: peak is torch.cuda.max_memory_allocated, held
+max_memory_reserved.
 Usage: python3 bench/reference/lm_torch.py [T ...]"""
 import sys
 import time
@@ -103,10 +104,11 @@ def measure(T, autocast):
         torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     t = sorted(times)[len(times) // 2]
-    gib = torch.cuda.max_memory_reserved() / 2**30
+    peak = torch.cuda.max_memory_allocated() / 2**30
+    held = torch.cuda.max_memory_reserved() / 2**30
     params = sum(p.numel() for p in model.parameters()) / 1e6
     name = f"torch softmax {'bf16 autocast' if autocast else 'f32'} {params:.0f}M"
-    print(f"| {name:34} | {T:5} | {B:2} | {t * 1e3:9.1f} | {B * T / t:8.0f} | {gib:7.1f} |",
+    print(f"| {name:34} | {T:5} | {B:2} | {t * 1e3:9.1f} | {B * T / t:8.0f} | {peak:8.1f} | {held:8.1f} |",
           flush=True)
     del model, opt
 
