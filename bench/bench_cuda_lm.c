@@ -1,10 +1,10 @@
 /* End-to-end training throughput on the GPU: tokens/s and GPU memory of whole training steps
  * (forward, backward, gradient clipping, AdamW) of 134M-parameter language models (d = 768, 12
- * blocks, 12 heads, vocab 32000, SwiGLU, f32) of softmax attention, a 3:1 GLA/attention hybrid
- * and pure GLA, at B = 8, T = 2048 and at B = 2, T = 8192 (the same tokens per step). The median
- * step of 5 after 2 warm-ups. Memory: "held" is the growth of the GPU's used memory from before
- * the model to after the steps (parameters, gradients, AdamW moments, the step arena's chunks,
- * cuBLAS's workspace); "peak" counts the arena at its peak instead of its chunks.
+ * blocks, 12 heads, vocab 32000, SwiGLU; f32, and f32 with bf16 matmuls) of softmax attention, a
+ * 3:1 GLA/attention hybrid and pure GLA, at B = 8, T = 2048 and at B = 2, T = 8192 (the same tokens
+ * per step). The median step of 5 after 2 warm-ups. Memory: "held" is the growth of the GPU's used
+ * memory from before the model to after the steps (parameters, gradients, AdamW moments, the step
+ * arena's chunks, cuBLAS's workspace); "peak" counts the arena at its peak instead of its chunks.
  * bench/reference/lm_torch.py measures PyTorch's softmax LM likewise.
  * Usage: bench_cuda_lm [T ...]   (default: 2048 8192) */
 #include "autograd/tape.h"
@@ -53,7 +53,8 @@ static hy_tensor *random_tokens(int64_t B, int64_t T, hy_rng *rng) {
 #endif
 
 /* One model at one length: prints a table row. */
-static void run(const char *name, const char *const *pattern, int n_pattern, int64_t T) {
+static void run(const char *name, const char *const *pattern, int n_pattern, int64_t T,
+                hy_matmul_precision precision) {
 #ifdef HYLA_CUDA
   int64_t B = TOKENS_PER_STEP / T;
   hy_model_config cfg = hy_model_config_default();
@@ -74,7 +75,9 @@ static void run(const char *name, const char *const *pattern, int n_pattern, int
   hy_rng rng = hy_rng_new(3);
   c.tokens = random_tokens(B, T, &rng);
   c.targets = random_tokens(B, T, &rng);
+  hy_set_matmul_precision(precision);
   double t = bench_gpu_median(step, &c, WARMUP, REPS);
+  hy_set_matmul_precision(HY_MATMUL_F32);
   hy_cuda_synchronize();
   /* held: all the GPU memory the run took; peak: the most in use, the arena counted at its peak
    * (as PyTorch's max_memory_allocated counts its caching allocator) */
@@ -93,7 +96,7 @@ static void run(const char *name, const char *const *pattern, int n_pattern, int
   hy_step_reset();
   hy_arena_release();
 #else
-  (void)name, (void)pattern, (void)n_pattern, (void)T;
+  (void)name, (void)pattern, (void)n_pattern, (void)T, (void)precision;
 #endif
 }
 
@@ -113,15 +116,19 @@ int main(int argc, char **argv) {
                            *const gla[] = {"gla"};
   hy_set_device(HY_CUDA);
   printf("device: %s\n", bench_gpu_description());
-  printf("134M-parameter LM training steps, f32, %d tokens per step, median of %d after %d "
+  printf("134M-parameter LM training steps, f32 or bf16 matmuls, %d tokens per step, median of %d "
+         "after %d "
          "warm-ups\n",
          TOKENS_PER_STEP, REPS, WARMUP);
   printf("| %-34s | %5s | %2s | %9s | %8s | %8s | %8s |\n", "model", "T", "B", "step ms",
          "tokens/s", "peak GiB", "held GiB");
   for (int i = 0; i < n_lengths; i++) {
-    run("softmax f32", softmax, 1, lengths[i]);
-    run("3:1 gla/attn f32", hybrid, 4, lengths[i]);
-    run("pure gla f32", gla, 1, lengths[i]);
+    for (int p = 0; p < 2; p++) {
+      hy_matmul_precision precision = p ? HY_MATMUL_BF16 : HY_MATMUL_F32;
+      run("softmax", softmax, 1, lengths[i], precision);
+      run("3:1 gla/attn", hybrid, 4, lengths[i], precision);
+      run("pure gla", gla, 1, lengths[i], precision);
+    }
   }
   hy_set_device(HY_CPU);
   return 0;

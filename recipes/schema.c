@@ -15,7 +15,7 @@
 #define UP_TO(x)      .has_max = true, .max = (x)
 #define BELOW(x)      .has_max = true, .max_open = true, .max = (x)
 
-static const char *const PRECISIONS[] = {"f32", "f64", NULL};
+static const char *const PRECISIONS[] = {"f32", "f64", "bf16", NULL};
 static const char *const ON_NAN[] = {"stop", "skip", NULL};
 static const char *const DEVICES[] = {"cpu", "cuda", NULL};
 static const char *const OPTIMIZERS[] = {"adamw", "sgd", NULL};
@@ -196,7 +196,9 @@ const hy_key hy_keys[] = {
      .doc = "How many of the latest checkpoints to keep."},
     {KEY("train", "precision", HY_KEY_ENUM, train.precision), BUFFER(train.precision),
      .choices = PRECISIONS, .def = "\"f32\"",
-     .doc = "Parameters and compute in f32, or f64 (for checks); bf16 comes with CUDA."},
+     .doc = "Parameters and compute in f32, or f64 (for checks), or bf16: on the GPU, matmuls on "
+            "bf16 tensor cores with f32 sums; weights, AdamW moments, activations, loss and "
+            "norms in f32."},
     {KEY("train", "on_nan", HY_KEY_ENUM, train.on_nan), BUFFER(train.on_nan), .choices = ON_NAN,
      .def = "\"stop\"",
      .doc = "On a NaN or Inf loss: stop (with a checkpoint of the last good state) or skip the "

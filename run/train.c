@@ -333,6 +333,11 @@ int hy_train(const hy_recipe *r, const hy_train_options *opt, hy_train_result *r
             (long long)r->train.seq_len, (long long)r->dist.sp);
     goto done;
   }
+  if (!strcmp(r->train.precision, "bf16") && strcmp(r->train.device, "cuda")) {
+    hy_fail(err, "[train] precision = \"bf16\" needs device = \"cuda\" (the CPU trains in f32 "
+                 "or f64)");
+    goto done;
+  }
   hy_threads_set((int)r->train.threads);
   R.recipe_text = hy_recipe_to_toml(r);
   R.train = hy_batches_open(r, HY_SPLIT_TRAIN, R.dist.dp_rank, R.dist.dp, err);
@@ -353,9 +358,8 @@ int hy_train(const hy_recipe *r, const hy_train_options *opt, hy_train_result *r
                               : "this hyla was built without CUDA (configure with -DHYLA_CUDA=ON)");
       goto done;
     }
-    if (strcmp(r->train.precision, "f32")) {
-      hy_fail(err, "[train] device = \"cuda\" trains in f32, not precision = \"%s\"",
-              r->train.precision);
+    if (!strcmp(r->train.precision, "f64")) {
+      hy_fail(err, "[train] device = \"cuda\" trains in f32 or bf16, not precision = \"f64\"");
       goto done;
     }
     if (R.dist.world > 1 && hy_dist_local_size() > hy_gpu_count()) {
@@ -368,6 +372,7 @@ int hy_train(const hy_recipe *r, const hy_train_options *opt, hy_train_result *r
     hy_select_gpu(hy_dist_local_rank()); /* one GPU per rank */
     hy_set_device(HY_CUDA);
     hy_params_to(&R.model->params, HY_CUDA);
+    if (!strcmp(r->train.precision, "bf16")) hy_set_matmul_precision(HY_MATMUL_BF16);
   }
   apply_no_decay(&R.model->params, r);
   hy_optimizer_init(&R.optim, &R.model->params, optimizer_config(r));
@@ -408,5 +413,6 @@ done:
   free(R.recipe_text);
   hy_step_reset();
   hy_set_device(HY_CPU); /* a sweep trains its next run where its recipe says */
+  hy_set_matmul_precision(HY_MATMUL_F32);
   return rc;
 }

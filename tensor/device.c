@@ -52,6 +52,17 @@ void hy_select_gpu(int index) {
 #endif
 }
 
+static hy_matmul_precision matmul_precision = HY_MATMUL_F32;
+
+void hy_set_matmul_precision(hy_matmul_precision precision) {
+  matmul_precision = precision;
+#ifdef HYLA_CUDA
+  hy_cuda_set_gemm_bf16(precision == HY_MATMUL_BF16);
+#endif
+}
+
+hy_matmul_precision hy_get_matmul_precision(void) { return matmul_precision; }
+
 void *hy_device_malloc(hy_device device, size_t bytes) {
   if (bytes == 0) bytes = 64;
   if (device == HY_CPU) {

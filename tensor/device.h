@@ -20,6 +20,13 @@ hy_device hy_current_device(void);
  * number. Call before the first GPU allocation. */
 void hy_select_gpu(int index);
 
+/* How GPU matmuls of f32 tensors compute: exactly in f32 (the default), or with their inputs
+ * rounded to bf16 on the tensor cores and the products summed in f32 (mixed-precision training:
+ * weights, activations and gradients stay f32 in memory). CPU matmuls are always exact. */
+typedef enum { HY_MATMUL_F32, HY_MATMUL_BF16 } hy_matmul_precision;
+void hy_set_matmul_precision(hy_matmul_precision precision);
+hy_matmul_precision hy_get_matmul_precision(void);
+
 void *hy_device_malloc(hy_device device, size_t bytes); /* 64-byte aligned; dies when out */
 void hy_device_free(hy_device device, void *p);
 void hy_device_memset(hy_device device, void *p, int byte, size_t bytes);

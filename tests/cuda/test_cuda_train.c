@@ -1,5 +1,6 @@
 /* Training on the GPU: 100 steps of a small softmax-attention model on MQAR track the CPU's loss
- * curve, and a checkpoint written from the GPU resumes on it. */
+ * curve, in bf16 they stay near the f32 curve, and a checkpoint written from the GPU resumes on
+ * it. */
 #include "recipes/recipe.h"
 #include "run/train.h"
 #include "tests/gpu.h"
@@ -13,6 +14,8 @@
 /* The bound on |loss_gpu - loss_cpu| / loss_cpu at every step: the two devices sum in different
  * orders, and f32 rounding differences grow slowly over the steps. */
 static const double CURVE_TOL = 1e-5; /* measured on an H200: 1.0e-7 */
+/* The bound on |loss_bf16 - loss_f32| / loss_f32: bf16 matmul inputs keep 8 bits of mantissa. */
+static const double BF16_CURVE_TOL = 2e-2;
 
 static char dir[64];
 
@@ -29,7 +32,8 @@ static void fini(void) {
 
 TestSuite(cuda_train, .init = init, .fini = fini);
 
-static void train(const char *name, const char *device, int64_t steps, const char *resume) {
+static void train_in(const char *name, const char *device, const char *precision, int64_t steps,
+                     const char *resume) {
   char text[1024];
   snprintf(text, sizeof text,
            "[run]\nname = \"%s\"\nout = \"%s/%s\"\nseed = 5\n"
@@ -37,14 +41,18 @@ static void train(const char *name, const char *device, int64_t steps, const cha
            "[data]\ndataset = \"mqar\"\n[data.mqar]\npairs = 8\n"
            "[train]\nbatch = 8\nseq_len = 64\nsteps = %lld\nlog_every = 1\neval_every = 50\n"
            "eval_batches = 2\ncheckpoint_every = 50\nthreads = 1\ndevice = \"%s\"\n"
-           "[optim]\nlr = 3e-3\nwarmup = 10\n",
-           name, dir, name, (long long)steps, device);
+           "precision = \"%s\"\n[optim]\nlr = 3e-3\nwarmup = 10\n",
+           name, dir, name, (long long)steps, device, precision);
   hy_recipe r;
   hy_error err;
   cr_assert_eq(hy_recipe_parse(text, "test.toml", 0, NULL, &r, &err), 0, "%s", err.msg);
   hy_train_options opt = {.quiet = true, .resume = resume};
   hy_train_result res;
   cr_assert_eq(hy_train(&r, &opt, &res, &err), 0, "%s", err.msg);
+}
+
+static void train(const char *name, const char *device, int64_t steps, const char *resume) {
+  train_in(name, device, "f32", steps, resume);
 }
 
 static int losses(const char *name, double *out, int max) {
@@ -78,6 +86,35 @@ Test(cuda_train, hundred_steps_track_the_cpu) {
   cr_log_info("100 steps: largest relative loss difference GPU vs CPU %.3g (first %.3g)", worst,
               fabs(gpu[0] - cpu[0]) / cpu[0]);
   cr_assert(cpu[99] < cpu[0] - 0.5, "the model learned nothing (%.3f -> %.3f)", cpu[0], cpu[99]);
+}
+
+Test(cuda_train, bf16_tracks_f32) {
+  T_NEED_GPU();
+  train_in("f32", "cuda", "f32", 100, NULL);
+  train_in("bf16", "cuda", "bf16", 100, NULL);
+  double f32[100], bf16[100];
+  cr_assert_eq(losses("f32", f32, 100), 100);
+  cr_assert_eq(losses("bf16", bf16, 100), 100);
+  double worst = 0;
+  for (int i = 0; i < 100; i++) {
+    double rel = fabs(bf16[i] - f32[i]) / f32[i];
+    cr_assert(isfinite(bf16[i]) && rel <= BF16_CURVE_TOL, "step %d: bf16 loss %.6f, f32 %.6f",
+              i + 1, bf16[i], f32[i]);
+    if (rel > worst) worst = rel;
+  }
+  cr_log_info("100 steps: largest relative loss difference bf16 vs f32 %.3g", worst);
+  cr_assert(bf16[99] < bf16[0] - 0.5, "bf16 learned nothing (%.3f -> %.3f)", bf16[0], bf16[99]);
+}
+
+Test(cuda_train, bf16_on_the_cpu_is_refused) {
+  hy_recipe r;
+  hy_error err;
+  const char *text = "[train]\nprecision = \"bf16\"\n";
+  cr_assert_eq(hy_recipe_parse(text, "test.toml", 0, NULL, &r, &err), 0, "%s", err.msg);
+  hy_train_options opt = {.quiet = true};
+  hy_train_result res;
+  cr_assert_neq(hy_train(&r, &opt, &res, &err), 0);
+  cr_assert(strstr(err.msg, "needs device = \"cuda\""), "%s", err.msg);
 }
 
 Test(cuda_train, gpu_checkpoint_resumes_on_the_gpu) {
