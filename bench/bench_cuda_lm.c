@@ -84,7 +84,9 @@ static void run(const char *name, const char *const *pattern, int n_pattern, int
   size_t held = hy_cuda_memory_in_use() - before;
   size_t peak = held - hy_arena_device_capacity() + hy_arena_device_peak();
   char label[64];
-  snprintf(label, sizeof label, "hyla %s %.0fM", name, (double)hy_params_count(&c.m->params) / 1e6);
+  snprintf(label, sizeof label, "hyla %s %s %.0fM", name,
+           precision == HY_MATMUL_BF16 ? "bf16 matmuls" : "f32",
+           (double)hy_params_count(&c.m->params) / 1e6);
   printf("| %-34s | %5lld | %2lld | %9.1f | %8.0f | %8.1f | %8.1f |\n", label, (long long)T,
          (long long)B, t * 1e3, (double)(B * T) / t, (double)peak / (1 << 30),
          (double)held / (1 << 30));
