@@ -31,7 +31,9 @@ status=0
   grep -E "ok   |skip:|FAIL|tests passed|tests failed" | tee -a "$logs/tests.log" || status=1
 grep -q "100% tests passed" "$logs/parallel.log" || status=1
 # The numbers the tests measure (loss-curve distance and the like), from their logs.
-"$build"/test_cuda_train --verbose 2>&1 | grep -E "largest|Synthesis" | tee -a "$logs/tests.log" || true
+for suite in test_cuda_train test_cuda_bf16; do
+  "$build/$suite" --verbose 2>&1 | grep -E "largest|relative norm error" | tee -a "$logs/tests.log" || true
+done
 grep -q "tests passed" "$logs/tests.log" || status=1
 
 echo "== GPU benches"

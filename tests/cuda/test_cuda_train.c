@@ -15,7 +15,7 @@
  * orders, and f32 rounding differences grow slowly over the steps. */
 static const double CURVE_TOL = 1e-5; /* measured on an H200: 1.0e-7 */
 /* The bound on |loss_bf16 - loss_f32| / loss_f32: bf16 matmul inputs keep 8 bits of mantissa. */
-static const double BF16_CURVE_TOL = 2e-2;
+static const double BF16_CURVE_TOL = 2e-3; /* measured on an H200: 1.4e-4 */
 
 static char dir[64];
 
