@@ -67,6 +67,7 @@ static void run(const char *name, const char *const *pattern, int n_pattern, int
     snprintf(cfg.layers[i], sizeof cfg.layers[i], "%s", pattern[i % n_pattern]);
   hy_cuda_synchronize();
   size_t before = hy_cuda_memory_in_use();
+  hy_arena_peak_reset(); /* the arena is empty here: the peak is this run's alone */
   hy_set_device(HY_CPU);
   lm_case c = {.m = hy_model_new(&cfg, 1)};
   hy_set_device(HY_CUDA);
