@@ -2,8 +2,8 @@
 
 static void embedding_backward(hy_node *n) {
   hy_tensor *w = n->in[0], *idx = n->in[1];
-  HY_KERNEL(w, embedding_backward, hy_numel(idx), w->shape[1], idx->data, n->out->grad->data,
-            hy_grad(w)->data);
+  HY_KERNEL(w, embedding_backward, hy_numel(idx), w->shape[0], w->shape[1], idx->data,
+            n->out->grad->data, hy_grad(w)->data);
 }
 
 hy_tensor *hy_embedding(hy_tensor *weight, hy_tensor *indices) {
@@ -18,8 +18,8 @@ hy_tensor *hy_embedding(hy_tensor *weight, hy_tensor *indices) {
   indices = hy_contiguous(indices);
   int64_t n = hy_numel(indices), V = weight->shape[0], d = weight->shape[1];
   const int32_t *idx = indices->data;
-  /* On the GPU the indices are not read back to be checked: a negative index gives a NaN row and
-   * one >= V reads past the weight (tensor/cuda/embedding.cu). */
+  /* On the GPU the indices are not read back to be checked: an index outside [0, V) gives a NaN
+   * row (tensor/cuda/embedding.cu). */
   if (indices->device == HY_CPU)
     for (int64_t i = 0; i < n; i++)
       if (idx[i] < 0 || idx[i] >= V)
@@ -28,7 +28,7 @@ hy_tensor *hy_embedding(hy_tensor *weight, hy_tensor *indices) {
   hy_shape s = hy_shape_of(indices);
   s.d[s.ndim++] = d;
   hy_tensor *y = hy_empty_on(weight->device, weight->dtype, s);
-  HY_KERNEL(weight, embedding, n, d, idx, weight->data, y->data);
+  HY_KERNEL(weight, embedding, n, V, d, idx, weight->data, y->data);
   hy_record(op, embedding_backward, y, 2, (hy_tensor *[]){weight, indices});
   return y;
 }

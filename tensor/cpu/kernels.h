@@ -28,9 +28,10 @@
                                   const real *gy, real *gx);                                       \
   void cpu_cumsum_##S(int64_t outer, int64_t n, int64_t inner, bool reverse, bool accumulate,      \
                       const real *x, real *y);                                                     \
-  void cpu_embedding_##S(int64_t n_idx, int64_t d, const int32_t *idx, const real *w, real *y);    \
-  void cpu_embedding_backward_##S(int64_t n_idx, int64_t d, const int32_t *idx, const real *gy,    \
-                                  real *gw);                                                       \
+  void cpu_embedding_##S(int64_t n_idx, int64_t V, int64_t d, const int32_t *idx, const real *w,   \
+                         real *y);                                                                 \
+  void cpu_embedding_backward_##S(int64_t n_idx, int64_t V, int64_t d, const int32_t *idx,         \
+                                  const real *gy, real *gw);                                       \
   double cpu_cross_entropy_##S(int64_t rows, int64_t V, const real *logits,                        \
                                const int32_t *targets, int ignore_index, real *lse,                \
                                int64_t *count);                                                    \

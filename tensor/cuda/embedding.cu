@@ -15,16 +15,15 @@ static unsigned row_blocks(int64_t rows) {
   return (unsigned)(rows < 65535 * 16 ? rows : 65535 * 16);
 }
 
-/* The index range is checked on the host for CPU tensors only (tensor/embedding.c). The weight's
- * row count V is not an argument (the CPU twin trusts its caller), so on the GPU only negative
- * indices are caught: they read nothing and make their output row NaN, which the loss shows. An
- * index >= V reads past the weight: the caller must keep indices in [0, V). */
-__global__ void embedding_kernel(int64_t n_idx, int64_t d, const int32_t *idx, const float *w,
-                                 float *y) {
+/* The index range is checked on the host for CPU tensors only (tensor/embedding.c): reading GPU
+ * indices back would stall every step. Here an index outside [0, V) reads nothing and makes its
+ * output row NaN, which the loss shows. */
+__global__ void embedding_kernel(int64_t n_idx, int64_t V, int64_t d, const int32_t *idx,
+                                 const float *w, float *y) {
   for (int64_t i = blockIdx.x; i < n_idx; i += gridDim.x) {
     int64_t v = idx[i];
     float *yr = y + i * d;
-    if (v < 0) {
+    if (v < 0 || v >= V) {
       for (int64_t j = threadIdx.x; j < d; j += blockDim.x) yr[j] = NAN;
       continue;
     }
@@ -33,30 +32,30 @@ __global__ void embedding_kernel(int64_t n_idx, int64_t d, const int32_t *idx, c
   }
 }
 
-extern "C" void cuda_embedding_f32(int64_t n_idx, int64_t d, const int32_t *idx, const float *w,
-                                   float *y) {
+extern "C" void cuda_embedding_f32(int64_t n_idx, int64_t V, int64_t d, const int32_t *idx,
+                                   const float *w, float *y) {
   if (n_idx == 0 || d == 0) return;
-  embedding_kernel<<<row_blocks(n_idx), row_threads(d)>>>(n_idx, d, idx, w, y);
+  embedding_kernel<<<row_blocks(n_idx), row_threads(d)>>>(n_idx, V, d, idx, w, y);
   HY_CUDA_LAUNCHED(embedding_kernel);
 }
 
 /* gw[idx[i]] += gy[i]. Repeated indices add into the same row from different blocks, so the adds
  * are atomicAdd: the only float atomics of the network ops, and the reason why the embedding's
  * weight gradient on the GPU is not bitwise reproducible (the CPU sums repeats in index order). */
-__global__ void embedding_backward_kernel(int64_t n_idx, int64_t d, const int32_t *idx,
+__global__ void embedding_backward_kernel(int64_t n_idx, int64_t V, int64_t d, const int32_t *idx,
                                           const float *gy, float *gw) {
   for (int64_t i = blockIdx.x; i < n_idx; i += gridDim.x) {
     int64_t v = idx[i];
-    if (v < 0) continue; /* the forward made this row NaN */
+    if (v < 0 || v >= V) continue; /* the forward made this row NaN */
     const float *g = gy + i * d;
     float *row = gw + v * d;
     for (int64_t j = threadIdx.x; j < d; j += blockDim.x) atomicAdd(row + j, g[j]);
   }
 }
 
-extern "C" void cuda_embedding_backward_f32(int64_t n_idx, int64_t d, const int32_t *idx,
+extern "C" void cuda_embedding_backward_f32(int64_t n_idx, int64_t V, int64_t d, const int32_t *idx,
                                             const float *gy, float *gw) {
   if (n_idx == 0 || d == 0) return;
-  embedding_backward_kernel<<<row_blocks(n_idx), row_threads(d)>>>(n_idx, d, idx, gy, gw);
+  embedding_backward_kernel<<<row_blocks(n_idx), row_threads(d)>>>(n_idx, V, d, idx, gy, gw);
   HY_CUDA_LAUNCHED(embedding_backward_kernel);
 }

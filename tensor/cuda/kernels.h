@@ -32,9 +32,10 @@ void cuda_logsumexp_backward_f32(int64_t rows, int64_t n, const float *x, const 
                                  const float *gy, float *gx);
 void cuda_cumsum_f32(int64_t outer, int64_t n, int64_t inner, bool reverse, bool accumulate,
                      const float *x, float *y);
-void cuda_embedding_f32(int64_t n_idx, int64_t d, const int32_t *idx, const float *w, float *y);
-void cuda_embedding_backward_f32(int64_t n_idx, int64_t d, const int32_t *idx, const float *gy,
-                                 float *gw);
+void cuda_embedding_f32(int64_t n_idx, int64_t V, int64_t d, const int32_t *idx, const float *w,
+                        float *y);
+void cuda_embedding_backward_f32(int64_t n_idx, int64_t V, int64_t d, const int32_t *idx,
+                                 const float *gy, float *gw);
 double cuda_cross_entropy_f32(int64_t rows, int64_t V, const float *logits, const int32_t *targets,
                               int ignore_index, float *lse, int64_t *count);
 void cuda_cross_entropy_backward_f32(int64_t rows, int64_t V, const float *logits,

@@ -68,7 +68,8 @@ static double norm_rel_err(const hy_tensor *a, const hy_tensor *ref) {
 
 Test(cuda_bf16, rounds_to_bf16_and_back_to_f32) {
   T_NEED_GPU();
-  hy_tensor *a = t_randn(HY_F32, HY_SHAPE(64, 128), 40), *b = t_randn(HY_F32, HY_SHAPE(128, 48), 41);
+  hy_tensor *a = t_randn(HY_F32, HY_SHAPE(64, 128), 40),
+            *b = t_randn(HY_F32, HY_SHAPE(128, 48), 41);
   hy_tensor *ref = hy_matmul(a, b);
   hy_tensor *bf16 = hy_to(hy_matmul(hy_to(a, HY_CUDA), hy_to(b, HY_CUDA)), HY_CPU);
   double err = norm_rel_err(bf16, ref);

@@ -56,6 +56,32 @@ Test(cuda_nn, embedding_with_repeated_indices) {
   t_expect_gpu_matches_cpu(embedding, NULL, 2, in, TOL, "embedding, fixed repeats");
 }
 
+/* Indices outside [0, V) are not read back on the GPU: their rows come out NaN (the loss shows
+ * it) instead of reading outside the weight, the other rows are right, and the backward leaves
+ * the weight's gradient untouched by them. */
+Test(cuda_nn, embedding_index_out_of_range_gives_nan_rows) {
+  T_NEED_GPU();
+  const int32_t ids[] = {2, 7, -1, 1 << 30, 0};
+  hy_tensor *w = t_randn(HY_F32, HY_SHAPE(7, 5), 60);
+  hy_tensor *wg = t_to_gpu(w);
+  wg->requires_grad = true;
+  hy_tensor *y = hy_embedding(wg, t_to_gpu(t_ints(HY_SHAPE(5), ids)));
+  hy_backward_with(y, t_to_gpu(t_randn(HY_F32, HY_SHAPE(5, 5), 61)));
+  hy_tensor *yc = t_to_cpu(y), *gc = t_to_cpu(wg->grad);
+  for (int64_t j = 0; j < 5; j++) {
+    cr_expect(hy_get(yc, 0 * 5 + j) == hy_get(w, 2 * 5 + j) &&
+              hy_get(yc, 4 * 5 + j) == hy_get(w, j));
+    cr_expect(isnan(hy_get(yc, 1 * 5 + j)) && isnan(hy_get(yc, 2 * 5 + j)) &&
+                  isnan(hy_get(yc, 3 * 5 + j)),
+              "column %lld: the rows of 7, -1 and 2^30 are not NaN", (long long)j);
+  }
+  for (int64_t i = 0; i < hy_numel(gc); i++) {
+    int64_t row = i / 5;
+    if (row != 2 && row != 0)
+      cr_expect(hy_get(gc, i) == 0, "row %lld got a gradient", (long long)row);
+  }
+}
+
 /* ---- cross entropy ---- */
 
 enum { IGNORE = -100 };
