@@ -5,12 +5,15 @@
 
 #include "tensor/op.h"
 
-/* q, k, v: CPU float tensors of one dtype and one shape [B, T, H, D]; aborts otherwise. */
+/* q, k, v: float tensors of one dtype, one device (f32 on the GPU) and one shape [B, T, H, D];
+ * aborts otherwise. */
 static inline void hy_attention_check_qkv(const char *op, const hy_tensor *q, const hy_tensor *k,
                                           const hy_tensor *v) {
-  hy_check_input(op, q);
-  hy_check_input(op, k);
-  hy_check_input(op, v);
+  hy_check_input_any(op, q);
+  hy_check_input_any(op, k);
+  hy_check_input_any(op, v);
+  hy_check_same_device(op, q, k);
+  hy_check_same_device(op, q, v);
   hy_check_same_dtype(op, q, k);
   hy_check_same_dtype(op, q, v);
   if (q->ndim != 4 || !hy_same_shape(q, k) || !hy_same_shape(q, v))

@@ -3,9 +3,9 @@
 static void sigmoid_attention_backward(hy_node *n) {
   hy_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2], *o = n->out;
   hy_attn_dims d = hy_attention_dims(q, k, v, n->arg[0]);
-  HY_CPU(q->dtype, cpu_sigmoid_attention_backward, &d, n->arg[1], q->data, k->data, v->data,
-         o->grad->data, q->requires_grad ? hy_grad(q)->data : NULL,
-         k->requires_grad ? hy_grad(k)->data : NULL, v->requires_grad ? hy_grad(v)->data : NULL);
+  HY_KERNEL(q, sigmoid_attention_backward, &d, n->arg[1], q->data, k->data, v->data, o->grad->data,
+            q->requires_grad ? hy_grad(q)->data : NULL, k->requires_grad ? hy_grad(k)->data : NULL,
+            v->requires_grad ? hy_grad(v)->data : NULL);
 }
 
 hy_tensor *hy_sigmoid_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale,
@@ -17,7 +17,7 @@ hy_tensor *hy_sigmoid_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, double
   v = hy_attention_rows_dense(v);
   hy_tensor *o = hy_empty_like(q);
   hy_attn_dims d = hy_attention_dims(q, k, v, scale);
-  HY_CPU(q->dtype, cpu_sigmoid_attention, &d, bias, q->data, k->data, v->data, o->data);
+  HY_KERNEL(q, sigmoid_attention, &d, bias, q->data, k->data, v->data, o->data);
   hy_node *n = hy_record(op, sigmoid_attention_backward, o, 3, (hy_tensor *[]){q, k, v});
   if (n) {
     n->arg[0] = scale;

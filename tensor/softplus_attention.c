@@ -3,16 +3,16 @@
 #include <math.h>
 
 /* Saved per (b, h, t): the row's largest logit m and the sum z of (softplus(x) / softplus(m))^p
- * (tensor/cpu/softplus_attention.c), two [B, H, T] arrays one after the other. */
+ * (tensor/cpu/softplus_attention.c), two [B, H, T] arrays one after the other, on q's device. */
 static void softplus_attention_backward(hy_node *n) {
   hy_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2], *o = n->out;
   hy_attn_dims d = hy_attention_dims(q, k, v, n->arg[0]);
   size_t rows = (size_t)(d.B * d.H * d.T), bytes = hy_dtype_size(q->dtype);
   char *stats = n->saved;
-  HY_CPU(q->dtype, cpu_softplus_attention_backward, &d, n->iarg[0], n->iarg[1], n->arg[1], q->data,
-         k->data, v->data, o->data, (void *)stats, (void *)(stats + rows * bytes), o->grad->data,
-         q->requires_grad ? hy_grad(q)->data : NULL, k->requires_grad ? hy_grad(k)->data : NULL,
-         v->requires_grad ? hy_grad(v)->data : NULL);
+  HY_KERNEL(q, softplus_attention_backward, &d, n->iarg[0], n->iarg[1], n->arg[1], q->data, k->data,
+            v->data, o->data, (void *)stats, (void *)(stats + rows * bytes), o->grad->data,
+            q->requires_grad ? hy_grad(q)->data : NULL, k->requires_grad ? hy_grad(k)->data : NULL,
+            v->requires_grad ? hy_grad(v)->data : NULL);
 }
 
 hy_tensor *hy_softplus_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale,
@@ -27,10 +27,10 @@ hy_tensor *hy_softplus_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, doubl
   v = hy_attention_rows_dense(v);
   hy_tensor *o = hy_empty_like(q);
   size_t rows = (size_t)(q->shape[0] * q->shape[1] * q->shape[2]), bytes = hy_dtype_size(q->dtype);
-  char *stats = hy_arena_alloc(2 * rows * bytes + 1);
+  char *stats = hy_saved_like(q, 2 * rows * bytes + 1);
   hy_attn_dims d = hy_attention_dims(q, k, v, scale);
-  HY_CPU(q->dtype, cpu_softplus_attention, &d, train_len, pos_offset, power, q->data, k->data,
-         v->data, o->data, (void *)stats, (void *)(stats + rows * bytes));
+  HY_KERNEL(q, softplus_attention, &d, train_len, pos_offset, power, q->data, k->data, v->data,
+            o->data, (void *)stats, (void *)(stats + rows * bytes));
   hy_node *n = hy_record(op, softplus_attention_backward, o, 3, (hy_tensor *[]){q, k, v});
   if (n) {
     n->arg[0] = scale;

@@ -52,6 +52,19 @@ void cuda_attention_f32(const hy_attn_dims *dims, const float *q, const float *k
 void cuda_attention_backward_f32(const hy_attn_dims *dims, const float *q, const float *k,
                                  const float *v, const float *o, const float *lse, const float *go,
                                  float *gq, float *gk, float *gv);
+void cuda_sigmoid_attention_f32(const hy_attn_dims *dims, double bias, const float *q,
+                                const float *k, const float *v, float *o);
+void cuda_sigmoid_attention_backward_f32(const hy_attn_dims *dims, double bias, const float *q,
+                                         const float *k, const float *v, const float *go, float *gq,
+                                         float *gk, float *gv);
+void cuda_softplus_attention_f32(const hy_attn_dims *dims, int64_t train_len, int64_t pos_offset,
+                                 double power, const float *q, const float *k, const float *v,
+                                 float *o, float *rmax, float *rsum);
+void cuda_softplus_attention_backward_f32(const hy_attn_dims *dims, int64_t train_len,
+                                          int64_t pos_offset, double power, const float *q,
+                                          const float *k, const float *v, const float *o,
+                                          const float *rmax, const float *rsum, const float *go,
+                                          float *gq, float *gk, float *gv);
 void cuda_gla_f32(const hy_gla_dims *dims, const float *q, const float *k, const float *v,
                   const float *g, float *o, float *states);
 void cuda_gla_backward_f32(const hy_gla_dims *dims, const float *q, const float *k, const float *v,
