@@ -4,6 +4,7 @@
 
 #include "tensor/blas_kernels.h"
 #include "tensor/device.h"
+#include "tensor/rng.h"
 #include "tensor/threads.h"
 
 #ifdef HYLA_CUDA
@@ -64,6 +65,17 @@ static inline double bench_gpu_median(void (*fn)(void *), void *ctx, int warmup,
   }
   qsort(times, (size_t)reps, sizeof *times, bench_cmp);
   return times[reps / 2];
+}
+
+/* A persistent f32 tensor on the GPU of N(0, std) values, drawn on the host from rng. */
+static inline hy_tensor *bench_gpu_normal(hy_shape shape, hy_rng *rng, double std, bool grad) {
+  hy_tensor *c = hy_empty_persistent_on(HY_CPU, HY_F32, shape);
+  hy_fill_normal(c, rng, 0, std);
+  hy_tensor *g = hy_empty_persistent_on(HY_CUDA, HY_F32, shape);
+  hy_copy_into(g, c);
+  hy_free(c);
+  g->requires_grad = grad;
+  return g;
 }
 
 /* The GPU this process uses, or "none". */

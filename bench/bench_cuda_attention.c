@@ -29,16 +29,6 @@ static void step(void *ctx) {
   hy_step_rewind(mark);
 }
 
-static hy_tensor *input(int64_t B, int64_t T, int64_t H, int64_t D, hy_rng *rng, bool grad) {
-  hy_tensor *c = hy_empty_persistent_on(HY_CPU, HY_F32, HY_SHAPE(B, T, H, D));
-  hy_fill_normal(c, rng, 0, 1);
-  hy_tensor *g = hy_empty_persistent_on(HY_CUDA, HY_F32, HY_SHAPE(B, T, H, D));
-  hy_copy_into(g, c);
-  hy_free(c);
-  g->requires_grad = grad;
-  return g;
-}
-
 int main(int argc, char **argv) {
   if (!hy_cuda_available()) {
     printf("bench_cuda_attention: no CUDA GPU (%s); nothing to time\n",
@@ -48,8 +38,9 @@ int main(int argc, char **argv) {
   int64_t B = 8, T = argc > 1 ? atoll(argv[1]) : 2048, H = 16, D = 64;
   hy_set_device(HY_CUDA);
   hy_rng rng = hy_rng_new(7);
-  attn_case c = {input(B, T, H, D, &rng, true), input(B, T, H, D, &rng, true),
-                 input(B, T, H, D, &rng, true), input(B, T, H, D, &rng, false), false};
+  hy_shape s = HY_SHAPE(B, T, H, D);
+  attn_case c = {bench_gpu_normal(s, &rng, 1, true), bench_gpu_normal(s, &rng, 1, true),
+                 bench_gpu_normal(s, &rng, 1, true), bench_gpu_normal(s, &rng, 1, false), false};
   double flops = 4.0 * (double)(B * H * D) * (double)T * (double)T / 2;
   double tf = bench_gpu_median(step, &c, WARMUP, REPS);
   c.backward = true;

@@ -30,21 +30,15 @@ static void step(void *ctx) {
   hy_step_rewind(mark);
 }
 
-static hy_tensor *input(hy_shape s, hy_rng *rng, double std, bool gate, bool grad) {
-  hy_tensor *c = hy_empty_persistent_on(HY_CPU, HY_F32, s);
-  hy_fill_normal(c, rng, 0, std);
-  hy_tensor *g = hy_empty_persistent_on(HY_CUDA, HY_F32, s);
-  if (gate) {
-    hy_step_mark mark = hy_step_get_mark();
-    hy_no_grad_begin();
-    hy_copy_into(g, hy_scale(hy_logsigmoid(c), 1.0 / 16));
-    hy_no_grad_end();
-    hy_step_rewind(mark);
-  } else {
-    hy_copy_into(g, c);
-  }
-  hy_free(c);
-  g->requires_grad = grad;
+/* Gates as the layer makes them: logsigmoid(x) / 16 of x ~ N(0, 1), computed on the GPU. */
+static hy_tensor *gate(hy_shape s, hy_rng *rng) {
+  hy_tensor *g = bench_gpu_normal(s, rng, 1, false);
+  hy_step_mark mark = hy_step_get_mark();
+  hy_no_grad_begin();
+  hy_copy_into(g, hy_scale(hy_logsigmoid(g), 1.0 / 16));
+  hy_no_grad_end();
+  hy_step_rewind(mark);
+  g->requires_grad = true;
   return g;
 }
 
@@ -58,11 +52,11 @@ int main(int argc, char **argv) {
   hy_set_device(HY_CUDA);
   hy_rng rng = hy_rng_new(7);
   hy_shape sk = HY_SHAPE(B, T, H, dk), sv = HY_SHAPE(B, T, H, dv);
-  gla_case c = {input(sk, &rng, 1 / sqrt((double)dk), false, true),
-                input(sk, &rng, 1, false, true),
-                input(sv, &rng, 1, false, true),
-                input(sk, &rng, 1, true, true),
-                input(sv, &rng, 1, false, false),
+  gla_case c = {bench_gpu_normal(sk, &rng, 1 / sqrt((double)dk), true),
+                bench_gpu_normal(sk, &rng, 1, true),
+                bench_gpu_normal(sv, &rng, 1, true),
+                gate(sk, &rng),
+                bench_gpu_normal(sv, &rng, 1, false),
                 false};
   double flops =
       (double)(B * H) * (double)T * (4.0 * (double)(dk * dv) + (double)(CHUNK * (dk + dv)));

@@ -56,27 +56,17 @@ Test(cuda_bf16, matmul_within_bf16_of_cpu) {
   t_expect_gpu_matches_cpu(matmul_of_slice, NULL, 2, sl, BF16_TOL, "bf16 matmul of a slice");
 }
 
-static double norm_rel_err(const hy_tensor *a, const hy_tensor *ref) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < hy_numel(ref); i++) {
-    double d = hy_get(a, i) - hy_get(ref, i);
-    num += d * d;
-    den += hy_get(ref, i) * hy_get(ref, i);
-  }
-  return sqrt(num / den);
-}
-
 Test(cuda_bf16, rounds_to_bf16_and_back_to_f32) {
   T_NEED_GPU();
   hy_tensor *a = t_randn(HY_F32, HY_SHAPE(64, 128), 40),
             *b = t_randn(HY_F32, HY_SHAPE(128, 48), 41);
   hy_tensor *ref = hy_matmul(a, b);
   hy_tensor *bf16 = hy_to(hy_matmul(hy_to(a, HY_CUDA), hy_to(b, HY_CUDA)), HY_CPU);
-  double err = norm_rel_err(bf16, ref);
+  double err = t_rel_norm_err(bf16, ref);
   cr_expect(err > 1e-4 && err <= BF16_TOL, "bf16 matmul error %.3g: expected bf16 rounding", err);
   bf16_off();
   hy_tensor *f32 = hy_to(hy_matmul(hy_to(a, HY_CUDA), hy_to(b, HY_CUDA)), HY_CPU);
-  double err32 = norm_rel_err(f32, ref);
+  double err32 = t_rel_norm_err(f32, ref);
   cr_expect(err32 <= 1e-6, "after switching back to f32 the error is %.3g", err32);
   cr_log_info("64x128x48 matmul, relative norm error against the CPU: bf16 %.3g, f32 %.3g", err,
               err32);
