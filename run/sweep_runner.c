@@ -3,10 +3,16 @@
 #include "run/checkpoint.h"
 #include "run/sweep_results.h"
 #include "run/train.h"
+#include "util/fs.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct {
   const hy_sweep *s;
@@ -62,6 +68,36 @@ static int choose_mode(runner *R, hy_error *err) {
                  R->s->path, R->world, R->world, R->world, R->world);
 }
 
+/* Ranks training their own runs share them out as they go: a rank takes the next run that no
+ * rank has taken by creating the run's claim file, which only one process can do (O_EXCL), so a
+ * rank that finishes early starts another run instead of idling behind a fixed share. Claims live
+ * for one launch of the sweep: rank 0 clears those an interrupted launch left before any rank
+ * claims, and each rank removes its own once every rank is done. */
+static void claim_path(const hy_sweep *s, int i, char *path, size_t cap) {
+  snprintf(path, cap, "%s/.sweep-claim", s->runs[i].recipe.run.out);
+}
+
+static bool claim(const runner *R, int i) {
+  if (!R->alone) return true;
+  char path[HY_RECIPE_STR + 32];
+  hy_error err;
+  if (hy_mkdirs(R->s->runs[i].recipe.run.out, &err)) return i % R->world == R->rank;
+  claim_path(R->s, i, path, sizeof path);
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+  if (fd >= 0) close(fd);
+  /* Where no claim can be made at all, the rank a fixed share gives run i tries it and reports. */
+  return fd >= 0 || (errno != EEXIST && i % R->world == R->rank);
+}
+
+static void clear_claims(const runner *R, const bool *mine) {
+  char path[HY_RECIPE_STR + 32];
+  for (int i = 0; i < R->s->n_runs; i++) {
+    if (mine && !mine[i]) continue;
+    claim_path(R->s, i, path, sizeof path);
+    unlink(path);
+  }
+}
+
 /* Train run i (resuming it when it has a checkpoint); returns 0, 1 when a signal stopped it, -1
  * when it failed. */
 static int train_one(runner *R, int i, hy_sweep_outcome *outcome) {
@@ -115,8 +151,17 @@ int hy_sweep_run_all(const hy_sweep *s, const hy_sweep_options *opt, hy_sweep_ou
   *outcome = (hy_sweep_outcome){0};
   if (choose_mode(&R, err)) return -1;
   R.lead = R.alone || R.rank == 0;
+  hy_dist world = {0};
+  if (R.world > 1 && hy_dist_grid(&world, R.world, 1, err)) return -1;
+  bool *mine = calloc((size_t)s->n_runs + 1, sizeof *mine);
+  if (!mine) hy_die("sweep", "out of memory");
+  if (R.alone && !R.opt->dry_run) {
+    if (R.rank == 0) clear_claims(&R, NULL);
+    hy_barrier(world.all);
+  }
   for (int i = 0; i < s->n_runs; i++) {
-    if (R.alone && i % R.world != R.rank) continue;
+    if (R.alone && R.opt->dry_run && i % R.world != R.rank) continue;
+    if (R.alone && !R.opt->dry_run && !(mine[i] = claim(&R, i))) continue;
     hy_run_result done;
     if (hy_run_result_read(s->runs[i].recipe.run.out, &done) == 0) {
       say(&R, i, "skip", ": finished before (val loss %.4f)", done.val_loss);
@@ -128,13 +173,12 @@ int hy_sweep_run_all(const hy_sweep *s, const hy_sweep_options *opt, hy_sweep_ou
       break;
     }
   }
-  if (R.opt->dry_run) return 0;
-  if (R.world > 1) { /* every rank's runs are over before rank 0 reads them */
-    hy_dist world;
-    if (hy_dist_grid(&world, R.world, 1, err)) return -1;
+  if (R.world > 1 && !R.opt->dry_run) /* every rank's runs are over before rank 0 reads them */
     hy_barrier(world.all);
-    hy_dist_free(&world);
-  }
+  if (R.alone) clear_claims(&R, mine);
+  free(mine);
+  if (R.world > 1) hy_dist_free(&world);
+  if (R.opt->dry_run) return 0;
   if (R.rank == 0 && hy_sweep_write_summary(s, err)) return -1;
   if (outcome->failed)
     return hy_fail(err, "%d run%s failed (their error.txt says why)", outcome->failed,

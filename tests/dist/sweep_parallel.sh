@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A sweep under mpirun -np 2 trains two runs at a time (each rank on its own): every run of the
 # grid finishes once, rank 0 writes summary.csv with one row per run, and running the sweep again
-# trains nothing.   sweep_parallel.sh HYLA_BINARY MPIEXEC
+# trains nothing. Ranks share the runs out as they go (claim files): no run is trained twice, no
+# claim outlives the sweep, and a claim an interrupted sweep left behind does not block its run.
+#   sweep_parallel.sh HYLA_BINARY MPIEXEC
 set -euo pipefail
 hyla=$1
 mpiexec=$2
@@ -58,6 +60,27 @@ if [ "$skipped" -ge 1 ] && ! grep -q " done" "$work/second.out"; then
 else
   echo "FAIL the second sweep trained again:"
   cat "$work/second.out"
+  fail=1
+fi
+claims=$(find "$work/sweep" -name .sweep-claim | wc -l)
+if [ "$claims" = 0 ]; then echo "ok   no claim file left after the sweeps"; else
+  echo "FAIL $claims claim files left after the sweeps"
+  fail=1
+fi
+# An interrupted launch: one run unfinished, its claim still there.
+redo=$(dirname "$(find "$work/sweep" -name result.json | sort | head -1)")
+rm "$redo/result.json"
+touch "$redo/.sweep-claim"
+"$mpiexec" --oversubscribe -np 2 "$hyla" sweep "$work/s.toml" >"$work/third.out" 2>&1 || {
+  echo "FAIL third sweep: exit status $?"
+  fail=1
+}
+trained=$(grep -c "\] done" "$work/third.out" || true)
+if [ "$trained" = 1 ] && [ -f "$redo/result.json" ]; then
+  echo "ok   a stale claim is cleared and its unfinished run trained once"
+else
+  echo "FAIL expected the unfinished run trained once, got $trained:"
+  cat "$work/third.out"
   fail=1
 fi
 exit $fail
