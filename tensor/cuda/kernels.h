@@ -72,6 +72,18 @@ void cuda_gla_backward_f32(const hy_gla_dims *dims, const float *q, const float 
                            float *gk, float *gv);
 void cuda_gla_gate_grad_f32(const hy_gla_dims *dims, const float *q, const float *k,
                             const float *dq, const float *dk, float *gg);
+void cuda_sla_select_f32(const hy_sla_dims *dims, const float *q, const float *k, int32_t *classes);
+void cuda_sla_f32(const hy_sla_dims *dims, const int32_t *classes, const float *q, const float *k,
+                  const float *v, float *o, float *lse, float *states);
+void cuda_sla_backward_f32(const hy_sla_dims *dims, const int32_t *classes, const float *q,
+                           const float *k, const float *v, const float *o, const float *lse,
+                           const float *states, float *dstates, const float *go, float *gq,
+                           float *gk, float *gv);
+void cuda_rat_f32(const hy_rat_dims *dims, const float *q, const float *u, const float *k,
+                  const float *f, float *o, float *lse);
+void cuda_rat_backward_f32(const hy_rat_dims *dims, const float *q, const float *u, const float *k,
+                           const float *f, const float *o, const float *lse, const float *go,
+                           float *gq, float *gu, float *gk, float *gf);
 
 /* The optimizer's loops (optim/): AdamW and SGD updates with the factors of optim/optimizer.c,
  * the sum of squares of a gradient (in double, the same on every run) and an in-place scaling. */
