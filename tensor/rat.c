@@ -21,7 +21,7 @@
  * the token's position; L >= T is the gated RNN o_t = xs_t.
  *
  * The forward saves only the log-sum-exp of each row ([B, H, T]); the backward recomputes the
- * states (tensor/cpu/rat.c). */
+ * states (tensor/cpu/rat.c; on the GPU, f32 only, tensor/cuda/rat.cu). */
 #include "tensor/op.h"
 
 static hy_rat_dims dims_of(const hy_tensor *q, int64_t chunk, double scale, double theta) {
@@ -41,8 +41,8 @@ static void *grad_of(hy_tensor *t) { return t->requires_grad ? hy_grad(t)->data 
 static void rat_backward(hy_node *n) {
   hy_tensor *q = n->in[0], *u = n->in[1], *k = n->in[2], *f = n->in[3];
   hy_rat_dims d = dims_of(q, n->iarg[0], n->arg[0], n->arg[1]);
-  HY_CPU(q->dtype, cpu_rat_backward, &d, q->data, u->data, k->data, f->data, n->out->data, n->saved,
-         n->out->grad->data, grad_of(q), grad_of(u), grad_of(k), grad_of(f));
+  HY_KERNEL(q, rat_backward, &d, q->data, u->data, k->data, f->data, n->out->data, n->saved,
+            n->out->grad->data, grad_of(q), grad_of(u), grad_of(k), grad_of(f));
 }
 
 hy_tensor *hy_rat(hy_tensor *q, hy_tensor *u, hy_tensor *k, hy_tensor *f, int64_t chunk,
@@ -50,7 +50,8 @@ hy_tensor *hy_rat(hy_tensor *q, hy_tensor *u, hy_tensor *k, hy_tensor *f, int64_
   const char *op = "rat";
   hy_tensor *in[4] = {q, u, k, f};
   for (int i = 0; i < 4; i++) {
-    hy_check_input(op, in[i]);
+    hy_check_input_any(op, in[i]);
+    hy_check_same_device(op, q, in[i]);
     hy_check_same_dtype(op, q, in[i]);
   }
   bool ok = q->ndim == 4 && q->shape[3] % 2 == 0;
@@ -63,8 +64,8 @@ hy_tensor *hy_rat(hy_tensor *q, hy_tensor *u, hy_tensor *k, hy_tensor *f, int64_
   for (int i = 0; i < 4; i++) in[i] = hy_contiguous(in[i]);
   hy_rat_dims d = dims_of(in[0], chunk, scale, theta);
   hy_tensor *o = hy_empty_like(in[0]);
-  void *lse = hy_arena_alloc((size_t)(d.B * d.H * d.T) * hy_dtype_size(q->dtype));
-  HY_CPU(q->dtype, cpu_rat, &d, in[0]->data, in[1]->data, in[2]->data, in[3]->data, o->data, lse);
+  void *lse = hy_saved_like(in[0], (size_t)(d.B * d.H * d.T) * hy_dtype_size(q->dtype));
+  HY_KERNEL(in[0], rat, &d, in[0]->data, in[1]->data, in[2]->data, in[3]->data, o->data, lse);
   hy_node *n = hy_record(op, rat_backward, o, 4, in);
   if (n) {
     n->iarg[0] = chunk;
