@@ -248,6 +248,21 @@ void hy_allreduce_sum(hy_group *g, hy_device where, void *buf, int64_t n, hy_dty
 #endif
 }
 
+void hy_allreduce_sum_each(hy_group *g, hy_device where, void *const *bufs, const int64_t *ns,
+                           int count, hy_dtype dtype) {
+  if (!g || g->size == 1 || count == 0) return;
+#ifdef HYLA_NCCL
+  if (where == HY_CUDA) {
+    nccl_of(g); /* made before the group: its set-up talks over MPI */
+    NCCL_CHECK(ncclGroupStart());
+    for (int i = 0; i < count; i++) hy_allreduce_sum(g, where, bufs[i], ns[i], dtype);
+    NCCL_CHECK(ncclGroupEnd());
+    return;
+  }
+#endif
+  for (int i = 0; i < count; i++) hy_allreduce_sum(g, where, bufs[i], ns[i], dtype);
+}
+
 void hy_allgather(hy_group *g, hy_device where, const void *send, void *recv, int64_t n,
                   hy_dtype dtype) {
   size_t bytes = (size_t)n * hy_dtype_size(dtype);

@@ -53,6 +53,10 @@ int hy_group_size(const hy_group *g);
 /* Collectives on f32/f64/i32 buffers of n elements (per rank for gather and scatter), in the
  * memory of `where`: HY_CPU (MPI) or HY_CUDA (NCCL; every rank of the group on its own GPU). */
 void hy_allreduce_sum(hy_group *g, hy_device where, void *buf, int64_t n, hy_dtype dtype);
+/* hy_allreduce_sum of count buffers (bufs[i] of ns[i] elements): on the GPU one NCCL group, which
+ * launches them together; on the CPU one after another. */
+void hy_allreduce_sum_each(hy_group *g, hy_device where, void *const *bufs, const int64_t *ns,
+                           int count, hy_dtype dtype);
 void hy_allgather(hy_group *g, hy_device where, const void *send, void *recv, int64_t n,
                   hy_dtype dtype);
 void hy_reduce_scatter_sum(hy_group *g, hy_device where, const void *send, void *recv, int64_t n,

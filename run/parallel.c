@@ -47,11 +47,18 @@ static void reduce_bucket(const hy_dist *d, hy_params *ps, int first, int last, 
 
 void hy_parallel_reduce_grads(const hy_dist *d, hy_params *ps) {
   if (d->world == 1 || ps->n == 0) return;
-  if (ps->items[0].t->device == HY_CUDA) { /* NCCL reduces each gradient where it lies */
+  if (ps->items[0].t->device == HY_CUDA) { /* NCCL reduces the gradients where they lie (f32) */
+    void **bufs = malloc((size_t)ps->n * sizeof *bufs);
+    int64_t *ns = malloc((size_t)ps->n * sizeof *ns);
+    if (!bufs || !ns) hy_die("parallel", "out of memory");
     for (int i = 0; i < ps->n; i++) {
       hy_tensor *g = hy_grad(ps->items[i].t);
-      hy_allreduce_sum(d->all, HY_CUDA, g->data, hy_numel(g), g->dtype);
+      bufs[i] = g->data;
+      ns[i] = hy_numel(g);
     }
+    hy_allreduce_sum_each(d->all, HY_CUDA, bufs, ns, ps->n, HY_F32);
+    free(bufs);
+    free(ns);
     return;
   }
   void *buf = malloc(BUCKET_BYTES);
