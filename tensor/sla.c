@@ -1,10 +1,12 @@
 /* hy_sla: causal sparse-linear attention, and its block selection hy_sla_select. The kernels are
- * in tensor/cpu/sla.c; the plain reference built from ops in layers/sla_reference.c. */
+ * in tensor/cpu/sla.c and tensor/cuda/sla.cu; the plain reference built from ops in
+ * layers/sla_reference.c. */
 #include "tensor/op.h"
 
 #include <math.h>
 
-/* What the backward needs besides the inputs and the output. */
+/* What the backward needs besides the inputs and the output: classes, lse and states on the
+ * inputs' device, the counts in host memory. */
 typedef struct {
   int32_t *classes;                         /* [B, H, nb, nb] */
   void *lse;                                /* [B, H, T] in the inputs' dtype */
@@ -53,8 +55,9 @@ static void set_counts(hy_sla_dims *d, double critical, double negligible) {
 
 static void check_args(const char *op, const hy_tensor *q, const hy_tensor *k, int64_t block,
                        double critical, double negligible) {
-  hy_check_input(op, q);
-  hy_check_input(op, k);
+  hy_check_input_any(op, q);
+  hy_check_input_any(op, k);
+  hy_check_same_device(op, q, k);
   hy_check_same_dtype(op, q, k);
   if (q->ndim != 4 || !hy_same_shape(q, k))
     hy_die(op, "needs q, k, v of one shape [B, T, H, D], got %s, %s", hy_describe(q),
@@ -85,8 +88,8 @@ static void fill_stats(const hy_sla_dims *d, hy_sla_stats *stats) {
 
 static int32_t *select_blocks(const hy_sla_dims *d, const hy_tensor *q, const hy_tensor *k) {
   size_t n = (size_t)(d->a.B * d->a.H * d->n_blocks * d->n_blocks);
-  int32_t *classes = hy_arena_alloc(sizeof(int32_t) * (n ? n : 1));
-  HY_CPU(q->dtype, cpu_sla_select, d, q->data, k->data, classes);
+  int32_t *classes = hy_saved_like(q, sizeof(int32_t) * (n ? n : 1));
+  HY_KERNEL(q, sla_select, d, q->data, k->data, classes);
   return classes;
 }
 
@@ -98,8 +101,9 @@ hy_tensor *hy_sla_select(hy_tensor *q, hy_tensor *k, int64_t block, double criti
   k = rows_dense(k);
   hy_sla_dims d = dims_of(q, k, k, 1.0, 0, block);
   set_counts(&d, critical_fraction, negligible_fraction);
-  hy_tensor *classes = hy_empty(HY_I32, HY_SHAPE(d.a.B, d.a.H, d.n_blocks, d.n_blocks));
-  HY_CPU(q->dtype, cpu_sla_select, &d, q->data, k->data, classes->data);
+  hy_tensor *classes =
+      hy_empty_on(q->device, HY_I32, HY_SHAPE(d.a.B, d.a.H, d.n_blocks, d.n_blocks));
+  HY_KERNEL(q, sla_select, &d, q->data, k->data, classes->data);
   fill_stats(&d, stats);
   return classes;
 }
@@ -116,17 +120,18 @@ static void sla_backward(hy_node *n) {
   hy_sla_dims d = dims_of(q, k, v, n->arg[0], (int)n->iarg[0], n->iarg[1]);
   d.n_critical = s->n_critical;
   d.n_negligible = s->n_negligible;
-  void *dstates = hy_arena_alloc(states_size(&d, q->dtype));
-  HY_CPU(q->dtype, cpu_sla_backward, &d, s->classes, q->data, k->data, v->data, o->data, s->lse,
-         s->states, dstates, o->grad->data, q->requires_grad ? hy_grad(q)->data : NULL,
-         k->requires_grad ? hy_grad(k)->data : NULL, v->requires_grad ? hy_grad(v)->data : NULL);
+  void *dstates = hy_saved_like(q, states_size(&d, q->dtype));
+  HY_KERNEL(q, sla_backward, &d, s->classes, q->data, k->data, v->data, o->data, s->lse, s->states,
+            dstates, o->grad->data, q->requires_grad ? hy_grad(q)->data : NULL,
+            k->requires_grad ? hy_grad(k)->data : NULL, v->requires_grad ? hy_grad(v)->data : NULL);
 }
 
 hy_tensor *hy_sla(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale, double critical_fraction,
                   double negligible_fraction, int feature_map, int64_t block, hy_sla_stats *stats) {
   const char *op = "sla";
   check_args(op, q, k, block, critical_fraction, negligible_fraction);
-  hy_check_input(op, v);
+  hy_check_input_any(op, v);
+  hy_check_same_device(op, q, v);
   hy_check_same_dtype(op, q, v);
   if (!hy_same_shape(q, v))
     hy_die(op, "needs q, k, v of one shape [B, T, H, D], got %s, %s, %s", hy_describe(q),
@@ -141,11 +146,11 @@ hy_tensor *hy_sla(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale, double
   set_counts(&d, critical_fraction, negligible_fraction);
   int32_t *classes = select_blocks(&d, q, k);
   fill_stats(&d, stats);
-  hy_tensor *o = hy_empty(q->dtype, HY_SHAPE(d.a.B, d.a.T, d.a.H, 2 * d.a.D));
+  hy_tensor *o = hy_empty_on(q->device, q->dtype, HY_SHAPE(d.a.B, d.a.T, d.a.H, 2 * d.a.D));
   size_t rows = (size_t)(d.a.B * d.a.H * d.a.T);
-  void *lse = hy_arena_alloc((rows ? rows : 1) * hy_dtype_size(q->dtype));
-  void *states = hy_arena_alloc(states_size(&d, q->dtype));
-  HY_CPU(q->dtype, cpu_sla, &d, classes, q->data, k->data, v->data, o->data, lse, states);
+  void *lse = hy_saved_like(q, (rows ? rows : 1) * hy_dtype_size(q->dtype));
+  void *states = hy_saved_like(q, states_size(&d, q->dtype));
+  HY_KERNEL(q, sla, &d, classes, q->data, k->data, v->data, o->data, lse, states);
   hy_node *n = hy_record(op, sla_backward, o, 3, (hy_tensor *[]){q, k, v});
   if (n) {
     sla_saved *s = hy_arena_alloc(sizeof *s);
