@@ -1,9 +1,11 @@
 /* Chunked gated linear attention on the GPU (hy_gla, tensor/cuda/gla.cu): forward, and forward +
  * backward, at B=8 T=2048 H=4 dk=128 dv=256 and chunks of 64 in f32, gates as the layer makes
- * them (logsigmoid / 16); the median of 20 runs after 3 warm-ups, in ms and TFLOP/s. Flops count
- * the useful work of the chunked form: per head, the state products 4 T dk dv (o's and the state
- * update) and the causal half of the intra-chunk pairs T C (dk + dv); the backward twice that
- * (recomputed intra-chunk scores not counted). Usage: bench_cuda_gla [T] */
+ * them (logsigmoid / 16); then lightning attention (hy_linear_attention with the lightning
+ * layer's constant decay per head, the same kernels) at B=8 T=2048 H=16 d=64. The median of 20
+ * runs after 3 warm-ups, in ms and TFLOP/s. Flops count the useful work of the chunked form: per
+ * head, the state products 4 T dk dv (o's and the state update) and the causal half of the
+ * intra-chunk pairs T C (dk + dv); the backward twice that (recomputed intra-chunk scores not
+ * counted). Usage: bench_cuda_gla [T] */
 #include "autograd/tape.h"
 #include "bench/bench.h"
 #include "tensor/arena.h"
@@ -18,14 +20,16 @@
 enum { WARMUP = 3, REPS = 20, CHUNK = 64 };
 
 typedef struct {
-  hy_tensor *q, *k, *v, *g, *go; /* persistent, on the GPU */
+  hy_tensor *q, *k, *v, *g, *go; /* persistent, on the GPU; g NULL: lightning's decays */
+  const double *log_decay;
   bool backward;
 } gla_case;
 
 static void step(void *ctx) {
   gla_case *c = ctx;
   hy_step_mark mark = hy_step_get_mark();
-  hy_tensor *o = hy_gla(c->q, c->k, c->v, c->g, CHUNK);
+  hy_tensor *o = c->g ? hy_gla(c->q, c->k, c->v, c->g, CHUNK)
+                      : hy_linear_attention(c->q, c->k, c->v, c->log_decay, CHUNK);
   if (c->backward) hy_backward_with(o, c->go);
   hy_step_rewind(mark);
 }
@@ -42,6 +46,26 @@ static hy_tensor *gate(hy_shape s, hy_rng *rng) {
   return g;
 }
 
+/* Times one case (forward, then forward + backward) and prints its two table rows. */
+static void time_case(const char *name, gla_case *c, int64_t B, int64_t T, int64_t H, int64_t dk,
+                      int64_t dv) {
+  double flops =
+      (double)(B * H) * (double)T * (4.0 * (double)(dk * dv) + (double)(CHUNK * (dk + dv)));
+  c->backward = false;
+  double tf = bench_gpu_median(step, c, WARMUP, REPS);
+  c->backward = true;
+  double tfb = bench_gpu_median(step, c, WARMUP, REPS);
+  printf("%s, f32, B=%lld T=%lld H=%lld dk=%lld dv=%lld chunk=%d, median of %d after %d "
+         "warm-ups\n",
+         name, (long long)B, (long long)T, (long long)H, (long long)dk, (long long)dv, CHUNK, REPS,
+         WARMUP);
+  printf("| %-30s | %10.3f | %10.2f |\n", "forward", tf * 1e3, flops / tf * 1e-12);
+  printf("| %-30s | %10.3f | %10.2f |\n", "forward + backward", tfb * 1e3, 3 * flops / tfb * 1e-12);
+  hy_tensor *ts[5] = {c->q, c->k, c->v, c->g, c->go};
+  for (int i = 0; i < 5; i++)
+    if (ts[i]) hy_free(ts[i]);
+}
+
 int main(int argc, char **argv) {
   if (!hy_cuda_available()) {
     printf("bench_cuda_gla: no CUDA GPU (%s); nothing to time\n",
@@ -51,31 +75,30 @@ int main(int argc, char **argv) {
   int64_t B = 8, T = argc > 1 ? atoll(argv[1]) : 2048, H = 4, dk = 128, dv = 256;
   hy_set_device(HY_CUDA);
   hy_rng rng = hy_rng_new(7);
-  hy_shape sk = HY_SHAPE(B, T, H, dk), sv = HY_SHAPE(B, T, H, dv);
-  gla_case c = {bench_gpu_normal(sk, &rng, 1 / sqrt((double)dk), true),
-                bench_gpu_normal(sk, &rng, 1, true),
-                bench_gpu_normal(sv, &rng, 1, true),
-                gate(sk, &rng),
-                bench_gpu_normal(sv, &rng, 1, false),
-                false};
-  double flops =
-      (double)(B * H) * (double)T * (4.0 * (double)(dk * dv) + (double)(CHUNK * (dk + dv)));
-  double tf = bench_gpu_median(step, &c, WARMUP, REPS);
-  c.backward = true;
-  double tfb = bench_gpu_median(step, &c, WARMUP, REPS);
   printf("device: %s\n", bench_gpu_description());
-  printf("chunked gla, f32, B=%lld T=%lld H=%lld dk=%lld dv=%lld chunk=%d, median of %d after %d "
-         "warm-ups\n",
-         (long long)B, (long long)T, (long long)H, (long long)dk, (long long)dv, CHUNK, REPS,
-         WARMUP);
-  printf("| %-20s | %10s | %10s |\n", "pass", "ms", "TFLOP/s");
-  printf("| %-20s | %10.3f | %10.2f |\n", "forward", tf * 1e3, flops / tf * 1e-12);
-  printf("| %-20s | %10.3f | %10.2f |\n", "forward + backward", tfb * 1e3, 3 * flops / tfb * 1e-12);
-  hy_free(c.q);
-  hy_free(c.k);
-  hy_free(c.v);
-  hy_free(c.g);
-  hy_free(c.go);
+  printf("| %-30s | %10s | %10s |\n", "pass", "ms", "TFLOP/s");
+  hy_shape sk = HY_SHAPE(B, T, H, dk), sv = HY_SHAPE(B, T, H, dv);
+  gla_case gla = {bench_gpu_normal(sk, &rng, 1 / sqrt((double)dk), true),
+                  bench_gpu_normal(sk, &rng, 1, true),
+                  bench_gpu_normal(sv, &rng, 1, true),
+                  gate(sk, &rng),
+                  bench_gpu_normal(sv, &rng, 1, false),
+                  NULL,
+                  false};
+  time_case("chunked gla", &gla, B, T, H, dk, dv);
+  /* Lightning: the decays of the first of 12 layers (layers/lightning.c). */
+  int64_t LH = 16, D = 64;
+  double log_decay[16];
+  for (int64_t h = 0; h < LH; h++) log_decay[h] = -(8.0 / (double)LH) * (double)h;
+  hy_shape sl = HY_SHAPE(B, T, LH, D);
+  gla_case lightning = {bench_gpu_normal(sl, &rng, 1 / sqrt((double)D), true),
+                        bench_gpu_normal(sl, &rng, 1, true),
+                        bench_gpu_normal(sl, &rng, 1, true),
+                        NULL,
+                        bench_gpu_normal(sl, &rng, 1, false),
+                        log_decay,
+                        false};
+  time_case("lightning attention", &lightning, B, T, LH, D, D);
   hy_step_reset();
   return 0;
 }

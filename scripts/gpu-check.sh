@@ -12,6 +12,7 @@ mkdir -p "$build" "$logs"
 if [ -d .gpu-deps ]; then
   export PKG_CONFIG_PATH="$PWD/.gpu-deps/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
   export LD_LIBRARY_PATH="$PWD/.gpu-deps/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export PYTHONPATH="$PWD/.gpu-deps/python${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export HYLA_REQUIRE_GPU=1 NCCL_NVLS_ENABLE=0
 gpu=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | head -1)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Gather here what the GPU machine lacks for scripts/gpu-check.sh: Criterion (the test framework)
 # and inih (the recipe parser), headers and shared libraries with their own dependencies, into
-# .gpu-deps/ (ignored by git), to be carried along with the working tree. Run on a Debian/Ubuntu
+# .gpu-deps/ (ignored by git), to be carried along with the working tree; and, for the reference
+# timings of bench/reference/linear_attention_torch.py, flash-linear-attention's kernels (fla-core
+# and einops, pure Python, from PyPI) unpacked into .gpu-deps/python. Run on a Debian/Ubuntu
 # machine that has them installed (scripts/setup.sh installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,4 +23,12 @@ for pc in criterion inih; do
     -e 's#^includedir=.*#includedir=${prefix}/include#' -e '/^Requires.private/d' -e '/^Libs.private/d' "$libdir/pkgconfig/$pc.pc" \
     >"$out/lib/pkgconfig/$pc.pc"
 done
+# The reference kernels: optional, so a machine without PyPI still gets the rest.
+if python3 -m pip download --no-deps --quiet -d "$out/wheels" fla-core einops; then
+  mkdir -p "$out/python"
+  for wheel in "$out"/wheels/*.whl; do python3 -m zipfile -e "$wheel" "$out/python"; done
+  rm -rf "$out/wheels"
+else
+  echo "gpu-deps: could not download fla-core and einops; the GLA and lightning references will be skipped"
+fi
 du -sh "$out"

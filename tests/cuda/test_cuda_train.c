@@ -1,6 +1,6 @@
-/* Training on the GPU: 100 steps of a small softmax-attention model on MQAR track the CPU's loss
- * curve, in bf16 they stay near the f32 curve, and a checkpoint written from the GPU resumes on
- * it. */
+/* Training on the GPU: 100 steps of a small softmax-attention model on MQAR, and of a hybrid with
+ * every mixer of the zoo, track the CPU's loss curve; in bf16 they stay near the f32 curve, and a
+ * checkpoint written from the GPU resumes on it. */
 #include "recipes/recipe.h"
 #include "run/train.h"
 #include "tests/gpu.h"
@@ -32,23 +32,38 @@ static void fini(void) {
 
 TestSuite(cuda_train, .init = init, .fini = fini);
 
-static void train_in(const char *name, const char *device, const char *precision, int64_t steps,
-                     const char *resume) {
-  char text[1024];
+/* Every mixer once, in one model; blocks and chunks small enough that T = 64 spans several. */
+static const char HYBRID[] = "gla, attn, linear, lightning, rat, sla, titans_mag, titans_mal, "
+                             "sigmoid, softplus";
+static const char HYBRID_SETTINGS[] = "[layer.sla]\nblock = 16\n[layer.rat]\nchunk = 8\n"
+                                      "[layer.titans]\nwindow = 16\nchunk = 16\nheads = 4\n"
+                                      "[layer.gla]\nchunk = 16\n[layer.lightning]\nchunk = 16\n"
+                                      "[layer.linear]\nchunk = 16\n";
+
+/* Trains `layers` (with the [layer.*] tables in `settings`) on MQAR into dir/name. */
+static void train_model(const char *name, const char *device, const char *precision,
+                        const char *layers, const char *settings, int64_t steps,
+                        const char *resume) {
+  char text[2048];
   snprintf(text, sizeof text,
            "[run]\nname = \"%s\"\nout = \"%s/%s\"\nseed = 5\n"
-           "[model]\nd_model = 64\nn_heads = 4\nlayers = \"attn x 2\"\n"
+           "[model]\nd_model = 64\nn_heads = 4\nlayers = \"%s\"\n%s"
            "[data]\ndataset = \"mqar\"\n[data.mqar]\npairs = 8\n"
            "[train]\nbatch = 8\nseq_len = 64\nsteps = %lld\nlog_every = 1\neval_every = 50\n"
            "eval_batches = 2\ncheckpoint_every = 50\nthreads = 1\ndevice = \"%s\"\n"
            "precision = \"%s\"\n[optim]\nlr = 3e-3\nwarmup = 10\n",
-           name, dir, name, (long long)steps, device, precision);
+           name, dir, name, layers, settings, (long long)steps, device, precision);
   hy_recipe r;
   hy_error err;
   cr_assert_eq(hy_recipe_parse(text, "test.toml", 0, NULL, &r, &err), 0, "%s", err.msg);
   hy_train_options opt = {.quiet = true, .resume = resume};
   hy_train_result res;
   cr_assert_eq(hy_train(&r, &opt, &res, &err), 0, "%s", err.msg);
+}
+
+static void train_in(const char *name, const char *device, const char *precision, int64_t steps,
+                     const char *resume) {
+  train_model(name, device, precision, "attn x 2", "", steps, resume);
 }
 
 static void train(const char *name, const char *device, int64_t steps, const char *resume) {
@@ -69,41 +84,50 @@ static int losses(const char *name, double *out, int max) {
   return n;
 }
 
+/* Asserts run b's 100 losses are within tol of run a's, relative, at every step; returns the
+ * largest gap and, in first_loss / last_loss, run a's first and last losses. */
+static double largest_gap(const char *a, const char *b, double tol, double *first_loss,
+                          double *last_loss) {
+  double la[100], lb[100];
+  cr_assert_eq(losses(a, la, 100), 100);
+  cr_assert_eq(losses(b, lb, 100), 100);
+  double worst = 0;
+  for (int i = 0; i < 100; i++) {
+    double rel = fabs(lb[i] - la[i]) / la[i];
+    cr_assert(isfinite(lb[i]) && rel <= tol, "step %d: %s loss %.6f, %s %.6f", i + 1, b, lb[i], a,
+              la[i]);
+    if (rel > worst) worst = rel;
+  }
+  *first_loss = la[0];
+  *last_loss = la[99];
+  return worst;
+}
+
 Test(cuda_train, hundred_steps_track_the_cpu) {
   T_NEED_GPU();
   train("cpu", "cpu", 100, NULL);
   train("gpu", "cuda", 100, NULL);
-  double cpu[100], gpu[100];
-  cr_assert_eq(losses("cpu", cpu, 100), 100);
-  cr_assert_eq(losses("gpu", gpu, 100), 100);
-  double worst = 0;
-  for (int i = 0; i < 100; i++) {
-    double rel = fabs(gpu[i] - cpu[i]) / cpu[i];
-    cr_assert(isfinite(gpu[i]) && rel <= CURVE_TOL, "step %d: GPU loss %.6f, CPU %.6f", i + 1,
-              gpu[i], cpu[i]);
-    if (rel > worst) worst = rel;
-  }
-  cr_log_info("100 steps: largest relative loss difference GPU vs CPU %.3g (first %.3g)", worst,
-              fabs(gpu[0] - cpu[0]) / cpu[0]);
-  cr_assert(cpu[99] < cpu[0] - 0.5, "the model learned nothing (%.3f -> %.3f)", cpu[0], cpu[99]);
+  double first, last, worst = largest_gap("cpu", "gpu", CURVE_TOL, &first, &last);
+  cr_log_info("100 steps: largest relative loss difference GPU vs CPU %.3g", worst);
+  cr_assert(last < first - 0.5, "the model learned nothing (%.3f -> %.3f)", first, last);
+}
+
+Test(cuda_train, every_mixer_tracks_the_cpu) {
+  T_NEED_GPU();
+  train_model("hybrid-cpu", "cpu", "f32", HYBRID, HYBRID_SETTINGS, 100, NULL);
+  train_model("hybrid-gpu", "cuda", "f32", HYBRID, HYBRID_SETTINGS, 100, NULL);
+  double first, last, worst = largest_gap("hybrid-cpu", "hybrid-gpu", CURVE_TOL, &first, &last);
+  cr_log_info("100 steps of every mixer: largest relative loss difference GPU vs CPU %.3g", worst);
+  cr_assert(last < first - 0.5, "the hybrid learned nothing (%.3f -> %.3f)", first, last);
 }
 
 Test(cuda_train, bf16_tracks_f32) {
   T_NEED_GPU();
   train_in("f32", "cuda", "f32", 100, NULL);
   train_in("bf16", "cuda", "bf16", 100, NULL);
-  double f32[100], bf16[100];
-  cr_assert_eq(losses("f32", f32, 100), 100);
-  cr_assert_eq(losses("bf16", bf16, 100), 100);
-  double worst = 0;
-  for (int i = 0; i < 100; i++) {
-    double rel = fabs(bf16[i] - f32[i]) / f32[i];
-    cr_assert(isfinite(bf16[i]) && rel <= BF16_CURVE_TOL, "step %d: bf16 loss %.6f, f32 %.6f",
-              i + 1, bf16[i], f32[i]);
-    if (rel > worst) worst = rel;
-  }
+  double first, last, worst = largest_gap("f32", "bf16", BF16_CURVE_TOL, &first, &last);
   cr_log_info("100 steps: largest relative loss difference bf16 vs f32 %.3g", worst);
-  cr_assert(bf16[99] < bf16[0] - 0.5, "bf16 learned nothing (%.3f -> %.3f)", bf16[0], bf16[99]);
+  cr_assert(last < first - 0.5, "f32 learned nothing (%.3f -> %.3f)", first, last);
 }
 
 Test(cuda_train, bf16_on_the_cpu_is_refused) {
