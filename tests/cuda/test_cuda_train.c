@@ -14,6 +14,12 @@
 /* The bound on |loss_gpu - loss_cpu| / loss_cpu at every step: the two devices sum in different
  * orders, and f32 rounding differences grow slowly over the steps. */
 static const double CURVE_TOL = 1e-5; /* measured on an H200: 1.0e-7 */
+/* The hybrid of every mixer: its linear-state layers amplify any rounding difference over the
+ * steps (on the CPU alone, f32 against f64 passed 1e-5 at step 29 and reached 7e-3 at step 100),
+ * so the GPU is held to CURVE_TOL for the first steps, where a wrong kernel shows at once, and
+ * after that to HYBRID_SPREAD times the CPU f32's own distance from f64. */
+static const int HYBRID_STRICT_STEPS = 10;
+static const double HYBRID_SPREAD = 4; /* measured on an H200: GPU vs CPU 3.4e-3 at worst */
 /* The bound on |loss_bf16 - loss_f32| / loss_f32: bf16 matmul inputs keep 8 bits of mantissa. */
 static const double BF16_CURVE_TOL = 2e-3; /* measured on an H200: 1.4e-4 */
 
@@ -84,18 +90,18 @@ static int losses(const char *name, double *out, int max) {
   return n;
 }
 
-/* Asserts run b's 100 losses are within tol of run a's, relative, at every step; returns the
- * largest gap and, in first_loss / last_loss, run a's first and last losses. */
-static double largest_gap(const char *a, const char *b, double tol, double *first_loss,
+/* Asserts run b's first n losses (of 100) are within tol of run a's, relative, at every step;
+ * returns the largest gap and, in first_loss / last_loss, run a's first and last losses. */
+static double largest_gap(const char *a, const char *b, int n, double tol, double *first_loss,
                           double *last_loss) {
   double la[100], lb[100];
   cr_assert_eq(losses(a, la, 100), 100);
   cr_assert_eq(losses(b, lb, 100), 100);
   double worst = 0;
-  for (int i = 0; i < 100; i++) {
+  for (int i = 0; i < n; i++) {
     double rel = fabs(lb[i] - la[i]) / la[i];
-    cr_assert(isfinite(lb[i]) && rel <= tol, "step %d: %s loss %.6f, %s %.6f", i + 1, b, lb[i], a,
-              la[i]);
+    cr_assert(isfinite(lb[i]) && rel <= tol, "step %d: %s loss %.6f, %s %.6f (bound %.3g)", i + 1,
+              b, lb[i], a, la[i], tol);
     if (rel > worst) worst = rel;
   }
   *first_loss = la[0];
@@ -107,17 +113,25 @@ Test(cuda_train, hundred_steps_track_the_cpu) {
   T_NEED_GPU();
   train("cpu", "cpu", 100, NULL);
   train("gpu", "cuda", 100, NULL);
-  double first, last, worst = largest_gap("cpu", "gpu", CURVE_TOL, &first, &last);
+  double first, last, worst = largest_gap("cpu", "gpu", 100, CURVE_TOL, &first, &last);
   cr_log_info("100 steps: largest relative loss difference GPU vs CPU %.3g", worst);
   cr_assert(last < first - 0.5, "the model learned nothing (%.3f -> %.3f)", first, last);
 }
 
 Test(cuda_train, every_mixer_tracks_the_cpu) {
   T_NEED_GPU();
+  train_model("hybrid-f64", "cpu", "f64", HYBRID, HYBRID_SETTINGS, 100, NULL);
   train_model("hybrid-cpu", "cpu", "f32", HYBRID, HYBRID_SETTINGS, 100, NULL);
   train_model("hybrid-gpu", "cuda", "f32", HYBRID, HYBRID_SETTINGS, 100, NULL);
-  double first, last, worst = largest_gap("hybrid-cpu", "hybrid-gpu", CURVE_TOL, &first, &last);
-  cr_log_info("100 steps of every mixer: largest relative loss difference GPU vs CPU %.3g", worst);
+  double first, last;
+  double early =
+      largest_gap("hybrid-cpu", "hybrid-gpu", HYBRID_STRICT_STEPS, CURVE_TOL, &first, &last);
+  double cpu = largest_gap("hybrid-f64", "hybrid-cpu", 100, INFINITY, &first, &last);
+  double gpu =
+      largest_gap("hybrid-f64", "hybrid-gpu", 100, HYBRID_SPREAD * cpu + CURVE_TOL, &first, &last);
+  cr_log_info("every mixer: GPU vs CPU over the first %d steps %.3g; over 100 steps, distance "
+              "from f64 of the CPU's f32 %.3g and of the GPU's %.3g",
+              HYBRID_STRICT_STEPS, early, cpu, gpu);
   cr_assert(last < first - 0.5, "the hybrid learned nothing (%.3f -> %.3f)", first, last);
 }
 
@@ -125,7 +139,7 @@ Test(cuda_train, bf16_tracks_f32) {
   T_NEED_GPU();
   train_in("f32", "cuda", "f32", 100, NULL);
   train_in("bf16", "cuda", "bf16", 100, NULL);
-  double first, last, worst = largest_gap("f32", "bf16", BF16_CURVE_TOL, &first, &last);
+  double first, last, worst = largest_gap("f32", "bf16", 100, BF16_CURVE_TOL, &first, &last);
   cr_log_info("100 steps: largest relative loss difference bf16 vs f32 %.3g", worst);
   cr_assert(last < first - 0.5, "f32 learned nothing (%.3f -> %.3f)", first, last);
 }
