@@ -7,25 +7,10 @@ import sys
 import torch
 import torch.nn.functional as F
 
+from timing import median_ms
+
 B, H, D = 8, 16, 64
 T = int(sys.argv[1]) if len(sys.argv) > 1 else 2048
-torch.backends.cuda.matmul.allow_tf32 = False
-torch.backends.cudnn.allow_tf32 = False
-
-
-def median_ms(fn):
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(20):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    return sorted(times)[len(times) // 2]
-
 
 flops = 4 * B * H * T * T * D / 2
 for dtype in (torch.float32, torch.bfloat16):

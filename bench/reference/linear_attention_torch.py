@@ -10,6 +10,8 @@ import sys
 import torch
 import torch.nn.functional as F
 
+from timing import median_ms
+
 try:
     from fla.ops.gla import chunk_gla
     from fla.ops.lightning_attn import chunk_lightning_attn
@@ -20,22 +22,6 @@ except Exception as e:  # fla missing, or too new for this PyTorch
 B = 8
 T = int(sys.argv[1]) if len(sys.argv) > 1 else 2048
 CHUNK = 64
-torch.backends.cuda.matmul.allow_tf32 = False
-torch.backends.cudnn.allow_tf32 = False
-
-
-def median_ms(fn):
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(20):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    return sorted(times)[len(times) // 2]
 
 
 def leaf(shape, dtype, scale=1.0):

@@ -6,15 +6,14 @@ with bf16 autocast (the issue's reference). Memory: peak is torch.cuda.max_memor
 max_memory_reserved.
 Usage: python3 bench/reference/lm_torch.py [T ...]"""
 import sys
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from timing import median_ms
+
 D, LAYERS, HEADS, VOCAB, TOKENS = 768, 12, 12, 32000, 8 * 2048
-torch.backends.cuda.matmul.allow_tf32 = False
-torch.backends.cudnn.allow_tf32 = False
 
 
 class OwnRMSNorm(nn.Module):  # for a PyTorch older than nn.RMSNorm (2.4)
@@ -94,16 +93,7 @@ def measure(T, autocast):
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    for _ in range(2):
-        step()
-    times = []
-    for _ in range(5):
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        step()
-        torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    t = sorted(times)[len(times) // 2]
+    t = median_ms(step, warmups=2, reps=5) / 1e3
     peak = torch.cuda.max_memory_allocated() / 2**30
     held = torch.cuda.max_memory_reserved() / 2**30
     params = sum(p.numel() for p in model.parameters()) / 1e6
