@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Evaluate the final checkpoints of a length-extrapolation sweep at longer sequences.
-#   scripts/ablations/extrapolation.sh SWEEP_DIR [LENGTH...]
-# For each finished run of SWEEP_DIR (recipes/ablations/extrapolation.toml), runs
+# Ablation 5 in one command: train the length-extrapolation sweep, then evaluate its final
+# checkpoints at longer sequences.
+#   scripts/ablations/extrapolation.sh recipes/ablations/extrapolation.toml [LENGTH...]
+#   scripts/ablations/extrapolation.sh SWEEP_DIR [LENGTH...]     (evaluate only)
+# Given the recipe, trains its sweep first (`hyla sweep`, which skips finished runs): under
+# `mpirun -np $NP -x HYLA_THREADS=1` where mpirun is installed (NP, default 2; NP=1 trains in this
+# process). Then, for each finished run of the sweep directory, runs
 # `hyla eval CKPT --seq-len T --batches B` on its newest checkpoint for each length (default
 # 128 256 512 1024 2048; B = $BATCHES, default 4) and writes SWEEP_DIR/extrapolation.csv (one row
 # per run and length) and SWEEP_DIR/extrapolation.md (validation loss per setting and length: the
@@ -10,7 +14,7 @@
 # the binary.
 set -euo pipefail
 
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
 case "${1:-}" in
   -h|--help) usage; exit 0 ;;
   "") usage >&2; exit 2 ;;
@@ -21,6 +25,17 @@ lengths=("$@")
 [ ${#lengths[@]} -gt 0 ] || lengths=(128 256 512 1024 2048)
 hyla="${HYLA:-build/hyla}"
 batches="${BATCHES:-4}"
+if [ -f "$dir" ]; then # a recipe: train its sweep, then evaluate the sweep's directory
+  recipe=$dir
+  dir=$("$hyla" sweep "$recipe" --dry-run 2>/dev/null | sed -n 's/^sweep .*: [0-9]* runs in //p')
+  [ -n "$dir" ] || { echo "extrapolation.sh: $recipe is not a sweep recipe" >&2; exit 1; }
+  np="${NP:-2}"
+  if [ "$np" -gt 1 ] && command -v mpirun >/dev/null; then
+    mpirun --oversubscribe -np "$np" -x HYLA_THREADS=1 "$hyla" sweep "$recipe"
+  else
+    "$hyla" sweep "$recipe"
+  fi
+fi
 [ -d "$dir" ] || { echo "extrapolation.sh: $dir does not exist" >&2; exit 1; }
 
 csv="$dir/extrapolation.csv"
