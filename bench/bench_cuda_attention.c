@@ -1,5 +1,6 @@
 /* Causal softmax attention on the GPU (hy_attention, tensor/cuda/attention.cu): forward, and
- * forward + backward, at B=8 T=2048 H=16 D=64 in f32; the median of 20 runs after 3 warm-ups, in
+ * forward + backward, at B=8 T=2048 H=16 D=64 in f32 and with bf16 matmuls (the tensor-core
+ * kernels of tensor/cuda/attention_bf16.cu); the median of 20 runs after 3 warm-ups, in
  * ms and TFLOP/s (forward 4 B H T^2 D / 2 flops with the causal half, backward 2.5 times that).
  * Usage: bench_cuda_attention [T] */
 #include "autograd/tape.h"
@@ -45,14 +46,23 @@ int main(int argc, char **argv) {
   double tf = bench_gpu_median(step, &c, WARMUP, REPS);
   c.backward = true;
   double tfb = bench_gpu_median(step, &c, WARMUP, REPS);
+  hy_set_matmul_precision(HY_MATMUL_BF16);
+  c.backward = false;
+  double tf16 = bench_gpu_median(step, &c, WARMUP, REPS);
+  c.backward = true;
+  double tfb16 = bench_gpu_median(step, &c, WARMUP, REPS);
+  hy_set_matmul_precision(HY_MATMUL_F32);
   printf("device: %s\n", bench_gpu_description());
-  printf("causal softmax attention, f32, B=%lld T=%lld H=%lld D=%lld, median of %d after %d "
-         "warm-ups\n",
+  printf("causal softmax attention, B=%lld T=%lld H=%lld D=%lld, median of %d after %d warm-ups\n",
          (long long)B, (long long)T, (long long)H, (long long)D, REPS, WARMUP);
-  printf("| %-20s | %10s | %10s |\n", "pass", "ms", "TFLOP/s");
-  printf("| %-20s | %10.3f | %10.2f |\n", "forward", tf * 1e3, flops / tf * 1e-12);
-  printf("| %-20s | %10.3f | %10.2f |\n", "forward + backward", tfb * 1e3,
+  printf("| %-40s | %10s | %10s |\n", "pass", "ms", "TFLOP/s");
+  printf("| %-40s | %10.3f | %10.2f |\n", "forward, f32", tf * 1e3, flops / tf * 1e-12);
+  printf("| %-40s | %10.3f | %10.2f |\n", "forward + backward, f32", tfb * 1e3,
          3.5 * flops / tfb * 1e-12);
+  printf("| %-40s | %10.3f | %10.2f |\n", "forward, bf16 tensor cores", tf16 * 1e3,
+         flops / tf16 * 1e-12);
+  printf("| %-40s | %10.3f | %10.2f |\n", "forward + backward, bf16 tensor cores", tfb16 * 1e3,
+         3.5 * flops / tfb16 * 1e-12);
   hy_free(c.q);
   hy_free(c.k);
   hy_free(c.v);

@@ -1,7 +1,9 @@
+#include "tensor/cuda/attention_bf16.h"
 #include "tensor/cuda/common.cuh"
 #include "tensor/cuda/tiles.cuh"
 extern "C" {
 #include "tensor/arena.h"
+#include "tensor/device.h"
 }
 
 #include <math.h>
@@ -18,7 +20,8 @@ extern "C" {
  * P from q, k and lse and sums dK and dV over the query tiles that see them, and one over query
  * tiles that sums dQ over their key tiles: every output has one owner, so no atomics, and the
  * sums run in a fixed order.
- * The thread layout and tile helpers are tiles.cuh's. */
+ * The thread layout and tile helpers are tiles.cuh's. With GPU matmuls in bf16 the head sizes
+ * 64 and 128 go to the tensor-core kernels of attention_bf16.cu instead. */
 
 namespace {
 
@@ -439,12 +442,22 @@ launch launch_of(const hy_attn_dims *d, const void *q, const void *k, const void
   return L;
 }
 
+/* bf16 matmuls are on and the tensor-core kernels take this head size and these rows (16-byte
+ * pieces). */
+bool tensor_cores(const hy_attn_dims *d, const launch &L) {
+  return hy_get_matmul_precision() == HY_MATMUL_BF16 && cuda_attention_bf16_head(d->D) && L.vec4;
+}
+
 } // namespace
 
 extern "C" void cuda_attention_f32(const hy_attn_dims *dims, const float *q, const float *k,
                                    const float *v, float *o, float *lse) {
   if (dims->T == 0 || dims->B * dims->H == 0) return;
   launch L = launch_of(dims, q, k, v, o);
+  if (tensor_cores(dims, L)) {
+    cuda_attention_bf16(dims, q, k, v, o, lse);
+    return;
+  }
   switch (padded(dims->D)) {
   case 16: forward<16>(L, q, k, v, o, lse); break;
   case 32: forward<32>(L, q, k, v, o, lse); break;
@@ -470,6 +483,11 @@ extern "C" void cuda_attention_backward_f32(const hy_attn_dims *dims, const floa
   attention_delta<<<hy_cuda_blocks(rows * 32), HY_CUDA_THREADS>>>(rows, (int)dims->T, (int)dims->H,
                                                                   (int)dims->D, o, go, delta);
   HY_CUDA_LAUNCHED(attention_delta);
+  if (tensor_cores(dims, L)) {
+    cuda_attention_backward_bf16(dims, q, k, v, go, lse, delta, gq, gk, gv);
+    hy_arena_rewind(mark);
+    return;
+  }
   switch (padded(dims->D)) {
   case 16: backward<16>(L, q, k, v, go, lse, delta, gq, gk, gv); break;
   case 32: backward<32>(L, q, k, v, go, lse, delta, gq, gk, gv); break;
