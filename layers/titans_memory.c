@@ -134,7 +134,7 @@ static hy_tensor *output(const hy_titans_memory *m, hy_tensor *y) {
   return hy_linear_forward(&m->o, hy_reshape(yt, HY_SHAPE(B, T, m->heads * m->dim)));
 }
 
-/* ---- the chunked form ---- */
+/* ---- the chunked form (tensor/titans_scan.c) ---- */
 
 hy_tensor *hy_titans_memory_forward(const hy_titans_memory *m, hy_tensor *x) {
   if (m->reference) return hy_titans_memory_reference(m, x);
@@ -146,6 +146,18 @@ hy_tensor *hy_titans_memory_forward(const hy_titans_memory *m, hy_tensor *x) {
     hy_tensor *xc = hy_reshape(hy_slice(x, 1, 0, N * c), HY_SHAPE(B, N, c, d));
     gates(m, hy_mean(xc, 2, false), &eta, &keep);
   }
+  /* The chunk recurrence as one op with a hand-written backward on the CPU; the GPU has no
+   * kernel for it yet and runs the composed form. */
+  hy_tensor *y = x->device == HY_CPU ? hy_titans_scan(q, k, v, theta, eta, keep, m->m0[0],
+                                                      m->depth == 2 ? m->m0[1] : NULL, c)
+                                     : hy_titans_memory_scan_composed(m, q, k, v, theta, eta, keep);
+  return output(m, y);
+}
+
+hy_tensor *hy_titans_memory_scan_composed(const hy_titans_memory *m, hy_tensor *q, hy_tensor *k,
+                                          hy_tensor *v, hy_tensor *theta, hy_tensor *eta,
+                                          hy_tensor *keep) {
+  int64_t B = q->shape[0], T = q->shape[2], c = m->chunk, N = T / c;
   hy_tensor *w[2], *s[2] = {NULL, NULL}, *u[2];
   initial_weights(m, B, w);
   hy_tensor **pieces = malloc((size_t)(N + 1) * sizeof *pieces);
@@ -165,7 +177,7 @@ hy_tensor *hy_titans_memory_forward(const hy_titans_memory *m, hy_tensor *x) {
   }
   hy_tensor *y = n_pieces == 1 ? pieces[0] : hy_concat(n_pieces, pieces, 2);
   free(pieces);
-  return output(m, y);
+  return y;
 }
 
 /* ---- the token-by-token reference ---- */

@@ -72,4 +72,14 @@ typedef struct {
   double scale, theta;
 } hy_rat_dims;
 
+/* The Titans memory scan (tensor/titans_scan.c): q, k, v, y [B, H, T, D], theta [B, H, T, 1], eta
+ * and keep [B, H, N, 1], contiguous; chunks of C tokens, N = floor(T / C) updates; memory depth 1
+ * (w1 [H, D, D]) or 2 (w1 [H, D, F], w2 [H, F, D]); P = the memory's size per head (D D or 2 D F);
+ * states and momenta [B, H, slots, P]: the weights and momentum after update j in slot j % slots
+ * (slots = N when the backward needs them all, fewer when nothing is recorded); the backward's work
+ * [B, H, P]: each sequence's gradient of M_0 before the sum over the batch. */
+typedef struct {
+  int64_t B, H, T, D, F, C, N, depth, P, slots;
+} hy_titans_dims;
+
 #endif

@@ -127,6 +127,18 @@ hy_tensor *hy_linear_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, const d
 hy_tensor *hy_rat(hy_tensor *q, hy_tensor *u, hy_tensor *k, hy_tensor *f, int64_t chunk,
                   double scale, double theta);
 
+/* The Titans neural memory's chunk recurrence (layers/titans_memory.h) as one op with a
+ * hand-written backward: per head, chunks of `chunk` tokens update the memory MLP (depth 1: M(z) =
+ * z W1; depth 2: M(z) = silu(z W1) W2) by momentum gradient descent on theta_t ||M(k_t) - v_t||^2
+ * (S_n = eta_n S_{n-1} - U_n, M_n = keep_n M_{n-1} + S_n), and token t reads
+ * y_t = M_{floor((t + 1) / chunk)}(q_t). q, k, v [B, H, T, D], theta [B, H, T, 1], eta and keep
+ * [B, H, N, 1] with N = floor(T / chunk) (NULL when N = 0), M_0 as w1 [H, D, F] and w2 [H, F, D]
+ * (depth 2) or w1 [H, D, D] and w2 NULL (depth 1), shared by the batch; y [B, H, T, D]. CPU
+ * kernels only so far. The exact math: tensor/titans_scan.c. */
+hy_tensor *hy_titans_scan(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *theta,
+                          hy_tensor *eta, hy_tensor *keep, hy_tensor *w1, hy_tensor *w2,
+                          int64_t chunk);
+
 /* Shapes and views. reshape, transpose and slice are views where the layout allows (reshape copies
  * a non-contiguous input); split returns views; concat and contiguous copy. */
 hy_tensor *hy_reshape(hy_tensor *x, hy_shape shape); /* one size may be -1 */

@@ -80,7 +80,15 @@
                    const real *f, real *o, real *lse);                                             \
   void cpu_rat_backward_##S(const hy_rat_dims *dims, const real *q, const real *u, const real *k,  \
                             const real *f, const real *o, const real *lse, const real *go,         \
-                            real *gq, real *gu, real *gk, real *gf);
+                            real *gq, real *gu, real *gk, real *gf);                               \
+  void cpu_titans_scan_##S(const hy_titans_dims *dims, const real *q, const real *k,               \
+                           const real *v, const real *theta, const real *eta, const real *keep,    \
+                           const real *w1, const real *w2, real *y, real *states, real *momenta);  \
+  void cpu_titans_scan_backward_##S(                                                               \
+      const hy_titans_dims *dims, const real *q, const real *k, const real *v, const real *theta,  \
+      const real *eta, const real *keep, const real *w1, const real *w2, const real *states,       \
+      const real *momenta, const real *gy, real *gq, real *gk, real *gv, real *gtheta, real *geta, \
+      real *gkeep, real *gw1, real *gw2, real *work);
 
 HY_CPU_KERNELS(f32, float)
 HY_CPU_KERNELS(f64, double)
