@@ -83,3 +83,16 @@ void t_expect_gpu_matches_f64(t_gpu_op op, void *ctx, int n, hy_tensor **cpu_inp
                               const char *what) {
   matches(op, ctx, n, cpu_inputs, tol, what, true);
 }
+
+hy_tensor *t_attention(hy_tensor **in, void *ctx) {
+  t_attn_ctx *c = ctx;
+  return hy_attention_offset(in[0], in[1], in[2], c->scale, c->window, c->q_offset);
+}
+
+hy_tensor *t_attention_of_projection(hy_tensor **in, void *ctx) {
+  t_attn_ctx *c = ctx;
+  hy_tensor *qkv = hy_reshape(in[0], HY_SHAPE(in[0]->shape[0], in[0]->shape[1], 3 * c->H, c->D));
+  hy_tensor *parts[3];
+  hy_split(qkv, 2, 3, (int64_t[]){c->H, c->H, c->H}, parts);
+  return hy_attention_window(parts[0], parts[1], parts[2], c->scale, c->window);
+}

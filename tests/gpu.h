@@ -37,4 +37,14 @@ void t_expect_gpu_matches_cpu(t_gpu_op op, void *ctx, int n, hy_tensor **cpu_inp
 void t_expect_gpu_matches_f64(t_gpu_op op, void *ctx, int n, hy_tensor **cpu_inputs, double tol,
                               const char *what);
 
+/* Softmax attention as the GPU suites run it: on q, k, v in in[0..2] (hy_attention_offset), or on
+ * q, k, v sliced from one [B, T, 3 H D] projection in in[0], as the layers pass them
+ * (hy_attention_window). ctx: a t_attn_ctx. */
+typedef struct {
+  double scale;
+  int64_t window, q_offset, H, D;
+} t_attn_ctx;
+hy_tensor *t_attention(hy_tensor **in, void *ctx);
+hy_tensor *t_attention_of_projection(hy_tensor **in, void *ctx);
+
 #endif

@@ -12,25 +12,6 @@ static const double TOL = 1e-5; /* f32, relative norm error */
 
 static uint64_t seed = 1000; /* every input fresh */
 
-typedef struct {
-  double scale;
-  int64_t window, q_offset, H, D;
-} attn_ctx;
-
-static hy_tensor *attention(hy_tensor **in, void *ctx) {
-  attn_ctx *c = ctx;
-  return hy_attention_offset(in[0], in[1], in[2], c->scale, c->window, c->q_offset);
-}
-
-/* q, k, v as the layers pass them: slices of one [B, T, 3 H D] projection. */
-static hy_tensor *attention_of_projection(hy_tensor **in, void *ctx) {
-  attn_ctx *c = ctx;
-  hy_tensor *qkv = hy_reshape(in[0], HY_SHAPE(in[0]->shape[0], in[0]->shape[1], 3 * c->H, c->D));
-  hy_tensor *parts[3];
-  hy_split(qkv, 2, 3, (int64_t[]){c->H, c->H, c->H}, parts);
-  return hy_attention_window(parts[0], parts[1], parts[2], c->scale, c->window);
-}
-
 /* Fresh q [B, T, H, D], k and v [B, Tk, H, D] in in[0..2], q and k requiring gradients iff
  * qk_grads, v iff any. */
 static void inputs(int64_t B, int64_t T, int64_t Tk, int64_t H, int64_t D, bool qk_grads,
@@ -48,14 +29,14 @@ static void inputs(int64_t B, int64_t T, int64_t Tk, int64_t H, int64_t D, bool 
 static void expect_attention(int64_t B, int64_t T, int64_t Tk, int64_t H, int64_t D,
                              double scale_mult, int64_t window, int64_t q_offset,
                              const char *what) {
-  attn_ctx c = {scale_mult / sqrt((double)D), window, q_offset, H, D};
+  t_attn_ctx c = {scale_mult / sqrt((double)D), window, q_offset, H, D};
   hy_tensor *in[3];
   inputs(B, T, Tk, H, D, Tk > 1, true, in);
   char name[160];
   snprintf(name, sizeof name, "%s: B %lld T %lld Tk %lld H %lld D %lld window %lld offset %lld",
            what, (long long)B, (long long)T, (long long)Tk, (long long)H, (long long)D,
            (long long)window, (long long)q_offset);
-  t_expect_gpu_matches_cpu(attention, &c, 3, in, TOL, name);
+  t_expect_gpu_matches_cpu(t_attention, &c, 3, in, TOL, name);
 }
 
 static const int64_t TS[] = {1, 7, 64, 257}, DS[] = {16, 32, 64, 128};
@@ -94,12 +75,12 @@ Test(cuda_attention, strided_projection_slices_match_cpu) {
     for (int j = 0; j < 4; j++)
       for (int64_t window = 0; window <= 5; window += 5) {
         int64_t H = 2 + (i + j) % 2, D = DS[j];
-        attn_ctx c = {1 / sqrt((double)D), window, 0, H, D};
+        t_attn_ctx c = {1 / sqrt((double)D), window, 0, H, D};
         hy_tensor *qkv = t_param(t_randn(HY_F32, HY_SHAPE(2, TS[i], 3 * H * D), seed++));
         char name[120];
         snprintf(name, sizeof name, "q, k, v slices: T %lld H %lld D %lld window %lld",
                  (long long)TS[i], (long long)H, (long long)D, (long long)window);
-        t_expect_gpu_matches_cpu(attention_of_projection, &c, 1, &qkv, TOL, name);
+        t_expect_gpu_matches_cpu(t_attention_of_projection, &c, 1, &qkv, TOL, name);
       }
 }
 
@@ -109,9 +90,9 @@ Test(cuda_attention, other_head_sizes_match_cpu) {
   int64_t Ds[] = {3, 5, 24, 80, 200, 256};
   for (int j = 0; j < 6; j++) {
     expect_attention(2, 70, 70, 2, Ds[j], 1, 0, 0, "head size");
-    attn_ctx c = {1 / sqrt((double)Ds[j]), 5, 0, 3, Ds[j]};
+    t_attn_ctx c = {1 / sqrt((double)Ds[j]), 5, 0, 3, Ds[j]};
     hy_tensor *qkv = t_param(t_randn(HY_F32, HY_SHAPE(2, 33, 3 * 3 * Ds[j]), seed++));
-    t_expect_gpu_matches_cpu(attention_of_projection, &c, 1, &qkv, TOL, "head size, slices");
+    t_expect_gpu_matches_cpu(t_attention_of_projection, &c, 1, &qkv, TOL, "head size, slices");
   }
 }
 
@@ -123,11 +104,11 @@ Test(cuda_attention, large_logits_stay_finite_and_match_cpu) {
   T_NEED_GPU();
   for (int j = 0; j < 4; j++)
     for (int64_t window = 0; window <= 5; window += 5) {
-      attn_ctx c = {30 / sqrt((double)DS[j]), window, 0, 3, DS[j]};
+      t_attn_ctx c = {30 / sqrt((double)DS[j]), window, 0, 3, DS[j]};
       hy_tensor *in[3];
       inputs(2, 257, 257, 3, DS[j], false, false, in);
-      t_expect_gpu_matches_cpu(attention, &c, 3, in, TOL, "scale x 30, forward");
+      t_expect_gpu_matches_cpu(t_attention, &c, 3, in, TOL, "scale x 30, forward");
       inputs(2, 257, 257, 3, DS[j], true, true, in);
-      t_expect_gpu_matches_cpu(attention, &c, 3, in, 3e-5, "scale x 30, gradients");
+      t_expect_gpu_matches_cpu(t_attention, &c, 3, in, 3e-5, "scale x 30, gradients");
     }
 }

@@ -79,31 +79,12 @@ Test(cuda_bf16, rounds_to_bf16_and_back_to_f32) {
 
 static uint64_t attn_seed = 5000; /* every input fresh */
 
-typedef struct {
-  double scale;
-  int64_t window, q_offset, H, D;
-} attn_ctx;
-
-static hy_tensor *attention(hy_tensor **in, void *ctx) {
-  attn_ctx *c = ctx;
-  return hy_attention_offset(in[0], in[1], in[2], c->scale, c->window, c->q_offset);
-}
-
-/* q, k, v as the layers pass them: slices of one [B, T, 3 H D] projection. */
-static hy_tensor *attention_of_projection(hy_tensor **in, void *ctx) {
-  attn_ctx *c = ctx;
-  hy_tensor *qkv = hy_reshape(in[0], HY_SHAPE(in[0]->shape[0], in[0]->shape[1], 3 * c->H, c->D));
-  hy_tensor *parts[3];
-  hy_split(qkv, 2, 3, (int64_t[]){c->H, c->H, c->H}, parts);
-  return hy_attention_window(parts[0], parts[1], parts[2], c->scale, c->window);
-}
-
 /* q [B, T, H, D] at q_offset against fresh k, v [B, Tk, H, D], forward and the three gradients
  * within tol of the CPU's f32. With one key the gradients of q and k are zero up to rounding on
  * both devices, so only v's is compared. Returns the forward's relative norm error. */
 static double expect_attention(int64_t B, int64_t T, int64_t Tk, int64_t H, int64_t D,
                                int64_t window, int64_t q_offset, double tol) {
-  attn_ctx c = {1 / sqrt((double)D), window, q_offset, H, D};
+  t_attn_ctx c = {1 / sqrt((double)D), window, q_offset, H, D};
   hy_tensor *in[3] = {t_randn(HY_F32, HY_SHAPE(B, T, H, D), attn_seed++),
                       t_randn(HY_F32, HY_SHAPE(B, Tk, H, D), attn_seed++),
                       t_randn(HY_F32, HY_SHAPE(B, Tk, H, D), attn_seed++)};
@@ -115,10 +96,10 @@ static double expect_attention(int64_t B, int64_t T, int64_t Tk, int64_t H, int6
            (long long)q_offset);
   t_poison();
   hy_tensor *gin[3] = {t_to_gpu(in[0]), t_to_gpu(in[1]), t_to_gpu(in[2])};
-  double err = t_rel_norm_err(hy_to(attention(gin, &c), HY_CPU), attention(in, &c));
+  double err = t_rel_norm_err(hy_to(t_attention(gin, &c), HY_CPU), t_attention(in, &c));
   in[0]->requires_grad = in[1]->requires_grad = Tk > 1;
   in[2]->requires_grad = true;
-  t_expect_gpu_matches_cpu(attention, &c, 3, in, tol, name);
+  t_expect_gpu_matches_cpu(t_attention, &c, 3, in, tol, name);
   return err;
 }
 
@@ -168,12 +149,12 @@ Test(cuda_bf16, attention_of_projection_slices_within_bf16_of_cpu) {
     for (int j = 0; j < 2; j++)
       for (int64_t window = 0; window <= 5; window += 5) {
         int64_t H = 2 + (i + j) % 2, D = ATTN_DS[j];
-        attn_ctx c = {1 / sqrt((double)D), window, 0, H, D};
+        t_attn_ctx c = {1 / sqrt((double)D), window, 0, H, D};
         hy_tensor *qkv = t_param(t_randn(HY_F32, HY_SHAPE(2, ATTN_TS[i], 3 * H * D), attn_seed++));
         char name[120];
         snprintf(name, sizeof name, "bf16 attention of slices: T %lld H %lld D %lld window %lld",
                  (long long)ATTN_TS[i], (long long)H, (long long)D, (long long)window);
-        t_expect_gpu_matches_cpu(attention_of_projection, &c, 1, &qkv, BF16_TOL, name);
+        t_expect_gpu_matches_cpu(t_attention_of_projection, &c, 1, &qkv, BF16_TOL, name);
       }
 }
 
