@@ -3,8 +3,14 @@
 # runs every GPU test suite (tests/cuda/, where a missing GPU fails instead of skipping), runs the
 # GPU benches and prints a short table. Where Criterion or inih are not installed, carry
 # .gpu-deps/ (made by scripts/gpu-deps.sh). Logs go to $OUT (or the build dir).
-#   scripts/gpu-check.sh [build-dir]
+#   scripts/gpu-check.sh [--no-references] [build-dir]
+# --no-references skips the PyTorch / fla timings (fla autotunes for minutes on first use).
 set -euo pipefail
+references=1
+if [ "${1:-}" = --no-references ]; then
+  references=0
+  shift
+fi
 cd "$(dirname "$0")/.."
 build=${1:-build-gpu}
 logs=${OUT:-$build}
@@ -45,7 +51,9 @@ for bench in "$build"/bench_cuda_*; do
   "$bench" 2>&1 | tee -a "$logs/bench.log" || status=1
 done
 # The references, measured in the same run (PyTorch, where it is installed).
-if python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
+if [ $references = 0 ]; then
+  echo "(--no-references: no reference timings)" | tee -a "$logs/bench.log"
+elif python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
   for ref in bench/reference/*_torch.py; do
     # fla autotunes its kernels on first use (minutes): bounded, so a slow reference cannot
     # hold the check.
