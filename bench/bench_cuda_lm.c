@@ -6,7 +6,8 @@
  * memory from before the model to after the steps (parameters, gradients, AdamW moments, the step
  * arena's chunks, cuBLAS's workspace); "peak" counts the arena at its peak instead of its chunks.
  * bench/reference/lm_torch.py measures PyTorch's softmax LM likewise.
- * Usage: bench_cuda_lm [T ...]   (default: 2048 8192) */
+ * Usage: bench_cuda_lm [T ...] [softmax|hybrid|gla] [f32|bf16]
+ *   (default: 2048 8192, every model, both precisions; a model or precision named keeps only it) */
 #include "autograd/tape.h"
 #include "bench/bench.h"
 #include "layers/model.h"
@@ -110,11 +111,24 @@ int main(int argc, char **argv) {
     return 0;
   }
   int64_t lengths[8] = {2048, 8192};
-  int n_lengths = 2;
-  if (argc > 1) {
-    n_lengths = 0;
-    for (int i = 1; i < argc && n_lengths < 8; i++) lengths[n_lengths++] = atoll(argv[i]);
+  int n_lengths = 0;
+  const char *only_model = NULL, *only_precision = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "softmax") || !strcmp(argv[i], "hybrid") || !strcmp(argv[i], "gla"))
+      only_model = argv[i];
+    else if (!strcmp(argv[i], "f32") || !strcmp(argv[i], "bf16"))
+      only_precision = argv[i];
+    else if (atoll(argv[i]) > 0 && n_lengths < 8)
+      lengths[n_lengths++] = atoll(argv[i]);
+    else {
+      fprintf(stderr,
+              "bench_cuda_lm: unknown argument '%s' (expected a length, softmax, hybrid, "
+              "gla, f32 or bf16)\n",
+              argv[i]);
+      return 2;
+    }
   }
+  if (n_lengths == 0) n_lengths = 2;
   static const char *const softmax[] = {"attn"}, *const hybrid[] = {"gla", "gla", "gla", "attn"},
                            *const gla[] = {"gla"};
   hy_set_device(HY_CUDA);
@@ -128,9 +142,12 @@ int main(int argc, char **argv) {
   for (int i = 0; i < n_lengths; i++) {
     for (int p = 0; p < 2; p++) {
       hy_matmul_precision precision = p ? HY_MATMUL_BF16 : HY_MATMUL_F32;
-      run("softmax", softmax, 1, lengths[i], precision);
-      run("3:1 gla/attn", hybrid, 4, lengths[i], precision);
-      run("pure gla", gla, 1, lengths[i], precision);
+      if (only_precision && strcmp(only_precision, p ? "bf16" : "f32")) continue;
+      if (!only_model || !strcmp(only_model, "softmax"))
+        run("softmax", softmax, 1, lengths[i], precision);
+      if (!only_model || !strcmp(only_model, "hybrid"))
+        run("3:1 gla/attn", hybrid, 4, lengths[i], precision);
+      if (!only_model || !strcmp(only_model, "gla")) run("pure gla", gla, 1, lengths[i], precision);
     }
   }
   hy_set_device(HY_CPU);
