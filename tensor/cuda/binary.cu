@@ -235,21 +235,25 @@ __global__ void grad_rows(plan p, const float *__restrict__ a, const float *__re
 
 /* The last dim is kept (a row vector, a bias): threadIdx.x runs over 32 consecutive operand
  * elements (consecutive output columns, coalesced), threadIdx.y over a share of the stretched
- * positions; the shares are summed in order of y. */
+ * positions; the shares are summed in order of y. Few elements over many positions (a bias of a
+ * few hundred over every row) would leave most SMs idle, so blockIdx.y splits the positions into
+ * chunks that write partial sums, added in chunk order by cols_sum: no atomics. */
 enum { COLS_X = 32, COLS_Y = 32 };
 
 template <hy_binary_op OP, bool FOR_A>
-__global__ void grad_cols(plan p, const float *__restrict__ a, const float *__restrict__ b,
-                          const float *__restrict__ gy, float *__restrict__ g) {
+__global__ void grad_cols(plan p, int64_t chunk, const float *__restrict__ a,
+                          const float *__restrict__ b, const float *__restrict__ gy,
+                          float *__restrict__ g, double *__restrict__ partial) {
   __shared__ double part[COLS_Y][COLS_X + 1];
   int64_t tiles = (p.m + COLS_X - 1) / COLS_X;
+  int64_t k0 = (int64_t)blockIdx.y * chunk, k1 = k0 + chunk < p.r ? k0 + chunk : p.r;
   for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x) {
     int64_t e = t * COLS_X + threadIdx.x;
     double s = 0;
     if (e < p.m) {
       int64_t base[3];
       base_of(p, e, base);
-      for (int64_t k = threadIdx.y; k < p.r; k += blockDim.y)
+      for (int64_t k = k0 + threadIdx.y; k < k1; k += blockDim.y)
         s += term<OP, FOR_A>(p, base, k, a, b, gy);
     }
     part[threadIdx.y][threadIdx.x] = s;
@@ -257,9 +261,22 @@ __global__ void grad_cols(plan p, const float *__restrict__ a, const float *__re
     if (threadIdx.y == 0 && e < p.m) {
       double total = part[0][threadIdx.x];
       for (unsigned y = 1; y < blockDim.y; y++) total += part[y][threadIdx.x];
-      g[e] += (float)total;
+      if (partial)
+        partial[(int64_t)blockIdx.y * p.m + e] = total;
+      else
+        g[e] += (float)total;
     }
     __syncthreads();
+  }
+}
+
+/* g[e] += the chunks' partial sums of element e, in chunk order. */
+__global__ void cols_sum(int64_t m, int64_t chunks, const double *__restrict__ partial,
+                         float *__restrict__ g) {
+  HY_GRID_STRIDE(e, m) {
+    double s = 0;
+    for (int64_t c = 0; c < chunks; c++) s += partial[c * m + e];
+    g[e] += (float)s;
   }
 }
 
@@ -283,8 +300,23 @@ static void grad_operand(const hy_bcast *bc, const float *a, const float *b, con
     int64_t ys = p.r >= (int64_t)COLS_Y * 8 ? (int64_t)COLS_Y : (p.r + 7) / 8;
     int64_t tiles = (p.m + COLS_X - 1) / COLS_X;
     unsigned blocks = (unsigned)(tiles < 65535 * 8 ? tiles : 65535 * 8);
-    grad_cols<OP, FOR_A><<<blocks, dim3(COLS_X, (unsigned)ys)>>>(p, a, b, gy, g);
+    /* about 1024 blocks in all, each chunk at least 16 positions a thread */
+    int64_t chunks = (1024 + blocks - 1) / blocks, most = (p.r + ys * 16 - 1) / (ys * 16);
+    if (chunks > most) chunks = most;
+    if (chunks > 65535) chunks = 65535;
+    if (chunks < 1) chunks = 1;
+    int64_t chunk = (p.r + chunks - 1) / chunks;
+    chunks = (p.r + chunk - 1) / chunk;
+    double *partial =
+        chunks > 1 ? (double *)hy_arena_alloc_on(HY_CUDA, (size_t)(chunks * p.m) * sizeof(double))
+                   : NULL;
+    grad_cols<OP, FOR_A><<<dim3(blocks, (unsigned)chunks), dim3(COLS_X, (unsigned)ys)>>>(
+        p, chunk, a, b, gy, g, partial);
     HY_CUDA_LAUNCHED(grad_cols);
+    if (partial) {
+      cols_sum<<<hy_cuda_blocks(p.m), HY_CUDA_THREADS>>>(p.m, chunks, partial, g);
+      HY_CUDA_LAUNCHED(cols_sum);
+    }
   }
 }
 

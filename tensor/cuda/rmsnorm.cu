@@ -4,57 +4,94 @@ extern "C" {
 #include "tensor/arena.h"
 }
 
-/* RMSNorm over rows of d: one block per row (grid-stride over the rows) with as many threads as
+/* RMSNorm over rows of d: a block per row (grid-stride over the rows) with as many threads as
  * the row needs, rounded up to a warp, at most HY_CUDA_THREADS; threads stride along the row so
- * that each warp reads consecutive floats. The weight gradient is a sum over rows: per-block
- * partial sums over chunks of rows, then one pass that adds the chunks in order. No atomics: the
- * same inputs give the same bits. */
+ * that each warp reads consecutive floats. Short rows (the per-head norms, d = 64) take a warp
+ * each instead, HY_CUDA_THREADS / 32 rows a block: a block of two warps per row would leave the
+ * SMs short of warps. The weight gradient is a sum over rows: per-block partial sums over chunks
+ * of rows, then one pass that adds the chunks in order. No atomics: the same inputs give the same
+ * bits. */
+
+enum { WARP_ROWS_MAX_D = 128, WARP_ROWS_PER_BLOCK = HY_CUDA_THREADS / 32 };
+
+static bool warp_rows(int64_t d) { return d <= WARP_ROWS_MAX_D; }
 
 static unsigned row_threads(int64_t d) {
+  if (warp_rows(d)) return HY_CUDA_THREADS;
   int64_t t = (d + 31) / 32 * 32;
   return (unsigned)(t < HY_CUDA_THREADS ? t : (int64_t)HY_CUDA_THREADS);
 }
 
-static unsigned row_blocks(int64_t rows) {
+static unsigned row_blocks(int64_t rows, int64_t d) {
+  if (warp_rows(d)) rows = (rows + WARP_ROWS_PER_BLOCK - 1) / WARP_ROWS_PER_BLOCK;
   return (unsigned)(rows < 65535 * 16 ? rows : 65535 * 16);
 }
 
+/* Who works on which row: a warp (WARP) or the whole block. */
+template <bool WARP> struct row_team {
+  int64_t first, stride; /* rows */
+  int lane, lanes;       /* along the row */
+  __device__ row_team() {
+    if (WARP) {
+      first = (int64_t)blockIdx.x * WARP_ROWS_PER_BLOCK + threadIdx.x / 32;
+      stride = (int64_t)gridDim.x * WARP_ROWS_PER_BLOCK;
+      lane = (int)threadIdx.x % 32, lanes = 32;
+    } else {
+      first = blockIdx.x, stride = gridDim.x;
+      lane = (int)threadIdx.x, lanes = (int)blockDim.x;
+    }
+  }
+  /* The team's sum of v, handed to all its threads. */
+  __device__ float sum(float v) const {
+    return WARP ? __shfl_sync(0xffffffffu, hy_warp_sum(v), 0) : hy_block_sum(v);
+  }
+};
+
 /* y = x * rstd * w, rstd = 1 / sqrt(mean(x^2) + eps), with the CPU's f32 formula. */
+template <bool WARP>
 __global__ void rmsnorm_kernel(int64_t rows, int64_t d, const float *x, const float *w, float eps,
                                float *y, float *rstd) {
-  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+  const row_team<WARP> team;
+  for (int64_t r = team.first; r < rows; r += team.stride) {
     const float *xr = x + r * d;
     float *yr = y + r * d;
     float ss = 0.0f;
-    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) ss += xr[j] * xr[j];
-    ss = hy_block_sum(ss);
+    for (int64_t j = team.lane; j < d; j += team.lanes) ss += xr[j] * xr[j];
+    ss = team.sum(ss);
     float s = 1.0f / sqrtf(ss / (float)d + eps);
-    if (threadIdx.x == 0) rstd[r] = s;
+    if (team.lane == 0) rstd[r] = s;
     if (w)
-      for (int64_t j = threadIdx.x; j < d; j += blockDim.x) yr[j] = xr[j] * s * w[j];
+      for (int64_t j = team.lane; j < d; j += team.lanes) yr[j] = xr[j] * s * w[j];
     else
-      for (int64_t j = threadIdx.x; j < d; j += blockDim.x) yr[j] = xr[j] * s;
+      for (int64_t j = team.lane; j < d; j += team.lanes) yr[j] = xr[j] * s;
   }
 }
 
 extern "C" void cuda_rmsnorm_f32(int64_t rows, int64_t d, const float *x, const float *w,
                                  double eps, float *y, float *rstd) {
   if (rows == 0 || d == 0) return;
-  rmsnorm_kernel<<<row_blocks(rows), row_threads(d)>>>(rows, d, x, w, (float)eps, y, rstd);
+  if (warp_rows(d))
+    rmsnorm_kernel<true>
+        <<<row_blocks(rows, d), row_threads(d)>>>(rows, d, x, w, (float)eps, y, rstd);
+  else
+    rmsnorm_kernel<false>
+        <<<row_blocks(rows, d), row_threads(d)>>>(rows, d, x, w, (float)eps, y, rstd);
   HY_CUDA_LAUNCHED(rmsnorm_kernel);
 }
 
 /* gx += rstd * (g - xh * mean(g * xh)) with xh = x * rstd and g = gy * w (1 without a weight). */
+template <bool WARP>
 __global__ void rmsnorm_backward_x_kernel(int64_t rows, int64_t d, const float *x, const float *w,
                                           const float *rstd, const float *gy, float *gx) {
-  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+  const row_team<WARP> team;
+  for (int64_t r = team.first; r < rows; r += team.stride) {
     const float *xr = x + r * d, *gr = gy + r * d;
     float *gxr = gx + r * d;
     float s = rstd[r], dot = 0.0f;
-    for (int64_t j = threadIdx.x; j < d; j += blockDim.x)
+    for (int64_t j = team.lane; j < d; j += team.lanes)
       dot += gr[j] * (w ? w[j] : 1.0f) * xr[j] * s;
-    dot = hy_block_sum(dot) / (float)d;
-    for (int64_t j = threadIdx.x; j < d; j += blockDim.x)
+    dot = team.sum(dot) / (float)d;
+    for (int64_t j = team.lane; j < d; j += team.lanes)
       gxr[j] += s * (gr[j] * (w ? w[j] : 1.0f) - xr[j] * s * dot);
   }
 }
@@ -84,13 +121,16 @@ __global__ void rmsnorm_backward_w_partial_kernel(int64_t rows, int64_t d, int64
   }
 }
 
-/* gw[j] += the chunks' partial sums of column j, in chunk order. */
+/* gw[j] += the chunks' partial sums of column j: a block per column, its threads over the chunks,
+ * summed in a fixed order (one thread walking a thousand chunks of a short row was the slowest
+ * part of the per-head norms' backward). */
 __global__ void rmsnorm_backward_w_sum_kernel(int64_t d, int64_t n_chunks, const float *partial,
                                               float *gw) {
-  HY_GRID_STRIDE(j, d) {
+  for (int64_t j = blockIdx.x; j < d; j += gridDim.x) {
     float sum = 0.0f;
-    for (int64_t c = 0; c < n_chunks; c++) sum += partial[c * d + j];
-    gw[j] += sum;
+    for (int64_t c = threadIdx.x; c < n_chunks; c += blockDim.x) sum += partial[c * d + j];
+    sum = hy_block_sum(sum);
+    if (threadIdx.x == 0) gw[j] += sum;
   }
 }
 
@@ -99,7 +139,12 @@ extern "C" void cuda_rmsnorm_backward_f32(int64_t rows, int64_t d, const float *
                                           float *gw) {
   if (rows == 0 || d == 0) return;
   if (gx) {
-    rmsnorm_backward_x_kernel<<<row_blocks(rows), row_threads(d)>>>(rows, d, x, w, rstd, gy, gx);
+    if (warp_rows(d))
+      rmsnorm_backward_x_kernel<true>
+          <<<row_blocks(rows, d), row_threads(d)>>>(rows, d, x, w, rstd, gy, gx);
+    else
+      rmsnorm_backward_x_kernel<false>
+          <<<row_blocks(rows, d), row_threads(d)>>>(rows, d, x, w, rstd, gy, gx);
     HY_CUDA_LAUNCHED(rmsnorm_backward_x_kernel);
   }
   if (gw) {
@@ -112,7 +157,8 @@ extern "C" void cuda_rmsnorm_backward_f32(int64_t rows, int64_t d, const float *
     rmsnorm_backward_w_partial_kernel<<<grid, dim3(GW_COLS, GW_ROWS)>>>(rows, d, chunk, x, rstd, gy,
                                                                         partial);
     HY_CUDA_LAUNCHED(rmsnorm_backward_w_partial_kernel);
-    rmsnorm_backward_w_sum_kernel<<<hy_cuda_blocks(d), HY_CUDA_THREADS>>>(d, n_chunks, partial, gw);
+    rmsnorm_backward_w_sum_kernel<<<(unsigned)(d < 65535 ? d : 65535), HY_CUDA_THREADS>>>(
+        d, n_chunks, partial, gw);
     HY_CUDA_LAUNCHED(rmsnorm_backward_w_sum_kernel);
   }
 }

@@ -53,6 +53,9 @@ Test(cuda_elementwise, binary_row_vector) {
   T_NEED_GPU();
   check_binary(HY_SHAPE(4, 6, 33), HY_SHAPE(33), "row vector [33]");
   check_binary(HY_SHAPE(700, 45), HY_SHAPE(1, 45), "row vector [1, 45], many rows");
+  /* enough rows that the gradient's sum splits into chunks added in order */
+  check_binary(HY_SHAPE(6000, 70), HY_SHAPE(70), "row vector [70] over 6000 rows");
+  check_binary(HY_SHAPE(8, 900, 40), HY_SHAPE(1, 1, 40), "row vector [1, 1, 40] over 8 x 900");
   check_binary(HY_SHAPE(3), HY_SHAPE(5, 3), "a row vector on the left");
 }
 

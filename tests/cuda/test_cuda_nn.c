@@ -165,6 +165,8 @@ Test(cuda_nn, rmsnorm_with_and_without_weight) {
       {HY_SHAPE(2, 45, 64), 1e-6}, /* two chunks of rows for the weight gradient */
       {HY_SHAPE(111, 1000), 1e-6}, /* d not a multiple of the block */
       {HY_SHAPE(5000, 64), 1e-6},  /* many chunks, the last one short */
+      {HY_SHAPE(7, 3, 128), 1e-6}, /* the longest rows a warp takes alone */
+      {HY_SHAPE(9, 129), 1e-6},    /* the shortest a block takes */
       {HY_SHAPE(1, 1000), 1e-6},   /* one row */
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
