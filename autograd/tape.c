@@ -58,6 +58,14 @@ hy_tensor *hy_grad(hy_tensor *t) {
   return t->grad;
 }
 
+/* Give an intermediate's gradient back to the arena (a parameter's, persistent, stays). */
+static void recycle_grad(hy_tensor *t) {
+  hy_tensor *g = t->grad;
+  if (!g || g->persistent || t->retain_grad) return;
+  hy_arena_recycle(g->device, g->data, (size_t)hy_numel(g) * hy_dtype_size(g->dtype));
+  t->grad = NULL;
+}
+
 static void run_backward(hy_tensor *out, const hy_tensor *out_grad) {
   static int64_t pass;
   if (!out->node) hy_die("backward", "%s was not made by an op on the tape", hy_describe(out));
@@ -82,7 +90,11 @@ static void run_backward(hy_tensor *out, const hy_tensor *out_grad) {
   hy_no_grad_begin();
   for (int64_t i = last; i >= 0; i--) {
     hy_node *node = T.nodes[i];
-    if (node->visit == pass && node->out->grad) node->backward(node);
+    if (node->visit == pass && node->out->grad) {
+      node->backward(node);
+      /* Every op that adds to this gradient came later on the tape and has run: it is spent. */
+      if (node->out != out) recycle_grad(node->out);
+    }
   }
   hy_no_grad_end();
 }
@@ -100,6 +112,8 @@ void hy_backward_with(hy_tensor *out, const hy_tensor *out_grad) {
   if (!out->requires_grad) hy_die("backward", "%s does not need a gradient", hy_describe(out));
   run_backward(out, out_grad);
 }
+
+void hy_retain_grad(hy_tensor *t) { t->retain_grad = true; }
 
 void hy_no_grad_begin(void) { T.no_grad_depth++; }
 

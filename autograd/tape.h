@@ -30,9 +30,14 @@ hy_tensor *hy_grad(hy_tensor *t);
 
 /* Backward from a scalar (d loss = 1), or from any tensor with a given output gradient. Only the
  * nodes the output depends on run; their outputs' gradients start from zero on every pass, while
- * leaves (parameters, inputs) keep accumulating across passes. */
+ * leaves (parameters, inputs) keep accumulating across passes. An intermediate's gradient (a
+ * tensor made by an op) goes back to the arena as soon as its op's backward has run, unless
+ * hy_retain_grad asked to keep it: a deep model's gradients then take the memory of about one
+ * layer's, not all of them. */
 void hy_backward(hy_tensor *loss);
 void hy_backward_with(hy_tensor *out, const hy_tensor *out_grad);
+/* Keep t's gradient after the backward pass (for inspecting an intermediate). */
+void hy_retain_grad(hy_tensor *t);
 
 /* No-grad scopes nest; inside one, ops record nothing. */
 void hy_no_grad_begin(void);

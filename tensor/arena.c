@@ -16,8 +16,16 @@ enum { ALIGN = 64, MAX_CHUNKS = 128 };
 /* Chunks are filled in order; a reset folds them into one chunk of their total size, so after the
  * first step every step bump-allocates from a single block and memory stays flat. One arena holds
  * host memory and one device memory; marks, rewinds and resets move both together. */
+/* A block given back by hy_arena_recycle, `need` bytes (rounded as alloc_in rounds). */
+typedef struct {
+  void *p;
+  size_t need;
+} recycled;
+
 typedef struct {
   hy_device device;
+  recycled *spare; /* blocks to reuse before bumping; a step's backward gives back thousands */
+  size_t n_spare, cap_spare;
   char *base[MAX_CHUNKS];
   size_t size[MAX_CHUNKS];
   int n_chunks;
@@ -30,6 +38,7 @@ typedef struct {
 
 static arena HOST = {.device = HY_CPU}, DEVICE = {.device = HY_CUDA};
 static int exit_hook;
+static bool poisoning; /* hy_arena_poison_free was called: recycled blocks are poisoned too */
 
 static void add_chunk(arena *A, size_t at_least) {
   if (A->n_chunks == MAX_CHUNKS) hy_die("arena", "more than %d chunks", MAX_CHUNKS);
@@ -47,9 +56,27 @@ static void add_chunk(arena *A, size_t at_least) {
 
 static size_t used(const arena *A) { return A->used_before_current + A->offset; }
 
-static void *alloc_in(arena *A, size_t bytes) {
+static size_t rounded(size_t bytes) {
   size_t need = (bytes + ALIGN - 1) / ALIGN * ALIGN;
-  if (need == 0) need = ALIGN;
+  return need ? need : ALIGN;
+}
+
+/* The most recently given back block of exactly `need` bytes, taken off the list; NULL if none.
+ * Newest first: a backward pass frees and asks for the same sizes layer after layer. */
+static void *take_spare(arena *A, size_t need) {
+  for (size_t i = A->n_spare; i-- > 0;)
+    if (A->spare[i].need == need) {
+      void *p = A->spare[i].p;
+      A->spare[i] = A->spare[--A->n_spare];
+      return p;
+    }
+  return NULL;
+}
+
+static void *alloc_in(arena *A, size_t bytes) {
+  size_t need = rounded(bytes);
+  void *spare = take_spare(A, need);
+  if (spare) return spare;
   while (A->current >= A->n_chunks || A->offset + need > A->size[A->current]) {
     if (A->current < A->n_chunks) {
       A->used_before_current += A->size[A->current]; /* the unused tail counts as used */
@@ -71,6 +98,20 @@ void *hy_arena_alloc_on(hy_device device, size_t bytes) {
   return alloc_in(device == HY_CPU ? &HOST : &DEVICE, bytes);
 }
 
+void hy_arena_recycle(hy_device device, void *p, size_t bytes) {
+  arena *A = device == HY_CPU ? &HOST : &DEVICE;
+  if (A->n_spare == A->cap_spare) {
+    size_t cap = A->cap_spare ? 2 * A->cap_spare : 256;
+    recycled *spare = realloc(A->spare, cap * sizeof *spare);
+    if (!spare) hy_die("arena", "out of memory");
+    A->spare = spare;
+    A->cap_spare = cap;
+  }
+  size_t need = rounded(bytes);
+  if (poisoning) hy_device_memset(A->device, p, 0xff, need);
+  A->spare[A->n_spare++] = (recycled){p, need};
+}
+
 void *hy_arena_calloc(size_t bytes) {
   void *p = hy_arena_alloc(bytes);
   memset(p, 0, bytes);
@@ -85,6 +126,7 @@ static void free_chunks(arena *A) {
 /* Several chunks become one that holds the most any step has used (the unused tails of chunks
  * counted as used), so the same step fits in it again. */
 static void reset(arena *A) {
+  A->n_spare = 0;
   if (A->n_chunks > 1) {
     free_chunks(A);
     add_chunk(A, A->most);
@@ -106,6 +148,7 @@ hy_arena_mark hy_arena_get_mark(void) {
 static void rewind_to(arena *A, int chunk, size_t offset) {
   if (chunk > A->current || (chunk == A->current && offset > A->offset))
     hy_die("arena", "rewind to a mark that is not behind the current position");
+  A->n_spare = 0; /* some may lie past the mark: drop them all */
   A->current = chunk;
   A->offset = offset;
   A->used_before_current = 0;
@@ -119,6 +162,9 @@ void hy_arena_rewind(hy_arena_mark mark) {
 
 static void release(arena *A) {
   free_chunks(A);
+  free(A->spare);
+  A->spare = NULL;
+  A->n_spare = A->cap_spare = 0;
   A->most = 0;
   A->current = 0;
   A->offset = 0;
@@ -159,6 +205,7 @@ static void poison(arena *A) {
 }
 
 void hy_arena_poison_free(void) {
+  poisoning = true;
   poison(&HOST);
   poison(&DEVICE);
 }

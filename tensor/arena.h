@@ -1,6 +1,9 @@
 /* The per-step arena: bump allocation for everything a training step makes (activations, their
  * gradients, tape nodes), released all at once by a reset. No reference counts, no per-op free.
- * Device tensors' memory comes from a second arena on the GPU that marks and resets move along. */
+ * Device tensors' memory comes from a second arena on the GPU that marks and resets move along.
+ * One exception: the backward pass hands back each intermediate's gradient once its op's
+ * backward has run (hy_arena_recycle), and a later allocation of the same size takes it, so the
+ * gradients of a deep model's layers share memory instead of piling up. */
 #ifndef HYLA_ARENA_H
 #define HYLA_ARENA_H
 
@@ -22,6 +25,9 @@ typedef struct {
 void *hy_arena_alloc(size_t bytes); /* 64-byte aligned, uninitialized */
 void *hy_arena_calloc(size_t bytes);
 void *hy_arena_alloc_on(hy_device device, size_t bytes); /* host or GPU memory, uninitialized */
+/* Give back a block this step allocated (of `bytes`, as asked for) for a later allocation of the
+ * same size on the same device to reuse; forgotten at a reset or rewind. */
+void hy_arena_recycle(hy_device device, void *p, size_t bytes);
 void hy_arena_reset(void); /* forget everything; keep (and coalesce) the memory */
 hy_arena_mark hy_arena_get_mark(void);
 void hy_arena_rewind(hy_arena_mark mark); /* forget everything allocated after the mark */
@@ -34,7 +40,7 @@ size_t hy_arena_capacity(void);    /* bytes held from the system */
 size_t hy_arena_device_peak(void); /* the GPU arena's peak, likewise */
 size_t hy_arena_device_capacity(void);
 /* Fill both arenas' unused memory with 0xff bytes (NaN as a float), so that a test sees any output
- * element an op leaves unwritten. */
+ * element an op leaves unwritten; from then on recycled blocks are filled likewise. */
 void hy_arena_poison_free(void);
 
 #ifdef __cplusplus

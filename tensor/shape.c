@@ -11,6 +11,7 @@ static hy_tensor *view_of(hy_tensor *x) {
   *v = *x;
   v->persistent = false;
   v->requires_grad = false;
+  v->retain_grad = false;
   v->grad = NULL;
   v->node = NULL;
   return v;

@@ -31,6 +31,7 @@ typedef struct hy_tensor {
   void *data;                  /* first element of the view */
   bool persistent;             /* owns its memory past the step (hy_free releases it) */
   bool requires_grad;
+  bool retain_grad;       /* an intermediate whose gradient outlives the backward pass */
   struct hy_tensor *grad; /* same shape, contiguous; persistent iff the tensor is */
   hy_node *node;          /* the tape node that produced it; NULL for leaves */
 } hy_tensor;

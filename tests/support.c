@@ -30,6 +30,7 @@ hy_tensor *t_cast(const hy_tensor *t, hy_dtype dtype) {
 
 hy_tensor *t_param(hy_tensor *t) {
   t->requires_grad = true;
+  hy_retain_grad(t); /* tests read its gradient, also where an op made it */
   return t;
 }
 

@@ -14,7 +14,8 @@ hy_tensor *t_randn(hy_dtype dtype, hy_shape shape, uint64_t seed);
 hy_tensor *t_uniform(hy_dtype dtype, hy_shape shape, uint64_t seed, double lo, double hi);
 /* The same values in another dtype (no tape). */
 hy_tensor *t_cast(const hy_tensor *t, hy_dtype dtype);
-/* A leaf that requires a gradient. */
+/* A tensor whose gradient the test reads: it requires one, and keeps it after backward even
+ * where an op made it (hy_retain_grad). */
 hy_tensor *t_param(hy_tensor *t);
 
 /* max_i |a_i - b_i| / max(|b|_inf, tiny): the error relative to the reference's scale. */
