@@ -8,9 +8,12 @@
  * (mma.sync m16n8k16), for head sizes 64 and 128. Same semantics and layouts as the f32 kernels
  * of attention.cu (o and the gradients contiguous [B, T, H, D], lse [B, H, T], q, k, v rows by
  * their strides, queries at q_offset against Tk keys, the window rule t - window < s <= t); only
- * the operands of the products are rounded. q, k, v and dO are read as f32 and rounded to bf16
- * where they are staged (shared memory or fragment registers); P and dS are rounded from their
- * f32 values in registers. The softmax statistics, lse, o and every gradient stay f32.
+ * the operands of the products are rounded. The launch functions first round the operands that
+ * a kernel streams through shared memory (k, v; q and dO for dK dV) to bf16 copies, head-major
+ * [B, H, rows, D], in the step arena (round_heads); the operands a warp holds for the whole pass
+ * (q, dO in the forward and dQ) are read as f32 straight into fragment registers and rounded
+ * there. P and dS are rounded from their f32 values in registers. The softmax statistics, lse, o
+ * and every gradient stay f32.
  *
  * Warps work on 16-row slices of a tile: one warp owns 16 queries (forward, dQ) or 16 keys (dK,
  * dV), so a score tile's accumulator is already the A operand of the product that follows (P V,
@@ -24,11 +27,17 @@
  *   C (16 x 8, f32): c0, c1 (g, 2t..2t+1), c2, c3 (g+8, 2t..2t+1).
  * So two neighbouring C tiles (columns 0-7 and 8-15) are, rounded pairwise, an A fragment.
  *
- * Shared tiles are bf16, row-major with rows padded by 8 (16 bytes): a fragment load reads rows
- * g = 0..7 at word offsets t = 0..3, and a row of an odd multiple of 4 words (20, 36, 68) puts
- * the 8 rows on 8 different groups of 4 banks, so the 32 lanes hit 32 banks. A B operand whose k
- * runs along the stored rows is staged transposed ([D][rows]: V for P V, K for dS K, dO and Q for
- * P^T dO and dS^T Q). */
+ * Tiles are staged once, row-major as the copies lie ([rows][D], rows padded by 8 bf16), by
+ * cp.async 16-byte copies, double-buffered: the next tile's copies are in flight while the
+ * current one is multiplied. Fragments come from shared memory by ldmatrix.x4, which loads four
+ * 8 x 8 b16 matrices: lanes 8i..8i+7 give the addresses of matrix i's 8 rows (16 bytes each), and
+ * register i of lane 4g + t receives matrix i's row g, columns 2t, 2t+1 (with .trans: column g,
+ * rows 2t, 2t+1, row 2t in the low half). So an A fragment is the four 8 x 8 quarters of its
+ * 16 x 16 block; a B operand stored n-major (row n holds B[., n]: K for Q K^T, V for dO V^T, Q and
+ * dO for K Q^T and V dO^T) is read plainly, and one stored k-major (row k holds B[k, .]: V for
+ * P V, K for dS K, dO and Q for P^T dO and dS^T Q) with .trans. Rows of D + 8 bf16 are an odd
+ * number of 16-byte units apart (9, 17), so the 8 rows of one matrix fall on 8 different groups
+ * of 4 banks: conflict free. */
 
 namespace {
 
@@ -68,34 +77,111 @@ __device__ __forceinline__ uint32_t pack(float lo, float hi) {
   return (uint32_t)__bfloat16_as_ushort(v.x) | ((uint32_t)__bfloat16_as_ushort(v.y) << 16);
 }
 
-__device__ __forceinline__ uint32_t ld32(const uint16_t *p) {
-  return *reinterpret_cast<const uint32_t *>(p);
-}
-
-/* d += a b on the tensor cores: A 16 x 16 bf16, B 16 x 8 bf16, D 16 x 8 f32. */
-__device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+/* d += a b on the tensor cores: A 16 x 16 bf16, B 16 x 8 bf16 (b0, b1), D 16 x 8 f32. */
+__device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                    uint32_t b1) {
   asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
       "{%8, %9}, {%0, %1, %2, %3};\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-/* The A fragment of rows r0.. and columns k0.. of a row-major bf16 tile (rows ld apart). */
+__device__ __forceinline__ uint32_t shared_addr(const void *p) {
+  return (uint32_t)__cvta_generic_to_shared(p);
+}
+
+/* 16 bytes global -> shared without registers (cached in L2 only); !ok: 16 zero bytes, nothing
+ * read. */
+__device__ __forceinline__ void copy16(void *s, const void *g, bool ok) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(shared_addr(s)), "l"(g),
+               "r"(ok ? 16 : 0)
+               : "memory");
+}
+
+/* 4 bytes likewise (lse, delta); !ok: zero. */
+__device__ __forceinline__ void copy4(void *s, const void *g, bool ok) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(shared_addr(s)), "l"(g),
+               "r"(ok ? 4 : 0)
+               : "memory");
+}
+
+__device__ __forceinline__ void copies_commit() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+
+/* Wait until at most N of this thread's committed groups are still in flight (groups complete
+ * in order); the block then needs a __syncthreads to see the others' copies. */
+template <int N> __device__ __forceinline__ void copies_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+__device__ __forceinline__ void ldsm4(uint32_t (&r)[4], const uint16_t *p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(shared_addr(p)));
+}
+
+__device__ __forceinline__ void ldsm4_trans(uint32_t (&r)[4], const uint16_t *p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(shared_addr(p)));
+}
+
+/* The A fragment of rows r0.. and columns k0.. of a row-major bf16 tile (rows ld apart).
+ * Matrices: 0 (rows +0, cols +0) = reg 0, 1 (+8, +0) = reg 1, 2 (+0, +8) = reg 2, 3 (+8, +8) =
+ * reg 3; lane l gives row r0 + l % 8 + 8 (l / 8 % 2), column k0 + 8 (l / 16). */
 __device__ __forceinline__ void frag_a(uint32_t (&a)[4], const uint16_t *s, int ld, int r0, int k0,
                                        int lane) {
-  const uint16_t *p = s + (r0 + lane / 4) * ld + k0 + 2 * (lane % 4);
-  a[0] = ld32(p);
-  a[1] = ld32(p + 8 * ld);
-  a[2] = ld32(p + 8);
-  a[3] = ld32(p + 8 * ld + 8);
+  ldsm4(a, s + (r0 + lane % 8 + 8 * (lane / 8 % 2)) * ld + k0 + 8 * (lane / 16));
 }
 
-/* The B fragment (k0.. by n0..) of a tile stored n-major: row n holds B[., n] along k. */
-__device__ __forceinline__ void frag_b(uint32_t (&b)[2], const uint16_t *s, int ld, int n0, int k0,
-                                       int lane) {
-  const uint16_t *p = s + (n0 + lane / 4) * ld + k0 + 2 * (lane % 4);
-  b[0] = ld32(p);
-  b[1] = ld32(p + 8);
+/* The B fragments (k0.. by n0.. and by n0 + 8..) of a tile stored n-major: row n holds B[., n]
+ * along k. b[0], b[1] are n-tile n0's regs 0, 1; b[2], b[3] n-tile n0 + 8's. Matrices: 0 (rows
+ * n0 +0, cols k0 +0), 1 (+0, +8), 2 (+8, +0), 3 (+8, +8); lane l gives row n0 + l % 8 + 8 (l / 16),
+ * column k0 + 8 (l / 8 % 2). Register i of lane 4g + t: B[k0 + 2t (+8), n g], as mma wants. */
+__device__ __forceinline__ void frags_b(uint32_t (&b)[4], const uint16_t *s, int ld, int n0, int k0,
+                                        int lane) {
+  ldsm4(b, s + (n0 + lane % 8 + 8 * (lane / 16)) * ld + k0 + 8 * (lane / 8 % 2));
+}
+
+/* The same two B fragments from a tile stored k-major (row k holds B[k, .] along n), transposed
+ * on the way: matrices 0 (rows k0 +0, cols n0 +0), 1 (+8, +0), 2 (+0, +8), 3 (+8, +8); lane l
+ * gives row k0 + l % 8 + 8 (l / 8 % 2), column n0 + 8 (l / 16). With .trans register i of lane
+ * 4g + t holds the matrix's rows 2t, 2t + 1 at column g: B[k0 + 2t (+8), n0 + g]. */
+__device__ __forceinline__ void frags_b_trans(uint32_t (&b)[4], const uint16_t *s, int ld, int k0,
+                                              int n0, int lane) {
+  ldsm4_trans(b, s + (k0 + lane % 8 + 8 * (lane / 8 % 2)) * ld + n0 + 8 * (lane / 16));
+}
+
+/* Rows r0..r0 + ROWS - 1 of one head's bf16 copy ([n][D], contiguous) into a row-major tile,
+ * rows D + 8 apart: cp.async, 16 bytes a copy, a warp's lanes along whole rows. Rows from n on
+ * are zero-filled (they read as zero keys, queries, values). Commits nothing. */
+template <int ROWS, int D, int THREADS>
+__device__ __forceinline__ void stage(uint16_t *s, const uint16_t *g, int r0, int n) {
+  constexpr int C = D / 8, N = ROWS * C / THREADS;
+  static_assert(ROWS * C % THREADS == 0, "whole copies per thread");
+#pragma unroll
+  for (int p = 0; p < N; p++) {
+    const int i = (int)threadIdx.x + p * THREADS, r = i / C, c = i % C * 8;
+    const bool ok = r0 + r < n;
+    copy16(s + r * (D + 8) + c, g + (int64_t)(ok ? r0 + r : 0) * D + c, ok);
+  }
+}
+
+/* Query tile i0 of the dK dV pass into a stage: Q, dO [BR][D+8] at Qs (dO TILE after it) from
+ * their copies, lse and delta [BR] (f32 as they are) at Ls (delta BR after it), rows from T on
+ * zero. Commits nothing. */
+template <int BR, int D, int THREADS>
+__device__ __forceinline__ void stage_queries(uint16_t *Qs, float *Ls, const uint16_t *qb,
+                                              const uint16_t *gb, const float *lse_bh,
+                                              const float *delta_bh, int i0, int T) {
+  stage<BR, D, THREADS>(Qs, qb, i0, T);
+  stage<BR, D, THREADS>(Qs + BR * (D + 8), gb, i0, T);
+  for (int i = (int)threadIdx.x; i < BR; i += THREADS) {
+    const bool ok = i0 + i < T;
+    copy4(Ls + i, lse_bh + (ok ? i0 + i : 0), ok);
+    copy4(Ls + BR + i, delta_bh + (ok ? i0 + i : 0), ok);
+  }
 }
 
 __device__ __forceinline__ float2 ld2(const float *p) {
@@ -119,94 +205,6 @@ __device__ __forceinline__ void frags_a_global(uint32_t (&a)[KT][4], const float
     a[kk][1] = pack(x10.x, x10.y);
     a[kk][2] = pack(x01.x, x01.y);
     a[kk][3] = pack(x11.x, x11.y);
-  }
-}
-
-__device__ __forceinline__ float4 load4(const float *g, int64_t stride, int n, int r, int c) {
-  return r < n ? *reinterpret_cast<const float4 *>(g + r * stride + c)
-               : make_float4(0.f, 0.f, 0.f, 0.f);
-}
-
-__device__ __forceinline__ float lane4(const float4 &v, int k) {
-  return k == 0 ? v.x : k == 1 ? v.y : k == 2 ? v.z : v.w;
-}
-
-/* NB of a thread's pieces (from piece p0 on) of a [ROWS, D] f32 tile in global memory (rows
- * `stride` floats apart, the first n real, zeros after), staged as a row-major bf16 tile, rows ld
- * apart. Piece i: row i / (D/4), columns i % (D/4) * 4 .. + 3: a warp reads whole rows, and
- * writes them 8 bytes a lane, a half-warp's row of 32 banks at a time. */
-template <int ROWS, int D, int THREADS, int NB> struct rows_part {
-  static constexpr int C = D / 4, N = ROWS * C / THREADS;
-  static_assert(ROWS * C % THREADS == 0 && N % NB == 0, "whole pieces per thread");
-  float4 x[NB];
-  __device__ __forceinline__ void fetch(const float *g, int64_t stride, int n, int p0) {
-#pragma unroll
-    for (int p = 0; p < NB; p++) {
-      int i = (int)threadIdx.x + (p0 + p) * THREADS;
-      x[p] = load4(g, stride, n, i / C, i % C * 4);
-    }
-  }
-  __device__ __forceinline__ void put(uint16_t *s, int ld, int p0) const {
-#pragma unroll
-    for (int p = 0; p < NB; p++) {
-      int i = (int)threadIdx.x + (p0 + p) * THREADS;
-      *reinterpret_cast<uint2 *>(s + i / C * ld + i % C * 4) =
-          make_uint2(pack(x[p].x, x[p].y), pack(x[p].z, x[p].w));
-    }
-  }
-};
-
-/* The same tile staged transposed, s[d][row] (rows of s ld apart). Piece i: rows r, r + 1 with
- * r = i % (ROWS/2) * 2, columns i / (ROWS/2) * 4 .. + 3, written as 4 words (the two rows' bf16
- * of a column): a warp's 32 lanes take consecutive row pairs, 32 consecutive words of s. */
-template <int ROWS, int D, int THREADS, int NB> struct cols_part {
-  static constexpr int P = ROWS / 2, N = P * (D / 4) / THREADS;
-  static_assert(P * (D / 4) % THREADS == 0 && N % NB == 0 && P % 16 == 0, "whole pieces");
-  float4 x[NB][2];
-  __device__ __forceinline__ void fetch(const float *g, int64_t stride, int n, int p0) {
-#pragma unroll
-    for (int p = 0; p < NB; p++) {
-      int i = (int)threadIdx.x + (p0 + p) * THREADS, r = i % P * 2, c = i / P * 4;
-      x[p][0] = load4(g, stride, n, r, c);
-      x[p][1] = load4(g, stride, n, r + 1, c);
-    }
-  }
-  __device__ __forceinline__ void put(uint16_t *s, int ld, int p0) const {
-#pragma unroll
-    for (int p = 0; p < NB; p++) {
-      int i = (int)threadIdx.x + (p0 + p) * THREADS, r = i % P * 2, c = i / P * 4;
-#pragma unroll
-      for (int e = 0; e < 4; e++)
-        *reinterpret_cast<uint32_t *>(s + (c + e) * ld + r) =
-            pack(lane4(x[p][0], e), lane4(x[p][1], e));
-    }
-  }
-};
-
-/* Stage a whole tile at once, a few pieces in flight at a time (registers are short). */
-template <int ROWS, int D, int THREADS>
-__device__ __forceinline__ void stage_rows(uint16_t *s, int ld, const float *g, int64_t stride,
-                                           int n) {
-  using all = rows_part<ROWS, D, THREADS, 1>;
-  constexpr int NB = all::N < 4 ? all::N : 4;
-#pragma unroll
-  for (int p0 = 0; p0 < all::N; p0 += NB) {
-    rows_part<ROWS, D, THREADS, NB> part;
-    part.fetch(g, stride, n, p0);
-    part.put(s, ld, p0);
-  }
-}
-
-template <int ROWS, int D, int THREADS>
-__device__ __forceinline__ void stage_cols(uint16_t *s, int ld, const float *g, int64_t stride,
-                                           int n) {
-  using all = cols_part<ROWS, D, THREADS, 1>;
-  constexpr int NB = all::N < 2 ? all::N : 2;
-#pragma unroll
-  for (int p0 = 0; p0 < all::N; p0 += NB) {
-    cols_part<ROWS, D, THREADS, NB> part;
-    part.fetch(g, stride, n, p0);
-    part.put(s, ld, p0);
   }
 }
 
@@ -244,36 +242,73 @@ __device__ __forceinline__ void store_c_row(float *row, const float (&acc)[D / 8
   }
 }
 
+/* A tensor's bf16 copy, head-major [B, H, rows, D]: x's rows by its strides (over b, t, h). */
+struct bf_copy {
+  const float *x;
+  int64_t s[3];
+  int rows;
+  uint16_t *out;
+};
+
+struct bf_copies {
+  bf_copy c[4];
+};
+
+/* Round as many as 4 tensors (blockIdx.z) to their bf16 copies: block x per (b, h), a thread per 8
+ * elements (two float4 loads, one 16-byte store), the stores contiguous. */
+template <int D> __global__ void round_heads(bf_copies in, int H) {
+  constexpr int C = D / 8;
+  const bf_copy &x = in.c[blockIdx.z];
+  const int b = (int)blockIdx.x / H, h = (int)blockIdx.x % H;
+  const float *src = x.x + b * x.s[0] + h * x.s[2];
+  uint16_t *dst = x.out + (int64_t)blockIdx.x * x.rows * D;
+  const int64_t n = (int64_t)x.rows * C;
+  for (int64_t i = (int64_t)blockIdx.y * blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)gridDim.y * blockDim.x) {
+    const float4 *p = reinterpret_cast<const float4 *>(src + i / C * x.s[1] + i % C * 8);
+    const float4 lo = p[0], hi = p[1];
+    *reinterpret_cast<uint4 *>(dst + i * 8) =
+        make_uint4(pack(lo.x, lo.y), pack(lo.z, lo.w), pack(hi.x, hi.y), pack(hi.z, hi.w));
+  }
+}
+
 constexpr int F_WARPS = 8, F_BR = 16 * F_WARPS;   /* forward: 128 queries a block */
 constexpr int B_WARPS = 4, B_ROWS = 16 * B_WARPS; /* backward: 64 queries or keys a block */
 /* Blocks per SM the register budget is cut for (forward, dQ, dK dV): left to itself the compiler
- * keeps a tile's worth of fragments in flight and one block fills the register file. */
+ * keeps a tile's worth of fragments in flight and one block fills the register file. Each is the
+ * most that spills nothing (ptxas -v): dK dV at D = 64 holds K and V in registers, a third fewer
+ * shared memory reads, and then fits 2 blocks, not 3. */
 template <int D> constexpr int F_BLOCKS = D == 64 ? 2 : 1;
-template <int D> constexpr int Q_BLOCKS = D == 64 ? 3 : 1;
-template <int D> constexpr int K_BLOCKS = D == 64 ? 2 : 1;
+template <int D> constexpr int Q_BLOCKS = D == 64 ? 4 : 2;
+template <int D> constexpr int K_BLOCKS = 2;
 
 /* Forward: o = softmax(scale q k^T, causal) v, lse = the rows' log-sum-exps, online softmax in
  * f32. Grid (B H, query tiles of F_BR), the tiles with the most keys first; warp w owns queries
  * 16 w .. 16 w + 15 of the tile, its Q as A fragments in registers for the whole pass, its O as
- * D/8 C tiles. Key tiles of BC walk through shared memory: K [BC][D+8] (the B operand of Q K^T
- * is K's rows), V^T [D][BC+8] (the B operand of P V); the next tile's f32 loads are in flight
- * (registers) while the current one is multiplied. */
+ * D/8 C tiles. Key tiles of BC walk through shared memory, two stages of K, V [BC][D+8] from the
+ * bf16 copies kh, vh: K is the B operand of Q K^T (n-major), V that of P V (k-major, .trans). */
 template <int D, int BC>
 __global__ void __launch_bounds__(F_WARPS * 32, F_BLOCKS<D>)
-    attention_forward_bf16(bf_shape a, const float *q, const float *k, const float *v, float *o,
-                           float *lse) {
-  constexpr int THREADS = F_WARPS * 32, LDK = D + 8, LDV = BC + 8, KT = D / 16, NT = BC / 8,
-                OT = D / 8;
+    attention_forward_bf16(bf_shape a, const float *q, const uint16_t *kh, const uint16_t *vh,
+                           float *o, float *lse) {
+  constexpr int THREADS = F_WARPS * 32, LD = D + 8, KT = D / 16, NT = BC / 8, OT = D / 8,
+                TILE = BC * LD;
   extern __shared__ float4 shm[];
-  uint16_t *Ks = reinterpret_cast<uint16_t *>(shm), *Vt = Ks + BC * LDK;
+  uint16_t *sm = reinterpret_cast<uint16_t *>(shm); /* stage s: K at 2 s TILE, V after it */
   const int warp = (int)threadIdx.x / 32, lane = (int)threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int b = (int)blockIdx.x / a.H, h = (int)blockIdx.x % a.H;
   const int i0 = (int)(gridDim.y - 1 - blockIdx.y) * F_BR, nq = min(F_BR, a.T - i0);
   const int gi0 = a.q_offset + i0, gi_last = gi0 + nq - 1;
   const int j_begin = first_key_tile(a, gi0, BC), j_end = gi_last + 1;
+  const int n_tiles = (j_end - j_begin + BC - 1) / BC;
   const int w0 = warp * 16, wg0 = gi0 + w0, wg1 = min(wg0 + 15, gi_last); /* the warp's rows */
-  const float *qb = q + b * a.qs[0] + h * a.qs[2], *kb = k + b * a.ks[0] + h * a.ks[2],
-              *vb = v + b * a.vs[0] + h * a.vs[2];
+  const float *qb = q + b * a.qs[0] + h * a.qs[2];
+  const int64_t head = (int64_t)blockIdx.x * a.Tk * D; /* (b, h) of the copies */
+  const uint16_t *kb = kh + head, *vb = vh + head;
+
+  stage<BC, D, THREADS>(sm, kb, j_begin, a.Tk);
+  stage<BC, D, THREADS>(sm + TILE, vb, j_begin, a.Tk);
+  copies_commit();
 
   uint32_t qa[KT][4];
   frags_a_global<KT>(qa, qb + (int64_t)(i0 + w0) * a.qs[1], a.qs[1], nq - w0, lane);
@@ -281,79 +316,83 @@ __global__ void __launch_bounds__(F_WARPS * 32, F_BLOCKS<D>)
 #pragma unroll
   for (int n = 0; n < OT; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
 
-  rows_part<BC, D, THREADS, rows_part<BC, D, THREADS, 1>::N> kr;
-  cols_part<BC, D, THREADS, cols_part<BC, D, THREADS, 1>::N> vr;
-  kr.fetch(kb + j_begin * a.ks[1], a.ks[1], a.Tk - j_begin, 0);
-  vr.fetch(vb + j_begin * a.vs[1], a.vs[1], a.Tk - j_begin, 0);
-  for (int j0 = j_begin; j0 < j_end; j0 += BC) {
-    __syncthreads(); /* the last tile is read */
-    kr.put(Ks, LDK, 0);
-    vr.put(Vt, LDV, 0);
-    __syncthreads();
-    if (j0 + BC < j_end) {
-      kr.fetch(kb + (j0 + BC) * a.ks[1], a.ks[1], a.Tk - j0 - BC, 0);
-      vr.fetch(vb + (j0 + BC) * a.vs[1], a.vs[1], a.Tk - j0 - BC, 0);
+  for (int it = 0; it < n_tiles; it++) {
+    const int j0 = j_begin + it * BC;
+    if (it + 1 < n_tiles) { /* the next tile into the other stage, read two iterations ago */
+      uint16_t *next = sm + ((it + 1) & 1) * 2 * TILE;
+      stage<BC, D, THREADS>(next, kb, j0 + BC, a.Tk);
+      stage<BC, D, THREADS>(next + TILE, vb, j0 + BC, a.Tk);
+      copies_commit();
+      copies_wait<1>();
+    } else {
+      copies_wait<0>();
     }
-    if (w0 >= nq || unseen(a, wg0, wg1, j0, j0 + BC - 1)) continue;
+    __syncthreads(); /* this tile's copies, by every thread, have landed */
+    const uint16_t *Ks = sm + (it & 1) * 2 * TILE, *Vs = Ks + TILE;
 
-    float s[NT][4];
+    if (w0 < nq && !unseen(a, wg0, wg1, j0, j0 + BC - 1)) {
+      float s[NT][4];
 #pragma unroll
-    for (int n = 0; n < NT; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+      for (int n = 0; n < NT; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
 #pragma unroll
-    for (int kk = 0; kk < KT; kk++)
+      for (int kk = 0; kk < KT; kk++)
 #pragma unroll
-      for (int n = 0; n < NT; n++) {
-        uint32_t bf[2];
-        frag_b(bf, Ks, LDK, n * 8, kk * 16, lane);
-        mma(s[n], qa[kk], bf);
-      }
-
-    const bool mask = partly_hidden(a, wg0, wg1, j0, j0 + BC - 1);
-#pragma unroll
-    for (int half = 0; half < 2; half++) {
-      const int gi = wg0 + g + 8 * half;
-      float mx = -INFINITY;
-#pragma unroll
-      for (int n = 0; n < NT; n++)
-#pragma unroll
-        for (int e = 0; e < 2; e++) {
-          float x = s[n][2 * half + e] * a.scale2;
-          if (mask && hidden(a, gi, j0 + n * 8 + 2 * t + e)) x = -INFINITY;
-          s[n][2 * half + e] = x;
-          mx = fmaxf(mx, x);
+        for (int n = 0; n < NT; n += 2) {
+          uint32_t bf[4];
+          frags_b(bf, Ks, LD, n * 8, kk * 16, lane);
+          mma(s[n], qa[kk], bf[0], bf[1]);
+          mma(s[n + 1], qa[kk], bf[2], bf[3]);
         }
-      const float m_new = fmaxf(m[half], quad_max(mx));
-      const float m_use = m_new == -INFINITY ? 0.f : m_new; /* no key of the row yet (a window) */
-      const float alpha = exp2f(m[half] - m_use);
-      float sum = 0.f;
+
+      const bool mask = partly_hidden(a, wg0, wg1, j0, j0 + BC - 1);
 #pragma unroll
-      for (int n = 0; n < NT; n++)
+      for (int half = 0; half < 2; half++) {
+        const int gi = wg0 + g + 8 * half;
+        float mx = -INFINITY;
 #pragma unroll
-        for (int e = 0; e < 2; e++) {
-          float p = exp2f(s[n][2 * half + e] - m_use);
-          s[n][2 * half + e] = p;
-          sum += p;
+        for (int n = 0; n < NT; n++)
+#pragma unroll
+          for (int e = 0; e < 2; e++) {
+            float x = s[n][2 * half + e] * a.scale2;
+            if (mask && hidden(a, gi, j0 + n * 8 + 2 * t + e)) x = -INFINITY;
+            s[n][2 * half + e] = x;
+            mx = fmaxf(mx, x);
+          }
+        const float m_new = fmaxf(m[half], quad_max(mx));
+        const float m_use = m_new == -INFINITY ? 0.f : m_new; /* no key of the row yet (a window) */
+        const float alpha = exp2f(m[half] - m_use);
+        float sum = 0.f;
+#pragma unroll
+        for (int n = 0; n < NT; n++)
+#pragma unroll
+          for (int e = 0; e < 2; e++) {
+            float p = exp2f(s[n][2 * half + e] - m_use);
+            s[n][2 * half + e] = p;
+            sum += p;
+          }
+        m[half] = m_new;
+        l[half] = l[half] * alpha + sum; /* this thread's columns; summed over the row at the end */
+#pragma unroll
+        for (int n = 0; n < OT; n++) {
+          acc[n][2 * half] *= alpha;
+          acc[n][2 * half + 1] *= alpha;
         }
-      m[half] = m_new;
-      l[half] = l[half] * alpha + sum; /* this thread's columns; summed over the row at the end */
-#pragma unroll
-      for (int n = 0; n < OT; n++) {
-        acc[n][2 * half] *= alpha;
-        acc[n][2 * half + 1] *= alpha;
       }
-    }
 
 #pragma unroll
-    for (int kc = 0; kc < BC / 16; kc++) {
-      uint32_t pa[4];
-      c_to_a(pa, s[2 * kc], s[2 * kc + 1]);
+      for (int kc = 0; kc < BC / 16; kc++) {
+        uint32_t pa[4];
+        c_to_a(pa, s[2 * kc], s[2 * kc + 1]);
 #pragma unroll
-      for (int n = 0; n < OT; n++) {
-        uint32_t bf[2];
-        frag_b(bf, Vt, LDV, n * 8, kc * 16, lane);
-        mma(acc[n], pa, bf);
+        for (int n = 0; n < OT; n += 2) {
+          uint32_t bf[4];
+          frags_b_trans(bf, Vs, LD, kc * 16, n * 8, lane);
+          mma(acc[n], pa, bf[0], bf[1]);
+          mma(acc[n + 1], pa, bf[2], bf[3]);
+        }
       }
     }
+    __syncthreads(); /* the tile is read: the next iteration's copies may overwrite it */
   }
 
   if (w0 >= nq) return; /* the whole warp: its shuffles below stay full */
@@ -369,28 +408,34 @@ __global__ void __launch_bounds__(F_WARPS * 32, F_BLOCKS<D>)
 }
 
 /* dQ: one block per (query tile of B_ROWS, b, h), the tiles with the most keys first, walks the
- * key tiles its queries see. Warp w owns queries 16 w.., their Q and dO as A fragments in
- * registers; per 16 keys it forms S = Q K^T and dP = dO V^T (B operands: the rows of K and V),
- * P = exp(scale S - lse), dS = scale P (dP - delta) in f32, and sums dQ += dS K (B operand: K^T).
- * Shared memory: K, V [BC][D+8], K^T [D][BC+8]. */
+ * key tiles its queries see. Warp w owns queries 16 w.., their Q and dO (f32 in global memory)
+ * as A fragments in registers; per 16 keys it forms S = Q K^T and dP = dO V^T (B operands: the
+ * rows of K and V), P = exp(scale S - lse), dS = scale P (dP - delta) in f32, and sums dQ += dS K
+ * (B operand: K k-major, .trans). Shared memory: two stages of K, V [BC][D+8] from the copies. */
 template <int D, int BC>
 __global__ void __launch_bounds__(B_WARPS * 32, Q_BLOCKS<D>)
-    attention_backward_dq_bf16(bf_shape a, const float *q, const float *k, const float *v,
+    attention_backward_dq_bf16(bf_shape a, const float *q, const uint16_t *kh, const uint16_t *vh,
                                const float *go, const float *lse, const float *delta, float *gq) {
-  constexpr int THREADS = B_WARPS * 32, LDK = D + 8, LDT = BC + 8, KT = D / 16, OT = D / 8;
+  constexpr int THREADS = B_WARPS * 32, LD = D + 8, KT = D / 16, OT = D / 8, TILE = BC * LD;
   extern __shared__ float4 shm[];
-  uint16_t *Ks = reinterpret_cast<uint16_t *>(shm), *Vs = Ks + BC * LDK, *Kt = Vs + BC * LDK;
+  uint16_t *sm = reinterpret_cast<uint16_t *>(shm); /* stage s: K at 2 s TILE, V after it */
   const int warp = (int)threadIdx.x / 32, lane = (int)threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int b = (int)blockIdx.x / a.H, h = (int)blockIdx.x % a.H;
   const int i0 = (int)(gridDim.y - 1 - blockIdx.y) * B_ROWS, nq = min(B_ROWS, a.T - i0);
   const int gi0 = a.q_offset + i0, gi_last = gi0 + nq - 1;
   const int j_begin = first_key_tile(a, gi0, BC), j_end = gi_last + 1;
+  const int n_tiles = (j_end - j_begin + BC - 1) / BC;
   const int w0 = warp * 16, wg0 = gi0 + w0, wg1 = min(wg0 + 15, gi_last);
   const int64_t ldg = (int64_t)a.H * D;
-  const float *qb = q + b * a.qs[0] + h * a.qs[2], *kb = k + b * a.ks[0] + h * a.ks[2],
-              *vb = v + b * a.vs[0] + h * a.vs[2];
+  const float *qb = q + b * a.qs[0] + h * a.qs[2];
   const float *gob = go + ((int64_t)b * a.T * a.H + h) * D;
   const float *lse_bh = lse + ((int64_t)b * a.H + h) * a.T, *delta_bh = delta + (lse_bh - lse);
+  const int64_t head = (int64_t)blockIdx.x * a.Tk * D;
+  const uint16_t *kb = kh + head, *vb = vh + head;
+
+  stage<BC, D, THREADS>(sm, kb, j_begin, a.Tk);
+  stage<BC, D, THREADS>(sm + TILE, vb, j_begin, a.Tk);
+  copies_commit();
 
   uint32_t qa[KT][4], ga[KT][4];
   frags_a_global<KT>(qa, qb + (int64_t)(i0 + w0) * a.qs[1], a.qs[1], nq - w0, lane);
@@ -405,49 +450,58 @@ __global__ void __launch_bounds__(B_WARPS * 32, Q_BLOCKS<D>)
 #pragma unroll
   for (int n = 0; n < OT; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
 
-  for (int j0 = j_begin; j0 < j_end; j0 += BC) {
-    const int nk = a.Tk - j0;
-    __syncthreads(); /* the last tile is read */
-    stage_rows<BC, D, THREADS>(Ks, LDK, kb + j0 * a.ks[1], a.ks[1], nk);
-    stage_rows<BC, D, THREADS>(Vs, LDK, vb + j0 * a.vs[1], a.vs[1], nk);
-    stage_cols<BC, D, THREADS>(Kt, LDT, kb + j0 * a.ks[1], a.ks[1], nk);
+  for (int it = 0; it < n_tiles; it++) {
+    const int j0 = j_begin + it * BC;
+    if (it + 1 < n_tiles) {
+      uint16_t *next = sm + ((it + 1) & 1) * 2 * TILE;
+      stage<BC, D, THREADS>(next, kb, j0 + BC, a.Tk);
+      stage<BC, D, THREADS>(next + TILE, vb, j0 + BC, a.Tk);
+      copies_commit();
+      copies_wait<1>();
+    } else {
+      copies_wait<0>();
+    }
     __syncthreads();
-    if (w0 >= nq) continue;
+    const uint16_t *Ks = sm + (it & 1) * 2 * TILE, *Vs = Ks + TILE;
 
+    if (w0 < nq) {
 #pragma unroll
-    for (int kc = 0; kc < BC / 16; kc++) {
-      const int jc = j0 + kc * 16;
-      if (unseen(a, wg0, wg1, jc, jc + 15)) continue;
-      float s[2][4] = {}, dp[2][4] = {};
+      for (int kc = 0; kc < BC / 16; kc++) {
+        const int jc = j0 + kc * 16;
+        if (unseen(a, wg0, wg1, jc, jc + 15)) continue;
+        float s[2][4] = {}, dp[2][4] = {};
 #pragma unroll
-      for (int kk = 0; kk < KT; kk++)
-#pragma unroll
-        for (int nn = 0; nn < 2; nn++) {
-          uint32_t bf[2];
-          frag_b(bf, Ks, LDK, kc * 16 + nn * 8, kk * 16, lane);
-          mma(s[nn], qa[kk], bf);
-          frag_b(bf, Vs, LDK, kc * 16 + nn * 8, kk * 16, lane);
-          mma(dp[nn], ga[kk], bf);
+        for (int kk = 0; kk < KT; kk++) {
+          uint32_t bf[4];
+          frags_b(bf, Ks, LD, kc * 16, kk * 16, lane);
+          mma(s[0], qa[kk], bf[0], bf[1]);
+          mma(s[1], qa[kk], bf[2], bf[3]);
+          frags_b(bf, Vs, LD, kc * 16, kk * 16, lane);
+          mma(dp[0], ga[kk], bf[0], bf[1]);
+          mma(dp[1], ga[kk], bf[2], bf[3]);
         }
-      const bool mask = partly_hidden(a, wg0, wg1, jc, jc + 15);
+        const bool mask = partly_hidden(a, wg0, wg1, jc, jc + 15);
 #pragma unroll
-      for (int nn = 0; nn < 2; nn++)
+        for (int nn = 0; nn < 2; nn++)
 #pragma unroll
-        for (int e = 0; e < 4; e++) {
-          const int half = e / 2, gi = wg0 + g + 8 * half, j = jc + nn * 8 + 2 * t + e % 2;
-          float p = exp2f(s[nn][e] * a.scale2 - lse2[half]);
-          if (mask && hidden(a, gi, j)) p = 0.f;
-          s[nn][e] = a.scale * p * (dp[nn][e] - dl[half]); /* dS */
+          for (int e = 0; e < 4; e++) {
+            const int half = e / 2, gi = wg0 + g + 8 * half, j = jc + nn * 8 + 2 * t + e % 2;
+            float p = exp2f(s[nn][e] * a.scale2 - lse2[half]);
+            if (mask && hidden(a, gi, j)) p = 0.f;
+            s[nn][e] = a.scale * p * (dp[nn][e] - dl[half]); /* dS */
+          }
+        uint32_t dsa[4];
+        c_to_a(dsa, s[0], s[1]);
+#pragma unroll
+        for (int n = 0; n < OT; n += 2) {
+          uint32_t bf[4];
+          frags_b_trans(bf, Ks, LD, kc * 16, n * 8, lane);
+          mma(acc[n], dsa, bf[0], bf[1]);
+          mma(acc[n + 1], dsa, bf[2], bf[3]);
         }
-      uint32_t dsa[4];
-      c_to_a(dsa, s[0], s[1]);
-#pragma unroll
-      for (int n = 0; n < OT; n++) {
-        uint32_t bf[2];
-        frag_b(bf, Kt, LDT, n * 8, kc * 16, lane);
-        mma(acc[n], dsa, bf);
       }
     }
+    __syncthreads();
   }
 
   if (w0 >= nq) return;
@@ -462,20 +516,21 @@ __global__ void __launch_bounds__(B_WARPS * 32, Q_BLOCKS<D>)
 /* dK and dV: one block per (key tile of B_ROWS, b, h), the tiles with the most queries first,
  * walks the query tiles of BR that see its keys. Warp w owns keys 16 w.., their K and V as A
  * fragments (in registers where HOLD, else read from shared memory at each use); per 16 queries
- * it forms S^T = K Q^T and dP^T = V dO^T (B operands: the rows of Q and dO), P^T and dS^T in f32,
- * and sums dV += P^T dO and dK += dS^T Q (B operands: dO^T and Q^T). Shared memory: K, V
- * [B_ROWS][D+8], Q, dO [BR][D+8], Q^T, dO^T [D][BR+8], lse (base 2) and delta [BR] in f32. */
+ * it forms S^T = K Q^T and dP^T = V dO^T (B operands: Q and dO n-major), P^T and dS^T in f32,
+ * and sums dV += P^T dO and dK += dS^T Q (B operands: dO and Q k-major, .trans). Shared memory:
+ * K, V [B_ROWS][D+8] once, then two stages of Q, dO [BR][D+8] and lse, delta [BR] (f32), all
+ * from the copies (lse and delta as they are). */
 template <int D, int BR, bool HOLD>
 __global__ void __launch_bounds__(B_WARPS * 32, K_BLOCKS<D>)
-    attention_backward_dkdv_bf16(bf_shape a, const float *q, const float *k, const float *v,
-                                 const float *go, const float *lse, const float *delta, float *gk,
-                                 float *gv) {
-  constexpr int THREADS = B_WARPS * 32, BC = B_ROWS, LDK = D + 8, LDT = BR + 8, KT = D / 16,
-                OT = D / 8;
+    attention_backward_dkdv_bf16(bf_shape a, const uint16_t *qh, const uint16_t *kh,
+                                 const uint16_t *vh, const uint16_t *gh, const float *lse,
+                                 const float *delta, float *gk, float *gv) {
+  constexpr int THREADS = B_WARPS * 32, BC = B_ROWS, LD = D + 8, KT = D / 16, OT = D / 8,
+                TILE = BR * LD;
   extern __shared__ float4 shm[];
-  uint16_t *Ks = reinterpret_cast<uint16_t *>(shm), *Vs = Ks + BC * LDK, *Qs = Vs + BC * LDK,
-           *Gs = Qs + BR * LDK, *Qt = Gs + BR * LDK, *Gt = Qt + D * LDT;
-  float *Ls = reinterpret_cast<float *>(Gt + D * LDT), *Ds = Ls + BR;
+  uint16_t *Ks = reinterpret_cast<uint16_t *>(shm), *Vs = Ks + BC * LD;
+  uint16_t *qg = Vs + BC * LD;                           /* stage s: Q at 2 s TILE, dO after it */
+  float *ld_ = reinterpret_cast<float *>(qg + 4 * TILE); /* stage s: lse at 2 s BR, delta after */
   const int warp = (int)threadIdx.x / 32, lane = (int)threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int b = (int)blockIdx.x / a.H, h = (int)blockIdx.x % a.H;
   const int j0 = (int)blockIdx.y * BC, nk = min(BC, a.Tk - j0), j_last = j0 + nk - 1;
@@ -484,22 +539,25 @@ __global__ void __launch_bounds__(B_WARPS * 32, K_BLOCKS<D>)
             g_end = a.window > 0 ? min(a.q_offset + a.T, j_last + a.window) : a.q_offset + a.T;
   if (g_begin >= g_end) return; /* no query sees these keys: += 0 */
   const int i_begin = (g_begin - a.q_offset) / BR * BR, i_end = g_end - a.q_offset;
+  const int n_tiles = (i_end - i_begin + BR - 1) / BR;
   const int w0 = warp * 16, wj0 = j0 + w0, wj1 = wj0 + 15; /* the warp's keys */
-  const int64_t ldg = (int64_t)a.H * D;
-  const float *qb = q + b * a.qs[0] + h * a.qs[2], *kb = k + b * a.ks[0] + h * a.ks[2],
-              *vb = v + b * a.vs[0] + h * a.vs[2];
-  const float *gob = go + ((int64_t)b * a.T * a.H + h) * D;
   const float *lse_bh = lse + ((int64_t)b * a.H + h) * a.T, *delta_bh = delta + (lse_bh - lse);
+  const int64_t head_q = (int64_t)blockIdx.x * a.T * D, head_k = (int64_t)blockIdx.x * a.Tk * D;
+  const uint16_t *qb = qh + head_q, *gb = gh + head_q, *kb = kh + head_k, *vb = vh + head_k;
 
-  stage_rows<BC, D, THREADS>(Ks, LDK, kb + j0 * a.ks[1], a.ks[1], nk);
-  stage_rows<BC, D, THREADS>(Vs, LDK, vb + j0 * a.vs[1], a.vs[1], nk);
-  __syncthreads();
+  stage<BC, D, THREADS>(Ks, kb, j0, a.Tk);
+  stage<BC, D, THREADS>(Vs, vb, j0, a.Tk);
+  copies_commit();
+  stage_queries<BR, D, THREADS>(qg, ld_, qb, gb, lse_bh, delta_bh, i_begin, a.T);
+  copies_commit();
   uint32_t ka[HOLD ? KT : 1][4], va[HOLD ? KT : 1][4];
   if constexpr (HOLD) {
+    copies_wait<1>(); /* K and V */
+    __syncthreads();
 #pragma unroll
     for (int kk = 0; kk < KT; kk++) {
-      frag_a(ka[kk], Ks, LDK, w0, kk * 16, lane);
-      frag_a(va[kk], Vs, LDK, w0, kk * 16, lane);
+      frag_a(ka[kk], Ks, LD, w0, kk * 16, lane);
+      frag_a(va[kk], Vs, LD, w0, kk * 16, lane);
     }
   }
   float acc_k[OT][4], acc_v[OT][4];
@@ -508,70 +566,74 @@ __global__ void __launch_bounds__(B_WARPS * 32, K_BLOCKS<D>)
 #pragma unroll
     for (int e = 0; e < 4; e++) acc_k[n][e] = acc_v[n][e] = 0.f;
 
-  for (int i0 = i_begin; i0 < i_end; i0 += BR) {
-    const int nq = min(BR, a.T - i0), gi0 = a.q_offset + i0;
-    __syncthreads(); /* the last query tile is read */
-    stage_rows<BR, D, THREADS>(Qs, LDK, qb + i0 * a.qs[1], a.qs[1], nq);
-    stage_rows<BR, D, THREADS>(Gs, LDK, gob + i0 * ldg, ldg, nq);
-    stage_cols<BR, D, THREADS>(Qt, LDT, qb + i0 * a.qs[1], a.qs[1], nq);
-    stage_cols<BR, D, THREADS>(Gt, LDT, gob + i0 * ldg, ldg, nq);
-    for (int i = (int)threadIdx.x; i < BR; i += THREADS) {
-      Ls[i] = i < nq ? lse_bh[i0 + i] * LOG2E : 0.f;
-      Ds[i] = i < nq ? delta_bh[i0 + i] : 0.f;
+  for (int it = 0; it < n_tiles; it++) {
+    const int i0 = i_begin + it * BR, nq = min(BR, a.T - i0), gi0 = a.q_offset + i0;
+    if (it + 1 < n_tiles) {
+      const int st = (it + 1) & 1;
+      stage_queries<BR, D, THREADS>(qg + st * 2 * TILE, ld_ + st * 2 * BR, qb, gb, lse_bh, delta_bh,
+                                    i0 + BR, a.T);
+      copies_commit();
+      copies_wait<1>();
+    } else {
+      copies_wait<0>();
     }
     __syncthreads();
-    if (w0 >= nk) continue;
+    const uint16_t *Qs = qg + (it & 1) * 2 * TILE, *Gs = Qs + TILE;
+    const float *Ls = ld_ + (it & 1) * 2 * BR, *Ds = Ls + BR;
 
+    if (w0 < nk) {
 #pragma unroll
-    for (int qc = 0; qc < BR / 16; qc++) {
-      const int c0 = qc * 16, gc0 = gi0 + c0, gc1 = gi0 + min(c0 + 15, nq - 1);
-      if (c0 >= nq || unseen(a, gc0, gc1, wj0, wj1)) continue;
-      float s[2][4] = {}, dp[2][4] = {};
+      for (int qc = 0; qc < BR / 16; qc++) {
+        const int c0 = qc * 16, gc0 = gi0 + c0, gc1 = gi0 + min(c0 + 15, nq - 1);
+        if (c0 >= nq || unseen(a, gc0, gc1, wj0, wj1)) continue;
+        float s[2][4] = {}, dp[2][4] = {};
 #pragma unroll
-      for (int kk = 0; kk < KT; kk++) {
-        uint32_t kf[4], vf[4];
-        if constexpr (HOLD) {
+        for (int kk = 0; kk < KT; kk++) {
+          uint32_t kf[4], vf[4], bf[4];
+          if constexpr (HOLD) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+              kf[e] = ka[kk][e];
+              vf[e] = va[kk][e];
+            }
+          } else {
+            frag_a(kf, Ks, LD, w0, kk * 16, lane);
+            frag_a(vf, Vs, LD, w0, kk * 16, lane);
+          }
+          frags_b(bf, Qs, LD, c0, kk * 16, lane);
+          mma(s[0], kf, bf[0], bf[1]);
+          mma(s[1], kf, bf[2], bf[3]);
+          frags_b(bf, Gs, LD, c0, kk * 16, lane);
+          mma(dp[0], vf, bf[0], bf[1]);
+          mma(dp[1], vf, bf[2], bf[3]);
+        }
+        const bool mask = nq - c0 < 16 || partly_hidden(a, gc0, gc1, wj0, wj1);
+#pragma unroll
+        for (int nn = 0; nn < 2; nn++)
 #pragma unroll
           for (int e = 0; e < 4; e++) {
-            kf[e] = ka[kk][e];
-            vf[e] = va[kk][e];
+            const int j = wj0 + g + 8 * (e / 2), c = c0 + nn * 8 + 2 * t + e % 2;
+            float p = exp2f(s[nn][e] * a.scale2 - Ls[c] * LOG2E);
+            if (mask && (c >= nq || hidden(a, gi0 + c, j))) p = 0.f;
+            s[nn][e] = p;
+            dp[nn][e] = a.scale * p * (dp[nn][e] - Ds[c]); /* dS^T */
           }
-        } else {
-          frag_a(kf, Ks, LDK, w0, kk * 16, lane);
-          frag_a(vf, Vs, LDK, w0, kk * 16, lane);
+        uint32_t pa[4], dsa[4];
+        c_to_a(pa, s[0], s[1]);
+        c_to_a(dsa, dp[0], dp[1]);
+#pragma unroll
+        for (int n = 0; n < OT; n += 2) {
+          uint32_t bf[4];
+          frags_b_trans(bf, Gs, LD, c0, n * 8, lane);
+          mma(acc_v[n], pa, bf[0], bf[1]);
+          mma(acc_v[n + 1], pa, bf[2], bf[3]);
+          frags_b_trans(bf, Qs, LD, c0, n * 8, lane);
+          mma(acc_k[n], dsa, bf[0], bf[1]);
+          mma(acc_k[n + 1], dsa, bf[2], bf[3]);
         }
-#pragma unroll
-        for (int nn = 0; nn < 2; nn++) {
-          uint32_t bf[2];
-          frag_b(bf, Qs, LDK, c0 + nn * 8, kk * 16, lane);
-          mma(s[nn], kf, bf);
-          frag_b(bf, Gs, LDK, c0 + nn * 8, kk * 16, lane);
-          mma(dp[nn], vf, bf);
-        }
-      }
-      const bool mask = nq - c0 < 16 || partly_hidden(a, gc0, gc1, wj0, wj1);
-#pragma unroll
-      for (int nn = 0; nn < 2; nn++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-          const int j = wj0 + g + 8 * (e / 2), c = c0 + nn * 8 + 2 * t + e % 2;
-          float p = exp2f(s[nn][e] * a.scale2 - Ls[c]);
-          if (mask && (c >= nq || hidden(a, gi0 + c, j))) p = 0.f;
-          s[nn][e] = p;
-          dp[nn][e] = a.scale * p * (dp[nn][e] - Ds[c]); /* dS^T */
-        }
-      uint32_t pa[4], dsa[4];
-      c_to_a(pa, s[0], s[1]);
-      c_to_a(dsa, dp[0], dp[1]);
-#pragma unroll
-      for (int n = 0; n < OT; n++) {
-        uint32_t bf[2];
-        frag_b(bf, Gt, LDT, n * 8, c0, lane);
-        mma(acc_v[n], pa, bf);
-        frag_b(bf, Qt, LDT, n * 8, c0, lane);
-        mma(acc_k[n], dsa, bf);
       }
     }
+    __syncthreads();
   }
 
 #pragma unroll
@@ -623,45 +685,86 @@ bf_launch launch_of(const hy_attn_dims *d) {
   return L;
 }
 
-/* Key tiles of the forward: 32, which keeps the scores, the next tile's loads and O within the
- * registers of 2 blocks an SM at D = 64. */
-constexpr int F_BC = 32;
+/* A bf16 copy of x (rows by strides s) in scratch memory of the step arena. */
+template <int D> bf_copy copy_of(const bf_launch &L, const float *x, const int64_t *s, int rows) {
+  bf_copy c;
+  c.x = x;
+  for (int i = 0; i < 3; i++) c.s[i] = s[i];
+  c.rows = rows;
+  c.out = (uint16_t *)hy_arena_alloc_on(HY_CUDA, sizeof(uint16_t) * (size_t)L.B * (size_t)L.a.H *
+                                                     (size_t)rows * D);
+  return c;
+}
 
+/* Fill the first n copies of cs: one launch. */
+template <int D> void round_copies(const bf_launch &L, const bf_copies &cs, int n) {
+  constexpr int THREADS = 256;
+  int rows = 0;
+  for (int i = 0; i < n; i++) rows = cs.c[i].rows > rows ? cs.c[i].rows : rows;
+  int64_t blocks = ((int64_t)rows * (D / 8) + THREADS - 1) / THREADS;
+  dim3 grid((unsigned)(L.B * L.a.H), (unsigned)(blocks < 65535 ? blocks : 65535), (unsigned)n);
+  round_heads<D><<<grid, THREADS>>>(cs, L.a.H);
+  HY_CUDA_LAUNCHED(round_heads);
+}
+
+/* Key tiles of the forward: 64, which keeps the scores and O of a warp within the registers of
+ * 2 blocks an SM at D = 64. */
+constexpr int F_BC = 64;
+
+/* The copies of k and v live in the step arena until the kernel is queued: it runs in stream
+ * order, so the memory may be handed out again after that. */
 template <int D>
 void forward(const bf_launch &L, const float *q, const float *k, const float *v, float *o,
              float *lse) {
   constexpr int BC = F_BC;
+  hy_arena_mark mark = hy_arena_get_mark();
+  bf_copies cs = {};
+  cs.c[0] = copy_of<D>(L, k, L.a.ks, L.a.Tk);
+  cs.c[1] = copy_of<D>(L, v, L.a.vs, L.a.Tk);
+  round_copies<D>(L, cs, 2);
   static bool done;
   auto kernel = attention_forward_bf16<D, BC>;
-  size_t bytes = sizeof(uint16_t) * (size_t)(BC * (D + 8) + D * (BC + 8));
+  size_t bytes = sizeof(uint16_t) * (size_t)(2 * 2 * BC * (D + 8));
   allow_shared(kernel, bytes, &done);
   dim3 grid((unsigned)(L.B * L.a.H), tiles(L.a.T, F_BR));
-  kernel<<<grid, F_WARPS * 32, bytes>>>(L.a, q, k, v, o, lse);
+  kernel<<<grid, F_WARPS * 32, bytes>>>(L.a, q, cs.c[0].out, cs.c[1].out, o, lse);
   HY_CUDA_LAUNCHED(attention_forward_bf16);
+  hy_arena_rewind(mark);
 }
 
+/* The copies take the caller's scratch memory (cuda_attention_backward_f32 rewinds after us). */
 template <int D>
 void backward(const bf_launch &L, const float *q, const float *k, const float *v, const float *go,
               const float *lse, const float *delta, float *gq, float *gk, float *gv) {
   constexpr int BC = 64, BR = 64, BK = B_ROWS;
-  if (gk || gv) {
+  const int64_t go_stride[3] = {(int64_t)L.a.T * L.a.H * D, (int64_t)L.a.H * D, D};
+  bf_copies cs = {};
+  cs.c[0] = copy_of<D>(L, k, L.a.ks, L.a.Tk);
+  cs.c[1] = copy_of<D>(L, v, L.a.vs, L.a.Tk);
+  const bool kv = gk || gv; /* dK dV stream q and dO as well */
+  if (kv) {
+    cs.c[2] = copy_of<D>(L, q, L.a.qs, L.a.T);
+    cs.c[3] = copy_of<D>(L, go, go_stride, L.a.T);
+  }
+  round_copies<D>(L, cs, kv ? 4 : 2);
+  if (kv) {
     static bool done;
     auto kernel = attention_backward_dkdv_bf16<D, BR, D == 64>;
-    size_t bytes =
-        sizeof(uint16_t) * (size_t)(2 * BK * (D + 8) + 2 * BR * (D + 8) + 2 * D * (BR + 8)) +
-        sizeof(float) * 2 * BR;
+    size_t bytes = sizeof(uint16_t) * (size_t)(2 * BK * (D + 8) + 2 * 2 * BR * (D + 8)) +
+                   sizeof(float) * 2 * 2 * BR;
     allow_shared(kernel, bytes, &done);
     dim3 grid((unsigned)(L.B * L.a.H), tiles(L.a.Tk, BK));
-    kernel<<<grid, B_WARPS * 32, bytes>>>(L.a, q, k, v, go, lse, delta, gk, gv);
+    kernel<<<grid, B_WARPS * 32, bytes>>>(L.a, cs.c[2].out, cs.c[0].out, cs.c[1].out, cs.c[3].out,
+                                          lse, delta, gk, gv);
     HY_CUDA_LAUNCHED(attention_backward_dkdv_bf16);
   }
   if (gq) {
     static bool done;
     auto kernel = attention_backward_dq_bf16<D, BC>;
-    size_t bytes = sizeof(uint16_t) * (size_t)(2 * BC * (D + 8) + D * (BC + 8));
+    size_t bytes = sizeof(uint16_t) * (size_t)(2 * 2 * BC * (D + 8));
     allow_shared(kernel, bytes, &done);
     dim3 grid((unsigned)(L.B * L.a.H), tiles(L.a.T, B_ROWS));
-    kernel<<<grid, B_WARPS * 32, bytes>>>(L.a, q, k, v, go, lse, delta, gq);
+    kernel<<<grid, B_WARPS * 32, bytes>>>(L.a, q, cs.c[0].out, cs.c[1].out, go, lse, delta, gq);
     HY_CUDA_LAUNCHED(attention_backward_dq_bf16);
   }
 }

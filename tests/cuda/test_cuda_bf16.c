@@ -128,6 +128,7 @@ Test(cuda_bf16, attention_window_within_bf16_of_cpu) {
   for (int j = 0; j < 2; j++) {
     expect_bf16_attention(2, 200, 200, 2, ATTN_DS[j], 64, 0);  /* a window of one tile */
     expect_bf16_attention(1, 300, 300, 3, ATTN_DS[j], 100, 0); /* across tiles */
+    expect_bf16_attention(2, 192, 192, 2, ATTN_DS[j], 65, 0);  /* just over a tile of 64 keys */
   }
 }
 
