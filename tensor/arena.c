@@ -145,10 +145,25 @@ hy_arena_mark hy_arena_get_mark(void) {
   return (hy_arena_mark){HOST.current, HOST.offset, DEVICE.current, DEVICE.offset};
 }
 
+/* p lies in a chunk before `chunk`, or in it before `offset`. */
+static bool before_mark(const arena *A, const void *p, int chunk, size_t offset) {
+  for (int i = 0; i <= chunk && i < A->n_chunks; i++) {
+    const char *b = A->base[i];
+    if ((const char *)p >= b && (const char *)p < b + A->size[i])
+      return i < chunk || (size_t)((const char *)p - b) < offset;
+  }
+  return false;
+}
+
 static void rewind_to(arena *A, int chunk, size_t offset) {
   if (chunk > A->current || (chunk == A->current && offset > A->offset))
     hy_die("arena", "rewind to a mark that is not behind the current position");
-  A->n_spare = 0; /* some may lie past the mark: drop them all */
+  /* Given-back blocks past the mark are forgotten with it; those before it stay (a backward pass
+   * that marks and rewinds around an op keeps reusing the gradients spent before). */
+  size_t kept = 0;
+  for (size_t i = 0; i < A->n_spare; i++)
+    if (before_mark(A, A->spare[i].p, chunk, offset)) A->spare[kept++] = A->spare[i];
+  A->n_spare = kept;
   A->current = chunk;
   A->offset = offset;
   A->used_before_current = 0;

@@ -1,7 +1,7 @@
 /* The tape: a tensor used twice, a diamond, no-grad scopes, gradients accumulating in leaves
  * across backward calls and steps, only the output's dependencies running, spent intermediate
- * gradients' memory reused, a flat arena over 1000 training-like steps, step marks and rewinds,
- * and bad use. */
+ * gradients' memory reused (also across a rewind), a flat arena over 1000 training-like steps,
+ * step marks and rewinds, and bad use. */
 #include "tests/support.h"
 
 #include <math.h>
@@ -154,6 +154,24 @@ Test(tape, spent_gradients_share_memory) {
   cr_assert(kept >= spent + 9 * block, "backward took %zu bytes keeping, %zu not (block %zu)", kept,
             spent, block);
   hy_free(x);
+}
+
+/* A rewind keeps the blocks given back before its mark and forgets those past it, whose memory the
+ * bump allocator hands out again. */
+Test(tape, rewind_keeps_recycled_blocks_before_the_mark) {
+  hy_step_reset();
+  size_t mb = (size_t)1 << 20;
+  char *x = hy_arena_alloc(mb);
+  hy_arena_recycle(HY_CPU, x, mb);
+  hy_arena_mark mark = hy_arena_get_mark();
+  char *z = hy_arena_alloc(2 * mb);
+  hy_arena_recycle(HY_CPU, z, 2 * mb);
+  hy_arena_rewind(mark);
+  char *w = hy_arena_alloc(3 * mb); /* bumps over z's memory */
+  char *again = hy_arena_alloc(2 * mb);
+  cr_assert(again >= w + 3 * mb || again + 2 * mb <= w, "a block past the mark was reused");
+  cr_assert(hy_arena_alloc(mb) == x, "the block given back before the mark was not reused");
+  hy_step_reset();
 }
 
 /* 1000 steps of forward, backward, an update and a reset: after the first step the arena holds
