@@ -146,11 +146,9 @@ hy_tensor *hy_titans_memory_forward(const hy_titans_memory *m, hy_tensor *x) {
     hy_tensor *xc = hy_reshape(hy_slice(x, 1, 0, N * c), HY_SHAPE(B, N, c, d));
     gates(m, hy_mean(xc, 2, false), &eta, &keep);
   }
-  /* The chunk recurrence as one op with a hand-written backward on the CPU; the GPU has no
-   * kernel for it yet and runs the composed form. */
-  hy_tensor *y = x->device == HY_CPU ? hy_titans_scan(q, k, v, theta, eta, keep, m->m0[0],
-                                                      m->depth == 2 ? m->m0[1] : NULL, c)
-                                     : hy_titans_memory_scan_composed(m, q, k, v, theta, eta, keep);
+  /* The chunk recurrence as one op with a hand-written backward, on either device. */
+  hy_tensor *y =
+      hy_titans_scan(q, k, v, theta, eta, keep, m->m0[0], m->depth == 2 ? m->m0[1] : NULL, c);
   return output(m, y);
 }
 

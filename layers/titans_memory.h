@@ -50,14 +50,13 @@ void hy_titans_memory_init(hy_titans_memory *m, hy_params *ps, const char *prefi
                            const hy_titans_config *c, int64_t d_model, hy_dtype dtype, hy_rng *rng,
                            double init_std, double out_std);
 
-/* [B, T, d] -> [B, T, d]: the chunked form (on the CPU the fused hy_titans_scan; on the GPU one
- * batch of matmuls per chunk), or the reference when m->reference. */
+/* [B, T, d] -> [B, T, d]: the chunked form (the fused hy_titans_scan), or the reference when
+ * m->reference. */
 hy_tensor *hy_titans_memory_forward(const hy_titans_memory *m, hy_tensor *x);
 /* The chunk recurrence between the projections and the output, from generic ops: what
  * hy_titans_scan (tensor/ops.h) computes for q, k, v [B, H, T, D], theta [B, H, T, 1] and the
  * gates eta, keep [B, H, T / chunk, 1] (NULL when T < chunk) at M_0 = m->m0, y [B, H, T, D]. The
- * forward's form on the GPU, which has no fused kernel yet, and the fused op's reference in the
- * tests. */
+ * fused op's reference in the tests. */
 hy_tensor *hy_titans_memory_scan_composed(const hy_titans_memory *m, hy_tensor *q, hy_tensor *k,
                                           hy_tensor *v, hy_tensor *theta, hy_tensor *eta,
                                           hy_tensor *keep);

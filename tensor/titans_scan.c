@@ -22,7 +22,8 @@
  * and the last VJP also gives the chunk's k, v and theta their gradients. The VJP differentiates
  * the explicit gradient U through the weights it was taken at (second order); its formulas are
  * in tensor/cpu/titans_scan.c. dM_0 is gW after chunk 0 and the rows reading W^0, summed over
- * the batch. */
+ * the batch. The kernels: tensor/cpu/titans_scan.c, and on the GPU (f32 only)
+ * tensor/cuda/titans_scan.cu. */
 #include "tensor/op.h"
 
 static hy_titans_dims dims_of(const hy_tensor *q, const hy_tensor *w1, int64_t depth,
@@ -52,10 +53,10 @@ static void titans_scan_backward(hy_node *n) {
   const scan_saved *sv = n->saved;
   hy_titans_dims d = dims_of(in[0], in[6], in[7] ? 2 : 1, n->iarg[0]);
   void *work = hy_saved_like(in[0], (size_t)(d.B * d.H * d.P) * hy_dtype_size(in[0]->dtype));
-  HY_CPU(in[0]->dtype, cpu_titans_scan_backward, &d, in[0]->data, in[1]->data, in[2]->data,
-         in[3]->data, data_of(in[4]), data_of(in[5]), in[6]->data, data_of(in[7]), sv->states,
-         sv->momenta, n->out->grad->data, grad_of(in[0]), grad_of(in[1]), grad_of(in[2]),
-         grad_of(in[3]), grad_of(in[4]), grad_of(in[5]), grad_of(in[6]), grad_of(in[7]), work);
+  HY_KERNEL(in[0], titans_scan_backward, &d, in[0]->data, in[1]->data, in[2]->data, in[3]->data,
+            data_of(in[4]), data_of(in[5]), in[6]->data, data_of(in[7]), sv->states, sv->momenta,
+            n->out->grad->data, grad_of(in[0]), grad_of(in[1]), grad_of(in[2]), grad_of(in[3]),
+            grad_of(in[4]), grad_of(in[5]), grad_of(in[6]), grad_of(in[7]), work);
 }
 
 static bool has_shape(const hy_tensor *t, int64_t a, int64_t b, int64_t c, int64_t e) {
@@ -71,7 +72,8 @@ static void check_inputs(const char *op, hy_tensor *const *in, int64_t chunk) {
   hy_tensor *q = in[0], *w1 = in[6], *w2 = in[7];
   for (int i = 0; i < 8; i++) {
     if (!in[i]) continue;
-    hy_check_input(op, in[i]);
+    hy_check_input_any(op, in[i]);
+    hy_check_same_device(op, q, in[i]);
     hy_check_same_dtype(op, q, in[i]);
   }
   if (chunk < 1) hy_die(op, "chunk size %lld (must be >= 1)", (long long)chunk);
@@ -112,9 +114,9 @@ hy_tensor *hy_titans_scan(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *t
   sv->states = hy_saved_like(in[0], bytes);
   sv->momenta = hy_saved_like(in[0], bytes);
   hy_tensor *y = hy_empty_like(in[0]);
-  HY_CPU(q->dtype, cpu_titans_scan, &d, in[0]->data, in[1]->data, in[2]->data, in[3]->data,
-         data_of(in[4]), data_of(in[5]), in[6]->data, data_of(in[7]), y->data, sv->states,
-         sv->momenta);
+  HY_KERNEL(in[0], titans_scan, &d, in[0]->data, in[1]->data, in[2]->data, in[3]->data,
+            data_of(in[4]), data_of(in[5]), in[6]->data, data_of(in[7]), y->data, sv->states,
+            sv->momenta);
   hy_node *n = hy_record(op, titans_scan_backward, y, 8, in);
   if (n) {
     n->iarg[0] = chunk;

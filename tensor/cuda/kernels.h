@@ -84,6 +84,16 @@ void cuda_rat_f32(const hy_rat_dims *dims, const float *q, const float *u, const
 void cuda_rat_backward_f32(const hy_rat_dims *dims, const float *q, const float *u, const float *k,
                            const float *f, const float *o, const float *lse, const float *go,
                            float *gq, float *gu, float *gk, float *gf);
+void cuda_titans_scan_f32(const hy_titans_dims *dims, const float *q, const float *k,
+                          const float *v, const float *theta, const float *eta, const float *keep,
+                          const float *w1, const float *w2, float *y, float *states,
+                          float *momenta);
+void cuda_titans_scan_backward_f32(const hy_titans_dims *dims, const float *q, const float *k,
+                                   const float *v, const float *theta, const float *eta,
+                                   const float *keep, const float *w1, const float *w2,
+                                   const float *states, const float *momenta, const float *gy,
+                                   float *gq, float *gk, float *gv, float *gtheta, float *geta,
+                                   float *gkeep, float *gw1, float *gw2, float *work);
 
 /* The optimizer's loops (optim/): AdamW and SGD updates with the factors of optim/optimizer.c,
  * the sum of squares of a gradient (in double, the same on every run) and an in-place scaling. */
