@@ -134,7 +134,7 @@ hy_tensor *hy_rat(hy_tensor *q, hy_tensor *u, hy_tensor *k, hy_tensor *f, int64_
  * y_t = M_{floor((t + 1) / chunk)}(q_t). q, k, v [B, H, T, D], theta [B, H, T, 1], eta and keep
  * [B, H, N, 1] with N = floor(T / chunk) (NULL when N = 0), M_0 as w1 [H, D, F] and w2 [H, F, D]
  * (depth 2) or w1 [H, D, D] and w2 NULL (depth 1), shared by the batch; y [B, H, T, D]. CPU
- * kernels only so far. The exact math: tensor/titans_scan.c. */
+ * (f32, f64) and GPU (f32) kernels. The exact math: tensor/titans_scan.c. */
 hy_tensor *hy_titans_scan(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *theta,
                           hy_tensor *eta, hy_tensor *keep, hy_tensor *w1, hy_tensor *w2,
                           int64_t chunk);
