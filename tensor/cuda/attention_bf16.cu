@@ -276,11 +276,13 @@ constexpr int F_WARPS = 8, F_BR = 16 * F_WARPS;   /* forward: 128 queries a bloc
 constexpr int B_WARPS = 4, B_ROWS = 16 * B_WARPS; /* backward: 64 queries or keys a block */
 /* Blocks per SM the register budget is cut for (forward, dQ, dK dV): left to itself the compiler
  * keeps a tile's worth of fragments in flight and one block fills the register file. Each is the
- * most that spills nothing (ptxas -v): dK dV at D = 64 holds K and V in registers, a third fewer
- * shared memory reads, and then fits 2 blocks, not 3. */
+ * most that spills nothing (ptxas -v). dK dV could hold K and V in registers (HOLD: a third fewer
+ * shared memory reads) but then fits 2 blocks at D = 64, not 3; on an H200 the 3 blocks reading
+ * K and V from shared memory were faster (forward + backward 1.76 against 1.81 ms at B 8, T 2048,
+ * H 16), so every launch reads them from shared memory. */
 template <int D> constexpr int F_BLOCKS = D == 64 ? 2 : 1;
 template <int D> constexpr int Q_BLOCKS = D == 64 ? 4 : 2;
-template <int D> constexpr int K_BLOCKS = 2;
+template <int D> constexpr int K_BLOCKS = D == 64 ? 3 : 2;
 
 /* Forward: o = softmax(scale q k^T, causal) v, lse = the rows' log-sum-exps, online softmax in
  * f32. Grid (B H, query tiles of F_BR), the tiles with the most keys first; warp w owns queries
@@ -749,7 +751,7 @@ void backward(const bf_launch &L, const float *q, const float *k, const float *v
   round_copies<D>(L, cs, kv ? 4 : 2);
   if (kv) {
     static bool done;
-    auto kernel = attention_backward_dkdv_bf16<D, BR, D == 64>;
+    auto kernel = attention_backward_dkdv_bf16<D, BR, false>;
     size_t bytes = sizeof(uint16_t) * (size_t)(2 * BK * (D + 8) + 2 * 2 * BR * (D + 8)) +
                    sizeof(float) * 2 * 2 * BR;
     allow_shared(kernel, bytes, &done);
