@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole GPU check in one command, on a machine with an NVIDIA GPU: builds hyla with CUDA,
 # runs every GPU test suite (tests/cuda/, where a missing GPU fails instead of skipping), runs the
-# GPU benches and prints a short table. Where Criterion or inih are not installed, carry
-# .gpu-deps/ (made by scripts/gpu-deps.sh). Logs go to $OUT (or the build dir).
+# GPU benches and the references and prints a short table with hyla / reference ratios
+# (scripts/gpu-ratios.py). Where Criterion or inih are not installed, carry .gpu-deps/ (made by
+# scripts/gpu-deps.sh). Logs go to $OUT (or the build dir).
 #   scripts/gpu-check.sh [--no-references] [build-dir]
 # --no-references skips the PyTorch / fla timings (fla autotunes for minutes on first use).
 set -euo pipefail
@@ -66,5 +67,9 @@ fi
 echo "== summary on $gpu"
 grep -E "tests passed|tests failed|ok   |skip:" "$logs/tests.log" || true
 grep -E "^\|" "$logs/bench.log" || true
+# hyla / reference for every pair the log holds, against the 2x target.
+if command -v python3 >/dev/null; then
+  python3 scripts/gpu-ratios.py "$logs/bench.log" | tee "$logs/ratios.md"
+fi
 [ $status = 0 ] && echo "== GPU check passed" || echo "== GPU check FAILED"
 exit $status
