@@ -1,4 +1,5 @@
 #include "tensor/cuda/attention_bf16.h"
+#include "tensor/cuda/attention_shape.cuh"
 #include "tensor/cuda/common.cuh"
 #include "tensor/cuda/tiles.cuh"
 extern "C" {
@@ -24,25 +25,6 @@ extern "C" {
  * 64 and 128 go to the tensor-core kernels of attention_bf16.cu instead. */
 
 namespace {
-
-constexpr float LOG2E = 1.44269504088896340736f;
-constexpr float LN2 = 0.69314718055994530942f;
-
-struct attn_shape {
-  int T, Tk, H, D, q_offset, window;
-  int64_t qs[3], ks[3], vs[3]; /* strides over b, t, h */
-  float scale, scale2;         /* scale, scale * log2(e): scores in base 2 */
-};
-
-/* Query gi does not see key j. */
-__device__ __forceinline__ bool hidden(const attn_shape &a, int gi, int j) {
-  return j > gi || (a.window > 0 && gi - j >= a.window);
-}
-
-/* The first key any query from position gi0 on sees, rounded down to a tile of BC. */
-template <int BC> __device__ __forceinline__ int first_key_tile(const attn_shape &a, int gi0) {
-  return a.window > 0 && gi0 - a.window + 1 > 0 ? (gi0 - a.window + 1) / BC * BC : 0;
-}
 
 /* Forward: o = softmax(scale q k^T, causal) v, lse = the rows' log-sum-exps. Grid (B H, query
  * tiles), the tiles with the most keys first. Shared memory: Q [BR, DP+4], K, V [BC, DP+4],
@@ -418,23 +400,8 @@ int padded(int64_t D) {
 
 launch launch_of(const hy_attn_dims *d, const void *q, const void *k, const void *v,
                  const void *o) {
-  if (d->Tk > INT32_MAX || d->B * d->H > INT32_MAX)
-    hy_die("attention", "sizes B %lld, H %lld, Tk %lld too large for the GPU kernels",
-           (long long)d->B, (long long)d->H, (long long)d->Tk);
   launch L;
-  L.a.T = (int)d->T;
-  L.a.Tk = (int)d->Tk;
-  L.a.H = (int)d->H;
-  L.a.D = (int)d->D;
-  L.a.q_offset = (int)d->q_offset;
-  L.a.window = d->window > d->Tk ? 0 : (int)d->window; /* a window past every key: none */
-  for (int i = 0; i < 3; i++) {
-    L.a.qs[i] = d->q_stride[i];
-    L.a.ks[i] = d->k_stride[i];
-    L.a.vs[i] = d->v_stride[i];
-  }
-  L.a.scale = (float)d->scale;
-  L.a.scale2 = (float)(d->scale * 1.4426950408889634);
+  L.a = attn_shape_of(d);
   L.B = (int)d->B;
   int64_t contiguous[3] = {d->T * d->H * d->D, d->H * d->D, d->D};
   L.vec4 = rows_vec4(q, d->q_stride, d->D) && rows_vec4(k, d->k_stride, d->D) &&

@@ -1,4 +1,5 @@
 #include "tensor/cuda/attention_bf16.h"
+#include "tensor/cuda/attention_shape.cuh"
 #include "tensor/cuda/common.cuh"
 
 #include <cuda_bf16.h>
@@ -41,34 +42,15 @@
 
 namespace {
 
-constexpr float LOG2E = 1.44269504088896340736f;
-constexpr float LN2 = 0.69314718055994530942f;
-
-struct bf_shape {
-  int T, Tk, H, q_offset, window;
-  int64_t qs[3], ks[3], vs[3]; /* strides over b, t, h */
-  float scale, scale2;         /* scale, scale * log2(e): scores in base 2 */
-};
-
-/* Query gi does not see key j. */
-__device__ __forceinline__ bool hidden(const bf_shape &a, int gi, int j) {
-  return j > gi || (a.window > 0 && gi - j >= a.window);
-}
-
 /* No query of positions g0..g1 sees a key of j0..j1: the keys all come later, or all lie before
  * the window of the first query. */
-__device__ __forceinline__ bool unseen(const bf_shape &a, int g0, int g1, int j0, int j1) {
+__device__ __forceinline__ bool unseen(const attn_shape &a, int g0, int g1, int j0, int j1) {
   return j0 > g1 || (a.window > 0 && g0 - j1 >= a.window);
 }
 
 /* Some query of g0..g1 does not see some key of j0..j1: the elements need the mask. */
-__device__ __forceinline__ bool partly_hidden(const bf_shape &a, int g0, int g1, int j0, int j1) {
+__device__ __forceinline__ bool partly_hidden(const attn_shape &a, int g0, int g1, int j0, int j1) {
   return j1 > g0 || (a.window > 0 && g1 - j0 >= a.window);
-}
-
-/* The first key any query from position gi0 on sees, rounded down to a tile of BC. */
-__device__ __forceinline__ int first_key_tile(const bf_shape &a, int gi0, int BC) {
-  return a.window > 0 && gi0 - a.window + 1 > 0 ? (gi0 - a.window + 1) / BC * BC : 0;
 }
 
 /* Two floats rounded to bf16 (nearest even) in one register, lo in the low half. */
@@ -276,10 +258,10 @@ constexpr int F_WARPS = 8, F_BR = 16 * F_WARPS;   /* forward: 128 queries a bloc
 constexpr int B_WARPS = 4, B_ROWS = 16 * B_WARPS; /* backward: 64 queries or keys a block */
 /* Blocks per SM the register budget is cut for (forward, dQ, dK dV): left to itself the compiler
  * keeps a tile's worth of fragments in flight and one block fills the register file. Each is the
- * most that spills nothing (ptxas -v). dK dV could hold K and V in registers (HOLD: a third fewer
+ * most that spills nothing (ptxas -v). dK dV could hold K and V in registers (a third fewer
  * shared memory reads) but then fits 2 blocks at D = 64, not 3; on an H200 the 3 blocks reading
  * K and V from shared memory were faster (forward + backward 1.76 against 1.81 ms at B 8, T 2048,
- * H 16), so every launch reads them from shared memory. */
+ * H 16), so it reads them from shared memory at each use. */
 template <int D> constexpr int F_BLOCKS = D == 64 ? 2 : 1;
 template <int D> constexpr int Q_BLOCKS = D == 64 ? 4 : 2;
 template <int D> constexpr int K_BLOCKS = D == 64 ? 3 : 2;
@@ -291,7 +273,7 @@ template <int D> constexpr int K_BLOCKS = D == 64 ? 3 : 2;
  * bf16 copies kh, vh: K is the B operand of Q K^T (n-major), V that of P V (k-major, .trans). */
 template <int D, int BC>
 __global__ void __launch_bounds__(F_WARPS * 32, F_BLOCKS<D>)
-    attention_forward_bf16(bf_shape a, const float *q, const uint16_t *kh, const uint16_t *vh,
+    attention_forward_bf16(attn_shape a, const float *q, const uint16_t *kh, const uint16_t *vh,
                            float *o, float *lse) {
   constexpr int THREADS = F_WARPS * 32, LD = D + 8, KT = D / 16, NT = BC / 8, OT = D / 8,
                 TILE = BC * LD;
@@ -301,7 +283,7 @@ __global__ void __launch_bounds__(F_WARPS * 32, F_BLOCKS<D>)
   const int b = (int)blockIdx.x / a.H, h = (int)blockIdx.x % a.H;
   const int i0 = (int)(gridDim.y - 1 - blockIdx.y) * F_BR, nq = min(F_BR, a.T - i0);
   const int gi0 = a.q_offset + i0, gi_last = gi0 + nq - 1;
-  const int j_begin = first_key_tile(a, gi0, BC), j_end = gi_last + 1;
+  const int j_begin = first_key_tile<BC>(a, gi0), j_end = gi_last + 1;
   const int n_tiles = (j_end - j_begin + BC - 1) / BC;
   const int w0 = warp * 16, wg0 = gi0 + w0, wg1 = min(wg0 + 15, gi_last); /* the warp's rows */
   const float *qb = q + b * a.qs[0] + h * a.qs[2];
@@ -416,7 +398,7 @@ __global__ void __launch_bounds__(F_WARPS * 32, F_BLOCKS<D>)
  * (B operand: K k-major, .trans). Shared memory: two stages of K, V [BC][D+8] from the copies. */
 template <int D, int BC>
 __global__ void __launch_bounds__(B_WARPS * 32, Q_BLOCKS<D>)
-    attention_backward_dq_bf16(bf_shape a, const float *q, const uint16_t *kh, const uint16_t *vh,
+    attention_backward_dq_bf16(attn_shape a, const float *q, const uint16_t *kh, const uint16_t *vh,
                                const float *go, const float *lse, const float *delta, float *gq) {
   constexpr int THREADS = B_WARPS * 32, LD = D + 8, KT = D / 16, OT = D / 8, TILE = BC * LD;
   extern __shared__ float4 shm[];
@@ -425,7 +407,7 @@ __global__ void __launch_bounds__(B_WARPS * 32, Q_BLOCKS<D>)
   const int b = (int)blockIdx.x / a.H, h = (int)blockIdx.x % a.H;
   const int i0 = (int)(gridDim.y - 1 - blockIdx.y) * B_ROWS, nq = min(B_ROWS, a.T - i0);
   const int gi0 = a.q_offset + i0, gi_last = gi0 + nq - 1;
-  const int j_begin = first_key_tile(a, gi0, BC), j_end = gi_last + 1;
+  const int j_begin = first_key_tile<BC>(a, gi0), j_end = gi_last + 1;
   const int n_tiles = (j_end - j_begin + BC - 1) / BC;
   const int w0 = warp * 16, wg0 = gi0 + w0, wg1 = min(wg0 + 15, gi_last);
   const int64_t ldg = (int64_t)a.H * D;
@@ -517,14 +499,14 @@ __global__ void __launch_bounds__(B_WARPS * 32, Q_BLOCKS<D>)
 
 /* dK and dV: one block per (key tile of B_ROWS, b, h), the tiles with the most queries first,
  * walks the query tiles of BR that see its keys. Warp w owns keys 16 w.., their K and V as A
- * fragments (in registers where HOLD, else read from shared memory at each use); per 16 queries
+ * fragments read from shared memory at each use; per 16 queries
  * it forms S^T = K Q^T and dP^T = V dO^T (B operands: Q and dO n-major), P^T and dS^T in f32,
  * and sums dV += P^T dO and dK += dS^T Q (B operands: dO and Q k-major, .trans). Shared memory:
  * K, V [B_ROWS][D+8] once, then two stages of Q, dO [BR][D+8] and lse, delta [BR] (f32), all
  * from the copies (lse and delta as they are). */
-template <int D, int BR, bool HOLD>
+template <int D, int BR>
 __global__ void __launch_bounds__(B_WARPS * 32, K_BLOCKS<D>)
-    attention_backward_dkdv_bf16(bf_shape a, const uint16_t *qh, const uint16_t *kh,
+    attention_backward_dkdv_bf16(attn_shape a, const uint16_t *qh, const uint16_t *kh,
                                  const uint16_t *vh, const uint16_t *gh, const float *lse,
                                  const float *delta, float *gk, float *gv) {
   constexpr int THREADS = B_WARPS * 32, BC = B_ROWS, LD = D + 8, KT = D / 16, OT = D / 8,
@@ -552,16 +534,6 @@ __global__ void __launch_bounds__(B_WARPS * 32, K_BLOCKS<D>)
   copies_commit();
   stage_queries<BR, D, THREADS>(qg, ld_, qb, gb, lse_bh, delta_bh, i_begin, a.T);
   copies_commit();
-  uint32_t ka[HOLD ? KT : 1][4], va[HOLD ? KT : 1][4];
-  if constexpr (HOLD) {
-    copies_wait<1>(); /* K and V */
-    __syncthreads();
-#pragma unroll
-    for (int kk = 0; kk < KT; kk++) {
-      frag_a(ka[kk], Ks, LD, w0, kk * 16, lane);
-      frag_a(va[kk], Vs, LD, w0, kk * 16, lane);
-    }
-  }
   float acc_k[OT][4], acc_v[OT][4];
 #pragma unroll
   for (int n = 0; n < OT; n++)
@@ -592,16 +564,8 @@ __global__ void __launch_bounds__(B_WARPS * 32, K_BLOCKS<D>)
 #pragma unroll
         for (int kk = 0; kk < KT; kk++) {
           uint32_t kf[4], vf[4], bf[4];
-          if constexpr (HOLD) {
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-              kf[e] = ka[kk][e];
-              vf[e] = va[kk][e];
-            }
-          } else {
-            frag_a(kf, Ks, LD, w0, kk * 16, lane);
-            frag_a(vf, Vs, LD, w0, kk * 16, lane);
-          }
+          frag_a(kf, Ks, LD, w0, kk * 16, lane);
+          frag_a(vf, Vs, LD, w0, kk * 16, lane);
           frags_b(bf, Qs, LD, c0, kk * 16, lane);
           mma(s[0], kf, bf[0], bf[1]);
           mma(s[1], kf, bf[2], bf[3]);
@@ -665,24 +629,13 @@ unsigned tiles(int64_t n, int rows) {
 }
 
 struct bf_launch {
-  bf_shape a;
+  attn_shape a;
   int B;
 };
 
 bf_launch launch_of(const hy_attn_dims *d) {
   bf_launch L;
-  L.a.T = (int)d->T;
-  L.a.Tk = (int)d->Tk;
-  L.a.H = (int)d->H;
-  L.a.q_offset = (int)d->q_offset;
-  L.a.window = d->window > d->Tk ? 0 : (int)d->window; /* a window past every key: none */
-  for (int i = 0; i < 3; i++) {
-    L.a.qs[i] = d->q_stride[i];
-    L.a.ks[i] = d->k_stride[i];
-    L.a.vs[i] = d->v_stride[i];
-  }
-  L.a.scale = (float)d->scale;
-  L.a.scale2 = (float)(d->scale * 1.4426950408889634);
+  L.a = attn_shape_of(d);
   L.B = (int)d->B;
   return L;
 }
@@ -751,7 +704,7 @@ void backward(const bf_launch &L, const float *q, const float *k, const float *v
   round_copies<D>(L, cs, kv ? 4 : 2);
   if (kv) {
     static bool done;
-    auto kernel = attention_backward_dkdv_bf16<D, BR, false>;
+    auto kernel = attention_backward_dkdv_bf16<D, BR>;
     size_t bytes = sizeof(uint16_t) * (size_t)(2 * BK * (D + 8) + 2 * 2 * BR * (D + 8)) +
                    sizeof(float) * 2 * 2 * BR;
     allow_shared(kernel, bytes, &done);
