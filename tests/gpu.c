@@ -96,3 +96,13 @@ hy_tensor *t_attention_of_projection(hy_tensor **in, void *ctx) {
   hy_split(qkv, 2, 3, (int64_t[]){c->H, c->H, c->H}, parts);
   return hy_attention_window(parts[0], parts[1], parts[2], c->scale, c->window);
 }
+
+void t_expect_attention_of_projection(int64_t T, int64_t H, int64_t D, int64_t window,
+                                      uint64_t seed, double tol, const char *what) {
+  t_attn_ctx c = {1 / sqrt((double)D), window, 0, H, D};
+  hy_tensor *qkv = t_param(t_randn(HY_F32, HY_SHAPE(2, T, 3 * H * D), seed));
+  char name[160];
+  snprintf(name, sizeof name, "%s: T %lld H %lld D %lld window %lld", what, (long long)T,
+           (long long)H, (long long)D, (long long)window);
+  t_expect_gpu_matches_cpu(t_attention_of_projection, &c, 1, &qkv, tol, name);
+}

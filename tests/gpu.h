@@ -46,5 +46,9 @@ typedef struct {
 } t_attn_ctx;
 hy_tensor *t_attention(hy_tensor **in, void *ctx);
 hy_tensor *t_attention_of_projection(hy_tensor **in, void *ctx);
+/* t_attention_of_projection (scale 1 / sqrt(D)) on a fresh random [2, T, 3 H D] projection from
+ * `seed`, GPU against CPU within tol; failures name `what` and the sizes. */
+void t_expect_attention_of_projection(int64_t T, int64_t H, int64_t D, int64_t window,
+                                      uint64_t seed, double tol, const char *what);
 
 #endif

@@ -73,15 +73,9 @@ Test(cuda_attention, strided_projection_slices_match_cpu) {
   T_NEED_GPU();
   for (int i = 1; i < 4; i++)
     for (int j = 0; j < 4; j++)
-      for (int64_t window = 0; window <= 5; window += 5) {
-        int64_t H = 2 + (i + j) % 2, D = DS[j];
-        t_attn_ctx c = {1 / sqrt((double)D), window, 0, H, D};
-        hy_tensor *qkv = t_param(t_randn(HY_F32, HY_SHAPE(2, TS[i], 3 * H * D), seed++));
-        char name[120];
-        snprintf(name, sizeof name, "q, k, v slices: T %lld H %lld D %lld window %lld",
-                 (long long)TS[i], (long long)H, (long long)D, (long long)window);
-        t_expect_gpu_matches_cpu(t_attention_of_projection, &c, 1, &qkv, TOL, name);
-      }
+      for (int64_t window = 0; window <= 5; window += 5)
+        t_expect_attention_of_projection(TS[i], 2 + (i + j) % 2, DS[j], window, seed++, TOL,
+                                         "q, k, v slices");
 }
 
 /* Head sizes between the specialized ones, and odd ones whose rows are not 16-byte aligned. */
@@ -90,9 +84,7 @@ Test(cuda_attention, other_head_sizes_match_cpu) {
   int64_t Ds[] = {3, 5, 24, 80, 200, 256};
   for (int j = 0; j < 6; j++) {
     expect_attention(2, 70, 70, 2, Ds[j], 1, 0, 0, "head size");
-    t_attn_ctx c = {1 / sqrt((double)Ds[j]), 5, 0, 3, Ds[j]};
-    hy_tensor *qkv = t_param(t_randn(HY_F32, HY_SHAPE(2, 33, 3 * 3 * Ds[j]), seed++));
-    t_expect_gpu_matches_cpu(t_attention_of_projection, &c, 1, &qkv, TOL, "head size, slices");
+    t_expect_attention_of_projection(33, 3, Ds[j], 5, seed++, TOL, "head size, slices");
   }
 }
 

@@ -148,15 +148,9 @@ Test(cuda_bf16, attention_of_projection_slices_within_bf16_of_cpu) {
   T_NEED_GPU();
   for (int i = 1; i < 5; i++)
     for (int j = 0; j < 2; j++)
-      for (int64_t window = 0; window <= 5; window += 5) {
-        int64_t H = 2 + (i + j) % 2, D = ATTN_DS[j];
-        t_attn_ctx c = {1 / sqrt((double)D), window, 0, H, D};
-        hy_tensor *qkv = t_param(t_randn(HY_F32, HY_SHAPE(2, ATTN_TS[i], 3 * H * D), attn_seed++));
-        char name[120];
-        snprintf(name, sizeof name, "bf16 attention of slices: T %lld H %lld D %lld window %lld",
-                 (long long)ATTN_TS[i], (long long)H, (long long)D, (long long)window);
-        t_expect_gpu_matches_cpu(t_attention_of_projection, &c, 1, &qkv, BF16_TOL, name);
-      }
+      for (int64_t window = 0; window <= 5; window += 5)
+        t_expect_attention_of_projection(ATTN_TS[i], 2 + (i + j) % 2, ATTN_DS[j], window,
+                                         attn_seed++, BF16_TOL, "bf16 attention of slices");
 }
 
 Test(cuda_bf16, attention_long_sequence_within_bf16_of_cpu) {
