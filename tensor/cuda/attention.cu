@@ -316,14 +316,6 @@ __global__ void __launch_bounds__(BC / RT * 16)
   }
 }
 
-/* Blocks of BR rows over n rows, as the grid's y (at most 65535). */
-unsigned tiles(int64_t n, int rows) {
-  int64_t t = (n + rows - 1) / rows;
-  if (t > 65535)
-    hy_die("attention", "%lld rows in tiles of %d: more than 65535 tiles", (long long)n, rows);
-  return (unsigned)t;
-}
-
 struct launch {
   attn_shape a;
   int B;
@@ -336,7 +328,7 @@ void run_forward(const launch &L, const float *q, const float *k, const float *v
   static bool done;
   auto kernel = attention_forward<DP, BR, BC, RT>;
   size_t bytes = sizeof(float) * (size_t)(BR * (DP + 4) + 2 * BC * (DP + 4) + BR * (BC + 16));
-  allow_shared(kernel, bytes, &done);
+  hy_allow_shared(kernel, bytes, &done);
   dim3 grid((unsigned)(L.B * L.a.H), tiles(L.a.T, BR));
   kernel<<<grid, BR / RT * 16, bytes>>>(L.a, q, k, v, o, lse, L.vec4);
   HY_CUDA_LAUNCHED(attention_forward);
@@ -348,7 +340,7 @@ void run_backward_dq(const launch &L, const float *q, const float *k, const floa
   static bool done;
   auto kernel = attention_backward_dq<DP, BR, BC, RT>;
   size_t bytes = sizeof(float) * (size_t)(2 * BR * (DP + 4) + 2 * BC * (DP + 4) + BR * (BC + 16));
-  allow_shared(kernel, bytes, &done);
+  hy_allow_shared(kernel, bytes, &done);
   dim3 grid((unsigned)(L.B * L.a.H), tiles(L.a.T, BR));
   kernel<<<grid, BR / RT * 16, bytes>>>(L.a, q, k, v, go, lse, delta, gq, L.vec4);
   HY_CUDA_LAUNCHED(attention_backward_dq);
@@ -362,7 +354,7 @@ void run_backward_dkdv(const launch &L, const float *q, const float *k, const fl
   auto kernel = attention_backward_dkdv<DP, BC, BR, RT>;
   size_t bytes =
       sizeof(float) * (size_t)(2 * BC * (DP + 4) + 2 * BR * (DP + 4) + 2 * BC * (BR + 16) + 2 * BR);
-  allow_shared(kernel, bytes, &done);
+  hy_allow_shared(kernel, bytes, &done);
   dim3 grid((unsigned)(L.B * L.a.H), tiles(L.a.Tk, BC));
   kernel<<<grid, BC / RT * 16, bytes>>>(L.a, q, k, v, go, lse, delta, gk, gv, L.vec4);
   HY_CUDA_LAUNCHED(attention_backward_dkdv);

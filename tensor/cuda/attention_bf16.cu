@@ -612,22 +612,6 @@ __global__ void __launch_bounds__(B_WARPS * 32, K_BLOCKS<D>)
   }
 }
 
-/* Raise a kernel's dynamic shared memory limit once (per instantiation) past the default 48 KiB. */
-template <typename Kernel> void allow_shared(Kernel kernel, size_t bytes, bool *done) {
-  if (*done || bytes <= 48 * 1024) return;
-  HY_CUDA_CHECK(
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
-  *done = true;
-}
-
-/* Tiles of `rows` over n, as the grid's y (at most 65535). */
-unsigned tiles(int64_t n, int rows) {
-  int64_t t = (n + rows - 1) / rows;
-  if (t > 65535)
-    hy_die("attention", "%lld rows in tiles of %d: more than 65535 tiles", (long long)n, rows);
-  return (unsigned)t;
-}
-
 struct bf_launch {
   attn_shape a;
   int B;
@@ -680,7 +664,7 @@ void forward(const bf_launch &L, const float *q, const float *k, const float *v,
   static bool done;
   auto kernel = attention_forward_bf16<D, BC>;
   size_t bytes = sizeof(uint16_t) * (size_t)(2 * 2 * BC * (D + 8));
-  allow_shared(kernel, bytes, &done);
+  hy_allow_shared(kernel, bytes, &done);
   dim3 grid((unsigned)(L.B * L.a.H), tiles(L.a.T, F_BR));
   kernel<<<grid, F_WARPS * 32, bytes>>>(L.a, q, cs.c[0].out, cs.c[1].out, o, lse);
   HY_CUDA_LAUNCHED(attention_forward_bf16);
@@ -707,7 +691,7 @@ void backward(const bf_launch &L, const float *q, const float *k, const float *v
     auto kernel = attention_backward_dkdv_bf16<D, BR>;
     size_t bytes = sizeof(uint16_t) * (size_t)(2 * BK * (D + 8) + 2 * 2 * BR * (D + 8)) +
                    sizeof(float) * 2 * 2 * BR;
-    allow_shared(kernel, bytes, &done);
+    hy_allow_shared(kernel, bytes, &done);
     dim3 grid((unsigned)(L.B * L.a.H), tiles(L.a.Tk, BK));
     kernel<<<grid, B_WARPS * 32, bytes>>>(L.a, cs.c[2].out, cs.c[0].out, cs.c[1].out, cs.c[3].out,
                                           lse, delta, gk, gv);
@@ -717,7 +701,7 @@ void backward(const bf_launch &L, const float *q, const float *k, const float *v
     static bool done;
     auto kernel = attention_backward_dq_bf16<D, BC>;
     size_t bytes = sizeof(uint16_t) * (size_t)(2 * 2 * BC * (D + 8));
-    allow_shared(kernel, bytes, &done);
+    hy_allow_shared(kernel, bytes, &done);
     dim3 grid((unsigned)(L.B * L.a.H), tiles(L.a.T, B_ROWS));
     kernel<<<grid, B_WARPS * 32, bytes>>>(L.a, q, cs.c[0].out, cs.c[1].out, go, lse, delta, gq);
     HY_CUDA_LAUNCHED(attention_backward_dq_bf16);

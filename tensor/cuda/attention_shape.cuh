@@ -40,6 +40,14 @@ attn_shape attn_shape_of(const hy_attn_dims *d) {
   return a;
 }
 
+/* Tiles of `rows` over n (queries or keys), as the grid's y (at most 65535). */
+unsigned tiles(int64_t n, int rows) {
+  int64_t t = (n + rows - 1) / rows;
+  if (t > 65535)
+    hy_die("attention", "%lld rows in tiles of %d: more than 65535 tiles", (long long)n, rows);
+  return (unsigned)t;
+}
+
 /* Query gi does not see key j. */
 __device__ __forceinline__ bool hidden(const attn_shape &a, int gi, int j) {
   return j > gi || (a.window > 0 && gi - j >= a.window);

@@ -69,6 +69,15 @@ template <typename T> __device__ T hy_block_sum(T v) {
   return v;
 }
 
+/* Raise a kernel's dynamic shared memory limit once (per instantiation) when it needs more than
+ * the default 48 KiB. */
+template <typename Kernel> void hy_allow_shared(Kernel kernel, size_t bytes, bool *done) {
+  if (*done || bytes <= 48 * 1024) return;
+  HY_CUDA_CHECK(
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+  *done = true;
+}
+
 cublasHandle_t hy_cublas(void); /* created on first use, destroyed at exit */
 
 #endif

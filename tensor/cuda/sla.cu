@@ -805,7 +805,7 @@ void softmax_forward(const sla_shape &s, const int32_t *classes, const float *q,
   static bool done;
   auto kernel = sparse_forward<DP>;
   size_t bytes = sizeof(float) * (size_t)(3 * TB * LD + TB * (TB + 16));
-  allow_shared(kernel, bytes, &done);
+  hy_allow_shared(kernel, bytes, &done);
   dim3 grid((unsigned)(s.B * s.H), (unsigned)(s.nb * s.qtiles));
   kernel<<<grid, THREADS, bytes>>>(s, classes, q, k, v, o, lse, vec4);
   HY_CUDA_LAUNCHED(sparse_forward);
@@ -821,7 +821,7 @@ void softmax_backward(const sla_shape &s, const int32_t *classes, const float *q
     static bool done;
     auto kernel = sparse_backward_dq<DP>;
     size_t bytes = sizeof(float) * (size_t)(4 * TB * LD + TB * LDP);
-    allow_shared(kernel, bytes, &done);
+    hy_allow_shared(kernel, bytes, &done);
     kernel<<<grid, THREADS, bytes>>>(s, classes, q, k, v, go, lse, delta, gq, vec4);
     HY_CUDA_LAUNCHED(sparse_backward_dq);
   }
@@ -829,7 +829,7 @@ void softmax_backward(const sla_shape &s, const int32_t *classes, const float *q
     static bool done;
     auto kernel = sparse_backward_dkdv<DP>;
     size_t bytes = sizeof(float) * (size_t)(4 * TB * LD + 2 * TB * LDP + 2 * TB);
-    allow_shared(kernel, bytes, &done);
+    hy_allow_shared(kernel, bytes, &done);
     kernel<<<grid, THREADS, bytes>>>(s, classes, q, k, v, go, lse, delta, gk, gv, vec4);
     HY_CUDA_LAUNCHED(sparse_backward_dkdv);
   }

@@ -193,15 +193,6 @@ __device__ __forceinline__ void store_row(float *out, const float *x, int D, int
   }
 }
 
-/* Raise a kernel's dynamic shared memory limit once (per instantiation) when it needs more than
- * the default 48 KiB. */
-template <typename Kernel> void allow_shared(Kernel kernel, size_t bytes, bool *done) {
-  if (*done || bytes <= 48 * 1024) return;
-  HY_CUDA_CHECK(
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
-  *done = true;
-}
-
 /* Tile sizes per padded head size DP: query tile BR, key tile BC, rows per thread RT, for the
  * forward (F_), dQ (Q_) and dK, dV (K_). */
 template <int DP> struct tile_cfg;
