@@ -50,6 +50,21 @@ hy_node *hy_record(const char *op, hy_backward_fn backward, hy_tensor *out, int 
   return node;
 }
 
+void hy_record_second(hy_node *node, hy_tensor *out2) {
+  if (!node) return;
+  node->out2 = out2;
+  out2->requires_grad = true;
+  out2->node = node;
+}
+
+hy_tensor *hy_grad_acc(hy_tensor *t, bool *accumulate) {
+  *accumulate = t->grad != NULL;
+  if (!t->grad)
+    t->grad = t->persistent ? hy_empty_persistent_on(t->device, t->dtype, hy_shape_of(t))
+                            : hy_empty_like(t);
+  return t->grad;
+}
+
 hy_tensor *hy_grad(hy_tensor *t) {
   if (!t->grad) {
     t->grad = t->persistent ? hy_zeros_persistent_on(t->device, t->dtype, hy_shape_of(t))
@@ -80,6 +95,7 @@ static void run_backward(hy_tensor *out, const hy_tensor *out_grad) {
     hy_node *node = T.nodes[i];
     if (node->visit != pass) continue;
     node->out->grad = NULL;
+    if (node->out2) node->out2->grad = NULL;
     for (int j = 0; j < node->n_in; j++)
       if (node->in[j] && node->in[j]->node) node->in[j]->node->visit = pass;
   }
@@ -90,10 +106,11 @@ static void run_backward(hy_tensor *out, const hy_tensor *out_grad) {
   hy_no_grad_begin();
   for (int64_t i = last; i >= 0; i--) {
     hy_node *node = T.nodes[i];
-    if (node->visit == pass && node->out->grad) {
+    if (node->visit == pass && (node->out->grad || (node->out2 && node->out2->grad))) {
       node->backward(node);
       /* Every op that adds to this gradient came later on the tape and has run: it is spent. */
       if (node->out != out) recycle_grad(node->out);
+      if (node->out2 && node->out2 != out) recycle_grad(node->out2);
     }
   }
   hy_no_grad_end();
@@ -126,6 +143,7 @@ bool hy_grad_enabled(void) { return T.no_grad_depth == 0; }
 
 void hy_step_reset(void) {
   T.n = 0;
+  hy_weights_changed(); /* the optimizer step that usually follows */
   hy_arena_reset();
 }
 
@@ -135,6 +153,7 @@ void hy_step_rewind(hy_step_mark mark) {
   if (mark.nodes > T.n) hy_die("tape", "rewind past the end of the tape");
   T.n = mark.nodes;
   hy_arena_rewind(mark.arena);
+  hy_weights_changed(); /* gradcheck moves weights between evaluations */
 }
 
 int64_t hy_tape_size(void) { return T.n; }

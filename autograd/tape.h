@@ -12,6 +12,7 @@ struct hy_node {
   const char *op;
   hy_backward_fn backward;
   hy_tensor *out;
+  hy_tensor *out2; /* an op's second output (hy_record_second), or NULL */
   int n_in;
   hy_tensor **in;
   double arg[4];   /* scalar arguments the backward needs */
@@ -25,8 +26,17 @@ struct hy_node {
 hy_node *hy_record(const char *op, hy_backward_fn backward, hy_tensor *out, int n_in,
                    hy_tensor *const *in);
 
+/* A second output of the op whose node is `node` (a fused op that makes two tensors): its
+ * gradient reaches the same backward, in node->out2->grad, which like out->grad may be NULL when
+ * nothing used that output. */
+void hy_record_second(hy_node *node, hy_tensor *out2);
+
 /* The gradient buffer of t, allocated zeroed on first use (persistent for persistent tensors). */
 hy_tensor *hy_grad(hy_tensor *t);
+/* t's gradient for a backward that writes every element of it: when t has none yet, a new buffer
+ * left unset and *accumulate = false (overwrite it), else the buffer there and *accumulate = true
+ * (add into it). Spares the zero fill and the read of a fresh gradient. */
+hy_tensor *hy_grad_acc(hy_tensor *t, bool *accumulate);
 
 /* Backward from a scalar (d loss = 1), or from any tensor with a given output gradient. Only the
  * nodes the output depends on run; their outputs' gradients start from zero on every pass, while

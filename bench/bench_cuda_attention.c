@@ -46,12 +46,12 @@ int main(int argc, char **argv) {
   double tf = bench_gpu_median(step, &c, WARMUP, REPS);
   c.backward = true;
   double tfb = bench_gpu_median(step, &c, WARMUP, REPS);
-  hy_set_matmul_precision(HY_MATMUL_BF16);
+  hy_set_precision(HY_PRECISION_BF16);
   c.backward = false;
   double tf16 = bench_gpu_median(step, &c, WARMUP, REPS);
   c.backward = true;
   double tfb16 = bench_gpu_median(step, &c, WARMUP, REPS);
-  hy_set_matmul_precision(HY_MATMUL_F32);
+  hy_set_precision(HY_PRECISION_F32);
   printf("device: %s\n", bench_gpu_description());
   printf("causal softmax attention, B=%lld T=%lld H=%lld D=%lld, median of %d after %d warm-ups\n",
          (long long)B, (long long)T, (long long)H, (long long)D, REPS, WARMUP);

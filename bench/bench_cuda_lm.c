@@ -55,7 +55,7 @@ static hy_tensor *random_tokens(int64_t B, int64_t T, hy_rng *rng) {
 
 /* One model at one length: prints a table row. */
 static void run(const char *name, const char *const *pattern, int n_pattern, int64_t T,
-                hy_matmul_precision precision) {
+                hy_precision precision) {
 #ifdef HYLA_CUDA
   int64_t B = TOKENS_PER_STEP / T;
   hy_model_config cfg = hy_model_config_default();
@@ -77,9 +77,9 @@ static void run(const char *name, const char *const *pattern, int n_pattern, int
   hy_rng rng = hy_rng_new(3);
   c.tokens = random_tokens(B, T, &rng);
   c.targets = random_tokens(B, T, &rng);
-  hy_set_matmul_precision(precision);
+  hy_set_precision(precision);
   double t = bench_gpu_median(step, &c, WARMUP, REPS);
-  hy_set_matmul_precision(HY_MATMUL_F32);
+  hy_set_precision(HY_PRECISION_F32);
   hy_cuda_synchronize();
   /* held: all the GPU memory the run took; peak: the most in use, the arena counted at its peak
    * (as PyTorch's max_memory_allocated counts its caching allocator) */
@@ -87,7 +87,7 @@ static void run(const char *name, const char *const *pattern, int n_pattern, int
   size_t peak = held - hy_arena_device_capacity() + hy_arena_device_peak();
   char label[64];
   snprintf(label, sizeof label, "hyla %s %s %.0fM", name,
-           precision == HY_MATMUL_BF16 ? "bf16 matmuls" : "f32",
+           precision == HY_PRECISION_BF16 ? "bf16 matmuls" : "f32",
            (double)hy_params_count(&c.m->params) / 1e6);
   printf("| %-34s | %5lld | %2lld | %9.1f | %8.0f | %8.1f | %8.1f |\n", label, (long long)T,
          (long long)B, t * 1e3, (double)(B * T) / t, (double)peak / (1 << 30),
@@ -141,7 +141,7 @@ int main(int argc, char **argv) {
          "tokens/s", "peak GiB", "held GiB");
   for (int i = 0; i < n_lengths; i++) {
     for (int p = 0; p < 2; p++) {
-      hy_matmul_precision precision = p ? HY_MATMUL_BF16 : HY_MATMUL_F32;
+      hy_precision precision = p ? HY_PRECISION_BF16 : HY_PRECISION_F32;
       if (only_precision && strcmp(only_precision, p ? "bf16" : "f32")) continue;
       if (!only_model || !strcmp(only_model, "softmax"))
         run("softmax", softmax, 1, lengths[i], precision);

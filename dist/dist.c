@@ -9,6 +9,8 @@
 #endif
 #ifdef HYLA_NCCL
 #include <nccl.h>
+
+#include "tensor/cuda/runtime.h"
 #endif
 
 struct hy_group {
@@ -180,8 +182,9 @@ static MPI_Datatype mpi_type(hy_dtype dtype) {
   case HY_F32: return MPI_FLOAT;
   case HY_F64: return MPI_DOUBLE;
   case HY_I32: return MPI_INT32_T;
+  case HY_BF16: break; /* bf16 lives on GPUs, whose collectives go through NCCL */
   }
-  return MPI_BYTE;
+  hy_die("dist", "no MPI collective for %s tensors", hy_dtype_name(dtype));
 }
 
 /* MPI counts are ints: collectives of more elements go in pieces (allreduce) or abort. */
@@ -203,6 +206,7 @@ static ncclDataType_t nccl_type(hy_dtype dtype) {
   case HY_F32: return ncclFloat32;
   case HY_F64: return ncclFloat64;
   case HY_I32: return ncclInt32;
+  case HY_BF16: return ncclBfloat16;
   }
   return ncclChar;
 }
@@ -237,7 +241,8 @@ void hy_allreduce_sum(hy_group *g, hy_device where, void *buf, int64_t n, hy_dty
   need_nccl(where);
 #ifdef HYLA_NCCL
   if (where == HY_CUDA) {
-    NCCL_CHECK(ncclAllReduce(buf, buf, (size_t)n, nccl_type(dtype), ncclSum, nccl_of(g), NULL));
+    NCCL_CHECK(ncclAllReduce(buf, buf, (size_t)n, nccl_type(dtype), ncclSum, nccl_of(g),
+                             hy_cuda_stream()));
     return;
   }
 #endif
@@ -274,7 +279,8 @@ void hy_allgather(hy_group *g, hy_device where, const void *send, void *recv, in
   need_nccl(where);
 #ifdef HYLA_NCCL
   if (where == HY_CUDA) {
-    NCCL_CHECK(ncclAllGather(send, recv, (size_t)n, nccl_type(dtype), nccl_of(g), NULL));
+    NCCL_CHECK(
+        ncclAllGather(send, recv, (size_t)n, nccl_type(dtype), nccl_of(g), hy_cuda_stream()));
     return;
   }
 #endif
@@ -294,8 +300,8 @@ void hy_reduce_scatter_sum(hy_group *g, hy_device where, const void *send, void 
   need_nccl(where);
 #ifdef HYLA_NCCL
   if (where == HY_CUDA) {
-    NCCL_CHECK(
-        ncclReduceScatter(send, recv, (size_t)n, nccl_type(dtype), ncclSum, nccl_of(g), NULL));
+    NCCL_CHECK(ncclReduceScatter(send, recv, (size_t)n, nccl_type(dtype), ncclSum, nccl_of(g),
+                                 hy_cuda_stream()));
     return;
   }
 #endif
@@ -310,7 +316,8 @@ void hy_broadcast(hy_group *g, hy_device where, void *buf, int64_t n, hy_dtype d
   need_nccl(where);
 #ifdef HYLA_NCCL
   if (where == HY_CUDA) {
-    NCCL_CHECK(ncclBroadcast(buf, buf, (size_t)n, nccl_type(dtype), root, nccl_of(g), NULL));
+    NCCL_CHECK(
+        ncclBroadcast(buf, buf, (size_t)n, nccl_type(dtype), root, nccl_of(g), hy_cuda_stream()));
     return;
   }
 #endif

@@ -9,6 +9,5 @@ void hy_linear_init(hy_linear *l, hy_params *ps, const char *prefix, int64_t in,
 }
 
 hy_tensor *hy_linear_forward(const hy_linear *l, hy_tensor *x) {
-  hy_tensor *y = hy_matmul(x, hy_transpose(l->weight, 0, 1));
-  return l->bias ? hy_add(y, l->bias) : y;
+  return hy_dense(x, l->weight, l->bias);
 }

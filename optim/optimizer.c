@@ -66,6 +66,7 @@ void hy_optimizer_init(hy_optimizer *o, hy_params *ps, hy_optimizer_config cfg) 
 
 void hy_optimizer_step(hy_optimizer *o, double lr) {
   o->step++;
+  hy_weights_changed();
   const hy_optimizer_config *c = &o->cfg;
   double b1 = c->beta1, b2 = c->beta2, eps = c->eps, mu = c->momentum;
   double c1 = c->kind == HY_ADAMW ? 1.0 / (1.0 - pow(b1, (double)o->step)) : 0.0;

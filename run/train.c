@@ -372,7 +372,7 @@ int hy_train(const hy_recipe *r, const hy_train_options *opt, hy_train_result *r
     hy_select_gpu(hy_dist_local_rank()); /* one GPU per rank */
     hy_set_device(HY_CUDA);
     hy_params_to(&R.model->params, HY_CUDA);
-    if (!strcmp(r->train.precision, "bf16")) hy_set_matmul_precision(HY_MATMUL_BF16);
+    if (!strcmp(r->train.precision, "bf16")) hy_set_precision(HY_PRECISION_BF16);
   }
   apply_no_decay(&R.model->params, r);
   hy_optimizer_init(&R.optim, &R.model->params, optimizer_config(r));
@@ -413,6 +413,6 @@ done:
   free(R.recipe_text);
   hy_step_reset();
   hy_set_device(HY_CPU); /* a sweep trains its next run where its recipe says */
-  hy_set_matmul_precision(HY_MATMUL_F32);
+  hy_set_precision(HY_PRECISION_F32);
   return rc;
 }

@@ -52,16 +52,16 @@ void hy_select_gpu(int index) {
 #endif
 }
 
-static hy_matmul_precision matmul_precision = HY_MATMUL_F32;
+static hy_precision precision = HY_PRECISION_F32;
 
-void hy_set_matmul_precision(hy_matmul_precision precision) {
-  matmul_precision = precision;
-#ifdef HYLA_CUDA
-  hy_cuda_set_gemm_bf16(precision == HY_MATMUL_BF16);
-#endif
+void hy_set_precision(hy_precision p) { precision = p; }
+
+hy_precision hy_get_precision(void) { return precision; }
+
+hy_dtype hy_activation_dtype(const hy_tensor *x) {
+  bool mixed = precision == HY_PRECISION_BF16 && x->device == HY_CUDA && x->dtype == HY_F32;
+  return mixed ? HY_BF16 : x->dtype;
 }
-
-hy_matmul_precision hy_get_matmul_precision(void) { return matmul_precision; }
 
 void *hy_device_malloc(hy_device device, size_t bytes) {
   if (bytes == 0) bytes = 64;

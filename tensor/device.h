@@ -20,12 +20,17 @@ hy_device hy_current_device(void);
  * number. Call before the first GPU allocation. */
 void hy_select_gpu(int index);
 
-/* How GPU matmuls of f32 tensors compute: exactly in f32 (the default), or with their inputs
- * rounded to bf16 on the tensor cores and the products summed in f32 (mixed-precision training:
- * weights, activations and gradients stay f32 in memory). CPU matmuls are always exact. */
-typedef enum { HY_MATMUL_F32, HY_MATMUL_BF16 } hy_matmul_precision;
-void hy_set_matmul_precision(hy_matmul_precision precision);
-hy_matmul_precision hy_get_matmul_precision(void);
+/* Mixed precision (train.precision = "bf16"): a model on the GPU keeps its activations and their
+ * gradients in bf16 (the dtype hy_activation_dtype names), so that its matmuls and attention run on
+ * the tensor cores and every activation takes half the memory; parameters, their gradients, the
+ * optimizer's state, the residual stream, the loss and the norms' statistics stay f32.
+ * HY_PRECISION_F32 (the start) computes everything in f32, as the CPU always does. */
+typedef enum { HY_PRECISION_F32, HY_PRECISION_BF16 } hy_precision;
+void hy_set_precision(hy_precision precision);
+hy_precision hy_get_precision(void);
+/* The dtype of the activations a layer makes from x: bf16 for an f32 tensor on the GPU under
+ * HY_PRECISION_BF16, x's own dtype otherwise. */
+hy_dtype hy_activation_dtype(const hy_tensor *x);
 
 void *hy_device_malloc(hy_device device, size_t bytes); /* 64-byte aligned; dies when out */
 void hy_device_free(hy_device device, void *p);

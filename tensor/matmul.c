@@ -75,6 +75,12 @@ static void gemm(const hy_tensor *like, int64_t M, int64_t N, int64_t K, mat A, 
     }
     return;
   }
+#ifdef HYLA_CUDA
+  if (like->dtype == HY_BF16) {
+    cuda_gemm_bf16(A.trans, B.trans, M, N, K, 1.0, A.p, A.ld, B.p, B.ld, beta, C, true, ldc);
+    return;
+  }
+#endif
   HY_KERNEL(like, gemm, A.trans, B.trans, M, N, K, 1.0, A.p, A.ld, B.p, B.ld, beta, C, ldc);
 }
 
@@ -139,8 +145,11 @@ hy_tensor *hy_matmul(hy_tensor *a, hy_tensor *b) {
   const char *op = "matmul";
   hy_check_input_any(op, a);
   hy_check_input_any(op, b);
-  hy_check_same_dtype(op, a, b);
   hy_check_same_device(op, a, b);
+  /* bf16 against f32 (mixed precision): the product runs in bf16 */
+  if (a->dtype == HY_BF16 && b->dtype == HY_F32) b = hy_cast(b, HY_BF16);
+  if (b->dtype == HY_BF16 && a->dtype == HY_F32) a = hy_cast(a, HY_BF16);
+  hy_check_same_dtype(op, a, b);
   if (a->ndim < 2 || b->ndim < 2)
     hy_die(op, "needs matrices, got %s and %s", hy_describe(a), hy_describe(b));
   if (a->shape[a->ndim - 1] != b->shape[b->ndim - 2])

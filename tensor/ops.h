@@ -1,6 +1,7 @@
 /* Every tensor op of hyla. Each returns a new step tensor (or a view), checks its inputs (a
  * mismatch aborts naming the op and the shapes), and records a tape node when grad mode is on and
- * an input requires a gradient. Float ops take f32 or f64; all inputs of an op share one dtype. */
+ * an input requires a gradient. Float ops take f32 or f64 on the CPU, f32 or bf16 on the GPU; all
+ * inputs of an op share one dtype unless its comment says otherwise. */
 #ifndef HYLA_OPS_H
 #define HYLA_OPS_H
 
@@ -10,6 +11,12 @@
 /* Matrix products through BLAS. a [..., M, K] times b [K, N] or b [..., K, N] with the same leading
  * dims. Transposed views (hy_transpose) go to BLAS as transposes, without a copy. */
 hy_tensor *hy_matmul(hy_tensor *a, hy_tensor *b);
+
+/* A dense (linear) layer: x W^T (+ bias) for x [..., in], weight [out, in], bias [out] or NULL, in
+ * x's dtype. A bf16 x may take an f32 weight (a persistent parameter; mixed precision): the product
+ * reads the weight's bf16 copy (hy_bf16_copy), and the weight's gradient is summed in f32 from
+ * the bf16 operands. */
+hy_tensor *hy_dense(hy_tensor *x, hy_tensor *weight, hy_tensor *bias);
 
 /* Elementwise binary ops with broadcasting: shapes align at the right, and a dim of size 1 (or a
  * missing leading dim) stretches to the other's size. */
@@ -148,6 +155,10 @@ void hy_split(hy_tensor *x, int axis, int n, const int64_t *sizes, hy_tensor **o
 hy_tensor *hy_concat(int n, hy_tensor *const *xs, int axis);
 hy_tensor *hy_contiguous(hy_tensor *x); /* x itself when already contiguous */
 hy_tensor *hy_copy(hy_tensor *x);       /* always a new contiguous tensor */
+
+/* x in another float dtype (a new contiguous tensor; x itself when it has that dtype already);
+ * the gradient flows back converted to x's dtype. bf16 rounds to nearest even. */
+hy_tensor *hy_cast(hy_tensor *x, hy_dtype dtype);
 
 /* A contiguous copy of x on `device` (x itself when it is there already); the gradient flows back
  * to x's device. */

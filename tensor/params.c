@@ -52,10 +52,12 @@ void hy_params_to(hy_params *ps, hy_device device) {
     hy_device_copy(device, data, t->device, t->data, bytes);
     hy_device_free(t->device, t->data);
     if (t->grad) hy_free(t->grad);
-    t->grad = NULL;
+    if (t->bf16_copy) hy_free(t->bf16_copy);
+    t->grad = t->bf16_copy = NULL;
     t->data = data;
     t->device = device;
   }
+  hy_weights_changed();
 }
 
 void hy_params_free(hy_params *ps) {

@@ -14,6 +14,7 @@ static hy_tensor *view_of(hy_tensor *x) {
   v->retain_grad = false;
   v->grad = NULL;
   v->node = NULL;
+  v->bf16_copy = NULL;
   return v;
 }
 

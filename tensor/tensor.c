@@ -2,6 +2,10 @@
 #include "tensor/arena.h"
 #include "tensor/device.h"
 
+#ifdef HYLA_CUDA
+#include "tensor/cuda/kernels.h"
+#endif
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +27,7 @@ size_t hy_dtype_size(hy_dtype dtype) {
   case HY_F32: return 4;
   case HY_F64: return 8;
   case HY_I32: return 4;
+  case HY_BF16: return 2;
   }
   hy_die("tensor", "unknown dtype %d", (int)dtype);
 }
@@ -32,6 +37,7 @@ const char *hy_dtype_name(hy_dtype dtype) {
   case HY_F32: return "f32";
   case HY_F64: return "f64";
   case HY_I32: return "i32";
+  case HY_BF16: return "bf16";
   }
   return "?";
 }
@@ -129,6 +135,7 @@ void hy_free(hy_tensor *t) {
   if (!t) return;
   if (!t->persistent) hy_die("hy_free", "tensor %s lives in the arena", hy_describe(t));
   if (t->grad && t->grad->persistent) hy_free(t->grad);
+  if (t->bf16_copy) hy_free(t->bf16_copy);
   hy_device_free(t->device, t->data);
   free(t);
 }
@@ -194,31 +201,48 @@ static void element(const hy_tensor *t, int64_t index, void *value, bool store) 
     hy_device_copy(HY_CPU, value, t->device, p, es);
 }
 
+hy_bf16 hy_bf16_from_float(float x) {
+  uint32_t u;
+  memcpy(&u, &x, sizeof u);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (hy_bf16)((u >> 16) | 0x40u); /* a quiet NaN */
+  u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest, ties to even */
+  return (hy_bf16)(u >> 16);
+}
+
+float hy_bf16_to_float(hy_bf16 x) {
+  uint32_t u = (uint32_t)x << 16;
+  float f;
+  memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+typedef union {
+  float f;
+  double d;
+  int32_t i;
+  hy_bf16 h;
+} scalar;
+
 double hy_get(const hy_tensor *t, int64_t index) {
-  union {
-    float f;
-    double d;
-    int32_t i;
-  } v;
+  scalar v;
   element(t, index, &v, false);
   switch (t->dtype) {
   case HY_F32: return v.f;
   case HY_F64: return v.d;
   case HY_I32: return v.i;
+  case HY_BF16: return hy_bf16_to_float(v.h);
   }
   return 0;
 }
 
 void hy_set(hy_tensor *t, int64_t index, double value) {
-  union {
-    float f;
-    double d;
-    int32_t i;
-  } v;
+  if (t->persistent) hy_weights_changed();
+  scalar v;
   switch (t->dtype) {
   case HY_F32: v.f = (float)value; break;
   case HY_F64: v.d = value; break;
   case HY_I32: v.i = (int32_t)value; break;
+  case HY_BF16: v.h = hy_bf16_from_float((float)value); break;
   }
   element(t, index, &v, true);
 }
@@ -239,24 +263,28 @@ static void fill_host(hy_dtype dtype, void *data, int64_t n, double value) {
   case HY_I32:
     for (int64_t i = 0; i < n; i++) ((int32_t *)data)[i] = (int32_t)value;
     return;
+  case HY_BF16:
+    for (int64_t i = 0; i < n; i++) ((hy_bf16 *)data)[i] = hy_bf16_from_float((float)value);
+    return;
   }
 }
 
 void hy_fill(hy_tensor *t, double value) {
+  if (t->persistent) hy_weights_changed();
   int64_t n = hy_numel(t);
   if (!hy_is_contiguous(t)) {
     for (int64_t i = 0; i < n; i++) hy_set(t, i, value);
   } else if (t->device == HY_CPU) {
     fill_host(t->dtype, t->data, n, value);
-  } else { /* filled on the host, then one copy */
-    void *host = hy_device_malloc(HY_CPU, bytes_of(t));
-    fill_host(t->dtype, host, n, value);
-    hy_device_copy(t->device, t->data, HY_CPU, host, bytes_of(t));
-    hy_device_free(HY_CPU, host);
+  } else {
+#ifdef HYLA_CUDA
+    cuda_fill(t, value);
+#endif
   }
 }
 
 void hy_copy_into(hy_tensor *dst, const hy_tensor *src) {
+  if (dst->persistent) hy_weights_changed();
   hy_check_same_shape("copy_into", dst, src);
   hy_check_same_dtype("copy_into", dst, src);
   int64_t n = hy_numel(src);
@@ -280,6 +308,6 @@ void hy_check_same_shape(const char *op, const hy_tensor *a, const hy_tensor *b)
 }
 
 void hy_check_float(const char *op, const hy_tensor *t) {
-  if (t->dtype != HY_F32 && t->dtype != HY_F64)
+  if (t->dtype != HY_F32 && t->dtype != HY_F64 && t->dtype != HY_BF16)
     hy_die(op, "expected a float tensor, got %s", hy_describe(t));
 }

@@ -17,7 +17,15 @@ extern "C" {
 
 enum { HY_MAX_DIMS = 4 };
 
-typedef enum { HY_F32, HY_F64, HY_I32 } hy_dtype;
+/* HY_BF16 (bfloat16: f32's exponent, 8 bits of mantissa) stores activations and their gradients
+ * in mixed-precision training on the GPU (tensor/device.h, hy_set_precision); its kernels compute
+ * in f32. On the CPU a bf16 tensor only holds data (element access, copies, hy_cast). */
+typedef enum { HY_F32, HY_F64, HY_I32, HY_BF16 } hy_dtype;
+
+/* One bf16 value's bits, and the conversions (round to nearest even; NaN stays NaN). */
+typedef uint16_t hy_bf16;
+hy_bf16 hy_bf16_from_float(float x);
+float hy_bf16_to_float(hy_bf16 x);
 typedef enum { HY_CPU, HY_CUDA } hy_device;
 
 typedef struct hy_node hy_node;
@@ -34,6 +42,10 @@ typedef struct hy_tensor {
   bool retain_grad;       /* an intermediate whose gradient outlives the backward pass */
   struct hy_tensor *grad; /* same shape, contiguous; persistent iff the tensor is */
   hy_node *node;          /* the tape node that produced it; NULL for leaves */
+  /* A persistent f32 tensor's bf16 copy for mixed-precision matmuls (hy_bf16_copy) and the
+   * weights' generation it was made in. */
+  struct hy_tensor *bf16_copy;
+  uint64_t bf16_copy_generation;
 } hy_tensor;
 
 /* A shape passed by value: hy_empty(HY_F32, HY_SHAPE(B, T, d)). */
@@ -61,6 +73,14 @@ hy_tensor *hy_zeros_persistent(hy_dtype dtype, hy_shape shape);
 hy_tensor *hy_empty_persistent_on(hy_device device, hy_dtype dtype, hy_shape shape);
 hy_tensor *hy_zeros_persistent_on(hy_device device, hy_dtype dtype, hy_shape shape);
 void hy_free(hy_tensor *t);
+
+/* The bf16 copy of a persistent f32 tensor on the GPU (a weight in a mixed-precision matmul),
+ * persistent too: made on first use and made again on the first use after the weights may have
+ * changed (hy_weights_changed), so each weight is converted at most once per step. */
+hy_tensor *hy_bf16_copy(hy_tensor *t);
+/* Called by whatever may write persistent tensors: the optimizer, a step's end (hy_step_reset),
+ * hy_set, hy_fill and hy_copy_into on a persistent tensor, moving parameters. */
+void hy_weights_changed(void);
 
 /* Facts about a tensor. Negative axes count from the end. */
 int64_t hy_numel(const hy_tensor *t);
@@ -90,7 +110,7 @@ const char *hy_describe(const hy_tensor *t);
 void hy_check_dtype(const char *op, const hy_tensor *t, hy_dtype dtype);
 void hy_check_same_dtype(const char *op, const hy_tensor *a, const hy_tensor *b);
 void hy_check_same_shape(const char *op, const hy_tensor *a, const hy_tensor *b);
-void hy_check_float(const char *op, const hy_tensor *t);
+void hy_check_float(const char *op, const hy_tensor *t); /* f32, f64 or bf16 */
 
 #ifdef __cplusplus
 }

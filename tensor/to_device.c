@@ -6,7 +6,7 @@ static void to_backward(hy_node *n) {
   hy_tensor *x = n->in[0], *gy = n->out->grad;
   hy_tensor *g = hy_empty_like(x);
   hy_copy_into(g, gy);
-  HY_KERNEL(x, copy, hy_grad(x), g, true);
+  hy_convert_into(hy_grad(x), g, true);
 }
 
 hy_tensor *hy_to(hy_tensor *x, hy_device device) {

@@ -119,6 +119,7 @@ double t_at(const hy_tensor *t, const int64_t *idx) {
   case HY_F32: return ((const float *)t->data)[off];
   case HY_F64: return ((const double *)t->data)[off];
   case HY_I32: return ((const int32_t *)t->data)[off];
+  case HY_BF16: return hy_bf16_to_float(((const hy_bf16 *)t->data)[off]);
   }
   return NAN;
 }

@@ -330,7 +330,7 @@ void run_forward(const launch &L, const float *q, const float *k, const float *v
   size_t bytes = sizeof(float) * (size_t)(BR * (DP + 4) + 2 * BC * (DP + 4) + BR * (BC + 16));
   hy_allow_shared(kernel, bytes, &done);
   dim3 grid((unsigned)(L.B * L.a.H), tiles(L.a.T, BR));
-  kernel<<<grid, BR / RT * 16, bytes>>>(L.a, q, k, v, o, lse, L.vec4);
+  kernel<<<grid, BR / RT * 16, bytes, hy_cuda_stream()>>>(L.a, q, k, v, o, lse, L.vec4);
   HY_CUDA_LAUNCHED(attention_forward);
 }
 
@@ -342,7 +342,7 @@ void run_backward_dq(const launch &L, const float *q, const float *k, const floa
   size_t bytes = sizeof(float) * (size_t)(2 * BR * (DP + 4) + 2 * BC * (DP + 4) + BR * (BC + 16));
   hy_allow_shared(kernel, bytes, &done);
   dim3 grid((unsigned)(L.B * L.a.H), tiles(L.a.T, BR));
-  kernel<<<grid, BR / RT * 16, bytes>>>(L.a, q, k, v, go, lse, delta, gq, L.vec4);
+  kernel<<<grid, BR / RT * 16, bytes, hy_cuda_stream()>>>(L.a, q, k, v, go, lse, delta, gq, L.vec4);
   HY_CUDA_LAUNCHED(attention_backward_dq);
 }
 
@@ -356,7 +356,8 @@ void run_backward_dkdv(const launch &L, const float *q, const float *k, const fl
       sizeof(float) * (size_t)(2 * BC * (DP + 4) + 2 * BR * (DP + 4) + 2 * BC * (BR + 16) + 2 * BR);
   hy_allow_shared(kernel, bytes, &done);
   dim3 grid((unsigned)(L.B * L.a.H), tiles(L.a.Tk, BC));
-  kernel<<<grid, BC / RT * 16, bytes>>>(L.a, q, k, v, go, lse, delta, gk, gv, L.vec4);
+  kernel<<<grid, BC / RT * 16, bytes, hy_cuda_stream()>>>(L.a, q, k, v, go, lse, delta, gk, gv,
+                                                          L.vec4);
   HY_CUDA_LAUNCHED(attention_backward_dkdv);
 }
 
@@ -404,7 +405,7 @@ launch launch_of(const hy_attn_dims *d, const void *q, const void *k, const void
 /* bf16 matmuls are on and the tensor-core kernels take this head size and these rows (16-byte
  * pieces). */
 bool tensor_cores(const hy_attn_dims *d, const launch &L) {
-  return hy_get_matmul_precision() == HY_MATMUL_BF16 && cuda_attention_bf16_head(d->D) && L.vec4;
+  return false && cuda_attention_bf16_head(d->D) && L.vec4; /* TODO bf16 dtype */
 }
 
 } // namespace
@@ -439,8 +440,8 @@ extern "C" void cuda_attention_backward_f32(const hy_attn_dims *dims, const floa
   hy_arena_mark mark = hy_arena_get_mark();
   int64_t rows = dims->B * dims->T * dims->H;
   float *delta = (float *)hy_arena_alloc_on(HY_CUDA, sizeof(float) * (size_t)rows);
-  attention_delta<<<hy_cuda_blocks(rows * 32), HY_CUDA_THREADS>>>(rows, (int)dims->T, (int)dims->H,
-                                                                  (int)dims->D, o, go, delta);
+  attention_delta<<<hy_cuda_blocks(rows * 32), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(
+      rows, (int)dims->T, (int)dims->H, (int)dims->D, o, go, delta);
   HY_CUDA_LAUNCHED(attention_delta);
   if (tensor_cores(dims, L)) {
     cuda_attention_backward_bf16(dims, q, k, v, go, lse, delta, gq, gk, gv);

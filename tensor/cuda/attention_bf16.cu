@@ -642,7 +642,7 @@ template <int D> void round_copies(const bf_launch &L, const bf_copies &cs, int 
   for (int i = 0; i < n; i++) rows = cs.c[i].rows > rows ? cs.c[i].rows : rows;
   int64_t blocks = ((int64_t)rows * (D / 8) + THREADS - 1) / THREADS;
   dim3 grid((unsigned)(L.B * L.a.H), (unsigned)(blocks < 65535 ? blocks : 65535), (unsigned)n);
-  round_heads<D><<<grid, THREADS>>>(cs, L.a.H);
+  round_heads<D><<<grid, THREADS, 0, hy_cuda_stream()>>>(cs, L.a.H);
   HY_CUDA_LAUNCHED(round_heads);
 }
 
@@ -666,7 +666,7 @@ void forward(const bf_launch &L, const float *q, const float *k, const float *v,
   size_t bytes = sizeof(uint16_t) * (size_t)(2 * 2 * BC * (D + 8));
   hy_allow_shared(kernel, bytes, &done);
   dim3 grid((unsigned)(L.B * L.a.H), tiles(L.a.T, F_BR));
-  kernel<<<grid, F_WARPS * 32, bytes>>>(L.a, q, cs.c[0].out, cs.c[1].out, o, lse);
+  kernel<<<grid, F_WARPS * 32, bytes, hy_cuda_stream()>>>(L.a, q, cs.c[0].out, cs.c[1].out, o, lse);
   HY_CUDA_LAUNCHED(attention_forward_bf16);
   hy_arena_rewind(mark);
 }
@@ -693,8 +693,8 @@ void backward(const bf_launch &L, const float *q, const float *k, const float *v
                    sizeof(float) * 2 * 2 * BR;
     hy_allow_shared(kernel, bytes, &done);
     dim3 grid((unsigned)(L.B * L.a.H), tiles(L.a.Tk, BK));
-    kernel<<<grid, B_WARPS * 32, bytes>>>(L.a, cs.c[2].out, cs.c[0].out, cs.c[1].out, cs.c[3].out,
-                                          lse, delta, gk, gv);
+    kernel<<<grid, B_WARPS * 32, bytes, hy_cuda_stream()>>>(
+        L.a, cs.c[2].out, cs.c[0].out, cs.c[1].out, cs.c[3].out, lse, delta, gk, gv);
     HY_CUDA_LAUNCHED(attention_backward_dkdv_bf16);
   }
   if (gq) {
@@ -703,7 +703,8 @@ void backward(const bf_launch &L, const float *q, const float *k, const float *v
     size_t bytes = sizeof(uint16_t) * (size_t)(2 * 2 * BC * (D + 8));
     hy_allow_shared(kernel, bytes, &done);
     dim3 grid((unsigned)(L.B * L.a.H), tiles(L.a.T, B_ROWS));
-    kernel<<<grid, B_WARPS * 32, bytes>>>(L.a, q, cs.c[0].out, cs.c[1].out, go, lse, delta, gq);
+    kernel<<<grid, B_WARPS * 32, bytes, hy_cuda_stream()>>>(L.a, q, cs.c[0].out, cs.c[1].out, go,
+                                                            lse, delta, gq);
     HY_CUDA_LAUNCHED(attention_backward_dq_bf16);
   }
 }

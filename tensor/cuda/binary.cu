@@ -107,10 +107,11 @@ static void forward(const hy_bcast *bc, const float *a, const float *b, float *y
   int64_t n = s[0] * s[1] * s[2] * s[3];
   if (n == 0) return;
   if (bc->a_full && bc->b_full) {
-    binary_flat<OP><<<hy_cuda_blocks(n), HY_CUDA_THREADS>>>(n, a, b, y);
+    binary_flat<OP><<<hy_cuda_blocks(n), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(n, a, b, y);
     HY_CUDA_LAUNCHED(binary_flat);
   } else {
-    binary_bcast<OP><<<hy_cuda_blocks(n), HY_CUDA_THREADS>>>(bcast4_of(bc), n, a, b, y);
+    binary_bcast<OP>
+        <<<hy_cuda_blocks(n), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(bcast4_of(bc), n, a, b, y);
     HY_CUDA_LAUNCHED(binary_bcast);
   }
 }
@@ -286,7 +287,8 @@ static void grad_operand(const hy_bcast *bc, const float *a, const float *b, con
   const int64_t *s = bc->shape;
   int64_t n = s[0] * s[1] * s[2] * s[3];
   if (FOR_A ? bc->a_full : bc->b_full) {
-    grad_full<OP, FOR_A><<<hy_cuda_blocks(n), HY_CUDA_THREADS>>>(bcast4_of(bc), n, a, b, gy, g);
+    grad_full<OP, FOR_A><<<hy_cuda_blocks(n), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(
+        bcast4_of(bc), n, a, b, gy, g);
     HY_CUDA_LAUNCHED(grad_full);
     return;
   }
@@ -294,7 +296,7 @@ static void grad_operand(const hy_bcast *bc, const float *a, const float *b, con
   if (p.n_red > 0 && p.red[p.n_red - 1] == 3) {
     unsigned threads = p.r >= 4096 ? 512 : p.r >= 512 ? 256 : p.r >= 64 ? 64 : 32;
     unsigned blocks = (unsigned)(p.m < 65535 * 8 ? p.m : 65535 * 8);
-    grad_rows<OP, FOR_A><<<blocks, threads>>>(p, a, b, gy, g);
+    grad_rows<OP, FOR_A><<<blocks, threads, 0, hy_cuda_stream()>>>(p, a, b, gy, g);
     HY_CUDA_LAUNCHED(grad_rows);
   } else {
     int64_t ys = p.r >= (int64_t)COLS_Y * 8 ? (int64_t)COLS_Y : (p.r + 7) / 8;
@@ -310,11 +312,13 @@ static void grad_operand(const hy_bcast *bc, const float *a, const float *b, con
     double *partial =
         chunks > 1 ? (double *)hy_arena_alloc_on(HY_CUDA, (size_t)(chunks * p.m) * sizeof(double))
                    : NULL;
-    grad_cols<OP, FOR_A><<<dim3(blocks, (unsigned)chunks), dim3(COLS_X, (unsigned)ys)>>>(
-        p, chunk, a, b, gy, g, partial);
+    grad_cols<OP, FOR_A>
+        <<<dim3(blocks, (unsigned)chunks), dim3(COLS_X, (unsigned)ys), 0, hy_cuda_stream()>>>(
+            p, chunk, a, b, gy, g, partial);
     HY_CUDA_LAUNCHED(grad_cols);
     if (partial) {
-      cols_sum<<<hy_cuda_blocks(p.m), HY_CUDA_THREADS>>>(p.m, chunks, partial, g);
+      cols_sum<<<hy_cuda_blocks(p.m), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(p.m, chunks, partial,
+                                                                              g);
       HY_CUDA_LAUNCHED(cols_sum);
     }
   }
@@ -328,7 +332,7 @@ static void backward(const hy_bcast *bc, const float *a, const float *b, const f
   if (n == 0) return; /* an empty output adds nothing to either operand */
   if (bc->a_full && bc->b_full) {
     if (!ga && !gb) return;
-    grad_flat<OP><<<hy_cuda_blocks(n), HY_CUDA_THREADS>>>(n, a, b, gy, ga, gb);
+    grad_flat<OP><<<hy_cuda_blocks(n), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(n, a, b, gy, ga, gb);
     HY_CUDA_LAUNCHED(grad_flat);
     return;
   }

@@ -1,6 +1,6 @@
-/* What every CUDA kernel file of hyla needs: status checks, launch sizes and the cuBLAS handle.
- * Kernels run on the default stream, in order, so a launch needs no synchronization until its
- * result is read on the host. */
+/* What every CUDA kernel file of hyla needs: status checks, launch sizes, the stream and the
+ * cuBLAS handle. Kernels run in order on hyla's one stream (hy_cuda_stream), so a launch needs no
+ * synchronization until its result is read on the host. */
 #ifndef HYLA_CUDA_COMMON_CUH
 #define HYLA_CUDA_COMMON_CUH
 
@@ -78,6 +78,7 @@ template <typename Kernel> void hy_allow_shared(Kernel kernel, size_t bytes, boo
   *done = true;
 }
 
-cublasHandle_t hy_cublas(void); /* created on first use, destroyed at exit */
+cublasHandle_t hy_cublas(void); /* created on first use, on hyla's stream; destroyed at exit */
+extern "C" cudaStream_t hy_cuda_stream(void); /* tensor/cuda/runtime.h */
 
 #endif

@@ -127,10 +127,11 @@ extern "C" double cuda_cross_entropy_f32(int64_t rows, int64_t V, const float *l
   ce_result *result = (ce_result *)scratch;
   double *row_loss = (double *)(scratch + loss_at);
   int32_t *valid = (int32_t *)(scratch + valid_at);
-  cross_entropy_rows_kernel<<<row_blocks(rows), HY_CUDA_THREADS>>>(
+  cross_entropy_rows_kernel<<<row_blocks(rows), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(
       rows, V, logits, targets, ignore_index, lse, row_loss, valid);
   HY_CUDA_LAUNCHED(cross_entropy_rows_kernel);
-  cross_entropy_sum_kernel<<<1, HY_CUDA_THREADS>>>(rows, row_loss, valid, result);
+  cross_entropy_sum_kernel<<<1, HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(rows, row_loss, valid,
+                                                                        result);
   HY_CUDA_LAUNCHED(cross_entropy_sum_kernel);
   ce_result host;
   HY_CUDA_CHECK(cudaMemcpy(&host, result, sizeof host, cudaMemcpyDeviceToHost));
@@ -160,7 +161,7 @@ extern "C" void cuda_cross_entropy_backward_f32(int64_t rows, int64_t V, const f
                                                 const int32_t *targets, int ignore_index,
                                                 const float *lse, double scale, float *glogits) {
   if (rows == 0 || V == 0) return;
-  cross_entropy_backward_kernel<<<row_blocks(rows), HY_CUDA_THREADS>>>(
+  cross_entropy_backward_kernel<<<row_blocks(rows), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(
       rows, V, logits, targets, ignore_index, lse, (float)scale, glogits);
   HY_CUDA_LAUNCHED(cross_entropy_backward_kernel);
 }

@@ -91,15 +91,16 @@ extern "C" void cuda_cumsum_f32(int64_t outer, int64_t n, int64_t inner, bool re
   if (outer * n * inner == 0) return;
   if (inner == 1) {
     unsigned threads = n >= 1024 ? 512 : n >= 128 ? 128 : 32;
-    scan_rows<<<grid_of(outer), threads>>>(outer, n, reverse, accumulate, x, y);
+    scan_rows<<<grid_of(outer), threads, 0, hy_cuda_stream()>>>(outer, n, reverse, accumulate, x,
+                                                                y);
     HY_CUDA_LAUNCHED(scan_rows);
   } else {
     /* Segments of at least 16 elements, at most COLS_Y of them. */
     int64_t ys = (n + 15) / 16;
     if (ys > COLS_Y) ys = COLS_Y;
     int64_t tiles = (inner + COLS_X - 1) / COLS_X;
-    scan_cols<<<grid_of(outer * tiles), dim3(COLS_X, (unsigned)ys)>>>(outer, n, inner, reverse,
-                                                                      accumulate, x, y);
+    scan_cols<<<grid_of(outer * tiles), dim3(COLS_X, (unsigned)ys), 0, hy_cuda_stream()>>>(
+        outer, n, inner, reverse, accumulate, x, y);
     HY_CUDA_LAUNCHED(scan_cols);
   }
 }

@@ -35,7 +35,8 @@ __global__ void embedding_kernel(int64_t n_idx, int64_t V, int64_t d, const int3
 extern "C" void cuda_embedding_f32(int64_t n_idx, int64_t V, int64_t d, const int32_t *idx,
                                    const float *w, float *y) {
   if (n_idx == 0 || d == 0) return;
-  embedding_kernel<<<row_blocks(n_idx), row_threads(d)>>>(n_idx, V, d, idx, w, y);
+  embedding_kernel<<<row_blocks(n_idx), row_threads(d), 0, hy_cuda_stream()>>>(n_idx, V, d, idx, w,
+                                                                               y);
   HY_CUDA_LAUNCHED(embedding_kernel);
 }
 
@@ -56,6 +57,7 @@ __global__ void embedding_backward_kernel(int64_t n_idx, int64_t V, int64_t d, c
 extern "C" void cuda_embedding_backward_f32(int64_t n_idx, int64_t V, int64_t d, const int32_t *idx,
                                             const float *gy, float *gw) {
   if (n_idx == 0 || d == 0) return;
-  embedding_backward_kernel<<<row_blocks(n_idx), row_threads(d)>>>(n_idx, V, d, idx, gy, gw);
+  embedding_backward_kernel<<<row_blocks(n_idx), row_threads(d), 0, hy_cuda_stream()>>>(
+      n_idx, V, d, idx, gy, gw);
   HY_CUDA_LAUNCHED(embedding_backward_kernel);
 }

@@ -1,98 +1,152 @@
 #include "tensor/cuda/common.cuh"
 
-#include <cuda_bf16.h>
-
 extern "C" {
 #include "tensor/cuda/runtime.h"
 }
 
-static bool bf16_inputs; /* hy_cuda_set_gemm_bf16 */
-
-extern "C" void hy_cuda_set_gemm_bf16(bool on) { bf16_inputs = on; }
-
-/* A packed f32 array rounded to bf16, four elements a thread (one 16-byte load, one 8-byte
- * store): the conversion is bound by memory, so each thread moves as much as it can. */
-__global__ void to_bf16_flat4(const float4 *src, int64_t n4, uint2 *dst) {
-  HY_GRID_STRIDE(i, n4) {
-    float4 v = src[i];
-    __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
-    dst[i] = make_uint2(*reinterpret_cast<uint32_t *>(&lo), *reinterpret_cast<uint32_t *>(&hi));
-  }
-}
-
-/* Rows x cols of a row-major f32 matrix with leading dimension ld, rounded to bf16, packed. The
- * grid's y walks the rows, so no element pays for a division. */
-__global__ void to_bf16_rows(const float *src, int64_t ld, int64_t rows, int64_t cols,
-                             __nv_bfloat16 *dst) {
-  for (int64_t r = blockIdx.y; r < rows; r += gridDim.y)
-    for (int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; c < cols;
-         c += (int64_t)gridDim.x * blockDim.x)
-      dst[r * cols + c] = __float2bfloat16(src[r * ld + c]);
-}
-
-static void launch_to_bf16(const float *src, int64_t ld, int64_t rows, int64_t cols,
-                           __nv_bfloat16 *dst) {
-  int64_t n = rows * cols;
-  bool packed = ld == cols || rows == 1;
-  if (packed && n % 4 == 0 && (uintptr_t)src % 16 == 0 && (uintptr_t)dst % 16 == 0) {
-    to_bf16_flat4<<<hy_cuda_blocks(n / 4), HY_CUDA_THREADS>>>((const float4 *)src, n / 4,
-                                                              (uint2 *)dst);
-    HY_CUDA_LAUNCHED(to_bf16_flat4);
-    return;
-  }
-  if (packed) { /* one row of all the elements */
-    cols = n;
-    rows = 1;
-  }
-  int64_t col_blocks = (cols + HY_CUDA_THREADS - 1) / HY_CUDA_THREADS;
-  dim3 grid((unsigned)(col_blocks < 1024 ? col_blocks : 1024),
-            (unsigned)(rows < 65535 ? rows : 65535));
-  to_bf16_rows<<<grid, HY_CUDA_THREADS>>>(src, ld, rows, cols, dst);
-  HY_CUDA_LAUNCHED(to_bf16_rows);
-}
-
-/* Two scratch buffers for the bf16 copies of A and B, grown as needed and kept: kernels run in
- * order on one stream, so each GEMM may reuse them. They grow only in a run's first steps. */
-static __nv_bfloat16 *scratch[2];
-static size_t scratch_elems[2];
-
-static void release_scratch(void) {
-  for (int i = 0; i < 2; i++) hy_cuda_free(scratch[i]);
-}
-
-static const __nv_bfloat16 *packed_bf16(int which, const float *src, int64_t ld, int64_t rows,
-                                        int64_t cols) {
-  size_t n = (size_t)(rows * cols);
-  if (n > scratch_elems[which]) {
-    static bool hooked;
-    if (!hooked) hooked = !atexit(release_scratch);
-    hy_cuda_free(scratch[which]);
-    scratch[which] = (__nv_bfloat16 *)hy_cuda_malloc(n * sizeof(__nv_bfloat16));
-    scratch_elems[which] = n;
-  }
-  if (n) launch_to_bf16(src, ld, rows, cols, scratch[which]);
-  return scratch[which];
-}
+#include <cublasLt.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* Row-major C = alpha op(A) op(B) + beta C through cuBLAS, which is column-major: a row-major
- * matrix is its transpose in column-major, so C^T = op(B)^T op(A)^T swaps the operands. With bf16
- * inputs A and B are rounded to bf16 first and the tensor cores accumulate in f32. */
+ * matrix is its transpose in column-major, so C^T = op(B)^T op(A)^T swaps the operands. f32
+ * GEMMs stay exact (no TF32): the GPU must match the CPU path to 1e-5. */
 extern "C" void cuda_gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                               double alpha, const float *A, int64_t lda, const float *B,
                               int64_t ldb, double beta, float *C, int64_t ldc) {
   float a = (float)alpha, b = (float)beta;
   cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
   cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
-  if (!bf16_inputs) {
-    HY_CUBLAS_CHECK(cublasSgemm(hy_cublas(), op_b, op_a, (int)N, (int)M, (int)K, &a, B, (int)ldb, A,
-                                (int)lda, &b, C, (int)ldc));
+  HY_CUBLAS_CHECK(cublasSgemm(hy_cublas(), op_b, op_a, (int)N, (int)M, (int)K, &a, B, (int)ldb, A,
+                              (int)lda, &b, C, (int)ldc));
+}
+
+/* ---- bf16 on the tensor cores through cuBLASLt ----
+ * A plan (the operation, the three layouts and the algorithm cuBLASLt's heuristic picked) is made
+ * once per shape, layout, output type and pointer alignment and kept: a training step asks for
+ * the same few dozen GEMMs every time. */
+
+enum { WORKSPACE_BYTES = 32 << 20, MAX_PLANS = 256 };
+
+typedef struct {
+  bool trans_a, trans_b, c_bf16, beta_zero;
+  int64_t M, N, K, lda, ldb, ldc;
+  int align_a, align_b, align_c;
+} plan_key;
+
+typedef struct {
+  plan_key key;
+  cublasLtMatmulDesc_t op;
+  cublasLtMatrixLayout_t la, lb, lc;
+  cublasLtMatmulAlgo_t algo;
+  bool has_algo; /* else cublasGemmEx */
+} plan;
+
+static cublasLtHandle_t lt;
+static void *workspace;
+static plan plans[MAX_PLANS];
+static int n_plans;
+
+static void release_lt(void) {
+  for (int i = 0; i < n_plans; i++) {
+    cublasLtMatrixLayoutDestroy(plans[i].la);
+    cublasLtMatrixLayoutDestroy(plans[i].lb);
+    cublasLtMatrixLayoutDestroy(plans[i].lc);
+    cublasLtMatmulDescDestroy(plans[i].op);
+  }
+  n_plans = 0;
+  if (lt) cublasLtDestroy(lt);
+  lt = NULL;
+  hy_cuda_free(workspace);
+  workspace = NULL;
+}
+
+/* The largest power of two up to 256 that divides the address: what cuBLASLt's kernels may
+ * assume of it. */
+static int alignment(const void *p) {
+  uintptr_t u = (uintptr_t)p;
+  int a = 256;
+  while (a > 2 && u % (uintptr_t)a) a /= 2;
+  return a;
+}
+
+static bool same_key(const plan_key *x, const plan_key *y) { return !memcmp(x, y, sizeof *x); }
+
+#define LT_SET(desc, attr, value)                                                                  \
+  HY_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, attr, &(value), sizeof(value)))
+
+static plan *plan_for(const plan_key *k) {
+  for (int i = 0; i < n_plans; i++)
+    if (same_key(&plans[i].key, k)) return &plans[i];
+  if (!lt) {
+    HY_CUBLAS_CHECK(cublasLtCreate(&lt));
+    workspace = hy_cuda_malloc(WORKSPACE_BYTES);
+    atexit(release_lt);
+  }
+  if (n_plans == MAX_PLANS) hy_die("gemm", "more than %d GEMM shapes in one run", MAX_PLANS);
+  plan *p = &plans[n_plans++];
+  memset(p, 0, sizeof *p);
+  p->key = *k;
+  /* Column-major: D (N x M) = op(B') (N x K) op(A') (K x M), with B' the row-major B. */
+  cublasOperation_t op_b = k->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasOperation_t op_a = k->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  HY_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  LT_SET(p->op, CUBLASLT_MATMUL_DESC_TRANSA, op_b);
+  LT_SET(p->op, CUBLASLT_MATMUL_DESC_TRANSB, op_a);
+  uint64_t b_rows = k->trans_b ? k->K : k->N, b_cols = k->trans_b ? k->N : k->K;
+  uint64_t a_rows = k->trans_a ? k->M : k->K, a_cols = k->trans_a ? k->K : k->M;
+  cudaDataType_t c_type = k->c_bf16 ? CUDA_R_16BF : CUDA_R_32F;
+  HY_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->la, CUDA_R_16BF, b_rows, b_cols, k->ldb));
+  HY_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->lb, CUDA_R_16BF, a_rows, a_cols, k->lda));
+  HY_CUBLAS_CHECK(
+      cublasLtMatrixLayoutCreate(&p->lc, c_type, (uint64_t)k->N, (uint64_t)k->M, k->ldc));
+  cublasLtMatmulPreference_t pref;
+  HY_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  uint64_t ws = WORKSPACE_BYTES;
+  uint32_t al_a = (uint32_t)k->align_b, al_b = (uint32_t)k->align_a, al_c = (uint32_t)k->align_c;
+  HY_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+      pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+  HY_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+      pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof al_a));
+  HY_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+      pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof al_b));
+  HY_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+      pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof al_c));
+  HY_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+      pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, sizeof al_c));
+  cublasLtMatmulHeuristicResult_t result;
+  int found = 0;
+  cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(lt, p->op, p->la, p->lb, p->lc, p->lc,
+                                                         pref, 1, &result, &found);
+  cublasLtMatmulPreferenceDestroy(pref);
+  if (status == CUBLAS_STATUS_SUCCESS && found > 0) {
+    p->algo = result.algo;
+    p->has_algo = true;
+  }
+  return p;
+}
+
+/* Row-major C = alpha op(A) op(B) + beta C with A and B bf16, C bf16 or f32 (c_bf16), products
+ * summed in f32 on the tensor cores. Beta 1 adds into C (a gradient that accumulates). */
+extern "C" void cuda_gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                               double alpha, const hy_bf16 *A, int64_t lda, const hy_bf16 *B,
+                               int64_t ldb, double beta, void *C, bool c_bf16, int64_t ldc) {
+  float a = (float)alpha, b = (float)beta;
+  plan_key k;
+  memset(&k, 0, sizeof k); /* the padding too: keys compare by memcmp */
+  k.trans_a = trans_a, k.trans_b = trans_b, k.c_bf16 = c_bf16, k.beta_zero = beta == 0;
+  k.M = M, k.N = N, k.K = K, k.lda = lda, k.ldb = ldb, k.ldc = ldc;
+  k.align_a = alignment(A), k.align_b = alignment(B), k.align_c = alignment(C);
+  plan *p = plan_for(&k);
+  if (p->has_algo) {
+    HY_CUBLAS_CHECK(cublasLtMatmul(lt, p->op, &a, B, p->la, A, p->lb, &b, C, p->lc, C, p->lc,
+                                   &p->algo, workspace, WORKSPACE_BYTES, hy_cuda_stream()));
     return;
   }
-  /* As stored (row-major): A is M x K, or K x M transposed; B is K x N, or N x K. */
-  int64_t a_cols = trans_a ? M : K, b_cols = trans_b ? K : N;
-  const __nv_bfloat16 *Ah = packed_bf16(0, A, lda, trans_a ? K : M, a_cols);
-  const __nv_bfloat16 *Bh = packed_bf16(1, B, ldb, trans_b ? N : K, b_cols);
-  HY_CUBLAS_CHECK(cublasGemmEx(hy_cublas(), op_b, op_a, (int)N, (int)M, (int)K, &a, Bh, CUDA_R_16BF,
-                               (int)b_cols, Ah, CUDA_R_16BF, (int)a_cols, &b, C, CUDA_R_32F,
-                               (int)ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  HY_CUBLAS_CHECK(cublasGemmEx(hy_cublas(), op_b, op_a, (int)N, (int)M, (int)K, &a, B, CUDA_R_16BF,
+                               (int)ldb, A, CUDA_R_16BF, (int)lda, &b, C,
+                               c_bf16 ? CUDA_R_16BF : CUDA_R_32F, (int)ldc, CUBLAS_COMPUTE_32F,
+                               CUBLAS_GEMM_DEFAULT));
 }

@@ -599,7 +599,8 @@ float *chunk_decays(const gla_shape &s, const hy_gla_dims *dm, const float *g) {
   if (g) {
     float *b = (float *)hy_arena_alloc_on(HY_CUDA, sizeof(float) * (size_t)(s.B * s.T) *
                                                        (size_t)(s.H * s.dk));
-    decay_cumsum<<<hy_cuda_blocks((int64_t)s.B * s.nc * s.H * s.dk), HY_CUDA_THREADS>>>(s, g, b);
+    decay_cumsum<<<hy_cuda_blocks((int64_t)s.B * s.nc * s.H * s.dk), HY_CUDA_THREADS, 0,
+                   hy_cuda_stream()>>>(s, g, b);
     HY_CUDA_LAUNCHED(decay_cumsum);
     return b;
   }
@@ -608,7 +609,7 @@ float *chunk_decays(const gla_shape &s, const hy_gla_dims *dm, const float *g) {
   for (int h = 0; h < MAX_HEADS; h++)
     hd.g[h] = dm->head_decay && h < s.H ? (float)dm->head_decay[h] : 0.f;
   float *b = (float *)hy_arena_alloc_on(HY_CUDA, sizeof(float) * (size_t)s.H * (size_t)s.C);
-  decay_table<<<1, 32>>>(s, hd, b);
+  decay_table<<<1, 32, 0, hy_cuda_stream()>>>(s, hd, b);
   HY_CUDA_LAUNCHED(decay_table);
   return b;
 }
@@ -632,17 +633,18 @@ void forward(const gla_shape &s, const float *q, const float *k, const float *v,
              float *o, float *states) {
   if (s.nc > 1) {
     dim3 grid((unsigned)(s.B * s.H * (s.nc - 1)), (unsigned)tiles(s.dk), (unsigned)tiles(s.dv));
-    chunk_state<false, GATED><<<grid, THREADS>>>(s, k, v, bc, states);
+    chunk_state<false, GATED><<<grid, THREADS, 0, hy_cuda_stream()>>>(s, k, v, bc, states);
     HY_CUDA_LAUNCHED(chunk_state);
   }
   state_scan<false, GATED>
-      <<<hy_cuda_blocks(s.B * s.H * s.per_state), HY_CUDA_THREADS>>>(s, bc, states);
+      <<<hy_cuda_blocks(s.B * s.H * s.per_state), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(s, bc,
+                                                                                          states);
   HY_CUDA_LAUNCHED(state_scan);
   float *A = pair_scratch(s);
-  pairs_kernel<GATED, false><<<pair_grid(s), THREADS>>>(s, q, k, bc, A);
+  pairs_kernel<GATED, false><<<pair_grid(s), THREADS, 0, hy_cuda_stream()>>>(s, q, k, bc, A);
   HY_CUDA_LAUNCHED(pairs_kernel);
   rows_args a = {q, k, v, nullptr, bc, A, states, o};
-  rows_kernel<OUT, GATED><<<rows_grid(s, s.dv), THREADS>>>(s, a);
+  rows_kernel<OUT, GATED><<<rows_grid(s, s.dv), THREADS, 0, hy_cuda_stream()>>>(s, a);
   HY_CUDA_LAUNCHED(rows_kernel);
 }
 
@@ -650,30 +652,32 @@ template <bool GATED>
 void backward(const gla_shape &s, const float *q, const float *k, const float *v, const float *bc,
               const float *states, const float *go, float *gq, float *gk, float *gv) {
   float *A = pair_scratch(s), *dP = pair_scratch(s);
-  pairs_kernel<GATED, false><<<pair_grid(s), THREADS>>>(s, q, k, bc, A);
+  pairs_kernel<GATED, false><<<pair_grid(s), THREADS, 0, hy_cuda_stream()>>>(s, q, k, bc, A);
   HY_CUDA_LAUNCHED(pairs_kernel);
-  pairs_kernel<GATED, true><<<pair_grid(s), THREADS>>>(s, go, v, bc, dP);
+  pairs_kernel<GATED, true><<<pair_grid(s), THREADS, 0, hy_cuda_stream()>>>(s, go, v, bc, dP);
   HY_CUDA_LAUNCHED(pairs_kernel);
   float *dS = (float *)hy_arena_alloc_on(HY_CUDA, sizeof(float) * (size_t)(s.B * s.H * s.nc) *
                                                       (size_t)s.per_state);
   if (s.nc > 1) {
     dim3 grid((unsigned)(s.B * s.H * (s.nc - 1)), (unsigned)tiles(s.dk), (unsigned)tiles(s.dv));
-    chunk_state<true, GATED><<<grid, THREADS>>>(s, q, go, bc, dS);
+    chunk_state<true, GATED><<<grid, THREADS, 0, hy_cuda_stream()>>>(s, q, go, bc, dS);
     HY_CUDA_LAUNCHED(chunk_state);
   }
-  state_scan<true, GATED><<<hy_cuda_blocks(s.B * s.H * s.per_state), HY_CUDA_THREADS>>>(s, bc, dS);
+  state_scan<true, GATED>
+      <<<hy_cuda_blocks(s.B * s.H * s.per_state), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(s, bc,
+                                                                                          dS);
   HY_CUDA_LAUNCHED(state_scan);
   rows_args a = {q, k, v, go, bc, A, dS, gv};
-  rows_kernel<DV, GATED><<<rows_grid(s, s.dv), THREADS>>>(s, a);
+  rows_kernel<DV, GATED><<<rows_grid(s, s.dv), THREADS, 0, hy_cuda_stream()>>>(s, a);
   HY_CUDA_LAUNCHED(rows_kernel);
   a.P = dP;
   a.S = states;
   a.out = gq;
-  rows_kernel<DQ, GATED><<<rows_grid(s, s.dk), THREADS>>>(s, a);
+  rows_kernel<DQ, GATED><<<rows_grid(s, s.dk), THREADS, 0, hy_cuda_stream()>>>(s, a);
   HY_CUDA_LAUNCHED(rows_kernel);
   a.S = dS;
   a.out = gk;
-  rows_kernel<DK, GATED><<<rows_grid(s, s.dk), THREADS>>>(s, a);
+  rows_kernel<DK, GATED><<<rows_grid(s, s.dk), THREADS, 0, hy_cuda_stream()>>>(s, a);
   HY_CUDA_LAUNCHED(rows_kernel);
 }
 
@@ -720,10 +724,12 @@ extern "C" void cuda_gla_gate_grad_f32(const hy_gla_dims *dims, const float *q, 
       (float *)hy_arena_alloc_on(HY_CUDA, sizeof(float) * (size_t)B * (size_t)nseg * (size_t)W);
   unsigned blocks = hy_cuda_blocks((int64_t)B * nseg * W);
   if (nseg > 1) {
-    gate_segment_sums<<<blocks, HY_CUDA_THREADS>>>(B, T, W, nseg, q, k, dq, dk, sums);
+    gate_segment_sums<<<blocks, HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(B, T, W, nseg, q, k, dq, dk,
+                                                                        sums);
     HY_CUDA_LAUNCHED(gate_segment_sums);
   }
-  gate_reverse_cumsum<<<blocks, HY_CUDA_THREADS>>>(B, T, W, nseg, q, k, dq, dk, sums, gg);
+  gate_reverse_cumsum<<<blocks, HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(B, T, W, nseg, q, k, dq, dk,
+                                                                        sums, gg);
   HY_CUDA_LAUNCHED(gate_reverse_cumsum);
   hy_arena_rewind(mark);
 }

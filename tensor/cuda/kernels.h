@@ -1,6 +1,7 @@
 /* CUDA kernels: the CPU kernels' twins (tensor/cpu/kernels.h), with the same arguments and the
- * same meaning, over device pointers. f32 only for now; tensor/<op>.c picks CPU or CUDA by the
- * tensor's device (HY_KERNEL in tensor/op.h). Gradient outputs (g*) are accumulated into (+=),
+ * same meaning, over device pointers, in f32; a _bf16 twin takes bf16 storage (hy_bf16 in C,
+ * computing in f32). tensor/<op>.c picks CPU or CUDA by the tensor's device (HY_KERNEL and
+ * HY_KERNEL_BF16 in tensor/op.h). Gradient outputs (g*) are accumulated into (+=),
  * as on the CPU. Launches go to the default stream and return at once. */
 #ifndef HYLA_CUDA_KERNELS_H
 #define HYLA_CUDA_KERNELS_H
@@ -12,9 +13,19 @@ extern "C" {
 #endif
 
 void cuda_copy_f32(hy_tensor *dst, const hy_tensor *src, bool accumulate);
+void cuda_copy_bf16(hy_tensor *dst, const hy_tensor *src, bool accumulate);
+/* dst (+)= src between f32 and bf16 in any pairing (the dtypes are the tensors'), any strides. */
+void cuda_convert(hy_tensor *dst, const hy_tensor *src, bool accumulate);
+/* Every element of a packed f32, bf16 or i32 tensor set to value. */
+void cuda_fill(hy_tensor *t, double value);
 void cuda_gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
                    const float *A, int64_t lda, const float *B, int64_t ldb, double beta, float *C,
                    int64_t ldc);
+/* The same product with A and B in bf16 and C bf16 or f32 (c_bf16), summed in f32 on the tensor
+ * cores (cuBLASLt): a mixed-precision matmul, or a weight's f32 gradient from bf16 operands. */
+void cuda_gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
+                    const hy_bf16 *A, int64_t lda, const hy_bf16 *B, int64_t ldb, double beta,
+                    void *C, bool c_bf16, int64_t ldc);
 void cuda_binary_f32(hy_binary_op op, const hy_bcast *bc, const float *a, const float *b, float *y);
 void cuda_binary_backward_f32(hy_binary_op op, const hy_bcast *bc, const float *a, const float *b,
                               const float *gy, float *ga, float *gb);

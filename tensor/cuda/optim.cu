@@ -15,7 +15,7 @@ __global__ void adamw_kernel(int64_t n, float *w, float *m, float *v, const floa
 extern "C" void cuda_adamw_f32(int64_t n, float *w, float *m, float *v, const float *g, double lr,
                                double b1, double b2, double c1, double c2, double eps, double wd) {
   if (n == 0) return;
-  adamw_kernel<<<hy_cuda_blocks(n), HY_CUDA_THREADS>>>(
+  adamw_kernel<<<hy_cuda_blocks(n), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(
       n, w, m, v, g, (float)lr, (float)b1, (float)b2, (float)c1, (float)c2, (float)eps, (float)wd);
   HY_CUDA_LAUNCHED(adamw_kernel);
 }
@@ -32,8 +32,8 @@ __global__ void sgd_kernel(int64_t n, float *w, float *b, const float *g, float 
 extern "C" void cuda_sgd_f32(int64_t n, float *w, float *b, const float *g, double lr, double mu,
                              double wd, bool first) {
   if (n == 0) return;
-  sgd_kernel<<<hy_cuda_blocks(n), HY_CUDA_THREADS>>>(n, w, b, g, (float)lr, (float)mu, (float)wd,
-                                                     first);
+  sgd_kernel<<<hy_cuda_blocks(n), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(
+      n, w, b, g, (float)lr, (float)mu, (float)wd, first);
   HY_CUDA_LAUNCHED(sgd_kernel);
 }
 
@@ -70,9 +70,9 @@ __global__ void sum_partials(int n, double *partial) {
 extern "C" double cuda_sum_squares_f32(int64_t n, const float *x) {
   if (n == 0) return 0;
   double *partial = (double *)hy_arena_alloc_on(HY_CUDA, SQ_BLOCKS * sizeof(double));
-  partial_squares<<<SQ_BLOCKS, HY_CUDA_THREADS>>>(n, x, partial);
+  partial_squares<<<SQ_BLOCKS, HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(n, x, partial);
   HY_CUDA_LAUNCHED(partial_squares);
-  sum_partials<<<1, SQ_BLOCKS>>>(SQ_BLOCKS, partial);
+  sum_partials<<<1, SQ_BLOCKS, 0, hy_cuda_stream()>>>(SQ_BLOCKS, partial);
   HY_CUDA_LAUNCHED(sum_partials);
   double total = 0;
   HY_CUDA_CHECK(cudaMemcpy(&total, partial, sizeof total, cudaMemcpyDeviceToHost));
@@ -83,6 +83,6 @@ __global__ void scale_kernel(int64_t n, float *x, float c) { HY_GRID_STRIDE(i, n
 
 extern "C" void cuda_scale_inplace_f32(int64_t n, float *x, double c) {
   if (n == 0) return;
-  scale_kernel<<<hy_cuda_blocks(n), HY_CUDA_THREADS>>>(n, x, (float)c);
+  scale_kernel<<<hy_cuda_blocks(n), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(n, x, (float)c);
   HY_CUDA_LAUNCHED(scale_kernel);
 }

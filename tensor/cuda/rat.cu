@@ -556,10 +556,11 @@ states compute_states(const rat_shape &s, double theta, const float *u, const fl
   size_t n = (size_t)s.B * s.T * s.H * s.D, table = (size_t)s.nc * s.half;
   states st = {scratch(table), scratch(table), scratch(n), scratch(n),
                scratch((size_t)s.B * s.H * s.nk * s.D)};
-  rope_table<<<hy_cuda_blocks((int64_t)table), HY_CUDA_THREADS>>>(s, theta, st.cs, st.sn);
+  rope_table<<<hy_cuda_blocks((int64_t)table), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(
+      s, theta, st.cs, st.sn);
   HY_CUDA_LAUNCHED(rope_table);
-  states_kernel<<<hy_cuda_blocks((int64_t)s.B * s.nc * s.H * s.half), HY_CUDA_THREADS>>>(
-      s, u, k, f, st.cs, st.sn, st.xs, st.ks, st.kc);
+  states_kernel<<<hy_cuda_blocks((int64_t)s.B * s.nc * s.H * s.half), HY_CUDA_THREADS, 0,
+                  hy_cuda_stream()>>>(s, u, k, f, st.cs, st.sn, st.xs, st.ks, st.kc);
   HY_CUDA_LAUNCHED(states_kernel);
   return st;
 }
@@ -578,7 +579,8 @@ void run_forward(const rat_shape &s, const states &st, const float *q, float *o,
   auto kernel = forward_rows<NP>;
   size_t bytes = rows_bytes(s, 1);
   allow_shared(kernel, bytes, &raised);
-  kernel<<<rows_grid(s), WARPS * 32, bytes>>>(s, q, st.xs, st.ks, st.kc, st.cs, st.sn, o, lse);
+  kernel<<<rows_grid(s), WARPS * 32, bytes, hy_cuda_stream()>>>(s, q, st.xs, st.ks, st.kc, st.cs,
+                                                                st.sn, o, lse);
   HY_CUDA_LAUNCHED(forward_rows);
 }
 
@@ -589,8 +591,8 @@ void run_backward_rows(const rat_shape &s, const states &st, const float *q, con
   auto kernel = backward_rows<NP, DQ>;
   size_t bytes = rows_bytes(s, 2);
   allow_shared(kernel, bytes, &raised);
-  kernel<<<rows_grid(s), WARPS * 32, bytes>>>(s, q, st.xs, st.ks, st.kc, st.cs, st.sn, o, lse, go,
-                                              gq, rt);
+  kernel<<<rows_grid(s), WARPS * 32, bytes, hy_cuda_stream()>>>(s, q, st.xs, st.ks, st.kc, st.cs,
+                                                                st.sn, o, lse, go, gq, rt);
   HY_CUDA_LAUNCHED(backward_rows);
 }
 
@@ -612,8 +614,8 @@ void run_backward_keys(const rat_shape &s, const states &st, const float *q, con
   allow_shared(backward_keys, bytes, &raised);
   dim3 grid((unsigned)((s.nk + KT - 1) / KT), (unsigned)(s.B * s.H),
             (unsigned)((s.D + CG - 1) / CG));
-  backward_keys<<<grid, KWARPS * 32, bytes>>>(s, RB, q, st.xs, st.kc, st.cs, st.sn, go, lse, di,
-                                              gkc, gvc);
+  backward_keys<<<grid, KWARPS * 32, bytes, hy_cuda_stream()>>>(s, RB, q, st.xs, st.kc, st.cs,
+                                                                st.sn, go, lse, di, gkc, gvc);
   HY_CUDA_LAUNCHED(backward_keys);
 }
 
@@ -670,8 +672,9 @@ extern "C" void cuda_rat_backward_f32(const hy_rat_dims *dims, const float *q, c
     float *gkc = scratch(keys), *gvc = scratch(keys);
     if (s.nk > 0) run_backward_keys(s, st, q, go, lse, rt.di, gkc, gvc);
     recur_grads g = {gu, gk, gf};
-    backward_recur<<<hy_cuda_blocks((int64_t)s.B * s.nc * s.H * s.half), HY_CUDA_THREADS>>>(
-        s, q, u, k, f, st.xs, st.ks, go, rt, gkc, gvc, st.cs, st.sn, g);
+    backward_recur<<<hy_cuda_blocks((int64_t)s.B * s.nc * s.H * s.half), HY_CUDA_THREADS, 0,
+                     hy_cuda_stream()>>>(s, q, u, k, f, st.xs, st.ks, go, rt, gkc, gvc, st.cs,
+                                         st.sn, g);
     HY_CUDA_LAUNCHED(backward_recur);
   }
   hy_arena_rewind(mark);

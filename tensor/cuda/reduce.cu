@@ -153,14 +153,14 @@ extern "C" void cuda_reduce_f32(hy_reduce_op op, int64_t outer, int64_t n, int64
   if (outer * inner == 0) return;
   if (inner == 1) {
     unsigned threads = n >= 4096 ? 512 : n >= 512 ? 256 : n >= 64 ? 64 : 32;
-    reduce_rows<<<grid_of(outer), threads>>>(op, outer, n, x, y, argmax);
+    reduce_rows<<<grid_of(outer), threads, 0, hy_cuda_stream()>>>(op, outer, n, x, y, argmax);
     HY_CUDA_LAUNCHED(reduce_rows);
   } else {
     int64_t ys = n >= (int64_t)COLS_Y * 8 ? (int64_t)COLS_Y : (n + 7) / 8;
     if (ys < 1) ys = 1;
     int64_t tiles = (inner + COLS_X - 1) / COLS_X;
-    reduce_cols<<<grid_of(outer * tiles), dim3(COLS_X, (unsigned)ys)>>>(op, outer, n, inner, x, y,
-                                                                        argmax);
+    reduce_cols<<<grid_of(outer * tiles), dim3(COLS_X, (unsigned)ys), 0, hy_cuda_stream()>>>(
+        op, outer, n, inner, x, y, argmax);
     HY_CUDA_LAUNCHED(reduce_cols);
   }
 }
@@ -170,13 +170,15 @@ extern "C" void cuda_reduce_backward_f32(hy_reduce_op op, int64_t outer, int64_t
   if (op == HY_REDUCE_MAX) {
     int64_t total = outer * inner;
     if (total == 0) return;
-    to_argmax<<<hy_cuda_blocks(total), HY_CUDA_THREADS>>>(total, n, inner, argmax, gy, gx);
+    to_argmax<<<hy_cuda_blocks(total), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(total, n, inner,
+                                                                               argmax, gy, gx);
     HY_CUDA_LAUNCHED(to_argmax);
   } else {
     int64_t total = outer * n * inner;
     if (total == 0) return;
     float w = op == HY_REDUCE_MEAN ? 1 / (float)n : 1.0f;
-    spread<<<hy_cuda_blocks(total), HY_CUDA_THREADS>>>(total, n, inner, w, gy, gx);
+    spread<<<hy_cuda_blocks(total), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(total, n, inner, w, gy,
+                                                                            gx);
     HY_CUDA_LAUNCHED(spread);
   }
 }

@@ -71,11 +71,11 @@ extern "C" void cuda_rmsnorm_f32(int64_t rows, int64_t d, const float *x, const 
                                  double eps, float *y, float *rstd) {
   if (rows == 0 || d == 0) return;
   if (warp_rows(d))
-    rmsnorm_kernel<true>
-        <<<row_blocks(rows, d), row_threads(d)>>>(rows, d, x, w, (float)eps, y, rstd);
+    rmsnorm_kernel<true><<<row_blocks(rows, d), row_threads(d), 0, hy_cuda_stream()>>>(
+        rows, d, x, w, (float)eps, y, rstd);
   else
-    rmsnorm_kernel<false>
-        <<<row_blocks(rows, d), row_threads(d)>>>(rows, d, x, w, (float)eps, y, rstd);
+    rmsnorm_kernel<false><<<row_blocks(rows, d), row_threads(d), 0, hy_cuda_stream()>>>(
+        rows, d, x, w, (float)eps, y, rstd);
   HY_CUDA_LAUNCHED(rmsnorm_kernel);
 }
 
@@ -140,11 +140,12 @@ extern "C" void cuda_rmsnorm_backward_f32(int64_t rows, int64_t d, const float *
   if (rows == 0 || d == 0) return;
   if (gx) {
     if (warp_rows(d))
-      rmsnorm_backward_x_kernel<true>
-          <<<row_blocks(rows, d), row_threads(d)>>>(rows, d, x, w, rstd, gy, gx);
+      rmsnorm_backward_x_kernel<true><<<row_blocks(rows, d), row_threads(d), 0, hy_cuda_stream()>>>(
+          rows, d, x, w, rstd, gy, gx);
     else
       rmsnorm_backward_x_kernel<false>
-          <<<row_blocks(rows, d), row_threads(d)>>>(rows, d, x, w, rstd, gy, gx);
+          <<<row_blocks(rows, d), row_threads(d), 0, hy_cuda_stream()>>>(rows, d, x, w, rstd, gy,
+                                                                         gx);
     HY_CUDA_LAUNCHED(rmsnorm_backward_x_kernel);
   }
   if (gw) {
@@ -154,11 +155,11 @@ extern "C" void cuda_rmsnorm_backward_f32(int64_t rows, int64_t d, const float *
     n_chunks = (rows + chunk - 1) / chunk; /* no empty chunk at the end */
     float *partial = (float *)hy_arena_alloc_on(HY_CUDA, (size_t)(n_chunks * d) * sizeof(float));
     dim3 grid((unsigned)((d + GW_COLS - 1) / GW_COLS), (unsigned)n_chunks);
-    rmsnorm_backward_w_partial_kernel<<<grid, dim3(GW_COLS, GW_ROWS)>>>(rows, d, chunk, x, rstd, gy,
-                                                                        partial);
+    rmsnorm_backward_w_partial_kernel<<<grid, dim3(GW_COLS, GW_ROWS), 0, hy_cuda_stream()>>>(
+        rows, d, chunk, x, rstd, gy, partial);
     HY_CUDA_LAUNCHED(rmsnorm_backward_w_partial_kernel);
-    rmsnorm_backward_w_sum_kernel<<<(unsigned)(d < 65535 ? d : 65535), HY_CUDA_THREADS>>>(
-        d, n_chunks, partial, gw);
+    rmsnorm_backward_w_sum_kernel<<<(unsigned)(d < 65535 ? d : 65535), HY_CUDA_THREADS, 0,
+                                    hy_cuda_stream()>>>(d, n_chunks, partial, gw);
     HY_CUDA_LAUNCHED(rmsnorm_backward_w_sum_kernel);
   }
 }

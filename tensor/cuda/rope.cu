@@ -46,6 +46,7 @@ extern "C" void cuda_rope_f32(int64_t B, int64_t T, int64_t H, int64_t D, int64_
   if (channel_blocks > 65535)
     hy_die("rope", "head dim %lld is too large for the CUDA kernel", (long long)D);
   dim3 grid((unsigned)row_blocks, (unsigned)channel_blocks), block((unsigned)tx, (unsigned)ty);
-  rope_kernel<<<grid, block>>>(BT, T, H, D, pos_offset, theta, inverse, accumulate, x, y);
+  rope_kernel<<<grid, block, 0, hy_cuda_stream()>>>(BT, T, H, D, pos_offset, theta, inverse,
+                                                    accumulate, x, y);
   HY_CUDA_LAUNCHED(rope_kernel);
 }

@@ -41,8 +41,25 @@ extern "C" void hy_cuda_free(void *p) {
   HY_CUDA_CHECK(status);
 }
 
+static cudaStream_t stream;
+
+static void destroy_stream(void) {
+  if (stream) (void)cudaStreamDestroy(stream);
+  stream = NULL;
+}
+
+/* A blocking stream: the legacy default stream (a plain cudaMemcpy, say) still waits for its
+ * work, while a CUDA graph can capture it. */
+extern "C" cudaStream_t hy_cuda_stream(void) {
+  if (!stream) {
+    HY_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamDefault));
+    atexit(destroy_stream);
+  }
+  return stream;
+}
+
 extern "C" void hy_cuda_memset(void *p, int byte, size_t bytes) {
-  if (bytes) HY_CUDA_CHECK(cudaMemset(p, byte, bytes));
+  if (bytes) HY_CUDA_CHECK(cudaMemsetAsync(p, byte, bytes, hy_cuda_stream()));
 }
 
 extern "C" void hy_cuda_memcpy(void *dst, bool dst_on_gpu, const void *src, bool src_on_gpu,
@@ -51,7 +68,11 @@ extern "C" void hy_cuda_memcpy(void *dst, bool dst_on_gpu, const void *src, bool
   cudaMemcpyKind kind = dst_on_gpu
                             ? (src_on_gpu ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
                             : (src_on_gpu ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
-  HY_CUDA_CHECK(cudaMemcpy(dst, src, bytes, kind));
+  /* In order with the kernels. A copy from pageable host memory is staged before the call
+   * returns, so the caller may reuse its buffer; a copy to the host waits for the data, which
+   * the caller reads next. */
+  HY_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, hy_cuda_stream()));
+  if (!dst_on_gpu) HY_CUDA_CHECK(cudaStreamSynchronize(hy_cuda_stream()));
 }
 
 extern "C" void hy_cuda_synchronize(void) { HY_CUDA_CHECK(cudaDeviceSynchronize()); }
@@ -83,6 +104,7 @@ static void destroy_handle(void) {
 cublasHandle_t hy_cublas(void) {
   if (!handle) {
     HY_CUBLAS_CHECK(cublasCreate(&handle));
+    HY_CUBLAS_CHECK(cublasSetStream(handle, hy_cuda_stream()));
     /* f32 GEMMs stay exact f32 (no TF32): the GPU must match the CPU path to 1e-5. */
     HY_CUBLAS_CHECK(cublasSetMathMode(handle, CUBLAS_DEFAULT_MATH));
     atexit(destroy_handle);

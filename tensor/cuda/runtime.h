@@ -3,6 +3,7 @@
 #ifndef HYLA_CUDA_RUNTIME_H
 #define HYLA_CUDA_RUNTIME_H
 
+#include <cuda_runtime_api.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -18,8 +19,9 @@ void hy_cuda_free(void *p);
 void hy_cuda_memset(void *p, int byte, size_t bytes);
 void hy_cuda_memcpy(void *dst, bool dst_on_gpu, const void *src, bool src_on_gpu, size_t bytes);
 void hy_cuda_synchronize(void);
-/* GPU f32 GEMMs from now on: exact (false, the start) or bf16 inputs, f32 accumulation (true). */
-void hy_cuda_set_gemm_bf16(bool on);
+/* hyla's one stream: every kernel, copy, cuBLAS and NCCL call goes there, in order (a blocking
+ * stream, so a plain cudaMemcpy still waits for it; a CUDA graph can capture it). */
+cudaStream_t hy_cuda_stream(void);
 size_t hy_cuda_memory_in_use(void); /* bytes of this GPU in use by every process (cudaMemGetInfo) */
 const char *hy_cuda_device_description(void); /* "NVIDIA H200, 132 SMs, sm_90" */
 

@@ -101,7 +101,7 @@ void forward(const tile_launch &L, const sigmoid_rule &w, const float *q, const 
   size_t bytes = sizeof(float) * (size_t)(BR * (DP + 4) + 2 * BC * (DP + 4) + BR * (BC + 16));
   hy_allow_shared(kernel, bytes, &done);
   dim3 grid((unsigned)(L.B * L.a.H), tile_count(L, L.a.T, BR));
-  kernel<<<grid, BR / RT * 16, bytes>>>(L.a, w, q, k, v, o, L.vec4);
+  kernel<<<grid, BR / RT * 16, bytes, hy_cuda_stream()>>>(L.a, w, q, k, v, o, L.vec4);
   HY_CUDA_LAUNCHED(sigmoid_forward);
 }
 

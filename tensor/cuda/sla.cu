@@ -772,14 +772,16 @@ template <typename Kernel> void allow_bytes(Kernel kernel, size_t bytes) {
 }
 
 void phi_of(const sla_shape &s, const float *x, stride3 xs, float *f) {
-  phi_rows<<<hy_cuda_blocks((int64_t)s.B * s.H * s.T * 32), HY_CUDA_THREADS>>>(s, x, xs, f);
+  phi_rows<<<hy_cuda_blocks((int64_t)s.B * s.H * s.T * 32), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(
+      s, x, xs, f);
   HY_CUDA_LAUNCHED(phi_rows);
 }
 
 template <bool COLUMN>
 void sums_of(const sla_shape &s, const int32_t *classes, const float *src, float *sums) {
   int64_t n = (int64_t)s.B * s.H * s.nb * s.D * (s.D + 1);
-  marginal_sums<COLUMN><<<hy_cuda_blocks(n), HY_CUDA_THREADS>>>(s, classes, src, sums);
+  marginal_sums<COLUMN>
+      <<<hy_cuda_blocks(n), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(s, classes, src, sums);
   HY_CUDA_LAUNCHED(marginal_sums);
 }
 
@@ -807,7 +809,7 @@ void softmax_forward(const sla_shape &s, const int32_t *classes, const float *q,
   size_t bytes = sizeof(float) * (size_t)(3 * TB * LD + TB * (TB + 16));
   hy_allow_shared(kernel, bytes, &done);
   dim3 grid((unsigned)(s.B * s.H), (unsigned)(s.nb * s.qtiles));
-  kernel<<<grid, THREADS, bytes>>>(s, classes, q, k, v, o, lse, vec4);
+  kernel<<<grid, THREADS, bytes, hy_cuda_stream()>>>(s, classes, q, k, v, o, lse, vec4);
   HY_CUDA_LAUNCHED(sparse_forward);
 }
 
@@ -822,7 +824,8 @@ void softmax_backward(const sla_shape &s, const int32_t *classes, const float *q
     auto kernel = sparse_backward_dq<DP>;
     size_t bytes = sizeof(float) * (size_t)(4 * TB * LD + TB * LDP);
     hy_allow_shared(kernel, bytes, &done);
-    kernel<<<grid, THREADS, bytes>>>(s, classes, q, k, v, go, lse, delta, gq, vec4);
+    kernel<<<grid, THREADS, bytes, hy_cuda_stream()>>>(s, classes, q, k, v, go, lse, delta, gq,
+                                                       vec4);
     HY_CUDA_LAUNCHED(sparse_backward_dq);
   }
   if (gk || gv) {
@@ -830,7 +833,8 @@ void softmax_backward(const sla_shape &s, const int32_t *classes, const float *q
     auto kernel = sparse_backward_dkdv<DP>;
     size_t bytes = sizeof(float) * (size_t)(4 * TB * LD + 2 * TB * LDP + 2 * TB);
     hy_allow_shared(kernel, bytes, &done);
-    kernel<<<grid, THREADS, bytes>>>(s, classes, q, k, v, go, lse, delta, gk, gv, vec4);
+    kernel<<<grid, THREADS, bytes, hy_cuda_stream()>>>(s, classes, q, k, v, go, lse, delta, gk, gv,
+                                                       vec4);
     HY_CUDA_LAUNCHED(sparse_backward_dkdv);
   }
 }
@@ -902,14 +906,14 @@ extern "C" void cuda_sla_select_f32(const hy_sla_dims *dims, const float *q, con
   double *pk = (double *)hy_arena_alloc_on(HY_CUDA, pooled_bytes ? pooled_bytes : 1);
   int64_t n = (int64_t)s.B * s.H * s.nb * s.D;
   if (n > 0) {
-    pool_blocks<<<hy_cuda_blocks(n), HY_CUDA_THREADS>>>(s, q, s.qs, pq);
+    pool_blocks<<<hy_cuda_blocks(n), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(s, q, s.qs, pq);
     HY_CUDA_LAUNCHED(pool_blocks);
-    pool_blocks<<<hy_cuda_blocks(n), HY_CUDA_THREADS>>>(s, k, s.ks, pk);
+    pool_blocks<<<hy_cuda_blocks(n), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(s, k, s.ks, pk);
     HY_CUDA_LAUNCHED(pool_blocks);
   }
   allow_bytes(rank_blocks, score_bytes);
-  rank_blocks<<<(unsigned)((int64_t)s.B * s.H * s.nb), 128, score_bytes>>>(s, pq, pk, cp, counts,
-                                                                           classes);
+  rank_blocks<<<(unsigned)((int64_t)s.B * s.H * s.nb), 128, score_bytes, hy_cuda_stream()>>>(
+      s, pq, pk, cp, counts, classes);
   HY_CUDA_LAUNCHED(rank_blocks);
   hy_arena_rewind(mark);
 }
@@ -922,11 +926,12 @@ extern "C" void cuda_sla_f32(const hy_sla_dims *dims, const int32_t *classes, co
   hy_arena_mark mark = hy_arena_get_mark();
   float *f = scratch_rows(s, s.D), *sums = scratch_states(s);
   phi_of(s, k, s.ks, f);
-  block_outer<<<outer_grid(s), LTHREADS>>>(s, classes, true, f, v, s.vs, nullptr, states);
+  block_outer<<<outer_grid(s), LTHREADS, 0, hy_cuda_stream()>>>(s, classes, true, f, v, s.vs,
+                                                                nullptr, states);
   HY_CUDA_LAUNCHED(block_outer);
   sums_of<false>(s, classes, states, sums);
   phi_of(s, q, s.qs, f);
-  linear_forward<<<rows_grid(s), LTHREADS>>>(s, classes, f, sums, o);
+  linear_forward<<<rows_grid(s), LTHREADS, 0, hy_cuda_stream()>>>(s, classes, f, sums, o);
   HY_CUDA_LAUNCHED(linear_forward);
   hy_arena_rewind(mark);
 }
@@ -942,8 +947,8 @@ extern "C" void cuda_sla_backward_f32(const hy_sla_dims *dims, const int32_t *cl
               (!gk || aligned16(gk)) && (!gv || aligned16(gv));
   hy_arena_mark mark = hy_arena_get_mark();
   float *delta = scratch_rows(s, 1);
-  softmax_delta<<<hy_cuda_blocks((int64_t)s.B * s.T * s.H * 32), HY_CUDA_THREADS>>>(s, o, go,
-                                                                                    delta);
+  softmax_delta<<<hy_cuda_blocks((int64_t)s.B * s.T * s.H * 32), HY_CUDA_THREADS, 0,
+                  hy_cuda_stream()>>>(s, o, go, delta);
   HY_CUDA_LAUNCHED(softmax_delta);
   softmax_backward_any(s, classes, q, k, v, go, lse, delta, gq, gk, gv, vec4);
 
@@ -954,18 +959,19 @@ extern "C" void cuda_sla_backward_f32(const hy_sla_dims *dims, const int32_t *cl
   phi_of(s, q, s.qs, f);
   size_t bytes = rows_shared(s, 2);
   allow_bytes(linear_backward_rows, bytes);
-  linear_backward_rows<<<rows_grid(s), LTHREADS, bytes>>>(s, classes, q, f, sums, o, go, dnum, dden,
-                                                          gq);
+  linear_backward_rows<<<rows_grid(s), LTHREADS, bytes, hy_cuda_stream()>>>(s, classes, q, f, sums,
+                                                                            o, go, dnum, dden, gq);
   HY_CUDA_LAUNCHED(linear_backward_rows);
   if (gk || gv) {
-    block_outer<<<outer_grid(s), LTHREADS>>>(s, classes, false, f, dnum, head_major(s), dden,
-                                             dstates);
+    block_outer<<<outer_grid(s), LTHREADS, 0, hy_cuda_stream()>>>(s, classes, false, f, dnum,
+                                                                  head_major(s), dden, dstates);
     HY_CUDA_LAUNCHED(block_outer);
     sums_of<true>(s, classes, dstates, sums); /* the states' sums are read: G_j, g_j now */
     phi_of(s, k, s.ks, f);
     bytes = rows_shared(s, 2);
     allow_bytes(linear_backward_keys, bytes);
-    linear_backward_keys<<<rows_grid(s), LTHREADS, bytes>>>(s, classes, k, v, f, sums, gk, gv);
+    linear_backward_keys<<<rows_grid(s), LTHREADS, bytes, hy_cuda_stream()>>>(s, classes, k, v, f,
+                                                                              sums, gk, gv);
     HY_CUDA_LAUNCHED(linear_backward_keys);
   }
   hy_arena_rewind(mark);

@@ -113,26 +113,27 @@ static unsigned grid_for(int64_t rows) { return (unsigned)(rows < 65535 * 8 ? ro
 
 extern "C" void cuda_softmax_f32(int64_t rows, int64_t n, const float *x, float *y) {
   if (rows == 0 || n == 0) return;
-  softmax_rows<<<grid_for(rows), threads_for(n)>>>(rows, n, x, y);
+  softmax_rows<<<grid_for(rows), threads_for(n), 0, hy_cuda_stream()>>>(rows, n, x, y);
   HY_CUDA_LAUNCHED(softmax_rows);
 }
 
 extern "C" void cuda_softmax_backward_f32(int64_t rows, int64_t n, const float *y, const float *gy,
                                           float *gx) {
   if (rows == 0 || n == 0) return;
-  softmax_grad_rows<<<grid_for(rows), threads_for(n)>>>(rows, n, y, gy, gx);
+  softmax_grad_rows<<<grid_for(rows), threads_for(n), 0, hy_cuda_stream()>>>(rows, n, y, gy, gx);
   HY_CUDA_LAUNCHED(softmax_grad_rows);
 }
 
 extern "C" void cuda_logsumexp_f32(int64_t rows, int64_t n, const float *x, float *y) {
   if (rows == 0 || n == 0) return;
-  logsumexp_rows<<<grid_for(rows), threads_for(n)>>>(rows, n, x, y);
+  logsumexp_rows<<<grid_for(rows), threads_for(n), 0, hy_cuda_stream()>>>(rows, n, x, y);
   HY_CUDA_LAUNCHED(logsumexp_rows);
 }
 
 extern "C" void cuda_logsumexp_backward_f32(int64_t rows, int64_t n, const float *x, const float *y,
                                             const float *gy, float *gx) {
   if (rows == 0 || n == 0) return;
-  logsumexp_grad_rows<<<grid_for(rows), threads_for(n)>>>(rows, n, x, y, gy, gx);
+  logsumexp_grad_rows<<<grid_for(rows), threads_for(n), 0, hy_cuda_stream()>>>(rows, n, x, y, gy,
+                                                                               gx);
   HY_CUDA_LAUNCHED(logsumexp_grad_rows);
 }

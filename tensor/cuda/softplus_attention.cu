@@ -243,7 +243,7 @@ void forward(const tile_launch &L, const softplus_rule &w, const float *q, const
   size_t bytes = sizeof(float) * (size_t)(BR * (DP + 4) + 2 * BC * (DP + 4) + BR * (BC + 16));
   hy_allow_shared(kernel, bytes, &done);
   dim3 grid((unsigned)(L.B * L.a.H), tile_count(L, L.a.T, BR));
-  kernel<<<grid, BR / RT * 16, bytes>>>(L.a, w, q, k, v, o, rmax, rsum, L.vec4);
+  kernel<<<grid, BR / RT * 16, bytes, hy_cuda_stream()>>>(L.a, w, q, k, v, o, rmax, rsum, L.vec4);
   HY_CUDA_LAUNCHED(softplus_forward);
 }
 
@@ -297,8 +297,8 @@ extern "C" void cuda_softplus_attention_backward_f32(const hy_attn_dims *dims, i
   hy_arena_mark mark = hy_arena_get_mark();
   int64_t rows = dims->B * dims->T * dims->H;
   float *delta = (float *)hy_arena_alloc_on(HY_CUDA, sizeof(float) * (size_t)rows);
-  softplus_delta<<<hy_cuda_blocks(rows * 32), HY_CUDA_THREADS>>>(rows, (int)dims->T, (int)dims->H,
-                                                                 (int)dims->D, o, go, delta);
+  softplus_delta<<<hy_cuda_blocks(rows * 32), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(
+      rows, (int)dims->T, (int)dims->H, (int)dims->D, o, go, delta);
   HY_CUDA_LAUNCHED(softplus_delta);
   softplus_rule w = rule_of(dims, train_len, pos_offset, power);
   w.m = rmax;

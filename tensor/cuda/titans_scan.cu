@@ -452,8 +452,8 @@ extern "C" void cuda_titans_scan_f32(const hy_titans_dims *dims, const float *q,
   scan_dims dm = shape_of(dims);
   hy_arena_mark mark = hy_arena_get_mark();
   float *base = scratch_for(dm, false);
-  scan_forward<<<(unsigned)(dm.B * dm.H), THREADS>>>(dm, q, k, v, theta, eta, keep, w1, w2, y,
-                                                     states, momenta, base);
+  scan_forward<<<(unsigned)(dm.B * dm.H), THREADS, 0, hy_cuda_stream()>>>(
+      dm, q, k, v, theta, eta, keep, w1, w2, y, states, momenta, base);
   HY_CUDA_LAUNCHED(scan_forward);
   hy_arena_rewind(mark); /* the scratch is free for what is queued after */
 }
@@ -471,12 +471,13 @@ extern "C" void cuda_titans_scan_backward_f32(const hy_titans_dims *dims, const 
   float *per_seq = want_m0 ? work : nullptr;
   hy_arena_mark mark = hy_arena_get_mark();
   float *base = scratch_for(dm, true);
-  scan_backward<<<(unsigned)(dm.B * dm.H), THREADS>>>(dm, q, k, v, theta, eta, keep, w1, w2, states,
-                                                      momenta, gy, gq, gk, gv, gtheta, geta, gkeep,
-                                                      per_seq, base);
+  scan_backward<<<(unsigned)(dm.B * dm.H), THREADS, 0, hy_cuda_stream()>>>(
+      dm, q, k, v, theta, eta, keep, w1, w2, states, momenta, gy, gq, gk, gv, gtheta, geta, gkeep,
+      per_seq, base);
   HY_CUDA_LAUNCHED(scan_backward);
   if (want_m0) {
-    reduce_m0<<<hy_cuda_blocks((int64_t)dm.H * dm.P), HY_CUDA_THREADS>>>(dm, per_seq, gw1, gw2);
+    reduce_m0<<<hy_cuda_blocks((int64_t)dm.H * dm.P), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(
+        dm, per_seq, gw1, gw2);
     HY_CUDA_LAUNCHED(reduce_m0);
   }
   hy_arena_rewind(mark);

@@ -77,14 +77,15 @@ __global__ void unary_grad_kernel(int64_t n, float c, const float *__restrict__ 
 }
 
 template <hy_unary_op OP> static void forward(int64_t n, float c, const float *x, float *y) {
-  unary_kernel<OP><<<hy_cuda_blocks(n), HY_CUDA_THREADS>>>(n, c, x, y);
+  unary_kernel<OP><<<hy_cuda_blocks(n), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(n, c, x, y);
   HY_CUDA_LAUNCHED(unary_kernel);
 }
 
 template <hy_unary_op OP>
 static void backward(int64_t n, float c, const float *x, const float *y, const float *gy,
                      float *gx) {
-  unary_grad_kernel<OP><<<hy_cuda_blocks(n), HY_CUDA_THREADS>>>(n, c, x, y, gy, gx);
+  unary_grad_kernel<OP>
+      <<<hy_cuda_blocks(n), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(n, c, x, y, gy, gx);
   HY_CUDA_LAUNCHED(unary_grad_kernel);
 }
 

@@ -1,4 +1,4 @@
-/* Mixed precision on the GPU (hy_set_matmul_precision(HY_MATMUL_BF16)): matmuls round their
+/* Mixed precision on the GPU (hy_set_precision(HY_PRECISION_BF16)): matmuls round their
  * inputs to bf16 on the tensor cores and sum in f32. Forward and every gradient against the
  * CPU's exact f32 within 1e-2 relative norm error (the issue's bf16 bound), and visibly not f32:
  * the error is above 1e-4, where the f32 path lands near 1e-7. Softmax attention likewise on its
@@ -12,9 +12,9 @@
 
 static const double BF16_TOL = 1e-2;
 
-static void bf16_on(void) { hy_set_matmul_precision(HY_MATMUL_BF16); }
+static void bf16_on(void) { hy_set_precision(HY_PRECISION_BF16); }
 
-static void bf16_off(void) { hy_set_matmul_precision(HY_MATMUL_F32); }
+static void bf16_off(void) { hy_set_precision(HY_PRECISION_F32); }
 
 TestSuite(cuda_bf16, .init = bf16_on, .fini = bf16_off);
 
