@@ -4,14 +4,35 @@
 # GPU benches and the references and prints a short table with hyla / reference ratios
 # (scripts/gpu-ratios.py). Where Criterion or inih are not installed, carry .gpu-deps/ (made by
 # scripts/gpu-deps.sh). Logs go to $OUT (or the build dir).
-#   scripts/gpu-check.sh [--no-references] [build-dir]
-# --no-references skips the PyTorch / fla timings (fla autotunes for minutes on first use).
+#   scripts/gpu-check.sh [--no-references] [--budget SECONDS] [build-dir]
+# --no-references skips the PyTorch / fla timings.
+# --budget SECONDS: the references stop (timeout) where they would end the check later than
+#   SECONDS after its start, less a margin for the summary; one cut so is noted, not a failure.
+# The references' compiled kernels and autotuning results (fla's Triton kernels autotune for
+# minutes on a cold start, torch.compile compiles for a minute or more) are kept in .gpu-cache/
+# (ignored by git): carry it to the next run. Where $OUT is set (a machine that hands back only
+# $OUT), the check packs it there as gpu-cache.tgz.0 (and .1 if over 15 MiB): put those files in
+# an otherwise empty .gpu-cache/ and carry that (the check unpacks them; smaller to carry than
+# the folder unpacked). A cold first run given --budget ends in time and leaves what it tuned
+# for the next.
 set -euo pipefail
 references=1
-if [ "${1:-}" = --no-references ]; then
-  references=0
+budget=
+while [ $# -gt 0 ]; do
+  case "$1" in
+  --no-references) references=0 ;;
+  --budget)
+    budget=${2:?--budget needs a number of seconds}
+    shift
+    ;;
+  -*)
+    echo "usage: scripts/gpu-check.sh [--no-references] [--budget SECONDS] [build-dir]" >&2
+    exit 2
+    ;;
+  *) break ;;
+  esac
   shift
-fi
+done
 cd "$(dirname "$0")/.."
 build=${1:-build-gpu}
 logs=${OUT:-$build}
@@ -22,6 +43,17 @@ if [ -d .gpu-deps ]; then
   export PYTHONPATH="$PWD/.gpu-deps/python${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export HYLA_REQUIRE_GPU=1 NCCL_NVLS_ENABLE=0
+# Triton's kernels and autotuning results (fla's and Inductor's) and Inductor's compiled graphs,
+# kept from run to run; binaries only (no intermediate IR), so the folder stays small to carry.
+cache=$PWD/.gpu-cache
+if compgen -G "$cache/gpu-cache.tgz.*" >/dev/null; then # the last run's, packed (see the end)
+  cat "$cache"/gpu-cache.tgz.* | tar -xzf - || echo "(could not unpack .gpu-cache/gpu-cache.tgz.*)"
+  rm -f "$cache"/gpu-cache.tgz.*
+fi
+mkdir -p "$cache/triton" "$cache/inductor"
+export TRITON_CACHE_DIR="$cache/triton" TORCHINDUCTOR_CACHE_DIR="$cache/inductor"
+export TRITON_STORE_BINARY_ONLY=1 TRITON_CACHE_AUTOTUNING=1 TORCHINDUCTOR_FX_GRAPH_CACHE=1
+export TORCHINDUCTOR_AUTOGRAD_CACHE=1 PYTHONUNBUFFERED=1
 gpu=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | head -1)
 echo "== GPU: $gpu"
 
@@ -51,23 +83,62 @@ for bench in "$build"/bench_cuda_*; do
   [ -x "$bench" ] || continue
   "$bench" 2>&1 | tee -a "$logs/bench.log" || status=1
 done
-# The references, measured in the same run (PyTorch, where it is installed).
+# The references, measured in the same run (PyTorch, where it is installed): SDPA, the 134M LMs
+# (PyTorch eager and torch.compile with bf16 autocast; the 3:1 hybrid and pure GLA with fla's
+# chunk_gla) and fla's GLA and lightning kernels.
 if [ $references = 0 ]; then
   echo "(--no-references: no reference timings)" | tee -a "$logs/bench.log"
 elif python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
-  for ref in bench/reference/*_torch.py; do
-    # fla autotunes its kernels on first use (minutes): bounded, so a slow reference cannot
-    # hold the check.
-    timeout 900 python3 "$ref" 2>&1 | tee -a "$logs/bench.log" || status=1
+  for ref in "attention_torch.py" \
+    "lm_torch.py 2048 8192 --models softmax,hybrid,gla --modes eager,compile" \
+    "linear_attention_torch.py"; do
+    # bounded, so a slow reference (a cold autotune) cannot hold the check
+    limit=900
+    if [ -n "$budget" ]; then
+      limit=$((budget - SECONDS - 45))
+      if [ $limit -lt 30 ]; then
+        echo "(--budget $budget: no time left for bench/reference/$ref)" | tee -a "$logs/bench.log"
+        continue
+      fi
+    fi
+    rc=0
+    # shellcheck disable=SC2086 # $ref is the script and its arguments
+    timeout "$limit" python3 bench/reference/$ref 2>&1 | tee -a "$logs/bench.log" || rc=$?
+    if [ $rc = 124 ] && [ -n "$budget" ]; then
+      echo "(bench/reference/$ref stopped at the --budget of $budget s; what it compiled and" \
+        "tuned is in .gpu-cache/ for the next run)" | tee -a "$logs/bench.log"
+    elif [ $rc != 0 ]; then
+      echo "(bench/reference/$ref failed: exit $rc)" | tee -a "$logs/bench.log"
+      status=1
+    fi
   done
 else
   echo "(no PyTorch with CUDA here: no reference timings)" | tee -a "$logs/bench.log"
+fi
+# .gpu-cache/ handed back through $OUT (at most 8 files of 16 MiB come back: 6 logs, 2 parts).
+if [ $references = 1 ] && [ -n "${OUT:-}" ]; then
+  packed=.gpu-cache
+  rm -f "$OUT"/gpu-cache.tgz.*
+  tar -czf - $packed | split -b 15m -d -a 1 - "$OUT/gpu-cache.tgz."
+  if [ -e "$OUT/gpu-cache.tgz.2" ]; then # too big: Triton's half (fla's autotuning) alone
+    packed=.gpu-cache/triton
+    rm -f "$OUT"/gpu-cache.tgz.*
+    tar -czf - $packed | split -b 15m -d -a 1 - "$OUT/gpu-cache.tgz."
+  fi
+  if [ -e "$OUT/gpu-cache.tgz.2" ]; then
+    rm -f "$OUT"/gpu-cache.tgz.*
+    echo "== .gpu-cache/ is $(du -sh .gpu-cache | cut -f1), too big to hand back through \$OUT"
+  else
+    echo "== $packed ($(du -sh $packed | cut -f1)) packed as" \
+      "$(cd "$OUT" && echo gpu-cache.tgz.*): put them in .gpu-cache/ and carry it to the next run"
+  fi
 fi
 
 echo "== summary on $gpu"
 grep -E "tests passed|tests failed|ok   |skip:" "$logs/tests.log" || true
 grep -E "^\|" "$logs/bench.log" || true
-# hyla / reference for every pair the log holds, against the issue's 2x target.
+# hyla / reference for every pair the log holds: kernels against the issue's 2x target, the LMs'
+# tokens/s and peak memory against its 1.0x.
 if command -v python3 >/dev/null; then
   python3 scripts/gpu-ratios.py "$logs/bench.log" | tee "$logs/ratios.md"
 fi

@@ -197,6 +197,9 @@ def gla_quadratic(q, k, v, g, scale):  # the same, all pairs at once: checks gla
     return torch.einsum("bhts,bshv->bthv", A, v)
 
 
+NA = [f"{'n/a':>9}", f"{'n/a':>8}", f"{'n/a':>8}", f"{'n/a':>8}"]  # a failed row's cells
+
+
 def row(name, T, B, cells):
     return f"| {name:34} | {T:5} | {B:2} | " + " | ".join(cells) + " |"
 
@@ -265,9 +268,7 @@ def run(model_key, mode, T, gla, missing):
     free_gpu()  # after the except clause: the traceback, holding the model, is gone
     if why:
         params = hyla_params(Config(), PATTERNS[model_key])
-        print(row(label(model_key, mode, params), T, B,
-                  [f"{'n/a':>9}", f"{'n/a':>8}", f"{'n/a':>8}", f"{'n/a':>8}", why.replace("|", "/")]),
-              flush=True)
+        print(row(label(model_key, mode, params), T, B, NA + [why.replace("|", "/")]), flush=True)
 
 
 def cpu_smoke():
@@ -275,8 +276,8 @@ def cpu_smoke():
     every parameter given a finite gradient, the parameter count formula against the module's,
     at the tiny size and the full one (the counts the GPU rows print)."""
     torch.manual_seed(0)
-    q, k, g = torch.randn(2, 7, 3, 4), torch.randn(2, 7, 3, 4), F.logsigmoid(torch.randn(2, 7, 3, 4))
-    v = torch.randn(2, 7, 3, 5)
+    q, k, v = torch.randn(2, 7, 3, 4), torch.randn(2, 7, 3, 4), torch.randn(2, 7, 3, 5)
+    g = F.logsigmoid(torch.randn(2, 7, 3, 4))
     err = (gla_recurrent(q, k, v, g, 0.5) - gla_quadratic(q, k, v, g, 0.5)).abs().max().item()
     assert err < 1e-4, f"gla_recurrent against gla_quadratic: {err}"
     print(f"smoke: gla_recurrent matches the all-pairs form ({err:.1e})")
@@ -288,26 +289,29 @@ def cpu_smoke():
         loss = F.cross_entropy(model(tokens).float().view(-1, tiny.vocab), targets.view(-1))
         loss.backward()
         for n, p in model.named_parameters():
-            assert p.grad is not None and torch.isfinite(p.grad).all(), f"{key}: {n} has no gradient"
+            assert p.grad is not None and torch.isfinite(p.grad).all(), f"{key}: {n}'s gradient"
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         got, want = sum(p.numel() for p in model.parameters()), hyla_params(tiny, pattern)
         assert got == want, f"{key} tiny: {got} parameters, hyla's formula {want}"
         assert math.isfinite(loss.item())
         full = LM(Config(), pattern, gla_recurrent)
-        got_full, want_full = sum(p.numel() for p in full.parameters()), hyla_params(Config(), pattern)
+        got_full = sum(p.numel() for p in full.parameters())
+        want_full = hyla_params(Config(), pattern)
         assert got_full == want_full, f"{key}: {got_full} parameters, hyla's formula {want_full}"
         del full
         kinds_tiny = "".join("g" if k == "gla" else "a" for k in kinds(pattern, tiny.layers))
         print(f"smoke: {key} ({kinds_tiny}) loss {loss.item():.3f}, {got} parameters at d = 64; "
-              f"{got_full} = hyla's {want_full} at full size: row '{label(key, 'eager', got_full)}'")
+              f"{got_full} = hyla's {want_full} at full size: "
+              f"row '{label(key, 'eager', got_full)}'")
     print(row(label("softmax", "compile", hyla_params(Config(), ["attn"])), 2048, 8,
-              [f"{'n/a':>9}", f"{'n/a':>8}", f"{'n/a':>8}", f"{'n/a':>8}", "(how a failure prints)"]))
+              NA + ["(how a failure prints)"]))
     print("smoke: passed")
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("lengths", nargs="*", type=int, metavar="T")
     p.add_argument("--models", default="softmax,hybrid,gla")
     p.add_argument("--modes", default="eager,compile")
@@ -338,7 +342,8 @@ def main():
             except Exception:
                 fla = "fla"
         except Exception as e:  # fla missing, or too new for this PyTorch
-            missing = f"no flash-linear-attention: {type(e).__name__}: {' '.join(str(e).split())}"[:160]
+            text = " ".join(str(e).split())
+            missing = f"no flash-linear-attention: {type(e).__name__}: {text}"[:160]
     if "compile" in modes and hasattr(torch, "_dynamo"):
         # every block of a GLA model is its own graph (fla's op breaks them): room for them all
         for knob in ("cache_size_limit", "recompile_limit", "accumulated_cache_size_limit",
