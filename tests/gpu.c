@@ -106,3 +106,53 @@ void t_expect_attention_of_projection(int64_t T, int64_t H, int64_t D, int64_t w
            (long long)H, (long long)D, (long long)window);
   t_expect_gpu_matches_cpu(t_attention_of_projection, &c, 1, &qkv, tol, name);
 }
+
+/* A CPU leaf holding x's values rounded to bf16, in f64 (the reference's input), and its bf16
+ * twin on the GPU. */
+static void bf16_pair(const hy_tensor *x, hy_tensor **cpu_f64, hy_tensor **gpu_bf16) {
+  hy_set_device(HY_CPU);
+  hy_tensor *rounded = t_cast(x, HY_BF16);
+  *cpu_f64 = t_cast(rounded, HY_F64);
+  (*cpu_f64)->requires_grad = x->requires_grad;
+  *gpu_bf16 = t_to_gpu(rounded);
+  (*gpu_bf16)->requires_grad = x->requires_grad;
+}
+
+void t_expect_bf16_matches_f64(t_gpu_op op, void *ctx, int n, hy_tensor **cpu_inputs,
+                               unsigned bf16_mask, hy_dtype out_dtype, double tol,
+                               const char *what) {
+  hy_tensor *gpu_inputs[16], *ref_inputs[16];
+  cr_assert(n <= 16, "%s: too many inputs", what);
+  for (int i = 0; i < n; i++) {
+    hy_tensor *x = cpu_inputs[i];
+    if (!x) {
+      gpu_inputs[i] = ref_inputs[i] = NULL;
+    } else if (bf16_mask >> i & 1u) {
+      bf16_pair(x, &ref_inputs[i], &gpu_inputs[i]);
+    } else {
+      gpu_inputs[i] = t_to_gpu(x);
+      ref_inputs[i] = x->dtype == HY_F32 ? t_cast(x, HY_F64) : x;
+      ref_inputs[i]->requires_grad = x->requires_grad;
+    }
+  }
+  t_poison();
+  hy_tensor *ref = op(ref_inputs, ctx);
+  t_poison();
+  hy_tensor *out = op(gpu_inputs, ctx);
+  cr_assert(out->dtype == out_dtype, "%s: output %s, expected %s", what, hy_describe(out),
+            hy_dtype_name(out_dtype));
+  char name[160];
+  snprintf(name, sizeof name, "%s: forward", what);
+  t_expect_gpu_close(out, ref, tol, name);
+  if (!ref->requires_grad) return;
+  hy_tensor *gy = t_cast(t_cast(t_randn(HY_F32, hy_shape_of(ref), 977), HY_BF16), HY_F64);
+  hy_backward_with(out, t_to_gpu(t_cast(gy, out->dtype)));
+  hy_backward_with(ref, gy);
+  for (int i = 0; i < n; i++) {
+    if (!ref_inputs[i] || !ref_inputs[i]->requires_grad) continue;
+    snprintf(name, sizeof name, "%s: gradient of input %d", what, i);
+    cr_assert(gpu_inputs[i]->grad && gpu_inputs[i]->grad->dtype == gpu_inputs[i]->dtype,
+              "%s: missing, or not of the input's dtype", name);
+    t_expect_gpu_close(gpu_inputs[i]->grad, ref_inputs[i]->grad, tol, name);
+  }
+}

@@ -37,6 +37,16 @@ void t_expect_gpu_matches_cpu(t_gpu_op op, void *ctx, int n, hy_tensor **cpu_inp
 void t_expect_gpu_matches_f64(t_gpu_op op, void *ctx, int n, hy_tensor **cpu_inputs, double tol,
                               const char *what);
 
+/* Mixed precision: op on GPU copies of the inputs, those flagged in bf16_mask (bit i for input i)
+ * as bf16 and the rest as they are (f32 weights, i32 indices), against op on the CPU in f64 on the
+ * same values (each bf16 input rounded to bf16 first, so that only the op's own rounding counts;
+ * the output gradient likewise). Asserts the GPU output's dtype is out_dtype and each gradient has
+ * its input's dtype, then relative norm errors within tol for the output and every input gradient
+ * (bf16 storage rounds each value by up to 2^-9: about 3e-3 for an op that stores once). */
+void t_expect_bf16_matches_f64(t_gpu_op op, void *ctx, int n, hy_tensor **cpu_inputs,
+                               unsigned bf16_mask, hy_dtype out_dtype, double tol,
+                               const char *what);
+
 /* Softmax attention as the GPU suites run it: on q, k, v in in[0..2] (hy_attention_offset), or on
  * q, k, v sliced from one [B, T, 3 H D] projection in in[0], as the layers pass them
  * (hy_attention_window). ctx: a t_attn_ctx. */
