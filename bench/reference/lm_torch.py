@@ -137,7 +137,13 @@ class GLA(nn.Module):
         v = self.v_proj(x).view(B, T, H, self.dv)
         g = (F.logsigmoid(self.gk_up(self.gk_down(x))) / GATE_NORM).view(B, T, H, self.dk)
         o = self.gla(q, k, v, g, self.dk ** -0.5)
-        o = self.g_norm(o) * F.silu(self.g_proj(x)).view(B, T, H, self.dv)
+        w = self.g_norm.weight
+        if o.dtype != w.dtype:  # bf16 under autocast: the norm in bf16 (PyTorch's fused kernel
+            # takes no f32 weight with a bf16 input), as fla's own GLA layer computes it
+            o = F.rms_norm(o, (self.dv,), w.to(o.dtype), GLA_NORM_EPS)
+        else:
+            o = self.g_norm(o)
+        o = o * F.silu(self.g_proj(x)).view(B, T, H, self.dv)
         return self.o_proj(o.reshape(B, T, H * self.dv))
 
 
@@ -207,7 +213,8 @@ def row(name, T, B, cells):
 def measure(model_key, mode, T, gla):
     """One model in one mode at one length on the GPU: (parameters, s per step, peak, held)."""
     B = TOKENS // T
-    model = LM(Config(), PATTERNS[model_key], gla).cuda()
+    with torch.device("cuda"):  # initialized there: faster than on the CPU
+        model = LM(Config(), PATTERNS[model_key], gla)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, betas=(0.9, 0.95), weight_decay=0.1,
                             fused=True)
     tokens = torch.randint(0, VOCAB, (B, T), device="cuda")
@@ -292,6 +299,11 @@ def cpu_smoke():
             assert p.grad is not None and torch.isfinite(p.grad).all(), f"{key}: {n}'s gradient"
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        if hasattr(F, "rms_norm"):  # PyTorch 2.4 on: a step in bf16 autocast too, as on the GPU
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                half = F.cross_entropy(model(tokens).float().view(-1, tiny.vocab), targets.view(-1))
+            half.backward()
+            assert math.isfinite(half.item()), f"{key}: bf16 autocast loss {half.item()}"
         got, want = sum(p.numel() for p in model.parameters()), hyla_params(tiny, pattern)
         assert got == want, f"{key} tiny: {got} parameters, hyla's formula {want}"
         assert math.isfinite(loss.item())
