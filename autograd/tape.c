@@ -1,5 +1,7 @@
 #include "autograd/tape.h"
 
+#include "tensor/profile.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +11,7 @@ static struct {
   int64_t n, cap;
   int no_grad_depth;
   int exit_hook;
+  bool in_backward; /* ops run by a backward pass count to its node's profile mark */
 } T;
 
 static void release_tape(void) {
@@ -33,6 +36,7 @@ static void push(hy_node *node) {
 
 hy_node *hy_record(const char *op, hy_backward_fn backward, hy_tensor *out, int n_in,
                    hy_tensor *const *in) {
+  if (!T.in_backward) hy_profile_mark(op, false); /* the op's kernels were queued just before */
   if (T.no_grad_depth > 0) return NULL;
   bool any = false;
   for (int i = 0; i < n_in; i++) any = any || (in[i] && in[i]->requires_grad);
@@ -104,15 +108,19 @@ static void run_backward(hy_tensor *out, const hy_tensor *out_grad) {
   else
     hy_fill(hy_grad(out), 1.0);
   hy_no_grad_begin();
+  T.in_backward = true;
+  hy_profile_mark("backward start", true);
   for (int64_t i = last; i >= 0; i--) {
     hy_node *node = T.nodes[i];
     if (node->visit == pass && (node->out->grad || (node->out2 && node->out2->grad))) {
       node->backward(node);
+      hy_profile_mark(node->op, true);
       /* Every op that adds to this gradient came later on the tape and has run: it is spent. */
       if (node->out != out) recycle_grad(node->out);
       if (node->out2 && node->out2 != out) recycle_grad(node->out2);
     }
   }
+  T.in_backward = false;
   hy_no_grad_end();
 }
 

@@ -1,21 +1,24 @@
 /* End-to-end training throughput on the GPU: tokens/s and GPU memory of whole training steps
  * (forward, backward, gradient clipping, AdamW) of 134M-parameter language models (d = 768, 12
- * blocks, 12 heads, vocab 32000, SwiGLU; f32, and f32 with bf16 matmuls) of softmax attention, a
- * 3:1 GLA/attention hybrid and pure GLA, at B = 8, T = 2048 and at B = 2, T = 8192 (the same tokens
- * per step). The median step of 5 after 2 warm-ups. Memory: "held" is the growth of the GPU's used
- * memory from before the model to after the steps (parameters, gradients, AdamW moments, the step
- * arena's chunks, cuBLAS's workspace); "peak" counts the arena at its peak instead of its chunks.
- * bench/reference/lm_torch.py measures PyTorch's softmax LM likewise.
- * Usage: bench_cuda_lm [T ...] [softmax|hybrid|gla] [f32|bf16]
+ * blocks, 12 heads, vocab 32000, SwiGLU; f32, and mixed precision: bf16 activations) of softmax
+ * attention, a 3:1 GLA/attention hybrid and pure GLA, at B = 8, T = 2048 and at B = 2, T = 8192
+ * (the same tokens per step). The median step of 5 after 2 warm-ups; MFU as layers/flops.h counts
+ * it. With HYLA_PROFILE=1 one more step of each run prints its time op by op (tensor/profile.h).
+ * Memory: "held" is the growth of the GPU's used memory from before the model to after the steps
+ * (parameters, gradients, AdamW moments, the step arena's chunks, cuBLAS's workspace); "peak"
+ * counts the arena at its peak instead of its chunks. bench/reference/lm_torch.py measures
+ * PyTorch's softmax LM likewise. Usage: bench_cuda_lm [T ...] [softmax|hybrid|gla] [f32|bf16]
  *   (default: 2048 8192, every model, both precisions; a model or precision named keeps only it) */
 #include "autograd/tape.h"
 #include "bench/bench.h"
+#include "layers/flops.h"
 #include "layers/model.h"
 #include "optim/clip.h"
 #include "optim/optimizer.h"
 #include "tensor/arena.h"
 #include "tensor/device.h"
 #include "tensor/ops.h"
+#include "tensor/profile.h"
 #include "tensor/rng.h"
 
 #include <stdio.h>
@@ -79,6 +82,13 @@ static void run(const char *name, const char *const *pattern, int n_pattern, int
   c.targets = random_tokens(B, T, &rng);
   hy_set_precision(precision);
   double t = bench_gpu_median(step, &c, WARMUP, REPS);
+  if (getenv("HYLA_PROFILE")) { /* one more step, op by op */
+    hy_profile_enable(true);
+    step(&c);
+    hy_profile_mark("clip + optimizer", false);
+    hy_profile_report(stdout, 1);
+    hy_profile_enable(false);
+  }
   hy_set_precision(HY_PRECISION_F32);
   hy_cuda_synchronize();
   /* held: all the GPU memory the run took; peak: the most in use, the arena counted at its peak
@@ -87,11 +97,13 @@ static void run(const char *name, const char *const *pattern, int n_pattern, int
   size_t peak = held - hy_arena_device_capacity() + hy_arena_device_peak();
   char label[64];
   snprintf(label, sizeof label, "hyla %s %s %.0fM", name,
-           precision == HY_PRECISION_BF16 ? "bf16 matmuls" : "f32",
+           precision == HY_PRECISION_BF16 ? "bf16" : "f32",
            (double)hy_params_count(&c.m->params) / 1e6);
-  printf("| %-34s | %5lld | %2lld | %9.1f | %8.0f | %8.1f | %8.1f |\n", label, (long long)T,
-         (long long)B, t * 1e3, (double)(B * T) / t, (double)peak / (1 << 30),
-         (double)held / (1 << 30));
+  double tokens_per_s = (double)(B * T) / t, peak_flops = hy_gpu_bf16_peak();
+  double mfu = peak_flops > 0 ? tokens_per_s * hy_model_flops_per_token(c.m, T) / peak_flops : 0;
+  printf("| %-34s | %5lld | %2lld | %9.1f | %8.0f | %8.1f | %8.1f | %5.1f%% |\n", label,
+         (long long)T, (long long)B, t * 1e3, tokens_per_s, (double)peak / (1 << 30),
+         (double)held / (1 << 30), 100 * mfu);
   fflush(stdout);
   hy_optimizer_free(&c.opt);
   hy_model_free(c.m);
@@ -133,12 +145,15 @@ int main(int argc, char **argv) {
                            *const gla[] = {"gla"};
   hy_set_device(HY_CUDA);
   printf("device: %s\n", bench_gpu_description());
-  printf("134M-parameter LM training steps, f32 or bf16 matmuls, %d tokens per step, median of %d "
+  printf("134M-parameter LM training steps, f32 or mixed bf16, %d tokens per step, median of %d "
          "after %d "
          "warm-ups\n",
          TOKENS_PER_STEP, REPS, WARMUP);
-  printf("| %-34s | %5s | %2s | %9s | %8s | %8s | %8s |\n", "model", "T", "B", "step ms",
-         "tokens/s", "peak GiB", "held GiB");
+  printf("MFU: model FLOPs a second (layers/flops.h, docs/cuda.md) over the GPU's dense bf16 "
+         "peak, %.0f TFLOP/s\n",
+         hy_gpu_bf16_peak() / 1e12);
+  printf("| %-34s | %5s | %2s | %9s | %8s | %8s | %8s | %6s |\n", "model", "T", "B", "step ms",
+         "tokens/s", "peak GiB", "held GiB", "MFU");
   for (int i = 0; i < n_lengths; i++) {
     for (int p = 0; p < 2; p++) {
       hy_precision precision = p ? HY_PRECISION_BF16 : HY_PRECISION_F32;

@@ -1,4 +1,5 @@
 #include "run/train.h"
+#include "layers/flops.h"
 #include "autograd/tape.h"
 #include "optim/clip.h"
 #include "optim/optimizer.h"
@@ -39,6 +40,7 @@ typedef struct {
   bool tty;
   double t_start, t_last_log;
   int64_t step_at_last_log;
+  double flops_per_token, peak_flops; /* for MFU on a GPU (layers/flops.h); peak 0: none */
 } run;
 
 static double now(void) {
@@ -197,13 +199,18 @@ static void report(run *R, int64_t step, int64_t end, double loss, double lr, do
   char eta[32];
   format_duration(per_step * (double)(end - step), eta, sizeof eta);
   bool log_now = step % r->train.log_every == 0 || step == end;
+  /* model FLOPs a second per GPU over its bf16 peak: a data-parallel group's tokens/s, its sp
+   * GPUs sharing each sequence (flops_per_token is divided by sp) */
+  double mfu = R->peak_flops > 0 ? tps * R->flops_per_token / R->peak_flops : 0;
+  char mfu_text[32] = "";
+  if (mfu > 0) snprintf(mfu_text, sizeof mfu_text, "  MFU %.1f%%", 100 * mfu);
   if (log_now) {
-    say(R, "step %lld/%lld  loss %.4f  lr %.3g  grad norm %.3f  %.0f tok/s  ETA %s",
-        (long long)step, (long long)end, loss, lr, gnorm, tps, eta);
+    say(R, "step %lld/%lld  loss %.4f  lr %.3g  grad norm %.3f  %.0f tok/s%s  ETA %s",
+        (long long)step, (long long)end, loss, lr, gnorm, tps, mfu_text, eta);
     metric(R,
            "{\"step\":%lld,\"loss\":%.17g,\"lr\":%.9g,\"grad_norm\":%.9g,\"tokens_per_s\":%.1f,"
-           "\"elapsed_s\":%.3f}",
-           (long long)step, loss, lr, gnorm, tps, t - R->t_start);
+           "\"mfu\":%.4f,\"elapsed_s\":%.3f}",
+           (long long)step, loss, lr, gnorm, tps, mfu, t - R->t_start);
     R->t_last_log = t;
     R->step_at_last_log = step;
   } else if (R->lead && R->tty && !R->opt->quiet) {
@@ -373,6 +380,9 @@ int hy_train(const hy_recipe *r, const hy_train_options *opt, hy_train_result *r
     hy_set_device(HY_CUDA);
     hy_params_to(&R.model->params, HY_CUDA);
     if (!strcmp(r->train.precision, "bf16")) hy_set_precision(HY_PRECISION_BF16);
+    /* each rank trains seq_len / sp of every sequence, and the model FLOPs are the whole's */
+    R.flops_per_token = hy_model_flops_per_token(R.model, r->train.seq_len) / (double)R.dist.sp;
+    R.peak_flops = hy_gpu_bf16_peak();
   }
   apply_no_decay(&R.model->params, r);
   hy_optimizer_init(&R.optim, &R.model->params, optimizer_config(r));

@@ -111,3 +111,19 @@ cublasHandle_t hy_cublas(void) {
   }
   return handle;
 }
+
+extern "C" void *hy_cuda_event_new(void) {
+  cudaEvent_t e;
+  HY_CUDA_CHECK(cudaEventCreate(&e));
+  return (void *)e;
+}
+
+extern "C" void hy_cuda_event_record(void *event) {
+  HY_CUDA_CHECK(cudaEventRecord((cudaEvent_t)event, hy_cuda_stream()));
+}
+
+extern "C" double hy_cuda_event_seconds(void *start, void *end) {
+  float ms = 0;
+  HY_CUDA_CHECK(cudaEventElapsedTime(&ms, (cudaEvent_t)start, (cudaEvent_t)end));
+  return 1e-3 * ms;
+}

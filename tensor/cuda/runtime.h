@@ -22,6 +22,11 @@ void hy_cuda_synchronize(void);
 /* hyla's one stream: every kernel, copy, cuBLAS and NCCL call goes there, in order (a blocking
  * stream, so a plain cudaMemcpy still waits for it; a CUDA graph can capture it). */
 cudaStream_t hy_cuda_stream(void);
+/* Events on hyla's stream, for tensor/profile.c: a new one, its recording, and the seconds
+ * between two recorded ones (after a synchronization). */
+void *hy_cuda_event_new(void);
+void hy_cuda_event_record(void *event);
+double hy_cuda_event_seconds(void *start, void *end);
 size_t hy_cuda_memory_in_use(void); /* bytes of this GPU in use by every process (cudaMemGetInfo) */
 const char *hy_cuda_device_description(void); /* "NVIDIA H200, 132 SMs, sm_90" */
 
