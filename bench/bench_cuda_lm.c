@@ -35,11 +35,16 @@ enum { WARMUP = 2, REPS = 5, TOKENS_PER_STEP = 8 * 2048, VOCAB = 32000 };
 typedef struct {
   hy_model *m;
   hy_optimizer opt;
-  hy_tensor *tokens, *targets; /* persistent, on the CPU (the model moves them, as in training) */
+  hy_tensor *tokens, *targets; /* persistent, on the GPU (as a graph-captured step takes them) */
+  hy_cuda_graph *graph;        /* the step captured, once warm; NULL: run it op by op */
 } lm_case;
 
 static void step(void *ctx) {
   lm_case *c = ctx;
+  if (c->graph) {
+    hy_cuda_graph_launch(c->graph);
+    return;
+  }
   hy_params_zero_grad(&c->m->params);
   hy_tensor *loss = hy_model_loss(c->m, c->tokens, c->targets, -1);
   hy_backward(loss);
@@ -48,17 +53,29 @@ static void step(void *ctx) {
   hy_optimizer_step(&c->opt, 3e-4);
 }
 
+/* The step as one CUDA graph: it must make no host synchronization and no allocation, which the
+ * warm-up steps before it took care of (the arena's chunks, the weights' bf16 copies). */
+static void capture(lm_case *c) {
+  hy_cuda_synchronize();
+  hy_cuda_graph_begin();
+  step(c);
+  c->graph = hy_cuda_graph_end();
+}
+
 static hy_tensor *random_tokens(int64_t B, int64_t T, hy_rng *rng) {
   hy_tensor *t = hy_empty_persistent_on(HY_CPU, HY_I32, HY_SHAPE(B, T));
   hy_fill_int(t, rng, 0, VOCAB);
-  return t;
+  hy_tensor *g = hy_empty_persistent_on(HY_CUDA, HY_I32, HY_SHAPE(B, T));
+  hy_copy_into(g, t);
+  hy_free(t);
+  return g;
 }
 
 #endif
 
 /* One model at one length: prints a table row. */
 static void run(const char *name, const char *const *pattern, int n_pattern, int64_t T,
-                hy_precision precision) {
+                hy_precision precision, bool graph) {
 #ifdef HYLA_CUDA
   int64_t B = TOKENS_PER_STEP / T;
   hy_model_config cfg = hy_model_config_default();
@@ -81,7 +98,13 @@ static void run(const char *name, const char *const *pattern, int n_pattern, int
   c.tokens = random_tokens(B, T, &rng);
   c.targets = random_tokens(B, T, &rng);
   hy_set_precision(precision);
+  if (graph) {
+    for (int i = 0; i < WARMUP; i++) step(&c);
+    capture(&c);
+  }
   double t = bench_gpu_median(step, &c, WARMUP, REPS);
+  hy_cuda_graph_free(c.graph);
+  c.graph = NULL;
   if (getenv("HYLA_PROFILE")) { /* one more step, op by op */
     hy_profile_enable(true);
     step(&c);
@@ -96,7 +119,7 @@ static void run(const char *name, const char *const *pattern, int n_pattern, int
   size_t held = hy_cuda_memory_in_use() - before;
   size_t peak = held - hy_arena_device_capacity() + hy_arena_device_peak();
   char label[64];
-  snprintf(label, sizeof label, "hyla %s %s %.0fM", name,
+  snprintf(label, sizeof label, "hyla %s %s%s %.0fM", name, graph ? "" : "eager ",
            precision == HY_PRECISION_BF16 ? "bf16" : "f32",
            (double)hy_params_count(&c.m->params) / 1e6);
   double tokens_per_s = (double)(B * T) / t, peak_flops = hy_gpu_bf16_peak();
@@ -125,8 +148,11 @@ int main(int argc, char **argv) {
   int64_t lengths[8] = {2048, 8192};
   int n_lengths = 0;
   const char *only_model = NULL, *only_precision = NULL;
+  bool graph = true;
   for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "softmax") || !strcmp(argv[i], "hybrid") || !strcmp(argv[i], "gla"))
+    if (!strcmp(argv[i], "eager"))
+      graph = false;
+    else if (!strcmp(argv[i], "softmax") || !strcmp(argv[i], "hybrid") || !strcmp(argv[i], "gla"))
       only_model = argv[i];
     else if (!strcmp(argv[i], "f32") || !strcmp(argv[i], "bf16"))
       only_precision = argv[i];
@@ -135,7 +161,7 @@ int main(int argc, char **argv) {
     else {
       fprintf(stderr,
               "bench_cuda_lm: unknown argument '%s' (expected a length, softmax, hybrid, "
-              "gla, f32 or bf16)\n",
+              "gla, f32, bf16 or eager)\n",
               argv[i]);
       return 2;
     }
@@ -159,10 +185,11 @@ int main(int argc, char **argv) {
       hy_precision precision = p ? HY_PRECISION_BF16 : HY_PRECISION_F32;
       if (only_precision && strcmp(only_precision, p ? "bf16" : "f32")) continue;
       if (!only_model || !strcmp(only_model, "softmax"))
-        run("softmax", softmax, 1, lengths[i], precision);
+        run("softmax", softmax, 1, lengths[i], precision, graph);
       if (!only_model || !strcmp(only_model, "hybrid"))
-        run("3:1 gla/attn", hybrid, 4, lengths[i], precision);
-      if (!only_model || !strcmp(only_model, "gla")) run("pure gla", gla, 1, lengths[i], precision);
+        run("3:1 gla/attn", hybrid, 4, lengths[i], precision, graph);
+      if (!only_model || !strcmp(only_model, "gla"))
+        run("pure gla", gla, 1, lengths[i], precision, graph);
     }
   }
   hy_set_device(HY_CPU);

@@ -7,6 +7,8 @@ extern "C" {
 #include <stdio.h>
 #include <stdlib.h>
 
+static cudaStream_t stream; /* hy_cuda_stream */
+
 extern "C" int hy_cuda_device_count(void) {
   static int count = -1;
   if (count < 0) {
@@ -25,7 +27,17 @@ extern "C" void hy_cuda_select(int index) {
   HY_CUDA_CHECK(cudaSetDevice(index));
 }
 
+/* What a CUDA graph cannot hold: named, rather than the runtime's bare error code. */
+static void not_while_capturing(const char *what) {
+  if (stream && hy_cuda_capturing())
+    hy_die("cuda graph",
+           "%s inside a captured training step: such a step cannot be a CUDA graph "
+           "(train.cuda_graph = false runs it without one)",
+           what);
+}
+
 extern "C" void *hy_cuda_malloc(size_t bytes) {
+  not_while_capturing("a GPU allocation");
   void *p = NULL;
   cudaError_t status = cudaMalloc(&p, bytes ? bytes : 64);
   if (status != cudaSuccess)
@@ -40,8 +52,6 @@ extern "C" void hy_cuda_free(void *p) {
   if (status == cudaErrorCudartUnloading) return;
   HY_CUDA_CHECK(status);
 }
-
-static cudaStream_t stream;
 
 static void destroy_stream(void) {
   if (stream) (void)cudaStreamDestroy(stream);
@@ -65,6 +75,7 @@ extern "C" void hy_cuda_memset(void *p, int byte, size_t bytes) {
 extern "C" void hy_cuda_memcpy(void *dst, bool dst_on_gpu, const void *src, bool src_on_gpu,
                                size_t bytes) {
   if (!bytes) return;
+  if (!dst_on_gpu || !src_on_gpu) not_while_capturing("a copy between the host and the GPU");
   cudaMemcpyKind kind = dst_on_gpu
                             ? (src_on_gpu ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
                             : (src_on_gpu ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);

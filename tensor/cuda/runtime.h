@@ -22,6 +22,15 @@ void hy_cuda_synchronize(void);
 /* hyla's one stream: every kernel, copy, cuBLAS and NCCL call goes there, in order (a blocking
  * stream, so a plain cudaMemcpy still waits for it; a CUDA graph can capture it). */
 cudaStream_t hy_cuda_stream(void);
+/* A training step as a CUDA graph (tensor/cuda/graph.cu): what hyla's stream is given between
+ * begin and end is captured, not run; each launch replays it. */
+typedef struct hy_cuda_graph hy_cuda_graph;
+void hy_cuda_graph_begin(void);
+hy_cuda_graph *hy_cuda_graph_end(void);
+bool hy_cuda_capturing(void); /* between begin and end */
+void hy_cuda_graph_launch(hy_cuda_graph *g);
+void hy_cuda_graph_free(hy_cuda_graph *g);
+
 /* Events on hyla's stream, for tensor/profile.c: a new one, its recording, and the seconds
  * between two recorded ones (after a synchronization). */
 void *hy_cuda_event_new(void);
