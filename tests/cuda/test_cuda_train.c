@@ -20,8 +20,9 @@ static const double CURVE_TOL = 1e-5; /* measured on an H200: 1.0e-7 */
  * after that to HYBRID_SPREAD times the CPU f32's own distance from f64. */
 static const int HYBRID_STRICT_STEPS = 10;
 static const double HYBRID_SPREAD = 4; /* measured on an H200: GPU vs CPU 3.4e-3 at worst */
-/* The bound on |loss_bf16 - loss_f32| / loss_f32: bf16 matmul inputs keep 8 bits of mantissa. */
-static const double BF16_CURVE_TOL = 2e-3; /* measured on an H200: 1.4e-4 */
+/* The bound on |loss_bf16 - loss_f32| / loss_f32 in mixed precision (bf16 activations keep 8 bits
+ * of mantissa): issue 16's 1%. */
+static const double BF16_CURVE_TOL = 1e-2;
 
 static char dir[64];
 
@@ -170,4 +171,34 @@ Test(cuda_train, gpu_checkpoint_resumes_on_the_gpu) {
   for (int i = 50; i < 60; i++)
     cr_assert(fabs(part[i] - whole[i]) <= 1e-5 * whole[i],
               "step %d after resume: %.7f, straight through %.7f", i + 1, part[i], whole[i]);
+}
+
+/* A checkpoint of a mixed-precision run holds the f32 parameters and AdamW moments, as any other:
+ * it resumes in bf16 on the GPU (within bf16's run-to-run spread: the embedding's atomics reorder
+ * sums, and bf16 storage can round such a difference up to 2^-9) and in f32 on the CPU (within
+ * the bf16-f32 distance of the curves). */
+Test(cuda_train, bf16_checkpoint_resumes_on_the_gpu_and_the_cpu) {
+  T_NEED_GPU();
+  train_in("bf-whole", "cuda", "bf16", 60, NULL);
+  train_in("bf-part", "cuda", "bf16", 60, NULL);
+  char ckpt[256];
+  snprintf(ckpt, sizeof ckpt, "%s/bf-part/ckpt-00000050.h5", dir);
+  train_in("bf-part", "cuda", "bf16", 60, ckpt);
+  train_in("bf-cpu", "cpu", "f32", 60, ckpt);
+  double whole[60], gpu[80], cpu[80];
+  cr_assert_eq(losses("bf-whole", whole, 60), 60);
+  cr_assert_eq(losses("bf-part", gpu, 80), 60);
+  cr_assert_eq(losses("bf-cpu", cpu, 80), 10, "the CPU run starts at step 51");
+  double worst_gpu = 0, worst_cpu = 0;
+  for (int i = 50; i < 60; i++) {
+    double g = fabs(gpu[i] - whole[i]) / whole[i], c = fabs(cpu[i - 50] - whole[i]) / whole[i];
+    cr_assert(g <= 1e-3, "step %d, resumed in bf16 on the GPU: %.6f, straight through %.6f",
+              i + 1, gpu[i], whole[i]);
+    cr_assert(c <= BF16_CURVE_TOL, "step %d, resumed in f32 on the CPU: %.6f, bf16 %.6f", i + 1,
+              cpu[i - 50], whole[i]);
+    worst_gpu = fmax(worst_gpu, g), worst_cpu = fmax(worst_cpu, c);
+  }
+  cr_log_info("bf16 checkpoint resumed: largest relative loss difference on the GPU %.3g, on the "
+              "CPU in f32 %.3g",
+              worst_gpu, worst_cpu);
 }
