@@ -135,7 +135,7 @@ static void run(const char *name, const char *const *pattern, int n_pattern, int
   hy_step_reset();
   hy_arena_release();
 #else
-  (void)name, (void)pattern, (void)n_pattern, (void)T, (void)precision;
+  (void)name, (void)pattern, (void)n_pattern, (void)T, (void)precision, (void)graph;
 #endif
 }
 

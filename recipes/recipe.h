@@ -61,9 +61,10 @@ typedef struct {
     int64_t eval_batches;     /* >= 1; default 16 */
     int64_t checkpoint_every; /* >= 0; 0: only when the run stops; default 500 */
     int64_t keep_checkpoints; /* >= 1; keep the last k; default 2 */
-    char precision[8];        /* "f32" | "f64"; default "f32" ("bf16" comes with CUDA) */
+    char precision[8];        /* "f32" | "f64" | "bf16" (GPU only); default "f32" */
     char on_nan[8];           /* "stop" | "skip"; default "stop" */
     char device[8];           /* "cpu" | "cuda"; default "cpu" */
+    bool cuda_graph;          /* replay a captured step on the GPU; default true */
     int64_t threads;          /* >= 0; 0: HYLA_THREADS or all cores; default 0 */
   } train;
   struct {

@@ -196,9 +196,10 @@ const hy_key hy_keys[] = {
      .doc = "How many of the latest checkpoints to keep."},
     {KEY("train", "precision", HY_KEY_ENUM, train.precision), BUFFER(train.precision),
      .choices = PRECISIONS, .def = "\"f32\"",
-     .doc = "Parameters and compute in f32, or f64 (for checks), or bf16: on the GPU, matmuls on "
-            "bf16 tensor cores with f32 sums; weights, AdamW moments, activations, loss and "
-            "norms in f32."},
+     .doc = "Parameters and compute in f32, or f64 (for checks), or bf16 (GPU only): mixed "
+            "precision, activations and their gradients stored in bf16 with matmuls and attention "
+            "on the tensor cores (f32 sums); weights, their gradients, AdamW moments, the residual "
+            "stream, the loss and the norms' statistics in f32."},
     {KEY("train", "on_nan", HY_KEY_ENUM, train.on_nan), BUFFER(train.on_nan), .choices = ON_NAN,
      .def = "\"stop\"",
      .doc = "On a NaN or Inf loss: stop (with a checkpoint of the last good state) or skip the "
@@ -206,7 +207,10 @@ const hy_key hy_keys[] = {
     {KEY("train", "device", HY_KEY_ENUM, train.device), BUFFER(train.device), .choices = DEVICES,
      .def = "\"cpu\"",
      .doc = "Where the model trains: the CPU, or one GPU per rank (a build with -DHYLA_CUDA=ON; "
-            "f32)."},
+            "f32 or bf16)."},
+    {KEY("train", "cuda_graph", HY_KEY_BOOL, train.cuda_graph), .def = "true",
+     .doc = "On the GPU, capture a training step once as a CUDA graph and replay it (one launch a "
+            "step); steps of another shape or loss weight run op by op."},
     {KEY("train", "threads", HY_KEY_INT, train.threads), AT_LEAST(0), .def = "0",
      .doc = "CPU threads; 0: HYLA_THREADS, or all cores."},
 
