@@ -32,22 +32,41 @@ static hy_bcast broadcast(const char *op, const hy_tensor *a, const hy_tensor *b
 static void binary_backward(hy_node *n) {
   hy_tensor *a = n->in[0], *b = n->in[1];
   const hy_bcast *bc = n->saved;
-  HY_KERNEL(a, binary_backward, (hy_binary_op)n->iarg[0], bc, a->data, b->data, n->out->grad->data,
-            a->requires_grad ? hy_grad(a)->data : NULL, b->requires_grad ? hy_grad(b)->data : NULL);
+  if (hy_numel(n->out) == 0) { /* nothing flows back: each operand's gradient stays zero */
+    if (a->requires_grad) hy_grad(a);
+    if (b->requires_grad) hy_grad(b);
+    return;
+  }
+  /* fresh gradients are overwritten; for x op x the second adds onto the first */
+  bool acc_a = true, acc_b = true;
+  void *ga = a->requires_grad ? hy_grad_acc(a, &acc_a)->data : NULL;
+  void *gb = b->requires_grad ? hy_grad_acc(b, &acc_b)->data : NULL;
+  HY_KERNEL_BF16(a, binary_backward, (hy_binary_op)n->iarg[0], bc, a->data, b->data,
+                 n->out->grad->data, ga, gb, acc_a, acc_b);
+}
+
+/* A bf16 operand with an f32 one: the f32 one in bf16, on the tape (its gradient comes back to it
+ * in f32). Any other pair must have one dtype. */
+static void match_dtypes(const char *op, hy_tensor **a, hy_tensor **b) {
+  if ((*a)->dtype == HY_BF16 && (*b)->dtype == HY_F32)
+    *b = hy_cast(*b, HY_BF16);
+  else if ((*a)->dtype == HY_F32 && (*b)->dtype == HY_BF16)
+    *a = hy_cast(*a, HY_BF16);
+  hy_check_same_dtype(op, *a, *b);
 }
 
 static hy_tensor *binary(hy_binary_op kind, hy_tensor *a, hy_tensor *b) {
   const char *op = NAMES[kind];
   hy_check_input_any(op, a);
   hy_check_input_any(op, b);
-  hy_check_same_dtype(op, a, b);
   hy_check_same_device(op, a, b);
+  match_dtypes(op, &a, &b);
   a = hy_contiguous(a);
   b = hy_contiguous(b);
   hy_shape s;
   hy_bcast bc = broadcast(op, a, b, &s);
   hy_tensor *y = hy_empty_on(a->device, a->dtype, s);
-  HY_KERNEL(a, binary, kind, &bc, a->data, b->data, y->data);
+  HY_KERNEL_BF16(a, binary, kind, &bc, a->data, b->data, y->data);
   hy_node *n = hy_record(op, binary_backward, y, 2, (hy_tensor *[]){a, b});
   if (n) {
     n->iarg[0] = kind;

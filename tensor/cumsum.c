@@ -10,6 +10,8 @@ static void cumsum_backward(hy_node *n) {
 hy_tensor *hy_cumsum(hy_tensor *x, int axis, bool reverse) {
   const char *op = "cumsum";
   hy_check_input_any(op, x);
+  if (x->dtype == HY_BF16) /* no bf16 kernel: computed in f32 */
+    return hy_cast(hy_cumsum(hy_as_f32(x), axis, reverse), HY_BF16);
   axis = hy_axis(x, axis, op);
   x = hy_contiguous(x);
   int64_t outer = 1, inner = 1;

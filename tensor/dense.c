@@ -14,9 +14,8 @@ static void gemm(const hy_tensor *like, bool c_bf16, bool ta, bool tb, int64_t M
   if (M == 0 || N == 0) return;
   double beta = accumulate ? 1.0 : 0.0;
   if (K == 0) {
-    if (!accumulate)
-      hy_device_memset0(like->device, C,
-                        (size_t)(M * ldc) * (c_bf16 ? 2 : hy_dtype_size(like->dtype)));
+    size_t c_size = c_bf16 ? 2 : like->dtype == HY_BF16 ? 4 : hy_dtype_size(like->dtype);
+    if (!accumulate) hy_device_memset0(like->device, C, (size_t)(M * ldc) * c_size);
     return;
   }
 #ifdef HYLA_CUDA
@@ -29,6 +28,13 @@ static void gemm(const hy_tensor *like, bool c_bf16, bool ta, bool tb, int64_t M
   HY_KERNEL(like, gemm, ta, tb, M, N, K, 1.0, A, lda, B, ldb, beta, C, ldc);
 }
 
+/* The rows of x [..., in]: the product of its leading dims (also when in is 0). */
+static int64_t rows_of(const hy_tensor *x) {
+  int64_t rows = 1;
+  for (int i = 0; i < x->ndim - 1; i++) rows *= x->shape[i];
+  return rows;
+}
+
 /* The weight as the product reads it: its bf16 copy when x is bf16 and it is an f32 parameter. */
 static const void *weight_data(const hy_tensor *x, hy_tensor *w) {
   return x->dtype == HY_BF16 && w->dtype == HY_F32 ? hy_bf16_copy(w)->data : w->data;
@@ -36,7 +42,7 @@ static const void *weight_data(const hy_tensor *x, hy_tensor *w) {
 
 static void linear_backward(hy_node *n) {
   hy_tensor *x = n->in[0], *w = n->in[1], *gy = n->out->grad;
-  int64_t in = w->shape[1], out = w->shape[0], rows = hy_numel(x) / in;
+  int64_t in = w->shape[1], out = w->shape[0], rows = rows_of(x);
   bool acc;
   if (x->requires_grad) { /* gx (+)= gy W */
     hy_tensor *gx = hy_grad_acc(x, &acc);
@@ -69,7 +75,7 @@ hy_tensor *hy_dense(hy_tensor *x, hy_tensor *weight, hy_tensor *bias) {
   if (!mixed) hy_check_same_dtype(op, x, weight);
   x = hy_contiguous(x);
   weight = hy_contiguous(weight);
-  int64_t in = weight->shape[1], out = weight->shape[0], rows = hy_numel(x) / in;
+  int64_t in = weight->shape[1], out = weight->shape[0], rows = rows_of(x);
   hy_shape s = hy_shape_of(x);
   s.d[s.ndim - 1] = out;
   hy_tensor *y = hy_empty_on(x->device, x->dtype, s);

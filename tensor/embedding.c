@@ -12,6 +12,8 @@ hy_tensor *hy_embedding(hy_tensor *weight, hy_tensor *indices) {
   hy_check_dtype(op, indices, HY_I32);
   hy_check_same_device(op, weight, indices);
   if (weight->ndim != 2) hy_die(op, "weight must be [V, d], got %s", hy_describe(weight));
+  if (weight->dtype == HY_BF16) /* no bf16 kernels: the rows gathered in f32 */
+    return hy_cast(hy_embedding(hy_as_f32(weight), indices), HY_BF16);
   if (indices->ndim > HY_MAX_DIMS - 1)
     hy_die(op, "indices %s have too many dims for an output with one more", hy_describe(indices));
   weight = hy_contiguous(weight);

@@ -1,7 +1,8 @@
 /* Every tensor op of hyla. Each returns a new step tensor (or a view), checks its inputs (a
  * mismatch aborts naming the op and the shapes), and records a tape node when grad mode is on and
  * an input requires a gradient. Float ops take f32 or f64 on the CPU, f32 or bf16 on the GPU; all
- * inputs of an op share one dtype unless its comment says otherwise. */
+ * inputs of an op share one dtype unless its comment says otherwise. An op without bf16 kernels
+ * computes bf16 inputs in f32 and returns its result in bf16 (cast on the tape). */
 #ifndef HYLA_OPS_H
 #define HYLA_OPS_H
 
@@ -19,7 +20,10 @@ hy_tensor *hy_matmul(hy_tensor *a, hy_tensor *b);
 hy_tensor *hy_dense(hy_tensor *x, hy_tensor *weight, hy_tensor *bias);
 
 /* Elementwise binary ops with broadcasting: shapes align at the right, and a dim of size 1 (or a
- * missing leading dim) stretches to the other's size. */
+ * missing leading dim) stretches to the other's size. Mixed precision: a bf16 operand with an f32
+ * one (a bias parameter added to bf16 activations) casts the f32 one to bf16 on the tape
+ * (hy_cast), so the result is bf16 and the f32 operand's gradient arrives in f32; cast the bf16 one
+ * to f32 first to keep an f32 result (the residual stream). Any other pair needs one dtype. */
 hy_tensor *hy_add(hy_tensor *a, hy_tensor *b);
 hy_tensor *hy_sub(hy_tensor *a, hy_tensor *b);
 hy_tensor *hy_mul(hy_tensor *a, hy_tensor *b);
@@ -141,13 +145,15 @@ hy_tensor *hy_rat(hy_tensor *q, hy_tensor *u, hy_tensor *k, hy_tensor *f, int64_
  * y_t = M_{floor((t + 1) / chunk)}(q_t). q, k, v [B, H, T, D], theta [B, H, T, 1], eta and keep
  * [B, H, N, 1] with N = floor(T / chunk) (NULL when N = 0), M_0 as w1 [H, D, F] and w2 [H, F, D]
  * (depth 2) or w1 [H, D, D] and w2 NULL (depth 1), shared by the batch; y [B, H, T, D]. CPU
- * (f32, f64) and GPU (f32) kernels. The exact math: tensor/titans_scan.c. */
+ * (f32, f64) and GPU (f32) kernels; on the GPU bf16 inputs may mix with f32 ones (the memory's
+ * f32 weights): all compute in f32 and y takes q's dtype. The exact math: tensor/titans_scan.c. */
 hy_tensor *hy_titans_scan(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *theta,
                           hy_tensor *eta, hy_tensor *keep, hy_tensor *w1, hy_tensor *w2,
                           int64_t chunk);
 
 /* Shapes and views. reshape, transpose and slice are views where the layout allows (reshape copies
- * a non-contiguous input); split returns views; concat and contiguous copy. */
+ * a non-contiguous input); split returns views; concat and contiguous copy. They move data only,
+ * so they also take bf16 tensors on the CPU. */
 hy_tensor *hy_reshape(hy_tensor *x, hy_shape shape); /* one size may be -1 */
 hy_tensor *hy_transpose(hy_tensor *x, int axis0, int axis1);
 hy_tensor *hy_slice(hy_tensor *x, int axis, int64_t start, int64_t end);

@@ -61,6 +61,10 @@ hy_tensor *hy_rat(hy_tensor *q, hy_tensor *u, hy_tensor *k, hy_tensor *f, int64_
            hy_describe(q), hy_describe(u), hy_describe(k), hy_describe(f));
   if (chunk < 1) hy_die(op, "chunk size %lld (must be >= 1)", (long long)chunk);
   if (!(theta > 0)) hy_die(op, "rope theta %g (must be > 0)", theta);
+  if (q->dtype == HY_BF16) /* no bf16 kernels: computed in f32 */
+    return hy_cast(
+        hy_rat(hy_as_f32(q), hy_as_f32(u), hy_as_f32(k), hy_as_f32(f), chunk, scale, theta),
+        HY_BF16);
   for (int i = 0; i < 4; i++) in[i] = hy_contiguous(in[i]);
   hy_rat_dims d = dims_of(in[0], chunk, scale, theta);
   hy_tensor *o = hy_empty_like(in[0]);

@@ -19,6 +19,8 @@ static void reduce_backward(hy_node *n) {
 static hy_tensor *reduce(hy_reduce_op kind, hy_tensor *x, int axis, bool keepdim) {
   const char *op = NAMES[kind];
   hy_check_input_any(op, x);
+  if (x->dtype == HY_BF16) /* no bf16 kernels: computed in f32 */
+    return hy_cast(reduce(kind, hy_as_f32(x), axis, keepdim), HY_BF16);
   axis = hy_axis(x, axis, op);
   if (kind == HY_REDUCE_MAX && x->shape[axis] == 0)
     hy_die(op, "max over an empty axis of %s", hy_describe(x));

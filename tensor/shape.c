@@ -1,6 +1,7 @@
 /* Views (reshape, transpose, slice, split) and copies (contiguous, copy, concat). A view shares
  * its input's memory; its backward adds the output gradient into the matching view of the input
- * gradient. */
+ * gradient. They only move data, so they take every float dtype a device holds (bf16 on the CPU
+ * too): every copy goes through hy_convert_into, which has kernels for each. */
 #include "tensor/op.h"
 
 #include <stdio.h>
@@ -23,20 +24,29 @@ static hy_tensor *same_view(hy_node *n, hy_tensor *g);
 
 static void view_backward(hy_node *n) {
   hy_tensor *x = n->in[0];
-  HY_KERNEL(x, copy, same_view(n, hy_grad(x)), n->out->grad, true);
+  hy_convert_into(same_view(n, hy_grad(x)), n->out->grad, true);
+}
+
+/* A float tensor of a dtype its device holds. */
+static void check_data(const char *op, const hy_tensor *t) {
+  if (!t) hy_die(op, "input is NULL");
+  hy_check_float(op, t);
+  if (t->device == HY_CUDA && t->dtype == HY_F64)
+    hy_die(op, "%s: GPU tensors are f32 or bf16", hy_describe(t));
 }
 
 /* ---- copies ---- */
 
 static void copy_backward(hy_node *n) {
-  hy_tensor *x = n->in[0];
-  HY_KERNEL(x, copy, hy_grad(x), n->out->grad, true);
+  bool accumulate;
+  hy_tensor *gx = hy_grad_acc(n->in[0], &accumulate);
+  hy_convert_into(gx, n->out->grad, accumulate);
 }
 
 static hy_tensor *copy_as(hy_tensor *x, const char *op) {
-  hy_check_input_any(op, x);
+  check_data(op, x);
   hy_tensor *y = hy_empty_like(x);
-  HY_KERNEL(x, copy, y, x, false);
+  hy_convert_into(y, x, false);
   hy_record(op, copy_backward, y, 1, &x);
   return y;
 }
@@ -187,8 +197,11 @@ static void concat_backward(hy_node *n) {
   for (int i = 0; i < n->n_in; i++) {
     hy_tensor *x = n->in[i];
     int64_t len = x->shape[axis];
-    if (x->requires_grad)
-      HY_KERNEL(x, copy, hy_grad(x), slice_view(n->out->grad, axis, start, start + len), true);
+    if (x->requires_grad) {
+      bool accumulate;
+      hy_tensor *gx = hy_grad_acc(x, &accumulate);
+      hy_convert_into(gx, slice_view(n->out->grad, axis, start, start + len), accumulate);
+    }
     start += len;
   }
 }
@@ -196,12 +209,12 @@ static void concat_backward(hy_node *n) {
 hy_tensor *hy_concat(int n, hy_tensor *const *xs, int axis) {
   const char *op = "concat";
   if (n < 1) hy_die(op, "nothing to concatenate");
-  hy_check_input_any(op, xs[0]);
+  check_data(op, xs[0]);
   int a = hy_axis(xs[0], axis, op);
   hy_shape s = hy_shape_of(xs[0]);
   s.d[a] = 0;
   for (int i = 0; i < n; i++) {
-    hy_check_input_any(op, xs[i]);
+    check_data(op, xs[i]);
     hy_check_same_dtype(op, xs[0], xs[i]);
     hy_check_same_device(op, xs[0], xs[i]);
     bool ok = xs[i]->ndim == xs[0]->ndim;
@@ -214,7 +227,7 @@ hy_tensor *hy_concat(int n, hy_tensor *const *xs, int axis) {
   int64_t start = 0;
   for (int i = 0; i < n; i++) {
     int64_t len = xs[i]->shape[a];
-    HY_KERNEL(y, copy, slice_view(y, a, start, start + len), xs[i], false);
+    hy_convert_into(slice_view(y, a, start, start + len), xs[i], false);
     start += len;
   }
   hy_node *node = hy_record(op, concat_backward, y, n, xs);

@@ -12,6 +12,9 @@ hy_tensor *hy_sigmoid_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, double
                                 double bias) {
   const char *op = "sigmoid_attention";
   hy_attention_check_qkv(op, q, k, v);
+  if (q->dtype == HY_BF16) /* no bf16 kernels: computed in f32 */
+    return hy_cast(hy_sigmoid_attention(hy_as_f32(q), hy_as_f32(k), hy_as_f32(v), scale, bias),
+                   HY_BF16);
   q = hy_attention_rows_dense(q);
   k = hy_attention_rows_dense(k);
   v = hy_attention_rows_dense(v);

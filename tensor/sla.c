@@ -97,6 +97,13 @@ hy_tensor *hy_sla_select(hy_tensor *q, hy_tensor *k, int64_t block, double criti
                          double negligible_fraction, hy_sla_stats *stats) {
   const char *op = "sla_select";
   check_args(op, q, k, block, critical_fraction, negligible_fraction);
+  if (q->dtype == HY_BF16) { /* no bf16 kernels: ranked in f32, off the tape (no gradient) */
+    hy_no_grad_begin();
+    hy_tensor *classes = hy_sla_select(hy_as_f32(q), hy_as_f32(k), block, critical_fraction,
+                                       negligible_fraction, stats);
+    hy_no_grad_end();
+    return classes;
+  }
   q = rows_dense(q);
   k = rows_dense(k);
   hy_sla_dims d = dims_of(q, k, k, 1.0, 0, block);
@@ -139,6 +146,10 @@ hy_tensor *hy_sla(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale, double
   if (feature_map != HY_SLA_PHI_SOFTMAX && feature_map != HY_SLA_PHI_ELU &&
       feature_map != HY_SLA_PHI_RELU)
     hy_die(op, "unknown feature map %d", feature_map);
+  if (q->dtype == HY_BF16) /* no bf16 kernels: computed in f32 */
+    return hy_cast(hy_sla(hy_as_f32(q), hy_as_f32(k), hy_as_f32(v), scale, critical_fraction,
+                          negligible_fraction, feature_map, block, stats),
+                   HY_BF16);
   q = rows_dense(q);
   k = rows_dense(k);
   v = rows_dense(v);

@@ -13,6 +13,7 @@ static void softmax_backward(hy_node *n) {
 hy_tensor *hy_softmax(hy_tensor *x) {
   const char *op = "softmax";
   hy_check_input_any(op, x);
+  if (x->dtype == HY_BF16) return hy_cast(hy_softmax(hy_as_f32(x)), HY_BF16); /* f32 kernels */
   if (x->ndim == 0 || x->shape[x->ndim - 1] == 0)
     hy_die(op, "empty last axis in %s", hy_describe(x));
   x = hy_contiguous(x);
@@ -31,6 +32,7 @@ static void logsumexp_backward(hy_node *n) {
 hy_tensor *hy_logsumexp(hy_tensor *x) {
   const char *op = "logsumexp";
   hy_check_input_any(op, x);
+  if (x->dtype == HY_BF16) return hy_cast(hy_logsumexp(hy_as_f32(x)), HY_BF16); /* f32 kernels */
   if (x->ndim == 0 || x->shape[x->ndim - 1] == 0)
     hy_die(op, "empty last axis in %s", hy_describe(x));
   x = hy_contiguous(x);

@@ -22,6 +22,10 @@ hy_tensor *hy_softplus_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, doubl
     hy_die(op, "train_len %lld (>= 0), power %g (> 0) or pos_offset %lld (>= 0) out of range",
            (long long)train_len, power, (long long)pos_offset);
   hy_attention_check_qkv(op, q, k, v);
+  if (q->dtype == HY_BF16) /* no bf16 kernels: computed in f32 */
+    return hy_cast(hy_softplus_attention(hy_as_f32(q), hy_as_f32(k), hy_as_f32(v), scale, train_len,
+                                         power, pos_offset),
+                   HY_BF16);
   q = hy_attention_rows_dense(q);
   k = hy_attention_rows_dense(k);
   v = hy_attention_rows_dense(v);

@@ -68,13 +68,21 @@ static bool has_shape3(const hy_tensor *t, int64_t a, int64_t b, int64_t c) {
   return t && t->ndim == 3 && t->shape[0] == a && t->shape[1] == b && t->shape[2] == c;
 }
 
+/* Whether any input is bf16. */
+static bool any_bf16(hy_tensor *const *in) {
+  for (int i = 0; i < 8; i++)
+    if (in[i] && in[i]->dtype == HY_BF16) return true;
+  return false;
+}
+
 static void check_inputs(const char *op, hy_tensor *const *in, int64_t chunk) {
   hy_tensor *q = in[0], *w1 = in[6], *w2 = in[7];
+  bool mixed = any_bf16(in); /* then every input is f32 or bf16, on the GPU */
   for (int i = 0; i < 8; i++) {
     if (!in[i]) continue;
     hy_check_input_any(op, in[i]);
     hy_check_same_device(op, q, in[i]);
-    hy_check_same_dtype(op, q, in[i]);
+    if (!mixed) hy_check_same_dtype(op, q, in[i]);
   }
   if (chunk < 1) hy_die(op, "chunk size %lld (must be >= 1)", (long long)chunk);
   bool ok = q->ndim == 4 && w1;
@@ -100,6 +108,12 @@ hy_tensor *hy_titans_scan(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *t
   const char *op = "titans_scan";
   hy_tensor *in[8] = {q, k, v, theta, eta, keep, w1, w2};
   check_inputs(op, in, chunk);
+  if (any_bf16(in)) { /* no bf16 kernels: computed in f32, y in q's dtype */
+    hy_tensor *y =
+        hy_titans_scan(hy_as_f32(q), hy_as_f32(k), hy_as_f32(v), hy_as_f32(theta), hy_as_f32(eta),
+                       hy_as_f32(keep), hy_as_f32(w1), hy_as_f32(w2), chunk);
+    return hy_cast(y, q->dtype);
+  }
   if (q->shape[2] / chunk == 0) in[4] = in[5] = NULL; /* no update: the gates are never read */
   for (int i = 0; i < 8; i++)
     if (in[i]) in[i] = hy_contiguous(in[i]);

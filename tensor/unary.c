@@ -12,8 +12,10 @@ static const char *const NAMES[] = {
 
 static void unary_backward(hy_node *n) {
   hy_tensor *x = n->in[0], *y = n->out;
-  HY_KERNEL(x, unary_backward, (hy_unary_op)n->iarg[0], n->arg[0], hy_numel(x), x->data, y->data,
-            y->grad->data, hy_grad(x)->data);
+  bool accumulate;
+  void *gx = hy_grad_acc(x, &accumulate)->data;
+  HY_KERNEL_BF16(x, unary_backward, (hy_unary_op)n->iarg[0], n->arg[0], hy_numel(x), x->data,
+                 y->data, y->grad->data, gx, accumulate);
 }
 
 static hy_tensor *unary(hy_unary_op kind, hy_tensor *x, double p) {
@@ -21,7 +23,7 @@ static hy_tensor *unary(hy_unary_op kind, hy_tensor *x, double p) {
   hy_check_input_any(op, x);
   x = hy_contiguous(x);
   hy_tensor *y = hy_empty_like(x);
-  HY_KERNEL(x, unary, kind, p, hy_numel(x), x->data, y->data);
+  HY_KERNEL_BF16(x, unary, kind, p, hy_numel(x), x->data, y->data);
   hy_node *n = hy_record(op, unary_backward, y, 1, &x);
   if (n) {
     n->iarg[0] = kind;

@@ -1,5 +1,7 @@
 #include "tensor/cpu/real.h"
 
+#include <string.h>
+
 static inline real apply(hy_binary_op op, real a, real b) {
   switch (op) {
   case HY_ADD: return a + b;
@@ -121,8 +123,18 @@ static void accumulate_flat(hy_binary_op op, int64_t n, const real *a, const rea
   }
 }
 
+/* The elements of an operand whose broadcast strides are sg (a non-empty output). */
+static int64_t operand_size(const hy_bcast *bc, const int64_t *sg) {
+  int64_t m = 1;
+  for (int d = 0; d < HY_MAX_DIMS; d++) m *= sg[d] ? bc->shape[d] : 1;
+  return m;
+}
+
+/* A fresh gradient (acc_* false) is zeroed, then summed into in the same order as an old one. */
 void K(cpu_binary_backward)(hy_binary_op op, const hy_bcast *bc, const real *a, const real *b,
-                            const real *gy, real *ga, real *gb) {
+                            const real *gy, real *ga, real *gb, bool acc_a, bool acc_b) {
+  if (ga && !acc_a) memset(ga, 0, (size_t)operand_size(bc, bc->sa) * sizeof *ga);
+  if (gb && !acc_b) memset(gb, 0, (size_t)operand_size(bc, bc->sb) * sizeof *gb);
   if (bc->a_full && bc->b_full) {
     const int64_t *s = bc->shape;
     accumulate_flat(op, s[0] * s[1] * s[2] * s[3], a, b, gy, ga, gb);

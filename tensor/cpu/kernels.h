@@ -1,6 +1,8 @@
 /* CPU kernels. Each kernel file is written once over `real` and compiled twice, as float (_f32)
  * and as double (_f64); tensor/<op>.c picks one by dtype. Kernels take contiguous buffers unless
- * a parameter says otherwise. Gradient outputs (g*) are accumulated into (+=). */
+ * a parameter says otherwise. Gradient outputs (g*) are accumulated into (+=), except where an
+ * accumulate flag (acc_*) says whether to add into them or overwrite them (a fresh gradient from
+ * hy_grad_acc, left unset). */
 #ifndef HYLA_CPU_KERNELS_H
 #define HYLA_CPU_KERNELS_H
 
@@ -13,10 +15,10 @@
                     int64_t ldc);                                                                  \
   void cpu_binary_##S(hy_binary_op op, const hy_bcast *bc, const real *a, const real *b, real *y); \
   void cpu_binary_backward_##S(hy_binary_op op, const hy_bcast *bc, const real *a, const real *b,  \
-                               const real *gy, real *ga, real *gb);                                \
+                               const real *gy, real *ga, real *gb, bool acc_a, bool acc_b);        \
   void cpu_unary_##S(hy_unary_op op, double p, int64_t n, const real *x, real *y);                 \
   void cpu_unary_backward_##S(hy_unary_op op, double p, int64_t n, const real *x, const real *y,   \
-                              const real *gy, real *gx);                                           \
+                              const real *gy, real *gx, bool accumulate);                          \
   void cpu_reduce_##S(hy_reduce_op op, int64_t outer, int64_t n, int64_t inner, const real *x,     \
                       real *y, int32_t *argmax);                                                   \
   void cpu_reduce_backward_##S(hy_reduce_op op, int64_t outer, int64_t n, int64_t inner,           \

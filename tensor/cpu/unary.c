@@ -1,5 +1,7 @@
 #include "tensor/cpu/real.h"
 
+#include <string.h>
+
 /* Both branches are computed and one is selected, so loops over it vectorize. */
 static inline real sigmoid(real x) {
   real e = hy_exp(-fabs(x));
@@ -58,8 +60,9 @@ void K(cpu_unary)(hy_unary_op op, double p, int64_t n, const real *x, real *y) {
 // clang-format on
 
 void K(cpu_unary_backward)(hy_unary_op op, double p, int64_t n, const real *x, const real *y,
-                           const real *gy, real *gx) {
+                           const real *gy, real *gx, bool accumulate) {
   real c = (real)p;
+  if (!accumulate) memset(gx, 0, (size_t)n * sizeof *gx); /* a fresh gradient */
   switch (op) {
   case HY_SCALE: GRAD(c); break;
   case HY_ADD_SCALAR: GRAD(1); break;

@@ -1,9 +1,14 @@
-#include "tensor/cuda/common.cuh"
+#include "tensor/cuda/elementwise.cuh"
 
-/* add, sub, mul, div of two broadcast operands (hy_bcast, as cpu_binary), and their gradients.
- * A gradient of an operand of the output's shape is a map over the output; that of a stretched
- * operand sums over the stretched dims, one thread or one block per operand element, in a fixed
- * order: no atomics, the same bits on every run. */
+/* add, sub, mul, div of two broadcast operands (hy_bcast, as cpu_binary), and their gradients,
+ * one template over the op and the storage type T (float or bf16: loads to f32, one rounding on
+ * store). Operands of the output's shape take the packed maps of tensor/cuda/elementwise.cuh (four
+ * elements a thread); a broadcast is a map over the output that reads each operand through its
+ * strides, four elements a thread where rows allow it. A gradient of an operand of the output's
+ * shape is such a map; that of a stretched operand sums over the stretched dims in double, one
+ * thread or one block per operand element, in a fixed order: no atomics, the same bits on every
+ * run. Operands the formula does not need (a and b in add's gradient) are not read. A gradient is
+ * overwritten, or added into when its accumulate flag is set. */
 
 namespace {
 
@@ -44,6 +49,40 @@ __device__ __forceinline__ float grad_of(float a, float b, float g) {
   return FOR_A ? grad_a<OP>(a, b, g) : grad_b<OP>(a, b, g);
 }
 
+/* Whether the gradient of a (FOR_A) or of b reads a, and b. */
+template <hy_binary_op OP, bool FOR_A> constexpr bool reads_a() {
+  return !FOR_A && (OP == HY_MUL || OP == HY_DIV);
+}
+
+template <hy_binary_op OP, bool FOR_A> constexpr bool reads_b() {
+  return FOR_A ? OP == HY_MUL || OP == HY_DIV : OP == HY_DIV;
+}
+
+/* The maps' formulas at one element (a, b, g): the value, or one operand's gradient term. */
+template <hy_binary_op OP> struct value_f {
+  __device__ float operator()(float a, float b, float) const { return apply<OP>(a, b); }
+};
+
+template <hy_binary_op OP, bool FOR_A> struct grad_f {
+  __device__ float operator()(float a, float b, float g) const {
+    return grad_of<OP, FOR_A>(a, b, g);
+  }
+};
+
+/* A packed map's element: x = (a, b, gy), y[0] = f(a, b, gy). */
+template <typename F> struct packed_f {
+  F f;
+  __device__ void operator()(const float *x, float *y) const { y[0] = f(x[0], x[1], x[2]); }
+};
+
+/* Both gradients of one element: x = (a, b, gy), y = (ga, gb). */
+template <hy_binary_op OP> struct grads_f {
+  __device__ void operator()(const float *x, float *y) const {
+    y[0] = grad_a<OP>(x[0], x[1], x[2]);
+    y[1] = grad_b<OP>(x[0], x[1], x[2]);
+  }
+};
+
 /* The broadcast as the kernels take it, by value; `small` when every output index fits 32 bits,
  * which makes the index arithmetic several times cheaper. */
 struct bcast4 {
@@ -83,64 +122,81 @@ __device__ __forceinline__ void offsets(const bcast4 &c, int64_t i, int64_t *oa,
     offsets_in<int64_t>(c, i, oa, ob);
 }
 
-/* ---- forward ---- */
+/* ---- maps over the output with broadcast operands ---- */
 
-template <hy_binary_op OP>
-__global__ void binary_flat(int64_t n, const float *__restrict__ a, const float *__restrict__ b,
-                            float *__restrict__ y) {
-  HY_GRID_STRIDE(i, n) y[i] = apply<OP>(a[i], b[i]);
-}
-
-template <hy_binary_op OP>
-__global__ void binary_bcast(bcast4 c, int64_t n, const float *__restrict__ a,
-                             const float *__restrict__ b, float *__restrict__ y) {
+/* out[i] (+)= f(a, b, gy[i]) at output element i, a and b read through their broadcast strides
+ * (gy NULL in the forward, and a or b NULL where f does not read them: f sees 0). */
+template <typename F, typename T>
+__global__ void bcast_map(bcast4 c, int64_t n, const T *__restrict__ a, const T *__restrict__ b,
+                          const T *__restrict__ gy, T *__restrict__ out, bool acc, F f) {
   HY_GRID_STRIDE(i, n) {
     int64_t oa, ob;
     offsets(c, i, &oa, &ob);
-    y[i] = apply<OP>(a[oa], b[ob]);
+    float v = f(a ? ld(a + oa) : 0.0f, b ? ld(b + ob) : 0.0f, gy ? ld(gy + i) : 0.0f);
+    st(out + i, acc ? ld(out + i) + v : v);
   }
 }
 
-template <hy_binary_op OP>
-static void forward(const hy_bcast *bc, const float *a, const float *b, float *y) {
+/* Four consecutive elements of a row of an operand: four loads where it runs along the row (last
+ * stride 1), one value for all four where it is stretched along it (stride 0). */
+template <typename T> __device__ __forceinline__ float4 ld4_along(const T *p, int64_t s3) {
+  if (!p) return make_float4(0, 0, 0, 0);
+  if (s3) return ld4(p);
+  float v = ld(p);
+  return make_float4(v, v, v, v);
+}
+
+/* bcast_map four outputs a thread, for rows whose length is a multiple of 4 (the four share their
+ * row, so one offset computation serves them). */
+template <typename F, typename T>
+__global__ void bcast_map4(bcast4 c, int64_t n4, const T *__restrict__ a, const T *__restrict__ b,
+                           const T *__restrict__ gy, T *__restrict__ out, bool acc, F f) {
+  HY_GRID_STRIDE(i, n4) {
+    int64_t oa, ob;
+    offsets(c, 4 * i, &oa, &ob);
+    float4 va = ld4_along(a ? a + oa : a, c.sa[3]), vb = ld4_along(b ? b + ob : b, c.sb[3]);
+    float4 vg = gy ? ld4(gy + 4 * i) : make_float4(0, 0, 0, 0), v;
+#pragma unroll
+    for (int j = 0; j < 4; j++) lane(v, j) = f(lane(va, j), lane(vb, j), lane(vg, j));
+    if (acc) {
+      float4 old = ld4(out + 4 * i);
+      v.x += old.x, v.y += old.y, v.z += old.z, v.w += old.w;
+    }
+    st4(out + 4 * i, v);
+  }
+}
+
+template <typename F, typename T>
+static void bcast_launch(const hy_bcast *bc, const T *a, const T *b, const T *gy, T *out, bool acc,
+                         F f) {
+  bcast4 c = bcast4_of(bc);
+  int64_t n = c.shape[0] * c.shape[1] * c.shape[2] * c.shape[3];
+  bool vec = c.shape[3] % 4 == 0 && hy_aligned4<T>(out) && (!gy || hy_aligned4<T>(gy)) &&
+             (!a || c.sa[3] == 0 || hy_aligned4<T>(a)) && (!b || c.sb[3] == 0 || hy_aligned4<T>(b));
+  cudaStream_t s = hy_cuda_stream();
+  if (vec) {
+    bcast_map4<<<hy_cuda_blocks(n / 4), HY_CUDA_THREADS, 0, s>>>(c, n / 4, a, b, gy, out, acc, f);
+    HY_CUDA_LAUNCHED(bcast_map4);
+  } else {
+    bcast_map<<<hy_cuda_blocks(n), HY_CUDA_THREADS, 0, s>>>(c, n, a, b, gy, out, acc, f);
+    HY_CUDA_LAUNCHED(bcast_map);
+  }
+}
+
+/* ---- forward ---- */
+
+template <hy_binary_op OP, typename T>
+static void forward(const hy_bcast *bc, const T *a, const T *b, T *y) {
   const int64_t *s = bc->shape;
   int64_t n = s[0] * s[1] * s[2] * s[3];
   if (n == 0) return;
-  if (bc->a_full && bc->b_full) {
-    binary_flat<OP><<<hy_cuda_blocks(n), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(n, a, b, y);
-    HY_CUDA_LAUNCHED(binary_flat);
-  } else {
-    binary_bcast<OP>
-        <<<hy_cuda_blocks(n), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(bcast4_of(bc), n, a, b, y);
-    HY_CUDA_LAUNCHED(binary_bcast);
-  }
+  if (bc->a_full && bc->b_full)
+    map_launch(n, map_io<T, 3, 1>{{a, b, NULL}, {y}, {false}}, packed_f<value_f<OP>>{});
+  else
+    bcast_launch(bc, a, b, (const T *)NULL, y, false, value_f<OP>{});
 }
 
 /* ---- backward ---- */
-
-/* Both operands of the output's shape: ga[i] += ..., gb[i] += ... (either may be NULL). ga and
- * gb are one buffer for x op x, so they are not __restrict__: the second += sees the first. */
-template <hy_binary_op OP>
-__global__ void grad_flat(int64_t n, const float *a, const float *b, const float *__restrict__ gy,
-                          float *ga, float *gb) {
-  HY_GRID_STRIDE(i, n) {
-    float av = a[i], bv = b[i], g = gy[i];
-    if (ga) ga[i] += grad_a<OP>(av, bv, g);
-    if (gb) gb[i] += grad_b<OP>(av, bv, g);
-  }
-}
-
-/* One operand of the output's shape, the other stretched: a map over the output. */
-template <hy_binary_op OP, bool FOR_A>
-__global__ void grad_full(bcast4 c, int64_t n, const float *__restrict__ a,
-                          const float *__restrict__ b, const float *__restrict__ gy,
-                          float *__restrict__ g) {
-  HY_GRID_STRIDE(i, n) {
-    int64_t oa, ob;
-    offsets(c, i, &oa, &ob);
-    g[i] += grad_of<OP, FOR_A>(a[oa], b[ob], gy[i]);
-  }
-}
 
 /* A stretched operand: its m elements (row-major over the dims it keeps) each sum r output
  * elements, those of the stretched dims (row-major over them, the last dim fastest). */
@@ -198,22 +254,23 @@ __device__ __forceinline__ void step_of(const plan &p, int64_t k, int64_t o[3]) 
   }
 }
 
-template <hy_binary_op OP, bool FOR_A>
+template <hy_binary_op OP, bool FOR_A, typename T>
 __device__ __forceinline__ float term(const plan &p, const int64_t base[3], int64_t k,
-                                      const float *__restrict__ a, const float *__restrict__ b,
-                                      const float *__restrict__ gy) {
-  int64_t st[3];
-  step_of(p, k, st);
-  return grad_of<OP, FOR_A>(a[base[0] + st[0]], b[base[1] + st[1]], gy[base[2] + st[2]]);
+                                      const T *__restrict__ a, const T *__restrict__ b,
+                                      const T *__restrict__ gy) {
+  int64_t o[3];
+  step_of(p, k, o);
+  return grad_of<OP, FOR_A>(a ? ld(a + base[0] + o[0]) : 0.0f, b ? ld(b + base[1] + o[1]) : 0.0f,
+                            ld(gy + base[2] + o[2]));
 }
 
 /* Stretched gradients are long sums (a bias over every row): they add in double, so that the
  * result is the exact sum rounded once to f32 rather than f32 rounding at every level.
  * The last dim is stretched (a column [.., 1] against rows): one block per operand element, its
  * threads over the stretched positions, which run along the output's rows (coalesced). */
-template <hy_binary_op OP, bool FOR_A>
-__global__ void grad_rows(plan p, const float *__restrict__ a, const float *__restrict__ b,
-                          const float *__restrict__ gy, float *__restrict__ g) {
+template <hy_binary_op OP, bool FOR_A, typename T>
+__global__ void grad_rows(plan p, const T *__restrict__ a, const T *__restrict__ b,
+                          const T *__restrict__ gy, T *__restrict__ g, bool acc) {
   __shared__ double warps[32];
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
   for (int64_t e = blockIdx.x; e < p.m; e += gridDim.x) {
@@ -228,7 +285,7 @@ __global__ void grad_rows(plan p, const float *__restrict__ a, const float *__re
     if (warp == 0) {
       s = lane < n_warps ? warps[lane] : 0.0;
       s = hy_warp_sum(s);
-      if (lane == 0) g[e] += (float)s;
+      if (lane == 0) st(g + e, acc ? ld(g + e) + (float)s : (float)s);
     }
     __syncthreads();
   }
@@ -241,10 +298,10 @@ __global__ void grad_rows(plan p, const float *__restrict__ a, const float *__re
  * chunks that write partial sums, added in chunk order by cols_sum: no atomics. */
 enum { COLS_X = 32, COLS_Y = 32 };
 
-template <hy_binary_op OP, bool FOR_A>
-__global__ void grad_cols(plan p, int64_t chunk, const float *__restrict__ a,
-                          const float *__restrict__ b, const float *__restrict__ gy,
-                          float *__restrict__ g, double *__restrict__ partial) {
+template <hy_binary_op OP, bool FOR_A, typename T>
+__global__ void grad_cols(plan p, int64_t chunk, const T *__restrict__ a, const T *__restrict__ b,
+                          const T *__restrict__ gy, T *__restrict__ g, bool acc,
+                          double *__restrict__ partial) {
   __shared__ double part[COLS_Y][COLS_X + 1];
   int64_t tiles = (p.m + COLS_X - 1) / COLS_X;
   int64_t k0 = (int64_t)blockIdx.y * chunk, k1 = k0 + chunk < p.r ? k0 + chunk : p.r;
@@ -265,38 +322,37 @@ __global__ void grad_cols(plan p, int64_t chunk, const float *__restrict__ a,
       if (partial)
         partial[(int64_t)blockIdx.y * p.m + e] = total;
       else
-        g[e] += (float)total;
+        st(g + e, acc ? ld(g + e) + (float)total : (float)total);
     }
     __syncthreads();
   }
 }
 
-/* g[e] += the chunks' partial sums of element e, in chunk order. */
+/* g[e] (+)= the chunks' partial sums of element e, in chunk order. */
+template <typename T>
 __global__ void cols_sum(int64_t m, int64_t chunks, const double *__restrict__ partial,
-                         float *__restrict__ g) {
+                         T *__restrict__ g, bool acc) {
   HY_GRID_STRIDE(e, m) {
     double s = 0;
     for (int64_t c = 0; c < chunks; c++) s += partial[c * m + e];
-    g[e] += (float)s;
+    st(g + e, acc ? ld(g + e) + (float)s : (float)s);
   }
 }
 
-template <hy_binary_op OP, bool FOR_A>
-static void grad_operand(const hy_bcast *bc, const float *a, const float *b, const float *gy,
-                         float *g) {
-  const int64_t *s = bc->shape;
-  int64_t n = s[0] * s[1] * s[2] * s[3];
+template <hy_binary_op OP, bool FOR_A, typename T>
+static void grad_operand(const hy_bcast *bc, const T *a, const T *b, const T *gy, T *g, bool acc) {
+  if (!reads_a<OP, FOR_A>()) a = NULL;
+  if (!reads_b<OP, FOR_A>()) b = NULL;
   if (FOR_A ? bc->a_full : bc->b_full) {
-    grad_full<OP, FOR_A><<<hy_cuda_blocks(n), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(
-        bcast4_of(bc), n, a, b, gy, g);
-    HY_CUDA_LAUNCHED(grad_full);
+    bcast_launch(bc, a, b, gy, g, acc, grad_f<OP, FOR_A>{});
     return;
   }
+  cudaStream_t stream = hy_cuda_stream();
   plan p = plan_of(bc, FOR_A);
   if (p.n_red > 0 && p.red[p.n_red - 1] == 3) {
     unsigned threads = p.r >= 4096 ? 512 : p.r >= 512 ? 256 : p.r >= 64 ? 64 : 32;
     unsigned blocks = (unsigned)(p.m < 65535 * 8 ? p.m : 65535 * 8);
-    grad_rows<OP, FOR_A><<<blocks, threads, 0, hy_cuda_stream()>>>(p, a, b, gy, g);
+    grad_rows<OP, FOR_A><<<blocks, threads, 0, stream>>>(p, a, b, gy, g, acc);
     HY_CUDA_LAUNCHED(grad_rows);
   } else {
     int64_t ys = p.r >= (int64_t)COLS_Y * 8 ? (int64_t)COLS_Y : (p.r + 7) / 8;
@@ -312,38 +368,37 @@ static void grad_operand(const hy_bcast *bc, const float *a, const float *b, con
     double *partial =
         chunks > 1 ? (double *)hy_arena_alloc_on(HY_CUDA, (size_t)(chunks * p.m) * sizeof(double))
                    : NULL;
-    grad_cols<OP, FOR_A>
-        <<<dim3(blocks, (unsigned)chunks), dim3(COLS_X, (unsigned)ys), 0, hy_cuda_stream()>>>(
-            p, chunk, a, b, gy, g, partial);
+    grad_cols<OP, FOR_A><<<dim3(blocks, (unsigned)chunks), dim3(COLS_X, (unsigned)ys), 0, stream>>>(
+        p, chunk, a, b, gy, g, acc, partial);
     HY_CUDA_LAUNCHED(grad_cols);
     if (partial) {
-      cols_sum<<<hy_cuda_blocks(p.m), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(p.m, chunks, partial,
-                                                                              g);
+      cols_sum<<<hy_cuda_blocks(p.m), HY_CUDA_THREADS, 0, stream>>>(p.m, chunks, partial, g, acc);
       HY_CUDA_LAUNCHED(cols_sum);
     }
   }
 }
 
-template <hy_binary_op OP>
-static void backward(const hy_bcast *bc, const float *a, const float *b, const float *gy, float *ga,
-                     float *gb) {
+/* The op's caller gives the operands of an empty output their (zero) gradients: n > 0 here, so
+ * every element of ga and gb is written. */
+template <hy_binary_op OP, typename T>
+static void backward(const hy_bcast *bc, const T *a, const T *b, const T *gy, T *ga, T *gb,
+                     bool acc_a, bool acc_b) {
   const int64_t *s = bc->shape;
   int64_t n = s[0] * s[1] * s[2] * s[3];
-  if (n == 0) return; /* an empty output adds nothing to either operand */
+  if (n == 0 || (!ga && !gb)) return;
   if (bc->a_full && bc->b_full) {
-    if (!ga && !gb) return;
-    grad_flat<OP><<<hy_cuda_blocks(n), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(n, a, b, gy, ga, gb);
-    HY_CUDA_LAUNCHED(grad_flat);
+    bool need_a = (ga && reads_a<OP, true>()) || (gb && reads_a<OP, false>());
+    bool need_b = (ga && reads_b<OP, true>()) || (gb && reads_b<OP, false>());
+    map_io<T, 3, 2> io = {{need_a ? a : NULL, need_b ? b : NULL, gy}, {ga, gb}, {acc_a, acc_b}};
+    map_launch(n, io, grads_f<OP>{});
     return;
   }
-  if (ga) grad_operand<OP, true>(bc, a, b, gy, ga);
-  if (gb) grad_operand<OP, false>(bc, a, b, gy, gb);
+  if (ga) grad_operand<OP, true>(bc, a, b, gy, ga, acc_a);
+  if (gb) grad_operand<OP, false>(bc, a, b, gy, gb, acc_b);
 }
 
-} // namespace
-
-extern "C" void cuda_binary_f32(hy_binary_op op, const hy_bcast *bc, const float *a, const float *b,
-                                float *y) {
+template <typename T>
+static void binary(hy_binary_op op, const hy_bcast *bc, const T *a, const T *b, T *y) {
   switch (op) {
   case HY_ADD: forward<HY_ADD>(bc, a, b, y); return;
   case HY_SUB: forward<HY_SUB>(bc, a, b, y); return;
@@ -353,13 +408,39 @@ extern "C" void cuda_binary_f32(hy_binary_op op, const hy_bcast *bc, const float
   hy_die("binary", "unknown op %d", (int)op);
 }
 
-extern "C" void cuda_binary_backward_f32(hy_binary_op op, const hy_bcast *bc, const float *a,
-                                         const float *b, const float *gy, float *ga, float *gb) {
+template <typename T>
+static void binary_backward(hy_binary_op op, const hy_bcast *bc, const T *a, const T *b,
+                            const T *gy, T *ga, T *gb, bool acc_a, bool acc_b) {
   switch (op) {
-  case HY_ADD: backward<HY_ADD>(bc, a, b, gy, ga, gb); return;
-  case HY_SUB: backward<HY_SUB>(bc, a, b, gy, ga, gb); return;
-  case HY_MUL: backward<HY_MUL>(bc, a, b, gy, ga, gb); return;
-  case HY_DIV: backward<HY_DIV>(bc, a, b, gy, ga, gb); return;
+  case HY_ADD: backward<HY_ADD>(bc, a, b, gy, ga, gb, acc_a, acc_b); return;
+  case HY_SUB: backward<HY_SUB>(bc, a, b, gy, ga, gb, acc_a, acc_b); return;
+  case HY_MUL: backward<HY_MUL>(bc, a, b, gy, ga, gb, acc_a, acc_b); return;
+  case HY_DIV: backward<HY_DIV>(bc, a, b, gy, ga, gb, acc_a, acc_b); return;
   }
   hy_die("binary_backward", "unknown op %d", (int)op);
+}
+
+} // namespace
+
+extern "C" void cuda_binary_f32(hy_binary_op op, const hy_bcast *bc, const float *a, const float *b,
+                                float *y) {
+  binary(op, bc, a, b, y);
+}
+
+extern "C" void cuda_binary_bf16(hy_binary_op op, const hy_bcast *bc, const hy_bf16 *a,
+                                 const hy_bf16 *b, hy_bf16 *y) {
+  binary(op, bc, (const bf16 *)a, (const bf16 *)b, (bf16 *)y);
+}
+
+extern "C" void cuda_binary_backward_f32(hy_binary_op op, const hy_bcast *bc, const float *a,
+                                         const float *b, const float *gy, float *ga, float *gb,
+                                         bool acc_a, bool acc_b) {
+  binary_backward(op, bc, a, b, gy, ga, gb, acc_a, acc_b);
+}
+
+extern "C" void cuda_binary_backward_bf16(hy_binary_op op, const hy_bcast *bc, const hy_bf16 *a,
+                                          const hy_bf16 *b, const hy_bf16 *gy, hy_bf16 *ga,
+                                          hy_bf16 *gb, bool acc_a, bool acc_b) {
+  binary_backward(op, bc, (const bf16 *)a, (const bf16 *)b, (const bf16 *)gy, (bf16 *)ga,
+                  (bf16 *)gb, acc_a, acc_b);
 }

@@ -2,7 +2,8 @@
  * same meaning, over device pointers, in f32; a _bf16 twin takes bf16 storage (hy_bf16 in C,
  * computing in f32). tensor/<op>.c picks CPU or CUDA by the tensor's device (HY_KERNEL and
  * HY_KERNEL_BF16 in tensor/op.h). Gradient outputs (g*) are accumulated into (+=),
- * as on the CPU. Launches go to the default stream and return at once. */
+ * as on the CPU, except where an accumulate flag says whether to add or overwrite (a fresh
+ * gradient from hy_grad_acc). Launches go to the default stream and return at once. */
 #ifndef HYLA_CUDA_KERNELS_H
 #define HYLA_CUDA_KERNELS_H
 
@@ -27,11 +28,19 @@ void cuda_gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                     const hy_bf16 *A, int64_t lda, const hy_bf16 *B, int64_t ldb, double beta,
                     void *C, bool c_bf16, int64_t ldc);
 void cuda_binary_f32(hy_binary_op op, const hy_bcast *bc, const float *a, const float *b, float *y);
+void cuda_binary_bf16(hy_binary_op op, const hy_bcast *bc, const hy_bf16 *a, const hy_bf16 *b,
+                      hy_bf16 *y);
 void cuda_binary_backward_f32(hy_binary_op op, const hy_bcast *bc, const float *a, const float *b,
-                              const float *gy, float *ga, float *gb);
+                              const float *gy, float *ga, float *gb, bool acc_a, bool acc_b);
+void cuda_binary_backward_bf16(hy_binary_op op, const hy_bcast *bc, const hy_bf16 *a,
+                               const hy_bf16 *b, const hy_bf16 *gy, hy_bf16 *ga, hy_bf16 *gb,
+                               bool acc_a, bool acc_b);
 void cuda_unary_f32(hy_unary_op op, double p, int64_t n, const float *x, float *y);
+void cuda_unary_bf16(hy_unary_op op, double p, int64_t n, const hy_bf16 *x, hy_bf16 *y);
 void cuda_unary_backward_f32(hy_unary_op op, double p, int64_t n, const float *x, const float *y,
-                             const float *gy, float *gx);
+                             const float *gy, float *gx, bool accumulate);
+void cuda_unary_backward_bf16(hy_unary_op op, double p, int64_t n, const hy_bf16 *x,
+                              const hy_bf16 *y, const hy_bf16 *gy, hy_bf16 *gx, bool accumulate);
 void cuda_reduce_f32(hy_reduce_op op, int64_t outer, int64_t n, int64_t inner, const float *x,
                      float *y, int32_t *argmax);
 void cuda_reduce_backward_f32(hy_reduce_op op, int64_t outer, int64_t n, int64_t inner,

@@ -1,8 +1,10 @@
-#include "tensor/cuda/common.cuh"
+#include "tensor/cuda/elementwise.cuh"
 
 /* Elementwise maps and their gradients, as cpu_unary: the same formulas and the same handling of
- * large |x| (sigmoid, softplus and logsigmoid through e^-|x|, which cannot overflow). One kernel
- * per op (a template), one thread per element. */
+ * large |x| (sigmoid, softplus and logsigmoid through e^-|x|, which cannot overflow). One map per
+ * op (a template over the op and the storage type, tensor/cuda/elementwise.cuh): four elements a
+ * thread where the buffers are aligned for it. The backward reads only what the op's slope needs
+ * (x, the saved output, or neither) besides gy. */
 
 namespace {
 
@@ -63,62 +65,95 @@ template <hy_unary_op OP> __device__ __forceinline__ float slope(float v, float 
   return 0;
 }
 
-template <hy_unary_op OP>
-__global__ void unary_kernel(int64_t n, float c, const float *__restrict__ x,
-                             float *__restrict__ y) {
-  HY_GRID_STRIDE(i, n) y[i] = value<OP>(x[i], c);
+/* Which of x and the saved output y the slope reads: the other is not loaded. */
+template <hy_unary_op OP> constexpr bool slope_reads_x() {
+  return OP == HY_LOG || OP == HY_LOGSIGMOID || OP == HY_SOFTPLUS || OP == HY_SILU ||
+         OP == HY_RELU || OP == HY_POW || OP == HY_ELU;
 }
 
-template <hy_unary_op OP>
-__global__ void unary_grad_kernel(int64_t n, float c, const float *__restrict__ x,
-                                  const float *__restrict__ y, const float *__restrict__ gy,
-                                  float *__restrict__ gx) {
-  HY_GRID_STRIDE(i, n) gx[i] += gy[i] * slope<OP>(x[i], y[i], c);
+template <hy_unary_op OP> constexpr bool slope_reads_y() {
+  return OP == HY_EXP || OP == HY_SIGMOID || OP == HY_TANH || OP == HY_SQRT || OP == HY_RSQRT ||
+         OP == HY_ELU;
 }
 
-template <hy_unary_op OP> static void forward(int64_t n, float c, const float *x, float *y) {
-  unary_kernel<OP><<<hy_cuda_blocks(n), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(n, c, x, y);
-  HY_CUDA_LAUNCHED(unary_kernel);
-}
+/* y = f(x) */
+template <hy_unary_op OP> struct forward_map {
+  float c;
+  __device__ void operator()(const float *x, float *y) const { y[0] = value<OP>(x[0], c); }
+};
 
-template <hy_unary_op OP>
-static void backward(int64_t n, float c, const float *x, const float *y, const float *gy,
-                     float *gx) {
-  unary_grad_kernel<OP>
-      <<<hy_cuda_blocks(n), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(n, c, x, y, gy, gx);
-  HY_CUDA_LAUNCHED(unary_grad_kernel);
-}
-
-/* Calls F<op>(args...) for the op known at run time. */
-#define UNARY_DISPATCH(op, F, ...)                                                                 \
-  switch (op) {                                                                                    \
-  case HY_SCALE: F<HY_SCALE>(__VA_ARGS__); return;                                                 \
-  case HY_ADD_SCALAR: F<HY_ADD_SCALAR>(__VA_ARGS__); return;                                       \
-  case HY_EXP: F<HY_EXP>(__VA_ARGS__); return;                                                     \
-  case HY_LOG: F<HY_LOG>(__VA_ARGS__); return;                                                     \
-  case HY_SIGMOID: F<HY_SIGMOID>(__VA_ARGS__); return;                                             \
-  case HY_LOGSIGMOID: F<HY_LOGSIGMOID>(__VA_ARGS__); return;                                       \
-  case HY_SOFTPLUS: F<HY_SOFTPLUS>(__VA_ARGS__); return;                                           \
-  case HY_SILU: F<HY_SILU>(__VA_ARGS__); return;                                                   \
-  case HY_TANH: F<HY_TANH>(__VA_ARGS__); return;                                                   \
-  case HY_RELU: F<HY_RELU>(__VA_ARGS__); return;                                                   \
-  case HY_SQRT: F<HY_SQRT>(__VA_ARGS__); return;                                                   \
-  case HY_RSQRT: F<HY_RSQRT>(__VA_ARGS__); return;                                                 \
-  case HY_POW: F<HY_POW>(__VA_ARGS__); return;                                                     \
-  case HY_ELU: F<HY_ELU>(__VA_ARGS__); return;                                                     \
+/* gx (+)= gy f'(x), from x, y, gy */
+template <hy_unary_op OP> struct backward_map {
+  float c;
+  __device__ void operator()(const float *in, float *gx) const {
+    gx[0] = in[2] * slope<OP>(in[0], in[1], c);
   }
+};
+
+template <hy_unary_op OP, typename T> static void forward(int64_t n, float c, const T *x, T *y) {
+  map_launch(n, map_io<T, 1, 1>{{x}, {y}, {false}}, forward_map<OP>{c});
+}
+
+template <hy_unary_op OP, typename T>
+static void backward(int64_t n, float c, const T *x, const T *y, const T *gy, T *gx,
+                     bool accumulate) {
+  map_io<T, 3, 1> io = {
+      {slope_reads_x<OP>() ? x : NULL, slope_reads_y<OP>() ? y : NULL, gy}, {gx}, {accumulate}};
+  map_launch(n, io, backward_map<OP>{c});
+}
+
+/* Calls F<op, T>(args...) for the op known at run time. */
+#define UNARY_DISPATCH(op, F, T, ...)                                                              \
+  switch (op) {                                                                                    \
+  case HY_SCALE: F<HY_SCALE, T>(__VA_ARGS__); return;                                              \
+  case HY_ADD_SCALAR: F<HY_ADD_SCALAR, T>(__VA_ARGS__); return;                                    \
+  case HY_EXP: F<HY_EXP, T>(__VA_ARGS__); return;                                                  \
+  case HY_LOG: F<HY_LOG, T>(__VA_ARGS__); return;                                                  \
+  case HY_SIGMOID: F<HY_SIGMOID, T>(__VA_ARGS__); return;                                          \
+  case HY_LOGSIGMOID: F<HY_LOGSIGMOID, T>(__VA_ARGS__); return;                                    \
+  case HY_SOFTPLUS: F<HY_SOFTPLUS, T>(__VA_ARGS__); return;                                        \
+  case HY_SILU: F<HY_SILU, T>(__VA_ARGS__); return;                                                \
+  case HY_TANH: F<HY_TANH, T>(__VA_ARGS__); return;                                                \
+  case HY_RELU: F<HY_RELU, T>(__VA_ARGS__); return;                                                \
+  case HY_SQRT: F<HY_SQRT, T>(__VA_ARGS__); return;                                                \
+  case HY_RSQRT: F<HY_RSQRT, T>(__VA_ARGS__); return;                                              \
+  case HY_POW: F<HY_POW, T>(__VA_ARGS__); return;                                                  \
+  case HY_ELU: F<HY_ELU, T>(__VA_ARGS__); return;                                                  \
+  }
+
+template <typename T> static void unary(hy_unary_op op, double p, int64_t n, const T *x, T *y) {
+  if (n == 0) return;
+  UNARY_DISPATCH(op, forward, T, n, (float)p, x, y);
+  hy_die("unary", "unknown op %d", (int)op);
+}
+
+template <typename T>
+static void unary_backward(hy_unary_op op, double p, int64_t n, const T *x, const T *y, const T *gy,
+                           T *gx, bool accumulate) {
+  if (n == 0) return;
+  UNARY_DISPATCH(op, backward, T, n, (float)p, x, y, gy, gx, accumulate);
+  hy_die("unary_backward", "unknown op %d", (int)op);
+}
 
 } // namespace
 
 extern "C" void cuda_unary_f32(hy_unary_op op, double p, int64_t n, const float *x, float *y) {
-  if (n == 0) return;
-  UNARY_DISPATCH(op, forward, n, (float)p, x, y);
-  hy_die("unary", "unknown op %d", (int)op);
+  unary(op, p, n, x, y);
+}
+
+extern "C" void cuda_unary_bf16(hy_unary_op op, double p, int64_t n, const hy_bf16 *x, hy_bf16 *y) {
+  unary(op, p, n, (const bf16 *)x, (bf16 *)y);
 }
 
 extern "C" void cuda_unary_backward_f32(hy_unary_op op, double p, int64_t n, const float *x,
-                                        const float *y, const float *gy, float *gx) {
-  if (n == 0) return;
-  UNARY_DISPATCH(op, backward, n, (float)p, x, y, gy, gx);
-  hy_die("unary_backward", "unknown op %d", (int)op);
+                                        const float *y, const float *gy, float *gx,
+                                        bool accumulate) {
+  unary_backward(op, p, n, x, y, gy, gx, accumulate);
+}
+
+extern "C" void cuda_unary_backward_bf16(hy_unary_op op, double p, int64_t n, const hy_bf16 *x,
+                                         const hy_bf16 *y, const hy_bf16 *gy, hy_bf16 *gx,
+                                         bool accumulate) {
+  unary_backward(op, p, n, (const bf16 *)x, (const bf16 *)y, (const bf16 *)gy, (bf16 *)gx,
+                 accumulate);
 }
