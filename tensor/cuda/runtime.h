@@ -22,6 +22,9 @@ void hy_cuda_synchronize(void);
 /* hyla's one stream: every kernel, copy, cuBLAS and NCCL call goes there, in order (a blocking
  * stream, so a plain cudaMemcpy still waits for it; a CUDA graph can capture it). */
 cudaStream_t hy_cuda_stream(void);
+/* hyla's stream is being captured into a CUDA graph: work is recorded, not run, and nothing may
+ * allocate or wait for the GPU. */
+bool hy_cuda_capturing(void);
 size_t hy_cuda_memory_in_use(void); /* bytes of this GPU in use by every process (cudaMemGetInfo) */
 const char *hy_cuda_device_description(void); /* "NVIDIA H200, 132 SMs, sm_90" */
 
