@@ -1,10 +1,12 @@
 #include "optim/optimizer.h"
+#include "optim/fused.h"
+#include "tensor/arena.h"
 
 #include <stdlib.h>
 #include <tgmath.h>
 
 #ifdef HYLA_CUDA
-#include "tensor/cuda/kernels.h"
+#include "tensor/cuda/runtime.h"
 #endif
 
 hy_optimizer_config hy_adamw_config(double beta1, double beta2, double eps, double weight_decay) {
@@ -64,13 +66,59 @@ void hy_optimizer_init(hy_optimizer *o, hy_params *ps, hy_optimizer_config cfg) 
   } while (0)
 // clang-format on
 
+/* AdamW's bias corrections 1 / (1 - beta^t) at the current step (0 for SGD). */
+static double correction(const hy_optimizer *o, double beta) {
+  return o->cfg.kind == HY_ADAMW ? 1.0 / (1.0 - pow(beta, (double)o->step)) : 0.0;
+}
+
+#ifdef HYLA_CUDA
+void hy_optimizer_prepare(hy_optimizer *o, double lr) {
+  if (!hy_fused_on_gpu(o->params))
+    hy_die("optimizer", "hy_optimizer_prepare is for parameters on the GPU");
+  o->step++;
+  hy_weights_changed();
+  hy_fused_step s = {(float)lr, (float)correction(o, o->cfg.beta1),
+                     (float)correction(o, o->cfg.beta2), o->step == 1};
+  cuda_fused_set_step(hy_fused_of(o->params), s);
+}
+
+/* Every parameter in one launch (tensor/cuda/optim.cu), with a pending clip factor. */
+static void step_on_gpu(hy_optimizer *o, double lr) {
+  if (hy_cuda_capturing())
+    hy_weights_changed(); /* replays are prepared by hy_optimizer_prepare */
+  else
+    hy_optimizer_prepare(o, lr);
+  const hy_optimizer_config *c = &o->cfg;
+  hy_fused_hyper h = {c->kind == HY_ADAMW, (float)c->beta1,       (float)(1 - c->beta1),
+                      (float)c->beta2,     (float)(1 - c->beta2), (float)c->eps,
+                      (float)c->momentum};
+  hy_params *ps = o->params;
+  hy_arena_mark mark = hy_arena_get_mark();
+  cuda_fused_update(hy_fused_of(ps), ps->n,
+                    hy_fused_view(ps, o->state, o->n_state, c->weight_decay), h, ps->clip_pending);
+  hy_arena_rewind(mark);
+  ps->clip_pending = false;
+}
+#else
+void hy_optimizer_prepare(hy_optimizer *o, double lr) {
+  (void)o;
+  (void)lr;
+  hy_die("optimizer", "hy_optimizer_prepare is for parameters on the GPU");
+}
+#endif
+
 void hy_optimizer_step(hy_optimizer *o, double lr) {
+#ifdef HYLA_CUDA
+  if (hy_fused_on_gpu(o->params)) {
+    step_on_gpu(o, lr);
+    return;
+  }
+#endif
   o->step++;
   hy_weights_changed();
   const hy_optimizer_config *c = &o->cfg;
   double b1 = c->beta1, b2 = c->beta2, eps = c->eps, mu = c->momentum;
-  double c1 = c->kind == HY_ADAMW ? 1.0 / (1.0 - pow(b1, (double)o->step)) : 0.0;
-  double c2 = c->kind == HY_ADAMW ? 1.0 / (1.0 - pow(b2, (double)o->step)) : 0.0;
+  double c1 = correction(o, b1), c2 = correction(o, b2);
   bool first = o->step == 1; /* PyTorch's SGD starts the momentum buffer at the first gradient */
   for (int i = 0; i < o->params->n; i++) {
     hy_tensor *p = o->params->items[i].t;
@@ -78,16 +126,6 @@ void hy_optimizer_step(hy_optimizer *o, double lr) {
     double wd = o->params->items[i].decay ? c->weight_decay : 0.0;
     int64_t n = hy_numel(p);
     bool f64 = p->dtype == HY_F64;
-#ifdef HYLA_CUDA
-    if (p->device == HY_CUDA) {
-      if (c->kind == HY_ADAMW)
-        cuda_adamw_f32(n, p->data, o->state[0][i]->data, o->state[1][i]->data, p->grad->data, lr,
-                       b1, b2, c1, c2, eps, wd);
-      else
-        cuda_sgd_f32(n, p->data, o->state[0][i]->data, p->grad->data, lr, mu, wd, first);
-      continue;
-    }
-#endif
     if (c->kind == HY_ADAMW) {
       if (f64)
         ADAMW_UPDATE(double);

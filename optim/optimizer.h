@@ -32,8 +32,15 @@ hy_optimizer_config hy_sgd_config(double momentum, double weight_decay);
 
 void hy_optimizer_init(hy_optimizer *o, hy_params *ps, hy_optimizer_config cfg);
 /* One update at learning rate lr from the parameters' gradients; a parameter without a gradient
- * is left alone. Does not zero the gradients. */
+ * is left alone. Does not zero the gradients.
+ * On the GPU: one launch over every parameter, after a pending clip (optim/clip.h), with nothing
+ * read back. It can be captured into a CUDA graph (once a step has run outside the capture); the
+ * capture counts no step, and each replay needs hy_optimizer_prepare first. */
 void hy_optimizer_step(hy_optimizer *o, double lr);
+/* GPU only: count the next step and write its learning rate and bias corrections where the
+ * update's host-to-device copy reads them (waiting, if need be, until the last step's copy has
+ * run). hy_optimizer_step does this itself outside a capture. */
+void hy_optimizer_prepare(hy_optimizer *o, double lr);
 void hy_optimizer_free(hy_optimizer *o);
 
 #endif

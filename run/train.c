@@ -36,6 +36,12 @@ typedef struct {
   hy_batches *train, *val;
   hy_dist dist;
   bool lead; /* rank 0: the one that prints, logs and writes checkpoints */
+  /* On the GPU a step reads nothing back: the micro-batches' losses and the gradient norm wait
+   * on the device for the steps that log them. */
+  bool gpu;
+  hy_tensor *losses; /* [grad_accum] f32 on the GPU */
+  hy_tensor *gnorm;  /* the last hy_clip_grad_norm */
+  int64_t nonfinite; /* the clips with a non-finite norm seen so far (hy_clip_nonfinite) */
   FILE *metrics, *log;
   bool tty;
   double t_start, t_last_log;
@@ -190,6 +196,11 @@ static void evaluate(run *R, int64_t step, hy_train_result *res) {
   }
 }
 
+static bool logs_at(const run *R, int64_t step, int64_t end) {
+  return step % R->r->train.log_every == 0 || step == end;
+}
+
+/* The step's line; loss NAN: not read back (a GPU step that does not log). */
 static void report(run *R, int64_t step, int64_t end, double loss, double lr, double gnorm) {
   const hy_recipe *r = R->r;
   double t = now(), dt = t - R->t_last_log;
@@ -198,13 +209,12 @@ static void report(run *R, int64_t step, int64_t end, double loss, double lr, do
   double tps = dt > 0 ? tokens / dt : 0, per_step = dt / (double)(steps ? steps : 1);
   char eta[32];
   format_duration(per_step * (double)(end - step), eta, sizeof eta);
-  bool log_now = step % r->train.log_every == 0 || step == end;
   /* model FLOPs a second per GPU over its bf16 peak: a data-parallel group's tokens/s, its sp
    * GPUs sharing each sequence (flops_per_token is divided by sp) */
   double mfu = R->peak_flops > 0 ? tps * R->flops_per_token / R->peak_flops : 0;
   char mfu_text[32] = "";
   if (mfu > 0) snprintf(mfu_text, sizeof mfu_text, "  MFU %.1f%%", 100 * mfu);
-  if (log_now) {
+  if (logs_at(R, step, end)) {
     say(R, "step %lld/%lld  loss %.4f  lr %.3g  grad norm %.3f  %.0f tok/s%s  ETA %s",
         (long long)step, (long long)end, loss, lr, gnorm, tps, mfu_text, eta);
     metric(R,
@@ -214,8 +224,10 @@ static void report(run *R, int64_t step, int64_t end, double loss, double lr, do
     R->t_last_log = t;
     R->step_at_last_log = step;
   } else if (R->lead && R->tty && !R->opt->quiet) {
-    printf("\r\033[Kstep %lld/%lld  loss %.4f  %.0f tok/s  ETA %s", (long long)step, (long long)end,
-           loss, tps, eta);
+    char shown[32] = "";
+    if (!isnan(loss)) snprintf(shown, sizeof shown, "  loss %.4f", loss);
+    printf("\r\033[Kstep %lld/%lld%s  %.0f tok/s  ETA %s", (long long)step, (long long)end, shown,
+           tps, eta);
     fflush(stdout);
   }
 }
@@ -228,7 +240,9 @@ static double labelled(const hy_tensor *targets) {
 }
 
 /* One optimizer step over grad_accum micro-batches. Returns the mean loss and sets *gnorm; a
- * non-finite loss or gradient norm is returned as is, with no update made. */
+ * non-finite loss or gradient norm is returned as is, with no update made. On the GPU nothing is
+ * read back (read_gpu_step does that for the steps that log): both are NAN, and the optimizer
+ * itself leaves out a step whose gradient norm is not finite. */
 static double train_step(run *R, int64_t step, double *gnorm) {
   const hy_recipe *r = R->r;
   hy_params *ps = &R->model->params;
@@ -245,17 +259,47 @@ static double train_step(run *R, int64_t step, double *gnorm) {
     double mine = labelled(y), all = hy_parallel_sum(&R->dist, mine);
     double weight = (all > 0 ? mine / all : 0) / (double)r->train.grad_accum;
     hy_tensor *l = hy_scale(hy_model_loss(R->model, x, y, HY_IGNORE_INDEX), weight);
-    double v = hy_parallel_sum(&R->dist, hy_item(l));
-    loss += v;
-    finite = finite && isfinite(v);
-    if (finite) hy_backward(l);
+    if (R->gpu) {
+      hy_tensor *v = l->dtype == HY_F32 ? l : hy_cast(l, HY_F32);
+      hy_device_copy(HY_CUDA, (float *)R->losses->data + micro, v->device, v->data, sizeof(float));
+      hy_backward(l);
+    } else {
+      double v = hy_parallel_sum(&R->dist, hy_item(l));
+      loss += v;
+      finite = finite && isfinite(v);
+      if (finite) hy_backward(l);
+    }
     hy_parallel_end_slice();
     hy_step_reset();
   }
+  if (R->gpu) {
+    hy_parallel_reduce_grads(&R->dist, ps);
+    R->gnorm = hy_clip_grad_norm(ps, r->train.grad_clip);
+    hy_optimizer_step(&R->optim, hy_schedule_lr(&R->sched, step));
+    *gnorm = NAN;
+    return NAN;
+  }
   if (finite) hy_parallel_reduce_grads(&R->dist, ps);
-  *gnorm = finite ? hy_clip_grad_norm(ps, r->train.grad_clip) : NAN;
+  *gnorm = finite ? hy_item(hy_clip_grad_norm(ps, r->train.grad_clip)) : NAN;
   if (!finite || !isfinite(*gnorm)) return isfinite(loss) ? NAN : loss;
   hy_optimizer_step(&R->optim, hy_schedule_lr(&R->sched, step));
+  return loss;
+}
+
+/* The last GPU step's mean loss and gradient norm, read back, as the CPU's train_step gives them;
+ * *left_out: the steps since the last read that the optimizer left out for a non-finite norm. */
+static double read_gpu_step(run *R, double *gnorm, int64_t *left_out) {
+  int64_t n = R->r->train.grad_accum;
+  float *v = malloc(sizeof *v * (size_t)n);
+  if (!v) hy_die("train", "out of memory");
+  hy_device_copy(HY_CPU, v, HY_CUDA, R->losses->data, sizeof *v * (size_t)n);
+  double loss = 0;
+  for (int64_t i = 0; i < n; i++) loss += hy_parallel_sum(&R->dist, v[i]);
+  free(v);
+  *gnorm = hy_item(R->gnorm);
+  int64_t seen = hy_clip_nonfinite(&R->model->params);
+  *left_out = seen - R->nonfinite;
+  R->nonfinite = seen;
   return loss;
 }
 
@@ -272,7 +316,29 @@ static int train_loop(run *R, int64_t start, hy_train_result *res, hy_error *err
   while (step < end && !stop) {
     n_before = hy_batches_save(R->train, before);
     double gnorm, loss = train_step(R, step + 1, &gnorm);
-    if (!isfinite(loss)) {
+    bool known = !R->gpu || logs_at(R, step + 1, end); /* the loss and the norm are on the host */
+    int64_t left_out = 0;
+    if (R->gpu && known) loss = read_gpu_step(R, &gnorm, &left_out);
+    if (R->gpu && (left_out > 0 || (known && !(isfinite(loss) && isfinite(gnorm))))) {
+      /* The optimizer made no update from a non-finite norm; the parameters are good as they are.
+       */
+      bool skip = !strcmp(r->train.on_nan, "skip");
+      say(R,
+          "step %lld: loss %g, grad norm %g (%lld steps since step %lld left out for a "
+          "non-finite gradient norm): %s (on_nan = \"%s\")",
+          (long long)(step + 1), loss, gnorm, (long long)left_out, (long long)R->step_at_last_log,
+          skip ? "going on" : "stopping", r->train.on_nan);
+      step++;
+      if (skip) {
+        skipped += left_out;
+        continue;
+      }
+      n_loader = hy_batches_save(R->train, loader);
+      if (save(R, step, loader, n_loader, err)) return -1;
+      return hy_fail(err, "training diverged by step %lld (loss %g); the last good state is in %s",
+                     (long long)step, loss, r->run.out);
+    }
+    if (!R->gpu && !isfinite(loss)) {
       if (!strcmp(r->train.on_nan, "skip")) {
         skipped++;
         say(R, "step %lld: loss %g, grad norm %g: step skipped (on_nan = \"skip\")",
@@ -288,7 +354,7 @@ static int train_loop(run *R, int64_t start, hy_train_result *res, hy_error *err
                      (long long)(step + 1), loss, r->run.out);
     }
     step++;
-    res->last_loss = loss;
+    if (known) res->last_loss = loss;
     report(R, step, end, loss, hy_schedule_lr(&R->sched, step), gnorm);
     if (r->train.eval_every > 0 && step % r->train.eval_every == 0 && step < end)
       evaluate(R, step, res);
@@ -383,6 +449,8 @@ int hy_train(const hy_recipe *r, const hy_train_options *opt, hy_train_result *r
     /* each rank trains seq_len / sp of every sequence, and the model FLOPs are the whole's */
     R.flops_per_token = hy_model_flops_per_token(R.model, r->train.seq_len) / (double)R.dist.sp;
     R.peak_flops = hy_gpu_bf16_peak();
+    R.gpu = true;
+    R.losses = hy_zeros_persistent_on(HY_CUDA, HY_F32, HY_SHAPE(r->train.grad_accum));
   }
   apply_no_decay(&R.model->params, r);
   hy_optimizer_init(&R.optim, &R.model->params, optimizer_config(r));
@@ -413,6 +481,7 @@ int hy_train(const hy_recipe *r, const hy_train_options *opt, hy_train_result *r
 done:
   if (R.metrics) fclose(R.metrics);
   if (R.log) fclose(R.log);
+  hy_free(R.losses);
   if (R.model) {
     hy_optimizer_free(&R.optim);
     hy_model_free(R.model);

@@ -1,6 +1,10 @@
 #include "tensor/params.h"
 #include "tensor/device.h"
 
+#ifdef HYLA_CUDA
+#include "tensor/cuda/kernels.h"
+#endif
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +45,7 @@ void hy_params_zero_grad(hy_params *ps) {
     hy_tensor *g = ps->items[i].t->grad;
     if (g) hy_device_memset0(g->device, g->data, (size_t)hy_numel(g) * hy_dtype_size(g->dtype));
   }
+  ps->clip_pending = false;
 }
 
 void hy_params_to(hy_params *ps, hy_device device) {
@@ -57,12 +62,18 @@ void hy_params_to(hy_params *ps, hy_device device) {
     t->data = data;
     t->device = device;
   }
+  hy_free(ps->grad_norm); /* made again on the new device */
+  ps->grad_norm = NULL;
+  ps->clip_pending = false;
   hy_weights_changed();
 }
 
 void hy_params_free(hy_params *ps) {
   for (int i = 0; i < ps->n; i++) hy_free(ps->items[i].t);
   free(ps->items);
-  ps->items = NULL;
-  ps->n = ps->cap = 0;
+  hy_free(ps->grad_norm);
+#ifdef HYLA_CUDA
+  cuda_fused_free(ps->fused);
+#endif
+  *ps = (hy_params){0};
 }

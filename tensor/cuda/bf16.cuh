@@ -15,7 +15,9 @@ __device__ __forceinline__ float ld(const bf16 *p) { return __bfloat162float(*p)
 __device__ __forceinline__ void st(float *p, float v) { *p = v; }
 __device__ __forceinline__ void st(bf16 *p, float v) { *p = __float2bfloat16_rn(v); }
 
-__device__ __forceinline__ float4 ld4(const float *p) { return *reinterpret_cast<const float4 *>(p); }
+__device__ __forceinline__ float4 ld4(const float *p) {
+  return *reinterpret_cast<const float4 *>(p);
+}
 __device__ __forceinline__ float4 ld4(const bf16 *p) {
   uint2 u = *reinterpret_cast<const uint2 *>(p);
   float2 lo = __bfloat1622float2(*reinterpret_cast<__nv_bfloat162 *>(&u.x));

@@ -26,12 +26,6 @@ extern "C" hy_cuda_graph *hy_cuda_graph_end(void) {
   return g;
 }
 
-extern "C" bool hy_cuda_capturing(void) {
-  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
-  HY_CUDA_CHECK(cudaStreamIsCapturing(hy_cuda_stream(), &status));
-  return status != cudaStreamCaptureStatusNone;
-}
-
 extern "C" void hy_cuda_graph_launch(hy_cuda_graph *g) {
   HY_CUDA_CHECK(cudaGraphLaunch(g->exec, hy_cuda_stream()));
 }

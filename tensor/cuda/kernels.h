@@ -115,14 +115,45 @@ void cuda_titans_scan_backward_f32(const hy_titans_dims *dims, const float *q, c
                                    float *gq, float *gk, float *gv, float *gtheta, float *geta,
                                    float *gkeep, float *gw1, float *gw2, float *work);
 
-/* The optimizer's loops (optim/): AdamW and SGD updates with the factors of optim/optimizer.c,
- * the sum of squares of a gradient (in double, the same on every run) and an in-place scaling. */
-void cuda_adamw_f32(int64_t n, float *w, float *m, float *v, const float *g, double lr, double b1,
-                    double b2, double c1, double c2, double eps, double wd);
-void cuda_sgd_f32(int64_t n, float *w, float *b, const float *g, double lr, double mu, double wd,
-                  bool first);
-double cuda_sum_squares_f32(int64_t n, const float *x);
-void cuda_scale_inplace_f32(int64_t n, float *x, double c);
+/* The optimizer end of a GPU step (optim/clip.c, optim/optimizer.c; tensor/cuda/optim.cu): the
+ * global gradient norm and AdamW or SGD over all of a parameter set's f32 parameters, one launch
+ * each, nothing read back. A hy_fused keeps the device table of the parameters that have a
+ * gradient (made again when a pointer or size changes: never while hyla's stream is being
+ * captured), the clip factor, and the step's values, which each update copies from pinned host
+ * memory so that a captured update replays with the values written before each replay. */
+typedef struct hy_fused hy_fused;
+typedef struct {
+  float *w;
+  const float *g; /* NULL: no gradient, left alone */
+  float *m, *v;   /* AdamW's moments, SGD's momentum in m; NULL for the norm alone */
+  int64_t n;
+  float wd; /* the parameter's weight decay: 0 unless it is marked decay */
+} hy_fused_param;
+typedef struct {
+  float lr, c1, c2; /* AdamW's bias corrections 1 / (1 - beta^t) */
+  int32_t first;    /* SGD's first step: the momentum buffer starts at the gradient */
+} hy_fused_step;
+typedef struct {
+  bool adamw;
+  float beta1, one_minus_beta1, beta2, one_minus_beta2, eps; /* AdamW */
+  float momentum;                                            /* SGD */
+} hy_fused_hyper;
+hy_fused *cuda_fused_new(void);
+void cuda_fused_free(hy_fused *f);
+/* The L2 norm of the gradients of ps[0..n) in double, summed in a fixed order, into the device
+ * double *norm; with clip also the factor the next cuda_fused_update scales each gradient by,
+ * max_norm / (norm + 1e-6) where 0 < max_norm < norm and 1 otherwise, and a non-finite norm makes
+ * that update leave everything alone (and is counted). */
+void cuda_fused_norm(hy_fused *f, int n, const hy_fused_param *ps, double *norm, bool clip,
+                     double max_norm);
+/* Write the next update's values where its copy reads them, once the last update's copy is done. */
+void cuda_fused_set_step(hy_fused *f, hy_fused_step step);
+/* Copy the step's values to the device and update every parameter that has a gradient; clipped:
+ * scale each gradient by the last cuda_fused_norm's factor as it is read. */
+void cuda_fused_update(hy_fused *f, int n, const hy_fused_param *ps, hy_fused_hyper h,
+                       bool clipped);
+int64_t cuda_fused_nonfinite(hy_fused *f);  /* clips that found a non-finite norm (reads the GPU) */
+double cuda_fused_clip_factor(hy_fused *f); /* the last clip factor (reads the GPU) */
 
 #ifdef __cplusplus
 }

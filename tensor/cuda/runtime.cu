@@ -68,6 +68,12 @@ extern "C" cudaStream_t hy_cuda_stream(void) {
   return stream;
 }
 
+extern "C" bool hy_cuda_capturing(void) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  HY_CUDA_CHECK(cudaStreamIsCapturing(hy_cuda_stream(), &status));
+  return status != cudaStreamCaptureStatusNone;
+}
+
 extern "C" void hy_cuda_memset(void *p, int byte, size_t bytes) {
   if (bytes) HY_CUDA_CHECK(cudaMemsetAsync(p, byte, bytes, hy_cuda_stream()));
 }

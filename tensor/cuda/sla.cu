@@ -6,6 +6,8 @@ extern "C" {
 }
 
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* Causal sparse-linear attention (SLA) on the GPU in f32: the twin of tensor/cpu/sla.c, with its
  * layouts (q, k, v rows by their strides; o and go [B, T, H, 2 D]: o_s then o_l; the gradients
@@ -874,10 +876,42 @@ stride3 head_major(const sla_shape &s) {
   return {(int64_t)s.H * s.T * s.D, (int64_t)s.D, (int64_t)s.T * s.D};
 }
 
+/* The counts per query block are host memory: they go to the kernel as an argument, or for more
+ * than PARAM_BLOCKS blocks through device memory kept for the process, one copy per distinct
+ * selection (the counts follow from nb and the two fractions, so a model has one or two). The copy
+ * is queued once, from pinned host memory that is never written again, to device memory that is
+ * never written again: it needs no synchronization whenever the GPU gets to it, later steps copy
+ * nothing, and a captured step replays reading the same memory. */
+struct device_counts {
+  int nb;
+  int64_t *host; /* pinned: n_critical, then n_negligible */
+  int64_t *dev;
+  device_counts *next;
+};
+
+const int64_t *counts_on_device(const hy_sla_dims *dims, int nb) {
+  static device_counts *kept;
+  size_t bytes = sizeof(int64_t) * (size_t)nb;
+  for (device_counts *c = kept; c; c = c->next)
+    if (c->nb == nb && !memcmp(c->host, dims->n_critical, bytes) &&
+        !memcmp(c->host + nb, dims->n_negligible, bytes))
+      return c->dev;
+  device_counts *c = (device_counts *)malloc(sizeof *c);
+  if (!c) hy_die("sla_select", "out of memory");
+  c->nb = nb;
+  HY_CUDA_CHECK(cudaHostAlloc((void **)&c->host, 2 * bytes, cudaHostAllocDefault));
+  memcpy(c->host, dims->n_critical, bytes);
+  memcpy(c->host + nb, dims->n_negligible, bytes);
+  HY_CUDA_CHECK(cudaMalloc((void **)&c->dev, 2 * bytes));
+  HY_CUDA_CHECK(
+      cudaMemcpyAsync(c->dev, c->host, 2 * bytes, cudaMemcpyHostToDevice, hy_cuda_stream()));
+  c->next = kept;
+  kept = c;
+  return c->dev;
+}
+
 } // namespace
 
-/* The counts per query block are host memory: they go to the kernel as an argument, or for more
- * than PARAM_BLOCKS blocks to the device through the step arena. */
 extern "C" void cuda_sla_select_f32(const hy_sla_dims *dims, const float *q, const float *k,
                                     int32_t *classes) {
   if (dims->a.B * dims->a.H * dims->n_blocks == 0) return;
@@ -887,19 +921,15 @@ extern "C" void cuda_sla_select_f32(const hy_sla_dims *dims, const float *q, con
     hy_die("sla_select", "%d blocks: the GPU selection ranks at most %d", s.nb,
            (int)(200 * 1024 / sizeof(double)));
   hy_arena_mark mark = hy_arena_get_mark();
-  size_t count_bytes = sizeof(int64_t) * (size_t)s.nb;
   counts_param cp = {};
-  int64_t *counts = nullptr;
+  const int64_t *counts = nullptr;
   if (s.nb <= PARAM_BLOCKS) {
     for (int i = 0; i < s.nb; i++) {
       cp.critical[i] = (int32_t)dims->n_critical[i];
       cp.negligible[i] = (int32_t)dims->n_negligible[i];
     }
   } else {
-    counts = (int64_t *)hy_arena_alloc_on(HY_CUDA, 2 * count_bytes);
-    HY_CUDA_CHECK(cudaMemcpy(counts, dims->n_critical, count_bytes, cudaMemcpyHostToDevice));
-    HY_CUDA_CHECK(
-        cudaMemcpy(counts + s.nb, dims->n_negligible, count_bytes, cudaMemcpyHostToDevice));
+    counts = counts_on_device(dims, s.nb);
   }
   size_t pooled_bytes = sizeof(double) * (size_t)s.B * (size_t)s.H * (size_t)s.nb * (size_t)s.D;
   double *pq = (double *)hy_arena_alloc_on(HY_CUDA, pooled_bytes ? pooled_bytes : 1);

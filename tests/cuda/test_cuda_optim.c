@@ -25,7 +25,7 @@ static void train(hy_device device, hy_optimizer_config cfg, int steps, double c
       hy_tensor *p = ps.items[i].t;
       hy_copy_into(hy_grad(p), t_randn(HY_F32, hy_shape_of(p), 100 + 10 * s + i));
     }
-    *norm = hy_clip_grad_norm(&ps, clip);
+    *norm = hy_item(hy_clip_grad_norm(&ps, clip));
     hy_optimizer_step(&o, 1e-2);
   }
   for (int i = 0; i < ps.n; i++) out[i] = t_to_cpu(ps.items[i].t);

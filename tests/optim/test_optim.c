@@ -130,8 +130,56 @@ Test(optim, clipping_scales_to_the_global_norm) {
   set_grads(0); /* w: 0.1, 0.15, 0.2; b: -0.1, -0.05 */
   double norm = sqrt(0.01 + 0.0225 + 0.04 + 0.01 + 0.0025);
   cr_assert_float_eq(hy_grad_norm(&ps), norm, 1e-15);
-  cr_assert_float_eq(hy_clip_grad_norm(&ps, 1.0), norm, 1e-15); /* below: unchanged */
+  cr_assert_float_eq(hy_item(hy_clip_grad_norm(&ps, 1.0)), norm, 1e-15); /* below: unchanged */
   cr_assert_float_eq(hy_grad_norm(&ps), norm, 1e-15);
   hy_clip_grad_norm(&ps, 0.1);
   cr_assert_float_eq(hy_grad_norm(&ps), 0.1 * norm / (norm + 1e-6), 1e-15);
+}
+
+Test(optim, the_clipped_norm_is_a_scalar_tensor_owned_by_the_parameters) {
+  setup(HY_F32);
+  set_grads(0);
+  double norm = hy_grad_norm(&ps);
+  hy_tensor *t = hy_clip_grad_norm(&ps, 0); /* 0: no clipping */
+  cr_assert(t == ps.grad_norm && t->device == HY_CPU && t->dtype == HY_F64 && hy_numel(t) == 1);
+  cr_assert_eq(hy_item(t), norm);
+  cr_assert_eq(hy_grad_norm(&ps), norm); /* max_norm 0 scales nothing */
+  set_grads(3);
+  cr_assert(hy_clip_grad_norm(&ps, 0) == t, "the same tensor, overwritten");
+  cr_assert_eq(hy_item(t), hy_grad_norm(&ps));
+  cr_assert_eq(hy_clip_nonfinite(&ps), 0);
+  cr_assert(!ps.clip_pending, "the CPU scales in place: nothing waits for the step");
+}
+
+Test(optim, a_non_finite_norm_scales_nothing_on_the_cpu) {
+  setup(HY_F32);
+  set_grads(0);
+  hy_set(ps.items[1].t->grad, 1, NAN);
+  double g0 = hy_get(ps.items[0].t->grad, 2);
+  cr_assert(isnan(hy_item(hy_clip_grad_norm(&ps, 1e-3))));
+  cr_assert_eq(hy_get(ps.items[0].t->grad, 2), g0);
+  cr_assert_eq(hy_clip_nonfinite(&ps), 0); /* the CPU's caller sees the norm and decides */
+}
+
+Test(optim, zero_grad_drops_a_pending_clip_and_free_resets_the_parameters) {
+  setup(HY_F32);
+  set_grads(0);
+  hy_clip_grad_norm(&ps, 1.0);
+  ps.clip_pending = true; /* as a GPU clip leaves it */
+  hy_params_zero_grad(&ps);
+  cr_assert(!ps.clip_pending);
+  cr_assert_eq(hy_get(ps.items[0].t->grad, 0), 0.0);
+  hy_params_free(&ps);
+  cr_assert(ps.n == 0 && ps.items == NULL && ps.grad_norm == NULL && ps.fused == NULL);
+}
+
+static void prepare_on_the_cpu(void) {
+  setup(HY_F32);
+  hy_optimizer o;
+  hy_optimizer_init(&o, &ps, hy_adamw_config(0.9, 0.95, 1e-8, 0.1));
+  hy_optimizer_prepare(&o, 1e-3);
+}
+
+Test(optim, prepare_is_for_the_gpu) {
+  t_expect_abort(prepare_on_the_cpu, 1, (const char *const[]){"for parameters on the GPU"});
 }
