@@ -84,35 +84,60 @@ void hy_model_free(hy_model *m) {
   free(m);
 }
 
-/* Without gradients nothing of a block is needed once its output exists: keep the output, give
- * the rest of the block's step memory back. Evaluation on long sequences then holds one block's
- * activations at a time instead of the whole model's. */
-static hy_tensor *keep_only(hy_tensor *x, hy_step_mark mark) {
-  size_t bytes = (size_t)hy_numel(x) * hy_dtype_size(x->dtype);
-  hy_device device = x->device;
-  void *tmp = hy_device_malloc(device, bytes);
-  hy_device_copy(device, tmp, device, x->data, bytes);
-  hy_shape s = hy_shape_of(x);
-  hy_dtype dtype = x->dtype;
+/* Without gradients nothing of a block is needed once its outputs exist: keep the residual
+ * stream x and the next layer's input h, give the rest of the block's step memory back.
+ * Evaluation on long sequences then holds one block's activations at a time instead of the whole
+ * model's. */
+static void keep_only(hy_tensor **x, hy_tensor **h, hy_step_mark mark) {
+  hy_tensor **keep[2] = {x, h};
+  void *tmp[2];
+  hy_shape shape[2];
+  hy_dtype dtype[2];
+  size_t bytes[2];
+  hy_device device = (*x)->device;
+  for (int i = 0; i < 2; i++) {
+    hy_tensor *t = *keep[i];
+    bytes[i] = (size_t)hy_numel(t) * hy_dtype_size(t->dtype);
+    shape[i] = hy_shape_of(t);
+    dtype[i] = t->dtype;
+    tmp[i] = hy_device_malloc(device, bytes[i]);
+    hy_device_copy(device, tmp[i], device, t->data, bytes[i]);
+  }
   hy_step_rewind(mark);
-  hy_tensor *y = hy_empty_on(device, dtype, s);
-  hy_device_copy(device, y->data, device, tmp, bytes);
-  hy_device_free(device, tmp);
-  return y;
+  for (int i = 0; i < 2; i++) {
+    *keep[i] = hy_empty_on(device, dtype[i], shape[i]);
+    hy_device_copy(device, (*keep[i])->data, device, tmp[i], bytes[i]);
+    hy_device_free(device, tmp[i]);
+  }
 }
 
-hy_tensor *hy_model_forward(hy_model *m, hy_tensor *tokens) {
+/* The norm after block l: the next block's mixer norm, or the model's final norm. */
+static const hy_rmsnorm_layer *norm_after(const hy_model *m, int l) {
+  return l + 1 < m->cfg.n_layers ? &m->blocks[l + 1].mixer_norm : &m->norm;
+}
+
+/* The blocks as a mixed-precision pipeline: the residual stream x stays in x's dtype (f32), and
+ * each residual add is fused with the norm after it (hy_add_rmsnorm), whose output h, in the
+ * activation dtype (bf16 under HY_PRECISION_BF16 on the GPU), feeds the next layer. */
+hy_tensor *hy_model_hidden(hy_model *m, hy_tensor *tokens) {
   if (tokens->ndim != 2) hy_die("model", "tokens must be [B, T], got %s", hy_describe(tokens));
   hy_tensor *x = hy_embedding_forward(&m->embed, hy_to(tokens, m->embed.weight->device));
+  hy_dtype act = hy_activation_dtype(x);
   bool grad = hy_grad_enabled();
+  hy_tensor *h = hy_add_rmsnorm_forward(&m->blocks[0].mixer_norm, x, NULL, act, &x);
   for (int l = 0; l < m->cfg.n_layers; l++) {
     hy_block *b = &m->blocks[l];
     hy_step_mark mark = hy_step_get_mark();
-    x = hy_add(x, hy_mixer_forward(b->kind, b->mixer, hy_rmsnorm_forward(&b->mixer_norm, x)));
-    x = hy_add(x, hy_swiglu_forward(&b->mlp, hy_rmsnorm_forward(&b->mlp_norm, x)));
-    if (!grad) x = keep_only(x, mark);
+    hy_tensor *a = hy_mixer_forward(b->kind, b->mixer, h);
+    h = hy_add_rmsnorm_forward(&b->mlp_norm, x, a, act, &x);
+    h = hy_add_rmsnorm_forward(norm_after(m, l), x, hy_swiglu_forward(&b->mlp, h), act, &x);
+    if (!grad) keep_only(&x, &h, mark);
   }
-  return hy_linear_forward(&m->head, hy_rmsnorm_forward(&m->norm, x));
+  return h;
+}
+
+hy_tensor *hy_model_forward(hy_model *m, hy_tensor *tokens) {
+  return hy_linear_forward(&m->head, hy_model_hidden(m, tokens));
 }
 
 hy_tensor *hy_model_loss(hy_model *m, hy_tensor *tokens, hy_tensor *targets, int ignore_index) {
@@ -136,14 +161,16 @@ hy_tensor *hy_decoder_step(hy_model *m, hy_decoder *d, hy_tensor *tokens) {
   if (d->pos >= d->max_len)
     hy_die("decoder", "past the %lld tokens it was made for", (long long)d->max_len);
   hy_tensor *x = hy_embedding_forward(&m->embed, tokens);
+  hy_dtype act = hy_activation_dtype(x);
+  hy_tensor *h = hy_add_rmsnorm_forward(&m->blocks[0].mixer_norm, x, NULL, act, &x);
   for (int l = 0; l < m->cfg.n_layers; l++) {
     hy_block *b = &m->blocks[l];
-    hy_tensor *h = hy_rmsnorm_forward(&b->mixer_norm, x);
-    x = hy_add(x, b->kind->decode_step(b->mixer, d->states[l], h, d->pos));
-    x = hy_add(x, hy_swiglu_forward(&b->mlp, hy_rmsnorm_forward(&b->mlp_norm, x)));
+    hy_tensor *a = b->kind->decode_step(b->mixer, d->states[l], h, d->pos);
+    h = hy_add_rmsnorm_forward(&b->mlp_norm, x, a, act, &x);
+    h = hy_add_rmsnorm_forward(norm_after(m, l), x, hy_swiglu_forward(&b->mlp, h), act, &x);
   }
   d->pos++;
-  return hy_linear_forward(&m->head, hy_rmsnorm_forward(&m->norm, x));
+  return hy_linear_forward(&m->head, h);
 }
 
 void hy_decoder_free(hy_model *m, hy_decoder *d) {

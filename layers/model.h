@@ -1,5 +1,7 @@
 /* The decoder-only model: embedding -> blocks (pre-norm, residual: h = x + mixer(norm(x)),
- * y = h + mlp(norm(h))) -> RMSNorm -> LM head (tied to the embedding or its own). */
+ * y = h + mlp(norm(h))) -> RMSNorm -> LM head (tied to the embedding or its own). Each residual
+ * add runs fused with the norm after it (hy_add_rmsnorm); the residual stream stays in the
+ * parameters' dtype, the layers' inputs and outputs take the activation dtype. */
 #ifndef HYLA_MODEL_H
 #define HYLA_MODEL_H
 
@@ -124,7 +126,7 @@ typedef struct {
   const hy_mixer_kind *kind;
   void *mixer;
   hy_rmsnorm_layer mixer_norm, mlp_norm;
-  hy_swiglu mlp;
+  hy_swiglu_layer mlp;
 } hy_block;
 
 typedef struct {
@@ -140,6 +142,9 @@ typedef struct {
 hy_model *hy_model_new(const hy_model_config *cfg, uint64_t seed);
 void hy_model_free(hy_model *m);
 
+/* [B, T] i32 -> the final RMSNorm's output [B, T, d], in the activation dtype
+ * (hy_activation_dtype: bf16 under mixed precision on the GPU): the LM head's input. */
+hy_tensor *hy_model_hidden(hy_model *m, hy_tensor *tokens);
 hy_tensor *hy_model_forward(hy_model *m, hy_tensor *tokens); /* [B, T] i32 -> logits [B, T, V] */
 /* Mean cross-entropy of the logits against targets [B, T] (i32; ignore_index skipped). */
 hy_tensor *hy_model_loss(hy_model *m, hy_tensor *tokens, hy_tensor *targets, int ignore_index);

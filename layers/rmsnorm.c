@@ -11,3 +11,8 @@ void hy_rmsnorm_init(hy_rmsnorm_layer *n, hy_params *ps, const char *prefix, int
 hy_tensor *hy_rmsnorm_forward(const hy_rmsnorm_layer *n, hy_tensor *x) {
   return hy_rmsnorm(x, n->weight, n->eps);
 }
+
+hy_tensor *hy_add_rmsnorm_forward(const hy_rmsnorm_layer *n, hy_tensor *x, hy_tensor *y,
+                                  hy_dtype dtype, hy_tensor **sum) {
+  return hy_add_rmsnorm(x, y, n->weight, n->eps, dtype, sum);
+}

@@ -3,8 +3,8 @@
 
 #include <stdio.h>
 
-void hy_swiglu_init(hy_swiglu *m, hy_params *ps, const char *prefix, int64_t d, int64_t hidden,
-                    hy_dtype dtype, hy_rng *rng, double std, double out_std) {
+void hy_swiglu_init(hy_swiglu_layer *m, hy_params *ps, const char *prefix, int64_t d,
+                    int64_t hidden, hy_dtype dtype, hy_rng *rng, double std, double out_std) {
   char path[HY_PARAM_NAME_MAX];
   snprintf(path, sizeof path, "%s/gate_proj", prefix);
   hy_linear_init(&m->gate, ps, path, d, hidden, false, dtype, rng, std);
@@ -14,9 +14,9 @@ void hy_swiglu_init(hy_swiglu *m, hy_params *ps, const char *prefix, int64_t d, 
   hy_linear_init(&m->down, ps, path, hidden, d, false, dtype, rng, out_std);
 }
 
-hy_tensor *hy_swiglu_forward(const hy_swiglu *m, hy_tensor *x) {
-  hy_tensor *g = hy_silu(hy_linear_forward(&m->gate, x));
-  return hy_linear_forward(&m->down, hy_mul(g, hy_linear_forward(&m->up, x)));
+hy_tensor *hy_swiglu_forward(const hy_swiglu_layer *m, hy_tensor *x) {
+  hy_tensor *g = hy_linear_forward(&m->gate, x), *u = hy_linear_forward(&m->up, x);
+  return hy_linear_forward(&m->down, hy_swiglu(g, u));
 }
 
 int64_t hy_swiglu_default_hidden(int64_t d) {

@@ -66,12 +66,27 @@ hy_tensor *hy_embedding(hy_tensor *weight, hy_tensor *indices);
  * [..., V], targets i32 [...]. Returns shape [1]; 0 when every target is ignored. */
 hy_tensor *hy_cross_entropy(hy_tensor *logits, hy_tensor *targets, int ignore_index);
 
-/* x / sqrt(mean(x^2 over the last axis) + eps) * weight; weight [d] or NULL. */
+/* x / sqrt(mean(x^2 over the last axis) + eps) * weight; weight [d] or NULL, in x's dtype (f32
+ * for bf16 x: a parameter in mixed precision). The output has x's dtype. */
 hy_tensor *hy_rmsnorm(hy_tensor *x, hy_tensor *weight, double eps);
 
+/* The residual step of a pre-norm block in one pass: *sum = x + y in x's dtype (x the residual
+ * stream, f32 or f64; y the branch's output, of x's dtype or bf16; y NULL: *sum = x itself, no
+ * add), and the result rmsnorm(*sum, weight, eps) in `dtype` (x's, or bf16 on the GPU: the next
+ * layer's input in mixed precision). Both outputs take gradients (sum may be NULL when the caller
+ * needs only the norm). */
+hy_tensor *hy_add_rmsnorm(hy_tensor *x, hy_tensor *y, hy_tensor *weight, double eps, hy_dtype dtype,
+                          hy_tensor **sum);
+
 /* Rotary embedding of x [B, T, H, D] (D even), rotate-half convention: channel i pairs with
- * i + D/2 and turns by angle (t + pos_offset) * theta^(-2i/D). */
+ * i + D/2 and turns by angle (t + pos_offset) * theta^(-2i/D). x may be a strided view whose
+ * channels are contiguous (heads sliced from one projection); the output is packed. */
 hy_tensor *hy_rope(hy_tensor *x, int64_t pos_offset, double theta);
+
+/* SwiGLU's product, silu(g) * u elementwise (silu(v) = v sigmoid(v)); g and u of one shape and
+ * dtype, either a strided view whose rows (last dim) are contiguous (the halves of one
+ * [..., 2 h] projection); the output is packed. */
+hy_tensor *hy_swiglu(hy_tensor *g, hy_tensor *u);
 
 /* Causal softmax attention, fused (FlashAttention-2 style: online softmax forward, recompute in
  * backward from the saved log-sum-exp). q, k, v [B, T, H, D]; out [B, T, H, D]. */

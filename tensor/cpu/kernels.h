@@ -1,8 +1,7 @@
 /* CPU kernels. Each kernel file is written once over `real` and compiled twice, as float (_f32)
  * and as double (_f64); tensor/<op>.c picks one by dtype. Kernels take contiguous buffers unless
- * a parameter says otherwise. Gradient outputs (g*) are accumulated into (+=), except where an
- * accumulate flag (acc_*) says whether to add into them or overwrite them (a fresh gradient from
- * hy_grad_acc, left unset). */
+ * a parameter says otherwise. Gradient outputs (g*) are accumulated into (+=), or overwritten
+ * where an accumulate flag says so (a fresh gradient, hy_grad_acc). */
 #ifndef HYLA_CPU_KERNELS_H
 #define HYLA_CPU_KERNELS_H
 
@@ -43,9 +42,20 @@
   void cpu_rmsnorm_##S(int64_t rows, int64_t d, const real *x, const real *w, double eps, real *y, \
                        real *rstd);                                                                \
   void cpu_rmsnorm_backward_##S(int64_t rows, int64_t d, const real *x, const real *w,             \
-                                const real *rstd, const real *gy, real *gx, real *gw);             \
+                                const real *rstd, const real *gy, real *gx, bool accumulate,       \
+                                real *gw);                                                         \
+  void cpu_add_rmsnorm_##S(int64_t rows, int64_t d, const real *x, const real *y, const real *w,   \
+                           double eps, real *sum, real *h, real *rstd);                            \
+  void cpu_add_rmsnorm_backward_##S(int64_t rows, int64_t d, const real *x, const real *w,         \
+                                    const real *rstd, const real *gh, const real *gsum, real *gx,  \
+                                    bool acc_x, real *gy, bool acc_y, real *gw);                   \
   void cpu_rope_##S(int64_t B, int64_t T, int64_t H, int64_t D, int64_t pos_offset, double theta,  \
-                    bool inverse, bool accumulate, const real *x, real *y);                        \
+                    bool inverse, bool accumulate, const int64_t *xs, const real *x, real *y);     \
+  void cpu_swiglu_##S(int64_t rows, int64_t cols, const real *g, int64_t sg, const real *u,        \
+                      int64_t su, real *y);                                                        \
+  void cpu_swiglu_backward_##S(int64_t rows, int64_t cols, const real *g, int64_t sg,              \
+                               const real *u, int64_t su, const real *gy, real *gg, bool acc_g,    \
+                               real *gu, bool acc_u);                                              \
   void cpu_attention_##S(const hy_attn_dims *dims, const real *q, const real *k, const real *v,    \
                          real *o, real *lse);                                                      \
   void cpu_attention_backward_##S(const hy_attn_dims *dims, const real *q, const real *k,          \

@@ -1,10 +1,12 @@
 #include "tensor/cpu/real.h"
 
-/* Rotate-half RoPE on x [B, T, H, D]: channel i < D/2 pairs with i + D/2 and both turn by the
- * angle (t + pos_offset) * theta^(-2i/D); `inverse` turns the other way (the backward). Angles
- * are computed in double so that f32 and f64 see the same rotation up to their own rounding. */
+/* Rotate-half RoPE on x [B, T, H, D] into y packed: channel i < D/2 pairs with i + D/2 and both
+ * turn by the angle (t + pos_offset) * theta^(-2i/D); `inverse` turns the other way (the
+ * backward). x's rows sit at strides xs[0..2] over b, t and h (its channels contiguous), so
+ * q and k sliced from one projection need no copy. Angles are computed in double so that f32 and
+ * f64 see the same rotation up to their own rounding. */
 void K(cpu_rope)(int64_t B, int64_t T, int64_t H, int64_t D, int64_t pos_offset, double theta,
-                 bool inverse, bool accumulate, const real *x, real *y) {
+                 bool inverse, bool accumulate, const int64_t *xs, const real *x, real *y) {
   int64_t half = D / 2;
 #pragma omp parallel for if (B * T * H * D > PAR_MIN) schedule(static)
   for (int64_t t = 0; t < T; t++) {
@@ -13,15 +15,16 @@ void K(cpu_rope)(int64_t B, int64_t T, int64_t H, int64_t D, int64_t pos_offset,
       real c = (real)cos(angle), s = (real)(inverse ? -sin(angle) : sin(angle));
       for (int64_t b = 0; b < B; b++)
         for (int64_t h = 0; h < H; h++) {
-          int64_t base = ((b * T + t) * H + h) * D;
-          real x1 = x[base + i], x2 = x[base + i + half];
+          const real *xr = x + b * xs[0] + t * xs[1] + h * xs[2];
+          real *yr = y + ((b * T + t) * H + h) * D;
+          real x1 = xr[i], x2 = xr[i + half];
           real y1 = x1 * c - x2 * s, y2 = x2 * c + x1 * s;
           if (accumulate) {
-            y[base + i] += y1;
-            y[base + i + half] += y2;
+            yr[i] += y1;
+            yr[i + half] += y2;
           } else {
-            y[base + i] = y1;
-            y[base + i + half] = y2;
+            yr[i] = y1;
+            yr[i + half] = y2;
           }
         }
     }

@@ -1,12 +1,8 @@
 #include "tensor/cpu/real.h"
 
-#include <string.h>
+#include "tensor/cpu/sigmoid.h"
 
-/* Both branches are computed and one is selected, so loops over it vectorize. */
-static inline real sigmoid(real x) {
-  real e = hy_exp(-fabs(x));
-  return x >= 0 ? 1 / (1 + e) : e / (1 + e);
-}
+#include <string.h>
 
 /* log(1 + e^x) and log sigmoid(x) without overflow for large |x|. */
 static inline real softplus(real x) { return (x > 0 ? x : 0) + log1p(hy_exp(-fabs(x))); }

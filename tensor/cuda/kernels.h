@@ -1,9 +1,9 @@
 /* CUDA kernels: the CPU kernels' twins (tensor/cpu/kernels.h), with the same arguments and the
  * same meaning, over device pointers, in f32; a _bf16 twin takes bf16 storage (hy_bf16 in C,
  * computing in f32). tensor/<op>.c picks CPU or CUDA by the tensor's device (HY_KERNEL and
- * HY_KERNEL_BF16 in tensor/op.h). Gradient outputs (g*) are accumulated into (+=),
- * as on the CPU, except where an accumulate flag says whether to add or overwrite (a fresh
- * gradient from hy_grad_acc). Launches go to the default stream and return at once. */
+ * HY_KERNEL_BF16 in tensor/op.h). Gradient outputs (g*) are accumulated into (+=), or
+ * overwritten where an accumulate flag says so, as on the CPU. Launches go to hyla's stream
+ * and return at once. */
 #ifndef HYLA_CUDA_KERNELS_H
 #define HYLA_CUDA_KERNELS_H
 
@@ -64,9 +64,35 @@ void cuda_cross_entropy_backward_f32(int64_t rows, int64_t V, const float *logit
 void cuda_rmsnorm_f32(int64_t rows, int64_t d, const float *x, const float *w, double eps, float *y,
                       float *rstd);
 void cuda_rmsnorm_backward_f32(int64_t rows, int64_t d, const float *x, const float *w,
-                               const float *rstd, const float *gy, float *gx, float *gw);
+                               const float *rstd, const float *gy, float *gx, bool accumulate,
+                               float *gw);
+/* bf16 rows with an f32 weight (a parameter), f32 rstd and weight gradient. */
+void cuda_rmsnorm_bf16(int64_t rows, int64_t d, const hy_bf16 *x, const float *w, double eps,
+                       hy_bf16 *y, float *rstd);
+void cuda_rmsnorm_backward_bf16(int64_t rows, int64_t d, const hy_bf16 *x, const float *w,
+                                const float *rstd, const hy_bf16 *gy, hy_bf16 *gx, bool accumulate,
+                                float *gw);
+/* cpu_add_rmsnorm's twin for the f32 residual stream x: y (NULL, or f32 or bf16 by y_bf16) and h
+ * (f32 or bf16 by h_bf16) in either storage; sum, rstd, the weight and its gradient in f32. */
+void cuda_add_rmsnorm(int64_t rows, int64_t d, const float *x, const void *y, bool y_bf16,
+                      const float *w, double eps, float *sum, void *h, bool h_bf16, float *rstd);
+void cuda_add_rmsnorm_backward(int64_t rows, int64_t d, const float *x, const float *w,
+                               const float *rstd, const void *gh, bool h_bf16, const float *gsum,
+                               float *gx, bool acc_x, void *gy, bool y_bf16, bool acc_y, float *gw);
 void cuda_rope_f32(int64_t B, int64_t T, int64_t H, int64_t D, int64_t pos_offset, double theta,
-                   bool inverse, bool accumulate, const float *x, float *y);
+                   bool inverse, bool accumulate, const int64_t *xs, const float *x, float *y);
+void cuda_rope_bf16(int64_t B, int64_t T, int64_t H, int64_t D, int64_t pos_offset, double theta,
+                    bool inverse, bool accumulate, const int64_t *xs, const hy_bf16 *x, hy_bf16 *y);
+void cuda_swiglu_f32(int64_t rows, int64_t cols, const float *g, int64_t sg, const float *u,
+                     int64_t su, float *y);
+void cuda_swiglu_bf16(int64_t rows, int64_t cols, const hy_bf16 *g, int64_t sg, const hy_bf16 *u,
+                      int64_t su, hy_bf16 *y);
+void cuda_swiglu_backward_f32(int64_t rows, int64_t cols, const float *g, int64_t sg,
+                              const float *u, int64_t su, const float *gy, float *gg, bool acc_g,
+                              float *gu, bool acc_u);
+void cuda_swiglu_backward_bf16(int64_t rows, int64_t cols, const hy_bf16 *g, int64_t sg,
+                               const hy_bf16 *u, int64_t su, const hy_bf16 *gy, hy_bf16 *gg,
+                               bool acc_g, hy_bf16 *gu, bool acc_u);
 void cuda_attention_f32(const hy_attn_dims *dims, const float *q, const float *k, const float *v,
                         float *o, float *lse);
 void cuda_attention_backward_f32(const hy_attn_dims *dims, const float *q, const float *k,

@@ -81,7 +81,7 @@ static hy_tensor *swiglu_fn(hy_tensor **in, void *layer) { return hy_swiglu_forw
 
 Test(layers, swiglu_matches_formula_and_gradchecks) {
   hy_rng rng = hy_rng_new(8);
-  hy_swiglu m;
+  hy_swiglu_layer m;
   hy_swiglu_init(&m, &ps, "mlp", 6, 10, HY_F64, &rng, 0.5, 0.5);
   hy_tensor *x = t_param(t_randn(HY_F64, HY_SHAPE(2, 3, 6), 9));
   hy_tensor *y = hy_swiglu_forward(&m, x);

@@ -133,6 +133,26 @@ Test(rmsnorm, gradcheck) {
   t_expect_gradcheck(rms_w_gc, &c, 2, (hy_tensor *[]){x1, t_param(gain(HY_F64, 1))}, "d = 1");
 }
 
+/* x's gradient both fresh and already holding another op's part when the norm's backward runs
+ * (the norm first or last on the tape). */
+static hy_tensor *norm_then_scale(hy_tensor **in, void *ctx) {
+  (void)ctx;
+  hy_tensor *y = hy_rmsnorm(in[0], in[1], 1e-6);
+  return hy_add(y, hy_scale(in[0], 2.0));
+}
+
+static hy_tensor *scale_then_norm(hy_tensor **in, void *ctx) {
+  (void)ctx;
+  hy_tensor *x2 = hy_scale(in[0], 2.0);
+  return hy_add(x2, hy_rmsnorm(in[0], in[1], 1e-6));
+}
+
+Test(rmsnorm, gradcheck_with_other_uses_of_x) {
+  hy_tensor *in[2] = {t_param(randn(HY_F64, HY_SHAPE(3, 7))), t_param(gain(HY_F64, 7))};
+  t_expect_gradcheck(norm_then_scale, NULL, 2, in, "rmsnorm, then another use of x");
+  t_expect_gradcheck(scale_then_norm, NULL, 2, in, "another use of x, then rmsnorm");
+}
+
 Test(rmsnorm, deterministic) {
   hy_tensor *x = t_param(randn(HY_F32, HY_SHAPE(260, 130))), *w = t_param(gain(HY_F32, 130));
   hy_tensor *y1 = hy_rmsnorm(x, w, 1e-6), *y2 = hy_rmsnorm(x, w, 1e-6);

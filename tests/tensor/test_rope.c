@@ -60,6 +60,24 @@ Test(rope, views) {
   }
 }
 
+/* q and k sliced from one [B, T, 3 H D] projection are read in place: the same values as their
+ * copies, and their gradients reach the projection. */
+Test(rope, heads_of_one_projection) {
+  for (int d = 0; d < 2; d++) {
+    hy_dtype dt = DTYPES[d];
+    int64_t B = 2, T = 5, H = 3, D = 6;
+    hy_tensor *qkv = t_param(randn(dt, HY_SHAPE(B, T, 3 * H * D)));
+    hy_tensor *parts[3];
+    hy_split(hy_reshape(qkv, HY_SHAPE(B, T, 3 * H, D)), 2, 3, (int64_t[]){H, H, H}, parts);
+    for (int i = 0; i < 2; i++) {
+      cr_assert(!hy_is_contiguous(parts[i]), "the head view should be strided");
+      t_expect_same_bits(hy_rope(parts[i], 3, 10000), hy_rope(hy_contiguous(parts[i]), 3, 10000),
+                         "rope of a head view");
+    }
+    expect_rope(parts[1], 3, 10000, "k of a qkv projection");
+  }
+}
+
 /* The same rows seen at positions t + p with offset 0, or at positions t with offset p. */
 Test(rope, offset_p_at_t_equals_position_t_plus_p) {
   for (int d = 0; d < 2; d++)
@@ -123,6 +141,32 @@ Test(rope, gradcheck) {
     snprintf(name, sizeof name, "rope offset %lld theta %g view %d", (long long)cases[i].offset,
              cases[i].theta, cases[i].view);
     t_expect_gradcheck(rope_gc, (void *)&cases[i], 1, &x, name);
+  }
+}
+
+/* Heads of one projection, and x used again (its gradient fresh or accumulating when rope's
+ * backward runs). */
+static hy_tensor *rope_of_projection(hy_tensor **in, void *ctx) {
+  (void)ctx;
+  hy_tensor *parts[2];
+  hy_split(hy_reshape(in[0], HY_SHAPE(2, 3, 4, 4)), 2, 2, (int64_t[]){2, 2}, parts);
+  return hy_add(hy_rope(parts[0], 1, 100), hy_rope(parts[1], 1, 100));
+}
+
+static hy_tensor *rope_and_reuse(hy_tensor **in, void *ctx) {
+  bool rope_first = *(const bool *)ctx;
+  hy_tensor *a = rope_first ? hy_rope(in[0], 2, 100) : hy_scale(in[0], 3.0);
+  hy_tensor *b = rope_first ? hy_scale(in[0], 3.0) : hy_rope(in[0], 2, 100);
+  return hy_add(a, b);
+}
+
+Test(rope, gradcheck_views_and_reuse) {
+  hy_tensor *qk = t_param(randn(HY_F64, HY_SHAPE(2, 3, 16)));
+  t_expect_gradcheck(rope_of_projection, NULL, 1, &qk, "rope of q and k from one projection");
+  for (int first = 0; first < 2; first++) {
+    bool rope_first = first;
+    hy_tensor *x = t_param(randn(HY_F64, HY_SHAPE(1, 3, 2, 4)));
+    t_expect_gradcheck(rope_and_reuse, &rope_first, 1, &x, "rope with another use of x");
   }
 }
 
