@@ -140,9 +140,20 @@ hy_tensor *hy_model_forward(hy_model *m, hy_tensor *tokens) {
   return hy_linear_forward(&m->head, hy_model_hidden(m, tokens));
 }
 
+/* The head and the loss as one op (hy_dense_cross_entropy, no logits kept) when the head is a
+ * plain linear map, as it is tied or untied. Targets on their way to the GPU are checked first,
+ * once a batch, while they are still on the host: the loss there is not read back. */
 hy_tensor *hy_model_loss(hy_model *m, hy_tensor *tokens, hy_tensor *targets, int ignore_index) {
-  hy_tensor *logits = hy_model_forward(m, tokens);
-  return hy_cross_entropy(logits, hy_to(targets, logits->device), ignore_index);
+  hy_device device = m->embed.weight->device;
+  if (targets->device != device) {
+    targets = hy_contiguous(targets);
+    hy_check_targets("model_loss", targets, m->cfg.vocab, ignore_index);
+    targets = hy_to(targets, device);
+  }
+  hy_tensor *h = hy_model_hidden(m, tokens);
+  if (m->head.bias) return hy_cross_entropy(hy_linear_forward(&m->head, h), targets, ignore_index);
+  return hy_dense_cross_entropy(hy_cast(h, hy_activation_dtype(h)), m->head.weight, targets,
+                                ignore_index);
 }
 
 hy_decoder *hy_decoder_new(hy_model *m, int64_t batch, int64_t max_len) {

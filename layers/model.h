@@ -146,6 +146,8 @@ void hy_model_free(hy_model *m);
  * (hy_activation_dtype: bf16 under mixed precision on the GPU): the LM head's input. */
 hy_tensor *hy_model_hidden(hy_model *m, hy_tensor *tokens);
 hy_tensor *hy_model_forward(hy_model *m, hy_tensor *tokens); /* [B, T] i32 -> logits [B, T, V] */
+/* The final RMSNorm's output [B, T, d]: hy_model_forward without the head. */
+hy_tensor *hy_model_hidden(hy_model *m, hy_tensor *tokens);
 /* Mean cross-entropy of the logits against targets [B, T] (i32; ignore_index skipped). */
 hy_tensor *hy_model_loss(hy_model *m, hy_tensor *tokens, hy_tensor *targets, int ignore_index);
 

@@ -2,27 +2,42 @@
 
 #include "tensor/device.h"
 
-#include <math.h>
+/* What the backward needs, beside the inputs: each row's log-sum-exp and the count of targets
+ * that are not ignored, both where the kernels wrote them (device memory for GPU tensors). */
+typedef struct {
+  void *lse;
+  int64_t *count;
+} ce_saved;
 
 static void cross_entropy_backward(hy_node *n) {
   hy_tensor *logits = n->in[0], *targets = n->in[1];
-  int64_t count = n->iarg[1];
-  if (count == 0) return;
+  const ce_saved *s = n->saved;
+  /* On the CPU the count is at hand: with nothing counted there is no gradient to add. (The GPU
+   * does not read it back: its kernel writes zeros, or nothing into a gradient that adds.) */
+  if (logits->device == HY_CPU && *s->count == 0) return;
   int64_t V = logits->shape[logits->ndim - 1];
-  /* The loss gradient is one number; on the GPU reading it is a 4-byte copy and a wait, once per
-   * backward (the kernels take the scale as a host double). */
-  double scale = hy_get(n->out->grad, 0) / (double)count;
-  HY_KERNEL(logits, cross_entropy_backward, hy_numel(logits) / V, V, logits->data, targets->data,
-            (int)n->iarg[0], n->saved, scale, hy_grad(logits)->data);
+  bool accumulate;
+  hy_tensor *g = hy_grad_acc(logits, &accumulate);
+  /* The loss's gradient is read where it is, by the kernel: no copy to the host. */
+  HY_KERNEL_BF16(logits, cross_entropy_backward, hy_numel(logits) / V, V, logits->data,
+                 targets->data, (int)n->iarg[0], s->lse, s->count, n->out->grad->data, accumulate,
+                 g->data);
 }
 
-/* Dies naming the first target outside [0, V) that is not ignore_index; t is host memory. */
-static void check_targets(const char *op, const int32_t *t, int64_t rows, int64_t V,
-                          int ignore_index) {
-  for (int64_t r = 0; r < rows; r++)
-    if (t[r] != ignore_index && (t[r] < 0 || t[r] >= V))
-      hy_die(op, "target %d at position %lld is outside [0, %lld)", t[r], (long long)r,
-             (long long)V);
+void hy_check_targets(const char *op, const hy_tensor *targets, int64_t V, int ignore_index) {
+  hy_check_dtype(op, targets, HY_I32);
+  if (targets->device != HY_CPU)
+    hy_die(op, "internal: targets %s are checked on the host", hy_describe(targets));
+  int64_t n = hy_numel(targets), idx[HY_MAX_DIMS] = {0};
+  for (int64_t i = 0; i < n; i++) {
+    /* idx: the logical index of element i, stepped in row-major order (any strides) */
+    int64_t off = 0;
+    for (int a = 0; a < targets->ndim; a++) off += idx[a] * targets->stride[a];
+    int32_t t = ((const int32_t *)targets->data)[off];
+    if (t != ignore_index && (t < 0 || t >= V))
+      hy_die(op, "target %d at position %lld is outside [0, %lld)", t, (long long)i, (long long)V);
+    for (int a = targets->ndim - 1; a >= 0 && ++idx[a] == targets->shape[a]; a--) idx[a] = 0;
+  }
 }
 
 hy_tensor *hy_cross_entropy(hy_tensor *logits, hy_tensor *targets, int ignore_index) {
@@ -39,27 +54,26 @@ hy_tensor *hy_cross_entropy(hy_tensor *logits, hy_tensor *targets, int ignore_in
   targets = hy_contiguous(targets);
   int64_t V = logits->shape[logits->ndim - 1], rows = hy_numel(targets);
   if (V == 0) hy_die(op, "empty vocabulary in %s", hy_describe(logits));
-  const int32_t *t = targets->data;
-  if (targets->device == HY_CPU) check_targets(op, t, rows, V, ignore_index);
-  void *lse = hy_saved_like(logits, (size_t)rows * hy_dtype_size(logits->dtype));
-  int64_t count = 0;
-  double total =
-      HY_KERNEL(logits, cross_entropy, rows, V, logits->data, t, ignore_index, lse, &count);
-  /* On the GPU the targets are checked only when the loss is NaN, which a bad target makes it
-   * (tensor/cuda/cross_entropy.cu): then they are copied back to say which one is bad. A NaN that
-   * comes from the logits passes on as the loss. */
-  if (targets->device != HY_CPU && isnan(total)) {
-    int32_t *host = hy_arena_alloc((size_t)rows * sizeof *host);
-    hy_device_copy(HY_CPU, host, targets->device, t, (size_t)rows * sizeof *host);
-    check_targets(op, host, rows, V, ignore_index);
-  }
-  hy_tensor *loss = hy_empty_on(logits->device, logits->dtype, HY_SHAPE(1));
-  hy_fill(loss, count ? total / (double)count : 0.0);
+  /* Host targets are checked here; GPU targets are not read back (hy_model_loss checks a batch's
+   * before it moves them), and a bad one makes the loss NaN. */
+  if (targets->device == HY_CPU) hy_check_targets(op, targets, V, ignore_index);
+  /* The loss, its log-sum-exps and its gradient are f32 for bf16 logits. */
+  hy_device dev = logits->device;
+  hy_tensor *loss =
+      hy_empty_on(dev, logits->dtype == HY_BF16 ? HY_F32 : logits->dtype, HY_SHAPE(1));
+  size_t real_size = hy_dtype_size(loss->dtype);
+  ce_saved *s = hy_arena_alloc(sizeof *s);
+  s->lse = hy_saved_like(logits, (size_t)rows * real_size);
+  s->count = hy_arena_alloc_on(dev, sizeof *s->count);
+  double *row_loss = hy_arena_alloc_on(dev, (size_t)rows * sizeof *row_loss);
+  HY_KERNEL(loss, cross_entropy_count, rows, targets->data, ignore_index, s->count);
+  HY_KERNEL_BF16(logits, cross_entropy_rows, rows, V, logits->data, targets->data, ignore_index,
+                 s->lse, row_loss, NULL);
+  HY_KERNEL(loss, cross_entropy_total, rows, row_loss, s->count, loss->data);
   hy_node *n = hy_record(op, cross_entropy_backward, loss, 2, (hy_tensor *[]){logits, targets});
   if (n) {
     n->iarg[0] = ignore_index;
-    n->iarg[1] = count;
-    n->saved = lse;
+    n->saved = s;
   }
   return loss;
 }

@@ -6,11 +6,9 @@
 
 #include "tensor/device.h"
 
-/* C (+)= op(A) op(B), row-major, in the storage of the operands: bf16 A and B (into a bf16 or f32
- * C) on the tensor cores, else the dtype's own GEMM. */
-static void gemm(const hy_tensor *like, bool c_bf16, bool ta, bool tb, int64_t M, int64_t N,
-                 int64_t K, const void *A, int64_t lda, const void *B, int64_t ldb, bool accumulate,
-                 void *C, int64_t ldc) {
+void hy_dense_gemm(const hy_tensor *like, bool c_bf16, bool ta, bool tb, int64_t M, int64_t N,
+                   int64_t K, const void *A, int64_t lda, const void *B, int64_t ldb,
+                   bool accumulate, void *C, int64_t ldc) {
   if (M == 0 || N == 0) return;
   double beta = accumulate ? 1.0 : 0.0;
   if (K == 0) {
@@ -35,8 +33,7 @@ static int64_t rows_of(const hy_tensor *x) {
   return rows;
 }
 
-/* The weight as the product reads it: its bf16 copy when x is bf16 and it is an f32 parameter. */
-static const void *weight_data(const hy_tensor *x, hy_tensor *w) {
+const void *hy_dense_weight(const hy_tensor *x, hy_tensor *w) {
   return x->dtype == HY_BF16 && w->dtype == HY_F32 ? hy_bf16_copy(w)->data : w->data;
 }
 
@@ -46,18 +43,18 @@ static void linear_backward(hy_node *n) {
   bool acc;
   if (x->requires_grad) { /* gx (+)= gy W */
     hy_tensor *gx = hy_grad_acc(x, &acc);
-    gemm(x, x->dtype == HY_BF16, false, false, rows, in, out, gy->data, out, weight_data(x, w), in,
-         acc, gx->data, in);
+    hy_dense_gemm(x, x->dtype == HY_BF16, false, false, rows, in, out, gy->data, out,
+                  hy_dense_weight(x, w), in, acc, gx->data, in);
   }
   if (w->requires_grad) { /* gW += gy^T x, in W's dtype */
     hy_tensor *gw = hy_grad(w);
-    gemm(x, w->dtype == HY_BF16, true, false, out, in, rows, gy->data, out, x->data, in, true,
-         gw->data, in);
+    hy_dense_gemm(x, w->dtype == HY_BF16, true, false, out, in, rows, gy->data, out, x->data, in,
+                  true, gw->data, in);
   }
 }
 
-hy_tensor *hy_dense(hy_tensor *x, hy_tensor *weight, hy_tensor *bias) {
-  const char *op = "dense";
+void hy_dense_operands(const char *op, hy_tensor **xp, hy_tensor **weightp) {
+  hy_tensor *x = *xp, *weight = *weightp;
   hy_check_input_any(op, x);
   hy_check_input_any(op, weight);
   hy_check_same_device(op, x, weight);
@@ -73,14 +70,18 @@ hy_tensor *hy_dense(hy_tensor *x, hy_tensor *weight, hy_tensor *bias) {
   }
   if (!mixed && x->dtype == HY_F32 && weight->dtype == HY_BF16) x = hy_cast(x, HY_BF16);
   if (!mixed) hy_check_same_dtype(op, x, weight);
-  x = hy_contiguous(x);
-  weight = hy_contiguous(weight);
+  *xp = hy_contiguous(x);
+  *weightp = hy_contiguous(weight);
+}
+
+hy_tensor *hy_dense(hy_tensor *x, hy_tensor *weight, hy_tensor *bias) {
+  hy_dense_operands("dense", &x, &weight);
   int64_t in = weight->shape[1], out = weight->shape[0], rows = rows_of(x);
   hy_shape s = hy_shape_of(x);
   s.d[s.ndim - 1] = out;
   hy_tensor *y = hy_empty_on(x->device, x->dtype, s);
-  gemm(x, x->dtype == HY_BF16, false, true, rows, out, in, x->data, in, weight_data(x, weight), in,
-       false, y->data, out);
-  hy_record(op, linear_backward, y, 2, (hy_tensor *[]){x, weight});
+  hy_dense_gemm(x, x->dtype == HY_BF16, false, true, rows, out, in, x->data, in,
+                hy_dense_weight(x, weight), in, false, y->data, out);
+  hy_record("dense", linear_backward, y, 2, (hy_tensor *[]){x, weight});
   return bias ? hy_add(y, bias) : y;
 }

@@ -73,6 +73,20 @@ static inline void hy_check_same_device(const char *op, const hy_tensor *a, cons
 /* dst (+)= src converted to dst's dtype (any float dtypes, one device, any strides); no tape. */
 void hy_convert_into(hy_tensor *dst, const hy_tensor *src, bool accumulate);
 
+/* hy_dense's pieces (tensor/dense.c), shared with hy_dense_cross_entropy. */
+/* Checks x [..., in] and weight [out, in] for the product x W^T and brings both to the dtypes it
+ * computes in, contiguous: a bf16 x keeps an f32 weight that is a persistent parameter (mixed
+ * precision: hy_dense_weight reads its bf16 copy); any other f32 weight meeting a bf16 x, or f32 x
+ * meeting a bf16 weight, is cast to bf16 on the tape. */
+void hy_dense_operands(const char *op, hy_tensor **x, hy_tensor **weight);
+/* C (+)= op(A) op(B), row-major, in the storage of the operands: bf16 A and B (into a bf16 or f32
+ * C, as c_bf16 says) on the tensor cores, else the GEMM of like's dtype. */
+void hy_dense_gemm(const hy_tensor *like, bool c_bf16, bool ta, bool tb, int64_t M, int64_t N,
+                   int64_t K, const void *A, int64_t lda, const void *B, int64_t ldb,
+                   bool accumulate, void *C, int64_t ldc);
+/* The weight as the product reads it: its bf16 copy when x is bf16 and it is an f32 parameter. */
+const void *hy_dense_weight(const hy_tensor *x, hy_tensor *w);
+
 /* Scratch a kernel keeps for its backward (log-sum-exps, argmaxes), on the tensor's device. */
 static inline void *hy_saved_like(const hy_tensor *t, size_t bytes) {
   return hy_arena_alloc_on(t->device, bytes);

@@ -63,8 +63,24 @@ hy_tensor *hy_cumsum(hy_tensor *x, int axis, bool reverse);
 hy_tensor *hy_embedding(hy_tensor *weight, hy_tensor *indices);
 
 /* Mean over the targets that are not ignore_index of -log softmax(logits)[target]; logits
- * [..., V], targets i32 [...]. Returns shape [1]; 0 when every target is ignored. */
+ * [..., V], targets i32 [...]. Returns shape [1] on the logits' device (f32 for bf16 logits); 0
+ * when every target is ignored. On the GPU neither the loss nor its gradient passes the host. */
 hy_tensor *hy_cross_entropy(hy_tensor *logits, hy_tensor *targets, int ignore_index);
+/* hy_cross_entropy(hy_dense(h, weight, NULL), targets, ignore_index) as one op that never holds
+ * all the logits (tensor/dense_cross_entropy.c): h [..., d], weight [V, d] (a language model's
+ * head; with a bf16 h, an f32 parameter as in hy_dense), targets i32 [...]. The loss is f32 for
+ * a bf16 h. It walks the rows in chunks, and computes the gradients of h and weight in the
+ * forward (when they need one) for the backward to scale by the loss's gradient. */
+hy_tensor *hy_dense_cross_entropy(hy_tensor *h, hy_tensor *weight, hy_tensor *targets,
+                                  int ignore_index);
+/* Rows per chunk of hy_dense_cross_entropy; 0 (the start) picks them by a memory budget. For
+ * tests and benchmarks. */
+void hy_dense_cross_entropy_chunk(int64_t rows);
+/* Stops naming op and the first position (row-major) of a target outside [0, V) that is not
+ * ignore_index; targets i32 on the host, any strides. The losses check host targets themselves;
+ * GPU targets are not read back (a bad one makes the loss NaN), so a caller that moves targets to
+ * the GPU checks them first. */
+void hy_check_targets(const char *op, const hy_tensor *targets, int64_t V, int ignore_index);
 
 /* x / sqrt(mean(x^2 over the last axis) + eps) * weight; weight [d] or NULL, in x's dtype (f32
  * for bf16 x: a parameter in mixed precision). The output has x's dtype. */

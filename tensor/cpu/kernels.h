@@ -33,12 +33,18 @@
                          real *y);                                                                 \
   void cpu_embedding_backward_##S(int64_t n_idx, int64_t V, int64_t d, const int32_t *idx,         \
                                   const real *gy, real *gw);                                       \
-  double cpu_cross_entropy_##S(int64_t rows, int64_t V, const real *logits,                        \
-                               const int32_t *targets, int ignore_index, real *lse,                \
-                               int64_t *count);                                                    \
-  void cpu_cross_entropy_backward_##S(int64_t rows, int64_t V, const real *logits,                 \
-                                      const int32_t *targets, int ignore_index, const real *lse,   \
-                                      double scale, real *glogits);                                \
+  void cpu_cross_entropy_count_##S(int64_t rows, const int32_t *targets, int ignore_index,         \
+                                   int64_t *count);                                                \
+  void cpu_cross_entropy_rows_##S(int64_t rows, int64_t V, real *logits, const int32_t *targets,   \
+                                  int ignore_index, real *lse, double *row_loss,                   \
+                                  const int64_t *count);                                           \
+  void cpu_cross_entropy_total_##S(int64_t rows, const double *row_loss, const int64_t *count,     \
+                                   real *loss);                                                    \
+  void cpu_cross_entropy_backward_##S(                                                             \
+      int64_t rows, int64_t V, const real *logits, const int32_t *targets, int ignore_index,       \
+      const real *lse, const int64_t *count, const real *gloss, bool accumulate, real *glogits);   \
+  void cpu_cross_entropy_scale_##S(int64_t n, const real *src, const real *gloss, bool accumulate, \
+                                   real *dst);                                                     \
   void cpu_rmsnorm_##S(int64_t rows, int64_t d, const real *x, const real *w, double eps, real *y, \
                        real *rstd);                                                                \
   void cpu_rmsnorm_backward_##S(int64_t rows, int64_t d, const real *x, const real *w,             \

@@ -56,11 +56,30 @@ void cuda_embedding_f32(int64_t n_idx, int64_t V, int64_t d, const int32_t *idx,
                         float *y);
 void cuda_embedding_backward_f32(int64_t n_idx, int64_t V, int64_t d, const int32_t *idx,
                                  const float *gy, float *gw);
-double cuda_cross_entropy_f32(int64_t rows, int64_t V, const float *logits, const int32_t *targets,
-                              int ignore_index, float *lse, int64_t *count);
+/* Cross entropy (tensor/cpu/cross_entropy.c): the count, the loss and the loss's gradient stay in
+ * device memory; lse, the loss and its gradient are f32 also for bf16 logits. */
+void cuda_cross_entropy_count_f32(int64_t rows, const int32_t *targets, int ignore_index,
+                                  int64_t *count);
+void cuda_cross_entropy_rows_f32(int64_t rows, int64_t V, float *logits, const int32_t *targets,
+                                 int ignore_index, float *lse, double *row_loss,
+                                 const int64_t *count);
+void cuda_cross_entropy_rows_bf16(int64_t rows, int64_t V, hy_bf16 *logits, const int32_t *targets,
+                                  int ignore_index, float *lse, double *row_loss,
+                                  const int64_t *count);
+void cuda_cross_entropy_total_f32(int64_t rows, const double *row_loss, const int64_t *count,
+                                  float *loss);
 void cuda_cross_entropy_backward_f32(int64_t rows, int64_t V, const float *logits,
                                      const int32_t *targets, int ignore_index, const float *lse,
-                                     double scale, float *glogits);
+                                     const int64_t *count, const float *gloss, bool accumulate,
+                                     float *glogits);
+void cuda_cross_entropy_backward_bf16(int64_t rows, int64_t V, const hy_bf16 *logits,
+                                      const int32_t *targets, int ignore_index, const float *lse,
+                                      const int64_t *count, const float *gloss, bool accumulate,
+                                      hy_bf16 *glogits);
+void cuda_cross_entropy_scale_f32(int64_t n, const float *src, const float *gloss, bool accumulate,
+                                  float *dst);
+void cuda_cross_entropy_scale_bf16(int64_t n, const float *src, const float *gloss, bool accumulate,
+                                   hy_bf16 *dst);
 void cuda_rmsnorm_f32(int64_t rows, int64_t d, const float *x, const float *w, double eps, float *y,
                       float *rstd);
 void cuda_rmsnorm_backward_f32(int64_t rows, int64_t d, const float *x, const float *w,

@@ -189,6 +189,25 @@ Test(cross_entropy, deterministic) {
   t_expect_same_bits(x->grad, g1, "cross_entropy backward");
 }
 
+/* Logits that feed two losses: the second's backward writes their gradient, the first's adds into
+ * it (ignored rows included, which it leaves alone). */
+Test(cross_entropy, gradient_accumulates) {
+  for (int d = 0; d < 2; d++) {
+    hy_dtype dt = DTYPES[d];
+    hy_tensor *x = t_param(randn(dt, HY_SHAPE(9, 11)));
+    hy_tensor *t1 = targets_for(HY_SHAPE(9), 11, IGNORE),
+              *t2 = targets_for(HY_SHAPE(9), 11, IGNORE);
+    hy_backward(hy_add(hy_cross_entropy(x, t1, IGNORE), hy_cross_entropy(x, t2, IGNORE)));
+    hy_tensor *both = hy_copy(x->grad);
+    x->grad = NULL;
+    hy_backward(hy_cross_entropy(x, t1, IGNORE));
+    hy_tensor *one = hy_copy(x->grad);
+    x->grad = NULL;
+    hy_backward(hy_cross_entropy(x, t2, IGNORE));
+    t_expect_close(both, hy_add(one, x->grad), t_tol(dt, 1e-15, 1e-6), "two losses");
+  }
+}
+
 static void target_too_big(void) {
   hy_cross_entropy(hy_zeros(HY_F32, HY_SHAPE(3, 13)), t_ints(HY_SHAPE(3), (int32_t[]){0, 5, 13}),
                    IGNORE);
@@ -196,6 +215,11 @@ static void target_too_big(void) {
 static void target_negative(void) {
   hy_cross_entropy(hy_zeros(HY_F64, HY_SHAPE(2, 13)), t_ints(HY_SHAPE(2), (int32_t[]){-1, 5}),
                    IGNORE);
+}
+/* Targets as a transposed view: the position named is the logical (row-major) one. */
+static void target_in_a_view(void) {
+  hy_tensor *t = hy_transpose(t_ints(HY_SHAPE(2, 3), (int32_t[]){0, 1, 2, 3, 4, 99}), 0, 1);
+  hy_cross_entropy(hy_zeros(HY_F32, HY_SHAPE(3, 2, 13)), t, IGNORE);
 }
 static void targets_wrong_shape(void) {
   hy_cross_entropy(hy_zeros(HY_F32, HY_SHAPE(2, 3, 5)), hy_zeros(HY_I32, HY_SHAPE(2, 4)), IGNORE);
@@ -208,6 +232,7 @@ Test(cross_entropy, bad_use_aborts) {
   t_expect_abort(target_too_big, 4,
                  (const char *[]){"cross_entropy", "target 13", "position 2", "[0, 13)"});
   t_expect_abort(target_negative, 3, (const char *[]){"cross_entropy", "target -1", "[0, 13)"});
+  t_expect_abort(target_in_a_view, 3, (const char *[]){"cross_entropy", "target 99", "position 5"});
   t_expect_abort(targets_wrong_shape, 3, (const char *[]){"cross_entropy", "[2, 3, 5]", "[2, 4]"});
   t_expect_abort(float_targets, 3, (const char *[]){"cross_entropy", "i32", "[2] f32"});
 }
