@@ -34,6 +34,10 @@ typedef struct {
   bool a_full, b_full; /* the operand has the output's shape */
 } hy_bcast;
 
+/* The gradients a GPU backward writes instead of adding to (fresh buffers from hy_grad_acc: no
+ * zero fill, no read), as bits of a dims struct's `overwrite`; the CPU kernels always add. */
+enum { HY_OVERWRITE_Q = 1, HY_OVERWRITE_K = 2, HY_OVERWRITE_V = 4, HY_OVERWRITE_G = 8 };
+
 /* Attention sizes; q/k/v rows are addressed by their strides (in elements) over b, t and h. T
  * queries sit at positions q_offset .. q_offset + T - 1 of a sequence of Tk keys (Tk = T and
  * q_offset = 0 but for sequence parallelism, where a rank's queries see every earlier key). */
@@ -41,7 +45,8 @@ typedef struct {
   int64_t B, T, H, D, Tk, q_offset;
   int64_t q_stride[3], k_stride[3], v_stride[3]; /* over b, t, h; the last dim is contiguous */
   double scale;
-  int64_t window; /* query t sees keys t - window < s <= t; 0: all keys up to t */
+  int64_t window;     /* query t sees keys t - window < s <= t; 0: all keys up to t */
+  unsigned overwrite; /* HY_OVERWRITE_* (softmax attention's GPU backward) */
 } hy_attn_dims;
 
 /* Chunked gated linear attention: q, k, g [B, T, H, dk], v and o [B, T, H, dv], contiguous;
@@ -50,6 +55,7 @@ typedef struct {
 typedef struct {
   int64_t B, T, H, dk, dv, C, n_chunks;
   const double *head_decay;
+  unsigned overwrite; /* HY_OVERWRITE_* (the GPU backward and gate gradient) */
 } hy_gla_dims;
 
 /* Causal sparse-linear attention (tensor/sla.c): q, k, v rows as in `a` (Tk = T, no offset or

@@ -105,7 +105,9 @@ hy_tensor *hy_rope(hy_tensor *x, int64_t pos_offset, double theta);
 hy_tensor *hy_swiglu(hy_tensor *g, hy_tensor *u);
 
 /* Causal softmax attention, fused (FlashAttention-2 style: online softmax forward, recompute in
- * backward from the saved log-sum-exp). q, k, v [B, T, H, D]; out [B, T, H, D]. */
+ * backward from the saved log-sum-exp). q, k, v [B, T, H, D]; out [B, T, H, D]. bf16 tensors of
+ * head size 64 or 128 run on the tensor cores (bf16 products, f32 sums and statistics), other
+ * head sizes in f32. */
 hy_tensor *hy_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale);
 /* Sliding-window attention: query t sees the `window` keys t - window < s <= t (0: all). */
 hy_tensor *hy_attention_window(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale,
@@ -150,7 +152,8 @@ hy_tensor *hy_sla_select(hy_tensor *q, hy_tensor *k, int64_t block, double criti
 
 /* Chunked gated linear attention (GLA; with g NULL, plain causal linear attention):
  * S_t = diag(exp(g_t)) S_{t-1} + k_t^T v_t, o_t = q_t S_t, S_0 = 0, computed chunk by chunk
- * (`chunk` tokens, any T) with a hand-written backward, states in the inputs' precision.
+ * (`chunk` tokens, any T) with a hand-written backward, states in the inputs' precision (f32 for
+ * bf16 inputs, whose sums are f32 too).
  * q, k, g [B, T, H, dk] (g: log decays, <= 0 in practice), v [B, T, H, dv] -> o [B, T, H, dv].
  * q is used as given: scale it first. */
 hy_tensor *hy_gla(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *g, int64_t chunk);

@@ -1,4 +1,3 @@
-#include "tensor/cuda/attention_bf16.h"
 #include "tensor/cuda/attention_shape.cuh"
 #include "tensor/cuda/common.cuh"
 #include "tensor/cuda/tiles.cuh"
@@ -21,8 +20,8 @@ extern "C" {
  * P from q, k and lse and sums dK and dV over the query tiles that see them, and one over query
  * tiles that sums dQ over their key tiles: every output has one owner, so no atomics, and the
  * sums run in a fixed order.
- * The thread layout and tile helpers are tiles.cuh's. With GPU matmuls in bf16 the head sizes
- * 64 and 128 go to the tensor-core kernels of attention_bf16.cu instead. */
+ * The thread layout and tile helpers are tiles.cuh's. bf16 tensors go to the tensor-core kernels
+ * of attention_bf16.cu. */
 
 namespace {
 
@@ -123,33 +122,15 @@ __global__ void __launch_bounds__(BR / RT * 16)
   }
 }
 
-/* delta[b, h, t] = go[b, t, h, :] . o[b, t, h, :]: one warp per row. */
-__global__ void attention_delta(int64_t rows, int T, int H, int D, const float *o, const float *go,
-                                float *delta) {
-  int ln = (int)threadIdx.x % 32;
-  int64_t w = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) / 32,
-          nw = (int64_t)gridDim.x * blockDim.x / 32;
-  for (int64_t r = w; r < rows; r += nw) {
-    const float *x = o + r * D, *g = go + r * D;
-    float s = 0.f;
-    for (int d = ln; d < D; d += 32) s = fmaf(x[d], g[d], s);
-#pragma unroll
-    for (int m = 16; m >= 1; m /= 2) s += __shfl_xor_sync(0xffffffffu, s, m);
-    if (ln == 0) {
-      int64_t bt = r / H, b = bt / T, t = bt % T, h = r % H;
-      delta[(b * H + h) * T + t] = s;
-    }
-  }
-}
-
 /* dQ: one block per (query tile, b, h) walks the key tiles its queries see, recomputing
- * P = exp(scale q k^T - lse) and dS = scale P (dO v^T - delta), and sums gq += dS K. Shared
- * memory: Q, dO [BR, DP+4], K, V [BC, DP+4], dS [BR, BC+16]. */
+ * P = exp(scale q k^T - lse) and dS = scale P (dO v^T - delta), and sums gq (+)= dS K (add: into
+ * what gq holds, else over it). Shared memory: Q, dO [BR, DP+4], K, V [BC, DP+4],
+ * dS [BR, BC+16]. */
 template <int DP, int BR, int BC, int RT>
 __global__ void __launch_bounds__(BR / RT * 16)
     attention_backward_dq(attn_shape a, const float *q, const float *k, const float *v,
                           const float *go, const float *lse, const float *delta, float *gq,
-                          bool vec4) {
+                          bool add, bool vec4) {
   constexpr int TY = BR / RT, THREADS = TY * 16, CT = BC / 16, N = DP / 16, LD = DP + 4,
                 LDP = BC + 16;
   extern __shared__ float4 shm[];
@@ -226,20 +207,19 @@ __global__ void __launch_bounds__(BR / RT * 16)
   for (int i = 0; i < RT; i++) {
     int r = ty + TY * i;
     if (r < nq)
-      store_row<DP>(gq + ((b * (int64_t)a.T + i0 + r) * a.H + h) * a.D, acc[i], a.D, tx, vec4,
-                    true);
+      store_row<DP>(gq + ((b * (int64_t)a.T + i0 + r) * a.H + h) * a.D, acc[i], a.D, tx, vec4, add);
   }
 }
 
 /* dK and dV: one block per (key tile, b, h) walks the query tiles that see its keys and sums
- * gv += P^T dO and gk += dS^T Q, with P^T and dS^T computed key-major (the thread's rows are
- * keys). Grid (B H, key tiles), the tiles with the most queries first. Shared memory: K, V
- * [BC, DP+4], Q, dO [BR, DP+4], P^T, dS^T [BC, BR+16], lse and delta [BR]. */
+ * gv (+)= P^T dO and gk (+)= dS^T Q (add_k, add_v as for dQ), with P^T and dS^T computed key-major
+ * (the thread's rows are keys). Grid (B H, key tiles), the tiles with the most queries first.
+ * Shared memory: K, V [BC, DP+4], Q, dO [BR, DP+4], P^T, dS^T [BC, BR+16], lse and delta [BR]. */
 template <int DP, int BC, int BR, int RT>
 __global__ void __launch_bounds__(BC / RT * 16)
     attention_backward_dkdv(attn_shape a, const float *q, const float *k, const float *v,
                             const float *go, const float *lse, const float *delta, float *gk,
-                            float *gv, bool vec4) {
+                            float *gv, bool add_k, bool add_v, bool vec4) {
   constexpr int TY = BC / RT, THREADS = TY * 16, CT = BR / 16, N = DP / 16, LD = DP + 4,
                 LDP = BR + 16;
   extern __shared__ float4 shm[];
@@ -252,16 +232,20 @@ __global__ void __launch_bounds__(BC / RT * 16)
   /* The queries (positions) that see a key of the tile: from j0 on, and within the window. */
   const int g_begin = max(j0, a.q_offset),
             g_end = a.window > 0 ? min(a.q_offset + a.T, j_last + a.window) : a.q_offset + a.T;
-  if (g_begin >= g_end) return; /* no query sees these keys: += 0 */
-  const int i_begin = (g_begin - a.q_offset) / BR * BR, i_end = g_end - a.q_offset;
+  const bool seen = g_begin < g_end; /* else the gradients are zero: += 0, or written */
+  if (!seen && add_k && add_v) return;
+  const int i_begin = seen ? (g_begin - a.q_offset) / BR * BR : 0,
+            i_end = seen ? g_end - a.q_offset : 0;
   const int64_t ldg = (int64_t)a.H * a.D;
   const float *qb = q + b * a.qs[0] + h * a.qs[2], *kb = k + b * a.ks[0] + h * a.ks[2],
               *vb = v + b * a.vs[0] + h * a.vs[2];
   const float *gob = go + ((int64_t)b * a.T * a.H + h) * a.D;
   const float *lse_bh = lse + ((int64_t)b * a.H + h) * a.T, *delta_bh = delta + (lse_bh - lse);
 
-  load_tile<BC, DP, THREADS>(Ks, LD, kb + j0 * a.ks[1], a.ks[1], nk, a.D, vec4);
-  load_tile<BC, DP, THREADS>(Vs, LD, vb + j0 * a.vs[1], a.vs[1], nk, a.D, vec4);
+  if (seen) {
+    load_tile<BC, DP, THREADS>(Ks, LD, kb + j0 * a.ks[1], a.ks[1], nk, a.D, vec4);
+    load_tile<BC, DP, THREADS>(Vs, LD, vb + j0 * a.vs[1], a.vs[1], nk, a.D, vec4);
+  }
 
   float acc_k[RT][N], acc_v[RT][N];
 #pragma unroll
@@ -311,8 +295,8 @@ __global__ void __launch_bounds__(BC / RT * 16)
     int r = ty + TY * i;
     if (r >= nk) continue;
     int64_t off = ((b * (int64_t)a.Tk + j0 + r) * a.H + h) * a.D;
-    if (gk) store_row<DP>(gk + off, acc_k[i], a.D, tx, vec4, true);
-    if (gv) store_row<DP>(gv + off, acc_v[i], a.D, tx, vec4, true);
+    if (gk) store_row<DP>(gk + off, acc_k[i], a.D, tx, vec4, add_k);
+    if (gv) store_row<DP>(gv + off, acc_v[i], a.D, tx, vec4, add_v);
   }
 }
 
@@ -320,6 +304,7 @@ struct launch {
   attn_shape a;
   int B;
   bool vec4;
+  bool add_q, add_k, add_v; /* the backward adds to the gradient (else it overwrites it) */
 };
 
 template <int DP, int BR, int BC, int RT>
@@ -342,7 +327,8 @@ void run_backward_dq(const launch &L, const float *q, const float *k, const floa
   size_t bytes = sizeof(float) * (size_t)(2 * BR * (DP + 4) + 2 * BC * (DP + 4) + BR * (BC + 16));
   hy_allow_shared(kernel, bytes, &done);
   dim3 grid((unsigned)(L.B * L.a.H), tiles(L.a.T, BR));
-  kernel<<<grid, BR / RT * 16, bytes, hy_cuda_stream()>>>(L.a, q, k, v, go, lse, delta, gq, L.vec4);
+  kernel<<<grid, BR / RT * 16, bytes, hy_cuda_stream()>>>(L.a, q, k, v, go, lse, delta, gq, L.add_q,
+                                                          L.vec4);
   HY_CUDA_LAUNCHED(attention_backward_dq);
 }
 
@@ -357,7 +343,7 @@ void run_backward_dkdv(const launch &L, const float *q, const float *k, const fl
   hy_allow_shared(kernel, bytes, &done);
   dim3 grid((unsigned)(L.B * L.a.H), tiles(L.a.Tk, BC));
   kernel<<<grid, BC / RT * 16, bytes, hy_cuda_stream()>>>(L.a, q, k, v, go, lse, delta, gk, gv,
-                                                          L.vec4);
+                                                          L.add_k, L.add_v, L.vec4);
   HY_CUDA_LAUNCHED(attention_backward_dkdv);
 }
 
@@ -368,6 +354,9 @@ void forward(const launch &L, const float *q, const float *k, const float *v, fl
   run_forward<DP, c::F_BR, c::F_BC, c::F_RT>(L, q, k, v, o, lse);
 }
 
+/* dK and dV first, then dQ: where q, k and v are one tensor their gradients are one buffer, which
+ * the first kernel to write it overwrites or adds to and the later ones add to, in stream order
+ * (tensor/attention.c asks for the gradients in this order). */
 template <int DP>
 void backward(const launch &L, const float *q, const float *k, const float *v, const float *go,
               const float *lse, const float *delta, float *gq, float *gk, float *gv) {
@@ -399,13 +388,10 @@ launch launch_of(const hy_attn_dims *d, const void *q, const void *k, const void
   int64_t contiguous[3] = {d->T * d->H * d->D, d->H * d->D, d->D};
   L.vec4 = rows_vec4(q, d->q_stride, d->D) && rows_vec4(k, d->k_stride, d->D) &&
            rows_vec4(v, d->v_stride, d->D) && rows_vec4(o, contiguous, d->D);
+  L.add_q = !(d->overwrite & HY_OVERWRITE_Q);
+  L.add_k = !(d->overwrite & HY_OVERWRITE_K);
+  L.add_v = !(d->overwrite & HY_OVERWRITE_V);
   return L;
-}
-
-/* bf16 matmuls are on and the tensor-core kernels take this head size and these rows (16-byte
- * pieces). */
-bool tensor_cores(const hy_attn_dims *d, const launch &L) {
-  return false && cuda_attention_bf16_head(d->D) && L.vec4; /* TODO bf16 dtype */
 }
 
 } // namespace
@@ -414,10 +400,6 @@ extern "C" void cuda_attention_f32(const hy_attn_dims *dims, const float *q, con
                                    const float *v, float *o, float *lse) {
   if (dims->T == 0 || dims->B * dims->H == 0) return;
   launch L = launch_of(dims, q, k, v, o);
-  if (tensor_cores(dims, L)) {
-    cuda_attention_bf16(dims, q, k, v, o, lse);
-    return;
-  }
   switch (padded(dims->D)) {
   case 16: forward<16>(L, q, k, v, o, lse); break;
   case 32: forward<32>(L, q, k, v, o, lse); break;
@@ -427,6 +409,8 @@ extern "C" void cuda_attention_f32(const hy_attn_dims *dims, const float *q, con
   }
 }
 
+/* delta lives in the step arena until the kernels that read it are queued; they run in stream
+ * order, so the memory may be handed out again after that. */
 extern "C" void cuda_attention_backward_f32(const hy_attn_dims *dims, const float *q,
                                             const float *k, const float *v, const float *o,
                                             const float *lse, const float *go, float *gq, float *gk,
@@ -435,19 +419,8 @@ extern "C" void cuda_attention_backward_f32(const hy_attn_dims *dims, const floa
   launch L = launch_of(dims, q, k, v, o);
   L.vec4 = L.vec4 && aligned16(go) && (!gq || aligned16(gq)) && (!gk || aligned16(gk)) &&
            (!gv || aligned16(gv));
-  /* delta lives in the step arena until the kernels that read it are queued; they run in
-   * stream order, so the memory may be handed out again after that. */
   hy_arena_mark mark = hy_arena_get_mark();
-  int64_t rows = dims->B * dims->T * dims->H;
-  float *delta = (float *)hy_arena_alloc_on(HY_CUDA, sizeof(float) * (size_t)rows);
-  attention_delta<<<hy_cuda_blocks(rows * 32), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(
-      rows, (int)dims->T, (int)dims->H, (int)dims->D, o, go, delta);
-  HY_CUDA_LAUNCHED(attention_delta);
-  if (tensor_cores(dims, L)) {
-    cuda_attention_backward_bf16(dims, q, k, v, go, lse, delta, gq, gk, gv);
-    hy_arena_rewind(mark);
-    return;
-  }
+  const float *delta = attention_deltas(dims, o, go);
   switch (padded(dims->D)) {
   case 16: backward<16>(L, q, k, v, go, lse, delta, gq, gk, gv); break;
   case 32: backward<32>(L, q, k, v, go, lse, delta, gq, gk, gv); break;

@@ -5,16 +5,16 @@
 #include <cuda_bf16.h>
 #include <math.h>
 
-/* Causal softmax attention with its matmuls on the tensor cores: bf16 operands, f32 sums
- * (mma.sync m16n8k16), for head sizes 64 and 128. Same semantics and layouts as the f32 kernels
- * of attention.cu (o and the gradients contiguous [B, T, H, D], lse [B, H, T], q, k, v rows by
- * their strides, queries at q_offset against Tk keys, the window rule t - window < s <= t); only
- * the operands of the products are rounded. The launch functions first round the operands that
- * a kernel streams through shared memory (k, v; q and dO for dK dV) to bf16 copies, head-major
- * [B, H, rows, D], in the step arena (round_heads); the operands a warp holds for the whole pass
- * (q, dO in the forward and dQ) are read as f32 straight into fragment registers and rounded
- * there. P and dS are rounded from their f32 values in registers. The softmax statistics, lse, o
- * and every gradient stay f32.
+/* Causal softmax attention of bf16 tensors with its matmuls on the tensor cores: bf16 operands,
+ * f32 sums (mma.sync m16n8k16), for head sizes 64 and 128. Same semantics and layouts as the f32
+ * kernels of attention.cu (o and the gradients contiguous [B, T, H, D], lse [B, H, T], q, k, v
+ * rows by their strides, queries at q_offset against Tk keys, the window rule
+ * t - window < s <= t). The kernels read q, k, v, dO in place, bf16 as they are: the operands a
+ * kernel streams through shared memory (k, v; q and dO for dK dV) by cp.async from their strided
+ * rows, those a warp holds for the whole pass (q, dO in the forward and dQ) straight into fragment
+ * registers. P and dS are rounded from their f32 values in registers. The softmax statistics
+ * (lse, delta) are f32; o and the gradients are rounded to bf16 once, on their store (a gradient
+ * added to is read, summed in f32 and rounded once).
  *
  * Warps work on 16-row slices of a tile: one warp owns 16 queries (forward, dQ) or 16 keys (dK,
  * dV), so a score tile's accumulator is already the A operand of the product that follows (P V,
@@ -28,19 +28,31 @@
  *   C (16 x 8, f32): c0, c1 (g, 2t..2t+1), c2, c3 (g+8, 2t..2t+1).
  * So two neighbouring C tiles (columns 0-7 and 8-15) are, rounded pairwise, an A fragment.
  *
- * Tiles are staged once, row-major as the copies lie ([rows][D], rows padded by 8 bf16), by
- * cp.async 16-byte copies, double-buffered: the next tile's copies are in flight while the
- * current one is multiplied. Fragments come from shared memory by ldmatrix.x4, which loads four
- * 8 x 8 b16 matrices: lanes 8i..8i+7 give the addresses of matrix i's 8 rows (16 bytes each), and
- * register i of lane 4g + t receives matrix i's row g, columns 2t, 2t+1 (with .trans: column g,
- * rows 2t, 2t+1, row 2t in the low half). So an A fragment is the four 8 x 8 quarters of its
- * 16 x 16 block; a B operand stored n-major (row n holds B[., n]: K for Q K^T, V for dO V^T, Q and
- * dO for K Q^T and V dO^T) is read plainly, and one stored k-major (row k holds B[k, .]: V for
- * P V, K for dS K, dO and Q for P^T dO and dS^T Q) with .trans. Rows of D + 8 bf16 are an odd
- * number of 16-byte units apart (9, 17), so the 8 rows of one matrix fall on 8 different groups
- * of 4 banks: conflict free. */
+ * Tiles are staged once, row-major ([rows][D], rows padded by 8 bf16), by cp.async 16-byte
+ * copies (so every row of q, k, v, dO starts 16-byte aligned: attention_bf16.h), double-buffered:
+ * the next tile's copies are in flight while the current one is multiplied. Fragments come from
+ * shared memory by ldmatrix.x4, which loads four 8 x 8 b16 matrices: lanes 8i..8i+7 give the
+ * addresses of matrix i's 8 rows (16 bytes each), and register i of lane 4g + t receives matrix i's
+ * row g, columns 2t, 2t+1 (with .trans: column g, rows 2t, 2t+1, row 2t in the low half). So an A
+ * fragment is the four 8 x 8 quarters of its 16 x 16 block; a B operand stored n-major (row n holds
+ * B[., n]: K for Q K^T, V for dO V^T, Q and dO for K Q^T and V dO^T) is read plainly, and one
+ * stored k-major (row k holds B[k, .]: V for P V, K for dS K, dO and Q for P^T dO and dS^T Q) with
+ * .trans. Rows of D + 8 bf16 are an odd number of 16-byte units apart (9, 17), so the 8 rows of one
+ * matrix fall on 8 different groups of 4 banks: conflict free. */
 
 namespace {
+
+/* The call's shape, with the row strides over t of q, k, v in 16-byte units (8 bf16): the
+ * copies address rows by 32-bit offsets in these units from the tensor's start (shape_of checks
+ * that every offset fits), which takes one register per operand where a pointer takes two. */
+struct bf_shape : attn_shape {
+  uint32_t qld, kld, vld;
+};
+
+/* The 16-byte offset of head (b, h) of a tensor with strides s (over b, t, h). */
+__device__ __forceinline__ uint32_t head16(const int64_t (&s)[3], int b, int h) {
+  return (uint32_t)((b * s[0] + h * s[2]) / 8);
+}
 
 /* No query of positions g0..g1 sees a key of j0..j1: the keys all come later, or all lie before
  * the window of the first query. */
@@ -135,30 +147,34 @@ __device__ __forceinline__ void frags_b_trans(uint32_t (&b)[4], const uint16_t *
   ldsm4_trans(b, s + (k0 + lane % 8 + 8 * (lane / 8 % 2)) * ld + n0 + 8 * (lane / 16));
 }
 
-/* Rows r0..r0 + ROWS - 1 of one head's bf16 copy ([n][D], contiguous) into a row-major tile,
- * rows D + 8 apart: cp.async, 16 bytes a copy, a warp's lanes along whole rows. Rows from n on
- * are zero-filled (they read as zero keys, queries, values). Commits nothing. */
+/* Rows r0..r0 + ROWS - 1 of one head (n rows of D bf16, row r at 16-byte unit base + r ld of g)
+ * into a row-major tile, rows D + 8 apart: cp.async, 16 bytes a copy, a warp's lanes along whole
+ * rows. Rows from n on are zero-filled (they read as zero keys, queries, values). Commits
+ * nothing. */
 template <int ROWS, int D, int THREADS>
-__device__ __forceinline__ void stage(uint16_t *s, const uint16_t *g, int r0, int n) {
-  constexpr int C = D / 8, N = ROWS * C / THREADS;
-  static_assert(ROWS * C % THREADS == 0, "whole copies per thread");
+__device__ __forceinline__ void stage(uint16_t *s, const uint4 *g, uint32_t base, uint32_t ld,
+                                      int r0, int n) {
+  constexpr int C = D / 8, RS = THREADS / C, N = ROWS / RS; /* RS rows a pass */
+  static_assert(THREADS % C == 0 && ROWS % RS == 0, "whole rows per pass, whole passes");
+  const int r = (int)threadIdx.x / C, c = (int)threadIdx.x % C;
+  uint32_t at = base + (uint32_t)(r0 + r) * ld + c;
 #pragma unroll
-  for (int p = 0; p < N; p++) {
-    const int i = (int)threadIdx.x + p * THREADS, r = i / C, c = i % C * 8;
-    const bool ok = r0 + r < n;
-    copy16(s + r * (D + 8) + c, g + (int64_t)(ok ? r0 + r : 0) * D + c, ok);
+  for (int p = 0; p < N; p++, at += RS * ld) {
+    const bool ok = r0 + r + p * RS < n;
+    copy16(s + (r + p * RS) * (D + 8) + c * 8, g + (ok ? at : base), ok);
   }
 }
 
 /* Query tile i0 of the dK dV pass into a stage: Q, dO [BR][D+8] at Qs (dO TILE after it) from
- * their copies, lse and delta [BR] (f32 as they are) at Ls (delta BR after it), rows from T on
- * zero. Commits nothing. */
+ * their rows (as for stage), lse and delta [BR] (f32 as they are) at Ls (delta BR after it), rows
+ * from T on zero. Commits nothing. */
 template <int BR, int D, int THREADS>
-__device__ __forceinline__ void stage_queries(uint16_t *Qs, float *Ls, const uint16_t *qb,
-                                              const uint16_t *gb, const float *lse_bh,
+__device__ __forceinline__ void stage_queries(uint16_t *Qs, float *Ls, const uint4 *q, uint32_t qb,
+                                              uint32_t qld, const uint4 *go, uint32_t gb,
+                                              uint32_t gld, const float *lse_bh,
                                               const float *delta_bh, int i0, int T) {
-  stage<BR, D, THREADS>(Qs, qb, i0, T);
-  stage<BR, D, THREADS>(Qs + BR * (D + 8), gb, i0, T);
+  stage<BR, D, THREADS>(Qs, q, qb, qld, i0, T);
+  stage<BR, D, THREADS>(Qs + BR * (D + 8), go, gb, gld, i0, T);
   for (int i = (int)threadIdx.x; i < BR; i += THREADS) {
     const bool ok = i0 + i < T;
     copy4(Ls + i, lse_bh + (ok ? i0 + i : 0), ok);
@@ -166,27 +182,25 @@ __device__ __forceinline__ void stage_queries(uint16_t *Qs, float *Ls, const uin
   }
 }
 
-__device__ __forceinline__ float2 ld2(const float *p) {
-  return *reinterpret_cast<const float2 *>(p);
+__device__ __forceinline__ uint32_t ld32(const uint16_t *p) {
+  return *reinterpret_cast<const uint32_t *>(p);
 }
 
-/* The A fragments of 16 rows of an f32 matrix in global memory (rows `stride` floats apart, the
- * first n real, zeros after), all KT of its 16-column steps: straight to registers. */
+/* The A fragments of 16 rows of a bf16 matrix in global memory (rows `stride` elements apart, the
+ * first n real, zeros after), all KT of its 16-column steps: straight to registers, two bf16 a
+ * load. */
 template <int KT>
-__device__ __forceinline__ void frags_a_global(uint32_t (&a)[KT][4], const float *g, int64_t stride,
+__device__ __forceinline__ void frags_a_global(uint32_t (&a)[KT][4], const uint16_t *g, int stride,
                                                int n, int lane) {
   const int r = lane / 4, c = 2 * (lane % 4);
   const bool ok0 = r < n, ok1 = r + 8 < n;
-  const float *p0 = ok0 ? g + r * stride : g, *p1 = ok1 ? g + (r + 8) * stride : g;
-  const float2 z = make_float2(0.f, 0.f);
+  const uint16_t *p0 = ok0 ? g + r * stride : g, *p1 = ok1 ? g + (r + 8) * stride : g;
 #pragma unroll
   for (int kk = 0; kk < KT; kk++) {
-    float2 x00 = ok0 ? ld2(p0 + kk * 16 + c) : z, x01 = ok0 ? ld2(p0 + kk * 16 + c + 8) : z;
-    float2 x10 = ok1 ? ld2(p1 + kk * 16 + c) : z, x11 = ok1 ? ld2(p1 + kk * 16 + c + 8) : z;
-    a[kk][0] = pack(x00.x, x00.y);
-    a[kk][1] = pack(x10.x, x10.y);
-    a[kk][2] = pack(x01.x, x01.y);
-    a[kk][3] = pack(x11.x, x11.y);
+    a[kk][0] = ok0 ? ld32(p0 + kk * 16 + c) : 0u;
+    a[kk][1] = ok1 ? ld32(p1 + kk * 16 + c) : 0u;
+    a[kk][2] = ok0 ? ld32(p0 + kk * 16 + c + 8) : 0u;
+    a[kk][3] = ok1 ? ld32(p1 + kk * 16 + c + 8) : 0u;
   }
 }
 
@@ -210,47 +224,21 @@ __device__ __forceinline__ void c_to_a(uint32_t (&a)[4], const float (&lo)[4],
   a[3] = pack(hi[2], hi[3]);
 }
 
-/* out[row, 2t..2t+1 + 8n] (+)= the thread's two C columns of each of the D/8 tiles of one row. */
-template <int D>
-__device__ __forceinline__ void store_c_row(float *row, const float (&acc)[D / 8][4], int half,
-                                            float mul, int t, bool accumulate) {
-#pragma unroll
-  for (int n = 0; n < D / 8; n++) {
-    float2 *p = reinterpret_cast<float2 *>(row + n * 8 + 2 * t);
-    float2 v = accumulate ? *p : make_float2(0.f, 0.f);
-    v.x += acc[n][2 * half] * mul;
-    v.y += acc[n][2 * half + 1] * mul;
-    *p = v;
-  }
+/* Two bf16 of one register as floats. */
+__device__ __forceinline__ float2 unpack(uint32_t x) {
+  return make_float2(__uint_as_float(x << 16), __uint_as_float(x & 0xffff0000u));
 }
 
-/* A tensor's bf16 copy, head-major [B, H, rows, D]: x's rows by its strides (over b, t, h). */
-struct bf_copy {
-  const float *x;
-  int64_t s[3];
-  int rows;
-  uint16_t *out;
-};
-
-struct bf_copies {
-  bf_copy c[4];
-};
-
-/* Round as many as 4 tensors (blockIdx.z) to their bf16 copies: block x per (b, h), a thread per 8
- * elements (two float4 loads, one 16-byte store), the stores contiguous. */
-template <int D> __global__ void round_heads(bf_copies in, int H) {
-  constexpr int C = D / 8;
-  const bf_copy &x = in.c[blockIdx.z];
-  const int b = (int)blockIdx.x / H, h = (int)blockIdx.x % H;
-  const float *src = x.x + b * x.s[0] + h * x.s[2];
-  uint16_t *dst = x.out + (int64_t)blockIdx.x * x.rows * D;
-  const int64_t n = (int64_t)x.rows * C;
-  for (int64_t i = (int64_t)blockIdx.y * blockDim.x + threadIdx.x; i < n;
-       i += (int64_t)gridDim.y * blockDim.x) {
-    const float4 *p = reinterpret_cast<const float4 *>(src + i / C * x.s[1] + i % C * 8);
-    const float4 lo = p[0], hi = p[1];
-    *reinterpret_cast<uint4 *>(dst + i * 8) =
-        make_uint4(pack(lo.x, lo.y), pack(lo.z, lo.w), pack(hi.x, hi.y), pack(hi.z, hi.w));
+/* out[row, 2t..2t+1 + 8n] (+)= mul times the thread's two C columns of each of the D/8 tiles of
+ * one bf16 row, summed in f32 and rounded once. */
+template <int D>
+__device__ __forceinline__ void store_c_row(uint16_t *row, const float (&acc)[D / 8][4], int half,
+                                            float mul, int t, bool add) {
+#pragma unroll
+  for (int n = 0; n < D / 8; n++) {
+    uint32_t *p = reinterpret_cast<uint32_t *>(row + n * 8 + 2 * t);
+    float2 v = add ? unpack(*p) : make_float2(0.f, 0.f);
+    *p = pack(v.x + acc[n][2 * half] * mul, v.y + acc[n][2 * half + 1] * mul);
   }
 }
 
@@ -269,12 +257,12 @@ template <int D> constexpr int K_BLOCKS = D == 64 ? 3 : 2;
 /* Forward: o = softmax(scale q k^T, causal) v, lse = the rows' log-sum-exps, online softmax in
  * f32. Grid (B H, query tiles of F_BR), the tiles with the most keys first; warp w owns queries
  * 16 w .. 16 w + 15 of the tile, its Q as A fragments in registers for the whole pass, its O as
- * D/8 C tiles. Key tiles of BC walk through shared memory, two stages of K, V [BC][D+8] from the
- * bf16 copies kh, vh: K is the B operand of Q K^T (n-major), V that of P V (k-major, .trans). */
+ * D/8 C tiles. Key tiles of BC walk through shared memory, two stages of K, V [BC][D+8] from
+ * their rows: K is the B operand of Q K^T (n-major), V that of P V (k-major, .trans). */
 template <int D, int BC>
 __global__ void __launch_bounds__(F_WARPS * 32, F_BLOCKS<D>)
-    attention_forward_bf16(attn_shape a, const float *q, const uint16_t *kh, const uint16_t *vh,
-                           float *o, float *lse) {
+    attention_forward_bf16(bf_shape a, const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                           uint16_t *o, float *lse) {
   constexpr int THREADS = F_WARPS * 32, LD = D + 8, KT = D / 16, NT = BC / 8, OT = D / 8,
                 TILE = BC * LD;
   extern __shared__ float4 shm[];
@@ -286,16 +274,16 @@ __global__ void __launch_bounds__(F_WARPS * 32, F_BLOCKS<D>)
   const int j_begin = first_key_tile<BC>(a, gi0), j_end = gi_last + 1;
   const int n_tiles = (j_end - j_begin + BC - 1) / BC;
   const int w0 = warp * 16, wg0 = gi0 + w0, wg1 = min(wg0 + 15, gi_last); /* the warp's rows */
-  const float *qb = q + b * a.qs[0] + h * a.qs[2];
-  const int64_t head = (int64_t)blockIdx.x * a.Tk * D; /* (b, h) of the copies */
-  const uint16_t *kb = kh + head, *vb = vh + head;
+  const uint4 *k16 = reinterpret_cast<const uint4 *>(k), *v16 = reinterpret_cast<const uint4 *>(v);
+  const uint32_t kb = head16(a.ks, b, h), vb = head16(a.vs, b, h);
 
-  stage<BC, D, THREADS>(sm, kb, j_begin, a.Tk);
-  stage<BC, D, THREADS>(sm + TILE, vb, j_begin, a.Tk);
+  stage<BC, D, THREADS>(sm, k16, kb, a.kld, j_begin, a.Tk);
+  stage<BC, D, THREADS>(sm + TILE, v16, vb, a.vld, j_begin, a.Tk);
   copies_commit();
 
   uint32_t qa[KT][4];
-  frags_a_global<KT>(qa, qb + (int64_t)(i0 + w0) * a.qs[1], a.qs[1], nq - w0, lane);
+  frags_a_global<KT>(qa, q + b * a.qs[0] + h * a.qs[2] + (int64_t)(i0 + w0) * a.qs[1], (int)a.qs[1],
+                     nq - w0, lane);
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f}, acc[OT][4];
 #pragma unroll
   for (int n = 0; n < OT; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
@@ -304,8 +292,8 @@ __global__ void __launch_bounds__(F_WARPS * 32, F_BLOCKS<D>)
     const int j0 = j_begin + it * BC;
     if (it + 1 < n_tiles) { /* the next tile into the other stage, read two iterations ago */
       uint16_t *next = sm + ((it + 1) & 1) * 2 * TILE;
-      stage<BC, D, THREADS>(next, kb, j0 + BC, a.Tk);
-      stage<BC, D, THREADS>(next + TILE, vb, j0 + BC, a.Tk);
+      stage<BC, D, THREADS>(next, k16, kb, a.kld, j0 + BC, a.Tk);
+      stage<BC, D, THREADS>(next + TILE, v16, vb, a.vld, j0 + BC, a.Tk);
       copies_commit();
       copies_wait<1>();
     } else {
@@ -392,14 +380,16 @@ __global__ void __launch_bounds__(F_WARPS * 32, F_BLOCKS<D>)
 }
 
 /* dQ: one block per (query tile of B_ROWS, b, h), the tiles with the most keys first, walks the
- * key tiles its queries see. Warp w owns queries 16 w.., their Q and dO (f32 in global memory)
- * as A fragments in registers; per 16 keys it forms S = Q K^T and dP = dO V^T (B operands: the
- * rows of K and V), P = exp(scale S - lse), dS = scale P (dP - delta) in f32, and sums dQ += dS K
- * (B operand: K k-major, .trans). Shared memory: two stages of K, V [BC][D+8] from the copies. */
+ * key tiles its queries see. Warp w owns queries 16 w.., their Q and dO (from global memory) as
+ * A fragments in registers; per 16 keys it forms S = Q K^T and dP = dO V^T (B operands: the rows
+ * of K and V), P = exp(scale S - lse), dS = scale P (dP - delta) in f32, and sums dQ += dS K
+ * (B operand: K k-major, .trans), then adds it to gq or writes it over gq (add). Shared memory:
+ * two stages of K, V [BC][D+8]. */
 template <int D, int BC>
 __global__ void __launch_bounds__(B_WARPS * 32, Q_BLOCKS<D>)
-    attention_backward_dq_bf16(attn_shape a, const float *q, const uint16_t *kh, const uint16_t *vh,
-                               const float *go, const float *lse, const float *delta, float *gq) {
+    attention_backward_dq_bf16(bf_shape a, const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                               const uint16_t *go, const float *lse, const float *delta,
+                               uint16_t *gq, bool add) {
   constexpr int THREADS = B_WARPS * 32, LD = D + 8, KT = D / 16, OT = D / 8, TILE = BC * LD;
   extern __shared__ float4 shm[];
   uint16_t *sm = reinterpret_cast<uint16_t *>(shm); /* stage s: K at 2 s TILE, V after it */
@@ -410,20 +400,19 @@ __global__ void __launch_bounds__(B_WARPS * 32, Q_BLOCKS<D>)
   const int j_begin = first_key_tile<BC>(a, gi0), j_end = gi_last + 1;
   const int n_tiles = (j_end - j_begin + BC - 1) / BC;
   const int w0 = warp * 16, wg0 = gi0 + w0, wg1 = min(wg0 + 15, gi_last);
-  const int64_t ldg = (int64_t)a.H * D;
-  const float *qb = q + b * a.qs[0] + h * a.qs[2];
-  const float *gob = go + ((int64_t)b * a.T * a.H + h) * D;
+  const int ldg = a.H * D;
+  const uint4 *k16 = reinterpret_cast<const uint4 *>(k), *v16 = reinterpret_cast<const uint4 *>(v);
+  const uint32_t kb = head16(a.ks, b, h), vb = head16(a.vs, b, h);
   const float *lse_bh = lse + ((int64_t)b * a.H + h) * a.T, *delta_bh = delta + (lse_bh - lse);
-  const int64_t head = (int64_t)blockIdx.x * a.Tk * D;
-  const uint16_t *kb = kh + head, *vb = vh + head;
 
-  stage<BC, D, THREADS>(sm, kb, j_begin, a.Tk);
-  stage<BC, D, THREADS>(sm + TILE, vb, j_begin, a.Tk);
+  stage<BC, D, THREADS>(sm, k16, kb, a.kld, j_begin, a.Tk);
+  stage<BC, D, THREADS>(sm + TILE, v16, vb, a.vld, j_begin, a.Tk);
   copies_commit();
 
   uint32_t qa[KT][4], ga[KT][4];
-  frags_a_global<KT>(qa, qb + (int64_t)(i0 + w0) * a.qs[1], a.qs[1], nq - w0, lane);
-  frags_a_global<KT>(ga, gob + (i0 + w0) * ldg, ldg, nq - w0, lane);
+  frags_a_global<KT>(qa, q + b * a.qs[0] + h * a.qs[2] + (int64_t)(i0 + w0) * a.qs[1], (int)a.qs[1],
+                     nq - w0, lane);
+  frags_a_global<KT>(ga, go + (((int64_t)b * a.T + i0 + w0) * a.H + h) * D, ldg, nq - w0, lane);
   float lse2[2], dl[2], acc[OT][4];
 #pragma unroll
   for (int half = 0; half < 2; half++) {
@@ -438,8 +427,8 @@ __global__ void __launch_bounds__(B_WARPS * 32, Q_BLOCKS<D>)
     const int j0 = j_begin + it * BC;
     if (it + 1 < n_tiles) {
       uint16_t *next = sm + ((it + 1) & 1) * 2 * TILE;
-      stage<BC, D, THREADS>(next, kb, j0 + BC, a.Tk);
-      stage<BC, D, THREADS>(next + TILE, vb, j0 + BC, a.Tk);
+      stage<BC, D, THREADS>(next, k16, kb, a.kld, j0 + BC, a.Tk);
+      stage<BC, D, THREADS>(next + TILE, v16, vb, a.vld, j0 + BC, a.Tk);
       copies_commit();
       copies_wait<1>();
     } else {
@@ -493,7 +482,7 @@ __global__ void __launch_bounds__(B_WARPS * 32, Q_BLOCKS<D>)
   for (int half = 0; half < 2; half++) {
     const int r = w0 + g + 8 * half;
     if (r < nq)
-      store_c_row<D>(gq + ((b * (int64_t)a.T + i0 + r) * a.H + h) * D, acc, half, 1.f, t, true);
+      store_c_row<D>(gq + ((b * (int64_t)a.T + i0 + r) * a.H + h) * D, acc, half, 1.f, t, add);
   }
 }
 
@@ -501,14 +490,15 @@ __global__ void __launch_bounds__(B_WARPS * 32, Q_BLOCKS<D>)
  * walks the query tiles of BR that see its keys. Warp w owns keys 16 w.., their K and V as A
  * fragments read from shared memory at each use; per 16 queries
  * it forms S^T = K Q^T and dP^T = V dO^T (B operands: Q and dO n-major), P^T and dS^T in f32,
- * and sums dV += P^T dO and dK += dS^T Q (B operands: dO and Q k-major, .trans). Shared memory:
- * K, V [B_ROWS][D+8] once, then two stages of Q, dO [BR][D+8] and lse, delta [BR] (f32), all
- * from the copies (lse and delta as they are). */
+ * and sums dV += P^T dO and dK += dS^T Q (B operands: dO and Q k-major, .trans), then adds them
+ * to gk, gv or writes them over (add_k, add_v). Shared memory: K, V [B_ROWS][D+8] once, then two
+ * stages of Q, dO [BR][D+8] and lse, delta [BR] (f32). */
 template <int D, int BR>
 __global__ void __launch_bounds__(B_WARPS * 32, K_BLOCKS<D>)
-    attention_backward_dkdv_bf16(attn_shape a, const uint16_t *qh, const uint16_t *kh,
-                                 const uint16_t *vh, const uint16_t *gh, const float *lse,
-                                 const float *delta, float *gk, float *gv) {
+    attention_backward_dkdv_bf16(bf_shape a, const uint16_t *q, const uint16_t *k,
+                                 const uint16_t *v, const uint16_t *go, const float *lse,
+                                 const float *delta, uint16_t *gk, uint16_t *gv, bool add_k,
+                                 bool add_v) {
   constexpr int THREADS = B_WARPS * 32, BC = B_ROWS, LD = D + 8, KT = D / 16, OT = D / 8,
                 TILE = BR * LD;
   extern __shared__ float4 shm[];
@@ -521,19 +511,27 @@ __global__ void __launch_bounds__(B_WARPS * 32, K_BLOCKS<D>)
   /* The queries (positions) that see a key of the tile: from j0 on, and within the window. */
   const int g_begin = max(j0, a.q_offset),
             g_end = a.window > 0 ? min(a.q_offset + a.T, j_last + a.window) : a.q_offset + a.T;
-  if (g_begin >= g_end) return; /* no query sees these keys: += 0 */
-  const int i_begin = (g_begin - a.q_offset) / BR * BR, i_end = g_end - a.q_offset;
-  const int n_tiles = (i_end - i_begin + BR - 1) / BR;
+  const bool seen = g_begin < g_end; /* else the gradients are zero: += 0, or written */
+  if (!seen && add_k && add_v) return;
+  const int i_begin = seen ? (g_begin - a.q_offset) / BR * BR : 0,
+            n_tiles = seen ? (g_end - a.q_offset - i_begin + BR - 1) / BR : 0;
   const int w0 = warp * 16, wj0 = j0 + w0, wj1 = wj0 + 15; /* the warp's keys */
   const float *lse_bh = lse + ((int64_t)b * a.H + h) * a.T, *delta_bh = delta + (lse_bh - lse);
-  const int64_t head_q = (int64_t)blockIdx.x * a.T * D, head_k = (int64_t)blockIdx.x * a.Tk * D;
-  const uint16_t *qb = qh + head_q, *gb = gh + head_q, *kb = kh + head_k, *vb = vh + head_k;
+  const int ldg = a.H * D;
+  const uint4 *q16 = reinterpret_cast<const uint4 *>(q),
+              *go16 = reinterpret_cast<const uint4 *>(go);
+  const uint32_t qb = head16(a.qs, b, h), gb = (uint32_t)(((int64_t)b * a.T * a.H + h) * D / 8);
 
-  stage<BC, D, THREADS>(Ks, kb, j0, a.Tk);
-  stage<BC, D, THREADS>(Vs, vb, j0, a.Tk);
-  copies_commit();
-  stage_queries<BR, D, THREADS>(qg, ld_, qb, gb, lse_bh, delta_bh, i_begin, a.T);
-  copies_commit();
+  if (seen) {
+    stage<BC, D, THREADS>(Ks, reinterpret_cast<const uint4 *>(k), head16(a.ks, b, h), a.kld, j0,
+                          a.Tk);
+    stage<BC, D, THREADS>(Vs, reinterpret_cast<const uint4 *>(v), head16(a.vs, b, h), a.vld, j0,
+                          a.Tk);
+    copies_commit();
+    stage_queries<BR, D, THREADS>(qg, ld_, q16, qb, a.qld, go16, gb, ldg / 8, lse_bh, delta_bh,
+                                  i_begin, a.T);
+    copies_commit();
+  }
   float acc_k[OT][4], acc_v[OT][4];
 #pragma unroll
   for (int n = 0; n < OT; n++)
@@ -544,8 +542,8 @@ __global__ void __launch_bounds__(B_WARPS * 32, K_BLOCKS<D>)
     const int i0 = i_begin + it * BR, nq = min(BR, a.T - i0), gi0 = a.q_offset + i0;
     if (it + 1 < n_tiles) {
       const int st = (it + 1) & 1;
-      stage_queries<BR, D, THREADS>(qg + st * 2 * TILE, ld_ + st * 2 * BR, qb, gb, lse_bh, delta_bh,
-                                    i0 + BR, a.T);
+      stage_queries<BR, D, THREADS>(qg + st * 2 * TILE, ld_ + st * 2 * BR, q16, qb, a.qld, go16, gb,
+                                    ldg / 8, lse_bh, delta_bh, i0 + BR, a.T);
       copies_commit();
       copies_wait<1>();
     } else {
@@ -607,94 +605,70 @@ __global__ void __launch_bounds__(B_WARPS * 32, K_BLOCKS<D>)
     const int r = w0 + g + 8 * half;
     if (r >= nk) continue;
     const int64_t off = ((b * (int64_t)a.Tk + j0 + r) * a.H + h) * D;
-    if (gk) store_c_row<D>(gk + off, acc_k, half, 1.f, t, true);
-    if (gv) store_c_row<D>(gv + off, acc_v, half, 1.f, t, true);
+    if (gk) store_c_row<D>(gk + off, acc_k, half, 1.f, t, add_k);
+    if (gv) store_c_row<D>(gv + off, acc_v, half, 1.f, t, add_v);
   }
-}
-
-struct bf_launch {
-  attn_shape a;
-  int B;
-};
-
-bf_launch launch_of(const hy_attn_dims *d) {
-  bf_launch L;
-  L.a = attn_shape_of(d);
-  L.B = (int)d->B;
-  return L;
-}
-
-/* A bf16 copy of x (rows by strides s) in scratch memory of the step arena. */
-template <int D> bf_copy copy_of(const bf_launch &L, const float *x, const int64_t *s, int rows) {
-  bf_copy c;
-  c.x = x;
-  for (int i = 0; i < 3; i++) c.s[i] = s[i];
-  c.rows = rows;
-  c.out = (uint16_t *)hy_arena_alloc_on(HY_CUDA, sizeof(uint16_t) * (size_t)L.B * (size_t)L.a.H *
-                                                     (size_t)rows * D);
-  return c;
-}
-
-/* Fill the first n copies of cs: one launch. */
-template <int D> void round_copies(const bf_launch &L, const bf_copies &cs, int n) {
-  constexpr int THREADS = 256;
-  int rows = 0;
-  for (int i = 0; i < n; i++) rows = cs.c[i].rows > rows ? cs.c[i].rows : rows;
-  int64_t blocks = ((int64_t)rows * (D / 8) + THREADS - 1) / THREADS;
-  dim3 grid((unsigned)(L.B * L.a.H), (unsigned)(blocks < 65535 ? blocks : 65535), (unsigned)n);
-  round_heads<D><<<grid, THREADS, 0, hy_cuda_stream()>>>(cs, L.a.H);
-  HY_CUDA_LAUNCHED(round_heads);
 }
 
 /* Key tiles of the forward: 64, which keeps the scores and O of a warp within the registers of
  * 2 blocks an SM at D = 64. */
 constexpr int F_BC = 64;
 
-/* The copies of k and v live in the step arena until the kernel is queued: it runs in stream
- * order, so the memory may be handed out again after that. */
+/* A [B, n, H, D] view with strides s (over b, t, h) whose rows start 16-byte aligned (cp.async's
+ * pieces) at 16-byte offsets from x that fit 32 bits. */
+bool rows16(const void *x, const int64_t *s, int64_t B, int64_t n, int64_t H, int64_t D) {
+  if (((uintptr_t)x & 15) != 0 || s[0] % 8 != 0 || s[1] % 8 != 0 || s[2] % 8 != 0) return false;
+  int64_t reach = (B - 1) * s[0] + (n - 1) * s[1] + (H - 1) * s[2] + D; /* all >= 0 here */
+  return s[0] >= 0 && s[1] >= 0 && s[2] >= 0 && reach / 8 <= UINT32_MAX;
+}
+
+/* The call's shape, after checking what the kernels assume of it (attention_bf16.h). */
+bf_shape shape_of(const hy_attn_dims *d, const void *q, const void *k, const void *v) {
+  if (!cuda_attention_bf16_takes(d->B, d->T, d->Tk, d->H, d->D) ||
+      !rows16(q, d->q_stride, d->B, d->T, d->H, d->D) ||
+      !rows16(k, d->k_stride, d->B, d->Tk, d->H, d->D) ||
+      !rows16(v, d->v_stride, d->B, d->Tk, d->H, d->D))
+    hy_die("attention", "internal: bf16 q, k, v that the tensor-core kernels do not take "
+                        "(tensor/cuda/attention_bf16.h)");
+  bf_shape a;
+  static_cast<attn_shape &>(a) = attn_shape_of(d);
+  a.qld = (uint32_t)(d->q_stride[1] / 8);
+  a.kld = (uint32_t)(d->k_stride[1] / 8);
+  a.vld = (uint32_t)(d->v_stride[1] / 8);
+  return a;
+}
+
 template <int D>
-void forward(const bf_launch &L, const float *q, const float *k, const float *v, float *o,
-             float *lse) {
+void forward(const hy_attn_dims *d, const uint16_t *q, const uint16_t *k, const uint16_t *v,
+             uint16_t *o, float *lse) {
   constexpr int BC = F_BC;
-  hy_arena_mark mark = hy_arena_get_mark();
-  bf_copies cs = {};
-  cs.c[0] = copy_of<D>(L, k, L.a.ks, L.a.Tk);
-  cs.c[1] = copy_of<D>(L, v, L.a.vs, L.a.Tk);
-  round_copies<D>(L, cs, 2);
+  bf_shape a = shape_of(d, q, k, v);
   static bool done;
   auto kernel = attention_forward_bf16<D, BC>;
   size_t bytes = sizeof(uint16_t) * (size_t)(2 * 2 * BC * (D + 8));
   hy_allow_shared(kernel, bytes, &done);
-  dim3 grid((unsigned)(L.B * L.a.H), tiles(L.a.T, F_BR));
-  kernel<<<grid, F_WARPS * 32, bytes, hy_cuda_stream()>>>(L.a, q, cs.c[0].out, cs.c[1].out, o, lse);
+  dim3 grid((unsigned)(d->B * d->H), tiles(d->T, F_BR));
+  kernel<<<grid, F_WARPS * 32, bytes, hy_cuda_stream()>>>(a, q, k, v, o, lse);
   HY_CUDA_LAUNCHED(attention_forward_bf16);
-  hy_arena_rewind(mark);
 }
 
-/* The copies take the caller's scratch memory (cuda_attention_backward_f32 rewinds after us). */
+/* dK and dV first, then dQ, as attention.cu's backward (where q, k, v are one tensor). */
 template <int D>
-void backward(const bf_launch &L, const float *q, const float *k, const float *v, const float *go,
-              const float *lse, const float *delta, float *gq, float *gk, float *gv) {
+void backward(const hy_attn_dims *d, const uint16_t *q, const uint16_t *k, const uint16_t *v,
+              const uint16_t *go, const float *lse, const float *delta, uint16_t *gq, uint16_t *gk,
+              uint16_t *gv) {
   constexpr int BC = 64, BR = 64, BK = B_ROWS;
-  const int64_t go_stride[3] = {(int64_t)L.a.T * L.a.H * D, (int64_t)L.a.H * D, D};
-  bf_copies cs = {};
-  cs.c[0] = copy_of<D>(L, k, L.a.ks, L.a.Tk);
-  cs.c[1] = copy_of<D>(L, v, L.a.vs, L.a.Tk);
-  const bool kv = gk || gv; /* dK dV stream q and dO as well */
-  if (kv) {
-    cs.c[2] = copy_of<D>(L, q, L.a.qs, L.a.T);
-    cs.c[3] = copy_of<D>(L, go, go_stride, L.a.T);
-  }
-  round_copies<D>(L, cs, kv ? 4 : 2);
-  if (kv) {
+  bf_shape a = shape_of(d, q, k, v);
+  if (gk || gv) {
     static bool done;
     auto kernel = attention_backward_dkdv_bf16<D, BR>;
     size_t bytes = sizeof(uint16_t) * (size_t)(2 * BK * (D + 8) + 2 * 2 * BR * (D + 8)) +
                    sizeof(float) * 2 * 2 * BR;
     hy_allow_shared(kernel, bytes, &done);
-    dim3 grid((unsigned)(L.B * L.a.H), tiles(L.a.Tk, BK));
-    kernel<<<grid, B_WARPS * 32, bytes, hy_cuda_stream()>>>(
-        L.a, cs.c[2].out, cs.c[0].out, cs.c[1].out, cs.c[3].out, lse, delta, gk, gv);
+    dim3 grid((unsigned)(d->B * d->H), tiles(d->Tk, BK));
+    kernel<<<grid, B_WARPS * 32, bytes, hy_cuda_stream()>>>(a, q, k, v, go, lse, delta, gk, gv,
+                                                            !(d->overwrite & HY_OVERWRITE_K),
+                                                            !(d->overwrite & HY_OVERWRITE_V));
     HY_CUDA_LAUNCHED(attention_backward_dkdv_bf16);
   }
   if (gq) {
@@ -702,33 +676,46 @@ void backward(const bf_launch &L, const float *q, const float *k, const float *v
     auto kernel = attention_backward_dq_bf16<D, BC>;
     size_t bytes = sizeof(uint16_t) * (size_t)(2 * 2 * BC * (D + 8));
     hy_allow_shared(kernel, bytes, &done);
-    dim3 grid((unsigned)(L.B * L.a.H), tiles(L.a.T, B_ROWS));
-    kernel<<<grid, B_WARPS * 32, bytes, hy_cuda_stream()>>>(L.a, q, cs.c[0].out, cs.c[1].out, go,
-                                                            lse, delta, gq);
+    dim3 grid((unsigned)(d->B * d->H), tiles(d->T, B_ROWS));
+    kernel<<<grid, B_WARPS * 32, bytes, hy_cuda_stream()>>>(a, q, k, v, go, lse, delta, gq,
+                                                            !(d->overwrite & HY_OVERWRITE_Q));
     HY_CUDA_LAUNCHED(attention_backward_dq_bf16);
   }
 }
 
 } // namespace
 
-extern "C" bool cuda_attention_bf16_head(int64_t D) { return D == 64 || D == 128; }
-
-extern "C" void cuda_attention_bf16(const hy_attn_dims *dims, const float *q, const float *k,
-                                    const float *v, float *o, float *lse) {
-  bf_launch L = launch_of(dims);
-  if (dims->D == 64)
-    forward<64>(L, q, k, v, o, lse);
-  else
-    forward<128>(L, q, k, v, o, lse);
+extern "C" bool cuda_attention_bf16_takes(int64_t B, int64_t T, int64_t Tk, int64_t H, int64_t D) {
+  int64_t n = T > Tk ? T : Tk;
+  return (D == 64 || D == 128) && B * n * H * D / 8 <= UINT32_MAX && n <= INT32_MAX;
 }
 
-extern "C" void cuda_attention_backward_bf16(const hy_attn_dims *dims, const float *q,
-                                             const float *k, const float *v, const float *go,
-                                             const float *lse, const float *delta, float *gq,
-                                             float *gk, float *gv) {
-  bf_launch L = launch_of(dims);
+extern "C" bool cuda_attention_bf16_rows(const hy_tensor *t) {
+  return t->ndim == 4 && t->stride[3] == 1 &&
+         rows16(t->data, t->stride, t->shape[0], t->shape[1], t->shape[2], t->shape[3]);
+}
+
+extern "C" void cuda_attention_bf16(const hy_attn_dims *dims, const hy_bf16 *q, const hy_bf16 *k,
+                                    const hy_bf16 *v, hy_bf16 *o, float *lse) {
+  if (dims->T == 0 || dims->B * dims->H == 0) return;
   if (dims->D == 64)
-    backward<64>(L, q, k, v, go, lse, delta, gq, gk, gv);
+    forward<64>(dims, q, k, v, o, lse);
   else
-    backward<128>(L, q, k, v, go, lse, delta, gq, gk, gv);
+    forward<128>(dims, q, k, v, o, lse);
+}
+
+/* delta lives in the step arena until the kernels that read it are queued. */
+extern "C" void cuda_attention_backward_bf16(const hy_attn_dims *dims, const hy_bf16 *q,
+                                             const hy_bf16 *k, const hy_bf16 *v, const hy_bf16 *o,
+                                             const float *lse, const hy_bf16 *go, hy_bf16 *gq,
+                                             hy_bf16 *gk, hy_bf16 *gv) {
+  if (dims->T == 0 || dims->B * dims->H == 0 || (!gq && !gk && !gv)) return;
+  hy_arena_mark mark = hy_arena_get_mark();
+  const float *delta =
+      attention_deltas(dims, reinterpret_cast<const bf16 *>(o), reinterpret_cast<const bf16 *>(go));
+  if (dims->D == 64)
+    backward<64>(dims, q, k, v, go, lse, delta, gq, gk, gv);
+  else
+    backward<128>(dims, q, k, v, go, lse, delta, gq, gk, gv);
+  hy_arena_rewind(mark);
 }

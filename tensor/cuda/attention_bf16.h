@@ -1,25 +1,22 @@
-/* Causal softmax attention on the tensor cores (tensor/cuda/attention_bf16.cu): the kernels that
- * tensor/cuda/attention.cu hands the op to when GPU matmuls run in bf16 (hy_matmul_precision) and
- * the head size is 64 or 128. Same arguments and meaning as cuda_attention_f32 and
- * cuda_attention_backward_f32; q, k, v, o, go and the gradients must be 16-byte aligned, their row
- * strides multiples of 4 floats. */
+/* What tensor/attention.c asks of the tensor-core attention kernels (tensor/cuda/attention_bf16.cu;
+ * their entries cuda_attention_bf16 and cuda_attention_backward_bf16 are in kernels.h). */
 #ifndef HYLA_CUDA_ATTENTION_BF16_H
 #define HYLA_CUDA_ATTENTION_BF16_H
 
-#include "tensor/kernel_types.h"
+#include "tensor/tensor.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* The head sizes the tensor-core kernels take. */
-bool cuda_attention_bf16_head(int64_t D);
-void cuda_attention_bf16(const hy_attn_dims *dims, const float *q, const float *k, const float *v,
-                         float *o, float *lse);
-/* delta [B, H, T]: go . o per row, as the f32 backward computes it. */
-void cuda_attention_backward_bf16(const hy_attn_dims *dims, const float *q, const float *k,
-                                  const float *v, const float *go, const float *lse,
-                                  const float *delta, float *gq, float *gk, float *gv);
+/* They take bf16 attention of B sequences of T queries against Tk keys, H heads of size D = 64
+ * or 128, where a contiguous [B, max(T, Tk), H, D] tensor has fewer than 2^32 16-byte pieces; the
+ * op computes the others in f32. */
+bool cuda_attention_bf16_takes(int64_t B, int64_t T, int64_t Tk, int64_t H, int64_t D);
+/* They read q, k or v [B, T, H, D] as it lies where its data is 16-byte aligned, its strides over
+ * b, t and h are multiples of 8 elements (the last one 1) and it reaches fewer than 2^32 16-byte
+ * pieces from its start; the op copies any other layout first. */
+bool cuda_attention_bf16_rows(const hy_tensor *t);
 
 #ifdef __cplusplus
 }

@@ -1,10 +1,11 @@
-/* What the softmax attention kernels of attention.cu (f32) and attention_bf16.cu (tensor cores)
- * both need to know of one call: its sizes, strides and scale (attn_shape, filled from the op's
- * hy_attn_dims by attn_shape_of), and the window rule t - window < s <= t by which query t sees
- * key s. */
+/* What the softmax attention kernels of attention.cu (f32) and attention_bf16.cu (bf16 on the
+ * tensor cores) both need to know of one call: its sizes, strides and scale (attn_shape, filled
+ * from the op's hy_attn_dims by attn_shape_of), the window rule t - window < s <= t by which query
+ * t sees key s, and the backward's first pass (delta). */
 #ifndef HYLA_CUDA_ATTENTION_SHAPE_CUH
 #define HYLA_CUDA_ATTENTION_SHAPE_CUH
 
+#include "tensor/cuda/bf16.cuh"
 #include "tensor/cuda/common.cuh"
 
 namespace {
@@ -56,6 +57,46 @@ __device__ __forceinline__ bool hidden(const attn_shape &a, int gi, int j) {
 /* The first key any query from position gi0 on sees, rounded down to a tile of BC. */
 template <int BC> __device__ __forceinline__ int first_key_tile(const attn_shape &a, int gi0) {
   return a.window > 0 && gi0 - a.window + 1 > 0 ? (gi0 - a.window + 1) / BC * BC : 0;
+}
+
+/* delta[b, h, t] = go[b, t, h, :] . o[b, t, h, :], summed in f32 (o and go contiguous
+ * [B, T, H, D] of f32 or bf16): one warp per row, four elements a lane where vec (D % 4 == 0, both
+ * aligned for ld4). */
+template <typename S>
+__global__ void attention_delta(int64_t rows, int T, int H, int D, bool vec, const S *o,
+                                const S *go, float *delta) {
+  int ln = (int)threadIdx.x % 32;
+  int64_t w = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) / 32,
+          nw = (int64_t)gridDim.x * blockDim.x / 32;
+  for (int64_t r = w; r < rows; r += nw) {
+    const S *x = o + r * D, *g = go + r * D;
+    float s = 0.f;
+    if (vec) {
+      for (int d = 4 * ln; d < D; d += 128) {
+        float4 a = ld4(x + d), b = ld4(g + d);
+        s = fmaf(a.x, b.x, fmaf(a.y, b.y, fmaf(a.z, b.z, fmaf(a.w, b.w, s))));
+      }
+    } else {
+      for (int d = ln; d < D; d += 32) s = fmaf(ld(x + d), ld(g + d), s);
+    }
+#pragma unroll
+    for (int m = 16; m >= 1; m /= 2) s += __shfl_xor_sync(0xffffffffu, s, m);
+    if (ln == 0) {
+      int64_t bt = r / H, b = bt / T, t = bt % T, h = r % H;
+      delta[(b * H + h) * T + t] = s;
+    }
+  }
+}
+
+/* delta [B, H, T] in the step arena (the caller rewinds once the kernels reading it are queued). */
+template <typename S> float *attention_deltas(const hy_attn_dims *d, const S *o, const S *go) {
+  int64_t rows = d->B * d->T * d->H;
+  float *delta = (float *)hy_arena_alloc_on(HY_CUDA, sizeof(float) * (size_t)rows);
+  bool vec = d->D % 4 == 0 && hy_aligned4<S>(o) && hy_aligned4<S>(go);
+  attention_delta<<<hy_cuda_blocks(rows * 32), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(
+      rows, (int)d->T, (int)d->H, (int)d->D, vec, o, go, delta);
+  HY_CUDA_LAUNCHED(attention_delta);
+  return delta;
 }
 
 } // namespace

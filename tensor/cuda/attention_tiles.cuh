@@ -223,7 +223,7 @@ void run_backward_dq(const tile_launch &L, const W &w, const float *q, const flo
   size_t bytes = sizeof(float) * (size_t)(2 * BR * (DP + 4) + 2 * BC * (DP + 4) + BR * (BC + 16));
   hy_allow_shared(kernel, bytes, &done);
   dim3 grid((unsigned)(L.B * L.a.H), tile_count(L, L.a.T, BR));
-  kernel<<<grid, BR / RT * 16, bytes>>>(L.a, w, q, k, v, go, gq, L.vec4);
+  kernel<<<grid, BR / RT * 16, bytes, hy_cuda_stream()>>>(L.a, w, q, k, v, go, gq, L.vec4);
   HY_CUDA_LAUNCHED(tiles_backward_dq);
 }
 
@@ -237,7 +237,7 @@ void run_backward_dkdv(const tile_launch &L, const W &w, const float *q, const f
       sizeof(typename W::row) * BR;
   hy_allow_shared(kernel, bytes, &done);
   dim3 grid((unsigned)(L.B * L.a.H), tile_count(L, L.a.T, BC));
-  kernel<<<grid, BC / RT * 16, bytes>>>(L.a, w, q, k, v, go, gk, gv, L.vec4);
+  kernel<<<grid, BC / RT * 16, bytes, hy_cuda_stream()>>>(L.a, w, q, k, v, go, gk, gv, L.vec4);
   HY_CUDA_LAUNCHED(tiles_backward_dkdv);
 }
 

@@ -1,3 +1,4 @@
+#include "tensor/cuda/bf16.cuh"
 #include "tensor/cuda/common.cuh"
 extern "C" {
 #include "tensor/arena.h"
@@ -5,11 +6,13 @@ extern "C" {
 
 #include <math.h>
 
-/* Chunked gated linear attention on the GPU in f32: the twin of tensor/cpu/gla.c, with its layouts
+/* Chunked gated linear attention on the GPU: the twin of tensor/cpu/gla.c, with its layouts
  * (q, k, g [B, T, H, dk], v, o [B, T, H, dv], states [B, H, n_chunks, dk, dv]: the state before
- * each chunk) and its arithmetic: the cumulative log decays b of a chunk are summed token by token
- * in f32 as the CPU sums them, and every exponent is a difference b_t - b_s with s <= t, or b
- * itself, so that no factor exceeds 1.
+ * each chunk) and its arithmetic, over f32 or bf16 storage of q, k, v, g, o and their gradients
+ * (one template over the storage type T: values load to f32 and round once on store). The states,
+ * their gradients, the decays, the pair matrices and every sum stay f32. The arithmetic: the
+ * cumulative log decays b of a chunk are summed token by token in f32 as the CPU sums them, and
+ * every exponent is a difference b_t - b_s with s <= t, or b itself, so that no factor exceeds 1.
  *
  * Forward, per (b, h): the decays b; each chunk's own contribution to the state,
  * (k * exp(B - b))^T v, written to the slot of the state after it; one sequential pass over the
@@ -33,7 +36,12 @@ extern "C" {
  * Tiles: 256 threads own a 64 x 64 output tile, 4 x 4 each (thread (ty, tx): rows 4 ty.., columns
  * 4 tx..), and step through the contraction 16 deep with both operands staged in shared memory,
  * k-major ([16][64]), read back as float4; each step's global loads are issued during the step
- * before. */
+ * before.
+ *
+ * The op's own dq and dk, from which the gate's gradient is summed, are f32 where there is a gate
+ * (the two products it subtracts nearly cancel under strong decays, so they must not be rounded
+ * to bf16 first); the other gradients are in T. A gradient flagged in hy_gla_dims' overwrite is
+ * written over, the others are added to. */
 
 namespace {
 
@@ -91,31 +99,34 @@ __device__ __forceinline__ float4 zero4() {
   return z;
 }
 
-/* 4 floats of a row from column col on, zeros from column ncol. */
-__device__ __forceinline__ float4 load4(const float *row, int col, int ncol, bool vec) {
-  if (vec && col + 3 < ncol) return *reinterpret_cast<const float4 *>(row + col);
+/* 4 values of a row (f32 or bf16) from column col on as floats, zeros from column ncol. vec: one
+ * ld4 where the 4 are there (col a multiple of 4, the row aligned for it). */
+template <typename S>
+__device__ __forceinline__ float4 load4(const S *row, int col, int ncol, bool vec) {
+  if (vec && col + 3 < ncol) return ld4(row + col);
   float4 r;
-  r.x = col < ncol ? row[col] : 0.f;
-  r.y = col + 1 < ncol ? row[col + 1] : 0.f;
-  r.z = col + 2 < ncol ? row[col + 2] : 0.f;
-  r.w = col + 3 < ncol ? row[col + 3] : 0.f;
+  r.x = col < ncol ? ld(row + col) : 0.f;
+  r.y = col + 1 < ncol ? ld(row + col + 1) : 0.f;
+  r.z = col + 2 < ncol ? ld(row + col + 2) : 0.f;
+  r.w = col + 3 < ncol ? ld(row + col + 3) : 0.f;
   return r;
 }
 
-__device__ __forceinline__ void store4(float *row, int col, int ncol, bool vec, const float *v,
+/* row[col..col + 3] (+)= v, up to column ncol, summed in f32 and rounded once. */
+template <typename S>
+__device__ __forceinline__ void store4(S *row, int col, int ncol, bool vec, const float *v,
                                        bool accumulate) {
   if (vec && col + 3 < ncol) {
-    float4 *p = reinterpret_cast<float4 *>(row + col);
-    float4 x = accumulate ? *p : zero4();
+    float4 x = accumulate ? ld4(row + col) : zero4();
     x.x += v[0];
     x.y += v[1];
     x.z += v[2];
     x.w += v[3];
-    *p = x;
+    st4(row + col, x);
     return;
   }
   for (int e = 0; e < 4; e++)
-    if (col + e < ncol) row[col + e] = accumulate ? row[col + e] + v[e] : v[e];
+    if (col + e < ncol) st(row + col + e, accumulate ? ld(row + col + e) + v[e] : v[e]);
 }
 
 /* b(j, i..i+3), zeros from channel ncol. */
@@ -151,8 +162,8 @@ struct part {
  * column ncol. ROWS: dst[kk][c] = src[row0 + kk][col0 + c]; else the transpose,
  * dst[kk][r] = src[row0 + r][col0 + kk]. d: the decays of src's rows, last: the chunk's last
  * token (for EXP_BL_MINUS_B). */
-template <bool ROWS, int SC>
-__device__ __forceinline__ part fetch(const float *src, int64_t ld, int row0, int nrow, int col0,
+template <bool ROWS, int SC, typename S>
+__device__ __forceinline__ part fetch(const S *src, int64_t ld, int row0, int nrow, int col0,
                                       int ncol, bool vec, const decays &d = decays(),
                                       int last = 0) {
   int r = ROWS ? (int)threadIdx.x / 16 : (int)threadIdx.x / 4;
@@ -208,9 +219,9 @@ __device__ __forceinline__ void mma_steps(float (&acc)[4][4], const float (*A)[L
   }
 }
 
-/* b: the cumulative sums of g inside each chunk, token by token as on the CPU. One thread per
- * (batch, chunk, head, channel). */
-__global__ void decay_cumsum(gla_shape s, const float *g, float *b) {
+/* b: the cumulative sums of g inside each chunk, token by token as on the CPU, in f32. One thread
+ * per (batch, chunk, head, channel). */
+template <typename T> __global__ void decay_cumsum(gla_shape s, const T *g, float *b) {
   int64_t n = (int64_t)s.B * s.nc * s.H * s.dk;
   HY_GRID_STRIDE(x, n) {
     int i = (int)(x % s.dk);
@@ -219,11 +230,11 @@ __global__ void decay_cumsum(gla_shape s, const float *g, float *b) {
     r /= s.H;
     int c = (int)(r % s.nc), bb = (int)(r / s.nc);
     int len = chunk_len(s, c);
-    int64_t ld = (int64_t)s.H * s.dk, at = (((int64_t)bb * s.T + c * s.C) * s.H + h) * s.dk + i;
+    int64_t step = (int64_t)s.H * s.dk, at = (((int64_t)bb * s.T + c * s.C) * s.H + h) * s.dk + i;
     float acc = 0.f;
     for (int j = 0; j < len; j++) {
-      acc = acc + g[at + j * ld];
-      b[at + j * ld] = acc;
+      acc = acc + ld(g + at + j * step);
+      b[at + j * step] = acc;
     }
   }
 }
@@ -242,9 +253,9 @@ __global__ void decay_table(gla_shape s, head_decays hd, float *b) {
 /* One chunk's contribution to a state: forward, U = (k * exp(B - b))^T v into the slot of the
  * state after the chunk (chunks 0..nc-2); backward, (q * exp(b))^T dO into the slot of the state
  * gradient before it (chunks 1..nc-1). Block: (head, chunk), dk tile, dv tile. */
-template <bool BACKWARD, bool GATED>
+template <bool BACKWARD, bool GATED, typename T>
 __global__ void __launch_bounds__(THREADS)
-    chunk_state(gla_shape s, const float *x, const float *y, const float *bc, float *out) {
+    chunk_state(gla_shape s, const T *x, const T *y, const float *bc, float *out) {
   __shared__ __align__(16) float xs[KS][LDS];
   __shared__ __align__(16) float ys[KS][LDS];
   int nc1 = s.nc - 1;
@@ -254,7 +265,7 @@ __global__ void __launch_bounds__(THREADS)
   int n = chunk_len(s, c);
   decays d = decays_of(s, bc, GATED, bh, c);
   int64_t row0 = row_of(s, bh, c * s.C), ldk = (int64_t)s.H * s.dk, ldv = (int64_t)s.H * s.dv;
-  const float *xc = x + row0 * s.dk, *yc = y + row0 * s.dv;
+  const T *xc = x + row0 * s.dk, *yc = y + row0 * s.dv;
   int ty = (int)threadIdx.x / 16, tx = (int)threadIdx.x % 16;
   float acc[4][4] = {};
   constexpr int SC = BACKWARD ? EXP_B : EXP_BL_MINUS_B;
@@ -312,9 +323,9 @@ __global__ void state_scan(gla_shape s, const float *bc, float *st) {
  * (head, chunk): A_ts = sum_i q_ti k_si exp(b_ti - b_si) (DP false; x = q, y = k), or
  * dP_ts = dO_t . v_s (DP; x = dO, y = v). With a constant decay both are multiplied by
  * exp(gamma (t - s)). Block: (head, chunk), a pair of 64-token tiles (rt, st <= rt). */
-template <bool GATED, bool DP>
+template <bool GATED, bool DP, typename T>
 __global__ void __launch_bounds__(THREADS)
-    pairs_kernel(gla_shape s, const float *x, const float *y, const float *bc, float *P) {
+    pairs_kernel(gla_shape s, const T *x, const T *y, const float *bc, float *P) {
   constexpr bool EXPS = GATED && !DP;
   __shared__ __align__(16) float xs[KS][LDS];
   __shared__ __align__(16) float ys[KS][LDS];
@@ -329,7 +340,7 @@ __global__ void __launch_bounds__(THREADS)
   int dim = DP ? s.dv : s.dk;
   bool vec = DP ? s.vv : s.vk;
   int64_t ld = (int64_t)s.H * dim, row0 = row_of(s, bh, c * s.C);
-  const float *xc = x + row0 * dim, *yc = y + row0 * dim;
+  const T *xc = x + row0 * dim, *yc = y + row0 * dim;
   decays d = decays_of(s, bc, GATED, bh, c);
   int ty = (int)threadIdx.x / 16, tx = (int)threadIdx.x % 16;
   bool above = r0 == s0 && tx > ty; /* all of the thread's pairs have s > t */
@@ -395,13 +406,16 @@ __global__ void __launch_bounds__(THREADS)
  * with S the state before the chunk and dS the gradient of the state after it. */
 enum rows_mode { OUT, DV, DQ, DK };
 
-struct rows_args {
-  const float *q, *k, *v, *go, *bc, *P, *S; /* S: the states (OUT, DQ) or their gradients */
-  float *out;
+/* The inputs in T, the output in TO (f32 for a gated dq and dk, else T). */
+template <typename T, typename TO> struct rows_args {
+  const T *q, *k, *v, *go;
+  const float *bc, *P, *S; /* S: the states (OUT, DQ) or their gradients */
+  TO *out;
+  bool add; /* add to out (a gradient), else write it */
 };
 
-template <int MODE, bool GATED>
-__global__ void __launch_bounds__(THREADS) rows_kernel(gla_shape s, rows_args a) {
+template <int MODE, bool GATED, typename T, typename TO>
+__global__ void __launch_bounds__(THREADS) rows_kernel(gla_shape s, rows_args<T, TO> a) {
   constexpr bool BEFORE = MODE == OUT || MODE == DQ; /* pairs with s <= t; else t >= s */
   constexpr bool KCOLS = MODE == DQ || MODE == DK;   /* output columns are key channels */
   constexpr bool SPLIT = GATED && KCOLS;             /* pairs weighted per channel */
@@ -414,8 +428,8 @@ __global__ void __launch_bounds__(THREADS) rows_kernel(gla_shape s, rows_args a)
   if (r0 >= n) return;
   int ncol = KCOLS ? s.dk : s.dv, nx = KCOLS ? s.dv : s.dk;
   int64_t ldk = (int64_t)s.H * s.dk, ldv = (int64_t)s.H * s.dv, row0 = row_of(s, bh, c * s.C);
-  const float *qc = a.q + row0 * s.dk, *kc = a.k + row0 * s.dk;
-  const float *vc = a.v + row0 * s.dv, *goc = a.go + row0 * s.dv;
+  const T *qc = a.q + row0 * s.dk, *kc = a.k + row0 * s.dk;
+  const T *vc = a.v + row0 * s.dv, *goc = a.go + row0 * s.dv;
   const float *S = a.S + ((int64_t)bh * s.nc + c) * s.per_state;
   const float *Pc = a.P + ((int64_t)bh * s.nc + c) * s.C * s.ldp;
   decays d = decays_of(s, a.bc, GATED, bh, c);
@@ -466,7 +480,7 @@ __global__ void __launch_bounds__(THREADS) rows_kernel(gla_shape s, rows_args a)
   float bm[4]; /* the reference row's decays: row tr (dq) or tr + mref (dk) */
   for (int cc = 0; cc < 4; cc++) bm[cc] = MODE == DQ ? br[0][cc] : br[mref][cc];
   int k_begin = BEFORE ? 0 : r0, k_end = BEFORE ? imin(r0 + TILE, n) : n;
-  const float *yc = MODE == OUT ? vc : MODE == DV ? goc : MODE == DQ ? kc : qc;
+  const T *yc = MODE == OUT ? vc : MODE == DV ? goc : MODE == DQ ? kc : qc;
   int64_t ldy = KCOLS ? ldk : ldv;
   bool vy = KCOLS ? s.vk : s.vv;
   part pp, py, pb;
@@ -524,7 +538,7 @@ __global__ void __launch_bounds__(THREADS) rows_kernel(gla_shape s, rows_args a)
     __syncthreads();
   }
 
-  float *out = a.out + row0 * ncol;
+  TO *out = a.out + row0 * ncol;
   int64_t ldo = (int64_t)s.H * ncol;
   bool vec = KCOLS ? s.vk : s.vv;
   for (int r = 0; r < 4; r++) {
@@ -533,13 +547,14 @@ __global__ void __launch_bounds__(THREADS) rows_kernel(gla_shape s, rows_args a)
     if (SPLIT)
       for (int cc = 0; cc < 4; cc++)
         acc[r][cc] += accf[r][cc] * ex(MODE == DQ ? br[r][cc] - bm[cc] : bm[cc] - br[r][cc]);
-    store4(out + t * ldo, tcol, ncol, vec, acc[r], MODE != OUT);
+    store4(out + t * ldo, tcol, ncol, vec, acc[r], MODE != OUT && a.add);
   }
 }
 
 /* The gate gradient's reverse sums, per batch over its H dk running sums: first each segment's
  * total, then per segment the sums of the segments after it and its own reverse cumulative sum. */
-__global__ void gate_segment_sums(int B, int T, int W, int nseg, const float *q, const float *k,
+template <typename S>
+__global__ void gate_segment_sums(int B, int T, int W, int nseg, const S *q, const S *k,
                                   const float *dq, const float *dk, float *sums) {
   HY_GRID_STRIDE(x, (int64_t)B * nseg * W) {
     int w = (int)(x % W), seg = (int)(x / W % nseg), b = (int)(x / W / nseg);
@@ -547,15 +562,16 @@ __global__ void gate_segment_sums(int B, int T, int W, int nseg, const float *q,
     float run = 0.f;
     for (int t = te - 1; t >= ta; t--) {
       int64_t at = ((int64_t)b * T + t) * W + w;
-      run += q[at] * dq[at] - k[at] * dk[at];
+      run += ld(q + at) * dq[at] - ld(k + at) * dk[at];
     }
     sums[x] = run;
   }
 }
 
-__global__ void gate_reverse_cumsum(int B, int T, int W, int nseg, const float *q, const float *k,
-                                    const float *dq, const float *dk, const float *sums,
-                                    float *gg) {
+template <typename S>
+__global__ void gate_reverse_cumsum(int B, int T, int W, int nseg, const S *q, const S *k,
+                                    const float *dq, const float *dk, const float *sums, S *gg,
+                                    bool add) {
   HY_GRID_STRIDE(x, (int64_t)B * nseg * W) {
     int w = (int)(x % W), seg = (int)(x / W % nseg), b = (int)(x / W / nseg);
     int ta = seg * SEG, te = imin(T, ta + SEG);
@@ -564,18 +580,17 @@ __global__ void gate_reverse_cumsum(int B, int T, int W, int nseg, const float *
       run += sums[((int64_t)b * nseg + later) * W + w];
     for (int t = te - 1; t >= ta; t--) {
       int64_t at = ((int64_t)b * T + t) * W + w;
-      run += q[at] * dq[at] - k[at] * dk[at];
-      gg[at] += run;
+      run += ld(q + at) * dq[at] - ld(k + at) * dk[at];
+      st(gg + at, add ? ld(gg + at) + run : run);
     }
   }
 }
 
 int tiles(int64_t n) { return (int)((n + TILE - 1) / TILE); }
 
-bool aligned(const void *p) { return ((uintptr_t)p & 15) == 0; }
-
 /* vk, vv: whether the rows of the dk-wide (dv-wide) operands the call reads or writes may be moved
- * as float4: the width a multiple of 4 and every such pointer 16-byte aligned. */
+ * four values at a time (ld4, st4): the width a multiple of 4 and every such pointer aligned for
+ * its type. */
 gla_shape shape_of(const hy_gla_dims *dm, bool vk, bool vv) {
   gla_shape s;
   s.B = (int)dm->B;
@@ -595,7 +610,7 @@ gla_shape shape_of(const hy_gla_dims *dm, bool vk, bool vv) {
 bool empty(const hy_gla_dims *dm) { return dm->B * dm->T * dm->H * dm->dk * dm->dv == 0; }
 
 /* The cumulative log decays, in the step arena: [B, T, H, dk] with g, else the table [H, C]. */
-float *chunk_decays(const gla_shape &s, const hy_gla_dims *dm, const float *g) {
+template <typename T> float *chunk_decays(const gla_shape &s, const hy_gla_dims *dm, const T *g) {
   if (g) {
     float *b = (float *)hy_arena_alloc_on(HY_CUDA, sizeof(float) * (size_t)(s.B * s.T) *
                                                        (size_t)(s.H * s.dk));
@@ -624,13 +639,16 @@ dim3 pair_grid(const gla_shape &s) {
   return dim3((unsigned)(s.B * s.H * s.nc), (unsigned)(nt * (nt + 1) / 2));
 }
 
-dim3 rows_grid(const gla_shape &s, int ncol) {
-  return dim3((unsigned)(s.B * s.H * s.nc), (unsigned)tiles(s.C), (unsigned)tiles(ncol));
+template <int MODE, bool GATED, typename T, typename TO>
+void run_rows(const gla_shape &s, const rows_args<T, TO> &a, int ncol) {
+  dim3 grid((unsigned)(s.B * s.H * s.nc), (unsigned)tiles(s.C), (unsigned)tiles(ncol));
+  rows_kernel<MODE, GATED><<<grid, THREADS, 0, hy_cuda_stream()>>>(s, a);
+  HY_CUDA_LAUNCHED(rows_kernel);
 }
 
-template <bool GATED>
-void forward(const gla_shape &s, const float *q, const float *k, const float *v, const float *bc,
-             float *o, float *states) {
+template <bool GATED, typename T>
+void forward(const gla_shape &s, const T *q, const T *k, const T *v, const float *bc, T *o,
+             float *states) {
   if (s.nc > 1) {
     dim3 grid((unsigned)(s.B * s.H * (s.nc - 1)), (unsigned)tiles(s.dk), (unsigned)tiles(s.dv));
     chunk_state<false, GATED><<<grid, THREADS, 0, hy_cuda_stream()>>>(s, k, v, bc, states);
@@ -643,54 +661,59 @@ void forward(const gla_shape &s, const float *q, const float *k, const float *v,
   float *A = pair_scratch(s);
   pairs_kernel<GATED, false><<<pair_grid(s), THREADS, 0, hy_cuda_stream()>>>(s, q, k, bc, A);
   HY_CUDA_LAUNCHED(pairs_kernel);
-  rows_args a = {q, k, v, nullptr, bc, A, states, o};
-  rows_kernel<OUT, GATED><<<rows_grid(s, s.dv), THREADS, 0, hy_cuda_stream()>>>(s, a);
-  HY_CUDA_LAUNCHED(rows_kernel);
+  run_rows<OUT, GATED>(s, rows_args<T, T>{q, k, v, nullptr, bc, A, states, o, false}, s.dv);
 }
 
-template <bool GATED>
-void backward(const gla_shape &s, const float *q, const float *k, const float *v, const float *bc,
-              const float *states, const float *go, float *gq, float *gk, float *gv) {
-  float *A = pair_scratch(s), *dP = pair_scratch(s);
-  pairs_kernel<GATED, false><<<pair_grid(s), THREADS, 0, hy_cuda_stream()>>>(s, q, k, bc, A);
-  HY_CUDA_LAUNCHED(pairs_kernel);
-  pairs_kernel<GATED, true><<<pair_grid(s), THREADS, 0, hy_cuda_stream()>>>(s, go, v, bc, dP);
-  HY_CUDA_LAUNCHED(pairs_kernel);
-  float *dS = (float *)hy_arena_alloc_on(HY_CUDA, sizeof(float) * (size_t)(s.B * s.H * s.nc) *
-                                                      (size_t)s.per_state);
-  if (s.nc > 1) {
-    dim3 grid((unsigned)(s.B * s.H * (s.nc - 1)), (unsigned)tiles(s.dk), (unsigned)tiles(s.dv));
-    chunk_state<true, GATED><<<grid, THREADS, 0, hy_cuda_stream()>>>(s, q, go, bc, dS);
-    HY_CUDA_LAUNCHED(chunk_state);
+/* Only what the requested gradients need: A for dv, dP for dq and dk, dS for dv and dk. dv first,
+ * then dq, then dk: where two of q, k, v are one tensor, the order tensor/gla.c asks for their
+ * gradients in (the first writer may overwrite). */
+template <bool GATED, typename T, typename TQ>
+void backward(const gla_shape &s, unsigned overwrite, const T *q, const T *k, const T *v,
+              const float *bc, const float *states, const T *go, TQ *gq, TQ *gk, T *gv) {
+  float *A = nullptr, *dP = nullptr, *dS = nullptr;
+  if (gv) {
+    A = pair_scratch(s);
+    pairs_kernel<GATED, false><<<pair_grid(s), THREADS, 0, hy_cuda_stream()>>>(s, q, k, bc, A);
+    HY_CUDA_LAUNCHED(pairs_kernel);
   }
-  state_scan<true, GATED>
-      <<<hy_cuda_blocks(s.B * s.H * s.per_state), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(s, bc,
-                                                                                          dS);
-  HY_CUDA_LAUNCHED(state_scan);
-  rows_args a = {q, k, v, go, bc, A, dS, gv};
-  rows_kernel<DV, GATED><<<rows_grid(s, s.dv), THREADS, 0, hy_cuda_stream()>>>(s, a);
-  HY_CUDA_LAUNCHED(rows_kernel);
-  a.P = dP;
-  a.S = states;
-  a.out = gq;
-  rows_kernel<DQ, GATED><<<rows_grid(s, s.dk), THREADS, 0, hy_cuda_stream()>>>(s, a);
-  HY_CUDA_LAUNCHED(rows_kernel);
-  a.S = dS;
-  a.out = gk;
-  rows_kernel<DK, GATED><<<rows_grid(s, s.dk), THREADS, 0, hy_cuda_stream()>>>(s, a);
-  HY_CUDA_LAUNCHED(rows_kernel);
+  if (gq || gk) {
+    dP = pair_scratch(s);
+    pairs_kernel<GATED, true><<<pair_grid(s), THREADS, 0, hy_cuda_stream()>>>(s, go, v, bc, dP);
+    HY_CUDA_LAUNCHED(pairs_kernel);
+  }
+  if (gv || gk) {
+    dS = (float *)hy_arena_alloc_on(HY_CUDA, sizeof(float) * (size_t)(s.B * s.H * s.nc) *
+                                                 (size_t)s.per_state);
+    if (s.nc > 1) {
+      dim3 grid((unsigned)(s.B * s.H * (s.nc - 1)), (unsigned)tiles(s.dk), (unsigned)tiles(s.dv));
+      chunk_state<true, GATED><<<grid, THREADS, 0, hy_cuda_stream()>>>(s, q, go, bc, dS);
+      HY_CUDA_LAUNCHED(chunk_state);
+    }
+    state_scan<true, GATED>
+        <<<hy_cuda_blocks(s.B * s.H * s.per_state), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(s, bc,
+                                                                                            dS);
+    HY_CUDA_LAUNCHED(state_scan);
+  }
+  if (gv)
+    run_rows<DV, GATED>(
+        s, rows_args<T, T>{q, k, v, go, bc, A, dS, gv, !(overwrite & HY_OVERWRITE_V)}, s.dv);
+  if (gq)
+    run_rows<DQ, GATED>(
+        s, rows_args<T, TQ>{q, k, v, go, bc, dP, states, gq, !(overwrite & HY_OVERWRITE_Q)}, s.dk);
+  if (gk)
+    run_rows<DK, GATED>(
+        s, rows_args<T, TQ>{q, k, v, go, bc, dP, dS, gk, !(overwrite & HY_OVERWRITE_K)}, s.dk);
 }
-
-} // namespace
 
 /* Scratch (the decays, the pair matrices, the state gradients) lives in the step arena until the
- * kernels that use it are queued; they run in order on the default stream, before anything that
+ * kernels that use it are queued; they run in order on hyla's stream, before anything that
  * reuses the memory. */
-extern "C" void cuda_gla_f32(const hy_gla_dims *dims, const float *q, const float *k,
-                             const float *v, const float *g, float *o, float *states) {
+template <typename T>
+void gla_forward(const hy_gla_dims *dims, const T *q, const T *k, const T *v, const T *g, T *o,
+                 float *states) {
   if (empty(dims)) return;
-  gla_shape s =
-      shape_of(dims, aligned(q) && aligned(k), aligned(v) && aligned(o) && aligned(states));
+  gla_shape s = shape_of(dims, hy_aligned4<T>(q) && hy_aligned4<T>(k),
+                         hy_aligned4<T>(v) && hy_aligned4<T>(o) && hy_aligned4<float>(states));
   hy_arena_mark mark = hy_arena_get_mark();
   const float *bc = chunk_decays(s, dims, g);
   if (g)
@@ -700,36 +723,80 @@ extern "C" void cuda_gla_f32(const hy_gla_dims *dims, const float *q, const floa
   hy_arena_rewind(mark);
 }
 
-extern "C" void cuda_gla_backward_f32(const hy_gla_dims *dims, const float *q, const float *k,
-                                      const float *v, const float *g, const float *states,
-                                      const float *go, float *gq, float *gk, float *gv) {
-  if (empty(dims)) return;
-  gla_shape s = shape_of(dims, aligned(q) && aligned(k) && aligned(gq) && aligned(gk),
-                         aligned(v) && aligned(go) && aligned(gv) && aligned(states));
+/* gq, gk: f32 with a gate (for its gradient), else T. */
+template <typename T>
+void gla_backward(const hy_gla_dims *dims, const T *q, const T *k, const T *v, const T *g,
+                  const float *states, const T *go, void *gq, void *gk, T *gv) {
+  if (empty(dims) || (!gq && !gk && !gv)) return;
+  bool dq_aligned = g ? hy_aligned4<float>(gq) && hy_aligned4<float>(gk)
+                      : hy_aligned4<T>(gq) && hy_aligned4<T>(gk);
+  gla_shape s = shape_of(dims, hy_aligned4<T>(q) && hy_aligned4<T>(k) && dq_aligned,
+                         hy_aligned4<T>(v) && hy_aligned4<T>(go) && hy_aligned4<T>(gv) &&
+                             hy_aligned4<float>(states));
   hy_arena_mark mark = hy_arena_get_mark();
   const float *bc = chunk_decays(s, dims, g);
   if (g)
-    backward<true>(s, q, k, v, bc, states, go, gq, gk, gv);
+    backward<true>(s, dims->overwrite, q, k, v, bc, states, go, (float *)gq, (float *)gk, gv);
   else
-    backward<false>(s, q, k, v, bc, states, go, gq, gk, gv);
+    backward<false>(s, dims->overwrite, q, k, v, bc, states, go, (T *)gq, (T *)gk, gv);
   hy_arena_rewind(mark);
 }
 
-extern "C" void cuda_gla_gate_grad_f32(const hy_gla_dims *dims, const float *q, const float *k,
-                                       const float *dq, const float *dk, float *gg) {
+template <typename T>
+void gla_gate_grad(const hy_gla_dims *dims, const T *q, const T *k, const float *dq,
+                   const float *dk, T *gg) {
   if (empty(dims)) return;
-  int B = (int)dims->B, T = (int)dims->T, W = (int)(dims->H * dims->dk), nseg = (T + SEG - 1) / SEG;
+  int B = (int)dims->B, T_ = (int)dims->T, W = (int)(dims->H * dims->dk),
+      nseg = (T_ + SEG - 1) / SEG;
   hy_arena_mark mark = hy_arena_get_mark();
   float *sums =
       (float *)hy_arena_alloc_on(HY_CUDA, sizeof(float) * (size_t)B * (size_t)nseg * (size_t)W);
   unsigned blocks = hy_cuda_blocks((int64_t)B * nseg * W);
   if (nseg > 1) {
-    gate_segment_sums<<<blocks, HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(B, T, W, nseg, q, k, dq, dk,
-                                                                        sums);
+    gate_segment_sums<<<blocks, HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(B, T_, W, nseg, q, k, dq,
+                                                                        dk, sums);
     HY_CUDA_LAUNCHED(gate_segment_sums);
   }
-  gate_reverse_cumsum<<<blocks, HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(B, T, W, nseg, q, k, dq, dk,
-                                                                        sums, gg);
+  gate_reverse_cumsum<<<blocks, HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(
+      B, T_, W, nseg, q, k, dq, dk, sums, gg, !(dims->overwrite & HY_OVERWRITE_G));
   HY_CUDA_LAUNCHED(gate_reverse_cumsum);
   hy_arena_rewind(mark);
+}
+
+const bf16 *as_bf16(const hy_bf16 *p) { return reinterpret_cast<const bf16 *>(p); }
+bf16 *as_bf16(hy_bf16 *p) { return reinterpret_cast<bf16 *>(p); }
+
+} // namespace
+
+extern "C" void cuda_gla_f32(const hy_gla_dims *dims, const float *q, const float *k,
+                             const float *v, const float *g, float *o, float *states) {
+  gla_forward(dims, q, k, v, g, o, states);
+}
+
+extern "C" void cuda_gla_bf16(const hy_gla_dims *dims, const hy_bf16 *q, const hy_bf16 *k,
+                              const hy_bf16 *v, const hy_bf16 *g, hy_bf16 *o, float *states) {
+  gla_forward(dims, as_bf16(q), as_bf16(k), as_bf16(v), as_bf16(g), as_bf16(o), states);
+}
+
+extern "C" void cuda_gla_backward_f32(const hy_gla_dims *dims, const float *q, const float *k,
+                                      const float *v, const float *g, const float *states,
+                                      const float *go, float *gq, float *gk, float *gv) {
+  gla_backward(dims, q, k, v, g, states, go, gq, gk, gv);
+}
+
+extern "C" void cuda_gla_backward_bf16(const hy_gla_dims *dims, const hy_bf16 *q, const hy_bf16 *k,
+                                       const hy_bf16 *v, const hy_bf16 *g, const float *states,
+                                       const hy_bf16 *go, void *gq, void *gk, hy_bf16 *gv) {
+  gla_backward(dims, as_bf16(q), as_bf16(k), as_bf16(v), as_bf16(g), states, as_bf16(go), gq, gk,
+               as_bf16(gv));
+}
+
+extern "C" void cuda_gla_gate_grad_f32(const hy_gla_dims *dims, const float *q, const float *k,
+                                       const float *dq, const float *dk, float *gg) {
+  gla_gate_grad(dims, q, k, dq, dk, gg);
+}
+
+extern "C" void cuda_gla_gate_grad_bf16(const hy_gla_dims *dims, const hy_bf16 *q, const hy_bf16 *k,
+                                        const float *dq, const float *dk, hy_bf16 *gg) {
+  gla_gate_grad(dims, as_bf16(q), as_bf16(k), dq, dk, as_bf16(gg));
 }

@@ -1,9 +1,10 @@
 /* CUDA kernels: the CPU kernels' twins (tensor/cpu/kernels.h), with the same arguments and the
  * same meaning, over device pointers, in f32; a _bf16 twin takes bf16 storage (hy_bf16 in C,
  * computing in f32). tensor/<op>.c picks CPU or CUDA by the tensor's device (HY_KERNEL and
- * HY_KERNEL_BF16 in tensor/op.h). Gradient outputs (g*) are accumulated into (+=), or
- * overwritten where an accumulate flag says so, as on the CPU. Launches go to hyla's stream
- * and return at once. */
+ * HY_KERNEL_BF16 in tensor/op.h). Gradient outputs (g*) are accumulated into (+=), as on the
+ * CPU, or overwritten (a fresh gradient from hy_grad_acc) where an accumulate flag, or the
+ * `overwrite` bits (HY_OVERWRITE_*) of a dims struct, say so. Launches go to hyla's stream and
+ * return at once. */
 #ifndef HYLA_CUDA_KERNELS_H
 #define HYLA_CUDA_KERNELS_H
 
@@ -117,6 +118,13 @@ void cuda_attention_f32(const hy_attn_dims *dims, const float *q, const float *k
 void cuda_attention_backward_f32(const hy_attn_dims *dims, const float *q, const float *k,
                                  const float *v, const float *o, const float *lse, const float *go,
                                  float *gq, float *gk, float *gv);
+/* bf16 q, k, v, o and gradients, lse f32; head sizes 64 and 128 on the tensor cores (the layouts
+ * of tensor/cuda/attention_bf16.h). */
+void cuda_attention_bf16(const hy_attn_dims *dims, const hy_bf16 *q, const hy_bf16 *k,
+                         const hy_bf16 *v, hy_bf16 *o, float *lse);
+void cuda_attention_backward_bf16(const hy_attn_dims *dims, const hy_bf16 *q, const hy_bf16 *k,
+                                  const hy_bf16 *v, const hy_bf16 *o, const float *lse,
+                                  const hy_bf16 *go, hy_bf16 *gq, hy_bf16 *gk, hy_bf16 *gv);
 void cuda_sigmoid_attention_f32(const hy_attn_dims *dims, double bias, const float *q,
                                 const float *k, const float *v, float *o);
 void cuda_sigmoid_attention_backward_f32(const hy_attn_dims *dims, double bias, const float *q,
@@ -137,6 +145,15 @@ void cuda_gla_backward_f32(const hy_gla_dims *dims, const float *q, const float 
                            float *gk, float *gv);
 void cuda_gla_gate_grad_f32(const hy_gla_dims *dims, const float *q, const float *k,
                             const float *dq, const float *dk, float *gg);
+/* bf16 q, k, v, g, o and gradients; the states and every sum f32. With a gate g, gq and gk are the
+ * op's own dq and dk in f32 (the gate's gradient is summed from them), else bf16. */
+void cuda_gla_bf16(const hy_gla_dims *dims, const hy_bf16 *q, const hy_bf16 *k, const hy_bf16 *v,
+                   const hy_bf16 *g, hy_bf16 *o, float *states);
+void cuda_gla_backward_bf16(const hy_gla_dims *dims, const hy_bf16 *q, const hy_bf16 *k,
+                            const hy_bf16 *v, const hy_bf16 *g, const float *states,
+                            const hy_bf16 *go, void *gq, void *gk, hy_bf16 *gv);
+void cuda_gla_gate_grad_bf16(const hy_gla_dims *dims, const hy_bf16 *q, const hy_bf16 *k,
+                             const float *dq, const float *dk, hy_bf16 *gg);
 void cuda_sla_select_f32(const hy_sla_dims *dims, const float *q, const float *k, int32_t *classes);
 void cuda_sla_f32(const hy_sla_dims *dims, const int32_t *classes, const float *q, const float *k,
                   const float *v, float *o, float *lse, float *states);
