@@ -13,8 +13,8 @@
 typedef struct {
   const char *name;
   bool backward;
-  double host_s;  /* the host clock at the mark */
-  void *event;    /* a CUDA event on hyla's stream, or NULL on the CPU */
+  double host_s; /* the host clock at the mark */
+  void *event;   /* a CUDA event on hyla's stream, or NULL on the CPU */
 } mark;
 
 static struct {

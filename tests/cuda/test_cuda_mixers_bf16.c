@@ -143,9 +143,9 @@ static void expect_linear(mix_size z, const double *log_decay, const char *what)
  * chunks, T = 1 and T shorter than a chunk, odd head sizes (rows not aligned for 4-wide loads),
  * dk != dv, heads wider than a 64-column tile, the layer's default sizes. */
 static const mix_size SIZES[] = {
-    {2, 64, 2, 32, 64, 16},  {2, 200, 2, 32, 32, 64},  {1, 150, 3, 5, 7, 100},
-    {2, 37, 2, 6, 3, 1},     {1, 1, 2, 8, 8, 64},      {1, 40, 2, 16, 16, 64},
-    {1, 130, 1, 70, 66, 33}, {1, 97, 3, 130, 3, 33},   {1, 97, 2, 3, 130, 33},
+    {2, 64, 2, 32, 64, 16},    {2, 200, 2, 32, 32, 64}, {1, 150, 3, 5, 7, 100},
+    {2, 37, 2, 6, 3, 1},       {1, 1, 2, 8, 8, 64},     {1, 40, 2, 16, 16, 64},
+    {1, 130, 1, 70, 66, 33},   {1, 97, 3, 130, 3, 33},  {1, 97, 2, 3, 130, 33},
     {2, 256, 2, 128, 256, 64},
 };
 enum { N_SIZES = sizeof SIZES / sizeof *SIZES };
@@ -157,8 +157,10 @@ Test(cuda_mixers_bf16, gla_with_layer_gates) {
 
 Test(cuda_mixers_bf16, gla_with_gates_near_zero_strong_and_vanishing) {
   T_NEED_GPU();
-  static const mix_size sizes[] = {{2, 200, 2, 32, 32, 64}, {1, 150, 3, 5, 7, 100},
-                                   {2, 37, 2, 6, 3, 1}, {1, 130, 1, 70, 66, 33}};
+  static const mix_size sizes[] = {{2, 200, 2, 32, 32, 64},
+                                   {1, 150, 3, 5, 7, 100},
+                                   {2, 37, 2, 6, 3, 1},
+                                   {1, 130, 1, 70, 66, 33}};
   for (int k = NEAR_ZERO; k <= VANISHING; k++)
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) expect_gla(sizes[i], (gate_kind)k);
 }
@@ -189,8 +191,7 @@ Test(cuda_mixers_bf16, one_tensor_as_q_k_v) {
   T_NEED_GPU();
   static const double log_decay[2] = {-0.1, -1};
   mix_ctx c = {33, NULL}, cl = {33, log_decay};
-  hy_tensor *gin[2] = {randn(HY_SHAPE(2, 97, 2, 24), 0.3),
-                       gates(HY_SHAPE(2, 97, 2, 24), LAYER)};
+  hy_tensor *gin[2] = {randn(HY_SHAPE(2, 97, 2, 24), 0.3), gates(HY_SHAPE(2, 97, 2, 24), LAYER)};
   expect_mixer(gla_of_one, &c, 2, gin, "gla of one tensor as q, k, v");
   t_expect_gpu_matches_cpu(gla_of_one, &c, 2, gin, 1e-5, "f32 gla of one tensor as q, k, v");
   hy_tensor *lin = randn(HY_SHAPE(2, 97, 2, 24), 0.3);

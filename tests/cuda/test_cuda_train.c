@@ -192,8 +192,8 @@ Test(cuda_train, bf16_checkpoint_resumes_on_the_gpu_and_the_cpu) {
   double worst_gpu = 0, worst_cpu = 0;
   for (int i = 50; i < 60; i++) {
     double g = fabs(gpu[i] - whole[i]) / whole[i], c = fabs(cpu[i - 50] - whole[i]) / whole[i];
-    cr_assert(g <= 1e-3, "step %d, resumed in bf16 on the GPU: %.6f, straight through %.6f",
-              i + 1, gpu[i], whole[i]);
+    cr_assert(g <= 1e-3, "step %d, resumed in bf16 on the GPU: %.6f, straight through %.6f", i + 1,
+              gpu[i], whole[i]);
     cr_assert(c <= BF16_CURVE_TOL, "step %d, resumed in f32 on the CPU: %.6f, bf16 %.6f", i + 1,
               cpu[i - 50], whole[i]);
     worst_gpu = fmax(worst_gpu, g), worst_cpu = fmax(worst_cpu, c);
