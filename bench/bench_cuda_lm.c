@@ -42,6 +42,7 @@ typedef struct {
 static void step(void *ctx) {
   lm_case *c = ctx;
   if (c->graph) {
+    hy_optimizer_prepare(&c->opt, 3e-4); /* the step's learning rate, for the replay */
     hy_cuda_graph_launch(c->graph);
     return;
   }
@@ -57,6 +58,7 @@ static void step(void *ctx) {
  * warm-up steps before it took care of (the arena's chunks, the weights' bf16 copies). */
 static void capture(lm_case *c) {
   hy_cuda_synchronize();
+  hy_optimizer_prepare(&c->opt, 3e-4);
   hy_cuda_graph_begin();
   step(c);
   c->graph = hy_cuda_graph_end();

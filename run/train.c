@@ -1,5 +1,9 @@
 #include "run/train.h"
 #include "layers/flops.h"
+
+#ifdef HYLA_CUDA
+#include "tensor/cuda/runtime.h"
+#endif
 #include "autograd/tape.h"
 #include "optim/clip.h"
 #include "optim/optimizer.h"
@@ -42,6 +46,14 @@ typedef struct {
   hy_tensor *losses; /* [grad_accum] f32 on the GPU */
   hy_tensor *gnorm;  /* the last hy_clip_grad_norm */
   int64_t nonfinite; /* the clips with a non-finite norm seen so far (hy_clip_nonfinite) */
+  /* A step of one micro-batch captured as a CUDA graph (train.cuda_graph): replayed while the
+   * batch's shape, its loss weight and the GPU arena's memory stay those of the capture. The
+   * batch goes to the GPU into tokens and targets first, outside the graph. */
+  hy_tensor *tokens, *targets;
+  struct hy_cuda_graph *graph; /* tensor/cuda/runtime.h */
+  double graph_weight;
+  uint64_t graph_arena;
+  int64_t plain_gpu_steps; /* steps run op by op, which size the arena before a capture */
   FILE *metrics, *log;
   bool tty;
   double t_start, t_last_log;
@@ -239,10 +251,8 @@ static double labelled(const hy_tensor *targets) {
   return (double)n;
 }
 
-/* One optimizer step over grad_accum micro-batches. Returns the mean loss and sets *gnorm; a
- * non-finite loss or gradient norm is returned as is, with no update made. On the GPU nothing is
- * read back (read_gpu_step does that for the steps that log): both are NAN, and the optimizer
- * itself leaves out a step whose gradient norm is not finite. */
+/* One optimizer step over grad_accum micro-batches on the CPU. Returns the mean loss and sets
+ * *gnorm; a non-finite loss or gradient norm is returned as is, with no update made. */
 static double train_step(run *R, int64_t step, double *gnorm) {
   const hy_recipe *r = R->r;
   hy_params *ps = &R->model->params;
@@ -259,25 +269,12 @@ static double train_step(run *R, int64_t step, double *gnorm) {
     double mine = labelled(y), all = hy_parallel_sum(&R->dist, mine);
     double weight = (all > 0 ? mine / all : 0) / (double)r->train.grad_accum;
     hy_tensor *l = hy_scale(hy_model_loss(R->model, x, y, HY_IGNORE_INDEX), weight);
-    if (R->gpu) {
-      hy_tensor *v = l->dtype == HY_F32 ? l : hy_cast(l, HY_F32);
-      hy_device_copy(HY_CUDA, (float *)R->losses->data + micro, v->device, v->data, sizeof(float));
-      hy_backward(l);
-    } else {
-      double v = hy_parallel_sum(&R->dist, hy_item(l));
-      loss += v;
-      finite = finite && isfinite(v);
-      if (finite) hy_backward(l);
-    }
+    double v = hy_parallel_sum(&R->dist, hy_item(l));
+    loss += v;
+    finite = finite && isfinite(v);
+    if (finite) hy_backward(l);
     hy_parallel_end_slice();
     hy_step_reset();
-  }
-  if (R->gpu) {
-    hy_parallel_reduce_grads(&R->dist, ps);
-    R->gnorm = hy_clip_grad_norm(ps, r->train.grad_clip);
-    hy_optimizer_step(&R->optim, hy_schedule_lr(&R->sched, step));
-    *gnorm = NAN;
-    return NAN;
   }
   if (finite) hy_parallel_reduce_grads(&R->dist, ps);
   *gnorm = finite ? hy_item(hy_clip_grad_norm(ps, r->train.grad_clip)) : NAN;
@@ -285,6 +282,97 @@ static double train_step(run *R, int64_t step, double *gnorm) {
   hy_optimizer_step(&R->optim, hy_schedule_lr(&R->sched, step));
   return loss;
 }
+
+#ifdef HYLA_CUDA
+/* The next micro-batch for the GPU: its targets checked on the host (the GPU's loss is not read
+ * back), then both copied into the run's GPU buffers, outside any graph; returns its loss weight
+ * (as train_step's). The sequence-parallel slice stays open until hy_parallel_end_slice. */
+static double next_gpu_batch(run *R) {
+  hy_tensor *x, *y;
+  hy_batches_next(R->train, &x, &y);
+  x = hy_contiguous(hy_parallel_slice(&R->dist, x));
+  y = hy_contiguous(hy_parallel_slice(&R->dist, y));
+  hy_check_targets("train", y, R->r->model.vocab, HY_IGNORE_INDEX);
+  double mine = labelled(y), all = hy_parallel_sum(&R->dist, mine);
+  if (!R->tokens || !hy_same_shape(R->tokens, x)) { /* a batch of another shape */
+    hy_cuda_graph_free(R->graph);
+    R->graph = NULL;
+    hy_free(R->tokens);
+    hy_free(R->targets);
+    R->tokens = hy_empty_persistent_on(HY_CUDA, HY_I32, hy_shape_of(x));
+    R->targets = hy_empty_persistent_on(HY_CUDA, HY_I32, hy_shape_of(y));
+  }
+  hy_copy_into(R->tokens, x);
+  hy_copy_into(R->targets, y);
+  return (all > 0 ? mine / all : 0) / (double)R->r->train.grad_accum;
+}
+
+/* The GPU work of one micro-batch: its weighted loss into R->losses[micro], its gradients. */
+static void gpu_micro_batch(run *R, int64_t micro, double weight) {
+  hy_tensor *l = hy_scale(hy_model_loss(R->model, R->tokens, R->targets, HY_IGNORE_INDEX), weight);
+  hy_tensor *v = l->dtype == HY_F32 ? l : hy_cast(l, HY_F32);
+  hy_device_copy(HY_CUDA, (float *)R->losses->data + micro, v->device, v->data, sizeof(float));
+  hy_backward(l);
+  hy_parallel_end_slice();
+  hy_step_reset();
+}
+
+/* Gradients summed over the ranks, clipped, and the update (which leaves out a step whose norm is
+ * not finite, on the device). */
+static void gpu_update(run *R, double lr) {
+  hy_params *ps = &R->model->params;
+  hy_parallel_reduce_grads(&R->dist, ps);
+  R->gnorm = hy_clip_grad_norm(ps, R->r->train.grad_clip);
+  hy_optimizer_step(&R->optim, lr);
+}
+
+/* One optimizer step on the GPU, queued: nothing is read back (read_gpu_step does that for the
+ * steps that log). With train.cuda_graph and one micro-batch a step, the third step with the
+ * same batch shape is captured as a CUDA graph (the two before size the arena and make the
+ * weights' bf16 copies and the optimizer's table, none of which a capture may allocate), and
+ * later steps replay it while their loss weight and the arena's memory are the captured ones. */
+static void gpu_step(run *R, int64_t step) {
+  const hy_recipe *r = R->r;
+  hy_params *ps = &R->model->params;
+  double lr = hy_schedule_lr(&R->sched, step);
+  if (!r->train.cuda_graph || r->train.grad_accum > 1) {
+    hy_params_zero_grad(ps);
+    for (int64_t micro = 0; micro < r->train.grad_accum; micro++)
+      gpu_micro_batch(R, micro, next_gpu_batch(R));
+    gpu_update(R, lr);
+    return;
+  }
+  double weight = next_gpu_batch(R);
+  if (R->graph && (weight != R->graph_weight || R->graph_arena != hy_arena_device_generation())) {
+    hy_cuda_graph_free(R->graph);
+    R->graph = NULL;
+  }
+  bool capture = !R->graph && R->plain_gpu_steps >= 2;
+  if (R->graph || capture) hy_optimizer_prepare(&R->optim, lr);
+  if (R->graph) {
+    hy_cuda_graph_launch(R->graph);
+    hy_parallel_end_slice();
+    return;
+  }
+  if (capture) hy_cuda_graph_begin();
+  hy_params_zero_grad(ps);
+  gpu_micro_batch(R, 0, weight);
+  gpu_update(R, lr);
+  if (capture) {
+    R->graph = hy_cuda_graph_end();
+    R->graph_weight = weight;
+    R->graph_arena = hy_arena_device_generation();
+    hy_cuda_graph_launch(R->graph);
+  } else {
+    R->plain_gpu_steps++;
+  }
+}
+#else
+static void gpu_step(run *R, int64_t step) {
+  (void)R, (void)step;
+  hy_die("train", "internal: a GPU step in a build without CUDA");
+}
+#endif
 
 /* The last GPU step's mean loss and gradient norm, read back, as the CPU's train_step gives them;
  * *left_out: the steps since the last read that the optimizer left out for a non-finite norm. */
@@ -315,7 +403,11 @@ static int train_loop(run *R, int64_t start, hy_train_result *res, hy_error *err
   bool stop = false;
   while (step < end && !stop) {
     n_before = hy_batches_save(R->train, before);
-    double gnorm, loss = train_step(R, step + 1, &gnorm);
+    double gnorm = NAN, loss = NAN;
+    if (R->gpu)
+      gpu_step(R, step + 1);
+    else
+      loss = train_step(R, step + 1, &gnorm);
     bool known = !R->gpu || logs_at(R, step + 1, end); /* the loss and the norm are on the host */
     int64_t left_out = 0;
     if (R->gpu && known) loss = read_gpu_step(R, &gnorm, &left_out);
@@ -482,6 +574,11 @@ done:
   if (R.metrics) fclose(R.metrics);
   if (R.log) fclose(R.log);
   hy_free(R.losses);
+  hy_free(R.tokens);
+  hy_free(R.targets);
+#ifdef HYLA_CUDA
+  hy_cuda_graph_free(R.graph);
+#endif
   if (R.model) {
     hy_optimizer_free(&R.optim);
     hy_model_free(R.model);

@@ -37,6 +37,7 @@ typedef struct {
 } arena;
 
 static arena HOST = {.device = HY_CPU}, DEVICE = {.device = HY_CUDA};
+static uint64_t device_generation; /* hy_arena_device_generation */
 static int exit_hook;
 static bool poisoning; /* hy_arena_poison_free was called: recycled blocks are poisoned too */
 
@@ -120,6 +121,7 @@ void *hy_arena_calloc(size_t bytes) {
 
 static void free_chunks(arena *A) {
   for (int i = 0; i < A->n_chunks; i++) hy_device_free(A->device, A->base[i]);
+  if (A->n_chunks && A->device == HY_CUDA) device_generation++;
   A->n_chunks = 0;
 }
 
@@ -211,6 +213,8 @@ size_t hy_arena_capacity(void) { return capacity(&HOST); }
 size_t hy_arena_device_capacity(void) { return capacity(&DEVICE); }
 
 size_t hy_arena_device_peak(void) { return DEVICE.peak; }
+
+uint64_t hy_arena_device_generation(void) { return device_generation; }
 
 static void poison(arena *A) {
   for (int i = A->current; i < A->n_chunks; i++) {

@@ -10,6 +10,7 @@
 #include "tensor/tensor.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -38,6 +39,9 @@ size_t hy_arena_peak(void);        /* most bytes in use at once since the start 
 void hy_arena_peak_reset(void);    /* ...peak reset (to what is in use now) */
 size_t hy_arena_capacity(void);    /* bytes held from the system */
 size_t hy_arena_device_peak(void); /* the GPU arena's peak, likewise */
+/* Counts the times the GPU arena gave its memory back (a reset folding chunks, a release): a CUDA
+ * graph captured over arena memory is valid while this stays the same. */
+uint64_t hy_arena_device_generation(void);
 size_t hy_arena_device_capacity(void);
 /* Fill both arenas' unused memory with 0xff bytes (NaN as a float), so that a test sees any output
  * element an op leaves unwritten; from then on recycled blocks are filled likewise. */
