@@ -100,6 +100,7 @@ static void run(const char *name, const char *const *pattern, int n_pattern, int
   c.tokens = random_tokens(B, T, &rng);
   c.targets = random_tokens(B, T, &rng);
   hy_set_precision(precision);
+  hy_profile_enable(false); /* only the step after the timed ones, with HYLA_PROFILE */
   if (graph) {
     for (int i = 0; i < WARMUP; i++) step(&c);
     capture(&c);

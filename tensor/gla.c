@@ -66,8 +66,8 @@ static hy_tensor *gate_operand(hy_tensor *x, const hy_tensor *g, unsigned bit, h
 
 /* On the GPU the kernels write v's, q's and k's gradients in this order (the order to ask for
  * them in, where two inputs are one tensor), without a zero fill where they are fresh. */
-static void gpu_backward(hy_node *n, hy_gla_dims *d) {
-  hy_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2], *g = n->in[3];
+static void gpu_backward(hy_node *n, hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *g,
+                         hy_gla_dims *d) {
   const gla_saved *sv = n->saved;
   void *gv = gpu_grad(v, HY_OVERWRITE_V, d);
   if (!g) {
@@ -102,10 +102,33 @@ static void gla_backward(hy_node *n) {
       if (n->in[i] && n->in[i]->requires_grad) hy_grad(n->in[i]);
     return;
   }
-  if (n->in[0]->device == HY_CUDA)
-    gpu_backward(n, &d);
-  else
+  if (n->in[0]->device != HY_CUDA) {
     cpu_backward(n, &d);
+    return;
+  }
+  hy_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2], *g = n->in[3];
+  if (q != k && q != v && k != v) {
+    gpu_backward(n, q, k, v, g, &d);
+    return;
+  }
+  /* One tensor as two of q, k, v: a kernel would write one gradient and add another into the same
+   * memory at once. Each input gets a stand-in with a gradient of its own, added after. */
+  hy_tensor *in[4] = {q, k, v, g}, *own[4];
+  for (int i = 0; i < 4; i++) {
+    own[i] = in[i];
+    if (!in[i] || !in[i]->requires_grad) continue;
+    own[i] = hy_arena_alloc(sizeof *own[i]);
+    *own[i] = *in[i];
+    own[i]->grad = NULL;
+    own[i]->persistent = own[i]->retain_grad = false;
+    own[i]->bf16_copy = NULL;
+  }
+  gpu_backward(n, own[0], own[1], own[2], own[3], &d);
+  for (int i = 0; i < 4; i++) {
+    if (own[i] == in[i] || !own[i]->grad) continue;
+    bool accumulate;
+    hy_convert_into(hy_grad_acc(in[i], &accumulate), own[i]->grad, accumulate);
+  }
 }
 
 /* Shared by hy_gla (g, per channel) and hy_linear_attention (a constant per head, or none). */

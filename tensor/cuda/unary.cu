@@ -65,15 +65,22 @@ template <hy_unary_op OP> __device__ __forceinline__ float slope(float v, float 
   return 0;
 }
 
-/* Which of x and the saved output y the slope reads: the other is not loaded. */
-template <hy_unary_op OP> constexpr bool slope_reads_x() {
-  return OP == HY_LOG || OP == HY_LOGSIGMOID || OP == HY_SOFTPLUS || OP == HY_SILU ||
-         OP == HY_RELU || OP == HY_POW || OP == HY_ELU;
+/* bf16 storage: the slopes of sigmoid and tanh from x, the output recomputed in f32, rather than
+ * from the stored output, whose 1 - y (1 - y^2) loses every digit near saturation. */
+template <hy_unary_op OP, typename T> constexpr bool recompute_y() {
+  return sizeof(T) == 2 && (OP == HY_SIGMOID || OP == HY_TANH);
 }
 
-template <hy_unary_op OP> constexpr bool slope_reads_y() {
-  return OP == HY_EXP || OP == HY_SIGMOID || OP == HY_TANH || OP == HY_SQRT || OP == HY_RSQRT ||
-         OP == HY_ELU;
+/* Which of x and the saved output y the slope reads: the other is not loaded. */
+template <hy_unary_op OP, typename T> constexpr bool slope_reads_x() {
+  return OP == HY_LOG || OP == HY_LOGSIGMOID || OP == HY_SOFTPLUS || OP == HY_SILU ||
+         OP == HY_RELU || OP == HY_POW || OP == HY_ELU || recompute_y<OP, T>();
+}
+
+template <hy_unary_op OP, typename T> constexpr bool slope_reads_y() {
+  return (OP == HY_EXP || OP == HY_SIGMOID || OP == HY_TANH || OP == HY_SQRT || OP == HY_RSQRT ||
+          OP == HY_ELU) &&
+         !recompute_y<OP, T>();
 }
 
 /* y = f(x) */
@@ -82,11 +89,12 @@ template <hy_unary_op OP> struct forward_map {
   __device__ void operator()(const float *x, float *y) const { y[0] = value<OP>(x[0], c); }
 };
 
-/* gx (+)= gy f'(x), from x, y, gy */
-template <hy_unary_op OP> struct backward_map {
+/* gx (+)= gy f'(x), from x, y, gy (y recomputed from x where RECOMPUTE) */
+template <hy_unary_op OP, bool RECOMPUTE> struct backward_map {
   float c;
   __device__ void operator()(const float *in, float *gx) const {
-    gx[0] = in[2] * slope<OP>(in[0], in[1], c);
+    float y = RECOMPUTE ? value<OP>(in[0], c) : in[1];
+    gx[0] = in[2] * slope<OP>(in[0], y, c);
   }
 };
 
@@ -97,9 +105,10 @@ template <hy_unary_op OP, typename T> static void forward(int64_t n, float c, co
 template <hy_unary_op OP, typename T>
 static void backward(int64_t n, float c, const T *x, const T *y, const T *gy, T *gx,
                      bool accumulate) {
-  map_io<T, 3, 1> io = {
-      {slope_reads_x<OP>() ? x : NULL, slope_reads_y<OP>() ? y : NULL, gy}, {gx}, {accumulate}};
-  map_launch(n, io, backward_map<OP>{c});
+  map_io<T, 3, 1> io = {{slope_reads_x<OP, T>() ? x : NULL, slope_reads_y<OP, T>() ? y : NULL, gy},
+                        {gx},
+                        {accumulate}};
+  map_launch(n, io, backward_map<OP, recompute_y<OP, T>()>{c});
 }
 
 /* Calls F<op, T>(args...) for the op known at run time. */
