@@ -1,4 +1,5 @@
 #include "tensor/cuda/elementwise.cuh"
+#include "tensor/cuda/sigmoid.cuh"
 
 /* Elementwise maps and their gradients, as cpu_unary: the same formulas and the same handling of
  * large |x| (sigmoid, softplus and logsigmoid through e^-|x|, which cannot overflow). One map per
@@ -8,10 +9,7 @@
 
 namespace {
 
-__device__ __forceinline__ float sigmoid(float x) {
-  float e = expf(-fabsf(x));
-  return x >= 0 ? 1 / (1 + e) : e / (1 + e);
-}
+__device__ __forceinline__ float sigmoid(float x) { return hy_sigmoidf(x); }
 
 __device__ __forceinline__ float softplus(float x) {
   return (x > 0 ? x : 0.0f) + log1pf(expf(-fabsf(x)));
