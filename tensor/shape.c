@@ -19,12 +19,28 @@ static hy_tensor *view_of(hy_tensor *x) {
   return v;
 }
 
+enum { VIEW_RESHAPE, VIEW_TRANSPOSE, VIEW_SLICE };
+
 /* Same layout change applied to the gradient of the input (iarg holds the op's arguments). */
 static hy_tensor *same_view(hy_node *n, hy_tensor *g);
+static hy_tensor *reshape_view(hy_tensor *x, hy_shape s);
 
+/* A view's gradient goes into the same view of x's gradient. A reshape's gradient, when x has
+ * none yet, becomes x's own (the same elements in the same order: no copy), unless something keeps
+ * it or x is persistent (a parameter's gradient lives in its own memory); a view of all of x
+ * (reshape, transpose) writes a fresh gradient whole; a part of x (slice, split) adds into a
+ * zeroed one, whose other parts may get nothing. */
 static void view_backward(hy_node *n) {
-  hy_tensor *x = n->in[0];
-  hy_convert_into(same_view(n, hy_grad(x)), n->out->grad, true);
+  hy_tensor *x = n->in[0], *gy = n->out->grad;
+  if (n->iarg[0] == VIEW_RESHAPE && !x->grad && !x->persistent && !n->out->retain_grad &&
+      hy_is_contiguous(x)) {
+    x->grad = reshape_view(gy, hy_shape_of(x));
+    n->out->grad = NULL; /* now x's: not handed back with the reshape's spent gradient */
+    return;
+  }
+  bool accumulate = true;
+  hy_tensor *gx = hy_numel(n->out) == hy_numel(x) ? hy_grad_acc(x, &accumulate) : hy_grad(x);
+  hy_convert_into(same_view(n, gx), gy, accumulate);
 }
 
 /* A float tensor of a dtype its device holds. */
@@ -65,8 +81,6 @@ hy_tensor *hy_contiguous(hy_tensor *x) {
 }
 
 /* ---- reshape ---- */
-
-enum { VIEW_RESHAPE, VIEW_TRANSPOSE, VIEW_SLICE };
 
 static hy_tensor *reshape_view(hy_tensor *x, hy_shape s) {
   hy_tensor *v = view_of(x);
