@@ -87,6 +87,15 @@ void t_expect_gpu_matches_f64(t_gpu_op op, void *ctx, int n, hy_tensor **cpu_inp
   matches(op, ctx, n, cpu_inputs, tol, what, true);
 }
 
+hy_tensor *t_gla(hy_tensor **in, void *ctx) {
+  return hy_gla(in[0], in[1], in[2], in[3], ((t_gla_ctx *)ctx)->chunk);
+}
+
+hy_tensor *t_linear_attention(hy_tensor **in, void *ctx) {
+  t_gla_ctx *c = ctx;
+  return hy_linear_attention(in[0], in[1], in[2], c->log_decay, c->chunk);
+}
+
 hy_tensor *t_attention(hy_tensor **in, void *ctx) {
   t_attn_ctx *c = ctx;
   return hy_attention_offset(in[0], in[1], in[2], c->scale, c->window, c->q_offset);

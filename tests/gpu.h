@@ -47,6 +47,15 @@ void t_expect_bf16_matches_f64(t_gpu_op op, void *ctx, int n, hy_tensor **cpu_in
                                unsigned bf16_mask, hy_dtype out_dtype, double tol,
                                const char *what);
 
+/* The GLA family as the GPU suites run it: hy_gla on q, k, v, g in in[0..3] (t_gla), or
+ * hy_linear_attention on q, k, v in in[0..2] (t_linear_attention). ctx: a t_gla_ctx. */
+typedef struct {
+  int64_t chunk;
+  const double *log_decay; /* hy_linear_attention's; NULL: none */
+} t_gla_ctx;
+hy_tensor *t_gla(hy_tensor **in, void *ctx);
+hy_tensor *t_linear_attention(hy_tensor **in, void *ctx);
+
 /* Softmax attention as the GPU suites run it: on q, k, v in in[0..2] (hy_attention_offset), or on
  * q, k, v sliced from one [B, T, 3 H D] projection in in[0], as the layers pass them
  * (hy_attention_window). ctx: a t_attn_ctx. */

@@ -13,20 +13,6 @@ static const double TOL = 1e-5; /* f32, relative norm error */
 
 static uint64_t seed = 3000; /* every input fresh */
 
-typedef struct {
-  int64_t chunk;
-  const double *log_decay; /* hy_linear_attention's; NULL: none */
-} gla_ctx;
-
-static hy_tensor *gla(hy_tensor **in, void *ctx) {
-  return hy_gla(in[0], in[1], in[2], in[3], ((gla_ctx *)ctx)->chunk);
-}
-
-static hy_tensor *linear(hy_tensor **in, void *ctx) {
-  gla_ctx *c = ctx;
-  return hy_linear_attention(in[0], in[1], in[2], c->log_decay, c->chunk);
-}
-
 /* A fresh N(0, 1) tensor times scale, a leaf requiring a gradient. */
 static hy_tensor *randn(hy_shape s, double scale) {
   hy_tensor *x = t_randn(HY_F32, s, seed++);
@@ -60,14 +46,14 @@ static void describe(char *buf, size_t n, const char *what, gla_size z) {
 /* hy_gla on fresh q, k, v [B, T, H, dk | dv] and gates. With one token the gate's gradient is
  * exactly zero (the state before the first token is zero), so it is compared from T = 2 on. */
 static void expect_gla(gla_size z, bool strong, bool gate_grad, const char *what) {
-  gla_ctx c = {z.chunk, NULL};
+  t_gla_ctx c = {z.chunk, NULL};
   hy_tensor *in[4] = {
       randn(HY_SHAPE(z.B, z.T, z.H, z.dk), 1), randn(HY_SHAPE(z.B, z.T, z.H, z.dk), 1),
       randn(HY_SHAPE(z.B, z.T, z.H, z.dv), 1), gates(HY_SHAPE(z.B, z.T, z.H, z.dk), strong)};
   in[3]->requires_grad = gate_grad && z.T > 1;
   char name[200];
   describe(name, sizeof name, what, z);
-  t_expect_gpu_matches_cpu(gla, &c, 4, in, TOL, name);
+  t_expect_gpu_matches_cpu(t_gla, &c, 4, in, TOL, name);
 }
 
 static const int64_t TS[] = {1, 5, 64, 200}, CHUNKS[] = {1, 16, 64};
@@ -97,27 +83,27 @@ Test(cuda_gla, strongly_decaying_gates_match_cpu) {
   for (int i = 1; i < 4; i++)
     for (int j = 0; j < 3; j++) {
       gla_size z = {2, TS[i], 2, 32, 64, CHUNKS[j]};
-      gla_ctx c = {z.chunk, NULL};
+      t_gla_ctx c = {z.chunk, NULL};
       hy_tensor *in[4] = {
           randn(HY_SHAPE(z.B, z.T, z.H, z.dk), 1), randn(HY_SHAPE(z.B, z.T, z.H, z.dk), 1),
           randn(HY_SHAPE(z.B, z.T, z.H, z.dv), 1), gates(HY_SHAPE(z.B, z.T, z.H, z.dk), true)};
       char name[200];
       describe(name, sizeof name, "strong gates, gate gradient against f64", z);
-      t_expect_gpu_matches_f64(gla, &c, 4, in, 3e-4, name);
+      t_expect_gpu_matches_f64(t_gla, &c, 4, in, 3e-4, name);
     }
 }
 
 /* hy_linear_attention: a constant decay per head (lightning) or none (plain linear attention,
  * whose outputs grow with T: q and k are scaled by dk^-1/2 so that they stay moderate). */
 static void expect_linear(gla_size z, const double *log_decay, const char *what) {
-  gla_ctx c = {z.chunk, log_decay};
+  t_gla_ctx c = {z.chunk, log_decay};
   double qk = log_decay ? 1 : 1 / sqrt((double)z.dk);
   hy_tensor *in[3] = {randn(HY_SHAPE(z.B, z.T, z.H, z.dk), qk),
                       randn(HY_SHAPE(z.B, z.T, z.H, z.dk), qk),
                       randn(HY_SHAPE(z.B, z.T, z.H, z.dv), 1)};
   char name[200];
   describe(name, sizeof name, what, z);
-  t_expect_gpu_matches_cpu(linear, &c, 3, in, TOL, name);
+  t_expect_gpu_matches_cpu(t_linear_attention, &c, 3, in, TOL, name);
 }
 
 Test(cuda_gla, lightning_matches_cpu) {

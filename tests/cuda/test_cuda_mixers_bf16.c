@@ -20,20 +20,6 @@ static const double TOL = 1e-2;
 static uint64_t seed = 9000; /* every input fresh */
 
 typedef struct {
-  int64_t chunk;
-  const double *log_decay; /* hy_linear_attention's; NULL: none */
-} mix_ctx;
-
-static hy_tensor *gla(hy_tensor **in, void *ctx) {
-  return hy_gla(in[0], in[1], in[2], in[3], ((mix_ctx *)ctx)->chunk);
-}
-
-static hy_tensor *linear(hy_tensor **in, void *ctx) {
-  mix_ctx *c = ctx;
-  return hy_linear_attention(in[0], in[1], in[2], c->log_decay, c->chunk);
-}
-
-typedef struct {
   int64_t B, T, H, dk, dv, chunk;
 } mix_size;
 
@@ -115,7 +101,7 @@ static void expect_mixer(t_gpu_op op, void *ctx, int n, hy_tensor **in, const ch
  * state survives a token: the true gradient is below 1e-26), so in both cases only the other
  * gradients are compared. */
 static void expect_gla(mix_size z, gate_kind kind) {
-  mix_ctx c = {z.chunk, NULL};
+  t_gla_ctx c = {z.chunk, NULL};
   hy_tensor *in[4] = {randn(HY_SHAPE(z.B, z.T, z.H, z.dk), 1 / sqrt((double)z.dk)),
                       randn(HY_SHAPE(z.B, z.T, z.H, z.dk), 1),
                       randn(HY_SHAPE(z.B, z.T, z.H, z.dv), 1),
@@ -123,20 +109,20 @@ static void expect_gla(mix_size z, gate_kind kind) {
   in[3]->requires_grad = z.T > 1 && kind != VANISHING;
   char name[200];
   describe(name, sizeof name, GATE_NAMES[kind], z);
-  expect_mixer(gla, &c, 4, in, name);
+  expect_mixer(t_gla, &c, 4, in, name);
 }
 
 /* hy_linear_attention: a constant decay per head (lightning) or none (plain linear attention,
  * whose outputs grow with T: q and k scaled by dk^-1/2). */
 static void expect_linear(mix_size z, const double *log_decay, const char *what) {
-  mix_ctx c = {z.chunk, log_decay};
+  t_gla_ctx c = {z.chunk, log_decay};
   double qk = log_decay ? 1 : 1 / sqrt((double)z.dk);
   hy_tensor *in[3] = {randn(HY_SHAPE(z.B, z.T, z.H, z.dk), qk),
                       randn(HY_SHAPE(z.B, z.T, z.H, z.dk), qk),
                       randn(HY_SHAPE(z.B, z.T, z.H, z.dv), 1)};
   char name[200];
   describe(name, sizeof name, what, z);
-  expect_mixer(linear, &c, 3, in, name);
+  expect_mixer(t_linear_attention, &c, 3, in, name);
 }
 
 /* Chunks that divide T (64 / 16, 256 / 64), that do not (200 / 64, 97 / 33, 150 / 100), one-token
@@ -179,18 +165,18 @@ Test(cuda_mixers_bf16, plain_linear_attention) {
 /* One tensor as q, k and v (dk = dv): the kernels write v's gradient first (fresh: written over),
  * then add q's and k's to it; with a gate, q's and k's are summed in f32 and added after. */
 static hy_tensor *gla_of_one(hy_tensor **in, void *ctx) {
-  return hy_gla(in[0], in[0], in[0], in[1], ((mix_ctx *)ctx)->chunk);
+  return hy_gla(in[0], in[0], in[0], in[1], ((t_gla_ctx *)ctx)->chunk);
 }
 
 static hy_tensor *linear_of_one(hy_tensor **in, void *ctx) {
-  mix_ctx *c = ctx;
+  t_gla_ctx *c = ctx;
   return hy_linear_attention(in[0], in[0], in[0], c->log_decay, c->chunk);
 }
 
 Test(cuda_mixers_bf16, one_tensor_as_q_k_v) {
   T_NEED_GPU();
   static const double log_decay[2] = {-0.1, -1};
-  mix_ctx c = {33, NULL}, cl = {33, log_decay};
+  t_gla_ctx c = {33, NULL}, cl = {33, log_decay};
   hy_tensor *gin[2] = {randn(HY_SHAPE(2, 97, 2, 24), 0.3), gates(HY_SHAPE(2, 97, 2, 24), LAYER)};
   expect_mixer(gla_of_one, &c, 2, gin, "gla of one tensor as q, k, v");
   t_expect_gpu_matches_cpu(gla_of_one, &c, 2, gin, 1e-5, "f32 gla of one tensor as q, k, v");
