@@ -113,13 +113,17 @@ static hy_model *load_model(const char *path, bool evaluating, hy_recipe *r, int
 static int cmd_train(int argc, char **argv) {
   if (wants_help(argc, argv)) {
     printf("usage: hyla train RECIPE.toml [--set section.key=value]... [--resume[=CKPT]] "
-           "[--quiet]\n\n"
+           "[--restart] [--quiet]\n\n"
            "Trains the model the recipe describes (docs/recipes.md lists every key). Writes the\n"
-           "resolved recipe, metrics.jsonl, train.log and checkpoints into the recipe's run.out.\n"
-           "Ctrl-C (SIGINT) or SIGTERM finishes the step, writes a checkpoint and exits 0.\n\n"
+           "resolved recipe, metrics.jsonl, train.log and checkpoints into the recipe's run.out,\n"
+           "which it locks while it runs. Ctrl-C (SIGINT) or SIGTERM finishes the step, writes a\n"
+           "checkpoint and exits 0. A run directory that already holds checkpoints is refused\n"
+           "unless the run continues them (--resume) or starts over (--restart).\n\n"
            "  --set k=v       override a recipe key, e.g. --set optim.lr=3e-4 (repeatable)\n"
            "  --resume        continue from the latest checkpoint in the run directory\n"
            "  --resume=CKPT   continue from that checkpoint\n"
+           "  --restart       start over: first move the run directory's checkpoints and logs\n"
+           "                  into RUN_DIR/previous-<n>\n"
            "  --quiet         print nothing but errors\n");
     return 0;
   }
@@ -136,6 +140,8 @@ static int cmd_train(int argc, char **argv) {
       opt.resume = "";
     else if (!strncmp(argv[i], "--resume=", 9))
       opt.resume = argv[i] + 9;
+    else if (is(argv[i], "--restart"))
+      opt.restart = true;
     else if (is(argv[i], "--quiet"))
       opt.quiet = true;
     else if (argv[i][0] == '-')
@@ -146,6 +152,8 @@ static int cmd_train(int argc, char **argv) {
       path = argv[i];
   }
   if (!path) usage_error("train", "%s", "needs a recipe");
+  if (opt.restart && opt.resume)
+    usage_error("train", "%s", "--resume continues a run, --restart starts one over: pick one");
   hy_recipe r;
   hy_error err;
   int rc = 0;
@@ -331,17 +339,21 @@ static int cmd_generate(int argc, char **argv) {
 
 static int cmd_data(int argc, char **argv) {
   if (argc < 2 || wants_help(argc, argv)) {
-    printf("usage: hyla data prepare IN.txt OUT.h5 [--val-fraction F]\n\n"
+    printf("usage: hyla data prepare IN.txt OUT.h5 [--val-fraction F] [--force]\n\n"
            "Tokenizes a text file byte by byte into an HDF5 dataset with /train and /val\n"
-           "(the last F of the bytes, default 0.1).\n");
+           "(the last F of the bytes, default 0.1). OUT.h5 is never IN.txt, under any name.\n\n"
+           "  --force   replace OUT.h5 if it exists (whole: a new file renamed over it)\n");
     return argc < 2 ? 2 : 0;
   }
   if (!is(argv[1], "prepare")) usage_error("data", "unknown subcommand '%s'", argv[1]);
   const char *in = NULL, *out = NULL;
   double frac = 0.1;
+  bool force = false;
   for (int i = 2; i < argc; i++) {
     if (is(argv[i], "--val-fraction"))
       frac = float_value("data", argv[i], value_of("data", argc, argv, &i), 0);
+    else if (is(argv[i], "--force"))
+      force = true;
     else if (argv[i][0] == '-')
       usage_error("data", "unknown option '%s'", argv[i]);
     else if (!in)
@@ -353,7 +365,7 @@ static int cmd_data(int argc, char **argv) {
   }
   if (!in || !out) usage_error("data", "%s", "prepare needs IN.txt and OUT.h5");
   hy_error err;
-  if (hy_data_prepare_text(in, out, frac, &err)) return fail("data", &err);
+  if (hy_data_prepare_text(in, out, frac, force, &err)) return fail("data", &err);
   printf("wrote %s\n", out);
   return 0;
 }

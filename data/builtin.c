@@ -78,7 +78,8 @@ static int prepare(const char *gz, const char *h5_path, hy_error *err) {
   size_t len = 0;
   unsigned char *text = gunzip(gz, &len, err);
   if (!text) return -1;
-  int rc = hy_data_prepare_bytes(text, len, h5_path, VAL_FRACTION, err);
+  /* replacing: ranks that prepare it at once write the same file */
+  int rc = hy_data_prepare_bytes(text, len, h5_path, VAL_FRACTION, true, err);
   free(text);
   return rc;
 }

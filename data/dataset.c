@@ -3,11 +3,11 @@
 #include "util/h5.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- reading ---- */
@@ -166,42 +166,35 @@ static int check_write(const char *path, const uint16_t *train, int64_t n_train,
   return check_tokens(path, "/val", val, n_val, vocab, err);
 }
 
-/* Flush the finished file to disk before the rename makes it visible. */
-static int sync_file(const char *path) {
-  int fd = open(path, O_RDONLY);
-  if (fd < 0) return -1;
-  int rc = fsync(fd);
-  return close(fd) || rc ? -1 : 0;
-}
-
-int hy_dataset_write(const char *path, const uint16_t *train, int64_t n_train, const uint16_t *val,
-                     int64_t n_val, int64_t vocab, const char *tokenizer, hy_error *err) {
+static int write_file(const char *path, const uint16_t *train, int64_t n_train, const uint16_t *val,
+                      int64_t n_val, int64_t vocab, const char *tokenizer, bool replace,
+                      hy_error *err) {
   if (check_write(path, train, n_train, val, n_val, vocab, tokenizer, err)) return -1;
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-  char tmp[4096];
-  if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
-    return hy_fail(err, "%s: path too long", path);
-  hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (file < 0) return hy_fail(err, "%s: cannot create (is the directory writable?)", tmp);
   bool bytes = vocab <= 256;
+  size_t size = (size_t)(n_train + n_val) * (bytes ? 1 : 2) + (1 << 20);
+  hy_h5_memfile mem;
+  if (hy_h5_create_in_memory(&mem, size))
+    return hy_fail(err, "%s: HDF5 cannot create the file in memory", path);
+  hid_t file = mem.id;
   herr_t st = write_split(file, "/train", train, n_train, bytes);
   if (st >= 0) st = write_split(file, "/val", val, n_val, bytes);
   if (st >= 0) st = hy_h5_write_int_attr(file, "vocab", vocab);
   if (st >= 0) st = hy_h5_write_string_attr(file, "tokenizer", tokenizer);
-  if (H5Fclose(file) < 0 || st < 0 || sync_file(tmp)) {
-    unlink(tmp);
-    return hy_fail(err, "%s: writing failed (disk full?)", tmp);
+  if (st < 0) {
+    hy_h5_discard(&mem);
+    return hy_fail(err, "%s: cannot assemble the file in memory (out of memory?)", path);
   }
-  if (rename(tmp, path) != 0) {
-    int e = errno;
-    unlink(tmp);
-    return hy_fail(err, "%s: cannot rename %s into place: %s", path, tmp, strerror(e));
-  }
-  return 0;
+  return hy_h5_save(&mem, path, replace, err);
+}
+
+int hy_dataset_write(const char *path, const uint16_t *train, int64_t n_train, const uint16_t *val,
+                     int64_t n_val, int64_t vocab, const char *tokenizer, hy_error *err) {
+  return write_file(path, train, n_train, val, n_val, vocab, tokenizer, true, err);
 }
 
 int hy_data_prepare_bytes(const unsigned char *bytes, size_t n, const char *h5_path,
-                          double val_fraction, hy_error *err) {
+                          double val_fraction, bool replace, hy_error *err) {
   if (!(val_fraction > 0 && val_fraction <= 0.5))
     return hy_fail(err, "--val-fraction %g: expected a number in (0, 0.5]", val_fraction);
   int64_t n_val = (int64_t)((double)n * val_fraction), n_train = (int64_t)n - n_val;
@@ -213,17 +206,31 @@ int hy_data_prepare_bytes(const unsigned char *bytes, size_t n, const char *h5_p
   uint16_t *tokens = malloc((n ? n : 1) * sizeof *tokens);
   if (!tokens) return hy_fail(err, "%s: out of memory for %zu tokens", h5_path, n);
   for (size_t i = 0; i < n; i++) tokens[i] = bytes[i];
-  int rc = hy_dataset_write(h5_path, tokens, n_train, tokens + n_train, n_val, 256, "bytes", err);
+  int rc =
+      write_file(h5_path, tokens, n_train, tokens + n_train, n_val, 256, "bytes", replace, err);
   free(tokens);
   return rc;
 }
 
-int hy_data_prepare_text(const char *txt_path, const char *h5_path, double val_fraction,
+/* The output must not be the input under any name (a hard or symbolic link to it, the same path),
+ * and an existing output is replaced only when asked. */
+static int check_output(const char *txt_path, const char *h5_path, bool force, hy_error *err) {
+  struct stat in, out;
+  if (stat(h5_path, &out) != 0) return 0;
+  if (stat(txt_path, &in) == 0 && in.st_dev == out.st_dev && in.st_ino == out.st_ino)
+    return hy_fail(err, "%s is the input %s (the same file): name another output", h5_path,
+                   txt_path);
+  if (!force) return hy_fail(err, "%s exists; pass --force to replace it", h5_path);
+  return 0;
+}
+
+int hy_data_prepare_text(const char *txt_path, const char *h5_path, double val_fraction, bool force,
                          hy_error *err) {
+  if (check_output(txt_path, h5_path, force, err)) return -1;
   size_t n = 0;
   char *text = hy_read_file(txt_path, &n, err);
   if (!text) return -1;
-  int rc = hy_data_prepare_bytes((const unsigned char *)text, n, h5_path, val_fraction, err);
+  int rc = hy_data_prepare_bytes((const unsigned char *)text, n, h5_path, val_fraction, force, err);
   free(text);
   return rc;
 }

@@ -6,6 +6,7 @@
 
 #include "util/error.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,7 +23,7 @@ typedef struct {
 int hy_dataset_open(const char *path, hy_dataset *ds, hy_error *err);
 void hy_dataset_close(hy_dataset *ds);
 
-/* Writes path through path.tmp.<pid> (fsync'd, then renamed: a crash never leaves a torn file, and
+/* Writes path whole, replacing it (hy_write_bytes_atomic: a crash never leaves a torn file, and
  * ranks preparing one dataset at once do not clobber each other). Tokens are stored as uint8 when
  * vocab <= 256. Checks what it writes as hy_dataset_open would: vocab in [2, 65536], every token
  * below vocab, at least two tokens per split. */
@@ -30,10 +31,13 @@ int hy_dataset_write(const char *path, const uint16_t *train, int64_t n_train, c
                      int64_t n_val, int64_t vocab, const char *tokenizer, hy_error *err);
 
 /* The byte tokenizer: each byte one token (vocab 256, tokenizer "bytes"); the last
- * floor(n * val_fraction) bytes become /val, val_fraction in (0, 0.5] (hyla data's default 0.1). */
+ * floor(n * val_fraction) bytes become /val, val_fraction in (0, 0.5] (hyla data's default 0.1).
+ * An existing h5_path is replaced only when `replace` is set, else it is an error. */
 int hy_data_prepare_bytes(const unsigned char *bytes, size_t n, const char *h5_path,
-                          double val_fraction, hy_error *err);
-int hy_data_prepare_text(const char *txt_path, const char *h5_path, double val_fraction,
+                          double val_fraction, bool replace, hy_error *err);
+/* hyla data prepare: never writes over the text (the same file under any name); an existing output
+ * is replaced only with force. */
+int hy_data_prepare_text(const char *txt_path, const char *h5_path, double val_fraction, bool force,
                          hy_error *err);
 
 #endif

@@ -17,6 +17,7 @@
 #include "tensor/threads.h"
 #include "util/fs.h"
 
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -55,6 +56,7 @@ typedef struct {
   uint64_t graph_arena;
   int64_t plain_gpu_steps; /* steps run op by op, which size the arena before a capture */
   FILE *metrics, *log;
+  int lock; /* the run directory's (hy_lock_dir), -1 when not held */
   bool tty;
   double t_start, t_last_log;
   int64_t step_at_last_log;
@@ -151,11 +153,42 @@ static int open_outputs(run *R, int64_t start, hy_error *err) {
   if (hy_write_file_atomic(path, R->recipe_text, err)) return -1;
   snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
   if (start > 0 ? trim_metrics(path, start, err) : (unlink(path), 0)) return -1;
-  R->metrics = fopen(path, "a");
+  R->metrics = hy_open_for_writing(path, true);
   snprintf(path, sizeof path, "%s/train.log", dir);
-  R->log = fopen(path, start > 0 ? "a" : "w");
-  if (!R->metrics || !R->log) return hy_fail(err, "%s: cannot write the run's logs", dir);
+  R->log = hy_open_for_writing(path, start > 0);
+  if (!R->metrics || !R->log)
+    return hy_fail(err, "%s: cannot write the run's logs: %s", dir, strerror(errno));
   return 0;
+}
+
+/* ---- the run directory ---- */
+
+/* What a run leaves in its directory besides checkpoints: --restart moves these aside too. */
+static const char *const RUN_FILES[] = {"recipe.toml", "metrics.jsonl", "train.log",
+                                        "result.json", "error.txt",     NULL};
+
+/* Move the directory's checkpoints and logs into a new RUN_DIR/previous-<n>. */
+static int set_aside(const char *dir, hy_error *err) {
+  char moved[4096];
+  if (hy_checkpoint_set_aside(dir, RUN_FILES, moved, sizeof moved, err)) return -1;
+  fprintf(stderr, "restart: the earlier checkpoints and logs are now in %s\n", moved);
+  return 0;
+}
+
+/* Lock the run directory for this run, and refuse a fresh run (no --resume) next to checkpoints:
+ * its own would overwrite theirs step for step and prune theirs. --restart moves them aside
+ * instead. A resumed run continues the checkpoints there, from the newest or the one it names. */
+static int claim_dir(run *R, hy_error *err) {
+  const char *dir = R->r->run.out;
+  if (hy_mkdirs(dir, err) || (R->lock = hy_lock_dir(dir, err)) < 0) return -1;
+  int64_t newest = hy_checkpoint_newest(dir);
+  if (R->opt->resume || newest < 0) return 0;
+  if (R->opt->restart) return set_aside(dir, err);
+  return hy_fail(err,
+                 "%s already holds checkpoints (the newest of step %lld): pass --resume to "
+                 "continue that run, --restart to move them into %s/previous-<n> and start over, "
+                 "or set run.out to another directory",
+                 dir, (long long)newest, dir);
 }
 
 static int save(run *R, int64_t step, const int64_t *loader, int n_loader, hy_error *err) {
@@ -165,7 +198,7 @@ static int save(run *R, int64_t step, const int64_t *loader, int n_loader, hy_er
   hy_ckpt_meta meta = {.step = step, .n_loader = n_loader, .recipe = R->recipe_text};
   memcpy(meta.loader, loader, (size_t)n_loader * sizeof *loader);
   if (hy_checkpoint_write(path, &R->model->params, &R->optim, &meta, err)) return -1;
-  hy_checkpoint_prune(R->r->run.out, R->r->train.keep_checkpoints);
+  hy_checkpoint_prune(R->r->run.out, R->r->train.keep_checkpoints, step);
   say(R, "checkpoint %s", path);
   return 0;
 }
@@ -482,7 +515,7 @@ static int train_loop(run *R, int64_t start, hy_train_result *res, hy_error *err
 
 int hy_train(const hy_recipe *r, const hy_train_options *opt, hy_train_result *res, hy_error *err) {
   static const hy_train_options defaults = {0};
-  run R = {.r = r, .opt = opt ? opt : &defaults, .tty = isatty(STDOUT_FILENO)};
+  run R = {.r = r, .opt = opt ? opt : &defaults, .lock = -1, .tty = isatty(STDOUT_FILENO)};
   *res = (hy_train_result){0, NAN, NAN, NAN, NAN, NAN};
   if (R.opt->alone && r->dist.dp * r->dist.sp != 1)
     return hy_fail(err, "[dist] dp = %lld x sp = %lld: a run trained alone takes one process",
@@ -501,6 +534,12 @@ int hy_train(const hy_recipe *r, const hy_train_options *opt, hy_train_result *r
   if (!strcmp(r->train.precision, "bf16") && strcmp(r->train.device, "cuda")) {
     hy_fail(err, "[train] precision = \"bf16\" needs device = \"cuda\" (the CPU trains in f32 "
                  "or f64)");
+    goto done;
+  }
+  /* every rank stops here when rank 0 cannot claim the run directory */
+  bool refused = R.lead && claim_dir(&R, err);
+  if (hy_parallel_sum(&R.dist, refused ? 1.0 : 0.0) > 0) {
+    if (!refused) hy_fail(err, "rank 0 cannot use the run directory %s", r->run.out);
     goto done;
   }
   hy_threads_set((int)r->train.threads);
@@ -587,6 +626,7 @@ done:
   hy_batches_close(R.val);
   hy_dist_free(&R.dist);
   free(R.recipe_text);
+  hy_unlock_dir(R.lock);
   hy_step_reset();
   hy_set_device(HY_CPU); /* a sweep trains its next run where its recipe says */
   hy_set_precision(HY_PRECISION_F32);

@@ -1,6 +1,7 @@
 /* The training run: recipe -> model, data, optimizer -> steps with logging, evaluation and
  * checkpoints, until the schedule ends, `stop_after`, or SIGINT/SIGTERM (each of which finishes
- * the step, writes a checkpoint and returns success). */
+ * the step, writes a checkpoint and returns success). The run holds its directory's lock all the
+ * while; a fresh run refuses a directory that holds checkpoints (unless restart). */
 #ifndef HYLA_TRAIN_H
 #define HYLA_TRAIN_H
 
@@ -9,6 +10,7 @@
 
 typedef struct {
   const char *resume; /* NULL: fresh run; "" : latest checkpoint in the run dir; else a file */
+  bool restart;       /* fresh run: first move the run dir's checkpoints and logs aside */
   bool quiet;         /* no progress output (tests) */
   bool alone;         /* train on this process alone, even under mpirun (hyla sweep) */
 } hy_train_options;

@@ -22,7 +22,7 @@ done
 for p in f32 bf16; do
   echo "== $recipe, train.precision = \"$p\""
   "$hyla" train "$recipe" "${sets[@]}" --set 'train.device="cuda"' --set "train.precision=\"$p\"" \
-    --set "run.out=\"$out/$p\"" --set 'train.checkpoint_every=0'
+    --set "run.out=\"$out/$p\"" --set 'train.checkpoint_every=0' --restart
 done
 python3 - "$out/f32/metrics.jsonl" "$out/bf16/metrics.jsonl" "$bound" <<'PY'
 import json, sys

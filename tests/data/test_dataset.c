@@ -147,7 +147,7 @@ Test(dataset, prepare_from_text) {
   const char *txt = in_dir("a.txt"), *h5 = in_dir("a.h5");
   write_text(txt, 100);
   hy_error err;
-  cr_assert_eq(hy_data_prepare_text(txt, h5, 0.2, &err), 0, "%s", err.msg);
+  cr_assert_eq(hy_data_prepare_text(txt, h5, 0.2, false, &err), 0, "%s", err.msg);
   hy_dataset ds;
   cr_assert_eq(hy_dataset_open(h5, &ds, &err), 0, "%s", err.msg);
   cr_assert_eq(ds.n_train, 80);
@@ -162,7 +162,7 @@ Test(dataset, prepare_from_text) {
   FILE *f = fopen(txt, "wb");
   for (int i = 0; i < 1000; i++) fputc(255 - i % 256, f);
   fclose(f);
-  cr_assert_eq(hy_data_prepare_text(txt, h5, 0.1, &err), 0, "%s", err.msg);
+  cr_assert_eq(hy_data_prepare_text(txt, h5, 0.1, true, &err), 0, "%s", err.msg);
   cr_assert_eq(hy_dataset_open(h5, &ds, &err), 0, "%s", err.msg);
   cr_assert_eq(ds.n_train, 900);
   cr_assert_eq(ds.n_val, 100);
@@ -177,14 +177,14 @@ Test(dataset, prepare_errors) {
   hy_error err;
   double bad[] = {0, -0.1, 0.51, 0.7, 1};
   for (int i = 0; i < 5; i++) {
-    cr_assert_neq(hy_data_prepare_text(txt, h5, bad[i], &err), 0);
+    cr_assert_neq(hy_data_prepare_text(txt, h5, bad[i], false, &err), 0);
     cr_assert(strstr(err.msg, "expected a number in (0, 0.5]"), "%s", err.msg);
   }
-  cr_assert_eq(hy_data_prepare_text(txt, h5, 0.5, &err), 0, "%s", err.msg);
-  cr_assert_neq(hy_data_prepare_text(in_dir("nope.txt"), h5, 0.1, &err), 0);
+  cr_assert_eq(hy_data_prepare_text(txt, h5, 0.5, false, &err), 0, "%s", err.msg);
+  cr_assert_neq(hy_data_prepare_text(in_dir("nope.txt"), h5, 0.1, true, &err), 0);
   cr_assert(strstr(err.msg, "nope.txt: cannot open"), "%s", err.msg);
   write_text(txt, 10); /* 10% of 10 bytes is one token: no input-target pair */
-  cr_assert_neq(hy_data_prepare_text(txt, in_dir("b.h5"), 0.1, &err), 0);
+  cr_assert_neq(hy_data_prepare_text(txt, in_dir("b.h5"), 0.1, false, &err), 0);
   cr_assert(strstr(err.msg, "10 bytes of text are too few"), "%s", err.msg);
   cr_assert_eq(access(in_dir("b.h5"), F_OK), -1);
 }
