@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <hdf5.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,27 @@ static int check_shape(hid_t set, const char *path, const char *name, hsize_t *n
   return rc;
 }
 
+/* The tokens the header declares must be in the file: a damaged header must not make hyla allocate
+ * for (or read back as fill values) tokens that were never written. Compressed tokens may take
+ * fewer bytes than they are, but not none. */
+static int check_stored(hid_t file, hid_t set, const char *path, const char *name, hsize_t n,
+                        hy_error *err) {
+  hid_t type = H5Dget_type(set), dcpl = H5Dget_create_plist(set);
+  int filters = dcpl < 0 ? -1 : H5Pget_nfilters(dcpl);
+  size_t size = type < 0 ? 0 : H5Tget_size(type);
+  hsize_t stored = H5Dget_storage_size(set), file_size = 0;
+  if (type >= 0) H5Tclose(type);
+  if (dcpl >= 0) H5Pclose(dcpl);
+  bool damaged = filters < 0 || size == 0 || H5Fget_filesize(file, &file_size) < 0 ||
+                 n > (hsize_t)PTRDIFF_MAX / sizeof(uint16_t) || stored == 0 || stored > file_size ||
+                 (filters == 0 && stored / size < n);
+  if (!damaged) return 0;
+  return hy_fail(err,
+                 "%s: %s declares %llu tokens but the file holds %llu bytes of them (truncated or "
+                 "damaged file?)",
+                 path, name, (unsigned long long)n, (unsigned long long)stored);
+}
+
 static int read_split(hid_t file, const char *path, const char *name, uint16_t **out, int64_t *n,
                       hy_error *err) {
   if (H5Lexists(file, name, H5P_DEFAULT) <= 0) return hy_fail(err, "%s: no dataset %s", path, name);
@@ -62,6 +84,7 @@ static int read_split(hid_t file, const char *path, const char *name, uint16_t *
   if (set < 0) return hy_fail(err, "%s: %s is not a dataset", path, name);
   hsize_t dim = 0;
   int rc = check_shape(set, path, name, &dim, err);
+  if (!rc) rc = check_stored(file, set, path, name, dim, err);
   if (!rc && !(*out = malloc((size_t)dim * sizeof **out)))
     rc = hy_fail(err, "%s: %s: out of memory for %llu tokens", path, name, (unsigned long long)dim);
   /* HDF5 widens uint8 storage to the uint16 we hold in memory */

@@ -3,6 +3,7 @@
 #include "data/dataset.h"
 #include "data/loader.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,6 +94,10 @@ int hy_batches_save(const hy_batches *b, int64_t *state) {
 int hy_batches_restore(hy_batches *b, const int64_t *state, int n, hy_error *err) {
   if (n != 2)
     return hy_fail(err, "the checkpoint's loader_state has %d values, this loader needs 2", n);
+  /* A position no run reaches (a damaged checkpoint) would index outside the split. */
+  if (state[1] < 0 || state[1] > INT64_MAX / 2)
+    return hy_fail(err, "the checkpoint's loader_state has position %lld, expected 0 to 2^62",
+                   (long long)state[1]);
   b->loader.state = (hy_loader_state){(uint64_t)state[0], state[1]};
   return 0;
 }

@@ -274,11 +274,17 @@ static int read_tensor(hid_t file, const char *path, const char *name, hy_tensor
     }
   }
   H5Sclose(space);
+  /* A damaged type (a float of 2 GB) would have HDF5 convert through buffers of its size. */
+  hid_t type = H5Dget_type(set);
+  bool floats = type >= 0 && H5Tget_class(type) == H5T_FLOAT && H5Tget_size(type) <= 8;
+  if (type >= 0) H5Tclose(type);
   int rc = 0;
   if (!same) {
     char a[128], b[128];
     rc = hy_fail(err, "%s: %s has shape %s, the recipe's model needs %s", path, name,
                  shape_str(ndim, have, a, sizeof a), shape_str(t->ndim, t->shape, b, sizeof b));
+  } else if (!floats) {
+    rc = hy_fail(err, "%s: %s is not a float32 or float64 dataset (damaged file?)", path, name);
   } else {
     int64_t n = hy_numel(t), at;
     size_t bytes = (size_t)n * hy_dtype_size(t->dtype);

@@ -14,6 +14,7 @@ packages=(
   libcriterion-dev
   libinih-dev
   gnuplot-nox
+  clang libclang-rt-dev libomp-dev # libFuzzer builds of the fuzz targets (docs/testing.md)
 )
 case "${1:-}" in
   --reference) packages+=(python3-torch python3-h5py) ;;

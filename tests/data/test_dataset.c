@@ -199,6 +199,7 @@ typedef struct {
   int64_t token;     /* at index 2 of /train; default 4 */
   int64_t val_token; /* at index 1 of /val; default 5 */
   bool no_train, no_val, no_vocab, no_tokenizer, vocab_string, train_group;
+  hsize_t unwritten; /* > 0: /train declares this many tokens (chunked) and holds none */
 } spec;
 
 static const char *bad_file(const char *name, spec s) {
@@ -217,6 +218,17 @@ static const char *bad_file(const char *name, spec s) {
     if ((i == 0 && s.no_train) || (i == 1 && s.no_val)) continue;
     if (i == 0 && s.train_group) {
       H5Gclose(H5Gcreate2(f, "/train", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+      continue;
+    }
+    if (i == 0 && s.unwritten) {
+      hsize_t chunk = 4, n = s.unwritten;
+      hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE), declared = H5Screate_simple(1, &n, NULL);
+      H5Pset_chunk(dcpl, 1, &chunk);
+      hid_t d = H5Dcreate2(f, sets[i], s.type, declared, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+      cr_assert(d >= 0);
+      H5Dclose(d);
+      H5Sclose(declared);
+      H5Pclose(dcpl);
       continue;
     }
     if (s.n > 2) data[i ? 1 : 2] = i ? s.val_token : s.token;
@@ -298,6 +310,15 @@ Test(dataset, wrong_dtypes_and_shapes) {
   cr_assert_eq(hy_dataset_open(bad_file("be.h5", (spec){.type = H5T_STD_U16BE}), &ds, &err), 0,
                "%s", err.msg);
   hy_dataset_close(&ds);
+}
+
+/* A header that declares tokens the file does not hold (damaged, or never written) is refused
+ * before any memory is allocated for them: not read back as fill values, not a huge allocation. */
+Test(dataset, declared_but_unstored_tokens) {
+  expect_open_error(bad_file("unwritten.h5", (spec){.unwritten = 4}),
+                    "unwritten.h5: /train declares 4 tokens but the file holds 0 bytes of them");
+  expect_open_error(bad_file("huge.h5", (spec){.unwritten = (hsize_t)1 << 62}),
+                    "huge.h5: /train declares 4611686018427387904 tokens but the file holds 0");
 }
 
 Test(dataset, tokens_beyond_the_vocabulary) {
