@@ -8,6 +8,7 @@
 #include "optim/clip.h"
 #include "optim/optimizer.h"
 #include "optim/schedule.h"
+#include "recipes/sizes.h"
 #include "run/batches.h"
 #include "run/checkpoint.h"
 #include "tensor/device.h"
@@ -503,6 +504,7 @@ int hy_train(const hy_recipe *r, const hy_train_options *opt, hy_train_result *r
                  "or f64)");
     goto done;
   }
+  if (hy_recipe_check_memory(r, err)) goto done; /* before anything is allocated */
   hy_threads_set((int)r->train.threads);
   R.recipe_text = hy_recipe_to_toml(r);
   R.train = hy_batches_open(r, HY_SPLIT_TRAIN, R.dist.dp_rank, R.dist.dp, err);
