@@ -8,6 +8,7 @@
 #include "optim/clip.h"
 #include "optim/optimizer.h"
 #include "recipes/recipe.h"
+#include "recipes/sizes.h"
 #include "recipes/sweep.h"
 #include "run/batches.h"
 #include "run/checkpoint.h"
@@ -110,10 +111,59 @@ static hy_model *load_model(const char *path, bool evaluating, hy_recipe *r, int
 
 /* ---- hyla train ---- */
 
+/* --check builds the model on the CPU (and frees it) when its parameters take at most this. */
+#define CHECK_BUILD_BYTES ((int64_t)256 << 20)
+
+/* hyla train --check: the recipe is valid (hy_recipe_load checked it); print what it makes and
+ * whether a CPU run fits, and build the model's shapes when that is cheap. */
+static int check_recipe(const char *path, const hy_recipe *r) {
+  hy_recipe_sizes s;
+  hy_size_term fault;
+  hy_error err;
+  if (hy_recipe_sizes_of(r, &s, &fault)) { /* validation counted them already */
+    hy_fail(&err, "%s", fault.what);
+    return fail("train", &err);
+  }
+  if (hy_recipe_check_memory(r, &err)) return fail("train", &err);
+  if (world_rank != 0) return 0;
+  char param[32], held[32], step[32], memory[32];
+  hy_format_bytes(s.param_bytes, param, sizeof param);
+  hy_format_bytes(s.held_bytes, held, sizeof held);
+  hy_format_bytes(s.step_bytes, step, sizeof step);
+  hy_format_bytes(hy_memory_limit(), memory, sizeof memory);
+  printf("%s: a valid recipe\n", path);
+  printf("parameters  %lld (%s)\n", (long long)s.params, param);
+  printf("training    holds %s: the parameters, their gradients and %s\n", held,
+         strcmp(r->optim.name, "sgd") ? "AdamW's two moments" : "SGD's momentum");
+  printf("a step      about %s of activations for a micro-batch of %lld x %lld tokens "
+         "(an estimate)\n",
+         step, (long long)r->train.batch, (long long)r->train.seq_len);
+  printf("the run     %lld tokens in %lld steps\n", (long long)s.run_tokens,
+         (long long)r->train.steps);
+  if (!strcmp(r->train.device, "cpu"))
+    printf("memory      fits in the %s this process may use\n", memory);
+  else
+    printf("memory      the GPU's is not checked here (train.device = \"%s\")\n", r->train.device);
+  if (s.param_bytes > CHECK_BUILD_BYTES) {
+    printf("model       not built: its parameters take more than %lld MiB\n",
+           (long long)(CHECK_BUILD_BYTES >> 20));
+    return 0;
+  }
+  hy_model_config cfg = hy_recipe_model_config(r);
+  hy_model *m = hy_model_new(&cfg, (uint64_t)r->run.seed);
+  int64_t built = hy_params_count(&m->params);
+  hy_model_free(m);
+  if (built != s.params)
+    hy_die("train", "internal: the recipe counts %lld parameters, the model has %lld",
+           (long long)s.params, (long long)built);
+  printf("model       built on the CPU: %lld parameters\n", (long long)built);
+  return 0;
+}
+
 static int cmd_train(int argc, char **argv) {
   if (wants_help(argc, argv)) {
     printf("usage: hyla train RECIPE.toml [--set section.key=value]... [--resume[=CKPT]] "
-           "[--restart] [--quiet]\n\n"
+           "[--restart] [--quiet] [--check]\n\n"
            "Trains the model the recipe describes (docs/recipes.md lists every key). Writes the\n"
            "resolved recipe, metrics.jsonl, train.log and checkpoints into the recipe's run.out,\n"
            "which it locks while it runs. Ctrl-C (SIGINT) or SIGTERM finishes the step, writes a\n"
@@ -124,13 +174,19 @@ static int cmd_train(int argc, char **argv) {
            "  --resume=CKPT   continue from that checkpoint\n"
            "  --restart       start over: first move the run directory's checkpoints and logs\n"
            "                  into RUN_DIR/previous-<n>\n"
-           "  --quiet         print nothing but errors\n");
+           "  --quiet         print nothing but errors\n"
+           "  --check         train nothing: validate the recipe, print its parameter count, the\n"
+           "                  memory training holds, an estimate of a step's activations and\n"
+           "                  whether a CPU run fits in memory, and build the model on the CPU\n"
+           "                  when its parameters take at most 256 MiB; exits 0 if the recipe\n"
+           "                  would train, else 1 with the error. Reads no dataset.\n");
     return 0;
   }
   const char *path = NULL;
   const char **sets = calloc((size_t)argc, sizeof *sets);
   int n_sets = 0;
   hy_train_options opt = {0};
+  bool check = false;
   for (int i = 1; i < argc; i++) {
     if (is(argv[i], "--set"))
       sets[n_sets++] = value_of("train", argc, argv, &i);
@@ -144,6 +200,8 @@ static int cmd_train(int argc, char **argv) {
       opt.restart = true;
     else if (is(argv[i], "--quiet"))
       opt.quiet = true;
+    else if (is(argv[i], "--check"))
+      check = true;
     else if (argv[i][0] == '-')
       usage_error("train", "unknown option '%s'", argv[i]);
     else if (path)
@@ -159,6 +217,8 @@ static int cmd_train(int argc, char **argv) {
   int rc = 0;
   if (hy_recipe_load(path, n_sets, sets, &r, &err)) {
     rc = fail("train", &err);
+  } else if (check) {
+    rc = check_recipe(path, &r);
   } else {
     hy_train_result res;
     if (hy_train(&r, &opt, &res, &err)) rc = fail("train", &err);

@@ -1,6 +1,8 @@
 #include "recipes/recipe.h"
 #include "recipes/schema.h"
+#include "recipes/sizes.h"
 #include "recipes/toml_value.h"
+#include "util/checked.h"
 
 #include <errno.h>
 #include <ini.h>
@@ -603,8 +605,8 @@ static int computed_defaults(parser *p, bool from_file) {
 static double mlp_hidden(const hy_recipe *r) {
   double units = r->model.mlp_ratio * (double)r->model.d_model / (double)r->model.mlp_multiple;
   /* A hair of slack: 2.2 * 1600 / 64 is 55.00000000000001 in doubles, and a rounding error must
-   * not add a whole multiple. */
-  return ceil(units - 1e-9) * (double)r->model.mlp_multiple;
+   * not add a whole multiple; but a width above 0 is at least one multiple. */
+  return fmax(ceil(units - 1e-9), 1.0) * (double)r->model.mlp_multiple;
 }
 
 static int heads_divide(const hy_recipe *r, char *why, size_t size) {
@@ -634,7 +636,7 @@ static int mlp_fits(const hy_recipe *r, char *why, size_t size) {
 static bool is_mqar(const hy_recipe *r) { return !strcmp(r->data.dataset, "mqar"); }
 
 static int mqar_fits_seq(const hy_recipe *r, char *why, size_t size) {
-  if (!is_mqar(r) || (4 * r->data.mqar.pairs <= r->train.seq_len && r->train.seq_len % 2 == 0))
+  if (!is_mqar(r) || (r->data.mqar.pairs <= r->train.seq_len / 4 && r->train.seq_len % 2 == 0))
     return 0;
   return snprintf(why, size,
                   "[data.mqar] pairs = %lld needs 4 * pairs <= [train] seq_len = %lld, even "
@@ -680,9 +682,14 @@ static int linear_heads(const hy_recipe *r, char *why, size_t size) {
 static int gla_heads_divide(const hy_recipe *r, char *why, size_t size) {
   if (!uses(r, "gla")) return 0;
   const hy_gla_config *g = &r->layer_gla;
-  int64_t heads = g->heads ? g->heads : r->model.n_heads;
-  int64_t key = (int64_t)(g->expand_k * (double)r->model.d_model);
-  int64_t value = (int64_t)(g->expand_v * (double)r->model.d_model);
+  int64_t heads, key, value;
+  if (!hy_recipe_gla_widths(r, &heads, &key, &value))
+    return snprintf(why, size,
+                    "[layer.gla] the key width expand_k * d_model = %g * %lld or the value width "
+                    "expand_v * d_model = %g * %lld is too large",
+                    g->expand_k, (long long)r->model.d_model, g->expand_v,
+                    (long long)r->model.d_model),
+           -1;
   if (key >= heads && value >= heads && key % heads == 0 && value % heads == 0) return 0;
   return snprintf(why, size,
                   "[layer.gla] the key width expand_k * d_model = %lld and the value width "
@@ -718,9 +725,63 @@ static int rat_groups(const hy_recipe *r, char *why, size_t size) {
          -1;
 }
 
+static bool uses_titans(const hy_recipe *r) {
+  return uses(r, "titans_mal") || uses(r, "titans_mag");
+}
+
+static int titans_heads(const hy_recipe *r, char *why, size_t size) {
+  const hy_titans_config *t = &r->layer_titans;
+  if (!uses_titans(r) || t->head_dim || r->model.d_model % t->heads == 0) return 0;
+  return snprintf(why, size,
+                  "[layer.titans] heads = %lld does not divide d_model = %lld (head_dim = 0 makes "
+                  "the memory's heads d_model / heads wide); set head_dim",
+                  (long long)t->heads, (long long)r->model.d_model),
+         -1;
+}
+
+static int titans_hidden(const hy_recipe *r, char *why, size_t size) {
+  const hy_titans_config *t = &r->layer_titans;
+  int64_t heads, dim, hidden;
+  if (!uses_titans(r) || t->depth != 2) return 0;
+  bool fits = hy_recipe_titans_widths(r, &heads, &dim, &hidden);
+  if (fits && hidden >= 1) return 0;
+  return snprintf(why, size,
+                  "[layer.titans] the memory's hidden width expansion * head width = %g * %lld is "
+                  "%s",
+                  t->expansion, (long long)dim, fits ? "below 1" : "too large"),
+         -1;
+}
+
+static int softplus_length(const hy_recipe *r, char *why, size_t size) {
+  const hy_softplus_config *s = &r->layer_softplus;
+  int64_t len = s->train_len ? s->train_len : r->train.seq_len;
+  if (!uses(r, "softplus") || !s->length_scale || len >= 2) return 0;
+  return snprintf(why, size,
+                  "[layer.softplus] length_scale = true scales by log(t + 1) / log(train_len), "
+                  "which needs a training length of at least 2, got %lld (%s); set train_len or "
+                  "length_scale = false",
+                  (long long)len, s->train_len ? "train_len" : "train_len = 0: [train] seq_len"),
+         -1;
+}
+
+static int vocab_fits(const hy_recipe *r, char *why, size_t size) {
+  if (r->model.vocab <= INT32_MAX) return 0;
+  return snprintf(why, size, "[model] vocab = %lld: tokens are 32-bit, so at most %d",
+                  (long long)r->model.vocab, INT32_MAX),
+         -1;
+}
+
+static int ranks_fit(const hy_recipe *r, char *why, size_t size) {
+  int64_t ranks;
+  if (hy_checked_mul(r->dist.dp, r->dist.sp, &ranks) && ranks <= INT32_MAX) return 0;
+  return snprintf(why, size, "[dist] dp x sp = %lld x %lld ranks: at most %d",
+                  (long long)r->dist.dp, (long long)r->dist.sp, INT32_MAX),
+         -1;
+}
+
 typedef struct {
   const char *doc;
-  const char *keys[3][2]; /* section, key: where they were set names the error */
+  const char *keys[4][2]; /* section, key: where they were set names the error */
   int (*check)(const hy_recipe *r, char *why, size_t size);
 } cross_check;
 
@@ -741,7 +802,10 @@ static const cross_check CHECKS[] = {
      {{"data.mqar", "pairs"}, {"model", "vocab"}, {"data", "dataset"}},
      mqar_fits_vocab},
     {"With a `gla` layer: its key and value widths split evenly into its heads.",
-     {{"layer.gla", "expand_k"}, {"layer.gla", "heads"}, {"model", "d_model"}},
+     {{"layer.gla", "expand_k"},
+      {"layer.gla", "expand_v"},
+      {"layer.gla", "heads"},
+      {"model", "d_model"}},
      gla_heads_divide},
     {"With a `lightning` layer: its heads divide `model.d_model`.",
      {{"layer.lightning", "heads"}, {"model", "d_model"}, {"model", "n_heads"}},
@@ -755,7 +819,30 @@ static const cross_check CHECKS[] = {
     {"With a `rat` layer: `layer.rat.n_groups` divides its heads.",
      {{"layer.rat", "n_groups"}, {"layer.rat", "heads"}, {"model", "n_heads"}},
      rat_groups},
+    {"With a `titans_mal` or `titans_mag` layer and `layer.titans.head_dim = 0`: "
+     "`layer.titans.heads` divides `model.d_model`.",
+     {{"layer.titans", "heads"}, {"layer.titans", "head_dim"}, {"model", "d_model"}},
+     titans_heads},
+    {"With a `titans_mal` or `titans_mag` layer of `depth = 2`: the memory's hidden width, "
+     "`expansion` times the head width, is at least 1.",
+     {{"layer.titans", "expansion"},
+      {"layer.titans", "depth"},
+      {"layer.titans", "head_dim"},
+      {"layer.titans", "heads"}},
+     titans_hidden},
+    {"With a `softplus` layer and `length_scale = true`: its training length (`train_len`, or "
+     "`train.seq_len`) is at least 2.",
+     {{"layer.softplus", "length_scale"}, {"layer.softplus", "train_len"}, {"train", "seq_len"}},
+     softplus_length},
+    {"`model.vocab` is at most 2^31 - 1 (tokens are 32-bit).", {{"model", "vocab"}}, vocab_fits},
+    {"`dist.dp * dist.sp` is at most 2^31 - 1 ranks.", {{"dist", "dp"}, {"dist", "sp"}}, ranks_fit},
 };
+
+/* The later set of two keys (either may be NULL). */
+static const hy_key *later(const parser *p, const hy_key *a, const hy_key *b) {
+  if (!a || !b) return a ? a : b;
+  return p->from[key_index(b)].order > p->from[key_index(a)].order ? b : a;
+}
 
 /* A failed check names where the last of its keys was set: that is the change that broke it. */
 static int cross_checks(parser *p) {
@@ -763,14 +850,37 @@ static int cross_checks(parser *p) {
     char why[HY_ERROR_MAX / 2], where[HY_ERROR_MAX / 2];
     if (!CHECKS[c].check(p->r, why, sizeof why)) continue;
     const hy_key *latest = NULL;
-    for (int i = 0; i < 3 && CHECKS[c].keys[i][0]; i++) {
-      const hy_key *k = hy_key_find(CHECKS[c].keys[i][0], CHECKS[c].keys[i][1]);
-      if (!latest || p->from[key_index(k)].order > p->from[key_index(latest)].order) latest = k;
-    }
+    for (int i = 0; i < 4 && CHECKS[c].keys[i][0]; i++)
+      latest = later(p, latest, hy_key_find(CHECKS[c].keys[i][0], CHECKS[c].keys[i][1]));
     where_key(p, latest, where, sizeof where);
     return fail(p, where, "%s", why);
   }
   return 0;
+}
+
+/* The sizes the recipe makes fit in 64 bits, and its parameters in this machine's memory; a
+ * failure names where the last of the keys that make the size was set. */
+static int sizes_fit(parser *p) {
+  hy_recipe_sizes s;
+  hy_size_term fault;
+  if (!hy_recipe_sizes_of(p->r, &s, &fault) &&
+      !hy_recipe_sizes_fit(&s, false, hy_memory_limit(), &fault))
+    return 0;
+  const hy_key *latest = NULL;
+  char keys[sizeof fault.keys], where[HY_ERROR_MAX / 2];
+  snprintf(keys, sizeof keys, "%s", fault.keys);
+  char *save = NULL;
+  for (char *k = strtok_r(keys, " ", &save); k; k = strtok_r(NULL, " ", &save)) {
+    char *dot = strrchr(k, '.');
+    if (!dot) continue;
+    *dot = 0;
+    latest = later(p, latest, hy_key_find(k, dot + 1));
+  }
+  if (latest)
+    where_key(p, latest, where, sizeof where);
+  else
+    where_line(p, 0, where, sizeof where);
+  return fail(p, where, "%s", fault.what);
 }
 
 /* ---- entry points ---- */
@@ -795,6 +905,7 @@ static int parse(const char *text, const char *name, bool from_file, int n_overr
   for (int i = 0; i < n_overrides && !p.failed; i++) apply_override(&p, overrides[i]);
   if (!p.failed) computed_defaults(&p, from_file);
   if (!p.failed) cross_checks(&p);
+  if (!p.failed) sizes_fit(&p);
   free(p.value);
   if (p.failed || !sweep) hy_sweep_spec_free(p.sweep);
   return p.failed ? -1 : 0;
@@ -897,6 +1008,9 @@ void hy_recipe_write_docs(FILE *f) {
       "- Every error names the file and line (or the `--set`), the section and key, what was "
       "found and what was expected. Unknown keys and sections are refused.\n"
       "- A run writes its resolved recipe, every key included, to `<out>/recipe.toml`.\n"
+      "- `hyla train RECIPE --check` (with any `--set`) trains nothing: it validates the recipe, "
+      "prints its parameter count, the memory training holds and an estimate of a step's "
+      "activations, and exits 0, or 1 with the error.\n"
       "- A `[sweep]` section lists values to try, each key a recipe key quoted as "
       "`\"section.key\"` (`\"optim.lr\" = [1e-3, 3e-3]`), plus `seeds = [0, 1, 2]`; "
       "`hyla sweep` trains the grid of their combinations, and `hyla train` checks the section and "
@@ -920,6 +1034,14 @@ void hy_recipe_write_docs(FILE *f) {
   }
   fprintf(f, "\n## Checks across keys\n\n");
   for (size_t c = 0; c < sizeof CHECKS / sizeof *CHECKS; c++) fprintf(f, "- %s\n", CHECKS[c].doc);
+  fprintf(f, "- Every size the recipe makes fits in 64 bits: the element count of each parameter "
+             "and activation, their bytes, a run's and an evaluation's tokens "
+             "(`steps x grad_accum x batch x seq_len x dist.dp`); an error names the product and "
+             "its keys.\n"
+             "- The parameters fit in the memory this process may use (the machine's, or less "
+             "under a ulimit). `hyla train` also refuses a CPU run whose parameters, gradients, "
+             "optimizer state and estimated step activations do not fit; `hyla train --check` "
+             "prints these sizes.\n");
   fprintf(f,
           "- Every name in `model.layers` is a known mixer kind (today: %s), and there are at "
           "most %d layers.\n",

@@ -65,7 +65,7 @@ typedef struct {
     char on_nan[8];           /* "stop" | "skip"; default "stop" */
     char device[8];           /* "cpu" | "cuda"; default "cpu" */
     bool cuda_graph;          /* replay a captured step on the GPU; default true */
-    int64_t threads;          /* >= 0; 0: HYLA_THREADS or all cores; default 0 */
+    int64_t threads;          /* in [0, 4096]; 0: HYLA_THREADS or all cores; default 0 */
   } train;
   struct {
     char name[16];       /* "adamw" | "sgd"; default "adamw" */

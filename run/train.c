@@ -8,6 +8,7 @@
 #include "optim/clip.h"
 #include "optim/optimizer.h"
 #include "optim/schedule.h"
+#include "recipes/sizes.h"
 #include "run/batches.h"
 #include "run/checkpoint.h"
 #include "tensor/device.h"
@@ -536,6 +537,7 @@ int hy_train(const hy_recipe *r, const hy_train_options *opt, hy_train_result *r
                  "or f64)");
     goto done;
   }
+  if (hy_recipe_check_memory(r, err)) goto done; /* before anything is allocated */
   /* every rank stops here when rank 0 cannot claim the run directory */
   bool refused = R.lead && claim_dir(&R, err);
   if (hy_parallel_sum(&R.dist, refused ? 1.0 : 0.0) > 0) {
