@@ -18,8 +18,11 @@
 #include "run/train.h"
 #include "tensor/ops.h"
 #include "tensor/threads.h"
+#include "util/parse_number.h"
 
+#include <float.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,9 +51,14 @@ static bool wants_help(int argc, char **argv) {
   return false;
 }
 
-static _Noreturn void usage_error(const char *cmd, const char *fmt, const char *what) {
+static _Noreturn void usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static _Noreturn void usage_error(const char *cmd, const char *fmt, ...) {
   fprintf(stderr, "hyla %s: ", cmd);
-  fprintf(stderr, fmt, what);
+  va_list ap;
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
   fprintf(stderr, " (see 'hyla %s --help')\n", cmd);
   exit(2);
 }
@@ -61,23 +69,22 @@ static const char *value_of(const char *cmd, int argc, char **argv, int *i) {
   return argv[++*i];
 }
 
-static long long int_value(const char *cmd, const char *opt, const char *s, long long lo) {
-  char *end;
-  long long v = strtoll(s, &end, 10);
-  if (!*s || *end || v < lo) {
-    fprintf(stderr, "hyla %s: %s needs a whole number >= %lld, got '%s'\n", cmd, opt, lo, s);
-    exit(2);
-  }
+/* The whole number in [lo, hi] after option argv[*i]; advances *i. */
+static int64_t int_option(const char *cmd, int argc, char **argv, int *i, int64_t lo, int64_t hi) {
+  const char *opt = argv[*i], *text = value_of(cmd, argc, argv, i);
+  int64_t v;
+  hy_error err;
+  if (hy_parse_int(text, lo, hi, &v, &err)) usage_error(cmd, "%s: %s", opt, err.msg);
   return v;
 }
 
-static double float_value(const char *cmd, const char *opt, const char *s, double lo) {
-  char *end;
-  double v = strtod(s, &end);
-  if (!*s || *end || !(v >= lo)) {
-    fprintf(stderr, "hyla %s: %s needs a number >= %g, got '%s'\n", cmd, opt, lo, s);
-    exit(2);
-  }
+/* The finite number in [lo, hi] ((lo, hi] with above_lo) after option argv[*i]; advances *i. */
+static double real_option(const char *cmd, int argc, char **argv, int *i, double lo, bool above_lo,
+                          double hi) {
+  const char *opt = argv[*i], *text = value_of(cmd, argc, argv, i);
+  double v;
+  hy_error err;
+  if (hy_parse_real(text, lo, above_lo, hi, &v, &err)) usage_error(cmd, "%s: %s", opt, err.msg);
   return v;
 }
 
@@ -292,6 +299,15 @@ static int cmd_sweep(int argc, char **argv) {
 
 /* ---- hyla eval ---- */
 
+/* Whether the evaluation's counts fit in 64 bits: each batch reads batch x (seq_len + 1) tokens
+ * and the labelled positions of all batches are summed. */
+static bool eval_counts_fit(const hy_recipe *r) {
+  int64_t per_batch, all;
+  return !__builtin_add_overflow(r->train.seq_len, 1, &all) &&
+         !__builtin_mul_overflow(r->train.batch, all, &per_batch) &&
+         !__builtin_mul_overflow(r->train.eval_batches, per_batch, &all);
+}
+
 static int cmd_eval(int argc, char **argv) {
   if (wants_help(argc, argv)) {
     printf("usage: hyla eval CKPT [--batches N] [--seq-len T]\n\n"
@@ -307,14 +323,16 @@ static int cmd_eval(int argc, char **argv) {
     return 0;
   }
   const char *path = NULL;
-  long long batches = 0, seq_len = 0;
+  int64_t batches = 0, seq_len = 0;
   for (int i = 1; i < argc; i++) {
     if (is(argv[i], "--batches"))
-      batches = int_value("eval", "--batches", value_of("eval", argc, argv, &i), 1);
+      batches = int_option("eval", argc, argv, &i, 1, INT64_MAX);
     else if (is(argv[i], "--seq-len"))
-      seq_len = int_value("eval", "--seq-len", value_of("eval", argc, argv, &i), 1);
+      seq_len = int_option("eval", argc, argv, &i, 1, INT64_MAX);
     else if (argv[i][0] == '-')
       usage_error("eval", "unknown option '%s'", argv[i]);
+    else if (path)
+      usage_error("eval", "more than one checkpoint ('%s')", argv[i]);
     else
       path = argv[i];
   }
@@ -326,12 +344,26 @@ static int cmd_eval(int argc, char **argv) {
   if (!m) return fail("eval", &err);
   hy_threads_set((int)r.train.threads);
   if (seq_len) r.train.seq_len = seq_len;
+  if (batches) r.train.eval_batches = batches;
+  if (!eval_counts_fit(&r)) {
+    const char *given = seq_len && batches ? "--seq-len and --batches"
+                        : seq_len          ? "--seq-len"
+                        : batches          ? "--batches"
+                                           : "the recipe's [train] eval_batches and seq_len";
+    fprintf(stderr,
+            "hyla eval: %s: %lld x %lld x (%lld + 1) tokens (batches x batch x (seq_len + 1)) "
+            "overflow a 64-bit count\n",
+            given, (long long)r.train.eval_batches, (long long)r.train.batch,
+            (long long)r.train.seq_len);
+    hy_model_free(m);
+    return 2;
+  }
   hy_batches *val = hy_batches_open(&r, HY_SPLIT_VAL, 0, 1, &err);
   if (!val) {
     hy_model_free(m);
     return fail("eval", &err);
   }
-  hy_eval_result e = hy_evaluate(m, val, batches ? batches : r.train.eval_batches, NULL);
+  hy_eval_result e = hy_evaluate(m, val, r.train.eval_batches, NULL);
   printf("checkpoint %s (step %lld), %lld labelled tokens of sequences of %lld\n", path,
          (long long)step, (long long)e.tokens, (long long)r.train.seq_len);
   printf("memory      %.1f MiB of step memory at most, %.1f KiB per token of a batch\n",
@@ -357,10 +389,12 @@ static int cmd_generate(int argc, char **argv) {
            "[--top-k K] [--seed S]\n\n"
            "Samples bytes from a checkpoint's model, continuing the prompt.\n\n"
            "  --prompt TEXT     text to continue (default: a newline)\n"
-           "  --tokens N        how many to generate (default 200)\n"
-           "  --temperature T   softmax temperature; 0 is greedy (default 0.8)\n"
+           "  --tokens N        how many to generate (default 200); N and the prompt's bytes\n"
+           "                    together are at most %d\n"
+           "  --temperature T   softmax temperature, finite, >= 0; 0 is greedy (default 0.8)\n"
            "  --top-k K         sample among the K likeliest; 0 is all (default 40)\n"
-           "  --seed S          the sampler's seed (default 1)\n");
+           "  --seed S          the sampler's seed, >= 0 (default 1)\n",
+           HY_GENERATE_MAX_LEN);
     return 0;
   }
   const char *path = NULL, *prompt = "";
@@ -369,30 +403,33 @@ static int cmd_generate(int argc, char **argv) {
     if (is(argv[i], "--prompt"))
       prompt = value_of("generate", argc, argv, &i);
     else if (is(argv[i], "--tokens"))
-      o.tokens = int_value("generate", argv[i], value_of("generate", argc, argv, &i), 1);
+      o.tokens = int_option("generate", argc, argv, &i, 1, HY_GENERATE_MAX_LEN - 1);
     else if (is(argv[i], "--temperature"))
-      o.temperature = float_value("generate", argv[i], value_of("generate", argc, argv, &i), 0);
+      o.temperature = real_option("generate", argc, argv, &i, 0, false, DBL_MAX);
     else if (is(argv[i], "--top-k"))
-      o.top_k = (int)int_value("generate", argv[i], value_of("generate", argc, argv, &i), 0);
+      o.top_k = int_option("generate", argc, argv, &i, 0, INT64_MAX);
     else if (is(argv[i], "--seed"))
-      o.seed = (uint64_t)int_value("generate", argv[i], value_of("generate", argc, argv, &i), 0);
+      o.seed = (uint64_t)int_option("generate", argc, argv, &i, 0, INT64_MAX);
     else if (argv[i][0] == '-')
       usage_error("generate", "unknown option '%s'", argv[i]);
+    else if (path)
+      usage_error("generate", "more than one checkpoint ('%s')", argv[i]);
     else
       path = argv[i];
   }
   if (!path) usage_error("generate", "%s", "needs a checkpoint");
-  hy_recipe r;
   hy_error err;
+  if (hy_generate_check(&o, prompt, &err)) usage_error("generate", "%s", err.msg);
+  hy_recipe r;
   int64_t step;
   hy_model *m = load_model(path, false, &r, &step, &err);
   if (!m) return fail("generate", &err);
   hy_threads_set((int)r.train.threads);
   fputs(prompt, stdout);
-  hy_generate(m, prompt, &o, stdout);
+  int rc = hy_generate(m, prompt, &o, stdout, &err) ? fail("generate", &err) : 0;
   fputc('\n', stdout);
   hy_model_free(m);
-  return 0;
+  return rc;
 }
 
 /* ---- hyla data ---- */
@@ -401,7 +438,8 @@ static int cmd_data(int argc, char **argv) {
   if (argc < 2 || wants_help(argc, argv)) {
     printf("usage: hyla data prepare IN.txt OUT.h5 [--val-fraction F] [--force]\n\n"
            "Tokenizes a text file byte by byte into an HDF5 dataset with /train and /val\n"
-           "(the last F of the bytes, default 0.1). OUT.h5 is never IN.txt, under any name.\n\n"
+           "(the last F of the bytes, 0 < F <= 0.5, default 0.1). OUT.h5 is never IN.txt, under\n"
+           "any name.\n\n"
            "  --force   replace OUT.h5 if it exists (whole: a new file renamed over it)\n");
     return argc < 2 ? 2 : 0;
   }
@@ -411,7 +449,7 @@ static int cmd_data(int argc, char **argv) {
   bool force = false;
   for (int i = 2; i < argc; i++) {
     if (is(argv[i], "--val-fraction"))
-      frac = float_value("data", argv[i], value_of("data", argc, argv, &i), 0);
+      frac = real_option("data", argc, argv, &i, 0, true, 0.5);
     else if (is(argv[i], "--force"))
       force = true;
     else if (argv[i][0] == '-')
@@ -464,19 +502,25 @@ static const char DEMO_TEXT[] =
     "season of Light, it was the season of Darkness, it was the spring of hope, it was the winter "
     "of despair.";
 
+/* Far past any machine's cores; libgomp overflows its stack starting 100,000 threads. */
+enum { DEMO_MAX_THREADS = 1024 };
+
 static int cmd_demo(int argc, char **argv) {
   if (wants_help(argc, argv)) {
     printf("usage: hyla demo [--steps N] [--threads N]\n\n"
            "Trains a 2-layer softmax-attention model (d=64, byte vocabulary) on one batch of\n"
-           "text with AdamW and prints the loss; succeeds when the loss falls below 0.1.\n");
+           "text with AdamW and prints the loss; succeeds when the loss falls below 0.1.\n\n"
+           "  --steps N     at most N steps (default 200)\n"
+           "  --threads N   CPU threads, 0 to %d; 0: HYLA_THREADS or all cores (default 0)\n",
+           DEMO_MAX_THREADS);
     return 0;
   }
-  long long steps = 200, threads = 0;
+  int64_t steps = 200, threads = 0;
   for (int i = 1; i < argc; i++) {
     if (is(argv[i], "--steps"))
-      steps = int_value("demo", argv[i], value_of("demo", argc, argv, &i), 1);
+      steps = int_option("demo", argc, argv, &i, 1, INT64_MAX);
     else if (is(argv[i], "--threads"))
-      threads = int_value("demo", argv[i], value_of("demo", argc, argv, &i), 0);
+      threads = int_option("demo", argc, argv, &i, 0, DEMO_MAX_THREADS);
     else
       usage_error("demo", "unknown option '%s'", argv[i]);
   }
@@ -489,8 +533,9 @@ static int cmd_demo(int argc, char **argv) {
   printf("demo: %lld parameters, batch %d x %d bytes, %d threads\n",
          (long long)hy_params_count(&m->params), B, T, hy_threads_get());
   double loss = 0;
-  long long step;
-  for (step = 1; step <= steps; step++) {
+  int64_t step = 0;
+  do {
+    step++;
     hy_tensor *tokens = hy_empty(HY_I32, HY_SHAPE(B, T + 1));
     for (int b = 0; b < B; b++)
       for (int t = 0; t <= T; t++)
@@ -502,10 +547,9 @@ static int cmd_demo(int argc, char **argv) {
     hy_clip_grad_norm(&m->params, 1.0);
     hy_optimizer_step(&opt, 3e-3);
     hy_step_reset();
-    if (step == 1 || step % 20 == 0) printf("step %4lld  loss %.4f\n", step, loss);
-    if (loss < 0.1) break;
-  }
-  printf("demo: loss %.4f after %lld steps\n", loss, step < steps ? step : steps);
+    if (step == 1 || step % 20 == 0) printf("step %4lld  loss %.4f\n", (long long)step, loss);
+  } while (!(loss < 0.1) && step < steps);
+  printf("demo: loss %.4f after %lld steps\n", loss, (long long)step);
   hy_optimizer_free(&opt);
   hy_model_free(m);
   return loss < 0.1 ? 0 : 1;

@@ -193,6 +193,11 @@ int hy_checkpoint_read_meta(const char *path, hy_ckpt_meta *meta, hy_error *err)
     goto done;
   }
   if (read_attr_int(file, path, "step", &meta->step, err)) goto done;
+  if (meta->step < 0) { /* callers take a negative step for a failure of their own */
+    hy_fail(err, "%s: step %lld, expected 0 or more (a damaged checkpoint?)", path,
+            (long long)meta->step);
+    goto done;
+  }
   hid_t a = H5Aexists(file, "loader_state") > 0 ? H5Aopen(file, "loader_state", H5P_DEFAULT) : -1;
   if (a < 0) {
     hy_fail(err, "%s: missing attribute 'loader_state'", path);

@@ -14,7 +14,8 @@ static int by_value_desc(const void *a, const void *b) {
 
 int64_t hy_sample_token(const hy_tensor *logits, int64_t row, int64_t V, const hy_sample_options *o,
                         uint64_t *rng_counter) {
-  double *p = malloc((size_t)V * sizeof *p);
+  double *p = calloc((size_t)V, sizeof *p); /* calloc checks the product */
+  if (!p) hy_die("generate", "out of memory for %lld logits", (long long)V);
   for (int64_t v = 0; v < V; v++) p[v] = hy_get(logits, row * V + v);
   int64_t best = 0;
   for (int64_t v = 1; v < V; v++) best = p[v] > p[best] ? v : best;
@@ -25,7 +26,8 @@ int64_t hy_sample_token(const hy_tensor *logits, int64_t row, int64_t V, const h
   /* Keep the top k logits: everything below the k-th largest is dropped. */
   double cut = -INFINITY;
   if (o->top_k > 0 && o->top_k < V) {
-    double *sorted = malloc((size_t)V * sizeof *sorted);
+    double *sorted = calloc((size_t)V, sizeof *sorted);
+    if (!sorted) hy_die("generate", "out of memory for %lld logits", (long long)V);
     memcpy(sorted, p, (size_t)V * sizeof *sorted);
     qsort(sorted, (size_t)V, sizeof *sorted, by_value_desc);
     cut = sorted[o->top_k - 1];
@@ -49,9 +51,31 @@ int64_t hy_sample_token(const hy_tensor *logits, int64_t row, int64_t V, const h
   return pick;
 }
 
-int64_t hy_generate(hy_model *m, const char *prompt, const hy_sample_options *o, FILE *out) {
+/* The prompt hy_generate decodes: an empty one is a newline. */
+static const char *prompt_or_newline(const char *prompt) { return *prompt ? prompt : "\n"; }
+
+int hy_generate_check(const hy_sample_options *o, const char *prompt, hy_error *err) {
+  size_t prompt_len = strlen(prompt_or_newline(prompt));
+  if (o->tokens < 1)
+    return hy_fail(err, "--tokens %lld: expected a whole number >= 1", (long long)o->tokens);
+  if (prompt_len > HY_GENERATE_MAX_LEN || o->tokens > HY_GENERATE_MAX_LEN - (int64_t)prompt_len)
+    return hy_fail(err,
+                   "--tokens %lld with a prompt of %zu byte%s: the prompt and the tokens "
+                   "together may be at most %d positions",
+                   (long long)o->tokens, prompt_len, prompt_len == 1 ? "" : "s",
+                   HY_GENERATE_MAX_LEN);
+  if (!(isfinite(o->temperature) && o->temperature >= 0))
+    return hy_fail(err, "--temperature %g: expected a finite number >= 0", o->temperature);
+  if (o->top_k < 0)
+    return hy_fail(err, "--top-k %lld: expected a whole number >= 0", (long long)o->top_k);
+  return 0;
+}
+
+int hy_generate(hy_model *m, const char *prompt, const hy_sample_options *o, FILE *out,
+                hy_error *err) {
+  if (hy_generate_check(o, prompt, err)) return -1;
+  prompt = prompt_or_newline(prompt);
   size_t len = strlen(prompt);
-  if (len == 0) prompt = "\n", len = 1;
   int64_t V = m->cfg.vocab;
   uint64_t counter = 0;
   hy_no_grad_begin();
@@ -74,5 +98,5 @@ int64_t hy_generate(hy_model *m, const char *prompt, const hy_sample_options *o,
   hy_decoder_free(m, d);
   hy_no_grad_end();
   hy_step_reset();
-  return o->tokens;
+  return 0;
 }

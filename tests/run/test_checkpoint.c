@@ -279,7 +279,8 @@ Test(checkpoint, symlinks_planted_in_the_directory_are_not_followed) {
   cr_assert_eq(hy_write_file_atomic(recipe, "x = 1\n", &err), 0, "%s", err.msg);
   expect_content(victim, "precious");
   struct stat st;
-  cr_assert(lstat(ckpt, &st) == 0 && S_ISREG(st.st_mode), "the checkpoint is not a file of its own");
+  cr_assert(lstat(ckpt, &st) == 0 && S_ISREG(st.st_mode),
+            "the checkpoint is not a file of its own");
   cr_assert(lstat(recipe, &st) == 0 && S_ISREG(st.st_mode), "recipe.toml is not a file of its own");
   expect_content(recipe, "x = 1\n");
   for (int i = 0; i < 3; i++) cr_assert(lstat(planted[i], &st) == 0 && S_ISLNK(st.st_mode));
