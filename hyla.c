@@ -19,6 +19,7 @@
 #include "tensor/ops.h"
 #include "tensor/threads.h"
 #include "util/parse_number.h"
+#include "util/stop.h"
 
 #include <float.h>
 #include <math.h>
@@ -173,9 +174,11 @@ static int cmd_train(int argc, char **argv) {
            "[--restart] [--quiet] [--check]\n\n"
            "Trains the model the recipe describes (docs/recipes.md lists every key). Writes the\n"
            "resolved recipe, metrics.jsonl, train.log and checkpoints into the recipe's run.out,\n"
-           "which it locks while it runs. Ctrl-C (SIGINT) or SIGTERM finishes the step, writes a\n"
-           "checkpoint and exits 0. A run directory that already holds checkpoints is refused\n"
-           "unless the run continues them (--resume) or starts over (--restart).\n\n"
+           "which it locks while it runs. A run directory that already holds checkpoints is\n"
+           "refused unless the run continues them (--resume) or starts over (--restart).\n"
+           "Ctrl-C (SIGINT) or SIGTERM finishes the step (or cuts an evaluation short, not\n"
+           "recorded), writes a checkpoint and exits 130 (SIGINT) or 143 (SIGTERM); --resume\n"
+           "goes on from it. A second one ends hyla at once.\n\n"
            "  --set k=v       override a recipe key, e.g. --set optim.lr=3e-4 (repeatable)\n"
            "  --resume        continue from the latest checkpoint in the run directory\n"
            "  --resume=CKPT   continue from that checkpoint\n"
@@ -228,7 +231,10 @@ static int cmd_train(int argc, char **argv) {
     rc = check_recipe(path, &r);
   } else {
     hy_train_result res;
-    if (hy_train(&r, &opt, &res, &err)) rc = fail("train", &err);
+    if (hy_train(&r, &opt, &res, &err))
+      rc = fail("train", &err);
+    else if (res.stopped)
+      rc = hy_stop_exit_status();
   }
   free(sets);
   return rc;
@@ -243,7 +249,10 @@ static int cmd_sweep(int argc, char **argv) {
            "directory under the recipe's run.out, named by its settings, then writes\n"
            "summary.csv and summary.md there. Runs that finished before are skipped and runs\n"
            "with a checkpoint resume, so running a sweep again completes it. Under\n"
-           "mpirun -np N, with [dist] dp = sp = 1, N runs train at a time (one per rank).\n\n"
+           "mpirun -np N, with [dist] dp = sp = 1, N runs train at a time (one per rank).\n"
+           "Ctrl-C (SIGINT) or SIGTERM stops the run in progress as 'hyla train' does (with a\n"
+           "checkpoint), starts no other, writes the summary and exits 130 (SIGINT) or 143\n"
+           "(SIGTERM); a second one ends hyla at once.\n\n"
            "  --set k=v    override a recipe key in every run (repeatable); a swept key's\n"
            "               values still win\n"
            "  --dry-run    list the runs and what each would do; train nothing\n"
@@ -291,6 +300,7 @@ static int cmd_sweep(int argc, char **argv) {
     printf("sweep%s: %d trained, %d resumed, %d skipped, %d failed%s; summary in %s/summary.md\n",
            hy_dist_world_size() > 1 ? " (rank 0's runs)" : "", out.trained, out.resumed,
            out.skipped, out.failed, out.interrupted ? ", stopped by a signal" : "", s->dir);
+  if (rc == 0 && out.interrupted) rc = hy_stop_exit_status();
   hy_sweep_free(s);
   free(s);
   free(sets);
@@ -319,7 +329,10 @@ static int cmd_eval(int argc, char **argv) {
            "                keep using the one they were trained at)\n\n"
            "Softplus layers evaluate with [layer.softplus] eval_power in place of power and keep\n"
            "train_len at the training length, so `--seq-len 4096` on a model trained at 256\n"
-           "applies LSSAR's re-weighting and length scaling without retraining.\n");
+           "applies LSSAR's re-weighting and length scaling without retraining.\n\n"
+           "Ctrl-C (SIGINT) or SIGTERM stops after the batch in progress: the numbers printed\n"
+           "are over the batches done, and the exit status is 130 (SIGINT) or 143 (SIGTERM).\n"
+           "A second one ends hyla at once.\n");
     return 0;
   }
   const char *path = NULL;
@@ -363,7 +376,20 @@ static int cmd_eval(int argc, char **argv) {
     hy_model_free(m);
     return fail("eval", &err);
   }
+  hy_stop_catch();
   hy_eval_result e = hy_evaluate(m, val, r.train.eval_batches, NULL);
+  int rc = 0;
+  if (e.batches < r.train.eval_batches) {
+    fprintf(stderr, "hyla eval: stopped by %s after %lld of %lld batches%s\n", hy_stop_name(),
+            (long long)e.batches, (long long)r.train.eval_batches,
+            e.batches ? "; the numbers are over those" : "");
+    rc = hy_stop_exit_status();
+  }
+  if (e.batches == 0) {
+    hy_batches_close(val);
+    hy_model_free(m);
+    return rc;
+  }
   printf("checkpoint %s (step %lld), %lld labelled tokens of sequences of %lld\n", path,
          (long long)step, (long long)e.tokens, (long long)r.train.seq_len);
   printf("memory      %.1f MiB of step memory at most, %.1f KiB per token of a batch\n",
@@ -378,7 +404,7 @@ static int cmd_eval(int argc, char **argv) {
   }
   hy_batches_close(val);
   hy_model_free(m);
-  return 0;
+  return rc;
 }
 
 /* ---- hyla generate ---- */
@@ -393,7 +419,10 @@ static int cmd_generate(int argc, char **argv) {
            "                    together are at most %d\n"
            "  --temperature T   softmax temperature, finite, >= 0; 0 is greedy (default 0.8)\n"
            "  --top-k K         sample among the K likeliest; 0 is all (default 40)\n"
-           "  --seed S          the sampler's seed, >= 0 (default 1)\n",
+           "  --seed S          the sampler's seed, >= 0 (default 1)\n\n"
+           "Ctrl-C (SIGINT) or SIGTERM stops after the token in progress: what was generated\n"
+           "stays printed, and the exit status is 130 (SIGINT) or 143 (SIGTERM). A second one\n"
+           "ends hyla at once.\n",
            HY_GENERATE_MAX_LEN);
     return 0;
   }
@@ -426,10 +455,16 @@ static int cmd_generate(int argc, char **argv) {
   if (!m) return fail("generate", &err);
   hy_threads_set((int)r.train.threads);
   fputs(prompt, stdout);
-  int rc = hy_generate(m, prompt, &o, stdout, &err) ? fail("generate", &err) : 0;
+  hy_stop_catch();
+  int64_t made = hy_generate(m, prompt, &o, stdout, &err);
   fputc('\n', stdout);
   hy_model_free(m);
-  return rc;
+  if (made < 0) return fail("generate", &err);
+  if (made == o.tokens) return 0;
+  fflush(stdout);
+  fprintf(stderr, "hyla generate: stopped by %s after %lld of %lld tokens\n", hy_stop_name(),
+          (long long)made, (long long)o.tokens);
+  return hy_stop_exit_status();
 }
 
 /* ---- hyla data ---- */
@@ -440,7 +475,10 @@ static int cmd_data(int argc, char **argv) {
            "Tokenizes a text file byte by byte into an HDF5 dataset with /train and /val\n"
            "(the last F of the bytes, 0 < F <= 0.5, default 0.1). OUT.h5 is never IN.txt, under\n"
            "any name.\n\n"
-           "  --force   replace OUT.h5 if it exists (whole: a new file renamed over it)\n");
+           "  --force   replace OUT.h5 if it exists (whole: a new file renamed over it)\n\n"
+           "Ctrl-C (SIGINT) or SIGTERM while the text is read or tokenized writes nothing and\n"
+           "exits 130 (SIGINT) or 143 (SIGTERM); once writing has begun, the file is finished\n"
+           "(never left in part). A second one ends hyla at once.\n");
     return argc < 2 ? 2 : 0;
   }
   if (!is(argv[1], "prepare")) usage_error("data", "unknown subcommand '%s'", argv[1]);
@@ -463,7 +501,11 @@ static int cmd_data(int argc, char **argv) {
   }
   if (!in || !out) usage_error("data", "%s", "prepare needs IN.txt and OUT.h5");
   hy_error err;
-  if (hy_data_prepare_text(in, out, frac, force, &err)) return fail("data", &err);
+  hy_stop_catch();
+  if (hy_data_prepare_text(in, out, frac, force, &err)) {
+    fail("data", &err);
+    return hy_stop_asked() ? hy_stop_exit_status() : 1;
+  }
   printf("wrote %s\n", out);
   return 0;
 }

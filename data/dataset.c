@@ -1,6 +1,7 @@
 #include "data/dataset.h"
 #include "util/fs.h"
 #include "util/h5.h"
+#include "util/stop.h"
 
 #include <errno.h>
 #include <hdf5.h>
@@ -216,6 +217,11 @@ int hy_dataset_write(const char *path, const uint16_t *train, int64_t n_train, c
   return write_file(path, train, n_train, val, n_val, vocab, tokenizer, true, err);
 }
 
+/* The stop asked (util/stop.h) while preparing h5_path: nothing is written. */
+static int stopped(const char *while_, const char *h5_path, hy_error *err) {
+  return hy_fail(err, "stopped by %s while %s: %s not written", hy_stop_name(), while_, h5_path);
+}
+
 int hy_data_prepare_bytes(const unsigned char *bytes, size_t n, const char *h5_path,
                           double val_fraction, bool replace, hy_error *err) {
   if (!(val_fraction > 0 && val_fraction <= 0.5))
@@ -228,9 +234,14 @@ int hy_data_prepare_bytes(const unsigned char *bytes, size_t n, const char *h5_p
                    h5_path, n);
   uint16_t *tokens = malloc((n ? n : 1) * sizeof *tokens);
   if (!tokens) return hy_fail(err, "%s: out of memory for %zu tokens", h5_path, n);
-  for (size_t i = 0; i < n; i++) tokens[i] = bytes[i];
-  int rc =
-      write_file(h5_path, tokens, n_train, tokens + n_train, n_val, 256, "bytes", replace, err);
+  /* in pieces of 16 Mi bytes, the stop asked between them; a write once begun finishes (the file
+   * appears whole or not at all) */
+  const size_t piece = (size_t)1 << 24;
+  for (size_t at = 0; at < n && !hy_stop_asked(); at += piece)
+    for (size_t i = at; i < n && i < at + piece; i++) tokens[i] = bytes[i];
+  int rc = hy_stop_asked() ? stopped("tokenizing", h5_path, err)
+                           : write_file(h5_path, tokens, n_train, tokens + n_train, n_val, 256,
+                                        "bytes", replace, err);
   free(tokens);
   return rc;
 }
@@ -251,8 +262,8 @@ int hy_data_prepare_text(const char *txt_path, const char *h5_path, double val_f
                          hy_error *err) {
   if (check_output(txt_path, h5_path, force, err)) return -1;
   size_t n = 0;
-  char *text = hy_read_file(txt_path, &n, err);
-  if (!text) return -1;
+  char *text = hy_read_file_until(txt_path, &n, hy_stop_asked, err);
+  if (!text) return hy_stop_asked() ? stopped("reading the text", h5_path, err) : -1;
   int rc = hy_data_prepare_bytes((const unsigned char *)text, n, h5_path, val_fraction, force, err);
   free(text);
   return rc;

@@ -18,9 +18,9 @@ static int64_t argmax_row(const hy_tensor *logits, int64_t r, int64_t V) {
 
 hy_eval_result hy_evaluate(hy_model *m, hy_batches *b, int64_t batches, const hy_dist *d) {
   double loss_sum = 0;
-  int64_t correct = 0, count = 0;
+  int64_t correct = 0, count = 0, done = 0;
   hy_no_grad_begin();
-  for (int64_t i = 0; i < batches; i++) {
+  for (; done < batches && !hy_parallel_stop_asked(d); done++) {
     hy_step_mark mark = hy_step_get_mark();
     hy_tensor *x, *y;
     hy_batches_next(b, &x, &y);
@@ -49,7 +49,7 @@ hy_eval_result hy_evaluate(hy_model *m, hy_batches *b, int64_t batches, const hy
     correct = (int64_t)hy_parallel_sum(d, (double)correct);
     count = (int64_t)hy_parallel_sum(d, (double)count);
   }
-  hy_eval_result e = {0, 0, count};
+  hy_eval_result e = {0, 0, count, done};
   if (count) {
     e.loss = loss_sum / (double)count;
     e.acc = (double)correct / (double)count;

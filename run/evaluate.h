@@ -8,13 +8,16 @@
 #include "run/batches.h"
 
 typedef struct {
-  double loss;    /* mean cross-entropy per labelled position (nats) */
-  double acc;     /* fraction of labelled positions whose argmax is the target */
-  int64_t tokens; /* labelled positions seen */
+  double loss;     /* mean cross-entropy per labelled position (nats) */
+  double acc;      /* fraction of labelled positions whose argmax is the target */
+  int64_t tokens;  /* labelled positions seen */
+  int64_t batches; /* batches evaluated: fewer than asked when a stop was asked (util/stop.h) */
 } hy_eval_result;
 
 /* Runs in no-grad mode and leaves the step arena as it found it. With d (may be NULL), each rank
- * evaluates its share (its dp shard, its sp slice) and the results are summed over every rank. */
+ * evaluates its share (its dp shard, its sp slice) and the results are summed over every rank.
+ * A stop asked on any rank ends it after the batch in progress, on every rank; the result is then
+ * that of the batches done. */
 hy_eval_result hy_evaluate(hy_model *m, hy_batches *b, int64_t batches, const hy_dist *d);
 
 /* The model configuration `hyla eval` builds from a trained one: softplus layers use eval_power in

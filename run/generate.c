@@ -2,6 +2,7 @@
 #include "autograd/tape.h"
 #include "tensor/ops.h"
 #include "tensor/rng.h"
+#include "util/stop.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -71,8 +72,8 @@ int hy_generate_check(const hy_sample_options *o, const char *prompt, hy_error *
   return 0;
 }
 
-int hy_generate(hy_model *m, const char *prompt, const hy_sample_options *o, FILE *out,
-                hy_error *err) {
+int64_t hy_generate(hy_model *m, const char *prompt, const hy_sample_options *o, FILE *out,
+                    hy_error *err) {
   if (hy_generate_check(o, prompt, err)) return -1;
   prompt = prompt_or_newline(prompt);
   size_t len = strlen(prompt);
@@ -81,12 +82,13 @@ int hy_generate(hy_model *m, const char *prompt, const hy_sample_options *o, FIL
   hy_no_grad_begin();
   hy_decoder *d = hy_decoder_new(m, 1, (int64_t)len + o->tokens);
   hy_tensor *logits = NULL;
-  for (size_t i = 0; i < len; i++) { /* the prompt fills the decoder's state */
+  for (size_t i = 0; i < len && !hy_stop_asked(); i++) { /* the prompt fills the decoder's state */
     hy_step_reset();
     hy_tensor *x = hy_full(HY_I32, HY_SHAPE(1, 1), (unsigned char)prompt[i]);
     logits = hy_decoder_step(m, d, x);
   }
-  for (int64_t k = 0; k < o->tokens; k++) {
+  int64_t k = 0;
+  for (; k < o->tokens && !hy_stop_asked(); k++) {
     int64_t t = hy_sample_token(logits, 0, V, o, &counter);
     if (out) {
       fputc((int)(t & 0xff), out);
@@ -98,5 +100,5 @@ int hy_generate(hy_model *m, const char *prompt, const hy_sample_options *o, FIL
   hy_decoder_free(m, d);
   hy_no_grad_end();
   hy_step_reset();
-  return 0;
+  return k;
 }

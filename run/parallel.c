@@ -2,6 +2,7 @@
 #include "autograd/tape.h"
 #include "dist/collective_ops.h"
 #include "tensor/ops.h"
+#include "util/stop.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,11 @@ void hy_parallel_end_slice(void) { hy_sequence_set(NULL, 0); }
 double hy_parallel_sum(const hy_dist *d, double x) {
   hy_allreduce_sum(d->all, HY_CPU, &x, 1, HY_F64);
   return x;
+}
+
+bool hy_parallel_stop_asked(const hy_dist *d) {
+  double asked = hy_stop_asked() ? 1 : 0;
+  return (d ? hy_parallel_sum(d, asked) : asked) > 0;
 }
 
 /* Reduce the gradients of parameters [first, last) of one dtype through one buffer. */

@@ -13,6 +13,9 @@ hy_tensor *hy_parallel_slice(const hy_dist *d, hy_tensor *x);
 /* Back to whole sequences (the context of one process). */
 void hy_parallel_end_slice(void);
 
+/* Whether a stop was asked (util/stop.h) on any rank: every rank leaves a loop at the same point,
+ * or one would wait for the others in a collective. d NULL: this process alone. */
+bool hy_parallel_stop_asked(const hy_dist *d);
 /* The sum of x over every rank. */
 double hy_parallel_sum(const hy_dist *d, double x);
 /* Sum every parameter gradient over every rank: one allreduce per bucket of parameters. */

@@ -1,9 +1,11 @@
 #include "run/sweep_runner.h"
 #include "dist/dist.h"
 #include "run/checkpoint.h"
+#include "run/parallel.h"
 #include "run/sweep_results.h"
 #include "run/train.h"
 #include "util/fs.h"
+#include "util/stop.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,11 +39,6 @@ static void say(const runner *R, int i, const char *what, const char *fmt, ...) 
   va_end(ap);
   fputc('\n', f);
   fflush(f);
-}
-
-static int64_t planned_steps(const hy_recipe *r) {
-  int64_t end = r->train.steps;
-  return r->train.stop_after > 0 && r->train.stop_after < end ? r->train.stop_after : end;
 }
 
 /* Under mpirun: N runs at a time when every run takes one process, or every run on all ranks when
@@ -89,6 +86,12 @@ static bool claim(const runner *R, int i) {
   return fd >= 0 || (errno != EEXIST && i % R->world == R->rank);
 }
 
+/* A stop asked (SIGINT, SIGTERM) before the next run: each rank alone decides for itself; ranks
+ * training every run together decide together, or one would wait for the others in a run. */
+static bool stop_asked(const runner *R, const hy_dist *world) {
+  return R->alone || R->world == 1 ? hy_stop_asked() != 0 : hy_parallel_stop_asked(world);
+}
+
 static void clear_claims(const runner *R, const bool *mine) {
   char path[HY_RECIPE_STR + 32];
   for (int i = 0; i < R->s->n_runs; i++) {
@@ -124,7 +127,7 @@ static int train_one(runner *R, int i, hy_sweep_outcome *outcome) {
     outcome->failed++;
     return -1;
   }
-  if (res.steps_done < planned_steps(&run->recipe)) {
+  if (res.stopped) {
     say(R, i, "stopped", " at step %lld by a signal; run the sweep again to resume it",
         (long long)res.steps_done);
     return 1;
@@ -151,6 +154,7 @@ int hy_sweep_run_all(const hy_sweep *s, const hy_sweep_options *opt, hy_sweep_ou
   *outcome = (hy_sweep_outcome){0};
   if (choose_mode(&R, err)) return -1;
   R.lead = R.alone || R.rank == 0;
+  hy_stop_catch(); /* a signal ends the run in progress cleanly and starts no other */
   hy_dist world = {0};
   if (R.world > 1 && hy_dist_grid(&world, R.world, 1, err)) return -1;
   bool *mine = calloc((size_t)s->n_runs + 1, sizeof *mine);
@@ -160,6 +164,10 @@ int hy_sweep_run_all(const hy_sweep *s, const hy_sweep_options *opt, hy_sweep_ou
     hy_barrier(world.all);
   }
   for (int i = 0; i < s->n_runs; i++) {
+    if (!R.opt->dry_run && stop_asked(&R, &world)) {
+      outcome->interrupted = true;
+      break;
+    }
     if (R.alone && R.opt->dry_run && i % R.world != R.rank) continue;
     if (R.alone && !R.opt->dry_run && !(mine[i] = claim(&R, i))) continue;
     hy_run_result done;

@@ -17,20 +17,16 @@
 #include "tensor/ops.h"
 #include "tensor/threads.h"
 #include "util/fs.h"
+#include "util/stop.h"
 
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-static volatile sig_atomic_t stop_signal;
-
-static void on_signal(int sig) { stop_signal = sig; }
 
 typedef struct {
   const hy_recipe *r;
@@ -222,10 +218,16 @@ static int64_t resume(run *R, hy_error *err) {
 
 /* ---- the steps ---- */
 
-static void evaluate(run *R, int64_t step, hy_train_result *res) {
+/* Returns false when a stop cut the evaluation short: then nothing of it is recorded. */
+static bool evaluate(run *R, int64_t step, hy_train_result *res) {
   hy_batches *val = R->val;
   hy_eval_result e = hy_evaluate(R->model, val, R->r->train.eval_batches, &R->dist);
   hy_batches_rewind(val); /* every evaluation sees the same batches */
+  if (e.batches < R->r->train.eval_batches) {
+    say(R, "eval step %lld: stopped by a signal after %lld of %lld batches; not recorded",
+        (long long)step, (long long)e.batches, (long long)R->r->train.eval_batches);
+    return false;
+  }
   res->val_loss = e.loss;
   bool mqar = hy_batches_is_mqar(val);
   res->val_acc = mqar ? e.acc : NAN;
@@ -240,6 +242,7 @@ static void evaluate(run *R, int64_t step, hy_train_result *res) {
     metric(R, "{\"step\":%lld,\"val_loss\":%.6f,\"val_ppl\":%.6f,\"val_bpb\":%.6f}",
            (long long)step, e.loss, exp(e.loss), bpb);
   }
+  return true;
 }
 
 static bool logs_at(const run *R, int64_t step, int64_t end) {
@@ -431,11 +434,13 @@ static int train_loop(run *R, int64_t start, hy_train_result *res, hy_error *err
   if (r->train.stop_after > 0 && r->train.stop_after < end) end = r->train.stop_after;
   int64_t loader[HY_CKPT_STATE_MAX], before[HY_CKPT_STATE_MAX];
   int n_loader = 0, n_before = 0;
-  int64_t step = start, skipped = 0;
+  int64_t step = start, skipped = 0, saved = -1;
   R->t_start = R->t_last_log = now();
   R->step_at_last_log = start;
   bool stop = false;
-  while (step < end && !stop) {
+  while (step < end) {
+    /* every rank stops at the same step, or a rank would wait for the others in a collective */
+    if ((stop = hy_parallel_stop_asked(&R->dist))) break;
     n_before = hy_batches_save(R->train, before);
     double gnorm = NAN, loss = NAN;
     if (R->gpu)
@@ -487,18 +492,24 @@ static int train_loop(run *R, int64_t start, hy_train_result *res, hy_error *err
     if (r->train.checkpoint_every > 0 && step % r->train.checkpoint_every == 0 && step < end) {
       n_loader = hy_batches_save(R->train, loader);
       if (save(R, step, loader, n_loader, err)) return -1;
+      saved = step;
     }
-    /* every rank stops at the same step, or a rank would wait for the others in a collective */
-    stop = hy_parallel_sum(&R->dist, stop_signal ? 1.0 : 0.0) > 0;
   }
   double trained_s = now() - R->t_start;
   double tokens =
       (double)((step - start) * r->train.batch * r->train.seq_len * r->train.grad_accum);
   res->tokens_per_s = trained_s > 0 ? tokens / trained_s : NAN;
+  res->steps_done = step;
+  if (stop && step == start) { /* nothing trained: the state is the checkpoint resumed, or none */
+    say(R, "signal: stopping before the first step; no checkpoint written");
+    res->stopped = true;
+    return 0;
+  }
   if (stop) say(R, "signal: stopping after step %lld", (long long)step);
-  if (!stop) evaluate(R, step, res);
+  if (!stop) stop = !evaluate(R, step, res); /* a stop during it: the checkpoint still follows */
+  res->stopped = stop;
   n_loader = hy_batches_save(R->train, loader);
-  if (save(R, step, loader, n_loader, err)) return -1;
+  if (saved != step && save(R, step, loader, n_loader, err)) return -1; /* once a step */
   res->wall_s = now() - R->t_start;
   char took[32];
   format_duration(res->wall_s, took, sizeof took);
@@ -510,14 +521,14 @@ static int train_loop(run *R, int64_t start, hy_train_result *res, hy_error *err
     for (int k = 0; k < HY_COLL_KINDS; k++)
       say(R, "rank 0 sent %.3f MiB by %s", (double)hy_dist_bytes((hy_coll_kind)k) / (1 << 20),
           hy_coll_name((hy_coll_kind)k));
-  res->steps_done = step;
   return 0;
 }
 
 int hy_train(const hy_recipe *r, const hy_train_options *opt, hy_train_result *res, hy_error *err) {
   static const hy_train_options defaults = {0};
   run R = {.r = r, .opt = opt ? opt : &defaults, .lock = -1, .tty = isatty(STDOUT_FILENO)};
-  *res = (hy_train_result){0, NAN, NAN, NAN, NAN, NAN};
+  *res = (hy_train_result){0, NAN, NAN, NAN, NAN, NAN, false};
+  hy_stop_catch(); /* a signal during the set-up stops the run before its first step */
   if (R.opt->alone && r->dist.dp * r->dist.sp != 1)
     return hy_fail(err, "[dist] dp = %lld x sp = %lld: a run trained alone takes one process",
                    (long long)r->dist.dp, (long long)r->dist.sp);
@@ -603,14 +614,7 @@ int hy_train(const hy_recipe *r, const hy_train_options *opt, hy_train_result *r
   if (R.dist.world > 1)
     say(&R, "%d ranks: data parallel %d x sequence parallel %d (global batch %lld)", R.dist.world,
         R.dist.dp, R.dist.sp, (long long)(r->train.batch * R.dist.dp));
-  struct sigaction sa = {.sa_handler = on_signal}, old_int, old_term;
-  sigemptyset(&sa.sa_mask);
-  stop_signal = 0;
-  sigaction(SIGINT, &sa, &old_int);
-  sigaction(SIGTERM, &sa, &old_term);
   rc = train_loop(&R, start, res, err);
-  sigaction(SIGINT, &old_int, NULL);
-  sigaction(SIGTERM, &old_term, NULL);
 done:
   if (R.metrics) fclose(R.metrics);
   if (R.log) fclose(R.log);

@@ -1,7 +1,9 @@
 /* The training run: recipe -> model, data, optimizer -> steps with logging, evaluation and
- * checkpoints, until the schedule ends, `stop_after`, or SIGINT/SIGTERM (each of which finishes
- * the step, writes a checkpoint and returns success). The run holds its directory's lock all the
- * while; a fresh run refuses a directory that holds checkpoints (unless restart). */
+ * checkpoints, until the schedule ends, `stop_after`, or SIGINT/SIGTERM (util/stop.h; caught from
+ * the start of hy_train). A signal during a step finishes the step, during an evaluation ends the
+ * evaluation (not recorded); either way a checkpoint is written and hy_train returns success. The
+ * run holds its directory's lock all the while; a fresh run refuses a directory that holds
+ * checkpoints (unless restart). */
 #ifndef HYLA_TRAIN_H
 #define HYLA_TRAIN_H
 
@@ -22,6 +24,7 @@ typedef struct {
   double val_acc;      /* MQAR accuracy of the last evaluation (NAN if not MQAR) */
   double tokens_per_s; /* training tokens per second of this call's steps (per rank) */
   double wall_s;       /* seconds of this call's training, evaluations and checkpoints */
+  bool stopped;        /* a signal stopped the run (perhaps in its last evaluation) */
 } hy_train_result;
 
 /* Returns 0 when the run ended as planned (or was stopped cleanly), -1 with err otherwise. */

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,32 +107,58 @@ FILE *hy_open_for_writing(const char *path, bool append) {
 }
 
 char *hy_read_file(const char *path, size_t *size, hy_error *err) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
+  return hy_read_file_until(path, size, NULL, err);
+}
+
+/* Whether fd has bytes (or its end, or an error) to read before stop() answers non-zero: a pipe
+ * whose writer is silent is waited on a tenth of a second at a time. */
+static bool readable_before_stop(int fd, int (*stop)(void)) {
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  while (!stop()) {
+    int ready = poll(&p, 1, 100);
+    if (ready > 0 || (ready < 0 && errno != EINTR)) return true;
+  }
+  return false;
+}
+
+char *hy_read_file_until(const char *path, size_t *size, int (*stop)(void), hy_error *err) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
     hy_fail(err, "%s: cannot open: %s", path, strerror(errno));
     return NULL;
   }
+  /* read(), not fread(): from a pipe it returns what has come, so stop() is asked between pieces
+   * (at most 16 MiB each) even while the writer is slow */
+  enum { PIECE = 1 << 24 };
   size_t cap = 4096, n = 0;
   char *buf = malloc(cap);
-  size_t got;
-  while (buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-    n += got;
+  ssize_t got = 1;
+  bool stopped = false;
+  while (buf && got != 0 && !(stopped = stop && !readable_before_stop(fd, stop))) {
+    size_t room = cap - n - 1;
+    got = read(fd, buf + n, room < PIECE ? room : PIECE);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) break;
+    n += (size_t)got;
     if (n + 1 == cap) {
       char *bigger = realloc(buf, cap *= 2);
       if (!bigger) free(buf);
       buf = bigger;
     }
   }
-  bool failed = ferror(f);
-  fclose(f);
-  if (!buf || failed) {
-    free(buf);
-    hy_fail(err, "%s: cannot read", path);
-    return NULL;
+  int read_errno = errno;
+  close(fd);
+  if (buf && got >= 0 && !stopped) {
+    buf[n] = 0;
+    if (size) *size = n;
+    return buf;
   }
-  buf[n] = 0;
-  if (size) *size = n;
-  return buf;
+  if (stopped)
+    hy_fail(err, "%s: reading stopped", path);
+  else
+    hy_fail(err, "%s: cannot read: %s", path, buf ? strerror(read_errno) : "out of memory");
+  free(buf);
+  return NULL;
 }
 
 /* ---- run directory locks ---- */

@@ -26,6 +26,10 @@ int hy_write_file_atomic(const char *path, const char *text, hy_error *err);
 FILE *hy_open_for_writing(const char *path, bool append);
 /* The whole file, NUL-terminated and malloc'd; NULL with err on failure. */
 char *hy_read_file(const char *path, size_t *size, hy_error *err);
+/* The same, asking stop() (may be NULL) before each piece it reads (at most 16 MiB) and every
+ * 0.1 s while a pipe has nothing to read: when it answers non-zero the read ends, NULL with err
+ * ("reading stopped"). */
+char *hy_read_file_until(const char *path, size_t *size, int (*stop)(void), hy_error *err);
 
 /* Lock a run directory for this process (flock on <dir>/.lock, which records the pid): returns
  * the lock's descriptor, or -1 with an error naming dir and, when known, the pid of the process
