@@ -327,6 +327,8 @@ static int cmd_eval(int argc, char **argv) {
            "  --seq-len T   evaluate on sequences of T tokens instead of the training length\n"
            "                (length extrapolation; layers that scale with the training length\n"
            "                keep using the one they were trained at)\n\n"
+           "The recipe with these in place is checked as a recipe is (docs/recipes.md), and the\n"
+           "parameters and a batch's forward pass must fit in this process's memory.\n"
            "Softplus layers evaluate with [layer.softplus] eval_power in place of power and keep\n"
            "train_len at the training length, so `--seq-len 4096` on a model trained at 256\n"
            "applies LSSAR's re-weighting and length scaling without retraining.\n\n"
@@ -355,14 +357,17 @@ static int cmd_eval(int argc, char **argv) {
   int64_t step;
   hy_model *m = load_model(path, true, &r, &step, &err);
   if (!m) return fail("eval", &err);
-  hy_threads_set((int)r.train.threads);
+  if (hy_threads_choose((int)r.train.threads, &err)) {
+    hy_model_free(m);
+    return fail("eval", &err);
+  }
   if (seq_len) r.train.seq_len = seq_len;
   if (batches) r.train.eval_batches = batches;
+  const char *given = seq_len && batches ? "--seq-len and --batches"
+                      : seq_len          ? "--seq-len"
+                      : batches          ? "--batches"
+                                         : "the recipe's [train] eval_batches and seq_len";
   if (!eval_counts_fit(&r)) {
-    const char *given = seq_len && batches ? "--seq-len and --batches"
-                        : seq_len          ? "--seq-len"
-                        : batches          ? "--batches"
-                                           : "the recipe's [train] eval_batches and seq_len";
     fprintf(stderr,
             "hyla eval: %s: %lld x %lld x (%lld + 1) tokens (batches x batch x (seq_len + 1)) "
             "overflow a 64-bit count\n",
@@ -370,6 +375,11 @@ static int cmd_eval(int argc, char **argv) {
             (long long)r.train.seq_len);
     hy_model_free(m);
     return 2;
+  }
+  if (hy_recipe_check_eval(&r, &err)) { /* what --seq-len makes is checked as a recipe's is */
+    fprintf(stderr, "hyla eval: %s: %s\n", given, err.msg);
+    hy_model_free(m);
+    return seq_len || batches ? 2 : 1;
   }
   hy_batches *val = hy_batches_open(&r, HY_SPLIT_VAL, 0, 1, &err);
   if (!val) {
@@ -416,7 +426,9 @@ static int cmd_generate(int argc, char **argv) {
            "Samples bytes from a checkpoint's model, continuing the prompt.\n\n"
            "  --prompt TEXT     text to continue (default: a newline)\n"
            "  --tokens N        how many to generate (default 200); N and the prompt's bytes\n"
-           "                    together are at most %d\n"
+           "                    together are at most %d, and what decoding them keeps (KV\n"
+           "                    caches, the prefix of sigmoid, softplus and sla layers) must\n"
+           "                    fit in this process's memory\n"
            "  --temperature T   softmax temperature, finite, >= 0; 0 is greedy (default 0.8)\n"
            "  --top-k K         sample among the K likeliest; 0 is all (default 40)\n"
            "  --seed S          the sampler's seed, >= 0 (default 1)\n\n"
@@ -453,7 +465,17 @@ static int cmd_generate(int argc, char **argv) {
   int64_t step;
   hy_model *m = load_model(path, false, &r, &step, &err);
   if (!m) return fail("generate", &err);
-  hy_threads_set((int)r.train.threads);
+  int64_t positions = hy_generate_positions(&o, prompt);
+  if (hy_recipe_check_decode(&r, positions, &err)) {
+    hy_model_free(m);
+    long long prompt_len = (long long)(positions - o.tokens);
+    usage_error("generate", "--tokens %lld with a prompt of %lld byte%s: %s", (long long)o.tokens,
+                prompt_len, prompt_len == 1 ? "" : "s", err.msg);
+  }
+  if (hy_threads_choose((int)r.train.threads, &err)) {
+    hy_model_free(m);
+    return fail("generate", &err);
+  }
   fputs(prompt, stdout);
   hy_stop_catch();
   int64_t made = hy_generate(m, prompt, &o, stdout, &err);
@@ -518,18 +540,27 @@ static int cmd_info(int argc, char **argv) {
            "With a checkpoint: its step, parameter count and recipe. Without: this build.\n");
     return 0;
   }
-  if (argc < 2) {
-    hy_threads_set(0);
+  const char *path = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (argv[i][0] == '-')
+      usage_error("info", "unknown option '%s'", argv[i]);
+    else if (path)
+      usage_error("info", "more than one checkpoint ('%s')", argv[i]);
+    else
+      path = argv[i];
+  }
+  hy_error err;
+  if (!path) {
+    if (hy_threads_choose(0, &err)) return fail("info", &err);
     printf("hyla: CPU backend (OpenBLAS), f32 and f64; %d threads\n", hy_threads_get());
     return 0;
   }
   hy_recipe r;
-  hy_error err;
   int64_t step;
-  hy_model *m = load_model(argv[1], false, &r, &step, &err);
+  hy_model *m = load_model(path, false, &r, &step, &err);
   if (!m) return fail("info", &err);
   char *text = hy_recipe_to_toml(&r);
-  printf("checkpoint %s\nstep %lld\nparameters %lld\n\n%s", argv[1], (long long)step,
+  printf("checkpoint %s\nstep %lld\nparameters %lld\n\n%s", path, (long long)step,
          (long long)hy_params_count(&m->params), text);
   free(text);
   hy_model_free(m);
@@ -544,9 +575,6 @@ static const char DEMO_TEXT[] =
     "season of Light, it was the season of Darkness, it was the spring of hope, it was the winter "
     "of despair.";
 
-/* Far past any machine's cores; libgomp overflows its stack starting 100,000 threads. */
-enum { DEMO_MAX_THREADS = 1024 };
-
 static int cmd_demo(int argc, char **argv) {
   if (wants_help(argc, argv)) {
     printf("usage: hyla demo [--steps N] [--threads N]\n\n"
@@ -554,7 +582,7 @@ static int cmd_demo(int argc, char **argv) {
            "text with AdamW and prints the loss; succeeds when the loss falls below 0.1.\n\n"
            "  --steps N     at most N steps (default 200)\n"
            "  --threads N   CPU threads, 0 to %d; 0: HYLA_THREADS or all cores (default 0)\n",
-           DEMO_MAX_THREADS);
+           HY_THREADS_MAX);
     return 0;
   }
   int64_t steps = 200, threads = 0;
@@ -562,11 +590,14 @@ static int cmd_demo(int argc, char **argv) {
     if (is(argv[i], "--steps"))
       steps = int_option("demo", argc, argv, &i, 1, INT64_MAX);
     else if (is(argv[i], "--threads"))
-      threads = int_option("demo", argc, argv, &i, 0, DEMO_MAX_THREADS);
-    else
+      threads = int_option("demo", argc, argv, &i, 0, HY_THREADS_MAX);
+    else if (argv[i][0] == '-')
       usage_error("demo", "unknown option '%s'", argv[i]);
+    else
+      usage_error("demo", "unexpected argument '%s'", argv[i]);
   }
-  hy_threads_set((int)threads);
+  hy_error err;
+  if (hy_threads_choose((int)threads, &err)) return fail("demo", &err);
   enum { B = 4, T = 64 };
   hy_model_config cfg = hy_model_config_default();
   hy_model *m = hy_model_new(&cfg, 1);

@@ -6,6 +6,7 @@
 #include "tensor/device.h"
 #include "tensor/rng.h"
 #include "tensor/threads.h"
+#include "util/parse_number.h"
 
 #ifdef HYLA_CUDA
 #include "tensor/cuda/runtime.h"
@@ -16,6 +17,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* Threads from the benchmark's argument `text` (NULL or 0: HYLA_THREADS, OMP_NUM_THREADS or the
+ * cores); a bad count ends the program with exit status 2. */
+static inline void bench_set_threads(const char *program, const char *text) {
+  int64_t n = 0;
+  hy_error err;
+  if ((text && hy_parse_int(text, 0, HY_THREADS_MAX, &n, &err)) ||
+      hy_threads_choose((int)n, &err)) {
+    fprintf(stderr, "%s: threads: %s\n", program, err.msg);
+    exit(2);
+  }
+}
 
 static inline double bench_now(void) {
   struct timespec ts;

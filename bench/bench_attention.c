@@ -37,7 +37,7 @@ static hy_tensor *input(int64_t B, int64_t T, int64_t H, int64_t D, hy_rng *rng)
 
 int main(int argc, char **argv) {
   hy_blas_pick_kernels(argv);
-  hy_threads_set(argc > 1 ? atoi(argv[1]) : 0);
+  bench_set_threads(argv[0], argc > 1 ? argv[1] : NULL);
   bench_print_hardware();
   printf("f32, forward + backward, B=2 H=8 D=64\n");
   printf("%6s %12s %12s %8s %12s %12s %8s\n", "T", "fused ms", "naive ms", "speedup", "fused MiB",

@@ -44,7 +44,7 @@ static double time_layer(const char *kind, bool reference, int64_t T, hy_params 
 
 int main(int argc, char **argv) {
   hy_blas_pick_kernels(argv);
-  hy_threads_set(argc > 1 ? atoi(argv[1]) : 0);
+  bench_set_threads(argv[0], argc > 1 ? argv[1] : NULL);
   bench_print_hardware();
   printf("f32, forward + backward of one layer, B=1 d=256 H=4; microseconds per token\n");
   printf("%-10s %6s %12s %12s %10s\n", "layer", "T", "chunked", "recurrence", "ratio");

@@ -34,7 +34,7 @@ static void run_blas(void *p) {
 
 int main(int argc, char **argv) {
   hy_blas_pick_kernels(argv);
-  hy_threads_set(argc > 1 ? atoi(argv[1]) : 0);
+  bench_set_threads(argv[0], argc > 1 ? argv[1] : NULL);
   bench_print_hardware();
   struct {
     const char *what;

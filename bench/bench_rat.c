@@ -40,7 +40,7 @@ static hy_tensor *input(int64_t T, hy_rng *rng, double lo, double hi, bool norma
 
 int main(int argc, char **argv) {
   hy_blas_pick_kernels(argv);
-  hy_threads_set(argc > 1 ? atoi(argv[1]) : 0);
+  bench_set_threads(argv[0], argc > 1 ? argv[1] : NULL);
   bench_print_hardware();
   printf("f32, forward + backward, B=%d H=%d D=%d; speedup = attention ms / rat ms\n", B, H, D);
   printf("%6s %6s %12s %12s %8s\n", "T", "chunk", "rat ms", "attn ms", "speedup");

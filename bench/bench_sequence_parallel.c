@@ -56,7 +56,7 @@ int main(int argc, char **argv) {
   int world = hy_dist_start(&argc, &argv);
   int64_t T = argc > 1 ? atoll(argv[1]) : 8192;
   int steps = argc > 2 ? atoi(argv[2]) : 3;
-  hy_threads_set(0);
+  bench_set_threads(argv[0], NULL);
   hy_dist d;
   hy_error err;
   if (T % world || hy_dist_grid(&d, 1, world, &err)) {

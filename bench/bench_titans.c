@@ -22,7 +22,7 @@ static void step(void *p) {
 
 int main(int argc, char **argv) {
   hy_blas_pick_kernels(argv);
-  hy_threads_set(argc > 1 ? atoi(argv[1]) : 0);
+  bench_set_threads(argv[0], argc > 1 ? argv[1] : NULL);
   bench_print_hardware();
   hy_model_config cfg = hy_model_config_default();
   cfg.dtype = HY_F32;

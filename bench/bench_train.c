@@ -29,7 +29,7 @@ static void step(void *p) {
 
 int main(int argc, char **argv) {
   hy_blas_pick_kernels(argv);
-  hy_threads_set(argc > 1 ? atoi(argv[1]) : 0);
+  bench_set_threads(argv[0], argc > 1 ? argv[1] : NULL);
   int steps = argc > 2 ? atoi(argv[2]) : 20;
   bench_print_hardware();
   enum { B = 8, T = 256 };

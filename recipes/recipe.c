@@ -1,4 +1,6 @@
 #include "recipes/recipe.h"
+#include "recipes/check.h"
+#include "recipes/gpu_limits.h"
 #include "recipes/schema.h"
 #include "recipes/sizes.h"
 #include "recipes/toml_value.h"
@@ -654,11 +656,13 @@ static int mqar_fits_vocab(const hy_recipe *r, char *why, size_t size) {
          -1;
 }
 
-static bool uses(const hy_recipe *r, const char *kind) {
-  for (int i = 0; i < r->model.n_layers; i++)
-    if (!strcmp(r->model.layers[i], kind)) return true;
-  return false;
+int hy_recipe_count_layers(const hy_recipe *r, const char *kind) {
+  int n = 0;
+  for (int i = 0; i < r->model.n_layers; i++) n += !strcmp(r->model.layers[i], kind);
+  return n;
 }
+
+static bool uses(const hy_recipe *r, const char *kind) { return hy_recipe_count_layers(r, kind); }
 
 /* A kind's heads split d_model (lightning, linear). */
 static int heads_split(const hy_recipe *r, const char *kind, int64_t heads, char *why,
@@ -779,13 +783,7 @@ static int ranks_fit(const hy_recipe *r, char *why, size_t size) {
          -1;
 }
 
-typedef struct {
-  const char *doc;
-  const char *keys[4][2]; /* section, key: where they were set names the error */
-  int (*check)(const hy_recipe *r, char *why, size_t size);
-} cross_check;
-
-static const cross_check CHECKS[] = {
+static const hy_cross_check CHECKS[] = {
     {"`model.n_heads` divides `model.d_model`.",
      {{"model", "d_model"}, {"model", "n_heads"}},
      heads_divide},
@@ -844,18 +842,30 @@ static const hy_key *later(const parser *p, const hy_key *a, const hy_key *b) {
   return p->from[key_index(b)].order > p->from[key_index(a)].order ? b : a;
 }
 
+/* The recipe's checks across keys, then the GPU's (recipes/gpu_limits.h), in one order. */
+static const hy_cross_check *check_at(size_t i) {
+  size_t n = sizeof CHECKS / sizeof *CHECKS;
+  return i < n ? &CHECKS[i] : i < n + hy_n_gpu_checks ? &hy_gpu_checks[i - n] : NULL;
+}
+
+/* The first check the recipe fails, with why; NULL when it passes them all. */
+static const hy_cross_check *failed_check(const hy_recipe *r, char *why, size_t size) {
+  const hy_cross_check *c;
+  for (size_t i = 0; (c = check_at(i)); i++)
+    if (c->check(r, why, size)) return c;
+  return NULL;
+}
+
 /* A failed check names where the last of its keys was set: that is the change that broke it. */
 static int cross_checks(parser *p) {
-  for (size_t c = 0; c < sizeof CHECKS / sizeof *CHECKS; c++) {
-    char why[HY_ERROR_MAX / 2], where[HY_ERROR_MAX / 2];
-    if (!CHECKS[c].check(p->r, why, sizeof why)) continue;
-    const hy_key *latest = NULL;
-    for (int i = 0; i < 4 && CHECKS[c].keys[i][0]; i++)
-      latest = later(p, latest, hy_key_find(CHECKS[c].keys[i][0], CHECKS[c].keys[i][1]));
-    where_key(p, latest, where, sizeof where);
-    return fail(p, where, "%s", why);
-  }
-  return 0;
+  char why[HY_ERROR_MAX / 2], where[HY_ERROR_MAX / 2];
+  const hy_cross_check *c = failed_check(p->r, why, sizeof why);
+  if (!c) return 0;
+  const hy_key *latest = NULL;
+  for (int i = 0; i < HY_CHECK_KEYS && c->keys[i][0]; i++)
+    latest = later(p, latest, hy_key_find(c->keys[i][0], c->keys[i][1]));
+  where_key(p, latest, where, sizeof where);
+  return fail(p, where, "%s", why);
 }
 
 /* The sizes the recipe makes fit in 64 bits, and its parameters in this machine's memory; a
@@ -909,6 +919,17 @@ static int parse(const char *text, const char *name, bool from_file, int n_overr
   free(p.value);
   if (p.failed || !sweep) hy_sweep_spec_free(p.sweep);
   return p.failed ? -1 : 0;
+}
+
+int hy_recipe_check(const hy_recipe *r, hy_error *err) {
+  char why[HY_ERROR_MAX / 2];
+  hy_recipe_sizes s;
+  hy_size_term fault;
+  if (failed_check(r, why, sizeof why)) return hy_fail(err, "%s", why);
+  if (hy_recipe_sizes_of(r, &s, &fault) ||
+      hy_recipe_sizes_fit(&s, false, hy_memory_limit(), &fault))
+    return hy_fail(err, "%s", fault.what);
+  return 0;
 }
 
 int hy_recipe_parse(const char *text, const char *origin, int n_overrides,
@@ -1033,7 +1054,8 @@ void hy_recipe_write_docs(FILE *f) {
     }
   }
   fprintf(f, "\n## Checks across keys\n\n");
-  for (size_t c = 0; c < sizeof CHECKS / sizeof *CHECKS; c++) fprintf(f, "- %s\n", CHECKS[c].doc);
+  const hy_cross_check *c;
+  for (size_t i = 0; (c = check_at(i)); i++) fprintf(f, "- %s\n", c->doc);
   fprintf(f, "- Every size the recipe makes fits in 64 bits: the element count of each parameter "
              "and activation, their bytes, a run's and an evaluation's tokens "
              "(`steps x grad_accum x batch x seq_len x dist.dp`); an error names the product and "

@@ -130,11 +130,19 @@ void hy_sweep_spec_free(hy_sweep_spec *s);
 int hy_recipe_parse(const char *text, const char *origin, int n_overrides,
                     const char *const *overrides, hy_recipe *r, hy_error *err);
 
+/* The checks across keys and of the sizes (they fit in 64 bits, the parameters in memory) that
+ * loading ran, on a recipe changed since (hyla eval's --seq-len): 0, or -1 with err, which names
+ * no file or line: the caller says what changed the recipe. */
+int hy_recipe_check(const hy_recipe *r, hy_error *err);
+
 /* The resolved recipe as TOML text (every key, defaults included), malloc'd. Parsing it back
  * gives the same recipe. */
 char *hy_recipe_to_toml(const hy_recipe *r);
 /* docs/recipes.md: one table per section with every key, its type, default, range and meaning. */
 void hy_recipe_write_docs(FILE *f);
+
+/* How many of the model's layers are of this mixer kind ("attn", "gla", ...). */
+int hy_recipe_count_layers(const hy_recipe *r, const char *kind);
 
 /* The model configuration a recipe describes (dtype from train.precision). */
 hy_model_config hy_recipe_model_config(const hy_recipe *r);

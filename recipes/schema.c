@@ -1,4 +1,5 @@
 #include "recipes/schema.h"
+#include "tensor/threads.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -211,8 +212,8 @@ const hy_key hy_keys[] = {
     {KEY("train", "cuda_graph", HY_KEY_BOOL, train.cuda_graph), .def = "true",
      .doc = "On the GPU, capture a training step once as a CUDA graph and replay it (one launch a "
             "step); steps of another shape or loss weight run op by op."},
-    {KEY("train", "threads", HY_KEY_INT, train.threads), AT_LEAST(0), UP_TO(4096), .def = "0",
-     .doc = "CPU threads; 0: HYLA_THREADS, or all cores."},
+    {KEY("train", "threads", HY_KEY_INT, train.threads), AT_LEAST(0), UP_TO(HY_THREADS_MAX),
+     .def = "0", .doc = "CPU threads; 0: HYLA_THREADS, or all cores."},
 
     {KEY("optim", "name", HY_KEY_ENUM, optim.name), BUFFER(optim.name), .choices = OPTIMIZERS,
      .def = "\"adamw\"", .doc = "The optimizer."},

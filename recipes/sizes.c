@@ -67,9 +67,7 @@ static void add(counter *c, int64_t *sum, const char *what, int64_t num, int64_t
       (factor[]){__VA_ARGS__})
 
 static int64_t count_kind(const hy_recipe *r, const char *kind) {
-  int64_t n = 0;
-  for (int i = 0; i < r->model.n_layers; i++) n += !strcmp(r->model.layers[i], kind);
-  return n;
+  return hy_recipe_count_layers(r, kind);
 }
 
 /* How many layers of the kind, named by the kind. */
@@ -186,7 +184,7 @@ static int64_t chunked(int64_t chunk, int64_t T) { return chunk < T ? chunk : T;
  * its backward keeps), and once the largest of the mixers' passing needs while one block runs its
  * backward. The coefficients were measured on the CPU (hy_arena_peak after a forward and backward,
  * B x T >= 256) and are checked there by tests/recipes/test_sizes.c. */
-static void count_step(const hy_recipe *r, counter *c, int64_t *a) {
+static void count_step(const hy_recipe *r, counter *c, int64_t *a, int64_t *forward_kept) {
   hy_model_config cfg = hy_recipe_model_config(r);
   int64_t d = r->model.d_model, nh = r->model.n_heads, T = r->train.seq_len;
   int64_t tokens = 0;
@@ -290,6 +288,7 @@ static void count_step(const hy_recipe *r, counter *c, int64_t *a) {
     TERM(c, a, "the memory's activations", 15, 1, TK, N, HM, MD);
     TERM(c, a, "the memory's activations", 2, 1, TK, N, HM, MF);
     TERM(c, a, "the memory's weights at each update", 4, per, TK, N, HM, MD, MF);
+    TERM(c, forward_kept, "the memory's weights at each update", 4, per, TK, N, HM, MD, MF);
     if (t->persistent > 0) {
       /* each block of queries sees the persistent keys, its own block and the one before */
       bool slide = t->window > 0 && t->window < T;
@@ -312,14 +311,72 @@ static void count_step(const hy_recipe *r, counter *c, int64_t *a) {
   TERM(c, a, "the largest passing need of a backward", 1, 1, {passing, "elements", "model.layers"});
 }
 
+/* ---- decoding a position at a time (hyla generate) ---- */
+
+/* Elements of the model's dtype that decoding `positions` positions of one sequence keeps: each
+ * layer's decoding state (attention's key and value caches, RAT's cache of chunks, Titans' window
+ * and memory, the linear layers' states) and, for the layers decoded by running their forward
+ * over the inputs so far (sigmoid, softplus, sla: layers/prefix_decode.h), those inputs and, at
+ * the last position, that forward's activations, counted as a step counts them. */
+static void count_decode(const hy_recipe *r, int64_t positions, counter *c, int64_t *a) {
+  int64_t d = r->model.d_model, nh = r->model.n_heads;
+  factor P = {positions, "positions", ""};
+  factor D = {d, "model.d_model", "model.d_model"};
+  factor H = {nh, "model.n_heads", "model.n_heads"};
+  factor N;
+#define KIND(name) ((N = layers_of(r, name)).v > 0)
+  if (KIND("attn")) TERM(c, a, "the attention layers' key and value caches", 2, 1, N, P, D);
+  const char *prefix[] = {"sigmoid", "softplus", "sla"};
+  bool naive[] = {r->layer_sigmoid.naive, r->layer_softplus.naive, r->layer_sla.naive};
+  for (int i = 0; i < 3; i++) {
+    if (!KIND(prefix[i])) continue;
+    TERM(c, a, "the inputs of the layers decoded over the prefix", 1, 1, N, P, D);
+    TERM(c, a, "their forward pass over the prefix", i == 2 ? 10 : 6, 1, N, P, D);
+    if (naive[i]) TERM(c, a, "their naive forward's scores over the prefix", 2, 1, N, H, P, P);
+  }
+  if (KIND("sla") && !r->layer_sla.naive) {
+    int64_t block = r->layer_sla.block, blocks = positions / block + (positions % block != 0);
+    factor NB = {blocks, "blocks of the prefix", "layer.sla.block"};
+    TERM(c, a, "sla's block tables over the prefix", 1, 1, N, H, NB, NB);
+  }
+  if (KIND("rat")) {
+    int64_t chunks = positions / r->layer_rat.chunk;
+    TERM(c, a, "rat's cache of chunks", 2, 1, N, {chunks > 0 ? chunks : 1, "chunks", ""}, D);
+  }
+  int64_t n_titans = count_kind(r, "titans_mal") + count_kind(r, "titans_mag");
+  if (n_titans) {
+    const hy_titans_config *t = &r->layer_titans;
+    int64_t MH = 0, Dm = 0, hidden = 0;
+    hy_recipe_titans_widths(r, &MH, &Dm, &hidden);
+    int64_t slots = t->window > 0 && t->window < positions ? t->window : positions;
+    N = (factor){n_titans, "titans layers", "model.layers"};
+    TERM(c, a, "titans' window of keys and values", 2, 1, N, {slots, "positions", ""}, D);
+    TERM(c, a, "titans' memory", 3 * t->depth, 1, N, {MH, "layer.titans.heads", ""},
+         {Dm, "the memory head width", ""}, {hidden, "the memory hidden width", ""});
+  }
+  if (KIND("gla")) {
+    int64_t heads = 1, k = 0, v = 0;
+    hy_recipe_gla_widths(r, &heads, &k, &v);
+    TERM(c, a, "gla's states", 1, 1, N, {k, "gla's key width", ""},
+         {v / heads, "gla's value head size", ""});
+  }
+  const char *linear[] = {"lightning", "linear"};
+  int64_t lin_heads[] = {r->layer_lightning.heads, r->layer_linear.heads};
+  for (int i = 0; i < 2; i++)
+    if (KIND(linear[i]))
+      TERM(c, a, "the linear layers' states", 1, 1, N, D,
+           {d / (lin_heads[i] ? lin_heads[i] : nh), "the head size", ""});
+#undef KIND
+}
+
 int hy_recipe_sizes_of(const hy_recipe *r, hy_recipe_sizes *s, hy_size_term *fault) {
   memset(s, 0, sizeof *s);
   counter c = {.fault = fault};
   count_params(r, &c, &s->params);
   s->param_top = c.top;
   c.top_value = 0;
-  int64_t elements = 0;
-  count_step(r, &c, &elements);
+  int64_t elements = 0, forward_kept = 0;
+  count_step(r, &c, &elements, &forward_kept);
   s->step_top = c.top;
   bool f64 = !strcmp(r->train.precision, "f64"), bf16 = !strcmp(r->train.precision, "bf16");
   factor P = {s->params, "parameters", s->param_top.keys};
@@ -327,11 +384,12 @@ int hy_recipe_sizes_of(const hy_recipe *r, hy_recipe_sizes *s, hy_size_term *fau
   TERM(&c, &s->param_bytes, "the parameters' bytes", f64 ? 8 : 4, 1, P);
   TERM(&c, &s->held_bytes, "the bytes training holds", (f64 ? 8 : 4) * copies, 1, P);
   if (bf16) TERM(&c, &s->held_bytes, "the parameters' bf16 copies", 2, 1, P);
-  TERM(&c, &s->step_bytes, "the bytes of a step's activations",
-       f64    ? 8
-       : bf16 ? 2
-              : 4,
-       1, {elements, "elements", s->step_top.keys});
+  int64_t element_bytes = f64 ? 8 : bf16 ? 2 : 4;
+  TERM(&c, &s->step_bytes, "the bytes of a step's activations", element_bytes, 1,
+       {elements, "elements", s->step_top.keys});
+  /* at most step_bytes: no overflow where the step's bytes fit */
+  if (!c.failed)
+    s->forward_bytes = ((elements - forward_kept) / 5 * 2 + forward_kept) * element_bytes;
   factor B = {r->train.batch, "train.batch", "train.batch"};
   factor T = {r->train.seq_len, "train.seq_len", "train.seq_len"};
   factor DP = {r->dist.dp, "dist.dp", "dist.dp"};
@@ -398,6 +456,60 @@ int hy_recipe_sizes_fit(const hy_recipe_sizes *s, bool training, int64_t memory,
       held, step, top->what, have);
   snprintf(fault->keys, sizeof fault->keys, "%s", top->keys);
   return -1;
+}
+
+/* The recipe as hyla eval and generate run it: one process on the CPU, in f32 or f64. */
+static hy_recipe on_the_cpu(const hy_recipe *r) {
+  hy_recipe c = *r;
+  snprintf(c.train.device, sizeof c.train.device, "cpu");
+  if (!strcmp(c.train.precision, "bf16"))
+    snprintf(c.train.precision, sizeof c.train.precision, "f32");
+  c.dist.dp = c.dist.sp = 1;
+  return c;
+}
+
+/* "needs about X for <what> (the largest part: ...), more than the Y ..." in err. */
+static int beyond_memory(const char *what, int64_t params, int64_t bytes, const char *top,
+                         int64_t memory, hy_error *err) {
+  char p[32], b[32], m[32];
+  hy_format_bytes(params, p, sizeof p);
+  hy_format_bytes(bytes, b, sizeof b);
+  hy_format_bytes(memory, m, sizeof m);
+  return hy_fail(err,
+                 "%s takes about %s besides the %s of parameters (the largest part: %.200s), "
+                 "more than the %s of memory this process may use",
+                 what, b, p, top, m);
+}
+
+int hy_recipe_check_eval(const hy_recipe *r, hy_error *err) {
+  hy_recipe cpu = on_the_cpu(r);
+  hy_recipe_sizes s;
+  hy_size_term fault;
+  if (hy_recipe_check(&cpu, err)) return -1;
+  if (hy_recipe_sizes_of(&cpu, &s, &fault)) return hy_fail(err, "%s", fault.what);
+  int64_t need, memory = hy_memory_limit();
+  if (memory <= 0 || (hy_checked_add(s.param_bytes, s.forward_bytes, &need) && need <= memory))
+    return 0;
+  return beyond_memory("a batch's forward pass", s.param_bytes, s.forward_bytes, s.step_top.what,
+                       memory, err);
+}
+
+int hy_recipe_check_decode(const hy_recipe *r, int64_t positions, hy_error *err) {
+  hy_recipe cpu = on_the_cpu(r);
+  hy_recipe_sizes s;
+  hy_size_term fault;
+  if (hy_recipe_sizes_of(&cpu, &s, &fault)) return hy_fail(err, "%s", fault.what);
+  counter c = {.fault = &fault};
+  int64_t elements = 0, bytes = 0, need, memory = hy_memory_limit();
+  count_decode(&cpu, positions, &c, &elements);
+  hy_size_term top = c.top; /* of the state's parts, not of their sum in bytes */
+  TERM(&c, &bytes, "the decoding state's bytes", strcmp(cpu.train.precision, "f64") ? 4 : 8, 1,
+       {elements, "elements", ""});
+  if (c.failed) return hy_fail(err, "%s", fault.what);
+  if (memory <= 0 || (hy_checked_add(s.param_bytes, bytes, &need) && need <= memory)) return 0;
+  char what[64];
+  snprintf(what, sizeof what, "decoding %lld positions", (long long)positions);
+  return beyond_memory(what, s.param_bytes, bytes, top.what, memory, err);
 }
 
 int hy_recipe_check_memory(const hy_recipe *r, hy_error *err) {

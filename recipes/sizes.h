@@ -27,6 +27,11 @@ typedef struct {
    * (tests/recipes/test_sizes.c); f64 takes twice as much, and bf16 is counted at 2 bytes an
    * element (its residual stream and statistics stay f32: a lower estimate). */
   int64_t step_bytes;
+  /* An estimate of a micro-batch's forward pass alone, without gradients (an evaluation): 2/5 of
+   * the step's activations (measured: 0.28 to 0.43 of the step estimate, as no backward needs
+   * them kept), and all of what the forward allocates either way (Titans' memory weights at each
+   * update); checked on the CPU against the measured peak by tests/recipes/test_sizes.c. */
+  int64_t forward_bytes;
   int64_t run_tokens;               /* train.steps x grad_accum x batch x seq_len x dist.dp */
   int64_t eval_tokens;              /* train.eval_batches x batch x seq_len x dist.dp */
   hy_size_term param_top, step_top; /* the largest term of the parameters and of the step */
@@ -55,6 +60,17 @@ bool hy_recipe_titans_widths(const hy_recipe *r, int64_t *heads, int64_t *dim, i
 /* hy_train's check before it builds anything: a run on the CPU (train.device = "cpu") fits in
  * this process's memory (hy_recipe_sizes_fit, training); -1 with the message in err otherwise. */
 int hy_recipe_check_memory(const hy_recipe *r, hy_error *err);
+
+/* hyla eval's check of the recipe it evaluates with (its --seq-len and --batches in place), as
+ * the evaluation runs it: one process on the CPU, bf16 computed in f32. hy_recipe_check, then
+ * the parameters and a batch's forward pass (forward_bytes) fit in this process's memory. -1 with
+ * err otherwise. */
+int hy_recipe_check_eval(const hy_recipe *r, hy_error *err);
+
+/* hyla generate's: the parameters and what decoding `positions` positions of one sequence keeps
+ * (every layer's decoding state, and the forward pass over the prefix of the layers decoded that
+ * way: sigmoid, softplus and sla) fit in this process's memory. -1 with err otherwise. */
+int hy_recipe_check_decode(const hy_recipe *r, int64_t positions, hy_error *err);
 
 /* "1.5 GiB", "512 KiB", "12 bytes" */
 void hy_format_bytes(int64_t bytes, char *buf, size_t size);

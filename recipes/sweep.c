@@ -132,11 +132,13 @@ int hy_sweep_expand(const char *path, int n_overrides, const char *const *overri
   memset(s, 0, sizeof *s);
   hy_recipe *base = malloc(sizeof *base);
   if (!base) return hy_fail(err, "out of memory");
-  int rc = hy_recipe_load_sweep(path, n_overrides, overrides, base, &s->spec, err);
+  if (hy_recipe_load_sweep(path, n_overrides, overrides, base, &s->spec, err)) {
+    free(base); /* unspecified when the load failed: not read */
+    return -1;
+  }
   int64_t base_seed = base->run.seed;
   snprintf(s->dir, sizeof s->dir, "%s", base->run.out);
   free(base);
-  if (rc) return -1;
   snprintf(s->path, sizeof s->path, "%s", path);
   s->sweep_line = s->spec.line;
   if (!s->spec.line || !s->spec.n_axes) {

@@ -228,11 +228,24 @@ void hy_ckpt_meta_free(hy_ckpt_meta *meta) {
   meta->recipe = NULL;
 }
 
-static const char *shape_str(int ndim, const int64_t *d, char *buf, size_t n) {
-  int k = snprintf(buf, n, "[");
-  for (int i = 0; i < ndim; i++)
-    k += snprintf(buf + k, n - (size_t)k, "%s%lld", i ? ", " : "", (long long)d[i]);
-  snprintf(buf + k, n - (size_t)k, "]");
+/* "[2, 3]" in buf (n >= 8), ending "...]" where the rest does not fit; "unreadable" for a rank
+ * HDF5 could not give (ndim < 0). */
+static const char *shape_str(int ndim, const hsize_t *d, char *buf, size_t n) {
+  if (ndim < 0) return snprintf(buf, n, "unreadable"), buf;
+  size_t k = 1;
+  buf[0] = '[';
+  for (int i = 0; i < ndim; i++) {
+    char dim[32];
+    size_t len =
+        (size_t)snprintf(dim, sizeof dim, "%s%llu", i ? ", " : "", (unsigned long long)d[i]);
+    if (k + len + sizeof ", ...]" > n) { /* room kept for the ending */
+      snprintf(buf + k, n - k, "%s...]", i ? ", " : "");
+      return buf;
+    }
+    memcpy(buf + k, dim, len);
+    k += len;
+  }
+  snprintf(buf + k, n - k, "]");
   return buf;
 }
 
@@ -267,18 +280,16 @@ static int read_tensor(hid_t file, const char *path, const char *name, hy_tensor
     return checksum_failed() ? damaged(path, name, err)
                              : hy_fail(err, "%s: no dataset %s", path, name);
   hid_t space = H5Dget_space(set);
-  int ndim = H5Sget_simple_extent_ndims(space);
-  hsize_t dims[8] = {0};
-  int64_t have[8] = {0};
-  bool same = ndim == t->ndim;
-  if (ndim >= 0 && ndim <= 8) {
-    H5Sget_simple_extent_dims(space, dims, NULL);
-    for (int i = 0; i < ndim; i++) {
-      have[i] = (int64_t)dims[i];
-      same = same && have[i] == t->shape[i];
-    }
-  }
+  int ndim = H5Sget_simple_extent_ndims(space); /* at most H5S_MAX_RANK, or < 0 */
+  hsize_t have[H5S_MAX_RANK] = {0}, need[HY_MAX_DIMS];
+  if (ndim < 0 || ndim > H5S_MAX_RANK || H5Sget_simple_extent_dims(space, have, NULL) < 0)
+    ndim = -1;
   H5Sclose(space);
+  bool same = ndim == t->ndim;
+  for (int i = 0; i < t->ndim; i++) {
+    need[i] = (hsize_t)t->shape[i];
+    same = same && have[i] == need[i];
+  }
   /* A damaged type (a float of 2 GB) would have HDF5 convert through buffers of its size. */
   hid_t type = H5Dget_type(set);
   bool floats = type >= 0 && H5Tget_class(type) == H5T_FLOAT && H5Tget_size(type) <= 8;
@@ -287,7 +298,7 @@ static int read_tensor(hid_t file, const char *path, const char *name, hy_tensor
   if (!same) {
     char a[128], b[128];
     rc = hy_fail(err, "%s: %s has shape %s, the recipe's model needs %s", path, name,
-                 shape_str(ndim, have, a, sizeof a), shape_str(t->ndim, t->shape, b, sizeof b));
+                 shape_str(ndim, have, a, sizeof a), shape_str(t->ndim, need, b, sizeof b));
   } else if (!floats) {
     rc = hy_fail(err, "%s: %s is not a float32 or float64 dataset (damaged file?)", path, name);
   } else {

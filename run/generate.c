@@ -55,6 +55,10 @@ int64_t hy_sample_token(const hy_tensor *logits, int64_t row, int64_t V, const h
 /* The prompt hy_generate decodes: an empty one is a newline. */
 static const char *prompt_or_newline(const char *prompt) { return *prompt ? prompt : "\n"; }
 
+int64_t hy_generate_positions(const hy_sample_options *o, const char *prompt) {
+  return (int64_t)strlen(prompt_or_newline(prompt)) + o->tokens;
+}
+
 int hy_generate_check(const hy_sample_options *o, const char *prompt, hy_error *err) {
   size_t prompt_len = strlen(prompt_or_newline(prompt));
   if (o->tokens < 1)

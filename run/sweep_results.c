@@ -1,4 +1,5 @@
 #include "run/sweep_results.h"
+#include "util/checked.h"
 #include "util/fs.h"
 
 #include <math.h>
@@ -47,22 +48,28 @@ static double json_get(const char *text, const char *key) {
   return end == at + strlen(pattern) ? NAN : x;
 }
 
-int hy_run_result_read(const char *dir, hy_run_result *res) {
+int hy_run_result_read(const char *dir, hy_run_result *res, hy_error *err) {
   char path[HY_RECIPE_STR + 32];
   snprintf(path, sizeof path, "%s/result.json", dir);
-  if (access(path, F_OK) != 0) return -1;
-  hy_error err;
-  char *text = hy_read_file(path, NULL, &err);
+  if (access(path, F_OK) != 0) return 1;
+  char *text = hy_read_file(path, NULL, err);
   if (!text) return -1;
   double steps = json_get(text, "steps");
-  *res = (hy_run_result){.steps = isfinite(steps) ? (int64_t)steps : 0,
+  int64_t whole;
+  *res = (hy_run_result){.steps = 0,
                          .train_loss = json_get(text, "train_loss"),
                          .val_loss = json_get(text, "val_loss"),
                          .val_acc = json_get(text, "val_acc"),
                          .tokens_per_s = json_get(text, "tokens_per_s"),
                          .wall_s = json_get(text, "wall_s")};
   free(text);
-  return isfinite(steps) ? 0 : -1;
+  if (!hy_checked_trunc(steps, &whole) || whole < 0 || (double)whole != steps)
+    return hy_fail(err,
+                   "%s: field \"steps\" is %g, not a whole number of steps >= 0 (a damaged "
+                   "file? remove it and run the sweep again to redo the run)",
+                   path, steps);
+  res->steps = whole;
+  return 0;
 }
 
 void hy_run_error_write(const char *dir, const char *msg) {
@@ -91,9 +98,11 @@ static row read_row(const hy_sweep_run *run) {
   const char *dir = run->recipe.run.out;
   char path[HY_RECIPE_STR + 32];
   snprintf(path, sizeof path, "%s/error.txt", dir);
-  if (hy_run_result_read(dir, &r.res) == 0)
+  hy_error err;
+  int got = hy_run_result_read(dir, &r.res, &err);
+  if (got == 0)
     r.status = "done";
-  else if (access(path, F_OK) == 0)
+  else if (got < 0 || access(path, F_OK) == 0)
     r.status = "failed";
   else if (access(dir, F_OK) == 0)
     r.status = "unfinished";

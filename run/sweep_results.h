@@ -18,8 +18,9 @@ typedef struct {
 
 /* <dir>/result.json: its presence marks a finished run. */
 int hy_run_result_write(const char *dir, const hy_run_result *res, hy_error *err);
-/* 0 and *res when <dir>/result.json is there and reads; -1 otherwise. */
-int hy_run_result_read(const char *dir, hy_run_result *res);
+/* 0 and *res when <dir>/result.json is there and reads; 1 when it is not there; -1 with err,
+ * naming the file and the field, when it is there but damaged. */
+int hy_run_result_read(const char *dir, hy_run_result *res, hy_error *err);
 
 /* <dir>/error.txt: why a run failed, for the summary; removed when the run starts again. */
 void hy_run_error_write(const char *dir, const char *msg);

@@ -171,9 +171,17 @@ int hy_sweep_run_all(const hy_sweep *s, const hy_sweep_options *opt, hy_sweep_ou
     if (R.alone && R.opt->dry_run && i % R.world != R.rank) continue;
     if (R.alone && !R.opt->dry_run && !(mine[i] = claim(&R, i))) continue;
     hy_run_result done;
-    if (hy_run_result_read(s->runs[i].recipe.run.out, &done) == 0) {
+    hy_error why;
+    int got = hy_run_result_read(s->runs[i].recipe.run.out, &done, &why);
+    if (got == 0) {
       say(&R, i, "skip", ": finished before (val loss %.4f)", done.val_loss);
       outcome->skipped++;
+      continue;
+    }
+    if (got < 0) { /* finished, but its result is damaged: neither trusted nor trained over */
+      say(&R, i, "failed", ": %s", why.msg);
+      if (R.lead) hy_run_error_write(s->runs[i].recipe.run.out, why.msg);
+      outcome->failed++;
       continue;
     }
     if (train_one(&R, i, outcome) == 1) {

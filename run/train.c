@@ -14,6 +14,7 @@
 #include "tensor/device.h"
 #include "run/parallel.h"
 #include "run/evaluate.h"
+#include "run/metrics.h"
 #include "tensor/ops.h"
 #include "tensor/threads.h"
 #include "util/fs.h"
@@ -123,25 +124,6 @@ static hy_optimizer_config optimizer_config(const hy_recipe *r) {
   return hy_adamw_config(r->optim.betas[0], r->optim.betas[1], r->optim.eps, r->optim.weight_decay);
 }
 
-/* Keep only the metrics of steps up to `step` (a resumed run rewrites what came after). */
-static int trim_metrics(const char *path, int64_t step, hy_error *err) {
-  if (access(path, F_OK) != 0) return 0;
-  char *text = hy_read_file(path, NULL, err);
-  if (!text) return -1;
-  size_t n = strlen(text), k = 0;
-  char *kept = malloc(n + 1);
-  for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-    long long s;
-    if (sscanf(line, "{\"step\":%lld", &s) == 1 && s > step) continue;
-    k += (size_t)sprintf(kept + k, "%s\n", line);
-  }
-  kept[k] = 0;
-  int rc = hy_write_file_atomic(path, kept, err);
-  free(kept);
-  free(text);
-  return rc;
-}
-
 static int open_outputs(run *R, int64_t start, hy_error *err) {
   const char *dir = R->r->run.out;
   char path[4096];
@@ -149,7 +131,7 @@ static int open_outputs(run *R, int64_t start, hy_error *err) {
   snprintf(path, sizeof path, "%s/recipe.toml", dir);
   if (hy_write_file_atomic(path, R->recipe_text, err)) return -1;
   snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
-  if (start > 0 ? trim_metrics(path, start, err) : (unlink(path), 0)) return -1;
+  if (start > 0 ? hy_metrics_trim(path, start, err) : (unlink(path), 0)) return -1;
   R->metrics = hy_open_for_writing(path, true);
   snprintf(path, sizeof path, "%s/train.log", dir);
   R->log = hy_open_for_writing(path, start > 0);
@@ -543,19 +525,14 @@ int hy_train(const hy_recipe *r, const hy_train_options *opt, hy_train_result *r
             (long long)r->train.seq_len, (long long)r->dist.sp);
     goto done;
   }
-  if (!strcmp(r->train.precision, "bf16") && strcmp(r->train.device, "cuda")) {
-    hy_fail(err, "[train] precision = \"bf16\" needs device = \"cuda\" (the CPU trains in f32 "
-                 "or f64)");
-    goto done;
-  }
-  if (hy_recipe_check_memory(r, err)) goto done; /* before anything is allocated */
+  /* before anything is allocated */
+  if (hy_recipe_check_memory(r, err) || hy_threads_choose((int)r->train.threads, err)) goto done;
   /* every rank stops here when rank 0 cannot claim the run directory */
   bool refused = R.lead && claim_dir(&R, err);
   if (hy_parallel_sum(&R.dist, refused ? 1.0 : 0.0) > 0) {
     if (!refused) hy_fail(err, "rank 0 cannot use the run directory %s", r->run.out);
     goto done;
   }
-  hy_threads_set((int)r->train.threads);
   R.recipe_text = hy_recipe_to_toml(r);
   R.train = hy_batches_open(r, HY_SPLIT_TRAIN, R.dist.dp_rank, R.dist.dp, err);
   if (!R.train) goto done;
@@ -573,10 +550,6 @@ int hy_train(const hy_recipe *r, const hy_train_options *opt, hy_train_result *r
       hy_fail(err, "[train] device = \"cuda\": %s",
               hy_cuda_built() ? "no CUDA GPU is visible to this process"
                               : "this hyla was built without CUDA (configure with -DHYLA_CUDA=ON)");
-      goto done;
-    }
-    if (!strcmp(r->train.precision, "f64")) {
-      hy_fail(err, "[train] device = \"cuda\" trains in f32 or bf16, not precision = \"f64\"");
       goto done;
     }
     if (R.dist.world > 1 && hy_dist_local_size() > hy_gpu_count()) {

@@ -27,7 +27,9 @@ typedef struct {
   bool stopped;        /* a signal stopped the run (perhaps in its last evaluation) */
 } hy_train_result;
 
-/* Returns 0 when the run ended as planned (or was stopped cleanly), -1 with err otherwise. */
+/* Trains a recipe that passed validation (hy_recipe_load or _parse: its checks across keys,
+ * the GPU's limits included, are not repeated here). Returns 0 when the run ended as planned (or
+ * was stopped cleanly), -1 with err otherwise. */
 int hy_train(const hy_recipe *r, const hy_train_options *opt, hy_train_result *result,
              hy_error *err);
 

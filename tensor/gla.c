@@ -2,9 +2,12 @@
 
 #include <string.h>
 
+/* A chunk longer than the sequence is the whole sequence: the kernels' scratch and the GPU's grids
+ * grow with the chunk, and one chunk of T gives the same result. */
 static hy_gla_dims dims_of(const hy_tensor *q, const hy_tensor *v, int64_t chunk,
                            const double *head_decay) {
   int64_t T = q->shape[1];
+  if (T > 0 && chunk > T) chunk = T;
   return (hy_gla_dims){.B = q->shape[0],
                        .T = T,
                        .H = q->shape[2],

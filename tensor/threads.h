@@ -3,7 +3,18 @@
 #ifndef HYLA_THREADS_H
 #define HYLA_THREADS_H
 
-/* n <= 0 picks the default: $HYLA_THREADS, else $OMP_NUM_THREADS, else the number of cores. */
+#include "util/error.h"
+
+/* The most threads hyla runs (train.threads, --threads, HYLA_THREADS): far past any machine's
+ * cores, and far from the counts at which libgomp runs out of stack (about 100,000). */
+enum { HY_THREADS_MAX = 4096 };
+
+/* n >= 1 threads, or for n <= 0 the default: $HYLA_THREADS, else the first number of
+ * $OMP_NUM_THREADS (OpenMP's list "8,4" nests), else the number of cores; a variable that is
+ * empty or 0 counts as unset. 0, or -1 with err naming the variable when it holds anything but a
+ * whole number from 0 to HY_THREADS_MAX (nothing is changed then). */
+int hy_threads_choose(int n, hy_error *err);
+/* Exactly n threads, 1 <= n <= HY_THREADS_MAX. */
 void hy_threads_set(int n);
 int hy_threads_get(void);
 

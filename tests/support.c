@@ -154,3 +154,18 @@ hy_tensor *t_ints(hy_shape shape, const int32_t *values) {
   for (int64_t i = 0; i < hy_numel(t); i++) hy_set(t, i, values[i]);
   return t;
 }
+
+const char *t_source_path(const char *rel) {
+  static char buf[4096];
+  snprintf(buf, sizeof buf, "%s", __FILE__);
+  char *slash = strrchr(buf, '/'); /* tests/support.c: the root is one up */
+  if (slash) *slash = 0;
+  slash = strrchr(buf, '/');
+  if (slash)
+    *slash = 0;
+  else
+    buf[0] = 0;
+  size_t n = strlen(buf);
+  snprintf(buf + n, sizeof buf - n, "%s%s", n ? "/" : "", rel);
+  return buf;
+}

@@ -48,6 +48,10 @@ void t_expect_same_bits(const hy_tensor *a, const hy_tensor *b, const char *what
 /* Assert hy_gradcheck passes with its default options (f64, rtol 1e-6). */
 void t_expect_gradcheck(hy_gradcheck_fn f, void *ctx, int n, hy_tensor **inputs, const char *what);
 
+/* The path of `rel` in the repository (found from this file's path: CMake compiles it by its full
+ * path); a static buffer, overwritten by the next call. */
+const char *t_source_path(const char *rel);
+
 /* An i32 tensor of the given shape holding `values` in row-major order. */
 hy_tensor *t_ints(hy_shape shape, const int32_t *values);
 

@@ -1,5 +1,6 @@
 #include "tensor/cuda/attention_shape.cuh"
 #include "tensor/cuda/common.cuh"
+#include "tensor/cuda/limits.h"
 #include "tensor/cuda/tiles.cuh"
 extern "C" {
 #include "tensor/arena.h"
@@ -375,8 +376,9 @@ bool rows_vec4(const void *x, const int64_t *stride, int64_t D) {
 }
 
 int padded(int64_t D) {
-  if (D < 1 || D > 256)
-    hy_die("attention", "head size D = %lld: the GPU kernels take 1..256", (long long)D);
+  if (D < 1 || D > HY_CUDA_ATTN_HEAD_MAX)
+    hy_die("attention", "head size D = %lld: the GPU kernels take 1..%d", (long long)D,
+           HY_CUDA_ATTN_HEAD_MAX);
   return D <= 16 ? 16 : D <= 32 ? 32 : D <= 64 ? 64 : D <= 128 ? 128 : 256;
 }
 

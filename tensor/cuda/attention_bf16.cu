@@ -1,6 +1,7 @@
 #include "tensor/cuda/attention_bf16.h"
 #include "tensor/cuda/attention_shape.cuh"
 #include "tensor/cuda/common.cuh"
+#include "tensor/cuda/limits.h"
 
 #include <cuda_bf16.h>
 #include <math.h>
@@ -244,6 +245,8 @@ __device__ __forceinline__ void store_c_row(uint16_t *row, const float (&acc)[D 
 
 constexpr int F_WARPS = 8, F_BR = 16 * F_WARPS;   /* forward: 128 queries a block */
 constexpr int B_WARPS = 4, B_ROWS = 16 * B_WARPS; /* backward: 64 queries or keys a block */
+static_assert(F_BR >= HY_CUDA_ATTN_NARROW_ROWS && B_ROWS >= HY_CUDA_ATTN_NARROW_ROWS,
+              "tile rows below tensor/cuda/limits.h's");
 /* Blocks per SM the register budget is cut for (forward, dQ, dK dV): left to itself the compiler
  * keeps a tile's worth of fragments in flight and one block fills the register file. Each is the
  * most that spills nothing (ptxas -v). dK dV could hold K and V in registers (a third fewer

@@ -20,6 +20,7 @@
 #define HYLA_CUDA_ATTENTION_TILES_CUH
 
 #include "tensor/cuda/common.cuh"
+#include "tensor/cuda/limits.h"
 #include "tensor/cuda/tiles.cuh"
 
 #include <math.h>
@@ -274,7 +275,9 @@ inline bool rows_vec4(const void *x, const int64_t *stride, int64_t D) {
 
 /* D padded to the head size the kernels specialize. */
 inline int tile_padded(const char *op, int64_t D) {
-  if (D < 1 || D > 256) hy_die(op, "head size D = %lld: the GPU kernels take 1..256", (long long)D);
+  if (D < 1 || D > HY_CUDA_ATTN_HEAD_MAX)
+    hy_die(op, "head size D = %lld: the GPU kernels take 1..%d", (long long)D,
+           HY_CUDA_ATTN_HEAD_MAX);
   return D <= 16 ? 16 : D <= 32 ? 32 : D <= 64 ? 64 : D <= 128 ? 128 : 256;
 }
 

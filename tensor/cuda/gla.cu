@@ -1,5 +1,6 @@
 #include "tensor/cuda/bf16.cuh"
 #include "tensor/cuda/common.cuh"
+#include "tensor/cuda/limits.h"
 extern "C" {
 #include "tensor/arena.h"
 }
@@ -45,9 +46,9 @@ extern "C" {
 
 namespace {
 
-constexpr int TILE = 64, KS = 16, LDS = TILE + 4, THREADS = 256;
-constexpr int MAX_HEADS = 256; /* constant decays travel as a kernel argument */
-constexpr int SEG = 64;        /* tokens per segment of the gate gradient's reverse sums */
+constexpr int TILE = HY_CUDA_GLA_TILE, KS = 16, LDS = TILE + 4, THREADS = 256;
+constexpr int MAX_HEADS = HY_CUDA_DECAY_HEADS_MAX; /* constant decays travel as a kernel argument */
+constexpr int SEG = 64; /* tokens per segment of the gate gradient's reverse sums */
 constexpr float LOG2E = 1.44269504088896340736f;
 
 /* exp(x) for x <= 0 at 2 ulp plus |x| 6e-8 relative (the rounding of x log2 e): terms with large

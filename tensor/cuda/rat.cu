@@ -1,4 +1,5 @@
 #include "tensor/cuda/common.cuh"
+#include "tensor/cuda/limits.h"
 extern "C" {
 #include "tensor/arena.h"
 }
@@ -40,6 +41,7 @@ constexpr int KA = KT / KWARPS; /* keys kernel: keys per thread */
 constexpr int CG = 128;         /* keys kernel: channels per block */
 constexpr int CE = CG / 32;     /* keys kernel: channels per thread */
 constexpr int MAX_NP = 8;       /* channel pairs per lane: D <= 64 MAX_NP */
+static_assert(2 * 32 * MAX_NP == HY_CUDA_RAT_HEAD_MAX, "tensor/cuda/limits.h");
 constexpr unsigned FULL = 0xffffffffu;
 
 struct rat_shape {
@@ -509,9 +511,9 @@ rat_shape shape_of(const hy_rat_dims *dm) {
   if (dm->D > 2 * 32 * MAX_NP)
     hy_die("rat", "head size %lld: the GPU kernels take at most %d", (long long)dm->D,
            2 * 32 * MAX_NP);
-  if (dm->B * dm->H > 65535)
-    hy_die("rat", "%lld heads over the batch: the GPU kernels take at most 65535",
-           (long long)(dm->B * dm->H));
+  if (dm->B * dm->H > HY_CUDA_RAT_BATCH_HEADS_MAX)
+    hy_die("rat", "%lld heads over the batch: the GPU kernels take at most %d",
+           (long long)(dm->B * dm->H), HY_CUDA_RAT_BATCH_HEADS_MAX);
   rat_shape s;
   s.B = (int)dm->B;
   s.T = (int)dm->T;

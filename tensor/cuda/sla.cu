@@ -1,4 +1,5 @@
 #include "tensor/cuda/common.cuh"
+#include "tensor/cuda/limits.h"
 #include "tensor/cuda/tiles.cuh"
 extern "C" {
 #include "tensor/arena.h"
@@ -41,6 +42,7 @@ constexpr float SLA_EPS = 1e-5f;
 
 /* The softmax branch's tiles: TB queries x TB keys, RT rows per thread, THREADS per block. */
 constexpr int TB = 32, RT = 2, TY = TB / RT, THREADS = TY * 16;
+static_assert(TB == HY_CUDA_SLA_ROWS, "tensor/cuda/limits.h");
 /* Rows per block of the linear branch's row kernels, and their threads. */
 constexpr int LR = 16, LTHREADS = 256;
 
@@ -716,8 +718,9 @@ __global__ void __launch_bounds__(LTHREADS)
 /* ---- launches ---- */
 
 int padded(int64_t D) {
-  if (D < 1 || D > 256)
-    hy_die("sla", "head size D = %lld: the GPU kernels take 1..256", (long long)D);
+  if (D < 1 || D > HY_CUDA_ATTN_HEAD_MAX)
+    hy_die("sla", "head size D = %lld: the GPU kernels take 1..%d", (long long)D,
+           HY_CUDA_ATTN_HEAD_MAX);
   return D <= 16 ? 16 : D <= 32 ? 32 : D <= 64 ? 64 : D <= 128 ? 128 : 256;
 }
 
@@ -917,9 +920,9 @@ extern "C" void cuda_sla_select_f32(const hy_sla_dims *dims, const float *q, con
   if (dims->a.B * dims->a.H * dims->n_blocks == 0) return;
   sla_shape s = shape_of(dims);
   size_t score_bytes = sizeof(double) * (size_t)s.nb;
-  if (score_bytes > 200 * 1024)
+  if (s.nb > HY_CUDA_SLA_SELECT_BLOCKS_MAX)
     hy_die("sla_select", "%d blocks: the GPU selection ranks at most %d", s.nb,
-           (int)(200 * 1024 / sizeof(double)));
+           HY_CUDA_SLA_SELECT_BLOCKS_MAX);
   hy_arena_mark mark = hy_arena_get_mark();
   counts_param cp = {};
   const int64_t *counts = nullptr;

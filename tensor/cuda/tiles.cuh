@@ -10,6 +10,7 @@
 #define HYLA_CUDA_TILES_CUH
 
 #include "tensor/cuda/common.cuh"
+#include "tensor/cuda/limits.h"
 
 namespace {
 
@@ -210,6 +211,18 @@ template <> struct tile_cfg<256> {
   static constexpr int F_BR = 64, F_BC = 32, F_RT = 4, Q_BR = 32, Q_BC = 32, Q_RT = 2, K_BC = 32,
                        K_BR = 32, K_RT = 2;
 };
+
+/* The tiles along a grid's y (F_BR and Q_BR over queries, K_BC over keys) are as long as
+ * tensor/cuda/limits.h tells the recipe checks. */
+template <int DP> constexpr bool rows_at_least(int rows) {
+  return tile_cfg<DP>::F_BR >= rows && tile_cfg<DP>::Q_BR >= rows && tile_cfg<DP>::K_BC >= rows;
+}
+static_assert(rows_at_least<16>(HY_CUDA_ATTN_NARROW_ROWS) &&
+                  rows_at_least<32>(HY_CUDA_ATTN_NARROW_ROWS) &&
+                  rows_at_least<HY_CUDA_ATTN_NARROW_HEAD>(HY_CUDA_ATTN_NARROW_ROWS) &&
+                  rows_at_least<128>(HY_CUDA_ATTN_WIDE_ROWS) &&
+                  rows_at_least<HY_CUDA_ATTN_HEAD_MAX>(HY_CUDA_ATTN_WIDE_ROWS),
+              "tile rows below tensor/cuda/limits.h's");
 
 } // namespace
 

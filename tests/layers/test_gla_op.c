@@ -47,12 +47,13 @@ Test(gla_op, chunked_equals_recurrence_in_f64) {
   struct {
     int64_t B, T, H, dk, dv, chunk;
   } cases[] = {
-      {2, 100, 2, 8, 6, 16}, /* T not a multiple of the chunk */
-      {1, 5, 3, 4, 4, 64},   /* T shorter than one chunk */
-      {2, 64, 1, 16, 8, 64}, /* exactly one chunk */
-      {1, 130, 2, 5, 7, 32}, /* odd head sizes */
-      {1, 1, 1, 3, 2, 64},   /* one token */
-      {1, 37, 4, 2, 3, 1},   /* chunks of one token */
+      {2, 100, 2, 8, 6, 16},     /* T not a multiple of the chunk */
+      {1, 5, 3, 4, 4, 64},       /* T shorter than one chunk */
+      {2, 64, 1, 16, 8, 64},     /* exactly one chunk */
+      {1, 130, 2, 5, 7, 32},     /* odd head sizes */
+      {1, 1, 1, 3, 2, 64},       /* one token */
+      {1, 37, 4, 2, 3, 1},       /* chunks of one token */
+      {1, 40, 2, 4, 3, 1 << 20}, /* a chunk far past T: the whole sequence, not a 2^20 scratch */
   };
   for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
     for (int decay = 0; decay < 2; decay++) {

@@ -1,6 +1,7 @@
 /* Recipes: every key read as written, defaults, overrides, the TOML writer (round trip and
  * Python's tomllib), docs/recipes.md kept current, and bad recipes with their exact messages. */
 #include "recipes/recipe.h"
+#include "tests/support.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -9,23 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* The repository's root, found from this file's path (CMake compiles it by its full path). */
-static const char *source_path(const char *rel) {
-  static char buf[4096];
-  snprintf(buf, sizeof buf, "%s", __FILE__);
-  for (int up = 0; up < 3; up++) {
-    char *slash = strrchr(buf, '/');
-    if (!slash) {
-      buf[0] = 0;
-      break;
-    }
-    *slash = 0;
-  }
-  size_t n = strlen(buf);
-  snprintf(buf + n, sizeof buf - n, "%s%s", n ? "/" : "", rel);
-  return buf;
-}
 
 static hy_recipe parse_ok(const char *text, int n_sets, const char *const *sets) {
   hy_recipe r;
@@ -40,7 +24,7 @@ static hy_recipe parse_ok(const char *text, int n_sets, const char *const *sets)
 Test(recipe, a_full_recipe_reads_every_value_as_written) {
   hy_recipe r;
   hy_error err = {{0}};
-  cr_assert_eq(hy_recipe_load(source_path("tests/recipes/good.toml"), 0, NULL, &r, &err), 0, "%s",
+  cr_assert_eq(hy_recipe_load(t_source_path("tests/recipes/good.toml"), 0, NULL, &r, &err), 0, "%s",
                err.msg);
   cr_expect_str_eq(r.run.name, "good-run");
   cr_expect_eq(r.run.seed, 1234);
@@ -164,7 +148,7 @@ Test(recipe, the_run_name_defaults_to_the_file_name) {
   cr_expect_str_eq(r.run.name, "recipe");
   cr_assert_eq(hy_recipe_parse("[run]\nname = \"mine\"\n", "a/b.toml", 0, NULL, &r, &err), 0);
   cr_expect_str_eq(r.run.out, "runs/mine"); /* out follows the name it ends up with */
-  cr_assert_eq(hy_recipe_load(source_path("recipes/quickstart.toml"), 0, NULL, &r, &err), 0, "%s",
+  cr_assert_eq(hy_recipe_load(t_source_path("recipes/quickstart.toml"), 0, NULL, &r, &err), 0, "%s",
                err.msg);
   cr_expect_str_eq(r.run.name, "quickstart");
   cr_expect_str_eq(r.run.out, "runs/quickstart");
@@ -173,7 +157,7 @@ Test(recipe, the_run_name_defaults_to_the_file_name) {
 Test(recipe, the_quickstart_recipe_says_what_it_should) {
   hy_recipe r;
   hy_error err = {{0}};
-  cr_assert_eq(hy_recipe_load(source_path("recipes/quickstart.toml"), 0, NULL, &r, &err), 0, "%s",
+  cr_assert_eq(hy_recipe_load(t_source_path("recipes/quickstart.toml"), 0, NULL, &r, &err), 0, "%s",
                err.msg);
   cr_expect_eq(r.model.d_model, 128);
   cr_expect_eq(r.model.n_heads, 4);
@@ -198,7 +182,7 @@ Test(recipe, every_shipped_recipe_loads) {
     snprintf(rel, sizeof rel, "recipes/%s.toml", names[i]);
     hy_recipe r;
     hy_error err = {{0}};
-    cr_expect_eq(hy_recipe_load(source_path(rel), 0, NULL, &r, &err), 0, "%s: %s", rel, err.msg);
+    cr_expect_eq(hy_recipe_load(t_source_path(rel), 0, NULL, &r, &err), 0, "%s: %s", rel, err.msg);
     cr_expect_str_eq(r.run.name, names[i]);
   }
 }
@@ -320,7 +304,7 @@ static void expect_round_trip(const hy_recipe *r) {
 Test(recipe, the_written_recipe_reads_back_the_same) {
   hy_recipe r;
   hy_error err = {{0}};
-  cr_assert_eq(hy_recipe_load(source_path("tests/recipes/good.toml"), 0, NULL, &r, &err), 0);
+  cr_assert_eq(hy_recipe_load(t_source_path("tests/recipes/good.toml"), 0, NULL, &r, &err), 0);
   expect_round_trip(&r);
   r = parse_ok("", 0, NULL);
   expect_round_trip(&r);
@@ -359,7 +343,7 @@ Test(recipe, docs_recipes_md_is_current) {
   FILE *mem = open_memstream(&want, &size);
   hy_recipe_write_docs(mem);
   fclose(mem);
-  const char *path = source_path("docs/recipes.md");
+  const char *path = t_source_path("docs/recipes.md");
   if (getenv("HYLA_UPDATE_DOCS")) {
     FILE *f = fopen(path, "w");
     cr_assert(f, "cannot write %s", path);
@@ -544,7 +528,7 @@ Test(bad_recipe, a_cross_check_names_the_override_that_broke_it) {
 }
 
 Test(bad_recipe, a_file_names_its_path_and_line) {
-  const char *path = source_path("tests/recipes/bad_key.toml");
+  const char *path = t_source_path("tests/recipes/bad_key.toml");
   char want[4200];
   snprintf(want, sizeof want, "%s:6: unknown key 'lrr' in [optim]; did you mean 'lr'?", path);
   hy_recipe r;

@@ -79,3 +79,50 @@ Test(checkpoint_read, the_file_as_written_loads) {
   hy_error err;
   cr_assert_eq(hy_checkpoint_load(path, &model->params, NULL, &err), 0, "%s", err.msg);
 }
+
+/* Store the first parameter again as a dataset of rank `rank` with every dimension `dim` (chunked,
+ * so that HDF5 allocates nothing for it). */
+static void replace_first_shape(int rank, hsize_t dim) {
+  char name[300];
+  snprintf(name, sizeof name, "/params/%s", model->params.items[0].name);
+  hsize_t dims[H5S_MAX_RANK], chunk[H5S_MAX_RANK];
+  for (int i = 0; i < rank; i++) dims[i] = dim, chunk[i] = 1;
+  hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+  cr_assert(f >= 0);
+  cr_assert(H5Ldelete(f, name, H5P_DEFAULT) >= 0);
+  hid_t space = H5Screate_simple(rank, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  cr_assert(H5Pset_chunk(dcpl, rank, chunk) >= 0);
+  hid_t set = H5Dcreate2(f, name, H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+  cr_assert(set >= 0);
+  H5Dclose(set);
+  H5Pclose(dcpl);
+  H5Sclose(space);
+  H5Fclose(f);
+}
+
+static void expect_shape_refused(const char *have) {
+  hy_error err;
+  cr_assert_neq(hy_checkpoint_load(path, &model->params, NULL, &err), 0);
+  const hy_tensor *t = model->params.items[0].t;
+  char want[600];
+  snprintf(want, sizeof want, "%s has shape %s, the recipe's model needs [%lld",
+           model->params.items[0].name, have, (long long)t->shape[0]);
+  cr_assert(strstr(err.msg, want), "message '%s' lacks '%s'", err.msg, want);
+}
+
+/* Any rank HDF5 takes (up to 32) is shown whole, where the old message read past its 8. */
+Test(checkpoint_read, a_parameter_of_rank_32_is_refused_with_its_shape) {
+  replace_first_shape(H5S_MAX_RANK, 1);
+  char have[200] = "[1";
+  for (int i = 1; i < H5S_MAX_RANK; i++) strcat(have, ", 1");
+  strcat(have, "]");
+  expect_shape_refused(have);
+}
+
+/* Dimensions whose digits overflow the message's buffer are cut with "...", where the old message
+ * wrote past the buffer. */
+Test(checkpoint_read, a_shape_too_long_to_show_is_cut) {
+  replace_first_shape(8, 1000000000000000000ULL);
+  expect_shape_refused("[1000000000000000000, 1000000000000000000, 1000000000000000000, "
+                       "1000000000000000000, 1000000000000000000, ...]");
+}

@@ -6,6 +6,7 @@
 #include "run/sweep_results.h"
 #include "run/sweep_runner.h"
 #include "tests/support.h"
+#include "util/fs.h"
 
 #include <hdf5.h>
 #include <math.h>
@@ -128,7 +129,7 @@ Test(sweep_runner, a_second_run_trains_only_what_is_missing_and_resumes_the_half
   cr_expect_eq(out.trained, 3);
   hy_run_result first[3];
   for (int i = 0; i < 3; i++)
-    cr_assert_eq(hy_run_result_read(s.runs[i].recipe.run.out, &first[i]), 0);
+    cr_assert_eq(hy_run_result_read(s.runs[i].recipe.run.out, &first[i], &err), 0, "%s", err.msg);
 
   /* run 2 half done: its result and last checkpoint gone, the one at step 3 kept */
   remove_file(&s, 1, "result.json");
@@ -146,7 +147,8 @@ Test(sweep_runner, a_second_run_trains_only_what_is_missing_and_resumes_the_half
   cr_expect(!has_file(&s, 0, "train.log"), "the finished run trained again");
   for (int i = 0; i < 3; i++) {
     hy_run_result again;
-    cr_assert_eq(hy_run_result_read(s.runs[i].recipe.run.out, &again), 0, "run %d", i);
+    cr_assert_eq(hy_run_result_read(s.runs[i].recipe.run.out, &again, &err), 0, "run %d: %s", i,
+                 err.msg);
     cr_expect_eq(again.steps, 6);
     /* resumed or retrained, a run gives bitwise the same losses */
     cr_expect(again.train_loss == first[i].train_loss, "run %d: %.17g != %.17g", i,
@@ -223,5 +225,60 @@ Test(sweep_runner, a_failed_run_is_reported_and_the_others_still_train) {
   cr_assert_eq(read_summary(&s, lines, fields, n_fields), 3);
   cr_expect_str_eq(fields[1][3], "failed");
   cr_expect_str_eq(fields[2][3], "done");
+  hy_sweep_free(&s);
+}
+
+/* result.json holding `text` in run 0's directory. */
+static void write_result(const hy_sweep *s, const char *text) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/result.json", s->runs[0].recipe.run.out);
+  FILE *f = fopen(path, "w");
+  cr_assert(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+/* A result whose steps are no whole number (past 64 bits, negative, a fraction, missing) is
+ * damaged: an error names the file and the field, where a cast of 1e300 to int64_t was undefined
+ * and a missing one read as unfinished. */
+Test(sweep_runner, a_damaged_result_is_an_error_naming_the_file_and_field) {
+  hy_sweep s;
+  expand("", "\"optim.lr\" = [1e-2]\n", &s);
+  const char *bad[] = {"{\"steps\":1e300,\"val_loss\":2}\n",
+                       "{\"steps\":nan}\n",
+                       "{\"steps\":-3}\n",
+                       "{\"steps\":2.5}\n",
+                       "{\"val_loss\":2}\n",
+                       "{\"steps\":9223372036854775808}\n"};
+  char want[600];
+  snprintf(want, sizeof want, "%s/result.json: field \"steps\" is ", s.runs[0].recipe.run.out);
+  cr_assert_eq(hy_mkdirs(s.runs[0].recipe.run.out, NULL), 0);
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    write_result(&s, bad[i]);
+    hy_run_result res;
+    hy_error err = {{0}};
+    cr_expect_eq(hy_run_result_read(s.runs[0].recipe.run.out, &res, &err), -1, "%s", bad[i]);
+    cr_expect(strstr(err.msg, want), "%s: '%s' lacks '%s'", bad[i], err.msg, want);
+  }
+  write_result(&s, "{\"steps\":9007199254740992,\"val_loss\":null}\n");
+  hy_run_result res;
+  hy_error err;
+  cr_expect_eq(hy_run_result_read(s.runs[0].recipe.run.out, &res, &err), 0, "%s", err.msg);
+  cr_expect_eq(res.steps, 9007199254740992LL);
+  cr_expect(isnan(res.val_loss));
+  remove_file(&s, 0, "result.json");
+  cr_expect_eq(hy_run_result_read(s.runs[0].recipe.run.out, &res, &err), 1, "not there");
+
+  /* the sweep reports the run failed and neither trusts nor trains over it */
+  write_result(&s, bad[0]);
+  hy_sweep_outcome out;
+  cr_assert_neq(run_all(&s, &out, &err), 0);
+  cr_expect_eq(out.failed, 1);
+  cr_expect_eq(out.trained + out.resumed + out.skipped, 0);
+  cr_expect(has_file(&s, 0, "error.txt"));
+  char lines[MAX_LINES][512], *fields[MAX_LINES][MAX_FIELDS];
+  int n_fields[MAX_LINES];
+  cr_assert_eq(read_summary(&s, lines, fields, n_fields), 2);
+  cr_expect_str_eq(fields[1][3], "failed");
   hy_sweep_free(&s);
 }
