@@ -2,7 +2,7 @@
 # The whole GPU check in one command, on a machine with an NVIDIA GPU: builds hyla with CUDA,
 # runs every GPU test suite (tests/cuda/, where a missing GPU fails instead of skipping), runs the
 # GPU benches and the references and prints a short table with hyla / reference ratios
-# (scripts/gpu-ratios.py). Where Criterion or inih are not installed, carry .gpu-deps/ (made by
+# (scripts/gpu-ratios.py). Where Criterion or toml++ are not installed, carry .gpu-deps/ (made by
 # scripts/gpu-deps.sh). Logs go to $OUT (or the build dir).
 #   scripts/gpu-check.sh [--no-references] [--lm] [--budget SECONDS] [build-dir]
 # --no-references skips the PyTorch / fla timings.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Gather here what the GPU machine lacks for scripts/gpu-check.sh: Criterion (the test framework)
-# and inih (the recipe parser), headers and shared libraries with their own dependencies, into
-# .gpu-deps/ (ignored by git), to be carried along with the working tree; and, for the reference
+# Gather here what the GPU machine lacks for scripts/gpu-check.sh: Criterion (the test framework),
+# its headers and shared libraries with their own dependencies, and toml++ (the recipe parser,
+# headers only), into .gpu-deps/ (ignored by git), to be carried along with the working tree; and, for the reference
 # timings of bench/reference/linear_attention_torch.py, flash-linear-attention's kernels (fla-core
 # and einops, pure Python, from PyPI) unpacked into .gpu-deps/python. Run on a Debian/Ubuntu
 # machine that has them installed (scripts/setup.sh installs them).
@@ -12,13 +12,13 @@ rm -rf "$out"
 mkdir -p "$out/include" "$out/lib/pkgconfig"
 libdir=$(dirname "$(find /usr/lib /usr/lib64 -name 'libcriterion.so.*' -print -quit)")
 cp -r /usr/include/criterion "$out/include/"
-cp /usr/include/ini.h "$out/include/"
-# Criterion, inih and the libraries they pull in that a CUDA image usually lacks.
-for lib in libcriterion libinih libgit2 libnanomsg libmbedtls libmbedx509 libmbedcrypto \
+cp -r /usr/include/toml++ "$out/include/" # CMakeLists.txt looks for it here too
+# Criterion and the libraries it pulls in that a CUDA image usually lacks.
+for lib in libcriterion libgit2 libnanomsg libmbedtls libmbedx509 libmbedcrypto \
   libhttp_parser libssh2; do
   cp -a "$libdir/$lib".so* "$out/lib/"
 done
-for pc in criterion inih; do
+for pc in criterion; do
   sed -e 's#^prefix=.*#prefix=${pcfiledir}/../..#' -e 's#^libdir=.*#libdir=${prefix}/lib#' \
     -e 's#^includedir=.*#includedir=${prefix}/include#' -e '/^Requires.private/d' -e '/^Libs.private/d' "$libdir/pkgconfig/$pc.pc" \
     >"$out/lib/pkgconfig/$pc.pc"

@@ -12,7 +12,7 @@ packages=(
   libhdf5-dev zlib1g-dev
   libopenmpi-dev openmpi-bin
   libcriterion-dev
-  libinih-dev
+  libtomlplusplus-dev # toml++, the TOML parser that reads recipes (header-only)
   gnuplot-nox
   clang libclang-rt-dev libomp-dev # libFuzzer builds of the fuzz targets (docs/testing.md)
 )

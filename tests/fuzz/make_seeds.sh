@@ -25,6 +25,10 @@ printf '[run]\nname = "a\\u00e9\\t;b" # comment\n[sweep]\n"optim.lr" = [1e-3, 3e
   >corpus/recipe/bad-sweep-twice.toml
 printf '[sweep]\nseeds = [0, 1]\n"model.layers" = ["gla,attn x 2", "attn"]\n' >corpus/recipe/sweep-layers.toml
 printf '[data]\ndataset = "x\x01"\n' >corpus/recipe/bad-control.toml
+printf 'run = { name = """a\\\n  b""", seed = 0x1F }\nmodel.d_model = 1_024\nlayer.attn = { naive = true }\n' \
+  >corpus/recipe/toml-forms.toml
+printf "[sweep]\n'model'.layers = ['gla', [\"attn\"]]\n[sweep.optim]\nlr = [1e-3, 3E-3]\nbetas = [[0.9, 0.95], [0.8, 0.9]]\n" \
+  >corpus/recipe/sweep-dotted.toml
 
 # set: one override a line, applied to tiny.toml
 printf 'optim.lr=3e-4\n' >corpus/set/lr
@@ -35,6 +39,8 @@ printf "run.name='x y'\nlayer.attn.naive=true\ntrain.precision=\"f64\"\n" >corpu
 printf 'train.batch=9223372036854775807\nmodel.vocab=1152921504606846976\n' >corpus/set/bad-huge
 printf 'layer.titans.expansion=1e-9\n' >corpus/set/bad-titans
 printf 'optim.lr\nnope.key=1\nmodel=3\n' >corpus/set/bad-forms
+printf 'run.out=/tmp/x y\noptim.schedule=wsd\nmodel.layers=gla,attn x 2\noptim.no_decay=norm, bias\n' \
+  >corpus/set/bare
 
 # dataset: hyla's own from a little text, and damaged copies
 (zcat ../../data/corpus/shakespeare.txt.gz || true) | head -c 160 >"$tmp/text.txt" # zcat: SIGPIPE
