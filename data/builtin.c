@@ -1,6 +1,7 @@
 #include "data/builtin.h"
 #include "data/dataset.h"
 #include "util/fs.h"
+#include "util/h5.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -104,7 +105,8 @@ int hy_dataset_resolve(const char *name, char *h5_path, size_t n, hy_error *err)
   if (corpus_crc(gz, &crc, err)) return -1;
   if (snprintf(h5_path, n, "%s/shakespeare-%08x.h5", cache, (unsigned)crc) >= (int)n)
     return hy_fail(err, "%s: path too long", cache);
-  if (access(h5_path, R_OK) == 0) return 0;
+  /* prepared by an older hyla in HDF5's old layout, which is no longer read: prepared afresh */
+  if (access(h5_path, R_OK) == 0 && hy_h5_superblock_version(h5_path) >= 2) return 0;
   if (hy_mkdirs(cache, err)) return -1;
   return prepare(gz, h5_path, err);
 }

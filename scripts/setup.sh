@@ -10,6 +10,7 @@ packages=(
   build-essential cmake pkg-config clang-format
   libopenblas-dev
   libhdf5-dev zlib1g-dev
+  hdf5-tools # h5repack: converts HDF5 files of the old layout (docs/data.md), and its test
   libopenmpi-dev openmpi-bin
   libcriterion-dev
   libtomlplusplus-dev # toml++, the TOML parser that reads recipes (header-only)

@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
 # Write the seed corpus of the fuzz targets (tests/fuzz/corpus/<target>/) afresh: the shipped
-# recipes, a few --set lines, a tiny dataset and checkpoint made by hyla itself, and known-bad
-# inputs made from them. Reproducers of fixed findings (corpus/<target>/crash-*) are kept.
+# recipes, a few --set lines, a tiny dataset and checkpoint made by hyla itself (HDF5's checksummed
+# layout), and known-bad inputs made from them. Reproducers of fixed findings
+# (corpus/<target>/crash-*) are kept.
 #   tests/fuzz/make_seeds.sh build/hyla
 set -euo pipefail
 hyla=$(realpath "${1:?usage: tests/fuzz/make_seeds.sh path/to/hyla}")
 cd "$(dirname "$0")"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# copy $1 to $3 with byte $2 changed (in metadata: it no longer matches its checksum)
+damage() {
+  cp "$1" "$3"
+  local byte
+  byte=$(od -An -tu1 -j"$2" -N1 "$1")
+  printf "\\$(printf %03o $((byte ^ 0x5a)))" | dd of="$3" bs=1 seek="$2" conv=notrunc status=none
+}
 for t in recipe set dataset checkpoint; do
   mkdir -p "corpus/$t"
   find "corpus/$t" -type f ! -name 'crash-*' -delete
@@ -46,6 +54,7 @@ printf 'run.out=/tmp/x y\noptim.schedule=wsd\nmodel.layers=gla,attn x 2\noptim.n
 (zcat ../../data/corpus/shakespeare.txt.gz || true) | head -c 160 >"$tmp/text.txt" # zcat: SIGPIPE
 "$hyla" data prepare "$tmp/text.txt" corpus/dataset/tiny.h5 >/dev/null
 head -c 1200 corpus/dataset/tiny.h5 >corpus/dataset/bad-truncated.h5
+damage corpus/dataset/tiny.h5 60 corpus/dataset/bad-checksum.h5 # the root group's header
 cp "$tmp/text.txt" corpus/dataset/bad-text.h5
 
 # checkpoint: two steps of tiny.toml on that dataset, and damaged copies
@@ -54,5 +63,6 @@ cp corpus/dataset/tiny.h5 "$tmp/data.h5"
   --set 'run.out="run"') # relative paths: the checkpoint's recipe names no folder of this machine
 cp "$tmp"/run/ckpt-*.h5 corpus/checkpoint/tiny.h5
 head -c 4096 corpus/checkpoint/tiny.h5 >corpus/checkpoint/bad-truncated.h5
+damage corpus/checkpoint/tiny.h5 60 corpus/checkpoint/bad-checksum.h5
 cp corpus/dataset/tiny.h5 corpus/checkpoint/bad-dataset.h5
 du -sh corpus/*
