@@ -628,8 +628,11 @@ static int head_size_even(const hy_recipe *r, char *why, size_t size) {
 
 static int mlp_fits(const hy_recipe *r, char *why, size_t size) {
   if (mlp_hidden(r) <= INT32_MAX) return 0;
-  return snprintf(why, size, "[model] the MLP width mlp_ratio * d_model = %g is too large",
-                  r->model.mlp_ratio * (double)r->model.d_model),
+  return snprintf(why, size,
+                  "[model] the MLP width, mlp_ratio * d_model = %g rounded up to a multiple of "
+                  "mlp_multiple = %lld, is too large (at most %d)",
+                  r->model.mlp_ratio * (double)r->model.d_model, (long long)r->model.mlp_multiple,
+                  INT32_MAX),
          -1;
 }
 
@@ -921,6 +924,10 @@ int hy_recipe_load(const char *path, int n_overrides, const char *const *overrid
   return hy_recipe_load_sweep(path, n_overrides, overrides, r, NULL, err);
 }
 
+/* A recipe is a short text: reading stops past this many bytes, so that a device such as /dev/zero
+ * or a large file given by mistake is refused instead of read until memory runs out. */
+enum { RECIPE_MAX_BYTES = 1 << 20 };
+
 int hy_recipe_load_sweep(const char *path, int n_overrides, const char *const *overrides,
                          hy_recipe *r, hy_sweep_spec *sweep, hy_error *err) {
   if (sweep) memset(sweep, 0, sizeof *sweep);
@@ -936,6 +943,12 @@ int hy_recipe_load_sweep(const char *path, int n_overrides, const char *const *o
       break;
     }
     if (feof(f)) break;
+    if (size > RECIPE_MAX_BYTES) {
+      fclose(f);
+      free(text);
+      return hy_fail(err, "%s: more than %d MiB: not a recipe (a short text file)", path,
+                     RECIPE_MAX_BYTES >> 20);
+    }
     char *more = realloc(text, cap *= 2);
     if (!more) free(text);
     text = more;
@@ -999,7 +1012,7 @@ void hy_recipe_write_docs(FILE *f) {
       "`false`, and arrays of these. An integer is taken where a float is expected, not the "
       "reverse.\n"
       "- A line holds at most %d characters, comments and indentation aside; an array may be "
-      "spread over several lines.\n"
+      "spread over several lines. A recipe file is at most %d MiB.\n"
       "- Not supported: inline tables, dotted and quoted keys (but for `[sweep]`'s), multi-line "
       "strings, dates, arrays of tables.\n"
       "- `--set section.key=value` overrides a key after the file, with the same checks; the "
@@ -1015,7 +1028,7 @@ void hy_recipe_write_docs(FILE *f) {
       "`\"section.key\"` (`\"optim.lr\" = [1e-3, 3e-3]`), plus `seeds = [0, 1, 2]`; "
       "`hyla sweep` trains the grid of their combinations, and `hyla train` checks the section and "
       "trains the recipe without it (docs/sweeps.md).\n",
-      HY_RECIPE_LINE);
+      HY_RECIPE_LINE, RECIPE_MAX_BYTES >> 20);
   for (int s = 0; hy_sections[s]; s++) {
     fprintf(f, "\n## [%s]\n\n| key | type | default | range | meaning |\n|---|---|---|---|---|\n",
             hy_sections[s]);
