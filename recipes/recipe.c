@@ -977,7 +977,7 @@ char *hy_recipe_to_toml(const hy_recipe *r) {
   size_t size = 0;
   FILE *f = open_memstream(&text, &size);
   if (!f) return NULL;
-  fputs("# The resolved recipe: every key, defaults included.\n", f);
+  fputs(HY_RECIPE_RESOLVED_HEADER, f);
   for (int s = 0; hy_sections[s]; s++) {
     fprintf(f, "\n[%s]\n", hy_sections[s]);
     for (int i = 0; i < hy_n_keys; i++) {
