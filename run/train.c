@@ -124,12 +124,27 @@ static hy_optimizer_config optimizer_config(const hy_recipe *r) {
   return hy_adamw_config(r->optim.betas[0], r->optim.betas[1], r->optim.eps, r->optim.weight_decay);
 }
 
+/* A recipe.toml in the run directory that hyla did not write (a recipe trained with run.out set to
+ * its own folder) is the user's: it is not replaced by the resolved one. */
+static int check_recipe_is_ours(const char *path, hy_error *err) {
+  if (access(path, F_OK) != 0) return 0;
+  char *text = hy_read_file(path, NULL, err);
+  if (!text) return -1;
+  bool ours = !strncmp(text, HY_RECIPE_RESOLVED_HEADER, strlen(HY_RECIPE_RESOLVED_HEADER));
+  free(text);
+  if (ours) return 0;
+  return hy_fail(err,
+                 "%s is not a recipe a run wrote, and a run writes its resolved recipe there: "
+                 "move it, or set run.out to another directory",
+                 path);
+}
+
 static int open_outputs(run *R, int64_t start, hy_error *err) {
   const char *dir = R->r->run.out;
   char path[4096];
   if (hy_mkdirs(dir, err)) return -1;
   snprintf(path, sizeof path, "%s/recipe.toml", dir);
-  if (hy_write_file_atomic(path, R->recipe_text, err)) return -1;
+  if (check_recipe_is_ours(path, err) || hy_write_file_atomic(path, R->recipe_text, err)) return -1;
   snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
   if (start > 0 ? hy_metrics_trim(path, start, err) : (unlink(path), 0)) return -1;
   R->metrics = hy_open_for_writing(path, true);
