@@ -286,8 +286,10 @@ static double labelled(const hy_tensor *targets) {
 }
 
 /* One optimizer step over grad_accum micro-batches on the CPU. Returns the mean loss and sets
- * *gnorm; a non-finite loss or gradient norm is returned as is, with no update made. */
-static double train_step(run *R, int64_t step, double *gnorm) {
+ * *gnorm; a non-finite loss or gradient norm is returned as is, with no update made. A stop asked
+ * between micro-batches abandons the step (*abandoned, no update): a step of many micro-batches
+ * would keep a signal waiting for minutes. */
+static double train_step(run *R, int64_t step, double *gnorm, bool *abandoned) {
   const hy_recipe *r = R->r;
   hy_params *ps = &R->model->params;
   hy_params_zero_grad(ps);
@@ -309,6 +311,11 @@ static double train_step(run *R, int64_t step, double *gnorm) {
     if (finite) hy_backward(l);
     hy_parallel_end_slice();
     hy_step_reset();
+    /* every rank asks at the same micro-batch, as at a step */
+    if (micro + 1 < r->train.grad_accum && hy_parallel_stop_asked(&R->dist)) {
+      *abandoned = true;
+      return NAN;
+    }
   }
   if (finite) hy_parallel_reduce_grads(&R->dist, ps);
   *gnorm = finite ? hy_item(hy_clip_grad_norm(ps, r->train.grad_clip)) : NAN;
@@ -440,10 +447,16 @@ static int train_loop(run *R, int64_t start, hy_train_result *res, hy_error *err
     if ((stop = hy_parallel_stop_asked(&R->dist))) break;
     n_before = hy_batches_save(R->train, before);
     double gnorm = NAN, loss = NAN;
+    bool abandoned = false;
     if (R->gpu)
       gpu_step(R, step + 1);
     else
-      loss = train_step(R, step + 1, &gnorm);
+      loss = train_step(R, step + 1, &gnorm, &abandoned);
+    if (abandoned) { /* the parameters are those after `step`: the loader goes back there too */
+      if (hy_batches_restore(R->train, before, n_before, err)) return -1;
+      stop = true;
+      break;
+    }
     bool known = !R->gpu || logs_at(R, step + 1, end); /* the loss and the norm are on the host */
     int64_t left_out = 0;
     if (R->gpu && known) loss = read_gpu_step(R, &gnorm, &left_out);
