@@ -51,6 +51,7 @@ mkdir -p "$in" "$work/log"
 export HYLA_THREADS=1
 # LeakSanitizer reports too; a UBSan report does not stop the process, the text is enough.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$here/lsan.supp}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 
 # shellcheck source=lib.sh
