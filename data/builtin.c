@@ -1,5 +1,6 @@
 #include "data/builtin.h"
 #include "data/dataset.h"
+#include "data/text.h"
 #include "util/fs.h"
 
 #include <errno.h>
@@ -9,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <zlib.h>
 
 static const double VAL_FRACTION = 0.05;
 
@@ -39,47 +39,13 @@ static int corpus_crc(const char *gz, uint32_t *crc, hy_error *err) {
   return 0;
 }
 
-/* The whole gzip file in memory. */
-static unsigned char *gunzip(const char *path, size_t *n, hy_error *err) {
-  gzFile f = gzopen(path, "rb");
-  if (!f) {
-    hy_fail(err, "%s: cannot open the shipped corpus: %s", path, strerror(errno));
-    return NULL;
-  }
-  size_t cap = 8 << 20, len = 0;
-  unsigned char *buf = malloc(cap);
-  int got = 0;
-  while (buf && (got = gzread(f, buf + len, (unsigned)(cap - len))) > 0) {
-    len += (size_t)got;
-    if (len == cap) {
-      unsigned char *bigger = realloc(buf, cap *= 2);
-      if (!bigger) free(buf);
-      buf = bigger;
-    }
-  }
-  if (!buf) {
-    gzclose(f);
-    hy_fail(err, "%s: out of memory", path);
-    return NULL;
-  }
-  if (got < 0) {
-    int errnum = 0;
-    hy_fail(err, "%s: cannot decompress: %s", path, gzerror(f, &errnum)); /* before gzclose */
-    gzclose(f);
-    free(buf);
-    return NULL;
-  }
-  gzclose(f);
-  *n = len;
-  return buf;
-}
-
 static int prepare(const char *gz, const char *h5_path, hy_error *err) {
   size_t len = 0;
-  unsigned char *text = gunzip(gz, &len, err);
+  char *text = hy_read_text(gz, &len, NULL, err);
   if (!text) return -1;
   /* replacing: ranks that prepare it at once write the same file */
-  int rc = hy_data_prepare_bytes(text, len, h5_path, VAL_FRACTION, true, err);
+  int rc =
+      hy_data_prepare_bytes((const unsigned char *)text, len, h5_path, VAL_FRACTION, true, err);
   free(text);
   return rc;
 }
