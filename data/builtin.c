@@ -2,6 +2,7 @@
 #include "data/dataset.h"
 #include "data/text.h"
 #include "util/fs.h"
+#include "util/h5.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -73,4 +74,19 @@ int hy_dataset_resolve(const char *name, char *h5_path, size_t n, hy_error *err)
   if (access(h5_path, R_OK) == 0) return 0;
   if (hy_mkdirs(cache, err)) return -1;
   return prepare(gz, h5_path, err);
+}
+
+int hy_dataset_peek(const char *name, int64_t *vocab, bool *table) {
+  if (!strcmp(name, "shakespeare")) {
+    *vocab = 256, *table = false;
+    return 0;
+  }
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  if (access(name, R_OK) != 0 || H5Fis_hdf5(name) <= 0) return -1;
+  hid_t file = H5Fopen(name, H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (file < 0) return -1;
+  int rc = hy_h5_int_attr(file, "vocab", vocab, NULL);
+  *table = H5Lexists(file, "/vocab", H5P_DEFAULT) > 0;
+  H5Fclose(file);
+  return rc;
 }

@@ -23,7 +23,8 @@ const char *hy_subword_python(void) {
 }
 
 /* The source tree holds the script: found from where this file was compiled (data/), as
- * data/builtin.c finds the corpus, so any build directory and a binary run from anywhere find it. */
+ * data/builtin.c finds the corpus, so any build directory and a binary run from anywhere find it.
+ */
 void hy_subword_script(char *out, size_t n) {
   char dir[4096];
   snprintf(dir, sizeof dir, "%s", __FILE__);
@@ -212,7 +213,8 @@ static int parse_vocab(const char *tokenizer, reader *r, hy_subword_text *t, hy_
   hy_vocab *v = &t->vocab;
   v->offsets = malloc((n + 1) * sizeof *v->offsets);
   v->bytes = malloc(total ? total : 1);
-  if (!v->offsets || !v->bytes) return hy_fail(err, "%s: out of memory for the vocabulary", tokenizer);
+  if (!v->offsets || !v->bytes)
+    return hy_fail(err, "%s: out of memory for the vocabulary", tokenizer);
   v->n = n;
   v->offsets[0] = 0;
   for (uint32_t i = 0; i < n; i++) {
@@ -229,7 +231,8 @@ static int parse_ids(const char *tokenizer, reader *r, hy_subword_text *t, hy_er
   if (!(t->ids = malloc(most ? most * sizeof *t->ids : 1)))
     return hy_fail(err, "%s: out of memory for the ids", tokenizer);
   for (uint32_t k;;) {
-    if (!take_u32(r, &k)) return malformed(tokenizer, "the ids do not end with an empty block", err);
+    if (!take_u32(r, &k))
+      return malformed(tokenizer, "the ids do not end with an empty block", err);
     if (k == 0) break;
     for (uint32_t j = 0; j < k; j++) {
       uint32_t id;

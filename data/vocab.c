@@ -129,7 +129,8 @@ int hy_vocab_read(hid_t file, const char *path, hy_vocab *v, hy_error *err) {
 
 static int write_array(hid_t group, const char *name, hid_t file_type, hid_t mem_type,
                        const void *data, uint64_t count, size_t size, bool checksums) {
-  hsize_t dim = count, chunk = count < ((hsize_t)1 << 20) / size ? count : ((hsize_t)1 << 20) / size;
+  hsize_t dim = count,
+          chunk = count < ((hsize_t)1 << 20) / size ? count : ((hsize_t)1 << 20) / size;
   hid_t space = H5Screate_simple(1, &dim, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
   bool ok = space >= 0 && dcpl >= 0;
   if (ok && checksums && count > 0) /* Fletcher32 needs chunks, which an empty array cannot have */
