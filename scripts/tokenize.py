@@ -114,6 +114,8 @@ def main():
     except ImportError:
         die("the Python package 'tokenizers' is missing for %s: scripts/setup.sh installs it "
             "(pip install tokenizers)" % sys.executable, 3)
+    if path.endswith(".model"):
+        die("%s: a SentencePiece model? hyla takes a tokenizer.json of byte-level BPE" % path)
     try:
         tok = Tokenizer.from_file(path)
     except Exception as e:  # the package's own error type varies between versions
