@@ -13,6 +13,7 @@
 #include "run/batches.h"
 #include "run/checkpoint.h"
 #include "run/evaluate.h"
+#include "run/export.h"
 #include "run/generate.h"
 #include "run/sweep_runner.h"
 #include "run/train.h"
@@ -37,6 +38,7 @@ static const char *USAGE =
     "  eval      evaluate a checkpoint: loss, perplexity, bits per byte, MQAR accuracy\n"
     "  generate  sample text from a checkpoint\n"
     "  data      prepare a token dataset from a text file\n"
+    "  export    write a checkpoint's model for flash-linear-attention / Hugging Face\n"
     "  info      what a checkpoint holds, or what this build has\n"
     "  demo      train a tiny model on one batch of text: the smallest end-to-end check\n"
     "\n"
@@ -189,7 +191,10 @@ static int cmd_train(int argc, char **argv) {
            "Ctrl-C (SIGINT) or SIGTERM finishes the step (or cuts an evaluation short, not\n"
            "recorded), writes a checkpoint and exits 130 (SIGINT) or 143 (SIGTERM); --resume\n"
            "goes on from it. A second one ends hyla at once.\n\n"
-           "  --set k=v       override a recipe key, e.g. --set optim.lr=3e-4 (repeatable)\n"
+           "  --set k=v       override a recipe key (repeatable); the value is TOML\n"
+           "                  (--set optim.lr=3e-4, --set 'optim.betas=[0.9, 0.99]'), but a key\n"
+           "                  that takes a string takes bare text too (--set run.out=/tmp/x,\n"
+           "                  --set 'model.layers=gla,attn x 2', --set optim.no_decay=norm,bias)\n"
            "  --resume        continue from the latest checkpoint in the run directory\n"
            "  --resume=CKPT   continue from that checkpoint\n"
            "  --restart       start over: first move the run directory's checkpoints and logs\n"
@@ -264,7 +269,8 @@ static int cmd_sweep(int argc, char **argv) {
            "checkpoint), starts no other, writes the summary and exits 130 (SIGINT) or 143\n"
            "(SIGTERM); a second one ends hyla at once.\n\n"
            "  --set k=v    override a recipe key in every run (repeatable); a swept key's\n"
-           "               values still win\n"
+           "               values still win. The value is TOML (--set optim.lr=3e-4), but a\n"
+           "               key that takes a string takes bare text too (--set run.out=/tmp/x)\n"
            "  --dry-run    list the runs and what each would do; train nothing\n"
            "  --verbose    print the trainer's lines too, not only a line per run\n\n"
            "scripts/report.sh DIR draws the sweep's plots and writes DIR/report.md.\n");
@@ -621,6 +627,62 @@ static int cmd_data(int argc, char **argv) {
   usage_error("data", "unknown subcommand '%s'", argv[1]);
 }
 
+/* ---- hyla export ---- */
+
+static int cmd_export(int argc, char **argv) {
+  if (wants_help(argc, argv)) {
+    printf("usage: hyla export CKPT DIR [--force] [--logits T]\n\n"
+           "Writes the checkpoint's model into DIR as flash-linear-attention's Hugging Face\n"
+           "classes load it: model.safetensors (f32) and config.json. Softmax attention alone\n"
+           "becomes fla's Transformer; gla or linear layers, with softmax attention at any\n"
+           "layers, fla's GLA or LinearAttention model with those layers in its attn list.\n"
+           "A model fla has no counterpart for (another mixer, gla mixed with linear, a gla\n"
+           "gate_norm other than 16 or gate_rank over 16) is refused, the mixer and the option\n"
+           "named. docs/export.md gives the mapping, parameter by parameter. With\n"
+           "transformers and fla installed:\n"
+           "  import fla, transformers\n"
+           "  model = transformers.AutoModelForCausalLM.from_pretrained(DIR)\n\n"
+           "  --force      write into a DIR that already holds files (files of the same names\n"
+           "               are replaced; others stay)\n"
+           "  --logits T   also write %s: hyla's logits (f32) on %d sequences of T\n"
+           "               pseudo-random tokens (1 <= T <= 65536), to check a loaded export\n"
+           "               against (scripts/export-parity.py)\n",
+           HY_EXPORT_LOGITS, HY_EXPORT_LOGITS_BATCH);
+    return 0;
+  }
+  const char *ckpt = NULL, *dir = NULL;
+  hy_export_options o = {0};
+  for (int i = 1; i < argc; i++) {
+    if (is(argv[i], "--force"))
+      o.force = true;
+    else if (is(argv[i], "--logits"))
+      o.logits_tokens = int_option("export", argc, argv, &i, 1, 1 << 16);
+    else if (argv[i][0] == '-')
+      usage_error("export", "unknown option '%s'", argv[i]);
+    else if (!ckpt)
+      ckpt = argv[i];
+    else if (!dir)
+      dir = argv[i];
+    else
+      usage_error("export", "unexpected argument '%s'", argv[i]);
+  }
+  if (!ckpt || !dir) usage_error("export", "%s", "needs a checkpoint and a directory");
+  hy_recipe r;
+  hy_error err;
+  int64_t step;
+  hy_model *m = load_model(ckpt, false, &r, &step, &err);
+  if (!m) return fail("export", &err);
+  hy_threads_set((int)r.train.threads);
+  o.max_positions = r.train.seq_len;
+  int rc = hy_export(m, dir, &o, &err);
+  hy_model_free(m);
+  if (rc) return fail("export", &err);
+  printf("wrote %s: model.safetensors, config.json%s%s (the model of %s, step %lld)\n", dir,
+         o.logits_tokens ? ", " : "", o.logits_tokens ? HY_EXPORT_LOGITS : "", ckpt,
+         (long long)step);
+  return 0;
+}
+
 /* ---- hyla info ---- */
 
 static int cmd_info(int argc, char **argv) {
@@ -735,8 +797,8 @@ static int run_command(int argc, char **argv) {
     const char *name;
     int (*run)(int, char **);
   } commands[] = {{"train", cmd_train},       {"sweep", cmd_sweep}, {"eval", cmd_eval},
-                  {"generate", cmd_generate}, {"data", cmd_data},   {"info", cmd_info},
-                  {"demo", cmd_demo}};
+                  {"generate", cmd_generate}, {"data", cmd_data},   {"export", cmd_export},
+                  {"info", cmd_info},         {"demo", cmd_demo}};
   for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
     if (is(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
   fprintf(stderr, "hyla: unknown command '%s'\n\n%s", argv[1], USAGE);

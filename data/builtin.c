@@ -71,7 +71,8 @@ int hy_dataset_resolve(const char *name, char *h5_path, size_t n, hy_error *err)
   if (corpus_crc(gz, &crc, err)) return -1;
   if (snprintf(h5_path, n, "%s/shakespeare-%08x.h5", cache, (unsigned)crc) >= (int)n)
     return hy_fail(err, "%s: path too long", cache);
-  if (access(h5_path, R_OK) == 0) return 0;
+  /* prepared by an older hyla in HDF5's old layout, which is no longer read: prepared afresh */
+  if (access(h5_path, R_OK) == 0 && hy_h5_superblock_version(h5_path) >= 2) return 0;
   if (hy_mkdirs(cache, err)) return -1;
   return prepare(gz, h5_path, err);
 }
@@ -81,11 +82,10 @@ int hy_dataset_peek(const char *name, int64_t *vocab, bool *table) {
     *vocab = 256, *table = false;
     return 0;
   }
-  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-  if (access(name, R_OK) != 0 || H5Fis_hdf5(name) <= 0) return -1;
-  hid_t file = H5Fopen(name, H5F_ACC_RDONLY, H5P_DEFAULT);
+  hy_error ignored; /* opening it as a run's dataset says what is wrong */
+  hid_t file = access(name, R_OK) == 0 ? hy_h5_open(name, &ignored) : -1;
   if (file < 0) return -1;
-  int rc = hy_h5_int_attr(file, "vocab", vocab, NULL);
+  int rc = hy_h5_int_attr(file, name, "vocab", vocab, &ignored);
   *table = H5Lexists(file, "/vocab", H5P_DEFAULT) > 0;
   H5Fclose(file);
   return rc;

@@ -73,7 +73,7 @@ static int check_stored(hid_t file, hid_t set, const char *path, const char *nam
   bool damaged = filters < 0 || size == 0 || H5Fget_filesize(file, &file_size) < 0 ||
                  n > (hsize_t)PTRDIFF_MAX / sizeof(uint16_t) || stored == 0 || stored > file_size ||
                  (filters == 0 && stored / size < n);
-  if (!damaged) return 0;
+  if (!damaged) return hy_h5_check_stored(set, path, name, err);
   return hy_fail(err,
                  "%s: %s declares %llu tokens but the file holds %llu bytes of them (truncated or "
                  "damaged file?)",
@@ -82,8 +82,10 @@ static int check_stored(hid_t file, hid_t set, const char *path, const char *nam
 
 static int read_split(hid_t file, const char *path, const char *name, uint16_t **out, int64_t *n,
                       hy_error *err) {
-  if (H5Lexists(file, name, H5P_DEFAULT) <= 0) return hy_fail(err, "%s: no dataset %s", path, name);
-  hid_t set = H5Dopen2(file, name, H5P_DEFAULT);
+  htri_t exists = H5Lexists(file, name, H5P_DEFAULT);
+  hid_t set = exists > 0 ? H5Dopen2(file, name, H5P_DEFAULT) : -1;
+  if (set < 0 && hy_h5_checksum_failed()) return hy_h5_damaged(path, name, err);
+  if (exists <= 0) return hy_fail(err, "%s: no dataset %s", path, name);
   if (set < 0) return hy_fail(err, "%s: %s is not a dataset", path, name);
   hsize_t dim = 0;
   int rc = check_shape(set, path, name, &dim, err);
@@ -92,18 +94,16 @@ static int read_split(hid_t file, const char *path, const char *name, uint16_t *
     rc = hy_fail(err, "%s: %s: out of memory for %llu tokens", path, name, (unsigned long long)dim);
   /* HDF5 widens uint8 storage to the uint16 we hold in memory */
   if (!rc && H5Dread(set, H5T_NATIVE_UINT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) < 0)
-    rc = hy_fail(err, "%s: cannot read %s (truncated or damaged file?)", path, name);
+    rc = hy_h5_checksum_failed()
+             ? hy_h5_damaged(path, name, err)
+             : hy_fail(err, "%s: cannot read %s (truncated or damaged file?)", path, name);
   if (!rc) *n = (int64_t)dim;
   H5Dclose(set);
   return rc;
 }
 
 static int read_vocab(hid_t file, const char *path, int64_t *vocab, hy_error *err) {
-  bool missing;
-  if (hy_h5_int_attr(file, "vocab", vocab, &missing))
-    return hy_fail(err, "%s: %s", path,
-                   missing ? "missing attribute 'vocab' on /"
-                           : "attribute 'vocab' on / is not an integer");
+  if (hy_h5_int_attr(file, path, "vocab", vocab, err)) return -1;
   if (*vocab < 2 || *vocab > 65536)
     return hy_fail(err, "%s: attribute 'vocab' = %lld, expected 2 to 65536", path,
                    (long long)*vocab);
@@ -111,12 +111,8 @@ static int read_vocab(hid_t file, const char *path, int64_t *vocab, hy_error *er
 }
 
 static int read_tokenizer(hid_t file, const char *path, char *out, size_t n, hy_error *err) {
-  bool missing;
-  char *s = hy_h5_string_attr(file, "tokenizer", &missing);
-  if (!s)
-    return hy_fail(err, "%s: %s", path,
-                   missing ? "missing attribute 'tokenizer' on /"
-                           : "attribute 'tokenizer' on / is not a string");
+  char *s = hy_h5_string_attr(file, path, "tokenizer", err);
+  if (!s) return -1;
   int len = snprintf(out, n, "%s", s);
   free(s);
   if (len < 0 || (size_t)len >= n)
@@ -144,12 +140,10 @@ static int read_table(hid_t file, const char *path, hy_dataset *ds, hy_error *er
 
 int hy_dataset_open(const char *path, hy_dataset *ds, hy_error *err) {
   memset(ds, 0, sizeof *ds);
-  H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* errors come back as messages, not HDF5's own dumps */
   if (access(path, R_OK) != 0)
     return hy_fail(err, "%s: no such dataset file (or not readable): %s", path, strerror(errno));
-  if (H5Fis_hdf5(path) <= 0) return hy_fail(err, "%s: not an HDF5 file (or truncated)", path);
-  hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-  if (file < 0) return hy_fail(err, "%s: cannot open as HDF5 (truncated or damaged?)", path);
+  hid_t file = hy_h5_open(path, err);
+  if (file < 0) return -1;
   int rc = read_vocab(file, path, &ds->vocab, err);
   if (!rc) rc = read_tokenizer(file, path, ds->tokenizer, sizeof ds->tokenizer, err);
   if (!rc) rc = read_split(file, path, "/train", &ds->train, &ds->n_train, err);

@@ -1,4 +1,5 @@
 #include "data/vocab.h"
+#include "util/h5.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -59,36 +60,25 @@ int64_t hy_vocab_decode(const hy_vocab *v, const uint16_t *ids, int64_t n, FILE 
 /* ---- reading ---- */
 
 /* The number of elements of 1-d unsigned integer dataset `name` (elements of at most `size`
- * bytes, at most `max` of them) that the file really holds: a damaged header must not declare
- * more than was written. */
-static int array_shape(hid_t file, hid_t set, const char *path, const char *name, size_t size,
-                       uint64_t max, uint64_t *count, hy_error *err) {
-  hid_t type = H5Dget_type(set), space = H5Dget_space(set), dcpl = H5Dget_create_plist(set);
-  hsize_t dim = 0, file_size = 0;
+ * bytes, at most `max` of them), all of them stored in the file. */
+static int array_shape(hid_t set, const char *path, const char *name, size_t size, uint64_t max,
+                       uint64_t *count, hy_error *err) {
+  hid_t type = H5Dget_type(set), space = H5Dget_space(set);
+  hsize_t dim = 0;
   int ndim = space < 0 ? -1 : H5Sget_simple_extent_ndims(space);
   bool ok = type >= 0 && H5Tget_class(type) == H5T_INTEGER && H5Tget_sign(type) == H5T_SGN_NONE &&
             H5Tget_size(type) <= size && ndim == 1 &&
             H5Sget_simple_extent_dims(space, &dim, NULL) == 1;
-  int filters = dcpl < 0 ? -1 : H5Pget_nfilters(dcpl);
-  hsize_t stored = H5Dget_storage_size(set);
-  size_t elem = type < 0 ? 0 : H5Tget_size(type);
   if (type >= 0) H5Tclose(type);
   if (space >= 0) H5Sclose(space);
-  if (dcpl >= 0) H5Pclose(dcpl);
   if (!ok)
     return hy_fail(err, "%s: %s is not a 1-d array of unsigned integers of at most %zu bytes", path,
                    name, size);
-  if (dim > max)
+  if (dim > max) /* before anything is allocated for it */
     return hy_fail(err, "%s: %s has %llu values, at most %llu expected", path, name,
                    (unsigned long long)dim, (unsigned long long)max);
-  if (filters < 0 || H5Fget_filesize(file, &file_size) < 0 || stored > file_size ||
-      (filters == 0 && stored < dim * elem) || (dim > 0 && stored == 0))
-    return hy_fail(err,
-                   "%s: %s declares %llu values but the file holds %llu bytes of them (truncated "
-                   "or damaged file?)",
-                   path, name, (unsigned long long)dim, (unsigned long long)stored);
   *count = dim;
-  return 0;
+  return hy_h5_check_stored(set, path, name, err);
 }
 
 /* Dataset `name` whole into a new buffer of `count` values of mem_type (*out). */
@@ -97,11 +87,13 @@ static int read_array(hid_t file, const char *path, const char *name, hid_t mem_
   if (H5Lexists(file, name, H5P_DEFAULT) <= 0) return hy_fail(err, "%s: no dataset %s", path, name);
   hid_t set = H5Dopen2(file, name, H5P_DEFAULT);
   if (set < 0) return hy_fail(err, "%s: %s is not a dataset", path, name);
-  int rc = array_shape(file, set, path, name, size, max, count, err);
+  int rc = array_shape(set, path, name, size, max, count, err);
   if (!rc && !(*out = malloc(*count ? (size_t)*count * size : 1)))
     rc = hy_fail(err, "%s: %s: out of memory", path, name);
   if (!rc && *count && H5Dread(set, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) < 0)
-    rc = hy_fail(err, "%s: cannot read %s (truncated or damaged file?)", path, name);
+    rc = hy_h5_checksum_failed()
+             ? hy_h5_damaged(path, name, err)
+             : hy_fail(err, "%s: cannot read %s (truncated or damaged file?)", path, name);
   H5Dclose(set);
   return rc;
 }

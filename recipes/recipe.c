@@ -4,12 +4,13 @@
 #include "recipes/gpu_limits.h"
 #include "recipes/schema.h"
 #include "recipes/sizes.h"
-#include "recipes/toml_value.h"
+#include "recipes/toml_read.h"
 #include "util/checked.h"
 
+#include <ctype.h>
 #include <errno.h>
-#include <ini.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -22,46 +23,21 @@ typedef struct {
   int order;       /* 1, 2, ... in the order keys were set; 0 for the default */
 } origin;
 
-typedef enum { LINE_OTHER, LINE_KEY, LINE_CONT } line_kind;
-
 typedef struct {
   hy_recipe *r;
   hy_error *err;
   bool failed;
   const char *name; /* names the text in messages: a path, or what the caller gave */
-  /* The reader's state: the rest of the text, the line it gave inih last and what that was. */
-  const char *pos;
-  int line;
-  line_kind kind;
-  int depth; /* '[' still open in the value being read (an array spread over lines) */
-  /* The value being read: its key, first line and text so far. */
-  const hy_key *key;
-  int key_line;
-  char *value;
-  size_t value_len, value_cap;
-  int section_line[16]; /* where each [section] of hy_sections was opened */
   origin from[HY_RECIPE_KEYS_MAX];
   int n_set;
-  /* [sweep]: whether the reader is in it, the key being read there, and the axes read so far. */
-  bool in_sweep;
-  char sweep_key[HY_SWEEP_KEY];
-  hy_sweep_spec *sweep;
+  hy_sweep_spec *sweep; /* the [sweep] section's axes, read so far */
 } parser;
 
 /* The section of a recipe that lists values to sweep (hyla sweep); not a part of hy_recipe. */
 static const char SWEEP[] = "sweep";
 
-/* ';' starts an inline comment for libinih (even inside quotes), so the reader hands it over as
- * this byte, which cannot occur itself (the reader refuses control characters). */
-enum { SEMICOLON = 0x1F };
-
 static int key_index(const hy_key *k) { return (int)(k - hy_keys); }
 static bool is_ws(char c) { return c == ' ' || c == '\t'; }
-static bool is_control(unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7F; }
-static bool is_key_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-         c == '-';
-}
 
 /* ---- errors ---- */
 
@@ -161,272 +137,160 @@ static int fail_unknown_key(parser *p, const char *where, const char *section, c
   return fail(p, where, "unknown key '%s' in [%s]; the keys are %s", key, section, all);
 }
 
+/* The parser stopped: say where, and on which key when the line starts with one ("lr = ..."). A
+ * bare word where the value starts is most often a string that lacks its quotes, and a stop at
+ * the end of a line a missing closing quote or bracket. */
+static int fail_syntax(parser *p, const char *text, const hy_toml_error *e) {
+  char where[HY_ERROR_MAX / 2], key[64] = "", hint[96] = "";
+  if (e->line > 0)
+    snprintf(where, sizeof where, "%s:%d:%d", p->name, e->line, e->column);
+  else
+    where_line(p, 0, where, sizeof where);
+  const char *line = text;
+  for (int l = 1; l < e->line && line; l++)
+    if ((line = strchr(line, '\n'))) line++;
+  size_t len = line ? strcspn(line, "\n") : 0, k = 0, eq;
+  while (k < len && is_ws(line[k])) k++;
+  for (eq = k; eq < len && (isalnum((unsigned char)line[eq]) || strchr("_-.\"' \t", line[eq]));)
+    eq++;
+  /* The key part is ASCII, so up to the '=' a column is a byte. */
+  if (eq < len && line[eq] == '=' && eq > k && e->column > (int)eq + 1) {
+    size_t end = eq;
+    while (end > k && is_ws(line[end - 1])) end--;
+    snprintf(key, sizeof key, "%.*s: ", (int)(end - k > 40 ? 40 : end - k), line + k);
+    size_t v = eq + 1;
+    while (v < len && is_ws(line[v])) v++;
+    size_t word = v;
+    while (word < len && !is_ws(line[word]) && line[word] != '#') word++;
+    if (v < len && isalpha((unsigned char)line[v]) && e->column == (int)v + 1 && word - v <= 40)
+      snprintf(hint, sizeof hint, " (strings are quoted: \"%.*s\")", (int)(word - v), line + v);
+  }
+  int chars = 0; /* columns count characters, not bytes */
+  for (size_t i = 0; i < len; i++) chars += (line[i] & 0xC0) != 0x80 && line[i] != '\r';
+  if (!hint[0] && e->line > 0 && e->column > chars)
+    snprintf(hint, sizeof hint, " (at the end of the line)");
+  return fail(p, where, "%s%s%s", key, e->msg, hint);
+}
+
 /* ---- values ---- */
 
-/* Parse text as the value of k and store it; names `where` on failure. */
-static int set_value(parser *p, const hy_key *k, const char *text, const char *where, origin from) {
-  char expect[256], why[HY_ERROR_MAX / 2];
-  hy_key_expect(k, expect, sizeof expect);
-  hy_toml_value v;
-  int rc = hy_toml_parse(text, expect, hy_key_item_expect(k), &v, why, sizeof why);
-  if (rc == 0) rc = hy_key_set(k, &v, p->r, why, sizeof why);
-  hy_toml_free(&v);
-  if (rc) return fail(p, where, "[%s] %s: %s", k->section, k->key, why);
+/* Check v as the value of k and store it; names `where` on failure. */
+static int set_value(parser *p, const hy_key *k, const hy_toml_value *v, const char *where,
+                     origin from) {
+  char why[HY_ERROR_MAX / 2];
+  if (hy_key_set(k, v, p->r, why, sizeof why))
+    return fail(p, where, "[%s] %s: %s", k->section, k->key, why);
   from.order = ++p->n_set;
   p->from[key_index(k)] = from;
   return 0;
 }
 
-static int append_value(parser *p, const char *text) {
-  size_t n = strlen(text);
-  if (p->value_len + n + 2 > p->value_cap) {
-    size_t cap = 2 * (p->value_len + n + 2);
-    char *more = realloc(p->value, cap);
-    if (!more) return fail(p, p->name, "out of memory");
-    p->value = more, p->value_cap = cap;
-  }
-  if (p->value_len) p->value[p->value_len++] = ' '; /* the lines of an array, joined */
-  for (size_t i = 0; i < n; i++) p->value[p->value_len++] = text[i] == SEMICOLON ? ';' : text[i];
-  p->value[p->value_len] = 0;
-  return 0;
+/* ---- the text: each of its tables and values, in the order of the text ---- */
+
+/* Whether a section's name continues this one: "layer" (layer.gla), "data" (data.mqar). */
+static bool section_prefix(const char *name) {
+  size_t n = strlen(name);
+  for (int i = 0; hy_sections[i]; i++)
+    if (!strncmp(hy_sections[i], name, n) && hy_sections[i][n] == '.') return true;
+  return false;
 }
 
-static int finish_sweep_axis(parser *p, const char *where);
-
-/* The value of p->key (or of the [sweep] key being read) is complete: check it and store it. */
-static int finish_value(parser *p) {
-  char where[HY_ERROR_MAX / 2];
-  where_line(p, p->key_line, where, sizeof where);
-  if (p->in_sweep) return finish_sweep_axis(p, where);
-  return set_value(p, p->key, p->value, where, (origin){.line = p->key_line});
-}
-
-/* ---- the reader: libinih reads the text through it, a line at a time ---- */
-
-/* Where a '#' comment starts in s[0, len), outside strings; len if none. */
-static size_t comment_start(const char *s, size_t len) {
-  char quote = 0;
-  for (size_t i = 0; i < len; i++) {
-    if (quote) {
-      if (s[i] == '\\' && quote == '"')
-        i++;
-      else if (s[i] == quote)
-        quote = 0;
-    } else if (s[i] == '"' || s[i] == '\'') {
-      quote = s[i];
-    } else if (s[i] == '#') {
-      return i;
+/* The key that a path names or runs through ("optim.betas", "optim.betas.a"), else NULL; *exact
+ * says which. A section's name holds dots and a key's does not, so each dot is tried in turn. */
+static const hy_key *key_on_path(const char *path, bool *exact) {
+  for (const char *dot = strchr(path, '.'); dot; dot = strchr(dot + 1, '.')) {
+    char section[HY_SWEEP_KEY], key[HY_SWEEP_KEY];
+    const char *rest = dot + 1;
+    size_t n = strcspn(rest, ".");
+    if ((size_t)(dot - path) >= sizeof section || n >= sizeof key) return NULL;
+    snprintf(section, sizeof section, "%.*s", (int)(dot - path), path);
+    snprintf(key, sizeof key, "%.*s", (int)n, rest);
+    const hy_key *k = hy_key_find(section, key);
+    if (k) {
+      *exact = !rest[n];
+      return k;
     }
   }
-  return len;
+  return NULL;
 }
 
-/* The '[' still open after s[0, len), starting from depth; strings do not count. */
-static int bracket_depth(const char *s, size_t len, int depth) {
-  char quote = 0;
-  for (size_t i = 0; i < len && depth >= 0; i++) {
-    if (quote) {
-      if (s[i] == '\\' && quote == '"')
-        i++;
-      else if (s[i] == quote)
-        quote = 0;
-    } else if (s[i] == '"' || s[i] == '\'') {
-      quote = s[i];
-    } else if (s[i] == '[') {
-      depth++;
-    } else if (s[i] == ']' && --depth == 0) {
-      return 0; /* closed; what follows is the value parser's to judge */
-    }
-  }
-  return depth < 0 ? 0 : depth;
-}
+static int sweep_entry(parser *p, const hy_toml_entry *e, const char *where);
 
-/* "[section]": check it here, since inih tells the handler nothing about sections it opens. */
-static int section_header(parser *p, const char *s, size_t len, char *buf, int size) {
+static int read_entry(parser *p, const hy_toml_entry *e) {
   char where[HY_ERROR_MAX / 2];
-  where_line(p, p->line, where, sizeof where);
-  if (len > 1 && s[1] == '[') return fail(p, where, "arrays of tables ([[...]]) are not supported");
-  const char *close = memchr(s, ']', len);
-  if (!close)
-    return fail(p, where, "expected ']' to close the section header, got %.*s", (int)len, s);
-  const char *rest = close + 1;
-  while (rest < s + len && is_ws(*rest)) rest++;
-  if (rest < s + len)
-    return fail(p, where, "unexpected %.*s after the section header", (int)(s + len - rest), rest);
-  const char *a = s + 1, *b = close;
-  while (a < b && is_ws(*a)) a++;
-  while (b > a && is_ws(b[-1])) b--;
-  if (a == b) return fail(p, where, "empty section name []");
-  if (*a == '"' || *a == '\'') return fail(p, where, "quoted section names are not supported");
-  char name[64];
-  snprintf(name, sizeof name, "%.*s", (int)(b - a), a);
-  p->in_sweep = !strcmp(name, SWEEP);
-  if (p->in_sweep) {
-    if (p->sweep->line)
-      return fail(p, where, "section [%s] appears twice (first at line %d)", name, p->sweep->line);
-    p->sweep->line = p->line;
-    snprintf(buf, (size_t)size, "[%s]", name);
-    return 0;
+  where_line(p, e->line, where, sizeof where);
+  const char *path = e->key;
+  if (!strcmp(path, SWEEP) || !strncmp(path, "sweep.", 6)) return sweep_entry(p, e, where);
+  bool exact = false;
+  const hy_key *k = key_on_path(path, &exact);
+  if (k && !exact) /* the members of a table given to a key: the table itself failed first */
+    return fail(p, where, "[%s] %s: a key holds a value, not a table", k->section, k->key);
+  if (k) {
+    const origin *before = &p->from[key_index(k)];
+    if (before->line) /* "optim.lr" at the top and lr in [optim]: two TOML keys, one recipe key */
+      return fail(p, where, "duplicate key '%s' in [%s] (first set at line %d)", k->key, k->section,
+                  before->line);
+    return set_value(p, k, &e->value, where, (origin){.line = e->line});
   }
-  int idx = 0;
-  while (hy_sections[idx] && strcmp(hy_sections[idx], name)) idx++;
-  if (!hy_sections[idx]) return fail_unknown_section(p, where, name);
-  if (p->section_line[idx])
-    return fail(p, where, "section [%s] appears twice (first at line %d)", name,
-                p->section_line[idx]);
-  p->section_line[idx] = p->line;
-  snprintf(buf, (size_t)size, "[%s]", name);
-  return 0;
-}
-
-/* A key of [sweep]: `seeds`, or a recipe key quoted ("optim.lr"), as TOML and tomllib read it. */
-static int sweep_key_line(parser *p, const char *s, size_t len, const char *where) {
-  const char *end = s + len, *e = s;
-  if (*s == '"' || *s == '\'') {
-    for (e = s + 1; e < end && *e != *s; e++)
-      if (!is_key_char(*e) && *e != '.')
-        return fail(p, where, "[sweep] keys are recipe keys, like \"optim.lr\"; got %.*s",
-                    (int)(len > 60 ? 60 : len), s);
-    if (e == end) return fail(p, where, "[sweep] unterminated quoted key %.*s", (int)len, s);
-    e++;
-  } else {
-    while (e < end && (is_key_char(*e) || *e == '.')) e++;
-    if (memchr(s, '.', (size_t)(e - s)))
-      return fail(p, where,
-                  "[sweep] quote a dotted key, or TOML reads it as nested tables: \"%.*s\" = ...",
-                  (int)(e - s), s);
-  }
-  const char *k = e;
-  while (k < end && is_ws(*k)) k++;
-  if (e == s || k == end || *k != '=')
-    return fail(p, where, "expected '\"section.key\" = [values]', got %.*s%s",
-                (int)(len > 60 ? 60 : len), s, len > 60 ? "..." : "");
-  p->depth = bracket_depth(k + 1, (size_t)(end - k - 1), 0);
-  return 0;
-}
-
-/* "key = value": check the key's form here, so inih splits the line where TOML does. */
-static int key_line(parser *p, const char *s, size_t len) {
-  char where[HY_ERROR_MAX / 2];
-  where_line(p, p->line, where, sizeof where);
-  if (p->in_sweep) return sweep_key_line(p, s, len, where);
-  const char *end = s + len, *e = s;
-  if (*s == '"' || *s == '\'')
-    return fail(p, where, "quoted keys are not supported; write the key plainly: lr = 1e-3");
-  while (e < end && is_key_char(*e)) e++;
-  const char *k = e;
-  while (k < end && is_ws(*k)) k++;
-  if (e > s && k < end && *k == '.') {
-    const char *eq = memchr(s, '=', len);
-    int shown = eq ? (int)(eq - s) : (int)len;
-    while (shown > 0 && is_ws(s[shown - 1])) shown--;
-    return fail(p, where,
-                "dotted keys (%.*s) are not supported; write the last part under its "
-                "[section]",
-                shown, s);
-  }
-  if (e == s || k == end || *k != '=')
-    return fail(p, where, "expected 'key = value', got %.*s%s", (int)(len > 60 ? 60 : len), s,
-                len > 60 ? "..." : "");
-  p->depth = bracket_depth(k + 1, (size_t)(end - k - 1), 0);
-  return 0;
-}
-
-static char *read_line(char *buf, int size, void *stream) {
-  parser *p = stream;
-  if (p->failed) return NULL;
-  if (!*p->pos) {
-    if (p->depth > 0 && (p->key || p->in_sweep)) {
-      char where[HY_ERROR_MAX / 2];
-      where_line(p, p->key_line, where, sizeof where);
-      fail(p, where, "[%s] %s: unterminated array: no ']' before the end",
-           p->in_sweep ? SWEEP : p->key->section, p->in_sweep ? p->sweep_key : p->key->key);
-    }
-    return NULL;
-  }
-  const char *s = p->pos;
-  size_t len = strcspn(s, "\n");
-  p->pos = s + len + (s[len] == '\n');
-  p->line++;
-  char where[HY_ERROR_MAX / 2];
-  where_line(p, p->line, where, sizeof where);
-  if (len && s[len - 1] == '\r') len--;
-  if (p->line == 1 && len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3)) s += 3, len -= 3;
-  for (size_t i = 0; i < len; i++)
-    if (is_control((unsigned char)s[i]))
-      return fail(p, where, "control character 0x%02X; a recipe is text", (unsigned char)s[i]),
-             NULL;
-  /* Indentation goes, or inih would take an indented line for the continuation of a value. */
-  while (len && is_ws(*s)) s++, len--;
-  len = comment_start(s, len);
-  while (len && is_ws(s[len - 1])) len--;
-  if (len > HY_RECIPE_LINE || (int)len + 2 > size)
-    return fail(p, where,
-                "line is too long: %zu characters (at most %d, comments and indentation aside); "
-                "spread a long array over several lines",
-                len, HY_RECIPE_LINE),
-           NULL;
-  char *o = buf;
-  p->kind = LINE_OTHER;
-  if (p->depth > 0) {
-    /* The next line of an array: indented, so inih hands it to the handler under the same key. */
-    p->kind = LINE_CONT;
-    p->depth = bracket_depth(s, len, p->depth);
-    *o++ = ' ';
-  } else if (len && *s == '[') {
-    return section_header(p, s, len, buf, size) ? NULL : buf;
-  } else if (len) {
-    if (key_line(p, s, len)) return NULL;
-    p->kind = LINE_KEY;
-  }
-  for (size_t i = 0; i < len; i++) *o++ = s[i] == ';' ? SEMICOLON : s[i];
-  *o = 0;
-  return buf;
-}
-
-/* libinih calls this for each key line, and again for each further line of the same value. */
-static int on_key(void *user, const char *section, const char *name, const char *value) {
-  parser *p = user;
-  if (p->failed) return 0;
-  if (p->kind == LINE_CONT) {
-    if (append_value(p, value)) return 0;
-    return p->depth > 0 || finish_value(p) == 0;
-  }
-  char where[HY_ERROR_MAX / 2];
-  where_line(p, p->line, where, sizeof where);
-  if (p->in_sweep) {
-    size_t n = strlen(name);
-    bool quoted = n >= 2 && (name[0] == '"' || name[0] == '\'');
-    snprintf(p->sweep_key, sizeof p->sweep_key, "%.*s", (int)(quoted ? n - 2 : n), name + quoted);
-    p->key = NULL;
-    p->key_line = p->line;
-    p->value_len = 0;
-    if (append_value(p, value)) return 0;
-    return p->depth > 0 || finish_value(p) == 0;
-  }
-  if (!*section) {
+  bool section = hy_section_known(path) || section_prefix(path);
+  if (e->value.kind == HY_TOML_TABLE)
+    /* A table with tables in it is checked through them, so an error names the whole path. */
+    return section || e->n_tables ? 0 : fail_unknown_section(p, where, path);
+  if (section)
+    return fail(p, where, "[%s] is a section: expected a table of its keys, got %.*s", path,
+                e->value.src_len > 60 ? 60 : e->value.src_len, e->value.src);
+  const char *dot = strrchr(path, '.');
+  if (!dot) {
     char home[256];
-    if (homes(name, false, home, sizeof home))
+    if (homes(path, false, home, sizeof home))
       return fail(p, where, "key '%s' is outside any section; did you mean to put it under %s?",
-                  name, home),
-             0;
-    return fail(p, where, "key '%s' is outside any section; keys go under a [section]", name), 0;
+                  path, home);
+    return fail(p, where, "key '%s' is outside any section; keys go under a [section]", path);
   }
-  const hy_key *k = hy_key_find(section, name);
-  if (!k) return fail_unknown_key(p, where, section, name), 0;
-  const origin *before = &p->from[key_index(k)];
-  if (before->line)
-    return fail(p, where, "duplicate key '%s' in [%s] (first set at line %d)", name, section,
-                before->line),
-           0;
-  p->key = k;
-  p->key_line = p->line;
-  p->value_len = 0;
-  if (append_value(p, value)) return 0;
-  return p->depth > 0 || finish_value(p) == 0;
+  char name[HY_SWEEP_KEY];
+  snprintf(name, sizeof name, "%.*s", (int)(dot - path), path);
+  if (hy_section_known(name)) return fail_unknown_key(p, where, name, dot + 1);
+  return fail_unknown_section(p, where, name);
+}
+
+static int read_text(parser *p, const char *text) {
+  hy_toml_doc doc;
+  hy_toml_error e;
+  if (hy_toml_read(text, strlen(text), &doc, &e)) return fail_syntax(p, text, &e);
+  for (int i = 0; i < doc.n && !p->failed; i++) read_entry(p, &doc.entries[i]);
+  hy_toml_doc_free(&doc);
+  return p->failed ? -1 : 0;
 }
 
 /* ---- overrides: "section.key=value" ---- */
+
+/* A --set value as TOML text, malloc'd: as written; or, for a key that takes a string, bare text
+ * made that string (run.out=/tmp/x), and for an array of strings, bare comma-separated items
+ * made that array (optim.no_decay=norm,bias). Quotes and '[' keep TOML's meaning. */
+static char *override_toml(const hy_key *k, const char *text, size_t len) {
+  bool array = k->type == HY_KEY_LIST || k->type == HY_KEY_LAYERS;
+  bool strings = array || k->type == HY_KEY_STRING || k->type == HY_KEY_ENUM;
+  bool bare = len && *text != '"' && *text != '\'' && !(array && *text == '[');
+  if (!strings || !bare) return strndup(text, len);
+  bool list = k->type == HY_KEY_LIST;
+  size_t size = 10 * len + 8; /* a byte quotes to at most 6 ("\u001F"); an item adds 4 more */
+  char *toml = malloc(size);
+  if (!toml) return NULL;
+  size_t n = 0;
+  if (list) toml[n++] = '[';
+  for (const char *item = text, *end = text + len; item <= end;) {
+    const char *stop = list ? memchr(item, ',', (size_t)(end - item)) : NULL;
+    if (!stop) stop = end;
+    const char *a = item, *b = stop;
+    while (list && a < b && is_ws(*a)) a++;
+    while (list && b > a && is_ws(b[-1])) b--;
+    if (n > 1) n += (size_t)snprintf(toml + n, size - n, ", ");
+    n += hy_toml_quote(a, (size_t)(b - a), toml + n, size - n);
+    item = stop + 1;
+  }
+  snprintf(toml + n, size - n, "%s", list ? "]" : "");
+  return toml;
+}
 
 static int apply_override(parser *p, const char *set) {
   char where[160];
@@ -449,7 +313,27 @@ static int apply_override(parser *p, const char *set) {
   if (!hy_section_known(name)) return fail_unknown_section(p, where, name);
   const hy_key *k = hy_key_find(name, dot + 1);
   if (!k) return fail_unknown_key(p, where, name, dot + 1);
-  return set_value(p, k, eq + 1, where, (origin){.set = set});
+  const char *text = eq + 1, *end = text + strlen(text);
+  while (is_ws(*text)) text++;
+  while (end > text && is_ws(end[-1])) end--;
+  char *toml = override_toml(k, text, (size_t)(end - text));
+  if (!toml) return fail(p, where, "out of memory");
+  hy_toml_value v;
+  hy_toml_error e;
+  int rc;
+  if (hy_toml_parse(toml, &v, &e) == 0) {
+    rc = set_value(p, k, &v, where, (origin){.set = set});
+    hy_toml_free(&v);
+  } else {
+    char expect[256];
+    hy_key_expect(k, expect, sizeof expect);
+    int len = (int)(end - text);
+    rc =
+        fail(p, where, "[%s] %s: expected %s, got %.*s%s (%s)", k->section, k->key, expect,
+             len ? (len > 60 ? 60 : len) : 7, len ? text : "nothing", len > 60 ? "..." : "", e.msg);
+  }
+  free(toml);
+  return rc;
 }
 
 /* ---- [sweep]: each key a recipe key, each value an array of that key's values ---- */
@@ -482,75 +366,65 @@ static const hy_key *sweep_target(parser *p, const char *name, const char *where
                 "[sweep] %s cannot be swept: the sweep names each run and puts it under run.out",
                 name),
            NULL;
-  if (k->type == HY_KEY_LIST || k->type == HY_KEY_PAIR)
-    return fail(p, where, "[sweep] %s takes an array, and a sweep's values are single values",
-                name),
-           NULL;
   return k;
 }
 
-/* Check every value of the array in p->value against the key, as --set would, and keep their
- * text as written: each becomes a "section.key=value" override of one run. */
-static int finish_sweep_axis(parser *p, const char *where) {
+/* One axis: check every value of the array against the key, as --set would, and keep their text
+ * as written: each becomes a "section.key=value" override of one run. */
+static int sweep_axis(parser *p, const char *name, int line, const hy_toml_value *v,
+                      const char *where) {
   hy_sweep_spec *s = p->sweep;
-  const char *name = p->sweep_key;
   const hy_key *k = sweep_target(p, name, where);
   if (!k) return -1;
+  if (strlen(name) >= HY_SWEEP_KEY) return fail(p, where, "[sweep] %.60s...: too long", name);
   for (int a = 0; a < s->n_axes; a++)
     if (!strcmp(s->axes[a].key, name))
       return fail(p, where, "[sweep] %s is swept twice (first at line %d)", name, s->axes[a].line);
   if (s->n_axes == HY_SWEEP_AXES_MAX)
     return fail(p, where, "[sweep] more than %d keys", HY_SWEEP_AXES_MAX);
-  char expect[256], item[384], why[HY_ERROR_MAX / 2];
-  hy_key_expect(k, expect, sizeof expect);
-  snprintf(item, sizeof item, "%s%s", expect,
-           k->type == HY_KEY_LAYERS ? " (in a sweep: a pattern string, e.g. \"gla,attn x 2\")"
-                                    : "");
-  hy_toml_value v;
-  if (hy_toml_parse(p->value, "an array of values, one per run", item, &v, why, sizeof why))
-    return fail(p, where, "[sweep] %s: %s", name, why);
-  int rc = 0;
-  if (v.kind != HY_TOML_ARRAY || v.n == 0) {
-    rc = fail(p, where, "[sweep] %s: expected an array of values, one per run, got %.*s", name,
-              v.src_len > 60 ? 60 : v.src_len, v.src);
-    goto done;
-  }
+  if (v->kind != HY_TOML_ARRAY || v->n == 0)
+    return fail(p, where, "[sweep] %s: expected an array of values, one per run, got %.*s", name,
+                v->src_len > 60 ? 60 : v->src_len, v->src);
   hy_recipe *scratch = malloc(sizeof *scratch); /* the values are checked, not kept */
-  if (!scratch) {
-    rc = fail(p, where, "out of memory");
-    goto done;
-  }
-  for (int i = 0; i < v.n && !rc; i++) {
-    const hy_toml_value *x = &v.items[i];
+  if (!scratch) return fail(p, where, "out of memory");
+  char why[HY_ERROR_MAX / 2];
+  int rc = 0;
+  for (int i = 0; i < v->n && !rc; i++) {
+    const hy_toml_value *x = &v->items[i];
     *scratch = *p->r;
     if (hy_key_set(k, x, scratch, why, sizeof why))
       rc =
           fail(p, where, "[sweep] %s, value %d: [%s] %s: %s", name, i + 1, k->section, k->key, why);
     for (int j = 0; j < i && !rc; j++)
-      if (v.items[j].src_len == x->src_len && !memcmp(v.items[j].src, x->src, (size_t)x->src_len))
+      if (v->items[j].src_len == x->src_len && !memcmp(v->items[j].src, x->src, (size_t)x->src_len))
         rc = fail(p, where, "[sweep] %s lists %.*s twice", name, x->src_len, x->src);
   }
   free(scratch);
-  if (rc) goto done;
+  if (rc) return rc;
   hy_sweep_axis *axis = &s->axes[s->n_axes];
-  axis->values = calloc((size_t)v.n, sizeof *axis->values);
-  if (!axis->values) {
-    rc = fail(p, where, "out of memory");
-    goto done;
-  }
+  axis->values = calloc((size_t)v->n, sizeof *axis->values);
+  if (!axis->values) return fail(p, where, "out of memory");
   s->n_axes++;
   snprintf(axis->key, sizeof axis->key, "%s", name);
-  axis->line = p->key_line;
-  for (int i = 0; i < v.n; i++, axis->n++) {
-    axis->values[i] = strndup(v.items[i].src, (size_t)v.items[i].src_len);
-    if (!axis->values[i]) {
-      rc = fail(p, where, "out of memory");
-      break;
-    }
+  axis->line = line;
+  for (int i = 0; i < v->n; i++, axis->n++)
+    if (!(axis->values[i] = strndup(v->items[i].src, (size_t)v->items[i].src_len)))
+      return fail(p, where, "out of memory");
+  return 0;
+}
+
+/* [sweep] itself, and what lies under it: its keys name recipe keys, quoted ("optim.lr") or
+ * dotted (optim.lr) alike. */
+static int sweep_entry(parser *p, const hy_toml_entry *e, const char *where) {
+  if (!strcmp(e->key, SWEEP)) {
+    if (e->value.kind != HY_TOML_TABLE)
+      return fail(p, where, "[sweep] is a section: expected a table of its keys, got %.*s",
+                  e->value.src_len > 60 ? 60 : e->value.src_len, e->value.src);
+    p->sweep->line = e->line;
+    return 0;
   }
-done:
-  hy_toml_free(&v);
-  return rc;
+  if (e->value.kind == HY_TOML_TABLE) return 0; /* [sweep.optim], or a dotted key's tables */
+  return sweep_axis(p, e->key + strlen(SWEEP) + 1, e->line, &e->value, where);
 }
 
 void hy_sweep_spec_free(hy_sweep_spec *s) {
@@ -563,17 +437,30 @@ void hy_sweep_spec_free(hy_sweep_spec *s) {
 
 /* ---- defaults ---- */
 
-static void apply_defaults(parser *p) {
+/* Every key's default, parsed once: each recipe starts from a copy. */
+static hy_recipe default_recipe;
+
+static void parse_defaults(void) {
   for (int i = 0; i < hy_n_keys; i++) {
-    if (!hy_keys[i].def) continue;
-    if (set_value(p, &hy_keys[i], hy_keys[i].def, "default", (origin){0})) {
+    const hy_key *k = &hy_keys[i];
+    if (!k->def) continue;
+    hy_toml_value v;
+    hy_toml_error e;
+    char why[HY_ERROR_MAX / 2] = "";
+    if (hy_toml_parse(k->def, &v, &e) || hy_key_set(k, &v, &default_recipe, why, sizeof why)) {
       /* A default that fails its own checks is a bug in schema.c, not a user's mistake. */
-      fprintf(stderr, "hyla: recipes/schema.c: %s\n", p->err ? p->err->msg : "bad default");
+      fprintf(stderr, "hyla: recipes/schema.c: [%s] %s: %s\n", k->section, k->key,
+              why[0] ? why : e.msg);
       abort();
     }
-    p->from[i] = (origin){0};
+    hy_toml_free(&v);
   }
-  p->n_set = 0;
+}
+
+static void apply_defaults(hy_recipe *r) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, parse_defaults);
+  memcpy(r, &default_recipe, sizeof *r); /* padding too: equal recipes compare equal */
 }
 
 /* run.name from the file's name without .toml, then run.out = "runs/<name>", unless set. */
@@ -924,26 +811,16 @@ static int dataset_vocab(parser *p) {
 static int parse(const char *text, const char *name, bool from_file, int n_overrides,
                  const char *const *overrides, hy_recipe *r, hy_sweep_spec *sweep, hy_error *err) {
   hy_sweep_spec ignored; /* [sweep] is checked even when the caller does not want it */
-  parser p = {.r = r,
-              .err = err,
-              .name = name ? name : "recipe",
-              .pos = text ? text : "",
-              .sweep = sweep ? sweep : &ignored};
+  parser p = {
+      .r = r, .err = err, .name = name ? name : "recipe", .sweep = sweep ? sweep : &ignored};
   memset(p.sweep, 0, sizeof *p.sweep);
-  memset(r, 0, sizeof *r); /* padding and unused bytes too: equal recipes compare equal */
-  apply_defaults(&p);
-  int rc = ini_parse_stream(read_line, &p, on_key, &p);
-  if (!p.failed && rc != 0) {
-    char where[HY_ERROR_MAX / 2];
-    where_line(&p, rc, where, sizeof where);
-    fail(&p, where, "libinih cannot read this line");
-  }
+  apply_defaults(r);
+  read_text(&p, text ? text : "");
   for (int i = 0; i < n_overrides && !p.failed; i++) apply_override(&p, overrides[i]);
   if (!p.failed) computed_defaults(&p, from_file);
   if (!p.failed && from_file) dataset_vocab(&p);
   if (!p.failed) cross_checks(&p);
   if (!p.failed) sizes_fit(&p);
-  free(p.value);
   if (p.failed || !sweep) hy_sweep_spec_free(p.sweep);
   return p.failed ? -1 : 0;
 }
@@ -1039,31 +916,34 @@ void hy_recipe_write_docs(FILE *f) {
       "A recipe is a TOML file that says everything about a run: the model, the training, the "
       "optimizer, the data and the distribution. Every key has a default, so an empty file is "
       "a recipe. `recipes/quickstart.toml` is a small one.\n\n"
-      "    hyla train recipes/quickstart.toml --set optim.lr=3e-4 --set 'data.dataset=\"mqar\"'\n\n"
+      "    hyla train recipes/quickstart.toml --set optim.lr=3e-4 --set data.dataset=mqar\n\n"
       "## Format\n\n"
-      "- Sections `[name]` hold `key = value` lines; `#` starts a comment outside strings.\n"
-      "- Values are TOML: strings `\"...\"` (escapes `\\\"` `\\\\` `\\n` `\\t` `\\r` `\\b` "
-      "`\\f` `\\uXXXX`) or `'...'`, integers (`1_000`), floats (`3e-4`, `0.5`), `true` and "
-      "`false`, and arrays of these. An integer is taken where a float is expected, not the "
-      "reverse.\n"
-      "- A line holds at most %d characters, comments and indentation aside; an array may be "
-      "spread over several lines.\n"
-      "- Not supported: inline tables, dotted and quoted keys (but for `[sweep]`'s), multi-line "
-      "strings, dates, arrays of tables.\n"
+      "- A recipe is TOML 1.0, read with toml++. A section is a table, written alike as a "
+      "`[model]` header over `key = value` lines, as dotted keys (`model.d_model = 64`) or as an "
+      "inline table (`run = { name = \"t\" }`); `[layer.gla]` is the table `gla` in `layer`.\n"
+      "- Values are TOML: every string form (`\"...\"` with escapes, `'...'`, and the multi-line "
+      "`\"\"\"...\"\"\"` and `'''...'''`), integers (`1_000`, `0x1F`, `0o17`, `0b101`), floats "
+      "(`3e-4`, `0.5`, `1_000.0`), `true` and `false`, and arrays. An integer is taken where a "
+      "float is expected, not the reverse. No key takes `inf` or `nan`, a date, a table where a "
+      "value goes, or a string holding U+0000.\n"
       "- `--set section.key=value` overrides a key after the file, with the same checks; the "
-      "section is everything before the last dot (`--set layer.attn.naive=true`), and the value "
-      "is TOML, so strings keep their quotes.\n"
+      "section is everything before the last dot (`--set layer.attn.naive=true`). The value is "
+      "TOML (`--set 'optim.betas=[0.9, 0.99]'`), except that a key taking a string takes bare "
+      "text as that string (`--set run.out=/tmp/x`, `--set 'model.layers=gla,attn x 2'`) and "
+      "`optim.no_decay` bare comma-separated items (`--set optim.no_decay=norm,bias`). A value "
+      "starting with a quote is read as TOML (`--set 'run.out=\"/tmp/x\"'`), and so is one "
+      "starting with `[` for `model.layers` and `optim.no_decay`.\n"
       "- Every error names the file and line (or the `--set`), the section and key, what was "
-      "found and what was expected. Unknown keys and sections are refused.\n"
+      "found and what was expected; text that is not TOML is refused with the line, the column "
+      "and the parser's words. Unknown keys and sections are refused.\n"
       "- A run writes its resolved recipe, every key included, to `<out>/recipe.toml`.\n"
       "- `hyla train RECIPE --check` (with any `--set`) trains nothing: it validates the recipe, "
       "prints its parameter count, the memory training holds and an estimate of a step's "
       "activations, and exits 0, or 1 with the error.\n"
-      "- A `[sweep]` section lists values to try, each key a recipe key quoted as "
-      "`\"section.key\"` (`\"optim.lr\" = [1e-3, 3e-3]`), plus `seeds = [0, 1, 2]`; "
-      "`hyla sweep` trains the grid of their combinations, and `hyla train` checks the section and "
-      "trains the recipe without it (docs/sweeps.md).\n",
-      HY_RECIPE_LINE);
+      "- A `[sweep]` section lists values to try, each key a recipe key written `\"section.key\"` "
+      "or dotted (`\"optim.lr\" = [1e-3, 3e-3]`), plus `seeds = [0, 1, 2]`; `hyla sweep` trains "
+      "the grid of their combinations, and `hyla train` checks the section and trains the recipe "
+      "without it (docs/sweeps.md).\n");
   for (int s = 0; hy_sections[s]; s++) {
     fprintf(f, "\n## [%s]\n\n| key | type | default | range | meaning |\n|---|---|---|---|---|\n",
             hy_sections[s]);

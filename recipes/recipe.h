@@ -1,8 +1,8 @@
-/* A recipe says everything about a run. It is a TOML file (the subset: [sections], key = value,
- * strings, integers, floats, booleans, one-line arrays of scalars), read with libinih, checked key
- * by key against one schema, and completed with defaults. The schema is the single source of the
- * keys, their types, defaults, ranges and docs: the parser, the validator, the writer of the
- * resolved recipe and docs/recipes.md all come from it. */
+/* A recipe says everything about a run. It is a TOML 1.0 file, read with toml++
+ * (recipes/toml_read.cc): sections are tables, as [headers], dotted keys or inline tables alike.
+ * Each value is checked against one schema, with its file and line, and defaults fill the rest. The
+ * schema is the single source of the keys, their types, defaults, ranges and docs: the parser, the
+ * validator, the writer of the resolved recipe and docs/recipes.md all come from it. */
 #ifndef HYLA_RECIPE_H
 #define HYLA_RECIPE_H
 
@@ -101,8 +101,8 @@ typedef struct {
 } hy_recipe;
 
 /* A recipe's [sweep] section (docs/sweeps.md), which hy_recipe leaves out: each axis is a recipe
- * key, written "section.key" (quoted in the file), or `seeds` for run.seed, with the values it
- * takes. Each value has passed the key's checks, as --set's would. */
+ * key, written "section.key" (quoted or dotted in the file), or `seeds` for run.seed, with the
+ * values it takes. Each value has passed the key's checks, as --set's would. */
 enum { HY_SWEEP_AXES_MAX = 16, HY_SWEEP_KEY = 128 };
 typedef struct {
   char key[HY_SWEEP_KEY]; /* "optim.lr", or "seeds" */
@@ -117,8 +117,10 @@ typedef struct {
 } hy_sweep_spec;
 
 /* Read a recipe file, apply "section.key=value" overrides (as from --set) in order, validate
- * everything, fill in defaults. On error, err says "<file>:<line>: ..." (or "--set ...: ...") and
- * what was expected; *r is then unspecified. */
+ * everything, fill in defaults. An override's value is TOML, or bare text for a key that takes a
+ * string (run.out=/tmp/x; optim.no_decay=norm,bias for an array of strings). On error, err says
+ * "<file>:<line>: ..." ("<file>:<line>:<column>: ..." where the text is not TOML, or
+ * "--set ...: ...") and what was expected; *r is then unspecified. */
 int hy_recipe_load(const char *path, int n_overrides, const char *const *overrides, hy_recipe *r,
                    hy_error *err);
 /* The same, also giving the [sweep] section (free it with hy_sweep_spec_free, on success only).

@@ -340,15 +340,6 @@ void hy_key_expect(const hy_key *k, char *buf, size_t size) {
   }
 }
 
-const char *hy_key_item_expect(const hy_key *k) {
-  switch (k->type) {
-  case HY_KEY_LIST: return "a quoted string";
-  case HY_KEY_LAYERS: return "a quoted layer kind";
-  case HY_KEY_PAIR: return "a float";
-  default: return NULL;
-  }
-}
-
 const char *hy_key_type_doc(const hy_key *k) {
   static const char *const names[] = {
       "integer", "float", "bool", "string", "enum", "array of strings", "[float, float]", "layers"};
@@ -362,11 +353,9 @@ void hy_key_range_doc(const hy_key *k, char *buf, size_t size) {
     snprintf(buf, size, "at most %d items", k->max_items);
   else if (k->type == HY_KEY_LAYERS)
     snprintf(buf, size, "1 to %d known kinds", k->max_items);
-  else if (k->type == HY_KEY_STRING) {
-    /* The buffer's size, or less where `key = "..."` must still fit a recipe line. */
-    size_t line = (size_t)HY_RECIPE_LINE - strlen(k->key) - 5;
-    snprintf(buf, size, "not empty; at most %zu bytes", k->size - 1 < line ? k->size - 1 : line);
-  } else
+  else if (k->type == HY_KEY_STRING)
+    snprintf(buf, size, "not empty; at most %zu bytes", k->size - 1);
+  else
     range_text(k, buf, size);
 }
 
@@ -419,14 +408,31 @@ static bool in_range(const hy_key *k, double x) {
   return true;
 }
 
+/* v as written, for a message: its first 60 bytes, an array's lines joined by single spaces. */
+enum { SHOWN = 80 };
+static const char *shown(const hy_toml_value *v, char *buf) {
+  int n = 0, i = 0;
+  for (; i < v->src_len && n < 60; i++) {
+    if (v->src[i] != '\n') {
+      buf[n++] = v->src[i];
+      continue;
+    }
+    while (n > 0 && (buf[n - 1] == ' ' || buf[n - 1] == '\t' || buf[n - 1] == '\r')) n--;
+    while (i + 1 < v->src_len && (v->src[i + 1] == ' ' || v->src[i + 1] == '\t')) i++;
+    buf[n++] = ' ';
+  }
+  snprintf(buf + n, 4, "%s", i < v->src_len ? "..." : "");
+  return buf;
+}
+
 /* "expected <what the key takes>, got <v as written>", naming v's kind when that is the problem. */
 static int wrong(const hy_key *k, const hy_toml_value *v, bool say_kind, char *why, size_t size) {
-  char want[256];
+  char want[256], got[SHOWN];
   hy_key_expect(k, want, sizeof want);
-  int len = v->src_len > 60 ? 60 : v->src_len;
-  snprintf(why, size, "expected %s, got %.*s%s%s%s%s", want, len, v->src,
-           len < v->src_len ? "..." : "", say_kind ? " (" : "",
-           say_kind ? hy_toml_kind_name(v->kind) : "", say_kind ? ")" : "");
+  const char *kind = say_kind ? hy_toml_kind_name(v->kind) : NULL;
+  if (v->kind == HY_TOML_FLOAT && !isfinite(v->f)) kind = "recipe floats are finite";
+  snprintf(why, size, "expected %s, got %s%s%s%s", want, shown(v, got), kind ? " (" : "",
+           kind ? kind : "", kind ? ")" : "");
   return -1;
 }
 
@@ -437,21 +443,12 @@ static double number(const hy_toml_value *v) {
   return v->kind == HY_TOML_INT ? (double)v->i : v->f;
 }
 
-/* A string fits its buffer, and its line (`key = "..."`, or `  "...",` as an item of an array
- * spread over lines) fits a recipe line, so hy_recipe_to_toml can always write it back. */
-static int check_string(const hy_key *k, const char *s, size_t size, const char *what, char *why,
-                        size_t why_size) {
+/* A string is not empty and fits its buffer. */
+static int check_string(const char *s, size_t size, const char *what, char *why, size_t why_size) {
   size_t len = strlen(s);
   if (len == 0) return snprintf(why, why_size, "%s must not be empty", what), -1;
   if (len >= size)
     return snprintf(why, why_size, "%s is too long: %zu bytes, at most %zu", what, len, size - 1),
-           -1;
-  size_t prefix = k->type == HY_KEY_STRING ? strlen(k->key) + 3 : 3;
-  if (prefix + hy_toml_quote(s, len, NULL, 0) > HY_RECIPE_LINE)
-    return snprintf(why, why_size,
-                    "%s is too long: %zu bytes, but its line must fit in %d characters (at most "
-                    "%zu bytes without escapes)",
-                    what, len, HY_RECIPE_LINE, (size_t)HY_RECIPE_LINE - prefix - 2),
            -1;
   return 0;
 }
@@ -473,19 +470,19 @@ static int set_enum(const hy_key *k, const hy_toml_value *v, hy_recipe *r, char 
 }
 
 static int set_list(const hy_key *k, const hy_toml_value *v, hy_recipe *r, char *why, size_t size) {
+  char got[SHOWN];
   if (v->kind != HY_TOML_ARRAY) return wrong(k, v, true, why, size);
   if (v->n > k->max_items)
     return snprintf(why, size, "%d items, at most %d", v->n, k->max_items), -1;
   for (int i = 0; i < v->n; i++) {
     const hy_toml_value *item = &v->items[i];
     if (item->kind != HY_TOML_STRING)
-      return snprintf(why, size, "expected an array of quoted strings, got %.*s (%s)",
-                      item->src_len > 60 ? 60 : item->src_len, item->src,
-                      hy_toml_kind_name(item->kind)),
+      return snprintf(why, size, "expected an array of quoted strings, got %s (%s)",
+                      shown(item, got), hy_toml_kind_name(item->kind)),
              -1;
     char what[32];
     snprintf(what, sizeof what, "item %d", i + 1);
-    if (check_string(k, item->str, k->size, what, why, size)) return -1;
+    if (check_string(item->str, k->size, what, why, size)) return -1;
   }
   memset(field(r, k), 0, (size_t)k->max_items * k->size);
   for (int i = 0; i < v->n; i++) strcpy((char *)field(r, k) + (size_t)i * k->size, v->items[i].str);
@@ -576,6 +573,7 @@ static int expand_pattern(const char *pat, kind_name *out, int *n, char *why, si
 static int set_layers(const hy_key *k, const hy_toml_value *v, hy_recipe *r, char *why,
                       size_t size) {
   kind_name layers[HY_MAX_LAYERS];
+  char got[SHOWN];
   int n = 0;
   if (v->kind == HY_TOML_STRING) {
     if (expand_pattern(v->str, layers, &n, why, size)) return -1;
@@ -586,8 +584,7 @@ static int set_layers(const hy_key *k, const hy_toml_value *v, hy_recipe *r, cha
     for (n = 0; n < v->n; n++) {
       const hy_toml_value *item = &v->items[n];
       if (item->kind != HY_TOML_STRING)
-        return snprintf(why, size, "expected a quoted layer kind, got %.*s (%s)",
-                        item->src_len > 60 ? 60 : item->src_len, item->src,
+        return snprintf(why, size, "expected a quoted layer kind, got %s (%s)", shown(item, got),
                         hy_toml_kind_name(item->kind)),
                -1;
       if (add_layer(item->str, strlen(item->str), layers, n, why, size)) return -1;
@@ -619,7 +616,7 @@ int hy_key_set(const hy_key *k, const hy_toml_value *v, hy_recipe *r, char *why,
     return 0;
   case HY_KEY_STRING:
     if (v->kind != HY_TOML_STRING) return wrong(k, v, true, why, size);
-    if (check_string(k, v->str, k->size, "the string", why, size)) return -1;
+    if (check_string(v->str, k->size, "the string", why, size)) return -1;
     memset(field(r, k), 0, k->size);
     strcpy(field(r, k), v->str);
     return 0;
@@ -657,13 +654,13 @@ static size_t quoted_len(const char *str, size_t max) {
   return hy_toml_quote(str, strnlen(str, max), NULL, 0);
 }
 
-/* Arrays of strings: "[a, b]" on the key's line when that fits, else the items on the lines
- * below, as many to a line as fit in ARRAY_WIDTH (one when it is long). */
-enum { ARRAY_WIDTH = 100 };
+/* Arrays of strings: "[a, b]" on the key's line when that fits in LINE_WIDTH, else the items on
+ * the lines below, as many to a line as fit in ARRAY_WIDTH (one when it is long). */
+enum { LINE_WIDTH = 100, ARRAY_WIDTH = 100 };
 static void put_string_array(sink *s, const hy_key *k, const char *items, size_t item_size, int n) {
   size_t one_line = strlen(k->key) + 5; /* key = [] */
   for (int i = 0; i < n; i++) one_line += quoted_len(items + (size_t)i * item_size, item_size) + 2;
-  bool multi = one_line > HY_RECIPE_LINE;
+  bool multi = one_line > LINE_WIDTH;
   size_t col = ARRAY_WIDTH; /* a new line before the first item */
   put(s, "[");
   for (int i = 0; i < n; i++) {

@@ -7,15 +7,9 @@
 #include "recipes/recipe.h"
 #include "recipes/toml_value.h"
 
-#include <ini.h>
 #include <stddef.h>
 
-enum {
-  /* The longest line of a recipe, comments and indentation aside: libinih's line buffer
-   * (INI_MAX_LINE) less room for '\r', '\n' and '\0'. Longer arrays are spread over lines. */
-  HY_RECIPE_LINE = INI_MAX_LINE - 3,
-  HY_RECIPE_KEYS_MAX = 128, /* room for the table; schema.c checks it fits */
-};
+enum { HY_RECIPE_KEYS_MAX = 128 }; /* room for the table; schema.c checks it fits */
 
 typedef enum {
   HY_KEY_INT,    /* int64_t */
@@ -53,17 +47,15 @@ bool hy_section_known(const char *section);
 
 /* What the key takes, for messages and docs: "an integer >= 8", "one of "f32", "f64"". */
 void hy_key_expect(const hy_key *k, char *buf, size_t size);
-/* What one array item of the key takes ("a quoted string"); NULL for scalar keys. */
-const char *hy_key_item_expect(const hy_key *k);
 /* The type and the range as the docs' columns show them ("integer", ">= 8"). */
 const char *hy_key_type_doc(const hy_key *k);
 void hy_key_range_doc(const hy_key *k, char *buf, size_t size);
 
-/* Check v (parsed from `text`) against k and store it in r. On failure returns -1 with what was
+/* Check v against k and store it in r. On failure returns -1 with what was
  * found and what was expected in why; r is then unchanged. */
 int hy_key_set(const hy_key *k, const hy_toml_value *v, hy_recipe *r, char *why, size_t size);
 /* The key's value in r as TOML text after "key = ": one line, or for arrays that would make the
- * line longer than HY_RECIPE_LINE, one item per line. Returns the length, like snprintf. */
+ * line long, their items on the lines below. Returns the length, like snprintf. */
 size_t hy_key_format(const hy_key *k, const hy_recipe *r, char *buf, size_t size);
 
 /* Levenshtein distance with transpositions, for "did you mean". */

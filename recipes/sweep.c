@@ -1,5 +1,5 @@
 #include "recipes/sweep.h"
-#include "recipes/toml_value.h"
+#include "recipes/toml_read.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +14,11 @@ static const char *target(const hy_sweep_axis *a) { return is_seeds(a) ? "run.se
 static char *shown_value(const char *toml) {
   if (toml[0] != '"' && toml[0] != '\'') return strdup(toml);
   hy_toml_value v;
-  char why[256];
-  if (hy_toml_parse(toml, "a string", NULL, &v, why, sizeof why)) return strdup(toml);
+  hy_toml_error e;
+  if (hy_toml_parse(toml, &v, &e) || v.kind != HY_TOML_STRING) {
+    hy_toml_free(&v);
+    return strdup(toml);
+  }
   char *s = strdup(v.str);
   hy_toml_free(&v);
   return s;

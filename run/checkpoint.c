@@ -128,54 +128,10 @@ int hy_checkpoint_write(const char *path, const hy_params *ps, const hy_optimize
 
 /* ---- reading ---- */
 
-/* Whether the error HDF5 just reported is a checksum that does not match (of the data: the
- * Fletcher32 filter's; of metadata: the superblock's, an object header's, a chunk index's). */
-static herr_t find_checksum(unsigned n, const H5E_error2_t *e, void *found) {
-  (void)n;
-  if (e->desc && strstr(e->desc, "checksum")) *(bool *)found = true;
-  return 0;
-}
-
-static bool checksum_failed(void) {
-  bool found = false;
-  H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, find_checksum, &found);
-  return found;
-}
-
-/* what: a dataset's path, "the root group" (which holds the attributes), "the superblock" */
-static int damaged(const char *path, const char *what, hy_error *err) {
-  return hy_fail(err, "%s is damaged: %s does not match its checksum; the file was not loaded",
-                 path, what);
-}
-
 static hid_t open_checkpoint(const char *path, hy_error *err) {
-  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
   if (access(path, R_OK) != 0)
     return hy_fail(err, "%s: no such checkpoint (or not readable)", path);
-  hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-  if (file < 0 && checksum_failed()) return damaged(path, "the superblock", err);
-  if (file < 0) return hy_fail(err, "%s: not a readable HDF5 file (truncated or corrupt?)", path);
-  return file;
-}
-
-static int attr_error(const char *path, const char *name, const char *why, hy_error *err) {
-  if (checksum_failed()) return damaged(path, "the root group", err);
-  return hy_fail(err, "%s: %s attribute '%s'", path, why, name);
-}
-
-static int read_attr_int(hid_t file, const char *path, const char *name, int64_t *v,
-                         hy_error *err) {
-  bool missing;
-  if (hy_h5_int_attr(file, name, v, &missing))
-    return attr_error(path, name, missing ? "missing" : "not an integer:", err);
-  return 0;
-}
-
-static char *read_attr_str(hid_t file, const char *path, const char *name, hy_error *err) {
-  bool missing;
-  char *s = hy_h5_string_attr(file, name, &missing);
-  if (!s) attr_error(path, name, missing ? "missing" : "not a string:", err);
-  return s;
+  return hy_h5_open(path, err);
 }
 
 int hy_checkpoint_read_meta(const char *path, hy_ckpt_meta *meta, hy_error *err) {
@@ -184,42 +140,28 @@ int hy_checkpoint_read_meta(const char *path, hy_ckpt_meta *meta, hy_error *err)
   if (file < 0) return -1;
   int rc = -1;
   int64_t version = 0;
-  char *format = read_attr_str(file, path, "format", err);
+  char *format = hy_h5_string_attr(file, path, "format", err);
   if (!format) goto done;
   if (strcmp(format, FORMAT) != 0) {
     hy_fail(err, "%s: format is '%s', expected '%s'", path, format, FORMAT);
     goto done;
   }
-  if (read_attr_int(file, path, "version", &version, err)) goto done;
+  if (hy_h5_int_attr(file, path, "version", &version, err)) goto done;
   if (version != VERSION) {
     hy_fail(err, "%s: checkpoint version %lld, this hyla reads version %d", path,
             (long long)version, VERSION);
     goto done;
   }
-  if (read_attr_int(file, path, "step", &meta->step, err)) goto done;
+  if (hy_h5_int_attr(file, path, "step", &meta->step, err)) goto done;
   if (meta->step < 0) { /* callers take a negative step for a failure of their own */
     hy_fail(err, "%s: step %lld, expected 0 or more (a damaged checkpoint?)", path,
             (long long)meta->step);
     goto done;
   }
-  hid_t a = H5Aexists(file, "loader_state") > 0 ? H5Aopen(file, "loader_state", H5P_DEFAULT) : -1;
-  if (a < 0) {
-    hy_fail(err, "%s: missing attribute 'loader_state'", path);
+  if (hy_h5_ints_attr(file, path, "loader_state", meta->loader, HY_CKPT_STATE_MAX, &meta->n_loader,
+                      err))
     goto done;
-  }
-  hid_t space = H5Aget_space(a);
-  hssize_t n = H5Sget_simple_extent_npoints(space);
-  if (n < 0 || n > HY_CKPT_STATE_MAX) {
-    hy_fail(err, "%s: loader_state has %lld values, at most %d expected", path, (long long)n,
-            HY_CKPT_STATE_MAX);
-  } else {
-    meta->n_loader = (int)n;
-    if (n > 0) H5Aread(a, H5T_NATIVE_INT64, meta->loader);
-  }
-  H5Sclose(space);
-  H5Aclose(a);
-  if (meta->n_loader != (int)n) goto done;
-  meta->recipe = read_attr_str(file, path, "recipe", err);
+  meta->recipe = hy_h5_string_attr(file, path, "recipe", err);
   if (meta->recipe) rc = 0;
 done:
   free(format);
@@ -290,8 +232,8 @@ static int read_tensor(hid_t file, const char *path, const char *name, hy_tensor
                        hy_error *err) {
   hid_t set = H5Dopen2(file, name, H5P_DEFAULT);
   if (set < 0)
-    return checksum_failed() ? damaged(path, name, err)
-                             : hy_fail(err, "%s: no dataset %s", path, name);
+    return hy_h5_checksum_failed() ? hy_h5_damaged(path, name, err)
+                                   : hy_fail(err, "%s: no dataset %s", path, name);
   hid_t space = H5Dget_space(set);
   int ndim = H5Sget_simple_extent_ndims(space); /* at most H5S_MAX_RANK, or < 0 */
   hsize_t have[H5S_MAX_RANK] = {0}, need[HY_MAX_DIMS];
@@ -315,13 +257,16 @@ static int read_tensor(hid_t file, const char *path, const char *name, hy_tensor
   } else if (!floats) {
     rc = hy_fail(err, "%s: %s is not a float32 or float64 dataset (damaged file?)", path, name);
   } else {
+    rc = hy_h5_check_stored(set, path, name, err);
+  }
+  if (!rc) {
     int64_t n = hy_numel(t), at;
     size_t bytes = (size_t)n * hy_dtype_size(t->dtype);
     void *host = t->device == HY_CPU ? t->data : hy_device_malloc(HY_CPU, bytes);
     double v;
     if (H5Dread(set, h5_type(t->dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, host) < 0)
-      rc = checksum_failed()
-               ? damaged(path, name, err)
+      rc = hy_h5_checksum_failed()
+               ? hy_h5_damaged(path, name, err)
                : hy_fail(err, "%s: cannot read %s (truncated file or not a float dataset?)", path,
                          name);
     else if ((at = first_nonfinite(host, n, t->dtype, &v)) >= 0)
@@ -350,7 +295,7 @@ int hy_checkpoint_load(const char *path, hy_params *ps, hy_optimizer *opt, hy_er
     }
   }
   if (!rc && opt) {
-    char *kind = read_attr_str(file, path, "optimizer", err);
+    char *kind = hy_h5_string_attr(file, path, "optimizer", err);
     const char *want = opt->cfg.kind == HY_ADAMW ? "adamw" : "sgd";
     if (!kind)
       rc = -1;
@@ -358,13 +303,13 @@ int hy_checkpoint_load(const char *path, hy_params *ps, hy_optimizer *opt, hy_er
       rc =
           hy_fail(err, "%s: saved with optimizer '%s', the recipe asks for '%s'", path, kind, want);
     free(kind);
-    if (!rc) rc = read_attr_int(file, path, "optimizer_step", &opt->step, err);
+    if (!rc) rc = hy_h5_int_attr(file, path, "optimizer_step", &opt->step, err);
   }
   H5Fclose(file);
   if (!rc && unchecked)
     fprintf(stderr,
             "hyla: warning: %s: %d datasets without a checksum (a checkpoint of an older hyla): "
-            "damage to them would go unnoticed\n",
+            "damage to them would go unnoticed; `h5repack -L -f FLET` adds checksums\n",
             path, unchecked);
   return rc;
 }

@@ -2,10 +2,16 @@
 # The whole GPU check in one command, on a machine with an NVIDIA GPU: builds hyla with CUDA,
 # runs every GPU test suite (tests/cuda/, where a missing GPU fails instead of skipping), runs the
 # GPU benches and the references and prints a short table with hyla / reference ratios
-# (scripts/gpu-ratios.py). Where Criterion or inih are not installed, carry .gpu-deps/ (made by
+# (scripts/gpu-ratios.py). Where Criterion or toml++ are not installed, carry .gpu-deps/ (made by
 # scripts/gpu-deps.sh). Logs go to $OUT (or the build dir).
-#   scripts/gpu-check.sh [--no-references] [--lm] [--budget SECONDS] [build-dir]
+#   scripts/gpu-check.sh [--no-references] [--lm] [--export] [--budget SECONDS] [build-dir]
 # --no-references skips the PyTorch / fla timings.
+# --export: only the check of `hyla export` (docs/export.md): trains the quickstart model (a 3:1
+#   GLA/attention hybrid, d = 128) and its pure-GLA twin on the GPU for 300 steps, exports each
+#   with hyla's logits on 2 x 256 tokens, and loads the exports with flash-linear-attention's
+#   classes (scripts/export-parity.py, f32): their logits within 1e-4 of hyla's (the largest
+#   error over the largest logit), or the check fails. Needs transformers and, from .gpu-deps/,
+#   fla-core and flash-linear-attention.
 # --lm: only the 134M LMs in mixed precision against their references (issue 16's table): no
 #   tests, no kernel benches.
 # --budget SECONDS: the references stop (timeout) where they would end the check later than
@@ -20,17 +26,20 @@
 set -euo pipefail
 references=1
 lm_only=0
+export_only=0
 budget=
 while [ $# -gt 0 ]; do
   case "$1" in
   --no-references) references=0 ;;
   --lm) lm_only=1 ;;
+  --export) export_only=1 ;;
   --budget)
     budget=${2:?--budget needs a number of seconds}
     shift
     ;;
   -*)
-    echo "usage: scripts/gpu-check.sh [--no-references] [--lm] [--budget SECONDS] [build-dir]" >&2
+    echo "usage: scripts/gpu-check.sh [--no-references] [--lm] [--export] [--budget SECONDS]" \
+      "[build-dir]" >&2
     exit 2
     ;;
   *) break ;;
@@ -67,6 +76,25 @@ cmake -S . -B "$build" -DHYLA_CUDA=ON -DCMAKE_BUILD_TYPE=Release >"$logs/configu
 cmake --build "$build" -j"$(nproc)" >"$logs/build.log" 2>&1 || { tail -50 "$logs/build.log"; exit 1; }
 
 status=0
+# hyla export against fla's model classes: two quickstart-size models trained here, exported with
+# hyla's logits (computed by hyla on the CPU), loaded and run by fla in f32 on the GPU.
+if [ $export_only = 1 ]; then
+  echo "== hyla export against flash-linear-attention's classes"
+  export TRITON_CACHE_DIR="$cache/triton-f32" # fla's kernels built with IEEE f32 dots, kept apart
+  dirs=()
+  for model in hybrid gla; do
+    sets=(--set 'train.device="cuda"' --set train.steps=300 --set train.eval_every=0
+      --set "run.out=\"$build/export-runs/$model\"")
+    [ $model = gla ] && sets+=(--set 'model.layers="gla x 4"')
+    "$build/hyla" train recipes/quickstart.toml "${sets[@]}" --restart --quiet &&
+      "$build/hyla" export "$build/export-runs/$model/ckpt-00000300.h5" "$build/export-$model" \
+        --logits 256 --force || status=1
+    dirs+=("$build/export-$model")
+  done
+  python3 scripts/export-parity.py "${dirs[@]}" 2>&1 | tee "$logs/export.log" || status=1
+  [ $status = 0 ] && echo "== export check passed on $gpu" || echo "== export check FAILED on $gpu"
+  exit $status
+fi
 if [ $lm_only = 0 ]; then
 echo "== GPU tests"
 (cd "$build" && ctest -R '^test_cuda' -E parallel --output-on-failure) 2>&1 | tee "$logs/tests.log" ||

@@ -10,9 +10,10 @@ packages=(
   build-essential cmake pkg-config clang-format
   libopenblas-dev
   libhdf5-dev zlib1g-dev
+  hdf5-tools # h5repack: converts HDF5 files of the old layout (docs/data.md), and its test
   libopenmpi-dev openmpi-bin
   libcriterion-dev
-  libinih-dev
+  libtomlplusplus-dev # toml++, the TOML parser that reads recipes (header-only)
   gnuplot-nox
   python3 python3-pip # scripts/tokenize.py and train-bpe.py: subword datasets
   clang libclang-rt-dev libomp-dev # libFuzzer builds of the fuzz targets (docs/testing.md)

@@ -26,11 +26,11 @@ run_suite build -DCMAKE_BUILD_TYPE=Release
 # LeakSanitizer reports any leak as a failure; detect_leaks is on by default on Linux.
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DHYLA_SANITIZE=ON
-if echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }' |
-  clang -fsanitize=fuzzer -x c - -o /dev/null 2>/dev/null; then
+if echo 'extern "C" int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }' |
+  clang++ -fsanitize=fuzzer -x c++ - -o /dev/null 2>/dev/null; then
   echo "== build-fuzz: configure and build the fuzz targets (clang, libFuzzer, ASan + UBSan)"
-  cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DHYLA_FUZZ=ON -DHYLA_TESTS=OFF \
-    -DHYLA_MPI=OFF >/dev/null
+  cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DHYLA_FUZZ=ON \
+    -DHYLA_TESTS=OFF -DHYLA_MPI=OFF >/dev/null
   cmake --build build-fuzz -j"$jobs" --target fuzz
   echo "== build-fuzz: each target briefly on its corpus"
   (cd build-fuzz && ctest --output-on-failure -j"$jobs")

@@ -9,6 +9,7 @@ Usage: train-bpe.py [--vocab N] [--max-bytes N] [--special TEXT]... TEXT[.gz] OU
 Example: scripts/train-bpe.py data/corpus/shakespeare.txt.gz data/cache/bpe-2048.json"""
 import argparse
 import gzip
+import os
 import sys
 
 
@@ -39,6 +40,7 @@ def main():
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   special_tokens=a.special)
     tok.train_from_iterator(text.splitlines(keepends=True), trainer)
+    os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
     tok.save(a.out)
     print("train-bpe.py: %s: %d tokens, trained on %d bytes of %s" %
           (a.out, tok.get_vocab_size(), len(data), a.text))

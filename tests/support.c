@@ -169,3 +169,9 @@ const char *t_source_path(const char *rel) {
   snprintf(buf + n, sizeof buf - n, "%s%s", n ? "/" : "", rel);
   return buf;
 }
+
+void __lsan_disable(void) __attribute__((weak)); /* LeakSanitizer's, where it is linked in */
+
+void t_ignore_leaks(void) {
+  if (__lsan_disable) __lsan_disable();
+}

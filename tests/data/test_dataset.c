@@ -4,10 +4,12 @@
 #include "util/h5.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char dir[256];
@@ -200,7 +202,22 @@ typedef struct {
   int64_t val_token; /* at index 1 of /val; default 5 */
   bool no_train, no_val, no_vocab, no_tokenizer, vocab_string, train_group;
   hsize_t unwritten; /* > 0: /train declares this many tokens (chunked) and holds none */
+  hsize_t partial;   /* > 0: /train declares this many tokens, compressed in chunks of 4, and
+                        holds only the first chunk */
+  int vocab_values;  /* > 0: 'vocab' is an array of this many integers */
+  bool tokenizers;   /* 'tokenizer' is an array of two strings */
+  bool old_layout;   /* HDF5's default layout (superblock version 0), as h5py writes it */
 } spec;
+
+/* Where HDF5 should create a test file: the old default layout, or the checksummed one. */
+static hid_t create(const char *path, bool old_layout) {
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  if (!old_layout) H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110);
+  hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+  H5Pclose(fapl);
+  cr_assert(f >= 0, "%s", path);
+  return f;
+}
 
 static const char *bad_file(const char *name, spec s) {
   if (!s.type) s.type = H5T_STD_U8LE;
@@ -209,7 +226,7 @@ static const char *bad_file(const char *name, spec s) {
   if (!s.token) s.token = 4;
   if (!s.val_token) s.val_token = 5;
   const char *path = in_dir(name);
-  hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  hid_t f = create(path, s.old_layout);
   hsize_t dims[2] = {s.n, 2};
   hid_t space = H5Screate_simple(s.ndim, dims, NULL);
   int64_t data[8] = {1, 2, 3, 1, 2, 3, 1, 2};
@@ -231,17 +248,52 @@ static const char *bad_file(const char *name, spec s) {
       H5Pclose(dcpl);
       continue;
     }
+    if (i == 0 && s.partial) {
+      hsize_t chunk = 4, n = s.partial, start = 0;
+      hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE), declared = H5Screate_simple(1, &n, NULL);
+      H5Pset_chunk(dcpl, 1, &chunk);
+      H5Pset_deflate(dcpl, 1);
+      hid_t d = H5Dcreate2(f, sets[i], s.type, declared, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+      hid_t first = H5Screate_simple(1, &chunk, NULL);
+      H5Sselect_hyperslab(declared, H5S_SELECT_SET, &start, NULL, &chunk, NULL);
+      cr_assert(H5Dwrite(d, H5T_NATIVE_INT64, first, declared, H5P_DEFAULT, data) >= 0);
+      H5Sclose(first);
+      H5Dclose(d);
+      H5Sclose(declared);
+      H5Pclose(dcpl);
+      continue;
+    }
     if (s.n > 2) data[i ? 1 : 2] = i ? s.val_token : s.token;
     hid_t d = H5Dcreate2(f, sets[i], s.type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     cr_assert(H5Dwrite(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
     H5Dclose(d);
   }
   H5Sclose(space);
-  if (s.vocab_string)
+  if (s.vocab_string) {
     hy_h5_write_string_attr(f, "vocab", "256");
-  else if (!s.no_vocab)
+  } else if (s.vocab_values) {
+    hsize_t n = (hsize_t)s.vocab_values;
+    int64_t vocab[8] = {256, 256, 256, 256, 256, 256, 256, 256};
+    hid_t space = H5Screate_simple(1, &n, NULL);
+    hid_t a = H5Acreate2(f, "vocab", H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+    cr_assert(H5Awrite(a, H5T_NATIVE_INT64, vocab) >= 0);
+    H5Aclose(a);
+    H5Sclose(space);
+  } else if (!s.no_vocab) {
     hy_h5_write_int_attr(f, "vocab", 256);
-  if (!s.no_tokenizer) hy_h5_write_string_attr(f, "tokenizer", "bytes");
+  }
+  if (s.tokenizers) {
+    hsize_t two = 2;
+    hid_t type = H5Tcopy(H5T_C_S1), space = H5Screate_simple(1, &two, NULL);
+    H5Tset_size(type, 6);
+    hid_t a = H5Acreate2(f, "tokenizer", type, space, H5P_DEFAULT, H5P_DEFAULT);
+    cr_assert(H5Awrite(a, type, "bytes\0other") >= 0);
+    H5Aclose(a);
+    H5Sclose(space);
+    H5Tclose(type);
+  } else if (!s.no_tokenizer) {
+    hy_h5_write_string_attr(f, "tokenizer", "bytes");
+  }
   H5Fclose(f);
   return path;
 }
@@ -319,6 +371,9 @@ Test(dataset, declared_but_unstored_tokens) {
                     "unwritten.h5: /train declares 4 tokens but the file holds 0 bytes of them");
   expect_open_error(bad_file("huge.h5", (spec){.unwritten = (hsize_t)1 << 62}),
                     "huge.h5: /train declares 4611686018427387904 tokens but the file holds 0");
+  /* compressed: fewer bytes than tokens is no sign, a chunk never written is */
+  expect_open_error(bad_file("partial.h5", (spec){.partial = 8}),
+                    "partial.h5: /train: 1 of its 2 chunks were never written");
 }
 
 Test(dataset, tokens_beyond_the_vocabulary) {
@@ -332,7 +387,85 @@ Test(dataset, missing_or_wrong_attributes) {
   expect_open_error(bad_file("novocab.h5", (spec){.no_vocab = true}),
                     "novocab.h5: missing attribute 'vocab'");
   expect_open_error(bad_file("strvocab.h5", (spec){.vocab_string = true}),
-                    "strvocab.h5: attribute 'vocab' on / is not an integer");
+                    "strvocab.h5: attribute 'vocab' is not an integer");
+  /* one value, not the first of several (nor a read past the one hyla holds) */
+  expect_open_error(bad_file("vocabs.h5", (spec){.vocab_values = 3}),
+                    "vocabs.h5: attribute 'vocab' is an array (of 3), expected a single value");
+  expect_open_error(bad_file("vocab1.h5", (spec){.vocab_values = 1}),
+                    "vocab1.h5: attribute 'vocab' is an array (of 1), expected a single value");
+  expect_open_error(bad_file("toks.h5", (spec){.tokenizers = true}),
+                    "toks.h5: attribute 'tokenizer' is an array (of 2), expected a single value");
   expect_open_error(bad_file("notok.h5", (spec){.no_tokenizer = true}),
                     "notok.h5: missing attribute 'tokenizer'");
+}
+
+/* ---- the file's layout ---- */
+
+/* HDF5's old layout (superblock version 0 or 1: h5py's default, older hyla's) has no checksums
+ * on its metadata: refused before HDF5 decodes any of it, saying how to convert it. */
+Test(dataset, the_old_layout_is_refused) {
+  const char *old = bad_file("old.h5", (spec){.old_layout = true});
+  expect_open_error(old, "old.h5: an HDF5 file in the old layout (superblock version 0), whose "
+                         "metadata has no checksums, so damage to it could not be detected");
+  expect_open_error(old, "Convert it with `h5repack -L -f FLET ");
+  if (system("command -v h5repack >/dev/null 2>&1"))
+    cr_skip_test("no h5repack (Debian's hdf5-tools) to convert it with");
+  char cmd[800];
+  snprintf(cmd, sizeof cmd, "h5repack -L -f FLET %s %s", old, in_dir("new.h5"));
+  cr_assert_eq(system(cmd), 0, "%s", cmd);
+  hy_dataset ds;
+  hy_error err;
+  cr_assert_eq(hy_dataset_open(in_dir("new.h5"), &ds, &err), 0, "%s", err.msg);
+  cr_assert_eq(ds.n_train, 4);
+  cr_assert_eq(ds.train[2], 4);
+  cr_assert_eq(ds.val[1], 5);
+  hy_dataset_close(&ds);
+}
+
+/* Every byte of a file hyla wrote, outside the tokens (which carry no checksum), flipped in turn:
+ * the file is refused with a message or reads back the same, never something else. */
+Test(dataset, a_flipped_byte_in_the_metadata_is_refused_or_harmless) {
+  t_ignore_leaks();
+  uint16_t train[64], val[16];
+  for (int i = 0; i < 64; i++) train[i] = (uint16_t)(i * 7 % 300);
+  for (int i = 0; i < 16; i++) val[i] = (uint16_t)(i * 11 % 300);
+  const char *path = in_dir("d.h5");
+  hy_error err;
+  cr_assert_eq(hy_dataset_write(path, train, 64, val, 16, 300, "bytes", &err), 0, "%s", err.msg);
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  off_t tokens[2][2];
+  const char *sets[] = {"/train", "/val"};
+  for (int i = 0; i < 2; i++) {
+    hid_t d = H5Dopen2(f, sets[i], H5P_DEFAULT);
+    tokens[i][0] = (off_t)H5Dget_offset(d);
+    tokens[i][1] = tokens[i][0] + (off_t)H5Dget_storage_size(d);
+    H5Dclose(d);
+  }
+  H5Fclose(f);
+  struct stat st;
+  cr_assert_eq(stat(path, &st), 0);
+  int fd = open(path, O_RDWR), refused = 0;
+  for (off_t at = 0; at < st.st_size; at++) {
+    if ((at >= tokens[0][0] && at < tokens[0][1]) || (at >= tokens[1][0] && at < tokens[1][1]))
+      continue;
+    unsigned char byte, flipped;
+    cr_assert_eq(pread(fd, &byte, 1, at), 1);
+    flipped = byte ^ 0x5a;
+    cr_assert_eq(pwrite(fd, &flipped, 1, at), 1);
+    hy_dataset ds;
+    int rc = hy_dataset_open(path, &ds, &err);
+    cr_assert_eq(pwrite(fd, &byte, 1, at), 1);
+    if (rc) {
+      cr_assert(strstr(err.msg, "d.h5"), "byte %lld: '%s'", (long long)at, err.msg);
+      refused++;
+      continue;
+    }
+    cr_assert(ds.n_train == 64 && ds.n_val == 16 && ds.vocab == 300, "byte %lld", (long long)at);
+    cr_assert_arr_eq(ds.train, train, sizeof train, "byte %lld", (long long)at);
+    cr_assert_arr_eq(ds.val, val, sizeof val, "byte %lld", (long long)at);
+    cr_assert_str_eq(ds.tokenizer, "bytes", "byte %lld", (long long)at);
+    hy_dataset_close(&ds);
+  }
+  close(fd);
+  cr_assert_gt(refused, 100, "the checksums caught only %d flips", refused);
 }

@@ -155,8 +155,7 @@ static const char *damaged(const char *name, int64_t vocab, const uint64_t *offs
   uint16_t t[] = {0, 1, 2};
   hy_error err;
   const char *path = in_dir(name);
-  cr_assert_eq(hy_dataset_write(path, t, 3, t, 3, vocab, "byte-level-bpe", &err), 0, "%s",
-               err.msg);
+  cr_assert_eq(hy_dataset_write(path, t, 3, t, 3, vocab, "byte-level-bpe", &err), 0, "%s", err.msg);
   hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
   hid_t g = H5Gcreate2(f, "/vocab", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   put(g, "offsets", H5T_NATIVE_UINT64, offsets, n_off);
@@ -268,9 +267,9 @@ Test(vocab, a_mismatch_names_the_key_and_both_sizes) {
   cr_expect(strstr(err.msg, "--set model.vocab=300: [model] vocab = 300, but the dataset"), "%s",
             err.msg);
   /* without a stored vocabulary, a model's may be larger than the dataset's, not smaller */
-  cr_assert_eq(hy_recipe_load(recipe_file("big.toml", "shakespeare", "vocab = 300"), 0, NULL, &r,
-                              &err),
-               0, "%s", err.msg);
+  cr_assert_eq(
+      hy_recipe_load(recipe_file("big.toml", "shakespeare", "vocab = 300"), 0, NULL, &r, &err), 0,
+      "%s", err.msg);
   path = recipe_file("small.toml", "shakespeare", "vocab = 100");
   cr_assert_neq(hy_recipe_load(path, 0, NULL, &r, &err), 0);
   cr_expect(strstr(err.msg, ":4: [model] vocab = 100, but the dataset shakespeare has a vocabulary "

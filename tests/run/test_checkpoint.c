@@ -162,9 +162,13 @@ Test(checkpoint, non_finite_parameters_are_refused) {
   hy_params_free(&ps);
 }
 
-/* A checkpoint as hyla wrote them before checksums: contiguous datasets, the same attributes. */
-static void write_unchecked(const char *path, const hy_params *ps) {
-  hid_t file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+/* A checkpoint as hyla wrote them before checksums: contiguous datasets, the same attributes, in
+ * HDF5's old layout (superblock version 0), or the checksummed one that h5repack -L gives it. */
+static void write_unchecked(const char *path, const hy_params *ps, bool old_layout) {
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  if (!old_layout) H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110);
+  hid_t file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+  H5Pclose(fapl);
   hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
   H5Pset_create_intermediate_group(lcpl, 1);
   char name[128];
@@ -192,12 +196,11 @@ static void write_unchecked(const char *path, const hy_params *ps) {
   H5Fclose(file);
 }
 
-Test(checkpoint, files_without_checksums_load_with_a_warning) {
-  hy_params ps, back;
-  params(&ps, 2);
+/* Load path into parameters like ps, expect the same values, and return what was said on stderr. */
+static char *load_same(const char *path, const hy_params *ps) {
+  hy_params back;
   params(&back, 0);
-  const char *path = in_dir("old.h5"), *said = in_dir("stderr.txt");
-  write_unchecked(path, &ps);
+  const char *said = in_dir("stderr.txt");
   fflush(stderr);
   int saved = dup(2), fd = open(said, O_WRONLY | O_CREAT | O_TRUNC, 0644);
   dup2(fd, 2);
@@ -208,10 +211,99 @@ Test(checkpoint, files_without_checksums_load_with_a_warning) {
   close(fd);
   close(saved);
   cr_assert_eq(rc, 0, "%s", err.msg);
-  for (int i = 0; i < ps.n; i++) t_expect_same_bits(back.items[i].t, ps.items[i].t, "old file");
+  for (int i = 0; i < ps->n; i++) t_expect_same_bits(back.items[i].t, ps->items[i].t, path);
+  hy_params_free(&back);
   char *text = hy_read_file(said, NULL, &err);
+  cr_assert(text, "%s", err.msg);
+  return text;
+}
+
+Test(checkpoint, files_without_checksums_load_with_a_warning) {
+  hy_params ps;
+  params(&ps, 2);
+  const char *path = in_dir("old.h5");
+  write_unchecked(path, &ps, false);
+  char *text = load_same(path, &ps);
   cr_assert(strstr(text, "old.h5: 4 datasets without a checksum"), "%s", text);
+  cr_assert(strstr(text, "`h5repack -L -f FLET` adds checksums"), "%s", text);
   free(text);
+  hy_params_free(&ps);
+}
+
+/* HDF5's old layout, without checksums on its metadata (older hyla's, h5py's default), is refused
+ * before HDF5 decodes it; h5repack -L converts it, and -f FLET adds the datasets' checksums. */
+Test(checkpoint, the_old_layout_is_refused_and_h5repack_converts_it) {
+  hy_params ps;
+  params(&ps, 6);
+  const char *old = in_dir("v0.h5");
+  write_unchecked(old, &ps, true);
+  expect_load_error(old, "v0.h5: an HDF5 file in the old layout (superblock version 0), whose "
+                         "metadata has no checksums, so damage to it could not be detected");
+  hy_ckpt_meta meta;
+  hy_error err;
+  cr_assert_neq(hy_checkpoint_read_meta(old, &meta, &err), 0);
+  cr_assert(strstr(err.msg, "Convert it with `h5repack -L -f FLET "), "%s", err.msg);
+  if (system("command -v h5repack >/dev/null 2>&1")) {
+    hy_params_free(&ps);
+    cr_skip_test("no h5repack (Debian's hdf5-tools) to convert it with");
+  }
+  char cmd[900];
+  snprintf(cmd, sizeof cmd, "h5repack -L %s %s", old, in_dir("latest.h5"));
+  cr_assert_eq(system(cmd), 0, "%s", cmd);
+  char *text = load_same(in_dir("latest.h5"), &ps);
+  cr_assert(strstr(text, "latest.h5: 4 datasets without a checksum"), "%s", text);
+  free(text);
+  snprintf(cmd, sizeof cmd, "h5repack -L -f FLET %s %s", old, in_dir("checked.h5"));
+  cr_assert_eq(system(cmd), 0, "%s", cmd);
+  text = load_same(in_dir("checked.h5"), &ps);
+  cr_assert_str_empty(text);
+  free(text);
+  hy_params_free(&ps);
+}
+
+/* Every byte of a small checkpoint flipped in turn: refused with a message, or (bytes HDF5 does
+ * not use) the same values; never other values, never a crash. */
+Test(checkpoint, a_flipped_byte_anywhere_is_refused_or_harmless) {
+  t_ignore_leaks();
+  hy_params ps, back;
+  ps = (hy_params){0};
+  hy_params_add(&ps, "embed", "weight", HY_F32, HY_SHAPE(8, 4), false);
+  hy_params_add(&ps, "norm", "weight", HY_F64, HY_SHAPE(4), false);
+  hy_rng rng = hy_rng_new(7);
+  for (int i = 0; i < ps.n; i++) hy_fill_normal(ps.items[i].t, &rng, 0.0, 1.0);
+  const char *path = in_dir("small.h5");
+  write_ckpt(path, &ps);
+  back = (hy_params){0};
+  hy_params_add(&back, "embed", "weight", HY_F32, HY_SHAPE(8, 4), false);
+  hy_params_add(&back, "norm", "weight", HY_F64, HY_SHAPE(4), false);
+  struct stat st;
+  cr_assert_eq(stat(path, &st), 0);
+  int fd = open(path, O_RDWR), refused = 0;
+  for (off_t at = 0; at < st.st_size; at++) {
+    unsigned char byte, flipped;
+    cr_assert_eq(pread(fd, &byte, 1, at), 1);
+    flipped = byte ^ 0x5a;
+    cr_assert_eq(pwrite(fd, &flipped, 1, at), 1);
+    hy_ckpt_meta meta;
+    hy_error err;
+    int rc = hy_checkpoint_read_meta(path, &meta, &err);
+    if (!rc) {
+      rc = hy_checkpoint_load(path, &back, NULL, &err);
+      cr_assert(rc || (meta.step == 5 && meta.n_loader == 2 && meta.loader[1] == 4), "byte %lld",
+                (long long)at);
+      hy_ckpt_meta_free(&meta);
+    }
+    cr_assert_eq(pwrite(fd, &byte, 1, at), 1);
+    if (rc) {
+      cr_assert(strstr(err.msg, "small.h5"), "byte %lld: '%s'", (long long)at, err.msg);
+      refused++;
+      continue;
+    }
+    for (int i = 0; i < ps.n; i++) t_expect_same_bits(back.items[i].t, ps.items[i].t, "flipped");
+  }
+  close(fd);
+  cr_assert_gt(refused, st.st_size / 2, "only %d of %lld flips refused", refused,
+               (long long)st.st_size);
   hy_params_free(&ps);
   hy_params_free(&back);
 }

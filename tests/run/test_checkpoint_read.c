@@ -36,8 +36,8 @@ static void fini(void) {
 
 TestSuite(checkpoint_read, .init = init, .fini = fini);
 
-/* Store the first parameter again with this type, same shape. */
-static const char *replace_first(hid_t type) {
+/* Store the first parameter again with this type and layout (dcpl), same shape, unwritten. */
+static const char *replace_first_as(hid_t type, hid_t dcpl) {
   static char name[300];
   snprintf(name, sizeof name, "/params/%s", model->params.items[0].name);
   const hy_tensor *t = model->params.items[0].t;
@@ -47,13 +47,15 @@ static const char *replace_first(hid_t type) {
   cr_assert(f >= 0);
   cr_assert(H5Ldelete(f, name, H5P_DEFAULT) >= 0);
   hid_t space = H5Screate_simple(t->ndim, dims, NULL);
-  hid_t set = H5Dcreate2(f, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  hid_t set = H5Dcreate2(f, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
   cr_assert(set >= 0);
   H5Dclose(set);
   H5Sclose(space);
   H5Fclose(f);
   return name;
 }
+
+static const char *replace_first(hid_t type) { return replace_first_as(type, H5P_DEFAULT); }
 
 static void expect_refused(const char *name) {
   hy_error err;
@@ -78,6 +80,79 @@ Test(checkpoint_read, a_float_of_absurd_size_is_refused) {
 Test(checkpoint_read, the_file_as_written_loads) {
   hy_error err;
   cr_assert_eq(hy_checkpoint_load(path, &model->params, NULL, &err), 0, "%s", err.msg);
+}
+
+static void expect_error(const char *want) {
+  hy_error err;
+  cr_assert_neq(hy_checkpoint_load(path, &model->params, NULL, &err), 0);
+  cr_assert(strstr(err.msg, want), "message '%s' lacks '%s'", err.msg, want);
+}
+
+/* Storage never written reads back as zeros without an error from HDF5: refused by name. */
+Test(checkpoint_read, a_parameter_never_written_is_refused) {
+  const char *name = replace_first(H5T_IEEE_F32LE);
+  char want[400];
+  snprintf(want, sizeof want, "ckpt.h5: %s was never written", name);
+  expect_error(want);
+}
+
+Test(checkpoint_read, a_parameter_whose_chunks_were_never_written_is_refused) {
+  hsize_t chunk[HY_MAX_DIMS];
+  const hy_tensor *t = model->params.items[0].t;
+  for (int i = 0; i < t->ndim; i++) chunk[i] = (hsize_t)t->shape[i];
+  chunk[0] = chunk[0] > 1 ? chunk[0] / 2 : 1;
+  hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  H5Pset_chunk(dcpl, t->ndim, chunk);
+  H5Pset_fletcher32(dcpl); /* a checksum of each chunk, but no chunk to check */
+  const char *name = replace_first_as(H5T_IEEE_F32LE, dcpl);
+  H5Pclose(dcpl);
+  char want[400];
+  snprintf(want, sizeof want, "ckpt.h5: %s: 2 of its 2 chunks were never written", name);
+  expect_error(want);
+}
+
+/* Replace root attribute `name` by an array of n int64 (n = 0: a null dataspace), or a float. */
+static void replace_attr(const char *name, int n, bool floats) {
+  hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+  cr_assert(f >= 0);
+  cr_assert(H5Adelete(f, name) >= 0);
+  hsize_t dim = (hsize_t)n;
+  int64_t values[HY_CKPT_STATE_MAX + 1] = {1, 2, 3};
+  hid_t space = n ? H5Screate_simple(1, &dim, NULL) : H5Screate(H5S_NULL);
+  hid_t type = floats ? H5T_IEEE_F64LE : H5T_STD_I64LE;
+  hid_t a = H5Acreate2(f, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+  cr_assert(a >= 0);
+  if (n) cr_assert(H5Awrite(a, H5T_NATIVE_INT64, values) >= 0);
+  H5Aclose(a);
+  H5Sclose(space);
+  H5Fclose(f);
+}
+
+static void expect_meta_error(const char *want) {
+  hy_ckpt_meta meta;
+  hy_error err;
+  cr_assert_neq(hy_checkpoint_read_meta(path, &meta, &err), 0);
+  cr_assert(strstr(err.msg, want), "message '%s' lacks '%s'", err.msg, want);
+}
+
+/* One value where one is meant: not the first of several, nor a read past the one hyla holds. */
+Test(checkpoint_read, attributes_of_several_values_are_refused) {
+  replace_attr("step", 3, false);
+  expect_meta_error("ckpt.h5: attribute 'step' is an array (of 3), expected a single value");
+  replace_attr("step", 0, false);
+  expect_meta_error("ckpt.h5: attribute 'step' holds no value");
+  replace_attr("step", 1, true);
+  expect_meta_error("ckpt.h5: attribute 'step' is not an integer");
+}
+
+Test(checkpoint_read, a_loader_state_of_another_type_or_size_is_refused) {
+  replace_attr("loader_state", 2, true);
+  expect_meta_error("ckpt.h5: attribute 'loader_state' is not an integer");
+  replace_attr("loader_state", HY_CKPT_STATE_MAX + 1, false);
+  char want[200];
+  snprintf(want, sizeof want, "attribute 'loader_state' holds %d values, expected at most %d",
+           HY_CKPT_STATE_MAX + 1, HY_CKPT_STATE_MAX);
+  expect_meta_error(want);
 }
 
 /* Store the first parameter again as a dataset of rank `rank` with every dimension `dim` (chunked,
