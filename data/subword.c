@@ -33,7 +33,7 @@ void hy_subword_script(char *out, size_t n) {
     *slash = 0;
   else
     snprintf(dir, sizeof dir, "data");
-  snprintf(out, n, "%s/../scripts/tokenize.py", dir);
+  snprintf(out, n, "%s/../scripts/tokenize-text.py", dir);
 }
 
 /* ---- running the script ---- */

@@ -1,8 +1,8 @@
-/* Subword tokenization for `hyla data prepare --tokenizer FILE`: hyla runs scripts/tokenize.py of
- * its source tree (Hugging Face's `tokenizers` package) under python3, or under $HYLA_PYTHON
- * when that is set, hands it the text through a pipe and reads back the ids and the vocabulary
- * (the stream the script's header describes). Only preparing data needs Python: training,
- * evaluation and sampling decode with the vocabulary stored in the dataset. */
+/* Subword tokenization for `hyla data prepare --tokenizer FILE`: hyla runs
+ * scripts/tokenize-text.py of its source tree (Hugging Face's `tokenizers` package) under python3,
+ * or under $HYLA_PYTHON when that is set, hands it the text through a pipe and reads back the ids
+ * and the vocabulary (the stream the script's header describes). Only preparing data needs Python:
+ * training, evaluation and sampling decode with the vocabulary stored in the dataset. */
 #ifndef HYLA_SUBWORD_H
 #define HYLA_SUBWORD_H
 

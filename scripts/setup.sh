@@ -15,7 +15,7 @@ packages=(
   libcriterion-dev
   libtomlplusplus-dev # toml++, the TOML parser that reads recipes (header-only)
   gnuplot-nox
-  python3 python3-pip # scripts/tokenize.py and train-bpe.py: subword datasets
+  python3 python3-pip # scripts/tokenize-text.py and train-bpe.py: subword datasets
   clang libclang-rt-dev libomp-dev # libFuzzer builds of the fuzz targets (docs/testing.md)
 )
 case "${1:-}" in
@@ -35,8 +35,8 @@ for p in "${packages[@]}"; do
 done
 
 # Python's tokenizers package, for the python3 on PATH (`hyla data prepare --tokenizer` runs
-# scripts/tokenize.py with it; tests/data/subword.sh skips without it): Debian has no package of
-# it, so pip installs it, into a Debian-managed Python too.
+# scripts/tokenize-text.py with it; tests/data/subword.sh skips without it): Debian has no
+# package of it, so pip installs it, into a Debian-managed Python too.
 tokenizers() {
   python3 -c 'import tokenizers' 2>/dev/null && return 0
   echo "setup: installing Python's tokenizers package with pip for $(command -v python3)"

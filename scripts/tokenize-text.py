@@ -11,7 +11,7 @@ Reads the text on standard input; writes on standard output, little-endian:
   n times: u32 k, k bytes   token i's bytes
   then blocks of ids: u32 k (> 0), k u32 ids; a block with k = 0 ends the stream.
 Errors go to standard error with exit status 1 (3 when the package is missing).
-Usage: tokenize.py TOKENIZER.json < TEXT > STREAM"""
+Usage: tokenize-text.py TOKENIZER.json < TEXT > STREAM"""
 import json
 import re
 import struct
@@ -22,7 +22,7 @@ BATCH_CHARS = 1 << 20  # text encoded per encode_batch call: bounds the memory i
 
 
 def die(msg, status=1):
-    sys.stderr.write("tokenize.py: %s\n" % msg)
+    sys.stderr.write("tokenize-text.py: %s\n" % msg)
     sys.exit(status)
 
 
@@ -107,7 +107,7 @@ def write_ids(out, ids):
 
 def main():
     if len(sys.argv) != 2:
-        die("usage: tokenize.py TOKENIZER.json < TEXT > STREAM")
+        die("usage: tokenize-text.py TOKENIZER.json < TEXT > STREAM")
     path = sys.argv[1]
     try:
         from tokenizers import Tokenizer
