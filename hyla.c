@@ -689,7 +689,8 @@ static int cmd_export(int argc, char **argv) {
 static int cmd_info(int argc, char **argv) {
   if (wants_help(argc, argv)) {
     printf("usage: hyla info [CKPT]\n\n"
-           "With a checkpoint: its step, parameter count and recipe. Without: this build.\n");
+           "With a checkpoint: its step, parameter count, vocabulary and recipe. Without: this\n"
+           "build.\n");
     return 0;
   }
   const char *path = NULL;
@@ -711,10 +712,21 @@ static int cmd_info(int argc, char **argv) {
   int64_t step;
   hy_model *m = load_model(path, false, &r, &step, &err);
   if (!m) return fail("info", &err);
+  hy_vocab vocab;
+  if (read_vocab(path, m, &vocab, &err)) {
+    hy_model_free(m);
+    return fail("info", &err);
+  }
   char *text = hy_recipe_to_toml(&r);
-  printf("checkpoint %s\nstep %lld\nparameters %lld\n\n%s", path, (long long)step,
-         (long long)hy_params_count(&m->params), text);
+  printf("checkpoint %s\nstep %lld\nparameters %lld\n", path, (long long)step,
+         (long long)hy_params_count(&m->params));
+  if (vocab.n)
+    printf("vocabulary %lld tokens, their bytes kept in the checkpoint\n", (long long)vocab.n);
+  else
+    printf("vocabulary bytes\n");
+  printf("\n%s", text);
   free(text);
+  hy_vocab_free(&vocab);
   hy_model_free(m);
   return 0;
 }

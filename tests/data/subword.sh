@@ -37,6 +37,26 @@ echo '{}' >fake.json
 HYLA_PYTHON=/nonexistent/python3 expect 1 "cannot run '/nonexistent/python3'" \
   "$hyla" data prepare corpus.txt x.h5 --tokenizer fake.json
 [ -e x.h5 ] && fail "a failed prepare wrote its output"
+# SIGTERM while the script runs: hyla ends it, writes nothing and exits 143. The stand-in for
+# Python records its pid, takes the text and sleeps.
+printf '#!/bin/sh\necho $$ >"%s/script.pid"\ncat >/dev/null\nexec sleep 60\n' "$work" >slow-python
+chmod +x slow-python
+HYLA_PYTHON=$work/slow-python "$hyla" data prepare corpus.txt stopped.h5 --tokenizer fake.json \
+  >stop.txt 2>&1 &
+pid=$!
+for ((i = 0; i < 1000; i++)); do [ -s script.pid ] && break; sleep 0.01; done
+[ -s script.pid ] || fail "the stand-in tokenizer script did not start"
+kill -TERM "$pid"
+for ((i = 0; i < 500; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.01; done
+kill -0 "$pid" 2>/dev/null && { kill -KILL "$pid"; fail "data prepare did not stop within 5 s"; }
+rc=0
+wait "$pid" || rc=$?
+[ "$rc" = 143 ] || fail "data prepare stopped by SIGTERM exited $rc: $(cat stop.txt)"
+grep -qF "stopped by SIGTERM while tokenizing: stopped.h5 not written" stop.txt ||
+  fail "data prepare said '$(cat stop.txt)'"
+[ -e stopped.h5 ] && fail "a stopped prepare wrote its output"
+kill -0 "$(cat script.pid)" 2>/dev/null && fail "the tokenizer script outlived hyla"
+
 if ! command -v python3 >/dev/null; then
   echo "subword: no python3: the tokenizer checks are skipped"
   exit 77
@@ -94,7 +114,9 @@ sets=(--set "data.dataset=\"$work/sub.h5\"" --set "run.out=\"$work/run\"" --set 
 expect 0 "bits per byte" "$hyla" train "$src/recipes/quickstart-bpe.toml" "${sets[@]}"
 ckpt=run/ckpt-00000020.h5
 [ -f "$ckpt" ] || fail "no checkpoint after training: $(ls run)"
-grep -q "vocab = 512" <("$hyla" info "$ckpt") || fail "the resolved recipe lacks vocab = 512"
+"$hyla" info "$ckpt" >info.txt
+grep -q "^vocabulary 512 tokens" info.txt || fail "info does not show the kept vocabulary"
+grep -q "^vocab = 512" info.txt || fail "the resolved recipe lacks vocab = 512"
 expect 0 "bits/byte" "$hyla" eval "$ckpt" --batches 2
 grep -q "bits/tok" out.txt || fail "eval prints no bits per token: $(cat out.txt)"
 mv sub.h5 away.h5 # generate needs the checkpoint only
