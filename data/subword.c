@@ -26,14 +26,17 @@ const char *hy_subword_python(void) {
  * data/builtin.c finds the corpus, so any build directory and a binary run from anywhere find it.
  */
 void hy_subword_script(char *out, size_t n) {
-  char dir[4096];
-  snprintf(dir, sizeof dir, "%s", __FILE__);
-  char *slash = strrchr(dir, '/');
-  if (slash)
+  char root[4096];
+  snprintf(root, sizeof root, "%s", __FILE__); /* ROOT/data/subword.c */
+  for (int up = 0; up < 2; up++) {
+    char *slash = strrchr(root, '/');
+    if (!slash) {
+      snprintf(root, sizeof root, ".");
+      break;
+    }
     *slash = 0;
-  else
-    snprintf(dir, sizeof dir, "data");
-  snprintf(out, n, "%s/../scripts/tokenize-text.py", dir);
+  }
+  snprintf(out, n, "%s/scripts/tokenize-text.py", root);
 }
 
 /* ---- running the script ---- */
@@ -81,7 +84,10 @@ static int exchange(int to, int from, const unsigned char *text, size_t n, buffe
   size_t sent = 0;
   int failed = 0; /* the errno of a poll or read that failed */
   fcntl(to, F_SETFL, O_NONBLOCK);
-  if (n == 0) close(to), to = -1;
+  if (n == 0) {
+    close(to);
+    to = -1;
+  }
   while (!hy_stop_asked()) {
     struct pollfd p[2] = {{.fd = from, .events = POLLIN}, {.fd = to, .events = POLLOUT}};
     int ready = poll(p, 2, 100);
@@ -95,7 +101,10 @@ static int exchange(int to, int from, const unsigned char *text, size_t n, buffe
       ssize_t w = write(to, text + sent, piece);
       if (w > 0) sent += (size_t)w;
       /* the script ended before taking it all (EPIPE): its exit status says why */
-      if ((w < 0 && errno != EAGAIN && errno != EINTR) || sent == n) close(to), to = -1;
+      if ((w < 0 && errno != EAGAIN && errno != EINTR) || sent == n) {
+        close(to);
+        to = -1;
+      }
     }
     if (p[0].revents) {
       if (!grow(got)) {
@@ -127,7 +136,8 @@ static int run_script(const char *tokenizer, const unsigned char *text, size_t n
   if (pipe(in)) return hy_fail(err, "cannot make a pipe: %s", strerror(errno));
   if (pipe(out)) {
     int e = errno;
-    close(in[0]), close(in[1]);
+    close(in[0]);
+    close(in[1]);
     return hy_fail(err, "cannot make a pipe: %s", strerror(e));
   }
   for (int i = 0; i < 2; i++) { /* the script keeps only its ends, as 0 and 1 */
@@ -137,9 +147,11 @@ static int run_script(const char *tokenizer, const unsigned char *text, size_t n
   char *argv[] = {(char *)python, script, (char *)tokenizer, NULL};
   int errnum;
   pid_t pid = spawn(python, argv, in[0], out[1], &errnum);
-  close(in[0]), close(out[1]);
+  close(in[0]); /* the script's ends */
+  close(out[1]);
   if (pid < 0) {
-    close(in[1]), close(out[0]);
+    close(in[1]);
+    close(out[0]);
     return hy_fail(err,
                    "--tokenizer needs Python: cannot run '%s' (%s); scripts/setup.sh installs "
                    "python3 and its tokenizers package, and HYLA_PYTHON names another interpreter",
