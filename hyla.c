@@ -204,7 +204,9 @@ static int cmd_train(int argc, char **argv) {
            "                  memory training holds, an estimate of a step's activations and\n"
            "                  whether a CPU run fits in memory, and build the model on the CPU\n"
            "                  when its parameters take at most 256 MiB; exits 0 if the recipe\n"
-           "                  would train, else 1 with the error. Reads no dataset.\n");
+           "                  would train, else 1 with the error. Reads no tokens: of a\n"
+           "                  dataset file, only its vocabulary's size, which [model] vocab\n"
+           "                  follows when the recipe leaves it out (docs/data.md).\n");
     return 0;
   }
   const char *path = NULL;

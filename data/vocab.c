@@ -46,12 +46,10 @@ bool hy_vocab_equal(const hy_vocab *a, const hy_vocab *b) {
 int64_t hy_vocab_decode(const hy_vocab *v, const uint16_t *ids, int64_t n, FILE *out) {
   int64_t bytes = 0;
   for (int64_t i = 0; i < n; i++) {
+    unsigned char byte = (unsigned char)(ids[i] & 0xff);
     size_t len = 1;
-    const unsigned char *b = v->n ? hy_vocab_token(v, ids[i], &len) : NULL;
-    if (out && b)
-      fwrite(b, 1, len, out);
-    else if (out)
-      fputc(ids[i] & 0xff, out);
+    const unsigned char *b = v->n ? hy_vocab_token(v, ids[i], &len) : &byte;
+    if (out) fwrite(b, 1, len, out);
     bytes += (int64_t)len;
   }
   return bytes;
