@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Tokenizes text for `hyla data prepare --tokenizer FILE`, with Hugging Face's `tokenizers`
 package, and hands hyla the ids and the vocabulary (each token's bytes). The tokenizer is a
-tokenizer.json of byte-level BPE (GPT-2, Llama 3, Qwen, scripts/train-bpe.py's): every byte
+tokenizer.json of byte-level BPE (GPT-2's kind, scripts/train-bpe.py's): every byte
 sequence has a tokenization that decodes back to it, byte for byte, which hyla checks.
 
 Reads the text on standard input; writes on standard output, little-endian:
@@ -51,7 +51,8 @@ def components(node):
 
 
 def check_byte_level(spec, path):
-    """The tokenizer must give every text back byte for byte: byte-level BPE, no normalizer."""
+    """The tokenizer must be byte-level BPE, whose tokens give a text back byte for byte (hyla
+    checks that they do: a normalizer, NFC say, may change a text or not)."""
     model = spec.get("model") or {}
     if model.get("type") != "BPE":
         die("%s: a %s model; hyla takes byte-level BPE" % (path, model.get("type")))
@@ -62,9 +63,6 @@ def check_byte_level(spec, path):
     if any(c.get("add_prefix_space") for c in pre):
         die("%s: its ByteLevel pre-tokenizer adds a space before the text (add_prefix_space), "
             "which would not decode to the text" % path)
-    if spec.get("normalizer"):
-        die("%s: it has a normalizer (%s), which changes the text: its tokens would not decode "
-            "to it" % (path, spec["normalizer"].get("type")))
 
 
 def vocabulary(tok):

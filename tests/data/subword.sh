@@ -85,6 +85,23 @@ train_bpe bpe.json
 train_bpe again.json
 cmp -s bpe.json again.json || fail "train-bpe.py gave two tokenizers for the same text"
 
+# A tokenizer that changes the text is refused, naming the first byte that differs.
+python3 - <<'PY'
+import json
+spec = json.load(open("bpe.json"))
+spec["normalizer"] = {"type": "Lowercase"}
+json.dump(spec, open("lower.json", "w"))
+spec["normalizer"] = None
+spec["pre_tokenizer"]["add_prefix_space"] = True
+json.dump(spec, open("prefix.json", "w"))
+PY
+expect 1 "lower.json: the tokens do not decode to the text: token 0 (id" \
+  "$hyla" data prepare corpus.txt x.h5 --tokenizer lower.json
+grep -qF "differs from it at byte 0;" out.txt || fail "the first differing byte is not named: $(cat out.txt)"
+expect 1 "prefix.json: its ByteLevel pre-tokenizer adds a space before the text" \
+  "$hyla" data prepare corpus.txt x.h5 --tokenizer prefix.json
+[ -e x.h5 ] && fail "a refused tokenizer wrote the dataset"
+
 # Encode, then decode through the vocabulary stored in the dataset: the bytes come back.
 expect 0 "vocabulary 512 (byte-level-bpe)" \
   "$hyla" data prepare corpus.txt sub.h5 --tokenizer bpe.json --val-fraction 0.05
