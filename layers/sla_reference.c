@@ -86,6 +86,7 @@ hy_tensor *hy_sla_naive(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale,
                         int64_t block) {
   int64_t B = q->shape[0], T = q->shape[1], H = q->shape[2];
   if (block < 1) hy_die("sla_naive", "block %lld (>= 1)", (long long)block);
+  if (block > T && T > 0) block = T; /* the whole sequence, as in hy_sla */
   int64_t nb;
   const int32_t *cls = select_naive(q, k, block, critical_fraction, negligible_fraction, &nb);
   hy_tensor *exact = hy_empty(q->dtype, HY_SHAPE(B, H, T, T));

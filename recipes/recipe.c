@@ -518,8 +518,11 @@ static int head_size_even(const hy_recipe *r, char *why, size_t size) {
 
 static int mlp_fits(const hy_recipe *r, char *why, size_t size) {
   if (mlp_hidden(r) <= INT32_MAX) return 0;
-  return snprintf(why, size, "[model] the MLP width mlp_ratio * d_model = %g is too large",
-                  r->model.mlp_ratio * (double)r->model.d_model),
+  return snprintf(why, size,
+                  "[model] the MLP width, mlp_ratio * d_model = %g rounded up to a multiple of "
+                  "mlp_multiple = %lld, is too large (at most %d)",
+                  r->model.mlp_ratio * (double)r->model.d_model, (long long)r->model.mlp_multiple,
+                  INT32_MAX),
          -1;
 }
 
@@ -846,6 +849,10 @@ int hy_recipe_load(const char *path, int n_overrides, const char *const *overrid
   return hy_recipe_load_sweep(path, n_overrides, overrides, r, NULL, err);
 }
 
+/* A recipe is a short text: reading stops past this many bytes, so that a device such as /dev/zero
+ * or a large file given by mistake is refused instead of read until memory runs out. */
+enum { RECIPE_MAX_BYTES = 1 << 20 };
+
 int hy_recipe_load_sweep(const char *path, int n_overrides, const char *const *overrides,
                          hy_recipe *r, hy_sweep_spec *sweep, hy_error *err) {
   if (sweep) memset(sweep, 0, sizeof *sweep);
@@ -861,6 +868,12 @@ int hy_recipe_load_sweep(const char *path, int n_overrides, const char *const *o
       break;
     }
     if (feof(f)) break;
+    if (size > RECIPE_MAX_BYTES) {
+      fclose(f);
+      free(text);
+      return hy_fail(err, "%s: more than %d MiB: not a recipe (a short text file)", path,
+                     RECIPE_MAX_BYTES >> 20);
+    }
     char *more = realloc(text, cap *= 2);
     if (!more) free(text);
     text = more;
@@ -889,7 +902,7 @@ char *hy_recipe_to_toml(const hy_recipe *r) {
   size_t size = 0;
   FILE *f = open_memstream(&text, &size);
   if (!f) return NULL;
-  fputs("# The resolved recipe: every key, defaults included.\n", f);
+  fputs(HY_RECIPE_RESOLVED_HEADER, f);
   for (int s = 0; hy_sections[s]; s++) {
     fprintf(f, "\n[%s]\n", hy_sections[s]);
     for (int i = 0; i < hy_n_keys; i++) {
@@ -925,7 +938,7 @@ void hy_recipe_write_docs(FILE *f) {
       "`\"\"\"...\"\"\"` and `'''...'''`), integers (`1_000`, `0x1F`, `0o17`, `0b101`), floats "
       "(`3e-4`, `0.5`, `1_000.0`), `true` and `false`, and arrays. An integer is taken where a "
       "float is expected, not the reverse. No key takes `inf` or `nan`, a date, a table where a "
-      "value goes, or a string holding U+0000.\n"
+      "value goes, or a string holding U+0000. A recipe file is at most %d MiB.\n"
       "- `--set section.key=value` overrides a key after the file, with the same checks; the "
       "section is everything before the last dot (`--set layer.attn.naive=true`). The value is "
       "TOML (`--set 'optim.betas=[0.9, 0.99]'`), except that a key taking a string takes bare "
@@ -943,7 +956,8 @@ void hy_recipe_write_docs(FILE *f) {
       "- A `[sweep]` section lists values to try, each key a recipe key written `\"section.key\"` "
       "or dotted (`\"optim.lr\" = [1e-3, 3e-3]`), plus `seeds = [0, 1, 2]`; `hyla sweep` trains "
       "the grid of their combinations, and `hyla train` checks the section and trains the recipe "
-      "without it (docs/sweeps.md).\n");
+      "without it (docs/sweeps.md).\n",
+      RECIPE_MAX_BYTES >> 20);
   for (int s = 0; hy_sections[s]; s++) {
     fprintf(f, "\n## [%s]\n\n| key | type | default | range | meaning |\n|---|---|---|---|---|\n",
             hy_sections[s]);

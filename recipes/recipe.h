@@ -140,6 +140,8 @@ int hy_recipe_check(const hy_recipe *r, hy_error *err);
 /* The resolved recipe as TOML text (every key, defaults included), malloc'd. Parsing it back
  * gives the same recipe. */
 char *hy_recipe_to_toml(const hy_recipe *r);
+/* The first line of hy_recipe_to_toml's text: how a run knows the recipe.toml it writes. */
+#define HY_RECIPE_RESOLVED_HEADER "# The resolved recipe: every key, defaults included.\n"
 /* docs/recipes.md: one table per section with every key, its type, default, range and meaning. */
 void hy_recipe_write_docs(FILE *f);
 

@@ -644,7 +644,7 @@ static void put(sink *s, const char *text) {
 static void put_quoted(sink *s, const char *str, size_t max) {
   size_t len = strnlen(str, max);
   size_t n = hy_toml_quote(str, len, NULL, 0);
-  char quoted[2 * HY_RECIPE_STR + 16];
+  char quoted[6 * HY_RECIPE_STR + 3]; /* each byte at most 6 characters: \u007F */
   if (n >= sizeof quoted) n = sizeof quoted - 1; /* only for strings no parse let in */
   hy_toml_quote(str, len, quoted, n + 1);
   put(s, quoted);

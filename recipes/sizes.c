@@ -190,7 +190,7 @@ static void count_step(const hy_recipe *r, counter *c, int64_t *a, int64_t *forw
   int64_t tokens = 0;
   TERM(c, &tokens, "a micro-batch's tokens", 1, 1, {r->train.batch, "train.batch", "train.batch"},
        {T, "train.seq_len", "train.seq_len"});
-  factor TK = {tokens, "tokens", "train.batch train.seq_len"};
+  factor TK = {tokens, "tokens, train.batch x train.seq_len", "train.batch train.seq_len"};
   factor D = {d, "model.d_model", "model.d_model"},
          V = {r->model.vocab, "model.vocab", "model.vocab"};
   factor L = {r->model.n_layers, "layers", "model.layers"};
@@ -225,7 +225,8 @@ static void count_step(const hy_recipe *r, counter *c, int64_t *a, int64_t *forw
     TERM(c, a, "sigmoid's norms", 1, 1, TK, N, D);
   if (KIND("sla")) {
     int64_t block = r->layer_sla.block, blocks = T / block + (T % block != 0);
-    factor NB = {blocks, "blocks", "train.seq_len layer.sla.block"};
+    factor NB = {blocks, "blocks of layer.sla.block in train.seq_len",
+                 "train.seq_len layer.sla.block"};
     TERM(c, a, "sla's activations", 10, 1, TK, N, D);
     TERM(c, a, "sla's states of each block", 32, block, TK, N, D);
     TERM(c, a, "sla's block tables", 1, 1, {r->train.batch, "train.batch", "train.batch"}, N, H, NB,

@@ -124,12 +124,27 @@ static hy_optimizer_config optimizer_config(const hy_recipe *r) {
   return hy_adamw_config(r->optim.betas[0], r->optim.betas[1], r->optim.eps, r->optim.weight_decay);
 }
 
+/* A recipe.toml in the run directory that hyla did not write (a recipe trained with run.out set to
+ * its own folder) is the user's: it is not replaced by the resolved one. */
+static int check_recipe_is_ours(const char *path, hy_error *err) {
+  if (access(path, F_OK) != 0) return 0;
+  char *text = hy_read_file(path, NULL, err);
+  if (!text) return -1;
+  bool ours = !strncmp(text, HY_RECIPE_RESOLVED_HEADER, strlen(HY_RECIPE_RESOLVED_HEADER));
+  free(text);
+  if (ours) return 0;
+  return hy_fail(err,
+                 "%s is not a recipe a run wrote, and a run writes its resolved recipe there: "
+                 "move it, or set run.out to another directory",
+                 path);
+}
+
 static int open_outputs(run *R, int64_t start, hy_error *err) {
   const char *dir = R->r->run.out;
   char path[4096];
   if (hy_mkdirs(dir, err)) return -1;
   snprintf(path, sizeof path, "%s/recipe.toml", dir);
-  if (hy_write_file_atomic(path, R->recipe_text, err)) return -1;
+  if (check_recipe_is_ours(path, err) || hy_write_file_atomic(path, R->recipe_text, err)) return -1;
   snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
   if (start > 0 ? hy_metrics_trim(path, start, err) : (unlink(path), 0)) return -1;
   R->metrics = hy_open_for_writing(path, true);
@@ -277,8 +292,10 @@ static double labelled(const hy_tensor *targets) {
 }
 
 /* One optimizer step over grad_accum micro-batches on the CPU. Returns the mean loss and sets
- * *gnorm; a non-finite loss or gradient norm is returned as is, with no update made. */
-static double train_step(run *R, int64_t step, double *gnorm) {
+ * *gnorm; a non-finite loss or gradient norm is returned as is, with no update made. A stop asked
+ * between micro-batches abandons the step (*abandoned, no update): a step of many micro-batches
+ * would keep a signal waiting for minutes. */
+static double train_step(run *R, int64_t step, double *gnorm, bool *abandoned) {
   const hy_recipe *r = R->r;
   hy_params *ps = &R->model->params;
   hy_params_zero_grad(ps);
@@ -300,6 +317,11 @@ static double train_step(run *R, int64_t step, double *gnorm) {
     if (finite) hy_backward(l);
     hy_parallel_end_slice();
     hy_step_reset();
+    /* every rank asks at the same micro-batch, as at a step */
+    if (micro + 1 < r->train.grad_accum && hy_parallel_stop_asked(&R->dist)) {
+      *abandoned = true;
+      return NAN;
+    }
   }
   if (finite) hy_parallel_reduce_grads(&R->dist, ps);
   *gnorm = finite ? hy_item(hy_clip_grad_norm(ps, r->train.grad_clip)) : NAN;
@@ -431,10 +453,16 @@ static int train_loop(run *R, int64_t start, hy_train_result *res, hy_error *err
     if ((stop = hy_parallel_stop_asked(&R->dist))) break;
     n_before = hy_batches_save(R->train, before);
     double gnorm = NAN, loss = NAN;
+    bool abandoned = false;
     if (R->gpu)
       gpu_step(R, step + 1);
     else
-      loss = train_step(R, step + 1, &gnorm);
+      loss = train_step(R, step + 1, &gnorm, &abandoned);
+    if (abandoned) { /* the parameters are those after `step`: the loader goes back there too */
+      if (hy_batches_restore(R->train, before, n_before, err)) return -1;
+      stop = true;
+      break;
+    }
     bool known = !R->gpu || logs_at(R, step + 1, end); /* the loss and the norm are on the host */
     int64_t left_out = 0;
     if (R->gpu && known) loss = read_gpu_step(R, &gnorm, &left_out);

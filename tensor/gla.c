@@ -7,14 +7,16 @@
 static hy_gla_dims dims_of(const hy_tensor *q, const hy_tensor *v, int64_t chunk,
                            const double *head_decay) {
   int64_t T = q->shape[1];
-  if (T > 0 && chunk > T) chunk = T;
+  /* A chunk longer than the sequence (a recipe may ask for any) is the whole sequence: the same
+   * result, and no size computed from the chunk outgrows the sequence's. */
+  int64_t C = chunk > T && T > 0 ? T : chunk;
   return (hy_gla_dims){.B = q->shape[0],
                        .T = T,
                        .H = q->shape[2],
                        .dk = q->shape[3],
                        .dv = v->shape[3],
-                       .C = chunk,
-                       .n_chunks = (T + chunk - 1) / chunk,
+                       .C = C,
+                       .n_chunks = (T + C - 1) / C,
                        .head_decay = head_decay};
 }
 

@@ -26,6 +26,9 @@
 
 static hy_rat_dims dims_of(const hy_tensor *q, int64_t chunk, double scale, double theta) {
   int64_t T = q->shape[1];
+  /* A chunk longer than the sequence (a recipe may ask for any) is the whole sequence: the same
+   * result, and no size computed from the chunk outgrows the sequence's. */
+  if (chunk > T && T > 0) chunk = T;
   return (hy_rat_dims){.B = q->shape[0],
                        .T = T,
                        .H = q->shape[2],

@@ -21,6 +21,9 @@ static int64_t count_floor(double f, int64_t n) { return (int64_t)floor(f * (dou
 /* The kernels' sizes, without the counts. */
 static hy_sla_dims dims_of(const hy_tensor *q, const hy_tensor *k, const hy_tensor *v, double scale,
                            int feature_map, int64_t block) {
+  /* A block longer than the sequence (a recipe may ask for any) is the whole sequence: the same
+   * selection, and no size computed from the block outgrows the sequence's. */
+  if (block > q->shape[1] && q->shape[1] > 0) block = q->shape[1];
   hy_sla_dims d = {.a = {.B = q->shape[0],
                          .T = q->shape[1],
                          .H = q->shape[2],

@@ -29,6 +29,10 @@
 static hy_titans_dims dims_of(const hy_tensor *q, const hy_tensor *w1, int64_t depth,
                               int64_t chunk) {
   int64_t D = q->shape[3], F = w1->shape[2], T = q->shape[2];
+  /* A chunk longer than the sequence never completes, as one of T + 1 tokens does not: the same
+   * result (no update), and the scratch of a chunk's rows (a recipe may ask for any) stays the
+   * sequence's size. */
+  if (chunk > T) chunk = T + 1;
   return (hy_titans_dims){.B = q->shape[0],
                           .H = q->shape[1],
                           .T = T,

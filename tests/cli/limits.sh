@@ -7,27 +7,8 @@
 # In-range values still work.
 #   limits.sh HYLA_BINARY
 set -uo pipefail
-hyla=$1
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+source "$(dirname "$0")/common.sh"
 unset OMP_NUM_THREADS
-export HYLA_THREADS=1
-status=0
-
-# expect CODE MESSAGE ARGS...: hyla ARGS exits with CODE and prints MESSAGE (a fixed string).
-expect() {
-  local code=$1 message=$2 out rc
-  shift 2
-  out=$(timeout 120 "$hyla" "$@" 2>&1 </dev/null)
-  rc=$?
-  if [ "$rc" != "$code" ] || ! grep -qF -- "$message" <<<"$out"; then
-    echo "FAIL: hyla $* exited $rc (expected $code); output:"
-    head -c 2000 <<<"$out"
-    echo
-    echo "  expected: $message"
-    status=1
-  fi
-}
 
 # Tiny models trained one step: a GLA/attention hybrid on text, a naive sigmoid model (its
 # decoding runs a forward pass over the whole prefix), an MQAR model.

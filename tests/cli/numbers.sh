@@ -4,26 +4,7 @@
 # the range; never a crash, a clamp or a run with another value. In-range values still work.
 #   numbers.sh HYLA_BINARY
 set -uo pipefail
-hyla=$1
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-export HYLA_THREADS=1
-status=0
-
-# expect CODE MESSAGE ARGS...: hyla ARGS exits with CODE and prints MESSAGE (a fixed string).
-expect() {
-  local code=$1 message=$2 out rc
-  shift 2
-  out=$(timeout 60 "$hyla" "$@" 2>&1 </dev/null) # a regression that runs on fails, not hangs
-  rc=$?
-  if [ "$rc" != "$code" ] || ! grep -qF -- "$message" <<<"$out"; then
-    echo "FAIL: hyla $* exited $rc (expected $code); output:"
-    head -c 2000 <<<"$out"
-    echo
-    echo "  expected: $message"
-    status=1
-  fi
-}
+source "$(dirname "$0")/common.sh"
 
 # A dataset, a tiny model trained one step on it, and its checkpoint.
 for _ in $(seq 200); do echo "It was the best of times, it was the worst of times."; done >"$work/text.txt"

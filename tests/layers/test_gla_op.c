@@ -67,6 +67,15 @@ Test(gla_op, chunked_equals_recurrence_in_f64) {
     }
 }
 
+/* A chunk past any sequence, as a recipe may ask for, is one chunk of the whole sequence. */
+Test(gla_op, a_chunk_past_any_size_is_the_whole_sequence) {
+  for (int decay = 0; decay < 2; decay++) {
+    errors e = chunked_vs_recurrent(1, 5, 3, 4, 4, INT64_MAX, decay);
+    cr_assert(e.out <= 1e-10 && e.grads <= 1e-10,
+              "decay %d: output error %.3g, gradient error %.3g", decay, e.out, e.grads);
+  }
+}
+
 /* A constant decay per head (lightning) against the recurrence fed the same decay as a g tensor. */
 Test(gla_op, constant_head_decay_equals_recurrence) {
   double decay[3] = {0.0, -0.3, -2.5};

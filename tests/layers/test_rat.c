@@ -122,8 +122,8 @@ Test(rat, chunk_one_is_softmax_attention_over_gated_inputs) {
 /* One chunk over the whole sequence: no finished chunk, so o_t is the running value state of
  * the gated RNN, whatever q and k are. Against a direct loop. */
 Test(rat, one_chunk_is_a_gated_rnn) {
-  int64_t B = 2, T = 20, H = 2, D = 6, chunks[] = {20, 32};
-  for (int c = 0; c < 2; c++) {
+  int64_t B = 2, T = 20, H = 2, D = 6, chunks[] = {20, 32, INT64_MAX};
+  for (int c = 0; c < 3; c++) {
     hy_tensor *in[N_IN];
     inputs(HY_F64, B, T, H, D, 31, in);
     hy_tensor *o = hy_rat(in[0], in[1], in[2], in[3], chunks[c], 0.4, 10000.0);
@@ -142,6 +142,18 @@ Test(rat, one_chunk_is_a_gated_rnn) {
     cr_log_info("one chunk (L = %lld) vs a direct RNN loop: %.3g", (long long)chunks[c], worst);
     cr_assert(worst <= 1e-14, "L = %lld: %.3g", (long long)chunks[c], worst);
   }
+}
+
+/* A chunk past any sequence, as a recipe may ask for, is a chunk of the whole sequence: the same
+ * output and gradients as chunk = T. */
+Test(rat, a_chunk_past_any_size_is_the_whole_sequence) {
+  hy_tensor *in[N_IN], *g1[N_IN], *g2[N_IN];
+  inputs(HY_F64, 1, 5, 2, 6, 41, in);
+  hy_tensor *go = t_randn(HY_F64, hy_shape_of(in[0]), 42);
+  hy_tensor *o1 = run(hy_rat, in, go, INT64_MAX, 10000.0, g1);
+  hy_tensor *o2 = run(hy_rat, in, go, 5, 10000.0, g2);
+  cr_assert_eq(t_max_rel_err(o1, o2), 0);
+  for (int i = 0; i < N_IN; i++) cr_assert_eq(t_max_rel_err(g1[i], g2[i]), 0, "d%s", NAMES[i]);
 }
 
 static hy_tensor *op_fn(hy_tensor **in, void *ctx) {

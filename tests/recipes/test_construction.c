@@ -101,7 +101,11 @@ REFUSED(titans_hidden_beyond_64_bits,
         "large")
 /* layers/swiglu.c through model.c: an MLP width that fits the kernels */
 REFUSED(mlp_width, "[model]\nmlp_ratio = 1e8\n",
-        "[model] the MLP width mlp_ratio * d_model = 1.28e+10 is too large")
+        "[model] the MLP width, mlp_ratio * d_model = 1.28e+10 rounded up to a multiple of "
+        "mlp_multiple = 64, is too large (at most 2147483647)")
+REFUSED(mlp_multiple, "[model]\nmlp_multiple = 9223372036854775807\n",
+        "[model] the MLP width, mlp_ratio * d_model = 341.333 rounded up to a multiple of "
+        "mlp_multiple = 9223372036854775807, is too large")
 /* data/mqar.c and data/loader.c: MQAR's shapes, 32-bit tokens */
 REFUSED(mqar_length, "[data]\ndataset = \"mqar\"\n[train]\nseq_len = 63\n",
         "recipes/bad.toml:4: [data.mqar] pairs = 16 needs 4 * pairs <= [train] seq_len = 63, even")

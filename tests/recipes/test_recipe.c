@@ -700,3 +700,10 @@ Test(bad_recipe, a_directory_is_not_a_recipe) {
   cr_assert_eq(hy_recipe_load("/", 0, NULL, &r, &err), -1);
   cr_expect_str_eq(err.msg, "/: cannot read: Is a directory");
 }
+
+Test(bad_recipe, an_endless_file_is_refused_once_past_a_mebibyte) {
+  hy_recipe r;
+  hy_error err = {{0}};
+  cr_assert_eq(hy_recipe_load("/dev/zero", 0, NULL, &r, &err), -1);
+  cr_expect_str_eq(err.msg, "/dev/zero: more than 1 MiB: not a recipe (a short text file)");
+}

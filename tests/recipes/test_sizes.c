@@ -189,7 +189,8 @@ TOO_BIG(batch, "train.batch=9223372036854775807",
         "(train.batch) x 256 (train.seq_len): more than 2^63 - 1")
 TOO_BIG(tokens_times_width, "train.seq_len=9007199254740992",
         "--set train.seq_len=9007199254740992: the embedding and the norms' activations, 16 x "
-        "72057594037927936 (tokens) x 128 (model.d_model): more than 2^63 - 1")
+        "72057594037927936 (tokens, train.batch x train.seq_len) x 128 (model.d_model): more "
+        "than 2^63 - 1")
 TOO_BIG(the_runs_tokens, "train.steps=4611686018427387904",
         "--set train.steps=4611686018427387904: the run's tokens, 4611686018427387904 "
         "(train.steps) x 1 (train.grad_accum) x 8 (train.batch) x 256 (train.seq_len) x 1 "
@@ -207,8 +208,9 @@ Test(too_big, the_error_names_the_line_of_the_last_key_set) {
   expect_refused("[model]\nlayers = \"attn x 2\"\n[train]\nseq_len = 2147483648\nbatch = 4\n"
                  "[layer.attn]\nnaive = true\n",
                  0, NULL,
-                 "recipes/big.toml:7: the naive attention's scores, 4 x 8589934592 (tokens) x 2 "
-                 "(attn) x 4 (model.n_heads) x 2147483648 (train.seq_len): more than 2^63 - 1");
+                 "recipes/big.toml:7: the naive attention's scores, 4 x 8589934592 (tokens, "
+                 "train.batch x train.seq_len) x 2 (attn) x 4 (model.n_heads) x 2147483648 "
+                 "(train.seq_len): more than 2^63 - 1");
 }
 
 /* 2^51 elements of embedding (8 PiB in f32) fit in 64 bits but in no machine's memory. */
@@ -244,7 +246,8 @@ Test(too_big, a_cpu_run_beyond_memory_is_refused) {
   hy_error err = {{0}};
   cr_assert_eq(hy_recipe_check_memory(&r, &err), -1);
   cr_expect(strstr(err.msg, "training on the CPU takes") &&
-                strstr(err.msg, "268435456 (train.batch)") == NULL && strstr(err.msg, "(tokens)") &&
+                strstr(err.msg, "268435456 (train.batch)") == NULL &&
+                strstr(err.msg, "(tokens, train.batch x train.seq_len)") &&
                 strstr(err.msg, "more than the"),
             "%s", err.msg);
   const char *gpu[] = {"train.batch=268435456", "train.device=\"cuda\""};

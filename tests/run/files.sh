@@ -2,7 +2,8 @@
 # hyla's files, from the command line: `data prepare` never writes over its input and replaces an
 # existing output only with --force; `train` refuses a locked run directory and one that holds
 # checkpoints it would not continue; a checkpoint write that fails (a file size limit stands in
-# for a full disk) exits 1 with the earlier checkpoint intact, never by a signal.
+# for a full disk) exits 1 with the earlier checkpoint intact, never by a signal; a recipe named
+# recipe.toml in the run directory that a run did not write is not replaced.
 #   files.sh HYLA_BINARY
 set -euo pipefail
 hyla=$1
@@ -74,4 +75,11 @@ cmp -s run/ckpt-00000002.h5 kept.h5 || fail "a failed write changed the earlier 
 ls run | grep -q tmp && fail "a failed write left a temporary file: $(ls run)"
 expect 0 "" "$hyla" train r.toml --resume --quiet
 [ -f run/ckpt-00000004.h5 ] || fail "the run did not finish after the failed write"
+
+# A recipe named recipe.toml, trained into its own folder, is not replaced by the resolved one;
+# the resolved recipe a run wrote is the run's to rewrite (here resumed from itself).
+mkdir own && sed 's#^out = .*#out = "."#' r.toml >own/recipe.toml && cp own/recipe.toml own.copy
+(cd own && expect 1 "recipe.toml is not a recipe a run wrote" "$hyla" train recipe.toml --quiet)
+cmp -s own/recipe.toml own.copy || fail "a run replaced the recipe it was given"
+expect 0 "" "$hyla" train run/recipe.toml --resume --quiet --set train.steps=5
 echo "files: all checks passed"

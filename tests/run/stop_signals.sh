@@ -79,6 +79,23 @@ step=$(sed -nE 's/.*signal: stopping after step ([0-9]+)$/\1/p' "$work/stopped/t
 [ -f "$work/stopped/ckpt-$(printf %08d "$step").h5" ] || fail "no checkpoint of step $step"
 echo "hyla train: SIGINT -> checkpoint of step $step, 130 in $took ms"
 
+# hyla train: SIGTERM inside a step of a million micro-batches abandons the step (no update, the
+# loader put back) rather than finish it
+"$hyla" train "$work/tiny.toml" --quiet --set "run.out=\"$work/long-step\"" \
+  --set train.grad_accum=1000000 2>"$work/long.err" &
+pid=$!
+until [ -s "$work/long-step/train.log" ]; do
+  running $pid || fail "hyla train ended early: $(cat "$work/long.err")"
+  sleep 0.01
+done
+sleep 0.5
+stop_child TERM $pid
+((rc == 143)) || fail "hyla train: exit status $rc after SIGTERM in a long step, expected 143"
+((took <= 2000)) || fail "hyla train took $took ms to stop inside a step"
+grep -q "signal: stopping before the first step" "$work/long-step/train.log" ||
+  fail "train.log does not say the step was abandoned: $(cat "$work/long-step/train.log")"
+echo "hyla train: SIGTERM inside a long step -> abandoned, 143 in $took ms"
+
 # hyla sweep: SIGTERM during the first of two long runs
 {
   tiny_recipe 1000000

@@ -99,12 +99,13 @@ Test(sla, fused_against_naive) {
 }
 
 /* Other block sizes: one row per block, 64 (the default) across three blocks, one block longer
- * than T, and a wide head. */
+ * than T, a block past any size (as a recipe may give), and a wide head. */
 Test(sla, fused_against_naive_other_blocks) {
   for (int fi = 0; fi < 3; fi++) {
     expect_fused_matches_naive(1, 9, 2, 3, 1, 0.3, 0.3, fi);
     expect_fused_matches_naive(1, 150, 2, 16, 64, 0.5, 0, fi);
     expect_fused_matches_naive(2, 20, 1, 4, 32, 0.05, 0.3, fi);
+    expect_fused_matches_naive(2, 20, 1, 4, INT64_MAX, 0.05, 0.3, fi);
     expect_fused_matches_naive(1, 45, 1, 32, 4, 0.2, 0.4, fi);
     expect_fused_matches_naive(1, 40, 2, 4, 4, 0, 0, fi);
     expect_fused_matches_naive(1, 40, 2, 4, 4, 0, 1, fi);

@@ -117,6 +117,25 @@ Test(titans_scan, matches_composed_f32) {
   cr_log_info("fused vs composed f32: y %.3g, gradients %.3g", worst[0], worst[1]);
 }
 
+/* A chunk past any size, as a recipe may ask for, never completes, as one of T + 1 tokens does
+ * not: the same output and gradients. */
+Test(titans_scan, a_chunk_past_any_size_updates_nothing) {
+  sizes s[2] = {{1, 2, 5, 4, 6, INT64_MAX, 2}, {1, 2, 5, 4, 6, 6, 2}};
+  hy_tensor *in[N_IN], *y[2], *g[2][N_IN];
+  make_inputs(HY_F64, s[0], 70, in);
+  hy_tensor *gy = t_randn(HY_F64, HY_SHAPE(1, 2, 5, 4), 71);
+  for (int c = 0; c < 2; c++) {
+    for (int i = 0; i < N_IN; i++)
+      if (in[i]) in[i]->grad = NULL;
+    y[c] = run(false, s[c], in);
+    hy_backward_with(y[c], gy);
+    for (int i = 0; i < N_IN; i++) g[c][i] = in[i] ? in[i]->grad : NULL;
+  }
+  cr_assert_eq(t_max_rel_err(y[0], y[1]), 0);
+  for (int i = 0; i < N_IN; i++)
+    if (g[0][i]) cr_assert_eq(t_max_rel_err(g[0][i], g[1][i]), 0, "d%s", NAMES[i]);
+}
+
 /* Without a tape the op keeps two states instead of all: the same output. */
 Test(titans_scan, no_grad_forward_matches) {
   for (int depth = 1; depth <= 2; depth++) {
