@@ -119,6 +119,16 @@ static hy_model *load_model(const char *path, bool evaluating, hy_recipe *r, int
   return m;
 }
 
+/* The vocabulary m was trained with, from its checkpoint: v->n = 0 for bytes. */
+static int read_vocab(const char *path, const hy_model *m, hy_vocab *v, hy_error *err) {
+  if (hy_checkpoint_read_vocab(path, v, err)) return -1;
+  if (!v->n || v->n == m->cfg.vocab) return 0;
+  int64_t n = v->n;
+  hy_vocab_free(v);
+  return hy_fail(err, "%s: /vocab holds %lld tokens, but the recipe's [model] vocab = %lld", path,
+                 (long long)n, (long long)m->cfg.vocab);
+}
+
 /* ---- hyla train ---- */
 
 /* --check builds the model on the CPU (and frees it) when its parameters take at most this. */
@@ -194,7 +204,9 @@ static int cmd_train(int argc, char **argv) {
            "                  memory training holds, an estimate of a step's activations and\n"
            "                  whether a CPU run fits in memory, and build the model on the CPU\n"
            "                  when its parameters take at most 256 MiB; exits 0 if the recipe\n"
-           "                  would train, else 1 with the error. Reads no dataset.\n");
+           "                  would train, else 1 with the error. Reads no tokens: of a\n"
+           "                  dataset file, only its vocabulary's size, which [model] vocab\n"
+           "                  follows when the recipe leaves it out (docs/data.md).\n");
     return 0;
   }
   const char *path = NULL;
@@ -388,7 +400,9 @@ static int cmd_eval(int argc, char **argv) {
     return seq_len || batches ? 2 : 1;
   }
   hy_batches *val = hy_batches_open(&r, HY_SPLIT_VAL, 0, 1, &err);
-  if (!val) {
+  if (!val || hy_batches_check_vocab(val, r.data.dataset, r.model.vocab, &err) ||
+      hy_batches_check_checkpoint(val, r.data.dataset, path, &err)) {
+    hy_batches_close(val);
     hy_model_free(m);
     return fail("eval", &err);
   }
@@ -416,7 +430,13 @@ static int cmd_eval(int argc, char **argv) {
     printf("accuracy    %.4f\n", e.acc);
   } else {
     printf("perplexity  %.3f\n", exp(e.loss));
-    printf("bits/%s  %.4f\n", hy_batches_is_bytes(val) ? "byte" : "tok ", e.loss / log(2.0));
+    double bpb = hy_eval_bits_per_byte(&e);
+    if (!hy_batches_is_bytes(val)) printf("bits/tok    %.4f\n", e.loss / log(2.0));
+    if (!isnan(bpb) && hy_batches_is_bytes(val))
+      printf("bits/byte   %.4f\n", bpb);
+    else if (!isnan(bpb)) /* nats over ln 2 and the bytes the targets decode to */
+      printf("bits/byte   %.4f (%lld bytes of text, %.2f per token)\n", bpb, (long long)e.bytes,
+             (double)e.bytes / (double)e.tokens);
   }
   hy_batches_close(val);
   hy_model_free(m);
@@ -427,21 +447,24 @@ static int cmd_eval(int argc, char **argv) {
 
 static int cmd_generate(int argc, char **argv) {
   if (wants_help(argc, argv)) {
-    printf("usage: hyla generate CKPT [--prompt TEXT] [--tokens N] [--temperature T] "
-           "[--top-k K] [--seed S]\n\n"
-           "Samples bytes from a checkpoint's model, continuing the prompt.\n\n"
-           "  --prompt TEXT     text to continue (default: a newline)\n"
-           "  --tokens N        how many to generate (default 200); N and the prompt's bytes\n"
-           "                    together are at most %d, and what decoding them keeps (KV\n"
-           "                    caches, the prefix of sigmoid, softplus and sla layers) must\n"
-           "                    fit in this process's memory\n"
-           "  --temperature T   softmax temperature, finite, >= 0; 0 is greedy (default 0.8)\n"
-           "  --top-k K         sample among the K likeliest; 0 is all (default 40)\n"
-           "  --seed S          the sampler's seed, >= 0 (default 1)\n\n"
-           "Ctrl-C (SIGINT) or SIGTERM stops after the token in progress: what was generated\n"
-           "stays printed, and the exit status is 130 (SIGINT) or 143 (SIGTERM). A second one\n"
-           "ends hyla at once.\n",
-           HY_GENERATE_MAX_LEN);
+    printf(
+        "usage: hyla generate CKPT [--prompt TEXT] [--tokens N] [--temperature T] "
+        "[--top-k K] [--seed S]\n\n"
+        "Samples text from a checkpoint's model, continuing the prompt: bytes, or the\n"
+        "tokens of the subword vocabulary the checkpoint keeps (its bytes printed as they\n"
+        "come). With a vocabulary the prompt is cut into its longest tokens, left to right.\n\n"
+        "  --prompt TEXT     text to continue (default: a newline)\n"
+        "  --tokens N        how many tokens to generate (default 200); N and the prompt's bytes\n"
+        "                    together are at most %d, and what decoding them keeps (KV\n"
+        "                    caches, the prefix of sigmoid, softplus and sla layers) must\n"
+        "                    fit in this process's memory\n"
+        "  --temperature T   softmax temperature, finite, >= 0; 0 is greedy (default 0.8)\n"
+        "  --top-k K         sample among the K likeliest; 0 is all (default 40)\n"
+        "  --seed S          the sampler's seed, >= 0 (default 1)\n\n"
+        "Ctrl-C (SIGINT) or SIGTERM stops after the token in progress: what was generated\n"
+        "stays printed, and the exit status is 130 (SIGINT) or 143 (SIGTERM). A second one\n"
+        "ends hyla at once.\n",
+        HY_GENERATE_MAX_LEN);
     return 0;
   }
   const char *path = NULL, *prompt = "";
@@ -471,22 +494,30 @@ static int cmd_generate(int argc, char **argv) {
   int64_t step;
   hy_model *m = load_model(path, false, &r, &step, &err);
   if (!m) return fail("generate", &err);
+  hy_vocab vocab;
+  if (read_vocab(path, m, &vocab, &err)) {
+    hy_model_free(m);
+    return fail("generate", &err);
+  }
   int64_t positions = hy_generate_positions(&o, prompt);
   if (hy_recipe_check_decode(&r, positions, &err)) {
     hy_model_free(m);
+    hy_vocab_free(&vocab);
     long long prompt_len = (long long)(positions - o.tokens);
     usage_error("generate", "--tokens %lld with a prompt of %lld byte%s: %s", (long long)o.tokens,
                 prompt_len, prompt_len == 1 ? "" : "s", err.msg);
   }
   if (hy_threads_choose((int)r.train.threads, &err)) {
     hy_model_free(m);
+    hy_vocab_free(&vocab);
     return fail("generate", &err);
   }
   fputs(prompt, stdout);
   hy_stop_catch();
-  int64_t made = hy_generate(m, prompt, &o, stdout, &err);
+  int64_t made = hy_generate(m, &vocab, prompt, &o, stdout, &err);
   fputc('\n', stdout);
   hy_model_free(m);
+  hy_vocab_free(&vocab);
   if (made < 0) return fail("generate", &err);
   if (made == o.tokens) return 0;
   fflush(stdout);
@@ -497,25 +528,16 @@ static int cmd_generate(int argc, char **argv) {
 
 /* ---- hyla data ---- */
 
-static int cmd_data(int argc, char **argv) {
-  if (argc < 2 || wants_help(argc, argv)) {
-    printf("usage: hyla data prepare IN.txt OUT.h5 [--val-fraction F] [--force]\n\n"
-           "Tokenizes a text file byte by byte into an HDF5 dataset with /train and /val\n"
-           "(the last F of the bytes, 0 < F <= 0.5, default 0.1). OUT.h5 is never IN.txt, under\n"
-           "any name.\n\n"
-           "  --force   replace OUT.h5 if it exists (whole: a new file renamed over it)\n\n"
-           "Ctrl-C (SIGINT) or SIGTERM while the text is read or tokenized writes nothing and\n"
-           "exits 130 (SIGINT) or 143 (SIGTERM); once writing has begun, the file is finished\n"
-           "(never left in part). A second one ends hyla at once.\n");
-    return argc < 2 ? 2 : 0;
-  }
-  if (!is(argv[1], "prepare")) usage_error("data", "unknown subcommand '%s'", argv[1]);
-  const char *in = NULL, *out = NULL;
+/* hyla data prepare: the text into a dataset, then what it holds. */
+static int data_prepare(int argc, char **argv) {
+  const char *in = NULL, *out = NULL, *tokenizer = NULL;
   double frac = 0.1;
   bool force = false;
   for (int i = 2; i < argc; i++) {
     if (is(argv[i], "--val-fraction"))
       frac = real_option("data", argc, argv, &i, 0, true, 0.5);
+    else if (is(argv[i], "--tokenizer"))
+      tokenizer = value_of("data", argc, argv, &i);
     else if (is(argv[i], "--force"))
       force = true;
     else if (argv[i][0] == '-')
@@ -530,12 +552,82 @@ static int cmd_data(int argc, char **argv) {
   if (!in || !out) usage_error("data", "%s", "prepare needs IN.txt and OUT.h5");
   hy_error err;
   hy_stop_catch();
-  if (hy_data_prepare_text(in, out, frac, force, &err)) {
+  if (tokenizer ? hy_data_prepare_subword(in, out, tokenizer, frac, force, &err)
+                : hy_data_prepare_text(in, out, frac, force, &err)) {
     fail("data", &err);
     return hy_stop_asked() ? hy_stop_exit_status() : 1;
   }
-  printf("wrote %s\n", out);
+  hy_dataset ds;
+  if (hy_dataset_open(out, &ds, &err)) return fail("data", &err);
+  int64_t bytes = ds.table.n ? hy_vocab_decode(&ds.table, ds.train, ds.n_train, NULL) +
+                                   hy_vocab_decode(&ds.table, ds.val, ds.n_val, NULL)
+                             : 0;
+  printf("wrote %s: %lld tokens (%lld /train, %lld /val), vocabulary %lld (%s)", out,
+         (long long)(ds.n_train + ds.n_val), (long long)ds.n_train, (long long)ds.n_val,
+         (long long)ds.vocab, ds.tokenizer);
+  if (bytes) printf(", %.2f bytes per token", (double)bytes / (double)(ds.n_train + ds.n_val));
+  printf("\n");
+  hy_dataset_close(&ds);
   return 0;
+}
+
+/* hyla data decode: a split's tokens as the text they stand for. */
+static int data_decode(int argc, char **argv) {
+  const char *path = NULL, *split = "both";
+  for (int i = 2; i < argc; i++) {
+    if (is(argv[i], "--split"))
+      split = value_of("data", argc, argv, &i);
+    else if (argv[i][0] == '-')
+      usage_error("data", "unknown option '%s'", argv[i]);
+    else if (!path)
+      path = argv[i];
+    else
+      usage_error("data", "unexpected argument '%s'", argv[i]);
+  }
+  if (!path) usage_error("data", "%s", "decode needs DATA.h5");
+  if (strcmp(split, "train") && strcmp(split, "val") && strcmp(split, "both"))
+    usage_error("data", "--split %s: expected train, val or both", split);
+  hy_dataset ds;
+  hy_error err;
+  if (hy_dataset_open(path, &ds, &err)) return fail("data", &err);
+  if (!ds.table.n && strcmp(ds.tokenizer, "bytes")) {
+    hy_fail(&err, "%s: tokenizer '%s' without a stored vocabulary: its tokens are not bytes", path,
+            ds.tokenizer);
+    hy_dataset_close(&ds);
+    return fail("data", &err);
+  }
+  if (strcmp(split, "val")) hy_vocab_decode(&ds.table, ds.train, ds.n_train, stdout);
+  if (strcmp(split, "train")) hy_vocab_decode(&ds.table, ds.val, ds.n_val, stdout);
+  hy_dataset_close(&ds);
+  return fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
+}
+
+static int cmd_data(int argc, char **argv) {
+  if (argc < 2 || wants_help(argc, argv)) {
+    printf("usage: hyla data prepare IN.txt OUT.h5 [--tokenizer FILE] [--val-fraction F] "
+           "[--force]\n"
+           "       hyla data decode DATA.h5 [--split train|val|both]\n\n"
+           "prepare tokenizes a text file (gzip-compressed when its name ends in .gz) into an\n"
+           "HDF5 dataset with /train and /val (the last F of the tokens, 0 < F <= 0.5, default\n"
+           "0.1): byte by byte, or with a subword tokenizer. OUT.h5 is never IN.txt, under any\n"
+           "name.\n\n"
+           "  --tokenizer FILE  a Hugging Face tokenizer.json of byte-level BPE (at most 65536\n"
+           "                    tokens; scripts/train-bpe.py trains one): the text goes through\n"
+           "                    scripts/tokenize-text.py under python3 (HYLA_PYTHON names\n"
+           "                    another) with the tokenizers package, and the dataset keeps each\n"
+           "                    token's bytes, so training, eval and generate decode without\n"
+           "                    Python.\n"
+           "                    The tokens must decode to the text, byte for byte.\n"
+           "  --force           replace OUT.h5 if it exists (whole: a new file renamed over it)\n\n"
+           "decode writes the text a dataset's tokens stand for (both splits: the text again).\n\n"
+           "Ctrl-C (SIGINT) or SIGTERM while the text is read or tokenized writes nothing and\n"
+           "exits 130 (SIGINT) or 143 (SIGTERM); once writing has begun, the file is finished\n"
+           "(never left in part). A second one ends hyla at once.\n");
+    return argc < 2 ? 2 : 0;
+  }
+  if (is(argv[1], "prepare")) return data_prepare(argc, argv);
+  if (is(argv[1], "decode")) return data_decode(argc, argv);
+  usage_error("data", "unknown subcommand '%s'", argv[1]);
 }
 
 /* ---- hyla export ---- */
@@ -599,7 +691,8 @@ static int cmd_export(int argc, char **argv) {
 static int cmd_info(int argc, char **argv) {
   if (wants_help(argc, argv)) {
     printf("usage: hyla info [CKPT]\n\n"
-           "With a checkpoint: its step, parameter count and recipe. Without: this build.\n");
+           "With a checkpoint: its step, parameter count, vocabulary and recipe. Without: this\n"
+           "build.\n");
     return 0;
   }
   const char *path = NULL;
@@ -621,10 +714,21 @@ static int cmd_info(int argc, char **argv) {
   int64_t step;
   hy_model *m = load_model(path, false, &r, &step, &err);
   if (!m) return fail("info", &err);
+  hy_vocab vocab;
+  if (read_vocab(path, m, &vocab, &err)) {
+    hy_model_free(m);
+    return fail("info", &err);
+  }
   char *text = hy_recipe_to_toml(&r);
-  printf("checkpoint %s\nstep %lld\nparameters %lld\n\n%s", path, (long long)step,
-         (long long)hy_params_count(&m->params), text);
+  printf("checkpoint %s\nstep %lld\nparameters %lld\n", path, (long long)step,
+         (long long)hy_params_count(&m->params));
+  if (vocab.n)
+    printf("vocabulary %lld tokens, their bytes kept in the checkpoint\n", (long long)vocab.n);
+  else
+    printf("vocabulary bytes\n");
+  printf("\n%s", text);
   free(text);
+  hy_vocab_free(&vocab);
   hy_model_free(m);
   return 0;
 }

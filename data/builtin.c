@@ -1,5 +1,6 @@
 #include "data/builtin.h"
 #include "data/dataset.h"
+#include "data/text.h"
 #include "util/fs.h"
 #include "util/h5.h"
 
@@ -10,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <zlib.h>
 
 static const double VAL_FRACTION = 0.05;
 
@@ -40,47 +40,13 @@ static int corpus_crc(const char *gz, uint32_t *crc, hy_error *err) {
   return 0;
 }
 
-/* The whole gzip file in memory. */
-static unsigned char *gunzip(const char *path, size_t *n, hy_error *err) {
-  gzFile f = gzopen(path, "rb");
-  if (!f) {
-    hy_fail(err, "%s: cannot open the shipped corpus: %s", path, strerror(errno));
-    return NULL;
-  }
-  size_t cap = 8 << 20, len = 0;
-  unsigned char *buf = malloc(cap);
-  int got = 0;
-  while (buf && (got = gzread(f, buf + len, (unsigned)(cap - len))) > 0) {
-    len += (size_t)got;
-    if (len == cap) {
-      unsigned char *bigger = realloc(buf, cap *= 2);
-      if (!bigger) free(buf);
-      buf = bigger;
-    }
-  }
-  if (!buf) {
-    gzclose(f);
-    hy_fail(err, "%s: out of memory", path);
-    return NULL;
-  }
-  if (got < 0) {
-    int errnum = 0;
-    hy_fail(err, "%s: cannot decompress: %s", path, gzerror(f, &errnum)); /* before gzclose */
-    gzclose(f);
-    free(buf);
-    return NULL;
-  }
-  gzclose(f);
-  *n = len;
-  return buf;
-}
-
 static int prepare(const char *gz, const char *h5_path, hy_error *err) {
   size_t len = 0;
-  unsigned char *text = gunzip(gz, &len, err);
+  char *text = hy_read_text(gz, &len, NULL, err);
   if (!text) return -1;
   /* replacing: ranks that prepare it at once write the same file */
-  int rc = hy_data_prepare_bytes(text, len, h5_path, VAL_FRACTION, true, err);
+  int rc =
+      hy_data_prepare_bytes((const unsigned char *)text, len, h5_path, VAL_FRACTION, true, err);
   free(text);
   return rc;
 }
@@ -109,4 +75,18 @@ int hy_dataset_resolve(const char *name, char *h5_path, size_t n, hy_error *err)
   if (access(h5_path, R_OK) == 0 && hy_h5_superblock_version(h5_path) >= 2) return 0;
   if (hy_mkdirs(cache, err)) return -1;
   return prepare(gz, h5_path, err);
+}
+
+int hy_dataset_peek(const char *name, int64_t *vocab, bool *table) {
+  if (!strcmp(name, "shakespeare")) {
+    *vocab = 256, *table = false;
+    return 0;
+  }
+  hy_error ignored; /* opening it as a run's dataset says what is wrong */
+  hid_t file = access(name, R_OK) == 0 ? hy_h5_open(name, &ignored) : -1;
+  if (file < 0) return -1;
+  int rc = hy_h5_int_attr(file, name, "vocab", vocab, &ignored);
+  *table = H5Lexists(file, "/vocab", H5P_DEFAULT) > 0;
+  H5Fclose(file);
+  return rc;
 }

@@ -5,7 +5,9 @@
 
 #include "util/error.h"
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* The HDF5 file for a dataset name or path, prepared if it is a built-in one (byte tokenizer, the
  * last 5% of the bytes as /val). Prepared files go to $HYLA_DATA_DIR, or data/cache/ in the
@@ -14,5 +16,11 @@
  * existing file is an error that lists the built-in names. */
 int hy_dataset_resolve(const char *name_or_path, char *h5_path, size_t n, hy_error *err);
 const char *hy_builtin_names(void); /* "shakespeare" */
+
+/* A dataset's vocabulary size (its `vocab`) by name or path, and whether it stores its tokens'
+ * bytes (*table: a subword dataset), without reading its tokens or preparing a built-in one.
+ * -1 when it is neither built in nor a readable HDF5 file with a `vocab` attribute: opening it as
+ * a run's dataset then says why. */
+int hy_dataset_peek(const char *name_or_path, int64_t *vocab, bool *table);
 
 #endif

@@ -1,4 +1,6 @@
 #include "data/dataset.h"
+#include "data/subword.h"
+#include "data/text.h"
 #include "util/fs.h"
 #include "util/h5.h"
 #include "util/stop.h"
@@ -128,6 +130,14 @@ static int check_tokens(const char *path, const char *name, const uint16_t *t, i
   return 0;
 }
 
+/* The vocabulary /vocab, when the file has one: one entry per token of `vocab`. */
+static int read_table(hid_t file, const char *path, hy_dataset *ds, hy_error *err) {
+  if (hy_vocab_read(file, path, &ds->table, err)) return -1;
+  if (ds->table.n == 0 || ds->table.n == ds->vocab) return 0;
+  return hy_fail(err, "%s: /vocab holds %lld tokens, but attribute 'vocab' = %lld", path,
+                 (long long)ds->table.n, (long long)ds->vocab);
+}
+
 int hy_dataset_open(const char *path, hy_dataset *ds, hy_error *err) {
   memset(ds, 0, sizeof *ds);
   if (access(path, R_OK) != 0)
@@ -138,6 +148,7 @@ int hy_dataset_open(const char *path, hy_dataset *ds, hy_error *err) {
   if (!rc) rc = read_tokenizer(file, path, ds->tokenizer, sizeof ds->tokenizer, err);
   if (!rc) rc = read_split(file, path, "/train", &ds->train, &ds->n_train, err);
   if (!rc) rc = read_split(file, path, "/val", &ds->val, &ds->n_val, err);
+  if (!rc) rc = read_table(file, path, ds, err);
   H5Fclose(file);
   if (!rc) rc = check_tokens(path, "/train", ds->train, ds->n_train, ds->vocab, err);
   if (!rc) rc = check_tokens(path, "/val", ds->val, ds->n_val, ds->vocab, err);
@@ -148,6 +159,7 @@ int hy_dataset_open(const char *path, hy_dataset *ds, hy_error *err) {
 void hy_dataset_close(hy_dataset *ds) {
   free(ds->train);
   free(ds->val);
+  hy_vocab_free(&ds->table);
   ds->train = ds->val = NULL;
   ds->n_train = ds->n_val = 0;
 }
@@ -184,13 +196,19 @@ static int check_write(const char *path, const uint16_t *train, int64_t n_train,
   return check_tokens(path, "/val", val, n_val, vocab, err);
 }
 
+/* table (may be NULL): the vocabulary to store, of `vocab` tokens. */
 static int write_file(const char *path, const uint16_t *train, int64_t n_train, const uint16_t *val,
-                      int64_t n_val, int64_t vocab, const char *tokenizer, bool replace,
-                      hy_error *err) {
+                      int64_t n_val, int64_t vocab, const hy_vocab *table, const char *tokenizer,
+                      bool replace, hy_error *err) {
   if (check_write(path, train, n_train, val, n_val, vocab, tokenizer, err)) return -1;
+  if (table && table->n != vocab)
+    return hy_fail(err, "%s: a vocabulary of %lld tokens for vocab = %lld", path,
+                   (long long)table->n, (long long)vocab);
+  if (table && hy_vocab_check(table, path, err)) return -1;
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
   bool bytes = vocab <= 256;
-  size_t size = (size_t)(n_train + n_val) * (bytes ? 1 : 2) + (1 << 20);
+  size_t size = (size_t)(n_train + n_val) * (bytes ? 1 : 2) + (1 << 20) +
+                (table ? (size_t)table->offsets[table->n] + 8 * (size_t)table->n : 0);
   hy_h5_memfile mem;
   if (hy_h5_create_in_memory(&mem, size))
     return hy_fail(err, "%s: HDF5 cannot create the file in memory", path);
@@ -199,6 +217,7 @@ static int write_file(const char *path, const uint16_t *train, int64_t n_train, 
   if (st >= 0) st = write_split(file, "/val", val, n_val, bytes);
   if (st >= 0) st = hy_h5_write_int_attr(file, "vocab", vocab);
   if (st >= 0) st = hy_h5_write_string_attr(file, "tokenizer", tokenizer);
+  if (st >= 0 && table) st = hy_vocab_write(file, table, false);
   if (st < 0) {
     hy_h5_discard(&mem);
     return hy_fail(err, "%s: cannot assemble the file in memory (out of memory?)", path);
@@ -208,7 +227,13 @@ static int write_file(const char *path, const uint16_t *train, int64_t n_train, 
 
 int hy_dataset_write(const char *path, const uint16_t *train, int64_t n_train, const uint16_t *val,
                      int64_t n_val, int64_t vocab, const char *tokenizer, hy_error *err) {
-  return write_file(path, train, n_train, val, n_val, vocab, tokenizer, true, err);
+  return write_file(path, train, n_train, val, n_val, vocab, NULL, tokenizer, true, err);
+}
+
+int hy_dataset_write_vocab(const char *path, const uint16_t *train, int64_t n_train,
+                           const uint16_t *val, int64_t n_val, const hy_vocab *table,
+                           const char *tokenizer, hy_error *err) {
+  return write_file(path, train, n_train, val, n_val, table->n, table, tokenizer, true, err);
 }
 
 /* The stop asked (util/stop.h) while preparing h5_path: nothing is written. */
@@ -235,7 +260,7 @@ int hy_data_prepare_bytes(const unsigned char *bytes, size_t n, const char *h5_p
     for (size_t i = at; i < n && i < at + piece; i++) tokens[i] = bytes[i];
   int rc = hy_stop_asked() ? stopped("tokenizing", h5_path, err)
                            : write_file(h5_path, tokens, n_train, tokens + n_train, n_val, 256,
-                                        "bytes", replace, err);
+                                        NULL, "bytes", replace, err);
   free(tokens);
   return rc;
 }
@@ -256,9 +281,40 @@ int hy_data_prepare_text(const char *txt_path, const char *h5_path, double val_f
                          hy_error *err) {
   if (check_output(txt_path, h5_path, force, err)) return -1;
   size_t n = 0;
-  char *text = hy_read_file_until(txt_path, &n, hy_stop_asked, err);
+  char *text = hy_read_text(txt_path, &n, hy_stop_asked, err);
   if (!text) return hy_stop_asked() ? stopped("reading the text", h5_path, err) : -1;
   int rc = hy_data_prepare_bytes((const unsigned char *)text, n, h5_path, val_fraction, force, err);
   free(text);
+  return rc;
+}
+
+/* The text's tokens under the tokenizer, split and written with the vocabulary. */
+static int write_subword(const hy_subword_text *t, const char *h5_path, double val_fraction,
+                         bool replace, hy_error *err) {
+  int64_t n_val = (int64_t)((double)t->n_ids * val_fraction), n_train = t->n_ids - n_val;
+  if (n_val < 2 || n_train < 2)
+    return hy_fail(err,
+                   "%s: %lld tokens are too few to split into /train and /val (at least 2 tokens "
+                   "each)",
+                   h5_path, (long long)t->n_ids);
+  return write_file(h5_path, t->ids, n_train, t->ids + n_train, n_val, t->vocab.n, &t->vocab,
+                    t->kind, replace, err);
+}
+
+int hy_data_prepare_subword(const char *txt_path, const char *h5_path, const char *tokenizer,
+                            double val_fraction, bool force, hy_error *err) {
+  if (!(val_fraction > 0 && val_fraction <= 0.5))
+    return hy_fail(err, "--val-fraction %g: expected a number in (0, 0.5]", val_fraction);
+  if (check_output(txt_path, h5_path, force, err)) return -1;
+  size_t n = 0;
+  char *text = hy_read_text(txt_path, &n, hy_stop_asked, err);
+  if (!text) return hy_stop_asked() ? stopped("reading the text", h5_path, err) : -1;
+  hy_subword_text t;
+  int rc = hy_subword_tokenize(tokenizer, (const unsigned char *)text, n, &t, err);
+  free(text);
+  if (rc) return hy_stop_asked() ? stopped("tokenizing", h5_path, err) : -1;
+  rc = hy_stop_asked() ? stopped("tokenizing", h5_path, err)
+                       : write_subword(&t, h5_path, val_fraction, force, err);
+  hy_subword_free(&t);
   return rc;
 }

@@ -1,4 +1,5 @@
 #include "recipes/recipe.h"
+#include "data/builtin.h"
 #include "recipes/check.h"
 #include "recipes/gpu_limits.h"
 #include "recipes/schema.h"
@@ -783,6 +784,31 @@ static int sizes_fit(parser *p) {
   return fail(p, where, "%s", fault.what);
 }
 
+/* ---- the dataset's vocabulary ---- */
+
+/* [model] vocab follows the dataset's vocabulary when the recipe leaves it out; set, it must fit
+ * it (hy_batches_check_vocab's rule: equal to a stored vocabulary, else at least the dataset's).
+ * A dataset that cannot be read is left to the run, which says why. */
+static int dataset_vocab(parser *p) {
+  hy_recipe *r = p->r;
+  const hy_key *key = hy_key_find("model", "vocab");
+  int64_t have;
+  bool table;
+  if (!strcmp(r->data.dataset, "mqar") || hy_dataset_peek(r->data.dataset, &have, &table)) return 0;
+  if (!p->from[key_index(key)].order) {
+    r->model.vocab = have;
+    return 0;
+  }
+  if (table ? r->model.vocab == have : r->model.vocab >= have) return 0;
+  char where[HY_ERROR_MAX / 2];
+  where_key(p, key, where, sizeof where);
+  return fail(p, where,
+              "[model] vocab = %lld, but the dataset %s has a vocabulary of %lld tokens%s; "
+              "leave vocab out to follow the dataset",
+              (long long)r->model.vocab, r->data.dataset, (long long)have,
+              table ? " (stored with it): they must be equal" : ": vocab must be at least that");
+}
+
 /* ---- entry points ---- */
 
 static int parse(const char *text, const char *name, bool from_file, int n_overrides,
@@ -795,6 +821,7 @@ static int parse(const char *text, const char *name, bool from_file, int n_overr
   read_text(&p, text ? text : "");
   for (int i = 0; i < n_overrides && !p.failed; i++) apply_override(&p, overrides[i]);
   if (!p.failed) computed_defaults(&p, from_file);
+  if (!p.failed && from_file) dataset_vocab(&p);
   if (!p.failed) cross_checks(&p);
   if (!p.failed) sizes_fit(&p);
   if (p.failed || !sweep) hy_sweep_spec_free(p.sweep);

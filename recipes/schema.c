@@ -35,7 +35,9 @@ const hy_key hy_keys[] = {
      .doc = "The run directory: resolved recipe, metrics.jsonl, checkpoints and log."},
 
     {KEY("model", "vocab", HY_KEY_INT, model.vocab), AT_LEAST(2), .def = "256",
-     .doc = "Vocabulary size (256: bytes)."},
+     .doc = "Vocabulary size. Left out, the dataset's: 256 for bytes, a subword dataset's "
+            "stored vocabulary (`hyla data prepare --tokenizer`, docs/data.md). Set, it must equal "
+            "a stored vocabulary's size, or be at least a dataset's without one."},
     {KEY("model", "d_model", HY_KEY_INT, model.d_model), AT_LEAST(8), .def = "128",
      .doc = "Width of the residual stream; a multiple of n_heads."},
     {KEY("model", "n_heads", HY_KEY_INT, model.n_heads), AT_LEAST(1), .def = "4",

@@ -83,6 +83,50 @@ bool hy_batches_is_bytes(const hy_batches *b) {
   return !b->mqar && !strcmp(b->ds.tokenizer, "bytes");
 }
 
+const hy_vocab *hy_batches_table(const hy_batches *b) {
+  return b->ds.table.n ? &b->ds.table : NULL;
+}
+
+int64_t hy_batches_token_bytes(const hy_batches *b, int32_t t) {
+  size_t len;
+  if (b->ds.table.n) return hy_vocab_token(&b->ds.table, t, &len), (int64_t)len;
+  return hy_batches_is_bytes(b) ? 1 : 0;
+}
+
+int hy_batches_check_vocab(const hy_batches *b, const char *dataset, int64_t model_vocab,
+                           hy_error *err) {
+  int64_t have = hy_batches_vocab(b);
+  if (b->ds.table.n && model_vocab != have)
+    return hy_fail(err,
+                   "[model] vocab = %lld, but the dataset %s has a vocabulary of %lld tokens "
+                   "(tokenizer '%s'): they must be equal; leave vocab out to follow the dataset",
+                   (long long)model_vocab, dataset, (long long)have, b->ds.tokenizer);
+  if (model_vocab < have)
+    return hy_fail(err,
+                   "[model] vocab = %lld, but the dataset %s has a vocabulary of %lld tokens: "
+                   "vocab must be at least that; leave it out to follow the dataset",
+                   (long long)model_vocab, dataset, (long long)have);
+  return 0;
+}
+
+int hy_batches_check_checkpoint(const hy_batches *b, const char *dataset, const char *ckpt,
+                                hy_error *err) {
+  hy_vocab kept;
+  if (b->mqar || hy_checkpoint_read_vocab(ckpt, &kept, err)) return b->mqar ? 0 : -1;
+  bool same = hy_vocab_equal(&kept, &b->ds.table);
+  int64_t n = kept.n;
+  hy_vocab_free(&kept);
+  if (same) return 0;
+  if (!n)
+    return hy_fail(err, "%s holds no vocabulary (a byte-level model), but the dataset %s has one",
+                   ckpt, dataset);
+  return hy_fail(err,
+                 "%s was trained with a vocabulary of %lld tokens that the dataset %s does not "
+                 "have (%s): its tokens would be counted and decoded wrong",
+                 ckpt, (long long)n, dataset,
+                 b->ds.table.n ? "it has another" : "it has none: bytes");
+}
+
 void hy_batches_rewind(hy_batches *b) { b->loader.state = (hy_loader_state){0, 0}; }
 
 int hy_batches_save(const hy_batches *b, int64_t *state) {

@@ -4,6 +4,7 @@
 #ifndef HYLA_BATCHES_H
 #define HYLA_BATCHES_H
 
+#include "data/vocab.h"
 #include "recipes/recipe.h"
 #include "run/checkpoint.h"
 #include "tensor/tensor.h"
@@ -24,6 +25,22 @@ void hy_batches_next(hy_batches *b, hy_tensor **inputs, hy_tensor **targets);
 int64_t hy_batches_vocab(const hy_batches *b); /* the dataset's vocabulary */
 bool hy_batches_is_mqar(const hy_batches *b);
 bool hy_batches_is_bytes(const hy_batches *b); /* byte tokenizer: loss per token is per byte */
+/* The dataset's vocabulary (each token's bytes); NULL for a dataset without one and MQAR. */
+const hy_vocab *hy_batches_table(const hy_batches *b);
+/* How many bytes of text token t stands for: 1 with the byte tokenizer, its length in the
+ * vocabulary, 0 when unknown (MQAR, a dataset of another tokenizer without a vocabulary). */
+int64_t hy_batches_token_bytes(const hy_batches *b, int32_t t);
+/* A model of model_vocab tokens (the recipe's [model] vocab) fits the dataset: with a stored
+ * vocabulary the two sizes are equal (every token the model samples decodes); without one the
+ * model's is at least the dataset's. -1 with err naming the key and both sizes otherwise. */
+int hy_batches_check_vocab(const hy_batches *b, const char *dataset, int64_t model_vocab,
+                           hy_error *err);
+
+/* The checkpoint at ckpt was trained with this dataset's vocabulary: the same tokens with the
+ * same bytes, or neither has one. -1 with err otherwise (evaluating or resuming on a dataset of
+ * another tokenizer would count and decode its tokens wrong). */
+int hy_batches_check_checkpoint(const hy_batches *b, const char *dataset, const char *ckpt,
+                                hy_error *err);
 
 /* Back to the first batch. */
 void hy_batches_rewind(hy_batches *b);

@@ -77,8 +77,11 @@ static herr_t attr_ints(hid_t obj, const char *name, const int64_t *v, int n) {
 }
 
 /* The file's size, about: the tensors, their chunks' checksums and metadata, the recipe. */
-static size_t expected_size(const hy_params *ps, const hy_optimizer *opt, const char *recipe) {
-  size_t n = (1 << 20) + (recipe ? strlen(recipe) : 0);
+static size_t expected_size(const hy_params *ps, const hy_optimizer *opt,
+                            const hy_ckpt_meta *meta) {
+  size_t n = (1 << 20) + (meta->recipe ? strlen(meta->recipe) : 0);
+  if (meta->vocab && meta->vocab->n)
+    n += (size_t)meta->vocab->offsets[meta->vocab->n] + 8 * (size_t)meta->vocab->n;
   for (int i = 0; i < ps->n; i++) {
     const hy_tensor *t = ps->items[i].t;
     size_t copies = 1 + (size_t)(opt ? opt->n_state : 0);
@@ -91,7 +94,7 @@ int hy_checkpoint_write(const char *path, const hy_params *ps, const hy_optimize
                         const hy_ckpt_meta *meta, hy_error *err) {
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
   hy_h5_memfile mem;
-  if (hy_h5_create_in_memory(&mem, expected_size(ps, opt, meta->recipe)))
+  if (hy_h5_create_in_memory(&mem, expected_size(ps, opt, meta)))
     return hy_fail(err, "%s: HDF5 cannot create the checkpoint in memory", path);
   hid_t file = mem.id;
   char name[512];
@@ -111,7 +114,8 @@ int hy_checkpoint_write(const char *path, const hy_params *ps, const hy_optimize
         hy_h5_write_string_attr(file, "optimizer", kind) < 0 ||
         hy_h5_write_int_attr(file, "optimizer_step", opt ? opt->step : 0) < 0 ||
         attr_ints(file, "loader_state", meta->loader, meta->n_loader) < 0 ||
-        hy_h5_write_string_attr(file, "recipe", meta->recipe ? meta->recipe : "") < 0;
+        hy_h5_write_string_attr(file, "recipe", meta->recipe ? meta->recipe : "") < 0 ||
+        (meta->vocab && meta->vocab->n && hy_vocab_write(file, meta->vocab, true) < 0);
   if (bad) {
     hy_h5_discard(&mem);
     return hy_fail(err, "%s: cannot assemble the checkpoint in memory (out of memory?)", path);
@@ -168,6 +172,15 @@ done:
 void hy_ckpt_meta_free(hy_ckpt_meta *meta) {
   free(meta->recipe);
   meta->recipe = NULL;
+}
+
+int hy_checkpoint_read_vocab(const char *path, hy_vocab *v, hy_error *err) {
+  *v = (hy_vocab){0};
+  hid_t file = open_checkpoint(path, err);
+  if (file < 0) return -1;
+  int rc = hy_vocab_read(file, path, v, err);
+  H5Fclose(file);
+  return rc;
 }
 
 /* "[2, 3]" in buf (n >= 8), ending "...]" where the rest does not fit; "unreadable" for a rank

@@ -1,11 +1,14 @@
 /* Checkpoints: one HDF5 file per save, readable by h5py (docs/checkpoint.md has the layout).
  * Parameters under /params/<module path>, optimizer state under /optim/<state>/<module path>,
  * and on the root group the step, the optimizer's step, the loader's position and the resolved
- * recipe. Every dataset carries Fletcher32 checksums, checked at load. A file is written whole
+ * recipe; a model trained on a subword dataset keeps its vocabulary too (/vocab), so sampling and
+ * evaluating decode without the dataset. Every dataset carries Fletcher32 checksums, checked at
+ * load. A file is written whole
  * (hy_write_bytes_atomic: temporary, fsync, rename), so a crash never leaves a torn one. */
 #ifndef HYLA_CHECKPOINT_H
 #define HYLA_CHECKPOINT_H
 
+#include "data/vocab.h"
 #include "optim/optimizer.h"
 #include "tensor/params.h"
 #include "util/error.h"
@@ -17,6 +20,7 @@ typedef struct {
   int n_loader;                      /* how many of loader[] are used */
   int64_t loader[HY_CKPT_STATE_MAX]; /* the data loader's position, opaque here */
   char *recipe;                      /* the resolved recipe (TOML); malloc'd by reads */
+  const hy_vocab *vocab;             /* written (as /vocab) when not NULL; reads leave it NULL */
 } hy_ckpt_meta;
 
 int hy_checkpoint_write(const char *path, const hy_params *ps, const hy_optimizer *opt,
@@ -24,6 +28,9 @@ int hy_checkpoint_write(const char *path, const hy_params *ps, const hy_optimize
 /* The root attributes only: enough to rebuild the model from the recipe before loading. */
 int hy_checkpoint_read_meta(const char *path, hy_ckpt_meta *meta, hy_error *err);
 void hy_ckpt_meta_free(hy_ckpt_meta *meta);
+/* The vocabulary the model was trained with (a subword dataset's, data/vocab.h): v->n = 0 for a
+ * checkpoint without one (the byte tokenizer). */
+int hy_checkpoint_read_vocab(const char *path, hy_vocab *v, hy_error *err);
 /* Fill ps (and opt's state and step, unless opt is NULL) from the file. Every parameter must be
  * there with the same shape, match its checksum and hold finite values; values convert to the
  * parameter's dtype. A file without checksums (of an older hyla) loads with a warning. */

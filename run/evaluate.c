@@ -3,6 +3,8 @@
 #include "run/parallel.h"
 #include "tensor/ops.h"
 
+#include <math.h>
+
 /* The index of the largest logit in row r (the first one on ties). */
 static int64_t argmax_row(const hy_tensor *logits, int64_t r, int64_t V) {
   int64_t best = 0;
@@ -18,7 +20,7 @@ static int64_t argmax_row(const hy_tensor *logits, int64_t r, int64_t V) {
 
 hy_eval_result hy_evaluate(hy_model *m, hy_batches *b, int64_t batches, const hy_dist *d) {
   double loss_sum = 0;
-  int64_t correct = 0, count = 0, done = 0;
+  int64_t correct = 0, count = 0, bytes = 0, done = 0;
   hy_no_grad_begin();
   for (; done < batches && !hy_parallel_stop_asked(d); done++) {
     hy_step_mark mark = hy_step_get_mark();
@@ -36,6 +38,7 @@ hy_eval_result hy_evaluate(hy_model *m, hy_batches *b, int64_t batches, const hy
       int32_t t = ((const int32_t *)y->data)[r];
       if (t == HY_IGNORE_INDEX) continue;
       labelled++;
+      bytes += hy_batches_token_bytes(b, t);
       correct += argmax_row(logits, r, V) == t;
     }
     double loss = hy_item(hy_cross_entropy(logits, y, HY_IGNORE_INDEX));
@@ -48,13 +51,20 @@ hy_eval_result hy_evaluate(hy_model *m, hy_batches *b, int64_t batches, const hy
     loss_sum = hy_parallel_sum(d, loss_sum);
     correct = (int64_t)hy_parallel_sum(d, (double)correct);
     count = (int64_t)hy_parallel_sum(d, (double)count);
+    bytes = (int64_t)hy_parallel_sum(d, (double)bytes);
   }
-  hy_eval_result e = {0, 0, count, done};
+  hy_eval_result e = {0, 0, count, bytes, done};
   if (count) {
     e.loss = loss_sum / (double)count;
     e.acc = (double)correct / (double)count;
   }
   return e;
+}
+
+double hy_eval_bits_per_byte(const hy_eval_result *e) {
+  if (e->bytes <= 0) return NAN;
+  /* the mean times the ratio, which is exactly 1 with the byte tokenizer */
+  return e->loss / log(2.0) * ((double)e->tokens / (double)e->bytes);
 }
 
 hy_model_config hy_eval_model_config(const hy_model_config *trained) {

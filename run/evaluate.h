@@ -8,9 +8,11 @@
 #include "run/batches.h"
 
 typedef struct {
-  double loss;     /* mean cross-entropy per labelled position (nats) */
-  double acc;      /* fraction of labelled positions whose argmax is the target */
-  int64_t tokens;  /* labelled positions seen */
+  double loss;    /* mean cross-entropy per labelled position (nats) */
+  double acc;     /* fraction of labelled positions whose argmax is the target */
+  int64_t tokens; /* labelled positions seen */
+  int64_t
+      bytes; /* the bytes of text their targets stand for; 0: unknown (hy_batches_token_bytes) */
   int64_t batches; /* batches evaluated: fewer than asked when a stop was asked (util/stop.h) */
 } hy_eval_result;
 
@@ -19,6 +21,10 @@ typedef struct {
  * A stop asked on any rank ends it after the batch in progress, on every rank; the result is then
  * that of the batches done. */
 hy_eval_result hy_evaluate(hy_model *m, hy_batches *b, int64_t batches, const hy_dist *d);
+
+/* The loss in bits per byte of text: the targets' nats over ln 2 and their bytes (with the byte
+ * tokenizer, the loss in bits); NAN when their bytes are unknown. */
+double hy_eval_bits_per_byte(const hy_eval_result *e);
 
 /* The model configuration `hyla eval` builds from a trained one: softplus layers use eval_power in
  * place of power (LSSAR's re-weighting, no retraining). Lengths stay the training ones (softplus

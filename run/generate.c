@@ -76,26 +76,53 @@ int hy_generate_check(const hy_sample_options *o, const char *prompt, hy_error *
   return 0;
 }
 
-int64_t hy_generate(hy_model *m, const char *prompt, const hy_sample_options *o, FILE *out,
-                    hy_error *err) {
-  if (hy_generate_check(o, prompt, err)) return -1;
-  prompt = prompt_or_newline(prompt);
+static const hy_vocab BYTES = {0}; /* no vocabulary: each token a byte */
+
+/* The prompt's tokens: through the vocabulary when there is one, else its bytes. */
+static int32_t *prompt_tokens(const hy_vocab *vocab, const char *prompt, int64_t *n,
+                              hy_error *err) {
   size_t len = strlen(prompt);
+  int32_t *t = malloc(len * sizeof *t); /* a prompt is not empty */
+  if (!t) {
+    hy_fail(err, "out of memory for a prompt of %zu bytes", len);
+    return NULL;
+  }
+  if (vocab && vocab->n) {
+    hy_error why;
+    if ((*n = hy_vocab_encode(vocab, (const unsigned char *)prompt, len, t, &why)) < 0) {
+      hy_fail(err, "--prompt: %s", why.msg);
+      free(t);
+      return NULL;
+    }
+    return t;
+  }
+  for (size_t i = 0; i < len; i++) t[i] = (unsigned char)prompt[i];
+  *n = (int64_t)len;
+  return t;
+}
+
+int64_t hy_generate(hy_model *m, const hy_vocab *vocab, const char *prompt,
+                    const hy_sample_options *o, FILE *out, hy_error *err) {
+  if (hy_generate_check(o, prompt, err)) return -1;
+  int64_t len;
+  int32_t *given = prompt_tokens(vocab, prompt_or_newline(prompt), &len, err);
+  if (!given) return -1;
   int64_t V = m->cfg.vocab;
   uint64_t counter = 0;
   hy_no_grad_begin();
-  hy_decoder *d = hy_decoder_new(m, 1, (int64_t)len + o->tokens);
+  hy_decoder *d = hy_decoder_new(m, 1, len + o->tokens);
   hy_tensor *logits = NULL;
-  for (size_t i = 0; i < len && !hy_stop_asked(); i++) { /* the prompt fills the decoder's state */
+  for (int64_t i = 0; i < len && !hy_stop_asked(); i++) { /* the prompt fills the decoder's state */
     hy_step_reset();
-    hy_tensor *x = hy_full(HY_I32, HY_SHAPE(1, 1), (unsigned char)prompt[i]);
-    logits = hy_decoder_step(m, d, x);
+    logits = hy_decoder_step(m, d, hy_full(HY_I32, HY_SHAPE(1, 1), given[i]));
   }
+  free(given);
   int64_t k = 0;
   for (; k < o->tokens && !hy_stop_asked(); k++) {
     int64_t t = hy_sample_token(logits, 0, V, o, &counter);
-    if (out) {
-      fputc((int)(t & 0xff), out);
+    if (out) { /* t < 65536 with a vocabulary; as a byte, its low 8 bits */
+      uint16_t id = (uint16_t)t;
+      hy_vocab_decode(vocab ? vocab : &BYTES, &id, 1, out);
       fflush(out);
     }
     hy_step_reset();

@@ -189,7 +189,10 @@ static int save(run *R, int64_t step, const int64_t *loader, int n_loader, hy_er
   if (!R->lead) return 0; /* the parameters are the same on every rank */
   char path[4096];
   hy_checkpoint_path(path, sizeof path, R->r->run.out, step);
-  hy_ckpt_meta meta = {.step = step, .n_loader = n_loader, .recipe = R->recipe_text};
+  hy_ckpt_meta meta = {.step = step,
+                       .n_loader = n_loader,
+                       .recipe = R->recipe_text,
+                       .vocab = hy_batches_table(R->train)};
   memcpy(meta.loader, loader, (size_t)n_loader * sizeof *loader);
   if (hy_checkpoint_write(path, &R->model->params, &R->optim, &meta, err)) return -1;
   hy_checkpoint_prune(R->r->run.out, R->r->train.keep_checkpoints, step);
@@ -207,6 +210,7 @@ static int64_t resume(run *R, hy_error *err) {
   hy_ckpt_meta meta;
   if (hy_checkpoint_read_meta(path, &meta, err)) return -1;
   hy_ckpt_meta_free(&meta); /* the recipe in it is not needed: the run's recipe is given */
+  if (hy_batches_check_checkpoint(R->train, R->r->data.dataset, path, err)) return -1;
   if (hy_checkpoint_load(path, &R->model->params, &R->optim, err)) return -1;
   if (hy_batches_restore(R->train, meta.loader, meta.n_loader, err)) return -1;
   if (R->lead) fprintf(stderr, "resuming from %s at step %lld\n", path, (long long)meta.step);
@@ -228,14 +232,16 @@ static bool evaluate(run *R, int64_t step, hy_train_result *res) {
   res->val_loss = e.loss;
   bool mqar = hy_batches_is_mqar(val);
   res->val_acc = mqar ? e.acc : NAN;
-  double bpb = e.loss / log(2.0);
+  double bpb = hy_eval_bits_per_byte(&e);
+  bool per_byte = !isnan(bpb);
+  if (!per_byte) bpb = e.loss / log(2.0); /* bits per token, where a token's bytes are unknown */
   if (mqar) {
     say(R, "eval step %lld: val loss %.4f, accuracy %.4f (%lld labelled tokens)", (long long)step,
         e.loss, e.acc, (long long)e.tokens);
     metric(R, "{\"step\":%lld,\"val_loss\":%.6f,\"val_acc\":%.6f}", (long long)step, e.loss, e.acc);
   } else {
     say(R, "eval step %lld: val loss %.4f, perplexity %.3f, %.4f bits per %s", (long long)step,
-        e.loss, exp(e.loss), bpb, hy_batches_is_bytes(val) ? "byte" : "token");
+        e.loss, exp(e.loss), bpb, per_byte ? "byte" : "token");
     metric(R, "{\"step\":%lld,\"val_loss\":%.6f,\"val_ppl\":%.6f,\"val_bpb\":%.6f}",
            (long long)step, e.loss, exp(e.loss), bpb);
   }
@@ -566,11 +572,7 @@ int hy_train(const hy_recipe *r, const hy_train_options *opt, hy_train_result *r
   if (!R.train) goto done;
   R.val = hy_batches_open(r, HY_SPLIT_VAL, R.dist.dp_rank, R.dist.dp, err);
   if (!R.val) goto done;
-  if (hy_batches_vocab(R.train) > r->model.vocab) {
-    hy_fail(err, "%s: the dataset's vocabulary has %lld tokens but [model] vocab = %lld",
-            r->data.dataset, (long long)hy_batches_vocab(R.train), (long long)r->model.vocab);
-    goto done;
-  }
+  if (hy_batches_check_vocab(R.train, r->data.dataset, r->model.vocab, err)) goto done;
   hy_model_config cfg = hy_recipe_model_config(r);
   R.model = hy_model_new(&cfg, (uint64_t)r->run.seed);
   if (!strcmp(r->train.device, "cuda")) { /* built on the CPU, then moved */

@@ -15,6 +15,7 @@ packages=(
   libcriterion-dev
   libtomlplusplus-dev # toml++, the TOML parser that reads recipes (header-only)
   gnuplot-nox
+  python3 python3-pip # scripts/tokenize-text.py and train-bpe.py: subword datasets
   clang libclang-rt-dev libomp-dev # libFuzzer builds of the fuzz targets (docs/testing.md)
 )
 case "${1:-}" in
@@ -33,8 +34,20 @@ for p in "${packages[@]}"; do
   fi
 done
 
+# Python's tokenizers package, for the python3 on PATH (`hyla data prepare --tokenizer` runs
+# scripts/tokenize-text.py with it; tests/data/subword.sh skips without it): Debian has no
+# package of it, so pip installs it, into a Debian-managed Python too.
+tokenizers() {
+  python3 -c 'import tokenizers' 2>/dev/null && return 0
+  echo "setup: installing Python's tokenizers package with pip for $(command -v python3)"
+  local spec='tokenizers>=0.19,<1'
+  python3 -m pip install -q "$spec" 2>/dev/null ||
+    python3 -m pip install -q --break-system-packages "$spec"
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#packages[@]} packages hyla needs are installed"
+  tokenizers
   exit 0
 fi
 
@@ -51,4 +64,5 @@ echo "setup: installing with apt-get: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -q
 "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+tokenizers
 echo "setup: done"

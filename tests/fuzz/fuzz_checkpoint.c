@@ -1,7 +1,8 @@
 /* The checkpoint reader on any bytes: the input as a checkpoint file, read as a resume reads it
  * (hy_checkpoint_read_meta, hy_checkpoint_load into the small model of tiny.toml and its
- * optimizer, hy_batches_restore of the loader's position, then a batch drawn from there), and its
- * recipe parsed as `hyla eval` and `generate` parse it. */
+ * optimizer, hy_batches_restore of the loader's position, then a batch drawn from there), its
+ * recipe parsed as `hyla eval` and `generate` parse it, and its vocabulary read (a subword
+ * model's). */
 #include "data/dataset.h"
 #include "layers/model.h"
 #include "run/batches.h"
@@ -70,6 +71,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (hy_recipe_parse(meta.recipe, path, 0, NULL, r, &err) == 0) fuzz_check_round_trip(r);
   free(r);
   resume(path, &meta);
+  hy_vocab vocab;
+  hy_error why = {{0}};
+  if (hy_checkpoint_read_vocab(path, &vocab, &why) == 0)
+    hy_vocab_free(&vocab);
+  else if (!why.msg[0])
+    fuzz_fail("hy_checkpoint_read_vocab failed without a message", NULL);
   hy_ckpt_meta_free(&meta);
   H5close(); /* each input meets HDF5 afresh, as in a process of its own */
   return 0;

@@ -68,14 +68,14 @@ Test(generate, decodes_with_any_top_k) {
     size_t size = 0;
     FILE *out = open_memstream(&text, &size);
     hy_error err;
-    cr_assert_eq(hy_generate(m, "hi", &o, out, &err), 5, "%s", err.msg);
+    cr_assert_eq(hy_generate(m, NULL, "hi", &o, out, &err), 5, "%s", err.msg);
     fclose(out);
     cr_assert_eq(size, 5, "top-k %lld: %zu bytes", (long long)ks[i], size);
     free(text);
   }
   hy_sample_options bad = {HY_GENERATE_MAX_LEN, 1.0, 0, 3};
   hy_error err;
-  cr_assert_eq(hy_generate(m, "hi", &bad, NULL, &err), -1);
+  cr_assert_eq(hy_generate(m, NULL, "hi", &bad, NULL, &err), -1);
   cr_assert(strstr(err.msg, "may be at most 1048576 positions"), "%s", err.msg);
   hy_model_free(m);
 }

@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Tokenizes text for `hyla data prepare --tokenizer FILE`, with Hugging Face's `tokenizers`
+package, and hands hyla the ids and the vocabulary (each token's bytes). The tokenizer is a
+tokenizer.json of byte-level BPE (GPT-2's kind, scripts/train-bpe.py's): every byte
+sequence has a tokenization that decodes back to it, byte for byte, which hyla checks.
+
+Reads the text on standard input; writes on standard output, little-endian:
+  b"hylatok1"
+  u32 k, k bytes         the tokenizer's kind ("byte-level-bpe"), hyla's `tokenizer` attribute
+  u32 n                  the vocabulary's size (the highest id + 1)
+  n times: u32 k, k bytes   token i's bytes
+  then blocks of ids: u32 k (> 0), k u32 ids; a block with k = 0 ends the stream.
+Errors go to standard error with exit status 1 (3 when the package is missing).
+Usage: tokenize-text.py TOKENIZER.json < TEXT > STREAM"""
+import json
+import re
+import struct
+import sys
+
+KIND = "byte-level-bpe"
+BATCH_CHARS = 1 << 20  # text encoded per encode_batch call: bounds the memory its results take
+
+
+def die(msg, status=1):
+    sys.stderr.write("tokenize-text.py: %s\n" % msg)
+    sys.exit(status)
+
+
+def byte_level_chars():
+    """GPT-2's byte-level alphabet: byte b is written as the character chars[b]. Printable
+    Latin-1 bytes stand for themselves; the others take code points from 256 up, in byte order."""
+    keep = [b for b in range(256) if 33 <= b <= 126 or 161 <= b <= 172 or 174 <= b <= 255]
+    chars, extra = {}, 256
+    for b in range(256):
+        if b in keep:
+            chars[b] = chr(b)
+        else:
+            chars[b] = chr(extra)
+            extra += 1
+    return chars
+
+
+def components(node):
+    """Every component of a pre-tokenizer or decoder, through Sequences."""
+    if not node:
+        return []
+    inner = node.get("pretokenizers") or node.get("decoders")
+    if node.get("type") == "Sequence" and inner:
+        return [c for n in inner for c in components(n)]
+    return [node]
+
+
+def check_byte_level(spec, path):
+    """The tokenizer must be byte-level BPE, whose tokens give a text back byte for byte (hyla
+    checks that they do: a normalizer, NFC say, may change a text or not)."""
+    model = spec.get("model") or {}
+    if model.get("type") != "BPE":
+        die("%s: a %s model; hyla takes byte-level BPE" % (path, model.get("type")))
+    pre = [c for c in components(spec.get("pre_tokenizer")) if c.get("type") == "ByteLevel"]
+    if not pre:
+        die("%s: no ByteLevel pre-tokenizer: not byte-level BPE, whose tokens hyla decodes "
+            "byte for byte" % path)
+    if any(c.get("add_prefix_space") for c in pre):
+        die("%s: its ByteLevel pre-tokenizer adds a space before the text (add_prefix_space), "
+            "which would not decode to the text" % path)
+
+
+def vocabulary(tok):
+    """Each id's bytes: a BPE token's characters mapped back to bytes; an added (special) token's
+    content as UTF-8. Ids no token has (holes) get no bytes."""
+    to_byte = {c: b for b, c in byte_level_chars().items()}
+    added = {i: t.content for i, t in tok.get_added_tokens_decoder().items()}
+    ids = tok.get_vocab(with_added_tokens=False)
+    n = max(list(ids.values()) + list(added.keys())) + 1
+    table = [b""] * n
+    for token, i in ids.items():
+        try:
+            table[i] = bytes(to_byte[c] for c in token)
+        except KeyError as e:
+            die("token %d (%r) has the character %r, outside the byte-level alphabet" %
+                (i, token, e.args[0]))
+    for i, content in added.items():
+        table[i] = content.encode("utf-8")
+    return table
+
+
+def pieces(text):
+    """The text cut where tokenizing the parts gives the whole text's tokens: after a newline
+    that a non-space follows (byte-level BPE's pre-tokenizers split there), and around bytes
+    that are not UTF-8 (surrogate escapes), which become their byte's own token."""
+    for part in re.split(r"([\udc80-\udcff]+)", text):
+        if part and "\udc80" <= part[0] <= "\udcff":
+            yield part, True
+        elif part:
+            for line in re.split(r"(?<=\n)(?=\S)", part):
+                if line:
+                    yield line, False
+
+
+def write_ids(out, ids):
+    if ids:
+        out.write(struct.pack("<I", len(ids)))
+        out.write(struct.pack("<%dI" % len(ids), *ids))
+
+
+def main():
+    if len(sys.argv) != 2:
+        die("usage: tokenize-text.py TOKENIZER.json < TEXT > STREAM")
+    path = sys.argv[1]
+    try:
+        from tokenizers import Tokenizer
+    except ImportError:
+        die("the Python package 'tokenizers' is missing for %s: scripts/setup.sh installs it "
+            "(pip install tokenizers)" % sys.executable, 3)
+    if path.endswith(".model"):
+        die("%s: a SentencePiece model? hyla takes a tokenizer.json of byte-level BPE" % path)
+    try:
+        tok = Tokenizer.from_file(path)
+    except Exception as e:  # the package's own error type varies between versions
+        die("%s: not a tokenizer the tokenizers package reads: %s" % (path, e))
+    check_byte_level(json.loads(tok.to_str()), path)
+    table = vocabulary(tok)
+    byte_token = {b: tok.token_to_id(c) for b, c in byte_level_chars().items()}
+    text = sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
+
+    out = sys.stdout.buffer
+    out.write(b"hylatok1")
+    out.write(struct.pack("<I", len(KIND)) + KIND.encode())
+    out.write(struct.pack("<I", len(table)))
+    for t in table:
+        out.write(struct.pack("<I", len(t)) + t)
+
+    batch, chars_in_batch = [], 0
+
+    def flush():
+        for enc in tok.encode_batch(batch, add_special_tokens=False):
+            write_ids(out, enc.ids)
+        batch.clear()
+
+    for part, raw in pieces(text):
+        if raw:  # bytes that are not UTF-8: each its byte's token, after what came before
+            flush()
+            chars_in_batch = 0
+            ids = []
+            for c in part:
+                b = ord(c) - 0xDC00
+                if byte_token[b] is None:
+                    die("%s has no token for the byte 0x%02x" % (path, b))
+                ids.append(byte_token[b])
+            write_ids(out, ids)
+            continue
+        batch.append(part)
+        chars_in_batch += len(part)
+        if chars_in_batch >= BATCH_CHARS:
+            flush()
+            chars_in_batch = 0
+    flush()
+    out.write(struct.pack("<I", 0))
+    out.flush()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:  # Ctrl-C reaches hyla too, which says what stopped
+        sys.exit(130)
+    except BrokenPipeError:  # hyla stopped reading: it says why
+        sys.exit(1)
