@@ -46,7 +46,7 @@ static int prepare(const char *gz, const char *h5_path, hy_error *err) {
   if (!text) return -1;
   /* replacing: ranks that prepare it at once write the same file */
   int rc =
-      hy_data_prepare_bytes((const unsigned char *)text, len, h5_path, VAL_FRACTION, true, err);
+      hy_data_prepare_bytes((const unsigned char *)text, len, gz, h5_path, VAL_FRACTION, true, err);
   free(text);
   return rc;
 }

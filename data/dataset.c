@@ -241,8 +241,8 @@ static int stopped(const char *while_, const char *h5_path, hy_error *err) {
   return hy_fail(err, "stopped by %s while %s: %s not written", hy_stop_name(), while_, h5_path);
 }
 
-int hy_data_prepare_bytes(const unsigned char *bytes, size_t n, const char *h5_path,
-                          double val_fraction, bool replace, hy_error *err) {
+int hy_data_prepare_bytes(const unsigned char *bytes, size_t n, const char *source,
+                          const char *h5_path, double val_fraction, bool replace, hy_error *err) {
   if (!(val_fraction > 0 && val_fraction <= 0.5))
     return hy_fail(err, "--val-fraction %g: expected a number in (0, 0.5]", val_fraction);
   int64_t n_val = (int64_t)((double)n * val_fraction), n_train = (int64_t)n - n_val;
@@ -250,7 +250,7 @@ int hy_data_prepare_bytes(const unsigned char *bytes, size_t n, const char *h5_p
     return hy_fail(err,
                    "%s: %zu bytes of text are too few to split into /train and /val "
                    "(at least 2 tokens each)",
-                   h5_path, n);
+                   source, n);
   uint16_t *tokens = malloc((n ? n : 1) * sizeof *tokens);
   if (!tokens) return hy_fail(err, "%s: out of memory for %zu tokens", h5_path, n);
   /* in pieces of 16 Mi bytes, the stop asked between them; a write once begun finishes (the file
@@ -283,20 +283,21 @@ int hy_data_prepare_text(const char *txt_path, const char *h5_path, double val_f
   size_t n = 0;
   char *text = hy_read_text(txt_path, &n, hy_stop_asked, err);
   if (!text) return hy_stop_asked() ? stopped("reading the text", h5_path, err) : -1;
-  int rc = hy_data_prepare_bytes((const unsigned char *)text, n, h5_path, val_fraction, force, err);
+  int rc = hy_data_prepare_bytes((const unsigned char *)text, n, txt_path, h5_path, val_fraction,
+                                 force, err);
   free(text);
   return rc;
 }
 
 /* The text's tokens under the tokenizer, split and written with the vocabulary. */
-static int write_subword(const hy_subword_text *t, const char *h5_path, double val_fraction,
-                         bool replace, hy_error *err) {
+static int write_subword(const hy_subword_text *t, const char *txt_path, const char *h5_path,
+                         double val_fraction, bool replace, hy_error *err) {
   int64_t n_val = (int64_t)((double)t->n_ids * val_fraction), n_train = t->n_ids - n_val;
   if (n_val < 2 || n_train < 2)
     return hy_fail(err,
                    "%s: %lld tokens are too few to split into /train and /val (at least 2 tokens "
                    "each)",
-                   h5_path, (long long)t->n_ids);
+                   txt_path, (long long)t->n_ids);
   return write_file(h5_path, t->ids, n_train, t->ids + n_train, n_val, t->vocab.n, &t->vocab,
                     t->kind, replace, err);
 }
@@ -314,7 +315,7 @@ int hy_data_prepare_subword(const char *txt_path, const char *h5_path, const cha
   free(text);
   if (rc) return hy_stop_asked() ? stopped("tokenizing", h5_path, err) : -1;
   rc = hy_stop_asked() ? stopped("tokenizing", h5_path, err)
-                       : write_subword(&t, h5_path, val_fraction, force, err);
+                       : write_subword(&t, txt_path, h5_path, val_fraction, force, err);
   hy_subword_free(&t);
   return rc;
 }

@@ -42,9 +42,9 @@ int hy_dataset_write_vocab(const char *path, const uint16_t *train, int64_t n_tr
  * floor(n * val_fraction) bytes become /val, val_fraction in (0, 0.5] (hyla data's default 0.1).
  * An existing h5_path is replaced only when `replace` is set, else it is an error. A stop asked
  * (util/stop.h) before the write begins ends it with an error and nothing written; a write once
- * begun finishes, so the file appears whole or not at all. */
-int hy_data_prepare_bytes(const unsigned char *bytes, size_t n, const char *h5_path,
-                          double val_fraction, bool replace, hy_error *err);
+ * begun finishes, so the file appears whole or not at all. `source` names the text in errors. */
+int hy_data_prepare_bytes(const unsigned char *bytes, size_t n, const char *source,
+                          const char *h5_path, double val_fraction, bool replace, hy_error *err);
 /* hyla data prepare: never writes over the text (the same file under any name); an existing output
  * is replaced only with force. A text whose name ends in .gz is decompressed (data/text.h). A
  * stop asked while the text is read (polled between pieces of it) ends it as in
