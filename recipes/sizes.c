@@ -90,6 +90,20 @@ bool hy_recipe_titans_widths(const hy_recipe *r, int64_t *heads, int64_t *dim, i
   return hy_checked_trunc(t->expansion * (double)*dim, hidden);
 }
 
+/* The factors of a Titans memory: its heads, its head width and its hidden width. */
+typedef struct {
+  factor heads, width, hidden;
+} titans_factors;
+
+static titans_factors titans_factors_of(const hy_recipe *r) {
+  int64_t H = 0, Dm = 0, hidden = 0;
+  hy_recipe_titans_widths(r, &H, &Dm, &hidden);
+  return (titans_factors){
+      {H, "layer.titans.heads", "layer.titans.heads"},
+      {Dm, "the memory head width", "layer.titans.head_dim layer.titans.heads model.d_model"},
+      {hidden, "the memory hidden width", "layer.titans.expansion layer.titans.head_dim"}};
+}
+
 /* ---- the parameters, tensor by tensor as the layers make them ---- */
 
 static void count_params(const hy_recipe *r, counter *c, int64_t *p) {
@@ -151,13 +165,9 @@ static void count_params(const hy_recipe *r, counter *c, int64_t *p) {
   int64_t n_titans = count_kind(r, "titans_mal") + count_kind(r, "titans_mag");
   if (n_titans) {
     const hy_titans_config *t = &r->layer_titans;
-    int64_t H = 0, Dm = 0, hidden = 0;
-    hy_recipe_titans_widths(r, &H, &Dm, &hidden);
+    titans_factors m = titans_factors_of(r);
+    factor MH = m.heads, MD = m.width, MF = m.hidden;
     N = (factor){n_titans, "titans layers", "model.layers"};
-    factor MH = {H, "layer.titans.heads", "layer.titans.heads"};
-    factor MD = {Dm, "the memory head width",
-                 "layer.titans.head_dim layer.titans.heads model.d_model"};
-    factor MF = {hidden, "the memory hidden width", "layer.titans.expansion layer.titans.head_dim"};
     TERM(c, p, "the memory's projections", 4, 1, N, D, MH, MD);
     TERM(c, p, "the memory's gates", 3, 1, N, D, MH);
     TERM(c, p, "the memory's gate biases", 3, 1, N, MH);
@@ -278,13 +288,9 @@ static void count_step(const hy_recipe *r, counter *c, int64_t *a, int64_t *forw
   int64_t n_titans = count_kind(r, "titans_mal") + count_kind(r, "titans_mag");
   if (n_titans) {
     const hy_titans_config *t = &r->layer_titans;
-    int64_t MH = 0, Dm = 0, hidden = 0;
-    hy_recipe_titans_widths(r, &MH, &Dm, &hidden);
+    titans_factors m = titans_factors_of(r);
+    factor HM = m.heads, MD = m.width, MF = m.hidden;
     N = (factor){n_titans, "titans layers", "model.layers"};
-    factor HM = {MH, "layer.titans.heads", "layer.titans.heads"};
-    factor MD = {Dm, "the memory head width",
-                 "layer.titans.head_dim layer.titans.heads model.d_model"};
-    factor MF = {hidden, "the memory hidden width", "layer.titans.expansion layer.titans.head_dim"};
     int64_t per = t->reference ? 1 : chunked(t->chunk, T); /* tokens per memory update */
     TERM(c, a, "the memory's activations", 15, 1, TK, N, HM, MD);
     TERM(c, a, "the memory's activations", 2, 1, TK, N, HM, MF);
