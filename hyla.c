@@ -675,7 +675,10 @@ static int cmd_export(int argc, char **argv) {
   int64_t step;
   hy_model *m = load_model(ckpt, false, &r, &step, &err);
   if (!m) return fail("export", &err);
-  hy_threads_set((int)r.train.threads);
+  if (hy_threads_choose((int)r.train.threads, &err)) {
+    hy_model_free(m);
+    return fail("export", &err);
+  }
   o.max_positions = r.train.seq_len;
   int rc = hy_export(m, dir, &o, &err);
   hy_model_free(m);

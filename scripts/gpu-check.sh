@@ -7,7 +7,8 @@
 #   scripts/gpu-check.sh [--no-references] [--lm] [--export] [--budget SECONDS] [build-dir]
 # --no-references skips the PyTorch / fla timings.
 # --export: only the check of `hyla export` (docs/export.md): trains the quickstart model (a 3:1
-#   GLA/attention hybrid, d = 128) and its pure-GLA twin on the GPU for 300 steps, exports each
+#   GLA/attention hybrid, d = 128), its pure-GLA twin and its subword twin (quickstart-bpe.toml,
+#   a 2048-token BPE made here) on the GPU for 300 steps, exports each
 #   with hyla's logits on 2 x 256 tokens, and loads the exports with flash-linear-attention's
 #   classes (scripts/export-parity.py, f32): their logits within 1e-4 of hyla's (the largest
 #   error over the largest logit), or the check fails. Needs transformers and, from .gpu-deps/,
@@ -76,17 +77,28 @@ cmake -S . -B "$build" -DHYLA_CUDA=ON -DCMAKE_BUILD_TYPE=Release >"$logs/configu
 cmake --build "$build" -j"$(nproc)" >"$logs/build.log" 2>&1 || { tail -50 "$logs/build.log"; exit 1; }
 
 status=0
-# hyla export against fla's model classes: two quickstart-size models trained here, exported with
+# hyla export against fla's model classes: three quickstart-size models trained here, exported with
 # hyla's logits (computed by hyla on the CPU), loaded and run by fla in f32 on the GPU.
 if [ $export_only = 1 ]; then
   echo "== hyla export against flash-linear-attention's classes"
   export TRITON_CACHE_DIR="$cache/triton-f32" # fla's kernels built with IEEE f32 dots, kept apart
+  # The subword model's tokenizer and dataset (recipes/quickstart-bpe.toml's header), made here
+  # with Python's tokenizers package where the last run left none.
+  bpe=data/cache/shakespeare-bpe-2048.h5
+  if [ ! -f $bpe ]; then
+    python3 scripts/train-bpe.py --vocab 2048 --max-bytes 4800000 data/corpus/shakespeare.txt.gz \
+      data/cache/bpe-2048.json &&
+      "$build/hyla" data prepare data/corpus/shakespeare.txt.gz $bpe \
+        --tokenizer data/cache/bpe-2048.json --val-fraction 0.05 || status=1
+  fi
   dirs=()
-  for model in hybrid gla; do
+  for model in hybrid gla bpe; do
     sets=(--set 'train.device="cuda"' --set train.steps=300 --set train.eval_every=0
       --set "run.out=\"$build/export-runs/$model\"")
     [ $model = gla ] && sets+=(--set 'model.layers="gla x 4"')
-    "$build/hyla" train recipes/quickstart.toml "${sets[@]}" --restart --quiet &&
+    recipe=recipes/quickstart.toml
+    [ $model = bpe ] && recipe=recipes/quickstart-bpe.toml
+    "$build/hyla" train $recipe "${sets[@]}" --restart --quiet &&
       "$build/hyla" export "$build/export-runs/$model/ckpt-00000300.h5" "$build/export-$model" \
         --logits 256 --force || status=1
     dirs+=("$build/export-$model")

@@ -31,7 +31,7 @@ steps = 20
 log_every = 10
 eval_every = 0
 eval_batches = 2
-threads = 1
+threads = ${threads:-1}
 [optim]
 lr = 1e-2
 warmup = 2
@@ -44,7 +44,7 @@ EOF
 recipe gla "gla x 4"
 recipe hybrid "gla,gla,gla,attn x 1" "tied_embeddings = false"
 recipe linear "linear,attn x 2" "[layer.attn]" "window = 8" "[layer.linear]" "heads = 1"
-recipe attn "attn x 2"
+threads=0 recipe attn "attn x 2" # 0: HYLA_THREADS or every core, chosen again by export
 recipe lightning "lightning,attn x 1"
 
 dirs=()
