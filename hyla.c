@@ -1,26 +1,29 @@
 /* The hyla command: parses argv and calls into the library. */
-#include "autograd/tape.h"
 #include "tensor/arena.h"
 #include "tensor/blas_kernels.h"
 #include "data/dataset.h"
 #include "dist/dist.h"
 #include "layers/model.h"
-#include "optim/clip.h"
-#include "optim/optimizer.h"
 #include "recipes/recipe.h"
 #include "recipes/sizes.h"
 #include "recipes/sweep.h"
 #include "run/batches.h"
 #include "run/checkpoint.h"
+#include "run/demo.h"
 #include "run/evaluate.h"
 #include "run/export.h"
 #include "run/generate.h"
 #include "run/sweep_runner.h"
 #include "run/train.h"
+#include "tensor/device.h"
 #include "tensor/ops.h"
 #include "tensor/threads.h"
-#include "util/parse_number.h"
+#include "util/cli.h"
 #include "util/stop.h"
+
+#ifdef HYLA_CUDA
+#include "tensor/cuda/runtime.h"
+#endif
 
 #include <float.h>
 #include <math.h>
@@ -66,29 +69,17 @@ static _Noreturn void usage_error(const char *cmd, const char *fmt, ...) {
   exit(2);
 }
 
-/* The value after option argv[*i]; advances *i. */
-static const char *value_of(const char *cmd, int argc, char **argv, int *i) {
-  if (*i + 1 >= argc) usage_error(cmd, "%s needs a value", argv[*i]);
-  return argv[++*i];
-}
-
-/* The whole number in [lo, hi] after option argv[*i]; advances *i. */
-static int64_t int_option(const char *cmd, int argc, char **argv, int *i, int64_t lo, int64_t hi) {
-  const char *opt = argv[*i], *text = value_of(cmd, argc, argv, i);
-  int64_t v;
+/* cmd's options and positional arguments (util/cli.h), or a usage error; returns how many
+ * positional arguments came. */
+#define PARSE(cmd, argc, argv, first, opts, ...)                                                   \
+  parse(cmd, argc, argv, first, opts, (int)(sizeof opts / sizeof *opts),                           \
+        (hy_cli_positional){__VA_ARGS__})
+static int parse(const char *cmd, int argc, char **argv, int first, const hy_cli_option *opts,
+                 int n_opts, hy_cli_positional p) {
   hy_error err;
-  if (hy_parse_int(text, lo, hi, &v, &err)) usage_error(cmd, "%s: %s", opt, err.msg);
-  return v;
-}
-
-/* The finite number in [lo, hi] ((lo, hi] with above_lo) after option argv[*i]; advances *i. */
-static double real_option(const char *cmd, int argc, char **argv, int *i, double lo, bool above_lo,
-                          double hi) {
-  const char *opt = argv[*i], *text = value_of(cmd, argc, argv, i);
-  double v;
-  hy_error err;
-  if (hy_parse_real(text, lo, above_lo, hi, &v, &err)) usage_error(cmd, "%s: %s", opt, err.msg);
-  return v;
+  int given = hy_cli_parse(argc, argv, first, opts, n_opts, p, &err);
+  if (given < 0) usage_error(cmd, "%s", err.msg);
+  return given;
 }
 
 static int run_command(int argc, char **argv);
@@ -210,39 +201,21 @@ static int cmd_train(int argc, char **argv) {
     return 0;
   }
   const char *path = NULL;
-  const char **sets = calloc((size_t)argc, sizeof *sets);
-  int n_sets = 0;
+  hy_cli_list sets = {0};
   hy_train_options opt = {0};
   bool check = false;
-  for (int i = 1; i < argc; i++) {
-    if (is(argv[i], "--set"))
-      sets[n_sets++] = value_of("train", argc, argv, &i);
-    else if (!strncmp(argv[i], "--set=", 6))
-      sets[n_sets++] = argv[i] + 6;
-    else if (is(argv[i], "--resume"))
-      opt.resume = "";
-    else if (!strncmp(argv[i], "--resume=", 9))
-      opt.resume = argv[i] + 9;
-    else if (is(argv[i], "--restart"))
-      opt.restart = true;
-    else if (is(argv[i], "--quiet"))
-      opt.quiet = true;
-    else if (is(argv[i], "--check"))
-      check = true;
-    else if (argv[i][0] == '-')
-      usage_error("train", "unknown option '%s'", argv[i]);
-    else if (path)
-      usage_error("train", "more than one recipe ('%s')", argv[i]);
-    else
-      path = argv[i];
-  }
-  if (!path) usage_error("train", "%s", "needs a recipe");
+  const hy_cli_option opts[] = {
+      HY_CLI_LIST_OPTION("--set", &sets), HY_CLI_MAYBE_TEXT_OPTION("--resume", &opt.resume),
+      HY_CLI_FLAG_OPTION("--restart", &opt.restart), HY_CLI_FLAG_OPTION("--quiet", &opt.quiet),
+      HY_CLI_FLAG_OPTION("--check", &check)};
+  if (!PARSE("train", argc, argv, 1, opts, &path, 1, "recipe"))
+    usage_error("train", "%s", "needs a recipe");
   if (opt.restart && opt.resume)
     usage_error("train", "%s", "--resume continues a run, --restart starts one over: pick one");
   hy_recipe r;
   hy_error err;
   int rc = 0;
-  if (hy_recipe_load(path, n_sets, sets, &r, &err)) {
+  if (hy_recipe_load(path, sets.n, sets.items, &r, &err)) {
     rc = fail("train", &err);
   } else if (check) {
     rc = check_recipe(path, &r);
@@ -253,7 +226,7 @@ static int cmd_train(int argc, char **argv) {
     else if (res.stopped)
       rc = hy_stop_exit_status();
   }
-  free(sets);
+  free(sets.items);
   return rc;
 }
 
@@ -279,32 +252,19 @@ static int cmd_sweep(int argc, char **argv) {
     return 0;
   }
   const char *path = NULL;
-  const char **sets = calloc((size_t)argc, sizeof *sets);
-  int n_sets = 0;
+  hy_cli_list sets = {0};
   hy_sweep_options opt = {0};
-  for (int i = 1; i < argc; i++) {
-    if (is(argv[i], "--set"))
-      sets[n_sets++] = value_of("sweep", argc, argv, &i);
-    else if (!strncmp(argv[i], "--set=", 6))
-      sets[n_sets++] = argv[i] + 6;
-    else if (is(argv[i], "--dry-run"))
-      opt.dry_run = true;
-    else if (is(argv[i], "--verbose"))
-      opt.verbose = true;
-    else if (argv[i][0] == '-')
-      usage_error("sweep", "unknown option '%s'", argv[i]);
-    else if (path)
-      usage_error("sweep", "more than one recipe ('%s')", argv[i]);
-    else
-      path = argv[i];
-  }
-  if (!path) usage_error("sweep", "%s", "needs a recipe");
+  const hy_cli_option opts[] = {HY_CLI_LIST_OPTION("--set", &sets),
+                                HY_CLI_FLAG_OPTION("--dry-run", &opt.dry_run),
+                                HY_CLI_FLAG_OPTION("--verbose", &opt.verbose)};
+  if (!PARSE("sweep", argc, argv, 1, opts, &path, 1, "recipe"))
+    usage_error("sweep", "%s", "needs a recipe");
   hy_sweep *s = malloc(sizeof *s);
   hy_error err;
   int rc = 0;
-  if (!s || hy_sweep_expand(path, n_sets, sets, s, &err)) {
+  if (!s || hy_sweep_expand(path, sets.n, sets.items, s, &err)) {
     if (!s) hy_fail(&err, "out of memory");
-    free(sets);
+    free(sets.items);
     free(s);
     return fail("sweep", &err);
   }
@@ -321,7 +281,7 @@ static int cmd_sweep(int argc, char **argv) {
   if (rc == 0 && out.interrupted) rc = hy_stop_exit_status();
   hy_sweep_free(s);
   free(s);
-  free(sets);
+  free(sets.items);
   return rc;
 }
 
@@ -357,19 +317,10 @@ static int cmd_eval(int argc, char **argv) {
   }
   const char *path = NULL;
   int64_t batches = 0, seq_len = 0;
-  for (int i = 1; i < argc; i++) {
-    if (is(argv[i], "--batches"))
-      batches = int_option("eval", argc, argv, &i, 1, INT64_MAX);
-    else if (is(argv[i], "--seq-len"))
-      seq_len = int_option("eval", argc, argv, &i, 1, INT64_MAX);
-    else if (argv[i][0] == '-')
-      usage_error("eval", "unknown option '%s'", argv[i]);
-    else if (path)
-      usage_error("eval", "more than one checkpoint ('%s')", argv[i]);
-    else
-      path = argv[i];
-  }
-  if (!path) usage_error("eval", "%s", "needs a checkpoint");
+  const hy_cli_option opts[] = {HY_CLI_INT_OPTION("--batches", &batches, 1, INT64_MAX),
+                                HY_CLI_INT_OPTION("--seq-len", &seq_len, 1, INT64_MAX)};
+  if (!PARSE("eval", argc, argv, 1, opts, &path, 1, "checkpoint"))
+    usage_error("eval", "%s", "needs a checkpoint");
   hy_recipe r;
   hy_error err;
   int64_t step;
@@ -469,25 +420,16 @@ static int cmd_generate(int argc, char **argv) {
   }
   const char *path = NULL, *prompt = "";
   hy_sample_options o = {200, 0.8, 40, 1};
-  for (int i = 1; i < argc; i++) {
-    if (is(argv[i], "--prompt"))
-      prompt = value_of("generate", argc, argv, &i);
-    else if (is(argv[i], "--tokens"))
-      o.tokens = int_option("generate", argc, argv, &i, 1, HY_GENERATE_MAX_LEN - 1);
-    else if (is(argv[i], "--temperature"))
-      o.temperature = real_option("generate", argc, argv, &i, 0, false, DBL_MAX);
-    else if (is(argv[i], "--top-k"))
-      o.top_k = int_option("generate", argc, argv, &i, 0, INT64_MAX);
-    else if (is(argv[i], "--seed"))
-      o.seed = (uint64_t)int_option("generate", argc, argv, &i, 0, INT64_MAX);
-    else if (argv[i][0] == '-')
-      usage_error("generate", "unknown option '%s'", argv[i]);
-    else if (path)
-      usage_error("generate", "more than one checkpoint ('%s')", argv[i]);
-    else
-      path = argv[i];
-  }
-  if (!path) usage_error("generate", "%s", "needs a checkpoint");
+  int64_t seed = 1;
+  const hy_cli_option opts[] = {
+      HY_CLI_TEXT_OPTION("--prompt", &prompt),
+      HY_CLI_INT_OPTION("--tokens", &o.tokens, 1, HY_GENERATE_MAX_LEN - 1),
+      HY_CLI_REAL_OPTION("--temperature", &o.temperature, 0, false, DBL_MAX),
+      HY_CLI_INT_OPTION("--top-k", &o.top_k, 0, INT64_MAX),
+      HY_CLI_INT_OPTION("--seed", &seed, 0, INT64_MAX)};
+  if (!PARSE("generate", argc, argv, 1, opts, &path, 1, "checkpoint"))
+    usage_error("generate", "%s", "needs a checkpoint");
+  o.seed = (uint64_t)seed;
   hy_error err;
   if (hy_generate_check(&o, prompt, &err)) usage_error("generate", "%s", err.msg);
   hy_recipe r;
@@ -530,26 +472,15 @@ static int cmd_generate(int argc, char **argv) {
 
 /* hyla data prepare: the text into a dataset, then what it holds. */
 static int data_prepare(int argc, char **argv) {
-  const char *in = NULL, *out = NULL, *tokenizer = NULL;
+  const char *files[2] = {NULL, NULL}, *in, *out, *tokenizer = NULL;
   double frac = 0.1;
   bool force = false;
-  for (int i = 2; i < argc; i++) {
-    if (is(argv[i], "--val-fraction"))
-      frac = real_option("data", argc, argv, &i, 0, true, 0.5);
-    else if (is(argv[i], "--tokenizer"))
-      tokenizer = value_of("data", argc, argv, &i);
-    else if (is(argv[i], "--force"))
-      force = true;
-    else if (argv[i][0] == '-')
-      usage_error("data", "unknown option '%s'", argv[i]);
-    else if (!in)
-      in = argv[i];
-    else if (!out)
-      out = argv[i];
-    else
-      usage_error("data", "unexpected argument '%s'", argv[i]);
-  }
-  if (!in || !out) usage_error("data", "%s", "prepare needs IN.txt and OUT.h5");
+  const hy_cli_option opts[] = {HY_CLI_REAL_OPTION("--val-fraction", &frac, 0, true, 0.5),
+                                HY_CLI_TEXT_OPTION("--tokenizer", &tokenizer),
+                                HY_CLI_FLAG_OPTION("--force", &force)};
+  if (PARSE("data", argc, argv, 2, opts, files, 2, NULL) < 2)
+    usage_error("data", "%s", "prepare needs IN.txt and OUT.h5");
+  in = files[0], out = files[1];
   hy_error err;
   hy_stop_catch();
   if (tokenizer ? hy_data_prepare_subword(in, out, tokenizer, frac, force, &err)
@@ -574,17 +505,9 @@ static int data_prepare(int argc, char **argv) {
 /* hyla data decode: a split's tokens as the text they stand for. */
 static int data_decode(int argc, char **argv) {
   const char *path = NULL, *split = "both";
-  for (int i = 2; i < argc; i++) {
-    if (is(argv[i], "--split"))
-      split = value_of("data", argc, argv, &i);
-    else if (argv[i][0] == '-')
-      usage_error("data", "unknown option '%s'", argv[i]);
-    else if (!path)
-      path = argv[i];
-    else
-      usage_error("data", "unexpected argument '%s'", argv[i]);
-  }
-  if (!path) usage_error("data", "%s", "decode needs DATA.h5");
+  const hy_cli_option opts[] = {HY_CLI_TEXT_OPTION("--split", &split)};
+  if (!PARSE("data", argc, argv, 2, opts, &path, 1, NULL))
+    usage_error("data", "%s", "decode needs DATA.h5");
   if (strcmp(split, "train") && strcmp(split, "val") && strcmp(split, "both"))
     usage_error("data", "--split %s: expected train, val or both", split);
   hy_dataset ds;
@@ -653,23 +576,13 @@ static int cmd_export(int argc, char **argv) {
            HY_EXPORT_LOGITS, HY_EXPORT_LOGITS_BATCH);
     return 0;
   }
-  const char *ckpt = NULL, *dir = NULL;
+  const char *paths[2] = {NULL, NULL}, *ckpt, *dir;
   hy_export_options o = {0};
-  for (int i = 1; i < argc; i++) {
-    if (is(argv[i], "--force"))
-      o.force = true;
-    else if (is(argv[i], "--logits"))
-      o.logits_tokens = int_option("export", argc, argv, &i, 1, 1 << 16);
-    else if (argv[i][0] == '-')
-      usage_error("export", "unknown option '%s'", argv[i]);
-    else if (!ckpt)
-      ckpt = argv[i];
-    else if (!dir)
-      dir = argv[i];
-    else
-      usage_error("export", "unexpected argument '%s'", argv[i]);
-  }
-  if (!ckpt || !dir) usage_error("export", "%s", "needs a checkpoint and a directory");
+  const hy_cli_option opts[] = {HY_CLI_FLAG_OPTION("--force", &o.force),
+                                HY_CLI_INT_OPTION("--logits", &o.logits_tokens, 1, 1 << 16)};
+  if (PARSE("export", argc, argv, 1, opts, paths, 2, NULL) < 2)
+    usage_error("export", "%s", "needs a checkpoint and a directory");
+  ckpt = paths[0], dir = paths[1];
   hy_recipe r;
   hy_error err;
   int64_t step;
@@ -691,26 +604,48 @@ static int cmd_export(int argc, char **argv) {
 
 /* ---- hyla info ---- */
 
+/* The backends and distribution this build has, and what this process sees of them. */
+static void print_build(void) {
+  printf("CPU   OpenBLAS, f32 and f64; %d thread%s\n", hy_threads_get(),
+         hy_threads_get() == 1 ? "" : "s");
+#ifdef HYLA_CUDA
+  if (hy_cuda_available())
+    printf("CUDA  f32 and bf16; %s (GPUs visible: %d)\n", hy_cuda_device_description(),
+           hy_gpu_count());
+  else
+    printf("CUDA  f32 and bf16; no GPU visible to this process\n");
+#else
+  printf("CUDA  not built (cmake -DHYLA_CUDA=ON)\n");
+#endif
+#if defined(HYLA_MPI) && defined(HYLA_NCCL)
+  const char *dist = "MPI for host buffers, NCCL for GPU buffers";
+#elif defined(HYLA_MPI)
+  const char *dist = "MPI";
+#else
+  const char *dist = NULL;
+#endif
+  if (dist)
+    printf("dist  %s; %d process%s\n", dist, hy_dist_world_size(),
+           hy_dist_world_size() == 1 ? "" : "es");
+  else
+    printf("dist  not built (one process)\n");
+}
+
 static int cmd_info(int argc, char **argv) {
   if (wants_help(argc, argv)) {
     printf("usage: hyla info [CKPT]\n\n"
            "With a checkpoint: its step, parameter count, vocabulary and recipe. Without: this\n"
-           "build.\n");
+           "build's backends (CPU, CUDA and the GPU this process sees) and distribution (MPI,\n"
+           "NCCL).\n");
     return 0;
   }
   const char *path = NULL;
-  for (int i = 1; i < argc; i++) {
-    if (argv[i][0] == '-')
-      usage_error("info", "unknown option '%s'", argv[i]);
-    else if (path)
-      usage_error("info", "more than one checkpoint ('%s')", argv[i]);
-    else
-      path = argv[i];
-  }
+  const hy_cli_option *none = NULL;
+  parse("info", argc, argv, 1, none, 0, (hy_cli_positional){&path, 1, "checkpoint"});
   hy_error err;
   if (!path) {
     if (hy_threads_choose(0, &err)) return fail("info", &err);
-    printf("hyla: CPU backend (OpenBLAS), f32 and f64; %d threads\n", hy_threads_get());
+    print_build();
     return 0;
   }
   hy_recipe r;
@@ -738,12 +673,6 @@ static int cmd_info(int argc, char **argv) {
 
 /* ---- hyla demo ---- */
 
-static const char DEMO_TEXT[] =
-    "It was the best of times, it was the worst of times, it was the age of wisdom, it was the "
-    "age of foolishness, it was the epoch of belief, it was the epoch of incredulity, it was the "
-    "season of Light, it was the season of Darkness, it was the spring of hope, it was the winter "
-    "of despair.";
-
 static int cmd_demo(int argc, char **argv) {
   if (wants_help(argc, argv)) {
     printf("usage: hyla demo [--steps N] [--threads N]\n\n"
@@ -755,46 +684,12 @@ static int cmd_demo(int argc, char **argv) {
     return 0;
   }
   int64_t steps = 200, threads = 0;
-  for (int i = 1; i < argc; i++) {
-    if (is(argv[i], "--steps"))
-      steps = int_option("demo", argc, argv, &i, 1, INT64_MAX);
-    else if (is(argv[i], "--threads"))
-      threads = int_option("demo", argc, argv, &i, 0, HY_THREADS_MAX);
-    else if (argv[i][0] == '-')
-      usage_error("demo", "unknown option '%s'", argv[i]);
-    else
-      usage_error("demo", "unexpected argument '%s'", argv[i]);
-  }
+  const hy_cli_option opts[] = {HY_CLI_INT_OPTION("--steps", &steps, 1, INT64_MAX),
+                                HY_CLI_INT_OPTION("--threads", &threads, 0, HY_THREADS_MAX)};
+  PARSE("demo", argc, argv, 1, opts, NULL, 0, NULL);
   hy_error err;
   if (hy_threads_choose((int)threads, &err)) return fail("demo", &err);
-  enum { B = 4, T = 64 };
-  hy_model_config cfg = hy_model_config_default();
-  hy_model *m = hy_model_new(&cfg, 1);
-  hy_optimizer opt;
-  hy_optimizer_init(&opt, &m->params, hy_adamw_config(0.9, 0.95, 1e-8, 0.1));
-  printf("demo: %lld parameters, batch %d x %d bytes, %d threads\n",
-         (long long)hy_params_count(&m->params), B, T, hy_threads_get());
-  double loss = 0;
-  int64_t step = 0;
-  do {
-    step++;
-    hy_tensor *tokens = hy_empty(HY_I32, HY_SHAPE(B, T + 1));
-    for (int b = 0; b < B; b++)
-      for (int t = 0; t <= T; t++)
-        hy_set(tokens, b * (T + 1) + t, (unsigned char)DEMO_TEXT[b * 50 + t]);
-    hy_tensor *l = hy_model_loss(m, hy_slice(tokens, 1, 0, T), hy_slice(tokens, 1, 1, T + 1), -1);
-    loss = hy_item(l);
-    hy_params_zero_grad(&m->params);
-    hy_backward(l);
-    hy_clip_grad_norm(&m->params, 1.0);
-    hy_optimizer_step(&opt, 3e-3);
-    hy_step_reset();
-    if (step == 1 || step % 20 == 0) printf("step %4lld  loss %.4f\n", (long long)step, loss);
-  } while (!(loss < 0.1) && step < steps);
-  printf("demo: loss %.4f after %lld steps\n", loss, (long long)step);
-  hy_optimizer_free(&opt);
-  hy_model_free(m);
-  return loss < 0.1 ? 0 : 1;
+  return hy_demo(steps, stdout) < HY_DEMO_LOSS ? 0 : 1;
 }
 
 int main(int argc, char **argv) {

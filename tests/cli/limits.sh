@@ -99,6 +99,12 @@ expect 0 "done: step 1" train "$work/hybrid.toml" --restart --set layer.gla.chun
 expect 2 "hyla info: unknown option '--foo'" info --foo
 expect 2 "hyla info: more than one checkpoint ('$hybrid')" info "$hybrid" "$hybrid"
 expect 2 "hyla demo: unexpected argument 'extra'" demo extra
+expect 2 "hyla eval: --batches: \"0\" is not a whole number >= 1" eval "$hybrid" --batches=0
+expect 2 "hyla train: --set needs a value" train "$work/hybrid.toml" --set
+# what this build has: the CPU backend, and CUDA either with its GPU or said to be absent
+expect 0 "CPU   OpenBLAS, f32 and f64; 1 thread" info
+expect 0 "CUDA  " info
+expect 0 "dist  " info
 
 [ $status = 0 ] && echo "limits: every size and count checked"
 exit $status
