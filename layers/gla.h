@@ -1,9 +1,10 @@
 /* Gated linear attention (mixer kind "gla"; Yang et al. 2023, flash-linear-attention's GLA):
- *   q = x W_q / sqrt(d_k), k = x W_k, v = x W_v in H heads (d_k = expand_k d / H, d_v = expand_v d
- * / H) log a_t = logsigmoid(x W_a1 W_a2 + b_a) / gate_norm      (a forget gate per key channel) S_t
- * = diag(a_t) S_{t-1} + k_t^T v_t,  o_t = q_t S_t      (hy_gla, chunked) y = (RMSNorm_per_head(o) *
- * silu(x W_g)) W_o The step-by-step recurrence (layers/gla_reference.h) is the reference; decoding
- * carries S. */
+ *   q = x W_q / sqrt(d_k),  k = x W_k,  v = x W_v   in H heads (d_k = expand_k d / H,
+ *                                                    d_v = expand_v d / H)
+ *   log a_t = logsigmoid(x W_a1 W_a2 + b_a) / gate_norm   (a forget gate per key channel)
+ *   S_t = diag(a_t) S_{t-1} + k_t^T v_t,   o_t = q_t S_t   (hy_gla, chunked)
+ *   y = (RMSNorm_per_head(o) * silu(x W_g)) W_o
+ * The step-by-step recurrence (layers/gla_reference.h) is the reference; decoding carries S. */
 #ifndef HYLA_GLA_H
 #define HYLA_GLA_H
 

@@ -1,6 +1,6 @@
-/* The mixer interface: what a block's token-mixing layer (softmax attention, and later GLA,
- * lightning, RAT...) provides. Each kind lives in its own file; hy_mixer_find looks one up by the
- * name a recipe uses. */
+/* The mixer interface: what a block's token-mixing layer (softmax, sigmoid and softplus attention,
+ * SLA, GLA, lightning and linear attention, RAT, the Titans blocks) provides. Each kind lives in
+ * its own file; hy_mixer_find looks one up by the name a recipe uses. */
 #ifndef HYLA_MIXER_H
 #define HYLA_MIXER_H
 
@@ -23,7 +23,7 @@ typedef struct {
   hy_tensor *(*decode_step)(void *self, void *state, hy_tensor *x, int64_t pos);
   void (*decode_free)(void *state);
   /* The forward handles a sequence split over ranks itself (LASP-2, LASP-2H). Kinds without it
-   * get every rank's input gathered and run on the whole sequence (layers/model.c). */
+   * get every rank's input gathered and run on the whole sequence (hy_mixer_forward). */
   bool sequence_parallel;
 } hy_mixer_kind;
 

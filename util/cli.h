@@ -14,11 +14,11 @@
 #include <stdint.h>
 
 typedef enum {
-  HY_CLI_FLAG,     /* bool: set when present */
-  HY_CLI_TEXT,     /* const char *: the value */
-  HY_CLI_INT,      /* int64_t in [min, max] */
-  HY_CLI_REAL,     /* double in [low, high], or (low, high] with above_low */
-  HY_CLI_LIST,     /* hy_cli_list: every value, in order (repeatable) */
+  HY_CLI_FLAG,      /* bool: set when present */
+  HY_CLI_TEXT,      /* const char *: the value */
+  HY_CLI_INT,       /* int64_t in [min, max] */
+  HY_CLI_REAL,      /* double in [low, high], or (low, high] with above_low */
+  HY_CLI_LIST,      /* hy_cli_list: every value, in order (repeatable) */
   HY_CLI_MAYBE_TEXT /* const char *: "" when given bare, the value after '=' (--resume[=CKPT]) */
 } hy_cli_kind;
 
@@ -31,14 +31,18 @@ typedef struct {
   bool above_low;
 } hy_cli_option;
 
-#define HY_CLI_FLAG_OPTION(n, p) {.name = (n), .kind = HY_CLI_FLAG, .to = (p)}
-#define HY_CLI_TEXT_OPTION(n, p) {.name = (n), .kind = HY_CLI_TEXT, .to = (p)}
-#define HY_CLI_MAYBE_TEXT_OPTION(n, p) {.name = (n), .kind = HY_CLI_MAYBE_TEXT, .to = (p)}
-#define HY_CLI_LIST_OPTION(n, p) {.name = (n), .kind = HY_CLI_LIST, .to = (p)}
+#define HY_CLI_FLAG_OPTION(n, p)                                                                   \
+  { .name = (n), .kind = HY_CLI_FLAG, .to = (p) }
+#define HY_CLI_TEXT_OPTION(n, p)                                                                   \
+  { .name = (n), .kind = HY_CLI_TEXT, .to = (p) }
+#define HY_CLI_MAYBE_TEXT_OPTION(n, p)                                                             \
+  { .name = (n), .kind = HY_CLI_MAYBE_TEXT, .to = (p) }
+#define HY_CLI_LIST_OPTION(n, p)                                                                   \
+  { .name = (n), .kind = HY_CLI_LIST, .to = (p) }
 #define HY_CLI_INT_OPTION(n, p, lo, hi)                                                            \
-  {.name = (n), .kind = HY_CLI_INT, .to = (p), .min = (lo), .max = (hi)}
+  { .name = (n), .kind = HY_CLI_INT, .to = (p), .min = (lo), .max = (hi) }
 #define HY_CLI_REAL_OPTION(n, p, lo, above, hi)                                                    \
-  {.name = (n), .kind = HY_CLI_REAL, .to = (p), .low = (lo), .above_low = (above), .high = (hi)}
+  { .name = (n), .kind = HY_CLI_REAL, .to = (p), .low = (lo), .above_low = (above), .high = (hi) }
 
 /* A repeatable option's values (pointers into argv); free(items) when done. */
 typedef struct {

@@ -70,8 +70,6 @@ static void scratch_free(scratch *w) {
   free(w->s);
 }
 
-/* The chunk [t0, t0 + n) of one head: rows of q, k (dk wide) and g are ld apart. Fills b, qe, kd
- * and the intra-chunk scores A. */
 /* exp(gamma (t - s)) below and on the diagonal, 0 above: the decay mask of a constant decay. */
 static void decay_mask(real *m, int64_t n, int64_t ld, real gamma) {
   for (int64_t t = 0; t < n; t++)
@@ -83,6 +81,8 @@ static real head_gamma(const hy_gla_dims *dm, int64_t h) {
   return dm->head_decay ? (real)dm->head_decay[h] : 0;
 }
 
+/* The chunk [t0, t0 + n) of one head: rows of q, k (dk wide) and g are ld apart. Fills b, qe, kd
+ * and the intra-chunk scores A. */
 static void chunk_prepare(const hy_gla_dims *dm, const real *q, const real *k, const real *g,
                           real gamma, int64_t n, scratch *w) {
   int64_t dk = dm->dk, ld = dm->H * dk, C = dm->C;

@@ -45,8 +45,8 @@ static void fails(const char *line, int max, const char *message) {
 Test(cli, values_after_a_space_or_an_equals_sign) {
   parsed p;
   hy_error err;
-  cr_assert_eq(parse_line("a.toml --steps 5 --prompt=hi --frac=0.25 --quiet", 1, &p, &err), 1,
-               "%s", err.msg);
+  cr_assert_eq(parse_line("a.toml --steps 5 --prompt=hi --frac=0.25 --quiet", 1, &p, &err), 1, "%s",
+               err.msg);
   cr_assert_str_eq(p.pos[0], "a.toml");
   cr_assert_eq(p.steps, 5);
   cr_assert_str_eq(p.prompt, "hi");
