@@ -1,5 +1,6 @@
 #include "autograd/tape.h"
 
+#include "autograd/check_finite.h"
 #include "tensor/profile.h"
 
 #include <stdlib.h>
@@ -37,6 +38,7 @@ static void push(hy_node *node) {
 hy_node *hy_record(const char *op, hy_backward_fn backward, hy_tensor *out, int n_in,
                    hy_tensor *const *in) {
   if (!T.in_backward) hy_profile_mark(op, false); /* the op's kernels were queued just before */
+  if (!T.in_backward) hy_check_finite(op, "output", out, n_in, in);
   if (T.no_grad_depth > 0) return NULL;
   bool any = false;
   for (int i = 0; i < n_in; i++) any = any || (in[i] && in[i]->requires_grad);
@@ -85,6 +87,16 @@ static void recycle_grad(hy_tensor *t) {
   t->grad = NULL;
 }
 
+/* HYLA_CHECK_FINITE: the gradients node's backward wrote (autograd/check_finite.h). */
+static void check_gradients(const hy_node *node) {
+  static const char *what[] = {"gradient of input 0", "gradient of input 1", "gradient of input 2",
+                               "gradient of input 3", "gradient of input 4", "gradient of input 5"};
+  for (int j = 0; j < node->n_in; j++)
+    if (node->in[j] && node->in[j]->grad)
+      hy_check_finite(node->op, j < 6 ? what[j] : "gradient of an input", node->in[j]->grad,
+                      node->n_in, node->in);
+}
+
 static void run_backward(hy_tensor *out, const hy_tensor *out_grad) {
   static int64_t pass;
   if (!out->node) hy_die("backward", "%s was not made by an op on the tape", hy_describe(out));
@@ -115,6 +127,7 @@ static void run_backward(hy_tensor *out, const hy_tensor *out_grad) {
     if (node->visit == pass && (node->out->grad || (node->out2 && node->out2->grad))) {
       node->backward(node);
       hy_profile_mark(node->op, true);
+      if (hy_check_finite_enabled()) check_gradients(node);
       /* Every op that adds to this gradient came later on the tape and has run: it is spent. */
       if (node->out != out) recycle_grad(node->out);
       if (node->out2 && node->out2 != out) recycle_grad(node->out2);

@@ -30,18 +30,24 @@ hy_eval_result hy_evaluate(hy_model *m, hy_batches *b, int64_t batches, const hy
       x = hy_parallel_slice(d, x);
       y = hy_parallel_slice(d, y);
     }
-    hy_tensor *logits = hy_to(hy_model_forward(m, x), HY_CPU); /* read on the host */
+    hy_tensor *logits = hy_model_forward(m, x);
     if (d) hy_parallel_end_slice();
     int64_t V = logits->shape[2], rows = hy_numel(y);
+    /* The loss where the logits are (bf16 ones stay on the GPU); only MQAR's accuracy reads them
+     * on the host, as f32. The targets are checked here, on the host, before they move. */
+    hy_check_targets("evaluate", y, V, HY_IGNORE_INDEX);
+    double loss = hy_item(hy_cross_entropy(logits, hy_to(y, logits->device), HY_IGNORE_INDEX));
+    bool mqar = hy_batches_is_mqar(b);
+    const hy_tensor *host =
+        mqar ? hy_to(logits->dtype == HY_BF16 ? hy_cast(logits, HY_F32) : logits, HY_CPU) : NULL;
     int64_t labelled = 0;
     for (int64_t r = 0; r < rows; r++) {
       int32_t t = ((const int32_t *)y->data)[r];
       if (t == HY_IGNORE_INDEX) continue;
       labelled++;
       bytes += hy_batches_token_bytes(b, t);
-      correct += argmax_row(logits, r, V) == t;
+      if (mqar) correct += argmax_row(host, r, V) == t;
     }
-    double loss = hy_item(hy_cross_entropy(logits, y, HY_IGNORE_INDEX));
     loss_sum += loss * (double)labelled; /* the batch mean, weighted by its labelled positions */
     count += labelled;
     hy_step_rewind(mark);

@@ -1,5 +1,5 @@
-/* Evaluation: mean loss over the labelled positions of some batches, and how many of them the
- * model predicts exactly (argmax), which is MQAR's accuracy. */
+/* Evaluation: mean loss over the labelled positions of some batches and, for MQAR, how many of
+ * them the model predicts exactly (argmax): its accuracy. */
 #ifndef HYLA_EVALUATE_H
 #define HYLA_EVALUATE_H
 
@@ -9,7 +9,7 @@
 
 typedef struct {
   double loss;    /* mean cross-entropy per labelled position (nats) */
-  double acc;     /* fraction of labelled positions whose argmax is the target */
+  double acc;     /* MQAR: fraction of labelled positions whose argmax is the target; else 0 */
   int64_t tokens; /* labelled positions seen */
   int64_t
       bytes; /* the bytes of text their targets stand for; 0: unknown (hy_batches_token_bytes) */
