@@ -1,4 +1,6 @@
 #include "layers/rat.h"
+#include "dist/collective_ops.h"
+#include "dist/lasp2.h"
 #include "layers/model.h"
 #include "layers/rat_reference.h"
 #include "tensor/ops.h"
@@ -91,11 +93,39 @@ static hy_tensor *output(const hy_rat_layer *l, hy_tensor *z, hy_tensor *o) {
   return hy_linear_forward(&l->o, hy_mul(z, hy_reshape(o, hy_shape_of(z))));
 }
 
+/* Sequence parallelism: this rank's slice holds whole chunks, so its recurrence needs nothing
+ * from the other ranks. Each rank's chunk-final keys and values (T / L of each for a slice of T
+ * tokens) go to every rank in ONE AllGather (hy_lasp2h_gather; the backward reduce-scatters their
+ * gradients), and the slice's rows attend to the earlier ranks' ones as to their own: the rows of
+ * one process, at global chunk indices for the RoPE. */
+static hy_tensor *attend_split(const hy_rat_layer *l, hy_tensor *q, hy_tensor *u, hy_tensor *k,
+                               hy_tensor *f) {
+  int64_t T = q->shape[1], L = l->chunk, offset = hy_sequence_get()->offset;
+  if (T % L || offset % L)
+    hy_die("rat",
+           "a sequence-parallel slice of %lld tokens at position %lld is not whole chunks of %lld "
+           "tokens: [train] seq_len / [dist] sp must be a multiple of [layer.rat] chunk",
+           (long long)T, (long long)offset, (long long)L);
+  hy_tensor *kc, *vc;
+  if (l->naive)
+    hy_lasp2h_gather(hy_rat_chunk_ends_reference(k, f, L), hy_rat_chunk_ends_reference(u, f, L),
+                     &kc, &vc);
+  else
+    hy_lasp2h_gather(hy_rat_chunk_ends(k, f, L), hy_rat_chunk_ends(u, f, L), &kc, &vc);
+  /* The earlier ranks' chunks. Rank 0 has none, but an empty slice of the gathered ones still
+   * puts them on its tape, so that its backward takes part in their reduce-scatter. */
+  int64_t P = offset / L;
+  kc = hy_slice(kc, 1, 0, P), vc = hy_slice(vc, 1, 0, P);
+  return l->naive ? hy_rat_reference_after(q, u, k, f, kc, vc, L, scale_of(l), l->rope_theta)
+                  : hy_rat_after(q, u, k, f, kc, vc, L, scale_of(l), l->rope_theta);
+}
+
 hy_tensor *hy_rat_layer_forward(const hy_rat_layer *l, hy_tensor *x) {
   hy_tensor *z, *q, *u, *k, *f;
   hy_rat_layer_project(l, x, &z, &q, &u, &k, &f);
-  hy_tensor *o = l->naive ? hy_rat_reference(q, u, k, f, l->chunk, scale_of(l), l->rope_theta)
-                          : hy_rat(q, u, k, f, l->chunk, scale_of(l), l->rope_theta);
+  hy_tensor *o = hy_sequence_parallel() ? attend_split(l, q, u, k, f)
+                 : l->naive ? hy_rat_reference(q, u, k, f, l->chunk, scale_of(l), l->rope_theta)
+                            : hy_rat(q, u, k, f, l->chunk, scale_of(l), l->rope_theta);
   return output(l, z, o);
 }
 
@@ -176,4 +206,4 @@ static void rat_decode_free(void *state) {
 }
 
 const hy_mixer_kind hy_mixer_rat = {"rat",          rat_create,      rat_forward,     free,
-                                    rat_decode_new, rat_decode_step, rat_decode_free, false};
+                                    rat_decode_new, rat_decode_step, rat_decode_free, true};

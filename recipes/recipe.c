@@ -620,6 +620,19 @@ static int rat_groups(const hy_recipe *r, char *why, size_t size) {
          -1;
 }
 
+/* RAT's sequence-parallel form (layers/rat.c) exchanges whole chunks, so each rank's slice of the
+ * sequence must be whole chunks (a slice that does not split evenly is run/train.c's error). */
+static int rat_slices(const hy_recipe *r, char *why, size_t size) {
+  int64_t sp = r->dist.sp, len = r->train.seq_len, chunk = r->layer_rat.chunk;
+  if (!uses(r, "rat") || sp == 1 || len % sp || (len / sp) % chunk == 0) return 0;
+  return snprintf(why, size,
+                  "[layer.rat] chunk = %lld must divide each sequence-parallel rank's slice, "
+                  "[train] seq_len / [dist] sp = %lld / %lld = %lld tokens: the ranks exchange "
+                  "whole chunks",
+                  (long long)chunk, (long long)len, (long long)sp, (long long)(len / sp)),
+         -1;
+}
+
 static bool uses_titans(const hy_recipe *r) {
   return uses(r, "titans_mal") || uses(r, "titans_mag");
 }
@@ -708,6 +721,10 @@ static const hy_cross_check CHECKS[] = {
     {"With a `rat` layer: `layer.rat.n_groups` divides its heads.",
      {{"layer.rat", "n_groups"}, {"layer.rat", "heads"}, {"model", "n_heads"}},
      rat_groups},
+    {"With a `rat` layer and `dist.sp > 1`: each rank's slice of the sequence, "
+     "`train.seq_len / dist.sp` tokens, is a multiple of `layer.rat.chunk`.",
+     {{"layer.rat", "chunk"}, {"train", "seq_len"}, {"dist", "sp"}},
+     rat_slices},
     {"With a `titans_mal` or `titans_mag` layer and `layer.titans.head_dim = 0`: "
      "`layer.titans.heads` divides `model.d_model`.",
      {{"layer.titans", "heads"}, {"layer.titans", "head_dim"}, {"model", "d_model"}},

@@ -72,9 +72,11 @@ typedef struct {
 } hy_sla_dims;
 
 /* RAT (tensor/rat.c): q, u, k, f, o [B, T, H, D] contiguous; chunks of L tokens; n_keys = the
- * chunk-final states any query sees, floor((T - 1) / L); lse [B, H, T]. */
+ * slice's chunk-final states any query sees, floor((T - 1) / L); P earlier chunks whose final
+ * states kp, vp [B, P, H, D] every query also sees (hy_rat_after; 0 for hy_rat); lse [B, H, T].
+ * hy_rat_chunk_ends uses B, T, H, D and L. */
 typedef struct {
-  int64_t B, T, H, D, L, n_keys;
+  int64_t B, T, H, D, L, n_keys, P;
   double scale, theta;
 } hy_rat_dims;
 

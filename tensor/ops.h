@@ -171,6 +171,15 @@ hy_tensor *hy_linear_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, const d
  * tensor/rat.c. */
 hy_tensor *hy_rat(hy_tensor *q, hy_tensor *u, hy_tensor *k, hy_tensor *f, int64_t chunk,
                   double scale, double theta);
+/* hy_rat on a slice that starts after P whole chunks of the same sequence (sequence parallelism):
+ * kp, vp [B, P, H, D] are those chunks' final key and value states (keys unrotated, as
+ * hy_rat_chunk_ends gives them), which every query of the slice also attends to, and the slice's
+ * chunk c is chunk P + c for the RoPE. The rows equal those of hy_rat on the whole sequence. */
+hy_tensor *hy_rat_after(hy_tensor *q, hy_tensor *u, hy_tensor *k, hy_tensor *f, hy_tensor *kp,
+                        hy_tensor *vp, int64_t chunk, double scale, double theta);
+/* RAT's gated recurrence h_t = f_t h_{t-1} + (1 - f_t) x_t (reset at each chunk start) at the last
+ * token of each chunk: x, f [B, T, H, D], T a multiple of chunk -> [B, T / chunk, H, D]. */
+hy_tensor *hy_rat_chunk_ends(hy_tensor *x, hy_tensor *f, int64_t chunk);
 
 /* The Titans neural memory's chunk recurrence (layers/titans_memory.h) as one op with a
  * hand-written backward: per head, chunks of `chunk` tokens update the memory MLP (depth 1: M(z) =

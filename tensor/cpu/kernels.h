@@ -95,10 +95,14 @@
   void cpu_gla_gate_grad_##S(const hy_gla_dims *dims, const real *q, const real *k,                \
                              const real *dq, const real *dk, real *gg);                            \
   void cpu_rat_##S(const hy_rat_dims *dims, const real *q, const real *u, const real *k,           \
-                   const real *f, real *o, real *lse);                                             \
+                   const real *f, const real *kp, const real *vp, real *o, real *lse);             \
   void cpu_rat_backward_##S(const hy_rat_dims *dims, const real *q, const real *u, const real *k,  \
-                            const real *f, const real *o, const real *lse, const real *go,         \
-                            real *gq, real *gu, real *gk, real *gf);                               \
+                            const real *f, const real *kp, const real *vp, const real *o,          \
+                            const real *lse, const real *go, real *gq, real *gu, real *gk,         \
+                            real *gf, real *gkp, real *gvp);                                       \
+  void cpu_rat_ends_##S(const hy_rat_dims *dims, const real *x, const real *f, real *y);           \
+  void cpu_rat_ends_backward_##S(const hy_rat_dims *dims, const real *x, const real *f,            \
+                                 const real *gy, real *gx, real *gf);                              \
   void cpu_titans_scan_##S(const hy_titans_dims *dims, const real *q, const real *k,               \
                            const real *v, const real *theta, const real *eta, const real *keep,    \
                            const real *w1, const real *w2, real *y, real *states, real *momenta);  \

@@ -162,10 +162,14 @@ void cuda_sla_backward_f32(const hy_sla_dims *dims, const int32_t *classes, cons
                            const float *states, float *dstates, const float *go, float *gq,
                            float *gk, float *gv);
 void cuda_rat_f32(const hy_rat_dims *dims, const float *q, const float *u, const float *k,
-                  const float *f, float *o, float *lse);
+                  const float *f, const float *kp, const float *vp, float *o, float *lse);
 void cuda_rat_backward_f32(const hy_rat_dims *dims, const float *q, const float *u, const float *k,
-                           const float *f, const float *o, const float *lse, const float *go,
-                           float *gq, float *gu, float *gk, float *gf);
+                           const float *f, const float *kp, const float *vp, const float *o,
+                           const float *lse, const float *go, float *gq, float *gu, float *gk,
+                           float *gf, float *gkp, float *gvp);
+void cuda_rat_ends_f32(const hy_rat_dims *dims, const float *x, const float *f, float *y);
+void cuda_rat_ends_backward_f32(const hy_rat_dims *dims, const float *x, const float *f,
+                                const float *gy, float *gx, float *gf);
 void cuda_titans_scan_f32(const hy_titans_dims *dims, const float *q, const float *k,
                           const float *v, const float *theta, const float *eta, const float *keep,
                           const float *w1, const float *w2, float *y, float *states,

@@ -10,14 +10,15 @@ extern "C" {
  * (q, u, k, f, o and the gradients [B, T, H, D], lse [B, H, T]) and its accumulation of the
  * gradients (+=; any of them may be NULL).
  *
- * Forward: the RoPE table of the chunk angles ([n_chunks, D/2], computed in double as the CPU does
- * it); the gated recurrence, one thread per (b, chunk, h, channel pair i, i + D/2), writing the
- * running states xs, ks [B, T, H, D] and the rotated chunk-final keys kc [B, H, n_keys, D]; then
- * the rows: a block of 4 warps owns 16 query rows of one (b, h), 4 per warp, and walks the
- * chunk-final keys in tiles of 32 staged in shared memory (keys kc, values xs at the chunks' last
- * rows). A warp scores its row against the tile with one key per lane (each lane one dot product
- * over D), then adds the tile's values to the row's accumulator with the channels across lanes:
- * an online softmax started by the own running state, as on the CPU.
+ * Forward: the RoPE table of the chunk angles ([P + n_chunks, D/2], computed in double as the CPU
+ * does it); the gated recurrence, one thread per (b, chunk, h, channel pair i, i + D/2), writing
+ * the running states xs, ks [B, T, H, D] and the rotated chunk keys kc [B, H, P + n_keys, D]: the
+ * P earlier chunks' (hy_rat_after), then the slice's chunk-final ones; then the rows: a block of
+ * 4 warps owns 16 query rows of one (b, h), 4 per warp, and walks the chunk keys in tiles of 32
+ * staged in shared memory (keys kc, values vp or xs at the chunks' last rows). A warp scores its
+ * row against the tile with one key per lane (each lane one dot product over D), then adds the
+ * tile's values to the row's accumulator with the channels across lanes: an online softmax started
+ * by the own running state, as on the CPU.
  *
  * Backward: the states again; the rows kernel recomputes each row's probabilities from lse and
  * writes dq (the own key's share and R^T of the chunk keys' dS K), plus three numbers per row for
@@ -25,7 +26,11 @@ extern "C" {
  * chunk-final keys of one (b, h) and a group of 128 channels, walks the rows that see them
  * (32 at a time in shared memory) and sums dKc = dS^T Qr and dVc = P^T go; one reverse scan per
  * (b, chunk, h, channel pair) then gathers the state gradients (own key, chunk-final key and value,
- * the next token's carry), turns dKc back by R(c)^T and adds du, dk, df.
+ * the next token's carry), turns dKc back by R(c)^T and adds du, dk, df; the earlier chunks' dKc
+ * and dVc go to kp (turned back) and vp.
+ *
+ * hy_rat_chunk_ends: one thread per (b, chunk, h, channel) runs the chunk's recurrence; its
+ * backward stores the states in scratch on the way forward and walks them back.
  *
  * Every output element has one owner and every sum a fixed order: no atomics, and the results are
  * the same from run to run. Scratch lives in the step arena until the kernels are queued. */
@@ -46,6 +51,7 @@ constexpr unsigned FULL = 0xffffffffu;
 
 struct rat_shape {
   int B, T, H, D, half, L, nk, nc;
+  int P, keys; /* the earlier chunks; all chunk keys, P + nk */
   float scale;
 };
 
@@ -54,10 +60,19 @@ __device__ __forceinline__ int64_t at(const rat_shape &s, int b, int t, int h) {
   return (((int64_t)b * s.T + t) * s.H + h) * s.D;
 }
 
-/* Offset of chunk key c of head bh (= b H + h) in a [B, H, n_keys, D] buffer. */
-__device__ __forceinline__ int64_t key_at(const rat_shape &s, int bh, int c) {
-  return ((int64_t)bh * s.nk + c) * s.D;
+/* Offset of chunk key j of head bh (= b H + h) in a [B, H, P + n_keys, D] buffer. */
+__device__ __forceinline__ int64_t key_at(const rat_shape &s, int bh, int j) {
+  return ((int64_t)bh * s.keys + j) * s.D;
 }
+
+/* Offset of earlier chunk p of head h in batch b in a [B, P, H, D] tensor (kp, vp). */
+__device__ __forceinline__ int64_t earlier_at(const rat_shape &s, int b, int p, int h) {
+  return (((int64_t)b * s.P + p) * s.H + h) * s.D;
+}
+
+/* The chunk keys row t sees: the P earlier chunks' and its slice's chunks before its own; also
+ * the index of its chunk for the RoPE. */
+__device__ __forceinline__ int keys_of_row(const rat_shape &s, int t) { return s.P + t / s.L; }
 
 /* The sum over the warp, in every lane: the xor butterfly adds the same pairs in all lanes. */
 __device__ __forceinline__ float warp_all_sum(float v) {
@@ -79,7 +94,7 @@ __device__ __forceinline__ float dot_shared(const float *a, const float *b, int 
 
 /* cos and sin of chunk c's angles c theta^(-2i/D), in double as on the CPU. */
 __global__ void rope_table(rat_shape s, double theta, float *cs, float *sn) {
-  HY_GRID_STRIDE(x, (int64_t)s.nc * s.half) {
+  HY_GRID_STRIDE(x, (int64_t)(s.P + s.nc) * s.half) {
     int i = (int)(x % s.half), c = (int)(x / s.half);
     double angle = (double)c * pow(theta, -2.0 * (double)i / (double)s.D);
     cs[x] = (float)cos(angle);
@@ -88,7 +103,7 @@ __global__ void rope_table(rat_shape s, double theta, float *cs, float *sn) {
 }
 
 /* The gated recurrence of one chunk for channels i and i + D/2 of one head: xs, ks at every token,
- * and for the chunks some query sees, the final key rotated by R(c) into kc. */
+ * and for the chunks some query sees, the final key rotated by R(P + c) into kc. */
 __global__ void states_kernel(rat_shape s, const float *u, const float *k, const float *f,
                               const float *cs, const float *sn, float *xs, float *ks, float *kc) {
   HY_GRID_STRIDE(x, (int64_t)s.B * s.nc * s.H * s.half) {
@@ -112,25 +127,45 @@ __global__ void states_kernel(rat_shape s, const float *u, const float *k, const
       ks[o2] = k2;
     }
     if (c < s.nk) {
-      float co = cs[c * s.half + i], si = sn[c * s.half + i];
-      float *kr = kc + key_at(s, b * s.H + h, c);
+      int j = s.P + c;
+      float co = cs[j * s.half + i], si = sn[j * s.half + i];
+      float *kr = kc + key_at(s, b * s.H + h, j);
       kr[i] = k1 * co - k2 * si;
       kr[i + s.half] = k2 * co + k1 * si;
     }
   }
 }
 
-/* Stage chunk keys j0 .. j0 + KT - 1 of head (b, h): Ks[j] = kc_c, Vs[j] = xs at row (c + 1) L - 1,
- * zero past the last key. Rows LD = D + 1 apart (odd), so that lanes reading one row each hit
- * different banks. */
+/* The earlier chunks' keys kp rotated by R(p) into kc, one thread per (b, p, h, channel pair). */
+__global__ void earlier_keys(rat_shape s, const float *kp, const float *cs, const float *sn,
+                             float *kc) {
+  HY_GRID_STRIDE(x, (int64_t)s.B * s.P * s.H * s.half) {
+    int i = (int)(x % s.half);
+    int64_t r = x / s.half;
+    int h = (int)(r % s.H);
+    r /= s.H;
+    int p = (int)(r % s.P), b = (int)(r / s.P);
+    const float *kr = kp + earlier_at(s, b, p, h);
+    float k1 = kr[i], k2 = kr[i + s.half], co = cs[p * s.half + i], si = sn[p * s.half + i];
+    float *out = kc + key_at(s, b * s.H + h, p);
+    out[i] = k1 * co - k2 * si;
+    out[i + s.half] = k2 * co + k1 * si;
+  }
+}
+
+/* Stage chunk keys j0 .. j0 + KT - 1 of head (b, h): Ks[j] = kc_j, Vs[j] = vp_j for an earlier
+ * chunk, else xs at the last row (c + 1) L - 1 of the slice's chunk c = j - P; zero past the last
+ * key. Rows LD = D + 1 apart (odd), so that lanes reading one row each hit different banks. */
 __device__ void stage_keys(const rat_shape &s, int b, int h, int j0, const float *kc,
-                           const float *xs, float *Ks, float *Vs) {
+                           const float *vp, const float *xs, float *Ks, float *Vs) {
   int LD = s.D + 1;
   for (int x = (int)threadIdx.x; x < KT * s.D; x += (int)blockDim.x) {
     int j = x / s.D, d = x % s.D, c = j0 + j;
-    bool in = c < s.nk;
+    bool in = c < s.keys;
     Ks[j * LD + d] = in ? kc[key_at(s, b * s.H + h, c) + d] : 0.f;
-    Vs[j * LD + d] = in ? xs[at(s, b, (c + 1) * s.L - 1, h) + d] : 0.f;
+    Vs[j * LD + d] = !in       ? 0.f
+                     : c < s.P ? vp[earlier_at(s, b, c, h) + d]
+                               : xs[at(s, b, (c - s.P + 1) * s.L - 1, h) + d];
   }
 }
 
@@ -145,7 +180,7 @@ __device__ __forceinline__ row_block row_block_of(const rat_shape &s) {
   rb.b = rb.bh / s.H;
   rb.h = rb.bh % s.H;
   rb.i0 = (int)(gridDim.x - 1 - blockIdx.x) * BR;
-  rb.n_keys = (min(rb.i0 + BR, s.T) - 1) / s.L;
+  rb.n_keys = keys_of_row(s, min(rb.i0 + BR, s.T) - 1);
   return rb;
 }
 
@@ -155,7 +190,7 @@ __device__ __forceinline__ row_block row_block_of(const rat_shape &s) {
 template <int NP>
 __global__ void __launch_bounds__(WARPS * 32)
     forward_rows(rat_shape s, const float *q, const float *xs, const float *ks, const float *kc,
-                 const float *cs, const float *sn, float *o, float *lse) {
+                 const float *vp, const float *cs, const float *sn, float *o, float *lse) {
   extern __shared__ float4 rat_shm[];
   int LD = s.D + 1;
   float *Ks = reinterpret_cast<float *>(rat_shm), *Vs = Ks + KT * LD, *Qs = Vs + KT * LD;
@@ -172,7 +207,7 @@ __global__ void __launch_bounds__(WARPS * 32)
     for (int e = 0; e < 2 * NP; e++) acc[a][e] = 0.f;
     if (t >= s.T) continue;
     int64_t off = at(s, rb.b, t, rb.h);
-    const float *cr = cs + (t / s.L) * s.half, *sr = sn + (t / s.L) * s.half;
+    const float *cr = cs + keys_of_row(s, t) * s.half, *sr = sn + keys_of_row(s, t) * s.half;
     float part = 0.f;
 #pragma unroll
     for (int e = 0; e < NP; e++) {
@@ -192,13 +227,13 @@ __global__ void __launch_bounds__(WARPS * 32)
 
   for (int j0 = 0; j0 < rb.n_keys; j0 += KT) {
     __syncthreads(); /* the last tile is read; the first time, Qs is written */
-    stage_keys(s, rb.b, rb.h, j0, kc, xs, Ks, Vs);
+    stage_keys(s, rb.b, rb.h, j0, kc, vp, xs, Ks, Vs);
     __syncthreads();
 #pragma unroll
     for (int a = 0; a < RW; a++) {
       int r = warp + WARPS * a, t = rb.i0 + r;
-      if (t >= s.T || t / s.L <= j0) continue; /* the whole warp: the row sees no key here */
-      int n = min(KT, t / s.L - j0);
+      if (t >= s.T || keys_of_row(s, t) <= j0) continue; /* the whole warp: no key here */
+      int n = min(KT, keys_of_row(s, t) - j0);
       float sc = lane < n ? s.scale * dot_shared(Qs + r * s.D, Ks + lane * LD, s.D) : -INFINITY;
       float mx = fmaxf(m[a], warp_all_max(sc));
       float alpha = expf(m[a] - mx), p = lane < n ? expf(sc - mx) : 0.f;
@@ -250,8 +285,8 @@ struct row_terms {
 template <int NP, bool DQ>
 __global__ void __launch_bounds__(WARPS * 32)
     backward_rows(rat_shape s, const float *q, const float *xs, const float *ks, const float *kc,
-                  const float *cs, const float *sn, const float *o, const float *lse,
-                  const float *go, float *gq, row_terms rt) {
+                  const float *vp, const float *cs, const float *sn, const float *o,
+                  const float *lse, const float *go, float *gq, row_terms rt) {
   extern __shared__ float4 rat_shm[];
   int LD = s.D + 1;
   float *Ks = reinterpret_cast<float *>(rat_shm), *Vs = Ks + KT * LD, *Qs = Vs + KT * LD,
@@ -268,7 +303,7 @@ __global__ void __launch_bounds__(WARPS * 32)
     for (int e = 0; e < 2 * NP; e++) dq[a][e] = 0.f;
     if (t >= s.T) continue;
     int64_t off = at(s, rb.b, t, rb.h), row = (int64_t)rb.bh * s.T + t;
-    const float *cr = cs + (t / s.L) * s.half, *sr = sn + (t / s.L) * s.half;
+    const float *cr = cs + keys_of_row(s, t) * s.half, *sr = sn + keys_of_row(s, t) * s.half;
     float go_o = 0.f, q_ks = 0.f, go_xs = 0.f;
 #pragma unroll
     for (int e = 0; e < NP; e++) {
@@ -307,13 +342,13 @@ __global__ void __launch_bounds__(WARPS * 32)
   if constexpr (DQ) { /* the chunk keys' share of dq */
     for (int j0 = 0; j0 < rb.n_keys; j0 += KT) {
       __syncthreads(); /* the last tile is read; the first time, Qs and Gs are written */
-      stage_keys(s, rb.b, rb.h, j0, kc, xs, Ks, Vs);
+      stage_keys(s, rb.b, rb.h, j0, kc, vp, xs, Ks, Vs);
       __syncthreads();
 #pragma unroll
       for (int a = 0; a < RW; a++) {
         int r = warp + WARPS * a, t = rb.i0 + r;
-        if (t >= s.T || t / s.L <= j0) continue; /* the whole warp */
-        int n = min(KT, t / s.L - j0);
+        if (t >= s.T || keys_of_row(s, t) <= j0) continue; /* the whole warp */
+        int n = min(KT, keys_of_row(s, t) - j0);
         float ds = 0.f;
         if (lane < n) {
           float sc = s.scale * dot_shared(Qs + r * s.D, Ks + lane * LD, s.D);
@@ -337,9 +372,9 @@ __global__ void __launch_bounds__(WARPS * 32)
 #pragma unroll
     for (int a = 0; a < RW; a++) {
       int t = rb.i0 + warp + WARPS * a;
-      if (t >= s.T || t / s.L == 0) continue; /* no chunk key: dQr is zero */
+      if (t >= s.T || keys_of_row(s, t) == 0) continue; /* no chunk key: dQr is zero */
       int64_t off = at(s, rb.b, t, rb.h);
-      const float *cr = cs + (t / s.L) * s.half, *sr = sn + (t / s.L) * s.half;
+      const float *cr = cs + keys_of_row(s, t) * s.half, *sr = sn + keys_of_row(s, t) * s.half;
 #pragma unroll
       for (int e = 0; e < NP; e++) {
         int i = lane + 32 * e;
@@ -353,15 +388,16 @@ __global__ void __launch_bounds__(WARPS * 32)
 }
 
 /* Backward, the chunk keys: dKc_j = sum_t dS_tj Qr_t and dVc_j = sum_t P_tj go_t over the rows t
- * that see key j (t from (j + 1) L on), into gkc, gvc [B, H, n_keys, D] (the rotated key's
- * gradient: the reverse scan turns it back). Grid: (key tile, b H + h, channel group). Per step
+ * that see key j (all rows for an earlier chunk's, else t from (j - P + 1) L on), into gkc, gvc
+ * [B, H, P + n_keys, D] (the rotated key's gradient: the reverse scan or earlier_grads turns it
+ * back). Grid: (key tile, b H + h, channel group). Per step
  * of RB rows: P and dS with one key per lane (warp w: rows w, w + 8, ...), then the sums with
  * thread (w, lane) owning keys w + 8 a and channels g0 + lane + 32 e. Shared memory: Ks, Vs
  * [KT][D + 1], Qs, Gs [RB][D + 1], P, dS [RB][KT + 1], lse and di [RB]. */
 __global__ void __launch_bounds__(KWARPS * 32)
     backward_keys(rat_shape s, int RB, const float *q, const float *xs, const float *kc,
-                  const float *cs, const float *sn, const float *go, const float *lse,
-                  const float *di, float *gkc, float *gvc) {
+                  const float *vp, const float *cs, const float *sn, const float *go,
+                  const float *lse, const float *di, float *gkc, float *gvc) {
   extern __shared__ float4 rat_shm[];
   int LD = s.D + 1, LP = KT + 1;
   float *Ks = reinterpret_cast<float *>(rat_shm), *Vs = Ks + KT * LD, *Qs = Vs + KT * LD,
@@ -372,8 +408,8 @@ __global__ void __launch_bounds__(KWARPS * 32)
   int g0 = (int)blockIdx.z * CG;
   float acc_k[KA][CE] = {}, acc_v[KA][CE] = {};
 
-  stage_keys(s, b, h, j0, kc, xs, Ks, Vs);
-  for (int r0 = (j0 + 1) * s.L; r0 < s.T; r0 += RB) {
+  stage_keys(s, b, h, j0, kc, vp, xs, Ks, Vs);
+  for (int r0 = j0 < s.P ? 0 : (j0 - s.P + 1) * s.L; r0 < s.T; r0 += RB) {
     __syncthreads(); /* the last step's rows are read; the first time, Ks and Vs are written */
     for (int x = (int)threadIdx.x; x < RB * s.half; x += (int)blockDim.x) {
       int r = x / s.half, i = x % s.half, t = r0 + r;
@@ -384,8 +420,8 @@ __global__ void __launch_bounds__(KWARPS * 32)
         q2 = q[off + s.half];
         g1 = go[off];
         g2 = go[off + s.half];
-        co = cs[(t / s.L) * s.half + i];
-        si = sn[(t / s.L) * s.half + i];
+        co = cs[keys_of_row(s, t) * s.half + i];
+        si = sn[keys_of_row(s, t) * s.half + i];
       }
       Qs[r * LD + i] = q1 * co - q2 * si;
       Qs[r * LD + i + s.half] = q2 * co + q1 * si;
@@ -401,7 +437,7 @@ __global__ void __launch_bounds__(KWARPS * 32)
     for (int r = warp; r < RB; r += KWARPS) {
       int t = r0 + r;
       float p = 0.f, ds = 0.f;
-      if (t < s.T && j0 + lane < min(s.nk, t / s.L)) {
+      if (t < s.T && j0 + lane < keys_of_row(s, t)) {
         float sc = s.scale * dot_shared(Qs + r * LD, Ks + lane * LD, s.D);
         float dp = dot_shared(Gs + r * LD, Vs + lane * LD, s.D);
         p = expf(sc - lse_s[r]);
@@ -432,7 +468,7 @@ __global__ void __launch_bounds__(KWARPS * 32)
 #pragma unroll
   for (int a = 0; a < KA; a++) {
     int c = j0 + warp + KWARPS * a;
-    if (c >= s.nk) continue;
+    if (c >= s.keys) continue;
     int64_t off = key_at(s, bh, c);
 #pragma unroll
     for (int e = 0; e < CE; e++) {
@@ -478,8 +514,8 @@ __global__ void backward_recur(rat_shape s, const float *q, const float *u, cons
         gks[side] = ds * q[y];
       }
       if (t == t1 && c < s.nk) { /* t is the chunk's last token, (c + 1) L - 1 */
-        int64_t kx = key_at(s, bh, c) + i;
-        float co = cs[c * s.half + i], si = sn[c * s.half + i];
+        int64_t kx = key_at(s, bh, s.P + c) + i;
+        float co = cs[(s.P + c) * s.half + i], si = sn[(s.P + c) * s.half + i];
         float y1 = gkc[kx], y2 = gkc[kx + s.half];
         gx[0] += gvc[kx];
         gx[1] += gvc[kx + s.half];
@@ -505,6 +541,70 @@ __global__ void backward_recur(rat_shape s, const float *q, const float *u, cons
   }
 }
 
+/* The earlier chunks' gradients: gkp += R(p)^T dKc_p, gvp += dVc_p, one thread per (b, p, h,
+ * channel pair). */
+__global__ void earlier_grads(rat_shape s, const float *gkc, const float *gvc, const float *cs,
+                              const float *sn, float *gkp, float *gvp) {
+  HY_GRID_STRIDE(x, (int64_t)s.B * s.P * s.H * s.half) {
+    int i = (int)(x % s.half);
+    int64_t r = x / s.half;
+    int h = (int)(r % s.H);
+    r /= s.H;
+    int p = (int)(r % s.P), b = (int)(r / s.P);
+    int64_t kx = key_at(s, b * s.H + h, p) + i, out = earlier_at(s, b, p, h) + i;
+    if (gkp) {
+      float y1 = gkc[kx], y2 = gkc[kx + s.half], co = cs[p * s.half + i], si = sn[p * s.half + i];
+      gkp[out] += y1 * co + y2 * si;
+      gkp[out + s.half] += y2 * co - y1 * si;
+    }
+    if (gvp) {
+      gvp[out] += gvc[kx];
+      gvp[out + s.half] += gvc[kx + s.half];
+    }
+  }
+}
+
+/* hy_rat_chunk_ends: h_t = f_t h_{t-1} + (1 - f_t) x_t over chunk c for channel d of head h, into
+ * y [B, T / L, H, D] at its last token. */
+__global__ void ends_forward(hy_rat_dims dm, const float *x, const float *f, float *y) {
+  int64_t n = dm.T / dm.L;
+  HY_GRID_STRIDE(idx, dm.B * n * dm.H * dm.D) {
+    int64_t d = idx % dm.D, h = idx / dm.D % dm.H, c = idx / (dm.D * dm.H) % n,
+            b = idx / (dm.D * dm.H * n);
+    float state = 0.f;
+    for (int64_t t = c * dm.L; t < (c + 1) * dm.L; t++) {
+      int64_t o = ((b * dm.T + t) * dm.H + h) * dm.D + d;
+      state = f[o] * state + (1.f - f[o]) * x[o];
+    }
+    y[idx] = state;
+  }
+}
+
+/* Its backward: the states forward into `states` [B, T, H, D], then in reverse from g = gy:
+ * dx_t = (1 - f_t) g, df_t = g (h_{t-1} - x_t) (0 before the chunk), g <- f_t g. */
+__global__ void ends_backward(hy_rat_dims dm, const float *x, const float *f, const float *gy,
+                              float *states, float *gx, float *gf) {
+  int64_t n = dm.T / dm.L, ld = dm.H * dm.D;
+  HY_GRID_STRIDE(idx, dm.B * n * dm.H * dm.D) {
+    int64_t d = idx % dm.D, h = idx / dm.D % dm.H, c = idx / (dm.D * dm.H) % n,
+            b = idx / (dm.D * dm.H * n);
+    int64_t first = ((b * dm.T + c * dm.L) * dm.H + h) * dm.D + d;
+    float state = 0.f;
+    for (int64_t t = 0; t < dm.L; t++) {
+      int64_t o = first + t * ld;
+      state = f[o] * state + (1.f - f[o]) * x[o];
+      states[o] = state;
+    }
+    float g = gy[idx];
+    for (int64_t t = dm.L - 1; t >= 0; t--) {
+      int64_t o = first + t * ld;
+      if (gx) gx[o] += (1.f - f[o]) * g;
+      if (gf) gf[o] += g * ((t > 0 ? states[o - ld] : 0.f) - x[o]);
+      g *= f[o];
+    }
+  }
+}
+
 /* ---- launches ---- */
 
 rat_shape shape_of(const hy_rat_dims *dm) {
@@ -523,6 +623,8 @@ rat_shape shape_of(const hy_rat_dims *dm) {
   s.L = (int)(dm->L < dm->T ? dm->L : (dm->T > 0 ? dm->T : 1)); /* a longer chunk is all of T */
   s.nk = (int)dm->n_keys;
   s.nc = (s.T + s.L - 1) / s.L;
+  s.P = (int)dm->P;
+  s.keys = s.P + s.nk;
   s.scale = (float)dm->scale;
   return s;
 }
@@ -554,16 +656,21 @@ struct states {
 };
 
 states compute_states(const rat_shape &s, double theta, const float *u, const float *k,
-                      const float *f) {
-  size_t n = (size_t)s.B * s.T * s.H * s.D, table = (size_t)s.nc * s.half;
+                      const float *f, const float *kp) {
+  size_t n = (size_t)s.B * s.T * s.H * s.D, table = (size_t)(s.P + s.nc) * s.half;
   states st = {scratch(table), scratch(table), scratch(n), scratch(n),
-               scratch((size_t)s.B * s.H * s.nk * s.D)};
+               scratch((size_t)s.B * s.H * s.keys * s.D)};
   rope_table<<<hy_cuda_blocks((int64_t)table), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(
       s, theta, st.cs, st.sn);
   HY_CUDA_LAUNCHED(rope_table);
   states_kernel<<<hy_cuda_blocks((int64_t)s.B * s.nc * s.H * s.half), HY_CUDA_THREADS, 0,
                   hy_cuda_stream()>>>(s, u, k, f, st.cs, st.sn, st.xs, st.ks, st.kc);
   HY_CUDA_LAUNCHED(states_kernel);
+  if (s.P > 0) {
+    earlier_keys<<<hy_cuda_blocks((int64_t)s.B * s.P * s.H * s.half), HY_CUDA_THREADS, 0,
+                   hy_cuda_stream()>>>(s, kp, st.cs, st.sn, st.kc);
+    HY_CUDA_LAUNCHED(earlier_keys);
+  }
   return st;
 }
 
@@ -576,47 +683,48 @@ size_t rows_bytes(const rat_shape &s, int row_buffers) {
 }
 
 template <int NP>
-void run_forward(const rat_shape &s, const states &st, const float *q, float *o, float *lse) {
+void run_forward(const rat_shape &s, const states &st, const float *q, const float *vp, float *o,
+                 float *lse) {
   static size_t raised;
   auto kernel = forward_rows<NP>;
   size_t bytes = rows_bytes(s, 1);
   allow_shared(kernel, bytes, &raised);
-  kernel<<<rows_grid(s), WARPS * 32, bytes, hy_cuda_stream()>>>(s, q, st.xs, st.ks, st.kc, st.cs,
-                                                                st.sn, o, lse);
+  kernel<<<rows_grid(s), WARPS * 32, bytes, hy_cuda_stream()>>>(s, q, st.xs, st.ks, st.kc, vp,
+                                                                st.cs, st.sn, o, lse);
   HY_CUDA_LAUNCHED(forward_rows);
 }
 
 template <int NP, bool DQ>
-void run_backward_rows(const rat_shape &s, const states &st, const float *q, const float *o,
-                       const float *lse, const float *go, float *gq, row_terms rt) {
+void run_backward_rows(const rat_shape &s, const states &st, const float *q, const float *vp,
+                       const float *o, const float *lse, const float *go, float *gq, row_terms rt) {
   static size_t raised;
   auto kernel = backward_rows<NP, DQ>;
   size_t bytes = rows_bytes(s, 2);
   allow_shared(kernel, bytes, &raised);
-  kernel<<<rows_grid(s), WARPS * 32, bytes, hy_cuda_stream()>>>(s, q, st.xs, st.ks, st.kc, st.cs,
-                                                                st.sn, o, lse, go, gq, rt);
+  kernel<<<rows_grid(s), WARPS * 32, bytes, hy_cuda_stream()>>>(s, q, st.xs, st.ks, st.kc, vp,
+                                                                st.cs, st.sn, o, lse, go, gq, rt);
   HY_CUDA_LAUNCHED(backward_rows);
 }
 
 template <int NP>
-void backward_rows_any(const rat_shape &s, const states &st, const float *q, const float *o,
-                       const float *lse, const float *go, float *gq, row_terms rt) {
+void backward_rows_any(const rat_shape &s, const states &st, const float *q, const float *vp,
+                       const float *o, const float *lse, const float *go, float *gq, row_terms rt) {
   if (gq)
-    run_backward_rows<NP, true>(s, st, q, o, lse, go, gq, rt);
+    run_backward_rows<NP, true>(s, st, q, vp, o, lse, go, gq, rt);
   else
-    run_backward_rows<NP, false>(s, st, q, o, lse, go, gq, rt);
+    run_backward_rows<NP, false>(s, st, q, vp, o, lse, go, gq, rt);
 }
 
-void run_backward_keys(const rat_shape &s, const states &st, const float *q, const float *go,
-                       const float *lse, const float *di, float *gkc, float *gvc) {
+void run_backward_keys(const rat_shape &s, const states &st, const float *q, const float *vp,
+                       const float *go, const float *lse, const float *di, float *gkc, float *gvc) {
   static size_t raised;
   int RB = s.D <= 256 ? 32 : 16; /* rows per step: wider heads keep fewer in shared memory */
   size_t bytes = sizeof(float) * ((size_t)2 * KT * (s.D + 1) + (size_t)2 * RB * (s.D + 1) +
                                   (size_t)2 * RB * (KT + 1) + (size_t)2 * RB);
   allow_shared(backward_keys, bytes, &raised);
-  dim3 grid((unsigned)((s.nk + KT - 1) / KT), (unsigned)(s.B * s.H),
+  dim3 grid((unsigned)((s.keys + KT - 1) / KT), (unsigned)(s.B * s.H),
             (unsigned)((s.D + CG - 1) / CG));
-  backward_keys<<<grid, KWARPS * 32, bytes, hy_cuda_stream()>>>(s, RB, q, st.xs, st.kc, st.cs,
+  backward_keys<<<grid, KWARPS * 32, bytes, hy_cuda_stream()>>>(s, RB, q, st.xs, st.kc, vp, st.cs,
                                                                 st.sn, go, lse, di, gkc, gvc);
   HY_CUDA_LAUNCHED(backward_keys);
 }
@@ -628,56 +736,87 @@ int pairs_per_lane(const rat_shape &s) {
   return np;
 }
 
-void forward(const rat_shape &s, const states &st, const float *q, float *o, float *lse) {
+void forward(const rat_shape &s, const states &st, const float *q, const float *vp, float *o,
+             float *lse) {
   switch (pairs_per_lane(s)) {
-  case 1: run_forward<1>(s, st, q, o, lse); break;
-  case 2: run_forward<2>(s, st, q, o, lse); break;
-  case 4: run_forward<4>(s, st, q, o, lse); break;
-  default: run_forward<8>(s, st, q, o, lse); break;
+  case 1: run_forward<1>(s, st, q, vp, o, lse); break;
+  case 2: run_forward<2>(s, st, q, vp, o, lse); break;
+  case 4: run_forward<4>(s, st, q, vp, o, lse); break;
+  default: run_forward<8>(s, st, q, vp, o, lse); break;
   }
 }
 
-void backward_rows(const rat_shape &s, const states &st, const float *q, const float *o,
-                   const float *lse, const float *go, float *gq, row_terms rt) {
+void backward_rows(const rat_shape &s, const states &st, const float *q, const float *vp,
+                   const float *o, const float *lse, const float *go, float *gq, row_terms rt) {
   switch (pairs_per_lane(s)) {
-  case 1: backward_rows_any<1>(s, st, q, o, lse, go, gq, rt); break;
-  case 2: backward_rows_any<2>(s, st, q, o, lse, go, gq, rt); break;
-  case 4: backward_rows_any<4>(s, st, q, o, lse, go, gq, rt); break;
-  default: backward_rows_any<8>(s, st, q, o, lse, go, gq, rt); break;
+  case 1: backward_rows_any<1>(s, st, q, vp, o, lse, go, gq, rt); break;
+  case 2: backward_rows_any<2>(s, st, q, vp, o, lse, go, gq, rt); break;
+  case 4: backward_rows_any<4>(s, st, q, vp, o, lse, go, gq, rt); break;
+  default: backward_rows_any<8>(s, st, q, vp, o, lse, go, gq, rt); break;
   }
 }
 
 } // namespace
 
 extern "C" void cuda_rat_f32(const hy_rat_dims *dims, const float *q, const float *u,
-                             const float *k, const float *f, float *o, float *lse) {
+                             const float *k, const float *f, const float *kp, const float *vp,
+                             float *o, float *lse) {
   if (empty(dims)) return;
   rat_shape s = shape_of(dims);
   hy_arena_mark mark = hy_arena_get_mark();
-  states st = compute_states(s, dims->theta, u, k, f);
-  forward(s, st, q, o, lse);
+  states st = compute_states(s, dims->theta, u, k, f, kp);
+  forward(s, st, q, vp, o, lse);
   hy_arena_rewind(mark);
 }
 
 extern "C" void cuda_rat_backward_f32(const hy_rat_dims *dims, const float *q, const float *u,
-                                      const float *k, const float *f, const float *o,
-                                      const float *lse, const float *go, float *gq, float *gu,
-                                      float *gk, float *gf) {
-  if (empty(dims) || !(gq || gu || gk || gf)) return;
+                                      const float *k, const float *f, const float *kp,
+                                      const float *vp, const float *o, const float *lse,
+                                      const float *go, float *gq, float *gu, float *gk, float *gf,
+                                      float *gkp, float *gvp) {
+  bool earlier = dims->P > 0 && (gkp || gvp), keys = gu || gk || gf || earlier; /* need dKc */
+  if (empty(dims) || !(gq || keys)) return;
   rat_shape s = shape_of(dims);
   hy_arena_mark mark = hy_arena_get_mark();
-  states st = compute_states(s, dims->theta, u, k, f);
-  size_t rows = (size_t)s.B * s.H * s.T, keys = (size_t)s.B * s.H * s.nk * s.D;
+  states st = compute_states(s, dims->theta, u, k, f, kp);
+  size_t rows = (size_t)s.B * s.H * s.T, key_floats = (size_t)s.B * s.H * s.keys * s.D;
   row_terms rt = {scratch(rows), scratch(rows), scratch(rows)};
-  backward_rows(s, st, q, o, lse, go, gq, rt);
-  if (gu || gk || gf) {
-    float *gkc = scratch(keys), *gvc = scratch(keys);
-    if (s.nk > 0) run_backward_keys(s, st, q, go, lse, rt.di, gkc, gvc);
-    recur_grads g = {gu, gk, gf};
-    backward_recur<<<hy_cuda_blocks((int64_t)s.B * s.nc * s.H * s.half), HY_CUDA_THREADS, 0,
-                     hy_cuda_stream()>>>(s, q, u, k, f, st.xs, st.ks, go, rt, gkc, gvc, st.cs,
-                                         st.sn, g);
-    HY_CUDA_LAUNCHED(backward_recur);
+  backward_rows(s, st, q, vp, o, lse, go, gq, rt);
+  if (keys) {
+    float *gkc = scratch(key_floats), *gvc = scratch(key_floats);
+    if (s.keys > 0) run_backward_keys(s, st, q, vp, go, lse, rt.di, gkc, gvc);
+    if (gu || gk || gf) {
+      recur_grads g = {gu, gk, gf};
+      backward_recur<<<hy_cuda_blocks((int64_t)s.B * s.nc * s.H * s.half), HY_CUDA_THREADS, 0,
+                       hy_cuda_stream()>>>(s, q, u, k, f, st.xs, st.ks, go, rt, gkc, gvc, st.cs,
+                                           st.sn, g);
+      HY_CUDA_LAUNCHED(backward_recur);
+    }
+    if (earlier) {
+      earlier_grads<<<hy_cuda_blocks((int64_t)s.B * s.P * s.H * s.half), HY_CUDA_THREADS, 0,
+                      hy_cuda_stream()>>>(s, gkc, gvc, st.cs, st.sn, gkp, gvp);
+      HY_CUDA_LAUNCHED(earlier_grads);
+    }
   }
+  hy_arena_rewind(mark);
+}
+
+extern "C" void cuda_rat_ends_f32(const hy_rat_dims *dims, const float *x, const float *f,
+                                  float *y) {
+  int64_t n = dims->B * (dims->T / dims->L) * dims->H * dims->D;
+  if (n == 0) return;
+  ends_forward<<<hy_cuda_blocks(n), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(*dims, x, f, y);
+  HY_CUDA_LAUNCHED(ends_forward);
+}
+
+extern "C" void cuda_rat_ends_backward_f32(const hy_rat_dims *dims, const float *x, const float *f,
+                                           const float *gy, float *gx, float *gf) {
+  int64_t n = dims->B * (dims->T / dims->L) * dims->H * dims->D;
+  if (n == 0 || !(gx || gf)) return;
+  hy_arena_mark mark = hy_arena_get_mark();
+  float *states = scratch((size_t)(n * dims->L));
+  ends_backward<<<hy_cuda_blocks(n), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(*dims, x, f, gy,
+                                                                             states, gx, gf);
+  HY_CUDA_LAUNCHED(ends_backward);
   hy_arena_rewind(mark);
 }

@@ -3,7 +3,8 @@
  * longer (the gated RNN), T shorter than a chunk, one token, head sizes from 2 to 512 (odd halves,
  * more than one channel group, shared memory past 48 KiB), several heads and batches, a long
  * sequence with many key tiles, gates near 0 and near 1, inputs that need no gradient, and the RAT
- * layer. */
+ * layer; after earlier chunks (hy_rat_after: their keys and values, and their gradients) and the
+ * chunks' final states (hy_rat_chunk_ends), which sequence parallelism uses. */
 #include "layers/rat.h"
 #include "tests/gpu.h"
 
@@ -123,6 +124,70 @@ Test(cuda_rat, partial_gradients_match_cpu) {
   for (size_t i = 0; i < sizeof SETS / sizeof *SETS; i++) {
     expect_with((rat_size){2, 70, 2, 16, 8}, GATES_SPREAD, SETS[i], "some gradients");
     expect_with((rat_size){1, 50, 2, 64, 1}, GATES_SPREAD, SETS[i], "some gradients");
+  }
+}
+
+/* ---- sequence parallelism: after P earlier chunks, and the chunks' final states ---- */
+
+typedef struct {
+  int64_t B, T, H, D, chunk, P;
+} after_size;
+
+static hy_tensor *rat_after(hy_tensor **in, void *ctx) {
+  int64_t chunk = *(const int64_t *)ctx;
+  return hy_rat_after(in[0], in[1], in[2], in[3], in[4], in[5], chunk,
+                      1.0 / sqrt((double)in[0]->shape[3]), THETA);
+}
+
+/* hy_rat_after on fresh q, u, k, gates and earlier kp, vp ~ N(0, 1); grads: which of the six need
+ * a gradient. */
+static void expect_after(after_size z, const bool grads[6]) {
+  hy_shape s = HY_SHAPE(z.B, z.T, z.H, z.D), e = HY_SHAPE(z.B, z.P, z.H, z.D);
+  hy_tensor *in[6] = {t_randn(HY_F32, s, seed++), t_randn(HY_F32, s, seed++),
+                      t_randn(HY_F32, s, seed++), gate(s, GATES_SPREAD),
+                      t_randn(HY_F32, e, seed++), t_randn(HY_F32, e, seed++)};
+  for (int i = 0; i < 6; i++) {
+    in[i] = t_param(in[i]);
+    in[i]->requires_grad = grads[i];
+  }
+  char name[200];
+  snprintf(name, sizeof name, "rat after: B %lld T %lld H %lld D %lld chunk %lld P %lld",
+           (long long)z.B, (long long)z.T, (long long)z.H, (long long)z.D, (long long)z.chunk,
+           (long long)z.P);
+  t_expect_gpu_matches_cpu(rat_after, &z.chunk, 6, in, TOL, name);
+}
+
+Test(cuda_rat, after_earlier_chunks_matches_cpu) {
+  T_NEED_GPU();
+  static const bool ALL6[6] = {true, true, true, true, true, true};
+  after_size sizes[] = {
+      {2, 64, 2, 16, 16, 3},  /* whole chunks after three */
+      {2, 37, 3, 8, 4, 5},    /* a short last chunk */
+      {1, 16, 2, 16, 16, 40}, /* one chunk: only the earlier keys, two key tiles */
+      {1, 150, 2, 8, 1, 50},  /* key tiles across the earlier and the slice's chunks */
+      {2, 70, 2, 128, 8, 9},  /* a wide head */
+  };
+  for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) expect_after(sizes[i], ALL6);
+  /* only the earlier chunks' gradients; only the slice's */
+  expect_after((after_size){2, 40, 2, 16, 8, 6}, (bool[6]){false, false, false, false, true, true});
+  expect_after((after_size){2, 40, 2, 16, 8, 6}, (bool[6]){true, true, true, true, false, false});
+}
+
+static hy_tensor *chunk_ends(hy_tensor **in, void *ctx) {
+  return hy_rat_chunk_ends(in[0], in[1], *(const int64_t *)ctx);
+}
+
+Test(cuda_rat, chunk_ends_match_cpu) {
+  T_NEED_GPU();
+  rat_size sizes[] = {{2, 64, 2, 16, 16}, {1, 45, 3, 8, 1}, {2, 60, 2, 70, 12}};
+  for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+    rat_size z = sizes[i];
+    hy_shape s = HY_SHAPE(z.B, z.T, z.H, z.D);
+    hy_tensor *in[2] = {t_param(t_randn(HY_F32, s, seed++)), t_param(gate(s, GATES_SPREAD))};
+    char name[160];
+    snprintf(name, sizeof name, "rat chunk ends: B %lld T %lld H %lld D %lld chunk %lld",
+             (long long)z.B, (long long)z.T, (long long)z.H, (long long)z.D, (long long)z.chunk);
+    t_expect_gpu_matches_cpu(chunk_ends, &z.chunk, 2, in, TOL, name);
   }
 }
 

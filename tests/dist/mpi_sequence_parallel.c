@@ -1,10 +1,11 @@
 /* Sequence parallelism against one process, under mpirun -np W (W = 1, 2, 4): for each layer kind
- * (LASP-2 for gla, lightning and linear; LASP-2H for attn, sigmoid and softplus; the gathered
- * sequence for sla, rat and titans, hy_mixer_forward) and for a whole hybrid model, the
- * outputs, the input gradient and every parameter gradient of a sequence split over W ranks equal
- * the single-process values (f64: relative error <= 1e-10). Also: the state AllGather of a GLA
- * layer sends the same bytes at T = 256 and T = 4096. A plain MPI program: Criterion runs tests in
- * forked children, which MPI does not allow. Exits non-zero on any failure. */
+ * (LASP-2 for gla, lightning and linear; LASP-2H for attn, sigmoid and softplus; RAT's chunk
+ * summaries; the gathered sequence for sla and titans, hy_mixer_forward) and for a whole hybrid
+ * model, the outputs, the input gradient and every parameter gradient of a sequence split over W
+ * ranks equal the single-process values (f64: relative error <= 1e-10). Also: the state AllGather
+ * of a GLA layer sends the same bytes at T = 256 and T = 4096, and a RAT layer's the bytes of its
+ * formula. A plain MPI program: Criterion runs tests in forked children, which MPI does not allow.
+ * Exits non-zero on any failure. */
 #include "autograd/tape.h"
 #include "dist/collective_ops.h"
 #include "dist/dist.h"
@@ -75,8 +76,7 @@ static void reduce_param_grads(hy_params *ps) {
                        ps->items[i].t->dtype);
 }
 
-static void check_mixer(const char *kind, int64_t T) {
-  hy_model_config cfg = config();
+static void check_mixer_with(const char *kind, int64_t T, hy_model_config cfg) {
   hy_rng rng = hy_rng_new(11);
   hy_params ps = {0};
   const hy_mixer_kind *k = hy_mixer_find(kind);
@@ -118,6 +118,21 @@ static void check_mixer(const char *kind, int64_t T) {
   k->destroy(layer);
   hy_params_free(&ps);
   hy_step_reset();
+}
+
+static void check_mixer(const char *kind, int64_t T) { check_mixer_with(kind, T, config()); }
+
+/* RAT's own form: slices of several chunks and of exactly one, heads sharing q/k groups, the plain
+ * (naive) form. */
+static void check_rat(void) {
+  hy_model_config c = config();
+  check_mixer_with("rat", 8 * D.sp, c); /* one chunk of 8 per rank */
+  c.n_heads = 4;
+  c.rat.chunk = 4;
+  c.rat.rope_theta = 7.0;          /* a small base turns even the early chunks a lot */
+  check_mixer_with("rat", 160, c); /* two heads per group, 10 chunks per rank at sp = 4 */
+  c.rat.naive = true;
+  check_mixer_with("rat", 32, c);
 }
 
 /* A whole hybrid: loss and every parameter gradient. */
@@ -165,6 +180,37 @@ static void check_model(void) {
   hy_step_reset();
 }
 
+/* A RAT layer's AllGather: the chunk-final key and value of each of its H heads (d = H d_h
+ * values each) for every chunk of its slice, 2 B (T / (W L)) d values, and the reduce-scatter that
+ * undoes it sends W - 1 times that. */
+static void check_rat_bytes(void) {
+  hy_model_config cfg = config();
+  int64_t B = 2, T = 256, d = cfg.d_model, L = cfg.rat.chunk, W = D.sp;
+  hy_rng rng = hy_rng_new(2);
+  hy_params ps = {0};
+  const hy_mixer_kind *rat = hy_mixer_find("rat");
+  void *layer = rat->create(&ps, "rat", &cfg, 0, &rng);
+  hy_tensor *x = hy_empty(HY_F64, HY_SHAPE(B, T / W, d));
+  hy_fill_normal(x, &rng, 0, 1);
+  hy_dist_reset_bytes();
+  hy_sequence_set(D.sp_group, D.sp_rank * x->shape[1]);
+  hy_backward(hy_sum_all(hy_mixer_forward(rat, layer, x)));
+  hy_sequence_set(NULL, 0);
+  uint64_t want = W > 1 ? (uint64_t)(2 * B * (T / (W * L)) * d) * sizeof(double) : 0;
+  uint64_t gathered = hy_dist_bytes(HY_COLL_ALLGATHER),
+           scattered = hy_dist_bytes(HY_COLL_REDUCE_SCATTER);
+  bool ok = gathered == want && scattered == (uint64_t)(W - 1) * want;
+  failures += !ok;
+  if (D.rank == 0 || !ok)
+    printf("rank %d %s rat allgather %llu bytes, reduce-scatter %llu (formula: %llu, %llu)\n",
+           D.rank, ok ? "ok  " : "FAIL", (unsigned long long)gathered,
+           (unsigned long long)scattered, (unsigned long long)want,
+           (unsigned long long)((W - 1) * want));
+  rat->destroy(layer);
+  hy_params_free(&ps);
+  hy_step_reset();
+}
+
 /* The state AllGather of a GLA layer does not grow with the sequence. */
 static void check_bytes(void) {
   uint64_t sent[2];
@@ -200,13 +246,15 @@ int main(int argc, char **argv) {
     fprintf(stderr, "%s\n", err.msg);
     hy_dist_abort(2);
   }
-  /* LASP-2, LASP-2H, then the kinds that see the gathered sequence (hy_mixer_forward) */
+  /* LASP-2, LASP-2H, RAT, then the kinds that see the gathered sequence (hy_mixer_forward) */
   const char *kinds[] = {"gla",      "lightning", "linear", "attn",       "sigmoid",
                          "softplus", "sla",       "rat",    "titans_mal", "titans_mag"};
   for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
     check_mixer(kinds[i], 160); /* 160 splits over 1, 2 and 4 ranks */
+  check_rat();
   check_model();
   check_bytes();
+  check_rat_bytes();
   int all = failures;
   hy_allreduce_sum(D.all, HY_CPU, &all, 1, HY_I32);
   if (D.rank == 0) printf("%s: %d failures over %d ranks\n", all ? "FAILED" : "passed", all, world);

@@ -1,7 +1,9 @@
 /* RAT: the fused op (hy_rat) against its plain form (outputs and every gradient, f64), its two
  * limits (chunk 1: softmax attention over the recurred keys and values; one chunk: a gated RNN),
- * f32 against f64, and the layer: gradcheck of every parameter, fused against plain, and
- * token-by-token decoding against the full forward. */
+ * f32 against f64; the sequence-parallel pieces (hy_rat_after after earlier chunks,
+ * hy_rat_chunk_ends) against their plain forms, gradchecked, and a sequence cut in two equal to the
+ * whole; and the layer: gradcheck of every parameter, fused against plain, and token-by-token
+ * decoding against the full forward. */
 #include "layers/model.h"
 #include "layers/rat.h"
 #include "layers/rat_reference.h"
@@ -194,6 +196,137 @@ Test(rat, f32_matches_f64) {
   }
 }
 
+/* ---- after earlier chunks (hy_rat_after) and the chunks' final states (sequence parallelism) ----
+ */
+
+/* The earlier chunks' final keys and values [B, P, H, D], normal, as leaves. */
+static void earlier(int64_t B, int64_t P, int64_t H, int64_t D, uint64_t seed, hy_tensor **kv) {
+  for (int i = 0; i < 2; i++) kv[i] = t_param(t_randn(HY_F64, HY_SHAPE(B, P, H, D), seed + i));
+}
+
+typedef hy_tensor *(*rat_after_fn)(hy_tensor *, hy_tensor *, hy_tensor *, hy_tensor *, hy_tensor *,
+                                   hy_tensor *, int64_t, double, double);
+
+/* out and the gradients of q, u, k, f, kp, vp for the output gradient go. */
+static hy_tensor *run_after(rat_after_fn fn, hy_tensor **in, hy_tensor *go, int64_t chunk,
+                            hy_tensor **grads) {
+  for (int i = 0; i < N_IN + 2; i++) in[i]->grad = NULL;
+  hy_tensor *o = fn(in[0], in[1], in[2], in[3], in[4], in[5], chunk, 0.4, 30.0);
+  hy_backward_with(o, go);
+  for (int i = 0; i < N_IN + 2; i++) grads[i] = in[i]->grad;
+  return o;
+}
+
+Test(rat, after_earlier_chunks_equals_reference_in_f64) {
+  struct {
+    int64_t B, T, H, D, chunk, P;
+  } cases[] = {
+      {2, 37, 3, 8, 4, 5},   /* several chunks of the slice, a short last one */
+      {1, 16, 2, 6, 16, 3},  /* exactly one chunk: only the earlier chunks' keys */
+      {1, 150, 2, 8, 1, 70}, /* key tiles across the earlier and the slice's chunks */
+      {2, 24, 2, 4, 8, 0},   /* no earlier chunk (the first rank): hy_rat */
+      {1, 5, 1, 4, 8, 2},    /* a slice shorter than its chunk */
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+    hy_tensor *in[N_IN + 2], *g1[N_IN + 2], *g2[N_IN + 2];
+    inputs(HY_F64, cases[c].B, cases[c].T, cases[c].H, cases[c].D, 10 * c + 3, in);
+    earlier(cases[c].B, cases[c].P, cases[c].H, cases[c].D, 10 * c + 5, in + N_IN);
+    hy_tensor *go = t_randn(HY_F64, hy_shape_of(in[0]), 10 * c + 8);
+    hy_tensor *o1 = run_after(hy_rat_after, in, go, cases[c].chunk, g1);
+    hy_tensor *o2 = run_after(hy_rat_reference_after, in, go, cases[c].chunk, g2);
+    double e = t_max_rel_err(o1, o2);
+    cr_assert(e <= 1e-10, "case %zu: output error %.3g", c, e);
+    for (int i = 0; i < N_IN + 2; i++) {
+      if (hy_numel(in[i]) == 0) continue;
+      e = fmax(e, t_max_rel_err(g1[i], g2[i]));
+      cr_assert(e <= 1e-10, "case %zu: gradient %d error %.3g", c, i, e);
+    }
+    cr_log_info("case %zu: fused after %lld chunks vs reference %.3g", c, (long long)cases[c].P, e);
+    hy_step_reset();
+  }
+}
+
+Test(rat, chunk_ends_equal_reference_in_f64) {
+  int64_t chunks[] = {1, 4, 12};
+  for (int c = 0; c < 3; c++) {
+    hy_tensor *in[N_IN], *g[2][2];
+    inputs(HY_F64, 2, 24, 3, 4, 60 + c, in);
+    hy_tensor *go = t_randn(HY_F64, HY_SHAPE(2, 24 / chunks[c], 3, 4), 65 + c);
+    hy_tensor *y[2];
+    for (int r = 0; r < 2; r++) {
+      in[1]->grad = in[3]->grad = NULL;
+      y[r] = (r ? hy_rat_chunk_ends_reference : hy_rat_chunk_ends)(in[1], in[3], chunks[c]);
+      hy_backward_with(y[r], go);
+      g[r][0] = in[1]->grad, g[r][1] = in[3]->grad;
+    }
+    double e = fmax(t_max_rel_err(y[0], y[1]),
+                    fmax(t_max_rel_err(g[0][0], g[1][0]), t_max_rel_err(g[0][1], g[1][1])));
+    cr_log_info("chunk %lld: chunk ends vs reference %.3g", (long long)chunks[c], e);
+    cr_assert(e <= 1e-12, "chunk %lld: %.3g", (long long)chunks[c], e);
+    hy_step_reset();
+  }
+}
+
+/* What a sequence-parallel rank computes: the first T0 tokens (whole chunks) by hy_rat, the rest by
+ * hy_rat_after their chunks' ends, equal to hy_rat over the whole sequence, gradients included
+ * (those of the first part's ends flow back through hy_rat_chunk_ends). */
+Test(rat, a_sequence_cut_at_a_chunk_equals_the_whole) {
+  struct {
+    int64_t T, T0, chunk;
+  } cases[] = {{40, 16, 4}, {40, 32, 8}, {21, 6, 3}};
+  for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+    int64_t T = cases[c].T, T0 = cases[c].T0, L = cases[c].chunk;
+    hy_tensor *in[N_IN], *whole[N_IN], *cut[N_IN], *first[N_IN], *rest[N_IN];
+    inputs(HY_F64, 2, T, 2, 6, 70 + c, in);
+    hy_tensor *go = t_randn(HY_F64, hy_shape_of(in[0]), 75 + c);
+    hy_tensor *o1 = run(hy_rat, in, go, L, 30.0, whole);
+    for (int i = 0; i < N_IN; i++) {
+      in[i]->grad = NULL;
+      first[i] = hy_slice(in[i], 1, 0, T0);
+      rest[i] = hy_slice(in[i], 1, T0, T);
+    }
+    hy_tensor *kp = hy_rat_chunk_ends(first[2], first[3], L);
+    hy_tensor *vp = hy_rat_chunk_ends(first[1], first[3], L);
+    double scale = 1.0 / sqrt(6.0);
+    hy_tensor *parts[2] = {
+        hy_rat(first[0], first[1], first[2], first[3], L, scale, 30.0),
+        hy_rat_after(rest[0], rest[1], rest[2], rest[3], kp, vp, L, scale, 30.0)};
+    hy_tensor *o2 = hy_concat(2, parts, 1);
+    hy_backward_with(o2, go);
+    for (int i = 0; i < N_IN; i++) cut[i] = in[i]->grad;
+    double e = t_max_rel_err(o2, o1);
+    for (int i = 0; i < N_IN; i++) e = fmax(e, t_max_rel_err(cut[i], whole[i]));
+    cr_log_info("T = %lld cut at %lld, chunk %lld: %.3g", (long long)T, (long long)T0, (long long)L,
+                e);
+    cr_assert(e <= 1e-12, "T = %lld cut at %lld: %.3g", (long long)T, (long long)T0, e);
+    hy_step_reset();
+  }
+}
+
+static hy_tensor *after_fn(hy_tensor **in, void *ctx) {
+  int64_t chunk = *(int64_t *)ctx;
+  return hy_rat_after(in[0], in[1], in[2], in[3], in[4], in[5], chunk, 0.5, 50.0);
+}
+
+static hy_tensor *ends_fn(hy_tensor **in, void *ctx) {
+  return hy_rat_chunk_ends(in[0], in[1], *(int64_t *)ctx);
+}
+
+Test(rat, after_and_chunk_ends_gradcheck) {
+  int64_t chunks[] = {1, 3};
+  for (int c = 0; c < 2; c++) {
+    hy_tensor *in[N_IN + 2];
+    inputs(HY_F64, 2, 9, 2, 4, 81, in);
+    earlier(2, 3, 2, 4, 83, in + N_IN);
+    bool ok = hy_gradcheck(after_fn, &chunks[c], N_IN + 2, in, NULL);
+    cr_assert(ok, "after, chunk %lld: worst %.3g", (long long)chunks[c], hy_gradcheck_last_error());
+    ok = hy_gradcheck(ends_fn, &chunks[c], 2, (hy_tensor *[]){in[1], in[3]}, NULL);
+    cr_assert(ok, "chunk ends, chunk %lld: worst %.3g", (long long)chunks[c],
+              hy_gradcheck_last_error());
+    hy_step_reset();
+  }
+}
+
 static void bad_shapes(void) {
   hy_tensor *a = hy_zeros(HY_F32, HY_SHAPE(1, 4, 2, 4)),
             *b = hy_zeros(HY_F32, HY_SHAPE(1, 4, 2, 6));
@@ -208,10 +341,28 @@ static void zero_chunk(void) {
   hy_rat(a, a, a, a, 0, 1.0, 1e4);
 }
 
+static void keys_without_values(void) {
+  hy_tensor *a = hy_zeros(HY_F32, HY_SHAPE(1, 4, 2, 4));
+  hy_rat_after(a, a, a, a, a, NULL, 2, 1.0, 1e4);
+}
+static void bad_earlier_shape(void) {
+  hy_tensor *a = hy_zeros(HY_F32, HY_SHAPE(1, 4, 2, 4)),
+            *e = hy_zeros(HY_F32, HY_SHAPE(1, 3, 1, 4));
+  hy_rat_after(a, a, a, a, e, e, 2, 1.0, 1e4);
+}
+static void ends_of_a_short_chunk(void) {
+  hy_tensor *a = hy_zeros(HY_F32, HY_SHAPE(1, 6, 2, 4));
+  hy_rat_chunk_ends(a, a, 4);
+}
+
 Test(rat, bad_calls_abort_with_the_shapes) {
   t_expect_abort(bad_shapes, 2, (const char *const[]){"rat", "[1, 4, 2, 6]"});
   t_expect_abort(odd_head, 2, (const char *const[]){"rat", "D even"});
   t_expect_abort(zero_chunk, 2, (const char *const[]){"rat", "chunk size 0"});
+  t_expect_abort(keys_without_values, 2, (const char *const[]){"rat", "or neither"});
+  t_expect_abort(bad_earlier_shape, 2, (const char *const[]){"rat", "[1, 3, 1, 4]"});
+  t_expect_abort(ends_of_a_short_chunk, 2,
+                 (const char *const[]){"rat_chunk_ends", "a multiple of the chunk 4"});
 }
 
 /* ---- the layer ---- */

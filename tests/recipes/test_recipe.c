@@ -600,6 +600,15 @@ BAD(rat_groups_do_not_divide_the_heads,
     "recipes/bad.toml:4: [layer.rat] n_groups = 3 does not divide the 4 heads")
 BAD(rat_heads_do_not_divide_d_model, "[model]\nlayers = \"rat x 2\"\n[layer.rat]\nheads = 5\n",
     "recipes/bad.toml:4: [layer.rat] 5 heads do not divide d_model = 128")
+BAD(rat_slices_not_whole_chunks,
+    "[model]\nlayers = \"rat,attn\"\n[layer.rat]\nchunk = 16\n[train]\nseq_len = 96\n"
+    "[dist]\nsp = 4\n",
+    "recipes/bad.toml:8: [layer.rat] chunk = 16 must divide each sequence-parallel rank's slice, "
+    "[train] seq_len / [dist] sp = 96 / 4 = 24 tokens: the ranks exchange whole chunks")
+BAD(rat_chunk_longer_than_a_slice,
+    "[dist]\nsp = 2\n[model]\nlayers = \"rat\"\n[layer.rat]\nchunk = 192\n",
+    "recipes/bad.toml:6: [layer.rat] chunk = 192 must divide each sequence-parallel rank's slice, "
+    "[train] seq_len / [dist] sp = 256 / 2 = 128 tokens")
 BAD(rat_odd_head_size, "[model]\nlayers = \"rat\"\nd_model = 96\n[layer.rat]\nheads = 32\n",
     "recipes/bad.toml:5: [layer.rat] the head size d_model / heads = 96 / 32 = 3 is odd")
 
@@ -607,6 +616,17 @@ BAD(rat_odd_head_size, "[model]\nlayers = \"rat\"\nd_model = 96\n[layer.rat]\nhe
 Test(recipe, rat_settings_are_checked_only_with_a_rat_layer) {
   hy_recipe r = parse_ok("[model]\nlayers = \"attn x 2\"\n[layer.rat]\nn_groups = 3\n", 0, NULL);
   cr_expect_eq(r.layer_rat.n_groups, 3);
+  r = parse_ok("[model]\nlayers = \"attn\"\n[layer.rat]\nchunk = 48\n[dist]\nsp = 2\n", 0, NULL);
+  cr_expect_eq(r.layer_rat.chunk, 48);
+}
+
+/* Slices of whole chunks, and one process whatever the chunk. */
+Test(recipe, rat_slices_of_whole_chunks_pass) {
+  const char *ok[] = {
+      "[model]\nlayers = \"rat\"\n[layer.rat]\nchunk = 16\n[train]\nseq_len = 128\n"
+      "[dist]\nsp = 4\n",
+      "[model]\nlayers = \"rat\"\n[layer.rat]\nchunk = 48\n[train]\nseq_len = 128\n"};
+  for (int i = 0; i < 2; i++) parse_ok(ok[i], 0, NULL);
 }
 
 /* A line may be as long as it likes: only a string's buffer limits it. */
