@@ -15,8 +15,9 @@
 #   fla-core and flash-linear-attention.
 # --lm: only the 134M LMs in mixed precision against their references (issue 16's table): no
 #   tests, no kernel benches.
-# --budget SECONDS: the references stop (timeout) where they would end the check later than
-#   SECONDS after its start, less a margin for the summary; one cut so is noted, not a failure.
+# --budget SECONDS: the references (and --export's parity check) stop (timeout) where they would
+#   end the check later than SECONDS after its start, less a margin for the summary; a reference
+#   cut so is noted, not a failure (a cut parity check fails); what Triton compiled is kept.
 # The references' compiled kernels and autotuning results (fla's Triton kernels autotune for
 # minutes on a cold start, torch.compile compiles for a minute or more) are kept in .gpu-cache/
 # (ignored by git): carry it to the next run. Where $OUT is set (a machine that hands back only
@@ -76,6 +77,25 @@ cmake -S . -B "$build" -DHYLA_CUDA=ON -DCMAKE_BUILD_TYPE=Release >"$logs/configu
   { cat "$logs/configure.log"; exit 1; }
 cmake --build "$build" -j"$(nproc)" >"$logs/build.log" 2>&1 || { tail -50 "$logs/build.log"; exit 1; }
 
+# .gpu-cache/ handed back through $OUT (at most 8 files of 16 MiB come back: 6 logs, 2 parts):
+# the first of the folders named that packs into two parts.
+pack_cache() {
+  [ -n "${OUT:-}" ] || return 0
+  local packed
+  for packed in "$@"; do
+    [ -d "$packed" ] || continue
+    rm -f "$OUT"/gpu-cache.tgz.*
+    tar -czf - "$packed" | split -b 15m -d -a 1 - "$OUT/gpu-cache.tgz."
+    if [ ! -e "$OUT/gpu-cache.tgz.2" ]; then
+      echo "== $packed ($(du -sh "$packed" | cut -f1)) packed as" \
+        "$(cd "$OUT" && echo gpu-cache.tgz.*): put them in .gpu-cache/ and carry it to the next run"
+      return 0
+    fi
+  done
+  rm -f "$OUT"/gpu-cache.tgz.*
+  echo "== .gpu-cache/ is $(du -sh .gpu-cache | cut -f1), too big to hand back through \$OUT"
+}
+
 status=0
 # hyla export against fla's model classes: three quickstart-size models trained here, exported with
 # hyla's logits (computed by hyla on the CPU), loaded and run by fla in f32 on the GPU.
@@ -103,7 +123,11 @@ if [ $export_only = 1 ]; then
         --logits 256 --force || status=1
     dirs+=("$build/export-$model")
   done
-  python3 scripts/export-parity.py "${dirs[@]}" 2>&1 | tee "$logs/export.log" || status=1
+  limit=900 # bounded like the references below, so that what Triton compiled is kept
+  [ -n "$budget" ] && limit=$((budget - SECONDS - 45))
+  timeout "$limit" python3 scripts/export-parity.py "${dirs[@]}" 2>&1 | tee "$logs/export.log" ||
+    status=1
+  pack_cache .gpu-cache/triton-f32
   [ $status = 0 ] && echo "== export check passed on $gpu" || echo "== export check FAILED on $gpu"
   exit $status
 fi
@@ -166,24 +190,7 @@ elif python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; th
 else
   echo "(no PyTorch with CUDA here: no reference timings)" | tee -a "$logs/bench.log"
 fi
-# .gpu-cache/ handed back through $OUT (at most 8 files of 16 MiB come back: 6 logs, 2 parts).
-if [ $references = 1 ] && [ -n "${OUT:-}" ]; then
-  packed=.gpu-cache
-  rm -f "$OUT"/gpu-cache.tgz.*
-  tar -czf - $packed | split -b 15m -d -a 1 - "$OUT/gpu-cache.tgz."
-  if [ -e "$OUT/gpu-cache.tgz.2" ]; then # too big: Triton's half (fla's autotuning) alone
-    packed=.gpu-cache/triton
-    rm -f "$OUT"/gpu-cache.tgz.*
-    tar -czf - $packed | split -b 15m -d -a 1 - "$OUT/gpu-cache.tgz."
-  fi
-  if [ -e "$OUT/gpu-cache.tgz.2" ]; then
-    rm -f "$OUT"/gpu-cache.tgz.*
-    echo "== .gpu-cache/ is $(du -sh .gpu-cache | cut -f1), too big to hand back through \$OUT"
-  else
-    echo "== $packed ($(du -sh $packed | cut -f1)) packed as" \
-      "$(cd "$OUT" && echo gpu-cache.tgz.*): put them in .gpu-cache/ and carry it to the next run"
-  fi
-fi
+[ $references = 1 ] && pack_cache .gpu-cache .gpu-cache/triton
 
 echo "== summary on $gpu"
 grep -E "tests passed|tests failed|ok   |skip:" "$logs/tests.log" || true
