@@ -447,7 +447,7 @@ static int train_loop(run *R, int64_t start, hy_train_result *res, hy_error *err
   int64_t step = start, skipped = 0, saved = -1;
   R->t_start = R->t_last_log = now();
   R->step_at_last_log = start;
-  bool stop = false;
+  bool stop = false, last_read = true; /* last_read: the last step's loss is on the host */
   while (step < end) {
     /* every rank stops at the same step, or a rank would wait for the others in a collective */
     if ((stop = hy_parallel_stop_asked(&R->dist))) break;
@@ -501,6 +501,7 @@ static int train_loop(run *R, int64_t start, hy_train_result *res, hy_error *err
                      (long long)(step + 1), loss, r->run.out);
     }
     step++;
+    last_read = known;
     if (known) res->last_loss = loss;
     report(R, step, end, loss, hy_schedule_lr(&R->sched, step), gnorm);
     if (r->train.eval_every > 0 && step % r->train.eval_every == 0 && step < end)
@@ -522,6 +523,11 @@ static int train_loop(run *R, int64_t start, hy_train_result *res, hy_error *err
     return 0;
   }
   if (stop) say(R, "signal: stopping after step %lld", (long long)step);
+  if (R->gpu && !last_read) { /* a stop after a step that did not log: its loss, for the end */
+    double gnorm;
+    int64_t left_out;
+    res->last_loss = read_gpu_step(R, &gnorm, &left_out);
+  }
   if (!stop) stop = !evaluate(R, step, res); /* a stop during it: the checkpoint still follows */
   res->stopped = stop;
   n_loader = hy_batches_save(R->train, loader);
