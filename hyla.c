@@ -2,6 +2,8 @@
 #include "tensor/arena.h"
 #include "tensor/blas_kernels.h"
 #include "data/dataset.h"
+#include "data/documents.h"
+#include "data/prepare.h"
 #include "dist/dist.h"
 #include "layers/model.h"
 #include "recipes/recipe.h"
@@ -40,7 +42,7 @@ static const char *USAGE =
     "  sweep     train every run of a recipe's [sweep] grid and summarize them\n"
     "  eval      evaluate a checkpoint: loss, perplexity, bits per byte, MQAR accuracy\n"
     "  generate  sample text from a checkpoint\n"
-    "  data      prepare a token dataset from a text file\n"
+    "  data      prepare a token dataset from text: a file, or a folder of documents\n"
     "  export    write a checkpoint's model for flash-linear-attention / Hugging Face\n"
     "  info      what a checkpoint holds, or what this build has\n"
     "  demo      train a tiny model on one batch of text: the smallest end-to-end check\n"
@@ -472,19 +474,30 @@ static int cmd_generate(int argc, char **argv) {
 
 /* hyla data prepare: the text into a dataset, then what it holds. */
 static int data_prepare(int argc, char **argv) {
-  const char *files[2] = {NULL, NULL}, *in, *out, *tokenizer = NULL;
-  double frac = 0.1;
-  bool force = false;
-  const hy_cli_option opts[] = {HY_CLI_REAL_OPTION("--val-fraction", &frac, 0, true, 0.5),
-                                HY_CLI_TEXT_OPTION("--tokenizer", &tokenizer),
-                                HY_CLI_FLAG_OPTION("--force", &force)};
+  const char *files[2] = {NULL, NULL}, *in, *out, *separator = NULL;
+  hy_prepare_options o = {.val_fraction = 0.1};
+  const hy_cli_option opts[] = {HY_CLI_REAL_OPTION("--val-fraction", &o.val_fraction, 0, true, 0.5),
+                                HY_CLI_TEXT_OPTION("--tokenizer", &o.tokenizer),
+                                HY_CLI_TEXT_OPTION("--doc-separator", &separator),
+                                HY_CLI_FLAG_OPTION("--force", &o.force)};
   if (PARSE("data", argc, argv, 2, opts, files, 2, NULL) < 2)
-    usage_error("data", "%s", "prepare needs IN.txt and OUT.h5");
+    usage_error("data", "%s", "prepare needs IN (a text file or a folder) and OUT.h5");
   in = files[0], out = files[1];
   hy_error err;
+  char *sep = separator ? malloc(strlen(separator) + 1) : NULL; /* its escapes decoded */
+  if (separator && !sep) {
+    hy_fail(&err, "out of memory");
+    return fail("data", &err);
+  }
+  if (separator && hy_unescape(separator, sep, &o.separator_len, &err)) {
+    free(sep);
+    usage_error("data", "--doc-separator %s", err.msg);
+  }
+  o.separator = sep;
   hy_stop_catch();
-  if (tokenizer ? hy_data_prepare_subword(in, out, tokenizer, frac, force, &err)
-                : hy_data_prepare_text(in, out, frac, force, &err)) {
+  int rc = hy_data_prepare(in, out, &o, &err);
+  free(sep);
+  if (rc) {
     fail("data", &err);
     return hy_stop_asked() ? hy_stop_exit_status() : 1;
   }
@@ -497,7 +510,11 @@ static int data_prepare(int argc, char **argv) {
          (long long)(ds.n_train + ds.n_val), (long long)ds.n_train, (long long)ds.n_val,
          (long long)ds.vocab, ds.tokenizer);
   if (bytes) printf(", %.2f bytes per token", (double)bytes / (double)(ds.n_train + ds.n_val));
-  printf("\n");
+  if (ds.train_docs)
+    printf("\ndocuments: %lld in /train, %lld in /val\n", (long long)ds.n_train_docs,
+           (long long)ds.n_val_docs);
+  else
+    printf("\ndocuments: not recorded (one text: each split is one document)\n");
   hy_dataset_close(&ds);
   return 0;
 }
@@ -527,22 +544,31 @@ static int data_decode(int argc, char **argv) {
 
 static int cmd_data(int argc, char **argv) {
   if (argc < 2 || wants_help(argc, argv)) {
-    printf("usage: hyla data prepare IN.txt OUT.h5 [--tokenizer FILE] [--val-fraction F] "
-           "[--force]\n"
+    printf("usage: hyla data prepare IN OUT.h5 [--tokenizer FILE] [--doc-separator TEXT]\n"
+           "                         [--val-fraction F] [--force]\n"
            "       hyla data decode DATA.h5 [--split train|val|both]\n\n"
-           "prepare tokenizes a text file (gzip-compressed when its name ends in .gz) into an\n"
-           "HDF5 dataset with /train and /val (the last F of the tokens, 0 < F <= 0.5, default\n"
-           "0.1): byte by byte, or with a subword tokenizer. OUT.h5 is never IN.txt, under any\n"
-           "name.\n\n"
+           "prepare tokenizes text into an HDF5 dataset with /train and /val, byte by byte or\n"
+           "with a subword tokenizer. IN is a text file (gzip-compressed when its name ends in\n"
+           ".gz) or a folder, whose files (not subfolders, nor names starting with '.') are\n"
+           "documents, read in name order. A folder, or a file with --doc-separator, is many\n"
+           "documents: the dataset records where each starts (/train_docs, /val_docs), for\n"
+           "training with data.packing = \"documents\" (docs/data.md). /val is about the last F\n"
+           "of the tokens (0 < F <= 0.5, default 0.1): exactly that of one text, the last whole\n"
+           "documents of many. OUT.h5 is never the input, under any name.\n\n"
            "  --tokenizer FILE  a Hugging Face tokenizer.json of byte-level BPE (at most 65536\n"
            "                    tokens; scripts/train-bpe.py trains one): the text goes through\n"
            "                    scripts/tokenize-text.py under python3 (HYLA_PYTHON names\n"
-           "                    another) with the tokenizers package, and the dataset keeps each\n"
-           "                    token's bytes, so training, eval and generate decode without\n"
-           "                    Python.\n"
+           "                    another) with the tokenizers package, each document on its own,\n"
+           "                    and the dataset keeps each token's bytes, so training, eval and\n"
+           "                    generate decode without Python.\n"
            "                    The tokens must decode to the text, byte for byte.\n"
+           "  --doc-separator TEXT  documents end at each occurrence of TEXT, which is dropped\n"
+           "                    (in every file of a folder too); C escapes are decoded, so\n"
+           "                    '\\n\\n\\n' is two blank lines. Empty documents are left out.\n"
            "  --force           replace OUT.h5 if it exists (whole: a new file renamed over it)\n\n"
-           "decode writes the text a dataset's tokens stand for (both splits: the text again).\n\n"
+           "prepare prints the tokens and documents of each split.\n"
+           "decode writes the text a dataset's tokens stand for (both splits: the text again,\n"
+           "without the separators).\n\n"
            "Ctrl-C (SIGINT) or SIGTERM while the text is read or tokenized writes nothing and\n"
            "exits 130 (SIGINT) or 143 (SIGTERM); once writing has begun, the file is finished\n"
            "(never left in part). A second one ends hyla at once.\n");

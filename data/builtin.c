@@ -1,5 +1,5 @@
 #include "data/builtin.h"
-#include "data/dataset.h"
+#include "data/prepare.h"
 #include "data/text.h"
 #include "util/fs.h"
 #include "util/h5.h"

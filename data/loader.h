@@ -1,6 +1,14 @@
 /* Batches for training and evaluation: windows of a token split, or MQAR examples. A batch is
  * inputs and targets, each [B, T] (targets: the next token for text; the answers, with
- * HY_MQAR_IGNORE elsewhere, for MQAR).
+ * HY_LOADER_IGNORE elsewhere, for MQAR).
+ *
+ * Packed documents (`documents`): the same rows, and with them each token's position in its
+ * document, [B, T]: 0 at a row's first token and at each document start inside the row, one more
+ * than the token before otherwise (a row that starts inside a document counts from its start, as
+ * the model sees nothing before it). A document's last token in a row, whose next token starts
+ * another document, has the target HY_LOADER_IGNORE: nothing is learnt across a boundary. Where a
+ * split records no document starts it is one document; an MQAR example is one document
+ * (positions 0 .. T - 1, its targets as they are).
  *
  * Random mode draws window starts (or example indices) from a counter-based rng; sequential mode
  * takes non-overlapping windows of T tokens one after the other (the last target of a window is
@@ -21,6 +29,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* The target of a position not learnt from (run/batches.h's HY_IGNORE_INDEX). */
+enum { HY_LOADER_IGNORE = HY_MQAR_IGNORE };
+
 typedef struct {
   uint64_t draws; /* random numbers drawn so far (the rng counter; random mode) */
   int64_t cursor; /* global rows served so far: the next window or example (sequential mode) */
@@ -31,6 +42,8 @@ typedef struct {
   /* where the tokens come from: a split of a token dataset (borrowed, not copied)... */
   const uint16_t *tokens;
   int64_t n_tokens;
+  const int64_t *docs; /* where its documents start (data/dataset.h); NULL, 0: one document */
+  int64_t n_docs;
   /* ...or the MQAR generator (when mqar.seq_len > 0; then mqar.seq_len == seq_len) */
   hy_mqar_config mqar;
   int64_t n_examples;
@@ -38,6 +51,7 @@ typedef struct {
   /* how batches are drawn */
   int64_t batch, seq_len; /* B rows of T tokens per rank */
   bool random;            /* random windows / examples, or one after the other */
+  bool documents;         /* packed documents: positions, no target across a boundary */
   uint64_t seed;
   int rank, world;
   hy_loader_state state;
@@ -47,17 +61,19 @@ typedef struct {
  * tokens, no MQAR examples, a rank outside the world...). */
 int hy_loader_check(const hy_loader *l, hy_error *err);
 
-/* The evaluation twin of a training loader: same batch, length, seed and ranks, over the
- * validation split (tokens for text, n_examples MQAR examples of split 1), sequential from the
- * start. */
+/* The evaluation twin of a training loader: same batch, length, seed, ranks and packing, over the
+ * validation split (tokens and document starts for text, n_examples MQAR examples of split 1),
+ * sequential from the start. */
 hy_loader hy_loader_eval(const hy_loader *train, const uint16_t *val_tokens, int64_t n_val_tokens,
-                         int64_t n_val_examples);
+                         const int64_t *val_docs, int64_t n_val_docs, int64_t n_val_examples);
 
-/* The next batch into inputs and targets: batch * seq_len each, row-major. Aborts if
- * hy_loader_check fails (checking is the caller's job). */
-void hy_loader_next(hy_loader *l, int32_t *inputs, int32_t *targets);
+/* The next batch into inputs and targets, and with documents into positions (NULL otherwise):
+ * batch * seq_len each, row-major. Aborts if hy_loader_check fails (checking is the caller's
+ * job). */
+void hy_loader_next(hy_loader *l, int32_t *inputs, int32_t *targets, int32_t *positions);
 
-/* The same as step tensors: i32 [B, T] each, from the step arena (hy_empty). */
-void hy_loader_batch(hy_loader *l, hy_tensor **inputs, hy_tensor **targets);
+/* The same as step tensors: i32 [B, T] each, from the step arena (hy_empty); *positions NULL
+ * without documents. */
+void hy_loader_batch(hy_loader *l, hy_tensor **inputs, hy_tensor **targets, hy_tensor **positions);
 
 #endif

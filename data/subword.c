@@ -76,7 +76,7 @@ static pid_t spawn(const char *python, char *const *argv, int in, int out, int *
   return *errnum ? -1 : pid;
 }
 
-/* Writes the text to fd `to` as the script takes it and reads what it writes from `from` until
+/* Writes the input to fd `to` as the script takes it and reads what it writes from `from` until
  * it closes it. Polled, so that neither side waits on the other with a pipe full, and a stop is
  * seen within a tenth of a second. 1: stopped; -1: a pipe failed (err). */
 static int exchange(int to, int from, const unsigned char *text, size_t n, buffer *got,
@@ -238,32 +238,44 @@ static int parse_vocab(const char *tokenizer, reader *r, hy_subword_text *t, hy_
   return 0;
 }
 
-static int parse_ids(const char *tokenizer, reader *r, hy_subword_text *t, hy_error *err) {
+static int parse_ids(const char *tokenizer, reader *r, int64_t n_docs, hy_subword_text *t,
+                     hy_error *err) {
   size_t most = (size_t)(r->end - r->p) / 4; /* no more ids than the bytes left can hold */
-  if (!(t->ids = malloc(most ? most * sizeof *t->ids : 1)))
-    return hy_fail(err, "%s: out of memory for the ids", tokenizer);
-  for (uint32_t k;;) {
-    if (!take_u32(r, &k))
-      return malformed(tokenizer, "the ids do not end with an empty block", err);
-    if (k == 0) break;
-    for (uint32_t j = 0; j < k; j++) {
-      uint32_t id;
-      if (!take_u32(r, &id)) return malformed(tokenizer, "a short block of ids", err);
-      if (id >= t->vocab.n)
-        return hy_fail(err, "%s: the tokenizer gave id %u, outside its vocabulary of %lld",
-                       tokenizer, id, (long long)t->vocab.n);
-      t->ids[t->n_ids++] = (uint16_t)id;
+  t->ids = malloc(most ? most * sizeof *t->ids : 1);
+  t->docs = malloc((size_t)(n_docs ? n_docs : 1) * sizeof *t->docs);
+  if (!t->ids || !t->docs) return hy_fail(err, "%s: out of memory for the ids", tokenizer);
+  for (t->n_docs = 0; t->n_docs < n_docs; t->n_docs++) {
+    t->docs[t->n_docs] = t->n_ids;
+    for (uint32_t k;;) { /* blocks of ids, an empty one ending the document */
+      if (!take_u32(r, &k))
+        return malformed(tokenizer, "a document's ids do not end with an empty block", err);
+      if (k == 0) break;
+      for (uint32_t j = 0; j < k; j++) {
+        uint32_t id;
+        if (!take_u32(r, &id)) return malformed(tokenizer, "a short block of ids", err);
+        if (id >= t->vocab.n)
+          return hy_fail(err, "%s: the tokenizer gave id %u, outside its vocabulary of %lld",
+                         tokenizer, id, (long long)t->vocab.n);
+        t->ids[t->n_ids++] = (uint16_t)id;
+      }
     }
   }
-  if (r->p != r->end) return malformed(tokenizer, "bytes after the last block", err);
+  if (r->p != r->end) return malformed(tokenizer, "bytes after the last document's ids", err);
   return 0;
 }
 
-/* The ids' bytes, one after another, must be the text. */
+/* Each document's ids' bytes, one after another, must be its text. */
 static int check_decodes(const char *tokenizer, const hy_subword_text *t, const unsigned char *text,
-                         size_t n, hy_error *err) {
+                         size_t n, const int64_t *starts, hy_error *err) {
   size_t at = 0;
-  for (int64_t i = 0; i < t->n_ids; i++) {
+  for (int64_t i = 0, doc = 0; i <= t->n_ids; i++) {
+    for (; doc < t->n_docs && t->docs[doc] == i; doc++)
+      if (at != (size_t)starts[doc])
+        return hy_fail(err,
+                       "%s: the tokens of document %lld begin at byte %zu of the text, not %lld "
+                       "where it does",
+                       tokenizer, (long long)doc, at, (long long)starts[doc]);
+    if (i == t->n_ids) break;
     size_t len;
     const unsigned char *b = hy_vocab_token(&t->vocab, t->ids[i], &len);
     if (len > n - at || memcmp(b, text + at, len))
@@ -280,17 +292,39 @@ static int check_decodes(const char *tokenizer, const hy_subword_text *t, const 
   return 0;
 }
 
+/* What the script reads: a header, then each document as its length (u64) and its bytes. */
+static unsigned char *frame(const unsigned char *text, size_t n, const int64_t *starts,
+                            int64_t n_docs, size_t *size) {
+  *size = 8 + n + 8 * (size_t)n_docs;
+  unsigned char *f = malloc(*size), *p = f;
+  if (!f) return NULL;
+  memcpy(p, "hylatxt1", 8);
+  p += 8;
+  for (int64_t i = 0; i < n_docs; i++) {
+    uint64_t len = (i + 1 < n_docs ? (uint64_t)starts[i + 1] : n) - (uint64_t)starts[i];
+    for (int b = 0; b < 8; b++) *p++ = (unsigned char)(len >> (8 * b));
+    memcpy(p, text + starts[i], len);
+    p += len;
+  }
+  return f;
+}
+
 int hy_subword_tokenize(const char *tokenizer, const unsigned char *text, size_t n,
-                        hy_subword_text *out, hy_error *err) {
+                        const int64_t *starts, int64_t n_docs, hy_subword_text *out,
+                        hy_error *err) {
   *out = (hy_subword_text){0};
   if (access(tokenizer, R_OK) != 0)
     return hy_fail(err, "--tokenizer %s: cannot read it: %s", tokenizer, strerror(errno));
+  size_t size;
+  unsigned char *framed = frame(text, n, starts, n_docs, &size);
+  if (!framed) return hy_fail(err, "out of memory for the text");
   buffer got = {0};
-  int rc = run_script(tokenizer, text, n, &got, err);
+  int rc = run_script(tokenizer, framed, size, &got, err);
+  free(framed);
   reader r = {got.data, got.data + got.n};
   if (!rc) rc = parse_vocab(tokenizer, &r, out, err);
-  if (!rc) rc = parse_ids(tokenizer, &r, out, err);
-  if (!rc) rc = check_decodes(tokenizer, out, text, n, err);
+  if (!rc) rc = parse_ids(tokenizer, &r, n_docs, out, err);
+  if (!rc) rc = check_decodes(tokenizer, out, text, n, starts, err);
   free(got.data);
   if (rc) hy_subword_free(out);
   return rc;
@@ -299,5 +333,6 @@ int hy_subword_tokenize(const char *tokenizer, const unsigned char *text, size_t
 void hy_subword_free(hy_subword_text *t) {
   hy_vocab_free(&t->vocab);
   free(t->ids);
+  free(t->docs);
   *t = (hy_subword_text){0};
 }

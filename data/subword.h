@@ -1,7 +1,7 @@
 /* Subword tokenization for `hyla data prepare --tokenizer FILE`: hyla runs
  * scripts/tokenize-text.py of its source tree (Hugging Face's `tokenizers` package) under python3,
- * or under $HYLA_PYTHON when that is set, hands it the text through a pipe and reads back the ids
- * and the vocabulary (the stream the script's header describes). Only preparing data needs Python:
+ * or under $HYLA_PYTHON when that is set, hands it the documents through a pipe and reads back
+ * the vocabulary and each document's ids (the streams the script's header describes). Only preparing data needs Python:
  * training, evaluation and sampling decode with the vocabulary stored in the dataset. */
 #ifndef HYLA_SUBWORD_H
 #define HYLA_SUBWORD_H
@@ -19,14 +19,17 @@ typedef struct {
   char kind[HY_TOKENIZER_NAME]; /* the tokenizer's kind, e.g. "byte-level-bpe" */
   uint16_t *ids;
   int64_t n_ids;
+  int64_t *docs; /* where each document's ids begin */
+  int64_t n_docs;
 } hy_subword_text;
 
-/* The text's ids under the tokenizer file, checked: every id below the vocabulary's size (at most
- * 65536), and the ids' bytes, one after another, are the text. A stop asked (util/stop.h) ends
- * the script (SIGTERM) and returns -1 with err. Errors name the tokenizer file; the script's own
- * messages go to standard error. */
+/* The ids of a text of n_docs documents (document i begins at byte starts[i]: increasing from 0,
+ * each below n), each document tokenized on its own, under the tokenizer file, checked: every id
+ * below the vocabulary's size (at most 65536), and each document's ids' bytes, one after another,
+ * are its text. A stop asked (util/stop.h) ends the script (SIGTERM) and returns -1 with err.
+ * Errors name the tokenizer file; the script's own messages go to standard error. */
 int hy_subword_tokenize(const char *tokenizer, const unsigned char *text, size_t n,
-                        hy_subword_text *out, hy_error *err);
+                        const int64_t *starts, int64_t n_docs, hy_subword_text *out, hy_error *err);
 void hy_subword_free(hy_subword_text *t);
 
 /* The interpreter and the script hy_subword_tokenize runs. */

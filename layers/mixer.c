@@ -15,22 +15,41 @@
 #include <stdio.h>
 #include <string.h>
 
-static const hy_mixer_kind *const KINDS[] = {
-    &hy_mixer_attn,     &hy_mixer_gla,        &hy_mixer_lightning,  &hy_mixer_linear,
-    &hy_mixer_rat,      &hy_mixer_titans_mal, &hy_mixer_titans_mag, &hy_mixer_sigmoid,
-    &hy_mixer_softplus, &hy_mixer_sla};
+/* Every kind, and whether it keeps packed documents apart (hy_mixer_documents). */
+static const struct {
+  const hy_mixer_kind *kind;
+  bool documents;
+} KINDS[] = {{&hy_mixer_attn, false},       {&hy_mixer_gla, false},
+             {&hy_mixer_lightning, false},  {&hy_mixer_linear, false},
+             {&hy_mixer_rat, false},        {&hy_mixer_titans_mal, false},
+             {&hy_mixer_titans_mag, false}, {&hy_mixer_sigmoid, false},
+             {&hy_mixer_softplus, false},   {&hy_mixer_sla, false}};
+enum { N_KINDS = sizeof KINDS / sizeof *KINDS };
 
 const hy_mixer_kind *hy_mixer_find(const char *name) {
-  for (size_t i = 0; i < sizeof KINDS / sizeof *KINDS; i++)
-    if (!strcmp(KINDS[i]->name, name)) return KINDS[i];
+  for (size_t i = 0; i < N_KINDS; i++)
+    if (!strcmp(KINDS[i].kind->name, name)) return KINDS[i].kind;
   return NULL;
 }
+
+bool hy_mixer_documents(const hy_mixer_kind *kind) {
+  for (size_t i = 0; i < N_KINDS; i++)
+    if (KINDS[i].kind == kind) return KINDS[i].documents;
+  return false;
+}
+
+static const hy_tensor *positions;
+
+const hy_tensor *hy_mixer_positions(void) { return positions; }
+
+void hy_mixer_set_positions(const hy_tensor *p) { positions = p; }
 
 const char *hy_mixer_names(void) {
   static char names[256];
   if (!names[0])
-    for (size_t i = 0, n = 0; i < sizeof KINDS / sizeof *KINDS; i++)
-      n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", i ? ", " : "", KINDS[i]->name);
+    for (size_t i = 0, n = 0; i < N_KINDS; i++)
+      n +=
+          (size_t)snprintf(names + n, sizeof names - n, "%s%s", i ? ", " : "", KINDS[i].kind->name);
   return names;
 }
 

@@ -28,6 +28,27 @@ typedef struct {
 } hy_mixer_kind;
 
 const hy_mixer_kind *hy_mixer_find(const char *name); /* NULL when unknown */
+
+/* Whether the kind's forward keeps packed documents apart (hy_mixer_positions): no token sees
+ * another document's, forward and backward. A recipe with data.packing = "documents" is refused
+ * for a model with a layer of a kind without it. No kind has it yet: layers/mixer.c's list of
+ * kinds says it, beside each (not a member of hy_mixer_kind, whose positional initializers in
+ * every kind's file would all change). */
+bool hy_mixer_documents(const hy_mixer_kind *kind);
+
+/* Packed documents, as the forward in progress runs on them: each token's position in its
+ * document (0 where a document starts, at each row's first token too: run/batches.h), i32
+ * [B, T_all] on the model's device, for the whole rows of the batch; NULL when the rows are one
+ * stream. Under sequence parallelism a rank's tokens are columns offset .. offset + T - 1 of
+ * them (hy_sequence_get), and the columns before are the earlier ranks': a boundary anywhere
+ * in the row is known to every rank without a word sent; in hy_mixer_forward's gathered form,
+ * offset is 0 and the mixer sees all of them. The model sets them for its forward only
+ * (hy_model_loss_packed): a mixer that needs them in its backward keeps the tensor, which lives
+ * as long as the step. One context rather than an argument of forward: every kind keeps its
+ * signature until it honours documents, and they travel as the sequence context does. */
+const hy_tensor *hy_mixer_positions(void);
+void hy_mixer_set_positions(const hy_tensor *positions);
+
 /* kind->forward, also under sequence parallelism for kinds without their own (hy_sequence_get):
  * those see the whole sequence gathered from every rank and return this rank's rows. */
 hy_tensor *hy_mixer_forward(const hy_mixer_kind *kind, void *mixer, hy_tensor *x);

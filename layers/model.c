@@ -1,6 +1,7 @@
 #include "layers/model.h"
 #include "tensor/device.h"
 #include "autograd/tape.h"
+#include "dist/collective_ops.h"
 #include "tensor/ops.h"
 
 #include <math.h>
@@ -116,15 +117,28 @@ static const hy_rmsnorm_layer *norm_after(const hy_model *m, int l) {
   return l + 1 < m->cfg.n_layers ? &m->blocks[l + 1].mixer_norm : &m->norm;
 }
 
+/* Packed documents' positions, checked against the tokens, where the model runs. */
+static hy_tensor *positions_on(const hy_model *m, const hy_tensor *tokens, hy_tensor *positions) {
+  int64_t ranks = hy_group_size(hy_sequence_get()->group);
+  if (positions->dtype != HY_I32 || positions->ndim != 2 ||
+      positions->shape[0] != tokens->shape[0] || positions->shape[1] != tokens->shape[1] * ranks)
+    hy_die("model", "positions must be i32 [B, T * %lld] for tokens %s, got %s", (long long)ranks,
+           hy_describe(tokens), hy_describe(positions));
+  return hy_to(hy_contiguous(positions), m->embed.weight->device);
+}
+
 /* The blocks as a mixed-precision pipeline: the residual stream x stays in x's dtype (f32), and
  * each residual add is fused with the norm after it (hy_add_rmsnorm), whose output h, in the
- * activation dtype (bf16 under HY_PRECISION_BF16 on the GPU), feeds the next layer. */
-hy_tensor *hy_model_hidden(hy_model *m, hy_tensor *tokens) {
+ * activation dtype (bf16 under HY_PRECISION_BF16 on the GPU), feeds the next layer. The mixers see
+ * the positions (NULL: one stream) while it runs. */
+static hy_tensor *hidden(hy_model *m, hy_tensor *tokens, hy_tensor *positions) {
   if (tokens->ndim != 2) hy_die("model", "tokens must be [B, T], got %s", hy_describe(tokens));
+  if (positions) positions = positions_on(m, tokens, positions);
   hy_tensor *x = hy_embedding_forward(&m->embed, hy_to(tokens, m->embed.weight->device));
   hy_dtype act = hy_activation_dtype(x);
   bool grad = hy_grad_enabled();
   hy_tensor *h = hy_add_rmsnorm_forward(&m->blocks[0].mixer_norm, x, NULL, act, &x);
+  hy_mixer_set_positions(positions);
   for (int l = 0; l < m->cfg.n_layers; l++) {
     hy_block *b = &m->blocks[l];
     hy_step_mark mark = hy_step_get_mark();
@@ -133,24 +147,36 @@ hy_tensor *hy_model_hidden(hy_model *m, hy_tensor *tokens) {
     h = hy_add_rmsnorm_forward(norm_after(m, l), x, hy_swiglu_forward(&b->mlp, h), act, &x);
     if (!grad) keep_only(&x, &h, mark);
   }
+  hy_mixer_set_positions(NULL);
   return h;
 }
 
+hy_tensor *hy_model_hidden(hy_model *m, hy_tensor *tokens) { return hidden(m, tokens, NULL); }
+
 hy_tensor *hy_model_forward(hy_model *m, hy_tensor *tokens) {
-  return hy_linear_forward(&m->head, hy_model_hidden(m, tokens));
+  return hy_model_forward_packed(m, tokens, NULL);
+}
+
+hy_tensor *hy_model_forward_packed(hy_model *m, hy_tensor *tokens, hy_tensor *positions) {
+  return hy_linear_forward(&m->head, hidden(m, tokens, positions));
+}
+
+hy_tensor *hy_model_loss(hy_model *m, hy_tensor *tokens, hy_tensor *targets, int ignore_index) {
+  return hy_model_loss_packed(m, tokens, NULL, targets, ignore_index);
 }
 
 /* The head and the loss as one op (hy_dense_cross_entropy, no logits kept) when the head is a
  * plain linear map, as it is tied or untied. Targets on their way to the GPU are checked first,
  * once a batch, while they are still on the host: the loss there is not read back. */
-hy_tensor *hy_model_loss(hy_model *m, hy_tensor *tokens, hy_tensor *targets, int ignore_index) {
+hy_tensor *hy_model_loss_packed(hy_model *m, hy_tensor *tokens, hy_tensor *positions,
+                                hy_tensor *targets, int ignore_index) {
   hy_device device = m->embed.weight->device;
   if (targets->device != device) {
     targets = hy_contiguous(targets);
     hy_check_targets("model_loss", targets, m->cfg.vocab, ignore_index);
     targets = hy_to(targets, device);
   }
-  hy_tensor *h = hy_model_hidden(m, tokens);
+  hy_tensor *h = hidden(m, tokens, positions);
   if (m->head.bias) return hy_cross_entropy(hy_linear_forward(&m->head, h), targets, ignore_index);
   return hy_dense_cross_entropy(hy_cast(h, hy_activation_dtype(h)), m->head.weight, targets,
                                 ignore_index);

@@ -146,10 +146,16 @@ void hy_model_free(hy_model *m);
  * (hy_activation_dtype: bf16 under mixed precision on the GPU): the LM head's input. */
 hy_tensor *hy_model_hidden(hy_model *m, hy_tensor *tokens);
 hy_tensor *hy_model_forward(hy_model *m, hy_tensor *tokens); /* [B, T] i32 -> logits [B, T, V] */
-/* The final RMSNorm's output [B, T, d]: hy_model_forward without the head. */
-hy_tensor *hy_model_hidden(hy_model *m, hy_tensor *tokens);
 /* Mean cross-entropy of the logits against targets [B, T] (i32; ignore_index skipped). */
 hy_tensor *hy_model_loss(hy_model *m, hy_tensor *tokens, hy_tensor *targets, int ignore_index);
+
+/* The same over rows of packed documents: positions, i32 [B, T * sp] (the whole rows, as
+ * run/batches.h makes them; sp: the ranks of the sequence, hy_sequence_get), each token's position
+ * in its document, which the mixers read through hy_mixer_positions while the forward runs. NULL:
+ * one stream, as the forms above. */
+hy_tensor *hy_model_forward_packed(hy_model *m, hy_tensor *tokens, hy_tensor *positions);
+hy_tensor *hy_model_loss_packed(hy_model *m, hy_tensor *tokens, hy_tensor *positions,
+                                hy_tensor *targets, int ignore_index);
 
 /* Decoding one token at a time, each mixer carrying its state (KV cache, memory). */
 typedef struct {

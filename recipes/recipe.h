@@ -87,6 +87,7 @@ typedef struct {
     /* A path to an HDF5 token dataset, "shakespeare" (the corpus shipped with hyla), or "mqar". */
     char dataset[HY_RECIPE_STR]; /* default "shakespeare" */
     char sampling[16];           /* "random" | "sequential" windows; default "random" */
+    char packing[16];            /* "stream" | "documents" (positions per row); "stream" */
     struct {                     /* [data.mqar] */
       int64_t pairs;             /* >= 1, 2 * pairs <= seq_len, pairs <= vocab / 2 - 1; 16 */
       double power_a;            /* > 0; query placement power law; default 0.01 */

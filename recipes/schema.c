@@ -22,6 +22,7 @@ static const char *const DEVICES[] = {"cpu", "cuda", NULL};
 static const char *const OPTIMIZERS[] = {"adamw", "sgd", NULL};
 static const char *const SCHEDULES[] = {"cosine", "linear", "constant", "wsd", NULL};
 static const char *const SAMPLINGS[] = {"random", "sequential", NULL};
+static const char *const PACKINGS[] = {"stream", "documents", NULL};
 static const char *const FEATURE_MAPS[] = {"identity", "elu", "relu", NULL};
 static const char *const SLA_FEATURE_MAPS[] = {"softmax", "elu", "relu", NULL};
 
@@ -250,6 +251,13 @@ const hy_key hy_keys[] = {
     {KEY("data", "sampling", HY_KEY_ENUM, data.sampling), BUFFER(data.sampling),
      .choices = SAMPLINGS, .def = "\"random\"",
      .doc = "Training windows at random offsets, or one after the other."},
+    {KEY("data", "packing", HY_KEY_ENUM, data.packing), BUFFER(data.packing), .choices = PACKINGS,
+     .def = "\"stream\"",
+     .doc = "How a row's tokens relate: \"stream\", one text whatever documents it spans; "
+            "\"documents\", the same rows with each token's position in its document (the "
+            "dataset's /train_docs and /val_docs, docs/data.md): the mixers keep documents apart "
+            "and no target crosses into the next document. An MQAR example is one document. "
+            "Every layer's kind must keep documents apart (none does yet)."},
 
     {KEY("data.mqar", "pairs", HY_KEY_INT, data.mqar.pairs), AT_LEAST(1), .def = "16",
      .doc = "Key-value pairs per example; 4 * pairs <= seq_len and pairs <= vocab / 2 - 1."},

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+_Static_assert((int)HY_IGNORE_INDEX == (int)HY_LOADER_IGNORE, "one ignored target");
+
 struct hy_batches {
   hy_dataset ds; /* empty for MQAR */
   hy_loader loader;
@@ -24,6 +26,7 @@ hy_batches *hy_batches_open(const hy_recipe *r, hy_data_split split, int rank, i
   *l = (hy_loader){.batch = r->train.batch,
                    .seq_len = r->train.seq_len,
                    .random = split == HY_SPLIT_TRAIN && !strcmp(r->data.sampling, "random"),
+                   .documents = !strcmp(r->data.packing, "documents"),
                    .seed = (uint64_t)r->run.seed,
                    .rank = rank,
                    .world = world,
@@ -48,8 +51,11 @@ hy_batches *hy_batches_open(const hy_recipe *r, hy_data_split split, int rank, i
     free(b);
     return NULL;
   }
-  l->tokens = split == HY_SPLIT_TRAIN ? b->ds.train : b->ds.val;
-  l->n_tokens = split == HY_SPLIT_TRAIN ? b->ds.n_train : b->ds.n_val;
+  bool train = split == HY_SPLIT_TRAIN;
+  l->tokens = train ? b->ds.train : b->ds.val;
+  l->n_tokens = train ? b->ds.n_train : b->ds.n_val;
+  l->docs = train ? b->ds.train_docs : b->ds.val_docs;
+  l->n_docs = train ? b->ds.n_train_docs : b->ds.n_val_docs;
   if (l->n_tokens < r->train.seq_len + 1) {
     hy_fail(err, "%s: the %s split has %lld tokens, fewer than seq_len + 1 = %lld", path,
             split == HY_SPLIT_TRAIN ? "/train" : "/val", (long long)l->n_tokens,
@@ -66,11 +72,9 @@ void hy_batches_close(hy_batches *b) {
   free(b);
 }
 
-void hy_batches_next(hy_batches *b, hy_tensor **inputs, hy_tensor **targets) {
-  hy_shape s = HY_SHAPE(b->loader.batch, b->loader.seq_len);
-  *inputs = hy_empty_on(HY_CPU, HY_I32, s); /* filled on the host */
-  *targets = hy_empty_on(HY_CPU, HY_I32, s);
-  hy_loader_next(&b->loader, (*inputs)->data, (*targets)->data);
+void hy_batches_next(hy_batches *b, hy_tensor **inputs, hy_tensor **targets,
+                     hy_tensor **positions) {
+  hy_loader_batch(&b->loader, inputs, targets, positions);
 }
 
 int64_t hy_batches_vocab(const hy_batches *b) {

@@ -1,6 +1,9 @@
 /* Where a run's batches come from: the recipe's dataset (a token file or MQAR), one split, one
  * data-parallel rank's share. Inputs and targets are i32 [B, T] step tensors; targets of ignored
- * positions are HY_IGNORE_INDEX. The position is a few integers a checkpoint saves. */
+ * positions are HY_IGNORE_INDEX. With data.packing = "documents" each batch also has its tokens'
+ * positions in their documents, i32 [B, T] (data/loader.h says how they count), and the last
+ * token of each document in a row is not trained to predict the next one. The position in the
+ * split is a few integers a checkpoint saves. */
 #ifndef HYLA_BATCHES_H
 #define HYLA_BATCHES_H
 
@@ -21,7 +24,8 @@ hy_batches *hy_batches_open(const hy_recipe *r, hy_data_split split, int rank, i
                             hy_error *err);
 void hy_batches_close(hy_batches *b);
 
-void hy_batches_next(hy_batches *b, hy_tensor **inputs, hy_tensor **targets);
+/* *positions: NULL with data.packing = "stream". */
+void hy_batches_next(hy_batches *b, hy_tensor **inputs, hy_tensor **targets, hy_tensor **positions);
 int64_t hy_batches_vocab(const hy_batches *b); /* the dataset's vocabulary */
 bool hy_batches_is_mqar(const hy_batches *b);
 bool hy_batches_is_bytes(const hy_batches *b); /* byte tokenizer: loss per token is per byte */

@@ -24,13 +24,13 @@ hy_eval_result hy_evaluate(hy_model *m, hy_batches *b, int64_t batches, const hy
   hy_no_grad_begin();
   for (; done < batches && !hy_parallel_stop_asked(d); done++) {
     hy_step_mark mark = hy_step_get_mark();
-    hy_tensor *x, *y;
-    hy_batches_next(b, &x, &y);
+    hy_tensor *x, *y, *p; /* p: the whole rows' positions, NULL for one stream */
+    hy_batches_next(b, &x, &y, &p);
     if (d) {
       x = hy_parallel_slice(d, x);
       y = hy_parallel_slice(d, y);
     }
-    hy_tensor *logits = hy_model_forward(m, x);
+    hy_tensor *logits = hy_model_forward_packed(m, x, p);
     if (d) hy_parallel_end_slice();
     int64_t V = logits->shape[2], rows = hy_numel(y);
     /* The loss where the logits are (bf16 ones stay on the GPU); only MQAR's accuracy reads them

@@ -47,8 +47,9 @@ typedef struct {
   int64_t nonfinite; /* the clips with a non-finite norm seen so far (hy_clip_nonfinite) */
   /* A step of one micro-batch captured as a CUDA graph (train.cuda_graph): replayed while the
    * batch's shape, its loss weight and the GPU arena's memory stay those of the capture. The
-   * batch goes to the GPU into tokens and targets first, outside the graph. */
-  hy_tensor *tokens, *targets;
+   * batch goes to the GPU into tokens, targets and (packed documents) positions first, outside
+   * the graph. */
+  hy_tensor *tokens, *targets, *positions;
   struct hy_cuda_graph *graph; /* tensor/cuda/runtime.h */
   double graph_weight;
   uint64_t graph_arena;
@@ -302,15 +303,15 @@ static double train_step(run *R, int64_t step, double *gnorm, bool *abandoned) {
   double loss = 0;
   bool finite = true;
   for (int64_t micro = 0; micro < r->train.grad_accum; micro++) {
-    hy_tensor *x, *y;
-    hy_batches_next(R->train, &x, &y);
+    hy_tensor *x, *y, *p; /* p: the whole rows' positions, NULL for one stream */
+    hy_batches_next(R->train, &x, &y, &p);
     x = hy_parallel_slice(&R->dist, x);
     y = hy_parallel_slice(&R->dist, y);
     /* Each rank's mean, weighted by its share of the labelled positions of all ranks: summed over
      * the ranks, the losses and gradients are those of the mean over every position. */
     double mine = labelled(y), all = hy_parallel_sum(&R->dist, mine);
     double weight = (all > 0 ? mine / all : 0) / (double)r->train.grad_accum;
-    hy_tensor *l = hy_scale(hy_model_loss(R->model, x, y, HY_IGNORE_INDEX), weight);
+    hy_tensor *l = hy_scale(hy_model_loss_packed(R->model, x, p, y, HY_IGNORE_INDEX), weight);
     double v = hy_parallel_sum(&R->dist, hy_item(l));
     loss += v;
     finite = finite && isfinite(v);
@@ -335,8 +336,8 @@ static double train_step(run *R, int64_t step, double *gnorm, bool *abandoned) {
  * back), then both copied into the run's GPU buffers, outside any graph; returns its loss weight
  * (as train_step's). The sequence-parallel slice stays open until hy_parallel_end_slice. */
 static double next_gpu_batch(run *R) {
-  hy_tensor *x, *y;
-  hy_batches_next(R->train, &x, &y);
+  hy_tensor *x, *y, *p;
+  hy_batches_next(R->train, &x, &y, &p);
   x = hy_contiguous(hy_parallel_slice(&R->dist, x));
   y = hy_contiguous(hy_parallel_slice(&R->dist, y));
   hy_check_targets("train", y, R->r->model.vocab, HY_IGNORE_INDEX);
@@ -346,17 +347,21 @@ static double next_gpu_batch(run *R) {
     R->graph = NULL;
     hy_free(R->tokens);
     hy_free(R->targets);
+    hy_free(R->positions);
     R->tokens = hy_empty_persistent_on(HY_CUDA, HY_I32, hy_shape_of(x));
     R->targets = hy_empty_persistent_on(HY_CUDA, HY_I32, hy_shape_of(y));
+    R->positions = p ? hy_empty_persistent_on(HY_CUDA, HY_I32, hy_shape_of(p)) : NULL;
   }
   hy_copy_into(R->tokens, x);
   hy_copy_into(R->targets, y);
+  if (p) hy_copy_into(R->positions, p);
   return (all > 0 ? mine / all : 0) / (double)R->r->train.grad_accum;
 }
 
 /* The GPU work of one micro-batch: its weighted loss into R->losses[micro], its gradients. */
 static void gpu_micro_batch(run *R, int64_t micro, double weight) {
-  hy_tensor *l = hy_scale(hy_model_loss(R->model, R->tokens, R->targets, HY_IGNORE_INDEX), weight);
+  hy_tensor *l = hy_scale(
+      hy_model_loss_packed(R->model, R->tokens, R->positions, R->targets, HY_IGNORE_INDEX), weight);
   hy_tensor *v = l->dtype == HY_F32 ? l : hy_cast(l, HY_F32);
   hy_device_copy(HY_CUDA, (float *)R->losses->data + micro, v->device, v->data, sizeof(float));
   hy_backward(l);
@@ -630,6 +635,7 @@ done:
   hy_free(R.losses);
   hy_free(R.tokens);
   hy_free(R.targets);
+  hy_free(R.positions);
 #ifdef HYLA_CUDA
   hy_cuda_graph_free(R.graph);
 #endif

@@ -4,14 +4,18 @@ package, and hands hyla the ids and the vocabulary (each token's bytes). The tok
 tokenizer.json of byte-level BPE (GPT-2's kind, scripts/train-bpe.py's): every byte
 sequence has a tokenization that decodes back to it, byte for byte, which hyla checks.
 
-Reads the text on standard input; writes on standard output, little-endian:
+Reads documents on standard input, little-endian:
+  b"hylatxt1"
+  then each document: u64 k, k bytes (its text), until the input ends.
+Each document is tokenized on its own, so that no token spans two. Writes on standard output:
   b"hylatok1"
   u32 k, k bytes         the tokenizer's kind ("byte-level-bpe"), hyla's `tokenizer` attribute
   u32 n                  the vocabulary's size (the highest id + 1)
   n times: u32 k, k bytes   token i's bytes
-  then blocks of ids: u32 k (> 0), k u32 ids; a block with k = 0 ends the stream.
+  then for each document, in order: blocks of ids, u32 k (> 0) and k u32 ids, then an empty
+  block (k = 0) that ends the document.
 Errors go to standard error with exit status 1 (3 when the package is missing).
-Usage: tokenize-text.py TOKENIZER.json < TEXT > STREAM"""
+Usage: tokenize-text.py TOKENIZER.json < DOCUMENTS > STREAM"""
 import json
 import re
 import struct
@@ -103,9 +107,63 @@ def write_ids(out, ids):
         out.write(struct.pack("<%dI" % len(ids), *ids))
 
 
+def documents(data):
+    """The documents of hyla's input stream, as text (bytes that are not UTF-8 as surrogate
+    escapes)."""
+    if data[:8] != b"hylatxt1":
+        die("standard input is not hyla's stream of documents (b'hylatxt1' first)")
+    at = 8
+    while at < len(data):
+        if at + 8 > len(data):
+            die("a document's length is cut short at byte %d of the input" % at)
+        (k,) = struct.unpack_from("<Q", data, at)
+        if at + 8 + k > len(data):
+            die("a document of %d bytes is cut short at byte %d of the input" % (k, at))
+        yield data[at + 8:at + 8 + k].decode("utf-8", "surrogateescape")
+        at += 8 + k
+
+
+def tokenize(tok, byte_token, path, docs, out):
+    """Each document's ids, then the empty block that ends it. The pieces of many documents are
+    encoded together (encode_batch) for speed; `items` keeps their order: ("text", piece),
+    ("ids", ids of bytes that are not UTF-8) and ("end",) where a document ends."""
+    items, chars = [], 0
+
+    def flush():
+        texts = [item[1] for item in items if item[0] == "text"]
+        encoded = iter(tok.encode_batch(texts, add_special_tokens=False))
+        for item in items:
+            if item[0] == "text":
+                write_ids(out, next(encoded).ids)
+            elif item[0] == "ids":
+                write_ids(out, item[1])
+            else:
+                out.write(struct.pack("<I", 0))
+        items.clear()
+
+    for doc in docs:
+        for part, raw in pieces(doc):
+            if raw:  # bytes that are not UTF-8: each its byte's token
+                ids = []
+                for c in part:
+                    b = ord(c) - 0xDC00
+                    if byte_token[b] is None:
+                        die("%s has no token for the byte 0x%02x" % (path, b))
+                    ids.append(byte_token[b])
+                items.append(("ids", ids))
+            else:
+                items.append(("text", part))
+                chars += len(part)
+            if chars >= BATCH_CHARS:
+                flush()
+                chars = 0
+        items.append(("end",))
+    flush()
+
+
 def main():
     if len(sys.argv) != 2:
-        die("usage: tokenize-text.py TOKENIZER.json < TEXT > STREAM")
+        die("usage: tokenize-text.py TOKENIZER.json < DOCUMENTS > STREAM")
     path = sys.argv[1]
     try:
         from tokenizers import Tokenizer
@@ -121,7 +179,7 @@ def main():
     check_byte_level(json.loads(tok.to_str()), path)
     table = vocabulary(tok)
     byte_token = {b: tok.token_to_id(c) for b, c in byte_level_chars().items()}
-    text = sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
+    data = sys.stdin.buffer.read()
 
     out = sys.stdout.buffer
     out.write(b"hylatok1")
@@ -129,33 +187,7 @@ def main():
     out.write(struct.pack("<I", len(table)))
     for t in table:
         out.write(struct.pack("<I", len(t)) + t)
-
-    batch, chars_in_batch = [], 0
-
-    def flush():
-        for enc in tok.encode_batch(batch, add_special_tokens=False):
-            write_ids(out, enc.ids)
-        batch.clear()
-
-    for part, raw in pieces(text):
-        if raw:  # bytes that are not UTF-8: each its byte's token, after what came before
-            flush()
-            chars_in_batch = 0
-            ids = []
-            for c in part:
-                b = ord(c) - 0xDC00
-                if byte_token[b] is None:
-                    die("%s has no token for the byte 0x%02x" % (path, b))
-                ids.append(byte_token[b])
-            write_ids(out, ids)
-            continue
-        batch.append(part)
-        chars_in_batch += len(part)
-        if chars_in_batch >= BATCH_CHARS:
-            flush()
-            chars_in_batch = 0
-    flush()
-    out.write(struct.pack("<I", 0))
+    tokenize(tok, byte_token, path, documents(data), out)
     out.flush()
 
 

@@ -170,6 +170,27 @@ const char *t_source_path(const char *rel) {
   return buf;
 }
 
+static char temp_dir[256];
+
+void t_temp_dir(const char *name) {
+  snprintf(temp_dir, sizeof temp_dir, "/tmp/hyla-%s-XXXXXX", name);
+  cr_assert(mkdtemp(temp_dir), "cannot make %s", temp_dir);
+}
+
+const char *t_in_temp(const char *file) {
+  static char path[8][512];
+  static int next;
+  char *p = path[next++ % 8];
+  snprintf(p, sizeof path[0], "%s/%s", temp_dir, file);
+  return p;
+}
+
+void t_temp_dir_remove(void) {
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", temp_dir);
+  cr_assert(system(cmd) == 0, "%s", cmd);
+}
+
 void __lsan_disable(void) __attribute__((weak)); /* LeakSanitizer's, where it is linked in */
 
 void t_ignore_leaks(void) {

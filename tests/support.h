@@ -52,6 +52,13 @@ void t_expect_gradcheck(hy_gradcheck_fn f, void *ctx, int n, hy_tensor **inputs,
  * path); a static buffer, overwritten by the next call. */
 const char *t_source_path(const char *rel);
 
+/* A suite's scratch folder: t_temp_dir makes a fresh one (/tmp/hyla-<name>-XXXXXX), t_in_temp
+ * gives the path of a file in it (in one of 8 static buffers, reused in turn), and
+ * t_temp_dir_remove removes it with all it holds. One at a time. */
+void t_temp_dir(const char *name);
+const char *t_in_temp(const char *file);
+void t_temp_dir_remove(void);
+
 /* An i32 tensor of the given shape holding `values` in row-major order. */
 hy_tensor *t_ints(hy_shape shape, const int32_t *values);
 

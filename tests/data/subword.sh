@@ -2,7 +2,8 @@
 # Subword data end to end, through the command line: a byte-level BPE trained on part of the
 # shipped corpus with scripts/train-bpe.py; `data prepare --tokenizer` and `data decode` give the
 # text back byte for byte (the corpus, and invalid UTF-8, NUL, emoji, CRLF, a special token); a
-# byte dataset decodes as bytes; a recipe whose vocab does not fit the dataset is refused with
+# byte dataset decodes as bytes; documents (a folder, a separator), bytes and subwords, each
+# tokenized on its own and counted; a recipe whose vocab does not fit the dataset is refused with
 # both sizes; recipes/quickstart-bpe.toml, made tiny, trains, and `generate` and `eval` work from
 # its checkpoint alone (the vocabulary kept in it); a missing interpreter or package is a clear
 # error. Without python3 and its tokenizers package (scripts/setup.sh installs them) the
@@ -31,6 +32,22 @@ gzip -dc "$src/data/corpus/shakespeare.txt.gz" | head -c 400000 >corpus.txt || t
 # A byte dataset decodes to its text: each token its byte.
 expect 0 "vocabulary 256 (bytes)" "$hyla" data prepare corpus.txt bytes.h5
 "$hyla" data decode bytes.h5 | cmp -s - corpus.txt || fail "a byte dataset does not decode to its text"
+
+# Documents, byte by byte: a folder's files in name order, a separator with C escapes, which is
+# dropped; the counts are printed, and a bad escape is a usage error.
+mkdir folder
+printf 'second document\n' >folder/b.txt
+printf 'first document\n' >folder/a.txt
+printf 'the third and last\n' >folder/c.txt
+expect 0 "documents: 2 in /train, 1 in /val" "$hyla" data prepare folder folder.h5 --val-fraction 0.3
+"$hyla" data decode folder.h5 | cmp -s - <(cat folder/a.txt folder/b.txt folder/c.txt) ||
+  fail "a folder's documents do not decode to its files in name order"
+printf 'one\n\n\ntwo\n\n\nthree, the longest\n' >sep.txt
+expect 0 "documents: 2 in /train, 1 in /val" "$hyla" data prepare sep.txt sep.h5 --doc-separator '\n\n\n' \
+  --val-fraction 0.5
+[ "$("$hyla" data decode sep.h5)" = "onetwothree, the longest" ] || fail "the separator is not dropped"
+expect 0 "documents: not recorded" "$hyla" data prepare sep.txt one.h5
+expect 2 "--doc-separator '\q': unknown escape \q" "$hyla" data prepare sep.txt x.h5 --doc-separator '\q'
 
 # Without Python, or without the package, --tokenizer says what is missing.
 echo '{}' >fake.json
@@ -112,6 +129,37 @@ expect 0 "wrote odd.h5" "$hyla" data prepare odd.txt odd.h5 --tokenizer bpe.json
 "$hyla" data decode odd.h5 | cmp -s - odd.txt || fail "odd bytes do not come back"
 expect 0 "" "$hyla" data decode odd.h5 --split val
 cmp -s out.txt <(tail -c "$(wc -c <out.txt)" odd.txt) || fail "/val is not the text's end"
+
+# Documents with subwords: each tokenized on its own, so the dataset's ids are the tokenizer's ids
+# of each document alone and its starts are where each begins (h5dump writes the datasets raw).
+expect 0 "documents: " "$hyla" data prepare corpus.txt docs.h5 --tokenizer bpe.json \
+  --doc-separator '\n\n' --val-fraction 0.1
+for set in train val train_docs val_docs; do h5dump -d "/$set" -b LE -o "$set.bin" docs.h5 >/dev/null; done
+python3 - <<'PY' || fail "the documents' ids or starts are not the tokenizer's of each alone"
+import struct
+from tokenizers import Tokenizer
+tok = Tokenizer.from_file("bpe.json")
+docs = [d for d in open("corpus.txt", "rb").read().split(b"\n\n") if d]
+ids = [tok.encode(d.decode("utf-8"), add_special_tokens=False).ids for d in docs]
+def read(name, fmt, size):
+    b = open(name + ".bin", "rb").read()
+    return list(struct.unpack("<%d%s" % (len(b) // size, fmt), b))
+def starts(parts):
+    at, out = 0, []
+    for p in parts:
+        out.append(at)
+        at += len(p)
+    return out
+k = len(read("train_docs", "q", 8))
+assert read("train", "H", 2) == sum(ids[:k], []), "/train"
+assert read("val", "H", 2) == sum(ids[k:], []), "/val"
+assert read("train_docs", "q", 8) == starts(ids[:k]), "/train_docs"
+assert read("val_docs", "q", 8) == starts(ids[k:]), "/val_docs"
+PY
+expect 0 "documents: 2 in /train, 1 in /val" "$hyla" data prepare folder sub-folder.h5 \
+  --tokenizer bpe.json --val-fraction 0.3
+"$hyla" data decode sub-folder.h5 | cmp -s - <(cat folder/a.txt folder/b.txt folder/c.txt) ||
+  fail "a folder's subword documents do not decode to its files"
 
 # [model] vocab follows the dataset; set to another size, the recipe is refused.
 cat >tiny.toml <<EOF

@@ -1,4 +1,5 @@
-/* HDF5 token datasets: writing, reading, preparing text, and a clear error for every bad file. */
+/* HDF5 token datasets: writing, reading (document starts too), and a clear error for every bad
+ * file. data/prepare.h is tests/data/test_prepare.c's. */
 #include "data/dataset.h"
 #include "tests/support.h"
 #include "util/h5.h"
@@ -12,33 +13,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char dir[256];
-
-static void init(void) {
-  snprintf(dir, sizeof dir, "/tmp/hyla-dataset-XXXXXX");
-  cr_assert(mkdtemp(dir));
-}
+static void init(void) { t_temp_dir("dataset"); }
 
 static void fini(void) {
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  cr_assert(system(cmd) == 0);
+  t_temp_dir_remove();
   H5close(); /* HDF5 holds some memory until then; LeakSanitizer would report it */
 }
 
 TestSuite(dataset, .init = init, .fini = fini);
 
-static const char *in_dir(const char *name) {
-  static char path[8][300];
-  static int next;
-  char *p = path[next++ % 8];
-  snprintf(p, 300, "%s/%s", dir, name);
-  return p;
-}
-
 /* How many entries of the temp dir have `part` in their name. */
 static int files_with(const char *part) {
-  DIR *d = opendir(dir);
+  DIR *d = opendir(t_in_temp(""));
   cr_assert(d);
   int n = 0;
   for (struct dirent *e; (e = readdir(d));) n += strstr(e->d_name, part) != NULL;
@@ -71,7 +57,7 @@ Test(dataset, round_trip_in_uint8_and_uint16) {
                {"small.h5", train8, val8, 257, 2}};
   for (int i = 0; i < 3; i++) {
     hy_error err;
-    const char *path = in_dir(cases[i].name);
+    const char *path = t_in_temp(cases[i].name);
     cr_assert_eq(
         hy_dataset_write(path, cases[i].train, 5, cases[i].val, 3, cases[i].vocab, "bytes", &err),
         0, "%s", err.msg);
@@ -95,7 +81,7 @@ Test(dataset, round_trip_in_uint8_and_uint16) {
 Test(dataset, writing_replaces_a_file_atomically) {
   uint16_t a[] = {1, 2, 3}, b[] = {4, 5, 6, 7};
   hy_error err;
-  const char *path = in_dir("d.h5");
+  const char *path = t_in_temp("d.h5");
   cr_assert_eq(hy_dataset_write(path, a, 3, a, 3, 10, "bytes", &err), 0, "%s", err.msg);
   cr_assert_eq(hy_dataset_write(path, b, 4, b, 4, 10, "other", &err), 0, "%s", err.msg);
   hy_dataset ds;
@@ -105,7 +91,7 @@ Test(dataset, writing_replaces_a_file_atomically) {
   hy_dataset_close(&ds);
   cr_assert_eq(files_with(".tmp"), 0);
   /* a failed write leaves neither the file nor its temporary */
-  cr_assert_neq(hy_dataset_write(in_dir("nodir/x.h5"), a, 3, a, 3, 10, "bytes", &err), 0);
+  cr_assert_neq(hy_dataset_write(t_in_temp("nodir/x.h5"), a, 3, a, 3, 10, "bytes", &err), 0);
   cr_assert(strstr(err.msg, "nodir/x.h5.tmp."), "%s", err.msg);
   cr_assert(strstr(err.msg, "cannot create"), "%s", err.msg);
 }
@@ -113,7 +99,7 @@ Test(dataset, writing_replaces_a_file_atomically) {
 Test(dataset, writing_refuses_what_reading_would_reject) {
   uint16_t t[] = {1, 2, 300, 4}, ok[] = {1, 2};
   hy_error err;
-  const char *path = in_dir("w.h5");
+  const char *path = t_in_temp("w.h5");
   struct {
     const uint16_t *train, *val;
     int64_t n_train, n_val, vocab;
@@ -136,61 +122,6 @@ Test(dataset, writing_refuses_what_reading_would_reject) {
   cr_assert_eq(files_with("w.h5"), 0);
 }
 
-/* ---- preparing text ---- */
-
-static void write_text(const char *path, int n) {
-  FILE *f = fopen(path, "w");
-  cr_assert(f);
-  for (int i = 0; i < n; i++) fputc('a' + i % 26, f);
-  fclose(f);
-}
-
-Test(dataset, prepare_from_text) {
-  const char *txt = in_dir("a.txt"), *h5 = in_dir("a.h5");
-  write_text(txt, 100);
-  hy_error err;
-  cr_assert_eq(hy_data_prepare_text(txt, h5, 0.2, false, &err), 0, "%s", err.msg);
-  hy_dataset ds;
-  cr_assert_eq(hy_dataset_open(h5, &ds, &err), 0, "%s", err.msg);
-  cr_assert_eq(ds.n_train, 80);
-  cr_assert_eq(ds.n_val, 20);
-  cr_assert_eq(ds.vocab, 256);
-  cr_assert_str_eq(ds.tokenizer, "bytes");
-  for (int i = 0; i < 80; i++) cr_assert_eq(ds.train[i], 'a' + i % 26);
-  for (int i = 0; i < 20; i++) cr_assert_eq(ds.val[i], 'a' + (80 + i) % 26, "the last 20%");
-  hy_dataset_close(&ds);
-  cr_assert_eq(stored_size(h5, "/train"), 1u);
-  /* 0.1 of 1000 bytes; every byte value survives */
-  FILE *f = fopen(txt, "wb");
-  for (int i = 0; i < 1000; i++) fputc(255 - i % 256, f);
-  fclose(f);
-  cr_assert_eq(hy_data_prepare_text(txt, h5, 0.1, true, &err), 0, "%s", err.msg);
-  cr_assert_eq(hy_dataset_open(h5, &ds, &err), 0, "%s", err.msg);
-  cr_assert_eq(ds.n_train, 900);
-  cr_assert_eq(ds.n_val, 100);
-  cr_assert_eq(ds.train[0], 255);
-  cr_assert_eq(ds.val[99], 255 - 999 % 256);
-  hy_dataset_close(&ds);
-}
-
-Test(dataset, prepare_errors) {
-  const char *txt = in_dir("a.txt"), *h5 = in_dir("a.h5");
-  write_text(txt, 100);
-  hy_error err;
-  double bad[] = {0, -0.1, 0.51, 0.7, 1};
-  for (int i = 0; i < 5; i++) {
-    cr_assert_neq(hy_data_prepare_text(txt, h5, bad[i], false, &err), 0);
-    cr_assert(strstr(err.msg, "expected a number in (0, 0.5]"), "%s", err.msg);
-  }
-  cr_assert_eq(hy_data_prepare_text(txt, h5, 0.5, false, &err), 0, "%s", err.msg);
-  cr_assert_neq(hy_data_prepare_text(in_dir("nope.txt"), h5, 0.1, true, &err), 0);
-  cr_assert(strstr(err.msg, "nope.txt: cannot open"), "%s", err.msg);
-  write_text(txt, 10); /* 10% of 10 bytes is one token: no input-target pair */
-  cr_assert_neq(hy_data_prepare_text(txt, in_dir("b.h5"), 0.1, false, &err), 0);
-  cr_assert(strstr(err.msg, "10 bytes of text are too few"), "%s", err.msg);
-  cr_assert_eq(access(in_dir("b.h5"), F_OK), -1);
-}
-
 /* ---- bad files ---- */
 
 /* A file to break: /train and /val of a type and shape, a bad token, attributes or not. */
@@ -207,6 +138,15 @@ typedef struct {
   int vocab_values;  /* > 0: 'vocab' is an array of this many integers */
   bool tokenizers;   /* 'tokenizer' is an array of two strings */
   bool old_layout;   /* HDF5's default layout (superblock version 0), as h5py writes it */
+  /* document starts, written as docs_name (default /train_docs) when n_docs > 0 or docs_ndim,
+   * docs_group or docs_unwritten ask for it */
+  const int64_t *docs;
+  hsize_t n_docs;
+  const char *docs_name;
+  hid_t docs_type;        /* default int64 */
+  int docs_ndim;          /* > 0: written with this many dimensions (n_docs, 1, ...) */
+  bool docs_group;        /* docs_name is a group */
+  hsize_t docs_unwritten; /* > 0: docs_name declares this many starts (chunked) and holds none */
 } spec;
 
 /* Where HDF5 should create a test file: the old default layout, or the checksummed one. */
@@ -219,13 +159,34 @@ static hid_t create(const char *path, bool old_layout) {
   return f;
 }
 
+static void write_docs(hid_t f, const spec *s) {
+  const char *name = s->docs_name ? s->docs_name : "/train_docs";
+  if (s->docs_group) {
+    H5Gclose(H5Gcreate2(f, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    return;
+  }
+  if (!s->n_docs && !s->docs_ndim && !s->docs_unwritten && !s->docs) return;
+  hsize_t dims[3] = {s->docs_unwritten ? s->docs_unwritten : s->n_docs, 1, 1}, chunk = 1;
+  hid_t space = H5Screate_simple(s->docs_ndim ? s->docs_ndim : 1, dims, NULL);
+  hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  if (s->docs_unwritten) H5Pset_chunk(dcpl, 1, &chunk);
+  hid_t d = H5Dcreate2(f, name, s->docs_type ? s->docs_type : H5T_STD_I64LE, space, H5P_DEFAULT,
+                       dcpl, H5P_DEFAULT);
+  cr_assert(d >= 0, "%s", name);
+  if (s->n_docs && !s->docs_unwritten)
+    cr_assert(H5Dwrite(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, s->docs) >= 0);
+  H5Dclose(d);
+  H5Pclose(dcpl);
+  H5Sclose(space);
+}
+
 static const char *bad_file(const char *name, spec s) {
   if (!s.type) s.type = H5T_STD_U8LE;
   if (!s.ndim) s.ndim = 1;
   if (!s.n) s.n = 4;
   if (!s.token) s.token = 4;
   if (!s.val_token) s.val_token = 5;
-  const char *path = in_dir(name);
+  const char *path = t_in_temp(name);
   hid_t f = create(path, s.old_layout);
   hsize_t dims[2] = {s.n, 2};
   hid_t space = H5Screate_simple(s.ndim, dims, NULL);
@@ -269,6 +230,7 @@ static const char *bad_file(const char *name, spec s) {
     H5Dclose(d);
   }
   H5Sclose(space);
+  write_docs(f, &s);
   if (s.vocab_string) {
     hy_h5_write_string_attr(f, "vocab", "256");
   } else if (s.vocab_values) {
@@ -318,8 +280,8 @@ Test(dataset, a_well_formed_file_opens) {
 }
 
 Test(dataset, missing_and_foreign_files) {
-  expect_open_error(in_dir("missing.h5"), "missing.h5: no such dataset file");
-  const char *junk = in_dir("junk.h5");
+  expect_open_error(t_in_temp("missing.h5"), "missing.h5: no such dataset file");
+  const char *junk = t_in_temp("junk.h5");
   FILE *f = fopen(junk, "w");
   fputs("not hdf5 at all", f);
   fclose(f);
@@ -327,12 +289,12 @@ Test(dataset, missing_and_foreign_files) {
   /* truncated: the first part of a good file */
   uint16_t t[4096] = {0};
   hy_error err;
-  const char *good = in_dir("good.h5");
+  const char *good = t_in_temp("good.h5");
   cr_assert_eq(hy_dataset_write(good, t, 4096, t, 4096, 256, "bytes", &err), 0);
   char cmd[700];
-  snprintf(cmd, sizeof cmd, "head -c 3000 %s > %s", good, in_dir("cut.h5"));
+  snprintf(cmd, sizeof cmd, "head -c 3000 %s > %s", good, t_in_temp("cut.h5"));
   cr_assert_eq(system(cmd), 0);
-  expect_open_error(in_dir("cut.h5"), "cut.h5:");
+  expect_open_error(t_in_temp("cut.h5"), "cut.h5:");
 }
 
 Test(dataset, missing_datasets) {
@@ -399,6 +361,113 @@ Test(dataset, missing_or_wrong_attributes) {
                     "notok.h5: missing attribute 'tokenizer'");
 }
 
+/* ---- document starts ---- */
+
+Test(dataset, document_starts_round_trip) {
+  uint16_t t[] = {1, 2, 3, 4, 5, 6, 7}, v[] = {8, 9, 10};
+  int64_t td[] = {0, 2, 3, 6}, vd[] = {0, 1};
+  hy_split_tokens train = {t, 7, td, 4}, val = {v, 3, vd, 2}, plain = {v, 3, NULL, 0};
+  hy_error err;
+  hy_dataset ds;
+  const char *path = t_in_temp("docs.h5");
+  cr_assert_eq(hy_dataset_write_splits(path, &train, &val, 16, NULL, "bytes", true, &err), 0, "%s",
+               err.msg);
+  cr_assert_eq(hy_dataset_open(path, &ds, &err), 0, "%s", err.msg);
+  cr_assert_eq(ds.n_train_docs, 4);
+  cr_assert_arr_eq(ds.train_docs, td, sizeof td);
+  cr_assert_eq(ds.n_val_docs, 2);
+  cr_assert_arr_eq(ds.val_docs, vd, sizeof vd);
+  cr_assert_arr_eq(ds.train, t, sizeof t);
+  hy_dataset_close(&ds);
+  cr_assert_null(ds.train_docs);
+  /* each split's starts are its own: /val without them is one document */
+  cr_assert_eq(hy_dataset_write_splits(path, &train, &plain, 16, NULL, "bytes", true, &err), 0,
+               "%s", err.msg);
+  cr_assert_eq(hy_dataset_open(path, &ds, &err), 0, "%s", err.msg);
+  cr_assert_eq(ds.n_train_docs, 4);
+  cr_assert_null(ds.val_docs);
+  cr_assert_eq(ds.n_val_docs, 0);
+  hy_dataset_close(&ds);
+  /* without any: as every file written before documents */
+  cr_assert_eq(hy_dataset_write(path, t, 7, v, 3, 16, "bytes", &err), 0, "%s", err.msg);
+  cr_assert_eq(hy_dataset_open(path, &ds, &err), 0, "%s", err.msg);
+  cr_assert(!ds.train_docs && !ds.val_docs && !ds.n_train_docs && !ds.n_val_docs);
+  hy_dataset_close(&ds);
+  /* any integer type holds them (h5py's int32, uint64...) */
+  cr_assert_eq(hy_dataset_open(bad_file("u32.h5", (spec){.docs = (int64_t[]){0, 3},
+                                                         .n_docs = 2,
+                                                         .docs_type = H5T_STD_U32BE}),
+                               &ds, &err),
+               0, "%s", err.msg);
+  cr_assert(ds.n_train_docs == 2 && ds.train_docs[1] == 3);
+  hy_dataset_close(&ds);
+}
+
+Test(dataset, bad_document_starts_are_refused) {
+  /* /train and /val hold 4 tokens each */
+  expect_open_error(
+      bad_file("f.h5", (spec){.docs = (int64_t[]){0, 1}, .n_docs = 2, .docs_type = H5T_IEEE_F64LE}),
+      "f.h5: /train_docs has dtype float64, expected int64 (document starts)");
+  expect_open_error(
+      bad_file("2d.h5", (spec){.docs = (int64_t[]){0, 1}, .n_docs = 2, .docs_ndim = 2}),
+      "2d.h5: /train_docs has 2 dimensions, expected 1");
+  expect_open_error(bad_file("empty.h5", (spec){.docs_ndim = 1}),
+                    "empty.h5: /train_docs is empty, expected at least the first document's "
+                    "start, 0");
+  expect_open_error(bad_file("first.h5", (spec){.docs = (int64_t[]){1, 2}, .n_docs = 2}),
+                    "first.h5: /train_docs[0] = 1, expected 0 (the first document starts the "
+                    "split)");
+  expect_open_error(bad_file("same.h5", (spec){.docs = (int64_t[]){0, 2, 2}, .n_docs = 3}),
+                    "same.h5: /train_docs[2] = 2 after 2: document starts must increase");
+  expect_open_error(bad_file("down.h5", (spec){.docs = (int64_t[]){0, 3, -1}, .n_docs = 3}),
+                    "down.h5: /train_docs[2] = -1 after 3: document starts must increase");
+  expect_open_error(bad_file("past.h5", (spec){.docs = (int64_t[]){0, 4}, .n_docs = 2}),
+                    "past.h5: /train_docs[1] = 4, not below the split's 4 tokens");
+  expect_open_error(
+      bad_file("val.h5", (spec){.docs = (int64_t[]){0, 9}, .n_docs = 2, .docs_name = "/val_docs"}),
+      "val.h5: /val_docs[1] = 9, not below the split's 4 tokens");
+  expect_open_error(bad_file("many.h5", (spec){.docs = (int64_t[]){0, 1, 2, 3, 4}, .n_docs = 5}),
+                    "many.h5: /train_docs holds 5 document starts, more than the split's 4 "
+                    "tokens");
+  /* a damaged header is refused before anything is allocated for what it declares */
+  expect_open_error(bad_file("huge.h5", (spec){.docs_unwritten = (hsize_t)1 << 40}),
+                    "huge.h5: /train_docs holds 1099511627776 document starts, more than");
+  expect_open_error(bad_file("unwritten.h5", (spec){.docs_unwritten = 3}),
+                    "unwritten.h5: /train_docs declares 3 document starts but the file holds 0 "
+                    "bytes of them");
+  expect_open_error(bad_file("group.h5", (spec){.docs_group = true}),
+                    "group.h5: /train_docs is not a dataset");
+}
+
+Test(dataset, writing_refuses_bad_document_starts) {
+  uint16_t t[] = {1, 2, 3, 4};
+  struct {
+    int64_t docs[4];
+    int64_t n;
+    const char *want;
+  } cases[] = {{{1}, 1, "w.h5: /train_docs[0] = 1, expected 0"},
+               {{0, 2, 1}, 3, "w.h5: /train_docs[2] = 1 after 2: document starts must increase"},
+               {{0, 4}, 2, "w.h5: /train_docs[1] = 4, not below the split's 4 tokens"},
+               {{0}, 0, "w.h5: /train_docs: no document starts, at least the first (0) needed"}};
+  hy_error err;
+  const char *path = t_in_temp("w.h5");
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    hy_split_tokens train = {t, 4, cases[i].docs, cases[i].n}, val = {t, 4, NULL, 0};
+    cr_assert_neq(hy_dataset_write_splits(path, &train, &val, 8, NULL, "bytes", true, &err), 0,
+                  "case %zu was written", i);
+    cr_assert(strstr(err.msg, cases[i].want), "'%s' lacks '%s'", err.msg, cases[i].want);
+    cr_assert_eq(access(path, F_OK), -1, "case %zu left a file", i);
+  }
+  /* /val's too, and an existing file is kept unless replacing is asked */
+  hy_split_tokens train = {t, 4, NULL, 0}, val = {t, 4, (int64_t[]){0, 0}, 2};
+  cr_assert_neq(hy_dataset_write_splits(path, &train, &val, 8, NULL, "bytes", true, &err), 0);
+  cr_assert(strstr(err.msg, "w.h5: /val_docs[1] = 0 after 0"), "%s", err.msg);
+  val.docs = NULL;
+  cr_assert_eq(hy_dataset_write_splits(path, &train, &val, 8, NULL, "bytes", false, &err), 0, "%s",
+               err.msg);
+  cr_assert_neq(hy_dataset_write_splits(path, &train, &val, 8, NULL, "bytes", false, &err), 0);
+}
+
 /* ---- the file's layout ---- */
 
 /* HDF5's old layout (superblock version 0 or 1: h5py's default, older hyla's) has no checksums
@@ -411,11 +480,11 @@ Test(dataset, the_old_layout_is_refused) {
   if (system("command -v h5repack >/dev/null 2>&1"))
     cr_skip_test("no h5repack (Debian's hdf5-tools) to convert it with");
   char cmd[800];
-  snprintf(cmd, sizeof cmd, "h5repack -L -f FLET %s %s", old, in_dir("new.h5"));
+  snprintf(cmd, sizeof cmd, "h5repack -L -f FLET %s %s", old, t_in_temp("new.h5"));
   cr_assert_eq(system(cmd), 0, "%s", cmd);
   hy_dataset ds;
   hy_error err;
-  cr_assert_eq(hy_dataset_open(in_dir("new.h5"), &ds, &err), 0, "%s", err.msg);
+  cr_assert_eq(hy_dataset_open(t_in_temp("new.h5"), &ds, &err), 0, "%s", err.msg);
   cr_assert_eq(ds.n_train, 4);
   cr_assert_eq(ds.train[2], 4);
   cr_assert_eq(ds.val[1], 5);
@@ -427,15 +496,18 @@ Test(dataset, the_old_layout_is_refused) {
 Test(dataset, a_flipped_byte_in_the_metadata_is_refused_or_harmless) {
   t_ignore_leaks();
   uint16_t train[64], val[16];
+  int64_t train_docs[] = {0, 5, 40}, val_docs[] = {0, 9};
   for (int i = 0; i < 64; i++) train[i] = (uint16_t)(i * 7 % 300);
   for (int i = 0; i < 16; i++) val[i] = (uint16_t)(i * 11 % 300);
-  const char *path = in_dir("d.h5");
+  const char *path = t_in_temp("d.h5");
   hy_error err;
-  cr_assert_eq(hy_dataset_write(path, train, 64, val, 16, 300, "bytes", &err), 0, "%s", err.msg);
+  hy_split_tokens t = {train, 64, train_docs, 3}, v = {val, 16, val_docs, 2};
+  cr_assert_eq(hy_dataset_write_splits(path, &t, &v, 300, NULL, "bytes", true, &err), 0, "%s",
+               err.msg);
   hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-  off_t tokens[2][2];
-  const char *sets[] = {"/train", "/val"};
-  for (int i = 0; i < 2; i++) {
+  off_t tokens[4][2]; /* where each dataset's values lie: they carry no checksum */
+  const char *sets[] = {"/train", "/val", "/train_docs", "/val_docs"};
+  for (int i = 0; i < 4; i++) {
     hid_t d = H5Dopen2(f, sets[i], H5P_DEFAULT);
     tokens[i][0] = (off_t)H5Dget_offset(d);
     tokens[i][1] = tokens[i][0] + (off_t)H5Dget_storage_size(d);
@@ -446,8 +518,9 @@ Test(dataset, a_flipped_byte_in_the_metadata_is_refused_or_harmless) {
   cr_assert_eq(stat(path, &st), 0);
   int fd = open(path, O_RDWR), refused = 0;
   for (off_t at = 0; at < st.st_size; at++) {
-    if ((at >= tokens[0][0] && at < tokens[0][1]) || (at >= tokens[1][0] && at < tokens[1][1]))
-      continue;
+    bool values = false;
+    for (int i = 0; i < 4; i++) values = values || (at >= tokens[i][0] && at < tokens[i][1]);
+    if (values) continue;
     unsigned char byte, flipped;
     cr_assert_eq(pread(fd, &byte, 1, at), 1);
     flipped = byte ^ 0x5a;
@@ -464,6 +537,9 @@ Test(dataset, a_flipped_byte_in_the_metadata_is_refused_or_harmless) {
     cr_assert_arr_eq(ds.train, train, sizeof train, "byte %lld", (long long)at);
     cr_assert_arr_eq(ds.val, val, sizeof val, "byte %lld", (long long)at);
     cr_assert_str_eq(ds.tokenizer, "bytes", "byte %lld", (long long)at);
+    cr_assert(ds.n_train_docs == 3 && ds.n_val_docs == 2, "byte %lld", (long long)at);
+    cr_assert_arr_eq(ds.train_docs, train_docs, sizeof train_docs, "byte %lld", (long long)at);
+    cr_assert_arr_eq(ds.val_docs, val_docs, sizeof val_docs, "byte %lld", (long long)at);
     hy_dataset_close(&ds);
   }
   close(fd);

@@ -14,29 +14,14 @@
 #include <string.h>
 #include <unistd.h>
 
-static char dir[256];
-
-static void init(void) {
-  snprintf(dir, sizeof dir, "/tmp/hyla-vocab-XXXXXX");
-  cr_assert(mkdtemp(dir));
-}
+static void init(void) { t_temp_dir("vocab"); }
 
 static void fini(void) {
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  cr_assert(system(cmd) == 0);
+  t_temp_dir_remove();
   H5close(); /* HDF5 holds some memory until then; LeakSanitizer would report it */
 }
 
 TestSuite(vocab, .init = init, .fini = fini);
-
-static const char *in_dir(const char *name) {
-  static char path[8][300];
-  static int next;
-  char *p = path[next++ % 8];
-  snprintf(p, 300, "%s/%s", dir, name);
-  return p;
-}
 
 /* A byte-level vocabulary as BPE makes one: the 256 bytes (token b is byte b), then merges,
  * among them multi-byte characters and an empty token (an id no token has). */
@@ -107,7 +92,7 @@ Test(vocab, a_dataset_keeps_its_vocabulary) {
   hy_vocab v = make_vocab();
   uint16_t train[] = {256 + 2, 0, 0xff, 256 + 4, 256 + 5}, val[] = {10, 256 + 1, 13};
   hy_error err;
-  const char *path = in_dir("sub.h5");
+  const char *path = t_in_temp("sub.h5");
   cr_assert_eq(hy_dataset_write_vocab(path, train, 5, val, 3, &v, "byte-level-bpe", &err), 0, "%s",
                err.msg);
   hy_dataset ds;
@@ -128,7 +113,7 @@ Test(vocab, a_dataset_keeps_its_vocabulary) {
 Test(vocab, a_dataset_without_one_is_bytes) {
   uint16_t t[] = {'h', 'y', 0, 0xff};
   hy_error err;
-  const char *path = in_dir("bytes.h5");
+  const char *path = t_in_temp("bytes.h5");
   cr_assert_eq(hy_dataset_write(path, t, 4, t, 4, 256, "bytes", &err), 0, "%s", err.msg);
   hy_dataset ds;
   cr_assert_eq(hy_dataset_open(path, &ds, &err), 0, "%s", err.msg);
@@ -154,7 +139,7 @@ static const char *damaged(const char *name, int64_t vocab, const uint64_t *offs
                            const char *bytes) {
   uint16_t t[] = {0, 1, 2};
   hy_error err;
-  const char *path = in_dir(name);
+  const char *path = t_in_temp(name);
   cr_assert_eq(hy_dataset_write(path, t, 3, t, 3, vocab, "byte-level-bpe", &err), 0, "%s", err.msg);
   hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
   hid_t g = H5Gcreate2(f, "/vocab", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -193,7 +178,7 @@ Test(vocab, a_checkpoint_keeps_the_vocabulary) {
   hy_params ps = {0};
   hy_params_add(&ps, "layer", "w", HY_F32, HY_SHAPE(2, 3), true);
   hy_error err;
-  const char *with = in_dir("with.h5"), *without = in_dir("without.h5");
+  const char *with = t_in_temp("with.h5"), *without = t_in_temp("without.h5");
   hy_ckpt_meta meta = {.step = 1, .recipe = "", .vocab = &v};
   cr_assert_eq(hy_checkpoint_write(with, &ps, NULL, &meta, &err), 0, "%s", err.msg);
   meta.vocab = NULL;
@@ -210,7 +195,7 @@ Test(vocab, a_checkpoint_keeps_the_vocabulary) {
 /* ---- [model] vocab and the dataset ---- */
 
 static const char *recipe_file(const char *name, const char *dataset, const char *vocab_line) {
-  const char *path = in_dir(name);
+  const char *path = t_in_temp(name);
   FILE *f = fopen(path, "w");
   cr_assert(f);
   fprintf(f, "[model]\nd_model = 16\nn_heads = 2\n%s\n[data]\ndataset = \"%s\"\n", vocab_line,
@@ -223,7 +208,7 @@ static const char *subword_dataset(void) {
   hy_vocab v = make_vocab();
   uint16_t t[] = {256, 257, 258, 0};
   hy_error err;
-  const char *path = in_dir("sub.h5");
+  const char *path = t_in_temp("sub.h5");
   cr_assert_eq(hy_dataset_write_vocab(path, t, 4, t, 4, &v, "byte-level-bpe", &err), 0, "%s",
                err.msg);
   hy_vocab_free(&v);

@@ -50,8 +50,8 @@ static void resume(const char *path, const hy_ckpt_meta *meta) {
   }
   for (int i = 0; i < 2; i++) {
     if (hy_batches_restore(loaders[i], meta->loader, meta->n_loader, &err)) continue;
-    hy_tensor *in, *tg;
-    hy_batches_next(loaders[i], &in, &tg);
+    hy_tensor *in, *tg, *pos;
+    hy_batches_next(loaders[i], &in, &tg, &pos);
     hy_arena_reset();
   }
 }

@@ -56,6 +56,13 @@ printf 'run.out=/tmp/x y\noptim.schedule=wsd\nmodel.layers=gla,attn x 2\noptim.n
 head -c 1200 corpus/dataset/tiny.h5 >corpus/dataset/bad-truncated.h5
 damage corpus/dataset/tiny.h5 60 corpus/dataset/bad-checksum.h5 # the root group's header
 cp "$tmp/text.txt" corpus/dataset/bad-text.h5
+# a dataset of documents (its lines), and a copy whose second start goes back to -1 (values carry
+# no checksum: hyla's own check refuses it)
+"$hyla" data prepare "$tmp/text.txt" corpus/dataset/tiny-docs.h5 --doc-separator '\n' >/dev/null
+at=$(h5dump -p -H -d /train_docs corpus/dataset/tiny-docs.h5 | sed -n 's/.*OFFSET \([0-9]*\).*/\1/p')
+cp corpus/dataset/tiny-docs.h5 corpus/dataset/bad-docs-order.h5
+printf '\377\377\377\377\377\377\377\377' |
+  dd of=corpus/dataset/bad-docs-order.h5 bs=1 seek=$((at + 8)) conv=notrunc status=none
 
 # checkpoint: two steps of tiny.toml on that dataset, and damaged copies
 cp corpus/dataset/tiny.h5 "$tmp/data.h5"

@@ -8,6 +8,7 @@
 #include "tests/support.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -212,6 +213,32 @@ Test(layers, model_gradchecks_every_parameter) {
     hy_model_free(m);
     hy_step_reset();
   }
+}
+
+/* Packed documents' positions reach the model as a context of its forward only, and change no
+ * layer's math yet (no kind keeps documents apart): the loss is the stream's, bit for bit. */
+Test(layers, positions_are_the_forwards_context_only) {
+  hy_model_config cfg = small_config(HY_F64);
+  hy_model *m = hy_model_new(&cfg, 7);
+  int32_t ids[] = {1, 4, 2, 8, 5, 7, 10, 0, 3, 3, 9, 6};
+  int32_t tgt[] = {4, 2, 8, -1, 7, -1, 0, 3, 3, 9, 6, 1};
+  int32_t pos[] = {0, 1, 2, 3, 0, 0, 0, 1, 2, 3, 4, 5};
+  hy_tensor *x = tokens_of(ids, 2, 6), *y = tokens_of(tgt, 2, 6), *p = tokens_of(pos, 2, 6);
+  double stream = hy_item(hy_model_loss(m, x, y, -1));
+  double packed = hy_item(hy_model_loss_packed(m, x, p, y, -1));
+  cr_assert_eq(stream, packed);
+  cr_assert_null(hy_mixer_positions(), "the positions outlive the forward");
+  hy_tensor *logits = hy_model_forward_packed(m, x, p), *plain = hy_model_forward(m, x);
+  cr_assert_arr_eq(logits->data, plain->data, (size_t)hy_numel(plain) * sizeof(double));
+  hy_model_free(m);
+  hy_step_reset();
+}
+
+Test(layers, positions_of_another_shape_stop_the_model, .signal = SIGABRT) {
+  hy_model_config cfg = small_config(HY_F64);
+  hy_model *m = hy_model_new(&cfg, 7);
+  int32_t ids[] = {1, 4, 2, 8, 5, 7};
+  hy_model_forward_packed(m, tokens_of(ids, 1, 6), tokens_of(ids, 2, 3));
 }
 
 #include "optim/optimizer.h"
