@@ -43,8 +43,8 @@ void hy_check_finite(const char *op, const char *what, const hy_tensor *t, int n
     size_t used = 0;
     for (int i = 0; i < n_in && used < sizeof inputs; i++)
       if (in[i])
-        used += (size_t)snprintf(inputs + used, sizeof inputs - used, "%s %d %s%s", i ? ";" : "",
-                                 i, hy_describe(in[i]),
+        used += (size_t)snprintf(inputs + used, sizeof inputs - used, "%s %d %s%s", i ? ";" : "", i,
+                                 hy_describe(in[i]),
                                  first_non_finite(in[i]) >= 0 ? " NOT finite" : " finite");
     hy_die("check_finite", "%s: %s %s holds %g at element %lld; inputs:%s", op, what,
            hy_describe(t), v, (long long)bad, inputs);

@@ -620,8 +620,17 @@ static int rat_groups(const hy_recipe *r, char *why, size_t size) {
          -1;
 }
 
+/* Each sequence-parallel rank holds seq_len / sp tokens of every sequence. */
+static int sp_splits(const hy_recipe *r, char *why, size_t size) {
+  if (r->train.seq_len % r->dist.sp == 0) return 0;
+  return snprintf(why, size,
+                  "[train] seq_len = %lld does not split evenly over [dist] sp = %lld ranks",
+                  (long long)r->train.seq_len, (long long)r->dist.sp),
+         -1;
+}
+
 /* RAT's sequence-parallel form (layers/rat.c) exchanges whole chunks, so each rank's slice of the
- * sequence must be whole chunks (a slice that does not split evenly is run/train.c's error). */
+ * sequence must be whole chunks (a slice that does not split evenly is sp_splits' error). */
 static int rat_slices(const hy_recipe *r, char *why, size_t size) {
   int64_t sp = r->dist.sp, len = r->train.seq_len, chunk = r->layer_rat.chunk;
   if (!uses(r, "rat") || sp == 1 || len % sp || (len / sp) % chunk == 0) return 0;
@@ -757,6 +766,9 @@ static const hy_cross_check CHECKS[] = {
      softplus_length},
     {"`model.vocab` is at most 2^31 - 1 (tokens are 32-bit).", {{"model", "vocab"}}, vocab_fits},
     {"`dist.dp * dist.sp` is at most 2^31 - 1 ranks.", {{"dist", "dp"}, {"dist", "sp"}}, ranks_fit},
+    {"`dist.sp` divides `train.seq_len` (each rank holds `seq_len / sp` tokens of a sequence).",
+     {{"train", "seq_len"}, {"dist", "sp"}},
+     sp_splits},
     {"With `data.packing = \"documents\"`: every layer's kind keeps documents apart (none does "
      "yet).",
      {{"data", "packing"}, {"model", "layers"}},

@@ -609,6 +609,10 @@ BAD(rat_chunk_longer_than_a_slice,
     "[dist]\nsp = 2\n[model]\nlayers = \"rat\"\n[layer.rat]\nchunk = 192\n",
     "recipes/bad.toml:6: [layer.rat] chunk = 192 must divide each sequence-parallel rank's slice, "
     "[train] seq_len / [dist] sp = 256 / 2 = 128 tokens")
+BAD(sequence_that_does_not_split_over_sp, "[train]\nseq_len = 100\n[dist]\nsp = 3\n",
+    "recipes/bad.toml:4: [train] seq_len = 100 does not split evenly over [dist] sp = 3 ranks")
+BAD_SET(sp_that_does_not_split_the_sequence, "dist.sp=3",
+        "--set dist.sp=3: [train] seq_len = 256 does not split evenly over [dist] sp = 3 ranks")
 BAD(rat_odd_head_size, "[model]\nlayers = \"rat\"\nd_model = 96\n[layer.rat]\nheads = 32\n",
     "recipes/bad.toml:5: [layer.rat] the head size d_model / heads = 96 / 32 = 3 is odd")
 
