@@ -2,28 +2,68 @@
 #include "autograd/tape.h"
 #include "tensor/ops.h"
 
+/* Each rank's block of the gathered gradient, summed over the ranks (a reduce-scatter), split
+ * back onto the inputs along their last dim. */
 static void allgather_backward(hy_node *n) {
-  hy_tensor *x = n->in[0];
   hy_group *g = n->saved;
-  hy_tensor *part = hy_empty_like(x);
-  hy_reduce_scatter_sum(g, x->device, hy_contiguous(n->out->grad)->data, part->data, hy_numel(x),
-                        x->dtype);
-  hy_tensor *gx = hy_grad(x);
-  hy_copy_into(gx, hy_add(gx, part));
+  hy_tensor *x0 = n->in[0], *gy = hy_contiguous(n->out->grad);
+  bool accumulate = true;
+  /* one input's first gradient is the reduce-scatter's result itself, without a buffer beside */
+  hy_tensor *part = n->n_in == 1 ? hy_grad_acc(x0, &accumulate) : NULL;
+  bool direct = !accumulate;
+  if (!direct) {
+    hy_shape s = hy_shape_of(n->out);
+    for (int i = 0; i + 1 < s.ndim; i++) s.d[i] = s.d[i + 1];
+    s.ndim--;
+    part = hy_empty_on(x0->device, x0->dtype, s);
+  }
+  hy_reduce_scatter_sum(g, x0->device, gy->data, part->data, hy_numel(part), x0->dtype);
+  if (direct) return;
+  int64_t at = 0, last = x0->ndim - 1;
+  for (int i = 0; i < n->n_in; i++) {
+    hy_tensor *x = n->in[i];
+    int64_t w = x->shape[last];
+    if (x->requires_grad) {
+      hy_tensor *gx = hy_grad_acc(x, &accumulate), *mine = hy_slice(part, (int)last, at, at + w);
+      hy_copy_into(gx, accumulate ? hy_add(gx, mine) : mine);
+    }
+    at += w;
+  }
+  hy_arena_recycle(part->device, part->data, (size_t)hy_numel(part) * hy_dtype_size(part->dtype));
 }
 
-hy_tensor *hy_dist_allgather(hy_group *g, hy_tensor *x) {
+hy_tensor *hy_dist_allgather(hy_group *g, hy_tensor *x) { return hy_dist_allgather_cat(g, 1, &x); }
+
+hy_tensor *hy_dist_allgather_cat(hy_group *g, int n, hy_tensor *const *xs) {
   const char *op = "allgather";
+  hy_tensor *x = xs[0];
   if (x->ndim > HY_MAX_DIMS - 1) hy_die(op, "%s has too many dims to stack", hy_describe(x));
-  x = hy_contiguous(x);
   hy_shape s = hy_shape_of(x);
+  int last = x->ndim - 1;
+  for (int i = 1; i < n; i++) {
+    hy_check_same_dtype(op, x, xs[i]);
+    bool fits = xs[i]->ndim == x->ndim && xs[i]->device == x->device;
+    for (int a = 0; fits && a < last; a++) fits = xs[i]->shape[a] == x->shape[a];
+    if (!fits)
+      hy_die(op, "cannot join %s and %s along the last dim", hy_describe(x), hy_describe(xs[i]));
+    s.d[last] += xs[i]->shape[last];
+  }
+  hy_tensor *one = n == 1 ? hy_contiguous(x) : NULL; /* one input is sent as it is */
+  hy_tensor *send = one;
+  if (!one) { /* the joined inputs are only the send buffer: scratch, not kept on the tape */
+    hy_no_grad_begin();
+    send = hy_concat(n, xs, last);
+    hy_no_grad_end();
+  }
   for (int i = s.ndim; i > 0; i--) s.d[i] = s.d[i - 1];
   s.d[0] = hy_group_size(g);
   s.ndim++;
   hy_tensor *y = hy_empty_on(x->device, x->dtype, s);
-  hy_allgather(g, x->device, x->data, y->data, hy_numel(x), x->dtype);
-  hy_node *n = hy_record(op, allgather_backward, y, 1, &x);
-  if (n) n->saved = g;
+  hy_allgather(g, x->device, send->data, y->data, hy_numel(send), x->dtype);
+  if (!one)
+    hy_arena_recycle(send->device, send->data, (size_t)hy_numel(send) * hy_dtype_size(send->dtype));
+  hy_node *node = hy_record(op, allgather_backward, y, one ? 1 : n, one ? &one : xs);
+  if (node) node->saved = g;
   return y;
 }
 

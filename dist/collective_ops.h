@@ -8,6 +8,10 @@
 /* y [W, ...] holds every rank's x (at most 3 dims), in rank order. Backward: each rank's gradient
  * is the sum over ranks of theirs for its block (a reduce-scatter). */
 hy_tensor *hy_dist_allgather(hy_group *g, hy_tensor *x);
+/* hy_dist_allgather of the n tensors xs (one shape but their last dim) joined along their last
+ * dim. The joined tensor is only the send buffer, given back once sent: a rank keeps the gathered
+ * tensor alone (and in the backward each input gets its part of the reduce-scatter). */
+hy_tensor *hy_dist_allgather_cat(hy_group *g, int n, hy_tensor *const *xs);
 
 /* The sequence-parallel context of the current forward: the group and where this rank's slice of
  * the sequence starts. Without sequence parallelism: a group of one and offset 0. */

@@ -78,12 +78,14 @@ void hy_lasp2h_gather(hy_tensor *k, hy_tensor *v, hy_tensor **ks, hy_tensor **vs
     return;
   }
   int64_t B = k->shape[0], T = k->shape[1], H = k->shape[2], D = k->shape[3];
-  hy_tensor *kv[2] = {k, v};
-  hy_tensor *packed = hy_reshape(hy_concat(2, kv, 3), HY_SHAPE(B, T, H * 2 * D));
-  hy_tensor *all = hy_dist_allgather(seq->group, packed); /* [W, B, T, H 2 D] */
-  /* -> [B, W, T, H 2 D] -> [B, W T, H, 2 D] */
-  hy_tensor *whole =
-      hy_reshape(hy_contiguous(hy_transpose(all, 0, 1)), HY_SHAPE(B, W * T, H, 2 * D));
+  hy_tensor *kv[2] = {hy_reshape(k, HY_SHAPE(B * T, H, D)), hy_reshape(v, HY_SHAPE(B * T, H, D))};
+  hy_tensor *all = hy_dist_allgather_cat(seq->group, 2, kv); /* [W, B T, H, 2 D] */
+  /* -> [B, W, T, H 2 D] -> [B, W T, H, 2 D]; one sequence is in that order already (no copy
+   * here, nor of the gradient in the backward) */
+  hy_tensor *ordered =
+      B == 1 ? all
+             : hy_contiguous(hy_transpose(hy_reshape(all, HY_SHAPE(W, B, T, H * 2 * D)), 0, 1));
+  hy_tensor *whole = hy_reshape(ordered, HY_SHAPE(B, W * T, H, 2 * D));
   *ks = hy_slice(whole, 3, 0, D);
   *vs = hy_slice(whole, 3, D, 2 * D);
 }

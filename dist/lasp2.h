@@ -17,9 +17,9 @@
 hy_tensor *hy_lasp2(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *g,
                     const double *head_decay, int64_t chunk);
 
-/* LASP-2H: the softmax family. ONE AllGather of K and V [B, T, H, D] (packed side by side) of
- * every rank along the sequence: *ks, *vs [B, W T, H, D] (the backward reduce-scatters their
- * gradients). */
+/* LASP-2H: the softmax family. ONE AllGather of K and V [B, T, H, D] (packed side by side, the
+ * packing only a send buffer: hy_dist_allgather_cat) of every rank along the sequence: *ks, *vs
+ * [B, W T, H, D], views of the gathered tensor (the backward reduce-scatters their gradients). */
 void hy_lasp2h_gather(hy_tensor *k, hy_tensor *v, hy_tensor **ks, hy_tensor **vs);
 
 /* Causal attention of q against k and v, all [B, T, H, D] with T queries against their own T keys

@@ -6,7 +6,13 @@
  * proj_l a d_h x d_h linear map with a bias, shared by the heads and zero at init (as SLA's
  * SparseLinearAttention.proj_l), so the layer starts as block-sparse softmax attention. The naive
  * form (layers/sla_reference.h) is used when the config says so. Decoding recomputes the prefix
- * (layers/prefix_decode.h). */
+ * (layers/prefix_decode.h).
+ * Under sequence parallelism each rank holds whole blocks and runs hy_sla_offset on its own
+ * queries against every rank's keys and values (LASP-2H's one AllGather, dist/lasp2.h), with the
+ * previous rank's last block of queries, whose mean ranks the key blocks of the rank's first
+ * block (a second, small AllGather). The linear branch's states of the earlier blocks come from
+ * the gathered keys and values: each query block sums its own subset of them, which no single
+ * state per rank (LASP-2) could give. docs/distributed.md has the bytes. */
 #ifndef HYLA_SLA_H
 #define HYLA_SLA_H
 

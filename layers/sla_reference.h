@@ -16,6 +16,11 @@
 hy_tensor *hy_sla_naive(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale,
                         double critical_fraction, double negligible_fraction, int feature_map,
                         int64_t block);
+/* The same for queries from position `offset` of the keys' sequence, as hy_sla_offset: masks
+ * [B, H, T, Tk], query t at position offset + t. */
+hy_tensor *hy_sla_naive_offset(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *q_before,
+                               int64_t offset, double scale, double critical_fraction,
+                               double negligible_fraction, int feature_map, int64_t block);
 
 /* phi(x) over the last axis from plain ops: softmax, elu + 1 or relu (hy_sla_feature_map). */
 hy_tensor *hy_sla_feature_map_naive(hy_tensor *x, int feature_map);

@@ -681,6 +681,19 @@ static int softplus_length(const hy_recipe *r, char *why, size_t size) {
          -1;
 }
 
+/* SLA's sequence-parallel form runs whole blocks on each rank (layers/sla.h). A seq_len that
+ * does not split over sp at all is the run's error (run/train.c). */
+static int sla_slices(const hy_recipe *r, char *why, size_t size) {
+  int64_t T = r->train.seq_len, sp = r->dist.sp, block = r->layer_sla.block;
+  if (!uses(r, "sla") || sp < 2 || T % sp || (T / sp) % block == 0) return 0;
+  return snprintf(why, size,
+                  "[layer.sla] block = %lld does not divide each sequence-parallel rank's slice, "
+                  "[train] seq_len / [dist] sp = %lld / %lld = %lld positions: a rank must hold "
+                  "whole blocks",
+                  (long long)block, (long long)T, (long long)sp, (long long)(T / sp)),
+         -1;
+}
+
 static int vocab_fits(const hy_recipe *r, char *why, size_t size) {
   if (r->model.vocab <= INT32_MAX) return 0;
   return snprintf(why, size, "[model] vocab = %lld: tokens are 32-bit, so at most %d",
@@ -764,6 +777,10 @@ static const hy_cross_check CHECKS[] = {
      "`train.seq_len`) is at least 2.",
      {{"layer.softplus", "length_scale"}, {"layer.softplus", "train_len"}, {"train", "seq_len"}},
      softplus_length},
+    {"With an `sla` layer and `dist.sp > 1`: `train.seq_len / dist.sp` is a multiple of "
+     "`layer.sla.block` (each sequence-parallel rank holds whole blocks).",
+     {{"layer.sla", "block"}, {"train", "seq_len"}, {"dist", "sp"}},
+     sla_slices},
     {"`model.vocab` is at most 2^31 - 1 (tokens are 32-bit).", {{"model", "vocab"}}, vocab_fits},
     {"`dist.dp * dist.sp` is at most 2^31 - 1 ranks.", {{"dist", "dp"}, {"dist", "sp"}}, ranks_fit},
     {"`dist.sp` divides `train.seq_len` (each rank holds `seq_len / sp` tokens of a sequence).",

@@ -238,7 +238,10 @@ static void count_step(const hy_recipe *r, counter *c, int64_t *a, int64_t *forw
     factor NB = {blocks, "blocks of layer.sla.block in train.seq_len",
                  "train.seq_len layer.sla.block"};
     TERM(c, a, "sla's activations", 10, 1, TK, N, D);
-    TERM(c, a, "sla's states of each block", 32, block, TK, N, D);
+    /* the linear branch's states of each block, D (D + 1) a head: scratch, and in the backward
+     * their gradients beside them */
+    factor HD1 = {d / nh + 1, "the head size + 1", "model.d_model model.n_heads"};
+    PASSING("sla's states of each block", 2, block, TK, D, HD1);
     TERM(c, a, "sla's block tables", 1, 1, {r->train.batch, "train.batch", "train.batch"}, N, H, NB,
          NB);
     PASSING("sla's activations", 2, 1, TK, D);

@@ -58,15 +58,21 @@ typedef struct {
   unsigned overwrite; /* HY_OVERWRITE_* (the GPU backward and gate gradient) */
 } hy_gla_dims;
 
-/* Causal sparse-linear attention (tensor/sla.c): q, k, v rows as in `a` (Tk = T, no offset or
- * window); blocks of `block` rows, n_blocks = ceil(T / block); classes i32 [B, H, nb, nb] (the
- * HY_SLA_* of tensor/sla_types.h); of query block i's earlier key blocks n_critical[i] are critical
- * and n_negligible[i] negligible; o [B, T, H, 2 D]: o_s, then o_l; lse [B, H, T]; states and
- * dstates [B, H, nb, D (D + 1)]: the linear branch's per block states (forward, kept for the
- * backward) and their gradients (backward workspace). */
+/* Causal sparse-linear attention (tensor/sla.c): q, k, v rows as in `a` (no window); the T
+ * queries sit at positions q_offset .. of the Tk keys', q_offset a multiple of `block` (0 but for
+ * a sequence-parallel rank's slice; keys after the last query are not read). Blocks of `block` rows
+ * from position 0: n_blocks = ceil(T / block) query blocks, the first of them block first_block =
+ * q_offset / block of the sequence, and n_key_blocks = first_block + n_blocks key blocks. q_before
+ * (the select kernel's argument) holds the queries of block first_block - 1, contiguous [B, block,
+ * H, D], when first_block > 0. classes i32 [B, H, n_blocks, n_key_blocks] (the HY_SLA_* of
+ * tensor/sla_types.h); of query block i's earlier key blocks n_critical[i] are critical and
+ * n_negligible[i] negligible; o [B, T, H, 2 D]: o_s, then o_l; lse [B, H, T]; workspaces states
+ * [B, H, n_key_blocks, D (D + 1)], the linear branch's per key block states (the forward and the
+ * backward each compute them), and dstates [B, H, n_blocks, D (D + 1)], their gradients per
+ * query block (backward). */
 typedef struct {
   hy_attn_dims a;
-  int64_t block, n_blocks;
+  int64_t block, n_blocks, first_block, n_key_blocks;
   int feature_map; /* hy_sla_feature_map */
   const int64_t *n_critical, *n_negligible;
 } hy_sla_dims;

@@ -145,10 +145,25 @@ hy_tensor *hy_softplus_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, doubl
  * feature_map: a hy_sla_feature_map (tensor/sla_types.h). */
 hy_tensor *hy_sla(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale, double critical_fraction,
                   double negligible_fraction, int feature_map, int64_t block, hy_sla_stats *stats);
+/* hy_sla for a sequence-parallel rank's slice: the T queries q [B, T, H, D] sit at positions
+ * q_offset .. q_offset + T - 1 of the keys k, v [B, Tk, H, D] (q_offset + T <= Tk; later keys are
+ * not read, and get zero gradients), q_offset a multiple of the block, so that q starts block
+ * first = q_offset / block of the sequence. q_before [B, block, H, D] holds the queries of block
+ * first - 1, whose mean ranks block first's key blocks (NULL exactly when q_offset = 0); it gets
+ * no gradient. Each output row, and the gradients from this op's rows, are hy_sla's on the whole
+ * sequence: blocks, rankings and counts go by the sequence's positions. */
+hy_tensor *hy_sla_offset(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *q_before,
+                         int64_t q_offset, double scale, double critical_fraction,
+                         double negligible_fraction, int feature_map, int64_t block,
+                         hy_sla_stats *stats);
 /* hy_sla's block selection (no tape): i32 [B, H, nb, nb], nb = ceil(T / block), entry (i, j) the
- * class (HY_SLA_FUTURE, _NEGLIGIBLE, _MARGINAL, _CRITICAL) of key block j for query block i. */
+ * class (HY_SLA_FUTURE, _NEGLIGIBLE, _MARGINAL, _CRITICAL) of key block j for query block i.
+ * hy_sla_select_offset: hy_sla_offset's, [B, H, nb, first + nb] for q's nb query blocks. */
 hy_tensor *hy_sla_select(hy_tensor *q, hy_tensor *k, int64_t block, double critical_fraction,
                          double negligible_fraction, hy_sla_stats *stats);
+hy_tensor *hy_sla_select_offset(hy_tensor *q, hy_tensor *k, hy_tensor *q_before, int64_t q_offset,
+                                int64_t block, double critical_fraction, double negligible_fraction,
+                                hy_sla_stats *stats);
 
 /* Chunked gated linear attention (GLA; with g NULL, plain causal linear attention):
  * S_t = diag(exp(g_t)) S_{t-1} + k_t^T v_t, o_t = q_t S_t, S_0 = 0, computed chunk by chunk

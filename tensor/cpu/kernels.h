@@ -80,12 +80,12 @@
       const real *q, const real *k, const real *v, const real *o, const real *rmax,                \
       const real *rsum, const real *go, real *gq, real *gk, real *gv);                             \
   void cpu_sla_select_##S(const hy_sla_dims *dims, const real *q, const real *k,                   \
-                          int32_t *classes);                                                       \
+                          const real *q_before, int32_t *classes);                                 \
   void cpu_sla_##S(const hy_sla_dims *dims, const int32_t *classes, const real *q, const real *k,  \
                    const real *v, real *o, real *lse, real *states);                               \
   void cpu_sla_backward_##S(const hy_sla_dims *dims, const int32_t *classes, const real *q,        \
                             const real *k, const real *v, const real *o, const real *lse,          \
-                            const real *states, real *dstates, const real *go, real *gq, real *gk, \
+                            real *states, real *dstates, const real *go, real *gq, real *gk,       \
                             real *gv);                                                             \
   void cpu_gla_##S(const hy_gla_dims *dims, const real *q, const real *k, const real *v,           \
                    const real *g, real *o, real *states);                                          \

@@ -8,15 +8,18 @@
 
 /* Causal sparse-linear attention (SLA) on the CPU. One (batch, head) pair is one task. Queries
  * and keys go in blocks of `block` rows (the selection's granularity, so the tiles are
- * block x block); every tile product is a small single-threaded GEMM.
+ * block x block); every tile product is a small single-threaded GEMM. The queries may start at a
+ * later block of the keys' sequence (a sequence-parallel rank's slice, hy_sla_dims): query block
+ * i is block first_block + i of the sequence, and everything below ranks, counts and masks by
+ * that index and the sequence's positions.
  *
  * Softmax branch: hy_attention's FlashAttention-2 loop, restricted to the critical key blocks of
  * each query block (causal mask inside the diagonal block), saving the log-sum-exp per row; the
  * backward recomputes the probabilities from it.
  *
  * Linear branch: each key block j that is marginal for some query block gets its state
- * KV_j = phi(K_j)^T V_j [D, D] and z_j = sum_s phi(k_s) [D] once, in the forward (the backward
- * reads them back from `states`); query block i sums
+ * KV_j = phi(K_j)^T V_j [D, D] and z_j = sum_s phi(k_s) [D] once (in `states`, scratch: the
+ * backward computes them again rather than keep them); query block i sums
  * those of its marginal blocks (in increasing j) into S_i and z_i, and
  * o_l_t = phi(q_t) S_i / (phi(q_t) . z_i + eps). With den_t = phi(q_t) . z_i + eps and g_t the
  * gradient of o_l_t, the backward is
@@ -25,8 +28,8 @@
  *   phi(q_t),
  * and for key block j with G_j = sum of dS_i and g_j = sum of dz_i over the query blocks i where
  * j is marginal (increasing i): d phi(K_j) = V_j G_j^T + 1 g_j^T, dV_j += phi(K_j) G_j; then
- * through the feature map. Scratch per thread: a few block x block tiles; the states and their
- * gradients (n_blocks D x D per head) live in the caller's buffers. */
+ * through the feature map. Scratch per thread: a few block x block tiles; the states (per key
+ * block) and their gradients (per query block) live in the caller's buffers. */
 
 #define SLA_EPS 1e-5
 
@@ -41,7 +44,7 @@ typedef struct {
   real *S, *zs;  /* [D, D], [D]: one query block's marginal sums (G_j, g_j in the backward) */
   real *den;     /* [tb] */
   real *di;      /* [T]: go_s . o_s (backward) */
-  bool *used;    /* [nb]: key block j is marginal for some query block */
+  bool *used;    /* [n_key_blocks]: key block j is marginal for some query block */
 } scratch;
 
 static void *xmalloc(size_t n) {
@@ -51,11 +54,11 @@ static void *xmalloc(size_t n) {
 }
 
 static int64_t tile_rows(const hy_sla_dims *dm) {
-  return dm->block < dm->a.T ? dm->block : (dm->a.T ? dm->a.T : 1);
+  return dm->block < dm->a.Tk ? dm->block : (dm->a.Tk ? dm->a.Tk : 1);
 }
 
 static scratch scratch_new(const hy_sla_dims *dm, bool backward) {
-  int64_t tb = tile_rows(dm), D = dm->a.D, nb = dm->n_blocks;
+  int64_t tb = tile_rows(dm), D = dm->a.D, nb = dm->n_key_blocks;
   scratch w = {0};
   size_t r = sizeof(real);
   w.s = xmalloc(r * (size_t)(tb * tb));
@@ -80,15 +83,19 @@ static void scratch_free(scratch *w) {
   free(w->used);
 }
 
-static int64_t rows_of(const hy_sla_dims *dm, int64_t i) {
-  int64_t r = dm->a.T - i * dm->block;
+/* The rows of block i of n rows in all (queries: T; keys: Tk). */
+static int64_t block_rows(const hy_sla_dims *dm, int64_t n, int64_t i) {
+  int64_t r = n - i * dm->block;
   return r < dm->block ? r : dm->block;
 }
 
-/* The class row of query block i. */
+static int64_t rows_of(const hy_sla_dims *dm, int64_t i) { return block_rows(dm, dm->a.T, i); }
+static int64_t key_rows(const hy_sla_dims *dm, int64_t j) { return block_rows(dm, dm->a.Tk, j); }
+
+/* The class row of query block i: n_key_blocks entries. */
 static const int32_t *class_row(const hy_sla_dims *dm, const int32_t *classes, int64_t b, int64_t h,
                                 int64_t i) {
-  return classes + ((b * dm->a.H + h) * dm->n_blocks + i) * dm->n_blocks;
+  return classes + ((b * dm->a.H + h) * dm->n_blocks + i) * dm->n_key_blocks;
 }
 
 /* ---- the feature map ---- */
@@ -160,7 +167,8 @@ static void phi_backward_rows(int fm, int64_t n, int64_t D, const real *x, int64
  * mean of the PREVIOUS query block's queries against the mean of key block j. Every row these
  * means read (q of block i - 1, k of blocks j <= i - 1) comes before the first row of block i,
  * so the blocks a token attends to never depend on that token's own block or anything later (the
- * mean of block i's own queries would let a token's later block-mates choose its blocks). */
+ * mean of block i's own queries would let a token's later block-mates choose its blocks). Block
+ * indices are the sequence's here: the first query block (first_block) ranks with q_before. */
 
 typedef struct {
   double score;
@@ -174,12 +182,12 @@ static int by_score(const void *pa, const void *pb) {
   return (a->j > b->j) - (a->j < b->j);
 }
 
-/* Block means of x's rows for one head, in double: pooled [nb, D]. */
-static void pool(const hy_sla_dims *dm, const real *x, const int64_t *stride, int64_t b, int64_t h,
-                 double *pooled) {
+/* Block means of x's `rows` rows for one head, in double: pooled [ceil(rows / block), D]. */
+static void pool(const hy_sla_dims *dm, const real *x, const int64_t *stride, int64_t rows,
+                 int64_t b, int64_t h, double *pooled) {
   int64_t D = dm->a.D;
-  for (int64_t i = 0; i < dm->n_blocks; i++) {
-    int64_t n = rows_of(dm, i);
+  for (int64_t i = 0; i * dm->block < rows; i++) {
+    int64_t n = block_rows(dm, rows, i);
     double *pr = pooled + i * D;
     for (int64_t d = 0; d < D; d++) pr[d] = 0;
     for (int64_t r = 0; r < n; r++) {
@@ -190,39 +198,46 @@ static void pool(const hy_sla_dims *dm, const real *x, const int64_t *stride, in
   }
 }
 
-static void select_head(const hy_sla_dims *dm, const real *q, const real *k, int32_t *classes,
-                        int64_t b, int64_t h, double *pq, double *pk, ranked *rank) {
-  int64_t nb = dm->n_blocks, D = dm->a.D;
-  pool(dm, q, dm->a.q_stride, b, h, pq);
-  pool(dm, k, dm->a.k_stride, b, h, pk);
+/* pq [1 + n_blocks, D]: the mean of q_before (when there is one), then the query blocks'. */
+static void select_head(const hy_sla_dims *dm, const real *q, const real *k, const real *q_before,
+                        int32_t *classes, int64_t b, int64_t h, double *pq, double *pk,
+                        ranked *rank) {
+  int64_t nb = dm->n_blocks, nkb = dm->n_key_blocks, first = dm->first_block, D = dm->a.D;
+  int64_t H = dm->a.H, before_stride[3] = {dm->block * H * D, H * D, D};
+  if (q_before) pool(dm, q_before, before_stride, dm->block, b, h, pq);
+  pool(dm, q, dm->a.q_stride, dm->a.T, b, h, pq + D);
+  int64_t keys = nkb * dm->block < dm->a.Tk ? nkb * dm->block : dm->a.Tk; /* the rest unread */
+  pool(dm, k, dm->a.k_stride, keys, b, h, pk);
   for (int64_t i = 0; i < nb; i++) {
-    int32_t *row = classes + ((b * dm->a.H + h) * nb + i) * nb;
-    for (int64_t j = 0; j < nb; j++)
-      row[j] = j > i ? HY_SLA_FUTURE : j == i ? HY_SLA_CRITICAL : HY_SLA_MARGINAL;
-    /* Query block i > 0 ranks with the previous query block's mean (rows all before block i);
-     * block 0 has no earlier key block and ranks nothing. */
-    const double *pqi = pq + (i > 0 ? i - 1 : 0) * D;
-    for (int64_t j = 0; j < i; j++) {
+    int64_t g = first + i; /* the sequence's block */
+    int32_t *row = classes + ((b * H + h) * nb + i) * nkb;
+    for (int64_t j = 0; j < nkb; j++)
+      row[j] = j > g ? HY_SLA_FUTURE : j == g ? HY_SLA_CRITICAL : HY_SLA_MARGINAL;
+    /* Block g > 0 ranks with the previous query block's mean (rows all before block g); block 0
+     * has no earlier key block and ranks nothing. */
+    const double *pqi = pq + i * D;
+    for (int64_t j = 0; j < g; j++) {
       double s = 0;
       for (int64_t d = 0; d < D; d++) s += pqi[d] * pk[j * D + d];
       rank[j] = (ranked){s == s ? s : -INFINITY, j}; /* NaN ranks last */
     }
-    qsort(rank, (size_t)i, sizeof *rank, by_score);
+    qsort(rank, (size_t)g, sizeof *rank, by_score);
     for (int64_t c = 0; c < dm->n_critical[i]; c++) row[rank[c].j] = HY_SLA_CRITICAL;
-    for (int64_t c = 0; c < dm->n_negligible[i]; c++) row[rank[i - 1 - c].j] = HY_SLA_NEGLIGIBLE;
+    for (int64_t c = 0; c < dm->n_negligible[i]; c++) row[rank[g - 1 - c].j] = HY_SLA_NEGLIGIBLE;
   }
 }
 
-void K(cpu_sla_select)(const hy_sla_dims *dm, const real *q, const real *k, int32_t *classes) {
+void K(cpu_sla_select)(const hy_sla_dims *dm, const real *q, const real *k, const real *q_before,
+                       int32_t *classes) {
 #pragma omp parallel
   {
-    int64_t nb = dm->n_blocks, D = dm->a.D;
-    double *pq = xmalloc(sizeof(double) * (size_t)(nb * D));
-    double *pk = xmalloc(sizeof(double) * (size_t)(nb * D));
-    ranked *rank = xmalloc(sizeof(ranked) * (size_t)nb);
+    int64_t nb = dm->n_blocks, nkb = dm->n_key_blocks, D = dm->a.D;
+    double *pq = xmalloc(sizeof(double) * (size_t)((nb + 1) * D));
+    double *pk = xmalloc(sizeof(double) * (size_t)(nkb * D));
+    ranked *rank = xmalloc(sizeof(ranked) * (size_t)nkb);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t bh = 0; bh < dm->a.B * dm->a.H; bh++)
-      select_head(dm, q, k, classes, bh / dm->a.H, bh % dm->a.H, pq, pk, rank);
+      select_head(dm, q, k, q_before, classes, bh / dm->a.H, bh % dm->a.H, pq, pk, rank);
     free(pq);
     free(pk);
     free(rank);
@@ -244,21 +259,21 @@ static void tile_scores(const hy_sla_dims *dm, const real *qi, const real *kj, i
         if (j0 + c > i0 + r) s[r * ld + c] = -INFINITY;
 }
 
-/* Point w->kv, w->z (and w->dS, w->dz) at head (b, h) of the state buffers, and mark in w->used
- * the key blocks that are marginal for some query block. */
+/* Point w->kv, w->z (per key block) and w->dS, w->dz (per query block) at head (b, h) of the
+ * state buffers, and mark in w->used the key blocks that are marginal for some query block. */
 static void head_states(const hy_sla_dims *dm, const int32_t *classes, real *states, real *dstates,
                         int64_t b, int64_t h, scratch *w) {
-  int64_t nb = dm->n_blocks, D = dm->a.D, per_head = nb * D * (D + 1);
-  w->kv = states + (b * dm->a.H + h) * per_head;
-  w->z = w->kv + nb * D * D;
+  int64_t nb = dm->n_blocks, nkb = dm->n_key_blocks, D = dm->a.D, bh = b * dm->a.H + h;
+  w->kv = states + bh * nkb * D * (D + 1);
+  w->z = w->kv + nkb * D * D;
   if (dstates) {
-    w->dS = dstates + (b * dm->a.H + h) * per_head;
+    w->dS = dstates + bh * nb * D * (D + 1);
     w->dz = w->dS + nb * D * D;
   }
-  for (int64_t j = 0; j < nb; j++) w->used[j] = false;
-  for (int64_t i = 1; i < nb; i++) {
+  for (int64_t j = 0; j < nkb; j++) w->used[j] = false;
+  for (int64_t i = 0; i < nb; i++) {
     const int32_t *row = class_row(dm, classes, b, h, i);
-    for (int64_t j = 0; j < i; j++)
+    for (int64_t j = 0; j < dm->first_block + i; j++)
       if (row[j] == HY_SLA_MARGINAL) w->used[j] = true;
   }
 }
@@ -266,10 +281,10 @@ static void head_states(const hy_sla_dims *dm, const int32_t *classes, real *sta
 /* KV_j and z_j of every key block that is marginal for some query block (w->used). */
 static void block_states(const hy_sla_dims *dm, const real *k, const real *v, int64_t b, int64_t h,
                          scratch *w) {
-  int64_t nb = dm->n_blocks, D = dm->a.D;
-  for (int64_t j = 0; j < nb; j++) {
+  int64_t nkb = dm->n_key_blocks, D = dm->a.D;
+  for (int64_t j = 0; j < nkb; j++) {
     if (!w->used[j]) continue;
-    int64_t j0 = j * dm->block, nk = rows_of(dm, j);
+    int64_t j0 = j * dm->block, nk = key_rows(dm, j);
     phi_rows(dm->feature_map, nk, D, at(k, dm->a.k_stride, b, j0, h), dm->a.k_stride[1], w->f);
     K(cpu_gemm)
     (true, false, D, D, nk, 1.0, w->f, D, at(v, dm->a.v_stride, b, j0, h), dm->a.v_stride[1], 0.0,
@@ -311,7 +326,7 @@ static void forward_head(const hy_sla_dims *dm, const int32_t *classes, const re
   head_states(dm, classes, states, NULL, b, h, w);
   block_states(dm, k, v, b, h, w);
   for (int64_t i = 0; i < nb; i++) {
-    int64_t i0 = i * dm->block, nq = rows_of(dm, i);
+    int64_t i0 = i * dm->block, nq = rows_of(dm, i), g = dm->first_block + i;
     const int32_t *row = class_row(dm, classes, b, h, i);
     const real *qi = at(q, dm->a.q_stride, b, i0, h);
     real *oi = o + ((b * T + i0) * H + h) * 2 * D; /* rows 2 H D apart */
@@ -321,10 +336,11 @@ static void forward_head(const hy_sla_dims *dm, const int32_t *classes, const re
       w->l[r] = 0;
     }
     memset(w->acc, 0, sizeof(real) * (size_t)(nq * D));
-    for (int64_t j = 0; j <= i; j++) {
+    for (int64_t j = 0; j <= g; j++) {
       if (row[j] != HY_SLA_CRITICAL) continue;
-      int64_t j0 = j * dm->block, nk = rows_of(dm, j);
-      tile_scores(dm, qi, at(k, dm->a.k_stride, b, j0, h), nq, nk, i0, j0, tb, w->s);
+      int64_t j0 = j * dm->block, nk = key_rows(dm, j);
+      tile_scores(dm, qi, at(k, dm->a.k_stride, b, j0, h), nq, nk, dm->a.q_offset + i0, j0, tb,
+                  w->s);
       for (int64_t r = 0; r < nq; r++) {
         real *sr = w->s + r * tb, *pr = w->p + r * tb;
         real mx = w->m[r];
@@ -350,7 +366,7 @@ static void forward_head(const hy_sla_dims *dm, const int32_t *classes, const re
       lse[(b * H + h) * T + i0 + r] = w->m[r] + log(w->l[r]);
     }
     /* the linear branch over the marginal blocks */
-    if (!marginal_sum(row, 0, 1, i, D, w->kv, w->z, w->S, w->zs)) {
+    if (!marginal_sum(row, 0, 1, g, D, w->kv, w->z, w->S, w->zs)) {
       for (int64_t r = 0; r < nq; r++) memset(oi + r * H * 2 * D + D, 0, sizeof(real) * (size_t)D);
       continue;
     }
@@ -391,12 +407,12 @@ static void softmax_backward_block(const hy_sla_dims *dm, const int32_t *row, co
   real scale = (real)dm->a.scale;
   const real *qi = at(q, dm->a.q_stride, b, i0, h), *lse_i = lse + (b * H + h) * T + i0;
   const real *goi = go + ((b * T + i0) * H + h) * 2 * D; /* rows 2 H D apart */
-  for (int64_t j = 0; j <= i; j++) {
+  for (int64_t j = 0; j <= dm->first_block + i; j++) {
     if (row[j] != HY_SLA_CRITICAL) continue;
-    int64_t j0 = j * dm->block, nk = rows_of(dm, j);
+    int64_t j0 = j * dm->block, nk = key_rows(dm, j);
     const real *kj = at(k, dm->a.k_stride, b, j0, h), *vj = at(v, dm->a.v_stride, b, j0, h);
-    int64_t off_j = ((b * T + j0) * H + h) * D;
-    tile_scores(dm, qi, kj, nq, nk, i0, j0, tb, w->s);
+    int64_t off_j = ((b * dm->a.Tk + j0) * H + h) * D;
+    tile_scores(dm, qi, kj, nq, nk, dm->a.q_offset + i0, j0, tb, w->s);
     for (int64_t r = 0; r < nq; r++)
       for (int64_t c = 0; c < nk; c++) w->s[r * tb + c] = hy_exp(w->s[r * tb + c] - lse_i[r]);
     if (gv) K(cpu_gemm)(true, false, nk, D, nq, 1.0, w->s, tb, goi, 2 * ld, 1.0, gv + off_j, ld);
@@ -422,7 +438,7 @@ static void linear_backward_block(const hy_sla_dims *dm, const int32_t *row, con
                                   int64_t h, int64_t i, scratch *w) {
   int64_t T = dm->a.T, D = dm->a.D, H = dm->a.H;
   int64_t i0 = i * dm->block, nq = rows_of(dm, i);
-  if (!marginal_sum(row, 0, 1, i, D, w->kv, w->z, w->S, w->zs)) return;
+  if (!marginal_sum(row, 0, 1, dm->first_block + i, D, w->kv, w->z, w->S, w->zs)) return;
   const real *qi = at(q, dm->a.q_stride, b, i0, h);
   int64_t off = ((b * T + i0) * H + h) * 2 * D + D, ld2 = 2 * H * D;
   const real *ol = o + off, *gol = go + off; /* o_l rows and their gradients, 2 H D apart */
@@ -459,13 +475,15 @@ static void linear_backward_block(const hy_sla_dims *dm, const int32_t *row, con
 static void linear_backward_keys(const hy_sla_dims *dm, const int32_t *classes, const real *k,
                                  const real *v, real *gk, real *gv, int64_t b, int64_t h,
                                  scratch *w) {
-  int64_t T = dm->a.T, D = dm->a.D, H = dm->a.H, nb = dm->n_blocks, ld = H * D;
+  int64_t D = dm->a.D, H = dm->a.H, nb = dm->n_blocks, nkb = dm->n_key_blocks, ld = H * D;
   const int32_t *col0 = class_row(dm, classes, b, h, 0);
-  for (int64_t j = 0; j < nb; j++) {
+  for (int64_t j = 0; j < nkb; j++) {
     if (!w->used[j]) continue;
-    /* column j of the class map, rows i > j */
-    if (!marginal_sum(col0 + j, j + 1, nb, nb, D, w->dS, w->dz, w->S, w->zs)) continue;
-    int64_t j0 = j * dm->block, nk = rows_of(dm, j), off = ((b * T + j0) * H + h) * D;
+    /* column j of the class map (rows nkb apart), the query blocks after block j */
+    int64_t after = j + 1 - dm->first_block;
+    if (!marginal_sum(col0 + j, after > 0 ? after : 0, nkb, nb, D, w->dS, w->dz, w->S, w->zs))
+      continue;
+    int64_t j0 = j * dm->block, nk = key_rows(dm, j), off = ((b * dm->a.Tk + j0) * H + h) * D;
     const real *kj = at(k, dm->a.k_stride, b, j0, h), *vj = at(v, dm->a.v_stride, b, j0, h);
     phi_rows(dm->feature_map, nk, D, kj, dm->a.k_stride[1], w->f);
     if (gv) K(cpu_gemm)(false, false, nk, D, D, 1.0, w->f, D, w->S, D, 1.0, gv + off, ld);
@@ -480,8 +498,8 @@ static void linear_backward_keys(const hy_sla_dims *dm, const int32_t *classes, 
 
 static void backward_head(const hy_sla_dims *dm, const int32_t *classes, const real *q,
                           const real *k, const real *v, const real *o, const real *lse,
-                          const real *states, real *dstates, const real *go, real *gq, real *gk,
-                          real *gv, int64_t b, int64_t h, scratch *w) {
+                          real *states, real *dstates, const real *go, real *gq, real *gk, real *gv,
+                          int64_t b, int64_t h, scratch *w) {
   int64_t T = dm->a.T, D = dm->a.D, H = dm->a.H, nb = dm->n_blocks;
   for (int64_t t = 0; t < T; t++) {
     const real *gor = go + ((b * T + t) * H + h) * 2 * D, *orow = o + ((b * T + t) * H + h) * 2 * D;
@@ -489,7 +507,8 @@ static void backward_head(const hy_sla_dims *dm, const int32_t *classes, const r
     for (int64_t d = 0; d < D; d++) s += gor[d] * orow[d];
     w->di[t] = s;
   }
-  head_states(dm, classes, (real *)states, dstates, b, h, w); /* states only read */
+  head_states(dm, classes, states, dstates, b, h, w);
+  block_states(dm, k, v, b, h, w);
   bool need_kv = gk || gv;
   for (int64_t i = 0; i < nb; i++) {
     const int32_t *row = class_row(dm, classes, b, h, i);
@@ -500,9 +519,8 @@ static void backward_head(const hy_sla_dims *dm, const int32_t *classes, const r
 }
 
 void K(cpu_sla_backward)(const hy_sla_dims *dm, const int32_t *classes, const real *q,
-                         const real *k, const real *v, const real *o, const real *lse,
-                         const real *states, real *dstates, const real *go, real *gq, real *gk,
-                         real *gv) {
+                         const real *k, const real *v, const real *o, const real *lse, real *states,
+                         real *dstates, const real *go, real *gq, real *gk, real *gv) {
 #pragma omp parallel
   {
     scratch w = scratch_new(dm, true);

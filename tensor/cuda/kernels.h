@@ -154,13 +154,14 @@ void cuda_gla_backward_bf16(const hy_gla_dims *dims, const hy_bf16 *q, const hy_
                             const hy_bf16 *go, void *gq, void *gk, hy_bf16 *gv);
 void cuda_gla_gate_grad_bf16(const hy_gla_dims *dims, const hy_bf16 *q, const hy_bf16 *k,
                              const float *dq, const float *dk, hy_bf16 *gg);
-void cuda_sla_select_f32(const hy_sla_dims *dims, const float *q, const float *k, int32_t *classes);
+void cuda_sla_select_f32(const hy_sla_dims *dims, const float *q, const float *k,
+                         const float *q_before, int32_t *classes);
 void cuda_sla_f32(const hy_sla_dims *dims, const int32_t *classes, const float *q, const float *k,
                   const float *v, float *o, float *lse, float *states);
 void cuda_sla_backward_f32(const hy_sla_dims *dims, const int32_t *classes, const float *q,
                            const float *k, const float *v, const float *o, const float *lse,
-                           const float *states, float *dstates, const float *go, float *gq,
-                           float *gk, float *gv);
+                           float *states, float *dstates, const float *go, float *gq, float *gk,
+                           float *gv);
 void cuda_rat_f32(const hy_rat_dims *dims, const float *q, const float *u, const float *k,
                   const float *f, const float *kp, const float *vp, float *o, float *lse);
 void cuda_rat_backward_f32(const hy_rat_dims *dims, const float *q, const float *u, const float *k,

@@ -12,8 +12,12 @@ extern "C" {
 
 /* Causal sparse-linear attention (SLA) on the GPU in f32: the twin of tensor/cpu/sla.c, with its
  * layouts (q, k, v rows by their strides; o and go [B, T, H, 2 D]: o_s then o_l; the gradients
- * contiguous [B, T, H, D]; lse [B, H, T]; states and dstates [B, H, nb, D (D + 1)], per head the
- * nb D x D blocks, then the nb D-vectors).
+ * contiguous, [B, T, H, D] for q and [B, Tk, H, D] for k and v; lse [B, H, T]; states [B, H, nbk,
+ * D (D + 1)] and dstates [B, H, nb, D (D + 1)], per head the D x D blocks, then the D-vectors).
+ * The T queries may sit at a later position q0 = first * block of the Tk keys' sequence (a
+ * sequence-parallel rank's slice): query block i (local, of nb) is block first + i of the
+ * sequence, key blocks go from 0 to nbk - 1 = first + nb - 1, and rows and blocks are compared by
+ * their positions in the sequence.
  *
  * Selection: block means in double (a thread per (b, h, block, d), rows summed in order), then a
  * block per (b, h, query block) scores the earlier key blocks in double with unfused multiplies
@@ -24,12 +28,13 @@ extern "C" {
  * (b, h, query tile) walks the key tiles of its block's critical key blocks; dK and dV: a block
  * per (b, h, key tile) walks the query tiles of the query blocks for which its block is critical.
  *
- * Linear branch: phi of q and k into scratch [B, H, T, D] (a warp per row); the key block states
- * KV_j, z_j (a thread per entry, summing the block's rows in order); per query block the sums
- * S_i, z_i of its marginal blocks' states (a thread per entry, blocks in increasing order); then a
- * block per (b, h, 16 rows of a query block) for the output. The backward computes dnum and dden
- * per row, dS_i and dz_i like the states, their sums G_j, g_j per key block down the class
- * column, and the key rows' gradients like the query rows'.
+ * Linear branch: phi of q and k into scratch [B, H, rows, D] (a warp per row); the key block
+ * states KV_j, z_j (a thread per entry, summing the block's rows in order; the backward computes
+ * them again); per query block the sums S_i, z_i of its marginal blocks' states (a thread per
+ * entry, blocks in increasing order); then a block per (b, h, 16 rows of a query block) for the
+ * output. The backward computes dnum and dden per row, dS_i and dz_i like the states, their sums
+ * G_j, g_j per key block down the class column, and the key rows' gradients like the query
+ * rows'.
  *
  * Every output element has one owner and every sum a fixed order: no atomics, deterministic.
  * Scratch lives in the step arena until the kernels that use it are queued. */
@@ -52,7 +57,9 @@ struct stride3 {
 
 struct sla_shape {
   int B, T, H, D, block, nb, fm;
-  int qtiles; /* query (or key) tiles of TB per block */
+  int Tk, kr, nbk;    /* key rows (of the gradients' layout), those read (of nbk blocks), blocks */
+  int first, q0;      /* the first query block of the sequence, and its first row */
+  int qtiles, ktiles; /* query and key tiles of TB per block */
   stride3 qs, ks, vs;
   float scale, scale2; /* scale, scale * log2(e) */
 };
@@ -61,33 +68,39 @@ __device__ __forceinline__ const float *row_of(const float *x, stride3 s, int b,
   return x + b * s.b + (int64_t)t * s.t + h * s.h;
 }
 
-/* The class row of query block i of head bh. */
+/* The class row of (local) query block i of head bh: nbk entries. */
 __device__ __forceinline__ const int32_t *class_row(const sla_shape &s, const int32_t *classes,
                                                     int64_t bh, int i) {
-  return classes + (bh * s.nb + i) * s.nb;
+  return classes + (bh * s.nb + i) * s.nbk;
 }
 
 /* Query block i ranks some earlier block marginal. */
 __device__ bool row_has_marginal(const sla_shape &s, const int32_t *classes, int64_t bh, int i) {
   const int32_t *row = class_row(s, classes, bh, i);
-  for (int j = 0; j < i; j++)
+  for (int j = 0; j < s.first + i; j++)
     if (row[j] == HY_SLA_MARGINAL) return true;
   return false;
 }
 
+/* The first local query block after key block j. */
+__device__ __forceinline__ int after_block(const sla_shape &s, int j) {
+  return max(0, j + 1 - s.first);
+}
+
 /* Key block j is marginal for some later query block. */
 __device__ bool column_has_marginal(const sla_shape &s, const int32_t *classes, int64_t bh, int j) {
-  const int32_t *col = classes + bh * s.nb * s.nb + j;
-  for (int i = j + 1; i < s.nb; i++)
-    if (col[(int64_t)i * s.nb] == HY_SLA_MARGINAL) return true;
+  const int32_t *col = classes + bh * s.nb * s.nbk + j;
+  for (int i = after_block(s, j); i < s.nb; i++)
+    if (col[(int64_t)i * s.nbk] == HY_SLA_MARGINAL) return true;
   return false;
 }
 
 /* Entry x < D D (the D x D block) or D D + d (the vector) of block y's state of head bh, in the
- * states' layout. */
-__device__ __forceinline__ int64_t state_at(const sla_shape &s, int64_t bh, int y, int64_t x) {
-  int64_t DD = (int64_t)s.D * s.D, head = bh * s.nb * (DD + s.D);
-  return head + (x < DD ? y * DD + x : s.nb * DD + (int64_t)y * s.D + (x - DD));
+ * layout of n blocks per head (states: nbk; dstates: nb). */
+__device__ __forceinline__ int64_t state_at(const sla_shape &s, int n, int64_t bh, int y,
+                                            int64_t x) {
+  int64_t DD = (int64_t)s.D * s.D, head = bh * n * (DD + s.D);
+  return head + (x < DD ? y * DD + x : n * DD + (int64_t)y * s.D + (x - DD));
 }
 
 __device__ __forceinline__ float warp_all_sum(float x) {
@@ -104,18 +117,20 @@ __device__ __forceinline__ float warp_all_max(float x) {
 
 /* ---- the block selection ---- */
 
-/* pooled[bh, i, d] = the mean of x's rows in block i, in double, summed in row order. */
-__global__ void pool_blocks(sla_shape s, const float *x, stride3 xs, double *pooled) {
-  int64_t n = (int64_t)s.B * s.H * s.nb * s.D;
-  HY_GRID_STRIDE(e, n) {
+/* pooled[bh, slot + i, d] (per_head slots a head) = the mean of x's rows in block i of n blocks
+ * of `rows` rows, in double, summed in row order. */
+__global__ void pool_blocks(sla_shape s, const float *x, stride3 xs, int rows, int n, int per_head,
+                            int slot, double *pooled) {
+  int64_t count = (int64_t)s.B * s.H * n * s.D;
+  HY_GRID_STRIDE(e, count) {
     int d = (int)(e % s.D);
-    int64_t r = e / s.D, bh = r / s.nb;
-    int i = (int)(r % s.nb), b = (int)(bh / s.H), h = (int)(bh % s.H);
-    int t0 = i * s.block, rows = min(s.block, s.T - t0);
+    int64_t r = e / s.D, bh = r / n;
+    int i = (int)(r % n), b = (int)(bh / s.H), h = (int)(bh % s.H);
+    int t0 = i * s.block, m = min(s.block, rows - t0);
     const float *p = row_of(x, xs, b, t0, h) + d;
     double sum = 0;
-    for (int t = 0; t < rows; t++) sum += (double)p[(int64_t)t * xs.t];
-    pooled[e] = sum / (double)rows;
+    for (int t = 0; t < m; t++) sum += (double)p[(int64_t)t * xs.t];
+    pooled[(bh * per_head + slot + i) * s.D + d] = sum / (double)m;
   }
 }
 
@@ -125,16 +140,18 @@ struct counts_param {
   int32_t critical[PARAM_BLOCKS], negligible[PARAM_BLOCKS];
 };
 
-/* One block per (bh, query block i): scores of the earlier key blocks (pooled q of block i - 1
- * against pooled k of block j, multiplies and adds unfused as the CPU computes them; NaN ranks
- * last), then each block's rank among them and its class. Shared memory: the scores [nb]. */
+/* One block per (bh, query block i), block g = first + i of the sequence: scores of the earlier
+ * key blocks (pooled q of block g - 1, slot i of pq [B H, nb + 1, D] whose slot 0 is the block
+ * before the queries, against pooled k of block j, multiplies and adds unfused as the CPU
+ * computes them; NaN ranks last), then each block's rank among them and its class. Shared memory:
+ * the scores [nbk]. */
 __global__ void rank_blocks(sla_shape s, const double *pq, const double *pk, counts_param cp,
                             const int64_t *counts, int32_t *classes) {
   extern __shared__ double score[];
   int64_t bh = (int64_t)blockIdx.x / s.nb;
-  int i = (int)((int64_t)blockIdx.x % s.nb);
-  const double *qi = pq + (bh * s.nb + (i > 0 ? i - 1 : 0)) * s.D, *kh = pk + bh * s.nb * s.D;
-  for (int j = (int)threadIdx.x; j < i; j += (int)blockDim.x) {
+  int i = (int)((int64_t)blockIdx.x % s.nb), g = s.first + i;
+  const double *qi = pq + (bh * (s.nb + 1) + i) * s.D, *kh = pk + bh * s.nbk * s.D;
+  for (int j = (int)threadIdx.x; j < g; j += (int)blockDim.x) {
     const double *kj = kh + (int64_t)j * s.D;
     double acc = 0;
     for (int d = 0; d < s.D; d++) acc = __dadd_rn(acc, __dmul_rn(qi[d], kj[d]));
@@ -143,18 +160,18 @@ __global__ void rank_blocks(sla_shape s, const double *pq, const double *pk, cou
   __syncthreads();
   int64_t nc = counts ? counts[i] : cp.critical[i],
           nn = counts ? counts[s.nb + i] : cp.negligible[i];
-  int32_t *row = classes + (bh * s.nb + i) * s.nb;
-  for (int j = (int)threadIdx.x; j < s.nb; j += (int)blockDim.x) {
+  int32_t *row = classes + (bh * s.nb + i) * s.nbk;
+  for (int j = (int)threadIdx.x; j < s.nbk; j += (int)blockDim.x) {
     int32_t c;
-    if (j > i) {
+    if (j > g) {
       c = HY_SLA_FUTURE;
-    } else if (j == i) {
+    } else if (j == g) {
       c = HY_SLA_CRITICAL;
     } else {
       double sj = score[j];
       int64_t rank = 0;
-      for (int x = 0; x < i; x++) rank += score[x] > sj || (score[x] == sj && x < j);
-      c = rank < nc ? HY_SLA_CRITICAL : rank >= i - nn ? HY_SLA_NEGLIGIBLE : HY_SLA_MARGINAL;
+      for (int x = 0; x < g; x++) rank += score[x] > sj || (score[x] == sj && x < j);
+      c = rank < nc ? HY_SLA_CRITICAL : rank >= g - nn ? HY_SLA_NEGLIGIBLE : HY_SLA_MARGINAL;
     }
     row[j] = c;
   }
@@ -162,17 +179,18 @@ __global__ void rank_blocks(sla_shape s, const double *pq, const double *pk, cou
 
 /* ---- the softmax branch ---- */
 
-/* The query (or key) tile of grid row y: block i, tile start t0 and rows n (n <= 0: the block has
- * fewer tiles). */
+/* The tile of grid row y over `rows` rows in blocks of `tiles` tiles: block i, tile start t0
+ * and rows n (n <= 0: the block has fewer tiles). Queries: rows T, local blocks and rows; keys:
+ * rows Tk, the sequence's. */
 struct tile_pos {
   int i, t0, n;
 };
 
-__device__ __forceinline__ tile_pos tile_of(const sla_shape &s, int y) {
+__device__ __forceinline__ tile_pos tile_of(const sla_shape &s, int y, int rows, int tiles) {
   tile_pos p;
-  p.i = y / s.qtiles;
-  int start = p.i * s.block, end = min(start + s.block, s.T);
-  p.t0 = start + (y % s.qtiles) * TB;
+  p.i = y / tiles;
+  int start = p.i * s.block, end = min(start + s.block, rows);
+  p.t0 = start + (y % tiles) * TB;
   p.n = min(TB, end - p.t0);
   return p;
 }
@@ -191,9 +209,9 @@ __global__ void __launch_bounds__(THREADS)
   const int ty = (int)threadIdx.x / 16, tx = (int)threadIdx.x % 16;
   const int b = (int)blockIdx.x / s.H, h = (int)blockIdx.x % s.H;
   const int64_t bh = blockIdx.x;
-  const tile_pos qt = tile_of(s, (int)(gridDim.y - 1 - blockIdx.y));
+  const tile_pos qt = tile_of(s, (int)(gridDim.y - 1 - blockIdx.y), s.T, s.qtiles);
   if (qt.n <= 0) return;
-  const int q_last = qt.t0 + qt.n - 1;
+  const int gq0 = s.q0 + qt.t0, q_last = gq0 + qt.n - 1; /* the sequence's positions */
   const int32_t *row = class_row(s, classes, bh, qt.i);
   const float *qb = row_of(q, s.qs, b, 0, h), *kb = row_of(k, s.ks, b, 0, h),
               *vb = row_of(v, s.vs, b, 0, h);
@@ -210,9 +228,9 @@ __global__ void __launch_bounds__(THREADS)
     for (int e = 0; e < N; e++) acc[i][e] = 0.f;
   }
 
-  for (int j = 0; j <= qt.i; j++) {
+  for (int j = 0; j <= s.first + qt.i; j++) {
     if (row[j] != HY_SLA_CRITICAL) continue;
-    const int k_end = min((j + 1) * s.block, s.T);
+    const int k_end = min((j + 1) * s.block, s.kr);
     for (int k0 = j * s.block; k0 < k_end && k0 <= q_last; k0 += TB) {
       const int nk = min(TB, k_end - k0);
       __syncthreads(); /* the last tile's K, V and P are read */
@@ -229,10 +247,10 @@ __global__ void __launch_bounds__(THREADS)
         for (int c = 0; c < CT; c++) sc[i][c] = 0.f;
       product_abt<RT, CT, TY, DP>(sc, Qs, LD, Ks, LD, ty, tx);
 
-      const bool mask = nk < TB || k0 + TB - 1 > qt.t0;
+      const bool mask = nk < TB || k0 + TB - 1 > gq0;
 #pragma unroll
       for (int i = 0; i < RT; i++) {
-        const int gi = qt.t0 + ty + TY * i;
+        const int gi = gq0 + ty + TY * i;
         float mx = -INFINITY;
 #pragma unroll
         for (int c = 0; c < CT; c++) {
@@ -309,9 +327,9 @@ __global__ void __launch_bounds__(THREADS)
   const int ty = (int)threadIdx.x / 16, tx = (int)threadIdx.x % 16;
   const int b = (int)blockIdx.x / s.H, h = (int)blockIdx.x % s.H;
   const int64_t bh = blockIdx.x, ldg = 2 * (int64_t)s.H * s.D;
-  const tile_pos qt = tile_of(s, (int)(gridDim.y - 1 - blockIdx.y));
+  const tile_pos qt = tile_of(s, (int)(gridDim.y - 1 - blockIdx.y), s.T, s.qtiles);
   if (qt.n <= 0) return;
-  const int q_last = qt.t0 + qt.n - 1;
+  const int gq0 = s.q0 + qt.t0, q_last = gq0 + qt.n - 1; /* the sequence's positions */
   const int32_t *row = class_row(s, classes, bh, qt.i);
   const float *qb = row_of(q, s.qs, b, 0, h), *kb = row_of(k, s.ks, b, 0, h),
               *vb = row_of(v, s.vs, b, 0, h);
@@ -331,9 +349,9 @@ __global__ void __launch_bounds__(THREADS)
     for (int e = 0; e < N; e++) acc[i][e] = 0.f;
   }
 
-  for (int j = 0; j <= qt.i; j++) {
+  for (int j = 0; j <= s.first + qt.i; j++) {
     if (row[j] != HY_SLA_CRITICAL) continue;
-    const int k_end = min((j + 1) * s.block, s.T);
+    const int k_end = min((j + 1) * s.block, s.kr);
     for (int k0 = j * s.block; k0 < k_end && k0 <= q_last; k0 += TB) {
       const int nk = min(TB, k_end - k0);
       __syncthreads(); /* the last tile's K and dS are read */
@@ -351,10 +369,10 @@ __global__ void __launch_bounds__(THREADS)
       product_abt<RT, CT, TY, DP>(dp, Gs, LD, Vs, LD, ty, tx);
       product_abt<RT, CT, TY, DP>(sc, Qs, LD, Ks, LD, ty, tx);
 
-      const bool mask = nk < TB || k0 + TB - 1 > qt.t0;
+      const bool mask = nk < TB || k0 + TB - 1 > gq0;
 #pragma unroll
       for (int i = 0; i < RT; i++) {
-        const int gi = qt.t0 + ty + TY * i;
+        const int gi = gq0 + ty + TY * i;
 #pragma unroll
         for (int c = 0; c < CT; c++) {
           const int col = tx + 16 * c;
@@ -394,10 +412,10 @@ __global__ void __launch_bounds__(THREADS)
   const int ty = (int)threadIdx.x / 16, tx = (int)threadIdx.x % 16;
   const int b = (int)blockIdx.x / s.H, h = (int)blockIdx.x % s.H;
   const int64_t bh = blockIdx.x, ldg = 2 * (int64_t)s.H * s.D;
-  const tile_pos kt = tile_of(s, (int)blockIdx.y);
+  const tile_pos kt = tile_of(s, (int)blockIdx.y, s.kr, s.ktiles);
   if (kt.n <= 0) return;
   const int j = kt.i, k0 = kt.t0, nk = kt.n;
-  const int32_t *col = classes + bh * s.nb * s.nb + j; /* column j: rows nb apart */
+  const int32_t *col = classes + bh * s.nb * s.nbk + j; /* column j: rows nbk apart */
   const float *qb = row_of(q, s.qs, b, 0, h), *kb = row_of(k, s.ks, b, 0, h),
               *vb = row_of(v, s.vs, b, 0, h);
   const float *gob = go + ((int64_t)b * s.T * s.H + h) * 2 * s.D;
@@ -413,13 +431,13 @@ __global__ void __launch_bounds__(THREADS)
 #pragma unroll
     for (int e = 0; e < N; e++) acc_k[i][e] = acc_v[i][e] = 0.f;
 
-  for (int i = j; i < s.nb; i++) {
-    if (col[(int64_t)i * s.nb] != HY_SLA_CRITICAL) continue;
+  for (int i = max(0, j - s.first); i < s.nb; i++) { /* local query blocks, from block j on */
+    if (col[(int64_t)i * s.nbk] != HY_SLA_CRITICAL) continue;
     const int q_end = min((i + 1) * s.block, s.T);
     for (int q0 = i * s.block; q0 < q_end; q0 += TB) {
-      const int nq = min(TB, q_end - q0);
-      if (q0 + nq - 1 < k0) continue; /* every query of the tile before every key */
-      __syncthreads();                /* the last tile's Q, dO, P, dS are read */
+      const int nq = min(TB, q_end - q0), gq0 = s.q0 + q0;
+      if (gq0 + nq - 1 < k0) continue; /* every query of the tile before every key */
+      __syncthreads();                 /* the last tile's Q, dO, P, dS are read */
       load_tile<TB, DP, THREADS>(Qs, LD, qb + (int64_t)q0 * s.qs.t, s.qs.t, nq, s.D, vec4);
       load_tile<TB, DP, THREADS>(Gs, LD, gob + q0 * ldg, ldg, nq, s.D, vec4);
       load_row<TB, THREADS>(Ls, lse_bh + q0, nq);
@@ -436,7 +454,7 @@ __global__ void __launch_bounds__(THREADS)
       product_abt<RT, CT, TY, DP>(sc, Ks, LD, Qs, LD, ty, tx);
       product_abt<RT, CT, TY, DP>(dp, Vs, LD, Gs, LD, ty, tx);
 
-      const bool mask = nq < TB || k0 + TB - 1 > q0;
+      const bool mask = nq < TB || k0 + TB - 1 > gq0;
 #pragma unroll
       for (int i2 = 0; i2 < RT; i2++) {
         const int key = k0 + ty + TY * i2;
@@ -444,7 +462,7 @@ __global__ void __launch_bounds__(THREADS)
         for (int c = 0; c < CT; c++) {
           const int qc = tx + 16 * c;
           float p = exp2f(sc[i2][c] * s.scale2 - Ls[qc] * LOG2E);
-          if (mask && (qc >= nq || key > q0 + qc)) p = 0.f;
+          if (mask && (qc >= nq || key > gq0 + qc)) p = 0.f;
           Ps[(ty + TY * i2) * LDP + qc] = p;
           Ss[(ty + TY * i2) * LDP + qc] = s.scale * p * (dp[i2][c] - Ds[qc]);
         }
@@ -459,7 +477,7 @@ __global__ void __launch_bounds__(THREADS)
   for (int i = 0; i < RT; i++) {
     const int r = ty + TY * i;
     if (r >= nk) continue;
-    const int64_t off = ((b * (int64_t)s.T + k0 + r) * s.H + h) * s.D;
+    const int64_t off = ((b * (int64_t)s.Tk + k0 + r) * s.H + h) * s.D;
     if (gk) store_row<DP>(gk + off, acc_k[i], s.D, tx, vec4, true);
     if (gv) store_row<DP>(gv + off, acc_v[i], s.D, tx, vec4, true);
   }
@@ -488,34 +506,37 @@ __device__ void phi_row(int fm, int D, const float *x, float *y, int lane) {
   }
 }
 
-/* f[bh, t, :] = phi(x row (b, t, h)): a warp per row. */
-__global__ void phi_rows(sla_shape s, const float *x, stride3 xs, float *f) {
+/* f[bh, t, :] = phi(x row (b, t, h)) for the first `rows` rows of each head (f [B, H, rows, D]):
+ * a warp per row. */
+__global__ void phi_rows(sla_shape s, const float *x, stride3 xs, int rows, float *f) {
   const int lane = (int)threadIdx.x % 32;
-  const int64_t rows = (int64_t)s.B * s.H * s.T;
+  const int64_t n = (int64_t)s.B * s.H * rows;
   const int64_t w0 = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) / 32,
                 nw = (int64_t)gridDim.x * blockDim.x / 32;
-  for (int64_t r = w0; r < rows; r += nw) {
-    const int64_t bh = r / s.T;
-    const int t = (int)(r % s.T), b = (int)(bh / s.H), h = (int)(bh % s.H);
+  for (int64_t r = w0; r < n; r += nw) {
+    const int64_t bh = r / rows;
+    const int t = (int)(r % rows), b = (int)(bh / s.H), h = (int)(bh % s.H);
     phi_row(s.fm, s.D, row_of(x, xs, b, t, h), f + r * s.D, lane);
   }
 }
 
 /* Block y's outer sum over its rows t, in order: out[:D D] = sum_t a_t^T c_t (a from scratch
- * [B, H, T, D], c rows by cs), out[D D:] = sum_t w_t a_t (w [B, H, T], or 1 where NULL), for the
- * blocks that need it: key blocks marginal somewhere (by_column, the states), or query blocks with
- * a marginal block (their dS_i, dz_i). Grid (B H nb, entries / LTHREADS), a thread per entry. */
+ * [B, H, rows, D], c rows by cs), out[D D:] = sum_t w_t a_t (w [B, H, T], or 1 where NULL), for
+ * the blocks that need it: key blocks marginal somewhere (by_column, the states: nbk blocks of
+ * the kr key rows), or query blocks with a marginal block (their dS_i, dz_i: nb blocks of T
+ * rows). Grid (B H blocks, entries / LTHREADS), a thread per entry. */
 __global__ void block_outer(sla_shape s, const int32_t *classes, bool by_column, const float *a,
                             const float *c, stride3 cs, const float *w, float *out) {
-  const int64_t bh = (int64_t)blockIdx.x / s.nb;
-  const int y = (int)((int64_t)blockIdx.x % s.nb);
+  const int n = by_column ? s.nbk : s.nb, all_rows = by_column ? s.kr : s.T;
+  const int64_t bh = (int64_t)blockIdx.x / n;
+  const int y = (int)((int64_t)blockIdx.x % n);
   const int64_t DD = (int64_t)s.D * s.D, x = (int64_t)blockIdx.y * blockDim.x + threadIdx.x;
   if (x >= DD + s.D) return;
   if (by_column ? !column_has_marginal(s, classes, bh, y) : !row_has_marginal(s, classes, bh, y))
     return;
   const int b = (int)(bh / s.H), h = (int)(bh % s.H), t0 = y * s.block;
-  const int rows = min(s.block, s.T - t0);
-  const float *ar = a + (bh * s.T + t0) * s.D;
+  const int rows = min(s.block, all_rows - t0);
+  const float *ar = a + (bh * all_rows + t0) * s.D;
   float acc = 0.f;
   if (x < DD) {
     const int d1 = (int)(x / s.D), d2 = (int)(x % s.D);
@@ -526,46 +547,51 @@ __global__ void block_outer(sla_shape s, const int32_t *classes, bool by_column,
     const float *wr = w ? w + bh * s.T + t0 : nullptr;
     for (int r = 0; r < rows; r++) acc = fmaf(ar[(int64_t)r * s.D + d1], wr ? wr[r] : 1.f, acc);
   }
-  out[state_at(s, bh, y, x)] = acc;
+  out[state_at(s, n, bh, y, x)] = acc;
 }
 
-/* sums[bh, i] = the sum of src[bh, y] over the blocks y marginal for query block i (y < i, along
- * the class row), or for COLUMN over the query blocks y > i for which key block i is marginal
- * (down the column), in increasing y: a thread per entry. Zero where there are none. */
+/* sums[bh, i] = the sum of the key block states src[bh, y] (nbk a head) over the key blocks y
+ * marginal for query block i (y < first + i, along the class row; sums nb a head), or for COLUMN
+ * the sum of the query block gradients src[bh, y] (nb a head) over the query blocks y for which
+ * key block i is marginal (down the column; sums nbk a head), in increasing y: a thread per
+ * entry. Zero where there are none. */
 template <bool COLUMN>
 __global__ void marginal_sums(sla_shape s, const int32_t *classes, const float *src, float *sums) {
-  const int64_t per = (int64_t)s.D * (s.D + 1), n = (int64_t)s.B * s.H * s.nb * per;
-  HY_GRID_STRIDE(e, n) {
-    const int64_t x = e % per, r = e / per, bh = r / s.nb;
-    const int i = (int)(r % s.nb);
-    const int32_t *cls = classes + bh * s.nb * s.nb;
+  const int n = COLUMN ? s.nbk : s.nb, n_src = COLUMN ? s.nb : s.nbk;
+  const int64_t per = (int64_t)s.D * (s.D + 1), count = (int64_t)s.B * s.H * n * per;
+  HY_GRID_STRIDE(e, count) {
+    const int64_t x = e % per, r = e / per, bh = r / n;
+    const int i = (int)(r % n);
+    const int32_t *cls = classes + bh * s.nb * s.nbk;
     float acc = 0.f;
     if (COLUMN) {
-      for (int y = i + 1; y < s.nb; y++)
-        if (cls[(int64_t)y * s.nb + i] == HY_SLA_MARGINAL) acc += src[state_at(s, bh, y, x)];
+      for (int y = after_block(s, i); y < s.nb; y++)
+        if (cls[(int64_t)y * s.nbk + i] == HY_SLA_MARGINAL)
+          acc += src[state_at(s, n_src, bh, y, x)];
     } else {
-      for (int y = 0; y < i; y++)
-        if (cls[(int64_t)i * s.nb + y] == HY_SLA_MARGINAL) acc += src[state_at(s, bh, y, x)];
+      for (int y = 0; y < s.first + i; y++)
+        if (cls[(int64_t)i * s.nbk + y] == HY_SLA_MARGINAL)
+          acc += src[state_at(s, n_src, bh, y, x)];
     }
-    sums[state_at(s, bh, i, x)] = acc;
+    sums[state_at(s, n, bh, i, x)] = acc;
   }
 }
 
-/* The rows of grid block (blockIdx.x, blockIdx.y) of a linear row kernel: head bh, block i, rows
- * from t0 (n <= 0: none). */
+/* The rows of grid block (blockIdx.x, blockIdx.y) of a linear row kernel over n blocks of `rows`
+ * rows (queries: nb, T; keys: nbk, kr): head bh, block i, rows from t0 (count <= 0: none). */
 struct row_chunk {
   int64_t bh;
   int b, h, i, t0, n;
 };
 
-__device__ __forceinline__ row_chunk chunk_of(const sla_shape &s) {
+__device__ __forceinline__ row_chunk chunk_of(const sla_shape &s, int n, int rows) {
   row_chunk c;
-  c.bh = (int64_t)blockIdx.x / s.nb;
-  c.i = (int)((int64_t)blockIdx.x % s.nb);
+  c.bh = (int64_t)blockIdx.x / n;
+  c.i = (int)((int64_t)blockIdx.x % n);
   c.b = (int)(c.bh / s.H);
   c.h = (int)(c.bh % s.H);
   c.t0 = c.i * s.block + (int)blockIdx.y * LR;
-  c.n = min(LR, min((c.i + 1) * s.block, s.T) - c.t0);
+  c.n = min(LR, min((c.i + 1) * s.block, rows) - c.t0);
   return c;
 }
 
@@ -575,7 +601,7 @@ __global__ void __launch_bounds__(LTHREADS)
     linear_forward(sla_shape s, const int32_t *classes, const float *fq, const float *sums,
                    float *o) {
   __shared__ float den[LR];
-  const row_chunk c = chunk_of(s);
+  const row_chunk c = chunk_of(s, s.nb, s.T);
   if (c.n <= 0) return;
   const int64_t ldo = 2 * (int64_t)s.H * s.D;
   float *ol = o + ((c.b * (int64_t)s.T + c.t0) * s.H + c.h) * 2 * s.D + s.D;
@@ -583,8 +609,8 @@ __global__ void __launch_bounds__(LTHREADS)
     for (int e = (int)threadIdx.x; e < c.n * s.D; e += LTHREADS) ol[e / s.D * ldo + e % s.D] = 0.f;
     return;
   }
-  const float *S = sums + state_at(s, c.bh, c.i, 0),
-              *z = sums + state_at(s, c.bh, c.i, (int64_t)s.D * s.D);
+  const float *S = sums + state_at(s, s.nb, c.bh, c.i, 0),
+              *z = sums + state_at(s, s.nb, c.bh, c.i, (int64_t)s.D * s.D);
   const float *f = fq + (c.bh * s.T + c.t0) * s.D;
   for (int r = (int)threadIdx.x; r < c.n; r += LTHREADS) {
     float d = SLA_EPS;
@@ -648,10 +674,10 @@ __global__ void __launch_bounds__(LTHREADS)
   extern __shared__ float lsh[];
   const int ld = s.D + 1;
   float *dn = lsh, *df = dn + LR * ld, *dd = df + LR * ld;
-  const row_chunk c = chunk_of(s);
+  const row_chunk c = chunk_of(s, s.nb, s.T);
   if (c.n <= 0 || !row_has_marginal(s, classes, c.bh, c.i)) return;
-  const float *S = sums + state_at(s, c.bh, c.i, 0),
-              *z = sums + state_at(s, c.bh, c.i, (int64_t)s.D * s.D);
+  const float *S = sums + state_at(s, s.nb, c.bh, c.i, 0),
+              *z = sums + state_at(s, s.nb, c.bh, c.i, (int64_t)s.D * s.D);
   const float *f = fq + (c.bh * s.T + c.t0) * s.D;
   const int64_t ldo = 2 * (int64_t)s.H * s.D,
                 off = ((c.b * (int64_t)s.T + c.t0) * s.H + c.h) * 2 * s.D + s.D;
@@ -691,12 +717,12 @@ __global__ void __launch_bounds__(LTHREADS)
   extern __shared__ float lsh[];
   const int ld = s.D + 1;
   float *vs = lsh, *df = vs + LR * ld;
-  const row_chunk c = chunk_of(s); /* c.i: the key block */
+  const row_chunk c = chunk_of(s, s.nbk, s.kr); /* c.i: the key block */
   if (c.n <= 0 || !column_has_marginal(s, classes, c.bh, c.i)) return;
-  const float *G = gsums + state_at(s, c.bh, c.i, 0),
-              *g = gsums + state_at(s, c.bh, c.i, (int64_t)s.D * s.D);
-  const float *f = fk + (c.bh * s.T + c.t0) * s.D;
-  const int64_t ldg = (int64_t)s.H * s.D, off = ((c.b * (int64_t)s.T + c.t0) * s.H + c.h) * s.D;
+  const float *G = gsums + state_at(s, s.nbk, c.bh, c.i, 0),
+              *g = gsums + state_at(s, s.nbk, c.bh, c.i, (int64_t)s.D * s.D);
+  const float *f = fk + (c.bh * s.kr + c.t0) * s.D;
+  const int64_t ldg = (int64_t)s.H * s.D, off = ((c.b * (int64_t)s.Tk + c.t0) * s.H + c.h) * s.D;
   if (gv)
     for (int e = (int)threadIdx.x; e < c.n * s.D; e += LTHREADS) {
       const int r = e / s.D, d2 = e % s.D;
@@ -726,11 +752,15 @@ int padded(int64_t D) {
 
 sla_shape shape_of(const hy_sla_dims *dm) {
   const hy_attn_dims *a = &dm->a;
+  int64_t kr = dm->n_key_blocks * dm->block < a->Tk ? dm->n_key_blocks * dm->block : a->Tk;
   int64_t qtiles = ((dm->block < a->T ? dm->block : a->T) + TB - 1) / TB;
-  if (a->T > INT32_MAX / 2 || dm->block > INT32_MAX / 2 || a->B * a->H > INT32_MAX ||
-      a->D > INT32_MAX / 2 || dm->n_blocks * qtiles > 65535)
-    hy_die("sla", "sizes B %lld, T %lld, H %lld, D %lld, block %lld too large for the GPU kernels",
-           (long long)a->B, (long long)a->T, (long long)a->H, (long long)a->D,
+  int64_t ktiles = ((dm->block < kr ? dm->block : kr) + TB - 1) / TB;
+  if (a->Tk > INT32_MAX / 2 || dm->block > INT32_MAX / 2 || a->B * a->H > INT32_MAX ||
+      a->D > INT32_MAX / 2 || dm->n_blocks * qtiles > 65535 || dm->n_key_blocks * ktiles > 65535)
+    hy_die("sla",
+           "sizes B %lld, T %lld of Tk %lld, H %lld, D %lld, block %lld too large for the GPU "
+           "kernels",
+           (long long)a->B, (long long)a->T, (long long)a->Tk, (long long)a->H, (long long)a->D,
            (long long)dm->block);
   sla_shape s;
   s.B = (int)a->B;
@@ -740,7 +770,13 @@ sla_shape shape_of(const hy_sla_dims *dm) {
   s.block = (int)dm->block;
   s.nb = (int)dm->n_blocks;
   s.fm = dm->feature_map;
+  s.Tk = (int)a->Tk;
+  s.kr = (int)kr;
+  s.nbk = (int)dm->n_key_blocks;
+  s.first = (int)dm->first_block;
+  s.q0 = (int)a->q_offset;
   s.qtiles = (int)qtiles;
+  s.ktiles = (int)ktiles;
   s.qs = {a->q_stride[0], a->q_stride[1], a->q_stride[2]};
   s.ks = {a->k_stride[0], a->k_stride[1], a->k_stride[2]};
   s.vs = {a->v_stride[0], a->v_stride[1], a->v_stride[2]};
@@ -758,15 +794,16 @@ bool rows_vec4(const void *x, stride3 st, int D) {
   return D % 4 == 0 && aligned16(x) && st.b % 4 == 0 && st.t % 4 == 0 && st.h % 4 == 0;
 }
 
-/* Scratch [B, H, T] floats, or [B, H, T, D] with per_row D. */
-float *scratch_rows(const sla_shape &s, int64_t per_row) {
+/* Scratch [B, H, rows] floats, or [B, H, rows, D] with per_row D. */
+float *scratch_rows(const sla_shape &s, int rows, int64_t per_row) {
   return (float *)hy_arena_alloc_on(HY_CUDA, sizeof(float) * (size_t)s.B * (size_t)s.H *
-                                                 (size_t)s.T * (size_t)per_row);
+                                                 (size_t)rows * (size_t)per_row);
 }
 
+/* Scratch for the sums of the states of the query blocks or of the key blocks (nbk >= nb). */
 float *scratch_states(const sla_shape &s) {
   return (float *)hy_arena_alloc_on(HY_CUDA, sizeof(float) * (size_t)s.B * (size_t)s.H *
-                                                 (size_t)s.nb * (size_t)(s.D * (s.D + 1)));
+                                                 (size_t)s.nbk * (size_t)(s.D * (s.D + 1)));
 }
 
 /* Raise a kernel's dynamic shared memory limit to `bytes` where that is more than the default. */
@@ -776,29 +813,32 @@ template <typename Kernel> void allow_bytes(Kernel kernel, size_t bytes) {
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
 }
 
-void phi_of(const sla_shape &s, const float *x, stride3 xs, float *f) {
-  phi_rows<<<hy_cuda_blocks((int64_t)s.B * s.H * s.T * 32), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(
-      s, x, xs, f);
+void phi_of(const sla_shape &s, const float *x, stride3 xs, int rows, float *f) {
+  phi_rows<<<hy_cuda_blocks((int64_t)s.B * s.H * rows * 32), HY_CUDA_THREADS, 0,
+             hy_cuda_stream()>>>(s, x, xs, rows, f);
   HY_CUDA_LAUNCHED(phi_rows);
 }
 
 template <bool COLUMN>
 void sums_of(const sla_shape &s, const int32_t *classes, const float *src, float *sums) {
-  int64_t n = (int64_t)s.B * s.H * s.nb * s.D * (s.D + 1);
+  int64_t n = (int64_t)s.B * s.H * (COLUMN ? s.nbk : s.nb) * s.D * (s.D + 1);
   marginal_sums<COLUMN>
       <<<hy_cuda_blocks(n), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(s, classes, src, sums);
   HY_CUDA_LAUNCHED(marginal_sums);
 }
 
-dim3 outer_grid(const sla_shape &s) {
+/* block_outer's grid over the key blocks (by_column) or the query blocks. */
+dim3 outer_grid(const sla_shape &s, bool by_column) {
   int64_t entries = (int64_t)s.D * (s.D + 1);
-  return dim3((unsigned)((int64_t)s.B * s.H * s.nb),
+  return dim3((unsigned)((int64_t)s.B * s.H * (by_column ? s.nbk : s.nb)),
               (unsigned)((entries + LTHREADS - 1) / LTHREADS));
 }
 
-dim3 rows_grid(const sla_shape &s) {
-  int rows = s.block < s.T ? s.block : s.T;
-  return dim3((unsigned)((int64_t)s.B * s.H * s.nb), (unsigned)((rows + LR - 1) / LR));
+/* The linear row kernels' grid over the query blocks' rows, or the key blocks' (keys). */
+dim3 rows_grid(const sla_shape &s, bool keys) {
+  int all = keys ? s.kr : s.T, rows = s.block < all ? s.block : all;
+  return dim3((unsigned)((int64_t)s.B * s.H * (keys ? s.nbk : s.nb)),
+              (unsigned)((rows + LR - 1) / LR));
 }
 
 size_t rows_shared(const sla_shape &s, int tiles) {
@@ -823,7 +863,8 @@ void softmax_backward(const sla_shape &s, const int32_t *classes, const float *q
                       const float *v, const float *go, const float *lse, const float *delta,
                       float *gq, float *gk, float *gv, bool vec4) {
   constexpr int LD = DP + 4, LDP = TB + 16;
-  dim3 grid((unsigned)(s.B * s.H), (unsigned)(s.nb * s.qtiles));
+  dim3 grid((unsigned)(s.B * s.H), (unsigned)(s.nb * s.qtiles)),
+      key_grid((unsigned)(s.B * s.H), (unsigned)(s.nbk * s.ktiles));
   if (gq) {
     static bool done;
     auto kernel = sparse_backward_dq<DP>;
@@ -838,8 +879,8 @@ void softmax_backward(const sla_shape &s, const int32_t *classes, const float *q
     auto kernel = sparse_backward_dkdv<DP>;
     size_t bytes = sizeof(float) * (size_t)(4 * TB * LD + 2 * TB * LDP + 2 * TB);
     hy_allow_shared(kernel, bytes, &done);
-    kernel<<<grid, THREADS, bytes, hy_cuda_stream()>>>(s, classes, q, k, v, go, lse, delta, gk, gv,
-                                                       vec4);
+    kernel<<<key_grid, THREADS, bytes, hy_cuda_stream()>>>(s, classes, q, k, v, go, lse, delta, gk,
+                                                           gv, vec4);
     HY_CUDA_LAUNCHED(sparse_backward_dkdv);
   }
 }
@@ -913,15 +954,25 @@ const int64_t *counts_on_device(const hy_sla_dims *dims, int nb) {
   return c->dev;
 }
 
+/* states[bh, j] = (phi(K_j)^T V_j, sum phi(K_j)) of each key block j marginal somewhere; f:
+ * scratch [B, H, kr, D] for phi(K). */
+void key_states(const sla_shape &s, const int32_t *classes, const float *k, const float *v,
+                float *f, float *states) {
+  phi_of(s, k, s.ks, s.kr, f);
+  block_outer<<<outer_grid(s, true), LTHREADS, 0, hy_cuda_stream()>>>(s, classes, true, f, v, s.vs,
+                                                                      nullptr, states);
+  HY_CUDA_LAUNCHED(block_outer);
+}
+
 } // namespace
 
 extern "C" void cuda_sla_select_f32(const hy_sla_dims *dims, const float *q, const float *k,
-                                    int32_t *classes) {
+                                    const float *q_before, int32_t *classes) {
   if (dims->a.B * dims->a.H * dims->n_blocks == 0) return;
   sla_shape s = shape_of(dims);
-  size_t score_bytes = sizeof(double) * (size_t)s.nb;
-  if (s.nb > HY_CUDA_SLA_SELECT_BLOCKS_MAX)
-    hy_die("sla_select", "%d blocks: the GPU selection ranks at most %d", s.nb,
+  size_t score_bytes = sizeof(double) * (size_t)s.nbk;
+  if (s.nbk > HY_CUDA_SLA_SELECT_BLOCKS_MAX)
+    hy_die("sla_select", "%d blocks: the GPU selection ranks at most %d", s.nbk,
            HY_CUDA_SLA_SELECT_BLOCKS_MAX);
   hy_arena_mark mark = hy_arena_get_mark();
   counts_param cp = {};
@@ -934,14 +985,23 @@ extern "C" void cuda_sla_select_f32(const hy_sla_dims *dims, const float *q, con
   } else {
     counts = counts_on_device(dims, s.nb);
   }
-  size_t pooled_bytes = sizeof(double) * (size_t)s.B * (size_t)s.H * (size_t)s.nb * (size_t)s.D;
-  double *pq = (double *)hy_arena_alloc_on(HY_CUDA, pooled_bytes ? pooled_bytes : 1);
-  double *pk = (double *)hy_arena_alloc_on(HY_CUDA, pooled_bytes ? pooled_bytes : 1);
-  int64_t n = (int64_t)s.B * s.H * s.nb * s.D;
-  if (n > 0) {
-    pool_blocks<<<hy_cuda_blocks(n), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(s, q, s.qs, pq);
+  /* pq [B H, 1 + nb, D]: the block before the queries (when there is one), then theirs */
+  size_t per_head = sizeof(double) * (size_t)s.B * (size_t)s.H * (size_t)s.D;
+  double *pq = (double *)hy_arena_alloc_on(HY_CUDA, per_head * (size_t)(s.nb + 1));
+  double *pk = (double *)hy_arena_alloc_on(HY_CUDA, per_head * (size_t)(s.nbk ? s.nbk : 1));
+  int64_t bhd = (int64_t)s.B * s.H * s.D;
+  if (q_before) {
+    stride3 bs = {(int64_t)s.block * s.H * s.D, (int64_t)s.H * s.D, (int64_t)s.D};
+    pool_blocks<<<hy_cuda_blocks(bhd), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(
+        s, q_before, bs, s.block, 1, s.nb + 1, 0, pq);
     HY_CUDA_LAUNCHED(pool_blocks);
-    pool_blocks<<<hy_cuda_blocks(n), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(s, k, s.ks, pk);
+  }
+  if (bhd > 0) {
+    pool_blocks<<<hy_cuda_blocks(bhd * s.nb), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(
+        s, q, s.qs, s.T, s.nb, s.nb + 1, 1, pq);
+    HY_CUDA_LAUNCHED(pool_blocks);
+    pool_blocks<<<hy_cuda_blocks(bhd * s.nbk), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(
+        s, k, s.ks, s.kr, s.nbk, s.nbk, 0, pk);
     HY_CUDA_LAUNCHED(pool_blocks);
   }
   allow_bytes(rank_blocks, score_bytes);
@@ -957,21 +1017,18 @@ extern "C" void cuda_sla_f32(const hy_sla_dims *dims, const int32_t *classes, co
   sla_shape s = shape_of(dims);
   softmax_forward_any(s, classes, q, k, v, o, lse, all_vec4(s, q, k, v, o));
   hy_arena_mark mark = hy_arena_get_mark();
-  float *f = scratch_rows(s, s.D), *sums = scratch_states(s);
-  phi_of(s, k, s.ks, f);
-  block_outer<<<outer_grid(s), LTHREADS, 0, hy_cuda_stream()>>>(s, classes, true, f, v, s.vs,
-                                                                nullptr, states);
-  HY_CUDA_LAUNCHED(block_outer);
+  float *f = scratch_rows(s, s.kr > s.T ? s.kr : s.T, s.D), *sums = scratch_states(s);
+  key_states(s, classes, k, v, f, states);
   sums_of<false>(s, classes, states, sums);
-  phi_of(s, q, s.qs, f);
-  linear_forward<<<rows_grid(s), LTHREADS, 0, hy_cuda_stream()>>>(s, classes, f, sums, o);
+  phi_of(s, q, s.qs, s.T, f);
+  linear_forward<<<rows_grid(s, false), LTHREADS, 0, hy_cuda_stream()>>>(s, classes, f, sums, o);
   HY_CUDA_LAUNCHED(linear_forward);
   hy_arena_rewind(mark);
 }
 
 extern "C" void cuda_sla_backward_f32(const hy_sla_dims *dims, const int32_t *classes,
                                       const float *q, const float *k, const float *v,
-                                      const float *o, const float *lse, const float *states,
+                                      const float *o, const float *lse, float *states,
                                       float *dstates, const float *go, float *gq, float *gk,
                                       float *gv) {
   if (empty(dims) || (!gq && !gk && !gv)) return;
@@ -979,32 +1036,34 @@ extern "C" void cuda_sla_backward_f32(const hy_sla_dims *dims, const int32_t *cl
   bool vec4 = all_vec4(s, q, k, v, o) && aligned16(go) && (!gq || aligned16(gq)) &&
               (!gk || aligned16(gk)) && (!gv || aligned16(gv));
   hy_arena_mark mark = hy_arena_get_mark();
-  float *delta = scratch_rows(s, 1);
+  float *delta = scratch_rows(s, s.T, 1);
   softmax_delta<<<hy_cuda_blocks((int64_t)s.B * s.T * s.H * 32), HY_CUDA_THREADS, 0,
                   hy_cuda_stream()>>>(s, o, go, delta);
   HY_CUDA_LAUNCHED(softmax_delta);
   softmax_backward_any(s, classes, q, k, v, go, lse, delta, gq, gk, gv, vec4);
 
-  /* the linear branch: the query rows, then (for gk, gv) the key rows */
-  float *f = scratch_rows(s, s.D), *dnum = scratch_rows(s, s.D), *dden = scratch_rows(s, 1);
-  float *sums = scratch_states(s);
+  /* the linear branch: the key block states again, the query rows, then (for gk, gv) the key
+   * rows */
+  float *f = scratch_rows(s, s.kr > s.T ? s.kr : s.T, s.D), *dnum = scratch_rows(s, s.T, s.D);
+  float *dden = scratch_rows(s, s.T, 1), *sums = scratch_states(s);
+  key_states(s, classes, k, v, f, states);
   sums_of<false>(s, classes, states, sums);
-  phi_of(s, q, s.qs, f);
+  phi_of(s, q, s.qs, s.T, f);
   size_t bytes = rows_shared(s, 2);
   allow_bytes(linear_backward_rows, bytes);
-  linear_backward_rows<<<rows_grid(s), LTHREADS, bytes, hy_cuda_stream()>>>(s, classes, q, f, sums,
-                                                                            o, go, dnum, dden, gq);
+  linear_backward_rows<<<rows_grid(s, false), LTHREADS, bytes, hy_cuda_stream()>>>(
+      s, classes, q, f, sums, o, go, dnum, dden, gq);
   HY_CUDA_LAUNCHED(linear_backward_rows);
   if (gk || gv) {
-    block_outer<<<outer_grid(s), LTHREADS, 0, hy_cuda_stream()>>>(s, classes, false, f, dnum,
-                                                                  head_major(s), dden, dstates);
+    block_outer<<<outer_grid(s, false), LTHREADS, 0, hy_cuda_stream()>>>(
+        s, classes, false, f, dnum, head_major(s), dden, dstates);
     HY_CUDA_LAUNCHED(block_outer);
     sums_of<true>(s, classes, dstates, sums); /* the states' sums are read: G_j, g_j now */
-    phi_of(s, k, s.ks, f);
+    phi_of(s, k, s.ks, s.kr, f);
     bytes = rows_shared(s, 2);
     allow_bytes(linear_backward_keys, bytes);
-    linear_backward_keys<<<rows_grid(s), LTHREADS, bytes, hy_cuda_stream()>>>(s, classes, k, v, f,
-                                                                              sums, gk, gv);
+    linear_backward_keys<<<rows_grid(s, true), LTHREADS, bytes, hy_cuda_stream()>>>(
+        s, classes, k, v, f, sums, gk, gv);
     HY_CUDA_LAUNCHED(linear_backward_keys);
   }
   hy_arena_rewind(mark);

@@ -5,8 +5,9 @@
  * kernels' 32-row tiles and not multiples of them; critical fractions 0, small, and 1 (dense),
  * negligible fractions 0, > 0 and 1; several heads and batches; head sizes 16, 64, 128 and odd
  * ones (rows not 16-byte aligned); a longer sequence (T 512, block 32) and 300 blocks of 2 rows;
- * q, k, v as strided slices of one projection and one tensor as all three; and the SLA layer with
- * a nonzero linear branch. */
+ * q, k, v as strided slices of one projection and one tensor as all three; a sequence-parallel
+ * rank's slice (hy_sla_offset: queries from a later position, the block before them for the
+ * selection); and the SLA layer with a nonzero linear branch. */
 #include "layers/sla.h"
 #include "tests/gpu.h"
 
@@ -135,6 +136,65 @@ Test(cuda_sla, strided_and_shared_inputs_match_cpu) {
     hy_tensor *one[1] = {t_param(t_randn(HY_F32, HY_SHAPE(c.B, c.T, c.H, c.D), seed++))};
     t_expect_gpu_matches_cpu(one_tensor, &c, 1, one, TOL, describe(c, "one tensor"));
   }
+}
+
+/* ---- a sequence-parallel rank's slice ---- */
+
+typedef struct {
+  sla_case c; /* c.T: the keys */
+  int64_t q0;
+  hy_tensor *before; /* on the CPU; NULL at q0 = 0 */
+} slice_case;
+
+static hy_tensor *before_on(const slice_case *s, hy_device device) {
+  return s->before ? hy_to(s->before, device) : NULL;
+}
+
+static hy_tensor *slice_run(hy_tensor **in, void *ctx) {
+  const slice_case *s = ctx;
+  const sla_case *c = &s->c;
+  return hy_sla_offset(in[0], in[1], in[2], before_on(s, in[0]->device), s->q0,
+                       1 / sqrt((double)c->D), c->critical, c->negligible, c->fm, c->block, NULL);
+}
+
+/* Queries [q0, q0 + n) of c.T keys (those after the queries not read) with the block before q0
+ * as q_before (hy_sla_offset): the classes and then the forward and the gradients, as above. */
+static void expect_slice(sla_case c, int64_t q0, int64_t n) {
+  slice_case s = {c, q0, q0 ? t_randn(HY_F32, HY_SHAPE(c.B, c.block, c.H, c.D), seed++) : NULL};
+  hy_tensor *in[3] = {t_param(t_randn(HY_F32, HY_SHAPE(c.B, n, c.H, c.D), seed++)),
+                      t_param(t_randn(HY_F32, HY_SHAPE(c.B, c.T, c.H, c.D), seed++)),
+                      t_param(t_randn(HY_F32, HY_SHAPE(c.B, c.T, c.H, c.D), seed++))};
+  char what[300];
+  snprintf(what, sizeof what, "%s, queries %lld..%lld", describe(c, "slice"), (long long)q0,
+           (long long)(q0 + n));
+  hy_tensor *want =
+      hy_sla_select_offset(in[0], in[1], s.before, q0, c.block, c.critical, c.negligible, NULL);
+  hy_tensor *qg = t_to_gpu(in[0]), *kg = t_to_gpu(in[1]);
+  t_poison(); /* an unwritten class reads -1 */
+  hy_tensor *got = t_to_cpu(hy_sla_select_offset(qg, kg, before_on(&s, HY_CUDA), q0, c.block,
+                                                 c.critical, c.negligible, NULL));
+  cr_assert(hy_same_shape(got, want), "%s: classes %s, expected %s", what, hy_describe(got),
+            hy_describe(want));
+  for (int64_t x = 0; x < hy_numel(want); x++)
+    cr_assert(((const int32_t *)got->data)[x] == ((const int32_t *)want->data)[x], "%s: class %lld",
+              what, (long long)x);
+  t_expect_gpu_matches_cpu(slice_run, &s, 3, in, TOL, what);
+}
+
+/* Slices of several blocks and shorter than one, keys that end at the slice and ones that go on,
+ * blocks that are not a multiple of the 32-row tiles, a last block shorter than the others, and
+ * more than 256 query blocks (the counts through device memory). */
+Test(cuda_sla, slices_match_cpu) {
+  T_NEED_GPU();
+  for (int fm = 0; fm < 3; fm++) {
+    expect_slice((sla_case){2, 200, 2, 32, 16, 0.3, 0.2, fm}, 64, 96);
+    expect_slice((sla_case){2, 160, 2, 32, 16, 0.3, 0.2, fm}, 64, 96);
+  }
+  expect_slice((sla_case){1, 130, 3, 64, 32, 0.25, 0.25, 1}, 96, 34);
+  expect_slice((sla_case){2, 100, 2, 16, 20, 0.3, 0.3, 2}, 40, 60);
+  expect_slice((sla_case){1, 64, 2, 16, 8, 0.5, 0, 0}, 32, 5);
+  expect_slice((sla_case){2, 90, 2, 24, 48, 1, 0, 1}, 48, 42);
+  expect_slice((sla_case){1, 600, 2, 8, 2, 0.2, 0.3, 1}, 40, 560);
 }
 
 /* ---- the layer ---- */

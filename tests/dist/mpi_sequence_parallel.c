@@ -1,11 +1,11 @@
 /* Sequence parallelism against one process, under mpirun -np W (W = 1, 2, 4): for each layer kind
  * (LASP-2 for gla, lightning and linear; LASP-2H for attn, sigmoid and softplus; RAT's chunk
- * summaries; the gathered sequence for sla and titans, hy_mixer_forward) and for a whole hybrid
- * model, the outputs, the input gradient and every parameter gradient of a sequence split over W
- * ranks equal the single-process values (f64: relative error <= 1e-10). Also: the state AllGather
- * of a GLA layer sends the same bytes at T = 256 and T = 4096, and a RAT layer's the bytes of its
- * formula. A plain MPI program: Criterion runs tests in forked children, which MPI does not allow.
- * Exits non-zero on any failure. */
+ * summaries; SLA's own form; the gathered sequence for titans, hy_mixer_forward) and for a whole
+ * hybrid model, the outputs, the input gradient and every parameter gradient of a sequence split
+ * over W ranks equal the single-process values (f64: relative error <= 1e-10). Also: the state
+ * AllGather of a GLA layer sends the same bytes at T = 256 and T = 4096, and RAT and SLA layers
+ * the bytes of docs/distributed.md's formulas. A plain MPI program: Criterion runs tests in forked
+ * children, which MPI does not allow. Exits non-zero on any failure. */
 #include "autograd/tape.h"
 #include "dist/collective_ops.h"
 #include "dist/dist.h"
@@ -76,11 +76,13 @@ static void reduce_param_grads(hy_params *ps) {
                        ps->items[i].t->dtype);
 }
 
-static void check_mixer_with(const char *kind, int64_t T, hy_model_config cfg) {
+/* One layer of `kind` made from cfg on a sequence of T; `label` names the case. */
+static void check_layer(const hy_model_config *cfg, const char *kind, int64_t T,
+                        const char *label) {
   hy_rng rng = hy_rng_new(11);
   hy_params ps = {0};
   const hy_mixer_kind *k = hy_mixer_find(kind);
-  void *layer = k->create(&ps, "mixer", &cfg, 1, &rng);
+  void *layer = k->create(&ps, "mixer", cfg, 1, &rng);
   for (int i = 0; i < ps.n; i++) /* gains and gate biases off their initial values */
     if (strstr(ps.items[i].name, "norm") || strstr(ps.items[i].name, "bias"))
       hy_fill_normal(ps.items[i].t, &rng, 1.0, 0.3);
@@ -108,31 +110,63 @@ static void check_mixer_with(const char *kind, int64_t T, hy_model_config cfg) {
   hy_sequence_set(NULL, 0);
   reduce_param_grads(&ps);
   int64_t n = xl->shape[1];
-  expect(rel_err(yl, hy_contiguous(hy_slice(y, 1, offset, offset + n))), 1e-10, "output", kind);
+  expect(rel_err(yl, hy_contiguous(hy_slice(y, 1, offset, offset + n))), 1e-10, "output", label);
   expect(rel_err(xl->grad, hy_contiguous(hy_slice(x->grad, 1, offset, offset + n))), 1e-10,
-         "input gradient", kind);
+         "input gradient", label);
   double worst = 0;
   for (int i = 0; i < ps.n; i++) worst = fmax(worst, rel_err(ps.items[i].t->grad, ref[i]));
-  expect(worst, 1e-10, "parameter gradients", kind);
+  expect(worst, 1e-10, "parameter gradients", label);
   free(ref);
   k->destroy(layer);
   hy_params_free(&ps);
   hy_step_reset();
 }
 
-static void check_mixer(const char *kind, int64_t T) { check_mixer_with(kind, T, config()); }
+static void check_mixer(const char *kind, int64_t T) {
+  hy_model_config cfg = config();
+  check_layer(&cfg, kind, T, kind);
+}
+
+/* SLA's own form: slices of several blocks and of exactly one (T / 4 = block at 4 ranks), each
+ * feature map, fractions that make every class (and none but the diagonal, and all critical),
+ * the naive form. (A slice that is not whole blocks is the recipe's error.) */
+static void check_sla(void) {
+  static const struct {
+    int64_t T, block;
+    double critical, negligible;
+    const char *map;
+    bool naive;
+  } cases[] = {
+      {128, 8, 0.3, 0.2, "softmax", false}, {32, 8, 0.3, 0.2, "elu", false},
+      {96, 4, 0.25, 0.5, "relu", false},    {64, 4, 0, 0, "softmax", false},
+      {64, 8, 1, 0, "elu", false},          {64, 4, 0.3, 0.3, "softmax", true},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    hy_model_config cfg = config();
+    cfg.sla.block = cases[i].block;
+    cfg.sla.critical = cases[i].critical;
+    cfg.sla.negligible = cases[i].negligible;
+    snprintf(cfg.sla.feature_map, sizeof cfg.sla.feature_map, "%s", cases[i].map);
+    cfg.sla.naive = cases[i].naive;
+    char label[64];
+    snprintf(label, sizeof label, "sla T%lld b%lld %.2g/%.2g %s%s", (long long)cases[i].T,
+             (long long)cases[i].block, cases[i].critical, cases[i].negligible, cases[i].map,
+             cases[i].naive ? " naive" : "");
+    check_layer(&cfg, "sla", cases[i].T, label);
+  }
+}
 
 /* RAT's own form: slices of several chunks and of exactly one, heads sharing q/k groups, the plain
  * (naive) form. */
 static void check_rat(void) {
   hy_model_config c = config();
-  check_mixer_with("rat", 8 * D.sp, c); /* one chunk of 8 per rank */
+  check_layer(&c, "rat", 8 * D.sp, "rat"); /* one chunk of 8 per rank */
   c.n_heads = 4;
   c.rat.chunk = 4;
-  c.rat.rope_theta = 7.0;          /* a small base turns even the early chunks a lot */
-  check_mixer_with("rat", 160, c); /* two heads per group, 10 chunks per rank at sp = 4 */
+  c.rat.rope_theta = 7.0;             /* a small base turns even the early chunks a lot */
+  check_layer(&c, "rat", 160, "rat"); /* two heads per group, 10 chunks per rank at sp = 4 */
   c.rat.naive = true;
-  check_mixer_with("rat", 32, c);
+  check_layer(&c, "rat", 32, "rat");
 }
 
 /* A whole hybrid: loss and every parameter gradient. */
@@ -238,6 +272,38 @@ static void check_bytes(void) {
            ok ? "ok  " : "FAIL", (unsigned long long)sent[0], (unsigned long long)sent[1]);
 }
 
+/* An SLA layer sends (2 T / W + block) H d_h values per sequence by AllGather (every rank's keys
+ * and values, and its last block of queries for the next rank's selection), and the keys' and
+ * values' gradients back by reduce-scatter, (W - 1) 2 T / W H d_h values (docs/distributed.md). */
+static void check_sla_bytes(void) {
+  hy_model_config cfg = config();
+  cfg.sla.block = 8;
+  hy_rng rng = hy_rng_new(2);
+  hy_params ps = {0};
+  const hy_mixer_kind *k = hy_mixer_find("sla");
+  void *layer = k->create(&ps, "sla", &cfg, 0, &rng);
+  int64_t B = 2, T = 64, n = T / D.sp, H = cfg.n_heads, dh = cfg.d_model / H, W = D.sp;
+  hy_tensor *x = hy_empty(HY_F64, HY_SHAPE(B, n, cfg.d_model));
+  hy_fill_normal(x, &rng, 0, 1);
+  hy_dist_reset_bytes();
+  hy_sequence_set(D.sp_group, D.sp_rank * n);
+  hy_backward(hy_sum_all(k->forward(layer, x)));
+  hy_sequence_set(NULL, 0);
+  uint64_t size = sizeof(double), gathered = W > 1 ? (uint64_t)(B * (2 * n + 8) * H * dh) : 0;
+  uint64_t scattered = (uint64_t)((W - 1) * B * 2 * n * H * dh);
+  uint64_t sent[2] = {hy_dist_bytes(HY_COLL_ALLGATHER), hy_dist_bytes(HY_COLL_REDUCE_SCATTER)};
+  bool ok = sent[0] == gathered * size && sent[1] == scattered * size;
+  failures += !ok;
+  if (D.rank == 0 || !ok)
+    printf("rank %d %s sla allgather %llu bytes (formula %llu), reduce-scatter %llu (%llu)\n",
+           D.rank, ok ? "ok  " : "FAIL", (unsigned long long)sent[0],
+           (unsigned long long)(gathered * size), (unsigned long long)sent[1],
+           (unsigned long long)(scattered * size));
+  k->destroy(layer);
+  hy_params_free(&ps);
+  hy_step_reset();
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0); /* lines in order under mpirun */
   int world = hy_dist_start(&argc, &argv);
@@ -247,14 +313,16 @@ int main(int argc, char **argv) {
     hy_dist_abort(2);
   }
   /* LASP-2, LASP-2H, RAT, then the kinds that see the gathered sequence (hy_mixer_forward) */
-  const char *kinds[] = {"gla",      "lightning", "linear", "attn",       "sigmoid",
-                         "softplus", "sla",       "rat",    "titans_mal", "titans_mag"};
+  const char *kinds[] = {"gla",      "lightning", "linear",     "attn",      "sigmoid",
+                         "softplus", "rat",       "titans_mal", "titans_mag"};
   for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
     check_mixer(kinds[i], 160); /* 160 splits over 1, 2 and 4 ranks */
   check_rat();
+  check_sla();
   check_model();
   check_bytes();
   check_rat_bytes();
+  check_sla_bytes();
   int all = failures;
   hy_allreduce_sum(D.all, HY_CPU, &all, 1, HY_I32);
   if (D.rank == 0) printf("%s: %d failures over %d ranks\n", all ? "FAILED" : "passed", all, world);

@@ -616,6 +616,26 @@ BAD_SET(sp_that_does_not_split_the_sequence, "dist.sp=3",
 BAD(rat_odd_head_size, "[model]\nlayers = \"rat\"\nd_model = 96\n[layer.rat]\nheads = 32\n",
     "recipes/bad.toml:5: [layer.rat] the head size d_model / heads = 96 / 32 = 3 is odd")
 
+BAD(sla_slice_not_whole_blocks,
+    "[model]\nlayers = \"sla,attn\"\n[train]\nseq_len = 192\n[dist]\nsp = 2\n",
+    "recipes/bad.toml:6: [layer.sla] block = 64 does not divide each sequence-parallel rank's "
+    "slice, [train] seq_len / [dist] sp = 192 / 2 = 96 positions: a rank must hold whole blocks")
+/* The check names the last of its keys set: here the block, on the command line. */
+Test(bad_recipe, sla_block_set_last) {
+  const char *sets[] = {"layer.sla.block=48"};
+  expect_failure("[model]\nlayers = \"sla\"\n[dist]\nsp = 4\n", 1, sets,
+                 "--set layer.sla.block=48: [layer.sla] block = 48 does not divide each "
+                 "sequence-parallel rank's slice, [train] seq_len / [dist] sp = 256 / 4 = 64 "
+                 "positions");
+}
+
+/* Without an sla layer, or without sequence parallelism, the block may cut the slices. */
+Test(recipe, sla_slices_are_checked_only_with_sla_under_sp) {
+  parse_ok("[model]\nlayers = \"attn\"\n[train]\nseq_len = 192\n[dist]\nsp = 2\n", 0, NULL);
+  parse_ok("[model]\nlayers = \"sla\"\n[train]\nseq_len = 96\n", 0, NULL);
+  parse_ok("[model]\nlayers = \"sla\"\n[train]\nseq_len = 256\n[dist]\nsp = 4\n", 0, NULL);
+}
+
 /* [layer.rat] settings matter only to a model with a rat layer. */
 Test(recipe, rat_settings_are_checked_only_with_a_rat_layer) {
   hy_recipe r = parse_ok("[model]\nlayers = \"attn x 2\"\n[layer.rat]\nn_groups = 3\n", 0, NULL);

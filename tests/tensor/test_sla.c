@@ -4,7 +4,8 @@
  * gradcheck; the limits (all blocks critical: hy_attention and o_l = 0; none but the diagonal:
  * block-diagonal attention); the block selection and the stats by hand; causality row by row
  * (rows after t change nothing at or before t); strided inputs; f32 against f64; determinism;
- * bad arguments. */
+ * bad arguments; and a sequence-parallel rank's slice (hy_sla_offset, hy_sla_naive_offset: queries
+ * from a later position) against the whole sequence's rows, with a gradcheck. */
 #include "layers/sla_reference.h"
 #include "tests/support.h"
 
@@ -478,6 +479,112 @@ Test(sla, deterministic) {
   }
 }
 
+/* ---- a rank's slice: queries from a later position (hy_sla_offset) ---- */
+
+/* The queries of [q0, q0 + n) of one sequence, against its keys up to `keys` (>= q0 + n), with
+ * the block before q0 as q_before, give the whole sequence's rows and their share of the key
+ * gradients: hy_sla on the whole with the output gradient zero outside those rows. The fused op
+ * (naive false) or the naive form; f64, the same sums in the same order: 1e-12. */
+static void expect_slice_matches_whole(bool naive, int64_t T, int64_t block, int64_t q0, int64_t n,
+                                       int64_t keys, double cf, double nf, int fi) {
+  int64_t B = 2, H = 2, D = 5;
+  hy_shape sh = HY_SHAPE(B, T, H, D);
+  hy_tensor *q = t_param(randn(HY_F64, sh)), *k = t_param(randn(HY_F64, sh));
+  hy_tensor *v = t_param(randn(HY_F64, sh)), *go = randn(HY_F64, HY_SHAPE(B, n, H, 2 * D));
+  hy_tensor *go_whole = hy_zeros(HY_F64, HY_SHAPE(B, T, H, 2 * D));
+  hy_copy_into(hy_slice(go_whole, 1, q0, q0 + n), go);
+  result whole = run(naive, q, k, v, go_whole, 0.4, cf, nf, FMAPS[fi], block);
+  hy_tensor *qs = t_param(hy_contiguous(hy_slice(q, 1, q0, q0 + n)));
+  hy_tensor *ks = t_param(hy_contiguous(hy_slice(k, 1, 0, keys)));
+  hy_tensor *vs = t_param(hy_contiguous(hy_slice(v, 1, 0, keys)));
+  hy_tensor *before = q0 ? hy_contiguous(hy_slice(q, 1, q0 - block, q0)) : NULL;
+  hy_tensor *o = naive ? hy_sla_naive_offset(qs, ks, vs, before, q0, 0.4, cf, nf, FMAPS[fi], block)
+                       : hy_sla_offset(qs, ks, vs, before, q0, 0.4, cf, nf, FMAPS[fi], block, NULL);
+  hy_backward_with(o, go);
+  char what[200];
+  snprintf(what, sizeof what, "sla%s rows %lld..%lld of %lld, keys %lld, block %lld, %g/%g, %s",
+           naive ? " naive" : "", (long long)q0, (long long)(q0 + n), (long long)T, (long long)keys,
+           (long long)block, cf, nf, FMAP_NAMES[fi]);
+  result r = {o, qs->grad, ks->grad, vs->grad};
+  result w = {hy_contiguous(hy_slice(whole.o, 1, q0, q0 + n)),
+              hy_contiguous(hy_slice(whole.gq, 1, q0, q0 + n)),
+              hy_contiguous(hy_slice(whole.gk, 1, 0, keys)),
+              hy_contiguous(hy_slice(whole.gv, 1, 0, keys))};
+  expect_result_close(r, w, 1e-12, what);
+}
+
+/* Slices of several blocks and of one, the first and the last, a last block shorter than the
+ * others and a slice shorter than a block, keys that end at the slice and ones that go on to
+ * the end (not read); fractions that make every class, and none but the diagonal; each map. */
+Test(sla, slice_matches_whole) {
+  static const int64_t cuts[][5] = {/* T, block, q0, n, keys */
+                                    {64, 8, 32, 16, 48}, {64, 8, 32, 16, 64}, {64, 8, 0, 16, 64},
+                                    {64, 8, 56, 8, 64},  {61, 4, 40, 21, 61}, {61, 4, 8, 3, 61},
+                                    {70, 16, 48, 22, 70}};
+  static const double fr[][2] = {{0.3, 0.3}, {0, 0}, {1, 0}};
+  for (int c = 0; c < 7; c++)
+    for (int f = 0; f < 3; f++)
+      for (int fi = 0; fi < 3; fi++) {
+        const int64_t *x = cuts[c];
+        expect_slice_matches_whole(false, x[0], x[1], x[2], x[3], x[4], fr[f][0], fr[f][1], fi);
+        hy_step_reset();
+      }
+  for (int fi = 0; fi < 3; fi++) {
+    expect_slice_matches_whole(true, 64, 8, 32, 16, 64, 0.3, 0.3, fi);
+    expect_slice_matches_whole(true, 61, 4, 40, 21, 61, 0.25, 0.5, fi);
+    hy_step_reset();
+  }
+}
+
+/* The selection of a slice: the whole sequence's class rows of its query blocks (the key blocks
+ * up to its last), and its stats count the same pairs. */
+Test(sla, slice_selection_matches_whole) {
+  hy_shape sh = HY_SHAPE(2, 45, 3, 4);
+  hy_tensor *q = randn(HY_F64, sh), *k = randn(HY_F64, sh);
+  hy_tensor *whole = hy_sla_select(q, k, 4, 0.3, 0.3, NULL);
+  int64_t nb = whole->shape[2];
+  hy_sla_stats st;
+  hy_tensor *part =
+      hy_sla_select_offset(hy_slice(q, 1, 16, 45), k, hy_slice(q, 1, 12, 16), 16, 4, 0.3, 0.3, &st);
+  cr_assert(part->shape[2] == nb - 4 && part->shape[3] == nb, "%s", hy_describe(part));
+  const int32_t *a = whole->data, *b = part->data;
+  double causal = 0, exact = 0;
+  for (int64_t bh = 0; bh < 6; bh++)
+    for (int64_t i = 4; i < nb; i++)
+      for (int64_t j = 0; j < nb; j++) {
+        int32_t c = b[(bh * (nb - 4) + i - 4) * nb + j];
+        cr_assert(c == a[(bh * nb + i) * nb + j], "class (%lld, %lld) of head %lld", (long long)i,
+                  (long long)j, (long long)bh);
+        causal += bh == 0 && j <= i, exact += bh == 0 && c == HY_SLA_CRITICAL;
+      }
+  cr_assert(fabs(st.exact - exact / causal) < 1e-15, "exact %g, expected %g", st.exact,
+            exact / causal);
+}
+
+typedef struct {
+  hy_tensor *before;
+  int64_t q_offset;
+  sla_ctx c;
+} slice_ctx;
+
+static hy_tensor *sla_slice_gc(hy_tensor **in, void *ctx) {
+  const slice_ctx *s = ctx;
+  return hy_sla_offset(in[0], in[1], in[2], s->before, s->q_offset, s->c.scale, s->c.cf, s->c.nf,
+                       s->c.fm, s->c.block, NULL);
+}
+
+/* Queries 8..16 of keys 0..19 (blocks of 4: the slice starts block 2; the last two keys are not
+ * read), every class. */
+Test(sla, gradcheck_slice) {
+  for (int fi = 0; fi < 3; fi++) {
+    slice_ctx s = {randn(HY_F64, HY_SHAPE(2, 4, 2, 3)), 8, {0.6, 0.3, 0.5, FMAPS[fi], 4, 0, 0}};
+    t_expect_gradcheck(sla_slice_gc, &s, 3,
+                       (hy_tensor *[]){P(2, 9, 2, 3), P(2, 19, 2, 3), P(2, 19, 2, 3)},
+                       "sla gradcheck of a slice");
+    hy_step_reset();
+  }
+}
+
 /* ---- bad arguments ---- */
 
 static hy_tensor *z(hy_dtype dt, int64_t T) { return hy_zeros(dt, HY_SHAPE(1, T, 2, 3)); }
@@ -495,6 +602,27 @@ static void sla_fraction(void) {
 }
 static void sla_fmap(void) {
   hy_sla(z(HY_F32, 4), z(HY_F32, 4), z(HY_F32, 4), 1, 0.1, 0, 7, 2, NULL);
+}
+
+static hy_tensor *zb(int64_t T) { return hy_zeros(HY_F32, HY_SHAPE(1, T, 2, 3)); }
+static void slice_off_block(void) {
+  hy_sla_offset(z(HY_F32, 4), z(HY_F32, 9), z(HY_F32, 9), zb(2), 3, 1, 0.1, 0, 0, 2, NULL);
+}
+static void slice_past_keys(void) {
+  hy_sla_offset(z(HY_F32, 4), z(HY_F32, 9), z(HY_F32, 9), zb(2), 6, 1, 0.1, 0, 0, 2, NULL);
+}
+static void slice_without_before(void) {
+  hy_sla_offset(z(HY_F32, 4), z(HY_F32, 9), z(HY_F32, 9), NULL, 4, 1, 0.1, 0, 0, 2, NULL);
+}
+static void slice_before_shape(void) {
+  hy_sla_offset(z(HY_F32, 4), z(HY_F32, 9), z(HY_F32, 9), zb(3), 4, 1, 0.1, 0, 0, 2, NULL);
+}
+
+Test(sla, bad_slice_arguments_abort) {
+  t_expect_abort(slice_off_block, 3, (const char *[]){"sla", "position 3", "block of 2"});
+  t_expect_abort(slice_past_keys, 3, (const char *[]){"sla", "position 6", "[1, 9, 2, 3]"});
+  t_expect_abort(slice_without_before, 2, (const char *[]){"sla", "q_before missing"});
+  t_expect_abort(slice_before_shape, 3, (const char *[]){"sla", "[1, 3, 2, 3]", "[B, 2, H, D]"});
 }
 
 Test(sla, bad_arguments_abort) {
