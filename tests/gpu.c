@@ -13,6 +13,20 @@ void t_need_gpu(void) {
   cr_skip_test("%s", why);
 }
 
+hy_tensor *t_randn_leaf(hy_shape shape, double scale) {
+  hy_tensor *x = t_randn_next(HY_F32, shape);
+  if (scale != 1) {
+    hy_no_grad_begin();
+    x = hy_scale(x, scale);
+    hy_no_grad_end();
+  }
+  return t_param(x);
+}
+
+hy_tensor *t_uniform_leaf(hy_shape shape, double lo, double hi) {
+  return t_param(t_uniform_next(HY_F32, shape, lo, hi));
+}
+
 static hy_tensor *leaf_on(const hy_tensor *t, hy_device device) {
   hy_tensor *c = hy_empty_on(device, t->dtype, hy_shape_of(t));
   hy_copy_into(c, hy_is_contiguous(t) ? t : hy_contiguous((hy_tensor *)t));
@@ -87,6 +101,46 @@ void t_expect_gpu_matches_f64(t_gpu_op op, void *ctx, int n, hy_tensor **cpu_inp
   matches(op, ctx, n, cpu_inputs, tol, what, true);
 }
 
+const t_binary_fn T_BINARY[4] = {hy_add, hy_sub, hy_mul, hy_div};
+const char *const T_BINARY_NAME[4] = {"add", "sub", "mul", "div"};
+
+hy_tensor *t_binary(hy_tensor **in, void *ctx) { return (*(t_binary_fn *)ctx)(in[0], in[1]); }
+
+hy_tensor *t_reduce(hy_tensor **in, void *ctx) {
+  const t_reduce_case *c = ctx;
+  return c->fn(in[0], c->axis, c->keepdim);
+}
+
+hy_tensor *t_square(hy_tensor **in, void *ctx) {
+  (void)ctx;
+  return hy_mul(in[0], in[0]);
+}
+
+hy_tensor *t_sum_all(hy_tensor **in, void *ctx) {
+  (void)ctx;
+  return hy_sum_all(in[0]);
+}
+
+hy_tensor *t_softmax(hy_tensor **in, void *ctx) {
+  (void)ctx;
+  return hy_softmax(in[0]);
+}
+
+hy_tensor *t_logsumexp(hy_tensor **in, void *ctx) {
+  (void)ctx;
+  return hy_logsumexp(in[0]);
+}
+
+hy_tensor *t_matmul(hy_tensor **in, void *ctx) {
+  (void)ctx;
+  return hy_matmul(in[0], in[1]);
+}
+
+hy_tensor *t_matmul_transposed(hy_tensor **in, void *ctx) {
+  (void)ctx;
+  return hy_matmul(hy_transpose(in[0], -1, -2), hy_transpose(in[1], -1, -2));
+}
+
 hy_tensor *t_gla(hy_tensor **in, void *ctx) {
   return hy_gla(in[0], in[1], in[2], in[3], ((t_gla_ctx *)ctx)->chunk);
 }
@@ -103,10 +157,9 @@ hy_tensor *t_attention(hy_tensor **in, void *ctx) {
 
 hy_tensor *t_attention_of_projection(hy_tensor **in, void *ctx) {
   t_attn_ctx *c = ctx;
-  hy_tensor *qkv = hy_reshape(in[0], HY_SHAPE(in[0]->shape[0], in[0]->shape[1], 3 * c->H, c->D));
-  hy_tensor *parts[3];
-  hy_split(qkv, 2, 3, (int64_t[]){c->H, c->H, c->H}, parts);
-  return hy_attention_window(parts[0], parts[1], parts[2], c->scale, c->window);
+  hy_tensor *q, *k, *v;
+  t_qkv_views(in[0], c->H, c->D, &q, &k, &v);
+  return hy_attention_window(q, k, v, c->scale, c->window);
 }
 
 void t_expect_attention_of_projection(int64_t T, int64_t H, int64_t D, int64_t window,

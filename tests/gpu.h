@@ -12,6 +12,11 @@
 void t_need_gpu(void);
 #define T_NEED_GPU() t_need_gpu()
 
+/* A fresh f32 input on the next seed (t_next_seed), a leaf requiring a gradient: N(0, 1) times
+ * scale, or uniform in [lo, hi]. */
+hy_tensor *t_randn_leaf(hy_shape shape, double scale);
+hy_tensor *t_uniform_leaf(hy_shape shape, double lo, double hi);
+
 /* A copy of t on the GPU (or the host), as a leaf that requires a gradient iff t does. */
 hy_tensor *t_to_gpu(const hy_tensor *t);
 hy_tensor *t_to_cpu(const hy_tensor *t);
@@ -46,6 +51,27 @@ void t_expect_gpu_matches_f64(t_gpu_op op, void *ctx, int n, hy_tensor **cpu_inp
 void t_expect_bf16_matches_f64(t_gpu_op op, void *ctx, int n, hy_tensor **cpu_inputs,
                                unsigned bf16_mask, hy_dtype out_dtype, double tol,
                                const char *what);
+
+/* Plain ops as the GPU suites run them. t_binary: ctx points to a t_binary_fn, one of T_BINARY
+ * (named in T_BINARY_NAME). t_reduce: ctx is a t_reduce_case. The others take no ctx: in[0] times
+ * itself, the sum of all of in[0], softmax and log-sum-exp over its last axis, and the products
+ * in[0] in[1] and in[0]^T in[1]^T (their last two axes swapped). */
+typedef hy_tensor *(*t_binary_fn)(hy_tensor *, hy_tensor *);
+extern const t_binary_fn T_BINARY[4];
+extern const char *const T_BINARY_NAME[4];
+hy_tensor *t_binary(hy_tensor **in, void *ctx);
+typedef struct {
+  hy_tensor *(*fn)(hy_tensor *, int, bool);
+  int axis;
+  bool keepdim;
+} t_reduce_case;
+hy_tensor *t_reduce(hy_tensor **in, void *ctx);
+hy_tensor *t_square(hy_tensor **in, void *ctx);
+hy_tensor *t_sum_all(hy_tensor **in, void *ctx);
+hy_tensor *t_softmax(hy_tensor **in, void *ctx);
+hy_tensor *t_logsumexp(hy_tensor **in, void *ctx);
+hy_tensor *t_matmul(hy_tensor **in, void *ctx);
+hy_tensor *t_matmul_transposed(hy_tensor **in, void *ctx);
 
 /* The GLA family as the GPU suites run it: hy_gla on q, k, v, g in in[0..3] (t_gla), or
  * hy_linear_attention on q, k, v in in[0..2] (t_linear_attention). ctx: a t_gla_ctx. */

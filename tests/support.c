@@ -1,5 +1,8 @@
 #include "tests/support.h"
+#include "optim/optimizer.h"
+#include "tensor/arena.h"
 
+#include <hdf5.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,6 +25,32 @@ hy_tensor *t_uniform(hy_dtype dtype, hy_shape shape, uint64_t seed, double lo, d
   return t;
 }
 
+uint64_t t_seed = 1;
+
+uint64_t t_next_seed(void) { return t_seed++; }
+
+hy_tensor *t_randn_next(hy_dtype dtype, hy_shape shape) {
+  return t_randn(dtype, shape, t_next_seed());
+}
+
+hy_tensor *t_uniform_next(hy_dtype dtype, hy_shape shape, double lo, double hi) {
+  return t_uniform(dtype, shape, t_next_seed(), lo, hi);
+}
+
+hy_tensor *t_gain(hy_dtype dtype, int64_t d) {
+  return t_uniform_next(dtype, HY_SHAPE(d), 0.5, 1.5);
+}
+
+hy_tensor *t_random_ints(hy_shape shape, int64_t V, int ignore, double p) {
+  hy_tensor *t = hy_empty_on(HY_CPU, HY_I32, shape);
+  hy_rng r = hy_rng_new(t_next_seed());
+  for (int64_t i = 0; i < hy_numel(t); i++) {
+    int64_t v = (int64_t)(hy_rng_u64(&r) % (uint64_t)V);
+    hy_set(t, i, hy_rng_uniform(&r) < p ? ignore : (double)v);
+  }
+  return t;
+}
+
 hy_tensor *t_cast(const hy_tensor *t, hy_dtype dtype) {
   hy_tensor *c = hy_empty(dtype, hy_shape_of(t));
   for (int64_t i = 0; i < hy_numel(t); i++) hy_set(c, i, hy_get(t, i));
@@ -32,6 +61,16 @@ hy_tensor *t_param(hy_tensor *t) {
   t->requires_grad = true;
   hy_retain_grad(t); /* tests read its gradient, also where an op made it */
   return t;
+}
+
+void t_qkv_views(hy_tensor *qkv, int64_t H, int64_t D, hy_tensor **q, hy_tensor **k,
+                 hy_tensor **v) {
+  hy_tensor *r = hy_reshape(qkv, HY_SHAPE(qkv->shape[0], qkv->shape[1], 3 * H, D));
+  hy_tensor *parts[3];
+  hy_split(r, 2, 3, (int64_t[]){H, H, H}, parts);
+  *q = parts[0];
+  *k = parts[1];
+  *v = parts[2];
 }
 
 double t_max_rel_err(const hy_tensor *a, const hy_tensor *ref) {
@@ -170,12 +209,102 @@ const char *t_source_path(const char *rel) {
   return buf;
 }
 
+typedef struct {
+  hy_model *m;
+  hy_tensor *tokens, *targets;
+} model_case;
+
+static hy_tensor *model_loss(hy_tensor **in, void *ctx) {
+  (void)in; /* the parameters, which the model holds */
+  model_case *c = ctx;
+  return hy_model_loss(c->m, c->tokens, c->targets, -1);
+}
+
+bool t_model_gradcheck(hy_model *m, hy_tensor *tokens, hy_tensor *targets) {
+  model_case c = {m, tokens, targets};
+  hy_tensor **inputs = malloc((size_t)m->params.n * sizeof *inputs);
+  for (int i = 0; i < m->params.n; i++) inputs[i] = m->params.items[i].t;
+  bool ok = hy_gradcheck(model_loss, &c, m->params.n, inputs, NULL);
+  free(inputs);
+  return ok;
+}
+
+double t_decoding_error(hy_model *m, hy_tensor *tokens) {
+  int64_t B = tokens->shape[0], T = tokens->shape[1];
+  hy_no_grad_begin();
+  hy_tensor *full = hy_model_forward(m, tokens); /* [B, T, V] */
+  int64_t V = full->shape[2];
+  hy_decoder *d = hy_decoder_new(m, B, T);
+  double worst = 0;
+  for (int64_t t = 0; t < T; t++) {
+    hy_tensor *logits = hy_decoder_step(m, d, hy_contiguous(hy_slice(tokens, 1, t, t + 1)));
+    for (int64_t b = 0; b < B; b++)
+      for (int64_t v = 0; v < V; v++) {
+        double ref = hy_get(full, (b * T + t) * V + v), got = hy_get(logits, b * V + v);
+        worst = fmax(worst, fabs(got - ref) / fmax(1e-3, fabs(ref)));
+      }
+  }
+  hy_no_grad_end();
+  hy_decoder_free(m, d);
+  return worst;
+}
+
+double t_forward_bytes_per_token(hy_model *m, int64_t T) {
+  hy_step_reset();
+  hy_tensor *tokens = hy_empty(HY_I32, HY_SHAPE(2, T));
+  hy_rng rng = hy_rng_new(1);
+  hy_fill_int(tokens, &rng, 0, m->cfg.vocab);
+  hy_arena_peak_reset();
+  size_t before = hy_arena_used();
+  hy_no_grad_begin();
+  hy_model_forward(m, tokens);
+  hy_no_grad_end();
+  return (double)(hy_arena_peak() - before) / (double)(2 * T);
+}
+
+int t_overfit(hy_model *m, hy_tensor *tokens, int max_steps, double *first, double *last) {
+  hy_optimizer opt;
+  hy_optimizer_init(&opt, &m->params, hy_adamw_config(0.9, 0.95, 1e-8, 0.0));
+  int64_t T = tokens->shape[1] - 1;
+  *first = *last = 0;
+  int step;
+  for (step = 0; step < max_steps; step++) {
+    hy_tensor *l = hy_model_loss(m, hy_slice(tokens, 1, 0, T), hy_slice(tokens, 1, 1, T + 1), -1);
+    *last = hy_item(l);
+    if (step == 0) *first = *last;
+    if (*last < 0.05) break;
+    hy_params_zero_grad(&m->params);
+    hy_backward(l);
+    hy_optimizer_step(&opt, 1e-2);
+    hy_step_reset();
+  }
+  hy_optimizer_free(&opt);
+  return step;
+}
+
+hy_params t_params;
+
+void t_params_fini(void) {
+  hy_params_free(&t_params);
+  hy_step_reset();
+}
+
 static char temp_dir[256];
 
-void t_temp_dir(const char *name) {
-  snprintf(temp_dir, sizeof temp_dir, "/tmp/hyla-%s-XXXXXX", name);
+void t_temp_init(void) {
+  snprintf(temp_dir, sizeof temp_dir, "/tmp/hyla-%s-XXXXXX", criterion_current_suite->name);
   cr_assert(mkdtemp(temp_dir), "cannot make %s", temp_dir);
 }
+
+void t_temp_fini(void) {
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", temp_dir);
+  cr_assert(system(cmd) == 0, "%s", cmd);
+  hy_arena_release();
+  H5close();
+}
+
+const char *t_temp_path(void) { return temp_dir; }
 
 const char *t_in_temp(const char *file) {
   static char path[8][512];
@@ -183,12 +312,6 @@ const char *t_in_temp(const char *file) {
   char *p = path[next++ % 8];
   snprintf(p, sizeof path[0], "%s/%s", temp_dir, file);
   return p;
-}
-
-void t_temp_dir_remove(void) {
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", temp_dir);
-  cr_assert(system(cmd) == 0, "%s", cmd);
 }
 
 void __lsan_disable(void) __attribute__((weak)); /* LeakSanitizer's, where it is linked in */

@@ -4,6 +4,7 @@
 
 #include "autograd/gradcheck.h"
 #include "autograd/tape.h"
+#include "layers/model.h"
 #include "tensor/ops.h"
 #include "tensor/rng.h"
 
@@ -12,11 +13,30 @@
 /* A step tensor of normal (or uniform) values from a fixed seed. */
 hy_tensor *t_randn(hy_dtype dtype, hy_shape shape, uint64_t seed);
 hy_tensor *t_uniform(hy_dtype dtype, hy_shape shape, uint64_t seed, double lo, double hi);
+
+/* The seeds of a test's fresh random inputs, one after another: t_next_seed returns t_seed and
+ * counts it up. t_seed starts at 1; a suite whose inputs start elsewhere sets it in its .init.
+ * Criterion runs each test in a process of its own, so a test draws the same inputs however the
+ * suite's tests are run. */
+extern uint64_t t_seed;
+uint64_t t_next_seed(void);
+/* t_randn and t_uniform on the next seed. */
+hy_tensor *t_randn_next(hy_dtype dtype, hy_shape shape);
+hy_tensor *t_uniform_next(hy_dtype dtype, hy_shape shape, double lo, double hi);
+/* A norm's gain of length d on the next seed: uniform in [0.5, 1.5], around 1 but not 1. */
+hy_tensor *t_gain(hy_dtype dtype, int64_t d);
+/* Host i32 values in [0, V) on the next seed, about a fraction p of them replaced by `ignore`
+ * (indices, or targets some of which a loss ignores). */
+hy_tensor *t_random_ints(hy_shape shape, int64_t V, int ignore, double p);
+
 /* The same values in another dtype (no tape). */
 hy_tensor *t_cast(const hy_tensor *t, hy_dtype dtype);
 /* A tensor whose gradient the test reads: it requires one, and keeps it after backward even
  * where an op made it (hy_retain_grad). */
 hy_tensor *t_param(hy_tensor *t);
+
+/* q, k, v [B, T, H, D] as slices of one [B, T, 3 H D] projection: strided views read in place. */
+void t_qkv_views(hy_tensor *qkv, int64_t H, int64_t D, hy_tensor **q, hy_tensor **k, hy_tensor **v);
 
 /* max_i |a_i - b_i| / max(|b|_inf, tiny): the error relative to the reference's scale. */
 double t_max_rel_err(const hy_tensor *a, const hy_tensor *ref);
@@ -52,12 +72,36 @@ void t_expect_gradcheck(hy_gradcheck_fn f, void *ctx, int n, hy_tensor **inputs,
  * path); a static buffer, overwritten by the next call. */
 const char *t_source_path(const char *rel);
 
-/* A suite's scratch folder: t_temp_dir makes a fresh one (/tmp/hyla-<name>-XXXXXX), t_in_temp
- * gives the path of a file in it (in one of 8 static buffers, reused in turn), and
- * t_temp_dir_remove removes it with all it holds. One at a time. */
-void t_temp_dir(const char *name);
+/* hy_gradcheck of m's loss on tokens and targets [B, T] with respect to every parameter. */
+bool t_model_gradcheck(hy_model *m, hy_tensor *tokens, hy_tensor *targets);
+
+/* The largest difference between m's logits decoded one token at a time (hy_decoder_step) and
+ * its full forward on tokens [B, T], each relative to max(|full|, 1e-3). */
+double t_decoding_error(hy_model *m, hy_tensor *tokens);
+
+/* The step memory at the peak of m's forward without gradients on 2 x T random tokens (seed 1),
+ * per token: flat in T where the layers' state does not grow with the sequence. */
+double t_forward_bytes_per_token(hy_model *m, int64_t T);
+
+/* AdamW (lr 1e-2, no weight decay) on m, one batch of tokens [B, T + 1] (persistent: it outlives
+ * the steps) as inputs and next tokens, until the loss is below 0.05 or max_steps have run: the
+ * steps run before the loss got there (max_steps if it did not), the first loss and the last. */
+int t_overfit(hy_model *m, hy_tensor *tokens, int max_steps, double *first, double *last);
+
+/* The parameters a layer suite's tests make their layers in, and the suite's fini that frees
+ * them and gives back the step's memory: TestSuite(name, .fini = t_params_fini). */
+extern hy_params t_params;
+void t_params_fini(void);
+
+/* A scratch folder for each test of a suite that writes files: TestSuite(name, .init = t_temp_init,
+ * .fini = t_temp_fini), or the two called from the suite's own init and fini. t_temp_init makes a
+ * fresh /tmp/hyla-<suite>-XXXXXX; t_temp_fini removes it with all it holds, and gives back the
+ * memory HDF5 and the arena keep (LeakSanitizer would report it). t_temp_path is the folder,
+ * t_in_temp the path of a file in it (in one of 8 static buffers, reused in turn). */
+void t_temp_init(void);
+void t_temp_fini(void);
+const char *t_temp_path(void);
 const char *t_in_temp(const char *file);
-void t_temp_dir_remove(void);
 
 /* An i32 tensor of the given shape holding `values` in row-major order. */
 hy_tensor *t_ints(hy_shape shape, const int32_t *values);

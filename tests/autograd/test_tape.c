@@ -7,8 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-static void fini(void) { hy_step_reset(); }
-TestSuite(tape, .fini = fini);
+TestSuite(tape, .fini = hy_step_reset);
 
 static const hy_dtype DTYPES[] = {HY_F32, HY_F64};
 

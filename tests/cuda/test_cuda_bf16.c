@@ -15,16 +15,6 @@
 
 static const double BF16_TOL = 1e-2;
 
-static hy_tensor *matmul(hy_tensor **in, void *ctx) {
-  (void)ctx;
-  return hy_matmul(in[0], in[1]);
-}
-
-static hy_tensor *matmul_transposed(hy_tensor **in, void *ctx) {
-  (void)ctx;
-  return hy_matmul(hy_transpose(in[0], -1, -2), hy_transpose(in[1], -1, -2));
-}
-
 /* A column slice: rows whose stride is longer than their length. */
 static hy_tensor *matmul_of_slice(hy_tensor **in, void *ctx) {
   (void)ctx;
@@ -47,8 +37,8 @@ Test(cuda_bf16, matmul_within_bf16_of_f64) {
       {HY_SHAPE(256, 512), HY_SHAPE(512, 384)},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
-    expect_matmul(matmul, cases[i].a, cases[i].b, 10 + 2 * i, "bf16 matmul");
-  expect_matmul(matmul_transposed, HY_SHAPE(5, 40, 17), HY_SHAPE(5, 9, 40), 30,
+    expect_matmul(t_matmul, cases[i].a, cases[i].b, 10 + 2 * i, "bf16 matmul");
+  expect_matmul(t_matmul_transposed, HY_SHAPE(5, 40, 17), HY_SHAPE(5, 9, 40), 30,
                 "bf16 matmul of transposed views");
   expect_matmul(matmul_of_slice, HY_SHAPE(21, 40), HY_SHAPE(32, 19), 32, "bf16 matmul of a slice");
 }

@@ -63,16 +63,6 @@ Test(cuda_core, copies_and_views_match_cpu) {
   t_expect_gpu_matches_cpu(reshaped_view, NULL, 1, &y, TOL, "reshape of a transposed view");
 }
 
-static hy_tensor *matmul(hy_tensor **in, void *ctx) {
-  (void)ctx;
-  return hy_matmul(in[0], in[1]);
-}
-
-static hy_tensor *matmul_transposed(hy_tensor **in, void *ctx) {
-  (void)ctx;
-  return hy_matmul(hy_transpose(in[0], -1, -2), hy_transpose(in[1], -1, -2));
-}
-
 Test(cuda_core, matmul_matches_cpu) {
   T_NEED_GPU();
   struct {
@@ -86,11 +76,11 @@ Test(cuda_core, matmul_matches_cpu) {
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     hy_tensor *in[2] = {t_param(t_randn(HY_F32, cases[i].a, 10 + i)),
                         t_param(t_randn(HY_F32, cases[i].b, 20 + i))};
-    t_expect_gpu_matches_cpu(matmul, NULL, 2, in, TOL, "matmul");
+    t_expect_gpu_matches_cpu(t_matmul, NULL, 2, in, TOL, "matmul");
   }
   hy_tensor *in[2] = {t_param(t_randn(HY_F32, HY_SHAPE(5, 40, 17), 30)),
                       t_param(t_randn(HY_F32, HY_SHAPE(5, 9, 40), 31))};
-  t_expect_gpu_matches_cpu(matmul_transposed, NULL, 2, in, TOL, "matmul of transposed views");
+  t_expect_gpu_matches_cpu(t_matmul_transposed, NULL, 2, in, TOL, "matmul of transposed views");
 }
 
 static hy_tensor *to_gpu_and_back(hy_tensor **in, void *ctx) {

@@ -8,34 +8,24 @@
 #include <stdio.h>
 
 static const double TOL = 1e-5; /* f32, relative norm error */
-static uint64_t next_seed = 5000;
 
-static hy_tensor *randn(hy_shape s) { return t_param(t_randn(HY_F32, s, next_seed++)); }
-
-static hy_tensor *uniform(hy_shape s, double lo, double hi) {
-  return t_param(t_uniform(HY_F32, s, next_seed++, lo, hi));
-}
+static void init(void) { t_seed = 5000; } /* the inputs its tolerances were measured on */
+TestSuite(cuda_elementwise, .init = init);
 
 /* ---- binary ops ---- */
-
-typedef hy_tensor *(*binary_fn)(hy_tensor *, hy_tensor *);
-static const binary_fn BINARY[] = {hy_add, hy_sub, hy_mul, hy_div};
-static const char *const BINARY_NAME[] = {"add", "sub", "mul", "div"};
-
-static hy_tensor *binary(hy_tensor **in, void *ctx) { return (*(binary_fn *)ctx)(in[0], in[1]); }
 
 /* Operands of each broadcast pattern; b stays away from 0 (it divides). */
 static void check_binary_against(hy_shape a, hy_shape b, const char *pattern, bool f64) {
   for (int op = 0; op < 4; op++) {
-    hy_tensor *in[2] = {randn(a), uniform(b, 0.5, 2.0)};
-    if (op != 3) in[1] = randn(b);
+    hy_tensor *in[2] = {t_randn_leaf(a, 1), t_uniform_leaf(b, 0.5, 2.0)};
+    if (op != 3) in[1] = t_randn_leaf(b, 1);
     char what[160];
-    snprintf(what, sizeof what, "%s, %s", BINARY_NAME[op], pattern);
-    binary_fn fn = BINARY[op];
+    snprintf(what, sizeof what, "%s, %s", T_BINARY_NAME[op], pattern);
+    t_binary_fn fn = T_BINARY[op];
     if (f64)
-      t_expect_gpu_matches_f64(binary, &fn, 2, in, TOL, what);
+      t_expect_gpu_matches_f64(t_binary, &fn, 2, in, TOL, what);
     else
-      t_expect_gpu_matches_cpu(binary, &fn, 2, in, TOL, what);
+      t_expect_gpu_matches_cpu(t_binary, &fn, 2, in, TOL, what);
   }
 }
 
@@ -89,15 +79,10 @@ Test(cuda_elementwise, binary_both_stretched) {
   check_binary(HY_SHAPE(2, 1, 3, 1), HY_SHAPE(1, 4, 1, 5), "alternating stretched dims");
 }
 
-static hy_tensor *square(hy_tensor **in, void *ctx) {
-  (void)ctx;
-  return hy_mul(in[0], in[0]);
-}
-
 Test(cuda_elementwise, binary_operand_used_twice) {
   T_NEED_GPU();
-  hy_tensor *x = randn(HY_SHAPE(9, 13));
-  t_expect_gpu_matches_cpu(square, NULL, 1, &x, TOL, "x * x");
+  hy_tensor *x = t_randn_leaf(HY_SHAPE(9, 13), 1);
+  t_expect_gpu_matches_cpu(t_square, NULL, 1, &x, TOL, "x * x");
 }
 
 /* ---- unary ops ---- */
@@ -136,7 +121,7 @@ Test(cuda_elementwise, unary_ops) {
   const hy_shape shapes[] = {HY_SHAPE(37), HY_SHAPE(5, 333), HY_SHAPE(3, 101, 97)};
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
-      hy_tensor *x = uniform(shapes[s], cases[i].lo, cases[i].hi);
+      hy_tensor *x = t_uniform_leaf(shapes[s], cases[i].lo, cases[i].hi);
       char what[160];
       snprintf(what, sizeof what, "%s on %s", cases[i].name, hy_describe(x));
       t_expect_gpu_matches_cpu(unary, (void *)&cases[i], 1, &x, TOL, what);
@@ -145,29 +130,18 @@ Test(cuda_elementwise, unary_ops) {
 
 /* ---- reductions ---- */
 
-typedef struct {
-  hy_tensor *(*fn)(hy_tensor *, int, bool);
-  int axis;
-  bool keepdim;
-} reduce_case;
-
-static hy_tensor *reduce(hy_tensor **in, void *ctx) {
-  const reduce_case *c = ctx;
-  return c->fn(in[0], c->axis, c->keepdim);
-}
-
 static void check_reduce(hy_tensor *(*fn)(hy_tensor *, int, bool), const char *name) {
   const hy_shape shapes[] = {HY_SHAPE(4, 37, 53), HY_SHAPE(3, 5000), HY_SHAPE(3000, 3),
                              HY_SHAPE(2, 3, 70, 5)};
   for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
     for (int axis = 0; axis < shapes[s].ndim; axis++)
       for (int keep = 0; keep < 2; keep++) {
-        reduce_case c = {fn, axis, keep};
-        hy_tensor *x = randn(shapes[s]);
+        t_reduce_case c = {fn, axis, keep};
+        hy_tensor *x = t_randn_leaf(shapes[s], 1);
         char what[160];
         snprintf(what, sizeof what, "%s of %s over axis %d, keepdim %d", name, hy_describe(x), axis,
                  keep);
-        t_expect_gpu_matches_cpu(reduce, &c, 1, &x, TOL, what);
+        t_expect_gpu_matches_cpu(t_reduce, &c, 1, &x, TOL, what);
       }
 }
 
@@ -192,79 +166,64 @@ Test(cuda_elementwise, max_picks_the_first_of_ties) {
   T_NEED_GPU();
   const hy_shape shapes[] = {HY_SHAPE(6, 300), HY_SHAPE(300, 40), HY_SHAPE(5, 7, 9)};
   for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
-    hy_tensor *x = t_randn(HY_F32, shapes[s], next_seed++);
+    hy_tensor *x = t_randn_next(HY_F32, shapes[s]);
     for (int64_t i = 0; i < hy_numel(x); i++) hy_set(x, i, round(hy_get(x, i)));
     t_param(x);
     for (int axis = 0; axis < shapes[s].ndim; axis++) {
-      reduce_case c = {hy_max, axis, false};
+      t_reduce_case c = {hy_max, axis, false};
       char what[160];
       snprintf(what, sizeof what, "max with ties of %s over axis %d", hy_describe(x), axis);
       x->grad = NULL;
-      t_expect_gpu_matches_cpu(reduce, &c, 1, &x, TOL, what);
+      t_expect_gpu_matches_cpu(t_reduce, &c, 1, &x, TOL, what);
     }
   }
 }
 
-static hy_tensor *sum_all(hy_tensor **in, void *ctx) {
-  (void)ctx;
-  return hy_sum_all(in[0]);
-}
-
 Test(cuda_elementwise, sum_of_everything) {
   T_NEED_GPU();
-  hy_tensor *x = randn(HY_SHAPE(7, 301, 29));
-  t_expect_gpu_matches_cpu(sum_all, NULL, 1, &x, TOL, "sum_all of [7, 301, 29]");
+  hy_tensor *x = t_randn_leaf(HY_SHAPE(7, 301, 29), 1);
+  t_expect_gpu_matches_cpu(t_sum_all, NULL, 1, &x, TOL, "sum_all of [7, 301, 29]");
 }
 
 /* ---- softmax and log-sum-exp ---- */
-
-static hy_tensor *softmax(hy_tensor **in, void *ctx) {
-  (void)ctx;
-  return hy_softmax(in[0]);
-}
-
-static hy_tensor *logsumexp(hy_tensor **in, void *ctx) {
-  (void)ctx;
-  return hy_logsumexp(in[0]);
-}
 
 static const int64_t ROW_LENGTHS[] = {1, 7, 1000, 5000};
 
 Test(cuda_elementwise, softmax_rows) {
   T_NEED_GPU();
   for (size_t i = 0; i < sizeof ROW_LENGTHS / sizeof *ROW_LENGTHS; i++) {
-    hy_tensor *x = uniform(HY_SHAPE(3, 5, ROW_LENGTHS[i]), -8, 8);
+    hy_tensor *x = t_uniform_leaf(HY_SHAPE(3, 5, ROW_LENGTHS[i]), -8, 8);
     char what[160];
     snprintf(what, sizeof what, "softmax of %s", hy_describe(x));
-    t_expect_gpu_matches_cpu(softmax, NULL, 1, &x, TOL, what);
+    t_expect_gpu_matches_cpu(t_softmax, NULL, 1, &x, TOL, what);
   }
 }
 
 Test(cuda_elementwise, logsumexp_rows) {
   T_NEED_GPU();
   for (size_t i = 0; i < sizeof ROW_LENGTHS / sizeof *ROW_LENGTHS; i++) {
-    hy_tensor *x = uniform(HY_SHAPE(3, 5, ROW_LENGTHS[i]), -8, 8);
+    hy_tensor *x = t_uniform_leaf(HY_SHAPE(3, 5, ROW_LENGTHS[i]), -8, 8);
     char what[160];
     snprintf(what, sizeof what, "logsumexp of %s", hy_describe(x));
-    t_expect_gpu_matches_cpu(logsumexp, NULL, 1, &x, TOL, what);
+    t_expect_gpu_matches_cpu(t_logsumexp, NULL, 1, &x, TOL, what);
   }
 }
 
 /* Scores in the hundreds need the max subtracted; masked (-inf) entries weigh nothing. */
 Test(cuda_elementwise, softmax_large_and_masked_scores) {
   T_NEED_GPU();
-  hy_tensor *x = uniform(HY_SHAPE(9, 777), 300, 400);
-  t_expect_gpu_matches_cpu(softmax, NULL, 1, &x, TOL, "softmax of scores in [300, 400]");
+  hy_tensor *x = t_uniform_leaf(HY_SHAPE(9, 777), 300, 400);
+  t_expect_gpu_matches_cpu(t_softmax, NULL, 1, &x, TOL, "softmax of scores in [300, 400]");
   x->grad = NULL; /* the next check compares a fresh gradient */
-  t_expect_gpu_matches_cpu(logsumexp, NULL, 1, &x, TOL, "logsumexp of scores in [300, 400]");
-  hy_tensor *m = t_uniform(HY_F32, HY_SHAPE(6, 301), next_seed++, -5, 5);
+  t_expect_gpu_matches_cpu(t_logsumexp, NULL, 1, &x, TOL, "logsumexp of scores in [300, 400]");
+  hy_tensor *m = t_uniform_next(HY_F32, HY_SHAPE(6, 301), -5, 5);
   for (int64_t r = 0; r < 6; r++)
     for (int64_t j = 0; j < 301; j++)
       if (j > 50 * r && j % 3 != 0) hy_set(m, r * 301 + j, -INFINITY); /* row 0: all but 1/3 */
   t_param(m);
-  t_expect_gpu_matches_cpu(softmax, NULL, 1, &m, TOL, "softmax with -inf entries");
+  t_expect_gpu_matches_cpu(t_softmax, NULL, 1, &m, TOL, "softmax with -inf entries");
   m->grad = NULL;
-  t_expect_gpu_matches_cpu(logsumexp, NULL, 1, &m, TOL, "logsumexp with -inf entries");
+  t_expect_gpu_matches_cpu(t_logsumexp, NULL, 1, &m, TOL, "logsumexp with -inf entries");
 }
 
 /* ---- cumulative sums ---- */
@@ -287,7 +246,7 @@ Test(cuda_elementwise, cumsum_each_axis_both_ways) {
     for (int axis = 0; axis < shapes[s].ndim; axis++)
       for (int rev = 0; rev < 2; rev++) {
         cumsum_case c = {axis, rev};
-        hy_tensor *x = randn(shapes[s]);
+        hy_tensor *x = t_randn_leaf(shapes[s], 1);
         char what[160];
         snprintf(what, sizeof what, "cumsum of %s over axis %d%s", hy_describe(x), axis,
                  rev ? ", reversed" : "");
@@ -305,9 +264,9 @@ static hy_tensor *empty_chain(hy_tensor **in, void *ctx) {
 
 Test(cuda_elementwise, empty_tensors) {
   T_NEED_GPU();
-  hy_tensor *in[2] = {randn(HY_SHAPE(0, 5)), randn(HY_SHAPE(5))};
+  hy_tensor *in[2] = {t_randn_leaf(HY_SHAPE(0, 5), 1), t_randn_leaf(HY_SHAPE(5), 1)};
   t_expect_gpu_matches_cpu(empty_chain, NULL, 2, in, TOL, "ops on [0, 5]");
-  hy_tensor *x = randn(HY_SHAPE(0, 6));
-  reduce_case c = {hy_mean, 1, false};
-  t_expect_gpu_matches_cpu(reduce, &c, 1, &x, TOL, "mean over the rows of [0, 6]");
+  hy_tensor *x = t_randn_leaf(HY_SHAPE(0, 6), 1);
+  t_reduce_case c = {hy_mean, 1, false};
+  t_expect_gpu_matches_cpu(t_reduce, &c, 1, &x, TOL, "mean over the rows of [0, 6]");
 }

@@ -22,34 +22,24 @@ static const double ONE = 4e-3, TWO = 6e-3, THREE = 7e-3;
  * y's error. Simulated: 7.0e-3, 5.2e-3 and 5.8e-3 on these inputs. */
 static const double OUTPUT_SLOPE = 1e-2;
 
-static uint64_t next_seed = 16000;
-
-static hy_tensor *randn(hy_shape s) { return t_param(t_randn(HY_F32, s, next_seed++)); }
-
-static hy_tensor *uniform(hy_shape s, double lo, double hi) {
-  return t_param(t_uniform(HY_F32, s, next_seed++, lo, hi));
-}
+static void init(void) { t_seed = 16000; } /* the inputs its tolerances were measured on */
+TestSuite(cuda_elementwise_bf16, .init = init);
 
 static const unsigned ALL = ~0u; /* every input in bf16 */
 
 /* ---- binary ops ---- */
 
-typedef hy_tensor *(*binary_fn)(hy_tensor *, hy_tensor *);
-static const binary_fn BINARY[] = {hy_add, hy_sub, hy_mul, hy_div};
-static const char *const BINARY_NAME[] = {"add", "sub", "mul", "div"};
-
-static hy_tensor *binary(hy_tensor **in, void *ctx) { return (*(binary_fn *)ctx)(in[0], in[1]); }
-
 /* Every op on a [sa] and b [sb] (b away from 0: it divides); mask: which operands are bf16 (the
  * others f32). */
 static void check_binary(hy_shape sa, hy_shape sb, unsigned mask, double tol, const char *pattern) {
   for (int op = 0; op < 4; op++) {
-    hy_tensor *in[2] = {randn(sa), op == 3 ? uniform(sb, 0.5, 2.0) : randn(sb)};
+    hy_tensor *in[2] = {t_randn_leaf(sa, 1),
+                        op == 3 ? t_uniform_leaf(sb, 0.5, 2.0) : t_randn_leaf(sb, 1)};
     char what[200];
-    snprintf(what, sizeof what, "bf16 %s, %s (a %s, b %s)", BINARY_NAME[op], pattern,
+    snprintf(what, sizeof what, "bf16 %s, %s (a %s, b %s)", T_BINARY_NAME[op], pattern,
              mask & 1 ? "bf16" : "f32", mask & 2 ? "bf16" : "f32");
-    binary_fn fn = BINARY[op];
-    t_expect_bf16_matches_f64(binary, &fn, 2, in, mask, HY_BF16, tol, what);
+    t_binary_fn fn = T_BINARY[op];
+    t_expect_bf16_matches_f64(t_binary, &fn, 2, in, mask, HY_BF16, tol, what);
   }
 }
 
@@ -64,16 +54,16 @@ Test(cuda_elementwise_bf16, binary_packed) {
 /* Operands that start 1 element (2 bytes) into their buffer: too unaligned for 4 a thread. */
 static hy_tensor *binary_unaligned(hy_tensor **in, void *ctx) {
   int64_t n = in[0]->shape[0] - 1;
-  return (*(binary_fn *)ctx)(hy_slice(in[0], 0, 1, n + 1), hy_slice(in[1], 0, 0, n));
+  return (*(t_binary_fn *)ctx)(hy_slice(in[0], 0, 1, n + 1), hy_slice(in[1], 0, 0, n));
 }
 
 Test(cuda_elementwise_bf16, binary_unaligned) {
   T_NEED_GPU();
   for (int op = 0; op < 4; op++) {
-    hy_tensor *in[2] = {randn(HY_SHAPE(1001)), uniform(HY_SHAPE(1001), 0.5, 2.0)};
-    binary_fn fn = BINARY[op];
+    hy_tensor *in[2] = {t_randn_leaf(HY_SHAPE(1001), 1), t_uniform_leaf(HY_SHAPE(1001), 0.5, 2.0)};
+    t_binary_fn fn = T_BINARY[op];
     char what[160];
-    snprintf(what, sizeof what, "bf16 %s of operands offset by one element", BINARY_NAME[op]);
+    snprintf(what, sizeof what, "bf16 %s of operands offset by one element", T_BINARY_NAME[op]);
     t_expect_bf16_matches_f64(binary_unaligned, &fn, 2, in, ALL, HY_BF16, ONE, what);
   }
 }
@@ -101,16 +91,17 @@ Test(cuda_elementwise_bf16, binary_middle_and_last_dims_stretched) {
 
 /* Strided operands (copied to packed ones first): a transpose and a column slice. */
 static hy_tensor *binary_strided(hy_tensor **in, void *ctx) {
-  return (*(binary_fn *)ctx)(hy_transpose(in[0], 0, 1), hy_slice(in[1], 1, 3, 40));
+  return (*(t_binary_fn *)ctx)(hy_transpose(in[0], 0, 1), hy_slice(in[1], 1, 3, 40));
 }
 
 Test(cuda_elementwise_bf16, binary_strided) {
   T_NEED_GPU();
   for (int op = 0; op < 4; op++) {
-    hy_tensor *in[2] = {randn(HY_SHAPE(37, 21)), uniform(HY_SHAPE(21, 45), 0.5, 2.0)};
-    binary_fn fn = BINARY[op];
+    hy_tensor *in[2] = {t_randn_leaf(HY_SHAPE(37, 21), 1),
+                        t_uniform_leaf(HY_SHAPE(21, 45), 0.5, 2.0)};
+    t_binary_fn fn = T_BINARY[op];
     char what[160];
-    snprintf(what, sizeof what, "bf16 %s of a transpose and a column slice", BINARY_NAME[op]);
+    snprintf(what, sizeof what, "bf16 %s of a transpose and a column slice", T_BINARY_NAME[op]);
     t_expect_bf16_matches_f64(binary_strided, &fn, 2, in, ALL, HY_BF16, ONE, what);
   }
 }
@@ -125,15 +116,10 @@ Test(cuda_elementwise_bf16, binary_bf16_with_f32_parameter) {
   check_binary(HY_SHAPE(64), HY_SHAPE(3, 5, 64), 2, TWO, "f32 [64] on the left of bf16");
 }
 
-static hy_tensor *square(hy_tensor **in, void *ctx) {
-  (void)ctx;
-  return hy_mul(in[0], in[0]);
-}
-
 Test(cuda_elementwise_bf16, binary_operand_used_twice) {
   T_NEED_GPU();
-  hy_tensor *x = randn(HY_SHAPE(9, 13));
-  t_expect_bf16_matches_f64(square, NULL, 1, &x, ALL, HY_BF16, TWO, "bf16 x * x");
+  hy_tensor *x = t_randn_leaf(HY_SHAPE(9, 13), 1);
+  t_expect_bf16_matches_f64(t_square, NULL, 1, &x, ALL, HY_BF16, TWO, "bf16 x * x");
 }
 
 /* Every gradient kernel first overwrites a fresh gradient, then adds into it on a later use
@@ -151,8 +137,8 @@ static hy_tensor *every_kernel_twice(hy_tensor **in, void *ctx) {
 Test(cuda_elementwise_bf16, gradients_overwrite_then_accumulate) {
   T_NEED_GPU();
   for (int bf16 = 0; bf16 < 2; bf16++) {
-    hy_tensor *in[4] = {randn(HY_SHAPE(3, 17, 64)), randn(HY_SHAPE(64)), randn(HY_SHAPE(3, 17, 1)),
-                        randn(HY_SHAPE(3, 17, 64))};
+    hy_tensor *in[4] = {t_randn_leaf(HY_SHAPE(3, 17, 64), 1), t_randn_leaf(HY_SHAPE(64), 1),
+                        t_randn_leaf(HY_SHAPE(3, 17, 1), 1), t_randn_leaf(HY_SHAPE(3, 17, 64), 1)};
     if (bf16)
       t_expect_bf16_matches_f64(every_kernel_twice, NULL, 4, in, ALL, HY_BF16, TWO,
                                 "bf16 gradients of several uses");
@@ -212,16 +198,16 @@ Test(cuda_elementwise_bf16, unary_ops) {
   for (size_t i = 0; i < sizeof UNARY / sizeof *UNARY; i++) {
     const unary_case *c = &UNARY[i];
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
-      hy_tensor *x = uniform(shapes[s], c->lo, c->hi);
+      hy_tensor *x = t_uniform_leaf(shapes[s], c->lo, c->hi);
       char what[160];
       snprintf(what, sizeof what, "bf16 %s on %s", c->name, hy_describe(x));
       t_expect_bf16_matches_f64(unary, (void *)c, 1, &x, ALL, HY_BF16, c->tol, what);
     }
-    hy_tensor *x = uniform(HY_SHAPE(1002), c->lo, c->hi);
+    hy_tensor *x = t_uniform_leaf(HY_SHAPE(1002), c->lo, c->hi);
     char what[160];
     snprintf(what, sizeof what, "bf16 %s, offset by one element", c->name);
     t_expect_bf16_matches_f64(unary_unaligned, (void *)c, 1, &x, ALL, HY_BF16, c->tol, what);
-    x = uniform(HY_SHAPE(7, 45), c->lo, c->hi);
+    x = t_uniform_leaf(HY_SHAPE(7, 45), c->lo, c->hi);
     snprintf(what, sizeof what, "bf16 %s of x used twice", c->name);
     t_expect_bf16_matches_f64(unary_twice, (void *)c, 1, &x, ALL, HY_BF16, c->tol + ONE, what);
   }
@@ -229,44 +215,18 @@ Test(cuda_elementwise_bf16, unary_ops) {
 
 /* ---- ops computed in f32 (no bf16 kernels): one small case each, output in bf16 ---- */
 
-typedef struct {
-  hy_tensor *(*fn)(hy_tensor *, int, bool);
-  int axis;
-  bool keepdim;
-} reduce_case;
-
-static hy_tensor *reduce(hy_tensor **in, void *ctx) {
-  const reduce_case *c = ctx;
-  return c->fn(in[0], c->axis, c->keepdim);
-}
-
-static hy_tensor *sum_all(hy_tensor **in, void *ctx) {
-  (void)ctx;
-  return hy_sum_all(in[0]);
-}
-
 Test(cuda_elementwise_bf16, reductions_in_f32) {
   T_NEED_GPU();
-  const reduce_case cases[] = {{hy_sum, 1, false}, {hy_mean, -1, true}, {hy_max, 0, false}};
+  const t_reduce_case cases[] = {{hy_sum, 1, false}, {hy_mean, -1, true}, {hy_max, 0, false}};
   for (size_t i = 0; i < 3; i++) {
-    hy_tensor *x = randn(HY_SHAPE(4, 37, 5));
-    t_expect_bf16_matches_f64(reduce, (void *)&cases[i], 1, &x, ALL, HY_BF16, ONE,
+    hy_tensor *x = t_randn_leaf(HY_SHAPE(4, 37, 5), 1);
+    t_expect_bf16_matches_f64(t_reduce, (void *)&cases[i], 1, &x, ALL, HY_BF16, ONE,
                               i == 0   ? "bf16 sum"
                               : i == 1 ? "bf16 mean"
                                        : "bf16 max");
   }
-  hy_tensor *x = randn(HY_SHAPE(7, 31));
-  t_expect_bf16_matches_f64(sum_all, NULL, 1, &x, ALL, HY_BF16, ONE, "bf16 sum_all");
-}
-
-static hy_tensor *softmax(hy_tensor **in, void *ctx) {
-  (void)ctx;
-  return hy_softmax(in[0]);
-}
-
-static hy_tensor *logsumexp(hy_tensor **in, void *ctx) {
-  (void)ctx;
-  return hy_logsumexp(in[0]);
+  hy_tensor *x = t_randn_leaf(HY_SHAPE(7, 31), 1);
+  t_expect_bf16_matches_f64(t_sum_all, NULL, 1, &x, ALL, HY_BF16, ONE, "bf16 sum_all");
 }
 
 static hy_tensor *cumsum(hy_tensor **in, void *ctx) {
@@ -275,13 +235,13 @@ static hy_tensor *cumsum(hy_tensor **in, void *ctx) {
 
 Test(cuda_elementwise_bf16, softmax_logsumexp_cumsum_in_f32) {
   T_NEED_GPU();
-  hy_tensor *x = uniform(HY_SHAPE(3, 5, 77), -8, 8);
-  t_expect_bf16_matches_f64(softmax, NULL, 1, &x, ALL, HY_BF16, ONE, "bf16 softmax");
-  x = uniform(HY_SHAPE(3, 5, 77), -8, 8);
-  t_expect_bf16_matches_f64(logsumexp, NULL, 1, &x, ALL, HY_BF16, ONE, "bf16 logsumexp");
+  hy_tensor *x = t_uniform_leaf(HY_SHAPE(3, 5, 77), -8, 8);
+  t_expect_bf16_matches_f64(t_softmax, NULL, 1, &x, ALL, HY_BF16, ONE, "bf16 softmax");
+  x = t_uniform_leaf(HY_SHAPE(3, 5, 77), -8, 8);
+  t_expect_bf16_matches_f64(t_logsumexp, NULL, 1, &x, ALL, HY_BF16, ONE, "bf16 logsumexp");
   for (int rev = 0; rev < 2; rev++) {
     bool reverse = rev;
-    x = randn(HY_SHAPE(3, 41, 6));
+    x = t_randn_leaf(HY_SHAPE(3, 41, 6), 1);
     t_expect_bf16_matches_f64(cumsum, &reverse, 1, &x, ALL, HY_BF16, ONE,
                               reverse ? "bf16 reverse cumsum" : "bf16 cumsum");
   }
@@ -295,7 +255,7 @@ static hy_tensor *embedding(hy_tensor **in, void *ctx) {
 Test(cuda_elementwise_bf16, embedding_of_a_bf16_weight) {
   T_NEED_GPU();
   hy_tensor *idx = t_ints(HY_SHAPE(2, 5), (int32_t[]){3, 0, 6, 3, 1, 5, 5, 2, 0, 6});
-  hy_tensor *in[2] = {randn(HY_SHAPE(7, 24)), idx};
+  hy_tensor *in[2] = {t_randn_leaf(HY_SHAPE(7, 24), 1), idx};
   t_expect_bf16_matches_f64(embedding, NULL, 2, in, 1, HY_BF16, ONE, "bf16 embedding");
 }
 
@@ -314,8 +274,9 @@ Test(cuda_elementwise_bf16, sigmoid_and_softplus_attention_in_f32) {
   T_NEED_GPU();
   for (int kind = 0; kind < 2; kind++) {
     variant v = {kind};
-    hy_tensor *in[3] = {randn(HY_SHAPE(2, 19, 2, 16)), randn(HY_SHAPE(2, 19, 2, 16)),
-                        randn(HY_SHAPE(2, 19, 2, 16))};
+    hy_tensor *in[3] = {t_randn_leaf(HY_SHAPE(2, 19, 2, 16), 1),
+                        t_randn_leaf(HY_SHAPE(2, 19, 2, 16), 1),
+                        t_randn_leaf(HY_SHAPE(2, 19, 2, 16), 1)};
     t_expect_bf16_matches_f64(softmax_variant, &v, 3, in, ALL, HY_BF16, ONE,
                               kind ? "bf16 softplus attention" : "bf16 sigmoid attention");
   }
@@ -330,8 +291,9 @@ static hy_tensor *sla(hy_tensor **in, void *ctx) {
 
 Test(cuda_elementwise_bf16, sla_in_f32) {
   T_NEED_GPU();
-  hy_tensor *in[3] = {randn(HY_SHAPE(2, 19, 2, 16)), randn(HY_SHAPE(2, 19, 2, 16)),
-                      randn(HY_SHAPE(2, 19, 2, 16))};
+  hy_tensor *in[3] = {t_randn_leaf(HY_SHAPE(2, 19, 2, 16), 1),
+                      t_randn_leaf(HY_SHAPE(2, 19, 2, 16), 1),
+                      t_randn_leaf(HY_SHAPE(2, 19, 2, 16), 1)};
   /* the selection from bf16 q, k: the CPU's classes on the same values */
   hy_tensor *q = t_cast(t_cast(in[0], HY_BF16), HY_F64),
             *k = t_cast(t_cast(in[1], HY_BF16), HY_F64);
@@ -354,7 +316,8 @@ static hy_tensor *rat(hy_tensor **in, void *ctx) {
 Test(cuda_elementwise_bf16, rat_in_f32) {
   T_NEED_GPU();
   hy_shape s = HY_SHAPE(2, 23, 2, 16);
-  hy_tensor *in[4] = {randn(s), randn(s), randn(s), uniform(s, 0.05, 0.95)};
+  hy_tensor *in[4] = {t_randn_leaf(s, 1), t_randn_leaf(s, 1), t_randn_leaf(s, 1),
+                      t_uniform_leaf(s, 0.05, 0.95)};
   t_expect_bf16_matches_f64(rat, NULL, 4, in, ALL, HY_BF16, ONE, "bf16 rat");
 }
 
@@ -370,14 +333,14 @@ Test(cuda_elementwise_bf16, titans_scan_in_f32) {
   int64_t B = 2, H = 2, T = 13, D = 8, F = 16, N = T / 4;
   double a = sqrt(3.0 / (double)D), wb = sqrt(6.0 / (double)(D + F));
   hy_shape rows = HY_SHAPE(B, H, T, D), gate = HY_SHAPE(B, H, N, 1);
-  hy_tensor *in[8] = {uniform(rows, -a, a),
-                      uniform(rows, -a, a),
-                      randn(rows),
-                      uniform(HY_SHAPE(B, H, T, 1), 0.1 / (double)D, 1.0 / (double)D),
-                      uniform(gate, 0.2, 0.95),
-                      uniform(gate, 0.6, 0.99),
-                      uniform(HY_SHAPE(H, D, F), -wb, wb),
-                      uniform(HY_SHAPE(H, F, D), -wb, wb)};
+  hy_tensor *in[8] = {t_uniform_leaf(rows, -a, a),
+                      t_uniform_leaf(rows, -a, a),
+                      t_randn_leaf(rows, 1),
+                      t_uniform_leaf(HY_SHAPE(B, H, T, 1), 0.1 / (double)D, 1.0 / (double)D),
+                      t_uniform_leaf(gate, 0.2, 0.95),
+                      t_uniform_leaf(gate, 0.6, 0.99),
+                      t_uniform_leaf(HY_SHAPE(H, D, F), -wb, wb),
+                      t_uniform_leaf(HY_SHAPE(H, F, D), -wb, wb)};
   t_expect_bf16_matches_f64(titans, NULL, 8, in, 0x3f, HY_BF16, ONE,
                             "bf16 titans scan with f32 weights");
 }
@@ -400,14 +363,14 @@ static hy_tensor *views_and_copies(hy_tensor *x) {
  * GPU's output and gradient equal the CPU's bf16 ones bit for bit. */
 Test(cuda_elementwise_bf16, views_and_copies_match_the_cpu_bit_for_bit) {
   T_NEED_GPU();
-  hy_tensor *x = t_cast(t_randn(HY_F32, HY_SHAPE(6, 10, 8), next_seed++), HY_BF16);
+  hy_tensor *x = t_cast(t_randn_next(HY_F32, HY_SHAPE(6, 10, 8)), HY_BF16);
   x->requires_grad = true;
   hy_tensor *xg = t_to_gpu(x);
   t_poison();
   hy_tensor *y = views_and_copies(x), *yg = views_and_copies(xg);
   cr_assert(yg->dtype == HY_BF16 && yg->device == HY_CUDA);
   t_expect_same_bits(t_to_cpu(yg), y, "bf16 views and copies: forward");
-  hy_tensor *gy = t_cast(t_randn(HY_F32, hy_shape_of(y), next_seed++), HY_BF16);
+  hy_tensor *gy = t_cast(t_randn_next(HY_F32, hy_shape_of(y)), HY_BF16);
   hy_backward_with(y, gy);
   hy_backward_with(yg, t_to_gpu(gy));
   t_expect_same_bits(t_to_cpu(xg->grad), x->grad, "bf16 views and copies: gradient");
@@ -440,9 +403,8 @@ Test(cuda_elementwise_bf16, conversions_match_the_cpu_bit_for_bit) {
         for (int layout = 0; layout < 4; layout++) {
           int64_t rows = 6, cols = layout == 1 ? 7 : 8;
           hy_shape base = layout == 3 ? HY_SHAPE(cols, rows) : HY_SHAPE(rows, cols);
-          hy_tensor *src = t_cast(t_randn(HY_F32, base, next_seed++), dtypes[s]);
-          hy_tensor *wide =
-              t_cast(t_randn(HY_F32, HY_SHAPE(rows, 3 * cols), next_seed++), dtypes[d]);
+          hy_tensor *src = t_cast(t_randn_next(HY_F32, base), dtypes[s]);
+          hy_tensor *wide = t_cast(t_randn_next(HY_F32, HY_SHAPE(rows, 3 * cols)), dtypes[d]);
           hy_tensor *wide_g = t_to_gpu(wide);
           hy_convert_into(dst_view(wide, layout, rows, cols), src_view(src, layout), acc);
           hy_convert_into(dst_view(wide_g, layout, rows, cols), src_view(t_to_gpu(src), layout),
@@ -465,13 +427,13 @@ Test(cuda_elementwise_bf16, cast_and_its_gradient) {
   T_NEED_GPU();
   const hy_dtype dtypes[] = {HY_F32, HY_BF16};
   for (int i = 0; i < 2; i++) {
-    hy_tensor *x = t_cast(t_randn(HY_F32, HY_SHAPE(5, 77), next_seed++), dtypes[i]);
+    hy_tensor *x = t_cast(t_randn_next(HY_F32, HY_SHAPE(5, 77)), dtypes[i]);
     x->requires_grad = true;
     hy_tensor *xg = t_to_gpu(x);
     t_poison();
     hy_tensor *y = round_trip(x), *yg = round_trip(xg);
     t_expect_same_bits(t_to_cpu(yg), y, "cast round trip: forward");
-    hy_tensor *gy = t_cast(t_randn(HY_F32, hy_shape_of(y), next_seed++), dtypes[i]);
+    hy_tensor *gy = t_cast(t_randn_next(HY_F32, hy_shape_of(y)), dtypes[i]);
     hy_backward_with(y, gy);
     hy_backward_with(yg, t_to_gpu(gy));
     cr_assert(xg->grad->dtype == dtypes[i], "cast: gradient %s", hy_describe(xg->grad));
@@ -489,9 +451,10 @@ static hy_tensor *dense(hy_tensor **in, void *ctx) {
 /* The product rounds once, the bias add once more (TWO); each gradient rounds once. */
 Test(cuda_elementwise_bf16, dense_all_bf16) {
   T_NEED_GPU();
-  hy_tensor *in[3] = {randn(HY_SHAPE(2, 17, 40)), randn(HY_SHAPE(24, 40)), randn(HY_SHAPE(24))};
+  hy_tensor *in[3] = {t_randn_leaf(HY_SHAPE(2, 17, 40), 1), t_randn_leaf(HY_SHAPE(24, 40), 1),
+                      t_randn_leaf(HY_SHAPE(24), 1)};
   t_expect_bf16_matches_f64(dense, NULL, 3, in, ALL, HY_BF16, TWO, "dense, x, W, b in bf16");
-  hy_tensor *plain[3] = {randn(HY_SHAPE(3, 40)), randn(HY_SHAPE(24, 40)), NULL};
+  hy_tensor *plain[3] = {t_randn_leaf(HY_SHAPE(3, 40), 1), t_randn_leaf(HY_SHAPE(24, 40), 1), NULL};
   t_expect_bf16_matches_f64(dense, NULL, 3, plain, ALL, HY_BF16, ONE, "dense, x, W in bf16");
 }
 
@@ -499,7 +462,8 @@ Test(cuda_elementwise_bf16, dense_all_bf16) {
  * output and x's gradient); its gradient comes back in f32, rounded once in bf16. */
 Test(cuda_elementwise_bf16, dense_bf16_x_with_f32_step_weight) {
   T_NEED_GPU();
-  hy_tensor *in[3] = {randn(HY_SHAPE(2, 17, 40)), randn(HY_SHAPE(24, 40)), NULL};
+  hy_tensor *in[3] = {t_randn_leaf(HY_SHAPE(2, 17, 40), 1), t_randn_leaf(HY_SHAPE(24, 40), 1),
+                      NULL};
   t_expect_bf16_matches_f64(dense, NULL, 3, in, 1, HY_BF16, TWO,
                             "dense, bf16 x with an f32 step weight");
 }
@@ -512,9 +476,9 @@ Test(cuda_elementwise_bf16, dense_bf16_x_with_f32_step_weight) {
  * parameter) is rounded on the tape and its gradient once. */
 Test(cuda_elementwise_bf16, dense_bf16_x_with_f32_parameter) {
   T_NEED_GPU();
-  hy_tensor *x = t_cast(t_randn(HY_F32, HY_SHAPE(2, 17, 40), next_seed++), HY_BF16);
-  hy_tensor *w = t_randn(HY_F32, HY_SHAPE(24, 40), next_seed++);
-  hy_tensor *b = t_randn(HY_F32, HY_SHAPE(24), next_seed++);
+  hy_tensor *x = t_cast(t_randn_next(HY_F32, HY_SHAPE(2, 17, 40)), HY_BF16);
+  hy_tensor *w = t_randn_next(HY_F32, HY_SHAPE(24, 40));
+  hy_tensor *b = t_randn_next(HY_F32, HY_SHAPE(24));
   hy_tensor *xr = t_param(t_cast(x, HY_F64)), *wr = t_param(t_cast(w, HY_F64));
   hy_tensor *br = t_param(t_cast(b, HY_F64));
   hy_tensor *xg = t_to_gpu(x);
@@ -529,7 +493,7 @@ Test(cuda_elementwise_bf16, dense_bf16_x_with_f32_parameter) {
   cr_assert(y->dtype == HY_BF16, "dense: output %s", hy_describe(y));
   cr_assert(wg->bf16_copy != NULL, "dense: the weight's bf16 copy was not used");
   t_expect_gpu_close(y, ref, THREE, "dense with an f32 parameter: forward");
-  hy_tensor *gy = t_cast(t_cast(t_randn(HY_F32, hy_shape_of(ref), next_seed++), HY_BF16), HY_F64);
+  hy_tensor *gy = t_cast(t_cast(t_randn_next(HY_F32, hy_shape_of(ref)), HY_BF16), HY_F64);
   hy_backward_with(ref, gy);
   hy_backward_with(y, t_to_gpu(t_cast(gy, HY_BF16)));
   cr_assert(xg->grad->dtype == HY_BF16 && wg->grad->dtype == HY_F32 && bg->grad->dtype == HY_F32,

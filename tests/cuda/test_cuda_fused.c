@@ -20,10 +20,9 @@ static const double BF16_TOL = 3e-3;
 /* Test ops that chain bf16 stores (a norm feeding a SwiGLU, a gradient added to in bf16): each
  * store rounds again, where the reference rounds none of the intermediate values. */
 static const double BF16_CHAIN_TOL = 1e-2;
-static uint64_t next_seed = 7001;
 
-static hy_tensor *randn(hy_shape s) { return t_randn(HY_F32, s, next_seed++); }
-static hy_tensor *gain(int64_t d) { return t_uniform(HY_F32, HY_SHAPE(d), next_seed++, 0.5, 1.5); }
+static void init(void) { t_seed = 7001; } /* the inputs its tolerances were measured on */
+TestSuite(cuda_fused, .init = init);
 
 /* The row lengths every test walks: the model's width, a per-head norm, an odd length, wide. */
 static const int64_t WIDTHS[] = {768, 64, 129, 4096};
@@ -52,7 +51,7 @@ static void expect_views_bf16(t_gpu_op op, void *ctx, hy_tensor *proj, t_views v
   char name[200];
   snprintf(name, sizeof name, "%s: forward", what);
   t_expect_gpu_close(out, ref, tol, name);
-  hy_tensor *gy = t_cast(t_cast(randn(hy_shape_of(ref)), HY_BF16), HY_F64);
+  hy_tensor *gy = t_cast(t_cast(t_randn_next(HY_F32, hy_shape_of(ref)), HY_BF16), HY_F64);
   hy_backward_with(out, t_to_gpu(t_cast(gy, out->dtype)));
   hy_backward_with(ref, gy);
   for (int i = 0; i < n; i++) {
@@ -82,23 +81,26 @@ Test(cuda_fused, rmsnorm_bf16) {
   for (int k = 0; k < 4; k++) {
     int64_t d = WIDTHS[k];
     char what[96];
-    hy_tensor *in[2] = {t_param(randn(HY_SHAPE(3, 37, d))), t_param(gain(d))};
+    hy_tensor *in[2] = {t_param(t_randn_next(HY_F32, HY_SHAPE(3, 37, d))),
+                        t_param(t_gain(HY_F32, d))};
     snprintf(what, sizeof what, "rmsnorm bf16 d = %lld", (long long)d);
     t_expect_bf16_matches_f64(rmsnorm, NULL, 2, in, 1u, HY_BF16, BF16_TOL, what);
-    hy_tensor *no_w[2] = {t_param(randn(HY_SHAPE(37, d))), NULL};
+    hy_tensor *no_w[2] = {t_param(t_randn_next(HY_F32, HY_SHAPE(37, d))), NULL};
     snprintf(what, sizeof what, "rmsnorm bf16 d = %lld, no weight", (long long)d);
     t_expect_bf16_matches_f64(rmsnorm, NULL, 2, no_w, 1u, HY_BF16, BF16_TOL, what);
-    hy_tensor *w_only[2] = {randn(HY_SHAPE(5, 7, d)), t_param(gain(d))};
+    hy_tensor *w_only[2] = {t_randn_next(HY_F32, HY_SHAPE(5, 7, d)), t_param(t_gain(HY_F32, d))};
     snprintf(what, sizeof what, "rmsnorm bf16 d = %lld, weight gradient only", (long long)d);
     t_expect_bf16_matches_f64(rmsnorm, NULL, 2, w_only, 1u, HY_BF16, BF16_TOL, what);
-    hy_tensor *twice[2] = {t_param(randn(HY_SHAPE(2, 19, d))), t_param(gain(d))};
+    hy_tensor *twice[2] = {t_param(t_randn_next(HY_F32, HY_SHAPE(2, 19, d))),
+                           t_param(t_gain(HY_F32, d))};
     snprintf(what, sizeof what, "rmsnorm bf16 d = %lld, x used twice", (long long)d);
     t_expect_bf16_matches_f64(rmsnorm_twice, NULL, 2, twice, 1u, HY_BF16, BF16_CHAIN_TOL, what);
   }
   /* Many rows: many chunks of rows for the weight gradient, the last one short. */
   const hy_shape many[] = {HY_SHAPE(5001, 64), HY_SHAPE(2049, 768), HY_SHAPE(3001, 129)};
   for (int i = 0; i < 3; i++) {
-    hy_tensor *in[2] = {t_param(randn(many[i])), t_param(gain(many[i].d[1]))};
+    hy_tensor *in[2] = {t_param(t_randn_next(HY_F32, many[i])),
+                        t_param(t_gain(HY_F32, many[i].d[1]))};
     t_expect_bf16_matches_f64(rmsnorm, NULL, 2, in, 1u, HY_BF16, BF16_TOL,
                               "rmsnorm bf16, many rows");
   }
@@ -114,13 +116,14 @@ Test(cuda_fused, rmsnorm_f32_walks) {
     int64_t d = shapes[i].d[shapes[i].ndim - 1];
     char what[96];
     snprintf(what, sizeof what, "rmsnorm f32 d = %lld", (long long)d);
-    hy_tensor *in[2] = {t_param(randn(shapes[i])), t_param(gain(d))};
+    hy_tensor *in[2] = {t_param(t_randn_next(HY_F32, shapes[i])), t_param(t_gain(HY_F32, d))};
     t_expect_gpu_matches_f64(rmsnorm, NULL, 2, in, TOL, what);
-    hy_tensor *twice[2] = {t_param(randn(shapes[i])), t_param(gain(d))};
+    hy_tensor *twice[2] = {t_param(t_randn_next(HY_F32, shapes[i])), t_param(t_gain(HY_F32, d))};
     snprintf(what, sizeof what, "rmsnorm f32 d = %lld, x used twice", (long long)d);
     t_expect_gpu_matches_f64(rmsnorm_twice, NULL, 2, twice, TOL, what);
   }
-  hy_tensor *wide[2] = {t_param(randn(HY_SHAPE(4, 16384))), t_param(gain(16384))};
+  hy_tensor *wide[2] = {t_param(t_randn_next(HY_F32, HY_SHAPE(4, 16384))),
+                        t_param(t_gain(HY_F32, 16384))};
   t_expect_bf16_matches_f64(rmsnorm, NULL, 2, wide, 1u, HY_BF16, BF16_TOL,
                             "rmsnorm bf16 d = 16384");
 }
@@ -151,8 +154,9 @@ static void expect_add_rmsnorm(hy_shape shape, bool y_bf16, bool no_y, hy_dtype 
                                bool x_grad) {
   int64_t d = shape.d[shape.ndim - 1];
   add_ctx c = {h_dtype, use, no_y};
-  hy_tensor *x = randn(shape),
-            *in[3] = {x_grad ? t_param(x) : x, t_param(randn(shape)), t_param(gain(d))};
+  hy_tensor *x = t_randn_next(HY_F32, shape),
+            *in[3] = {x_grad ? t_param(x) : x, t_param(t_randn_next(HY_F32, shape)),
+                      t_param(t_gain(HY_F32, d))};
   char what[160];
   snprintf(what, sizeof what, "add_rmsnorm d = %lld, y %s, h %s, using %s%s", (long long)d,
            no_y     ? "none"
@@ -196,7 +200,8 @@ static hy_tensor *add_rmsnorm_self(hy_tensor **in, void *ctx) {
 Test(cuda_fused, add_rmsnorm_of_x_and_x) {
   T_NEED_GPU();
   for (int k = 0; k < 4; k++) {
-    hy_tensor *in[2] = {t_param(randn(HY_SHAPE(2, 19, WIDTHS[k]))), t_param(gain(WIDTHS[k]))};
+    hy_tensor *in[2] = {t_param(t_randn_next(HY_F32, HY_SHAPE(2, 19, WIDTHS[k]))),
+                        t_param(t_gain(HY_F32, WIDTHS[k]))};
     t_expect_gpu_matches_f64(add_rmsnorm_self, NULL, 2, in, TOL, "add_rmsnorm(x, x)");
   }
 }
@@ -237,24 +242,24 @@ Test(cuda_fused, rope_bf16_packed_and_strided) {
     for (int k = 0; k < 3; k++) {
       rope_ctx c = {offsets[o], 3, dims[k]};
       char what[128];
-      hy_tensor *x = t_param(randn(HY_SHAPE(2, 13, 3, dims[k])));
+      hy_tensor *x = t_param(t_randn_next(HY_F32, HY_SHAPE(2, 13, 3, dims[k])));
       snprintf(what, sizeof what, "rope bf16 D = %lld, offset %lld", (long long)dims[k],
                (long long)offsets[o]);
       t_expect_bf16_matches_f64(rope, &c, 1, &x, 1u, HY_BF16, BF16_TOL, what);
-      hy_tensor *proj = randn(HY_SHAPE(2, 13, 3 * 3 * dims[k]));
+      hy_tensor *proj = t_randn_next(HY_F32, HY_SHAPE(2, 13, 3 * 3 * dims[k]));
       snprintf(what, sizeof what, "rope bf16 of q, D = %lld, offset %lld", (long long)dims[k],
                (long long)offsets[o]);
       expect_views_bf16(rope_q, &c, proj, qk_views, 1, HY_BF16, BF16_TOL, what);
       snprintf(what, sizeof what, "rope bf16 of k, D = %lld, offset %lld", (long long)dims[k],
                (long long)offsets[o]);
       expect_views_bf16(rope_k, &c, proj, qk_views, 2, HY_BF16, BF16_TOL, what);
-      hy_tensor *p32 = t_param(randn(HY_SHAPE(2, 13, 3 * 3 * dims[k])));
+      hy_tensor *p32 = t_param(t_randn_next(HY_F32, HY_SHAPE(2, 13, 3 * 3 * dims[k])));
       snprintf(what, sizeof what, "rope f32 of q and k, D = %lld, offset %lld", (long long)dims[k],
                (long long)offsets[o]);
       t_expect_gpu_matches_f64(rope_qk_f32, &c, 1, &p32, TOL, what);
     }
   rope_ctx c = {5, 2, 64}; /* long sequences: angles up to ~1000 radians */
-  hy_tensor *x = t_param(randn(HY_SHAPE(1, 1000, 2, 64)));
+  hy_tensor *x = t_param(t_randn_next(HY_F32, HY_SHAPE(1, 1000, 2, 64)));
   t_expect_bf16_matches_f64(rope, &c, 1, &x, 1u, HY_BF16, BF16_TOL, "rope bf16, 1000 positions");
 }
 
@@ -290,19 +295,19 @@ Test(cuda_fused, swiglu_packed_and_strided) {
   for (int k = 0; k < 4; k++) {
     int64_t h = widths[k];
     char what[96];
-    hy_tensor *in[2] = {t_param(hy_scale(randn(HY_SHAPE(3, 41, h)), 3.0)),
-                        t_param(randn(HY_SHAPE(3, 41, h)))};
+    hy_tensor *in[2] = {t_param(hy_scale(t_randn_next(HY_F32, HY_SHAPE(3, 41, h)), 3.0)),
+                        t_param(t_randn_next(HY_F32, HY_SHAPE(3, 41, h)))};
     snprintf(what, sizeof what, "swiglu bf16 h = %lld", (long long)h);
     t_expect_bf16_matches_f64(swiglu, NULL, 2, in, 3u, HY_BF16, BF16_TOL, what);
     snprintf(what, sizeof what, "swiglu f32 h = %lld", (long long)h);
     t_expect_gpu_matches_f64(swiglu, NULL, 2, in, TOL, what);
-    hy_tensor *self = t_param(randn(HY_SHAPE(5, h)));
+    hy_tensor *self = t_param(t_randn_next(HY_F32, HY_SHAPE(5, h)));
     snprintf(what, sizeof what, "swiglu bf16 of g and g, h = %lld", (long long)h);
     t_expect_bf16_matches_f64(swiglu_self, NULL, 1, &self, 1u, HY_BF16, BF16_CHAIN_TOL, what);
-    hy_tensor *proj = hy_scale(randn(HY_SHAPE(3, 41, 2 * h)), 2.0);
+    hy_tensor *proj = hy_scale(t_randn_next(HY_F32, HY_SHAPE(3, 41, 2 * h)), 2.0);
     snprintf(what, sizeof what, "swiglu bf16 of one projection's halves, h = %lld", (long long)h);
     expect_views_bf16(swiglu, NULL, proj, halves, 2, HY_BF16, BF16_TOL, what);
-    hy_tensor *p32 = t_param(hy_scale(randn(HY_SHAPE(3, 41, 2 * h)), 2.0));
+    hy_tensor *p32 = t_param(hy_scale(t_randn_next(HY_F32, HY_SHAPE(3, 41, 2 * h)), 2.0));
     snprintf(what, sizeof what, "swiglu f32 of one projection's halves, h = %lld", (long long)h);
     t_expect_gpu_matches_f64(swiglu_halves_f32, NULL, 1, &p32, TOL, what);
   }

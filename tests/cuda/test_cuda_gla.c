@@ -11,23 +11,13 @@
 
 static const double TOL = 1e-5; /* f32, relative norm error */
 
-static uint64_t seed = 3000; /* every input fresh */
-
-/* A fresh N(0, 1) tensor times scale, a leaf requiring a gradient. */
-static hy_tensor *randn(hy_shape s, double scale) {
-  hy_tensor *x = t_randn(HY_F32, s, seed++);
-  if (scale != 1) {
-    hy_no_grad_begin();
-    x = hy_scale(x, scale);
-    hy_no_grad_end();
-  }
-  return t_param(x);
-}
+static void init(void) { t_seed = 3000; } /* the inputs its tolerances were measured on */
+TestSuite(cuda_gla, .init = init);
 
 /* Log decays: logsigmoid(x), x ~ N(0, 1), as the layer makes them (before its 1 / tau), or strong
  * ones, N(-5, 0.5^2): a state keeps e^-5 of itself per token. */
 static hy_tensor *gates(hy_shape s, bool strong) {
-  hy_tensor *x = t_randn(HY_F32, s, seed++);
+  hy_tensor *x = t_randn_next(HY_F32, s);
   hy_no_grad_begin();
   hy_tensor *g = strong ? hy_add_scalar(hy_scale(x, 0.5), -5) : hy_logsigmoid(x);
   hy_no_grad_end();
@@ -47,9 +37,10 @@ static void describe(char *buf, size_t n, const char *what, gla_size z) {
  * exactly zero (the state before the first token is zero), so it is compared from T = 2 on. */
 static void expect_gla(gla_size z, bool strong, bool gate_grad, const char *what) {
   t_gla_ctx c = {z.chunk, NULL};
-  hy_tensor *in[4] = {
-      randn(HY_SHAPE(z.B, z.T, z.H, z.dk), 1), randn(HY_SHAPE(z.B, z.T, z.H, z.dk), 1),
-      randn(HY_SHAPE(z.B, z.T, z.H, z.dv), 1), gates(HY_SHAPE(z.B, z.T, z.H, z.dk), strong)};
+  hy_tensor *in[4] = {t_randn_leaf(HY_SHAPE(z.B, z.T, z.H, z.dk), 1),
+                      t_randn_leaf(HY_SHAPE(z.B, z.T, z.H, z.dk), 1),
+                      t_randn_leaf(HY_SHAPE(z.B, z.T, z.H, z.dv), 1),
+                      gates(HY_SHAPE(z.B, z.T, z.H, z.dk), strong)};
   in[3]->requires_grad = gate_grad && z.T > 1;
   char name[200];
   describe(name, sizeof name, what, z);
@@ -84,9 +75,10 @@ Test(cuda_gla, strongly_decaying_gates_match_cpu) {
     for (int j = 0; j < 3; j++) {
       gla_size z = {2, TS[i], 2, 32, 64, CHUNKS[j]};
       t_gla_ctx c = {z.chunk, NULL};
-      hy_tensor *in[4] = {
-          randn(HY_SHAPE(z.B, z.T, z.H, z.dk), 1), randn(HY_SHAPE(z.B, z.T, z.H, z.dk), 1),
-          randn(HY_SHAPE(z.B, z.T, z.H, z.dv), 1), gates(HY_SHAPE(z.B, z.T, z.H, z.dk), true)};
+      hy_tensor *in[4] = {t_randn_leaf(HY_SHAPE(z.B, z.T, z.H, z.dk), 1),
+                          t_randn_leaf(HY_SHAPE(z.B, z.T, z.H, z.dk), 1),
+                          t_randn_leaf(HY_SHAPE(z.B, z.T, z.H, z.dv), 1),
+                          gates(HY_SHAPE(z.B, z.T, z.H, z.dk), true)};
       char name[200];
       describe(name, sizeof name, "strong gates, gate gradient against f64", z);
       t_expect_gpu_matches_f64(t_gla, &c, 4, in, 3e-4, name);
@@ -98,9 +90,9 @@ Test(cuda_gla, strongly_decaying_gates_match_cpu) {
 static void expect_linear(gla_size z, const double *log_decay, const char *what) {
   t_gla_ctx c = {z.chunk, log_decay};
   double qk = log_decay ? 1 : 1 / sqrt((double)z.dk);
-  hy_tensor *in[3] = {randn(HY_SHAPE(z.B, z.T, z.H, z.dk), qk),
-                      randn(HY_SHAPE(z.B, z.T, z.H, z.dk), qk),
-                      randn(HY_SHAPE(z.B, z.T, z.H, z.dv), 1)};
+  hy_tensor *in[3] = {t_randn_leaf(HY_SHAPE(z.B, z.T, z.H, z.dk), qk),
+                      t_randn_leaf(HY_SHAPE(z.B, z.T, z.H, z.dk), qk),
+                      t_randn_leaf(HY_SHAPE(z.B, z.T, z.H, z.dv), 1)};
   char name[200];
   describe(name, sizeof name, what, z);
   t_expect_gpu_matches_cpu(t_linear_attention, &c, 3, in, TOL, name);

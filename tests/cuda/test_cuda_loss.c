@@ -28,18 +28,8 @@ static const double BF16_STORE_TOL = 4e-3;
  * losses whose errors have either sign, is held to 2e-3. */
 static const double FUSED_GRAD_TOL = 1e-2, FUSED_LOSS_TOL = 2e-3;
 
-static uint64_t next_seed = 4242;
-
-/* Host i32 tensor of values in [0, hi), with about a fraction p replaced by IGNORE. */
-static hy_tensor *random_targets(hy_shape s, int64_t hi, double p) {
-  hy_tensor *t = hy_empty_on(HY_CPU, HY_I32, s);
-  hy_rng r = hy_rng_new(next_seed++);
-  for (int64_t i = 0; i < hy_numel(t); i++) {
-    int64_t v = (int64_t)(hy_rng_u64(&r) % (uint64_t)hi);
-    hy_set(t, i, hy_rng_uniform(&r) < p ? IGNORE : (double)v);
-  }
-  return t;
-}
+static void init(void) { t_seed = 4242; } /* the inputs its tolerances were measured on */
+TestSuite(cuda_loss, .init = init);
 
 /* A persistent f32 parameter on the GPU holding cpu's values (the mixed-precision weight). */
 static hy_tensor *gpu_param(const hy_tensor *cpu) {
@@ -96,8 +86,9 @@ Test(cuda_loss, cross_entropy_bf16_logits_against_f64) {
     hy_shape ls = CE_CASES[i].logits;
     int64_t V = ls.d[ls.ndim - 1];
     double a = CE_CASES[i].scale;
-    hy_tensor *in[3] = {t_param(t_uniform(HY_F32, ls, next_seed++, -a, a)),
-                        random_targets(leading(ls), V, 0.25), random_targets(leading(ls), V, 0.1)};
+    hy_tensor *in[3] = {t_param(t_uniform_next(HY_F32, ls, -a, a)),
+                        t_random_ints(leading(ls), V, IGNORE, 0.25),
+                        t_random_ints(leading(ls), V, IGNORE, 0.1)};
     char what[96];
     snprintf(what, sizeof what, "bf16 cross entropy V = %lld, scale %g", (long long)V, a);
     t_expect_bf16_matches_f64(cross_entropy, NULL, 2, in, 1u, HY_F32, BF16_STORE_TOL, what);
@@ -113,8 +104,9 @@ Test(cuda_loss, cross_entropy_f32_against_cpu) {
     hy_shape ls = CE_CASES[i].logits;
     int64_t V = ls.d[ls.ndim - 1];
     double a = CE_CASES[i].scale;
-    hy_tensor *in[3] = {t_param(t_uniform(HY_F32, ls, next_seed++, -a, a)),
-                        random_targets(leading(ls), V, 0.25), random_targets(leading(ls), V, 0.0)};
+    hy_tensor *in[3] = {t_param(t_uniform_next(HY_F32, ls, -a, a)),
+                        t_random_ints(leading(ls), V, IGNORE, 0.25),
+                        t_random_ints(leading(ls), V, IGNORE, 0.0)};
     char what[96];
     snprintf(what, sizeof what, "f32 cross entropy V = %lld", (long long)V);
     t_expect_gpu_matches_cpu(cross_entropy, NULL, 2, in, TOL, what);
@@ -149,9 +141,9 @@ static const struct {
 /* h [B, T, d] normal, W [V, d] normal / sqrt(d): logits of about unit size, times 2. */
 static void dce_inputs(int i, hy_tensor **h, hy_tensor **w, hy_tensor **targets) {
   int64_t B = DCE_CASES[i].B, T = DCE_CASES[i].T, d = DCE_CASES[i].d, V = DCE_CASES[i].V;
-  *h = t_randn(HY_F32, HY_SHAPE(B, T, d), next_seed++);
-  *w = hy_scale(t_randn(HY_F32, HY_SHAPE(V, d), next_seed++), 2 / sqrt((double)d));
-  *targets = random_targets(HY_SHAPE(B, T), V, 0.2);
+  *h = t_randn_next(HY_F32, HY_SHAPE(B, T, d));
+  *w = hy_scale(t_randn_next(HY_F32, HY_SHAPE(V, d)), 2 / sqrt((double)d));
+  *targets = t_random_ints(HY_SHAPE(B, T), V, IGNORE, 0.2);
 }
 
 /* The mixed-precision fused loss (bf16 h, an f32 parameter W) on the GPU against the two-op path
@@ -242,10 +234,10 @@ Test(cuda_loss, loss_gradient_scales_every_gradient) {
   T_NEED_GPU();
   for (int kind = 0; kind < N_KINDS; kind++) {
     bool fused = kind >= FUSED_BF16, bf16 = kind == PLAIN_BF16 || kind == FUSED_BF16;
-    hy_tensor *x = fused ? t_randn(HY_F32, HY_SHAPE(21, 32), next_seed++)
-                         : t_uniform(HY_F32, HY_SHAPE(21, 301), next_seed++, -4, 4);
-    hy_tensor *w = hy_scale(t_randn(HY_F32, HY_SHAPE(301, 32), next_seed++), 0.3);
-    hy_tensor *t = random_targets(HY_SHAPE(21), 301, 0.2);
+    hy_tensor *x = fused ? t_randn_next(HY_F32, HY_SHAPE(21, 32))
+                         : t_uniform_next(HY_F32, HY_SHAPE(21, 301), -4, 4);
+    hy_tensor *w = hy_scale(t_randn_next(HY_F32, HY_SHAPE(301, 32)), 0.3);
+    hy_tensor *t = t_random_ints(HY_SHAPE(21), 301, IGNORE, 0.2);
     hy_tensor *one[2], *half[2], *three[2];
     gradients_for(kind, 1.0, x, w, t, one);
     gradients_for(kind, 0.5, x, w, t, half);
@@ -310,10 +302,10 @@ Test(cuda_loss, forward_and_backward_capture_in_a_cuda_graph) {
     int kind = kinds[k];
     bool fused = kind == FUSED_BF16;
     int64_t rows = 4 * 33, V = fused ? 5003 : 32000, d = 64;
-    hy_tensor *x = fused ? t_randn(HY_F32, HY_SHAPE(rows, d), next_seed++)
-                         : t_uniform(HY_F32, HY_SHAPE(rows, V), next_seed++, -8, 8);
-    hy_tensor *w = hy_scale(t_randn(HY_F32, HY_SHAPE(V, d), next_seed++), 0.25);
-    hy_tensor *t = random_targets(HY_SHAPE(rows), V, 0.1);
+    hy_tensor *x = fused ? t_randn_next(HY_F32, HY_SHAPE(rows, d))
+                         : t_uniform_next(HY_F32, HY_SHAPE(rows, V), -8, 8);
+    hy_tensor *w = hy_scale(t_randn_next(HY_F32, HY_SHAPE(V, d)), 0.25);
+    hy_tensor *t = t_random_ints(HY_SHAPE(rows), V, IGNORE, 0.1);
     hy_tensor *wg = fused ? gpu_param(w) : NULL;
     hy_dense_cross_entropy_chunk(fused ? 50 : 0);
     /* A step outside the capture: it sizes the arena, makes the GEMM plans and the gradients of
@@ -364,11 +356,11 @@ Test(cuda_loss, bad_gpu_target_makes_the_loss_nan) {
     int32_t one[6] = {2, 5, 0, IGNORE, 3, 1};
     one[bad] = ids[bad];
     hy_tensor *tg = t_to_gpu(t_ints(HY_SHAPE(6), one));
-    hy_tensor *logits = t_to_gpu(t_cast(t_randn(HY_F32, HY_SHAPE(6, 13), next_seed++), HY_BF16));
+    hy_tensor *logits = t_to_gpu(t_cast(t_randn_next(HY_F32, HY_SHAPE(6, 13)), HY_BF16));
     cr_assert(isnan(hy_item(hy_cross_entropy(logits, tg, IGNORE))), "target %d: loss not NaN",
               one[bad]);
-    hy_tensor *h = t_to_gpu(t_randn(HY_F32, HY_SHAPE(6, 8), next_seed++));
-    hy_tensor *w = t_to_gpu(t_randn(HY_F32, HY_SHAPE(13, 8), next_seed++));
+    hy_tensor *h = t_to_gpu(t_randn_next(HY_F32, HY_SHAPE(6, 8)));
+    hy_tensor *w = t_to_gpu(t_randn_next(HY_F32, HY_SHAPE(13, 8)));
     cr_assert(isnan(hy_item(hy_dense_cross_entropy(h, w, tg, IGNORE))),
               "target %d: fused loss not NaN", one[bad]);
   }
@@ -398,7 +390,7 @@ Test(cuda_loss, model_loss_checks_targets_on_the_host) {
   hy_model_config cfg = small_model(false);
   gpu_model = hy_model_new(&cfg, 5);
   hy_params_to(&gpu_model->params, HY_CUDA);
-  bad_tokens = random_targets(HY_SHAPE(2, 5), 37, 0.0);
+  bad_tokens = t_random_ints(HY_SHAPE(2, 5), 37, IGNORE, 0.0);
   bad_targets = t_ints(HY_SHAPE(2, 5), (int32_t[]){1, 2, 3, 4, 5, 6, 7, 37, 8, IGNORE});
   t_expect_abort(model_loss_with_bad_target, 3,
                  (const char *[]){"target 37", "position 7", "[0, 37)"});
@@ -416,8 +408,8 @@ Test(cuda_loss, model_loss_against_cpu) {
     hy_model_config cfg = small_model(tied);
     hy_model *m[2] = {hy_model_new(&cfg, 9), hy_model_new(&cfg, 9)};
     hy_params_to(&m[1]->params, HY_CUDA);
-    hy_tensor *x = random_targets(HY_SHAPE(3, 11), 37, 0.0);
-    hy_tensor *y = random_targets(HY_SHAPE(3, 11), 37, 0.15);
+    hy_tensor *x = t_random_ints(HY_SHAPE(3, 11), 37, IGNORE, 0.0);
+    hy_tensor *y = t_random_ints(HY_SHAPE(3, 11), 37, IGNORE, 0.15);
     double loss[2];
     for (int k = 0; k < 2; k++) {
       hy_set_device(k ? HY_CUDA : HY_CPU);

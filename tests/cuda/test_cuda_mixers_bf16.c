@@ -17,7 +17,8 @@
 
 static const double TOL = 1e-2;
 
-static uint64_t seed = 9000; /* every input fresh */
+static void init(void) { t_seed = 9000; } /* the inputs its tolerances were measured on */
+TestSuite(cuda_mixers_bf16, .init = init);
 
 typedef struct {
   int64_t B, T, H, dk, dv, chunk;
@@ -26,17 +27,6 @@ typedef struct {
 static void describe(char *buf, size_t n, const char *what, mix_size z) {
   snprintf(buf, n, "%s: B %lld T %lld H %lld dk %lld dv %lld chunk %lld", what, (long long)z.B,
            (long long)z.T, (long long)z.H, (long long)z.dk, (long long)z.dv, (long long)z.chunk);
-}
-
-/* A fresh N(0, 1) tensor times scale, a leaf requiring a gradient. */
-static hy_tensor *randn(hy_shape s, double scale) {
-  hy_tensor *x = t_randn(HY_F32, s, seed++);
-  if (scale != 1) {
-    hy_no_grad_begin();
-    x = hy_scale(x, scale);
-    hy_no_grad_end();
-  }
-  return t_param(x);
 }
 
 typedef enum {
@@ -50,7 +40,7 @@ static const char *const GATE_NAMES[] = {"layer gates", "gates near 0", "strong 
                                          "vanishing gates"};
 
 static hy_tensor *gates(hy_shape s, gate_kind kind) {
-  hy_tensor *x = t_randn(HY_F32, s, seed++);
+  hy_tensor *x = t_randn_next(HY_F32, s);
   hy_no_grad_begin();
   hy_tensor *g = kind == LAYER       ? hy_logsigmoid(x)
                  : kind == NEAR_ZERO ? hy_scale(hy_relu(x), -1e-3)
@@ -83,7 +73,7 @@ static void expect_mixer(t_gpu_op op, void *ctx, int n, hy_tensor **in, const ch
   hy_no_grad_begin();
   hy_tensor *like = op(in, ctx); /* on the CPU, for the output's shape */
   hy_no_grad_end();
-  hy_tensor *gy = t_to_gpu(t_cast(t_randn(HY_F32, hy_shape_of(like), seed++), HY_BF16));
+  hy_tensor *gy = t_to_gpu(t_cast(t_randn_next(HY_F32, hy_shape_of(like)), HY_BF16));
   hy_tensor *a[5], *b[5];
   run_bf16(op, ctx, n, in, gy, a);
   run_bf16(op, ctx, n, in, gy, b);
@@ -102,9 +92,9 @@ static void expect_mixer(t_gpu_op op, void *ctx, int n, hy_tensor **in, const ch
  * gradients are compared. */
 static void expect_gla(mix_size z, gate_kind kind) {
   t_gla_ctx c = {z.chunk, NULL};
-  hy_tensor *in[4] = {randn(HY_SHAPE(z.B, z.T, z.H, z.dk), 1 / sqrt((double)z.dk)),
-                      randn(HY_SHAPE(z.B, z.T, z.H, z.dk), 1),
-                      randn(HY_SHAPE(z.B, z.T, z.H, z.dv), 1),
+  hy_tensor *in[4] = {t_randn_leaf(HY_SHAPE(z.B, z.T, z.H, z.dk), 1 / sqrt((double)z.dk)),
+                      t_randn_leaf(HY_SHAPE(z.B, z.T, z.H, z.dk), 1),
+                      t_randn_leaf(HY_SHAPE(z.B, z.T, z.H, z.dv), 1),
                       gates(HY_SHAPE(z.B, z.T, z.H, z.dk), kind)};
   in[3]->requires_grad = z.T > 1 && kind != VANISHING;
   char name[200];
@@ -117,9 +107,9 @@ static void expect_gla(mix_size z, gate_kind kind) {
 static void expect_linear(mix_size z, const double *log_decay, const char *what) {
   t_gla_ctx c = {z.chunk, log_decay};
   double qk = log_decay ? 1 : 1 / sqrt((double)z.dk);
-  hy_tensor *in[3] = {randn(HY_SHAPE(z.B, z.T, z.H, z.dk), qk),
-                      randn(HY_SHAPE(z.B, z.T, z.H, z.dk), qk),
-                      randn(HY_SHAPE(z.B, z.T, z.H, z.dv), 1)};
+  hy_tensor *in[3] = {t_randn_leaf(HY_SHAPE(z.B, z.T, z.H, z.dk), qk),
+                      t_randn_leaf(HY_SHAPE(z.B, z.T, z.H, z.dk), qk),
+                      t_randn_leaf(HY_SHAPE(z.B, z.T, z.H, z.dv), 1)};
   char name[200];
   describe(name, sizeof name, what, z);
   expect_mixer(t_linear_attention, &c, 3, in, name);
@@ -177,10 +167,11 @@ Test(cuda_mixers_bf16, one_tensor_as_q_k_v) {
   T_NEED_GPU();
   static const double log_decay[2] = {-0.1, -1};
   t_gla_ctx c = {33, NULL}, cl = {33, log_decay};
-  hy_tensor *gin[2] = {randn(HY_SHAPE(2, 97, 2, 24), 0.3), gates(HY_SHAPE(2, 97, 2, 24), LAYER)};
+  hy_tensor *gin[2] = {t_randn_leaf(HY_SHAPE(2, 97, 2, 24), 0.3),
+                       gates(HY_SHAPE(2, 97, 2, 24), LAYER)};
   expect_mixer(gla_of_one, &c, 2, gin, "gla of one tensor as q, k, v");
   t_expect_gpu_matches_cpu(gla_of_one, &c, 2, gin, 1e-5, "f32 gla of one tensor as q, k, v");
-  hy_tensor *lin = randn(HY_SHAPE(2, 97, 2, 24), 0.3);
+  hy_tensor *lin = t_randn_leaf(HY_SHAPE(2, 97, 2, 24), 0.3);
   expect_mixer(linear_of_one, &cl, 1, &lin, "lightning of one tensor as q, k, v");
   t_expect_gpu_matches_cpu(linear_of_one, &cl, 1, &lin, 1e-5,
                            "f32 lightning of one tensor as q, k, v");

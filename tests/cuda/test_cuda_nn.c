@@ -8,20 +8,9 @@
 #include <stdio.h>
 
 static const double TOL = 1e-5; /* f32, relative norm error */
-static uint64_t next_seed = 9001;
 
-static hy_tensor *randn(hy_shape s) { return t_randn(HY_F32, s, next_seed++); }
-
-/* Host i32 tensor of values in [0, hi), with about a fraction p replaced by `ignore`. */
-static hy_tensor *random_ints(hy_shape s, int64_t hi, int ignore, double p) {
-  hy_tensor *t = hy_empty_on(HY_CPU, HY_I32, s);
-  hy_rng r = hy_rng_new(next_seed++);
-  for (int64_t i = 0; i < hy_numel(t); i++) {
-    int64_t v = (int64_t)(hy_rng_u64(&r) % (uint64_t)hi);
-    hy_set(t, i, hy_rng_uniform(&r) < p ? ignore : (double)v);
-  }
-  return t;
-}
+static void init(void) { t_seed = 9001; } /* the inputs its tolerances were measured on */
+TestSuite(cuda_nn, .init = init);
 
 /* ---- embedding ---- */
 
@@ -43,8 +32,8 @@ Test(cuda_nn, embedding_with_repeated_indices) {
       {32, 1024, 4, HY_SHAPE(2, 2, 33)},  /* long rows, each hit ~33 times */
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-    hy_tensor *in[2] = {t_param(randn(HY_SHAPE(cases[i].V, cases[i].d))),
-                        random_ints(cases[i].ids, cases[i].used, 0, 0.0)};
+    hy_tensor *in[2] = {t_param(t_randn_next(HY_F32, HY_SHAPE(cases[i].V, cases[i].d))),
+                        t_random_ints(cases[i].ids, cases[i].used, 0, 0.0)};
     char what[96];
     snprintf(what, sizeof what, "embedding V = %lld, d = %lld", (long long)cases[i].V,
              (long long)cases[i].d);
@@ -52,7 +41,7 @@ Test(cuda_nn, embedding_with_repeated_indices) {
   }
   /* Fixed repeats, as the CPU suite. */
   const int32_t rep[] = {3, 3, 0, 10, 3, 0, 7, 7, 10, 1};
-  hy_tensor *in[2] = {t_param(randn(HY_SHAPE(11, 7))), t_ints(HY_SHAPE(2, 5), rep)};
+  hy_tensor *in[2] = {t_param(t_randn_next(HY_F32, HY_SHAPE(11, 7))), t_ints(HY_SHAPE(2, 5), rep)};
   t_expect_gpu_matches_cpu(embedding, NULL, 2, in, TOL, "embedding, fixed repeats");
 }
 
@@ -116,8 +105,8 @@ Test(cuda_nn, cross_entropy_with_ignored_targets) {
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     double a = cases[i].scale;
-    hy_tensor *logits = t_param(t_uniform(HY_F32, cases[i].logits, next_seed++, -a, a));
-    hy_tensor *targets = random_ints(cases[i].targets, cases[i].V, IGNORE, 0.25);
+    hy_tensor *logits = t_param(t_uniform_next(HY_F32, cases[i].logits, -a, a));
+    hy_tensor *targets = t_random_ints(cases[i].targets, cases[i].V, IGNORE, 0.25);
     hy_tensor *in[2] = {logits, targets};
     char what[96];
     snprintf(what, sizeof what, "cross entropy V = %lld", (long long)cases[i].V);
@@ -131,11 +120,11 @@ Test(cuda_nn, cross_entropy_all_ignored) {
   const int64_t vocab[] = {7, 256, 32000};
   for (int i = 0; i < 3; i++) {
     hy_shape ls = HY_SHAPE(5, vocab[i]);
-    hy_tensor *targets = random_ints(HY_SHAPE(5), vocab[i], IGNORE, 1.0);
+    hy_tensor *targets = t_random_ints(HY_SHAPE(5), vocab[i], IGNORE, 1.0);
     /* No gradient to compare: the inputs need none. */
-    hy_tensor *in[2] = {randn(ls), targets};
+    hy_tensor *in[2] = {t_randn_next(HY_F32, ls), targets};
     t_expect_gpu_matches_cpu(cross_entropy, NULL, 2, in, TOL, "cross entropy, all ignored");
-    hy_tensor *logits = t_to_gpu(t_param(randn(ls)));
+    hy_tensor *logits = t_to_gpu(t_param(t_randn_next(HY_F32, ls)));
     hy_tensor *loss = hy_cross_entropy(logits, t_to_gpu(targets), IGNORE);
     cr_assert_eq(hy_item(loss), 0.0, "all ignored: loss %g", hy_item(loss));
     hy_backward(loss);
@@ -177,16 +166,18 @@ Test(cuda_nn, rmsnorm_with_and_without_weight) {
     norm_ctx c = {cases[i].eps};
     int64_t d = cases[i].x.d[cases[i].x.ndim - 1];
     char what[96];
-    hy_tensor *in[2] = {t_param(randn(cases[i].x)), t_param(randn(HY_SHAPE(d)))};
+    hy_tensor *in[2] = {t_param(t_randn_next(HY_F32, cases[i].x)),
+                        t_param(t_randn_next(HY_F32, HY_SHAPE(d)))};
     snprintf(what, sizeof what, "rmsnorm d = %lld, weight", (long long)d);
     t_expect_gpu_matches_cpu(rmsnorm, &c, 2, in, TOL, what);
-    hy_tensor *x[2] = {t_param(randn(cases[i].x)), NULL};
+    hy_tensor *x[2] = {t_param(t_randn_next(HY_F32, cases[i].x)), NULL};
     snprintf(what, sizeof what, "rmsnorm d = %lld, no weight", (long long)d);
     t_expect_gpu_matches_cpu(rmsnorm, &c, 2, x, TOL, what);
   }
   /* The weight's gradient alone (x needs none). */
   norm_ctx c = {1e-6};
-  hy_tensor *in[2] = {randn(HY_SHAPE(300, 64)), t_param(randn(HY_SHAPE(64)))};
+  hy_tensor *in[2] = {t_randn_next(HY_F32, HY_SHAPE(300, 64)),
+                      t_param(t_randn_next(HY_F32, HY_SHAPE(64)))};
   t_expect_gpu_matches_cpu(rmsnorm, &c, 2, in, TOL, "rmsnorm, weight gradient only");
 }
 
@@ -196,7 +187,8 @@ Test(cuda_nn, rmsnorm_with_and_without_weight) {
 Test(cuda_nn, rmsnorm_many_rows_against_f64) {
   T_NEED_GPU();
   hy_shape s = HY_SHAPE(70001, 8);
-  hy_tensor *x = randn(s), *w = randn(HY_SHAPE(8)), *gy = randn(s);
+  hy_tensor *x = t_randn_next(HY_F32, s), *w = t_randn_next(HY_F32, HY_SHAPE(8)),
+            *gy = t_randn_next(HY_F32, s);
   hy_tensor *x64 = t_param(t_cast(x, HY_F64)), *w64 = t_param(t_cast(w, HY_F64));
   hy_tensor *y64 = hy_rmsnorm(x64, w64, 1e-6);
   hy_backward_with(y64, t_cast(gy, HY_F64));
@@ -225,7 +217,7 @@ Test(cuda_nn, rope_with_offsets) {
   for (int o = 0; o < 2; o++)
     for (int k = 0; k < 3; k++) {
       rope_ctx c = {offsets[o]};
-      hy_tensor *x = t_param(randn(HY_SHAPE(2, 13, 3, dims[k])));
+      hy_tensor *x = t_param(t_randn_next(HY_F32, HY_SHAPE(2, 13, 3, dims[k])));
       char what[96];
       snprintf(what, sizeof what, "rope D = %lld, offset %lld", (long long)dims[k],
                (long long)offsets[o]);
@@ -233,6 +225,6 @@ Test(cuda_nn, rope_with_offsets) {
     }
   /* Long sequences: angles up to ~1000 radians. */
   rope_ctx c = {17};
-  hy_tensor *x = t_param(randn(HY_SHAPE(1, 1000, 2, 64)));
+  hy_tensor *x = t_param(t_randn_next(HY_F32, HY_SHAPE(1, 1000, 2, 64)));
   t_expect_gpu_matches_cpu(rope, &c, 1, &x, TOL, "rope, 1000 positions");
 }

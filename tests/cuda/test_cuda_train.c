@@ -24,20 +24,7 @@ static const double HYBRID_SPREAD = 4; /* measured on an H200: GPU vs CPU 3.4e-3
  * of mantissa): issue 16's 1%. */
 static const double BF16_CURVE_TOL = 1e-2;
 
-static char dir[64];
-
-static void init(void) {
-  snprintf(dir, sizeof dir, "/tmp/hyla-cuda-train-XXXXXX");
-  cr_assert(mkdtemp(dir));
-}
-
-static void fini(void) {
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  cr_assert(system(cmd) == 0);
-}
-
-TestSuite(cuda_train, .init = init, .fini = fini);
+TestSuite(cuda_train, .init = t_temp_init, .fini = t_temp_fini);
 
 /* Every mixer once, in one model; blocks and chunks small enough that T = 64 spans several. */
 static const char HYBRID[] = "gla, attn, linear, lightning, rat, sla, titans_mag, titans_mal, "
@@ -59,7 +46,7 @@ static void train_model(const char *name, const char *device, const char *precis
            "[train]\nbatch = 8\nseq_len = 64\nsteps = %lld\nlog_every = 1\neval_every = 50\n"
            "eval_batches = 2\ncheckpoint_every = 50\nthreads = 1\ndevice = \"%s\"\n"
            "precision = \"%s\"\n[optim]\nlr = 3e-3\nwarmup = 10\n",
-           name, dir, name, layers, settings, (long long)steps, device, precision);
+           name, t_temp_path(), name, layers, settings, (long long)steps, device, precision);
   hy_recipe r;
   hy_error err;
   cr_assert_eq(hy_recipe_parse(text, "test.toml", 0, NULL, &r, &err), 0, "%s", err.msg);
@@ -79,7 +66,7 @@ static void train(const char *name, const char *device, int64_t steps, const cha
 
 static int losses(const char *name, double *out, int max) {
   char path[256], line[512];
-  snprintf(path, sizeof path, "%s/%s/metrics.jsonl", dir, name);
+  snprintf(path, sizeof path, "%s/%s/metrics.jsonl", t_temp_path(), name);
   FILE *f = fopen(path, "r");
   cr_assert(f, "%s missing", path);
   int n = 0;
@@ -159,7 +146,7 @@ Test(cuda_train, gpu_checkpoint_resumes_on_the_gpu) {
   train("whole", "cuda", 60, NULL);
   train("part", "cuda", 60, NULL); /* a checkpoint at step 50 */
   char ckpt[256];
-  snprintf(ckpt, sizeof ckpt, "%s/part/ckpt-00000050.h5", dir);
+  snprintf(ckpt, sizeof ckpt, "%s/part/ckpt-00000050.h5", t_temp_path());
   train("part", "cuda", 60, ckpt);
   double whole[60], part[80];
   cr_assert_eq(losses("whole", whole, 60), 60);
@@ -180,7 +167,7 @@ Test(cuda_train, bf16_checkpoint_resumes_on_the_gpu_and_the_cpu) {
   train_in("bf-whole", "cuda", "bf16", 60, NULL);
   train_in("bf-part", "cuda", "bf16", 60, NULL);
   char ckpt[256];
-  snprintf(ckpt, sizeof ckpt, "%s/bf-part/ckpt-00000050.h5", dir);
+  snprintf(ckpt, sizeof ckpt, "%s/bf-part/ckpt-00000050.h5", t_temp_path());
   train_in("bf-part", "cuda", "bf16", 60, ckpt);
   train_in("bf-cpu", "cpu", "f32", 60, ckpt);
   double whole[60], gpu[80], cpu[80];

@@ -13,18 +13,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static void init(void) { t_temp_dir("dataset"); }
-
-static void fini(void) {
-  t_temp_dir_remove();
-  H5close(); /* HDF5 holds some memory until then; LeakSanitizer would report it */
-}
-
-TestSuite(dataset, .init = init, .fini = fini);
+TestSuite(dataset, .init = t_temp_init, .fini = t_temp_fini);
 
 /* How many entries of the temp dir have `part` in their name. */
 static int files_with(const char *part) {
-  DIR *d = opendir(t_in_temp(""));
+  DIR *d = opendir(t_temp_path());
   cr_assert(d);
   int n = 0;
   for (struct dirent *e; (e = readdir(d));) n += strstr(e->d_name, part) != NULL;

@@ -3,7 +3,6 @@
 #include "data/builtin.h"
 #include "data/dataset.h"
 #include "data/loader.h"
-#include "tensor/arena.h"
 #include "tests/support.h"
 #include "util/h5.h"
 
@@ -14,23 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char dir[256];
-
-static void init(void) {
-  snprintf(dir, sizeof dir, "/tmp/hyla-loader-XXXXXX");
-  cr_assert(mkdtemp(dir));
-}
-
-static void fini(void) {
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  cr_assert(system(cmd) == 0);
-  hy_arena_release();
-  H5close();
-}
-
-TestSuite(loader, .init = init, .fini = fini);
-TestSuite(corpus, .init = init, .fini = fini);
+TestSuite(loader, .init = t_temp_init, .fini = t_temp_fini);
+TestSuite(corpus, .init = t_temp_init, .fini = t_temp_fini);
 
 /* Token i is i: a row's first input tells its window's start. */
 enum { N_TOKENS = 1000, T = 10 };
@@ -470,8 +454,7 @@ Test(loader, documents_as_step_tensors_and_bad_starts) {
 enum { CORPUS_BYTES = 5057280 }; /* data/corpus/README.md */
 
 Test(corpus, resolves_and_prepares_into_the_data_dir) {
-  char cache[300];
-  snprintf(cache, sizeof cache, "%s/cache/sub", dir);
+  const char *cache = t_in_temp("cache/sub");
   setenv("HYLA_DATA_DIR", cache, 1);
   char path[512];
   hy_error err;
@@ -523,8 +506,7 @@ Test(corpus, other_names_are_paths) {
   cr_assert(strstr(err.msg, "dataset 'tinystories' is neither a file nor a built-in dataset "
                             "(shakespeare)"),
             "%s", err.msg);
-  char file[300];
-  snprintf(file, sizeof file, "%s/mine.h5", dir);
+  const char *file = t_in_temp("mine.h5");
   uint16_t t[] = {1, 2, 3};
   cr_assert_eq(hy_dataset_write(file, t, 3, t, 3, 4, "bytes", &err), 0, "%s", err.msg);
   cr_assert_eq(hy_dataset_resolve(file, path, sizeof path, &err), 0, "%s", err.msg);

@@ -6,7 +6,6 @@
 #include "data/prepare.h"
 #include "tests/support.h"
 
-#include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,14 +13,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-static void init(void) { t_temp_dir("prepare"); }
-
-static void fini(void) {
-  t_temp_dir_remove();
-  H5close(); /* HDF5 holds some memory until then; LeakSanitizer would report it */
-}
-
-TestSuite(prepare, .init = init, .fini = fini);
+TestSuite(prepare, .init = t_temp_init, .fini = t_temp_fini);
 
 static void write_file(const char *path, const char *text) {
   FILE *f = fopen(path, "wb");

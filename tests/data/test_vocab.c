@@ -14,14 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static void init(void) { t_temp_dir("vocab"); }
-
-static void fini(void) {
-  t_temp_dir_remove();
-  H5close(); /* HDF5 holds some memory until then; LeakSanitizer would report it */
-}
-
-TestSuite(vocab, .init = init, .fini = fini);
+TestSuite(vocab, .init = t_temp_init, .fini = t_temp_fini);
 
 /* A byte-level vocabulary as BPE makes one: the 256 bytes (token b is byte b), then merges,
  * among them multi-byte characters and an empty token (an id no token has). */

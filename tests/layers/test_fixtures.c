@@ -12,13 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static hy_params ps;
 static void init(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
-static void fini(void) {
-  hy_params_free(&ps);
-  hy_step_reset();
-}
-TestSuite(fixtures, .init = init, .fini = fini);
+TestSuite(fixtures, .init = init, .fini = t_params_fini);
 
 /* tests/layers/test_fixtures.c -> tests/fixtures/<kind>.h5 */
 static void fixture_path(char *out, size_t n, const char *kind) {
@@ -229,16 +224,17 @@ static void check(hid_t f, const char *kind, hy_dtype dtype, variant v, double t
   const hy_mixer_kind *mk = hy_mixer_find(kind);
   cr_assert(mk, "'%s' is not a mixer kind (%s)", kind, hy_mixer_names());
   hy_rng rng = hy_rng_new(7);
-  void *layer = mk->create(&ps, "mixer", &cfg, layer_index, &rng);
+  void *layer = mk->create(&t_params, "mixer", &cfg, layer_index, &rng);
 
   /* The same parameter names and shapes on both sides; then the fixture's values. */
   name_list names = fixture_params(f);
-  cr_assert_eq(names.n, ps.n, "%s: the fixture has %d parameters, hyla %d", kind, names.n, ps.n);
+  cr_assert_eq(names.n, t_params.n, "%s: the fixture has %d parameters, hyla %d", kind, names.n,
+               t_params.n);
   for (int i = 0; i < names.n; i++) {
     char hname[2 * HY_PARAM_NAME_MAX], fpath[2 * HY_PARAM_NAME_MAX];
     snprintf(hname, sizeof hname, "%s%s", PREFIX, names.name[i]);
     snprintf(fpath, sizeof fpath, "params/%s", names.name[i]);
-    hy_param *p = hy_params_find(&ps, hname);
+    hy_param *p = hy_params_find(&t_params, hname);
     cr_assert(p, "%s: fixture parameter '%s' has no hyla parameter '%s'", kind, names.name[i],
               hname);
     hy_tensor *ref = dataset(f, fpath);
@@ -246,9 +242,9 @@ static void check(hid_t f, const char *kind, hy_dtype dtype, variant v, double t
               hy_describe(p->t), hy_describe(ref));
     hy_copy_into(p->t, t_cast(ref, dtype));
   }
-  for (int i = 0; i < ps.n; i++)
-    cr_assert(!strncmp(ps.items[i].name, PREFIX, strlen(PREFIX)),
-              "%s: hyla parameter '%s' is outside '%s'", kind, ps.items[i].name, PREFIX);
+  for (int i = 0; i < t_params.n; i++)
+    cr_assert(!strncmp(t_params.items[i].name, PREFIX, strlen(PREFIX)),
+              "%s: hyla parameter '%s' is outside '%s'", kind, t_params.items[i].name, PREFIX);
 
   hy_tensor *x = t_param(t_cast(dataset(f, "x"), dtype));
   hy_tensor *gy = t_cast(dataset(f, "gy"), dtype);
@@ -265,15 +261,15 @@ static void check(hid_t f, const char *kind, hy_dtype dtype, variant v, double t
   double worst = 0;
   const char *worst_name = "-";
   double err_p[MAX_NAMES];
-  for (int i = 0; i < ps.n; i++) {
+  for (int i = 0; i < t_params.n; i++) {
     char fpath[2 * HY_PARAM_NAME_MAX];
-    snprintf(fpath, sizeof fpath, "grad/params/%s", ps.items[i].name + strlen(PREFIX));
-    hy_tensor *g = ps.items[i].t->grad, *ref = dataset(f, fpath);
-    cr_assert(g, "%s: '%s' got no gradient", kind, ps.items[i].name);
+    snprintf(fpath, sizeof fpath, "grad/params/%s", t_params.items[i].name + strlen(PREFIX));
+    hy_tensor *g = t_params.items[i].t->grad, *ref = dataset(f, fpath);
+    cr_assert(g, "%s: '%s' got no gradient", kind, t_params.items[i].name);
     cr_assert(hy_same_shape(g, ref), "%s: gradient of '%s' is %s, expected %s", kind,
-              ps.items[i].name, hy_describe(g), hy_describe(ref));
+              t_params.items[i].name, hy_describe(g), hy_describe(ref));
     err_p[i] = t_rel_norm_err(g, ref);
-    if (!(err_p[i] <= worst)) worst = err_p[i], worst_name = ps.items[i].name;
+    if (!(err_p[i] <= worst)) worst = err_p[i], worst_name = t_params.items[i].name;
   }
   fprintf(stderr, "fixture %-9s %-9s %s: y %.2e  dx %.2e  params worst %.2e (%s)\n", kind, v.name,
           dt, err_y, err_dx, worst, worst_name);
@@ -282,12 +278,12 @@ static void check(hid_t f, const char *kind, hy_dtype dtype, variant v, double t
             tol);
   cr_expect(err_dx <= tol, "%s (%s, %s): dx relative error %.3g > %.3g", kind, v.name, dt, err_dx,
             tol);
-  for (int i = 0; i < ps.n; i++)
+  for (int i = 0; i < t_params.n; i++)
     cr_expect(err_p[i] <= tol, "%s (%s, %s): gradient of '%s' relative error %.3g > %.3g", kind,
-              v.name, dt, ps.items[i].name, err_p[i], tol);
+              v.name, dt, t_params.items[i].name, err_p[i], tol);
 
   mk->destroy(layer);
-  hy_params_free(&ps);
+  hy_params_free(&t_params);
   hy_step_reset();
 }
 

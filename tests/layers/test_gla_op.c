@@ -4,8 +4,7 @@
 
 #include <math.h>
 
-static void fini(void) { hy_step_reset(); }
-TestSuite(gla_op, .fini = fini);
+TestSuite(gla_op, .fini = hy_step_reset);
 
 /* Log decays as GLA makes them, logsigmoid(x) / 16, spread so some are strong. */
 static hy_tensor *log_decays(hy_shape s, uint64_t seed) {

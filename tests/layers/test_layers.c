@@ -12,19 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-static hy_params ps;
-static void fini(void) {
-  hy_params_free(&ps);
-  hy_step_reset();
-}
-TestSuite(layers, .fini = fini);
+TestSuite(layers, .fini = t_params_fini);
 
-/* Check every parameter in ps plus x (if it requires a gradient) through f. */
+/* Check every parameter in t_params plus x (if it requires a gradient) through f. */
 static bool check_all(hy_gradcheck_fn f, void *layer, hy_tensor *x) {
   hy_tensor *inputs[64];
   int n = 0;
   inputs[n++] = x;
-  for (int i = 0; i < ps.n; i++) inputs[n++] = ps.items[i].t;
+  for (int i = 0; i < t_params.n; i++) inputs[n++] = t_params.items[i].t;
   return hy_gradcheck(f, layer, n, inputs, NULL);
 }
 
@@ -33,7 +28,7 @@ static hy_tensor *linear_fn(hy_tensor **in, void *layer) { return hy_linear_forw
 Test(layers, linear_matches_loop_and_gradchecks) {
   hy_rng rng = hy_rng_new(3);
   hy_linear l;
-  hy_linear_init(&l, &ps, "lin", 5, 7, true, HY_F64, &rng, 0.5);
+  hy_linear_init(&l, &t_params, "lin", 5, 7, true, HY_F64, &rng, 0.5);
   hy_fill_normal(l.bias, &rng, 0.0, 1.0);
   hy_tensor *x = t_param(t_randn(HY_F64, HY_SHAPE(2, 3, 5), 4));
   hy_tensor *y = hy_linear_forward(&l, x);
@@ -45,7 +40,7 @@ Test(layers, linear_matches_loop_and_gradchecks) {
       hy_set(ref, r * 7 + o, s);
     }
   t_expect_close(y, ref, 1e-13, "linear forward");
-  cr_assert(hy_params_find(&ps, "lin/weight") && hy_params_find(&ps, "lin/bias"));
+  cr_assert(hy_params_find(&t_params, "lin/weight") && hy_params_find(&t_params, "lin/bias"));
   cr_assert(check_all(linear_fn, &l, x), "linear gradcheck");
 }
 
@@ -60,7 +55,7 @@ static hy_tensor *embedding_fn(hy_tensor **in, void *layer) {
 Test(layers, embedding_gradchecks_with_repeated_ids) {
   hy_rng rng = hy_rng_new(5);
   hy_embedding_layer e;
-  hy_embedding_init(&e, &ps, "embed", 10, 6, HY_F64, &rng, 1.0);
+  hy_embedding_init(&e, &t_params, "embed", 10, 6, HY_F64, &rng, 1.0);
   hy_tensor *dummy = hy_zeros(HY_F64, HY_SHAPE(1));
   cr_assert(check_all(embedding_fn, &e, dummy), "embedding gradcheck");
 }
@@ -71,7 +66,7 @@ static hy_tensor *rmsnorm_fn(hy_tensor **in, void *layer) {
 
 Test(layers, rmsnorm_gradchecks) {
   hy_rmsnorm_layer n;
-  hy_rmsnorm_init(&n, &ps, "norm", 9, 1e-6, HY_F64);
+  hy_rmsnorm_init(&n, &t_params, "norm", 9, 1e-6, HY_F64);
   hy_rng rng = hy_rng_new(6);
   hy_fill_normal(n.weight, &rng, 1.0, 0.3); /* a gain of all ones would hide a wrong gradient */
   hy_tensor *x = t_param(t_randn(HY_F64, HY_SHAPE(3, 5, 9), 7));
@@ -83,7 +78,7 @@ static hy_tensor *swiglu_fn(hy_tensor **in, void *layer) { return hy_swiglu_forw
 Test(layers, swiglu_matches_formula_and_gradchecks) {
   hy_rng rng = hy_rng_new(8);
   hy_swiglu_layer m;
-  hy_swiglu_init(&m, &ps, "mlp", 6, 10, HY_F64, &rng, 0.5, 0.5);
+  hy_swiglu_init(&m, &t_params, "mlp", 6, 10, HY_F64, &rng, 0.5, 0.5);
   hy_tensor *x = t_param(t_randn(HY_F64, HY_SHAPE(2, 3, 6), 9));
   hy_tensor *y = hy_swiglu_forward(&m, x);
   for (int r = 0; r < 6; r++)
@@ -124,7 +119,7 @@ Test(layers, attention_layer_gradchecks_fused_and_naive) {
   hy_model_config cfg = small_config(HY_F64);
   cfg.init_std = 0.5; /* large enough weights that attention is far from uniform */
   hy_rng rng = hy_rng_new(10);
-  hy_attention_layer *a = hy_mixer_attn.create(&ps, "attn", &cfg, 0, &rng);
+  hy_attention_layer *a = hy_mixer_attn.create(&t_params, "attn", &cfg, 0, &rng);
   hy_tensor *x = t_param(t_randn(HY_F64, HY_SHAPE(2, 7, 12), 11));
   cr_assert(check_all(attention_fn, a, x), "fused attention layer gradcheck");
   a->naive = true;
@@ -179,17 +174,6 @@ static hy_tensor *tokens_of(const int32_t *ids, int64_t B, int64_t T) {
   return t;
 }
 
-typedef struct {
-  hy_model *m;
-  hy_tensor *tokens, *targets;
-} model_case;
-
-static hy_tensor *model_fn(hy_tensor **in, void *ctx) {
-  (void)in;
-  model_case *c = ctx;
-  return hy_model_loss(c->m, c->tokens, c->targets, -1);
-}
-
 Test(layers, model_gradchecks_every_parameter) {
   for (int tied = 0; tied < 2; tied++) {
     hy_model_config cfg = small_config(HY_F64);
@@ -203,13 +187,9 @@ Test(layers, model_gradchecks_every_parameter) {
         hy_fill_normal(m->params.items[i].t, &rng, 1.0, 0.2);
     int32_t ids[] = {1, 4, 2, 8, 5, 7, 10, 0, 3, 3, 9, 6};
     int32_t tgt[] = {4, 2, 8, 5, 7, -1, 0, 3, 3, 9, 6, 1};
-    model_case c = {m, tokens_of(ids, 2, 6), tokens_of(tgt, 2, 6)};
-    hy_tensor **inputs = malloc((size_t)m->params.n * sizeof *inputs);
-    for (int i = 0; i < m->params.n; i++) inputs[i] = m->params.items[i].t;
     cr_assert_eq(m->params.n, tied ? 2 * 9 + 2 : 2 * 9 + 3);
-    bool ok = hy_gradcheck(model_fn, &c, m->params.n, inputs, NULL);
+    bool ok = t_model_gradcheck(m, tokens_of(ids, 2, 6), tokens_of(tgt, 2, 6));
     cr_assert(ok, "model gradcheck (tied=%d), worst error %.3g", tied, hy_gradcheck_last_error());
-    free(inputs);
     hy_model_free(m);
     hy_step_reset();
   }
@@ -241,8 +221,6 @@ Test(layers, positions_of_another_shape_stop_the_model, .signal = SIGABRT) {
   hy_model_forward_packed(m, tokens_of(ids, 1, 6), tokens_of(ids, 2, 3));
 }
 
-#include "optim/optimizer.h"
-
 /* A 2-layer model memorizes one fixed batch: the loss falls from about log(V) = 4.16 to below
  * 0.05 within 150 AdamW steps at lr 1e-2 (it gets there in about 60). */
 Test(layers, model_overfits_one_batch) {
@@ -252,30 +230,16 @@ Test(layers, model_overfits_one_batch) {
   cfg.n_heads = 4;
   cfg.n_layers = 2;
   hy_model *m = hy_model_new(&cfg, 1);
-  hy_optimizer opt;
-  hy_optimizer_init(&opt, &m->params, hy_adamw_config(0.9, 0.95, 1e-8, 0.0));
   hy_rng rng = hy_rng_new(2);
   enum { B = 4, T = 16 };
-  int32_t ids[B * (T + 1)];
-  for (int i = 0; i < B * (T + 1); i++) ids[i] = (int32_t)(hy_rng_u64(&rng) % 64);
-  double first = 0, loss = 0;
-  int step;
-  for (step = 0; step < 150; step++) {
-    hy_tensor *all = tokens_of(ids, B, T + 1);
-    hy_tensor *x = hy_slice(all, 1, 0, T), *y = hy_slice(all, 1, 1, T + 1);
-    hy_tensor *l = hy_model_loss(m, x, y, -1);
-    loss = hy_item(l);
-    if (step == 0) first = loss;
-    if (loss < 0.05) break;
-    hy_params_zero_grad(&m->params);
-    hy_backward(l);
-    hy_optimizer_step(&opt, 1e-2);
-    hy_step_reset();
-  }
+  hy_tensor *all = hy_empty_persistent(HY_I32, HY_SHAPE(B, T + 1));
+  for (int i = 0; i < B * (T + 1); i++) hy_set(all, i, (double)(hy_rng_u64(&rng) % 64));
+  double first, loss;
+  int step = t_overfit(m, all, 150, &first, &loss);
   cr_log_info("overfit: loss %.4f -> %.4f in %d steps", first, loss, step);
   cr_assert(fabs(first - log(64.0)) < 0.1, "initial loss %.4f should be near log(64)", first);
   cr_assert(loss < 0.05, "loss %.4f after %d steps", loss, step);
-  hy_optimizer_free(&opt);
+  hy_free(all);
   hy_model_free(m);
 }
 
@@ -290,24 +254,9 @@ static void decode_vs_forward(int64_t window) {
   int32_t ids[B * T];
   hy_rng rng = hy_rng_new(4);
   for (int i = 0; i < B * T; i++) ids[i] = (int32_t)(hy_rng_u64(&rng) % 11);
-  hy_no_grad_begin();
-  hy_tensor *full = hy_model_forward(m, tokens_of(ids, B, T)); /* [B, T, V] */
-  hy_decoder *d = hy_decoder_new(m, B, T);
-  double worst = 0;
-  for (int t = 0; t < T; t++) {
-    int32_t col[B];
-    for (int b = 0; b < B; b++) col[b] = ids[b * T + t];
-    hy_tensor *logits = hy_decoder_step(m, d, tokens_of(col, B, 1));
-    for (int b = 0; b < B; b++)
-      for (int v = 0; v < 11; v++) {
-        double ref = hy_get(full, (b * T + t) * 11 + v), got = hy_get(logits, b * 11 + v);
-        worst = fmax(worst, fabs(got - ref) / fmax(1e-3, fabs(ref)));
-      }
-  }
-  hy_no_grad_end();
+  double worst = t_decoding_error(m, tokens_of(ids, B, T));
   cr_assert(worst <= 1e-10, "decoding vs forward (window %lld): relative error %.3g",
             (long long)window, worst);
-  hy_decoder_free(m, d);
   hy_model_free(m);
 }
 

@@ -3,8 +3,6 @@
  * all gradients), and token-by-token decoding against the full forward in a hybrid model. */
 #include "layers/lightning.h"
 #include "layers/model.h"
-#include "optim/optimizer.h"
-#include "tensor/arena.h"
 #include "tests/support.h"
 
 #include <math.h>
@@ -15,12 +13,7 @@
 static const char *const KINDS[] = {"gla", "lightning", "linear"};
 enum { N_KINDS = 3 };
 
-static hy_params ps;
-static void fini(void) {
-  hy_params_free(&ps);
-  hy_step_reset();
-}
-TestSuite(linear_family, .fini = fini);
+TestSuite(linear_family, .fini = t_params_fini);
 
 static hy_model_config config(bool recurrent) {
   hy_model_config c = hy_model_config_default();
@@ -46,11 +39,11 @@ static mixer make(const char *name, bool recurrent, uint64_t seed) {
   hy_rng rng = hy_rng_new(seed);
   mixer m = {hy_mixer_find(name), NULL};
   cr_assert(m.kind, "%s is not a mixer kind", name);
-  m.layer = m.kind->create(&ps, "mixer", &cfg, 1, &rng);
+  m.layer = m.kind->create(&t_params, "mixer", &cfg, 1, &rng);
   /* Move the gains and the gate bias off their initial values so their gradients matter. */
-  for (int i = 0; i < ps.n; i++)
-    if (strstr(ps.items[i].name, "norm") || strstr(ps.items[i].name, "bias"))
-      hy_fill_normal(ps.items[i].t, &rng, 1.0, 0.3);
+  for (int i = 0; i < t_params.n; i++)
+    if (strstr(t_params.items[i].name, "norm") || strstr(t_params.items[i].name, "bias"))
+      hy_fill_normal(t_params.items[i].t, &rng, 1.0, 0.3);
   return m;
 }
 
@@ -66,12 +59,12 @@ Test(linear_family, every_parameter_gradchecks) {
       hy_tensor *inputs[32];
       int n = 0;
       inputs[n++] = t_param(t_randn(HY_F64, HY_SHAPE(2, 9, 12), 2));
-      for (int i = 0; i < ps.n; i++) inputs[n++] = ps.items[i].t;
+      for (int i = 0; i < t_params.n; i++) inputs[n++] = t_params.items[i].t;
       bool ok = hy_gradcheck(layer_fn, &m, n, inputs, NULL);
       cr_assert(ok, "%s (%s): worst %.3g", KINDS[k], recurrent ? "recurrent" : "chunked",
                 hy_gradcheck_last_error());
       m.kind->destroy(m.layer);
-      hy_params_free(&ps);
+      hy_params_free(&t_params);
       hy_step_reset();
     }
 }
@@ -80,8 +73,8 @@ Test(linear_family, every_parameter_gradchecks) {
 static void grads_of(hy_tensor *x, hy_tensor **out, int *n) {
   *n = 0;
   out[(*n)++] = x->grad;
-  for (int i = 0; i < ps.n; i++) {
-    hy_tensor *g = ps.items[i].t->grad;
+  for (int i = 0; i < t_params.n; i++) {
+    hy_tensor *g = t_params.items[i].t->grad;
     out[*n] = hy_empty_like(g);
     hy_copy_into(out[(*n)++], g);
   }
@@ -100,7 +93,7 @@ Test(linear_family, chunked_layer_equals_recurrent_layer) {
       hy_backward_with(y[recurrent], gy);
       grads_of(x, grads[recurrent], &n);
       m.kind->destroy(m.layer);
-      hy_params_free(&ps);
+      hy_params_free(&t_params);
     }
     char what[64];
     snprintf(what, sizeof what, "%s output", KINDS[k]);
@@ -124,21 +117,8 @@ Test(linear_family, hybrid_decoding_matches_forward) {
   hy_tensor *tokens = hy_empty(HY_I32, HY_SHAPE(B, T));
   hy_rng rng = hy_rng_new(6);
   hy_fill_int(tokens, &rng, 0, 13);
-  hy_no_grad_begin();
-  hy_tensor *full = hy_model_forward(m, tokens);
-  hy_decoder *d = hy_decoder_new(m, B, T);
-  double worst = 0;
-  for (int t = 0; t < T; t++) {
-    hy_tensor *logits = hy_decoder_step(m, d, hy_contiguous(hy_slice(tokens, 1, t, t + 1)));
-    for (int b = 0; b < B; b++)
-      for (int v = 0; v < 13; v++) {
-        double ref = hy_get(full, (b * T + t) * 13 + v), got = hy_get(logits, b * 13 + v);
-        worst = fmax(worst, fabs(got - ref) / fmax(1e-3, fabs(ref)));
-      }
-  }
-  hy_no_grad_end();
+  double worst = t_decoding_error(m, tokens);
   cr_assert(worst <= 1e-10, "decoding vs forward: %.3g", worst);
-  hy_decoder_free(m, d);
   hy_model_free(m);
 }
 
@@ -147,8 +127,8 @@ Test(linear_family, hybrid_decoding_matches_forward) {
 Test(linear_family, lightning_decay_rates) {
   hy_model_config cfg = config(false); /* H = 3, L = 4 */
   hy_rng rng = hy_rng_new(1);
-  hy_lightning_layer *first = hy_mixer_lightning.create(&ps, "a", &cfg, 0, &rng);
-  hy_lightning_layer *last = hy_mixer_lightning.create(&ps, "b", &cfg, 3, &rng);
+  hy_lightning_layer *first = hy_mixer_lightning.create(&t_params, "a", &cfg, 0, &rng);
+  hy_lightning_layer *last = hy_mixer_lightning.create(&t_params, "b", &cfg, 3, &rng);
   double want0[] = {0, -8.0 / 3, -16.0 / 3}, want3[] = {0, -2.0 / 3, -4.0 / 3};
   for (int h = 0; h < 3; h++) {
     cr_assert_float_eq(first->log_decay[h], want0[h], 1e-15);
@@ -156,17 +136,6 @@ Test(linear_family, lightning_decay_rates) {
   }
   hy_mixer_lightning.destroy(first);
   hy_mixer_lightning.destroy(last);
-}
-
-typedef struct {
-  hy_model *m;
-  hy_tensor *tokens, *targets;
-} model_case;
-
-static hy_tensor *model_fn(hy_tensor **in, void *ctx) {
-  (void)in;
-  model_case *c = ctx;
-  return hy_model_loss(c->m, c->tokens, c->targets, -1);
 }
 
 static hy_model_config hybrid(hy_dtype dtype, const char *first, const char *second) {
@@ -191,12 +160,8 @@ Test(linear_family, hybrid_model_gradchecks_every_parameter) {
               *targets = hy_empty(HY_I32, HY_SHAPE(2, 7));
     hy_fill_int(tokens, &rng, 0, 11);
     hy_fill_int(targets, &rng, 0, 11);
-    model_case c = {m, tokens, targets};
-    hy_tensor **inputs = malloc((size_t)m->params.n * sizeof *inputs);
-    for (int i = 0; i < m->params.n; i++) inputs[i] = m->params.items[i].t;
-    bool ok = hy_gradcheck(model_fn, &c, m->params.n, inputs, NULL);
+    bool ok = t_model_gradcheck(m, tokens, targets);
     cr_assert(ok, "%s + attn: worst %.3g", KINDS[k], hy_gradcheck_last_error());
-    free(inputs);
     hy_model_free(m);
     hy_step_reset();
   }
@@ -209,28 +174,15 @@ Test(linear_family, hybrid_model_overfits_one_batch) {
   cfg.d_model = 32;
   snprintf(cfg.layers[0], HY_KIND_NAME_MAX, "gla");
   hy_model *m = hy_model_new(&cfg, 1);
-  hy_optimizer opt;
-  hy_optimizer_init(&opt, &m->params, hy_adamw_config(0.9, 0.95, 1e-8, 0.0));
   hy_tensor *all = hy_empty_persistent(HY_I32, HY_SHAPE(4, 17));
   hy_rng rng = hy_rng_new(2);
   hy_fill_int(all, &rng, 0, 64);
-  double first = 0, loss = 0;
-  int step;
-  for (step = 0; step < 200; step++) {
-    hy_tensor *l = hy_model_loss(m, hy_slice(all, 1, 0, 16), hy_slice(all, 1, 1, 17), -1);
-    loss = hy_item(l);
-    if (step == 0) first = loss;
-    if (loss < 0.05) break;
-    hy_params_zero_grad(&m->params);
-    hy_backward(l);
-    hy_optimizer_step(&opt, 1e-2);
-    hy_step_reset();
-  }
+  double first, loss;
+  int step = t_overfit(m, all, 200, &first, &loss);
   cr_log_info("hybrid overfit: loss %.4f -> %.4f in %d steps", first, loss, step);
   cr_assert(fabs(first - log(64.0)) < 0.1, "initial loss %.4f should be near log(64)", first);
   cr_assert(loss < 0.05, "loss %.4f after %d steps", loss, step);
   hy_free(all);
-  hy_optimizer_free(&opt);
   hy_model_free(m);
 }
 
@@ -245,18 +197,7 @@ Test(linear_family, long_evaluation_memory_is_flat_per_token) {
     hy_model *m = hy_model_new(&cfg, 3);
     double per_token[2];
     int64_t lengths[2] = {4 * 64, 16 * 64}; /* "trained" at 64 */
-    for (int i = 0; i < 2; i++) {
-      hy_step_reset();
-      hy_tensor *tokens = hy_empty(HY_I32, HY_SHAPE(2, lengths[i]));
-      hy_rng rng = hy_rng_new(1);
-      hy_fill_int(tokens, &rng, 0, 64);
-      hy_arena_peak_reset();
-      size_t before = hy_arena_used();
-      hy_no_grad_begin();
-      hy_model_forward(m, tokens);
-      hy_no_grad_end();
-      per_token[i] = (double)(hy_arena_peak() - before) / (double)(2 * lengths[i]);
-    }
+    for (int i = 0; i < 2; i++) per_token[i] = t_forward_bytes_per_token(m, lengths[i]);
     cr_assert(per_token[1] <= 1.25 * per_token[0], "%s: %.0f then %.0f bytes per token", KINDS[k],
               per_token[0], per_token[1]);
     hy_model_free(m);

@@ -14,12 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static hy_params ps;
-static void fini(void) {
-  hy_params_free(&ps);
-  hy_step_reset();
-}
-TestSuite(rat, .fini = fini);
+TestSuite(rat, .fini = t_params_fini);
 
 enum { N_IN = 4 }; /* q, u, k, f */
 static const char *const NAMES[N_IN] = {"q", "u", "k", "f"};
@@ -385,7 +380,7 @@ static hy_rat_layer make(int64_t chunk, bool naive, uint64_t seed) {
   rc.rope_theta = 30.0;
   hy_rat_layer l;
   hy_rng rng = hy_rng_new(seed);
-  hy_rat_layer_init(&l, &ps, "mixer", &cfg, &rc, &rng);
+  hy_rat_layer_init(&l, &t_params, "mixer", &cfg, &rc, &rng);
   return l;
 }
 
@@ -399,12 +394,12 @@ Test(rat, every_layer_parameter_gradchecks) {
       hy_tensor *in[16];
       int n = 0;
       in[n++] = t_param(t_randn(HY_F64, HY_SHAPE(2, 11, 16), 2));
-      for (int i = 0; i < ps.n; i++) in[n++] = ps.items[i].t;
+      for (int i = 0; i < t_params.n; i++) in[n++] = t_params.items[i].t;
       cr_assert_eq(n, 1 + 7, "z, u, g (+ bias), q, k, o");
       bool ok = hy_gradcheck(layer_fn, &l, n, in, NULL);
       cr_assert(ok, "chunk %lld %s: worst %.3g", (long long)chunks[c], naive ? "naive" : "fused",
                 hy_gradcheck_last_error());
-      hy_params_free(&ps);
+      hy_params_free(&t_params);
       hy_step_reset();
     }
 }
@@ -421,8 +416,8 @@ Test(rat, fused_layer_equals_plain_layer) {
     hy_backward_with(y[naive], gy);
     n = 0;
     grads[naive][n++] = x->grad;
-    for (int i = 0; i < ps.n; i++) grads[naive][n++] = hy_copy(ps.items[i].t->grad);
-    hy_params_free(&ps);
+    for (int i = 0; i < t_params.n; i++) grads[naive][n++] = hy_copy(t_params.items[i].t->grad);
+    hy_params_free(&t_params);
   }
   double worst = t_max_rel_err(y[0], y[1]);
   cr_assert(worst <= 1e-10, "output: %.3g", worst);
@@ -452,7 +447,7 @@ Test(rat, decoding_equals_forward) {
     hy_mixer_rat.decode_free(state);
     cr_log_info("chunk %lld: decoding vs forward %.3g", (long long)chunks[c], worst);
     cr_assert(worst <= 1e-10, "chunk %lld: decoding vs forward %.3g", (long long)chunks[c], worst);
-    hy_params_free(&ps);
+    hy_params_free(&t_params);
     hy_step_reset();
   }
 }
@@ -467,11 +462,11 @@ Test(rat, parameters_and_gate_bias_init) {
               {"mixer/g_proj/weight", 16, 16}, {"mixer/g_proj/bias", 16, 0},
               {"mixer/q_proj/weight", 8, 16},  {"mixer/k_proj/weight", 8, 16},
               {"mixer/o_proj/weight", 16, 16}};
-  cr_assert_eq(ps.n, 7);
+  cr_assert_eq(t_params.n, 7);
   for (int i = 0; i < 7; i++) {
-    cr_assert_str_eq(ps.items[i].name, want[i].name);
-    cr_assert_eq(ps.items[i].t->shape[0], want[i].rows, "%s", want[i].name);
-    if (want[i].cols) cr_assert_eq(ps.items[i].t->shape[1], want[i].cols, "%s", want[i].name);
+    cr_assert_str_eq(t_params.items[i].name, want[i].name);
+    cr_assert_eq(t_params.items[i].t->shape[0], want[i].rows, "%s", want[i].name);
+    if (want[i].cols) cr_assert_eq(t_params.items[i].t->shape[1], want[i].cols, "%s", want[i].name);
   }
   double lo = INFINITY, hi = -INFINITY;
   for (int64_t i = 0; i < 16; i++) {

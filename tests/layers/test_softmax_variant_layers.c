@@ -9,7 +9,6 @@
 #include "layers/sla.h"
 #include "layers/softplus_attention.h"
 #include "run/evaluate.h"
-#include "tensor/arena.h"
 #include "tests/support.h"
 
 #include <math.h>
@@ -20,12 +19,7 @@
 static const char *const KINDS[] = {"sigmoid", "softplus", "sla"};
 enum { N_KINDS = 3, BLOCK = 4 };
 
-static hy_params ps;
-static void fini(void) {
-  hy_params_free(&ps);
-  hy_step_reset();
-}
-TestSuite(softmax_variant_layers, .fini = fini);
+TestSuite(softmax_variant_layers, .fini = t_params_fini);
 
 /* d 12 in 3 heads of 4. Sigmoid: b = -log(16), output norm on. Softplus: trained at 8 tokens, so
  * c_t passes 1 inside the test's sequences, and p = 1.7. SLA: blocks of 4 with 30% critical and
@@ -58,7 +52,7 @@ static mixer make_with(const char *name, const hy_model_config *cfg, uint64_t se
   hy_rng rng = hy_rng_new(seed);
   mixer m = {hy_mixer_find(name), NULL};
   cr_assert(m.kind, "%s is not a mixer kind", name);
-  m.layer = m.kind->create(&ps, "mixer", cfg, 0, &rng);
+  m.layer = m.kind->create(&t_params, "mixer", cfg, 0, &rng);
   return m;
 }
 
@@ -68,26 +62,26 @@ static mixer make(const char *name, bool naive, uint64_t seed) {
   hy_model_config cfg = config(naive);
   mixer m = make_with(name, &cfg, seed);
   hy_rng rng = hy_rng_new(seed + 100);
-  for (int i = 0; i < ps.n; i++) {
-    const char *p = ps.items[i].name;
-    if (strstr(p, "norm")) hy_fill_normal(ps.items[i].t, &rng, 1.0, 0.3);
-    if (strstr(p, "proj_l")) hy_fill_normal(ps.items[i].t, &rng, 0.0, 0.4);
+  for (int i = 0; i < t_params.n; i++) {
+    const char *p = t_params.items[i].name;
+    if (strstr(p, "norm")) hy_fill_normal(t_params.items[i].t, &rng, 1.0, 0.3);
+    if (strstr(p, "proj_l")) hy_fill_normal(t_params.items[i].t, &rng, 0.0, 0.4);
   }
   return m;
 }
 
 static void drop(mixer m) {
   m.kind->destroy(m.layer);
-  hy_params_free(&ps);
+  hy_params_free(&t_params);
 }
 
 /* The input gradient, then every parameter's gradient, copied out. */
 static int grads_of(hy_tensor *x, hy_tensor **out) {
   int n = 0;
   out[n++] = x->grad;
-  for (int i = 0; i < ps.n; i++) {
-    hy_tensor *g = ps.items[i].t->grad;
-    cr_assert(g, "'%s' got no gradient", ps.items[i].name);
+  for (int i = 0; i < t_params.n; i++) {
+    hy_tensor *g = t_params.items[i].t->grad;
+    cr_assert(g, "'%s' got no gradient", t_params.items[i].name);
     out[n] = hy_empty_like(g);
     hy_copy_into(out[n++], g);
   }
@@ -133,7 +127,7 @@ Test(softmax_variant_layers, every_parameter_gradchecks) {
     hy_tensor *inputs[32];
     int n = 0;
     inputs[n++] = t_param(t_randn(HY_F64, HY_SHAPE(2, 13, 12), 2));
-    for (int i = 0; i < ps.n; i++) inputs[n++] = ps.items[i].t;
+    for (int i = 0; i < t_params.n; i++) inputs[n++] = t_params.items[i].t;
     char what[64];
     snprintf(what, sizeof what, "%s layer", KINDS[k]);
     t_expect_gradcheck(layer_fn, &m, n, inputs, what);
@@ -155,20 +149,7 @@ static double decoding_error(hy_model_config cfg, int64_t T) {
   hy_tensor *tokens = hy_empty(HY_I32, HY_SHAPE(B, T));
   hy_rng rng = hy_rng_new(6);
   hy_fill_int(tokens, &rng, 0, 13);
-  hy_no_grad_begin();
-  hy_tensor *full = hy_model_forward(m, tokens);
-  hy_decoder *d = hy_decoder_new(m, B, T);
-  double worst = 0;
-  for (int64_t t = 0; t < T; t++) {
-    hy_tensor *logits = hy_decoder_step(m, d, hy_contiguous(hy_slice(tokens, 1, t, t + 1)));
-    for (int64_t b = 0; b < B; b++)
-      for (int64_t v = 0; v < 13; v++) {
-        double ref = hy_get(full, (b * T + t) * 13 + v), got = hy_get(logits, b * 13 + v);
-        worst = fmax(worst, fabs(got - ref) / fmax(1e-3, fabs(ref)));
-      }
-  }
-  hy_no_grad_end();
-  hy_decoder_free(m, d);
+  double worst = t_decoding_error(m, tokens);
   hy_model_free(m);
   hy_step_reset();
   return worst;
@@ -282,7 +263,7 @@ Test(softmax_variant_layers, sla_at_init_is_block_sparse_softmax_attention) {
   hy_backward_with(y0, gy);
   y[0] = y0;
   grads_of(x, grads[0]);
-  hy_params_zero_grad(&ps);
+  hy_params_zero_grad(&t_params);
   x->grad = NULL;
 
   hy_tensor *q, *k, *v;
@@ -346,18 +327,7 @@ Test(softmax_variant_layers, long_evaluation_memory_is_flat_per_token) {
     hy_model *m = hy_model_new(&cfg, 3);
     double per_token[2];
     int64_t lengths[2] = {4 * 64, 16 * 64};
-    for (int i = 0; i < 2; i++) {
-      hy_step_reset();
-      hy_tensor *tokens = hy_empty(HY_I32, HY_SHAPE(2, lengths[i]));
-      hy_rng rng = hy_rng_new(1);
-      hy_fill_int(tokens, &rng, 0, 64);
-      hy_arena_peak_reset();
-      size_t before = hy_arena_used();
-      hy_no_grad_begin();
-      hy_model_forward(m, tokens);
-      hy_no_grad_end();
-      per_token[i] = (double)(hy_arena_peak() - before) / (double)(2 * lengths[i]);
-    }
+    for (int i = 0; i < 2; i++) per_token[i] = t_forward_bytes_per_token(m, lengths[i]);
     cr_log_info("%s: %.0f then %.0f bytes per token", KINDS[k], per_token[0], per_token[1]);
     cr_assert(per_token[1] <= 1.25 * per_token[0], "%s: %.0f then %.0f bytes per token", KINDS[k],
               per_token[0], per_token[1]);

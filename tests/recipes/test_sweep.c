@@ -1,27 +1,21 @@
 /* Sweeps: a [sweep] section expands into a grid of runs (size, order, names, each run's recipe),
  * and bad sweep keys and values are errors naming the file and line, as --set's would be. */
 #include "recipes/sweep.h"
+#include "tests/support.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-static char dir[64], path[128];
+static char path[128]; /* the recipe each test writes */
 
 static void init(void) {
-  snprintf(dir, sizeof dir, "/tmp/hyla-sweep-XXXXXX");
-  cr_assert(mkdtemp(dir));
-  snprintf(path, sizeof path, "%s/grid.toml", dir);
+  t_temp_init();
+  snprintf(path, sizeof path, "%s", t_in_temp("grid.toml"));
 }
 
-static void fini(void) {
-  unlink(path);
-  rmdir(dir);
-}
-
-TestSuite(sweep, .init = init, .fini = fini);
+TestSuite(sweep, .init = init, .fini = t_temp_fini);
 
 /* A small recipe with the given [sweep] lines (and out = <dir>/out). */
 static void write_recipe(const char *sweep) {
@@ -32,7 +26,7 @@ static void write_recipe(const char *sweep) {
           "[model]\nd_model = 32\nn_heads = 2\nlayers = \"attn\"\n"
           "[optim]\nlr = 1e-3\n"
           "[sweep]\n%s",
-          dir, sweep);
+          t_temp_path(), sweep);
   fclose(f);
 }
 
@@ -71,7 +65,7 @@ Test(sweep, the_grid_is_the_product_with_the_first_axis_slowest_and_seeds_fastes
   cr_expect_eq(s.spec.n_axes, 3);
   cr_expect_str_eq(s.spec.axes[2].key, "seeds");
   char want[256];
-  snprintf(want, sizeof want, "%s/out", dir);
+  snprintf(want, sizeof want, "%s/out", t_temp_path());
   cr_expect_str_eq(s.dir, want);
   const char *names[] = {"lr=1e-3,layers=attn,seed=1", "lr=1e-3,layers=attn,seed=2",
                          "lr=1e-3,layers=gla-attn-x-2,seed=1"};
@@ -84,7 +78,7 @@ Test(sweep, the_grid_is_the_product_with_the_first_axis_slowest_and_seeds_fastes
     int layers = i / 2 % 3;
     cr_expect_eq(r->model.n_layers, layers == 1 ? 4 : 1, "run %d", i);
     cr_expect_str_eq(r->model.layers[0], layers == 0 ? "attn" : "gla", "run %d", i);
-    snprintf(want, sizeof want, "%s/out/%s", dir, s.runs[i].name);
+    snprintf(want, sizeof want, "%s/out/%s", t_temp_path(), s.runs[i].name);
     cr_expect_str_eq(r->run.out, want);
     cr_expect_str_eq(r->run.name, s.runs[i].name);
     cr_expect_eq(r->model.d_model, 32, "the rest of the recipe is kept");

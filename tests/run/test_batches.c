@@ -7,39 +7,28 @@
 #include "tensor/arena.h"
 #include "tests/support.h"
 
-#include <hdf5.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
-static char dir[256], data[300], docs[300];
+static char data[512], docs[512];
 
 static void init(void) {
-  snprintf(dir, sizeof dir, "/tmp/hyla-batches-XXXXXX");
-  cr_assert(mkdtemp(dir));
-  snprintf(data, sizeof data, "%s/data.h5", dir);
+  t_temp_init();
+  snprintf(data, sizeof data, "%s", t_in_temp("data.h5"));
   uint16_t tokens[64];
   for (int i = 0; i < 64; i++) tokens[i] = (uint16_t)i;
   hy_error err;
   cr_assert_eq(hy_dataset_write(data, tokens, 48, tokens + 48, 16, 64, "bytes", &err), 0, "%s",
                err.msg);
-  snprintf(docs, sizeof docs, "%s/docs.h5", dir);
+  snprintf(docs, sizeof docs, "%s", t_in_temp("docs.h5"));
   int64_t train_docs[] = {0, 5, 6, 20}, val_docs[] = {0, 3};
   hy_split_tokens train = {tokens, 48, train_docs, 4}, val = {tokens + 48, 16, val_docs, 2};
   cr_assert_eq(hy_dataset_write_splits(docs, &train, &val, 64, NULL, "bytes", true, &err), 0, "%s",
                err.msg);
 }
 
-static void fini(void) {
-  unlink(data);
-  unlink(docs);
-  rmdir(dir);
-  hy_arena_release();
-  H5close();
-}
-
-TestSuite(batches, .init = init, .fini = fini);
+TestSuite(batches, .init = init, .fini = t_temp_fini);
 
 /* Batches of 2 x 8 from `path`, one after the other or at random, as one stream or packed. */
 static hy_batches *open_batches(const char *path, const char *sampling, bool documents,

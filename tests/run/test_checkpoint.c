@@ -19,29 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char dir[256];
-
-static void init(void) {
-  snprintf(dir, sizeof dir, "/tmp/hyla-checkpoint-XXXXXX");
-  cr_assert(mkdtemp(dir));
-}
-
-static void fini(void) {
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  cr_assert(system(cmd) == 0);
-  H5close();
-}
-
-TestSuite(checkpoint, .init = init, .fini = fini);
-
-static const char *in_dir(const char *name) {
-  static char path[8][300];
-  static int next;
-  char *p = path[next++ % 8];
-  snprintf(p, 300, "%s/%s", dir, name);
-  return p;
-}
+TestSuite(checkpoint, .init = t_temp_init, .fini = t_temp_fini);
 
 /* A model's worth of parameters: a matrix, a gain, one of two chunks (1.2 MiB), one in f64;
  * filled with values from `seed`, or zeros. */
@@ -72,7 +50,7 @@ static void expect_load_error(const char *path, const char *want) {
 }
 
 static int files_with(const char *part) {
-  DIR *d = opendir(dir);
+  DIR *d = opendir(t_temp_path());
   int n = 0;
   for (struct dirent *e; (e = readdir(d));) n += strstr(e->d_name, part) != NULL;
   closedir(d);
@@ -94,7 +72,7 @@ Test(checkpoint, round_trip_with_a_checksum_on_every_dataset) {
   hy_params ps, back;
   params(&ps, 1);
   params(&back, 0);
-  const char *path = in_dir("ckpt-00000005.h5");
+  const char *path = t_in_temp("ckpt-00000005.h5");
   write_ckpt(path, &ps);
   hy_error err;
   cr_assert_eq(hy_checkpoint_load(path, &back, NULL, &err), 0, "%s", err.msg);
@@ -139,7 +117,7 @@ static void flip_bit(const char *path, const char *name, hsize_t chunk, hsize_t 
 Test(checkpoint, a_flipped_bit_in_a_weight_is_reported_and_nothing_loaded) {
   hy_params ps;
   params(&ps, 1);
-  const char *a = in_dir("a.h5"), *b = in_dir("b.h5");
+  const char *a = t_in_temp("a.h5"), *b = t_in_temp("b.h5");
   write_ckpt(a, &ps);
   write_ckpt(b, &ps);
   flip_bit(a, "/params/embed/weight", 0, 41);
@@ -153,12 +131,13 @@ Test(checkpoint, non_finite_parameters_are_refused) {
   hy_params ps;
   params(&ps, 1);
   ((float *)hy_params_find(&ps, "blocks/0/norm/weight")->t->data)[7] = NAN;
-  write_ckpt(in_dir("nan.h5"), &ps);
-  expect_load_error(in_dir("nan.h5"), "nan.h5: /params/blocks/0/norm/weight holds nan at index 7");
+  write_ckpt(t_in_temp("nan.h5"), &ps);
+  expect_load_error(t_in_temp("nan.h5"),
+                    "nan.h5: /params/blocks/0/norm/weight holds nan at index 7");
   ((float *)hy_params_find(&ps, "blocks/0/norm/weight")->t->data)[7] = 1;
   ((double *)hy_params_find(&ps, "wide/weight")->t->data)[30] = -INFINITY;
-  write_ckpt(in_dir("inf.h5"), &ps);
-  expect_load_error(in_dir("inf.h5"), "inf.h5: /params/wide/weight holds -inf at index 30");
+  write_ckpt(t_in_temp("inf.h5"), &ps);
+  expect_load_error(t_in_temp("inf.h5"), "inf.h5: /params/wide/weight holds -inf at index 30");
   hy_params_free(&ps);
 }
 
@@ -200,7 +179,7 @@ static void write_unchecked(const char *path, const hy_params *ps, bool old_layo
 static char *load_same(const char *path, const hy_params *ps) {
   hy_params back;
   params(&back, 0);
-  const char *said = in_dir("stderr.txt");
+  const char *said = t_in_temp("stderr.txt");
   fflush(stderr);
   int saved = dup(2), fd = open(said, O_WRONLY | O_CREAT | O_TRUNC, 0644);
   dup2(fd, 2);
@@ -221,7 +200,7 @@ static char *load_same(const char *path, const hy_params *ps) {
 Test(checkpoint, files_without_checksums_load_with_a_warning) {
   hy_params ps;
   params(&ps, 2);
-  const char *path = in_dir("old.h5");
+  const char *path = t_in_temp("old.h5");
   write_unchecked(path, &ps, false);
   char *text = load_same(path, &ps);
   cr_assert(strstr(text, "old.h5: 4 datasets without a checksum"), "%s", text);
@@ -235,7 +214,7 @@ Test(checkpoint, files_without_checksums_load_with_a_warning) {
 Test(checkpoint, the_old_layout_is_refused_and_h5repack_converts_it) {
   hy_params ps;
   params(&ps, 6);
-  const char *old = in_dir("v0.h5");
+  const char *old = t_in_temp("v0.h5");
   write_unchecked(old, &ps, true);
   expect_load_error(old, "v0.h5: an HDF5 file in the old layout (superblock version 0), whose "
                          "metadata has no checksums, so damage to it could not be detected");
@@ -248,14 +227,14 @@ Test(checkpoint, the_old_layout_is_refused_and_h5repack_converts_it) {
     cr_skip_test("no h5repack (Debian's hdf5-tools) to convert it with");
   }
   char cmd[900];
-  snprintf(cmd, sizeof cmd, "h5repack -L %s %s", old, in_dir("latest.h5"));
+  snprintf(cmd, sizeof cmd, "h5repack -L %s %s", old, t_in_temp("latest.h5"));
   cr_assert_eq(system(cmd), 0, "%s", cmd);
-  char *text = load_same(in_dir("latest.h5"), &ps);
+  char *text = load_same(t_in_temp("latest.h5"), &ps);
   cr_assert(strstr(text, "latest.h5: 4 datasets without a checksum"), "%s", text);
   free(text);
-  snprintf(cmd, sizeof cmd, "h5repack -L -f FLET %s %s", old, in_dir("checked.h5"));
+  snprintf(cmd, sizeof cmd, "h5repack -L -f FLET %s %s", old, t_in_temp("checked.h5"));
   cr_assert_eq(system(cmd), 0, "%s", cmd);
-  text = load_same(in_dir("checked.h5"), &ps);
+  text = load_same(t_in_temp("checked.h5"), &ps);
   cr_assert_str_empty(text);
   free(text);
   hy_params_free(&ps);
@@ -271,7 +250,7 @@ Test(checkpoint, a_flipped_byte_anywhere_is_refused_or_harmless) {
   hy_params_add(&ps, "norm", "weight", HY_F64, HY_SHAPE(4), false);
   hy_rng rng = hy_rng_new(7);
   for (int i = 0; i < ps.n; i++) hy_fill_normal(ps.items[i].t, &rng, 0.0, 1.0);
-  const char *path = in_dir("small.h5");
+  const char *path = t_in_temp("small.h5");
   write_ckpt(path, &ps);
   back = (hy_params){0};
   hy_params_add(&back, "embed", "weight", HY_F32, HY_SHAPE(8, 4), false);
@@ -313,7 +292,7 @@ Test(checkpoint, a_flipped_byte_anywhere_is_refused_or_harmless) {
 Test(checkpoint, a_failed_write_leaves_the_earlier_file_and_exits_cleanly) {
   hy_params ps, back;
   params(&ps, 3);
-  const char *path = in_dir("ckpt-00000005.h5");
+  const char *path = t_in_temp("ckpt-00000005.h5");
   write_ckpt(path, &ps);
   fflush(NULL);
   pid_t pid = fork();
@@ -354,13 +333,13 @@ static void expect_content(const char *path, const char *want) {
 /* Symlinks to another file, planted at every name a writer could be expected to use: the final
  * name is replaced (the link, not its target), the temporary names are never opened. */
 Test(checkpoint, symlinks_planted_in_the_directory_are_not_followed) {
-  const char *victim = in_dir("victim.txt");
+  const char *victim = t_in_temp("victim.txt");
   hy_error err;
   cr_assert_eq(hy_write_file_atomic(victim, "precious", &err), 0, "%s", err.msg);
   hy_params ps;
   params(&ps, 4);
   char planted[3][300];
-  const char *ckpt = in_dir("ckpt-00000009.h5"), *recipe = in_dir("recipe.toml");
+  const char *ckpt = t_in_temp("ckpt-00000009.h5"), *recipe = t_in_temp("recipe.toml");
   snprintf(planted[0], 300, "%s.tmp", ckpt);
   snprintf(planted[1], 300, "%s.tmp.%ld", ckpt, (long)getpid());
   snprintf(planted[2], 300, "%s.tmp", recipe);
@@ -377,15 +356,15 @@ Test(checkpoint, symlinks_planted_in_the_directory_are_not_followed) {
   expect_content(recipe, "x = 1\n");
   for (int i = 0; i < 3; i++) cr_assert(lstat(planted[i], &st) == 0 && S_ISLNK(st.st_mode));
   /* nor is a lock file */
-  cr_assert_eq(symlink(victim, in_dir(".lock")), 0);
-  cr_assert_eq(hy_lock_dir(dir, &err), -1);
+  cr_assert_eq(symlink(victim, t_in_temp(".lock")), 0);
+  cr_assert_eq(hy_lock_dir(t_temp_path(), &err), -1);
   cr_assert(strstr(err.msg, ".lock: cannot open the run directory's lock"), "%s", err.msg);
   expect_content(victim, "precious");
   hy_params_free(&ps);
 }
 
 Test(checkpoint, writing_without_replacing_refuses_an_existing_file) {
-  const char *path = in_dir("data.h5");
+  const char *path = t_in_temp("data.h5");
   hy_error err;
   cr_assert_eq(hy_write_bytes_atomic(path, "one", 3, false, &err), 0, "%s", err.msg);
   cr_assert_neq(hy_write_bytes_atomic(path, "two", 3, false, &err), 0);
@@ -396,7 +375,7 @@ Test(checkpoint, writing_without_replacing_refuses_an_existing_file) {
 
 static void touch(const char *name) {
   hy_error err;
-  cr_assert_eq(hy_write_file_atomic(in_dir(name), "", &err), 0, "%s", err.msg);
+  cr_assert_eq(hy_write_file_atomic(t_in_temp(name), "", &err), 0, "%s", err.msg);
 }
 
 Test(checkpoint, pruning_leaves_another_runs_later_checkpoints) {
@@ -408,17 +387,17 @@ Test(checkpoint, pruning_leaves_another_runs_later_checkpoints) {
   touch("ckpt-7.h5");                             /* not a name hyla writes */
   char path[300];
   for (int64_t step = 2; step <= 8; step += 2) {
-    hy_checkpoint_path(path, sizeof path, dir, step);
+    hy_checkpoint_path(path, sizeof path, t_temp_path(), step);
     write_ckpt(path, &ps);
-    hy_checkpoint_prune(dir, 2, step);
+    hy_checkpoint_prune(t_temp_path(), 2, step);
     cr_assert_eq(access(path, F_OK), 0, "step %lld: the run's newest was deleted", (long long)step);
   }
   const char *kept[] = {"ckpt-00000006.h5", "ckpt-00000008.h5", "ckpt-00000100.h5",
                         "ckpt-00000200.h5", "ckpt-7.h5"};
-  for (int i = 0; i < 5; i++) cr_assert_eq(access(in_dir(kept[i]), F_OK), 0, "%s gone", kept[i]);
-  cr_assert_neq(access(in_dir("ckpt-00000004.h5"), F_OK), 0);
+  for (int i = 0; i < 5; i++) cr_assert_eq(access(t_in_temp(kept[i]), F_OK), 0, "%s gone", kept[i]);
+  cr_assert_neq(access(t_in_temp("ckpt-00000004.h5"), F_OK), 0);
   cr_assert_eq(files_with(".tmp"), 0);
-  cr_assert_eq(hy_checkpoint_newest(dir), 200);
+  cr_assert_eq(hy_checkpoint_newest(t_temp_path()), 200);
   hy_params_free(&ps);
 }
 
@@ -430,14 +409,16 @@ Test(checkpoint, setting_a_run_aside) {
   const char *also[] = {"metrics.jsonl", "train.log", NULL};
   char moved[300];
   hy_error err;
-  cr_assert_eq(hy_checkpoint_set_aside(dir, also, moved, sizeof moved, &err), 0, "%s", err.msg);
-  cr_assert_str_eq(moved, in_dir("previous-1"));
-  cr_assert_eq(hy_checkpoint_newest(dir), -1);
+  cr_assert_eq(hy_checkpoint_set_aside(t_temp_path(), also, moved, sizeof moved, &err), 0, "%s",
+               err.msg);
+  cr_assert_str_eq(moved, t_in_temp("previous-1"));
+  cr_assert_eq(hy_checkpoint_newest(t_temp_path()), -1);
   cr_assert_eq(hy_checkpoint_newest(moved), 4);
-  cr_assert_eq(access(in_dir("previous-1/metrics.jsonl"), F_OK), 0);
-  cr_assert_eq(access(in_dir("notes.txt"), F_OK), 0, "not a run's file: stays");
+  cr_assert_eq(access(t_in_temp("previous-1/metrics.jsonl"), F_OK), 0);
+  cr_assert_eq(access(t_in_temp("notes.txt"), F_OK), 0, "not a run's file: stays");
   touch("ckpt-00000006.h5");
-  cr_assert_eq(hy_checkpoint_set_aside(dir, also, moved, sizeof moved, &err), 0, "%s", err.msg);
-  cr_assert_str_eq(moved, in_dir("previous-2"));
+  cr_assert_eq(hy_checkpoint_set_aside(t_temp_path(), also, moved, sizeof moved, &err), 0, "%s",
+               err.msg);
+  cr_assert_str_eq(moved, t_in_temp("previous-2"));
   cr_assert_eq(hy_checkpoint_newest(moved), 6);
 }

@@ -8,15 +8,13 @@
 #include <hdf5.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
-static char dir[256], path[300];
+static char path[512];
 static hy_model *model;
 
 static void init(void) {
-  snprintf(dir, sizeof dir, "/tmp/hyla-ckpt-read-XXXXXX");
-  cr_assert(mkdtemp(dir));
-  snprintf(path, sizeof path, "%s/ckpt.h5", dir);
+  t_temp_init();
+  snprintf(path, sizeof path, "%s", t_in_temp("ckpt.h5"));
   const char *sets[] = {"model.d_model=8", "model.layers=[\"attn\"]", "model.mlp_multiple=8"};
   hy_recipe r;
   hy_error err;
@@ -29,9 +27,7 @@ static void init(void) {
 
 static void fini(void) {
   hy_model_free(model);
-  unlink(path);
-  rmdir(dir);
-  H5close();
+  t_temp_fini();
 }
 
 TestSuite(checkpoint_read, .init = init, .fini = fini);

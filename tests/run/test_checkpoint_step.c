@@ -9,12 +9,11 @@
 #include "run/train.h"
 #include "tests/support.h"
 
-#include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static char dir[256], ckpt[300];
+static char ckpt[512];
 static hy_recipe rec;
 
 /* A checkpoint of a tiny model and its AdamW state (the recipe's optimizer), saved at `step`. */
@@ -33,27 +32,19 @@ static void write_checkpoint(int64_t step) {
 }
 
 static void init(void) {
-  snprintf(dir, sizeof dir, "/tmp/hyla-ckpt-step-XXXXXX");
-  cr_assert(mkdtemp(dir));
-  snprintf(ckpt, sizeof ckpt, "%s/ckpt-00000001.h5", dir);
+  t_temp_init();
+  snprintf(ckpt, sizeof ckpt, "%s", t_in_temp("ckpt-00000001.h5"));
   char text[1024];
   snprintf(text, sizeof text,
            "[run]\nout = \"%s\"\n[model]\nvocab = 32\nd_model = 16\nn_heads = 2\n"
            "layers = [\"attn\"]\n[train]\nbatch = 2\nseq_len = 8\nsteps = 2\nthreads = 1\n"
            "[data]\ndataset = \"mqar\"\n[data.mqar]\npairs = 2\n",
-           dir);
+           t_temp_path());
   hy_error err;
   cr_assert_eq(hy_recipe_parse(text, "test.toml", 0, NULL, &rec, &err), 0, "%s", err.msg);
 }
 
-static void fini(void) {
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  cr_assert(system(cmd) == 0);
-  H5close();
-}
-
-TestSuite(checkpoint_step, .init = init, .fini = fini);
+TestSuite(checkpoint_step, .init = init, .fini = t_temp_fini);
 
 /* A message buffer with no terminating zero: a path that fails without writing it shows. */
 static void poison(hy_error *err) { memset(err->msg, 'x', sizeof err->msg); }

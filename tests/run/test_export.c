@@ -15,28 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static char dir[256];
-
-static void init(void) {
-  snprintf(dir, sizeof dir, "/tmp/hyla-export-XXXXXX");
-  cr_assert(mkdtemp(dir));
-}
-
-static void fini(void) {
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  cr_assert(system(cmd) == 0);
-}
-
-TestSuite(export, .init = init, .fini = fini);
-
-static const char *in_dir(const char *name) {
-  static char path[4][300];
-  static int next;
-  char *p = path[next++ % 4];
-  snprintf(p, 300, "%s/%s", dir, name);
-  return p;
-}
+TestSuite(export, .init = t_temp_init, .fini = t_temp_fini);
 
 /* ---- a small safetensors reader ---- */
 
@@ -192,8 +171,8 @@ static void export_ok(hy_model *m, const char *to, hy_export_options o) {
 
 Test(export, every_parameter_under_its_fla_name_with_its_values) {
   hy_model *m = hybrid(true);
-  export_ok(m, in_dir("out"), (hy_export_options){.max_positions = 64});
-  st_file f = st_read(in_dir("out/model.safetensors"));
+  export_ok(m, t_in_temp("out"), (hy_export_options){.max_positions = 64});
+  st_file f = st_read(t_in_temp("out/model.safetensors"));
   expect_tiled(&f);
   cr_assert(strstr(f.header, "\"__metadata__\":{\"format\":\"pt\"}"));
   cr_assert_eq(count_entries(&f), m->params.n, "one tensor per parameter (the head is tied)");
@@ -235,13 +214,13 @@ Test(export, a_checkpoints_values_are_exported) {
   hy_model *saved = hybrid(false);
   hy_error err;
   hy_ckpt_meta meta = {.step = 1, .recipe = ""};
-  cr_assert_eq(hy_checkpoint_write(in_dir("ckpt.h5"), &saved->params, NULL, &meta, &err), 0, "%s",
-               err.msg);
+  cr_assert_eq(hy_checkpoint_write(t_in_temp("ckpt.h5"), &saved->params, NULL, &meta, &err), 0,
+               "%s", err.msg);
   hy_model *loaded = hy_model_new(&saved->cfg, 99);
-  cr_assert_eq(hy_checkpoint_load(in_dir("ckpt.h5"), &loaded->params, NULL, &err), 0, "%s",
+  cr_assert_eq(hy_checkpoint_load(t_in_temp("ckpt.h5"), &loaded->params, NULL, &err), 0, "%s",
                err.msg);
-  export_ok(loaded, in_dir("out"), (hy_export_options){.max_positions = 64});
-  st_file f = st_read(in_dir("out/model.safetensors"));
+  export_ok(loaded, t_in_temp("out"), (hy_export_options){.max_positions = 64});
+  st_file f = st_read(t_in_temp("out/model.safetensors"));
   cr_assert_eq(count_entries(&f), saved->params.n);
   expect_tensor(&f, "model.embeddings.weight", param(saved, "embed/weight"), 40, 16, 1);
   expect_tensor(&f, "lm_head.weight", param(saved, "head/weight"), 40, 16, 1);
@@ -258,11 +237,11 @@ Test(export, a_checkpoints_values_are_exported) {
 
 Test(export, an_untied_head_is_lm_head) {
   hy_model *m = hybrid(false);
-  export_ok(m, in_dir("out"), (hy_export_options){.max_positions = 64});
-  st_file f = st_read(in_dir("out/model.safetensors"));
+  export_ok(m, t_in_temp("out"), (hy_export_options){.max_positions = 64});
+  st_file f = st_read(t_in_temp("out/model.safetensors"));
   expect_tensor(&f, "lm_head.weight", param(m, "head/weight"), 40, 16, 1);
   st_free(&f);
-  char *config = hy_read_file(in_dir("out/config.json"), NULL, &(hy_error){0});
+  char *config = hy_read_file(t_in_temp("out/config.json"), NULL, &(hy_error){0});
   cr_assert(strstr(config, "\"tie_word_embeddings\": false"));
   free(config);
   hy_model_free(m);
@@ -274,8 +253,8 @@ static void expect_config(const char *config, const char *const *lines, int n) {
 
 Test(export, the_config_names_the_class_and_its_settings) {
   hy_model *m = hybrid(true);
-  export_ok(m, in_dir("out"), (hy_export_options){.max_positions = 64});
-  char *config = hy_read_file(in_dir("out/config.json"), NULL, &(hy_error){0});
+  export_ok(m, t_in_temp("out"), (hy_export_options){.max_positions = 64});
+  char *config = hy_read_file(t_in_temp("out/config.json"), NULL, &(hy_error){0});
   const char *want[] = {"\"architectures\": [\"GLAForCausalLM\"]",
                         "\"model_type\": \"gla\"",
                         "\"vocab_size\": 40,",
@@ -307,14 +286,14 @@ Test(export, linear_and_softmax_models_take_their_own_classes) {
   snprintf(c.linear.feature_map, sizeof c.linear.feature_map, "relu");
   snprintf(c.layers[0], HY_KIND_NAME_MAX, "linear");
   hy_model *m = hy_model_new(&c, 1);
-  export_ok(m, in_dir("linear"), (hy_export_options){.max_positions = 32});
-  char *config = hy_read_file(in_dir("linear/config.json"), NULL, &(hy_error){0});
+  export_ok(m, t_in_temp("linear"), (hy_export_options){.max_positions = 32});
+  char *config = hy_read_file(t_in_temp("linear/config.json"), NULL, &(hy_error){0});
   const char *linear[] = {"\"model_type\": \"linear_attn\"", "\"num_heads\": 1,",
                           "\"feature_map\": \"relu\"", "\"window_size\": 8,",
                           "\"attn\": {\"layers\": [1],"};
   expect_config(config, linear, 5);
   free(config);
-  st_file f = st_read(in_dir("linear/model.safetensors"));
+  st_file f = st_read(t_in_temp("linear/model.safetensors"));
   expect_tensor(&f, "model.layers.0.attn.norm.weight", param(m, "blocks/0/mixer/norm/weight"), 1,
                 16, 1);
   st_free(&f);
@@ -322,8 +301,8 @@ Test(export, linear_and_softmax_models_take_their_own_classes) {
 
   snprintf(c.layers[0], HY_KIND_NAME_MAX, "attn");
   m = hy_model_new(&c, 1);
-  export_ok(m, in_dir("attn"), (hy_export_options){.max_positions = 32});
-  config = hy_read_file(in_dir("attn/config.json"), NULL, &(hy_error){0});
+  export_ok(m, t_in_temp("attn"), (hy_export_options){.max_positions = 32});
+  config = hy_read_file(t_in_temp("attn/config.json"), NULL, &(hy_error){0});
   const char *attn[] = {"\"model_type\": \"transformer\"", "\"window_size\": 8,",
                         "\"rope_theta\": 10000.0"};
   expect_config(config, attn, 3);
@@ -334,8 +313,8 @@ Test(export, linear_and_softmax_models_take_their_own_classes) {
 
 Test(export, the_logits_file_holds_hylas_logits_on_its_tokens) {
   hy_model *m = hybrid(true);
-  export_ok(m, in_dir("out"), (hy_export_options){.logits_tokens = 5, .max_positions = 64});
-  st_file f = st_read(in_dir("out/" HY_EXPORT_LOGITS));
+  export_ok(m, t_in_temp("out"), (hy_export_options){.logits_tokens = 5, .max_positions = 64});
+  st_file f = st_read(t_in_temp("out/" HY_EXPORT_LOGITS));
   expect_tiled(&f);
   st_entry ids, logits;
   cr_assert(st_find(&f, "input_ids", &ids) && st_find(&f, "logits", &logits));
@@ -391,29 +370,30 @@ Test(export, a_refused_model_writes_nothing) {
   snprintf(c.layers[0], HY_KIND_NAME_MAX, "lightning");
   hy_model *m = hy_model_new(&c, 1);
   hy_error err;
-  cr_assert_neq(hy_export(m, in_dir("out"), &(hy_export_options){0}, &err), 0);
+  cr_assert_neq(hy_export(m, t_in_temp("out"), &(hy_export_options){0}, &err), 0);
   struct stat st;
-  cr_assert_neq(stat(in_dir("out"), &st), 0, "no directory made");
+  cr_assert_neq(stat(t_in_temp("out"), &st), 0, "no directory made");
   hy_model_free(m);
 }
 
 Test(export, a_directory_with_files_needs_force) {
   hy_model *m = hybrid(true);
-  FILE *other = fopen(in_dir("notes.txt"), "w");
+  FILE *other = fopen(t_in_temp("notes.txt"), "w");
   fputs("mine\n", other);
   fclose(other);
   hy_error err;
-  cr_assert_neq(hy_export(m, dir, &(hy_export_options){.max_positions = 8}, &err), 0);
+  cr_assert_neq(hy_export(m, t_temp_path(), &(hy_export_options){.max_positions = 8}, &err), 0);
   cr_assert(strstr(err.msg, "is not empty (it holds notes.txt)"), "%s", err.msg);
   cr_assert(strstr(err.msg, "--force"), "%s", err.msg);
   struct stat st;
-  cr_assert_neq(stat(in_dir("model.safetensors"), &st), 0, "nothing written");
-  export_ok(m, dir, (hy_export_options){.force = true, .max_positions = 8});
-  export_ok(m, dir, (hy_export_options){.force = true, .max_positions = 8}); /* over itself */
-  cr_assert_eq(stat(in_dir("model.safetensors"), &st), 0);
-  cr_assert_eq(stat(in_dir("notes.txt"), &st), 0, "other files stay");
+  cr_assert_neq(stat(t_in_temp("model.safetensors"), &st), 0, "nothing written");
+  export_ok(m, t_temp_path(), (hy_export_options){.force = true, .max_positions = 8});
+  export_ok(m, t_temp_path(),
+            (hy_export_options){.force = true, .max_positions = 8}); /* over itself */
+  cr_assert_eq(stat(t_in_temp("model.safetensors"), &st), 0);
+  cr_assert_eq(stat(t_in_temp("notes.txt"), &st), 0, "other files stay");
   /* a file in the directory's place */
-  cr_assert_neq(hy_export(m, in_dir("notes.txt"), &(hy_export_options){.force = true}, &err), 0);
+  cr_assert_neq(hy_export(m, t_in_temp("notes.txt"), &(hy_export_options){.force = true}, &err), 0);
   hy_model_free(m);
 }
 
@@ -422,17 +402,17 @@ Test(export, the_writer_refuses_names_it_cannot_write) {
   hy_st_tensor ts[2] = {{.name = "a", .dtype = HY_ST_F32, .ndim = 1, .shape = {2}, .data = v},
                         {.name = "a", .dtype = HY_ST_F32, .ndim = 1, .shape = {2}, .data = v}};
   hy_error err;
-  cr_assert_neq(hy_safetensors_write(in_dir("x"), ts, 2, false, &err), 0);
+  cr_assert_neq(hy_safetensors_write(t_in_temp("x"), ts, 2, false, &err), 0);
   cr_assert(strstr(err.msg, "two tensors named 'a'"), "%s", err.msg);
   ts[1].name = "b\"c";
-  cr_assert_neq(hy_safetensors_write(in_dir("x"), ts, 2, false, &err), 0);
+  cr_assert_neq(hy_safetensors_write(t_in_temp("x"), ts, 2, false, &err), 0);
   cr_assert(strstr(err.msg, "tensor name 'b\"c' is not plain"), "%s", err.msg);
   struct stat st;
-  cr_assert_neq(stat(in_dir("x"), &st), 0, "nothing written");
+  cr_assert_neq(stat(t_in_temp("x"), &st), 0, "nothing written");
   ts[1].name = "b";
-  cr_assert_eq(hy_safetensors_write(in_dir("x"), ts, 2, false, &err), 0, "%s", err.msg);
-  cr_assert_neq(hy_safetensors_write(in_dir("x"), ts, 2, false, &err), 0, "no replacing");
-  st_file f = st_read(in_dir("x"));
+  cr_assert_eq(hy_safetensors_write(t_in_temp("x"), ts, 2, false, &err), 0, "%s", err.msg);
+  cr_assert_neq(hy_safetensors_write(t_in_temp("x"), ts, 2, false, &err), 0, "no replacing");
+  st_file f = st_read(t_in_temp("x"));
   expect_tiled(&f);
   st_entry e;
   cr_assert(st_find(&f, "b", &e) && e.begin == 8 && e.end == 16);

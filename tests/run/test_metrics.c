@@ -2,6 +2,7 @@
  * complete lines up to the step stay as they were, and a last line cut off before its newline (a
  * process killed while writing it) goes whatever step it names. */
 #include "run/metrics.h"
+#include "tests/support.h"
 #include "util/fs.h"
 
 #include <criterion/criterion.h>
@@ -10,20 +11,14 @@
 #include <string.h>
 #include <unistd.h>
 
-static char dir[64], path[128];
+static char path[512]; /* the file each test trims */
 
 static void init(void) {
-  snprintf(dir, sizeof dir, "/tmp/hyla-metrics-XXXXXX");
-  cr_assert(mkdtemp(dir));
-  snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+  t_temp_init();
+  snprintf(path, sizeof path, "%s", t_in_temp("metrics.jsonl"));
 }
 
-static void fini(void) {
-  unlink(path);
-  rmdir(dir);
-}
-
-TestSuite(metrics, .init = init, .fini = fini);
+TestSuite(metrics, .init = init, .fini = t_temp_fini);
 
 /* The file holding `before`, trimmed at `step`, must hold `after`. */
 static void expect_trim(const char *before, int64_t step, const char *after) {

@@ -8,7 +8,6 @@
 #include "tests/support.h"
 #include "util/fs.h"
 
-#include <hdf5.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,12 +15,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char dir[256], data[300];
+static char data[300];
 
 static void init(void) {
-  snprintf(dir, sizeof dir, "/tmp/hyla-run-dir-XXXXXX");
-  cr_assert(mkdtemp(dir));
-  snprintf(data, sizeof data, "%s/data.h5", dir);
+  t_temp_init();
+  snprintf(data, sizeof data, "%s/data.h5", t_temp_path());
   enum { N = 4000 };
   static uint16_t tokens[N];
   for (int i = 0; i < N; i++) tokens[i] = (uint16_t)("hyla trains small models. "[i % 26]);
@@ -30,22 +28,7 @@ static void init(void) {
                0, "%s", err.msg);
 }
 
-static void fini(void) {
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  cr_assert(system(cmd) == 0);
-  H5close();
-}
-
-TestSuite(run_dir, .init = init, .fini = fini);
-
-static const char *in_dir(const char *name) {
-  static char path[8][400];
-  static int next;
-  char *p = path[next++ % 8];
-  snprintf(p, 400, "%s/%s", dir, name);
-  return p;
-}
+TestSuite(run_dir, .init = init, .fini = t_temp_fini);
 
 /* A tiny run into dir/run: 12 steps, a checkpoint every 2, the newest 2 kept; `stop` > 0 stops
  * it there. */
@@ -57,7 +40,7 @@ static int train(int64_t stop, const char *resume, bool restart, hy_error *err) 
            "[train]\nbatch = 2\nseq_len = 8\nsteps = 12\nlog_every = 1\neval_every = 0\n"
            "eval_batches = 1\ncheckpoint_every = 2\nkeep_checkpoints = 2\nthreads = 1\n"
            "[data]\ndataset = \"%s\"\n",
-           dir, data);
+           t_temp_path(), data);
   snprintf(stop_after, sizeof stop_after, "train.stop_after=%lld", (long long)stop);
   const char *sets[] = {stop_after};
   hy_recipe r;
@@ -67,26 +50,26 @@ static int train(int64_t stop, const char *resume, bool restart, hy_error *err) 
   return hy_train(&r, &opt, &res, err);
 }
 
-static bool exists(const char *name) { return access(in_dir(name), F_OK) == 0; }
+static bool exists(const char *name) { return access(t_in_temp(name), F_OK) == 0; }
 
 Test(run_dir, a_second_run_in_a_locked_directory_is_refused) {
   hy_error err;
   hy_error lock_err;
-  cr_assert_eq(hy_mkdirs(in_dir("run"), &err), 0, "%s", err.msg);
-  int fd = hy_lock_dir(in_dir("run"), &lock_err);
+  cr_assert_eq(hy_mkdirs(t_in_temp("run"), &err), 0, "%s", err.msg);
+  int fd = hy_lock_dir(t_in_temp("run"), &lock_err);
   cr_assert_geq(fd, 0, "%s", lock_err.msg);
   cr_assert_neq(train(0, NULL, false, &err), 0, "trained in a locked directory");
   char want[512];
   snprintf(want, sizeof want,
            "%s: the run directory is in use by another hyla process (pid %ld); wait for it to "
            "end, or give this run another run.out",
-           in_dir("run"), (long)getpid());
+           t_in_temp("run"), (long)getpid());
   cr_assert(strstr(err.msg, want), "'%s' lacks '%s'", err.msg, want);
   cr_assert(!exists("run/metrics.jsonl") && !exists("run/ckpt-00000002.h5"));
   hy_unlock_dir(fd);
   cr_assert_eq(train(0, NULL, false, &err), 0, "%s", err.msg);
   /* and the run released it when it ended */
-  fd = hy_lock_dir(in_dir("run"), &err);
+  fd = hy_lock_dir(t_in_temp("run"), &err);
   cr_assert_geq(fd, 0, "%s", err.msg);
   hy_unlock_dir(fd);
 }
@@ -95,11 +78,11 @@ Test(run_dir, a_killed_process_leaves_no_lock) {
   int ready[2];
   cr_assert_eq(pipe(ready), 0);
   hy_error err;
-  cr_assert_eq(hy_mkdirs(in_dir("run"), &err), 0, "%s", err.msg);
+  cr_assert_eq(hy_mkdirs(t_in_temp("run"), &err), 0, "%s", err.msg);
   fflush(NULL);
   pid_t pid = fork();
   if (pid == 0) {
-    char ok = hy_lock_dir(in_dir("run"), &err) >= 0;
+    char ok = hy_lock_dir(t_in_temp("run"), &err) >= 0;
     if (write(ready[1], &ok, 1) != 1) _exit(1);
     pause(); /* until killed */
     _exit(0);
@@ -107,13 +90,13 @@ Test(run_dir, a_killed_process_leaves_no_lock) {
   char ok = 0;
   cr_assert_eq(read(ready[0], &ok, 1), 1);
   cr_assert(ok, "the child could not lock");
-  cr_assert_eq(hy_lock_dir(in_dir("run"), &err), -1);
+  cr_assert_eq(hy_lock_dir(t_in_temp("run"), &err), -1);
   char pid_text[64];
   snprintf(pid_text, sizeof pid_text, "(pid %ld)", (long)pid);
   cr_assert(strstr(err.msg, pid_text), "'%s' lacks '%s'", err.msg, pid_text);
   kill(pid, SIGKILL);
   waitpid(pid, NULL, 0);
-  int fd = hy_lock_dir(in_dir("run"), &err);
+  int fd = hy_lock_dir(t_in_temp("run"), &err);
   cr_assert_geq(fd, 0, "a killed process left its lock: %s", err.msg);
   hy_unlock_dir(fd);
 }
@@ -127,7 +110,7 @@ Test(run_dir, a_fresh_run_next_to_another_runs_checkpoints_is_refused_unless_it_
   snprintf(want, sizeof want,
            "%s already holds checkpoints (the newest of step 4): pass --resume to continue that "
            "run, --restart to move them into %s/previous-<n> and start over",
-           in_dir("run"), in_dir("run"));
+           t_in_temp("run"), t_in_temp("run"));
   cr_assert(strstr(err.msg, want), "'%s' lacks '%s'", err.msg, want);
   cr_assert(exists("run/ckpt-00000002.h5") && exists("run/ckpt-00000004.h5"), "they were lost");
   /* starting over: the old run's files move aside, the new run keeps its own newest two */
@@ -149,10 +132,10 @@ Test(run_dir, pruning_spares_the_resumed_runs_checkpoints_and_later_ones) {
   hy_error err;
   cr_assert_eq(train(0, NULL, false, &err), 0, "%s", err.msg); /* keeps 10 and 12 */
   char cmd[1024];
-  snprintf(cmd, sizeof cmd, "cp %s %s", in_dir("run/ckpt-00000012.h5"),
-           in_dir("run/ckpt-00000100.h5"));
+  snprintf(cmd, sizeof cmd, "cp %s %s", t_in_temp("run/ckpt-00000012.h5"),
+           t_in_temp("run/ckpt-00000100.h5"));
   cr_assert_eq(system(cmd), 0);
-  cr_assert_eq(train(0, in_dir("run/ckpt-00000010.h5"), false, &err), 0, "%s", err.msg);
+  cr_assert_eq(train(0, t_in_temp("run/ckpt-00000010.h5"), false, &err), 0, "%s", err.msg);
   const char *kept[] = {"run/ckpt-00000010.h5", "run/ckpt-00000012.h5", "run/ckpt-00000100.h5"};
   for (int i = 0; i < 3; i++) cr_assert(exists(kept[i]), "%s was pruned", kept[i]);
 }
@@ -160,12 +143,12 @@ Test(run_dir, pruning_spares_the_resumed_runs_checkpoints_and_later_ones) {
 /* A symlink planted where the run writes its logs fails the run; the file it points to stays. */
 Test(run_dir, symlinks_planted_as_logs_are_not_followed) {
   hy_error err;
-  cr_assert_eq(hy_mkdirs(in_dir("run"), &err), 0, "%s", err.msg);
-  cr_assert_eq(hy_write_file_atomic(in_dir("victim.txt"), "precious", &err), 0, "%s", err.msg);
-  cr_assert_eq(symlink(in_dir("victim.txt"), in_dir("run/train.log")), 0);
+  cr_assert_eq(hy_mkdirs(t_in_temp("run"), &err), 0, "%s", err.msg);
+  cr_assert_eq(hy_write_file_atomic(t_in_temp("victim.txt"), "precious", &err), 0, "%s", err.msg);
+  cr_assert_eq(symlink(t_in_temp("victim.txt"), t_in_temp("run/train.log")), 0);
   cr_assert_neq(train(0, NULL, false, &err), 0, "the run wrote through a symlink");
   cr_assert(strstr(err.msg, "cannot write the run's logs"), "%s", err.msg);
-  char *text = hy_read_file(in_dir("victim.txt"), NULL, &err);
+  char *text = hy_read_file(t_in_temp("victim.txt"), NULL, &err);
   cr_assert_str_eq(text, "precious");
   free(text);
 }

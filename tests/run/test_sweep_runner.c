@@ -8,20 +8,18 @@
 #include "tests/support.h"
 #include "util/fs.h"
 
-#include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static char dir[256], data[300], recipe_path[300];
+static char data[300], recipe_path[300];
 
 static void init(void) {
-  snprintf(dir, sizeof dir, "/tmp/hyla-sweep-run-XXXXXX");
-  cr_assert(mkdtemp(dir));
-  snprintf(data, sizeof data, "%s/data.h5", dir);
-  snprintf(recipe_path, sizeof recipe_path, "%s/tiny.toml", dir);
+  t_temp_init();
+  snprintf(data, sizeof data, "%s/data.h5", t_temp_path());
+  snprintf(recipe_path, sizeof recipe_path, "%s/tiny.toml", t_temp_path());
   enum { N = 8000 };
   static uint16_t tokens[N];
   const char *text = "the quick brown fox jumps over the lazy dog. ";
@@ -32,14 +30,7 @@ static void init(void) {
       "%s", err.msg);
 }
 
-static void fini(void) {
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  cr_assert(system(cmd) == 0);
-  H5close();
-}
-
-TestSuite(sweep_runner, .init = init, .fini = fini);
+TestSuite(sweep_runner, .init = init, .fini = t_temp_fini);
 
 /* A tiny model of 6 steps with a checkpoint at step 3, and the given [sweep] lines. */
 static void expand(const char *data_lines, const char *sweep, hy_sweep *s) {
@@ -54,7 +45,7 @@ static void expand(const char *data_lines, const char *sweep, hy_sweep *s) {
           "eval_batches = 2\ncheckpoint_every = 3\nkeep_checkpoints = 3\nthreads = 1\n"
           "[optim]\nlr = 1e-2\nwarmup = 1\n"
           "%s[sweep]\n%s",
-          dir, *data_lines ? data_lines : dataset, sweep);
+          t_temp_path(), *data_lines ? data_lines : dataset, sweep);
   fclose(f);
   hy_error err;
   cr_assert_eq(hy_sweep_expand(recipe_path, 0, NULL, s, &err), 0, "%s", err.msg);
@@ -211,7 +202,8 @@ Test(sweep_runner, mqar_runs_report_their_accuracy) {
 Test(sweep_runner, a_failed_run_is_reported_and_the_others_still_train) {
   hy_sweep s;
   char sweep[700];
-  snprintf(sweep, sizeof sweep, "\"data.dataset\" = [\"%s/missing.h5\", \"%s\"]\n", dir, data);
+  snprintf(sweep, sizeof sweep, "\"data.dataset\" = [\"%s/missing.h5\", \"%s\"]\n", t_temp_path(),
+           data);
   expand("", sweep, &s);
   hy_sweep_outcome out;
   hy_error err;

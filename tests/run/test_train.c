@@ -7,7 +7,6 @@
 #include "run/train.h"
 #include "tests/support.h"
 
-#include <hdf5.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,13 +16,12 @@
 #include <time.h>
 #include <unistd.h>
 
-static char dir[256], data[300], docs[300];
+static char data[300], docs[300];
 
 /* A small token dataset of a repeating text with some noise, so a model has something to learn. */
 static void init(void) {
-  snprintf(dir, sizeof dir, "/tmp/hyla-train-XXXXXX");
-  cr_assert(mkdtemp(dir));
-  snprintf(data, sizeof data, "%s/data.h5", dir);
+  t_temp_init();
+  snprintf(data, sizeof data, "%s/data.h5", t_temp_path());
   enum { N = 20000 };
   static uint16_t tokens[N];
   hy_rng rng = hy_rng_new(1);
@@ -39,21 +37,14 @@ static void init(void) {
   int64_t n_train = 0, n_val = 0;
   for (int i = 0; i < N - 2000; i += 1 + (int)(hy_rng_u64(&rng) % 40)) train_starts[n_train++] = i;
   for (int i = 0; i < 2000; i += 1 + (int)(hy_rng_u64(&rng) % 40)) val_starts[n_val++] = i;
-  snprintf(docs, sizeof docs, "%s/docs.h5", dir);
+  snprintf(docs, sizeof docs, "%s/docs.h5", t_temp_path());
   hy_split_tokens train = {tokens, N - 2000, train_starts, n_train},
                   val = {tokens + N - 2000, 2000, val_starts, n_val};
   cr_assert_eq(hy_dataset_write_splits(docs, &train, &val, 128, NULL, "bytes", true, &err), 0, "%s",
                err.msg);
 }
 
-static void fini(void) {
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  cr_assert(system(cmd) == 0);
-  H5close();
-}
-
-TestSuite(train, .init = init, .fini = fini);
+TestSuite(train, .init = init, .fini = t_temp_fini);
 
 /* A tiny hybrid recipe for run `name`, with extra "section.key=value" settings. */
 static hy_recipe recipe(const char *name, int n, const char *const *sets) {
@@ -65,7 +56,7 @@ static hy_recipe recipe(const char *name, int n, const char *const *sets) {
            "eval_batches = 2\ncheckpoint_every = 0\nthreads = 1\n"
            "[optim]\nlr = 1e-2\nwarmup = 2\n"
            "[data]\ndataset = \"%s\"\n",
-           name, dir, name, data);
+           name, t_temp_path(), name, data);
   hy_recipe r;
   hy_error err;
   cr_assert_eq(hy_recipe_parse(text, "test.toml", n, sets, &r, &err), 0, "%s", err.msg);
@@ -80,7 +71,7 @@ static int train(const hy_recipe *r, const char *resume, hy_train_result *res, h
 /* The loss of every logged step of a run, as printed (17 digits: the exact double). */
 static int losses(const char *run, char out[][32], int max) {
   char path[400], line[512];
-  snprintf(path, sizeof path, "%s/%s/metrics.jsonl", dir, run);
+  snprintf(path, sizeof path, "%s/%s/metrics.jsonl", t_temp_path(), run);
   FILE *f = fopen(path, "r");
   cr_assert(f, "%s missing", path);
   int n = 0;
@@ -95,7 +86,7 @@ static int losses(const char *run, char out[][32], int max) {
 
 static bool exists(const char *run, const char *file) {
   char path[400];
-  snprintf(path, sizeof path, "%s/%s/%s", dir, run, file);
+  snprintf(path, sizeof path, "%s/%s/%s", t_temp_path(), run, file);
   return access(path, F_OK) == 0;
 }
 
@@ -169,7 +160,7 @@ Test(train, stop_after_keeps_the_schedule_and_checkpoints) {
   cr_assert(exists("stop", "recipe.toml") && exists("stop", "train.log"));
   /* lr at step 5 of 12 with 2 warmup steps, linear to 0.1 lr: 1e-2 (1 - 0.9 * 3/10) */
   char path[400], line[512];
-  snprintf(path, sizeof path, "%s/stop/metrics.jsonl", dir);
+  snprintf(path, sizeof path, "%s/stop/metrics.jsonl", t_temp_path());
   FILE *f = fopen(path, "r");
   double lr = 0;
   while (fgets(line, sizeof line, f))
@@ -190,7 +181,7 @@ Test(train, sigterm_finishes_the_step_and_checkpoints) {
   }
   /* Signal once training has logged a step (the handlers are in place by then), not before. */
   char metrics[400];
-  snprintf(metrics, sizeof metrics, "%s/signal/metrics.jsonl", dir);
+  snprintf(metrics, sizeof metrics, "%s/signal/metrics.jsonl", t_temp_path());
   for (int i = 0; i < 1200; i++) {
     FILE *f = fopen(metrics, "r");
     int c = f ? fgetc(f) : EOF;
@@ -204,7 +195,7 @@ Test(train, sigterm_finishes_the_step_and_checkpoints) {
   cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
   char latest[512];
   char run[400];
-  snprintf(run, sizeof run, "%s/signal", dir);
+  snprintf(run, sizeof run, "%s/signal", t_temp_path());
   hy_error err;
   cr_assert_eq(hy_checkpoint_latest(run, latest, sizeof latest, &err), 0, "%s", err.msg);
   hy_ckpt_meta meta;
@@ -222,7 +213,7 @@ Test(train, nan_stops_with_a_checkpoint_or_is_skipped) {
   cr_assert_neq(train(&r, NULL, &res, &err), 0, "a lr of 1e12 should diverge");
   cr_assert(strstr(err.msg, "training diverged at step"), "%s", err.msg);
   char latest[512], run[400];
-  snprintf(run, sizeof run, "%s/nan", dir);
+  snprintf(run, sizeof run, "%s/nan", t_temp_path());
   cr_assert_eq(hy_checkpoint_latest(run, latest, sizeof latest, &err), 0, "%s", err.msg);
   const char *skip[] = {"optim.name=\"sgd\"", "optim.lr=1e12",         "train.grad_clip=0",
                         "optim.warmup=0",     "train.on_nan=\"skip\"", "run.name=\"nan_skip\""};
@@ -266,8 +257,8 @@ Test(train, bad_checkpoints_give_clear_errors) {
   hy_error err;
   cr_assert_eq(train(&r, NULL, &res, &err), 0, "%s", err.msg);
   char good[400], cut[400], cmd[900];
-  snprintf(good, sizeof good, "%s/bad/ckpt-00000002.h5", dir);
-  snprintf(cut, sizeof cut, "%s/cut.h5", dir);
+  snprintf(good, sizeof good, "%s/bad/ckpt-00000002.h5", t_temp_path());
+  snprintf(cut, sizeof cut, "%s/cut.h5", t_temp_path());
   snprintf(cmd, sizeof cmd, "head -c 5000 %s > %s", good, cut);
   cr_assert_eq(system(cmd), 0);
   hy_recipe again = recipe("bad", 0, NULL);

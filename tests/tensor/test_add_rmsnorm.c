@@ -10,12 +10,6 @@
 #include <string.h>
 
 static const hy_dtype DTYPES[] = {HY_F32, HY_F64};
-static uint64_t next_seed = 1;
-
-static hy_tensor *randn(hy_dtype dt, hy_shape s) { return t_randn(dt, s, next_seed++); }
-static hy_tensor *gain(hy_dtype dt, int64_t d) { /* around 1, but not 1 */
-  return t_uniform(dt, HY_SHAPE(d), next_seed++, 0.5, 1.5);
-}
 
 /* Which outputs the loss reads. */
 enum { USE_BOTH, USE_NORM, USE_SUM };
@@ -34,8 +28,8 @@ static void expect_same_as_unfused(hy_dtype dt, hy_shape shape, bool weight, int
   char name[160];
   snprintf(name, sizeof name, "%s d %lld weight %d use %d no_y %d same %d", hy_dtype_name(dt),
            (long long)d, weight, use, no_y, same);
-  hy_tensor *x0 = randn(dt, shape), *y0 = randn(dt, shape), *w0 = gain(dt, d);
-  hy_tensor *rh = randn(dt, shape), *rs = randn(dt, shape);
+  hy_tensor *x0 = t_randn_next(dt, shape), *y0 = t_randn_next(dt, shape), *w0 = t_gain(dt, d);
+  hy_tensor *rh = t_randn_next(dt, shape), *rs = t_randn_next(dt, shape);
   hy_tensor *in[2][3], *h[2], *s[2];
   for (int pass = 0; pass < 2; pass++) { /* 0: the unfused ops, 1: the fused op */
     hy_tensor **v = in[pass];
@@ -88,8 +82,8 @@ Test(add_rmsnorm, same_bits_as_add_then_rmsnorm) {
 Test(add_rmsnorm, views) {
   for (int k = 0; k < 2; k++) {
     hy_dtype dt = DTYPES[k];
-    hy_tensor *x = randn(dt, HY_SHAPE(5, 4, 3)), *y = randn(dt, HY_SHAPE(3, 4, 9));
-    hy_tensor *xv = hy_transpose(x, 0, 2), *yv = hy_slice(y, 2, 2, 7), *w = gain(dt, 5), *s, *sc;
+    hy_tensor *x = t_randn_next(dt, HY_SHAPE(5, 4, 3)), *y = t_randn_next(dt, HY_SHAPE(3, 4, 9));
+    hy_tensor *xv = hy_transpose(x, 0, 2), *yv = hy_slice(y, 2, 2, 7), *w = t_gain(dt, 5), *s, *sc;
     hy_tensor *h = hy_add_rmsnorm(xv, yv, w, 1e-6, dt, &s);
     hy_tensor *hc = hy_add_rmsnorm(hy_contiguous(xv), hy_contiguous(yv), w, 1e-6, dt, &sc);
     t_expect_same_bits(h, hc, "add_rmsnorm of views: norm");
@@ -125,8 +119,8 @@ Test(add_rmsnorm, gradcheck) {
     const gc_ctx *c = &cases[i];
     hy_shape s = c->view ? HY_SHAPE(7, 2, 3) : HY_SHAPE(2, 3, 7);
     hy_shape sy = c->view ? HY_SHAPE(3, 2, 7) : s;
-    hy_tensor *in[3] = {t_param(randn(HY_F64, s)), t_param(randn(HY_F64, sy)),
-                        t_param(gain(HY_F64, 7))};
+    hy_tensor *in[3] = {t_param(t_randn_next(HY_F64, s)), t_param(t_randn_next(HY_F64, sy)),
+                        t_param(t_gain(HY_F64, 7))};
     char name[96];
     snprintf(name, sizeof name, "add_rmsnorm use %d weight %d no_y %d same %d view %d", c->use,
              c->weight, c->no_y, c->same, c->view);
@@ -137,11 +131,11 @@ Test(add_rmsnorm, gradcheck) {
 /* The weight's and y's gradients alone (x needs none), and y's alone. */
 Test(add_rmsnorm, gradients_of_some_inputs) {
   gc_ctx c = {USE_BOTH, true, false, false, false, 1e-6};
-  hy_tensor *in[3] = {randn(HY_F64, HY_SHAPE(4, 6)), t_param(randn(HY_F64, HY_SHAPE(4, 6))),
-                      t_param(gain(HY_F64, 6))};
+  hy_tensor *in[3] = {t_randn_next(HY_F64, HY_SHAPE(4, 6)),
+                      t_param(t_randn_next(HY_F64, HY_SHAPE(4, 6))), t_param(t_gain(HY_F64, 6))};
   t_expect_gradcheck(add_rmsnorm_gc, &c, 3, in, "add_rmsnorm, y and weight");
-  hy_tensor *only_y[3] = {randn(HY_F64, HY_SHAPE(4, 6)), t_param(randn(HY_F64, HY_SHAPE(4, 6))),
-                          gain(HY_F64, 6)};
+  hy_tensor *only_y[3] = {t_randn_next(HY_F64, HY_SHAPE(4, 6)),
+                          t_param(t_randn_next(HY_F64, HY_SHAPE(4, 6))), t_gain(HY_F64, 6)};
   t_expect_gradcheck(add_rmsnorm_gc, &c, 3, only_y, "add_rmsnorm, y only");
 }
 
@@ -149,7 +143,7 @@ Test(add_rmsnorm, gradients_of_some_inputs) {
 
 static hy_tensor *tokens(int64_t B, int64_t T, int64_t vocab) {
   hy_tensor *t = hy_empty(HY_I32, HY_SHAPE(B, T));
-  hy_rng rng = hy_rng_new(next_seed++);
+  hy_rng rng = hy_rng_new(t_next_seed());
   for (int64_t i = 0; i < B * T; i++) ((int32_t *)t->data)[i] = (int32_t)(hy_rng_u64(&rng) % vocab);
   return t;
 }

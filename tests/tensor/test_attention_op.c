@@ -9,9 +9,6 @@
 #include <stdlib.h>
 
 static const hy_dtype DTYPES[] = {HY_F32, HY_F64};
-static uint64_t next_seed = 1;
-
-static hy_tensor *randn(hy_dtype dt, hy_shape s) { return t_randn(dt, s, next_seed++); }
 
 static double at4(const hy_tensor *t, int64_t b, int64_t i, int64_t h, int64_t d) {
   return t_at(t, (int64_t[]){b, i, h, d});
@@ -114,37 +111,27 @@ Test(attention, forward_against_naive) {
     for (int i = 0; i < N_SIZES; i++) {
       const int64_t *s = SIZES[i];
       hy_shape sh = HY_SHAPE(s[0], s[1], s[2], s[3]);
-      hy_tensor *q = randn(DTYPES[d], sh), *k = randn(DTYPES[d], sh), *v = randn(DTYPES[d], sh);
+      hy_tensor *q = t_randn_next(DTYPES[d], sh), *k = t_randn_next(DTYPES[d], sh),
+                *v = t_randn_next(DTYPES[d], sh);
       expect_attention(q, k, v, 1 / sqrt((double)s[3]), 1e-5, "1/sqrt(D)");
       expect_attention(q, k, v, 0.7, 1e-5, "0.7");
     }
-}
-
-/* q, k, v as slices of one [B, T, 3 H D] projection: strided views read in place. */
-static void qkv_views(hy_tensor *qkv, int64_t H, int64_t D, hy_tensor **q, hy_tensor **k,
-                      hy_tensor **v) {
-  hy_tensor *r = hy_reshape(qkv, HY_SHAPE(qkv->shape[0], qkv->shape[1], 3 * H, D));
-  hy_tensor *parts[3];
-  hy_split(r, 2, 3, (int64_t[]){H, H, H}, parts);
-  *q = parts[0];
-  *k = parts[1];
-  *v = parts[2];
 }
 
 Test(attention, strided_and_transposed_inputs) {
   for (int d = 0; d < 2; d++) {
     hy_dtype dt = DTYPES[d];
     hy_tensor *q, *k, *v;
-    qkv_views(randn(dt, HY_SHAPE(2, 7, 3 * 3 * 4)), 3, 4, &q, &k, &v);
+    t_qkv_views(t_randn_next(dt, HY_SHAPE(2, 7, 3 * 3 * 4)), 3, 4, &q, &k, &v);
     cr_assert(!hy_is_contiguous(q) && q->stride[1] == 36 && q->stride[2] == 4);
     expect_attention(q, k, v, 0.5, 1e-5, "qkv slices");
-    qkv_views(randn(dt, HY_SHAPE(1, 70, 3 * 2 * 5)), 2, 5, &q, &k, &v);
+    t_qkv_views(t_randn_next(dt, HY_SHAPE(1, 70, 3 * 2 * 5)), 2, 5, &q, &k, &v);
     expect_attention(q, k, v, 0.5, 1e-5, "qkv slices, two tiles");
     /* [B, H, T, D] seen as [B, T, H, D]; and a v whose last axis is strided (copied first). */
-    hy_tensor *qt = hy_transpose(randn(dt, HY_SHAPE(2, 3, 9, 4)), 1, 2);
-    hy_tensor *vt = hy_transpose(randn(dt, HY_SHAPE(2, 9, 4, 3)), 2, 3);
+    hy_tensor *qt = hy_transpose(t_randn_next(dt, HY_SHAPE(2, 3, 9, 4)), 1, 2);
+    hy_tensor *vt = hy_transpose(t_randn_next(dt, HY_SHAPE(2, 9, 4, 3)), 2, 3);
     cr_assert(vt->stride[3] != 1);
-    expect_attention(qt, randn(dt, HY_SHAPE(2, 9, 3, 4)), vt, 0.5, 1e-5, "transposed");
+    expect_attention(qt, t_randn_next(dt, HY_SHAPE(2, 9, 3, 4)), vt, 0.5, 1e-5, "transposed");
   }
 }
 
@@ -156,8 +143,8 @@ Test(attention, large_scores_are_stable) {
     hy_dtype dt = DTYPES[d];
     hy_shape sh = HY_SHAPE(2, 70, 2, 4);
     double big = dt == HY_F64 ? 20 : 8;
-    hy_tensor *q = hy_scale(randn(dt, sh), big), *k = hy_scale(randn(dt, sh), big);
-    hy_tensor *v = randn(dt, sh);
+    hy_tensor *q = hy_scale(t_randn_next(dt, sh), big), *k = hy_scale(t_randn_next(dt, sh), big);
+    hy_tensor *v = t_randn_next(dt, sh);
     expect_attention(q, k, v, 1.0, 1e-4, "large scores");
     hy_tensor *o = hy_attention(q, k, v, 1.0);
     for (int64_t i = 0; i < hy_numel(o); i++) cr_assert(isfinite(hy_get(o, i)));
@@ -166,8 +153,9 @@ Test(attention, large_scores_are_stable) {
 
 /* The first output row attends to itself only: o_0 = v_0, whatever the scores. */
 Test(attention, first_row_is_first_value) {
-  hy_tensor *q = randn(HY_F64, HY_SHAPE(2, 5, 3, 4)), *v = randn(HY_F64, HY_SHAPE(2, 5, 3, 4));
-  hy_tensor *o = hy_attention(q, randn(HY_F64, HY_SHAPE(2, 5, 3, 4)), v, 0.5);
+  hy_tensor *q = t_randn_next(HY_F64, HY_SHAPE(2, 5, 3, 4)),
+            *v = t_randn_next(HY_F64, HY_SHAPE(2, 5, 3, 4));
+  hy_tensor *o = hy_attention(q, t_randn_next(HY_F64, HY_SHAPE(2, 5, 3, 4)), v, 0.5);
   for (int64_t b = 0; b < 2; b++)
     for (int64_t h = 0; h < 3; h++)
       for (int64_t d = 0; d < 4; d++)
@@ -182,10 +170,10 @@ Test(attention, backward_against_naive) {
       hy_dtype dt = DTYPES[dd];
       const int64_t *s = sizes[i];
       hy_shape sh = HY_SHAPE(s[0], s[1], s[2], s[3]);
-      hy_tensor *q = t_param(randn(dt, sh)), *k = t_param(randn(dt, sh)),
-                *v = t_param(randn(dt, sh));
+      hy_tensor *q = t_param(t_randn_next(dt, sh)), *k = t_param(t_randn_next(dt, sh)),
+                *v = t_param(t_randn_next(dt, sh));
       double scale = 1 / sqrt((double)s[3]);
-      hy_tensor *o = hy_attention(q, k, v, scale), *go = randn(dt, sh);
+      hy_tensor *o = hy_attention(q, k, v, scale), *go = t_randn_next(dt, sh);
       hy_backward_with(o, go);
       hy_tensor *gq = hy_empty(HY_F64, sh), *gk = hy_empty(HY_F64, sh), *gv = hy_empty(HY_F64, sh);
       ref_attention_grads(q, k, v, go, scale, gq, gk, gv);
@@ -213,11 +201,11 @@ static hy_tensor *attn_gc(hy_tensor **in, void *ctx) {
 static hy_tensor *attn_qkv_gc(hy_tensor **in, void *ctx) {
   const attn_ctx *c = ctx;
   hy_tensor *q, *k, *v;
-  qkv_views(in[0], c->H, c->D, &q, &k, &v);
+  t_qkv_views(in[0], c->H, c->D, &q, &k, &v);
   return hy_attention(q, k, v, c->scale);
 }
 
-#define P(...) t_param(randn(HY_F64, HY_SHAPE(__VA_ARGS__)))
+#define P(...) t_param(t_randn_next(HY_F64, HY_SHAPE(__VA_ARGS__)))
 
 Test(attention, gradcheck) {
   attn_ctx c = {0.5, 0, 0};
@@ -230,9 +218,10 @@ Test(attention, gradcheck) {
                      (hy_tensor *[]){P(1, 67, 1, 2), P(1, 67, 1, 2), P(1, 67, 1, 2)},
                      "attention T=67");
   /* Some inputs without a gradient. */
-  hy_tensor *q = P(2, 5, 3, 4), *k = randn(HY_F64, HY_SHAPE(2, 5, 3, 4)), *v = P(2, 5, 3, 4);
+  hy_tensor *q = P(2, 5, 3, 4), *k = t_randn_next(HY_F64, HY_SHAPE(2, 5, 3, 4)), *v = P(2, 5, 3, 4);
   t_expect_gradcheck(attn_gc, &c, 3, (hy_tensor *[]){q, k, v}, "attention q, v only");
-  hy_tensor *qc = randn(HY_F64, HY_SHAPE(2, 5, 3, 4)), *vc = randn(HY_F64, HY_SHAPE(2, 5, 3, 4));
+  hy_tensor *qc = t_randn_next(HY_F64, HY_SHAPE(2, 5, 3, 4)),
+            *vc = t_randn_next(HY_F64, HY_SHAPE(2, 5, 3, 4));
   t_expect_gradcheck(attn_gc, &c, 3, (hy_tensor *[]){qc, P(2, 5, 3, 4), vc}, "attention k only");
   /* One tensor as q, k and v: the three gradients add up in one buffer. */
   hy_tensor *x = P(2, 6, 3, 4);
@@ -250,8 +239,8 @@ Test(attention, gradcheck_strided_qkv) {
 
 Test(attention, deterministic) {
   hy_shape sh = HY_SHAPE(2, 70, 3, 8);
-  hy_tensor *q = t_param(randn(HY_F32, sh)), *k = t_param(randn(HY_F32, sh));
-  hy_tensor *v = t_param(randn(HY_F32, sh)), *go = randn(HY_F32, sh);
+  hy_tensor *q = t_param(t_randn_next(HY_F32, sh)), *k = t_param(t_randn_next(HY_F32, sh));
+  hy_tensor *v = t_param(t_randn_next(HY_F32, sh)), *go = t_randn_next(HY_F32, sh);
   hy_tensor *o1 = hy_attention(q, k, v, 0.35), *o2 = hy_attention(q, k, v, 0.35);
   t_expect_same_bits(o1, o2, "attention forward");
   hy_backward_with(o1, go);

@@ -8,24 +8,11 @@
 #include <stdio.h>
 
 static const hy_dtype DTYPES[] = {HY_F32, HY_F64};
-static uint64_t next_seed = 1;
 enum { IGNORE = -100 };
 
-static hy_tensor *randn(hy_dtype dt, hy_shape s) { return t_randn(dt, s, next_seed++); }
-
-/* Random targets in [0, V), about a fraction p replaced by `ignore`. */
-static hy_tensor *targets_with(hy_shape s, int64_t V, int ignore, double p) {
-  hy_tensor *t = hy_empty(HY_I32, s);
-  hy_rng r = hy_rng_new(next_seed++);
-  for (int64_t i = 0; i < hy_numel(t); i++) {
-    int64_t v = (int64_t)(hy_rng_u64(&r) % (uint64_t)V);
-    hy_set(t, i, hy_rng_uniform(&r) < p ? ignore : (double)v);
-  }
-  return t;
-}
-
+/* Targets with about a quarter of them `ignore`. */
 static hy_tensor *targets_for(hy_shape s, int64_t V, int ignore) {
-  return targets_with(s, V, ignore, 0.25);
+  return t_random_ints(s, V, ignore, 0.25);
 }
 
 /* log sum_j exp(x_j) of row r of logits viewed as [rows, V], with the max subtracted. */
@@ -73,17 +60,17 @@ Test(cross_entropy, forward_shapes_with_ignore) {
       hy_shape ls = shapes[s], ts = ls;
       ts.ndim--;
       int64_t V = ls.d[ls.ndim - 1];
-      hy_tensor *logits = randn(DTYPES[d], ls);
+      hy_tensor *logits = t_randn_next(DTYPES[d], ls);
       expect_loss(logits, targets_for(ts, V, IGNORE), IGNORE, "ignore -100");
       /* The ignore index may be a class: rows whose target is 0 are skipped. */
       expect_loss(logits, targets_for(ts, V, 0), 0, "ignore class 0");
-      expect_loss(logits, targets_with(ts, V, IGNORE, 0.0), IGNORE, "nothing ignored");
+      expect_loss(logits, t_random_ints(ts, V, IGNORE, 0.0), IGNORE, "nothing ignored");
     }
 }
 
 Test(cross_entropy, all_ignored_is_zero_with_zero_gradient) {
   for (int d = 0; d < 2; d++) {
-    hy_tensor *logits = t_param(randn(DTYPES[d], HY_SHAPE(3, 5)));
+    hy_tensor *logits = t_param(t_randn_next(DTYPES[d], HY_SHAPE(3, 5)));
     hy_tensor *t = t_ints(HY_SHAPE(3), (int32_t[]){IGNORE, IGNORE, IGNORE});
     hy_tensor *loss = hy_cross_entropy(logits, t, IGNORE);
     cr_assert(hy_item(loss) == 0.0, "all ignored: loss %g", hy_item(loss));
@@ -97,7 +84,7 @@ Test(cross_entropy, all_ignored_is_zero_with_zero_gradient) {
 Test(cross_entropy, large_logits_are_stable) {
   for (int d = 0; d < 2; d++) {
     hy_dtype dt = DTYPES[d];
-    hy_tensor *x = randn(dt, HY_SHAPE(6, 11));
+    hy_tensor *x = t_randn_next(dt, HY_SHAPE(6, 11));
     hy_tensor *t = targets_for(HY_SHAPE(6), 11, IGNORE);
     /* f32: each row's log-sum-exp near +-1000 is an f32 with an ulp of 6.1e-5, so the loss (a
      * few units: the difference of two such numbers) carries an absolute error up to ~3e-5, a
@@ -115,7 +102,7 @@ Test(cross_entropy, large_logits_are_stable) {
 
 Test(cross_entropy, views) {
   for (int d = 0; d < 2; d++) {
-    hy_tensor *x = randn(DTYPES[d], HY_SHAPE(7, 4, 5));
+    hy_tensor *x = t_randn_next(DTYPES[d], HY_SHAPE(7, 4, 5));
     hy_tensor *xt = hy_transpose(x, 0, 2); /* [5, 4, 7] */
     hy_tensor *t = targets_for(HY_SHAPE(5, 4), 7, IGNORE);
     expect_loss(xt, t, IGNORE, "transposed logits");
@@ -131,7 +118,7 @@ Test(cross_entropy, backward_against_formula) {
   for (int d = 0; d < 2; d++) {
     hy_dtype dt = DTYPES[d];
     int64_t R = 260, V = 130;
-    hy_tensor *logits = t_param(randn(dt, HY_SHAPE(R, V)));
+    hy_tensor *logits = t_param(t_randn_next(dt, HY_SHAPE(R, V)));
     hy_tensor *t = targets_for(HY_SHAPE(R), V, IGNORE);
     hy_tensor *loss = hy_cross_entropy(logits, t, IGNORE);
     hy_backward_with(loss, hy_full(dt, HY_SHAPE(1), 2.5));
@@ -163,22 +150,22 @@ static hy_tensor *ce_gc(hy_tensor **in, void *ctx) {
 
 Test(cross_entropy, gradcheck) {
   ce_ctx c = {t_ints(HY_SHAPE(5), (int32_t[]){3, IGNORE, 0, 6, 3}), IGNORE, false};
-  hy_tensor *x = t_param(randn(HY_F64, HY_SHAPE(5, 7)));
+  hy_tensor *x = t_param(t_randn_next(HY_F64, HY_SHAPE(5, 7)));
   t_expect_gradcheck(ce_gc, &c, 1, &x, "cross_entropy with an ignored row");
   c.ignore = 3;
   c.targets = t_ints(HY_SHAPE(5), (int32_t[]){3, 1, 0, 6, 3});
   t_expect_gradcheck(ce_gc, &c, 1, &x, "cross_entropy ignoring class 3");
   c = (ce_ctx){targets_for(HY_SHAPE(2, 3), 5, IGNORE), IGNORE, false};
-  hy_tensor *x3 = t_param(randn(HY_F64, HY_SHAPE(2, 3, 5)));
+  hy_tensor *x3 = t_param(t_randn_next(HY_F64, HY_SHAPE(2, 3, 5)));
   t_expect_gradcheck(ce_gc, &c, 1, &x3, "cross_entropy 3-d");
   c = (ce_ctx){t_ints(HY_SHAPE(4, 3), (int32_t[]){0, 1, 2, 4, 4, IGNORE, 1, 1, 0, 3, 2, 1}), IGNORE,
                true};
-  hy_tensor *xt = t_param(randn(HY_F64, HY_SHAPE(3, 4, 5)));
+  hy_tensor *xt = t_param(t_randn_next(HY_F64, HY_SHAPE(3, 4, 5)));
   t_expect_gradcheck(ce_gc, &c, 1, &xt, "cross_entropy of transposed logits");
 }
 
 Test(cross_entropy, deterministic) {
-  hy_tensor *x = t_param(randn(HY_F32, HY_SHAPE(260, 130)));
+  hy_tensor *x = t_param(t_randn_next(HY_F32, HY_SHAPE(260, 130)));
   hy_tensor *t = targets_for(HY_SHAPE(260), 130, IGNORE);
   hy_tensor *l1 = hy_cross_entropy(x, t, IGNORE), *l2 = hy_cross_entropy(x, t, IGNORE);
   t_expect_same_bits(l1, l2, "cross_entropy forward");
@@ -194,7 +181,7 @@ Test(cross_entropy, deterministic) {
 Test(cross_entropy, gradient_accumulates) {
   for (int d = 0; d < 2; d++) {
     hy_dtype dt = DTYPES[d];
-    hy_tensor *x = t_param(randn(dt, HY_SHAPE(9, 11)));
+    hy_tensor *x = t_param(t_randn_next(dt, HY_SHAPE(9, 11)));
     hy_tensor *t1 = targets_for(HY_SHAPE(9), 11, IGNORE),
               *t2 = targets_for(HY_SHAPE(9), 11, IGNORE);
     hy_backward(hy_add(hy_cross_entropy(x, t1, IGNORE), hy_cross_entropy(x, t2, IGNORE)));

@@ -5,7 +5,6 @@
 #include <stdio.h>
 
 static const hy_dtype DTYPES[] = {HY_F32, HY_F64};
-static uint64_t next_seed = 1;
 
 /* y[..., j, ...] = sum over i <= j (i >= j reversed) of x[..., i, ...]. */
 static hy_tensor *ref_cumsum(const hy_tensor *x, int axis, bool reverse) {
@@ -44,12 +43,12 @@ Test(cumsum, every_axis_both_directions) {
     for (int s = 0; s < 6; s++)
       for (int axis = s < 5 ? -shapes[s].ndim : 0; axis < shapes[s].ndim; axis++)
         for (int rev = 0; rev < 2; rev++)
-          expect_cumsum(t_randn(DTYPES[d], shapes[s], next_seed++), axis, rev, "");
+          expect_cumsum(t_randn_next(DTYPES[d], shapes[s]), axis, rev, "");
 }
 
 Test(cumsum, views) {
   for (int d = 0; d < 2; d++) {
-    hy_tensor *x = t_randn(DTYPES[d], HY_SHAPE(5, 3, 7), next_seed++);
+    hy_tensor *x = t_randn_next(DTYPES[d], HY_SHAPE(5, 3, 7));
     for (int axis = 0; axis < 3; axis++)
       for (int rev = 0; rev < 2; rev++) {
         expect_cumsum(hy_transpose(x, 0, 2), axis, rev, "transposed");
@@ -65,8 +64,8 @@ Test(cumsum, backward_large_against_loop) {
     for (int axis = 0; axis < 3; axis++)
       for (int rev = 0; rev < 2; rev++) {
         hy_dtype dt = DTYPES[d];
-        hy_tensor *x = t_param(t_randn(dt, HY_SHAPE(2, 129, 130), next_seed++));
-        hy_tensor *gy = t_randn(dt, HY_SHAPE(2, 129, 130), next_seed++);
+        hy_tensor *x = t_param(t_randn_next(dt, HY_SHAPE(2, 129, 130)));
+        hy_tensor *gy = t_randn_next(dt, HY_SHAPE(2, 129, 130));
         hy_backward_with(hy_cumsum(x, axis, rev), gy);
         char name[64];
         snprintf(name, sizeof name, "%s cumsum backward axis %d rev %d", hy_dtype_name(dt), axis,
@@ -89,7 +88,7 @@ Test(cumsum, gradcheck) {
   for (int axis = -3; axis < 3; axis++)
     for (int k = 0; k < 4; k++) {
       cumsum_ctx c = {axis, k & 1, k >> 1};
-      hy_tensor *x = t_param(t_randn(HY_F64, HY_SHAPE(3, 4, 5), next_seed++));
+      hy_tensor *x = t_param(t_randn_next(HY_F64, HY_SHAPE(3, 4, 5)));
       char name[64];
       snprintf(name, sizeof name, "cumsum axis %d reverse %d view %d", axis, k & 1, k >> 1);
       t_expect_gradcheck(cumsum_gc, &c, 1, &x, name);

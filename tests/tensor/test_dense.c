@@ -9,11 +9,11 @@
 #include <stdio.h>
 
 static const hy_dtype DTYPES[] = {HY_F32, HY_F64};
-static uint64_t next_seed = 100;
 
-static hy_tensor *param(hy_dtype dtype, hy_shape s) {
-  return t_param(t_randn(dtype, s, next_seed++));
-}
+static void init(void) { t_seed = 100; } /* the inputs this suite was written on */
+TestSuite(dense, .init = init);
+
+static hy_tensor *param(hy_dtype dtype, hy_shape s) { return t_param(t_randn_next(dtype, s)); }
 
 /* A fresh leaf with t's values that requires a gradient. */
 static hy_tensor *twin(const hy_tensor *t) { return t_param(t_cast(t, t->dtype)); }
@@ -43,7 +43,7 @@ static void expect_dense(hy_dtype dtype, hy_shape xs, int64_t out, bool with_bia
            hy_describe(x), hy_describe(w), b ? "with" : "no");
   cr_assert(y->dtype == dtype, "%s: output dtype", what);
   t_expect_close(y, ref, tol(dtype), what);
-  hy_tensor *gy = t_randn(dtype, hy_shape_of(y), next_seed++);
+  hy_tensor *gy = t_randn_next(dtype, hy_shape_of(y));
   hy_backward_with(y, gy);
   hy_backward_with(ref, gy);
   char name[240];
@@ -75,7 +75,7 @@ Test(dense, strided_inputs) {
     hy_tensor *y = hy_dense(hy_transpose(xt, 0, 1), hy_slice(wide, 1, 2, 9), NULL);
     hy_tensor *ref = reference(hy_transpose(rxt, 0, 1), hy_slice(rwide, 1, 2, 9), NULL);
     t_expect_close(y, ref, tol(DTYPES[d]), "dense of strided views");
-    hy_tensor *gy = t_randn(DTYPES[d], hy_shape_of(y), next_seed++);
+    hy_tensor *gy = t_randn_next(DTYPES[d], hy_shape_of(y));
     hy_backward_with(y, gy);
     hy_backward_with(ref, gy);
     t_expect_close(xt->grad, rxt->grad, tol(DTYPES[d]), "strided views: gradient of x");
@@ -98,7 +98,7 @@ Test(dense, gradients_accumulate_over_uses) {
     hy_tensor *rx = twin(x), *rw = twin(w), *rb = twin(b);
     hy_tensor *z = two_uses(x, w, b, false), *ref = two_uses(rx, rw, rb, true);
     t_expect_close(z, ref, tol(DTYPES[d]), "two uses: forward");
-    hy_tensor *gz = t_randn(DTYPES[d], hy_shape_of(z), next_seed++);
+    hy_tensor *gz = t_randn_next(DTYPES[d], hy_shape_of(z));
     hy_backward_with(z, gz);
     hy_backward_with(ref, gz);
     t_expect_close(x->grad, rx->grad, tol(DTYPES[d]), "two uses: gradient of x");

@@ -11,19 +11,7 @@
 #include <stdio.h>
 
 static const hy_dtype DTYPES[] = {HY_F32, HY_F64};
-static uint64_t next_seed = 1;
 enum { IGNORE = -100 };
-
-/* Random targets in [0, V), about a fraction p replaced by IGNORE. */
-static hy_tensor *targets_with(hy_shape s, int64_t V, double p) {
-  hy_tensor *t = hy_empty(HY_I32, s);
-  hy_rng r = hy_rng_new(next_seed++);
-  for (int64_t i = 0; i < hy_numel(t); i++) {
-    int64_t v = (int64_t)(hy_rng_u64(&r) % (uint64_t)V);
-    hy_set(t, i, hy_rng_uniform(&r) < p ? IGNORE : (double)v);
-  }
-  return t;
-}
 
 /* t's gradient, zeros where none was written (the two-op path writes none when every target is
  * ignored). */
@@ -38,8 +26,8 @@ static void expect_matches(hy_dtype dt, hy_shape hs, int64_t V, double p_ignore,
   int64_t d = hs.d[hs.ndim - 1];
   hy_shape ts = hs;
   ts.ndim--;
-  hy_tensor *h0 = t_randn(dt, hs, next_seed++), *w0 = t_randn(dt, HY_SHAPE(V, d), next_seed++);
-  hy_tensor *t = targets_with(ts, V, p_ignore);
+  hy_tensor *h0 = t_randn_next(dt, hs), *w0 = t_randn_next(dt, HY_SHAPE(V, d));
+  hy_tensor *t = t_random_ints(ts, V, IGNORE, p_ignore);
   hy_tensor *h[2], *w[2], *loss[2];
   for (int k = 0; k < 2; k++) {
     h[k] = t_param(hy_copy(h0));
@@ -93,9 +81,9 @@ Test(dense_cross_entropy, matches_dense_then_cross_entropy) {
 Test(dense_cross_entropy, same_bits_as_dense_then_cross_entropy) {
   for (int di = 0; di < 2; di++) {
     hy_dtype dt = DTYPES[di];
-    hy_tensor *h0 = t_randn(dt, HY_SHAPE(4, 50, 24), next_seed++);
-    hy_tensor *w0 = t_randn(dt, HY_SHAPE(301, 24), next_seed++);
-    hy_tensor *t = targets_with(HY_SHAPE(4, 50), 301, 0.1);
+    hy_tensor *h0 = t_randn_next(dt, HY_SHAPE(4, 50, 24));
+    hy_tensor *w0 = t_randn_next(dt, HY_SHAPE(301, 24));
+    hy_tensor *t = t_random_ints(HY_SHAPE(4, 50), 301, IGNORE, 0.1);
     hy_tensor *h[2], *w[2], *loss[2];
     for (int k = 0; k < 2; k++) {
       h[k] = t_param(hy_copy(h0));
@@ -113,9 +101,9 @@ Test(dense_cross_entropy, same_bits_as_dense_then_cross_entropy) {
 Test(dense_cross_entropy, all_ignored_is_zero_with_zero_gradients) {
   for (int di = 0; di < 2; di++) {
     for (int64_t chunk = 0; chunk < 3; chunk += 2) {
-      hy_tensor *h = t_param(t_randn(DTYPES[di], HY_SHAPE(5, 6), next_seed++));
-      hy_tensor *w = t_param(t_randn(DTYPES[di], HY_SHAPE(11, 6), next_seed++));
-      hy_tensor *t = targets_with(HY_SHAPE(5), 11, 1.0);
+      hy_tensor *h = t_param(t_randn_next(DTYPES[di], HY_SHAPE(5, 6)));
+      hy_tensor *w = t_param(t_randn_next(DTYPES[di], HY_SHAPE(11, 6)));
+      hy_tensor *t = t_random_ints(HY_SHAPE(5), 11, IGNORE, 1.0);
       hy_dense_cross_entropy_chunk(chunk);
       hy_tensor *loss = hy_dense_cross_entropy(h, w, t, IGNORE);
       hy_dense_cross_entropy_chunk(0);
@@ -128,7 +116,7 @@ Test(dense_cross_entropy, all_ignored_is_zero_with_zero_gradients) {
     }
   }
   /* No rows at all: loss 0, W's gradient 0. */
-  hy_tensor *w = t_param(t_randn(HY_F64, HY_SHAPE(3, 4), next_seed++));
+  hy_tensor *w = t_param(t_randn_next(HY_F64, HY_SHAPE(3, 4)));
   hy_tensor *loss = hy_dense_cross_entropy(t_param(hy_zeros(HY_F64, HY_SHAPE(0, 4))), w,
                                            hy_zeros(HY_I32, HY_SHAPE(0)), IGNORE);
   cr_assert(hy_item(loss) == 0.0);
@@ -138,9 +126,9 @@ Test(dense_cross_entropy, all_ignored_is_zero_with_zero_gradients) {
 
 /* Only one of h and W needs a gradient; and in eval mode nothing is recorded. */
 Test(dense_cross_entropy, partial_gradients_and_eval) {
-  hy_tensor *h0 = t_randn(HY_F64, HY_SHAPE(9, 5), next_seed++);
-  hy_tensor *w0 = t_randn(HY_F64, HY_SHAPE(17, 5), next_seed++);
-  hy_tensor *t = targets_with(HY_SHAPE(9), 17, 0.2);
+  hy_tensor *h0 = t_randn_next(HY_F64, HY_SHAPE(9, 5));
+  hy_tensor *w0 = t_randn_next(HY_F64, HY_SHAPE(17, 5));
+  hy_tensor *t = t_random_ints(HY_SHAPE(9), 17, IGNORE, 0.2);
   for (int which = 0; which < 2; which++) {
     hy_tensor *h[2] = {hy_copy(h0), hy_copy(h0)}, *w[2] = {hy_copy(w0), hy_copy(w0)};
     hy_tensor **p = which == 0 ? h : w;
@@ -177,14 +165,14 @@ static hy_tensor *dce_gc(hy_tensor **in, void *ctx) {
 }
 
 Test(dense_cross_entropy, gradcheck) {
-  hy_tensor *h = t_param(t_randn(HY_F64, HY_SHAPE(6, 5), next_seed++));
-  hy_tensor *w = t_param(t_randn(HY_F64, HY_SHAPE(7, 5), next_seed++));
+  hy_tensor *h = t_param(t_randn_next(HY_F64, HY_SHAPE(6, 5)));
+  hy_tensor *w = t_param(t_randn_next(HY_F64, HY_SHAPE(7, 5)));
   gc_ctx c = {t_ints(HY_SHAPE(6), (int32_t[]){3, IGNORE, 0, 6, 3, 2}), 0, false};
   t_expect_gradcheck(dce_gc, &c, 2, (hy_tensor *[]){h, w}, "one chunk");
   c.chunk = 4;
   t_expect_gradcheck(dce_gc, &c, 2, (hy_tensor *[]){h, w}, "chunks of 4 rows");
-  hy_tensor *h3 = t_param(t_randn(HY_F64, HY_SHAPE(4, 3, 5), next_seed++));
-  c = (gc_ctx){targets_with(HY_SHAPE(3, 4), 7, 0.25), 5, true};
+  hy_tensor *h3 = t_param(t_randn_next(HY_F64, HY_SHAPE(4, 3, 5)));
+  c = (gc_ctx){t_random_ints(HY_SHAPE(3, 4), 7, IGNORE, 0.25), 5, true};
   t_expect_gradcheck(dce_gc, &c, 2, (hy_tensor *[]){h3, w}, "transposed h [3, 4, 5]");
 }
 
@@ -200,8 +188,8 @@ Test(dense_cross_entropy, model_loss_matches_logits_loss) {
     cfg.n_layers = 1;
     cfg.tied_embeddings = tied;
     hy_model *m = hy_model_new(&cfg, 3);
-    hy_tensor *x = targets_with(HY_SHAPE(2, 7), 29, 0.0),
-              *y = targets_with(HY_SHAPE(2, 7), 29, 0.2);
+    hy_tensor *x = t_random_ints(HY_SHAPE(2, 7), 29, IGNORE, 0.0),
+              *y = t_random_ints(HY_SHAPE(2, 7), 29, IGNORE, 0.2);
     hy_tensor *grads[2][32];
     double loss[2];
     cr_assert(m->params.n <= 32);

@@ -8,7 +8,6 @@
 #include <string.h>
 
 static const hy_dtype DTYPES[] = {HY_F32, HY_F64};
-static uint64_t next_seed = 1;
 
 /* ---- binary ops ---- */
 
@@ -88,8 +87,8 @@ static const hy_shape PAIRS[][2] = {
 enum { N_PAIRS = sizeof PAIRS / sizeof *PAIRS };
 
 /* The first operand is normal; the second is in [0.5, 2] so that it can divide. */
-static hy_tensor *lhs(hy_dtype dt, hy_shape s) { return t_randn(dt, s, next_seed++); }
-static hy_tensor *rhs(hy_dtype dt, hy_shape s) { return t_uniform(dt, s, next_seed++, 0.5, 2.0); }
+static hy_tensor *lhs(hy_dtype dt, hy_shape s) { return t_randn_next(dt, s); }
+static hy_tensor *rhs(hy_dtype dt, hy_shape s) { return t_uniform_next(dt, s, 0.5, 2.0); }
 
 static void expect_binary(int op, hy_tensor *a, hy_tensor *b, const char *what) {
   char name[160];
@@ -140,7 +139,7 @@ Test(binary, backward_against_loop) {
         hy_dtype dt = DTYPES[d];
         hy_tensor *a = t_param(lhs(dt, shapes[p][0])), *b = t_param(rhs(dt, shapes[p][1]));
         hy_tensor *y = BINARY[op](a, b);
-        hy_tensor *gy = t_randn(dt, hy_shape_of(y), next_seed++);
+        hy_tensor *gy = t_randn_next(dt, hy_shape_of(y));
         hy_backward_with(y, gy);
         hy_tensor *ga = hy_zeros(HY_F64, hy_shape_of(a)), *gb = hy_zeros(HY_F64, hy_shape_of(b));
         int64_t idx[HY_MAX_DIMS], ia[HY_MAX_DIMS], ib[HY_MAX_DIMS];
@@ -323,7 +322,7 @@ Test(unary, forward_shapes) {
     for (int i = 0; i < N_UNARY; i++)
       for (int s = 0; s < 6; s++) {
         const unary_case *c = &UNARY[i];
-        expect_unary(c, t_uniform(DTYPES[d], shapes[s], next_seed++, c->lo, c->hi), "range");
+        expect_unary(c, t_uniform_next(DTYPES[d], shapes[s], c->lo, c->hi), "range");
       }
 }
 
@@ -331,7 +330,7 @@ Test(unary, forward_views) {
   for (int d = 0; d < 2; d++)
     for (int i = 0; i < N_UNARY; i++) {
       const unary_case *c = &UNARY[i];
-      hy_tensor *x = t_uniform(DTYPES[d], HY_SHAPE(13, 3), next_seed++, c->lo, c->hi);
+      hy_tensor *x = t_uniform_next(DTYPES[d], HY_SHAPE(13, 3), c->lo, c->hi);
       expect_unary(c, hy_transpose(x, 0, 1), "transposed");
       expect_unary(c, hy_slice(x, 0, 2, 9), "sliced");
     }
@@ -397,8 +396,8 @@ Test(unary, backward_against_derivative) {
     for (int i = 0; i < N_UNARY; i++) {
       const unary_case *c = &UNARY[i];
       hy_dtype dt = DTYPES[d];
-      hy_tensor *x = t_param(t_uniform(dt, HY_SHAPE(2, 129, 130), next_seed++, c->lo, c->hi));
-      hy_tensor *y = c->op(x, c->p), *gy = t_randn(dt, hy_shape_of(y), next_seed++);
+      hy_tensor *x = t_param(t_uniform_next(dt, HY_SHAPE(2, 129, 130), c->lo, c->hi));
+      hy_tensor *y = c->op(x, c->p), *gy = t_randn_next(dt, hy_shape_of(y));
       hy_backward_with(y, gy);
       hy_tensor *ref = hy_empty(HY_F64, hy_shape_of(x));
       for (int64_t f = 0; f < hy_numel(x); f++)
@@ -424,9 +423,9 @@ Test(unary, gradcheck) {
     const unary_case *c = &UNARY[i];
     double lo = c->lo, hi = c->hi;
     if (c->op == op_relu) lo = 0.1; /* positive inputs here, negative ones below; none near 0 */
-    hy_tensor *x = t_param(t_uniform(HY_F64, HY_SHAPE(3, 5), next_seed++, lo, hi));
+    hy_tensor *x = t_param(t_uniform_next(HY_F64, HY_SHAPE(3, 5), lo, hi));
     t_expect_gradcheck(unary_gc, (void *)c, 1, &x, c->name);
-    hy_tensor *xt = t_param(t_uniform(HY_F64, HY_SHAPE(5, 3), next_seed++, lo, hi));
+    hy_tensor *xt = t_param(t_uniform_next(HY_F64, HY_SHAPE(5, 3), lo, hi));
     t_expect_gradcheck(unary_gc_view, (void *)c, 1, &xt, c->name);
   }
   /* relu on negative inputs (zero gradient) away from 0 */

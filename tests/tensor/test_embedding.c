@@ -6,9 +6,6 @@
 #include <stdio.h>
 
 static const hy_dtype DTYPES[] = {HY_F32, HY_F64};
-static uint64_t next_seed = 1;
-
-static hy_tensor *randn(hy_dtype dt, hy_shape s) { return t_randn(dt, s, next_seed++); }
 
 static hy_tensor *random_ids(hy_shape s, int64_t V, uint64_t seed) {
   hy_tensor *t = hy_empty(HY_I32, s);
@@ -41,28 +38,28 @@ static void expect_embedding(hy_tensor *w, hy_tensor *ids, const char *what) {
 Test(embedding, forward_shapes_and_repeats) {
   for (int d = 0; d < 2; d++) {
     hy_dtype dt = DTYPES[d];
-    hy_tensor *w = t_randn(dt, HY_SHAPE(11, 7), next_seed++);
+    hy_tensor *w = t_randn_next(dt, HY_SHAPE(11, 7));
     const int32_t rep[] = {3, 3, 0, 10, 3, 0, 7, 7, 10, 1};
     expect_embedding(w, t_ints(HY_SHAPE(2, 5), rep), "repeated");
     expect_embedding(w, t_ints(HY_SHAPE(1), rep), "one index");
-    expect_embedding(w, random_ids(HY_SHAPE(13), 11, next_seed++), "1-d");
-    expect_embedding(w, random_ids(HY_SHAPE(2, 3, 5), 11, next_seed++), "3-d");
-    expect_embedding(randn(dt, HY_SHAPE(1, 1)), t_ints(HY_SHAPE(3), (int32_t[]){0, 0, 0}),
+    expect_embedding(w, random_ids(HY_SHAPE(13), 11, t_next_seed()), "1-d");
+    expect_embedding(w, random_ids(HY_SHAPE(2, 3, 5), 11, t_next_seed()), "3-d");
+    expect_embedding(t_randn_next(dt, HY_SHAPE(1, 1)), t_ints(HY_SHAPE(3), (int32_t[]){0, 0, 0}),
                      "V = d = 1");
     /* Threaded: 260 x 130 = 33800 elements. */
-    hy_tensor *big = randn(dt, HY_SHAPE(33, 130));
-    expect_embedding(big, random_ids(HY_SHAPE(2, 130), 33, next_seed++), "large");
+    hy_tensor *big = t_randn_next(dt, HY_SHAPE(33, 130));
+    expect_embedding(big, random_ids(HY_SHAPE(2, 130), 33, t_next_seed()), "large");
   }
 }
 
 Test(embedding, views) {
   for (int d = 0; d < 2; d++) {
     hy_dtype dt = DTYPES[d];
-    hy_tensor *wt = hy_transpose(t_randn(dt, HY_SHAPE(7, 11), next_seed++), 0, 1); /* [11, 7] */
-    hy_tensor *ids = random_ids(HY_SHAPE(3, 8), 11, next_seed++);
+    hy_tensor *wt = hy_transpose(t_randn_next(dt, HY_SHAPE(7, 11)), 0, 1); /* [11, 7] */
+    hy_tensor *ids = random_ids(HY_SHAPE(3, 8), 11, t_next_seed());
     expect_embedding(wt, ids, "transposed weight");
     expect_embedding(wt, hy_transpose(ids, 0, 1), "transposed indices");
-    expect_embedding(hy_slice(randn(dt, HY_SHAPE(11, 9)), 1, 1, 8), hy_slice(ids, 1, 2, 7),
+    expect_embedding(hy_slice(t_randn_next(dt, HY_SHAPE(11, 9)), 1, 1, 8), hy_slice(ids, 1, 2, 7),
                      "sliced weight and indices");
   }
 }
@@ -71,9 +68,9 @@ Test(embedding, views) {
 Test(embedding, backward_scatter_adds_repeats) {
   for (int d = 0; d < 2; d++) {
     hy_dtype dt = DTYPES[d];
-    hy_tensor *w = t_param(t_randn(dt, HY_SHAPE(11, 7), next_seed++));
-    hy_tensor *ids = random_ids(HY_SHAPE(4, 9), 5, next_seed++); /* only rows 0-4, many repeats */
-    hy_tensor *y = hy_embedding(w, ids), *gy = t_randn(dt, hy_shape_of(y), next_seed++);
+    hy_tensor *w = t_param(t_randn_next(dt, HY_SHAPE(11, 7)));
+    hy_tensor *ids = random_ids(HY_SHAPE(4, 9), 5, t_next_seed()); /* only rows 0-4, many repeats */
+    hy_tensor *y = hy_embedding(w, ids), *gy = t_randn_next(dt, hy_shape_of(y));
     hy_backward_with(y, gy);
     hy_tensor *ref = hy_zeros(HY_F64, HY_SHAPE(11, 7));
     for (int64_t i = 0; i < 36; i++)
@@ -100,10 +97,10 @@ static hy_tensor *embedding_gc(hy_tensor **in, void *ctx) {
 Test(embedding, gradcheck) {
   const int32_t rep[] = {3, 3, 0, 10, 3, 0, 7, 7, 10, 1, 3, 3};
   emb_ctx c = {t_ints(HY_SHAPE(2, 6), rep), false};
-  hy_tensor *w = t_param(t_randn(HY_F64, HY_SHAPE(11, 5), next_seed++));
+  hy_tensor *w = t_param(t_randn_next(HY_F64, HY_SHAPE(11, 5)));
   t_expect_gradcheck(embedding_gc, &c, 1, &w, "embedding");
   c.view = true;
-  hy_tensor *wt = t_param(t_randn(HY_F64, HY_SHAPE(5, 11), next_seed++));
+  hy_tensor *wt = t_param(t_randn_next(HY_F64, HY_SHAPE(5, 11)));
   t_expect_gradcheck(embedding_gc, &c, 1, &wt, "embedding of a transposed weight");
   c = (emb_ctx){t_ints(HY_SHAPE(2, 1, 3), rep), false};
   t_expect_gradcheck(embedding_gc, &c, 1, &w, "embedding 3-d indices");

@@ -8,7 +8,6 @@
 #include <string.h>
 
 static const hy_dtype DTYPES[] = {HY_F32, HY_F64};
-static uint64_t next_seed = 1;
 
 enum { SUM, MEAN, MAX };
 static const char *const NAMES[] = {"sum", "mean", "max"};
@@ -70,7 +69,7 @@ Test(reduce, every_axis_keepdim_or_not) {
       for (int s = 0; s < N_SHAPES; s++)
         for (int axis = -SHAPES[s].ndim; axis < SHAPES[s].ndim; axis++)
           for (int keep = 0; keep < 2; keep++)
-            expect_reduce(kind, t_randn(DTYPES[d], SHAPES[s], next_seed++), axis, keep, "");
+            expect_reduce(kind, t_randn_next(DTYPES[d], SHAPES[s]), axis, keep, "");
 }
 
 Test(reduce, output_shapes) {
@@ -87,7 +86,7 @@ Test(reduce, output_shapes) {
 Test(reduce, views) {
   for (int d = 0; d < 2; d++)
     for (int kind = 0; kind < 3; kind++) {
-      hy_tensor *x = t_randn(DTYPES[d], HY_SHAPE(5, 3, 7), next_seed++);
+      hy_tensor *x = t_randn_next(DTYPES[d], HY_SHAPE(5, 3, 7));
       hy_tensor *t = hy_transpose(x, 0, 2), *s = hy_slice(x, 2, 1, 6);
       for (int axis = 0; axis < 3; axis++) {
         expect_reduce(kind, t, axis, false, "transposed");
@@ -102,7 +101,7 @@ Test(reduce, sum_all) {
     for (int s = 0; s < 4; s++) {
       /* Positive terms, so the sum has no cancellation: 210 terms err by at most 210 ulp in f32
        * in the worst case, ~sqrt(210) typically, under 1e-5 either way. */
-      hy_tensor *x = t_uniform(DTYPES[d], shapes[s], next_seed++, 0.5, 1.5);
+      hy_tensor *x = t_uniform_next(DTYPES[d], shapes[s], 0.5, 1.5);
       hy_tensor *ref = hy_empty(HY_F64, HY_SHAPE(1));
       double acc = 0;
       for (int64_t i = 0; i < hy_numel(x); i++) acc += hy_get(x, i);
@@ -156,7 +155,7 @@ Test(reduce, gradcheck) {
     for (int axis = -3; axis < 3; axis++)
       for (int k = 0; k < 4; k++) {
         reduce_ctx c = {kind, axis, k & 1, k >> 1};
-        hy_tensor *x = t_param(t_randn(HY_F64, HY_SHAPE(3, 4, 5), next_seed++));
+        hy_tensor *x = t_param(t_randn_next(HY_F64, HY_SHAPE(3, 4, 5)));
         char name[64];
         snprintf(name, sizeof name, "%s axis %d keepdim %d view %d", NAMES[kind], axis, k & 1,
                  k >> 1);
@@ -173,8 +172,8 @@ Test(reduce, backward_large_against_loop) {
     for (int kind = 0; kind < 3; kind++)
       for (int axis = 0; axis < 3; axis++) {
         hy_dtype dt = DTYPES[d];
-        hy_tensor *x = t_param(t_randn(dt, HY_SHAPE(2, 129, 130), next_seed++));
-        hy_tensor *y = run(kind, x, axis, true), *gy = t_randn(dt, hy_shape_of(y), next_seed++);
+        hy_tensor *x = t_param(t_randn_next(dt, HY_SHAPE(2, 129, 130)));
+        hy_tensor *y = run(kind, x, axis, true), *gy = t_randn_next(dt, hy_shape_of(y));
         hy_backward_with(y, gy);
         hy_tensor *ref = hy_empty(HY_F64, hy_shape_of(x));
         int64_t idx[HY_MAX_DIMS], n = x->shape[axis];

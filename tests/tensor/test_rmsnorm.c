@@ -7,12 +7,6 @@
 #include <stdio.h>
 
 static const hy_dtype DTYPES[] = {HY_F32, HY_F64};
-static uint64_t next_seed = 1;
-
-static hy_tensor *randn(hy_dtype dt, hy_shape s) { return t_randn(dt, s, next_seed++); }
-static hy_tensor *gain(hy_dtype dt, int64_t d) { /* around 1, but not 1 */
-  return t_uniform(dt, HY_SHAPE(d), next_seed++, 0.5, 1.5);
-}
 
 static hy_tensor *ref_rmsnorm(const hy_tensor *x, const hy_tensor *w, double eps) {
   int64_t d = x->shape[x->ndim - 1];
@@ -43,29 +37,29 @@ Test(rmsnorm, shapes_with_and_without_weight) {
   for (int d = 0; d < 2; d++)
     for (int s = 0; s < 7; s++) {
       hy_dtype dt = DTYPES[d];
-      hy_tensor *x = randn(dt, shapes[s]);
+      hy_tensor *x = t_randn_next(dt, shapes[s]);
       int64_t dim = shapes[s].d[shapes[s].ndim - 1];
-      expect_rmsnorm(x, gain(dt, dim), 1e-6, "weight");
+      expect_rmsnorm(x, t_gain(dt, dim), 1e-6, "weight");
       expect_rmsnorm(x, NULL, 1e-6, "no weight");
-      expect_rmsnorm(x, gain(dt, dim), 0.5, "large eps");
+      expect_rmsnorm(x, t_gain(dt, dim), 0.5, "large eps");
     }
 }
 
 Test(rmsnorm, small_and_large_inputs) {
   for (int d = 0; d < 2; d++) {
     hy_dtype dt = DTYPES[d];
-    hy_tensor *x = randn(dt, HY_SHAPE(3, 9)), *w = gain(dt, 9);
+    hy_tensor *x = t_randn_next(dt, HY_SHAPE(3, 9)), *w = t_gain(dt, 9);
     expect_rmsnorm(hy_scale(x, 1e3), w, 1e-6, "x 1e3");
     expect_rmsnorm(hy_scale(x, 1e-3), w, 1e-6, "x 1e-3 (eps matters)");
-    expect_rmsnorm(hy_zeros(dt, HY_SHAPE(2, 4)), gain(dt, 4), 1e-6, "zeros");
+    expect_rmsnorm(hy_zeros(dt, HY_SHAPE(2, 4)), t_gain(dt, 4), 1e-6, "zeros");
   }
 }
 
 Test(rmsnorm, views) {
   for (int d = 0; d < 2; d++) {
     hy_dtype dt = DTYPES[d];
-    hy_tensor *x = randn(dt, HY_SHAPE(7, 3, 5));
-    hy_tensor *w = hy_slice(gain(dt, 9), 0, 2, 9);
+    hy_tensor *x = t_randn_next(dt, HY_SHAPE(7, 3, 5));
+    hy_tensor *w = hy_slice(t_gain(dt, 9), 0, 2, 9);
     expect_rmsnorm(hy_transpose(x, 0, 2), w, 1e-6, "transposed x, sliced weight");
     expect_rmsnorm(hy_slice(x, 1, 1, 3), NULL, 1e-6, "sliced x");
   }
@@ -77,8 +71,8 @@ Test(rmsnorm, backward_against_formula) {
   for (int d = 0; d < 2; d++) {
     hy_dtype dt = DTYPES[d];
     int64_t R = 260, D = 130;
-    hy_tensor *x = t_param(randn(dt, HY_SHAPE(R, D))), *w = t_param(gain(dt, D));
-    hy_tensor *y = hy_rmsnorm(x, w, 1e-5), *gy = randn(dt, HY_SHAPE(R, D));
+    hy_tensor *x = t_param(t_randn_next(dt, HY_SHAPE(R, D))), *w = t_param(t_gain(dt, D));
+    hy_tensor *y = hy_rmsnorm(x, w, 1e-5), *gy = t_randn_next(dt, HY_SHAPE(R, D));
     hy_backward_with(y, gy);
     hy_tensor *gx = hy_empty(HY_F64, HY_SHAPE(R, D)), *gw = hy_zeros(HY_F64, HY_SHAPE(D));
     for (int64_t r = 0; r < R; r++) {
@@ -116,21 +110,21 @@ static hy_tensor *rms_gc(hy_tensor **in, void *ctx) {
 
 Test(rmsnorm, gradcheck) {
   rms_ctx c = {1e-6, false};
-  hy_tensor *x = t_param(randn(HY_F64, HY_SHAPE(3, 7))), *w = t_param(gain(HY_F64, 7));
+  hy_tensor *x = t_param(t_randn_next(HY_F64, HY_SHAPE(3, 7))), *w = t_param(t_gain(HY_F64, 7));
   t_expect_gradcheck(rms_w_gc, &c, 2, (hy_tensor *[]){x, w}, "rmsnorm x, w");
   t_expect_gradcheck(rms_gc, &c, 1, &x, "rmsnorm x, no weight");
-  hy_tensor *x_const = randn(HY_F64, HY_SHAPE(2, 3, 7));
+  hy_tensor *x_const = t_randn_next(HY_F64, HY_SHAPE(2, 3, 7));
   t_expect_gradcheck(rms_w_gc, &c, 2, (hy_tensor *[]){x_const, w}, "rmsnorm w only");
-  hy_tensor *x3 = t_param(randn(HY_F64, HY_SHAPE(2, 3, 7)));
+  hy_tensor *x3 = t_param(t_randn_next(HY_F64, HY_SHAPE(2, 3, 7)));
   t_expect_gradcheck(rms_w_gc, &c, 2, (hy_tensor *[]){x3, w}, "rmsnorm 3-d");
   c = (rms_ctx){0.3, true};
-  hy_tensor *xt = t_param(randn(HY_F64, HY_SHAPE(5, 2, 3)));
-  hy_tensor *w3 = t_param(gain(HY_F64, 5)); /* x enters as [3, 2, 5] */
+  hy_tensor *xt = t_param(t_randn_next(HY_F64, HY_SHAPE(5, 2, 3)));
+  hy_tensor *w3 = t_param(t_gain(HY_F64, 5)); /* x enters as [3, 2, 5] */
   t_expect_gradcheck(rms_w_gc, &c, 2, (hy_tensor *[]){xt, w3}, "rmsnorm transposed, eps 0.3");
   t_expect_gradcheck(rms_gc, &c, 1, &xt, "rmsnorm transposed, no weight");
-  hy_tensor *x1 = t_param(randn(HY_F64, HY_SHAPE(4, 1)));
+  hy_tensor *x1 = t_param(t_randn_next(HY_F64, HY_SHAPE(4, 1)));
   c = (rms_ctx){1e-2, false};
-  t_expect_gradcheck(rms_w_gc, &c, 2, (hy_tensor *[]){x1, t_param(gain(HY_F64, 1))}, "d = 1");
+  t_expect_gradcheck(rms_w_gc, &c, 2, (hy_tensor *[]){x1, t_param(t_gain(HY_F64, 1))}, "d = 1");
 }
 
 /* x's gradient both fresh and already holding another op's part when the norm's backward runs
@@ -148,16 +142,17 @@ static hy_tensor *scale_then_norm(hy_tensor **in, void *ctx) {
 }
 
 Test(rmsnorm, gradcheck_with_other_uses_of_x) {
-  hy_tensor *in[2] = {t_param(randn(HY_F64, HY_SHAPE(3, 7))), t_param(gain(HY_F64, 7))};
+  hy_tensor *in[2] = {t_param(t_randn_next(HY_F64, HY_SHAPE(3, 7))), t_param(t_gain(HY_F64, 7))};
   t_expect_gradcheck(norm_then_scale, NULL, 2, in, "rmsnorm, then another use of x");
   t_expect_gradcheck(scale_then_norm, NULL, 2, in, "another use of x, then rmsnorm");
 }
 
 Test(rmsnorm, deterministic) {
-  hy_tensor *x = t_param(randn(HY_F32, HY_SHAPE(260, 130))), *w = t_param(gain(HY_F32, 130));
+  hy_tensor *x = t_param(t_randn_next(HY_F32, HY_SHAPE(260, 130))),
+            *w = t_param(t_gain(HY_F32, 130));
   hy_tensor *y1 = hy_rmsnorm(x, w, 1e-6), *y2 = hy_rmsnorm(x, w, 1e-6);
   t_expect_same_bits(y1, y2, "rmsnorm forward");
-  hy_tensor *gy = randn(HY_F32, HY_SHAPE(260, 130));
+  hy_tensor *gy = t_randn_next(HY_F32, HY_SHAPE(260, 130));
   hy_backward_with(y1, gy);
   hy_tensor *gx = x->grad, *gw = w->grad;
   x->grad = w->grad = NULL;

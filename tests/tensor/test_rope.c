@@ -8,9 +8,6 @@
 #include <stdio.h>
 
 static const hy_dtype DTYPES[] = {HY_F32, HY_F64};
-static uint64_t next_seed = 1;
-
-static hy_tensor *randn(hy_dtype dt, hy_shape s) { return t_randn(dt, s, next_seed++); }
 
 /* y_i = x_i cos a - x_{i+D/2} sin a,  y_{i+D/2} = x_{i+D/2} cos a + x_i sin a,
  * a = (t + offset) theta^(-2i/D), for i < D/2. `sign` -1 rotates the other way. */
@@ -49,12 +46,12 @@ Test(rope, shapes_offsets_thetas) {
   for (int d = 0; d < 2; d++)
     for (int s = 0; s < 6; s++)
       for (int o = 0; o < 3; o++)
-        expect_rope(randn(DTYPES[d], SHAPES[s]), offsets[o], thetas[(s + o) % 3], "");
+        expect_rope(t_randn_next(DTYPES[d], SHAPES[s]), offsets[o], thetas[(s + o) % 3], "");
 }
 
 Test(rope, views) {
   for (int d = 0; d < 2; d++) {
-    hy_tensor *x = randn(DTYPES[d], HY_SHAPE(2, 3, 5, 6)); /* [B, H, T, D] */
+    hy_tensor *x = t_randn_next(DTYPES[d], HY_SHAPE(2, 3, 5, 6)); /* [B, H, T, D] */
     expect_rope(hy_transpose(x, 1, 2), 2, 10000, "transposed [B, H, T, D]");
     expect_rope(hy_slice(x, 3, 1, 5), 0, 10000, "sliced last axis");
   }
@@ -66,7 +63,7 @@ Test(rope, heads_of_one_projection) {
   for (int d = 0; d < 2; d++) {
     hy_dtype dt = DTYPES[d];
     int64_t B = 2, T = 5, H = 3, D = 6;
-    hy_tensor *qkv = t_param(randn(dt, HY_SHAPE(B, T, 3 * H * D)));
+    hy_tensor *qkv = t_param(t_randn_next(dt, HY_SHAPE(B, T, 3 * H * D)));
     hy_tensor *parts[3];
     hy_split(hy_reshape(qkv, HY_SHAPE(B, T, 3 * H, D)), 2, 3, (int64_t[]){H, H, H}, parts);
     for (int i = 0; i < 2; i++) {
@@ -83,7 +80,7 @@ Test(rope, offset_p_at_t_equals_position_t_plus_p) {
   for (int d = 0; d < 2; d++)
     for (int64_t p = 1; p <= 9; p += 4) {
       hy_dtype dt = DTYPES[d];
-      hy_tensor *x = randn(dt, HY_SHAPE(2, p + 7, 3, 10));
+      hy_tensor *x = t_randn_next(dt, HY_SHAPE(2, p + 7, 3, 10));
       hy_tensor *whole = hy_rope(x, 0, 10000);
       hy_tensor *tail = hy_rope(hy_slice(x, 1, p, p + 7), p, 10000);
       t_expect_close(tail, hy_slice(whole, 1, p, p + 7), t_tol(dt, 1e-12, 1e-6), "offset");
@@ -96,7 +93,7 @@ Test(rope, offset_p_at_t_equals_position_t_plus_p) {
 
 /* A rotation keeps each pair's length. */
 Test(rope, keeps_pair_norms) {
-  hy_tensor *x = randn(HY_F64, HY_SHAPE(2, 9, 3, 8)), *y = hy_rope(x, 4, 10000);
+  hy_tensor *x = t_randn_next(HY_F64, HY_SHAPE(2, 9, 3, 8)), *y = hy_rope(x, 4, 10000);
   for (int64_t r = 0; r < hy_numel(x) / 8; r++)
     for (int64_t i = 0; i < 4; i++) {
       double a = hy_get(x, r * 8 + i), b = hy_get(x, r * 8 + i + 4);
@@ -104,7 +101,7 @@ Test(rope, keeps_pair_norms) {
       cr_assert(fabs((a * a + b * b) - (c * c + e * e)) <= 1e-12 * (a * a + b * b + 1e-300));
     }
   /* Position 0 without an offset is the identity. */
-  hy_tensor *x0 = randn(HY_F64, HY_SHAPE(1, 1, 2, 6));
+  hy_tensor *x0 = t_randn_next(HY_F64, HY_SHAPE(1, 1, 2, 6));
   t_expect_close(hy_rope(x0, 0, 10000), x0, 0.0, "rope at t = 0");
 }
 
@@ -112,8 +109,8 @@ Test(rope, keeps_pair_norms) {
 Test(rope, backward_against_inverse_rotation) {
   for (int d = 0; d < 2; d++) {
     hy_dtype dt = DTYPES[d];
-    hy_tensor *x = t_param(randn(dt, HY_SHAPE(2, 33, 4, 130)));
-    hy_tensor *y = hy_rope(x, 7, 10000), *gy = randn(dt, hy_shape_of(y));
+    hy_tensor *x = t_param(t_randn_next(dt, HY_SHAPE(2, 33, 4, 130)));
+    hy_tensor *y = hy_rope(x, 7, 10000), *gy = t_randn_next(dt, hy_shape_of(y));
     hy_backward_with(y, gy);
     t_expect_close(x->grad, ref_rope(gy, 7, 10000, -1), t_tol(dt, 1e-12, 1e-5), "rope backward");
   }
@@ -136,7 +133,7 @@ Test(rope, gradcheck) {
   static const hy_shape shapes[] = {HY_SHAPE(2, 5, 3, 4), HY_SHAPE(1, 7, 2, 6),
                                     HY_SHAPE(2, 3, 1, 2), HY_SHAPE(2, 3, 5, 4)};
   for (int i = 0; i < 4; i++) {
-    hy_tensor *x = t_param(randn(HY_F64, shapes[i]));
+    hy_tensor *x = t_param(t_randn_next(HY_F64, shapes[i]));
     char name[64];
     snprintf(name, sizeof name, "rope offset %lld theta %g view %d", (long long)cases[i].offset,
              cases[i].theta, cases[i].view);
@@ -161,17 +158,17 @@ static hy_tensor *rope_and_reuse(hy_tensor **in, void *ctx) {
 }
 
 Test(rope, gradcheck_views_and_reuse) {
-  hy_tensor *qk = t_param(randn(HY_F64, HY_SHAPE(2, 3, 16)));
+  hy_tensor *qk = t_param(t_randn_next(HY_F64, HY_SHAPE(2, 3, 16)));
   t_expect_gradcheck(rope_of_projection, NULL, 1, &qk, "rope of q and k from one projection");
   for (int first = 0; first < 2; first++) {
     bool rope_first = first;
-    hy_tensor *x = t_param(randn(HY_F64, HY_SHAPE(1, 3, 2, 4)));
+    hy_tensor *x = t_param(t_randn_next(HY_F64, HY_SHAPE(1, 3, 2, 4)));
     t_expect_gradcheck(rope_and_reuse, &rope_first, 1, &x, "rope with another use of x");
   }
 }
 
 Test(rope, deterministic) {
-  hy_tensor *x = randn(HY_F32, HY_SHAPE(2, 33, 4, 130));
+  hy_tensor *x = t_randn_next(HY_F32, HY_SHAPE(2, 33, 4, 130));
   t_expect_same_bits(hy_rope(x, 3, 10000), hy_rope(x, 3, 10000), "rope");
 }
 

@@ -6,9 +6,6 @@
 #include <stdio.h>
 
 static const hy_dtype DTYPES[] = {HY_F32, HY_F64};
-static uint64_t next_seed = 1;
-
-static hy_tensor *randn(hy_dtype dt, hy_shape s) { return t_randn(dt, s, next_seed++); }
 
 static bool shape_is(const hy_tensor *t, hy_shape s) {
   if (t->ndim != s.ndim) return false;
@@ -38,7 +35,7 @@ static bool shares_memory(const hy_tensor *a, const hy_tensor *b) {
 
 Test(shape, reshape_values_and_minus_one) {
   for (int d = 0; d < 2; d++) {
-    hy_tensor *x = randn(DTYPES[d], HY_SHAPE(2, 3, 35));
+    hy_tensor *x = t_randn_next(DTYPES[d], HY_SHAPE(2, 3, 35));
     hy_tensor *a = hy_reshape(x, HY_SHAPE(6, 35));
     hy_tensor *b = hy_reshape(x, HY_SHAPE(-1, 7));
     hy_tensor *c = hy_reshape(x, HY_SHAPE(3, -1, 5, 2));
@@ -58,7 +55,7 @@ Test(shape, reshape_values_and_minus_one) {
 
 Test(shape, reshape_of_non_contiguous_copies) {
   for (int d = 0; d < 2; d++) {
-    hy_tensor *x = randn(DTYPES[d], HY_SHAPE(5, 3, 7));
+    hy_tensor *x = t_randn_next(DTYPES[d], HY_SHAPE(5, 3, 7));
     hy_tensor *t = hy_transpose(x, 0, 2); /* [7, 3, 5] */
     hy_tensor *r = hy_reshape(t, HY_SHAPE(21, -1));
     cr_assert(shape_is(r, HY_SHAPE(21, 5)) && hy_is_contiguous(r));
@@ -74,7 +71,7 @@ Test(shape, reshape_of_non_contiguous_copies) {
 
 Test(shape, transpose_every_pair) {
   for (int d = 0; d < 2; d++) {
-    hy_tensor *x = randn(DTYPES[d], HY_SHAPE(2, 3, 5, 7));
+    hy_tensor *x = t_randn_next(DTYPES[d], HY_SHAPE(2, 3, 5, 7));
     for (int a = -4; a < 4; a++)
       for (int b = 0; b < 4; b++) {
         hy_tensor *t = hy_transpose(x, a, b);
@@ -97,7 +94,7 @@ Test(shape, transpose_every_pair) {
 
 Test(shape, slice_every_axis) {
   for (int d = 0; d < 2; d++) {
-    hy_tensor *x = randn(DTYPES[d], HY_SHAPE(3, 5, 7, 2));
+    hy_tensor *x = t_randn_next(DTYPES[d], HY_SHAPE(3, 5, 7, 2));
     for (int axis = 0; axis < 4; axis++) {
       int64_t n = x->shape[axis];
       for (int64_t start = 0; start <= n; start++)
@@ -128,7 +125,7 @@ Test(shape, slice_every_axis) {
 
 Test(shape, split_into_views) {
   for (int d = 0; d < 2; d++) {
-    hy_tensor *x = randn(DTYPES[d], HY_SHAPE(3, 13, 5));
+    hy_tensor *x = t_randn_next(DTYPES[d], HY_SHAPE(3, 13, 5));
     hy_tensor *parts[4];
     const int64_t sizes[] = {1, 7, 0, 5};
     hy_split(x, 1, 4, sizes, parts);
@@ -166,7 +163,8 @@ Test(shape, concat_every_axis) {
       hy_shape s2t = s2;
       s2t.d[0] = s2.d[2];
       s2t.d[2] = s2.d[0];
-      hy_tensor *xs[] = {randn(dt, s1), hy_transpose(randn(dt, s2t), 0, 2), randn(dt, s3)};
+      hy_tensor *xs[] = {t_randn_next(dt, s1), hy_transpose(t_randn_next(dt, s2t), 0, 2),
+                         t_randn_next(dt, s3)};
       hy_tensor *y = hy_concat(3, xs, axis - 3 * (axis == 2)); /* -1 for the last */
       cr_assert(hy_is_contiguous(y) && y->shape[axis] == 8);
       int64_t i[3];
@@ -178,7 +176,7 @@ Test(shape, concat_every_axis) {
         cr_assert(v == t_at(xs[k], i), "concat axis %d element %lld", axis, (long long)f);
       }
     }
-    hy_tensor *one = randn(dt, HY_SHAPE(4, 3));
+    hy_tensor *one = t_randn_next(dt, HY_SHAPE(4, 3));
     hy_tensor *c1 = hy_concat(1, &one, 0);
     cr_assert(c1->data != one->data, "concat copies");
     expect_same_sequence(c1, one, "concat of one");
@@ -189,7 +187,7 @@ Test(shape, concat_every_axis) {
 
 Test(shape, contiguous_and_copy) {
   for (int d = 0; d < 2; d++) {
-    hy_tensor *x = randn(DTYPES[d], HY_SHAPE(3, 5, 7));
+    hy_tensor *x = t_randn_next(DTYPES[d], HY_SHAPE(3, 5, 7));
     cr_assert(hy_contiguous(x) == x, "contiguous of a contiguous tensor is itself");
     hy_tensor *t = hy_transpose(x, 1, 2);
     hy_tensor *c = hy_contiguous(t);
@@ -207,7 +205,7 @@ Test(shape, contiguous_and_copy) {
     hy_set(cp, 0, 42);
     cr_assert(hy_get(x, 0) != 42);
     /* Large (threaded copy loop). */
-    hy_tensor *big = hy_transpose(randn(DTYPES[d], HY_SHAPE(130, 2, 129)), 0, 2);
+    hy_tensor *big = hy_transpose(t_randn_next(DTYPES[d], HY_SHAPE(130, 2, 129)), 0, 2);
     expect_same_sequence(hy_contiguous(big), big, "contiguous large");
     expect_same_sequence(hy_copy(big), big, "copy large");
   }
@@ -263,26 +261,27 @@ static hy_tensor *copy_gc(hy_tensor **in, void *ctx) {
 }
 
 Test(shape, gradcheck) {
-  hy_tensor *a = t_param(randn(HY_F64, HY_SHAPE(5, 3, 2))),
-            *b = t_param(randn(HY_F64, HY_SHAPE(30)));
+  hy_tensor *a = t_param(t_randn_next(HY_F64, HY_SHAPE(5, 3, 2))),
+            *b = t_param(t_randn_next(HY_F64, HY_SHAPE(30)));
   t_expect_gradcheck(reshape_gc, NULL, 2, (hy_tensor *[]){a, b}, "reshape");
   t_expect_gradcheck(reshape_view_gc, NULL, 1, &a, "reshape of a transpose");
-  hy_tensor *c = t_param(randn(HY_F64, HY_SHAPE(2, 3, 5)));
+  hy_tensor *c = t_param(t_randn_next(HY_F64, HY_SHAPE(2, 3, 5)));
   t_expect_gradcheck(transpose_gc, NULL, 2,
-                     (hy_tensor *[]){c, t_param(randn(HY_F64, HY_SHAPE(5, 3, 2)))}, "transpose");
-  hy_tensor *e = t_param(randn(HY_F64, HY_SHAPE(3, 7)));
+                     (hy_tensor *[]){c, t_param(t_randn_next(HY_F64, HY_SHAPE(5, 3, 2)))},
+                     "transpose");
+  hy_tensor *e = t_param(t_randn_next(HY_F64, HY_SHAPE(3, 7)));
   t_expect_gradcheck(slice_gc, NULL, 1, &e, "overlapping slices");
   t_expect_gradcheck(split_gc, NULL, 1, &e, "split");
-  hy_tensor *f = t_param(randn(HY_F64, HY_SHAPE(2, 3))),
-            *g = t_param(randn(HY_F64, HY_SHAPE(3, 4)));
+  hy_tensor *f = t_param(t_randn_next(HY_F64, HY_SHAPE(2, 3))),
+            *g = t_param(t_randn_next(HY_F64, HY_SHAPE(3, 4)));
   t_expect_gradcheck(concat_gc, NULL, 2, (hy_tensor *[]){f, g}, "concat");
   t_expect_gradcheck(contiguous_gc, NULL, 1, &c, "contiguous");
-  hy_tensor *h = t_param(randn(HY_F64, HY_SHAPE(3, 4)));
+  hy_tensor *h = t_param(t_randn_next(HY_F64, HY_SHAPE(3, 4)));
   t_expect_gradcheck(copy_gc, NULL, 1, &h, "copy");
 }
 
 Test(shape, deterministic) {
-  hy_tensor *x = hy_transpose(randn(HY_F32, HY_SHAPE(130, 2, 129)), 0, 2);
+  hy_tensor *x = hy_transpose(t_randn_next(HY_F32, HY_SHAPE(130, 2, 129)), 0, 2);
   t_expect_same_bits(hy_contiguous(x), hy_copy(x), "contiguous and copy");
   t_expect_same_bits(hy_concat(2, (hy_tensor *[]){x, x}, 1), hy_concat(2, (hy_tensor *[]){x, x}, 1),
                      "concat");

@@ -7,7 +7,6 @@
 #include <stdio.h>
 
 static const hy_dtype DTYPES[] = {HY_F32, HY_F64};
-static uint64_t next_seed = 1;
 
 /* Per row of the last axis: m = max, lse = m + log sum exp(x - m), softmax = exp(x - lse). */
 static double row_lse(const hy_tensor *x, int64_t *idx) {
@@ -63,14 +62,14 @@ Test(softmax, shapes) {
                                     HY_SHAPE(2, 3, 33),   HY_SHAPE(3, 1), HY_SHAPE(2, 1, 3, 5),
                                     HY_SHAPE(2, 129, 130)};
   for (int d = 0; d < 2; d++)
-    for (int s = 0; s < 7; s++) expect_both(t_randn(DTYPES[d], shapes[s], next_seed++), "normal");
+    for (int s = 0; s < 7; s++) expect_both(t_randn_next(DTYPES[d], shapes[s]), "normal");
 }
 
 Test(softmax, large_values_are_stable) {
   for (int d = 0; d < 2; d++) {
     hy_dtype dt = DTYPES[d];
     /* Normal values shifted by +1000 and -1000, scaled to spread +-300, and rows mixing both. */
-    hy_tensor *x = t_randn(dt, HY_SHAPE(4, 13), next_seed++);
+    hy_tensor *x = t_randn_next(dt, HY_SHAPE(4, 13));
     hy_tensor *up = hy_add_scalar(x, 1000), *down = hy_add_scalar(x, -1000);
     expect_both(up, "+1000");
     expect_both(down, "-1000");
@@ -86,7 +85,7 @@ Test(softmax, large_values_are_stable) {
  * among -inf is one-hot. */
 Test(softmax, minus_infinity_entries) {
   for (int d = 0; d < 2; d++) {
-    hy_tensor *x = t_randn(DTYPES[d], HY_SHAPE(4, 7), next_seed++);
+    hy_tensor *x = t_randn_next(DTYPES[d], HY_SHAPE(4, 7));
     for (int64_t r = 0; r < 4; r++)
       for (int64_t j = r + 1; j < 7; j++) hy_set(x, r * 7 + j, -INFINITY);
     expect_both(x, "masked");
@@ -97,7 +96,7 @@ Test(softmax, minus_infinity_entries) {
 
 Test(softmax, views) {
   for (int d = 0; d < 2; d++) {
-    hy_tensor *x = t_randn(DTYPES[d], HY_SHAPE(7, 3, 5), next_seed++);
+    hy_tensor *x = t_randn_next(DTYPES[d], HY_SHAPE(7, 3, 5));
     expect_both(hy_transpose(x, 0, 2), "transposed");
     expect_both(hy_slice(x, 2, 1, 4), "sliced");
   }
@@ -107,8 +106,8 @@ Test(softmax, views) {
 Test(softmax, backward_large_against_formula) {
   for (int d = 0; d < 2; d++) {
     hy_dtype dt = DTYPES[d];
-    hy_tensor *x = t_param(t_randn(dt, HY_SHAPE(2, 129, 130), next_seed++));
-    hy_tensor *y = hy_softmax(x), *gy = t_randn(dt, hy_shape_of(y), next_seed++);
+    hy_tensor *x = t_param(t_randn_next(dt, HY_SHAPE(2, 129, 130)));
+    hy_tensor *y = hy_softmax(x), *gy = t_randn_next(dt, hy_shape_of(y));
     hy_backward_with(y, gy);
     hy_tensor *ys = ref_softmax(x), *ref = hy_empty(HY_F64, hy_shape_of(x));
     int64_t n = 130;
@@ -122,7 +121,7 @@ Test(softmax, backward_large_against_formula) {
     t_expect_close(x->grad, ref, t_tol(dt, 1e-12, 1e-5), "softmax backward");
 
     x->grad = NULL;
-    hy_tensor *l = hy_logsumexp(x), *gl = t_randn(dt, hy_shape_of(l), next_seed++);
+    hy_tensor *l = hy_logsumexp(x), *gl = t_randn_next(dt, hy_shape_of(l));
     hy_backward_with(l, gl);
     for (int64_t f = 0; f < hy_numel(x); f++) hy_set(ref, f, hy_get(gl, f / n) * hy_get(ys, f));
     t_expect_close(x->grad, ref, t_tol(dt, 1e-12, 1e-5), "logsumexp backward");
@@ -133,11 +132,11 @@ Test(softmax, backward_large_against_formula) {
 Test(softmax, backward_at_large_values) {
   for (int d = 0; d < 2; d++) {
     hy_dtype dt = DTYPES[d];
-    hy_tensor *base = t_randn(dt, HY_SHAPE(6, 13), next_seed++);
+    hy_tensor *base = t_randn_next(dt, HY_SHAPE(6, 13));
     hy_tensor *xs[] = {hy_add_scalar(base, 1000), hy_add_scalar(base, -1000), hy_scale(base, 300)};
     for (int k = 0; k < 3; k++) {
       hy_tensor *x = t_param(xs[k]), *ys = ref_softmax(x);
-      hy_tensor *l = hy_logsumexp(x), *gl = t_randn(dt, hy_shape_of(l), next_seed++);
+      hy_tensor *l = hy_logsumexp(x), *gl = t_randn_next(dt, hy_shape_of(l));
       hy_backward_with(l, gl);
       hy_tensor *ref = hy_empty(HY_F64, hy_shape_of(x));
       for (int64_t f = 0; f < hy_numel(x); f++) hy_set(ref, f, hy_get(gl, f / 13) * hy_get(ys, f));
@@ -145,7 +144,7 @@ Test(softmax, backward_at_large_values) {
        * exp(x - lse) inherits up to half of it as a relative error, so 1e-4 here. */
       t_expect_close(x->grad, ref, t_tol(dt, 1e-12, 1e-4), "logsumexp backward, large");
       x->grad = NULL;
-      hy_tensor *y = hy_softmax(x), *gy = t_randn(dt, hy_shape_of(y), next_seed++);
+      hy_tensor *y = hy_softmax(x), *gy = t_randn_next(dt, hy_shape_of(y));
       hy_backward_with(y, gy);
       for (int64_t r = 0; r < 6; r++) {
         double dot = 0;
@@ -175,8 +174,7 @@ static hy_tensor *logsumexp_view_gc(hy_tensor **in, void *ctx) {
   return hy_logsumexp(hy_slice(in[0], -1, 1, 6));
 }
 
-static hy_tensor *param(hy_shape s) { return t_param(t_randn(HY_F64, s, next_seed++)); }
-#define P(...) param(HY_SHAPE(__VA_ARGS__))
+#define P(...) t_param(t_randn_next(HY_F64, HY_SHAPE(__VA_ARGS__)))
 
 Test(softmax, gradcheck) {
   t_expect_gradcheck(softmax_gc, NULL, 1, (hy_tensor *[]){P(3, 7)}, "softmax");

@@ -12,10 +12,6 @@
 #include <math.h>
 #include <stdio.h>
 
-static uint64_t next_seed = 1;
-
-static hy_tensor *randn(hy_dtype dt, hy_shape s) { return t_randn(dt, s, next_seed++); }
-
 /* One configuration of either op. */
 typedef struct {
   bool softplus;
@@ -101,8 +97,8 @@ static double check_against_naive(const variant *c) {
   for (int i = 0; i < N_SIZES; i++) {
     const int64_t *s = SIZES[i];
     hy_shape sh = HY_SHAPE(s[0], s[1], s[2], s[3]);
-    hy_tensor *q = t_param(randn(HY_F64, sh)), *k = t_param(randn(HY_F64, sh));
-    hy_tensor *v = t_param(randn(HY_F64, sh)), *go = randn(HY_F64, sh);
+    hy_tensor *q = t_param(t_randn_next(HY_F64, sh)), *k = t_param(t_randn_next(HY_F64, sh));
+    hy_tensor *v = t_param(t_randn_next(HY_F64, sh)), *go = t_randn_next(HY_F64, sh);
     variant cv = *c;
     if (cv.scale == 0) cv.scale = 1 / sqrt((double)s[3]);
     if (isnan(cv.bias)) cv.bias = -log((double)s[1]);
@@ -126,7 +122,7 @@ static double check_f32_against_f64(const variant *c) {
     hy_shape sh = HY_SHAPE(s[0], s[1], s[2], s[3]);
     hy_tensor *in64[4], *in32[4];
     for (int j = 0; j < 4; j++) {
-      in64[j] = randn(HY_F64, sh);
+      in64[j] = t_randn_next(HY_F64, sh);
       in32[j] = t_cast(in64[j], HY_F32);
       if (j < 3) t_param(in64[j]), t_param(in32[j]);
     }
@@ -186,27 +182,16 @@ Test(softplus_attention, f32_against_f64) {
 
 /* ---- strided inputs ---- */
 
-/* q, k, v as slices of one [B, T, 3 H D] projection: strided views read in place. */
-static void qkv_views(hy_tensor *qkv, int64_t H, int64_t D, hy_tensor **q, hy_tensor **k,
-                      hy_tensor **v) {
-  hy_tensor *r = hy_reshape(qkv, HY_SHAPE(qkv->shape[0], qkv->shape[1], 3 * H, D));
-  hy_tensor *parts[3];
-  hy_split(r, 2, 3, (int64_t[]){H, H, H}, parts);
-  *q = parts[0];
-  *k = parts[1];
-  *v = parts[2];
-}
-
 /* The gradient of one qkv projection through the views, fused against naive; and q, k, v seen
  * through a [B, H, T, D] -> [B, T, H, D] transpose and with a strided last axis (copied). */
 static void check_strided(const variant *c) {
   int64_t B = 2, T = 70, H = 2, D = 5;
-  hy_tensor *qkv = t_param(randn(HY_F64, HY_SHAPE(B, T, 3 * H * D)));
-  hy_tensor *go = randn(HY_F64, HY_SHAPE(B, T, H, D));
+  hy_tensor *qkv = t_param(t_randn_next(HY_F64, HY_SHAPE(B, T, 3 * H * D)));
+  hy_tensor *go = t_randn_next(HY_F64, HY_SHAPE(B, T, H, D));
   hy_tensor *q, *k, *v, *o[2], *g[2];
   for (int naive = 0; naive < 2; naive++) {
     qkv->grad = NULL;
-    qkv_views(qkv, H, D, &q, &k, &v);
+    t_qkv_views(qkv, H, D, &q, &k, &v);
     cr_assert(!hy_is_contiguous(q) && q->stride[1] == 3 * H * D);
     o[naive] = naive ? run_naive(c, q, k, v) : run_fused(c, q, k, v);
     hy_backward_with(o[naive], go);
@@ -214,9 +199,9 @@ static void check_strided(const variant *c) {
   }
   t_expect_close(o[0], o[1], TOL_F64, describe(c, q));
   t_expect_close(g[0], g[1], TOL_F64, describe(c, q));
-  hy_tensor *qt = hy_transpose(randn(HY_F64, HY_SHAPE(B, H, T, D)), 1, 2);
-  hy_tensor *vt = hy_transpose(randn(HY_F64, HY_SHAPE(B, T, D, H)), 2, 3);
-  hy_tensor *kk = randn(HY_F64, HY_SHAPE(B, T, H, D));
+  hy_tensor *qt = hy_transpose(t_randn_next(HY_F64, HY_SHAPE(B, H, T, D)), 1, 2);
+  hy_tensor *vt = hy_transpose(t_randn_next(HY_F64, HY_SHAPE(B, T, D, H)), 2, 3);
+  hy_tensor *kk = t_randn_next(HY_F64, HY_SHAPE(B, T, H, D));
   cr_assert(vt->stride[3] != 1);
   t_expect_close(run_fused(c, qt, kk, vt), run_naive(c, qt, kk, vt), TOL_F64, "transposed");
 }
@@ -237,7 +222,8 @@ Test(softplus_attention, strided_inputs) {
 Test(softplus_attention, row_weights_by_hand) {
   int64_t T = 11, H = 2, train_len = 16;
   double scale = 0.6;
-  hy_tensor *q = randn(HY_F64, HY_SHAPE(1, T, H, T)), *k = randn(HY_F64, HY_SHAPE(1, T, H, T));
+  hy_tensor *q = t_randn_next(HY_F64, HY_SHAPE(1, T, H, T)),
+            *k = t_randn_next(HY_F64, HY_SHAPE(1, T, H, T));
   hy_tensor *v = hy_zeros(HY_F64, HY_SHAPE(1, T, H, T));
   for (int64_t s = 0; s < T; s++)
     for (int64_t h = 0; h < H; h++) hy_set(v, (s * H + h) * T + s, 1);
@@ -281,7 +267,7 @@ static void check_large_logits(const variant *c) {
   hy_shape sh = HY_SHAPE(2, 70, 2, 4);
   hy_tensor *in64[4], *in32[4];
   for (int j = 0; j < 4; j++) {
-    in64[j] = randn(HY_F64, sh);
+    in64[j] = t_randn_next(HY_F64, sh);
     if (j < 2) in64[j] = hy_scale(in64[j], 5); /* q . k ~ 25 sqrt(D) = 50 */
     in32[j] = t_cast(in64[j], HY_F32);
     if (j < 3) t_param(in64[j]), t_param(in32[j]);
@@ -325,13 +311,13 @@ Test(softplus_attention, deep_tail_is_softmax_attention) {
     for (int pi = 0; pi < 2; pi++) {
       double p = pi ? 3 : 1, scale = 0.9;
       hy_shape sh = HY_SHAPE(2, 100, 2, 4);
-      hy_tensor *q = randn(HY_F64, sh), *k = randn(HY_F64, sh);
+      hy_tensor *q = t_randn_next(HY_F64, sh), *k = t_randn_next(HY_F64, sh);
       for (int64_t i = 0; i < hy_numel(q); i += 4) { /* q . k = -144 + O(17) */
         hy_set(q, i, hy_get(q, i) + 12);
         hy_set(k, i, hy_get(k, i) - 12);
       }
-      hy_tensor *in[4] = {t_cast(q, dts[di]), t_cast(k, dts[di]), randn(dts[di], sh),
-                          randn(dts[di], sh)};
+      hy_tensor *in[4] = {t_cast(q, dts[di]), t_cast(k, dts[di]), t_randn_next(dts[di], sh),
+                          t_randn_next(dts[di], sh)};
       for (int j = 0; j < 3; j++) t_param(in[j]);
       variant c = {.softplus = true, .scale = scale, .train_len = 0, .power = p};
       result f = forward_backward(&c, false, in[0], in[1], in[2], in[3]);
@@ -351,7 +337,7 @@ static hy_tensor *fused_gc(hy_tensor **in, void *ctx) {
   return run_fused(ctx, in[0], in[1], in[2]);
 }
 
-#define P(...) t_param(randn(HY_F64, HY_SHAPE(__VA_ARGS__)))
+#define P(...) t_param(t_randn_next(HY_F64, HY_SHAPE(__VA_ARGS__)))
 
 static void gradcheck_variant(const variant *c) {
   t_expect_gradcheck(fused_gc, (void *)c, 3,
@@ -363,7 +349,7 @@ static void gradcheck_variant(const variant *c) {
   t_expect_gradcheck(fused_gc, (void *)c, 3,
                      (hy_tensor *[]){P(1, 67, 1, 2), P(1, 67, 1, 2), P(1, 67, 1, 2)}, "T = 67");
   /* Some inputs without a gradient. */
-  hy_tensor *k = randn(HY_F64, HY_SHAPE(2, 5, 3, 4));
+  hy_tensor *k = t_randn_next(HY_F64, HY_SHAPE(2, 5, 3, 4));
   t_expect_gradcheck(fused_gc, (void *)c, 3, (hy_tensor *[]){P(2, 5, 3, 4), k, P(2, 5, 3, 4)},
                      "q, v only");
   /* One tensor as q, k and v: the three gradients add up in one buffer. */
@@ -391,8 +377,8 @@ Test(softmax_variants, deterministic) {
                         {.softplus = true, .scale = 0.35, .train_len = 16, .power = 3}};
   hy_shape sh = HY_SHAPE(2, 70, 3, 8);
   for (int i = 0; i < 2; i++) {
-    hy_tensor *q = t_param(randn(HY_F32, sh)), *k = t_param(randn(HY_F32, sh));
-    hy_tensor *v = t_param(randn(HY_F32, sh)), *go = randn(HY_F32, sh);
+    hy_tensor *q = t_param(t_randn_next(HY_F32, sh)), *k = t_param(t_randn_next(HY_F32, sh));
+    hy_tensor *v = t_param(t_randn_next(HY_F32, sh)), *go = t_randn_next(HY_F32, sh);
     result a = forward_backward(&cs[i], false, q, k, v, go);
     result b = forward_backward(&cs[i], false, q, k, v, go);
     t_expect_same_bits(a.o, b.o, "forward");

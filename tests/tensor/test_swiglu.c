@@ -8,9 +8,6 @@
 #include <stdio.h>
 
 static const hy_dtype DTYPES[] = {HY_F32, HY_F64};
-static uint64_t next_seed = 1;
-
-static hy_tensor *randn(hy_dtype dt, hy_shape s) { return t_randn(dt, s, next_seed++); }
 
 /* How g and u are made from the inputs. */
 typedef enum {
@@ -37,7 +34,7 @@ static void expect_same_as_unfused(hy_dtype dt, layout l, hy_shape s) {
   char name[128];
   snprintf(name, sizeof name, "swiglu %s layout %d shape [%lld, .., %lld]", hy_dtype_name(dt), l,
            (long long)s.d[0], (long long)s.d[s.ndim - 1]);
-  hy_tensor *a = randn(dt, s), *b = randn(dt, s), *ref_in[2], *in[2], *g, *u;
+  hy_tensor *a = t_randn_next(dt, s), *b = t_randn_next(dt, s), *ref_in[2], *in[2], *g, *u;
   for (int i = 0; i < 2; i++) {
     ref_in[i] = t_param(t_cast(i ? b : a, dt));
     in[i] = t_param(t_cast(i ? b : a, dt));
@@ -49,7 +46,7 @@ static void expect_same_as_unfused(hy_dtype dt, layout l, hy_shape s) {
   char what[160];
   snprintf(what, sizeof what, "%s: forward", name);
   t_expect_same_bits(y, ref, what);
-  hy_tensor *gy = randn(dt, hy_shape_of(y));
+  hy_tensor *gy = t_randn_next(dt, hy_shape_of(y));
   hy_backward_with(ref, gy);
   hy_backward_with(y, gy);
   for (int i = 0; i < 2; i++) {
@@ -74,7 +71,7 @@ Test(swiglu, same_bits_as_silu_then_mul) {
 
 /* Large |g| on both sides: silu tends to g and to 0, its slope to 1 and to 0, with no NaN. */
 Test(swiglu, saturated_gates) {
-  hy_tensor *g = hy_empty(HY_F32, HY_SHAPE(64)), *u = t_param(randn(HY_F32, HY_SHAPE(64)));
+  hy_tensor *g = hy_empty(HY_F32, HY_SHAPE(64)), *u = t_param(t_randn_next(HY_F32, HY_SHAPE(64)));
   for (int64_t i = 0; i < 64; i++) hy_set(g, i, (i % 2 ? 1 : -1) * (30.0 + 40.0 * (double)i));
   t_param(g);
   hy_tensor *y = hy_swiglu(g, u);
@@ -100,15 +97,18 @@ Test(swiglu, gradcheck) {
   const layout layouts[] = {PACKED, HALVES, SAME, TRANSPOSED};
   for (int i = 0; i < 4; i++) {
     hy_shape s = layouts[i] == HALVES ? HY_SHAPE(2, 3, 10) : HY_SHAPE(2, 3, 5);
-    hy_tensor *in[2] = {t_param(hy_scale(randn(HY_F64, s), 3.0)), t_param(randn(HY_F64, s))};
+    hy_tensor *in[2] = {t_param(hy_scale(t_randn_next(HY_F64, s), 3.0)),
+                        t_param(t_randn_next(HY_F64, s))};
     char name[64];
     snprintf(name, sizeof name, "swiglu layout %d", layouts[i]);
     t_expect_gradcheck(swiglu_gc, (void *)&layouts[i], 2, in, name);
   }
   layout l = PACKED; /* one gradient alone */
-  hy_tensor *only_u[2] = {randn(HY_F64, HY_SHAPE(4, 3)), t_param(randn(HY_F64, HY_SHAPE(4, 3)))};
+  hy_tensor *only_u[2] = {t_randn_next(HY_F64, HY_SHAPE(4, 3)),
+                          t_param(t_randn_next(HY_F64, HY_SHAPE(4, 3)))};
   t_expect_gradcheck(swiglu_gc, &l, 2, only_u, "swiglu, u only");
-  hy_tensor *only_g[2] = {t_param(randn(HY_F64, HY_SHAPE(4, 3))), randn(HY_F64, HY_SHAPE(4, 3))};
+  hy_tensor *only_g[2] = {t_param(t_randn_next(HY_F64, HY_SHAPE(4, 3))),
+                          t_randn_next(HY_F64, HY_SHAPE(4, 3))};
   t_expect_gradcheck(swiglu_gc, &l, 2, only_g, "swiglu, g only");
 }
 
