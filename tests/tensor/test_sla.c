@@ -13,10 +13,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static uint64_t next_seed = 1;
-
-static hy_tensor *randn(hy_dtype dt, hy_shape s) { return t_randn(dt, s, next_seed++); }
-
 static const int FMAPS[] = {HY_SLA_PHI_SOFTMAX, HY_SLA_PHI_ELU, HY_SLA_PHI_RELU};
 static const char *const FMAP_NAMES[] = {"softmax", "elu+1", "relu"};
 
@@ -76,8 +72,9 @@ static void expect_result_close(result a, result ref, double tol, const char *wh
 static void expect_fused_matches_naive(int64_t B, int64_t T, int64_t H, int64_t D, int64_t block,
                                        double cf, double nf, int fi) {
   hy_shape sh = HY_SHAPE(B, T, H, D);
-  hy_tensor *q = t_param(randn(HY_F64, sh)), *k = t_param(randn(HY_F64, sh));
-  hy_tensor *v = t_param(randn(HY_F64, sh)), *go = randn(HY_F64, HY_SHAPE(B, T, H, 2 * D));
+  hy_tensor *q = t_param(t_randn_next(HY_F64, sh)), *k = t_param(t_randn_next(HY_F64, sh));
+  hy_tensor *v = t_param(t_randn_next(HY_F64, sh)),
+            *go = t_randn_next(HY_F64, HY_SHAPE(B, T, H, 2 * D));
   double scale = 1 / sqrt((double)D);
   result f = run(false, q, k, v, go, scale, cf, nf, FMAPS[fi], block);
   result n = run(true, q, k, v, go, scale, cf, nf, FMAPS[fi], block);
@@ -127,25 +124,14 @@ static hy_tensor *sla_gc(hy_tensor **in, void *ctx) {
   return hy_sla(in[0], in[1], in[2], c->scale, c->cf, c->nf, c->fm, c->block, NULL);
 }
 
-/* q, k, v as slices of one [B, T, 3 H D] projection. */
-static void qkv_views(hy_tensor *qkv, int64_t H, int64_t D, hy_tensor **q, hy_tensor **k,
-                      hy_tensor **v) {
-  hy_tensor *r = hy_reshape(qkv, HY_SHAPE(qkv->shape[0], qkv->shape[1], 3 * H, D));
-  hy_tensor *parts[3];
-  hy_split(r, 2, 3, (int64_t[]){H, H, H}, parts);
-  *q = parts[0];
-  *k = parts[1];
-  *v = parts[2];
-}
-
 static hy_tensor *sla_qkv_gc(hy_tensor **in, void *ctx) {
   const sla_ctx *c = ctx;
   hy_tensor *q, *k, *v;
-  qkv_views(in[0], c->H, c->D, &q, &k, &v);
+  t_qkv_views(in[0], c->H, c->D, &q, &k, &v);
   return hy_sla(q, k, v, c->scale, c->cf, c->nf, c->fm, c->block, NULL);
 }
 
-#define P(...) t_param(randn(HY_F64, HY_SHAPE(__VA_ARGS__)))
+#define P(...) t_param(t_randn_next(HY_F64, HY_SHAPE(__VA_ARGS__)))
 
 /* Block 4, T 13 (blocks of 4, 4, 4, 1). (0.3, 0.5) gives every class: query block 2 has one
  * critical and one negligible earlier block, block 3 one of each. */
@@ -171,9 +157,10 @@ Test(sla, gradcheck_shared_and_strided_inputs) {
     hy_tensor *qkv = P(2, 13, 3 * 2 * 3);
     t_expect_gradcheck(sla_qkv_gc, &c, 1, &qkv, "sla from one qkv projection");
     /* some inputs without a gradient */
-    hy_tensor *q = randn(HY_F64, HY_SHAPE(1, 13, 2, 3)), *v = randn(HY_F64, HY_SHAPE(1, 13, 2, 3));
+    hy_tensor *q = t_randn_next(HY_F64, HY_SHAPE(1, 13, 2, 3)),
+              *v = t_randn_next(HY_F64, HY_SHAPE(1, 13, 2, 3));
     t_expect_gradcheck(sla_gc, &c, 3, (hy_tensor *[]){q, P(1, 13, 2, 3), v}, "sla k only");
-    hy_tensor *k = randn(HY_F64, HY_SHAPE(1, 13, 2, 3));
+    hy_tensor *k = t_randn_next(HY_F64, HY_SHAPE(1, 13, 2, 3));
     t_expect_gradcheck(sla_gc, &c, 3, (hy_tensor *[]){P(1, 13, 2, 3), k, P(1, 13, 2, 3)},
                        "sla q, v only");
     hy_step_reset();
@@ -190,9 +177,9 @@ Test(sla, all_critical_is_attention) {
     for (int nfi = 0; nfi < 2; nfi++) {
       const int64_t *s = sizes[i];
       hy_shape sh = HY_SHAPE(s[0], s[1], s[2], s[3]);
-      hy_tensor *q = t_param(randn(HY_F64, sh)), *k = t_param(randn(HY_F64, sh));
-      hy_tensor *v = t_param(randn(HY_F64, sh));
-      hy_tensor *go = randn(HY_F64, HY_SHAPE(s[0], s[1], s[2], 2 * s[3]));
+      hy_tensor *q = t_param(t_randn_next(HY_F64, sh)), *k = t_param(t_randn_next(HY_F64, sh));
+      hy_tensor *v = t_param(t_randn_next(HY_F64, sh));
+      hy_tensor *go = t_randn_next(HY_F64, HY_SHAPE(s[0], s[1], s[2], 2 * s[3]));
       double scale = 0.4;
       hy_sla_stats st;
       hy_tensor *o = hy_sla(q, k, v, scale, 1.0, nfi ? 0.5 : 0, HY_SLA_PHI_SOFTMAX, s[4], &st);
@@ -221,7 +208,8 @@ Test(sla, no_critical_is_block_diagonal_attention) {
     const int64_t *s = sizes[i];
     int64_t T = s[1], block = s[4];
     hy_shape sh = HY_SHAPE(s[0], T, s[2], s[3]);
-    hy_tensor *q = randn(HY_F64, sh), *k = randn(HY_F64, sh), *v = randn(HY_F64, sh);
+    hy_tensor *q = t_randn_next(HY_F64, sh), *k = t_randn_next(HY_F64, sh),
+              *v = t_randn_next(HY_F64, sh);
     hy_sla_stats st;
     hy_tensor *o = hy_sla(q, k, v, 0.4, 0, 0, HY_SLA_PHI_ELU, block, &st);
     int64_t nb = (T + block - 1) / block;
@@ -241,7 +229,8 @@ Test(sla, no_critical_is_block_diagonal_attention) {
 /* The first block's rows: o_l = 0 (nothing earlier), and row 0 of o_s is v_0. */
 Test(sla, first_block) {
   hy_shape sh = HY_SHAPE(2, 20, 3, 4);
-  hy_tensor *q = randn(HY_F64, sh), *k = randn(HY_F64, sh), *v = randn(HY_F64, sh);
+  hy_tensor *q = t_randn_next(HY_F64, sh), *k = t_randn_next(HY_F64, sh),
+            *v = t_randn_next(HY_F64, sh);
   hy_tensor *o = hy_sla(q, k, v, 0.5, 0.1, 0, HY_SLA_PHI_SOFTMAX, 8, NULL);
   for (int64_t b = 0; b < 2; b++)
     for (int64_t h = 0; h < 3; h++)
@@ -322,7 +311,7 @@ Test(sla, selection_by_hand) {
                  "NNNCC");
   /* The last query block's rows change nothing: no block ranks with them. */
   hy_tensor *q2 = hy_copy(q);
-  hy_copy_into(hy_slice(q2, 1, 8, 10), randn(HY_F64, HY_SHAPE(1, 2, 1, 2)));
+  hy_copy_into(hy_slice(q2, 1, 8, 10), t_randn_next(HY_F64, HY_SHAPE(1, 2, 1, 2)));
   expect_classes(hy_sla_select(q2, k, 2, 0.5, 0.25, NULL), 5,
                  "CFFFF"
                  "CCFFF"
@@ -332,7 +321,8 @@ Test(sla, selection_by_hand) {
 }
 
 Test(sla, stats_by_hand) {
-  hy_tensor *q = randn(HY_F64, HY_SHAPE(2, 37, 3, 4)), *k = randn(HY_F64, HY_SHAPE(2, 37, 3, 4));
+  hy_tensor *q = t_randn_next(HY_F64, HY_SHAPE(2, 37, 3, 4)),
+            *k = t_randn_next(HY_F64, HY_SHAPE(2, 37, 3, 4));
   /* block 8: 5 blocks, 15 causal (i, j) pairs, 10 earlier ones. critical ceil(0.3 i) for
    * i = 0..4: 0, 1, 1, 1, 2 (5) plus the 5 diagonals: 10 exact; negligible floor(0.3 i): 1
    * (i = 4); marginal 10 - 5 - 1 = 4. */
@@ -350,7 +340,7 @@ Test(sla, stats_by_hand) {
   cr_assert(st2.exact == st.exact && st2.marginal == st.marginal);
   /* Counts forgive the rounding of f i: 0.28 * 25 = 7.000000000000001 gives 7 critical blocks,
    * 0.7 * 90 = 62.99999999999999 gives 63 negligible ones (block 1: row i has i earlier blocks). */
-  hy_tensor *x = randn(HY_F64, HY_SHAPE(1, 91, 1, 2));
+  hy_tensor *x = t_randn_next(HY_F64, HY_SHAPE(1, 91, 1, 2));
   hy_tensor *c1 = hy_sla_select(x, x, 1, 0.28, 0, NULL), *c2 = hy_sla_select(x, x, 1, 0, 0.7, NULL);
   int64_t crit = 0, negl = 0;
   for (int64_t j = 0; j < 25; j++)
@@ -372,7 +362,8 @@ Test(sla, stats_by_hand) {
 Test(sla, causal_row_by_row) {
   enum { B = 2, T = 45, H = 2, D = 4, BL = 4 };
   hy_shape sh = HY_SHAPE(B, T, H, D);
-  hy_tensor *q = randn(HY_F64, sh), *k = randn(HY_F64, sh), *v = randn(HY_F64, sh);
+  hy_tensor *q = t_randn_next(HY_F64, sh), *k = t_randn_next(HY_F64, sh),
+            *v = t_randn_next(HY_F64, sh);
   hy_sla_stats st;
   hy_tensor *c1 = hy_sla_select(q, k, BL, 0.3, 0.3, &st);
   int64_t nb = c1->shape[2], count[4] = {0};
@@ -387,9 +378,11 @@ Test(sla, causal_row_by_row) {
     for (size_t ci = 0; ci < sizeof cuts / sizeof *cuts; ci++) {
       int64_t t = cuts[ci], n = T - t - 1;
       hy_tensor *q2 = hy_copy(q), *k2 = hy_copy(k), *v2 = hy_copy(v);
-      hy_copy_into(hy_slice(q2, 1, t + 1, T), hy_scale(randn(HY_F64, HY_SHAPE(B, n, H, D)), 3));
-      hy_copy_into(hy_slice(k2, 1, t + 1, T), hy_scale(randn(HY_F64, HY_SHAPE(B, n, H, D)), 3));
-      hy_copy_into(hy_slice(v2, 1, t + 1, T), randn(HY_F64, HY_SHAPE(B, n, H, D)));
+      hy_copy_into(hy_slice(q2, 1, t + 1, T),
+                   hy_scale(t_randn_next(HY_F64, HY_SHAPE(B, n, H, D)), 3));
+      hy_copy_into(hy_slice(k2, 1, t + 1, T),
+                   hy_scale(t_randn_next(HY_F64, HY_SHAPE(B, n, H, D)), 3));
+      hy_copy_into(hy_slice(v2, 1, t + 1, T), t_randn_next(HY_F64, HY_SHAPE(B, n, H, D)));
       hy_tensor *o2 = hy_sla(q2, k2, v2, 0.5, 0.3, 0.3, FMAPS[fi], BL, NULL);
       char what[120];
       snprintf(what, sizeof what, "sla %s: rows 0..%lld after changing rows %lld..%d",
@@ -420,10 +413,10 @@ Test(sla, causal_row_by_row) {
 Test(sla, strided_inputs) {
   for (int fi = 0; fi < 3; fi++) {
     int64_t H = 3, D = 5;
-    hy_tensor *qkv = t_param(randn(HY_F64, HY_SHAPE(2, 70, 3 * H * D))), *q, *k, *v;
-    qkv_views(qkv, H, D, &q, &k, &v);
+    hy_tensor *qkv = t_param(t_randn_next(HY_F64, HY_SHAPE(2, 70, 3 * H * D))), *q, *k, *v;
+    t_qkv_views(qkv, H, D, &q, &k, &v);
     cr_assert(!hy_is_contiguous(q));
-    hy_tensor *go = randn(HY_F64, HY_SHAPE(2, 70, H, 2 * D));
+    hy_tensor *go = t_randn_next(HY_F64, HY_SHAPE(2, 70, H, 2 * D));
     hy_tensor *o1 = hy_sla(q, k, v, 0.5, 0.25, 0.25, FMAPS[fi], 16, NULL);
     hy_backward_with(o1, go);
     hy_tensor *g1 = qkv->grad;
@@ -432,7 +425,7 @@ Test(sla, strided_inputs) {
     result r = run(false, qc, kc, vc, go, 0.5, 0.25, 0.25, FMAPS[fi], 16);
     t_expect_close(o1, r.o, 1e-14, "strided: output");
     hy_tensor *g1v[3];
-    qkv_views(g1, H, D, &g1v[0], &g1v[1], &g1v[2]);
+    t_qkv_views(g1, H, D, &g1v[0], &g1v[1], &g1v[2]);
     t_expect_close(g1v[0], r.gq, 1e-14, "strided: dq");
     t_expect_close(g1v[1], r.gk, 1e-14, "strided: dk");
     t_expect_close(g1v[2], r.gv, 1e-14, "strided: dv");
@@ -447,8 +440,9 @@ Test(sla, f32_against_f64) {
   for (int fi = 0; fi < 3; fi++)
     for (int c = 0; c < 3; c++) {
       hy_shape sh = HY_SHAPE(2, 150, 2, 16);
-      hy_tensor *q = randn(HY_F64, sh), *k = randn(HY_F64, sh), *v = randn(HY_F64, sh);
-      hy_tensor *go = randn(HY_F64, HY_SHAPE(2, 150, 2, 32));
+      hy_tensor *q = t_randn_next(HY_F64, sh), *k = t_randn_next(HY_F64, sh),
+                *v = t_randn_next(HY_F64, sh);
+      hy_tensor *go = t_randn_next(HY_F64, HY_SHAPE(2, 150, 2, 32));
       hy_tensor *q32 = t_param(t_cast(q, HY_F32)), *k32 = t_param(t_cast(k, HY_F32));
       hy_tensor *v32 = t_param(t_cast(v, HY_F32));
       /* f64 on the f32-rounded inputs: the difference is the arithmetic's alone */
@@ -467,8 +461,9 @@ Test(sla, f32_against_f64) {
 
 Test(sla, deterministic) {
   hy_shape sh = HY_SHAPE(2, 300, 3, 32);
-  hy_tensor *q = t_param(randn(HY_F32, sh)), *k = t_param(randn(HY_F32, sh));
-  hy_tensor *v = t_param(randn(HY_F32, sh)), *go = randn(HY_F32, HY_SHAPE(2, 300, 3, 64));
+  hy_tensor *q = t_param(t_randn_next(HY_F32, sh)), *k = t_param(t_randn_next(HY_F32, sh));
+  hy_tensor *v = t_param(t_randn_next(HY_F32, sh)),
+            *go = t_randn_next(HY_F32, HY_SHAPE(2, 300, 3, 64));
   for (int fi = 0; fi < 3; fi++) {
     result a = run(false, q, k, v, go, 0.2, 0.25, 0.1, FMAPS[fi], 32);
     result b = run(false, q, k, v, go, 0.2, 0.25, 0.1, FMAPS[fi], 32);
@@ -489,8 +484,9 @@ static void expect_slice_matches_whole(bool naive, int64_t T, int64_t block, int
                                        int64_t keys, double cf, double nf, int fi) {
   int64_t B = 2, H = 2, D = 5;
   hy_shape sh = HY_SHAPE(B, T, H, D);
-  hy_tensor *q = t_param(randn(HY_F64, sh)), *k = t_param(randn(HY_F64, sh));
-  hy_tensor *v = t_param(randn(HY_F64, sh)), *go = randn(HY_F64, HY_SHAPE(B, n, H, 2 * D));
+  hy_tensor *q = t_param(t_randn_next(HY_F64, sh)), *k = t_param(t_randn_next(HY_F64, sh));
+  hy_tensor *v = t_param(t_randn_next(HY_F64, sh)),
+            *go = t_randn_next(HY_F64, HY_SHAPE(B, n, H, 2 * D));
   hy_tensor *go_whole = hy_zeros(HY_F64, HY_SHAPE(B, T, H, 2 * D));
   hy_copy_into(hy_slice(go_whole, 1, q0, q0 + n), go);
   result whole = run(naive, q, k, v, go_whole, 0.4, cf, nf, FMAPS[fi], block);
@@ -540,7 +536,7 @@ Test(sla, slice_matches_whole) {
  * up to its last), and its stats count the same pairs. */
 Test(sla, slice_selection_matches_whole) {
   hy_shape sh = HY_SHAPE(2, 45, 3, 4);
-  hy_tensor *q = randn(HY_F64, sh), *k = randn(HY_F64, sh);
+  hy_tensor *q = t_randn_next(HY_F64, sh), *k = t_randn_next(HY_F64, sh);
   hy_tensor *whole = hy_sla_select(q, k, 4, 0.3, 0.3, NULL);
   int64_t nb = whole->shape[2];
   hy_sla_stats st;
@@ -577,7 +573,8 @@ static hy_tensor *sla_slice_gc(hy_tensor **in, void *ctx) {
  * read), every class. */
 Test(sla, gradcheck_slice) {
   for (int fi = 0; fi < 3; fi++) {
-    slice_ctx s = {randn(HY_F64, HY_SHAPE(2, 4, 2, 3)), 8, {0.6, 0.3, 0.5, FMAPS[fi], 4, 0, 0}};
+    slice_ctx s = {
+        t_randn_next(HY_F64, HY_SHAPE(2, 4, 2, 3)), 8, {0.6, 0.3, 0.5, FMAPS[fi], 4, 0, 0}};
     t_expect_gradcheck(sla_slice_gc, &s, 3,
                        (hy_tensor *[]){P(2, 9, 2, 3), P(2, 19, 2, 3), P(2, 19, 2, 3)},
                        "sla gradcheck of a slice");
