@@ -629,17 +629,24 @@ static int sp_splits(const hy_recipe *r, char *why, size_t size) {
          -1;
 }
 
-/* RAT's sequence-parallel form (layers/rat.c) exchanges whole chunks, so each rank's slice of the
- * sequence must be whole chunks (a slice that does not split evenly is sp_splits' error). */
-static int rat_slices(const hy_recipe *r, char *why, size_t size) {
-  int64_t sp = r->dist.sp, len = r->train.seq_len, chunk = r->layer_rat.chunk;
-  if (!uses(r, "rat") || sp == 1 || len % sp || (len / sp) % chunk == 0) return 0;
+/* A sequence-parallel form that exchanges whole units (RAT's chunks, layers/rat.c; SLA's blocks,
+ * layers/sla.h) needs each rank's slice of seq_len / sp tokens to be whole units (a seq_len that
+ * does not split over sp at all is sp_splits' error). */
+static int whole_units(const hy_recipe *r, const char *kind, const char *key, int64_t unit,
+                       const char *units, char *why, size_t size) {
+  int64_t T = r->train.seq_len, sp = r->dist.sp;
+  if (!uses(r, kind) || sp < 2 || T % sp || (T / sp) % unit == 0) return 0;
   return snprintf(why, size,
-                  "[layer.rat] chunk = %lld must divide each sequence-parallel rank's slice, "
+                  "[layer.%s] %s = %lld must divide each sequence-parallel rank's slice, "
                   "[train] seq_len / [dist] sp = %lld / %lld = %lld tokens: the ranks exchange "
-                  "whole chunks",
-                  (long long)chunk, (long long)len, (long long)sp, (long long)(len / sp)),
+                  "whole %s",
+                  kind, key, (long long)unit, (long long)T, (long long)sp, (long long)(T / sp),
+                  units),
          -1;
+}
+
+static int rat_slices(const hy_recipe *r, char *why, size_t size) {
+  return whole_units(r, "rat", "chunk", r->layer_rat.chunk, "chunks", why, size);
 }
 
 static bool uses_titans(const hy_recipe *r) {
@@ -681,17 +688,8 @@ static int softplus_length(const hy_recipe *r, char *why, size_t size) {
          -1;
 }
 
-/* SLA's sequence-parallel form runs whole blocks on each rank (layers/sla.h). A seq_len that
- * does not split over sp at all is the run's error (run/train.c). */
 static int sla_slices(const hy_recipe *r, char *why, size_t size) {
-  int64_t T = r->train.seq_len, sp = r->dist.sp, block = r->layer_sla.block;
-  if (!uses(r, "sla") || sp < 2 || T % sp || (T / sp) % block == 0) return 0;
-  return snprintf(why, size,
-                  "[layer.sla] block = %lld does not divide each sequence-parallel rank's slice, "
-                  "[train] seq_len / [dist] sp = %lld / %lld = %lld positions: a rank must hold "
-                  "whole blocks",
-                  (long long)block, (long long)T, (long long)sp, (long long)(T / sp)),
-         -1;
+  return whole_units(r, "sla", "block", r->layer_sla.block, "blocks", why, size);
 }
 
 static int vocab_fits(const hy_recipe *r, char *why, size_t size) {

@@ -618,15 +618,15 @@ BAD(rat_odd_head_size, "[model]\nlayers = \"rat\"\nd_model = 96\n[layer.rat]\nhe
 
 BAD(sla_slice_not_whole_blocks,
     "[model]\nlayers = \"sla,attn\"\n[train]\nseq_len = 192\n[dist]\nsp = 2\n",
-    "recipes/bad.toml:6: [layer.sla] block = 64 does not divide each sequence-parallel rank's "
-    "slice, [train] seq_len / [dist] sp = 192 / 2 = 96 positions: a rank must hold whole blocks")
+    "recipes/bad.toml:6: [layer.sla] block = 64 must divide each sequence-parallel rank's "
+    "slice, [train] seq_len / [dist] sp = 192 / 2 = 96 tokens: the ranks exchange whole blocks")
 /* The check names the last of its keys set: here the block, on the command line. */
 Test(bad_recipe, sla_block_set_last) {
   const char *sets[] = {"layer.sla.block=48"};
   expect_failure("[model]\nlayers = \"sla\"\n[dist]\nsp = 4\n", 1, sets,
-                 "--set layer.sla.block=48: [layer.sla] block = 48 does not divide each "
+                 "--set layer.sla.block=48: [layer.sla] block = 48 must divide each "
                  "sequence-parallel rank's slice, [train] seq_len / [dist] sp = 256 / 4 = 64 "
-                 "positions");
+                 "tokens");
 }
 
 /* Without an sla layer, or without sequence parallelism, the block may cut the slices. */
