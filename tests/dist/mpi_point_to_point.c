@@ -75,7 +75,8 @@ static void check_pipeline(void) {
   loss = stage_loss(s, c);
   if (r + 1 < W) loss = hy_dist_send(D.sp_group, r + 1, s, loss);
   hy_backward(loss);
-  expect(rel_err(a[r]->grad, ref) <= 1e-12, "pipeline: every rank's gradient", rel_err(a[r]->grad, ref));
+  expect(rel_err(a[r]->grad, ref) <= 1e-12, "pipeline: every rank's gradient",
+         rel_err(a[r]->grad, ref));
   /* forward: s to the next rank; backward: the gradient of what came in, to the previous one */
   uint64_t want = (uint64_t)((r + 1 < W) + (r > 0)) * 12 * sizeof(double);
   expect(hy_dist_bytes(HY_COLL_SEND) == want, "pipeline: bytes sent = (next + previous) x 96",
