@@ -647,6 +647,29 @@ static int titans_hidden(const hy_recipe *r, char *why, size_t size) {
          -1;
 }
 
+/* Sequence parallelism hands the Titans memory from rank to rank between chunks (layers/titans.c):
+ * each rank's slice must be whole chunks, and the token-by-token reference has no such form. A
+ * seq_len that does not split over sp at all is the run's own error (run/train.c). */
+static int titans_slices(const hy_recipe *r, char *why, size_t size) {
+  const hy_titans_config *t = &r->layer_titans;
+  int64_t T = r->train.seq_len, sp = r->dist.sp;
+  if (!uses_titans(r) || sp == 1 || T % sp) return 0;
+  if (t->reference)
+    return snprintf(why, size,
+                    "[layer.titans] reference = true has no sequence-parallel form: with [dist] "
+                    "sp = %lld it must be false",
+                    (long long)sp),
+           -1;
+  if ((T / sp) % t->chunk == 0) return 0;
+  return snprintf(why, size,
+                  "[layer.titans] chunk = %lld: with [dist] sp = %lld each rank holds [train] "
+                  "seq_len / sp = %lld / %lld = %lld tokens, which must be a whole number of "
+                  "chunks (the memory is handed from rank to rank between chunks)",
+                  (long long)t->chunk, (long long)sp, (long long)T, (long long)sp,
+                  (long long)(T / sp)),
+         -1;
+}
+
 static int softplus_length(const hy_recipe *r, char *why, size_t size) {
   const hy_softplus_config *s = &r->layer_softplus;
   int64_t len = s->train_len ? s->train_len : r->train.seq_len;
@@ -719,6 +742,14 @@ static const hy_cross_check CHECKS[] = {
       {"layer.titans", "head_dim"},
       {"layer.titans", "heads"}},
      titans_hidden},
+    {"With a `titans_mal` or `titans_mag` layer and `dist.sp > 1`: each rank's slice, "
+     "`train.seq_len / dist.sp`, is a whole number of `layer.titans.chunk`, and "
+     "`layer.titans.reference = false`.",
+     {{"layer.titans", "chunk"},
+      {"layer.titans", "reference"},
+      {"train", "seq_len"},
+      {"dist", "sp"}},
+     titans_slices},
     {"With a `softplus` layer and `length_scale = true`: its training length (`train_len`, or "
      "`train.seq_len`) is at least 2.",
      {{"layer.softplus", "length_scale"}, {"layer.softplus", "train_len"}, {"train", "seq_len"}},

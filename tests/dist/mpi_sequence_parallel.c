@@ -67,16 +67,18 @@ static hy_tensor *local_slice(hy_tensor *x, int64_t *offset) {
   return leaf;
 }
 
-/* Sum every parameter gradient over the sequence group (they are replicated). */
+/* Sum every parameter gradient over the sequence group (they are replicated; a rank a parameter
+ * did not reach, as M_0 past the first rank, holds zeros). */
 static void reduce_param_grads(hy_params *ps) {
   for (int i = 0; i < ps->n; i++)
-    if (ps->items[i].t->grad)
-      hy_allreduce_sum(D.sp_group, HY_CPU, ps->items[i].t->grad->data, hy_numel(ps->items[i].t),
-                       ps->items[i].t->dtype);
+    hy_allreduce_sum(D.sp_group, HY_CPU, hy_grad(ps->items[i].t)->data, hy_numel(ps->items[i].t),
+                     ps->items[i].t->dtype);
 }
 
-static void check_mixer(const char *kind, int64_t T) {
-  hy_model_config cfg = config();
+/* What the split run of the last check_mixer_with sent, by collective kind. */
+static uint64_t last_sent[HY_COLL_KINDS];
+
+static void check_mixer_with(const char *kind, const char *label, int64_t T, hy_model_config cfg) {
   hy_rng rng = hy_rng_new(11);
   hy_params ps = {0};
   const hy_mixer_kind *k = hy_mixer_find(kind);
@@ -103,21 +105,85 @@ static void check_mixer(const char *kind, int64_t T) {
   hy_tensor *xl = local_slice(x, &offset),
             *gl = hy_contiguous(hy_slice(gy, 1, offset, offset + xl->shape[1]));
   hy_sequence_set(D.sp_group, offset);
+  hy_dist_reset_bytes();
   hy_tensor *yl = hy_mixer_forward(k, layer, xl);
   hy_backward_with(yl, gl);
+  for (int c = 0; c < HY_COLL_KINDS; c++) last_sent[c] = hy_dist_bytes(c);
   hy_sequence_set(NULL, 0);
   reduce_param_grads(&ps);
   int64_t n = xl->shape[1];
-  expect(rel_err(yl, hy_contiguous(hy_slice(y, 1, offset, offset + n))), 1e-10, "output", kind);
+  expect(rel_err(yl, hy_contiguous(hy_slice(y, 1, offset, offset + n))), 1e-10, "output", label);
   expect(rel_err(xl->grad, hy_contiguous(hy_slice(x->grad, 1, offset, offset + n))), 1e-10,
-         "input gradient", kind);
+         "input gradient", label);
   double worst = 0;
   for (int i = 0; i < ps.n; i++) worst = fmax(worst, rel_err(ps.items[i].t->grad, ref[i]));
-  expect(worst, 1e-10, "parameter gradients", kind);
+  expect(worst, 1e-10, "parameter gradients", label);
   free(ref);
   k->destroy(layer);
   hy_params_free(&ps);
   hy_step_reset();
+}
+
+static void check_mixer(const char *kind, int64_t T) { check_mixer_with(kind, kind, T, config()); }
+
+/* ---- Titans: the memory handed from rank to rank, the window's keys and values before ---- */
+
+/* The positions before `at` a query sees (layers/titans.c): window - 1, or all with window 0. */
+static int64_t seen_before(int64_t window, int64_t at) {
+  return window > 0 && window - 1 < at ? window - 1 : at;
+}
+
+/* The bytes rank r sends for one Titans layer, forward and backward, for B sequences of T tokens
+ * in f64 (docs/distributed.md): the memory's state (weights and momentum, 2 P values per memory
+ * head) to the next rank, and the keys and values of the window before the next rank's slice
+ * (2 H d_h per position); the backward sends the gradients of what came in to the previous rank. */
+static uint64_t titans_bytes(const hy_model_config *c, int64_t B, int64_t T) {
+  const hy_titans_config *t = &c->titans;
+  int64_t W = D.sp, r = D.sp_rank, n = T / W, next = r + 1 < W, prev = r > 0;
+  int64_t Dm = t->head_dim ? t->head_dim : c->d_model / t->heads;
+  int64_t P = t->depth == 2 ? 2 * Dm * (int64_t)(t->expansion * (double)Dm) : Dm * Dm;
+  int64_t state = 2 * P * t->heads * B, key = 2 * c->d_model * B; /* 2 H d_h = 2 d */
+  int64_t values = (next + prev) * state + next * seen_before(t->window, (r + 1) * n) * key +
+                   prev * seen_before(t->window, r * n) * key;
+  return (uint64_t)values * sizeof(double);
+}
+
+/* MAL and MAG under settings that change what is exchanged: memory depth 1 and 2, persistent
+ * tokens or none, several chunks per rank or exactly one, a window inside one rank's slice,
+ * longer than a slice (its keys come from several ranks), or all keys (window 0). Each equals one
+ * process, sends the formula's bytes point to point and gathers nothing. */
+static void check_titans(void) {
+  typedef struct {
+    int64_t T, chunk, window, persistent, depth;
+  } titans_case;
+  const titans_case cases[] = {
+      {160, 8, 16, 0, 1}, /* several chunks per rank, linear memory */
+      {64, 4, 5, 2, 2},   /* a small window, many chunks */
+      {32, 0, 24, 2, 1},  /* one chunk per rank (chunk 0: T / sp); the window spans ranks */
+      {32, 0, 0, 0, 2},   /* one chunk per rank; every earlier key */
+  };
+  for (int gate = 0; gate < 2; gate++)
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+      titans_case tc = cases[i];
+      hy_model_config cfg = config();
+      cfg.titans.chunk = tc.chunk ? tc.chunk : tc.T / D.sp;
+      cfg.titans.window = tc.window;
+      cfg.titans.persistent = tc.persistent;
+      cfg.titans.depth = tc.depth;
+      const char *kind = gate ? "titans_mag" : "titans_mal";
+      char label[64];
+      snprintf(label, sizeof label, "%s T%lld c%lld w%lld p%lld d%lld", kind + 7, (long long)tc.T,
+               (long long)cfg.titans.chunk, (long long)tc.window, (long long)tc.persistent,
+               (long long)tc.depth);
+      check_mixer_with(kind, label, tc.T, cfg);
+      uint64_t want = titans_bytes(&cfg, 2, tc.T);
+      bool ok = last_sent[HY_COLL_SEND] == want && last_sent[HY_COLL_ALLGATHER] == 0;
+      failures += !ok;
+      if (D.rank == 0 || !ok)
+        printf("rank %d %s %-24s sent %llu bytes point to point (formula %llu), gathered %llu\n",
+               D.rank, ok ? "ok  " : "FAIL", label, (unsigned long long)last_sent[HY_COLL_SEND],
+               (unsigned long long)want, (unsigned long long)last_sent[HY_COLL_ALLGATHER]);
+    }
 }
 
 /* A whole hybrid: loss and every parameter gradient. */
@@ -205,6 +271,7 @@ int main(int argc, char **argv) {
                          "softplus", "sla",       "rat",    "titans_mal", "titans_mag"};
   for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
     check_mixer(kinds[i], 160); /* 160 splits over 1, 2 and 4 ranks */
+  check_titans();
   check_model();
   check_bytes();
   int all = failures;
