@@ -81,7 +81,6 @@ int main(int argc, char **argv) {
   cfg.n_heads = 4;
   cfg.n_layers = 4;
   for (int l = 0; l < cfg.n_layers; l++) snprintf(cfg.layers[l], HY_KIND_NAME_MAX, "%s", kind);
-  if (getenv("TMP_TITANS_DEPTH")) cfg.titans.depth = atoi(getenv("TMP_TITANS_DEPTH"));
   sp_case c = {.m = hy_model_new(&cfg, 1), .dist = &d, .weight = 1.0 / world};
   hy_optimizer_init(&c.opt, &c.m->params, hy_adamw_config(0.9, 0.95, 1e-8, 0.1));
   hy_tensor *tokens = hy_empty_persistent(HY_I32, HY_SHAPE(1, T + 1));

@@ -142,61 +142,11 @@ static hy_tensor *output(const hy_titans_memory *m, hy_tensor *y) {
  * starts from the weights and momentum rank r - 1 ends in and hands its own on (2 P values per
  * sequence and memory head). So the ranks' scans run one after another; the rest of the layer
  * does not wait. The backward hands the state's gradient back the same way. */
-/* Depth 1, LASP-2 style (EXPERIMENT): the update of a chunk is affine in the state X = [W; S]
- * (2D x D), X' = M_j X + c_j, so a slice's scan is X_out = Phi X_in + psi. Every rank gets its Phi
- * and psi from one scan of 3B sequences (the columns of W evolve independently): from (I, 0) and
- * (0, I) with v = 0 (Phi's two column blocks) and from (0, 0) with v (psi); ONE AllGather shares
- * them, and rank r folds the earlier ranks' maps into its starting state. */
-static hy_tensor *scan_affine(const hy_titans_memory *m, hy_tensor *q, hy_tensor *k, hy_tensor *v,
-                              hy_tensor *theta, hy_tensor *eta, hy_tensor *keep) {
-  const hy_sequence *seq = hy_sequence_get();
-  int r = hy_group_rank(seq->group);
-  int64_t B = q->shape[0], H = m->heads, D = m->dim, P = D * D;
-  hy_tensor *k3 = hy_concat(3, (hy_tensor *[]){k, k, k}, 0);
-  hy_tensor *zero = hy_zeros(v->dtype, hy_shape_of(v));
-  hy_tensor *v3 = hy_concat(3, (hy_tensor *[]){zero, zero, v}, 0);
-  hy_tensor *th3 = hy_concat(3, (hy_tensor *[]){theta, theta, theta}, 0);
-  hy_tensor *eta3 = hy_concat(3, (hy_tensor *[]){eta, eta, eta}, 0);
-  hy_tensor *keep3 = hy_concat(3, (hy_tensor *[]){keep, keep, keep}, 0);
-  hy_tensor *start = hy_zeros(q->dtype, HY_SHAPE(3 * B, H, 2, P)); /* (I, 0), (0, I), (0, 0) */
-  for (int64_t b = 0; b < B; b++)
-    for (int64_t h = 0; h < H; h++)
-      for (int64_t i = 0; i < D; i++) {
-        hy_set(start, ((b * H + h) * 2 + 0) * P + i * D + i, 1.0);
-        hy_set(start, (((B + b) * H + h) * 2 + 1) * P + i * D + i, 1.0);
-      }
-  hy_tensor *maps;
-  hy_titans_scan_state(k3, k3, v3, th3, eta3, keep3, m->m0[0], NULL, start, m->chunk, &maps);
-  /* [3, B H, 2 D D]: Phi's columns for W, for S, then psi; each [2 D, D] = [W part; S part] */
-  hy_tensor *packed = hy_reshape(maps, HY_SHAPE(3, B * H, 2 * P));
-  hy_tensor *all = hy_dist_allgather(seq->group, hy_transpose(packed, 0, 1)); /* [W, BH, 3, 2P] */
-  hy_tensor *X0 = hy_add(hy_zeros(q->dtype, HY_SHAPE(B, H, D, D)), m->m0[0]);
-  hy_tensor *X = hy_concat(2,
-                           (hy_tensor *[]){hy_reshape(X0, HY_SHAPE(B * H, D, D)),
-                                           hy_zeros(q->dtype, HY_SHAPE(B * H, D, D))},
-                           1);
-  /* every rank uses the gathered maps (zero times rank 0's on rank 0) so that every rank's backward
-   * takes part in their reduce-scatter */
-  hy_tensor *first = hy_reshape(hy_slice(all, 0, 0, 1), HY_SHAPE(B * H, 6 * D, D));
-  X = hy_add(X, hy_scale(hy_slice(first, 1, 0, 2 * D), 0.0));
-  for (int s = 0; s < r; s++) {
-    hy_tensor *map = hy_reshape(hy_slice(all, 0, s, s + 1), HY_SHAPE(B * H, 6 * D, D));
-    hy_tensor *cw = hy_slice(map, 1, 0, 2 * D), *cs = hy_slice(map, 1, 2 * D, 4 * D);
-    hy_tensor *psi = hy_slice(map, 1, 4 * D, 6 * D);
-    hy_tensor *W = hy_slice(X, 1, 0, D), *S = hy_slice(X, 1, D, 2 * D);
-    X = hy_add(hy_add(hy_matmul(cw, W), hy_matmul(cs, S)), psi);
-  }
-  hy_tensor *init = hy_reshape(X, HY_SHAPE(B, H, 2, P));
-  return hy_titans_scan_state(q, k, v, theta, eta, keep, m->m0[0], NULL, init, m->chunk, NULL);
-}
-
 static hy_tensor *scan(const hy_titans_memory *m, hy_tensor *q, hy_tensor *k, hy_tensor *v,
                        hy_tensor *theta, hy_tensor *eta, hy_tensor *keep) {
   hy_tensor *w2 = m->depth == 2 ? m->m0[1] : NULL;
   if (!hy_sequence_parallel())
     return hy_titans_scan(q, k, v, theta, eta, keep, m->m0[0], w2, m->chunk);
-  if (m->depth == 1 && getenv("HYLA_TITANS_AFFINE"))
-    return scan_affine(m, q, k, v, theta, eta, keep);
   const hy_sequence *seq = hy_sequence_get();
   int W = hy_group_size(seq->group), r = hy_group_rank(seq->group);
   hy_tensor *init = NULL, *last = NULL;
