@@ -132,18 +132,18 @@ static void with_window_before(int64_t window, hy_tensor **k, hy_tensor **v, int
   const hy_sequence *seq = hy_sequence_get();
   int W = hy_group_size(seq->group), r = hy_group_rank(seq->group);
   int64_t B = (*k)->shape[0], T = (*k)->shape[1], H = (*k)->shape[2], D = (*k)->shape[3];
-  hy_tensor *kv = hy_concat(2, (hy_tensor *[]){*k, *v}, 3); /* [B, T, H, 2 D] */
   *p = seen_before(window, seq->offset);
-  if (*p > 0) {
+  if (*p > 0) { /* keys and values side by side: [B, p, H, 2 D] */
     hy_shape s = HY_SHAPE(B, *p, H, 2 * D);
-    hy_tensor *before = hy_dist_recv(seq->group, r - 1, kv->device, kv->dtype, s);
-    kv = hy_concat(2, (hy_tensor *[]){before, kv}, 1);
+    hy_tensor *before = hy_dist_recv(seq->group, r - 1, (*k)->device, (*k)->dtype, s);
+    *k = hy_concat(2, (hy_tensor *[]){hy_slice(before, 3, 0, D), *k}, 1);
+    *v = hy_concat(2, (hy_tensor *[]){hy_slice(before, 3, D, 2 * D), *v}, 1);
   }
-  int64_t n = seen_before(window, seq->offset + T); /* the next rank's *p */
-  if (r + 1 < W && n > 0)
-    kv = hy_dist_send(seq->group, r + 1, hy_slice(kv, 1, *p + T - n, *p + T), kv);
-  *k = hy_slice(kv, 3, 0, D);
-  *v = hy_slice(kv, 3, D, 2 * D);
+  int64_t n = seen_before(window, seq->offset + T), end = *p + T; /* n: the next rank's *p */
+  if (r + 1 < W && n > 0) {
+    hy_tensor *tail[2] = {hy_slice(*k, 1, end - n, end), hy_slice(*v, 1, end - n, end)};
+    *k = hy_dist_send(seq->group, r + 1, hy_concat(2, tail, 3), *k);
+  }
 }
 
 /* hy_titans_window_attention of queries q at positions p .. p + T - 1 of k and v. Without

@@ -1,10 +1,11 @@
 /* Sequence parallelism against one process, under mpirun -np W (W = 1, 2, 4): for each layer kind
- * (LASP-2 for gla, lightning and linear; LASP-2H for attn, sigmoid and softplus; the gathered
- * sequence for sla, rat and titans, hy_mixer_forward) and for a whole hybrid model, the
- * outputs, the input gradient and every parameter gradient of a sequence split over W ranks equal
- * the single-process values (f64: relative error <= 1e-10). Also: the state AllGather of a GLA
- * layer sends the same bytes at T = 256 and T = 4096. A plain MPI program: Criterion runs tests in
- * forked children, which MPI does not allow. Exits non-zero on any failure. */
+ * (LASP-2 for gla, lightning and linear; LASP-2H for attn, sigmoid and softplus; the memory and
+ * the window handed from rank to rank for titans; the gathered sequence for sla and rat,
+ * hy_mixer_forward) and for a whole hybrid model, the outputs, the input gradient and every
+ * parameter gradient of a sequence split over W ranks equal the single-process values (f64:
+ * relative error <= 1e-10). Also: the state AllGather of a GLA layer sends the same bytes at
+ * T = 256 and T = 4096; each Titans setting sends its formula's bytes. A plain MPI program
+ * (Criterion runs tests in forked children, which MPI does not allow); exits 1 on a failure. */
 #include "autograd/tape.h"
 #include "dist/collective_ops.h"
 #include "dist/dist.h"
@@ -266,7 +267,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "%s\n", err.msg);
     hy_dist_abort(2);
   }
-  /* LASP-2, LASP-2H, then the kinds that see the gathered sequence (hy_mixer_forward) */
+  /* LASP-2, LASP-2H, the gathered sequence (hy_mixer_forward), Titans' hand-off */
   const char *kinds[] = {"gla",      "lightning", "linear", "attn",       "sigmoid",
                          "softplus", "sla",       "rat",    "titans_mal", "titans_mag"};
   for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
