@@ -35,12 +35,12 @@ static void push(hy_node *node) {
   T.nodes[T.n++] = node;
 }
 
-hy_node *hy_record(const char *op, hy_backward_fn backward, hy_tensor *out, int n_in,
-                   hy_tensor *const *in) {
+static hy_node *record(const char *op, hy_backward_fn backward, hy_tensor *out, int n_in,
+                       hy_tensor *const *in, bool always) {
   if (!T.in_backward) hy_profile_mark(op, false); /* the op's kernels were queued just before */
   if (!T.in_backward) hy_check_finite(op, "output", out, n_in, in);
   if (T.no_grad_depth > 0) return NULL;
-  bool any = false;
+  bool any = always;
   for (int i = 0; i < n_in; i++) any = any || (in[i] && in[i]->requires_grad);
   if (!any) return NULL;
   hy_node *node = hy_arena_calloc(sizeof *node);
@@ -48,12 +48,22 @@ hy_node *hy_record(const char *op, hy_backward_fn backward, hy_tensor *out, int 
   node->backward = backward;
   node->out = out;
   node->n_in = n_in;
-  node->in = hy_arena_alloc((size_t)n_in * sizeof *node->in);
-  memcpy(node->in, in, (size_t)n_in * sizeof *node->in);
+  node->in = n_in ? hy_arena_alloc((size_t)n_in * sizeof *node->in) : NULL;
+  if (n_in) memcpy(node->in, in, (size_t)n_in * sizeof *node->in);
   out->requires_grad = true;
   out->node = node;
   push(node);
   return node;
+}
+
+hy_node *hy_record(const char *op, hy_backward_fn backward, hy_tensor *out, int n_in,
+                   hy_tensor *const *in) {
+  return record(op, backward, out, n_in, in, false);
+}
+
+hy_node *hy_record_always(const char *op, hy_backward_fn backward, hy_tensor *out, int n_in,
+                          hy_tensor *const *in) {
+  return record(op, backward, out, n_in, in, true);
 }
 
 void hy_record_second(hy_node *node, hy_tensor *out2) {

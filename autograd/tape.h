@@ -26,6 +26,11 @@ struct hy_node {
 hy_node *hy_record(const char *op, hy_backward_fn backward, hy_tensor *out, int n_in,
                    hy_tensor *const *in);
 
+/* The same whenever grad mode is on, even when no input needs a gradient (or there are none): a
+ * point-to-point exchange, whose backward must run on both ranks for either to finish. */
+hy_node *hy_record_always(const char *op, hy_backward_fn backward, hy_tensor *out, int n_in,
+                          hy_tensor *const *in);
+
 /* A second output of the op whose node is `node` (a fused op that makes two tensors): its
  * gradient reaches the same backward, in node->out2->grad, which like out->grad may be NULL when
  * nothing used that output. */

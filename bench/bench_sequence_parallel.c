@@ -47,8 +47,9 @@ static void step(void *p) {
   hy_tensor *loss = hy_scale(hy_model_loss(c->m, c->x, c->y, -1), c->weight);
   hy_params_zero_grad(&c->m->params);
   hy_backward(loss);
-  for (int i = 0; i < c->m->params.n; i++) /* replicated parameters: sum over the ranks */
-    hy_allreduce_sum(c->dist->sp_group, HY_CPU, c->m->params.items[i].t->grad->data,
+  for (int i = 0; i < c->m->params.n; i++) /* replicated parameters: sum over the ranks (a rank
+                                            * a parameter did not reach holds zeros) */
+    hy_allreduce_sum(c->dist->sp_group, HY_CPU, hy_grad(c->m->params.items[i].t)->data,
                      hy_numel(c->m->params.items[i].t), c->m->params.items[i].t->dtype);
   hy_optimizer_step(&c->opt, 1e-3);
   hy_step_reset();

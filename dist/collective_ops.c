@@ -67,6 +67,59 @@ hy_tensor *hy_dist_allgather_cat(hy_group *g, int n, hy_tensor *const *xs) {
   return y;
 }
 
+/* in: x, after; out: after's view. */
+static void send_backward(hy_node *n) {
+  hy_tensor *x = n->in[0], *after = n->in[1], *gy = n->out->grad;
+  if (gy && after->requires_grad) { /* the view's gradient is after's */
+    if (!after->grad && !after->persistent && !n->out->retain_grad) {
+      after->grad = gy;
+      n->out->grad = NULL; /* now after's: not handed back with the view's spent gradient */
+    } else {
+      hy_tensor *ga = hy_grad(after);
+      hy_copy_into(ga, hy_add(ga, gy));
+    }
+  }
+  hy_tensor *gx = hy_empty_like(x); /* always received: the receiver sends it either way */
+  hy_recv(n->saved, x->device, gx->data, hy_numel(x), x->dtype, (int)n->iarg[0]);
+  if (x->requires_grad) {
+    hy_tensor *acc = hy_grad(x);
+    hy_copy_into(acc, hy_add(acc, gx));
+  }
+}
+
+hy_tensor *hy_dist_send(hy_group *g, int to, hy_tensor *x, hy_tensor *after) {
+  x = hy_contiguous(x);
+  hy_send(g, x->device, x->data, hy_numel(x), x->dtype, to);
+  hy_tensor *y = hy_arena_alloc(sizeof *y); /* a view of after */
+  *y = *after;
+  y->persistent = y->requires_grad = y->retain_grad = false;
+  y->grad = NULL;
+  y->node = NULL;
+  y->bf16_copy = NULL;
+  hy_node *n = hy_record_always("send", send_backward, y, 2, (hy_tensor *[]){x, after});
+  if (n) {
+    n->saved = g;
+    n->iarg[0] = to;
+  }
+  return n ? y : after;
+}
+
+static void recv_backward(hy_node *n) {
+  hy_tensor *gy = hy_contiguous(hy_grad(n->out));
+  hy_send(n->saved, gy->device, gy->data, hy_numel(gy), gy->dtype, (int)n->iarg[0]);
+}
+
+hy_tensor *hy_dist_recv(hy_group *g, int from, hy_device device, hy_dtype dtype, hy_shape shape) {
+  hy_tensor *y = hy_empty_on(device, dtype, shape);
+  hy_recv(g, device, y->data, hy_numel(y), dtype, from);
+  hy_node *n = hy_record_always("recv", recv_backward, y, 0, NULL);
+  if (n) {
+    n->saved = g;
+    n->iarg[0] = from;
+  }
+  return y;
+}
+
 static hy_sequence current = {NULL, 0};
 
 void hy_sequence_set(hy_group *group, int64_t offset) { current = (hy_sequence){group, offset}; }

@@ -13,6 +13,17 @@ hy_tensor *hy_dist_allgather(hy_group *g, hy_tensor *x);
  * tensor alone (and in the backward each input gets its part of the reduce-scatter). */
 hy_tensor *hy_dist_allgather_cat(hy_group *g, int n, hy_tensor *const *xs);
 
+/* Point to point along a group, for pipelines: this rank hands x to rank `to`, which takes it with
+ * hy_dist_recv(..., from = this rank) as a tensor of x's shape, dtype and device. The backward
+ * runs the other way: the receiver sends the gradient of what it got, the sender receives it and
+ * adds it to x's. Both sides record a node whenever grad mode is on (whether x needs a gradient
+ * or not), so that their backward passes always meet; the received tensor must reach the loss.
+ * hy_dist_send returns `after` (a view: no copy), which the caller uses in its place: that puts
+ * the send on the way to the loss, so that the tape runs its backward (after the backward of what
+ * uses `after`). */
+hy_tensor *hy_dist_send(hy_group *g, int to, hy_tensor *x, hy_tensor *after);
+hy_tensor *hy_dist_recv(hy_group *g, int from, hy_device device, hy_dtype dtype, hy_shape shape);
+
 /* The sequence-parallel context of the current forward: the group and where this rank's slice of
  * the sequence starts. Without sequence parallelism: a group of one and offset 0. */
 typedef struct {

@@ -28,7 +28,8 @@ static bool mpi_on;
 static int local_rank = 0, local_size = 1; /* among the processes of this machine */
 
 const char *hy_coll_name(hy_coll_kind kind) {
-  static const char *const names[] = {"allreduce", "allgather", "reduce_scatter", "broadcast"};
+  static const char *const names[] = {"allreduce", "allgather", "reduce_scatter", "broadcast",
+                                      "send"};
   return kind < HY_COLL_KINDS ? names[kind] : "?";
 }
 
@@ -72,8 +73,11 @@ int hy_dist_start(int *argc, char ***argv) {
   return 1;
 }
 
+static void finish_sends(bool wait);
+
 void hy_dist_stop(void) {
 #ifdef HYLA_MPI
+  finish_sends(true);
   if (mpi_on) MPI_Finalize();
 #endif
   mpi_on = false;
@@ -158,6 +162,7 @@ int hy_dist_local_rank(void) { return local_rank; }
 int hy_dist_local_size(void) { return local_size; }
 
 void hy_dist_free(hy_dist *d) {
+  finish_sends(true);
   hy_group *gs[] = {d->all, d->dp_group, d->sp_group};
   for (int i = 0; i < 3; i++) {
     if (!gs[i]) continue;
@@ -333,5 +338,98 @@ void hy_barrier(hy_group *g) {
   if (!g || g->size == 1) return;
 #ifdef HYLA_MPI
   MPI_Barrier(g->comm);
+#endif
+}
+
+/* ---- point to point ---- */
+
+/* The CPU's sends in flight: each from its own copy, freed once delivered. */
+#ifdef HYLA_MPI
+typedef struct {
+  MPI_Request request;
+  void *copy;
+} pending_send;
+static pending_send *pending;
+static int n_pending, cap_pending;
+#endif
+
+/* Free the sends that have been delivered (wait: all of them, waiting for each). */
+static void finish_sends(bool wait) {
+#ifdef HYLA_MPI
+  int kept = 0;
+  for (int i = 0; i < n_pending; i++) {
+    int done = 1;
+    if (wait)
+      MPI_Wait(&pending[i].request, MPI_STATUS_IGNORE);
+    else
+      MPI_Test(&pending[i].request, &done, MPI_STATUS_IGNORE);
+    if (done)
+      free(pending[i].copy);
+    else
+      pending[kept++] = pending[i];
+  }
+  n_pending = kept;
+  if (wait) {
+    free(pending);
+    pending = NULL;
+    cap_pending = 0;
+  }
+#else
+  (void)wait;
+#endif
+}
+
+static void check_peer(const hy_group *g, int peer, const char *what) {
+  if (!g || peer < 0 || peer >= g->size || peer == g->rank)
+    hy_die("dist", "%s rank %d of a group of %d (this is rank %d)", what, peer, g ? g->size : 1,
+           g ? g->rank : 0);
+}
+
+void hy_send(hy_group *g, hy_device where, const void *buf, int64_t n, hy_dtype dtype, int to) {
+  check_peer(g, to, "send to");
+  size_t bytes = (size_t)n * hy_dtype_size(dtype);
+  sent[HY_COLL_SEND] += bytes;
+  need_nccl(where);
+#ifdef HYLA_NCCL
+  if (where == HY_CUDA) {
+    NCCL_CHECK(ncclSend(buf, (size_t)n, nccl_type(dtype), to, nccl_of(g), hy_cuda_stream()));
+    return;
+  }
+#endif
+#ifdef HYLA_MPI
+  finish_sends(false);
+  if (n_pending == cap_pending) {
+    cap_pending = cap_pending ? 2 * cap_pending : 16;
+    pending_send *grown = realloc(pending, (size_t)cap_pending * sizeof *grown);
+    if (!grown) hy_die("dist", "out of memory");
+    pending = grown;
+  }
+  void *copy = malloc(bytes ? bytes : 1);
+  if (!copy) hy_die("dist", "out of memory");
+  memcpy(copy, buf, bytes);
+  pending[n_pending].copy = copy;
+  MPI_Isend(copy, count_of(n), mpi_type(dtype), to, 0, g->comm, &pending[n_pending].request);
+  n_pending++;
+#else
+  (void)buf;
+#endif
+}
+
+void hy_recv(hy_group *g, hy_device where, void *buf, int64_t n, hy_dtype dtype, int from) {
+  check_peer(g, from, "receive from");
+  need_nccl(where);
+#ifdef HYLA_NCCL
+  if (where == HY_CUDA) {
+    NCCL_CHECK(ncclRecv(buf, (size_t)n, nccl_type(dtype), from, nccl_of(g), hy_cuda_stream()));
+    return;
+  }
+#endif
+#ifdef HYLA_MPI
+  finish_sends(false);
+  MPI_Recv(buf, count_of(n), mpi_type(dtype), from, 0, g->comm, MPI_STATUS_IGNORE);
+#else
+  (void)buf;
+  (void)n;
+  (void)dtype;
 #endif
 }

@@ -15,6 +15,7 @@ typedef enum {
   HY_COLL_ALLGATHER,
   HY_COLL_REDUCE_SCATTER,
   HY_COLL_BROADCAST,
+  HY_COLL_SEND, /* point to point (hy_send) */
   HY_COLL_KINDS
 } hy_coll_kind;
 
@@ -63,6 +64,15 @@ void hy_reduce_scatter_sum(hy_group *g, hy_device where, const void *send, void 
                            hy_dtype dtype);
 void hy_broadcast(hy_group *g, hy_device where, void *buf, int64_t n, hy_dtype dtype, int root);
 void hy_barrier(hy_group *g);
+
+/* Point to point within a group, for pipelines along it: n elements from this rank to rank `to`,
+ * which takes them with hy_recv(..., from = this rank). A send does not wait for its receiver:
+ * on the CPU it goes out in the background from a copy (MPI_Isend, freed once delivered; all are
+ * waited for when the grid is freed); on the GPU it is queued on hyla's stream (ncclSend), whose
+ * later work waits for the receiver. hy_recv returns when the data is here (on the GPU: queued on
+ * the stream before the work that reads it). */
+void hy_send(hy_group *g, hy_device where, const void *buf, int64_t n, hy_dtype dtype, int to);
+void hy_recv(hy_group *g, hy_device where, void *buf, int64_t n, hy_dtype dtype, int from);
 
 /* Bytes this process has sent per kind of collective, and their names for the run log. */
 uint64_t hy_dist_bytes(hy_coll_kind kind);

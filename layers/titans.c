@@ -115,14 +115,60 @@ hy_tensor *hy_titans_window_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, 
   return hy_contiguous(hy_transpose(o, 1, 2));
 }
 
+/* ---- sequence parallelism: the keys and values of the window before this rank's slice ---- */
+
+/* The positions before `at` that a query at `at` or later sees: the last window - 1 (all of them
+ * with window 0). */
+static int64_t seen_before(int64_t window, int64_t at) {
+  return window > 0 && window - 1 < at ? window - 1 : at;
+}
+
+/* k, v [B, T, H, D] of this rank's slice with the keys and values of the *p positions before it
+ * in front, *p = seen_before(window, offset): rank r - 1 hands them on (from its own rows and
+ * what it was handed), and this rank hands on the last seen_before(window, offset + T) of its
+ * own. Only the window travels, not every earlier rank's keys (LASP-2H); with a window longer
+ * than a slice it comes from several ranks, one hand-on after another. */
+static void with_window_before(int64_t window, hy_tensor **k, hy_tensor **v, int64_t *p) {
+  const hy_sequence *seq = hy_sequence_get();
+  int W = hy_group_size(seq->group), r = hy_group_rank(seq->group);
+  int64_t B = (*k)->shape[0], T = (*k)->shape[1], H = (*k)->shape[2], D = (*k)->shape[3];
+  *p = seen_before(window, seq->offset);
+  if (*p > 0) { /* keys and values side by side: [B, p, H, 2 D] */
+    hy_shape s = HY_SHAPE(B, *p, H, 2 * D);
+    hy_tensor *before = hy_dist_recv(seq->group, r - 1, (*k)->device, (*k)->dtype, s);
+    *k = hy_concat(2, (hy_tensor *[]){hy_slice(before, 3, 0, D), *k}, 1);
+    *v = hy_concat(2, (hy_tensor *[]){hy_slice(before, 3, D, 2 * D), *v}, 1);
+  }
+  int64_t n = seen_before(window, seq->offset + T), end = *p + T; /* n: the next rank's *p */
+  if (r + 1 < W && n > 0) {
+    hy_tensor *tail[2] = {hy_slice(*k, 1, end - n, end), hy_slice(*v, 1, end - n, end)};
+    *k = hy_dist_send(seq->group, r + 1, hy_concat(2, tail, 3), *k);
+  }
+}
+
+/* hy_titans_window_attention of queries q at positions p .. p + T - 1 of k and v. Without
+ * persistent tokens the fused op takes the offset; with them, p zero query rows go in front and
+ * their rows are dropped: exact (a row sees only keys; the zero rows get no gradient), at the
+ * price of p < window rows more. */
+static hy_tensor *window_attention(const hy_titans_layer *l, hy_tensor *q, hy_tensor *k,
+                                   hy_tensor *v, int64_t p) {
+  double scale = 1.0 / sqrt((double)l->attn.head_dim);
+  int64_t window = l->attn.window, B = q->shape[0], T = q->shape[1];
+  if (p == 0) return hy_titans_window_attention(q, k, v, l->pk, l->pv, scale, window);
+  if (!l->pk) return hy_attention_offset(q, k, v, scale, window, p);
+  hy_tensor *front = hy_zeros(q->dtype, HY_SHAPE(B, p, q->shape[2], q->shape[3]));
+  q = hy_concat(2, (hy_tensor *[]){front, q}, 1);
+  return hy_slice(hy_titans_window_attention(q, k, v, l->pk, l->pv, scale, window), 1, p, p + T);
+}
+
 /* ---- the layer ---- */
 
 static hy_tensor *attend(const hy_titans_layer *l, hy_tensor *x) {
   hy_tensor *q, *k, *v;
-  hy_attention_qkv(&l->attn, x, &q, &k, &v);
-  double scale = 1.0 / sqrt((double)l->attn.head_dim);
-  hy_tensor *o = hy_titans_window_attention(q, k, v, l->pk, l->pv, scale, l->attn.window);
-  return hy_attention_out(&l->attn, x, o);
+  hy_attention_qkv(&l->attn, x, &q, &k, &v); /* RoPE at this slice's global positions */
+  int64_t p = 0;
+  if (hy_sequence_parallel()) with_window_before(l->attn.window, &k, &v, &p);
+  return hy_attention_out(&l->attn, x, window_attention(l, q, k, v, p));
 }
 
 /* MAG: RMSNorm(a; g_a) * sigmoid(RMSNorm(m; g_m)). */
@@ -131,12 +177,12 @@ static hy_tensor *combine(const hy_titans_layer *l, hy_tensor *a, hy_tensor *m) 
                 hy_sigmoid(hy_rmsnorm(m, l->mem_norm, l->norm_eps)));
 }
 
+/* Under sequence parallelism MAG attends first: its keys and values go on to the next rank
+ * before this rank's memory waits for the previous rank's. */
 hy_tensor *hy_titans_forward(const hy_titans_layer *l, hy_tensor *x) {
-  if (hy_sequence_parallel())
-    hy_die("titans", "the memory is sequential: sequence parallelism is not supported");
-  hy_tensor *m = hy_titans_memory_forward(&l->mem, x);
-  if (!l->gate) return attend(l, m);
-  return combine(l, attend(l, x), m);
+  if (!l->gate) return attend(l, hy_titans_memory_forward(&l->mem, x));
+  hy_tensor *a = attend(l, x);
+  return combine(l, a, hy_titans_memory_forward(&l->mem, x));
 }
 
 static hy_tensor *titans_forward(void *self, hy_tensor *x) { return hy_titans_forward(self, x); }
@@ -219,7 +265,7 @@ static void titans_decode_free(void *state) {
 
 const hy_mixer_kind hy_mixer_titans_mal = {
     "titans_mal",      mal_create,         titans_forward,     free,
-    titans_decode_new, titans_decode_step, titans_decode_free, false};
+    titans_decode_new, titans_decode_step, titans_decode_free, true};
 const hy_mixer_kind hy_mixer_titans_mag = {
     "titans_mag",      mag_create,         titans_forward,     free,
-    titans_decode_new, titans_decode_step, titans_decode_free, false};
+    titans_decode_new, titans_decode_step, titans_decode_free, true};

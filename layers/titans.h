@@ -12,6 +12,10 @@
  * zeros at init, no RoPE). Without persistent tokens it is hy_attention_window; with them it is
  * built from ops in blocks of `window` queries (hy_titans_window_attention).
  *
+ * Under sequence parallelism (docs/distributed.md) each rank's slice is whole memory chunks: the
+ * memory's state is handed from rank to rank, and so are the keys and values of the window
+ * before each slice.
+ *
  * Decoding carries the memory (its weights, momentum and the running sums of the chunk in
  * progress: O(1) in the sequence length) and a ring of the last `window` rotated keys and values.
  * MAC (memory as context) is not built: see docs in the closing report. */

@@ -1,4 +1,5 @@
 #include "layers/titans_memory.h"
+#include "dist/collective_ops.h"
 #include "layers/titans.h"
 #include "tensor/ops.h"
 
@@ -136,9 +137,39 @@ static hy_tensor *output(const hy_titans_memory *m, hy_tensor *y) {
 
 /* ---- the chunked form (tensor/titans_scan.c) ---- */
 
+/* The chunk recurrence as one op with a hand-written backward, on either device. Under sequence
+ * parallelism each rank holds whole chunks, and the memory is handed along the ranks: rank r
+ * starts from the weights and momentum rank r - 1 ends in and hands its own on (2 P values per
+ * sequence and memory head). So the ranks' scans run one after another; the rest of the layer
+ * does not wait. The backward hands the state's gradient back the same way. */
+static hy_tensor *scan(const hy_titans_memory *m, hy_tensor *q, hy_tensor *k, hy_tensor *v,
+                       hy_tensor *theta, hy_tensor *eta, hy_tensor *keep) {
+  hy_tensor *w2 = m->depth == 2 ? m->m0[1] : NULL;
+  if (!hy_sequence_parallel())
+    return hy_titans_scan(q, k, v, theta, eta, keep, m->m0[0], w2, m->chunk);
+  const hy_sequence *seq = hy_sequence_get();
+  int W = hy_group_size(seq->group), r = hy_group_rank(seq->group);
+  hy_tensor *init = NULL, *last = NULL;
+  if (r > 0) {
+    int64_t P = m->depth == 2 ? 2 * m->dim * m->hidden : m->dim * m->dim;
+    hy_dtype dt = q->dtype == HY_BF16 ? HY_F32 : q->dtype; /* the scan's state is never bf16 */
+    init = hy_dist_recv(seq->group, r - 1, q->device, dt, HY_SHAPE(q->shape[0], m->heads, 2, P));
+  }
+  hy_tensor *y = hy_titans_scan_state(q, k, v, theta, eta, keep, m->m0[0], w2, init, m->chunk,
+                                      r + 1 < W ? &last : NULL);
+  return last ? hy_dist_send(seq->group, r + 1, last, y) : y;
+}
+
 hy_tensor *hy_titans_memory_forward(const hy_titans_memory *m, hy_tensor *x) {
-  if (m->reference) return hy_titans_memory_reference(m, x);
   int64_t B = x->shape[0], T = x->shape[1], d = x->shape[2], c = m->chunk, N = T / c;
+  if (hy_sequence_parallel() && m->reference)
+    hy_die("titans", "the memory's reference form has no sequence-parallel form");
+  if (hy_sequence_parallel() && T % c)
+    hy_die("titans",
+           "sequence parallelism hands the memory on between chunks: this rank's slice of %lld "
+           "tokens must be a whole number of chunks of %lld ([layer.titans] chunk)",
+           (long long)T, (long long)c);
+  if (m->reference) return hy_titans_memory_reference(m, x);
   if (T == 0) return hy_zeros(x->dtype, HY_SHAPE(B, 0, d));
   hy_tensor *q, *k, *v, *theta, *eta = NULL, *keep = NULL;
   project(m, x, &q, &k, &v, &theta);
@@ -146,10 +177,7 @@ hy_tensor *hy_titans_memory_forward(const hy_titans_memory *m, hy_tensor *x) {
     hy_tensor *xc = hy_reshape(hy_slice(x, 1, 0, N * c), HY_SHAPE(B, N, c, d));
     gates(m, hy_mean(xc, 2, false), &eta, &keep);
   }
-  /* The chunk recurrence as one op with a hand-written backward, on either device. */
-  hy_tensor *y =
-      hy_titans_scan(q, k, v, theta, eta, keep, m->m0[0], m->depth == 2 ? m->m0[1] : NULL, c);
-  return output(m, y);
+  return output(m, scan(m, q, k, v, theta, eta, keep));
 }
 
 hy_tensor *hy_titans_memory_scan_composed(const hy_titans_memory *m, hy_tensor *q, hy_tensor *k,

@@ -51,7 +51,8 @@ void hy_titans_memory_init(hy_titans_memory *m, hy_params *ps, const char *prefi
                            double init_std, double out_std);
 
 /* [B, T, d] -> [B, T, d]: the chunked form (the fused hy_titans_scan), or the reference when
- * m->reference. */
+ * m->reference. Under sequence parallelism x is this rank's slice, whole chunks, and the memory
+ * continues from the previous rank's (layers/titans_memory.c). */
 hy_tensor *hy_titans_memory_forward(const hy_titans_memory *m, hy_tensor *x);
 /* The chunk recurrence between the projections and the output, from generic ops: what
  * hy_titans_scan (tensor/ops.h) computes for q, k, v [B, H, T, D], theta [B, H, T, 1] and the

@@ -630,12 +630,12 @@ static int sp_splits(const hy_recipe *r, char *why, size_t size) {
 }
 
 /* A sequence-parallel form that exchanges whole units (RAT's chunks, layers/rat.c; SLA's blocks,
- * layers/sla.h) needs each rank's slice of seq_len / sp tokens to be whole units (a seq_len that
+ * layers/sla.h; the Titans memory's chunks, layers/titans.c) needs each rank's slice of seq_len / sp tokens to be whole units (a seq_len that
  * does not split over sp at all is sp_splits' error). */
-static int whole_units(const hy_recipe *r, const char *kind, const char *key, int64_t unit,
-                       const char *units, char *why, size_t size) {
+static int whole_units(const hy_recipe *r, bool used, const char *kind, const char *key,
+                       int64_t unit, const char *units, char *why, size_t size) {
   int64_t T = r->train.seq_len, sp = r->dist.sp;
-  if (!uses(r, kind) || sp < 2 || T % sp || (T / sp) % unit == 0) return 0;
+  if (!used || sp < 2 || T % sp || (T / sp) % unit == 0) return 0;
   return snprintf(why, size,
                   "[layer.%s] %s = %lld must divide each sequence-parallel rank's slice, "
                   "[train] seq_len / [dist] sp = %lld / %lld = %lld tokens: the ranks exchange "
@@ -646,7 +646,7 @@ static int whole_units(const hy_recipe *r, const char *kind, const char *key, in
 }
 
 static int rat_slices(const hy_recipe *r, char *why, size_t size) {
-  return whole_units(r, "rat", "chunk", r->layer_rat.chunk, "chunks", why, size);
+  return whole_units(r, uses(r, "rat"), "rat", "chunk", r->layer_rat.chunk, "chunks", why, size);
 }
 
 static bool uses_titans(const hy_recipe *r) {
@@ -676,6 +676,19 @@ static int titans_hidden(const hy_recipe *r, char *why, size_t size) {
          -1;
 }
 
+/* Sequence parallelism hands the Titans memory from rank to rank between chunks (layers/titans.c),
+ * which the token-by-token reference has no form for. */
+static int titans_slices(const hy_recipe *r, char *why, size_t size) {
+  const hy_titans_config *t = &r->layer_titans;
+  if (uses_titans(r) && r->dist.sp > 1 && t->reference)
+    return snprintf(why, size,
+                    "[layer.titans] reference = true has no sequence-parallel form: with [dist] "
+                    "sp = %lld it must be false",
+                    (long long)r->dist.sp),
+           -1;
+  return whole_units(r, uses_titans(r), "titans", "chunk", t->chunk, "chunks", why, size);
+}
+
 static int softplus_length(const hy_recipe *r, char *why, size_t size) {
   const hy_softplus_config *s = &r->layer_softplus;
   int64_t len = s->train_len ? s->train_len : r->train.seq_len;
@@ -689,7 +702,7 @@ static int softplus_length(const hy_recipe *r, char *why, size_t size) {
 }
 
 static int sla_slices(const hy_recipe *r, char *why, size_t size) {
-  return whole_units(r, "sla", "block", r->layer_sla.block, "blocks", why, size);
+  return whole_units(r, uses(r, "sla"), "sla", "block", r->layer_sla.block, "blocks", why, size);
 }
 
 static int vocab_fits(const hy_recipe *r, char *why, size_t size) {
@@ -771,6 +784,14 @@ static const hy_cross_check CHECKS[] = {
       {"layer.titans", "head_dim"},
       {"layer.titans", "heads"}},
      titans_hidden},
+    {"With a `titans_mal` or `titans_mag` layer and `dist.sp > 1`: each rank's slice, "
+     "`train.seq_len / dist.sp`, is a whole number of `layer.titans.chunk`, and "
+     "`layer.titans.reference = false`.",
+     {{"layer.titans", "chunk"},
+      {"layer.titans", "reference"},
+      {"train", "seq_len"},
+      {"dist", "sp"}},
+     titans_slices},
     {"With a `softplus` layer and `length_scale = true`: its training length (`train_len`, or "
      "`train.seq_len`) is at least 2.",
      {{"layer.softplus", "length_scale"}, {"layer.softplus", "train_len"}, {"train", "seq_len"}},

@@ -18,13 +18,14 @@ bench="$build/bench_sequence_parallel"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 HYLA_THREADS=1
 
 field() { sed -n "s/.*$1.*/\\1/p" <<<"$2"; } # the number a pattern's group matches in a run's lines
-declare -A tps arena rss sent
+declare -A tps arena rss sent p2p
 for w in 1 "${widths[@]}"; do
   out=$(mpiexec --oversubscribe -np "$w" "$bench" "$T" "$steps" "$kind" | tee /dev/stderr)
   tps[$w]=$(field '  \([0-9]*\) tokens\/s' "$out")
   arena[$w]=$(field 'peak arena\/rank \([0-9.]*\) MiB' "$out")
   rss[$w]=$(field 'peak RSS\/rank \([0-9.]*\) MiB' "$out")
   sent[$w]=$(field 'allgather \([0-9]*\) bytes' "$out")
+  p2p[$w]=$(field ' send \([0-9]*\) bytes' "$out")
 done
 echo
 printf '%-30s %12s' "$kind, T = $T" "1 process"
@@ -42,3 +43,4 @@ row "tokens/s" tps
 row "peak activations/rank MiB" arena
 row "peak RSS/rank MiB" rss
 row "allgather bytes/step, rank 0" sent
+row "send bytes/step, rank 0" p2p

@@ -91,7 +91,8 @@ typedef struct {
  * (w1 [H, D, D]) or 2 (w1 [H, D, F], w2 [H, F, D]); P = the memory's size per head (D D or 2 D F);
  * states and momenta [B, H, slots, P]: the weights and momentum after update j in slot j % slots
  * (slots = N when the backward needs them all, fewer when nothing is recorded); the backward's work
- * [B, H, P]: each sequence's gradient of M_0 before the sum over the batch. */
+ * [B, H, P]: each sequence's gradient of M_0 before the sum over the batch. A state handed in or
+ * on (init, final and their gradients, each optional) is [B, H, 2 P]: weights, then momentum. */
 typedef struct {
   int64_t B, H, T, D, F, C, N, depth, P, slots;
 } hy_titans_dims;

@@ -208,6 +208,15 @@ hy_tensor *hy_rat_chunk_ends(hy_tensor *x, hy_tensor *f, int64_t chunk);
 hy_tensor *hy_titans_scan(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *theta,
                           hy_tensor *eta, hy_tensor *keep, hy_tensor *w1, hy_tensor *w2,
                           int64_t chunk);
+/* The same scan from a state of each sequence's own and handing on its last: init (NULL: M_0 and
+ * zero momentum) [B, H, 2, P], P the memory's size per head (D D, or 2 D F: w1's then w2's, each
+ * row-major), holds the weights, then the momentum, the first chunk starts from; *final (when
+ * final is not NULL) gets the state after the last complete chunk in the same layout (the op's
+ * second output; in f32 when the inputs are bf16). With init, w1 and w2 only give the memory's
+ * shape and get no gradient. Sequence parallelism hands the state from rank to rank. */
+hy_tensor *hy_titans_scan_state(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *theta,
+                                hy_tensor *eta, hy_tensor *keep, hy_tensor *w1, hy_tensor *w2,
+                                hy_tensor *init, int64_t chunk, hy_tensor **final);
 
 /* Shapes and views. reshape, transpose and slice are views where the layout allows (reshape copies
  * a non-contiguous input); split returns views; concat and contiguous copy. They move data only,

@@ -105,12 +105,14 @@
                                  const real *gy, real *gx, real *gf);                              \
   void cpu_titans_scan_##S(const hy_titans_dims *dims, const real *q, const real *k,               \
                            const real *v, const real *theta, const real *eta, const real *keep,    \
-                           const real *w1, const real *w2, real *y, real *states, real *momenta);  \
+                           const real *w1, const real *w2, const real *init, real *y,              \
+                           real *states, real *momenta, real *final);                              \
   void cpu_titans_scan_backward_##S(                                                               \
       const hy_titans_dims *dims, const real *q, const real *k, const real *v, const real *theta,  \
-      const real *eta, const real *keep, const real *w1, const real *w2, const real *states,       \
-      const real *momenta, const real *gy, real *gq, real *gk, real *gv, real *gtheta, real *geta, \
-      real *gkeep, real *gw1, real *gw2, real *work);
+      const real *eta, const real *keep, const real *w1, const real *w2, const real *init,         \
+      const real *states, const real *momenta, const real *gy, const real *gfinal, real *gq,       \
+      real *gk, real *gv, real *gtheta, real *geta, real *gkeep, real *gw1, real *gw2,             \
+      real *ginit, real *work);
 
 HY_CPU_KERNELS(f32, float)
 HY_CPU_KERNELS(f64, double)

@@ -156,13 +156,36 @@ static weights head_m0(const hy_titans_dims *dm, const real *w1, const real *w2,
   return (weights){w1 + h * part, w2 ? w2 + h * part : NULL};
 }
 
+/* The state a sequence starts from: its own (init [2 P]: weights, then momentum) or M_0 of head h
+ * with no momentum (*s0 NULL). */
+static weights start_of(const hy_titans_dims *dm, const real *w1, const real *w2, const real *init,
+                        int64_t bh, const real **s0) {
+  if (!init) {
+    *s0 = NULL;
+    return head_m0(dm, w1, w2, bh % dm->H);
+  }
+  *s0 = init + bh * 2 * dm->P + dm->P;
+  return state_weights(dm, init + bh * 2 * dm->P);
+}
+
+/* final [2 P] = the weights W and the momentum s (NULL: zero). */
+static void store_state(const hy_titans_dims *dm, weights W, const real *s, real *final) {
+  int64_t part = dm->D * dm->F;
+  for (int l = 0; l < dm->depth; l++)
+    memcpy(final + l * part, l ? W.w2 : W.w1, sizeof(real) * (size_t)part);
+  if (s)
+    memcpy(final + dm->P, s, sizeof(real) * (size_t)dm->P);
+  else
+    memset(final + dm->P, 0, sizeof(real) * (size_t)dm->P);
+}
+
 static void forward_head(const hy_titans_dims *dm, const real *q, const real *k, const real *v,
-                         const real *th, const real *eta, const real *keep, weights W, real *y,
-                         real *states, real *momenta, scratch *w) {
+                         const real *th, const real *eta, const real *keep, weights W,
+                         const real *s, real *y, real *states, real *momenta, real *final,
+                         scratch *w) {
   int64_t D = dm->D, C = dm->C, r0, r1;
   group_rows(dm, 0, &r0, &r1);
   retrieve(dm, W, q + r0 * D, r1 - r0, y + r0 * D, w);
-  const real *s = NULL;
   for (int64_t j = 0; j < dm->N; j++) {
     int64_t t0 = j * C;
     chunk_grad(dm, W, k + t0 * D, v + t0 * D, th + t0, C, w, w->u);
@@ -173,21 +196,26 @@ static void forward_head(const hy_titans_dims *dm, const real *q, const real *k,
     group_rows(dm, j + 1, &r0, &r1);
     retrieve(dm, W, q + r0 * D, r1 - r0, y + r0 * D, w);
   }
+  if (final) store_state(dm, W, s, final);
 }
 
 void K(cpu_titans_scan)(const hy_titans_dims *dm, const real *q, const real *k, const real *v,
                         const real *theta, const real *eta, const real *keep, const real *w1,
-                        const real *w2, real *y, real *states, real *momenta) {
+                        const real *w2, const real *init, real *y, real *states, real *momenta,
+                        real *final) {
   int64_t TD = dm->T * dm->D, NP = dm->slots * dm->P;
 #pragma omp parallel
   {
     scratch w = scratch_new(dm, false);
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t bh = 0; bh < dm->B * dm->H; bh++)
+    for (int64_t bh = 0; bh < dm->B * dm->H; bh++) {
+      const real *s0;
+      weights W = start_of(dm, w1, w2, init, bh, &s0);
       forward_head(dm, q + bh * TD, k + bh * TD, v + bh * TD, theta + bh * dm->T,
-                   eta ? eta + bh * dm->N : NULL, keep ? keep + bh * dm->N : NULL,
-                   head_m0(dm, w1, w2, bh % dm->H), y + bh * TD, states + bh * NP,
-                   momenta + bh * NP, &w);
+                   eta ? eta + bh * dm->N : NULL, keep ? keep + bh * dm->N : NULL, W, s0,
+                   y + bh * TD, states + bh * NP, momenta + bh * NP,
+                   final ? final + bh * 2 * dm->P : NULL, &w);
+    }
     scratch_free(&w);
   }
 }
@@ -301,28 +329,42 @@ static void update_backward(const hy_titans_dims *dm, weights W, const real *s, 
   }
 }
 
+/* One sequence and head from its starting weights W0 and momentum s0 (NULL: zero). gfinal (or
+ * NULL) is the gradient of the state handed on, [2 P]; the starting state's gradient goes to gm0
+ * (the weights', written: M_0's before the sum over the batch) or is added to ginit ([2 P]). */
 static void backward_head(const hy_titans_dims *dm, const real *q, const real *k, const real *v,
-                          const real *th, const real *eta, const real *keep, weights m0,
-                          const real *states, const real *momenta, const real *gy, head_grads g,
-                          real *gm0, scratch *w) {
+                          const real *th, const real *eta, const real *keep, weights W0,
+                          const real *s0, const real *states, const real *momenta, const real *gy,
+                          const real *gfinal, head_grads g, real *gm0, real *ginit, scratch *w) {
   int64_t D = dm->D, C = dm->C, P = dm->P, r0, r1;
-  memset(w->gw, 0, sizeof(real) * (size_t)P);
-  memset(w->gs, 0, sizeof(real) * (size_t)P);
+  size_t bytes = sizeof(real) * (size_t)P;
+  if (gfinal) {
+    memcpy(w->gw, gfinal, bytes);
+    memcpy(w->gs, gfinal + P, bytes);
+  } else {
+    memset(w->gw, 0, bytes);
+    memset(w->gs, 0, bytes);
+  }
   for (int64_t j = dm->N - 1; j >= 0; j--) {
     int64_t t0 = j * C;
     weights Wn = state_weights(dm, states + j * P);
-    weights Wp = j ? state_weights(dm, states + (j - 1) * P) : m0;
+    weights Wp = j ? state_weights(dm, states + (j - 1) * P) : W0;
     group_rows(dm, j + 1, &r0, &r1);
     retrieve_backward(dm, Wn, q, gy, r0, r1, g.q, w);
-    update_backward(dm, Wp, j ? momenta + (j - 1) * P : NULL, eta[j], keep[j],
+    update_backward(dm, Wp, j ? momenta + (j - 1) * P : s0, eta[j], keep[j],
                     g.eta ? g.eta + j : NULL, g.keep ? g.keep + j : NULL, w);
     chunk_grad(dm, Wp, k + t0 * D, v + t0 * D, th + t0, C, w, NULL);
     chunk_grad_backward(dm, Wp, k + t0 * D, th + t0, C, w, g.k ? g.k + t0 * D : NULL,
                         g.v ? g.v + t0 * D : NULL, g.th ? g.th + t0 : NULL);
   }
   group_rows(dm, 0, &r0, &r1);
-  retrieve_backward(dm, m0, q, gy, r0, r1, g.q, w);
-  if (gm0) memcpy(gm0, w->gw, sizeof(real) * (size_t)P);
+  retrieve_backward(dm, W0, q, gy, r0, r1, g.q, w);
+  if (gm0) memcpy(gm0, w->gw, bytes);
+  if (ginit)
+    for (int64_t i = 0; i < P; i++) {
+      ginit[i] += w->gw[i];
+      ginit[P + i] += w->gs[i];
+    }
 }
 
 static real *offset(real *p, int64_t by) { return p ? p + by : NULL; }
@@ -343,12 +385,13 @@ static void reduce_m0(const hy_titans_dims *dm, const real *per_seq, real *gw1, 
 
 void K(cpu_titans_scan_backward)(const hy_titans_dims *dm, const real *q, const real *k,
                                  const real *v, const real *theta, const real *eta,
-                                 const real *keep, const real *w1, const real *w2,
-                                 const real *states, const real *momenta, const real *gy, real *gq,
-                                 real *gk, real *gv, real *gtheta, real *geta, real *gkeep,
-                                 real *gw1, real *gw2, real *work) {
-  int64_t TD = dm->T * dm->D, NP = dm->N * dm->P, T = dm->T, N = dm->N;
-  bool want_m0 = gw1 || gw2;
+                                 const real *keep, const real *w1, const real *w2, const real *init,
+                                 const real *states, const real *momenta, const real *gy,
+                                 const real *gfinal, real *gq, real *gk, real *gv, real *gtheta,
+                                 real *geta, real *gkeep, real *gw1, real *gw2, real *ginit,
+                                 real *work) {
+  int64_t TD = dm->T * dm->D, NP = dm->N * dm->P, T = dm->T, N = dm->N, P2 = 2 * dm->P;
+  bool want_m0 = !init && (gw1 || gw2);
   real *per_seq = want_m0 ? work : NULL;
 #pragma omp parallel
   {
@@ -357,10 +400,13 @@ void K(cpu_titans_scan_backward)(const hy_titans_dims *dm, const real *q, const 
     for (int64_t bh = 0; bh < dm->B * dm->H; bh++) {
       head_grads g = {offset(gq, bh * TD),    offset(gk, bh * TD),  offset(gv, bh * TD),
                       offset(gtheta, bh * T), offset(geta, bh * N), offset(gkeep, bh * N)};
+      const real *s0;
+      weights W0 = start_of(dm, w1, w2, init, bh, &s0);
       backward_head(dm, q + bh * TD, k + bh * TD, v + bh * TD, theta + bh * T,
-                    eta ? eta + bh * N : NULL, keep ? keep + bh * N : NULL,
-                    head_m0(dm, w1, w2, bh % dm->H), states + bh * NP, momenta + bh * NP,
-                    gy + bh * TD, g, per_seq ? per_seq + bh * dm->P : NULL, &w);
+                    eta ? eta + bh * N : NULL, keep ? keep + bh * N : NULL, W0, s0,
+                    states + bh * NP, momenta + bh * NP, gy + bh * TD,
+                    gfinal ? gfinal + bh * P2 : NULL, g, per_seq ? per_seq + bh * dm->P : NULL,
+                    offset(ginit, bh * P2), &w);
     }
     scratch_free(&w);
   }

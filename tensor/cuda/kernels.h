@@ -173,14 +173,15 @@ void cuda_rat_ends_backward_f32(const hy_rat_dims *dims, const float *x, const f
                                 const float *gy, float *gx, float *gf);
 void cuda_titans_scan_f32(const hy_titans_dims *dims, const float *q, const float *k,
                           const float *v, const float *theta, const float *eta, const float *keep,
-                          const float *w1, const float *w2, float *y, float *states,
-                          float *momenta);
+                          const float *w1, const float *w2, const float *init, float *y,
+                          float *states, float *momenta, float *final);
 void cuda_titans_scan_backward_f32(const hy_titans_dims *dims, const float *q, const float *k,
                                    const float *v, const float *theta, const float *eta,
                                    const float *keep, const float *w1, const float *w2,
-                                   const float *states, const float *momenta, const float *gy,
-                                   float *gq, float *gk, float *gv, float *gtheta, float *geta,
-                                   float *gkeep, float *gw1, float *gw2, float *work);
+                                   const float *init, const float *states, const float *momenta,
+                                   const float *gy, const float *gfinal, float *gq, float *gk,
+                                   float *gv, float *gtheta, float *geta, float *gkeep, float *gw1,
+                                   float *gw2, float *ginit, float *work);
 
 /* The optimizer end of a GPU step (optim/clip.c, optim/optimizer.c; tensor/cuda/optim.cu): the
  * global gradient norm and AdamW or SGD over all of a parameter set's f32 parameters, one launch

@@ -9,7 +9,8 @@ extern "C" {
  * its backward and what is saved: tensor/titans_scan.c; the formulas of each step: the CPU file),
  * written function by function as the CPU's, so that one reads against the other. The same
  * layouts (q, k, v, y and their gradients [B, H, T, D], theta [B, H, T, 1], eta and keep
- * [B, H, N, 1], states and momenta [B, H, slots, P], the work [B, H, P]), the same products and
+ * [B, H, N, 1], states and momenta [B, H, slots, P], the work [B, H, P], a state handed in or on
+ * [B, H, 2 P]), the same products and
  * elementwise steps in the same order, gradients accumulated (+=) and any of them NULL.
  *
  * One block per (batch, head) walks the chunks in order, as one CPU task does. Each GEMM of the
@@ -192,13 +193,38 @@ __device__ weights head_m0(const scan_dims &dm, const float *w1, const float *w2
   return weights{w1 + h * part, w2 ? w2 + h * part : nullptr};
 }
 
+/* The state a sequence starts from: its own (init [2 P]: weights, then momentum) or M_0 of head h
+ * with no momentum (*s0 NULL). */
+__device__ weights start_of(const scan_dims &dm, const float *w1, const float *w2,
+                            const float *init, int bh, const float **s0) {
+  if (!init) {
+    *s0 = nullptr;
+    return head_m0(dm, w1, w2, bh % dm.H);
+  }
+  const float *base = init + (int64_t)bh * 2 * dm.P;
+  *s0 = base + dm.P;
+  return state_weights(dm, base);
+}
+
+/* final [2 P] = the weights W and the momentum s (NULL: zero). */
+__device__ void store_state(const scan_dims &dm, weights W, const float *s, float *final) {
+  int part = dm.D * dm.F;
+  for (int i = (int)threadIdx.x; i < dm.P; i += (int)blockDim.x) {
+    int l = i >= part;
+    const float *src = l ? W.w2 : W.w1;
+    final[i] = src[i - l * part];
+    final[dm.P + i] = s ? s[i] : 0.f;
+  }
+  __syncthreads();
+}
+
 __device__ void forward_head(const scan_dims &dm, const float *q, const float *k, const float *v,
                              const float *th, const float *eta, const float *keep, weights W,
-                             float *y, float *states, float *momenta, const scratch &w) {
+                             const float *s, float *y, float *states, float *momenta, float *final,
+                             const scratch &w) {
   int D = dm.D, C = dm.C, r0, r1;
   group_rows(dm, 0, &r0, &r1);
   retrieve(dm, W, q + r0 * D, r1 - r0, y + r0 * D, w);
-  const float *s = nullptr;
   for (int j = 0; j < dm.N; j++) {
     int t0 = j * C;
     chunk_grad(dm, W, k + t0 * D, v + t0 * D, th + t0, C, w, w.u);
@@ -210,19 +236,24 @@ __device__ void forward_head(const scan_dims &dm, const float *q, const float *k
     group_rows(dm, j + 1, &r0, &r1);
     retrieve(dm, W, q + r0 * D, r1 - r0, y + r0 * D, w);
   }
+  if (final) store_state(dm, W, s, final);
 }
 
 /* One block per (b, h), as the CPU's tasks. */
 __global__ void __launch_bounds__(THREADS, 1)
     scan_forward(scan_dims dm, const float *q, const float *k, const float *v, const float *theta,
-                 const float *eta, const float *keep, const float *w1, const float *w2, float *y,
-                 float *states, float *momenta, float *scratch_base) {
+                 const float *eta, const float *keep, const float *w1, const float *w2,
+                 const float *init, float *y, float *states, float *momenta, float *final,
+                 float *scratch_base) {
   int bh = (int)blockIdx.x;
   int64_t TD = (int64_t)dm.T * dm.D, NP = (int64_t)dm.slots * dm.P;
   scratch w = scratch_of(dm, false, scratch_base);
+  const float *s0;
+  weights W = start_of(dm, w1, w2, init, bh, &s0);
   forward_head(dm, q + bh * TD, k + bh * TD, v + bh * TD, theta + (int64_t)bh * dm.T,
                eta ? eta + (int64_t)bh * dm.N : nullptr, keep ? keep + (int64_t)bh * dm.N : nullptr,
-               head_m0(dm, w1, w2, bh % dm.H), y + bh * TD, states + bh * NP, momenta + bh * NP, w);
+               W, s0, y + bh * TD, states + bh * NP, momenta + bh * NP,
+               final ? final + (int64_t)bh * 2 * dm.P : nullptr, w);
 }
 
 /* ---- backward ---- */
@@ -351,30 +382,42 @@ __device__ void update_backward(const scan_dims &dm, weights W, const float *s, 
   __syncthreads();
 }
 
+/* One sequence and head from its starting weights W0 and momentum s0 (NULL: zero). gfinal (or
+ * NULL) is the gradient of the state handed on, [2 P]; the starting state's gradient goes to gm0
+ * (the weights', written: M_0's before the sum over the batch) or is added to ginit ([2 P]). */
 __device__ void backward_head(const scan_dims &dm, const float *q, const float *k, const float *v,
-                              const float *th, const float *eta, const float *keep, weights m0,
-                              const float *states, const float *momenta, const float *gy,
-                              head_grads g, float *gm0, const scratch &w) {
+                              const float *th, const float *eta, const float *keep, weights W0,
+                              const float *s0, const float *states, const float *momenta,
+                              const float *gy, const float *gfinal, head_grads g, float *gm0,
+                              float *ginit, const scratch &w) {
   int D = dm.D, C = dm.C, r0, r1;
   int64_t P = dm.P;
-  for (int i = (int)threadIdx.x; i < dm.P; i += (int)blockDim.x) w.gw[i] = w.gs[i] = 0.f;
+  for (int i = (int)threadIdx.x; i < dm.P; i += (int)blockDim.x) {
+    w.gw[i] = gfinal ? gfinal[i] : 0.f;
+    w.gs[i] = gfinal ? gfinal[P + i] : 0.f;
+  }
   __syncthreads();
   for (int j = dm.N - 1; j >= 0; j--) {
     int t0 = j * C;
     weights Wn = state_weights(dm, states + j * P);
-    weights Wp = j ? state_weights(dm, states + (j - 1) * P) : m0;
+    weights Wp = j ? state_weights(dm, states + (j - 1) * P) : W0;
     group_rows(dm, j + 1, &r0, &r1);
     retrieve_backward(dm, Wn, q, gy, r0, r1, g.q, w);
-    update_backward(dm, Wp, j ? momenta + (j - 1) * P : nullptr, eta[j], keep[j],
+    update_backward(dm, Wp, j ? momenta + (j - 1) * P : s0, eta[j], keep[j],
                     g.eta ? g.eta + j : nullptr, g.keep ? g.keep + j : nullptr, w);
     chunk_grad(dm, Wp, k + t0 * D, v + t0 * D, th + t0, C, w, nullptr);
     chunk_grad_backward(dm, Wp, k + t0 * D, th + t0, C, w, g.k ? g.k + t0 * D : nullptr,
                         g.v ? g.v + t0 * D : nullptr, g.th ? g.th + t0 : nullptr);
   }
   group_rows(dm, 0, &r0, &r1);
-  retrieve_backward(dm, m0, q, gy, r0, r1, g.q, w);
+  retrieve_backward(dm, W0, q, gy, r0, r1, g.q, w);
   if (gm0)
     for (int i = (int)threadIdx.x; i < dm.P; i += (int)blockDim.x) gm0[i] = w.gw[i];
+  if (ginit)
+    for (int i = (int)threadIdx.x; i < dm.P; i += (int)blockDim.x) {
+      ginit[i] += w.gw[i];
+      ginit[P + i] += w.gs[i];
+    }
 }
 
 __device__ float *offset(float *p, int64_t by) { return p ? p + by : nullptr; }
@@ -382,18 +425,22 @@ __device__ float *offset(float *p, int64_t by) { return p ? p + by : nullptr; }
 __global__ void __launch_bounds__(THREADS, 1)
     scan_backward(scan_dims dm, const float *q, const float *k, const float *v, const float *theta,
                   const float *eta, const float *keep, const float *w1, const float *w2,
-                  const float *states, const float *momenta, const float *gy, float *gq, float *gk,
-                  float *gv, float *gtheta, float *geta, float *gkeep, float *per_seq,
-                  float *scratch_base) {
+                  const float *init, const float *states, const float *momenta, const float *gy,
+                  const float *gfinal, float *gq, float *gk, float *gv, float *gtheta, float *geta,
+                  float *gkeep, float *per_seq, float *ginit, float *scratch_base) {
   int bh = (int)blockIdx.x;
   int64_t TD = (int64_t)dm.T * dm.D, NP = (int64_t)dm.N * dm.P, T = dm.T, N = dm.N;
+  int64_t P2 = 2 * (int64_t)dm.P;
   scratch w = scratch_of(dm, true, scratch_base);
   head_grads g = {offset(gq, bh * TD),    offset(gk, bh * TD),  offset(gv, bh * TD),
                   offset(gtheta, bh * T), offset(geta, bh * N), offset(gkeep, bh * N)};
+  const float *s0;
+  weights W0 = start_of(dm, w1, w2, init, bh, &s0);
   backward_head(dm, q + bh * TD, k + bh * TD, v + bh * TD, theta + bh * T,
-                eta ? eta + bh * N : nullptr, keep ? keep + bh * N : nullptr,
-                head_m0(dm, w1, w2, bh % dm.H), states + bh * NP, momenta + bh * NP, gy + bh * TD,
-                g, offset(per_seq, bh * (int64_t)dm.P), w);
+                eta ? eta + bh * N : nullptr, keep ? keep + bh * N : nullptr, W0, s0,
+                states + bh * NP, momenta + bh * NP, gy + bh * TD,
+                gfinal ? gfinal + bh * P2 : nullptr, g, offset(per_seq, bh * (int64_t)dm.P),
+                offset(ginit, bh * P2), w);
 }
 
 /* gw1, gw2 += the per-sequence gradients of M_0 summed over the batch, in batch order: one thread
@@ -417,7 +464,7 @@ scan_dims shape_of(const hy_titans_dims *d) {
   int64_t slots = d->slots > 0 ? d->slots : 1;
   int64_t rows = d->C < d->T ? d->C : d->T;
   if (d->T * d->D > most || 2 * d->T >= most || rows * d->F > most || d->N * d->P > most ||
-      slots * d->P > most || d->B * d->H > most)
+      slots * d->P > most || 2 * d->P > most || d->B * d->H > most)
     hy_die("titans_scan",
            "B %lld H %lld T %lld D %lld F %lld: the GPU kernels take sizes per head "
            "below 2^31",
@@ -446,34 +493,34 @@ float *scratch_for(const scan_dims &dm, bool backward) {
 
 extern "C" void cuda_titans_scan_f32(const hy_titans_dims *dims, const float *q, const float *k,
                                      const float *v, const float *theta, const float *eta,
-                                     const float *keep, const float *w1, const float *w2, float *y,
-                                     float *states, float *momenta) {
+                                     const float *keep, const float *w1, const float *w2,
+                                     const float *init, float *y, float *states, float *momenta,
+                                     float *final) {
   if (dims->B * dims->H == 0) return;
   scan_dims dm = shape_of(dims);
   hy_arena_mark mark = hy_arena_get_mark();
   float *base = scratch_for(dm, false);
   scan_forward<<<(unsigned)(dm.B * dm.H), THREADS, 0, hy_cuda_stream()>>>(
-      dm, q, k, v, theta, eta, keep, w1, w2, y, states, momenta, base);
+      dm, q, k, v, theta, eta, keep, w1, w2, init, y, states, momenta, final, base);
   HY_CUDA_LAUNCHED(scan_forward);
   hy_arena_rewind(mark); /* the scratch is free for what is queued after */
 }
 
-extern "C" void cuda_titans_scan_backward_f32(const hy_titans_dims *dims, const float *q,
-                                              const float *k, const float *v, const float *theta,
-                                              const float *eta, const float *keep, const float *w1,
-                                              const float *w2, const float *states,
-                                              const float *momenta, const float *gy, float *gq,
-                                              float *gk, float *gv, float *gtheta, float *geta,
-                                              float *gkeep, float *gw1, float *gw2, float *work) {
+extern "C" void cuda_titans_scan_backward_f32(
+    const hy_titans_dims *dims, const float *q, const float *k, const float *v, const float *theta,
+    const float *eta, const float *keep, const float *w1, const float *w2, const float *init,
+    const float *states, const float *momenta, const float *gy, const float *gfinal, float *gq,
+    float *gk, float *gv, float *gtheta, float *geta, float *gkeep, float *gw1, float *gw2,
+    float *ginit, float *work) {
   if (dims->B * dims->H == 0) return;
   scan_dims dm = shape_of(dims);
-  bool want_m0 = gw1 || gw2;
+  bool want_m0 = !init && (gw1 || gw2);
   float *per_seq = want_m0 ? work : nullptr;
   hy_arena_mark mark = hy_arena_get_mark();
   float *base = scratch_for(dm, true);
   scan_backward<<<(unsigned)(dm.B * dm.H), THREADS, 0, hy_cuda_stream()>>>(
-      dm, q, k, v, theta, eta, keep, w1, w2, states, momenta, gy, gq, gk, gv, gtheta, geta, gkeep,
-      per_seq, base);
+      dm, q, k, v, theta, eta, keep, w1, w2, init, states, momenta, gy, gfinal, gq, gk, gv, gtheta,
+      geta, gkeep, per_seq, ginit, base);
   HY_CUDA_LAUNCHED(scan_backward);
   if (want_m0) {
     reduce_m0<<<hy_cuda_blocks((int64_t)dm.H * dm.P), HY_CUDA_THREADS, 0, hy_cuda_stream()>>>(

@@ -4,7 +4,8 @@
  * chunk (no update and no gates), head widths that are not powers of two, one and several heads
  * and sequences (M_0's gradient summed over the batch), inputs that need no gradient (NULL
  * gradients for the kernels), the forward without a tape (two saved states), the size of the
- * training recipes, the same bits from run to run; and the Titans layers, MAG and MAL, whole on
+ * training recipes, the same bits from run to run, the scan from a state of each sequence's own
+ * that hands on its last (hy_titans_scan_state); and the Titans layers, MAG and MAL, whole on
  * both devices. */
 #include "layers/titans.h"
 #include "tests/gpu.h"
@@ -166,6 +167,59 @@ Test(cuda_titans_scan, runs_repeat_bit_for_bit) {
       t_expect_same_bits(out[1][i], out[0][i], what);
     }
   }
+}
+
+/* ---- a state handed in and on (hy_titans_scan_state) ---- */
+
+/* y and the state handed on, flattened into one output, from the starting state in[N_IN]. */
+static hy_tensor *scan_from_state(hy_tensor **in, void *ctx) {
+  int64_t chunk = *(const int64_t *)ctx;
+  hy_tensor *last;
+  hy_tensor *y = hy_titans_scan_state(in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7],
+                                      in[N_IN], chunk, &last);
+  hy_tensor *flat[2] = {hy_reshape(y, HY_SHAPE(-1)), hy_reshape(last, HY_SHAPE(-1))};
+  return hy_concat(2, flat, 0);
+}
+
+/* The scan from each sequence's own weights and momentum, handing on its last state, as a
+ * sequence-parallel rank runs it: forward, the state handed on and the gradients of every input
+ * and of the starting state against the CPU. Several updates, one, none (T shorter than the
+ * chunk: the state passes through), both depths. */
+Test(cuda_titans_scan, from_a_state_matches_cpu) {
+  T_NEED_GPU();
+  static const scan_size sizes[] = {
+      {2, 2, 24, 8, 12, 4, 0},  /* 6 updates */
+      {3, 1, 16, 6, 10, 16, 0}, /* one update exactly */
+      {2, 2, 5, 8, 12, 8, 0},   /* no update */
+  };
+  for (size_t c = 0; c < sizeof sizes / sizeof *sizes; c++)
+    for (int depth = 1; depth <= 2; depth++) {
+      scan_size s = sizes[c];
+      int64_t N = s.T / s.chunk, F = depth == 2 ? s.F : s.D,
+              P = depth == 2 ? 2 * s.D * F : s.D * s.D;
+      double a = sqrt(3.0 / (double)s.D), wb = sqrt(6.0 / (double)(s.D + F));
+      hy_shape rows = HY_SHAPE(s.B, s.H, s.T, s.D), gate = HY_SHAPE(s.B, s.H, N, 1);
+      hy_tensor *in[N_IN + 1] = {
+          t_uniform(HY_F32, rows, seed, -a, a),
+          t_uniform(HY_F32, rows, seed + 1, -a, a),
+          t_randn(HY_F32, rows, seed + 2),
+          t_uniform(HY_F32, HY_SHAPE(s.B, s.H, s.T, 1), seed + 3, 0.1 / (double)s.D,
+                    1.0 / (double)s.D),
+          N ? t_uniform(HY_F32, gate, seed + 4, 0.2, 0.95) : NULL,
+          N ? t_uniform(HY_F32, gate, seed + 5, 0.6, 0.99) : NULL,
+          t_uniform(HY_F32, HY_SHAPE(s.H, s.D, F), seed + 6, -wb, wb),
+          depth == 2 ? t_uniform(HY_F32, HY_SHAPE(s.H, F, s.D), seed + 7, -wb, wb) : NULL,
+          t_uniform(HY_F32, HY_SHAPE(s.B, s.H, 2, P), seed + 8, -wb, wb),
+      };
+      seed += N_IN + 1;
+      for (int i = 0; i <= N_IN; i++)
+        if (in[i]) in[i] = t_param(in[i]);
+      char name[160];
+      snprintf(name, sizeof name, "from a state: B %lld H %lld T %lld D %lld chunk %lld depth %d",
+               (long long)s.B, (long long)s.H, (long long)s.T, (long long)s.D, (long long)s.chunk,
+               depth);
+      t_expect_gpu_matches_cpu(scan_from_state, &s.chunk, N_IN + 1, in, TOL, name);
+    }
 }
 
 /* ---- the layers ---- */

@@ -1,11 +1,11 @@
 /* Sequence parallelism against one process, under mpirun -np W (W = 1, 2, 4): for each layer kind
  * (LASP-2 for gla, lightning and linear; LASP-2H for attn, sigmoid and softplus; RAT's chunk
- * summaries; SLA's own form; the gathered sequence for titans, hy_mixer_forward) and for a whole
- * hybrid model, the outputs, the input gradient and every parameter gradient of a sequence split
- * over W ranks equal the single-process values (f64: relative error <= 1e-10). Also: the state
- * AllGather of a GLA layer sends the same bytes at T = 256 and T = 4096, and RAT and SLA layers
- * the bytes of docs/distributed.md's formulas. A plain MPI program: Criterion runs tests in forked
- * children, which MPI does not allow. Exits non-zero on any failure. */
+ * summaries; SLA's own form; the memory and the window handed from rank to rank for titans) and
+ * for a whole hybrid model, the outputs, the input gradient and every parameter gradient of a
+ * sequence split over W ranks equal the single-process values (f64: relative error <= 1e-10).
+ * Also: the state AllGather of a GLA layer sends the same bytes at T = 256 and T = 4096, and RAT,
+ * SLA and Titans layers the bytes of docs/distributed.md's formulas. A plain MPI program
+ * (Criterion runs tests in forked children, which MPI does not allow); exits 1 on a failure. */
 #include "autograd/tape.h"
 #include "dist/collective_ops.h"
 #include "dist/dist.h"
@@ -68,13 +68,16 @@ static hy_tensor *local_slice(hy_tensor *x, int64_t *offset) {
   return leaf;
 }
 
-/* Sum every parameter gradient over the sequence group (they are replicated). */
+/* Sum every parameter gradient over the sequence group (they are replicated; a rank a parameter
+ * did not reach, as M_0 past the first rank, holds zeros). */
 static void reduce_param_grads(hy_params *ps) {
   for (int i = 0; i < ps->n; i++)
-    if (ps->items[i].t->grad)
-      hy_allreduce_sum(D.sp_group, HY_CPU, ps->items[i].t->grad->data, hy_numel(ps->items[i].t),
-                       ps->items[i].t->dtype);
+    hy_allreduce_sum(D.sp_group, HY_CPU, hy_grad(ps->items[i].t)->data, hy_numel(ps->items[i].t),
+                     ps->items[i].t->dtype);
 }
+
+/* What the split run of the last check_layer sent, by collective kind. */
+static uint64_t last_sent[HY_COLL_KINDS];
 
 /* One layer of `kind` made from cfg on a sequence of T; `label` names the case. */
 static void check_layer(const hy_model_config *cfg, const char *kind, int64_t T,
@@ -105,8 +108,10 @@ static void check_layer(const hy_model_config *cfg, const char *kind, int64_t T,
   hy_tensor *xl = local_slice(x, &offset),
             *gl = hy_contiguous(hy_slice(gy, 1, offset, offset + xl->shape[1]));
   hy_sequence_set(D.sp_group, offset);
+  hy_dist_reset_bytes();
   hy_tensor *yl = hy_mixer_forward(k, layer, xl);
   hy_backward_with(yl, gl);
+  for (int c = 0; c < HY_COLL_KINDS; c++) last_sent[c] = hy_dist_bytes(c);
   hy_sequence_set(NULL, 0);
   reduce_param_grads(&ps);
   int64_t n = xl->shape[1];
@@ -167,6 +172,66 @@ static void check_rat(void) {
   check_layer(&c, "rat", 160, "rat"); /* two heads per group, 10 chunks per rank at sp = 4 */
   c.rat.naive = true;
   check_layer(&c, "rat", 32, "rat");
+}
+
+/* ---- Titans: the memory handed from rank to rank, the window's keys and values before ---- */
+
+/* The positions before `at` a query sees (layers/titans.c): window - 1, or all with window 0. */
+static int64_t seen_before(int64_t window, int64_t at) {
+  return window > 0 && window - 1 < at ? window - 1 : at;
+}
+
+/* The bytes rank r sends for one Titans layer, forward and backward, for B sequences of T tokens
+ * in f64 (docs/distributed.md): the memory's state (weights and momentum, 2 P values per memory
+ * head) to the next rank, and the keys and values of the window before the next rank's slice
+ * (2 H d_h per position); the backward sends the gradients of what came in to the previous rank. */
+static uint64_t titans_bytes(const hy_model_config *c, int64_t B, int64_t T) {
+  const hy_titans_config *t = &c->titans;
+  int64_t W = D.sp, r = D.sp_rank, n = T / W, next = r + 1 < W, prev = r > 0;
+  int64_t Dm = t->head_dim ? t->head_dim : c->d_model / t->heads;
+  int64_t P = t->depth == 2 ? 2 * Dm * (int64_t)(t->expansion * (double)Dm) : Dm * Dm;
+  int64_t state = 2 * P * t->heads * B, key = 2 * c->d_model * B; /* 2 H d_h = 2 d */
+  int64_t values = (next + prev) * state + next * seen_before(t->window, (r + 1) * n) * key +
+                   prev * seen_before(t->window, r * n) * key;
+  return (uint64_t)values * sizeof(double);
+}
+
+/* MAL and MAG under settings that change what is exchanged: memory depth 1 and 2, persistent
+ * tokens or none, several chunks per rank or exactly one, a window inside one rank's slice,
+ * longer than a slice (its keys come from several ranks), or all keys (window 0). Each equals one
+ * process, sends the formula's bytes point to point and gathers nothing. */
+static void check_titans(void) {
+  typedef struct {
+    int64_t T, chunk, window, persistent, depth;
+  } titans_case;
+  const titans_case cases[] = {
+      {160, 8, 16, 0, 1}, /* several chunks per rank, linear memory */
+      {64, 4, 5, 2, 2},   /* a small window, many chunks */
+      {32, 0, 24, 2, 1},  /* one chunk per rank (chunk 0: T / sp); the window spans ranks */
+      {32, 0, 0, 0, 2},   /* one chunk per rank; every earlier key */
+  };
+  for (int gate = 0; gate < 2; gate++)
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+      titans_case tc = cases[i];
+      hy_model_config cfg = config();
+      cfg.titans.chunk = tc.chunk ? tc.chunk : tc.T / D.sp;
+      cfg.titans.window = tc.window;
+      cfg.titans.persistent = tc.persistent;
+      cfg.titans.depth = tc.depth;
+      const char *kind = gate ? "titans_mag" : "titans_mal";
+      char label[64];
+      snprintf(label, sizeof label, "%s T%lld c%lld w%lld p%lld d%lld", kind + 7, (long long)tc.T,
+               (long long)cfg.titans.chunk, (long long)tc.window, (long long)tc.persistent,
+               (long long)tc.depth);
+      check_layer(&cfg, kind, tc.T, label);
+      uint64_t want = titans_bytes(&cfg, 2, tc.T);
+      bool ok = last_sent[HY_COLL_SEND] == want && last_sent[HY_COLL_ALLGATHER] == 0;
+      failures += !ok;
+      if (D.rank == 0 || !ok)
+        printf("rank %d %s %-24s sent %llu bytes point to point (formula %llu), gathered %llu\n",
+               D.rank, ok ? "ok  " : "FAIL", label, (unsigned long long)last_sent[HY_COLL_SEND],
+               (unsigned long long)want, (unsigned long long)last_sent[HY_COLL_ALLGATHER]);
+    }
 }
 
 /* A whole hybrid: loss and every parameter gradient. */
@@ -312,13 +377,14 @@ int main(int argc, char **argv) {
     fprintf(stderr, "%s\n", err.msg);
     hy_dist_abort(2);
   }
-  /* LASP-2, LASP-2H, RAT, then the kinds that see the gathered sequence (hy_mixer_forward) */
+  /* LASP-2, LASP-2H, then each kind's own form with the settings that change it */
   const char *kinds[] = {"gla",      "lightning", "linear",     "attn",      "sigmoid",
                          "softplus", "rat",       "titans_mal", "titans_mag"};
   for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
     check_mixer(kinds[i], 160); /* 160 splits over 1, 2 and 4 ranks */
   check_rat();
   check_sla();
+  check_titans();
   check_model();
   check_bytes();
   check_rat_bytes();

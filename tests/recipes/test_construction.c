@@ -99,6 +99,16 @@ REFUSED(titans_hidden_beyond_64_bits,
         "[model]\nlayers = \"titans_mal\"\n[layer.titans]\nexpansion = 1e300\n",
         "[layer.titans] the memory's hidden width expansion * head width = 1e+300 * 128 is too "
         "large")
+/* layers/titans.c under sequence parallelism: whole chunks per rank, not the reference form */
+REFUSED(titans_slice_chunks,
+        "[model]\nlayers = \"titans_mag\"\n[train]\nseq_len = 256\n[layer.titans]\nchunk = 48\n"
+        "[dist]\nsp = 2\n",
+        "recipes/bad.toml:8: [layer.titans] chunk = 48 must divide each sequence-parallel rank's "
+        "slice, [train] seq_len / [dist] sp = 256 / 2 = 128 tokens: the ranks exchange whole "
+        "chunks")
+REFUSED(titans_slice_reference,
+        "[model]\nlayers = \"titans_mal\"\n[layer.titans]\nreference = true\n[dist]\nsp = 2\n",
+        "recipes/bad.toml:6: [layer.titans] reference = true has no sequence-parallel form")
 /* layers/swiglu.c through model.c: an MLP width that fits the kernels */
 REFUSED(mlp_width, "[model]\nmlp_ratio = 1e8\n",
         "[model] the MLP width, mlp_ratio * d_model = 1.28e+10 rounded up to a multiple of "
