@@ -7,6 +7,7 @@
 #include "autograd/tape.h"
 #include "dist/collective_ops.h"
 #include "dist/dist.h"
+#include "tests/dist/mpi_check.h"
 #include "tensor/ops.h"
 #include "tensor/rng.h"
 
@@ -14,23 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static hy_dist D;
-static int failures;
-
 static void expect(bool ok, const char *what, double value) {
   if (!ok) failures++;
   if (D.rank == 0 || !ok)
     printf("rank %d %s %-48s %.3g\n", D.rank, ok ? "ok  " : "FAIL", what, value);
-}
-
-static double rel_err(const hy_tensor *a, const hy_tensor *ref) {
-  double num = 0, den = 1e-300;
-  for (int64_t i = 0; i < hy_numel(ref); i++) {
-    double d = hy_get(a, i) - hy_get(ref, i);
-    num += d * d;
-    den += hy_get(ref, i) * hy_get(ref, i);
-  }
-  return isnan(num) ? INFINITY : sqrt(num / den);
 }
 
 /* Stage r of the chain: s_r = tanh(s_{r-1} * a_r + a_r) (s_{-1} = 0); it adds <s_r, c> to the
@@ -133,20 +121,9 @@ static void check_in_order(void) {
 }
 
 int main(int argc, char **argv) {
-  setvbuf(stdout, NULL, _IOLBF, 0);
-  int world = hy_dist_start(&argc, &argv);
-  hy_error err;
-  if (hy_dist_grid(&D, 1, world, &err)) {
-    fprintf(stderr, "%s\n", err.msg);
-    hy_dist_abort(2);
-  }
+  mpi_check_start(&argc, &argv);
   check_pipeline();
   check_constant_handed_on();
   check_in_order();
-  int all = failures;
-  hy_allreduce_sum(D.all, HY_CPU, &all, 1, HY_I32);
-  if (D.rank == 0) printf("%s: %d failures over %d ranks\n", all ? "FAILED" : "passed", all, world);
-  hy_dist_free(&D);
-  hy_dist_stop();
-  return all ? 1 : 0;
+  return mpi_check_finish();
 }

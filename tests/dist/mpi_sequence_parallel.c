@@ -9,6 +9,7 @@
 #include "autograd/tape.h"
 #include "dist/collective_ops.h"
 #include "dist/dist.h"
+#include "tests/dist/mpi_check.h"
 #include "layers/model.h"
 #include "tensor/ops.h"
 #include "tensor/rng.h"
@@ -17,19 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static hy_dist D;
-static int failures;
-
-static double rel_err(const hy_tensor *a, const hy_tensor *ref) {
-  double num = 0, den = 1e-300;
-  for (int64_t i = 0; i < hy_numel(ref); i++) {
-    double d = hy_get(a, i) - hy_get(ref, i);
-    num += d * d;
-    den += hy_get(ref, i) * hy_get(ref, i);
-  }
-  return isnan(num) ? INFINITY : sqrt(num / den);
-}
 
 static void expect(double err, double tol, const char *what, const char *kind) {
   bool ok = err <= tol;
@@ -370,13 +358,7 @@ static void check_sla_bytes(void) {
 }
 
 int main(int argc, char **argv) {
-  setvbuf(stdout, NULL, _IOLBF, 0); /* lines in order under mpirun */
-  int world = hy_dist_start(&argc, &argv);
-  hy_error err;
-  if (hy_dist_grid(&D, 1, world, &err)) {
-    fprintf(stderr, "%s\n", err.msg);
-    hy_dist_abort(2);
-  }
+  mpi_check_start(&argc, &argv);
   /* LASP-2, LASP-2H, then each kind's own form with the settings that change it */
   const char *kinds[] = {"gla",      "lightning", "linear",     "attn",      "sigmoid",
                          "softplus", "rat",       "titans_mal", "titans_mag"};
@@ -389,10 +371,5 @@ int main(int argc, char **argv) {
   check_bytes();
   check_rat_bytes();
   check_sla_bytes();
-  int all = failures;
-  hy_allreduce_sum(D.all, HY_CPU, &all, 1, HY_I32);
-  if (D.rank == 0) printf("%s: %d failures over %d ranks\n", all ? "FAILED" : "passed", all, world);
-  hy_dist_free(&D);
-  hy_dist_stop();
-  return all ? 1 : 0;
+  return mpi_check_finish();
 }
