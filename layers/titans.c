@@ -76,6 +76,60 @@ static hy_tensor *previous_blocks(hy_tensor *xb) {
   return hy_concat(2, (hy_tensor *[]){zero, hy_slice(xb, 1, 0, nb - 1)}, 1);
 }
 
+/* The additive mask of the blocked window attention, [nb, W, L]: query t = j W + i sees the P
+ * persistent keys, and keys s with t - window < s <= t (window 0: one block, causal). Built on the
+ * host once per layout, dtype and device and kept for the process: on a GPU a later step copies
+ * nothing, so a captured CUDA graph replays reading the same memory. */
+typedef struct mask_entry {
+  int64_t nb, W, L, P, window;
+  hy_dtype dtype;
+  hy_device device;
+  hy_tensor *mask; /* persistent */
+  struct mask_entry *next;
+} mask_entry;
+
+static mask_entry *masks;
+
+static void free_masks(void) {
+  while (masks) {
+    mask_entry *e = masks;
+    masks = e->next;
+    hy_free(e->mask);
+    free(e);
+  }
+}
+
+static hy_tensor *window_mask(hy_dtype dtype, hy_device device, int64_t nb, int64_t W, int64_t L,
+                              int64_t P, int64_t window) {
+  for (mask_entry *e = masks; e; e = e->next)
+    if (e->nb == nb && e->W == W && e->L == L && e->P == P && e->window == window &&
+        e->dtype == dtype && e->device == device)
+      return e->mask;
+  hy_tensor *host = hy_empty_persistent_on(HY_CPU, dtype, HY_SHAPE(nb, W, L));
+  for (int64_t j = 0; j < nb; j++)
+    for (int64_t i = 0; i < W; i++)
+      for (int64_t c = 0; c < L; c++) {
+        int64_t t = j * W + i;
+        bool seen = true;
+        if (c >= P) {
+          int64_t s = window ? (j - 1) * W + (c - P) : j * W + (c - P);
+          seen = s >= 0 && s <= t && (!window || s > t - window);
+        }
+        hy_set(host, (j * W + i) * L + c, seen ? 0.0 : -INFINITY);
+      }
+  mask_entry *e = malloc(sizeof *e);
+  if (!e) hy_die("titans_attention", "out of memory");
+  *e = (mask_entry){nb, W, L, P, window, dtype, device, host, masks};
+  if (device != HY_CPU) {
+    e->mask = hy_empty_persistent_on(device, dtype, HY_SHAPE(nb, W, L));
+    hy_copy_into(e->mask, host);
+    hy_free(host);
+  }
+  if (!masks) atexit(free_masks);
+  masks = e;
+  return e->mask;
+}
+
 hy_tensor *hy_titans_window_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *pk,
                                       hy_tensor *pv, double scale, int64_t window) {
   if (!pk || pk->shape[0] == 0) return hy_attention_window(q, k, v, scale, window);
@@ -96,19 +150,7 @@ hy_tensor *hy_titans_window_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, 
     keys = hy_concat(2, (hy_tensor *[]){pkb, kb}, 2);
     values = hy_concat(2, (hy_tensor *[]){pvb, vb}, 2);
   }
-  /* Query t = j W + i sees the persistent keys, and keys s with t - window < s <= t. */
-  hy_tensor *mask = hy_empty(q->dtype, HY_SHAPE(nb, W, L));
-  for (int64_t j = 0; j < nb; j++)
-    for (int64_t i = 0; i < W; i++)
-      for (int64_t c = 0; c < L; c++) {
-        int64_t t = j * W + i;
-        bool seen = true;
-        if (c >= P) {
-          int64_t s = slide ? (j - 1) * W + (c - P) : j * W + (c - P);
-          seen = s >= 0 && s <= t && (!slide || s > t - window);
-        }
-        hy_set(mask, (j * W + i) * L + c, seen ? 0.0 : -INFINITY);
-      }
+  hy_tensor *mask = window_mask(q->dtype, q->device, nb, W, L, P, slide ? window : 0);
   hy_tensor *s = hy_scale(hy_matmul(qb, hy_transpose(keys, 2, 3)), scale); /* [BH, nb, W, L] */
   hy_tensor *o = hy_matmul(hy_softmax(hy_add(s, mask)), values);           /* [BH, nb, W, D] */
   o = hy_slice(hy_reshape(o, HY_SHAPE(B, H, nb * W, D)), 2, 0, T);
