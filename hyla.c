@@ -92,8 +92,9 @@ static int fail(const char *cmd, const hy_error *err) {
   return 1;
 }
 
-/* A model with its parameters (and the recipe it was trained with) from a checkpoint. */
-/* evaluating: the model as `hyla eval` runs it (hy_eval_model_config). */
+/* A model with its parameters (and the recipe it was trained with) from a checkpoint, with this
+ * process's CPU threads chosen as the recipe says (train.threads, 0: HYLA_THREADS or every core).
+ * evaluating: the model as `hyla eval` runs it (hy_eval_model_config). */
 static hy_model *load_model(const char *path, bool evaluating, hy_recipe *r, int64_t *step,
                             hy_error *err) {
   hy_ckpt_meta meta;
@@ -101,7 +102,7 @@ static hy_model *load_model(const char *path, bool evaluating, hy_recipe *r, int
   int rc = hy_recipe_parse(meta.recipe, path, 0, NULL, r, err);
   *step = meta.step;
   hy_ckpt_meta_free(&meta);
-  if (rc) return NULL;
+  if (rc || hy_threads_choose((int)r->train.threads, err)) return NULL;
   hy_model_config cfg = hy_recipe_model_config(r);
   if (evaluating) cfg = hy_eval_model_config(&cfg);
   hy_model *m = hy_model_new(&cfg, (uint64_t)r->run.seed);
@@ -328,10 +329,6 @@ static int cmd_eval(int argc, char **argv) {
   int64_t step;
   hy_model *m = load_model(path, true, &r, &step, &err);
   if (!m) return fail("eval", &err);
-  if (hy_threads_choose((int)r.train.threads, &err)) {
-    hy_model_free(m);
-    return fail("eval", &err);
-  }
   if (seq_len) r.train.seq_len = seq_len;
   if (batches) r.train.eval_batches = batches;
   const char *given = seq_len && batches ? "--seq-len and --batches"
@@ -450,11 +447,6 @@ static int cmd_generate(int argc, char **argv) {
     long long prompt_len = (long long)(positions - o.tokens);
     usage_error("generate", "--tokens %lld with a prompt of %lld byte%s: %s", (long long)o.tokens,
                 prompt_len, prompt_len == 1 ? "" : "s", err.msg);
-  }
-  if (hy_threads_choose((int)r.train.threads, &err)) {
-    hy_model_free(m);
-    hy_vocab_free(&vocab);
-    return fail("generate", &err);
   }
   fputs(prompt, stdout);
   hy_stop_catch();
@@ -614,10 +606,6 @@ static int cmd_export(int argc, char **argv) {
   int64_t step;
   hy_model *m = load_model(ckpt, false, &r, &step, &err);
   if (!m) return fail("export", &err);
-  if (hy_threads_choose((int)r.train.threads, &err)) {
-    hy_model_free(m);
-    return fail("export", &err);
-  }
   o.max_positions = r.train.seq_len;
   int rc = hy_export(m, dir, &o, &err);
   hy_model_free(m);
