@@ -12,18 +12,7 @@
 set -euo pipefail
 hyla=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 src=$(cd "$(dirname "$0")/../.." && pwd)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-export HYLA_THREADS=1
-fail() { echo "FAIL: $*"; exit 1; }
-expect() { # STATUS TEXT COMMAND...: the command exits with STATUS and prints TEXT
-  local want=$1 text=$2 rc=0
-  shift 2
-  "$@" >out.txt 2>&1 || rc=$?
-  [ "$rc" = "$want" ] || fail "'$*' exited $rc, not $want: $(cat out.txt)"
-  [ -z "$text" ] || grep -qF -- "$text" out.txt || fail "'$*' said '$(cat out.txt)', not '$text'"
-}
+source "$(dirname "$0")/../scratch.sh" # work, fail, expect
 
 # the corpus's first 400 kB: the text every check below tokenizes
 gzip -dc "$src/data/corpus/shakespeare.txt.gz" | head -c 400000 >corpus.txt || true

@@ -7,18 +7,7 @@
 #   files.sh HYLA_BINARY
 set -euo pipefail
 hyla=$1
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-export HYLA_THREADS=1
-fail() { echo "FAIL: $*"; exit 1; }
-expect() { # STATUS TEXT COMMAND...: the command exits with STATUS and prints TEXT
-  local want=$1 text=$2 rc=0
-  shift 2
-  "$@" >out.txt 2>&1 || rc=$?
-  [ "$rc" = "$want" ] || fail "'$*' exited $rc, not $want: $(cat out.txt)"
-  [ -z "$text" ] || grep -qF -- "$text" out.txt || fail "'$*' said '$(cat out.txt)', not '$text'"
-}
+source "$(dirname "$0")/../scratch.sh" # work, fail, expect
 
 seq 1 6000 >in.txt
 cp in.txt in.copy
