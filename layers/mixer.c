@@ -19,11 +19,11 @@
 static const struct {
   const hy_mixer_kind *kind;
   bool documents;
-} KINDS[] = {{&hy_mixer_attn, false},       {&hy_mixer_gla, false},
-             {&hy_mixer_lightning, false},  {&hy_mixer_linear, false},
-             {&hy_mixer_rat, false},        {&hy_mixer_titans_mal, false},
-             {&hy_mixer_titans_mag, false}, {&hy_mixer_sigmoid, false},
-             {&hy_mixer_softplus, false},   {&hy_mixer_sla, false}};
+} KINDS[] = {
+    {&hy_mixer_attn, false},       {&hy_mixer_gla, false},        {&hy_mixer_lightning, false},
+    {&hy_mixer_linear, false},     {&hy_mixer_rat, false},        {&hy_mixer_titans_mal, false},
+    {&hy_mixer_titans_mag, false}, {&hy_mixer_titans_mac, false}, {&hy_mixer_sigmoid, false},
+    {&hy_mixer_softplus, false},   {&hy_mixer_sla, false}};
 enum { N_KINDS = sizeof KINDS / sizeof *KINDS };
 
 const hy_mixer_kind *hy_mixer_find(const char *name) {

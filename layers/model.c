@@ -28,7 +28,7 @@ hy_model_config hy_model_config_default(void) {
       .softplus = {true, 256, 1.0, 1.0, false},
       .sla = {64, 0.05, 0.1, "softmax", false},
       .rat = {16, 2, 0, 10000.0, false},
-      .titans = {64, 2, 4.0, 1, 0, 0.0, 128, 4, false},
+      .titans = {64, 2, 4.0, 1, 0, 0.0, 128, 4, false, 128},
   };
   for (int i = 0; i < HY_MAX_LAYERS; i++) snprintf(c.layers[i], HY_KIND_NAME_MAX, "attn");
   return c;

@@ -94,6 +94,7 @@ typedef struct hy_titans_config {
   int64_t window;     /* sliding window of the attention, in tokens; 0: all (README) [128] */
   int64_t persistent; /* persistent key/value pairs per attention head (README) [4] */
   bool reference;     /* use the token-by-token reference form of the memory (tests) [false] */
+  int64_t segment;    /* titans_mac: tokens per segment, a multiple of chunk (README) [128] */
 } hy_titans_config;
 
 struct hy_model_config {

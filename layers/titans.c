@@ -51,8 +51,7 @@ hy_titans_layer *hy_titans_new(hy_params *ps, const char *prefix, const hy_model
 
 /* ---- sliding-window attention with persistent keys and values ---- */
 
-/* [B, T, H, D] -> [B * H, nb, W, D], zero-padded to nb * W tokens. */
-static hy_tensor *blocks(hy_tensor *x, int64_t nb, int64_t W) {
+hy_tensor *hy_titans_blocks(hy_tensor *x, int64_t nb, int64_t W) {
   int64_t B = x->shape[0], T = x->shape[1], H = x->shape[2], D = x->shape[3];
   hy_tensor *xt = hy_contiguous(hy_transpose(x, 1, 2));
   if (nb * W > T)
@@ -60,8 +59,7 @@ static hy_tensor *blocks(hy_tensor *x, int64_t nb, int64_t W) {
   return hy_reshape(xt, HY_SHAPE(B * H, nb, W, D));
 }
 
-/* p [n, H, D] repeated for every sequence and block: [B * H, nb, n, D]. */
-static hy_tensor *repeat_persistent(hy_tensor *p, int64_t B, int64_t nb) {
+hy_tensor *hy_titans_repeat_persistent(hy_tensor *p, int64_t B, int64_t nb) {
   int64_t n = p->shape[0], H = p->shape[1], D = p->shape[2];
   hy_tensor *pt = hy_reshape(hy_contiguous(hy_transpose(p, 0, 1)), HY_SHAPE(1, H, 1, n * D));
   hy_tensor *e = hy_add(hy_zeros(p->dtype, HY_SHAPE(B, H, nb, n * D)), pt);
@@ -76,11 +74,14 @@ static hy_tensor *previous_blocks(hy_tensor *xb) {
   return hy_concat(2, (hy_tensor *[]){zero, hy_slice(xb, 1, 0, nb - 1)}, 1);
 }
 
-/* The additive mask of the blocked window attention, [nb, W, L]: query t = j W + i sees the P
- * persistent keys, and keys s with t - window < s <= t (window 0: one block, causal). Built on the
- * host once per layout, dtype and device and kept for the process: on a GPU a later step copies
- * nothing, so a captured CUDA graph replays reading the same memory. */
+/* The additive masks of the blocked attentions, [nb, W, L]: 0 where query i of block j sees key
+ * c, -inf elsewhere. Built on the host once per layout, dtype and device and kept for the
+ * process: on a GPU a later step copies nothing, so a captured CUDA graph replays reading the
+ * same memory. */
+typedef enum { WINDOW_MASK, SEGMENT_MASK } mask_rule;
+
 typedef struct mask_entry {
+  mask_rule rule;
   int64_t nb, W, L, P, window;
   hy_dtype dtype;
   hy_device device;
@@ -99,35 +100,59 @@ static void free_masks(void) {
   }
 }
 
-static hy_tensor *window_mask(hy_dtype dtype, hy_device device, int64_t nb, int64_t W, int64_t L,
-                              int64_t P, int64_t window) {
+/* WINDOW_MASK: query t = j W + i sees the P persistent keys, and keys s with t - window < s <= t
+ * (window 0: one block, causal). SEGMENT_MASK (one block of W queries, L = P + 2 W): the P
+ * persistent keys, then the memory's read-outs and the segment's own keys, each up to i. */
+static bool seen(const mask_entry *e, int64_t j, int64_t i, int64_t c) {
+  if (c < e->P) return true;
+  c -= e->P;
+  if (e->rule == SEGMENT_MASK) return (c < e->W ? c : c - e->W) <= i;
+  int64_t t = j * e->W + i, s = e->window ? (j - 1) * e->W + c : j * e->W + c;
+  return s >= 0 && s <= t && (!e->window || s > t - e->window);
+}
+
+static hy_tensor *cached_mask(mask_entry key) {
   for (mask_entry *e = masks; e; e = e->next)
-    if (e->nb == nb && e->W == W && e->L == L && e->P == P && e->window == window &&
-        e->dtype == dtype && e->device == device)
+    if (e->rule == key.rule && e->nb == key.nb && e->W == key.W && e->L == key.L && e->P == key.P &&
+        e->window == key.window && e->dtype == key.dtype && e->device == key.device)
       return e->mask;
-  hy_tensor *host = hy_empty_persistent_on(HY_CPU, dtype, HY_SHAPE(nb, W, L));
-  for (int64_t j = 0; j < nb; j++)
-    for (int64_t i = 0; i < W; i++)
-      for (int64_t c = 0; c < L; c++) {
-        int64_t t = j * W + i;
-        bool seen = true;
-        if (c >= P) {
-          int64_t s = window ? (j - 1) * W + (c - P) : j * W + (c - P);
-          seen = s >= 0 && s <= t && (!window || s > t - window);
-        }
-        hy_set(host, (j * W + i) * L + c, seen ? 0.0 : -INFINITY);
-      }
+  hy_tensor *host = hy_empty_persistent_on(HY_CPU, key.dtype, HY_SHAPE(key.nb, key.W, key.L));
+  for (int64_t j = 0; j < key.nb; j++)
+    for (int64_t i = 0; i < key.W; i++)
+      for (int64_t c = 0; c < key.L; c++)
+        hy_set(host, (j * key.W + i) * key.L + c, seen(&key, j, i, c) ? 0.0 : -INFINITY);
   mask_entry *e = malloc(sizeof *e);
   if (!e) hy_die("titans_attention", "out of memory");
-  *e = (mask_entry){nb, W, L, P, window, dtype, device, host, masks};
-  if (device != HY_CPU) {
-    e->mask = hy_empty_persistent_on(device, dtype, HY_SHAPE(nb, W, L));
+  *e = key;
+  e->mask = host;
+  e->next = masks;
+  if (key.device != HY_CPU) {
+    e->mask = hy_empty_persistent_on(key.device, key.dtype, HY_SHAPE(key.nb, key.W, key.L));
     hy_copy_into(e->mask, host);
     hy_free(host);
   }
   if (!masks) atexit(free_masks);
   masks = e;
   return e->mask;
+}
+
+hy_tensor *hy_titans_segment_mask(hy_dtype dtype, hy_device device, int64_t n, int64_t P) {
+  return cached_mask((mask_entry){.rule = SEGMENT_MASK,
+                                  .nb = 1,
+                                  .W = n,
+                                  .L = P + 2 * n,
+                                  .P = P,
+                                  .dtype = dtype,
+                                  .device = device});
+}
+
+hy_tensor *hy_titans_block_attention(hy_tensor *qb, hy_tensor *keys, hy_tensor *values,
+                                     hy_tensor *mask, double scale, int64_t B, int64_t T) {
+  int64_t H = qb->shape[0] / B, nb = qb->shape[1], W = qb->shape[2], D = qb->shape[3];
+  hy_tensor *s = hy_scale(hy_matmul(qb, hy_transpose(keys, 2, 3)), scale); /* [BH, nb, W, L] */
+  hy_tensor *o = hy_matmul(hy_softmax(hy_add(s, mask)), values);           /* [BH, nb, W, D] */
+  o = hy_slice(hy_reshape(o, HY_SHAPE(B, H, nb * W, D)), 2, 0, T);
+  return hy_contiguous(hy_transpose(o, 1, 2));
 }
 
 hy_tensor *hy_titans_window_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *pk,
@@ -140,8 +165,10 @@ hy_tensor *hy_titans_window_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, 
   if (T == 0) return hy_zeros(q->dtype, HY_SHAPE(B, 0, H, D));
   bool slide = window > 0 && window < T; /* else one block of causal attention */
   int64_t W = slide ? window : T, nb = (T + W - 1) / W, L = P + (slide ? 2 * W : W);
-  hy_tensor *qb = blocks(q, nb, W), *kb = blocks(k, nb, W), *vb = blocks(v, nb, W);
-  hy_tensor *pkb = repeat_persistent(pk, B, nb), *pvb = repeat_persistent(pv, B, nb);
+  hy_tensor *qb = hy_titans_blocks(q, nb, W), *kb = hy_titans_blocks(k, nb, W);
+  hy_tensor *vb = hy_titans_blocks(v, nb, W);
+  hy_tensor *pkb = hy_titans_repeat_persistent(pk, B, nb);
+  hy_tensor *pvb = hy_titans_repeat_persistent(pv, B, nb);
   hy_tensor *keys, *values;
   if (slide) {
     keys = hy_concat(3, (hy_tensor *[]){pkb, previous_blocks(kb), kb}, 2);
@@ -150,11 +177,15 @@ hy_tensor *hy_titans_window_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, 
     keys = hy_concat(2, (hy_tensor *[]){pkb, kb}, 2);
     values = hy_concat(2, (hy_tensor *[]){pvb, vb}, 2);
   }
-  hy_tensor *mask = window_mask(q->dtype, q->device, nb, W, L, P, slide ? window : 0);
-  hy_tensor *s = hy_scale(hy_matmul(qb, hy_transpose(keys, 2, 3)), scale); /* [BH, nb, W, L] */
-  hy_tensor *o = hy_matmul(hy_softmax(hy_add(s, mask)), values);           /* [BH, nb, W, D] */
-  o = hy_slice(hy_reshape(o, HY_SHAPE(B, H, nb * W, D)), 2, 0, T);
-  return hy_contiguous(hy_transpose(o, 1, 2));
+  hy_tensor *mask = cached_mask((mask_entry){.rule = WINDOW_MASK,
+                                             .nb = nb,
+                                             .W = W,
+                                             .L = L,
+                                             .P = P,
+                                             .window = slide ? window : 0,
+                                             .dtype = q->dtype,
+                                             .device = q->device});
+  return hy_titans_block_attention(qb, keys, values, mask, scale, B, T);
 }
 
 /* ---- sequence parallelism: the keys and values of the window before this rank's slice ---- */
@@ -262,30 +293,37 @@ static void *titans_decode_new(void *self, int64_t batch, int64_t max_len) {
   return st;
 }
 
-static hy_tensor *heads(const hy_attention_layer *a, const hy_linear *proj, hy_tensor *x) {
+hy_tensor *hy_titans_heads(const hy_attention_layer *a, const hy_linear *proj, hy_tensor *x) {
   return hy_reshape(hy_linear_forward(proj, x),
                     HY_SHAPE(x->shape[0], x->shape[1], a->n_heads, a->head_dim));
 }
 
-static hy_tensor *attend_step(const hy_titans_layer *l, titans_state *st, hy_tensor *x,
-                              int64_t pos) {
+hy_tensor *hy_titans_attend_one(const hy_titans_layer *l, hy_tensor *q, hy_tensor *keys,
+                                hy_tensor *values) {
   const hy_attention_layer *a = &l->attn;
-  int64_t B = x->shape[0], slot = pos % st->slots, n = pos + 1 < st->slots ? pos + 1 : st->slots;
-  hy_tensor *q = hy_rope(heads(a, &a->q, x), pos, a->rope_theta);
-  hy_copy_into(hy_slice(st->k, 1, slot, slot + 1), hy_rope(heads(a, &a->k, x), pos, a->rope_theta));
-  hy_copy_into(hy_slice(st->v, 1, slot, slot + 1), heads(a, &a->v, x));
-  /* The keys in the ring are all in the window (their order does not matter to a softmax). */
-  hy_tensor *keys = hy_slice(st->k, 1, 0, n), *values = hy_slice(st->v, 1, 0, n);
+  int64_t B = q->shape[0];
   if (l->pk) {
     hy_shape s = HY_SHAPE(B, l->pk->shape[0], a->n_heads, a->head_dim);
-    keys = hy_concat(2, (hy_tensor *[]){hy_add(hy_zeros(x->dtype, s), l->pk), keys}, 1);
-    values = hy_concat(2, (hy_tensor *[]){hy_add(hy_zeros(x->dtype, s), l->pv), values}, 1);
+    keys = hy_concat(2, (hy_tensor *[]){hy_add(hy_zeros(q->dtype, s), l->pk), keys}, 1);
+    values = hy_concat(2, (hy_tensor *[]){hy_add(hy_zeros(q->dtype, s), l->pv), values}, 1);
   }
   hy_tensor *kh = hy_transpose(keys, 1, 2), *vh = hy_transpose(values, 1, 2);
   hy_tensor *s = hy_matmul(hy_transpose(q, 1, 2), hy_transpose(kh, 2, 3));
   hy_tensor *p = hy_softmax(hy_scale(s, 1.0 / sqrt((double)a->head_dim)));
   hy_tensor *o = hy_contiguous(hy_transpose(hy_matmul(p, vh), 1, 2)); /* [B, 1, H, D] */
-  return hy_linear_forward(&a->o, hy_reshape(o, hy_shape_of(x)));
+  return hy_linear_forward(&a->o, hy_reshape(o, HY_SHAPE(B, 1, a->n_heads * a->head_dim)));
+}
+
+static hy_tensor *attend_step(const hy_titans_layer *l, titans_state *st, hy_tensor *x,
+                              int64_t pos) {
+  const hy_attention_layer *a = &l->attn;
+  int64_t slot = pos % st->slots, n = pos + 1 < st->slots ? pos + 1 : st->slots;
+  hy_tensor *q = hy_rope(hy_titans_heads(a, &a->q, x), pos, a->rope_theta);
+  hy_copy_into(hy_slice(st->k, 1, slot, slot + 1),
+               hy_rope(hy_titans_heads(a, &a->k, x), pos, a->rope_theta));
+  hy_copy_into(hy_slice(st->v, 1, slot, slot + 1), hy_titans_heads(a, &a->v, x));
+  /* The keys in the ring are all in the window (their order does not matter to a softmax). */
+  return hy_titans_attend_one(l, q, hy_slice(st->k, 1, 0, n), hy_slice(st->v, 1, 0, n));
 }
 
 static hy_tensor *titans_decode_step(void *self, void *state, hy_tensor *x, int64_t pos) {

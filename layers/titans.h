@@ -39,7 +39,8 @@ typedef struct {
   hy_tensor *attn_norm;    /* MAG: gains [d] of RMSNorm(attention output), prefix/attn_norm */
   hy_tensor *mem_norm;     /* MAG: gains [d] of RMSNorm(memory output), prefix/memory_norm */
   double norm_eps;
-  bool gate; /* MAG (true) or MAL (false) */
+  bool gate;       /* MAG (true) or MAL and MAC (false) */
+  int64_t segment; /* MAC: tokens per segment; 0 for MAL and MAG */
 } hy_titans_layer;
 
 extern const hy_mixer_kind hy_mixer_titans_mal;
@@ -56,5 +57,29 @@ hy_tensor *hy_titans_forward(const hy_titans_layer *l, hy_tensor *x); /* [B, T, 
  * n + 2 window], masked, softmaxed. */
 hy_tensor *hy_titans_window_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *pk,
                                       hy_tensor *pv, double scale, int64_t window);
+
+/* titans_mac (layers/titans_mac.c): the same layer, the memory as context of the attention in
+ * segments of `segment` tokens. */
+extern const hy_mixer_kind hy_mixer_titans_mac;
+hy_tensor *hy_titans_mac_forward(const hy_titans_layer *l, hy_tensor *x); /* [B, T, d] */
+
+/* Pieces the Titans blocks share (layers/titans.c):
+ * blocks: [B, T, H, D] -> [B * H, nb, W, D], zero-padded to nb * W tokens;
+ * repeat_persistent: p [n, H, D] repeated for every sequence and block, [B * H, nb, n, D];
+ * segment_mask: the additive mask [1, n, P + 2 n] of a MAC segment (kept for the process): query i
+ *   sees the P persistent keys, then the memory read-outs 0 .. i and the segment's keys 0 .. i;
+ * block_attention: softmax(scale qb keys^T + mask) values for qb [B * H, nb, W, D], keys and
+ *   values [B * H, nb, L, D], as [B, T, H, D] (the first T of the nb W rows);
+ * heads: x W [B, n, d] in the attention's heads, [B, n, H, D];
+ * attend_one: one query q [B, 1, H, D] (rotated) over the persistent keys and keys, values
+ *   [B, n, H, D], through the output projection: [B, 1, d]. */
+hy_tensor *hy_titans_blocks(hy_tensor *x, int64_t nb, int64_t W);
+hy_tensor *hy_titans_repeat_persistent(hy_tensor *p, int64_t B, int64_t nb);
+hy_tensor *hy_titans_segment_mask(hy_dtype dtype, hy_device device, int64_t n, int64_t P);
+hy_tensor *hy_titans_block_attention(hy_tensor *qb, hy_tensor *keys, hy_tensor *values,
+                                     hy_tensor *mask, double scale, int64_t B, int64_t T);
+hy_tensor *hy_titans_heads(const hy_attention_layer *a, const hy_linear *proj, hy_tensor *x);
+hy_tensor *hy_titans_attend_one(const hy_titans_layer *l, hy_tensor *q, hy_tensor *keys,
+                                hy_tensor *values);
 
 #endif

@@ -69,11 +69,16 @@ static hy_tensor *heads_first(hy_tensor *y, int64_t H) {
   return hy_contiguous(hy_transpose(hy_reshape(y, HY_SHAPE(B, T, H, y->shape[2] / H)), 1, 2));
 }
 
+/* The memory's queries of x [B, T, d]: [B, H, T, D]. */
+static hy_tensor *query(const hy_titans_memory *m, hy_tensor *x) {
+  return l2norm(heads_first(hy_silu(hy_linear_forward(&m->q, x)), m->heads));
+}
+
 /* q, k, v [B, H, T, D] and theta [B, H, T, 1] of x [B, T, d]. */
 static void project(const hy_titans_memory *m, hy_tensor *x, hy_tensor **q, hy_tensor **k,
                     hy_tensor **v, hy_tensor **theta) {
   int64_t H = m->heads;
-  *q = l2norm(heads_first(hy_silu(hy_linear_forward(&m->q, x)), H));
+  *q = query(m, x);
   *k = l2norm(heads_first(hy_silu(hy_linear_forward(&m->k, x)), H));
   *v = heads_first(hy_silu(hy_linear_forward(&m->v, x)), H);
   *theta = heads_first(hy_scale(hy_sigmoid(hy_linear_forward(&m->theta, x)), m->lr_max), H);
@@ -88,7 +93,7 @@ static void gates(const hy_titans_memory *m, hy_tensor *xbar, hy_tensor **eta, h
 }
 
 /* M_0 for each of B sequences: [B, H, ., .]. */
-static void initial_weights(const hy_titans_memory *m, int64_t B, hy_tensor **w) {
+void hy_titans_memory_initial(const hy_titans_memory *m, int64_t B, hy_tensor **w) {
   for (int i = 0; i < m->depth; i++) {
     hy_shape s = hy_shape_of(m->m0[i]);
     w[i] = hy_add(hy_zeros(m->m0[i]->dtype, HY_SHAPE(B, s.d[0], s.d[1], s.d[2])), m->m0[i]);
@@ -185,7 +190,7 @@ hy_tensor *hy_titans_memory_scan_composed(const hy_titans_memory *m, hy_tensor *
                                           hy_tensor *keep) {
   int64_t B = q->shape[0], T = q->shape[2], c = m->chunk, N = T / c;
   hy_tensor *w[2], *s[2] = {NULL, NULL}, *u[2];
-  initial_weights(m, B, w);
+  hy_titans_memory_initial(m, B, w);
   hy_tensor **pieces = malloc((size_t)(N + 1) * sizeof *pieces);
   if (!pieces) hy_die("titans", "out of memory");
   int n_pieces = 0;
@@ -224,16 +229,17 @@ static hy_tensor *chunk_means(hy_tensor *x, int64_t c) {
   return all;
 }
 
-hy_tensor *hy_titans_memory_reference(const hy_titans_memory *m, hy_tensor *x) {
-  int64_t B = x->shape[0], T = x->shape[1], d = x->shape[2], c = m->chunk;
-  if (T == 0) return hy_zeros(x->dtype, HY_SHAPE(B, 0, d));
+/* The token loop from weights w and momentum s (NULL: none yet), which become the state after the
+ * last complete chunk. */
+static hy_tensor *reference_from(const hy_titans_memory *m, hy_tensor *x, hy_tensor **w,
+                                 hy_tensor **s) {
+  int64_t T = x->shape[1], c = m->chunk;
   /* Every position-wise map (projections, gates of the chunk means) runs once over all rows, as
    * in the chunked form: a matrix product's rounding depends on its number of rows. */
   hy_tensor *q, *k, *v, *theta, *eta = NULL, *keep = NULL, *means = chunk_means(x, c);
   project(m, x, &q, &k, &v, &theta);
   if (means) gates(m, means, &eta, &keep);
-  hy_tensor *w[2], *s[2] = {NULL, NULL}, *u[2] = {NULL, NULL}, *g[2];
-  initial_weights(m, B, w);
+  hy_tensor *u[2] = {NULL, NULL}, *g[2];
   hy_tensor **rows = malloc((size_t)T * sizeof *rows);
   if (!rows) hy_die("titans", "out of memory");
   for (int64_t t = 0; t < T; t++) {
@@ -250,6 +256,82 @@ hy_tensor *hy_titans_memory_reference(const hy_titans_memory *m, hy_tensor *x) {
   }
   hy_tensor *y = T == 1 ? rows[0] : hy_concat((int)T, rows, 2);
   free(rows);
+  return output(m, y);
+}
+
+hy_tensor *hy_titans_memory_reference(const hy_titans_memory *m, hy_tensor *x) {
+  int64_t B = x->shape[0], T = x->shape[1], d = x->shape[2];
+  if (T == 0) return hy_zeros(x->dtype, HY_SHAPE(B, 0, d));
+  hy_tensor *w[2], *s[2] = {NULL, NULL};
+  hy_titans_memory_initial(m, B, w);
+  return reference_from(m, x, w, s);
+}
+
+/* ---- continuing from a state (titans_mac's segments) ---- */
+
+/* The weights of a state [B, H, 2, P] (hy_titans_scan_state's layout: per sequence and head the
+ * weights, w1's then w2's row-major, then the momentum the same way), [B, H, ., .] each. */
+static void state_part(const hy_titans_memory *m, hy_tensor *state, int part, hy_tensor **w) {
+  int64_t B = state->shape[0], H = m->heads, D = m->dim, F = m->hidden;
+  hy_tensor *row = hy_slice(state, 2, part, part + 1);
+  if (m->depth == 1) {
+    w[0] = hy_reshape(row, HY_SHAPE(B, H, D, D));
+    return;
+  }
+  w[0] = hy_reshape(hy_slice(row, 3, 0, D * F), HY_SHAPE(B, H, D, F));
+  w[1] = hy_reshape(hy_slice(row, 3, D * F, 2 * D * F), HY_SHAPE(B, H, F, D));
+}
+
+/* The state [B, H, 2, P] of weights w and momentum s (NULL: zero). */
+static hy_tensor *pack_state(const hy_titans_memory *m, hy_tensor **w, hy_tensor **s) {
+  int64_t B = w[0]->shape[0], H = m->heads;
+  hy_tensor *rows[2];
+  for (int part = 0; part < 2; part++) {
+    hy_tensor *flat[2];
+    for (int i = 0; i < m->depth; i++) {
+      hy_tensor *x = part ? (s[i] ? s[i] : hy_zeros(w[i]->dtype, hy_shape_of(w[i]))) : w[i];
+      flat[i] = hy_reshape(x, HY_SHAPE(B, H, 1, -1));
+    }
+    rows[part] = m->depth == 1 ? flat[0] : hy_concat(2, flat, 3);
+  }
+  return hy_concat(2, rows, 2);
+}
+
+hy_tensor *hy_titans_memory_read(const hy_titans_memory *m, hy_tensor *state, hy_tensor *x) {
+  hy_tensor *q = query(m, x), *w[2] = {NULL, NULL};
+  if (state) {
+    state_part(m, state, 0, w);
+  } else {
+    hy_titans_memory_initial(m, x->shape[0], w);
+  }
+  for (int i = 0; i < m->depth; i++) w[i] = hy_cast(w[i], q->dtype); /* f32 state, bf16 input */
+  return output(m, hy_titans_memory_apply(m, w, q));
+}
+
+hy_tensor *hy_titans_memory_continue(const hy_titans_memory *m, hy_tensor *x, hy_tensor **state) {
+  int64_t B = x->shape[0], T = x->shape[1], d = x->shape[2], c = m->chunk, N = T / c;
+  if (T == 0) return hy_zeros(x->dtype, HY_SHAPE(B, 0, d));
+  if (m->reference) {
+    hy_tensor *w[2] = {NULL, NULL}, *s[2] = {NULL, NULL};
+    if (*state) {
+      state_part(m, *state, 0, w);
+      state_part(m, *state, 1, s);
+    } else {
+      hy_titans_memory_initial(m, B, w);
+    }
+    hy_tensor *y = reference_from(m, x, w, s);
+    *state = pack_state(m, w, s);
+    return y;
+  }
+  hy_tensor *q, *k, *v, *theta, *eta = NULL, *keep = NULL, *last = NULL;
+  project(m, x, &q, &k, &v, &theta);
+  if (N > 0) {
+    hy_tensor *xc = hy_reshape(hy_slice(x, 1, 0, N * c), HY_SHAPE(B, N, c, d));
+    gates(m, hy_mean(xc, 2, false), &eta, &keep);
+  }
+  hy_tensor *y = hy_titans_scan_state(q, k, v, theta, eta, keep, m->m0[0],
+                                      m->depth == 2 ? m->m0[1] : NULL, *state, c, &last);
+  *state = last;
   return output(m, y);
 }
 
@@ -298,6 +380,11 @@ hy_tensor *hy_titans_memory_step(const hy_titans_memory *m, void *state, hy_tens
     st->count = 0;
   }
   return output(m, hy_titans_memory_apply(m, st->w, q));
+}
+
+hy_tensor *hy_titans_memory_state_of(const hy_titans_memory *m, void *state) {
+  mem_state *st = state;
+  return pack_state(m, st->w, st->s);
 }
 
 void hy_titans_memory_state_free(void *state) {

@@ -68,6 +68,18 @@ hy_tensor *hy_titans_memory_scan_composed(const hy_titans_memory *m, hy_tensor *
  * plain form. */
 hy_tensor *hy_titans_memory_reference(const hy_titans_memory *m, hy_tensor *x);
 
+/* M_0 for each of B sequences: w[0], w[1] [B, H, ., .]. */
+void hy_titans_memory_initial(const hy_titans_memory *m, int64_t B, hy_tensor **w);
+
+/* Continuing from a state, segment after segment (titans_mac): a state is [B, H, 2, P], each
+ * sequence's weights then momentum as hy_titans_scan_state holds them (P = D D, or 2 D E D: w1's
+ * then w2's, row-major; f32 for bf16 inputs); NULL is M_0 with no momentum yet. continue is
+ * hy_titans_memory_forward (chunked, or the reference with m->reference) from *state, which
+ * becomes the state after the last complete chunk of x. read is the output of the memory at the
+ * state's weights for x's queries, with no update: concat_heads(M(q(x))) W_O, [B, T, d]. */
+hy_tensor *hy_titans_memory_continue(const hy_titans_memory *m, hy_tensor *x, hy_tensor **state);
+hy_tensor *hy_titans_memory_read(const hy_titans_memory *m, hy_tensor *state, hy_tensor *x);
+
 /* The memory's weighted gradient sum_t theta_t grad_M ||M(k_t) - v_t||^2 at weights w (w[0], w[1]
  * [B, H, ., .]) for rows k [B, H, n, D], v [B, H, n, D], theta [B, H, n, 1]: g[0], g[1] like w. */
 void hy_titans_memory_grad(const hy_titans_memory *m, hy_tensor *const *w, hy_tensor *k,
@@ -79,6 +91,9 @@ hy_tensor *hy_titans_memory_apply(const hy_titans_memory *m, hy_tensor *const *w
  * sum), for `batch` sequences; step maps x [B, 1, d] to the forward's row at the next position. */
 void *hy_titans_memory_state_new(const hy_titans_memory *m, int64_t batch);
 hy_tensor *hy_titans_memory_step(const hy_titans_memory *m, void *state, hy_tensor *x);
+/* A decoding state's weights and momentum as a state [B, H, 2, P] of continue and read (a new
+ * tensor of the current step). */
+hy_tensor *hy_titans_memory_state_of(const hy_titans_memory *m, void *state);
 void hy_titans_memory_state_free(void *state);
 
 #endif

@@ -157,7 +157,7 @@ const hy_key hy_keys[] = {
      .doc = "Use the plain form built from ops instead of the fused op."},
 
     {KEY("layer.titans", "chunk", HY_KEY_INT, layer_titans.chunk), AT_LEAST(1), .def = "64",
-     .doc = "Tokens per update of the neural memory (titans_mal and titans_mag)."},
+     .doc = "Tokens per update of the neural memory (titans_mal, titans_mag and titans_mac)."},
     {KEY("layer.titans", "depth", HY_KEY_INT, layer_titans.depth), AT_LEAST(1), UP_TO(2),
      .def = "2", .doc = "Layers of the memory MLP: 1 (a matrix) or 2."},
     {KEY("layer.titans", "expansion", HY_KEY_FLOAT, layer_titans.expansion), ABOVE(0), .def = "4.0",
@@ -175,6 +175,9 @@ const hy_key hy_keys[] = {
      .def = "4", .doc = "Learned key/value pairs per head that every query attends to."},
     {KEY("layer.titans", "reference", HY_KEY_BOOL, layer_titans.reference), .def = "false",
      .doc = "Update the memory token by token (the reference form) instead of by chunks."},
+    {KEY("layer.titans", "segment", HY_KEY_INT, layer_titans.segment), AT_LEAST(1), .def = "128",
+     .doc = "titans_mac: tokens per segment, a multiple of chunk; the attention sees the segment, "
+            "the memory carries what came before."},
 
     {KEY("train", "batch", HY_KEY_INT, train.batch), AT_LEAST(1), .def = "8",
      .doc = "Sequences per micro-batch."},
