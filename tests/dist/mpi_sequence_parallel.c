@@ -222,6 +222,43 @@ static void check_titans(void) {
     }
 }
 
+/* MAC: the attention stays inside a segment, so the memory's state is all that travels: 2 P
+ * values per memory head and sequence to the next rank, and its gradient back. Several segments
+ * per rank or exactly one, several memory chunks per segment or one, memory depth 1 and 2. */
+static void check_titans_mac(void) {
+  typedef struct {
+    int64_t T, segment, chunk, persistent, depth;
+  } mac_case;
+  const mac_case cases[] = {
+      {64, 8, 4, 2, 2}, /* two segments per rank at sp = 4, two chunks per segment */
+      {32, 0, 0, 0, 1}, /* one segment per rank (segment 0: T / sp), one chunk per segment */
+      {96, 12, 3, 2, 1},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    mac_case mc = cases[i];
+    hy_model_config cfg = config();
+    cfg.titans.segment = mc.segment ? mc.segment : mc.T / D.sp;
+    cfg.titans.chunk = mc.chunk ? mc.chunk : cfg.titans.segment;
+    cfg.titans.persistent = mc.persistent;
+    cfg.titans.depth = mc.depth;
+    char label[64];
+    snprintf(label, sizeof label, "mac T%lld s%lld c%lld p%lld d%lld", (long long)mc.T,
+             (long long)cfg.titans.segment, (long long)cfg.titans.chunk, (long long)mc.persistent,
+             (long long)mc.depth);
+    check_layer(&cfg, "titans_mac", mc.T, label);
+    const hy_titans_config *t = &cfg.titans;
+    int64_t Dm = cfg.d_model / t->heads, hops = (D.sp_rank + 1 < D.sp) + (D.sp_rank > 0);
+    int64_t P = t->depth == 2 ? 2 * Dm * (int64_t)(t->expansion * (double)Dm) : Dm * Dm;
+    uint64_t want = (uint64_t)(hops * 2 * P * t->heads * 2) * sizeof(double); /* B = 2 */
+    bool ok = last_sent[HY_COLL_SEND] == want && last_sent[HY_COLL_ALLGATHER] == 0;
+    failures += !ok;
+    if (D.rank == 0 || !ok)
+      printf("rank %d %s %-24s sent %llu bytes point to point (formula %llu), gathered %llu\n",
+             D.rank, ok ? "ok  " : "FAIL", label, (unsigned long long)last_sent[HY_COLL_SEND],
+             (unsigned long long)want, (unsigned long long)last_sent[HY_COLL_ALLGATHER]);
+  }
+}
+
 /* A whole hybrid: loss and every parameter gradient. */
 static void check_model(void) {
   hy_model_config cfg = config();
@@ -367,6 +404,7 @@ int main(int argc, char **argv) {
   check_rat();
   check_sla();
   check_titans();
+  check_titans_mac();
   check_model();
   check_bytes();
   check_rat_bytes();
