@@ -5,8 +5,8 @@
  * and sequences (M_0's gradient summed over the batch), inputs that need no gradient (NULL
  * gradients for the kernels), the forward without a tape (two saved states), the size of the
  * training recipes, the same bits from run to run, the scan from a state of each sequence's own
- * that hands on its last (hy_titans_scan_state); and the Titans layers, MAG and MAL, whole on
- * both devices. */
+ * that hands on its last (hy_titans_scan_state); and the Titans layers, MAL, MAG and MAC (its
+ * segments continuing the memory from a state), whole on both devices. */
 #include "layers/titans.h"
 #include "tests/gpu.h"
 
@@ -224,11 +224,19 @@ Test(cuda_titans_scan, from_a_state_matches_cpu) {
 
 /* ---- the layers ---- */
 
-/* MAG (gate) or MAL with the memory's depth and chunk, built twice from one seed: one copy moves
+/* MAL, MAG or MAC (kind) with the memory's depth and chunk (MAC: segments of two chunks), built
+ * twice from one seed: one copy moves
  * to the GPU, the other stays on the CPU, in f32 or (ref HY_F64) in f64 with the same values.
  * Forward, the input's gradient and every parameter's (the memory's, the attention's, the
  * persistent tokens', the norms') against the CPU. */
-static void expect_layer(bool gate, int64_t depth, int64_t heads, int64_t B, int64_t T,
+enum { MAL, MAG, MAC };
+static const char *const KIND[] = {"mal", "mag", "mac"};
+
+static hy_tensor *layer_forward(int kind, hy_titans_layer *l, hy_tensor *x) {
+  return kind == MAC ? hy_titans_mac_forward(l, x) : hy_titans_forward(l, x);
+}
+
+static void expect_layer(int kind, int64_t depth, int64_t heads, int64_t B, int64_t T,
                          int64_t chunk, hy_dtype ref) {
   hy_model_config cfg = hy_model_config_default();
   cfg.d_model = 64;
@@ -239,12 +247,15 @@ static void expect_layer(bool gate, int64_t depth, int64_t heads, int64_t B, int
   tc.heads = heads;
   tc.chunk = chunk;
   tc.window = 16;
+  tc.segment = 2 * chunk;
+  cfg.titans = tc;
   hy_params ps[2] = {{0}, {0}}; /* the CPU's, the GPU's */
   hy_titans_layer *l[2];
   for (int dev = 1; dev >= 0; dev--) {
     cfg.dtype = dev ? HY_F32 : ref;
     hy_rng rng = hy_rng_new(seed);
-    l[dev] = hy_titans_new(&ps[dev], "mixer", &cfg, &tc, gate, &rng);
+    l[dev] = kind == MAC ? hy_mixer_titans_mac.create(&ps[dev], "mixer", &cfg, 0, &rng)
+                         : hy_titans_new(&ps[dev], "mixer", &cfg, &tc, kind == MAG, &rng);
     /* gains, biases and persistent tokens off their initial values, as tests/layers/test_titans.c
      * does it */
     for (int i = 0; i < ps[dev].n; i++) {
@@ -265,17 +276,17 @@ static void expect_layer(bool gate, int64_t depth, int64_t heads, int64_t B, int
   x = t_param(t_cast(x, ref));
 
   t_poison();
-  hy_tensor *y = hy_titans_forward(l[0], x);
+  hy_tensor *y = layer_forward(kind, l[0], x);
   hy_backward_with(y, t_cast(gy, ref));
   hy_set_device(HY_CUDA); /* the tensors the layer makes (masks, zeros) go to the GPU */
   t_poison();
-  hy_tensor *yg = hy_titans_forward(l[1], xg);
+  hy_tensor *yg = layer_forward(kind, l[1], xg);
   hy_backward_with(yg, gyg);
   hy_set_device(HY_CPU);
 
   char what[200], name[320];
   snprintf(what, sizeof what, "titans %s: depth %lld heads %lld B %lld T %lld chunk %lld, vs %s",
-           gate ? "mag" : "mal", (long long)depth, (long long)heads, (long long)B, (long long)T,
+           KIND[kind], (long long)depth, (long long)heads, (long long)B, (long long)T,
            (long long)chunk, ref == HY_F64 ? "f64" : "f32");
   snprintf(name, sizeof name, "%s: forward", what);
   t_expect_gpu_close(yg, y, TOL, name);
@@ -293,14 +304,14 @@ static void expect_layer(bool gate, int64_t depth, int64_t heads, int64_t B, int
 }
 
 /* T a multiple of the chunk and not (the layer's last, incomplete chunk never updates), the
- * sliding window of 16 across several windows, 4 memory heads and 1. With one head of 64 (P 32768
+ * sliding window of 16 across several windows (MAC: segments of 32 and 16, the last partial), 4 memory heads and 1. With one head of 64 (P 32768
  * at depth 2) the CPU's f32 gate gradients are themselves up to 1e-5 from f64 (its dot products
  * over P add in one running sum): those compare against the CPU in f64. */
 Test(cuda_titans_layer, layers_match_cpu) {
   T_NEED_GPU();
-  for (int gate = 0; gate < 2; gate++)
+  for (int kind = MAL; kind <= MAC; kind++)
     for (int64_t depth = 1; depth <= 2; depth++) {
-      expect_layer(gate, depth, 4, 2, 64, 16, HY_F32);
-      expect_layer(gate, depth, 1, 2, 45, 8, HY_F64);
+      expect_layer(kind, depth, 4, 2, 64, 16, HY_F32);
+      expect_layer(kind, depth, 1, 2, 45, 8, HY_F64);
     }
 }
