@@ -18,7 +18,7 @@
  *
  * Decoding carries the memory (its weights, momentum and the running sums of the chunk in
  * progress: O(1) in the sequence length) and a ring of the last `window` rotated keys and values.
- * MAC (memory as context) is not built: see docs in the closing report. */
+ * The third block, MAC (memory as context), is below (layers/titans_mac.c). */
 #ifndef HYLA_TITANS_H
 #define HYLA_TITANS_H
 

@@ -57,8 +57,7 @@ static hy_tensor *segment_attention(const hy_titans_layer *l, hy_tensor *q, hy_t
 /* Segment [lo, hi) of x with its queries, keys and values q, k, v [B, T, H, D] (RoPE at the
  * tokens' positions, offset the first's): the segment's output, the memory's state carried. */
 static hy_tensor *segment(const hy_titans_layer *l, hy_tensor *x, hy_tensor *q, hy_tensor *k,
-                          hy_tensor *v, int64_t lo, int64_t hi, int64_t offset,
-                          hy_tensor **state) {
+                          hy_tensor *v, int64_t lo, int64_t hi, int64_t offset, hy_tensor **state) {
   const hy_attention_layer *a = &l->attn;
   hy_tensor *xs = hy_slice(x, 1, lo, hi);
   hy_tensor *h = hy_titans_memory_read(&l->mem, *state, xs);
@@ -110,7 +109,7 @@ static hy_tensor *mac_forward(void *self, hy_tensor *x) { return hy_titans_mac_f
 
 typedef struct {
   void *mem;
-  hy_tensor *start;         /* persistent [B, H, 2, P]: the memory when the segment began */
+  hy_tensor *start;           /* persistent [B, H, 2, P]: the memory when the segment began */
   hy_tensor *kh, *vh, *k, *v; /* persistent [B, segment, H, D]: rotated keys and values so far */
 } mac_state;
 
@@ -144,12 +143,10 @@ static hy_tensor *mac_decode_step(void *self, void *state, hy_tensor *x, int64_t
                            {st->k, hy_rope(hy_titans_heads(a, &a->k, x), pos, a->rope_theta)},
                            {st->v, hy_titans_heads(a, &a->v, x)}};
   for (int j = 0; j < 4; j++) hy_copy_into(hy_slice(rows[j][0], 1, i, i + 1), rows[j][1]);
-  hy_tensor *keys = hy_concat(2, (hy_tensor *[]){hy_slice(st->kh, 1, 0, i + 1),
-                                                 hy_slice(st->k, 1, 0, i + 1)},
-                              1);
-  hy_tensor *values = hy_concat(2, (hy_tensor *[]){hy_slice(st->vh, 1, 0, i + 1),
-                                                   hy_slice(st->v, 1, 0, i + 1)},
-                                1);
+  hy_tensor *keys =
+      hy_concat(2, (hy_tensor *[]){hy_slice(st->kh, 1, 0, i + 1), hy_slice(st->k, 1, 0, i + 1)}, 1);
+  hy_tensor *values =
+      hy_concat(2, (hy_tensor *[]){hy_slice(st->vh, 1, 0, i + 1), hy_slice(st->v, 1, 0, i + 1)}, 1);
   hy_tensor *q = hy_rope(hy_titans_heads(a, &a->q, x), pos, a->rope_theta);
   hy_tensor *y = hy_titans_attend_one(l, q, keys, values);
   return hy_mul(y, hy_sigmoid(hy_titans_memory_step(&l->mem, st->mem, y)));
@@ -164,6 +161,5 @@ static void mac_decode_free(void *state) {
   free(st);
 }
 
-const hy_mixer_kind hy_mixer_titans_mac = {
-    "titans_mac",   mac_create,      mac_forward,     free,
-    mac_decode_new, mac_decode_step, mac_decode_free, true};
+const hy_mixer_kind hy_mixer_titans_mac = {"titans_mac",   mac_create,      mac_forward,     free,
+                                           mac_decode_new, mac_decode_step, mac_decode_free, true};
