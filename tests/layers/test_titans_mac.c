@@ -89,7 +89,8 @@ static hy_tensor *aheads(const hy_attention_layer *a, const hy_linear *p, hy_ten
 /* One query q [B, 1, H, D] over n key and value rows [B, 1, H, D] each: [B, 1, d] */
 static hy_tensor *attend(const hy_attention_layer *a, hy_tensor *q, int n, hy_tensor **k,
                          hy_tensor **v) {
-  hy_tensor *K = hy_transpose(hy_concat(n, k, 1), 1, 2), *V = hy_transpose(hy_concat(n, v, 1), 1, 2);
+  hy_tensor *K = hy_transpose(hy_concat(n, k, 1), 1, 2),
+            *V = hy_transpose(hy_concat(n, v, 1), 1, 2);
   hy_tensor *s = hy_scale(hy_matmul(hy_transpose(q, 1, 2), hy_transpose(K, 2, 3)),
                           1.0 / sqrt((double)a->head_dim));
   hy_tensor *o = hy_transpose(hy_matmul(hy_softmax(s), V), 1, 2); /* [B, 1, H, D] */
@@ -177,7 +178,7 @@ static void describe(char *buf, size_t size, mac_case mc, const char *what) {
 
 Test(titans_mac, segments_equal_the_token_reference) {
   enum { B = 2, T = 13 };
-  static const mac_case cases[] = {{1, 4, 1, 2, false}, {2, 4, 2, 2, false}, {2, 8, 4, 0, false},
+  static const mac_case cases[] = {{1, 4, 1, 2, false}, {2, 4, 2, 2, false},  {2, 8, 4, 0, false},
                                    {1, 5, 5, 2, false}, {2, 16, 4, 2, false}, {2, 6, 3, 2, true},
                                    {1, 4, 2, 0, true}};
   double worst = 0;
@@ -237,8 +238,7 @@ Test(titans_mac, every_parameter_gradchecks) {
     hy_gradcheck_opts opts = {.max_per_tensor = 16};
     bool ok = hy_gradcheck(layer_fn, l, n, inputs, &opts);
     cr_assert(ok, "depth %d: worst %.3g", depth, hy_gradcheck_last_error());
-    cr_log_info("gradcheck depth %d (%d tensors): worst %.3g", depth, n,
-                hy_gradcheck_last_error());
+    cr_log_info("gradcheck depth %d (%d tensors): worst %.3g", depth, n, hy_gradcheck_last_error());
     free(l);
     hy_params_free(&ps);
     hy_step_reset();
@@ -249,8 +249,11 @@ Test(titans_mac, every_parameter_gradchecks) {
 
 Test(titans_mac, decoding_matches_forward) {
   enum { B = 2, T = 13 };
-  static const mac_case cases[] = {{1, 4, 1, 2, false}, {2, 6, 3, 0, false}, {2, 6, 3, 2, false},
-                                   {1, 8, 8, 2, false}, {2, 16, 4, 2, false}};
+  static const mac_case cases[] = {{1, 4, 1, 2, false},
+                                   {2, 6, 3, 0, false},
+                                   {2, 6, 3, 2, false},
+                                   {1, 8, 8, 2, false},
+                                   {2, 16, 4, 2, false}};
   double worst = 0;
   for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
     mac_case mc = cases[ci];
@@ -317,9 +320,7 @@ Test(titans_mac, f32_matches_f64) {
 
 /* ---- settings and parameters ---- */
 
-static void segment_of_partial_chunks(void) {
-  make(HY_F32, (mac_case){2, 6, 4, 2, false}, 1);
-}
+static void segment_of_partial_chunks(void) { make(HY_F32, (mac_case){2, 6, 4, 2, false}, 1); }
 
 Test(titans_mac, segment_must_be_whole_chunks) {
   t_expect_abort(segment_of_partial_chunks, 3,
@@ -328,9 +329,9 @@ Test(titans_mac, segment_must_be_whole_chunks) {
 
 Test(titans_mac, parameters_and_kind) {
   hy_titans_layer *l = make(HY_F32, (mac_case){2, 4, 2, 2, false}, 1);
-  const char *names[] = {"memory/w_q/weight",  "memory/w_eta/bias",  "memory/o_proj/weight",
-                         "memory/m0_1",        "memory/m0_2",        "attn/q_proj/weight",
-                         "attn/o_proj/weight", "attn/persistent_k",  "attn/persistent_v"};
+  const char *names[] = {"memory/w_q/weight",  "memory/w_eta/bias", "memory/o_proj/weight",
+                         "memory/m0_1",        "memory/m0_2",       "attn/q_proj/weight",
+                         "attn/o_proj/weight", "attn/persistent_k", "attn/persistent_v"};
   for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
     char path[HY_PARAM_NAME_MAX];
     snprintf(path, sizeof path, "mixer/%s", names[i]);
