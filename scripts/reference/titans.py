@@ -1,10 +1,10 @@
-"""Golden fixtures for hyla's Titans layers ("titans_mal", "titans_mag"), from an independent
-PyTorch implementation in float64.
+"""Golden fixtures for hyla's Titans layers ("titans_mal", "titans_mag", "titans_mac"), from an
+independent PyTorch implementation in float64.
 
 The neural memory is written in its plainest form: a Python loop over tokens. Each token's inner
 gradient is taken by torch.autograd.grad (create_graph=True, so the outer backward goes through
-every inner update) of theta_t ||M(k_t) - v_t||^2 at the weights its chunk started with; the
-chunk's gradients are summed, and when the chunk completes
+every inner update) of theta_t ||M(k_t) - v_t||^2 at the weights its chunk started with (in the
+weights alone, the input held fixed); the chunk's gradients are summed, and when the chunk completes
 
     S = eta S - U,    M = (1 - alpha) M + S          (eta, alpha from the chunk's mean input)
 
@@ -13,6 +13,14 @@ attention is masked softmax over [persistent keys; the last `window` keys], RoPE
 
     titans_mal: out = Attn(Memory(x))
     titans_mag: out = RMSNorm(Attn(x); g_a) * sigmoid(RMSNorm(Memory(x); g_m))
+    titans_mac: per segment of `segment` tokens, with M_prev the memory (weights and momentum)
+                after the segments before:  h = Read(M_prev; x_seg)  (no update),
+                y = Attn(x_seg; keys/values [persistent; h_0..j; x_0..j] for query j, h_i and x_i
+                rotated at token i's position, nothing from earlier segments),
+                z = Memory(y) continuing from M_prev, out = y * sigmoid(z)
+
+The MAC fixture: a 2-layer memory, segment 8 (two memory chunks), T = 13 (the last segment
+partial), the momentum carried from segment to segment.
 
 Shapes, seeds and the file layout are those of scripts/reference/layers.py, whose helpers this
 script imports (rms_norm, heads, Attention, generate, write_h5).
@@ -67,21 +75,38 @@ class Memory(nn.Module):
         a = F.silu(torch.einsum("bhi,bhij->bhj", z, w[0]))
         return torch.einsum("bhi,bhij->bhj", a, w[1])
 
-    def forward(self, x):
+    def initial(self, b):
+        """(M_0 for each of b sequences, zero momentum)."""
+        m0 = [self.m0_1] if self.depth == 1 else [self.m0_1, self.m0_2]
+        w = [p.unsqueeze(0).expand(b, *p.shape) for p in m0]
+        return w, [torch.zeros_like(p) for p in w]
+
+    def read(self, x, w):
+        """The memory at weights w read with x's queries, no update: [B, T, d]."""
+        b, t_len, d = x.shape
+        q = l2norm(heads(F.silu(self.w_q(x)), self.h))
+        out = [self.apply_memory(w, q[:, t]) for t in range(t_len)]
+        return self.o_proj(torch.stack(out, dim=1).reshape(b, t_len, d))
+
+    def forward(self, x, state=None):
+        """Memory(x) from M_0; with state = (w, s) from those weights and momentum instead, and
+        then (output, (w, s) after the last complete chunk) back. x starts a chunk."""
         b, t_len, d = x.shape
         q = l2norm(heads(F.silu(self.w_q(x)), self.h))  # [B, T, H, D]
         k = l2norm(heads(F.silu(self.w_k(x)), self.h))
         v = heads(F.silu(self.w_v(x)), self.h)
         theta = self.lr_max * torch.sigmoid(self.w_theta(x))  # [B, T, H]
-        m0 = [self.m0_1] if self.depth == 1 else [self.m0_1, self.m0_2]
-        w = [p.unsqueeze(0).expand(b, *p.shape) for p in m0]  # M_0 for every sequence
-        s = [torch.zeros_like(p) for p in w]
+        w, s = self.initial(b) if state is None else state
         u = [torch.zeros_like(p) for p in w]
         out = []
         for t in range(t_len):
-            err = self.apply_memory(w, k[:, t]) - v[:, t]
+            # The gradient in the weights alone, through a fresh alias of them: in MAC the input
+            # itself depends on the weights (through the read-out), and that path is not the
+            # memory's gradient.
+            wt = [wi.view_as(wi) for wi in w]
+            err = self.apply_memory(wt, k[:, t]) - v[:, t]
             loss = (theta[:, t] * (err * err).sum(-1)).sum()  # sequences and heads are independent
-            g = torch.autograd.grad(loss, w, create_graph=True)
+            g = torch.autograd.grad(loss, wt, create_graph=True)
             u = [ui + gi for ui, gi in zip(u, g)]
             if (t + 1) % self.chunk == 0:  # the chunk is complete: one update of the memory
                 xbar = x[:, t + 1 - self.chunk:t + 1].mean(1)  # [B, d]
@@ -91,8 +116,8 @@ class Memory(nn.Module):
                 w = [(1 - alpha) * wi + si for wi, si in zip(w, s)]
                 u = [torch.zeros_like(p) for p in w]
             out.append(self.apply_memory(w, q[:, t]))  # [B, H, D]
-        y = torch.stack(out, dim=1).reshape(b, t_len, d)
-        return self.o_proj(y)
+        y = self.o_proj(torch.stack(out, dim=1).reshape(b, t_len, d))
+        return y if state is None else (y, (w, s))
 
 
 class WindowAttention(Attention):
@@ -149,12 +174,75 @@ class Titans(nn.Module):
             rms_norm(m, self.memory_norm.weight, self.eps))
 
 
+class ContextAttention(Attention):
+    """MAC's attention inside one segment, query by query: token j of the segment attends to the
+    `persistent` learned keys/values (no RoPE), the memory read-outs h_0 .. h_j and the segment's
+    tokens x_0 .. x_j; h_i and x_i are rotated at token i's absolute position."""
+
+    def __init__(self, d, n_heads, rope_theta, persistent):
+        super().__init__(d, n_heads, rope_theta)
+        self.persistent_k = nn.Parameter(torch.zeros(persistent, n_heads, d // n_heads))
+        self.persistent_v = nn.Parameter(torch.zeros(persistent, n_heads, d // n_heads))
+
+    def rope_from(self, z, start):
+        """self.rope at positions start, start + 1, ... (zero rows in front, then dropped)."""
+        front = torch.zeros(z.shape[0], start, *z.shape[2:])
+        return self.rope(torch.cat([front, z], dim=1))[:, start:]
+
+    def forward(self, x, h, start):
+        """x, h [B, n, d], the segment's tokens and read-outs at positions start .. start + n - 1."""
+        b, n, _ = x.shape
+        q = self.rope_from(heads(self.q_proj(x), self.h), start)  # [B, n, H, dh]
+        kx = self.rope_from(heads(self.k_proj(x), self.h), start)
+        vx = heads(self.v_proj(x), self.h)
+        kh = self.rope_from(heads(self.k_proj(h), self.h), start)
+        vh = heads(self.v_proj(h), self.h)
+        pk = self.persistent_k.expand(b, -1, -1, -1)  # [B, P, H, dh]
+        pv = self.persistent_v.expand(b, -1, -1, -1)
+        out = []
+        for j in range(n):
+            keys = torch.cat([pk, kh[:, :j + 1], kx[:, :j + 1]], dim=1)  # [B, P + 2(j + 1), H, dh]
+            values = torch.cat([pv, vh[:, :j + 1], vx[:, :j + 1]], dim=1)
+            scores = torch.einsum("bhd,bshd->bhs", q[:, j], keys) / math.sqrt(self.dh)
+            p = torch.softmax(scores, dim=-1)
+            out.append(torch.einsum("bhs,bshd->bhd", p, values).reshape(b, -1))
+        return self.o_proj(torch.stack(out, dim=1))
+
+
+class TitansMAC(nn.Module):
+    """Memory as context: segment by segment, the memory's weights and momentum carried on.
+    h = Read(M_prev; x_seg), y = Attn(x_seg; [persistent; h; x_seg]), z = Memory(y) continuing
+    from (M_prev, S_prev), out = y * sigmoid(z)."""
+
+    def __init__(self, depth, segment):
+        super().__init__()
+        o, d = OPTIONS, layers.D
+        self.segment = segment
+        self.memory = Memory(d, o["memory_heads"], depth, o["expansion"], o["chunk"], o["lr_max"])
+        self.attn = ContextAttention(d, layers.H, o["rope_theta"], o["persistent"])
+
+    def forward(self, x):
+        state = self.memory.initial(x.shape[0])
+        out = []
+        for lo in range(0, x.shape[1], self.segment):
+            xs = x[:, lo:lo + self.segment]
+            h = self.memory.read(xs, state[0])
+            y = self.attn(xs, h, lo)
+            z, state = self.memory(y, state)
+            out.append(y * torch.sigmoid(z))
+        return torch.cat(out, dim=1)
+
+
 def main():
     # MAL with a one-matrix memory, MAG with a two-layer MLP memory: both depths are checked.
     for kind, seed, gate, depth in [("titans_mal", 105, False, 1), ("titans_mag", 106, True, 2)]:
         attrs = dict(OPTIONS, depth=depth)
         layers.LAYERS[kind] = (seed, lambda g=gate, dp=depth: Titans(g, dp), attrs)
         layers.generate(kind)
+    # MAC: a 2-layer memory, segments of 8 tokens (two memory chunks), the second one partial.
+    attrs = dict(OPTIONS, depth=2, segment=8)
+    layers.LAYERS["titans_mac"] = (107, lambda: TitansMAC(2, 8), attrs)
+    layers.generate("titans_mac")
 
 
 if __name__ == "__main__":

@@ -175,7 +175,8 @@ static hy_model_config config_of(hid_t f, const char *kind, hy_dtype dtype, vari
     c.linear.norm_eps = attr_double(f, "norm_eps");
     c.linear.chunk = v.chunk;
     c.linear.recurrent = v.recurrent;
-  } else if (!strcmp(kind, "titans_mal") || !strcmp(kind, "titans_mag")) {
+  } else if (!strcmp(kind, "titans_mal") || !strcmp(kind, "titans_mag") ||
+             !strcmp(kind, "titans_mac")) {
     c.rope_theta = attr_double(f, "rope_theta");
     c.norm_eps = attr_double(f, "norm_eps");
     c.titans.chunk = attr_int(f, "chunk");
@@ -187,6 +188,7 @@ static hy_model_config config_of(hid_t f, const char *kind, hy_dtype dtype, vari
     c.titans.window = attr_int(f, "window");
     c.titans.persistent = attr_int(f, "persistent");
     c.titans.reference = v.recurrent;
+    if (!strcmp(kind, "titans_mac")) c.titans.segment = attr_int(f, "segment");
   } else if (!strcmp(kind, "rat")) {
     c.rat.heads = 0; /* the model's n_heads */
     c.rat.chunk = attr_int(f, "chunk");
@@ -362,6 +364,7 @@ Test(fixtures, linear) { check_kind("linear"); }
 Test(fixtures, rat) { check_rat(); }
 Test(fixtures, titans_mal) { check_titans("titans_mal"); }
 Test(fixtures, titans_mag) { check_titans("titans_mag"); }
+Test(fixtures, titans_mac) { check_titans("titans_mac"); }
 Test(fixtures, sigmoid) { check_softmax_variant("sigmoid"); }
 Test(fixtures, softplus) { check_softmax_variant("softplus"); }
 Test(fixtures, sla) { check_softmax_variant("sla"); }
