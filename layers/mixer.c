@@ -13,6 +13,7 @@
 #include "tensor/ops.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Every kind, and whether it keeps packed documents apart (hy_mixer_documents). */
@@ -38,11 +39,16 @@ bool hy_mixer_documents(const hy_mixer_kind *kind) {
   return false;
 }
 
-static const hy_tensor *positions;
+static const hy_tensor *positions, *positions_host;
 
 const hy_tensor *hy_mixer_positions(void) { return positions; }
 
-void hy_mixer_set_positions(const hy_tensor *p) { positions = p; }
+const hy_tensor *hy_mixer_positions_host(void) { return positions_host; }
+
+void hy_mixer_set_positions(const hy_tensor *p, const hy_tensor *host) {
+  positions = p;
+  positions_host = host;
+}
 
 const char *hy_mixer_names(void) {
   static char names[256];
@@ -53,18 +59,90 @@ const char *hy_mixer_names(void) {
   return names;
 }
 
-/* A mixer without its own sequence parallelism, under it: gather every rank's input, run the
- * mixer on the whole sequence as one process would, keep this rank's rows. Exact, at the price of
- * the whole input per layer on the wire and the whole sequence's work on every rank. */
-hy_tensor *hy_mixer_forward(const hy_mixer_kind *kind, void *mixer, hy_tensor *x) {
-  if (kind->sequence_parallel || !hy_sequence_parallel()) return kind->forward(mixer, x);
+/* ---- packed documents, each run as a sequence of its own ---- */
+
+typedef struct {
+  int64_t row, start, len;
+} document;
+
+typedef struct {
+  int64_t len, index; /* a document's length and its index in row order */
+} length_entry;
+
+static int shorter(const void *a, const void *b) {
+  const length_entry *x = a, *y = b;
+  if (x->len != y->len) return x->len < y->len ? -1 : 1;
+  return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* kind->forward on x [B, T, d] whose rows hold documents starting where the host positions
+ * [B, T] are 0 (and at each row's start): the documents of one length go through the mixer
+ * together, as a batch; each output row is put back where its document was. */
+static hy_tensor *forward_documents(const hy_mixer_kind *kind, void *mixer, hy_tensor *x,
+                                    const hy_tensor *pos) {
+  int64_t B = x->shape[0], T = x->shape[1], n = 0;
+  document *docs = malloc((size_t)(B * T) * sizeof *docs);
+  length_entry *lengths = malloc((size_t)(B * T) * sizeof *lengths);
+  hy_tensor **in = malloc((size_t)(2 * B * T + B) * sizeof *in), **out = in + B * T;
+  if (!docs || !lengths || !in) hy_die("mixer", "out of memory");
+  const int32_t *p = pos->data;
+  for (int64_t b = 0; b < B; b++) /* in row order */
+    for (int64_t t = 0; t < T; t++) {
+      if (t > 0 && p[b * T + t] != 0) continue;
+      if (n > 0 && docs[n - 1].row == b) docs[n - 1].len = t - docs[n - 1].start;
+      docs[n++] = (document){b, t, T - t};
+    }
+  for (int64_t i = 0; i < n; i++) lengths[i] = (length_entry){docs[i].len, i};
+  qsort(lengths, (size_t)n, sizeof *lengths, shorter);
+  for (int64_t i = 0, j; i < n; i = j) { /* lengths[i .. j) are one length */
+    for (j = i + 1; j < n && lengths[j].len == lengths[i].len; j++) {
+    }
+    for (int64_t k = i; k < j; k++) {
+      const document *d = &docs[lengths[k].index];
+      in[k - i] = hy_slice(hy_slice(x, 0, d->row, d->row + 1), 1, d->start, d->start + d->len);
+    }
+    hy_tensor *y = kind->forward(mixer, j - i == 1 ? in[0] : hy_concat((int)(j - i), in, 0));
+    for (int64_t k = i; k < j; k++) out[lengths[k].index] = hy_slice(y, 0, k - i, k - i + 1);
+  }
+  hy_tensor **rows = out + n; /* each row's documents side by side, then the rows */
+  for (int64_t i = 0, b = 0; b < B; b++) {
+    int64_t first = i;
+    while (i < n && docs[i].row == b) i++;
+    rows[b] = i - first == 1 ? out[first] : hy_concat((int)(i - first), out + first, 1);
+  }
+  hy_tensor *y = B == 1 ? rows[0] : hy_concat((int)B, rows, 0);
+  free(docs);
+  free(lengths);
+  free(in);
+  return y;
+}
+
+/* The mixer on the whole sequence of every rank's x: gathered, run as one process would, and this
+ * rank's rows kept. Exact, at the price of the whole input per layer on the wire and the whole
+ * sequence's work on every rank. */
+static hy_tensor *forward_gathered(const hy_mixer_kind *kind, void *mixer, hy_tensor *x,
+                                   const hy_tensor *pos) {
   hy_sequence local = *hy_sequence_get();
   int64_t B = x->shape[0], T = x->shape[1], d = x->shape[2];
   hy_tensor *all = hy_dist_allgather(local.group, x); /* [W, B, T, d] */
   int64_t W = all->shape[0];
   hy_tensor *whole = hy_reshape(hy_contiguous(hy_transpose(all, 0, 1)), HY_SHAPE(B, W * T, d));
   hy_sequence_set(NULL, 0);
-  hy_tensor *y = kind->forward(mixer, whole);
+  hy_tensor *y = pos ? forward_documents(kind, mixer, whole, pos) : kind->forward(mixer, whole);
   hy_sequence_set(local.group, local.offset);
   return hy_slice(y, 1, local.offset, local.offset + T);
+}
+
+hy_tensor *hy_mixer_forward(const hy_mixer_kind *kind, void *mixer, hy_tensor *x) {
+  const hy_tensor *pos = hy_mixer_documents(kind) ? NULL : positions_host;
+  if (pos) { /* the mixer runs on documents: it sees no positions of its own */
+    const hy_tensor *saved = positions;
+    positions = positions_host = NULL;
+    hy_tensor *y = hy_sequence_parallel() ? forward_gathered(kind, mixer, x, pos)
+                                          : forward_documents(kind, mixer, x, pos);
+    positions = saved, positions_host = pos;
+    return y;
+  }
+  if (kind->sequence_parallel || !hy_sequence_parallel()) return kind->forward(mixer, x);
+  return forward_gathered(kind, mixer, x, NULL);
 }

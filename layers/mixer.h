@@ -29,11 +29,11 @@ typedef struct {
 
 const hy_mixer_kind *hy_mixer_find(const char *name); /* NULL when unknown */
 
-/* Whether the kind's forward keeps packed documents apart (hy_mixer_positions): no token sees
- * another document's, forward and backward. A recipe with data.packing = "documents" is refused
- * for a model with a layer of a kind without it. No kind has it yet: layers/mixer.c's list of
- * kinds says it, beside each (not a member of hy_mixer_kind, whose positional initializers in
- * every kind's file would all change). */
+/* Whether the kind's forward keeps packed documents apart itself (hy_mixer_positions): no token
+ * sees another document's, forward and backward. For a kind without it, hy_mixer_forward runs
+ * each document as a sequence of its own. No kind has it yet: layers/mixer.c's list of kinds says
+ * it, beside each (not a member of hy_mixer_kind, whose positional initializers in every kind's
+ * file would all change). */
 bool hy_mixer_documents(const hy_mixer_kind *kind);
 
 /* Packed documents, as the forward in progress runs on them: each token's position in its
@@ -47,10 +47,16 @@ bool hy_mixer_documents(const hy_mixer_kind *kind);
  * as long as the step. One context rather than an argument of forward: every kind keeps its
  * signature until it honours documents, and they travel as the sequence context does. */
 const hy_tensor *hy_mixer_positions(void);
-void hy_mixer_set_positions(const hy_tensor *positions);
+/* The same positions in host memory (where the documents are cut). */
+const hy_tensor *hy_mixer_positions_host(void);
+void hy_mixer_set_positions(const hy_tensor *positions, const hy_tensor *host);
 
 /* kind->forward, also under sequence parallelism for kinds without their own (hy_sequence_get):
- * those see the whole sequence gathered from every rank and return this rank's rows. */
+ * those see the whole sequence gathered from every rank and return this rank's rows. With packed
+ * documents (hy_mixer_positions) and a kind that does not keep them apart itself, each document
+ * runs as a sequence of its own (documents of one length together, as one batch), the whole
+ * sequence gathered first under sequence parallelism: exact, at the price of a forward per
+ * distinct document length and, under sequence parallelism, of the gather. */
 hy_tensor *hy_mixer_forward(const hy_mixer_kind *kind, void *mixer, hy_tensor *x);
 const char *hy_mixer_names(void); /* "attn, ..." for error messages */
 

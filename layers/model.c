@@ -133,12 +133,17 @@ static hy_tensor *positions_on(const hy_model *m, const hy_tensor *tokens, hy_te
  * the positions (NULL: one stream) while it runs. */
 static hy_tensor *hidden(hy_model *m, hy_tensor *tokens, hy_tensor *positions) {
   if (tokens->ndim != 2) hy_die("model", "tokens must be [B, T], got %s", hy_describe(tokens));
-  if (positions) positions = positions_on(m, tokens, positions);
+  hy_tensor *host = NULL; /* where hy_mixer_forward cuts the documents, read on the host */
+  if (positions) {
+    hy_tensor *on_device = positions_on(m, tokens, positions);
+    host = hy_to(hy_contiguous(positions), HY_CPU);
+    positions = on_device;
+  }
   hy_tensor *x = hy_embedding_forward(&m->embed, hy_to(tokens, m->embed.weight->device));
   hy_dtype act = hy_activation_dtype(x);
   bool grad = hy_grad_enabled();
   hy_tensor *h = hy_add_rmsnorm_forward(&m->blocks[0].mixer_norm, x, NULL, act, &x);
-  hy_mixer_set_positions(positions);
+  hy_mixer_set_positions(positions, host);
   for (int l = 0; l < m->cfg.n_layers; l++) {
     hy_block *b = &m->blocks[l];
     hy_step_mark mark = hy_step_get_mark();
@@ -147,7 +152,7 @@ static hy_tensor *hidden(hy_model *m, hy_tensor *tokens, hy_tensor *positions) {
     h = hy_add_rmsnorm_forward(norm_after(m, l), x, hy_swiglu_forward(&b->mlp, h), act, &x);
     if (!grad) keep_only(&x, &h, mark);
   }
-  hy_mixer_set_positions(NULL);
+  hy_mixer_set_positions(NULL, NULL);
   return h;
 }
 

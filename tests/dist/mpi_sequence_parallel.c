@@ -259,6 +259,30 @@ static void check_titans_mac(void) {
   }
 }
 
+/* Packed documents: rows of several documents, boundaries inside a rank's slice and on the edge
+ * between two (T 32: slices of 16 or 8), the split run against one process on the same rows. */
+static void check_documents(void) {
+  static const int starts[2][6] = {{0, 5, 8, 13, 22, -1}, {0, 16, 17, 31, -1}};
+  hy_tensor *pos = hy_empty_persistent_on(HY_CPU, HY_I32, HY_SHAPE(2, 32)); /* past the resets */
+  for (int b = 0; b < 2; b++)
+    for (int t = 0, p = 0, next = 1; t < 32; t++) {
+      if (starts[b][next] == t) p = 0, next++;
+      ((int32_t *)pos->data)[b * 32 + t] = p++;
+    }
+  const char *kinds[] = {"gla", "attn", "rat", "titans_mac", "sla"};
+  for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) {
+    hy_model_config cfg = config();
+    cfg.titans.segment = 8;
+    cfg.sla.block = 4;
+    char label[64];
+    snprintf(label, sizeof label, "%s documents", kinds[i]);
+    hy_mixer_set_positions(pos, pos);
+    check_layer(&cfg, kinds[i], 32, label);
+    hy_mixer_set_positions(NULL, NULL);
+  }
+  hy_free(pos);
+}
+
 /* A whole hybrid: loss and every parameter gradient. */
 static void check_model(void) {
   hy_model_config cfg = config();
@@ -405,6 +429,7 @@ int main(int argc, char **argv) {
   check_sla();
   check_titans();
   check_titans_mac();
+  check_documents();
   check_model();
   check_bytes();
   check_rat_bytes();
