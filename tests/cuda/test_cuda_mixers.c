@@ -1,0 +1,121 @@
+/* Every mixer kind of the registry (hy_mixer_names: present and future kinds alike) on the GPU
+ * against the CPU, through the mixer interface: one layer built twice from one seed, the GPU's in
+ * f32 and the CPU's in f64 with the GPU's values exactly; forward, the input's gradient and every
+ * parameter's gradient within 1e-5 (relative norm error). Once on rows of one stream and once on
+ * rows of packed documents (boundaries inside a chunk, on a chunk edge, one token apart). */
+#include "layers/mixer.h"
+#include "layers/model.h"
+#include "tests/gpu.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+static const double TOL = 1e-5;
+
+enum { B = 2, T = 64 };
+
+static hy_model_config config(hy_dtype dtype) {
+  hy_model_config c = hy_model_config_default();
+  c.dtype = dtype;
+  c.d_model = 64;
+  c.n_heads = 4;
+  c.init_std = 0.1; /* large enough that gates, memories and softmaxes are far from linear */
+  c.gla.chunk = c.lightning.chunk = c.linear.chunk = 16;
+  c.rat.chunk = 8;
+  c.sla.block = 16;
+  c.titans.chunk = 16;
+  c.titans.window = 16;
+  c.titans.segment = 32;
+  c.titans.heads = 2;
+  return c;
+}
+
+/* Documents start at 0, 5 (inside a chunk), 16 (a chunk edge), 17 (one token after) and 40 in
+ * row 0; row 1 is one document. */
+static hy_tensor *positions(void) {
+  static const int starts[] = {0, 5, 16, 17, 40, -1};
+  hy_tensor *p = hy_empty_persistent_on(HY_CPU, HY_I32, HY_SHAPE(B, T));
+  for (int t = 0, pos = 0, next = 1; t < T; t++) {
+    if (starts[next] == t) pos = 0, next++;
+    ((int32_t *)p->data)[t] = pos++;
+    ((int32_t *)p->data)[T + t] = t;
+  }
+  return p;
+}
+
+static void expect_kind(const char *name, bool documents) {
+  const hy_mixer_kind *kind = hy_mixer_find(name);
+  cr_assert(kind, "no kind %s", name);
+  hy_params ps[2] = {{0}, {0}}; /* the CPU's, the GPU's */
+  void *layer[2];
+  for (int dev = 1; dev >= 0; dev--) {
+    hy_model_config cfg = config(dev ? HY_F32 : HY_F64);
+    hy_rng rng = hy_rng_new(17);
+    layer[dev] = kind->create(&ps[dev], "mixer", &cfg, 1, &rng);
+    for (int i = 0; i < ps[dev].n; i++) { /* gains, biases, persistent tokens off their inits */
+      const char *p = ps[dev].items[i].name;
+      if (strstr(p, "norm") || strstr(p, "bias") || strstr(p, "persistent"))
+        hy_fill_normal(ps[dev].items[i].t, &rng, 0.5, 0.3);
+    }
+  }
+  cr_assert_eq(ps[0].n, ps[1].n);
+  for (int i = 0; i < ps[0].n; i++) /* the GPU's f32 values, exactly */
+    hy_copy_into(ps[0].items[i].t, t_cast(ps[1].items[i].t, HY_F64));
+  hy_params_to(&ps[1], HY_CUDA);
+  hy_tensor *x = t_randn(HY_F32, HY_SHAPE(B, T, 64), 18), *gy = t_randn(HY_F32, hy_shape_of(x), 19);
+  hy_tensor *xg = t_to_gpu(t_param(x)), *gyg = t_to_gpu(gy);
+  x = t_param(t_cast(x, HY_F64));
+  hy_tensor *pos = documents ? positions() : NULL;
+  hy_tensor *pos_gpu = pos ? hy_empty_persistent_on(HY_CUDA, HY_I32, HY_SHAPE(B, T)) : NULL;
+  if (pos) hy_copy_into(pos_gpu, pos);
+
+  hy_mixer_set_positions(pos, pos);
+  t_poison();
+  hy_tensor *y = hy_mixer_forward(kind, layer[0], x);
+  hy_backward_with(y, t_cast(gy, HY_F64));
+  hy_mixer_set_positions(pos_gpu, pos);
+  hy_set_device(HY_CUDA); /* the tensors a layer makes (masks, zeros) go to the GPU */
+  t_poison();
+  hy_tensor *yg = hy_mixer_forward(kind, layer[1], xg);
+  hy_backward_with(yg, gyg);
+  hy_set_device(HY_CPU);
+  hy_mixer_set_positions(NULL, NULL);
+
+  char what[200];
+  snprintf(what, sizeof what, "%s%s: forward", name, documents ? " (documents)" : "");
+  t_expect_gpu_close(yg, y, TOL, what);
+  snprintf(what, sizeof what, "%s%s: gradient of x", name, documents ? " (documents)" : "");
+  t_expect_gpu_close(xg->grad, x->grad, TOL, what);
+  for (int i = 0; i < ps[0].n; i++) {
+    const hy_tensor *g0 = ps[0].items[i].t->grad, *g1 = ps[1].items[i].t->grad;
+    snprintf(what, sizeof what, "%s%s: gradient of %s", name, documents ? " (documents)" : "",
+             ps[0].items[i].name);
+    cr_assert((g0 == NULL) == (g1 == NULL), "%s: on one device only", what);
+    if (g0) t_expect_gpu_close(g1, g0, TOL, what);
+  }
+  for (int dev = 0; dev < 2; dev++) {
+    kind->destroy(layer[dev]);
+    hy_params_free(&ps[dev]);
+  }
+  hy_free(pos);
+  hy_free(pos_gpu);
+  hy_step_reset();
+}
+
+static void every_kind(bool documents) {
+  char names[256];
+  snprintf(names, sizeof names, "%s", hy_mixer_names());
+  for (char *save = NULL, *k = strtok_r(names, ", ", &save); k; k = strtok_r(NULL, ", ", &save))
+    expect_kind(k, documents);
+}
+
+Test(cuda_mixers, every_kind_matches_the_cpu) {
+  T_NEED_GPU();
+  every_kind(false);
+}
+
+Test(cuda_mixers, every_kind_keeps_documents_apart_as_the_cpu) {
+  T_NEED_GPU();
+  every_kind(true);
+}
