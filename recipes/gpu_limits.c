@@ -32,9 +32,10 @@ static int64_t or_model_heads(const hy_recipe *r, int64_t heads) {
 }
 
 /* The first kind of the model that runs on the tiled attention kernels: softmax, sigmoid and
- * softplus attention unless naive, and titans' sliding window without persistent keys (with
- * them it attends by matrix products); with `sla`, sparse-linear attention unless naive, whose
- * kernels take the same head sizes in tiles of their own. NULL: none. */
+ * softplus attention unless naive, and titans_mal's and titans_mag's sliding window without
+ * persistent keys (with them it attends by matrix products, as titans_mac's segments always do);
+ * with `sla`, sparse-linear attention unless naive, whose kernels take the same head sizes in
+ * tiles of their own. NULL: none. */
 static const char *tiled_attention(const hy_recipe *r, bool sla) {
   if (uses(r, "attn") && !r->layer_attn.naive) return "attn";
   if (uses(r, "sigmoid") && !r->layer_sigmoid.naive) return "sigmoid";
@@ -46,6 +47,17 @@ static const char *tiled_attention(const hy_recipe *r, bool sla) {
 }
 
 static int64_t head_size(const hy_recipe *r) { return r->model.d_model / r->model.n_heads; }
+
+/* The longest sequence the Titans memory scan runs over: the whole sequence for titans_mal and
+ * titans_mag, a segment for titans_mac; 0: no scan on the GPU (none, or the reference form). */
+static int64_t titans_scan_length(const hy_recipe *r) {
+  const hy_titans_config *t = &r->layer_titans;
+  int64_t T = r->train.seq_len;
+  if (t->reference) return 0;
+  if (uses(r, "titans_mal") || uses(r, "titans_mag")) return T;
+  if (uses(r, "titans_mac")) return t->segment < T ? t->segment : T;
+  return 0;
+}
 
 /* ---- the checks ---- */
 
@@ -131,8 +143,7 @@ static int batch_heads_fit(const hy_recipe *r, char *why, size_t size) {
                   "kernels take at most %d heads over the batch",
                   (long long)rat, (long long)B, (long long)rat, HY_CUDA_RAT_BATCH_HEADS_MAX);
   int64_t titans = r->layer_titans.heads;
-  bool scan = (uses(r, "titans_mal") || uses(r, "titans_mag")) && !r->layer_titans.reference;
-  if (scan && (!hy_checked_mul(B, titans, &n) || n > INT32_MAX))
+  if (titans_scan_length(r) && (!hy_checked_mul(B, titans, &n) || n > INT32_MAX))
     return refuse(why, size,
                   "[train] batch x [layer.titans] heads = %lld x %lld: the GPU's memory scan "
                   "takes fewer than 2^31 heads over the batch",
@@ -213,11 +224,12 @@ static int chunks_fit(const hy_recipe *r, char *why, size_t size) {
   return 0;
 }
 
-/* titans_scan.cu: every size per head below 2^31. */
+/* titans_scan.cu: every size per head below 2^31, over the longest sequence one scan runs. */
 static int titans_scan_fits(const hy_recipe *r, char *why, size_t size) {
   const hy_titans_config *t = &r->layer_titans;
-  if (!on_gpu(r) || t->reference || !(uses(r, "titans_mal") || uses(r, "titans_mag"))) return 0;
-  int64_t heads, D, F, T = r->train.seq_len, C = t->chunk < T ? t->chunk : T;
+  int64_t T = titans_scan_length(r);
+  if (!on_gpu(r) || !T) return 0;
+  int64_t heads, D, F, C = t->chunk < T ? t->chunk : T;
   hy_recipe_titans_widths(r, &heads, &D, &F);
   int64_t TD, CF, P, NP;
   bool fit = hy_checked_mul(T, D, &TD) && hy_checked_mul(C, F, &CF) &&
@@ -225,12 +237,12 @@ static int titans_scan_fits(const hy_recipe *r, char *why, size_t size) {
              hy_checked_mul(T / t->chunk, P, &NP);
   if (fit && TD <= INT32_MAX && CF <= INT32_MAX && NP <= INT32_MAX) return 0;
   return refuse(why, size,
-                "[layer.titans] the memory's sizes per head on the GPU: [train] seq_len x the "
-                "head width = %lld x %lld, the chunk x the hidden width = %lld x %lld, and the "
-                "updates x the weights = %lld x %lld x %lld%s: the GPU's scan takes each below "
-                "2^31",
-                (long long)T, (long long)D, (long long)C, (long long)F, (long long)(T / t->chunk),
-                (long long)D, (long long)F, t->depth == 1 ? "" : " x 2");
+                "[layer.titans] the memory's sizes per head on the GPU: %s x the head width = "
+                "%lld x %lld, the chunk x the hidden width = %lld x %lld, and the updates x the "
+                "weights = %lld x %lld x %lld%s: the GPU's scan takes each below 2^31",
+                T < r->train.seq_len ? "[layer.titans] segment" : "[train] seq_len", (long long)T,
+                (long long)D, (long long)C, (long long)F, (long long)(T / t->chunk), (long long)D,
+                (long long)F, t->depth == 1 ? "" : " x 2");
 }
 
 #define ON_GPU                                                                                     \
@@ -244,7 +256,8 @@ const hy_cross_check hy_gpu_checks[] = {
      {{"train", "seq_len"}, ON_GPU},
      positions_fit},
     {"On the GPU, with an `attn`, `sigmoid`, `softplus` or `sla` layer that is not naive, or a "
-     "titans layer without persistent keys: the head size `d_model / n_heads` is at most 256.",
+     "`titans_mal` or `titans_mag` layer without persistent keys: the head size "
+     "`d_model / n_heads` is at most 256.",
      {{"model", "d_model"}, {"model", "n_heads"}, {"model", "layers"}, ON_GPU},
      attention_head_fits},
     {"On the GPU, with the same attention layers but `sla`: `train.seq_len` is at most 65535 "
@@ -285,8 +298,8 @@ const hy_cross_check hy_gpu_checks[] = {
       ON_GPU},
      chunks_fit},
     {"On the GPU, with a titans layer whose memory is chunked: per memory head, `train.seq_len` "
-     "times the head width, the chunk times the hidden width and the updates times the weights "
-     "are each below 2^31.",
+     "(with only `titans_mac`, `layer.titans.segment` when shorter) times the head width, the "
+     "chunk times the hidden width and the updates times the weights are each below 2^31.",
      {{"layer.titans", "chunk"},
       {"layer.titans", "head_dim"},
       {"layer.titans", "expansion"},

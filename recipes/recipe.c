@@ -630,8 +630,9 @@ static int sp_splits(const hy_recipe *r, char *why, size_t size) {
 }
 
 /* A sequence-parallel form that exchanges whole units (RAT's chunks, layers/rat.c; SLA's blocks,
- * layers/sla.h; the Titans memory's chunks, layers/titans.c) needs each rank's slice of seq_len / sp tokens to be whole units (a seq_len that
- * does not split over sp at all is sp_splits' error). */
+ * layers/sla.h; the Titans memory's chunks, layers/titans.c; titans_mac's segments,
+ * layers/titans_mac.c) needs each rank's slice of seq_len / sp tokens to be whole units (a
+ * seq_len that does not split over sp at all is sp_splits' error). */
 static int whole_units(const hy_recipe *r, bool used, const char *kind, const char *key,
                        int64_t unit, const char *units, char *why, size_t size) {
   int64_t T = r->train.seq_len, sp = r->dist.sp;
@@ -650,7 +651,7 @@ static int rat_slices(const hy_recipe *r, char *why, size_t size) {
 }
 
 static bool uses_titans(const hy_recipe *r) {
-  return uses(r, "titans_mal") || uses(r, "titans_mag");
+  return uses(r, "titans_mal") || uses(r, "titans_mag") || uses(r, "titans_mac");
 }
 
 static int titans_heads(const hy_recipe *r, char *why, size_t size) {
@@ -674,6 +675,26 @@ static int titans_hidden(const hy_recipe *r, char *why, size_t size) {
                   "%s",
                   t->expansion, (long long)dim, fits ? "below 1" : "too large"),
          -1;
+}
+
+/* titans_mac hands the memory from segment to segment after a complete chunk
+ * (layers/titans_mac.c). */
+static int titans_segment(const hy_recipe *r, char *why, size_t size) {
+  const hy_titans_config *t = &r->layer_titans;
+  if (!uses(r, "titans_mac") || t->segment % t->chunk == 0) return 0;
+  return snprintf(why, size,
+                  "[layer.titans] segment = %lld must be a multiple of [layer.titans] chunk = "
+                  "%lld: titans_mac hands the memory from segment to segment after a complete "
+                  "chunk",
+                  (long long)t->segment, (long long)t->chunk),
+         -1;
+}
+
+/* Under sequence parallelism titans_mac's memory crosses ranks at segment boundaries. */
+static int titans_segment_slices(const hy_recipe *r, char *why, size_t size) {
+  const hy_titans_config *t = &r->layer_titans;
+  return whole_units(r, uses(r, "titans_mac"), "titans", "segment", t->segment, "segments", why,
+                     size);
 }
 
 /* Sequence parallelism hands the Titans memory from rank to rank between chunks (layers/titans.c),
@@ -773,19 +794,26 @@ static const hy_cross_check CHECKS[] = {
      "`train.seq_len / dist.sp` tokens, is a multiple of `layer.rat.chunk`.",
      {{"layer.rat", "chunk"}, {"train", "seq_len"}, {"dist", "sp"}},
      rat_slices},
-    {"With a `titans_mal` or `titans_mag` layer and `layer.titans.head_dim = 0`: "
+    {"With a `titans_mal`, `titans_mag` or `titans_mac` layer and `layer.titans.head_dim = 0`: "
      "`layer.titans.heads` divides `model.d_model`.",
      {{"layer.titans", "heads"}, {"layer.titans", "head_dim"}, {"model", "d_model"}},
      titans_heads},
-    {"With a `titans_mal` or `titans_mag` layer of `depth = 2`: the memory's hidden width, "
-     "`expansion` times the head width, is at least 1.",
+    {"With a `titans_mal`, `titans_mag` or `titans_mac` layer of `depth = 2`: the memory's "
+     "hidden width, `expansion` times the head width, is at least 1.",
      {{"layer.titans", "expansion"},
       {"layer.titans", "depth"},
       {"layer.titans", "head_dim"},
       {"layer.titans", "heads"}},
      titans_hidden},
-    {"With a `titans_mal` or `titans_mag` layer and `dist.sp > 1`: each rank's slice, "
-     "`train.seq_len / dist.sp`, is a whole number of `layer.titans.chunk`, and "
+    {"With a `titans_mac` layer: `layer.titans.segment` is a multiple of `layer.titans.chunk`.",
+     {{"layer.titans", "segment"}, {"layer.titans", "chunk"}, {"model", "layers"}},
+     titans_segment},
+    {"With a `titans_mac` layer and `dist.sp > 1`: each rank's slice, `train.seq_len / dist.sp`, "
+     "is a whole number of `layer.titans.segment` (the memory crosses ranks between segments).",
+     {{"layer.titans", "segment"}, {"train", "seq_len"}, {"dist", "sp"}, {"model", "layers"}},
+     titans_segment_slices},
+    {"With a `titans_mal`, `titans_mag` or `titans_mac` layer and `dist.sp > 1`: each rank's "
+     "slice, `train.seq_len / dist.sp`, is a whole number of `layer.titans.chunk`, and "
      "`layer.titans.reference = false`.",
      {{"layer.titans", "chunk"},
       {"layer.titans", "reference"},

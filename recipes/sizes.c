@@ -124,7 +124,8 @@ static void count_params(const hy_recipe *r, counter *c, int64_t *p) {
 #define KIND(name) ((N = layers_of(r, name)).v > 0)
   /* attention: q, k, v, o [d, d]; the variants built on it add their own */
   int64_t n_attn = count_kind(r, "attn") + count_kind(r, "sigmoid") + count_kind(r, "softplus") +
-                   count_kind(r, "sla") + count_kind(r, "titans_mal") + count_kind(r, "titans_mag");
+                   count_kind(r, "sla") + count_kind(r, "titans_mal") +
+                   count_kind(r, "titans_mag") + count_kind(r, "titans_mac");
   if (n_attn)
     TERM(c, p, "the attention projections", 4, 1, {n_attn, "attention layers", "model.layers"}, D,
          D);
@@ -162,7 +163,8 @@ static void count_params(const hy_recipe *r, counter *c, int64_t *p) {
     TERM(c, p, "gla's norms", 1, 1, N,
          {v / H, "gla's value head size", "layer.gla.expand_v layer.gla.heads"});
   }
-  int64_t n_titans = count_kind(r, "titans_mal") + count_kind(r, "titans_mag");
+  int64_t n_titans =
+      count_kind(r, "titans_mal") + count_kind(r, "titans_mag") + count_kind(r, "titans_mac");
   if (n_titans) {
     const hy_titans_config *t = &r->layer_titans;
     titans_factors m = titans_factors_of(r);
@@ -288,7 +290,8 @@ static void count_step(const hy_recipe *r, counter *c, int64_t *a, int64_t *forw
     else
       TERM(c, a, "the state at each chunk", 1, chunked(chunk[i], T), TK, N, D, HS);
   }
-  int64_t n_titans = count_kind(r, "titans_mal") + count_kind(r, "titans_mag");
+  int64_t n_titans =
+      count_kind(r, "titans_mal") + count_kind(r, "titans_mag") + count_kind(r, "titans_mac");
   if (n_titans) {
     const hy_titans_config *t = &r->layer_titans;
     titans_factors m = titans_factors_of(r);
@@ -299,7 +302,10 @@ static void count_step(const hy_recipe *r, counter *c, int64_t *a, int64_t *forw
     TERM(c, a, "the memory's activations", 2, 1, TK, N, HM, MF);
     TERM(c, a, "the memory's weights at each update", 4, per, TK, N, HM, MD, MF);
     TERM(c, forward_kept, "the memory's weights at each update", 4, per, TK, N, HM, MD, MF);
-    if (t->persistent > 0) {
+    /* titans_mal's and titans_mag's window attention; titans_mac's segments are below */
+    N = (factor){n_titans - count_kind(r, "titans_mac"), "titans_mal and titans_mag layers",
+                 "model.layers"};
+    if (N.v > 0 && t->persistent > 0) {
       /* each block of queries sees the persistent keys, its own block and the one before */
       bool slide = t->window > 0 && t->window < T;
       int64_t keys = 0;
@@ -311,10 +317,34 @@ static void count_step(const hy_recipe *r, counter *c, int64_t *a, int64_t *forw
       factor K = {keys, "keys per query block", "layer.titans.persistent layer.titans.window"};
       TERM(c, a, "the windowed attention's scores", 5, 1, TK, N, H, K);
       PASSING("the windowed attention's scores", 3, 1, TK, H, K);
-    } else {
+    } else if (N.v > 0) {
       TERM(c, a, "attention's activations", 3, 1, TK, N, D);
     }
     if (KIND("titans_mag")) TERM(c, a, "titans_mag's gate", 4, 1, TK, N, D);
+    if (KIND("titans_mac")) {
+      /* each segment's queries see the persistent keys, the segment's read-outs and its tokens;
+       * every segment's scores are kept for the backward */
+      int64_t S = t->segment < T ? t->segment : T, keys = 0;
+      TERM(c, &keys, "keys per segment", 1, 1,
+           {t->persistent, "layer.titans.persistent", "layer.titans.persistent"});
+      TERM(c, &keys, "keys per segment", 2, 1,
+           {S, "layer.titans.segment", "layer.titans.segment train.seq_len"});
+      factor K = {keys, "keys per segment", "layer.titans.persistent layer.titans.segment"};
+      TERM(c, a, "titans_mac's activations", 48, 1, TK, N, D);
+      TERM(c, a, "titans_mac's segment scores", 7, 2, TK, N, H, K);
+      /* the memory's weights and momentum handed from segment to segment, and their copies */
+      TERM(c, a, "the memory's state at each segment", 9, t->depth == 2 ? S : 2 * S, TK, N, HM, MD,
+           MF);
+      if (t->reference && t->depth == 2) {
+        /* measured: the token loop from a segment's state keeps about 3 more copies of the two
+         * weight matrices per update (with depth 1, none beyond the terms above) */
+        int64_t per_update = chunked(t->chunk, S);
+        TERM(c, a, "the reference memory's weights at each update", 6, per_update, TK, N, HM, MD,
+             MF);
+        TERM(c, forward_kept, "the reference memory's weights at each update", 6, per_update, TK, N,
+             HM, MD, MF);
+      }
+    }
   }
 #undef PASSING
 #undef KIND
@@ -325,9 +355,9 @@ static void count_step(const hy_recipe *r, counter *c, int64_t *a, int64_t *forw
 
 /* Elements of the model's dtype that decoding `positions` positions of one sequence keeps: each
  * layer's decoding state (attention's key and value caches, RAT's cache of chunks, Titans' window
- * and memory, the linear layers' states) and, for the layers decoded by running their forward
- * over the inputs so far (sigmoid, softplus, sla: layers/prefix_decode.h), those inputs and, at
- * the last position, that forward's activations, counted as a step counts them. */
+ * or segment and memory, the linear layers' states) and, for the layers decoded by running their
+ * forward over the inputs so far (sigmoid, softplus, sla: layers/prefix_decode.h), those inputs
+ * and, at the last position, that forward's activations, counted as a step counts them. */
 static void count_decode(const hy_recipe *r, int64_t positions, counter *c, int64_t *a) {
   int64_t d = r->model.d_model, nh = r->model.n_heads;
   factor P = {positions, "positions", ""};
@@ -353,16 +383,29 @@ static void count_decode(const hy_recipe *r, int64_t positions, counter *c, int6
     int64_t chunks = positions / r->layer_rat.chunk;
     TERM(c, a, "rat's cache of chunks", 2, 1, N, {chunks > 0 ? chunks : 1, "chunks", ""}, D);
   }
-  int64_t n_titans = count_kind(r, "titans_mal") + count_kind(r, "titans_mag");
+  int64_t n_titans =
+      count_kind(r, "titans_mal") + count_kind(r, "titans_mag") + count_kind(r, "titans_mac");
   if (n_titans) {
     const hy_titans_config *t = &r->layer_titans;
     int64_t MH = 0, Dm = 0, hidden = 0;
     hy_recipe_titans_widths(r, &MH, &Dm, &hidden);
     int64_t slots = t->window > 0 && t->window < positions ? t->window : positions;
     N = (factor){n_titans, "titans layers", "model.layers"};
-    TERM(c, a, "titans' window of keys and values", 2, 1, N, {slots, "positions", ""}, D);
     TERM(c, a, "titans' memory", 3 * t->depth, 1, N, {MH, "layer.titans.heads", ""},
          {Dm, "the memory head width", ""}, {hidden, "the memory hidden width", ""});
+    N = (factor){n_titans - count_kind(r, "titans_mac"), "titans_mal and titans_mag layers",
+                 "model.layers"};
+    if (N.v > 0)
+      TERM(c, a, "titans' window of keys and values", 2, 1, N, {slots, "positions", ""}, D);
+    if (KIND("titans_mac")) {
+      /* the segment's keys and values, of its tokens and of their read-outs, and the memory's
+       * weights and momentum when the segment began */
+      TERM(c, a, "titans_mac's keys and values of the segment", 4, 1, N,
+           {t->segment, "layer.titans.segment", ""}, D);
+      TERM(c, a, "titans_mac's memory at the segment's start", 2 * t->depth, 1, N,
+           {MH, "layer.titans.heads", ""}, {Dm, "the memory head width", ""},
+           {hidden, "the memory hidden width", ""});
+    }
   }
   if (KIND("gla")) {
     int64_t heads = 1, k = 0, v = 0;

@@ -109,6 +109,18 @@ REFUSED(titans_slice_chunks,
 REFUSED(titans_slice_reference,
         "[model]\nlayers = \"titans_mal\"\n[layer.titans]\nreference = true\n[dist]\nsp = 2\n",
         "recipes/bad.toml:6: [layer.titans] reference = true has no sequence-parallel form")
+/* layers/titans_mac.c: segments of whole chunks; under sequence parallelism, slices of whole
+ * segments */
+REFUSED(titans_mac_segment,
+        "[model]\nlayers = \"titans_mac\"\n[layer.titans]\nchunk = 16\nsegment = 40\n",
+        "recipes/bad.toml:5: [layer.titans] segment = 40 must be a multiple of [layer.titans] "
+        "chunk = 16: titans_mac hands the memory from segment to segment after a complete chunk")
+REFUSED(titans_mac_slice_segments,
+        "[model]\nlayers = \"titans_mac\"\n[layer.titans]\nchunk = 16\nsegment = 96\n"
+        "[dist]\nsp = 2\n",
+        "recipes/bad.toml:7: [layer.titans] segment = 96 must divide each sequence-parallel rank's "
+        "slice, [train] seq_len / [dist] sp = 256 / 2 = 128 tokens: the ranks exchange whole "
+        "segments")
 /* layers/swiglu.c through model.c: an MLP width that fits the kernels */
 REFUSED(mlp_width, "[model]\nmlp_ratio = 1e8\n",
         "[model] the MLP width, mlp_ratio * d_model = 1.28e+10 rounded up to a multiple of "
@@ -179,6 +191,8 @@ ACCEPTED(titans_hidden_width_one,
          SMALL "[model]\nlayers = \"titans_mal\"\n[layer.titans]\nexpansion = 0.0078125\n")
 ACCEPTED(titans_heads_with_a_head_dim,
          SMALL "[model]\nlayers = \"titans_mag\"\n[layer.titans]\nheads = 3\nhead_dim = 4\n")
+ACCEPTED(titans_mac_segment_of_one_chunk,
+         SMALL "[model]\nlayers = \"titans_mac\"\n[layer.titans]\nchunk = 2\nsegment = 2\n")
 ACCEPTED(softplus_train_len_two, "[train]\nbatch = 2\nseq_len = 1\n[model]\nlayers = "
                                  "\"softplus\"\n[layer.softplus]\ntrain_len = 2\n")
 ACCEPTED(softplus_unscaled_single_token, "[train]\nbatch = 2\nseq_len = 1\n[model]\nlayers = "
@@ -186,7 +200,8 @@ ACCEPTED(softplus_unscaled_single_token, "[train]\nbatch = 2\nseq_len = 1\n[mode
 ACCEPTED(rat_groups_equal_heads, SMALL "[model]\nlayers = \"rat\"\n[layer.rat]\nn_groups = 4\n")
 ACCEPTED(smallest_model, "[train]\nbatch = 1\nseq_len = 1\n[model]\nvocab = 2\nd_model = 8\n"
                          "n_heads = 4\nlayers = \"attn,gla,lightning,linear,sigmoid,sla,rat,"
-                         "titans_mal,titans_mag\"\n[layer.softplus]\nlength_scale = false\n")
+                         "titans_mal,titans_mag,titans_mac\"\n[layer.softplus]\nlength_scale = "
+                         "false\n")
 
 /* A width above 0 is at least one multiple: a tiny ratio gives one multiple of 64, not the
  * default width. */
@@ -200,8 +215,9 @@ Test(accepted, a_tiny_mlp_ratio_makes_one_multiple) {
 /* Random recipes from edge values of the model's keys: each accepted one builds and steps, and
  * counts the parameters the model has. */
 Test(accepted, random_edge_recipes_build_and_step) {
-  static const char *const kinds[] = {"attn",     "gla", "lightning", "linear",     "sigmoid",
-                                      "softplus", "sla", "rat",       "titans_mal", "titans_mag"};
+  static const char *const kinds[] = {"attn",       "gla",        "lightning", "linear",
+                                      "sigmoid",    "softplus",   "sla",       "rat",
+                                      "titans_mal", "titans_mag", "titans_mac"};
   static const char *const choices[][7] = {
       {"model.d_model", "8", "12", "16", "24", "32"},
       {"model.n_heads", "1", "2", "3", "4", "8"},
@@ -244,6 +260,7 @@ Test(accepted, random_edge_recipes_build_and_step) {
       {"layer.titans.window", "0", "1", "2", "128"},
       {"layer.titans.persistent", "0", "1", "4"},
       {"layer.titans.reference", "true", "false"},
+      {"layer.titans.segment", "1", "2", "3", "4", "64", "128"},
   };
   enum { N_CHOICES = sizeof choices / sizeof *choices, TRIES = 300 };
   hy_rng rng = hy_rng_new(18);
@@ -256,7 +273,7 @@ Test(accepted, random_edge_recipes_build_and_step) {
     int len = snprintf(sets[n], sizeof sets[n], "model.layers=[");
     for (int l = 0; l < n_layers; l++)
       len += snprintf(sets[n] + len, sizeof sets[n] - (size_t)len, "%s\"%s\"", l ? "," : "",
-                      kinds[hy_rng_u64(&rng) % 10]);
+                      kinds[hy_rng_u64(&rng) % (sizeof kinds / sizeof *kinds)]);
     snprintf(sets[n] + len, sizeof sets[n] - (size_t)len, "]");
     n++;
     for (int c = 0; c < N_CHOICES; c++) {

@@ -87,6 +87,9 @@ GPU_ACCEPTED(naive_attention_head, "model.layers=\"attn,sigmoid,softplus,sla,tit
              "model.d_model=512", "model.n_heads=1", "layer.attn.naive=true",
              "layer.sigmoid.naive=true", "layer.softplus.naive=true", "layer.sla.naive=true",
              "layer.titans.persistent=1")
+/* titans_mac's segments always attend by matrix products */
+GPU_ACCEPTED(titans_mac_head, "model.layers=\"titans_mac\"", "model.d_model=512", "model.n_heads=1",
+             "layer.titans.persistent=0")
 
 /* attention_shape.cuh, attention_tiles.cuh: at most 65535 tiles of 64 rows (heads up to 64) or
  * of 32 rows (beyond) along a grid's y */
@@ -185,6 +188,14 @@ GPU_REFUSED(titans_scan,
             "width = 16777216 x 128",
             "model.layers=\"titans_mal\"", "train.batch=1", "train.seq_len=16777216")
 GPU_ACCEPTED(titans_scan, "model.layers=\"titans_mal\"", "train.batch=1", "train.seq_len=4096")
+/* titans_mac scans a segment at a time */
+GPU_REFUSED(titans_mac_scan,
+            "[layer.titans] the memory's sizes per head on the GPU: [layer.titans] segment x the "
+            "head width = 16777216 x 128",
+            "model.layers=\"titans_mac\"", "train.batch=1", "train.seq_len=33554432",
+            "layer.titans.segment=16777216")
+GPU_ACCEPTED(titans_mac_scan, "model.layers=\"titans_mac\"", "train.batch=1",
+             "train.seq_len=16777216", "layer.titans.segment=4096")
 GPU_ACCEPTED(titans_reference, "model.layers=\"titans_mag\"", "layer.titans.reference=true",
              "train.batch=1", "train.seq_len=16777216")
 
@@ -199,9 +210,9 @@ Test(gpu_limits, the_keys_of_every_check_exist) {
 
 /* The shipped GPU recipe passes, and every shipped recipe still does on the GPU. */
 Test(gpu_limits, the_shipped_recipes_pass_on_the_gpu) {
-  const char *recipes[] = {"hybrid-134m-gpu", "quickstart",  "gla-tiny",
-                           "rat-tiny",        "sla-tiny",    "titans-mal-tiny",
-                           "lightning-tiny",  "linear-tiny", "softplus-tiny"};
+  const char *recipes[] = {
+      "hybrid-134m-gpu", "quickstart",      "gla-tiny",       "rat-tiny",    "sla-tiny",
+      "titans-mal-tiny", "titans-mac-tiny", "lightning-tiny", "linear-tiny", "softplus-tiny"};
   for (size_t i = 0; i < sizeof recipes / sizeof *recipes; i++) {
     char path[4096];
     snprintf(path, sizeof path, "recipes/%s.toml", recipes[i]);

@@ -173,10 +173,11 @@ Test(recipe, the_quickstart_recipe_says_what_it_should) {
 
 /* Every recipe that ships with hyla loads. */
 Test(recipe, every_shipped_recipe_loads) {
-  const char *names[] = {"quickstart",     "softmax-tiny",         "gla-tiny",
-                         "lightning-tiny", "linear-tiny",          "hybrid-3to1-tiny",
-                         "sigmoid-tiny",   "softplus-tiny",        "sla-tiny",
-                         "rat-tiny",       "rat-local-hybrid-tiny"};
+  const char *names[] = {"quickstart",      "softmax-tiny",          "gla-tiny",
+                         "lightning-tiny",  "linear-tiny",           "hybrid-3to1-tiny",
+                         "sigmoid-tiny",    "softplus-tiny",         "sla-tiny",
+                         "rat-tiny",        "rat-local-hybrid-tiny", "titans-mal-tiny",
+                         "titans-mag-tiny", "titans-mac-tiny"};
   for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
     char rel[128];
     snprintf(rel, sizeof rel, "recipes/%s.toml", names[i]);
@@ -627,6 +628,36 @@ Test(bad_recipe, sla_block_set_last) {
                  "--set layer.sla.block=48: [layer.sla] block = 48 must divide each "
                  "sequence-parallel rank's slice, [train] seq_len / [dist] sp = 256 / 4 = 64 "
                  "tokens");
+}
+
+/* titans_mac's segments are whole chunks, and under sequence parallelism each rank's slice whole
+ * segments; each message names both keys. */
+BAD(titans_mac_segment_not_whole_chunks,
+    "[model]\nlayers = \"titans_mac x 2\"\n[layer.titans]\nchunk = 16\nsegment = 24\n",
+    "recipes/bad.toml:5: [layer.titans] segment = 24 must be a multiple of [layer.titans] chunk = "
+    "16")
+Test(bad_recipe, titans_mac_chunk_set_last) {
+  const char *sets[] = {"layer.titans.chunk=24"};
+  expect_failure("[model]\nlayers = \"titans_mal,titans_mac\"\n[layer.titans]\nsegment = 32\n", 1,
+                 sets,
+                 "--set layer.titans.chunk=24: [layer.titans] segment = 32 must be a multiple of "
+                 "[layer.titans] chunk = 24");
+}
+BAD(titans_mac_slice_not_whole_segments,
+    "[model]\nlayers = \"titans_mac,attn\"\n[layer.titans]\nchunk = 32\nsegment = 64\n[train]\n"
+    "seq_len = 192\n[dist]\nsp = 2\n",
+    "recipes/bad.toml:9: [layer.titans] segment = 64 must divide each sequence-parallel rank's "
+    "slice, [train] seq_len / [dist] sp = 192 / 2 = 96 tokens: the ranks exchange whole segments")
+
+/* The segment matters only to titans_mac; slices of whole segments pass. */
+Test(recipe, titans_mac_segments_are_checked_only_with_titans_mac) {
+  parse_ok("[model]\nlayers = \"titans_mal,titans_mag\"\n[layer.titans]\nchunk = 16\n"
+           "segment = 24\n[dist]\nsp = 2\n",
+           0, NULL);
+  parse_ok("[model]\nlayers = \"titans_mac\"\n[layer.titans]\nchunk = 16\nsegment = 48\n", 0, NULL);
+  parse_ok("[model]\nlayers = \"titans_mac\"\n[layer.titans]\nchunk = 16\nsegment = 32\n"
+           "[dist]\nsp = 4\n",
+           0, NULL);
 }
 
 /* Without an sla layer, or without sequence parallelism, the block may cut the slices. */

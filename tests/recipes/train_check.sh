@@ -24,6 +24,14 @@ for want in "a valid recipe" "parameters  895392 (3.4 MiB)" "training    holds" 
 done
 [ ! -e checked ] || fail "--check wrote the run directory"
 
+# the shipped Titans recipes pass the check too
+for name in titans-mal-tiny titans-mag-tiny titans-mac-tiny; do
+  out=$("$hyla" train "$root/recipes/$name.toml" --check --set 'run.out="checked"' 2>&1)
+  rc=$?
+  [ $rc -eq 0 ] || fail "recipes/$name.toml --check exits $rc: $out"
+  grep -qF -- "a valid recipe" <<<"$out" || fail "recipes/$name.toml: no 'a valid recipe' in: $out"
+done
+
 refused() { # expected message, then --set arguments
   local want=$1
   shift
@@ -36,6 +44,10 @@ refused() { # expected message, then --set arguments
 }
 refused "hyla train: --set layer.titans.expansion=1e-9: [layer.titans] the memory's hidden width" \
   'model.layers="titans_mal"' layer.titans.expansion=1e-9
+refused "hyla train: --set layer.titans.segment=40: [layer.titans] segment = 40 must be a multiple of [layer.titans] chunk = 16" \
+  'model.layers="titans_mac"' layer.titans.chunk=16 layer.titans.segment=40
+refused "hyla train: --set dist.sp=2: [layer.titans] segment = 96 must divide each sequence-parallel rank's slice" \
+  'model.layers="titans_mac"' layer.titans.chunk=16 layer.titans.segment=96 dist.sp=2
 refused "hyla train: --set train.batch=9223372036854775807: a micro-batch's tokens" \
   train.batch=9223372036854775807
 refused "[model] vocab = 1152921504606846976: tokens are 32-bit" model.vocab=1152921504606846976
