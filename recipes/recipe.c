@@ -741,21 +741,6 @@ static int ranks_fit(const hy_recipe *r, char *why, size_t size) {
          -1;
 }
 
-/* Packed documents need every mixer to keep them apart: one that does not would mix them. */
-static int packing_documents(const hy_recipe *r, char *why, size_t size) {
-  if (strcmp(r->data.packing, "documents")) return 0;
-  for (int i = 0; i < r->model.n_layers; i++) {
-    const hy_mixer_kind *kind = hy_mixer_find(r->model.layers[i]);
-    if (kind && !hy_mixer_documents(kind))
-      return snprintf(why, size,
-                      "[data] packing = \"documents\", but layer %d is \"%s\", a kind that does "
-                      "not keep documents apart (it would mix them); use packing = \"stream\"",
-                      i, r->model.layers[i]),
-             -1;
-  }
-  return 0;
-}
-
 static const hy_cross_check CHECKS[] = {
     {"`model.n_heads` divides `model.d_model`.",
      {{"model", "d_model"}, {"model", "n_heads"}},
@@ -833,10 +818,6 @@ static const hy_cross_check CHECKS[] = {
     {"`dist.sp` divides `train.seq_len` (each rank holds `seq_len / sp` tokens of a sequence).",
      {{"train", "seq_len"}, {"dist", "sp"}},
      sp_splits},
-    {"With `data.packing = \"documents\"`: every layer's kind keeps documents apart (none does "
-     "yet).",
-     {{"data", "packing"}, {"model", "layers"}},
-     packing_documents},
 };
 
 /* The later set of two keys (either may be NULL). */

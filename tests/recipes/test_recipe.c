@@ -752,16 +752,14 @@ Test(bad_recipe, a_cross_check_names_the_override_that_broke_it) {
                  "--set model.n_heads=3: [model] n_heads = 3 does not divide d_model = 100");
 }
 
-/* Packed documents need every layer to keep them apart: the first that does not is named, with
- * its index and kind, where the later of the two keys was set. */
-BAD(documents_with_a_mixer_that_mixes_them,
-    "[model]\nlayers = \"gla,attn\"\n[data]\npacking = \"documents\"\n",
-    "recipes/bad.toml:4: [data] packing = \"documents\", but layer 0 is \"gla\", a kind that does "
-    "not keep documents apart (it would mix them); use packing = \"stream\"")
-BAD(documents_then_the_layers, "[data]\npacking = \"documents\"\n[model]\nlayers = [\"rat\"]\n",
-    "recipes/bad.toml:4: [data] packing = \"documents\", but layer 0 is \"rat\"")
-BAD_SET(documents_by_override, "data.packing=documents",
-        "--set data.packing=documents: [data] packing = \"documents\", but layer 0 is \"attn\"")
+/* Every kind keeps packed documents apart (hy_mixer_forward): any layers take them. */
+Test(recipe, documents_with_every_kind) {
+  const char *sets[] = {"data.packing=documents"};
+  hy_recipe r = parse_ok("[model]\nlayers = \"gla,attn,rat,titans_mac\"\n[layer.titans]\n"
+                         "segment = 64\n",
+                         1, sets);
+  cr_expect_str_eq(r.data.packing, "documents");
+}
 BAD_SET(packing_of_another_kind, "data.packing=\"docs\"",
         "--set data.packing=\"docs\": [data] packing: expected one of \"stream\", \"documents\", "
         "got \"docs\"")

@@ -124,8 +124,7 @@ Test(train, resuming_gives_bitwise_the_same_losses) {
 
 /* A packed-documents run on a dataset of many documents: its batches reach the model with their
  * positions, no target crosses a boundary (so it is not the stream's run), and a resumed run
- * continues the same batches. The recipe's check refuses documents for these layers (no kind keeps
- * them apart yet): the recipe is changed past it, as nothing here reads the positions. */
+ * continues the same batches. */
 static hy_recipe documents(const char *name, int n, const char *const *sets) {
   char set[400];
   snprintf(set, sizeof set, "data.dataset=\"%s\"", docs);
