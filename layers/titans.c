@@ -75,7 +75,8 @@ static hy_tensor *previous_blocks(hy_tensor *xb) {
 }
 
 /* The additive masks of the blocked attentions, [nb, W, L]: 0 where query i of block j sees key
- * c, -inf elsewhere. Built on the host once per layout, dtype and device and kept for the
+ * c, -1e30 elsewhere (as -inf to the softmax, whose exp of it is 0, but finite, so that
+ * HYLA_CHECK_FINITE does not take the mask for a fault). Built on the host once per layout, dtype and device and kept for the
  * process: on a GPU a later step copies nothing, so a captured CUDA graph replays reading the
  * same memory. */
 typedef enum { WINDOW_MASK, SEGMENT_MASK } mask_rule;
@@ -120,7 +121,7 @@ static hy_tensor *cached_mask(mask_entry key) {
   for (int64_t j = 0; j < key.nb; j++)
     for (int64_t i = 0; i < key.W; i++)
       for (int64_t c = 0; c < key.L; c++)
-        hy_set(host, (j * key.W + i) * key.L + c, seen(&key, j, i, c) ? 0.0 : -INFINITY);
+        hy_set(host, (j * key.W + i) * key.L + c, seen(&key, j, i, c) ? 0.0 : -1e30);
   mask_entry *e = malloc(sizeof *e);
   if (!e) hy_die("titans_attention", "out of memory");
   *e = key;

@@ -37,7 +37,8 @@ typedef struct {
   hy_attention_layer attn; /* under prefix/attn; attn.window is the config's window */
   hy_tensor *pk, *pv;      /* [persistent, H, D] persistent keys and values, or NULL */
   hy_tensor *attn_norm;    /* MAG: gains [d] of RMSNorm(attention output), prefix/attn_norm */
-  hy_tensor *mem_norm;     /* MAG: gains [d] of RMSNorm(memory output), prefix/memory_norm */
+  hy_tensor *mem_norm;     /* MAG, MAC: gains [d] of RMSNorm(memory output), prefix/memory_norm */
+  hy_tensor *in_norm;      /* MAC: gains [d] of RMSNorm(memory input), prefix/memory_input_norm */
   double norm_eps;
   bool gate;       /* MAG (true) or MAL and MAC (false) */
   int64_t segment; /* MAC: tokens per segment; 0 for MAL and MAG */

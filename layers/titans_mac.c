@@ -4,19 +4,22 @@
  *
  *   h_n = Read(M_{n-1}; x_n)                   the memory's read-out for the segment's queries
  *   y_n = Attn(q(x_n); [persistent; h_n; x_n])   softmax attention inside the segment
- *   z_n = Memory(y_n) from M_{n-1}, giving M_n   the segment's output updates the memory
- *   out_n = y_n * sigmoid(z_n)
+ *   z_n = Memory(RMSNorm(y_n; g_i)) from M_{n-1}, giving M_n   the output updates the memory
+ *   out_n = y_n * sigmoid(RMSNorm(z_n; g_m))
  *
  * Query i of the segment sees the persistent keys, the read-outs h_0 .. h_i and the segment's keys
  * 0 .. i: h_j is read with token j's query, so a query before j seeing it would see the future.
- * A read-out token takes its own token's position for RoPE. docs/layers/titans.md says where
- * each choice comes from. */
+ * A read-out token takes its own token's position for RoPE. The memory sees its input normalized
+ * (as the block's input is for MAL and MAG) and the gate its output normalized (as MAG's): without
+ * them the memory's inner steps diverge in training. docs/layers/titans.md says where each choice
+ * comes from. */
 #include "dist/collective_ops.h"
 #include "layers/model.h"
 #include "layers/titans.h"
 #include "tensor/ops.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 static void *mac_create(hy_params *ps, const char *prefix, const hy_model_config *cfg, int layer,
@@ -31,6 +34,14 @@ static void *mac_create(hy_params *ps, const char *prefix, const hy_model_config
            (long long)tc->segment, (long long)tc->chunk);
   hy_titans_layer *l = hy_titans_new(ps, prefix, cfg, tc, false, rng);
   l->segment = tc->segment;
+  const char *names[2] = {"memory_input_norm", "memory_norm"};
+  hy_tensor **gains[2] = {&l->in_norm, &l->mem_norm};
+  for (int i = 0; i < 2; i++) {
+    char path[HY_PARAM_NAME_MAX];
+    snprintf(path, sizeof path, "%s/%s", prefix, names[i]);
+    *gains[i] = hy_params_add(ps, path, "weight", cfg->dtype, HY_SHAPE(cfg->d_model), false);
+    hy_fill(*gains[i], 1.0);
+  }
   l->attn.window = 0; /* the segment is the attention's span */
   return l;
 }
@@ -54,6 +65,11 @@ static hy_tensor *segment_attention(const hy_titans_layer *l, hy_tensor *q, hy_t
                                    hy_concat(m, values, 2), mask, scale, B, n);
 }
 
+/* The output y * sigmoid(RMSNorm(z)) from the attention's y and the memory's z. */
+static hy_tensor *gate(const hy_titans_layer *l, hy_tensor *y, hy_tensor *z) {
+  return hy_mul(y, hy_sigmoid(hy_rmsnorm(z, l->mem_norm, l->norm_eps)));
+}
+
 /* Segment [lo, hi) of x with its queries, keys and values q, k, v [B, T, H, D] (RoPE at the
  * tokens' positions, offset the first's): the segment's output, the memory's state carried. */
 static hy_tensor *segment(const hy_titans_layer *l, hy_tensor *x, hy_tensor *q, hy_tensor *k,
@@ -66,7 +82,8 @@ static hy_tensor *segment(const hy_titans_layer *l, hy_tensor *x, hy_tensor *q, 
   hy_tensor *o = segment_attention(l, hy_slice(q, 1, lo, hi), kh, vh, hy_slice(k, 1, lo, hi),
                                    hy_slice(v, 1, lo, hi));
   hy_tensor *y = hy_attention_out(a, xs, o);
-  return hy_mul(y, hy_sigmoid(hy_titans_memory_continue(&l->mem, y, state)));
+  hy_tensor *u = hy_rmsnorm(y, l->in_norm, l->norm_eps);
+  return gate(l, y, hy_titans_memory_continue(&l->mem, u, state));
 }
 
 /* Under sequence parallelism each rank's slice is whole segments: the memory's state is all that
@@ -149,7 +166,8 @@ static hy_tensor *mac_decode_step(void *self, void *state, hy_tensor *x, int64_t
       hy_concat(2, (hy_tensor *[]){hy_slice(st->vh, 1, 0, i + 1), hy_slice(st->v, 1, 0, i + 1)}, 1);
   hy_tensor *q = hy_rope(hy_titans_heads(a, &a->q, x), pos, a->rope_theta);
   hy_tensor *y = hy_titans_attend_one(l, q, keys, values);
-  return hy_mul(y, hy_sigmoid(hy_titans_memory_step(&l->mem, st->mem, y)));
+  hy_tensor *u = hy_rmsnorm(y, l->in_norm, l->norm_eps);
+  return gate(l, y, hy_titans_memory_step(&l->mem, st->mem, u));
 }
 
 static void mac_decode_free(void *state) {
