@@ -182,6 +182,7 @@ static void count_params(const hy_recipe *r, counter *c, int64_t *p) {
            {t->persistent, "layer.titans.persistent", "layer.titans.persistent"},
            {nh, "model.n_heads", "model.n_heads"}, HD);
     if (KIND("titans_mag")) TERM(c, p, "titans_mag's norms", 2, 1, N, D);
+    if (KIND("titans_mac")) TERM(c, p, "titans_mac's norms", 2, 1, N, D);
   }
 #undef KIND
 }
