@@ -97,6 +97,38 @@ void t_expect_close(const hy_tensor *a, const hy_tensor *ref, double tol, const 
   cr_assert(err <= tol, "%s: max relative error %.3g > %.3g", what, err, tol);
 }
 
+double t_expect_each_close(int n, hy_tensor *const *a, hy_tensor *const *ref, double tol,
+                           const char *what) {
+  double worst = 0;
+  for (int i = 0; i < n; i++) {
+    char name[256];
+    snprintf(name, sizeof name, "%s %d", what, i);
+    t_expect_close(a[i], ref[i], tol, name);
+    worst = fmax(worst, t_max_rel_err(a[i], ref[i]));
+  }
+  return worst;
+}
+
+double t_expect_decoding_matches(const hy_mixer_kind *kind, void *layer, hy_tensor *x, double tol,
+                                 const char *what) {
+  int64_t B = x->shape[0], T = x->shape[1];
+  double worst = 0;
+  hy_no_grad_begin();
+  hy_tensor *full = kind->forward(layer, x);
+  void *st = kind->decode_new(layer, B, T);
+  for (int64_t t = 0; t < T; t++) {
+    hy_tensor *row = kind->decode_step(layer, st, hy_contiguous(hy_slice(x, 1, t, t + 1)), t);
+    hy_tensor *ref = hy_contiguous(hy_slice(full, 1, t, t + 1));
+    char name[256];
+    snprintf(name, sizeof name, "%s: token %lld", what, (long long)t);
+    t_expect_close(row, ref, tol, name);
+    worst = fmax(worst, t_max_rel_err(row, ref));
+  }
+  hy_no_grad_end();
+  kind->decode_free(st);
+  return worst;
+}
+
 char *t_capture_abort(void (*fn)(void), int *sig) {
   int fds[2];
   cr_assert(pipe(fds) == 0);

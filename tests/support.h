@@ -45,6 +45,13 @@ double t_rel_norm_err(const hy_tensor *a, const hy_tensor *ref);
 
 /* Assert a and ref have one shape and t_max_rel_err <= tol; names `what` on failure. */
 void t_expect_close(const hy_tensor *a, const hy_tensor *ref, double tol, const char *what);
+/* t_expect_close of a[i] against ref[i] for i < n (named "what i"); the largest error. */
+double t_expect_each_close(int n, hy_tensor *const *a, hy_tensor *const *ref, double tol,
+                           const char *what);
+/* A mixer's decoding against its forward: kind->decode_step on each token of x [B, T, d] in turn
+ * equals the forward's row within tol (max relative error; "what: token t"); the largest error. */
+double t_expect_decoding_matches(const hy_mixer_kind *kind, void *layer, hy_tensor *x, double tol,
+                                 const char *what);
 
 /* Run fn in a child process and return what it wrote to stderr; *signal gets the signal that
  * ended it (0 if it exited). For checks that bad use aborts with a clear message. */

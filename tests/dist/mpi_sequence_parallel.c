@@ -184,6 +184,16 @@ static uint64_t titans_bytes(const hy_model_config *c, int64_t B, int64_t T) {
   return (uint64_t)values * sizeof(double);
 }
 
+/* The last check_layer sent `want` bytes point to point and gathered nothing. */
+static void expect_sent_point_to_point(const char *label, uint64_t want) {
+  bool ok = last_sent[HY_COLL_SEND] == want && last_sent[HY_COLL_ALLGATHER] == 0;
+  failures += !ok;
+  if (D.rank == 0 || !ok)
+    printf("rank %d %s %-24s sent %llu bytes point to point (formula %llu), gathered %llu\n",
+           D.rank, ok ? "ok  " : "FAIL", label, (unsigned long long)last_sent[HY_COLL_SEND],
+           (unsigned long long)want, (unsigned long long)last_sent[HY_COLL_ALLGATHER]);
+}
+
 /* MAL and MAG under settings that change what is exchanged: memory depth 1 and 2, persistent
  * tokens or none, several chunks per rank or exactly one, a window inside one rank's slice,
  * longer than a slice (its keys come from several ranks), or all keys (window 0). Each equals one
@@ -213,12 +223,7 @@ static void check_titans(void) {
                (long long)tc.depth);
       check_layer(&cfg, kind, tc.T, label);
       uint64_t want = titans_bytes(&cfg, 2, tc.T);
-      bool ok = last_sent[HY_COLL_SEND] == want && last_sent[HY_COLL_ALLGATHER] == 0;
-      failures += !ok;
-      if (D.rank == 0 || !ok)
-        printf("rank %d %s %-24s sent %llu bytes point to point (formula %llu), gathered %llu\n",
-               D.rank, ok ? "ok  " : "FAIL", label, (unsigned long long)last_sent[HY_COLL_SEND],
-               (unsigned long long)want, (unsigned long long)last_sent[HY_COLL_ALLGATHER]);
+      expect_sent_point_to_point(label, want);
     }
 }
 
@@ -250,12 +255,7 @@ static void check_titans_mac(void) {
     int64_t Dm = cfg.d_model / t->heads, hops = (D.sp_rank + 1 < D.sp) + (D.sp_rank > 0);
     int64_t P = t->depth == 2 ? 2 * Dm * (int64_t)(t->expansion * (double)Dm) : Dm * Dm;
     uint64_t want = (uint64_t)(hops * 2 * P * t->heads * 2) * sizeof(double); /* B = 2 */
-    bool ok = last_sent[HY_COLL_SEND] == want && last_sent[HY_COLL_ALLGATHER] == 0;
-    failures += !ok;
-    if (D.rank == 0 || !ok)
-      printf("rank %d %s %-24s sent %llu bytes point to point (formula %llu), gathered %llu\n",
-             D.rank, ok ? "ok  " : "FAIL", label, (unsigned long long)last_sent[HY_COLL_SEND],
-             (unsigned long long)want, (unsigned long long)last_sent[HY_COLL_ALLGATHER]);
+    expect_sent_point_to_point(label, want);
   }
 }
 

@@ -427,20 +427,10 @@ Test(titans, decoding_matches_forward) {
           hy_titans_layer *l = make(HY_F64, &tc, gate, 11);
           const hy_mixer_kind *kind = gate ? &hy_mixer_titans_mag : &hy_mixer_titans_mal;
           hy_tensor *x = t_randn(HY_F64, HY_SHAPE(B, T, D_MODEL), 12);
-          hy_no_grad_begin();
-          hy_tensor *full = hy_titans_forward(l, x);
-          void *st = kind->decode_new(l, B, T);
-          for (int64_t t = 0; t < T; t++) {
-            hy_tensor *row = kind->decode_step(l, st, hy_contiguous(hy_slice(x, 1, t, t + 1)), t);
-            hy_tensor *ref = hy_contiguous(hy_slice(full, 1, t, t + 1));
-            char what[80];
-            snprintf(what, sizeof what, "%s depth %d chunk %lld P %d: token %lld",
-                     gate ? "mag" : "mal", depth, (long long)chunks[ci], P, (long long)t);
-            t_expect_close(row, ref, 1e-10, what);
-            worst = fmax(worst, t_max_rel_err(row, ref));
-          }
-          hy_no_grad_end();
-          kind->decode_free(st);
+          char what[80];
+          snprintf(what, sizeof what, "%s depth %d chunk %lld P %d", gate ? "mag" : "mal", depth,
+                   (long long)chunks[ci], P);
+          worst = fmax(worst, t_expect_decoding_matches(kind, l, x, 1e-10, what));
           free(l);
           hy_params_free(&ps);
           hy_step_reset();
@@ -474,13 +464,9 @@ Test(titans, f32_matches_f64) {
       }
       char what[64];
       snprintf(what, sizeof what, "%s depth %d: output", gate ? "mag" : "mal", depth);
-      t_expect_close(y[1], y[0], 1e-5, what);
-      worst[0] = fmax(worst[0], t_max_rel_err(y[1], y[0]));
-      for (int i = 0; i < n; i++) {
-        snprintf(what, sizeof what, "%s depth %d: gradient %d", gate ? "mag" : "mal", depth, i);
-        t_expect_close(g[1][i], g[0][i], 1e-5, what);
-        worst[1] = fmax(worst[1], t_max_rel_err(g[1][i], g[0][i]));
-      }
+      worst[0] = fmax(worst[0], t_expect_each_close(1, &y[1], &y[0], 1e-5, what));
+      snprintf(what, sizeof what, "%s depth %d: gradient", gate ? "mag" : "mal", depth);
+      worst[1] = fmax(worst[1], t_expect_each_close(n, g[1], g[0], 1e-5, what));
       hy_step_reset();
     }
   cr_log_info("f32 vs f64: outputs %.3g, gradients %.3g", worst[0], worst[1]);

@@ -268,21 +268,9 @@ Test(titans_mac, decoding_matches_forward) {
     mac_case mc = cases[ci];
     hy_titans_layer *l = make(HY_F64, mc, 11);
     hy_tensor *x = t_randn(HY_F64, HY_SHAPE(B, T, D_MODEL), 12);
-    hy_no_grad_begin();
-    hy_tensor *full = hy_titans_mac_forward(l, x);
-    void *st = hy_mixer_titans_mac.decode_new(l, B, T);
-    for (int64_t t = 0; t < T; t++) {
-      hy_tensor *xt = hy_contiguous(hy_slice(x, 1, t, t + 1));
-      hy_tensor *row = hy_mixer_titans_mac.decode_step(l, st, xt, t);
-      hy_tensor *ref = hy_contiguous(hy_slice(full, 1, t, t + 1));
-      char what[160], tok[32];
-      snprintf(tok, sizeof tok, "token %lld", (long long)t);
-      describe(what, sizeof what, mc, tok);
-      t_expect_close(row, ref, 1e-10, what);
-      worst = fmax(worst, t_max_rel_err(row, ref));
-    }
-    hy_no_grad_end();
-    hy_mixer_titans_mac.decode_free(st);
+    char what[160];
+    describe(what, sizeof what, mc, "decoding");
+    worst = fmax(worst, t_expect_decoding_matches(&hy_mixer_titans_mac, l, x, 1e-10, what));
     free(l);
     hy_params_free(&ps);
     hy_step_reset();
@@ -319,13 +307,9 @@ Test(titans_mac, f32_matches_f64) {
     }
     char what[64];
     snprintf(what, sizeof what, "depth %d: output", depth);
-    t_expect_close(y[1], y[0], 1e-5, what);
-    worst[0] = fmax(worst[0], t_max_rel_err(y[1], y[0]));
-    for (int i = 0; i < n; i++) {
-      snprintf(what, sizeof what, "depth %d: gradient %d", depth, i);
-      t_expect_close(g[1][i], g[0][i], 1e-5, what);
-      worst[1] = fmax(worst[1], t_max_rel_err(g[1][i], g[0][i]));
-    }
+    worst[0] = fmax(worst[0], t_expect_each_close(1, &y[1], &y[0], 1e-5, what));
+    snprintf(what, sizeof what, "depth %d: gradient", depth);
+    worst[1] = fmax(worst[1], t_expect_each_close(n, g[1], g[0], 1e-5, what));
     hy_step_reset();
   }
   cr_log_info("f32 vs f64: outputs %.3g, gradients %.3g", worst[0], worst[1]);
