@@ -81,9 +81,9 @@ static void forward_head(const hy_attn_dims *dm, const real *q, const real *k, c
           for (int64_t c = 0; c < nk; c++) pr[c] = 0;
           continue;
         }
-        real alpha = hy_exp(w->m[r] - mx), sum = 0; /* exp(-inf) = 0 on the first tile */
+        real alpha = real_exp(w->m[r] - mx), sum = 0; /* exp(-inf) = 0 on the first tile */
         for (int64_t c = 0; c < nk; c++) {
-          pr[c] = hy_exp(sr[c] - mx);
+          pr[c] = real_exp(sr[c] - mx);
           sum += pr[c];
         }
         w->m[r] = mx;
@@ -144,7 +144,7 @@ static void backward_head(const hy_attn_dims *dm, const real *q, const real *k, 
                   w->s);
       for (int64_t r = 0; r < nq; r++)
         for (int64_t c = 0; c < nk; c++)
-          w->s[r * TILE + c] = hy_exp(w->s[r * TILE + c] - lse_h[i0 + r]);
+          w->s[r * TILE + c] = real_exp(w->s[r * TILE + c] - lse_h[i0 + r]);
       if (gv) K(cpu_gemm)(true, false, nk, D, nq, 1.0, w->s, TILE, goi, ld, 1.0, gv + off_j, ld);
       K(cpu_gemm)(false, true, nq, nk, D, 1.0, goi, ld, vj, dm->v_stride[1], 0.0, w->p, TILE);
       for (int64_t r = 0; r < nq; r++)

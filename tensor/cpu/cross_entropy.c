@@ -34,13 +34,13 @@ void K(cpu_cross_entropy_rows)(int64_t rows, int64_t V, real *logits, const int3
     real m = x[0];
     for (int64_t j = 1; j < V; j++) m = x[j] > m ? x[j] : m;
     real s = 0;
-    for (int64_t j = 0; j < V; j++) s += hy_exp(x[j] - m);
+    for (int64_t j = 0; j < V; j++) s += real_exp(x[j] - m);
     real l = m + log(s);
     if (lse) lse[r] = l;
     bool valid = t >= 0 && t < V;
     row_loss[r] = valid ? (double)l - (double)x[t] : (double)NAN;
     if (!count) continue;
-    for (int64_t j = 0; j < V; j++) x[j] = valid ? c * hy_exp(x[j] - l) : (real)NAN;
+    for (int64_t j = 0; j < V; j++) x[j] = valid ? c * real_exp(x[j] - l) : (real)NAN;
     if (valid) x[t] -= c;
   }
 }
@@ -72,7 +72,7 @@ void K(cpu_cross_entropy_backward)(int64_t rows, int64_t V, const real *logits,
     const real *x = logits + r * V;
     bool valid = t >= 0 && t < V;
     for (int64_t j = 0; j < V; j++) {
-      real v = valid ? c * hy_exp(x[j] - lse[r]) : (real)NAN;
+      real v = valid ? c * real_exp(x[j] - lse[r]) : (real)NAN;
       g[j] = accumulate ? g[j] + v : v;
     }
     if (valid) g[t] -= c;

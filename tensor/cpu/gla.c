@@ -73,7 +73,7 @@ static void scratch_free(scratch *w) {
 /* exp(gamma (t - s)) below and on the diagonal, 0 above: the decay mask of a constant decay. */
 static void decay_mask(real *m, int64_t n, int64_t ld, real gamma) {
   for (int64_t t = 0; t < n; t++)
-    for (int64_t s = 0; s < n; s++) m[t * ld + s] = s <= t ? hy_exp(gamma * (real)(t - s)) : 0;
+    for (int64_t s = 0; s < n; s++) m[t * ld + s] = s <= t ? real_exp(gamma * (real)(t - s)) : 0;
 }
 
 /* The per-head constant log decay, when there is no g. */
@@ -97,8 +97,8 @@ static void chunk_prepare(const hy_gla_dims *dm, const real *q, const real *k, c
   for (int64_t t = 0; t < n; t++) {
     const real *qt = q + t * ld, *kt = k + t * ld, *bt = w->b + t * dk;
     for (int64_t i = 0; i < dk; i++) {
-      w->qe[t * dk + i] = qt[i] * hy_exp(bt[i]);
-      w->kd[t * dk + i] = kt[i] * hy_exp(bl[i] - bt[i]);
+      w->qe[t * dk + i] = qt[i] * real_exp(bt[i]);
+      w->kd[t * dk + i] = kt[i] * real_exp(bl[i] - bt[i]);
     }
   }
   if (!g) { /* A = (Q K^T) * D */
@@ -113,7 +113,7 @@ static void chunk_prepare(const hy_gla_dims *dm, const real *q, const real *k, c
     for (int64_t s = 0; s <= t; s++) {
       const real *ks = k + s * ld, *bs = w->b + s * dk;
       real acc = 0;
-      for (int64_t i = 0; i < dk; i++) acc += qt[i] * ks[i] * hy_exp(bt[i] - bs[i]);
+      for (int64_t i = 0; i < dk; i++) acc += qt[i] * ks[i] * real_exp(bt[i] - bs[i]);
       w->a[t * C + s] = acc;
     }
   }
@@ -136,7 +136,7 @@ static void forward_head(const hy_gla_dims *dm, const real *q, const real *k, co
     /* S <- diag(exp(B)) S + (k * exp(B - b))^T v */
     const real *bl = w->b + (n - 1) * dk;
     for (int64_t i = 0; i < dk; i++) {
-      real decay = hy_exp(bl[i]);
+      real decay = real_exp(bl[i]);
       for (int64_t j = 0; j < dv; j++) w->s[i * dv + j] *= decay;
     }
     K(cpu_gemm)(true, false, dk, dv, n, 1.0, w->kd, dk, v + ov, ldv, 1.0, w->s, dv);
@@ -176,11 +176,11 @@ static void backward_head(const hy_gla_dims *dm, const real *q, const real *k, c
     K(cpu_gemm)(false, true, n, dk, dv, 1.0, goc, ldv, sprev, dv, 0.0, w->tmp, dk);
     for (int64_t t = 0; t < n; t++)
       for (int64_t i = 0; i < dk; i++)
-        gq[ok + t * ldk + i] += w->tmp[t * dk + i] * hy_exp(w->b[t * dk + i]);
+        gq[ok + t * ldk + i] += w->tmp[t * dk + i] * real_exp(w->b[t * dk + i]);
     K(cpu_gemm)(false, true, n, dk, dv, 1.0, vc, ldv, w->s, dv, 0.0, w->tmp, dk);
     for (int64_t t = 0; t < n; t++)
       for (int64_t i = 0; i < dk; i++)
-        gk[ok + t * ldk + i] += w->tmp[t * dk + i] * hy_exp(bl[i] - w->b[t * dk + i]);
+        gk[ok + t * ldk + i] += w->tmp[t * dk + i] * real_exp(bl[i] - w->b[t * dk + i]);
     if (!g) { /* W = dP * D; dq += W K, dk += W^T Q */
       decay_mask(w->tmp, n, C, gamma);
       for (int64_t t = 0; t < n; t++)
@@ -195,7 +195,7 @@ static void backward_head(const hy_gla_dims *dm, const real *q, const real *k, c
         const real *ks = kc + s * ldk, *bs = w->b + s * dk;
         real *gks = gk + ok + s * ldk, p = w->dp[t * C + s];
         for (int64_t i = 0; i < dk; i++) {
-          real e = p * hy_exp(bt[i] - bs[i]);
+          real e = p * real_exp(bt[i] - bs[i]);
           gqt[i] += e * ks[i];
           gks[i] += e * qt[i];
         }
@@ -208,7 +208,7 @@ static void backward_head(const hy_gla_dims *dm, const real *q, const real *k, c
     K(cpu_gemm)(true, false, n, dv, n, 1.0, w->a, C, goc, ldv, 1.0, gv + ov, ldv);
     /* dS <- diag(exp(B)) dS + (q * exp(b))^T dO, for the chunk before */
     for (int64_t i = 0; i < dk; i++) {
-      real decay = hy_exp(bl[i]);
+      real decay = real_exp(bl[i]);
       for (int64_t j = 0; j < dv; j++) w->s[i * dv + j] *= decay;
     }
     K(cpu_gemm)(true, false, dk, dv, n, 1.0, w->qe, dk, goc, ldv, 1.0, w->s, dv);

@@ -199,9 +199,9 @@ static void forward_head(const hy_rat_dims *dm, const real *cs, const real *sn, 
         real *sr = w->s + r * TILE, *pr = w->p + r * TILE;
         real mx = w->m[r];
         for (int64_t c = 0; c < nk; c++) mx = sr[c] > mx ? sr[c] : mx;
-        real alpha = hy_exp(w->m[r] - mx), sum = 0;
+        real alpha = real_exp(w->m[r] - mx), sum = 0;
         for (int64_t c = 0; c < nk; c++) {
-          pr[c] = hy_exp(sr[c] - mx);
+          pr[c] = real_exp(sr[c] - mx);
           sum += pr[c];
         }
         w->l[r] = w->l[r] * alpha + sum;
@@ -253,7 +253,7 @@ static void backward_tile(const hy_rat_dims *dm, const real *cs, const real *sn,
     int64_t t = i0 + r, off = (b * T + t) * ld + h * D;
     const real *gor = go + off, *qt = q + off, *kst = w->ks + t * D, *xst = w->xs + t * D;
     di[r] = dot(D, gor, o + off);
-    real p = hy_exp(scale * dot(D, qt, kst) - lse_h[t]);
+    real p = real_exp(scale * dot(D, qt, kst) - lse_h[t]);
     real ds = scale * p * (dot(D, gor, xst) - di[r]);
     real *gkt = w->gk + t * D, *gxt = w->gx + t * D;
     for (int64_t d = 0; d < D; d++) {
@@ -270,7 +270,7 @@ static void backward_tile(const hy_rat_dims *dm, const real *cs, const real *sn,
     tile_scores(dm, w, i0, nq, j0, nk, w->s);
     for (int64_t r = 0; r < nq; r++)
       for (int64_t c = 0; c < nk; c++)
-        w->s[r * TILE + c] = hy_exp(w->s[r * TILE + c] - lse_h[i0 + r]);
+        w->s[r * TILE + c] = real_exp(w->s[r * TILE + c] - lse_h[i0 + r]);
     K(cpu_gemm)(true, false, nk, D, nq, 1.0, w->s, TILE, goi, ld, 1.0, w->gvc + j0 * D, D);
     K(cpu_gemm)(false, true, nq, nk, D, 1.0, goi, ld, vj, D, 0.0, w->p, TILE);
     for (int64_t r = 0; r < nq; r++)

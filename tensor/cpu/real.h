@@ -24,9 +24,9 @@ typedef float real;
  * cannot vectorize calls to expf. Below -87.3 (e^x under FLT_MIN, and -inf) it is exactly 0,
  * above 88.72 it is inf, and NaN stays NaN. */
 #if defined(HY_REAL_F64)
-static inline double hy_exp(double x) { return exp(x); }
+static inline double real_exp(double x) { return exp(x); }
 #else
-static inline float hy_exp(float x) {
+static inline float real_exp(float x) {
   /* Plain comparisons and the 1.5 * 2^23 rounding trick rather than fminf, fmaxf and nearbyintf,
    * which gcc leaves as calls. */
   float xc = x < -87.3f ? -87.3f : x;

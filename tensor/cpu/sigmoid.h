@@ -4,7 +4,7 @@
 #define HYLA_CPU_SIGMOID_H
 
 static inline real sigmoid(real x) {
-  real e = hy_exp(-fabs(x));
+  real e = real_exp(-fabs(x));
   return x >= 0 ? 1 / (1 + e) : e / (1 + e);
 }
 

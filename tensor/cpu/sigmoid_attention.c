@@ -28,7 +28,7 @@ static void scratch_free(scratch *w) {
 
 /* e = exp(-|x|) once gives both sigmoid(x) and sigmoid'(x) = e / (1 + e)^2 without overflow. */
 static inline real sigmoid(real x) {
-  real e = hy_exp(-fabs(x));
+  real e = real_exp(-fabs(x));
   return x >= 0 ? 1 / (1 + e) : e / (1 + e);
 }
 
@@ -94,7 +94,7 @@ static void backward_head(const hy_attn_dims *dm, real bias, const real *q, cons
         real *sr = w->s + r * TILE, *pr = w->p + r * TILE;
         int64_t n = visible(i0, r, j0, nk);
         for (int64_t c = 0; c < n; c++) {
-          real x = sr[c] + bias, e = hy_exp(-fabs(x)), inv = 1 / (1 + e);
+          real x = sr[c] + bias, e = real_exp(-fabs(x)), inv = 1 / (1 + e);
           sr[c] = x >= 0 ? inv : e * inv;
           pr[c] *= scale * e * inv * inv;
         }

@@ -132,11 +132,11 @@ static void phi_rows(int fm, int64_t n, int64_t D, const real *x, int64_t ldx, r
     real *yr = y + r * D;
     if (fm == HY_SLA_PHI_SOFTMAX) {
       real mx = lanes_max(xr, D);
-      for (int64_t d = 0; d < D; d++) yr[d] = hy_exp(xr[d] - mx);
+      for (int64_t d = 0; d < D; d++) yr[d] = real_exp(xr[d] - mx);
       real inv = 1 / lanes_sum(yr, D);
       for (int64_t d = 0; d < D; d++) yr[d] *= inv;
     } else if (fm == HY_SLA_PHI_ELU) {
-      for (int64_t d = 0; d < D; d++) yr[d] = xr[d] > 0 ? xr[d] + 1 : hy_exp(xr[d]);
+      for (int64_t d = 0; d < D; d++) yr[d] = xr[d] > 0 ? xr[d] + 1 : real_exp(xr[d]);
     } else {
       for (int64_t d = 0; d < D; d++) yr[d] = xr[d] > 0 ? xr[d] : 0;
     }
@@ -349,8 +349,8 @@ static void forward_head(const hy_sla_dims *dm, const int32_t *classes, const re
           for (int64_t c = 0; c < nk; c++) pr[c] = 0;
           continue;
         }
-        real alpha = hy_exp(w->m[r] - mx), sum = 0;
-        for (int64_t c = 0; c < nk; c++) sum += pr[c] = hy_exp(sr[c] - mx);
+        real alpha = real_exp(w->m[r] - mx), sum = 0;
+        for (int64_t c = 0; c < nk; c++) sum += pr[c] = real_exp(sr[c] - mx);
         w->m[r] = mx;
         w->l[r] = w->l[r] * alpha + sum;
         real *ar = w->acc + r * D;
@@ -414,7 +414,7 @@ static void softmax_backward_block(const hy_sla_dims *dm, const int32_t *row, co
     int64_t off_j = ((b * dm->a.Tk + j0) * H + h) * D;
     tile_scores(dm, qi, kj, nq, nk, dm->a.q_offset + i0, j0, tb, w->s);
     for (int64_t r = 0; r < nq; r++)
-      for (int64_t c = 0; c < nk; c++) w->s[r * tb + c] = hy_exp(w->s[r * tb + c] - lse_i[r]);
+      for (int64_t c = 0; c < nk; c++) w->s[r * tb + c] = real_exp(w->s[r * tb + c] - lse_i[r]);
     if (gv) K(cpu_gemm)(true, false, nk, D, nq, 1.0, w->s, tb, goi, 2 * ld, 1.0, gv + off_j, ld);
     if (!gq && !gk) continue;
     K(cpu_gemm)(false, true, nq, nk, D, 1.0, goi, 2 * ld, vj, dm->a.v_stride[1], 0.0, w->p, tb);

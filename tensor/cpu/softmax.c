@@ -11,7 +11,7 @@ static real row_logsumexp(const real *x, int64_t n) {
   real m = row_max(x, n);
   if (isinf(m) && m < 0) return m;
   real s = 0;
-  for (int64_t j = 0; j < n; j++) s += hy_exp(x[j] - m);
+  for (int64_t j = 0; j < n; j++) s += real_exp(x[j] - m);
   return m + log(s);
 }
 
@@ -22,7 +22,7 @@ void K(cpu_softmax)(int64_t rows, int64_t n, const real *x, real *y) {
     real *yr = y + r * n;
     real m = row_max(xr, n), s = 0;
     for (int64_t j = 0; j < n; j++) {
-      yr[j] = hy_exp(xr[j] - m);
+      yr[j] = real_exp(xr[j] - m);
       s += yr[j];
     }
     real inv = 1 / s;
@@ -55,6 +55,6 @@ void K(cpu_logsumexp_backward)(int64_t rows, int64_t n, const real *x, const rea
     const real *xr = x + r * n;
     real *gxr = gx + r * n;
     if (isinf(y[r]) && y[r] < 0) continue;
-    for (int64_t j = 0; j < n; j++) gxr[j] += gy[r] * hy_exp(xr[j] - y[r]);
+    for (int64_t j = 0; j < n; j++) gxr[j] += gy[r] * real_exp(xr[j] - y[r]);
   }
 }

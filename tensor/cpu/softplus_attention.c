@@ -57,7 +57,7 @@ static void scratch_free(scratch *w) {
  * are libm's. In f32, where libm's log1pf and powf are calls that keep the loops from vectorizing
  * and cost more than the tile GEMMs, they are series the compiler vectorizes: log(1 + e) =
  * 2 atanh(s), s = e / (2 + e) in [0, 1/3], to the term s^15 / 15 (within 4 ulp); u^p =
- * exp(p log u) with hy_exp and log u = n ln 2 + 2 atanh((m - 1) / (m + 1)) for u = m 2^n, m in
+ * exp(p log u) with real_exp and log u = n ln 2 + 2 atanh((m - 1) / (m + 1)) for u = m 2^n, m in
  * [sqrt(1/2), sqrt(2)), to s^9 / 9. The rounding of p log u makes u^p's relative error
  * p |log u| 2^-24, that is within a few ulp of the row's largest weight (1) for every u; below
  * FLT_MIN u^p is 0. */
@@ -95,15 +95,15 @@ static inline float pow_unit(float u, float p) {
   r = fmaf(r, s2, 1.0f);
   float lg =
       fmaf((float)n, 0.693145751953125f, fmaf((float)n, 1.42860682030941723212e-6f, 2 * s * r));
-  return u < FLT_MIN ? 0.0f : hy_exp(p * lg);
+  return u < FLT_MIN ? 0.0f : real_exp(p * lg);
 }
 #endif
 
-static inline real softplus(real x) { return (x > 0 ? x : 0) + log1p_unit(hy_exp(-fabs(x))); }
+static inline real softplus(real x) { return (x > 0 ? x : 0) + log1p_unit(real_exp(-fabs(x))); }
 
 /* softplus(x), and sigmoid(x) into *sig, from one exp. */
 static inline real softplus_sigmoid(real x, real *sig) {
-  real e = hy_exp(-fabs(x)), inv = 1 / (1 + e);
+  real e = real_exp(-fabs(x)), inv = 1 / (1 + e);
   *sig = x >= 0 ? inv : e * inv;
   return (x > 0 ? x : 0) + log1p_unit(e);
 }
@@ -113,7 +113,7 @@ static inline real power_of(real u, real p, bool linear) { return linear ? u : p
 
 /* softplus(x) / softplus(mx) for x <= mx, given inv = 1 / softplus(mx) (not used when low). */
 static inline real ratio(real x, real mx, real inv, bool low) {
-  return low ? hy_exp(x - mx) : softplus(x) * inv;
+  return low ? real_exp(x - mx) : softplus(x) * inv;
 }
 
 typedef struct {
@@ -237,7 +237,7 @@ static void backward_head(const hy_attn_dims *dm, const params *pa, const real *
         int64_t n = visible(i0, r, j0, nk);
         for (int64_t c = 0; c < n; c++) {
           real x = cs * sr[c], sig, sp = softplus_sigmoid(x, &sig);
-          real u = low ? hy_exp(x - mx) : sp * inv, wu = power_of(u, pa->p, pa->linear);
+          real u = low ? real_exp(x - mx) : sp * inv, wu = power_of(u, pa->p, pa->linear);
           real up = pa->linear ? 1 : (u > 0 ? wu / u : 0); /* u^(p-1) */
           real sq = low ? u : sig * inv;                   /* sigmoid(x) / softplus(m_t) */
           sr[c] = wu * inv_z;

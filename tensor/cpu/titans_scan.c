@@ -71,7 +71,7 @@ static void scratch_free(scratch *w) {
 
 /* As tensor/cpu/unary.c computes it, so that silu and its derivative round the same way. */
 static inline real sigmoid(real x) {
-  real e = hy_exp(-fabs(x));
+  real e = real_exp(-fabs(x));
   return x >= 0 ? 1 / (1 + e) : e / (1 + e);
 }
 

@@ -5,9 +5,9 @@
 #include <string.h>
 
 /* log(1 + e^x) and log sigmoid(x) without overflow for large |x|. */
-static inline real softplus(real x) { return (x > 0 ? x : 0) + log1p(hy_exp(-fabs(x))); }
+static inline real softplus(real x) { return (x > 0 ? x : 0) + log1p(real_exp(-fabs(x))); }
 
-static inline real logsigmoid(real x) { return (x < 0 ? x : 0) - log1p(hy_exp(-fabs(x))); }
+static inline real logsigmoid(real x) { return (x < 0 ? x : 0) - log1p(real_exp(-fabs(x))); }
 
 /* One loop per op, so that each is a plain vectorizable map. */
 // clang-format off
@@ -26,7 +26,7 @@ void K(cpu_unary)(hy_unary_op op, double p, int64_t n, const real *x, real *y) {
   switch (op) {
   case HY_SCALE: MAP(c * v); break;
   case HY_ADD_SCALAR: MAP(v + c); break;
-  case HY_EXP: MAP(hy_exp(v)); break;
+  case HY_EXP: MAP(real_exp(v)); break;
   case HY_LOG: MAP(log(v)); break;
   case HY_SIGMOID: MAP(sigmoid(v)); break;
   case HY_LOGSIGMOID: MAP(logsigmoid(v)); break;
@@ -37,7 +37,7 @@ void K(cpu_unary)(hy_unary_op op, double p, int64_t n, const real *x, real *y) {
   case HY_SQRT: MAP(sqrt(v)); break;
   case HY_RSQRT: MAP(1 / sqrt(v)); break;
   case HY_POW: MAP(pow(v, c)); break;
-  case HY_ELU: MAP(v > 0 ? v : hy_exp(v) - 1); break;
+  case HY_ELU: MAP(v > 0 ? v : real_exp(v) - 1); break;
   }
 }
 

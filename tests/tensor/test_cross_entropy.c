@@ -43,7 +43,7 @@ static void expect_loss_tol(hy_tensor *logits, hy_tensor *targets, int ignore, d
   hy_tensor *ref = hy_full(HY_F64, HY_SHAPE(1), ref_loss(logits, targets, ignore));
   char name[160];
   snprintf(name, sizeof name, "cross_entropy %s: %s", what, hy_describe(logits));
-  /* f64: libm exp and log in another order, a few ulp. f32: per row an f32 log-sum-exp (hy_exp
+  /* f64: libm exp and log in another order, a few ulp. f32: per row an f32 log-sum-exp (real_exp
    * within 3 ulp, a sum of <= 130 positive terms), averaged in double: a few ulp of f32. */
   t_expect_close(loss, ref, t_tol(logits->dtype, 1e-12, tol32), name);
 }

@@ -304,7 +304,7 @@ static hy_tensor *ref_unary(const unary_case *c, const hy_tensor *x) {
   return ref;
 }
 
-/* f64: libm in the op against libm in the loop, a few ulp. f32: a few ulp of f32 (hy_exp is
+/* f64: libm in the op against libm in the loop, a few ulp. f32: a few ulp of f32 (real_exp is
  * within 3 ulp of expf), far under 1e-5 of the largest output. */
 static void expect_unary(const unary_case *c, hy_tensor *x, const char *what) {
   char name[160];
@@ -371,7 +371,7 @@ Test(unary, extreme_inputs_are_stable) {
   }
 }
 
-/* exp over its whole finite range, element by element: f32's hy_exp promises 3 ulp (3.6e-7)
+/* exp over its whole finite range, element by element: f32's real_exp promises 3 ulp (3.6e-7)
  * from e^-87.3 up to the overflow threshold 88.72, f64 is libm's. */
 Test(unary, exp_accurate_over_its_whole_range) {
   for (int d = 0; d < 2; d++) {
