@@ -5,8 +5,8 @@
 /* [B, T, H, n] -> [B, H, T, n] as a view (batched matmuls take the strides as they are). */
 static hy_tensor *by_head(hy_tensor *x) { return hy_transpose(x, 1, 2); }
 
-hy_tensor *hy_lasp2(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *g,
-                    const double *head_decay, int64_t chunk) {
+hy_tensor *hy_gla_lasp2(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *g,
+                        const double *head_decay, int64_t chunk) {
   const hy_sequence *seq = hy_sequence_get();
   int W = hy_group_size(seq->group), r = hy_group_rank(seq->group);
   int64_t B = q->shape[0], T = q->shape[1], H = q->shape[2], dk = q->shape[3], dv = v->shape[3];

@@ -12,10 +12,11 @@
 
 #include "tensor/tensor.h"
 
-/* Shapes as hy_gla / hy_linear_attention: g [B, T, H, dk] log decays, or NULL with head_decay
- * (a constant per head) or with neither (no decay). T is this rank's slice. */
-hy_tensor *hy_lasp2(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *g,
-                    const double *head_decay, int64_t chunk);
+/* hy_gla (g [B, T, H, dk] log decays) or hy_linear_attention (g NULL, with head_decay a constant
+ * per head, or neither: no decay) over the whole sequence: that op itself on one process, LASP-2
+ * over the ranks of the sequence group (hy_sequence_get), whose slice T is. */
+hy_tensor *hy_gla_lasp2(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *g,
+                        const double *head_decay, int64_t chunk);
 
 /* LASP-2H: the softmax family. ONE AllGather of K and V [B, T, H, D] (packed side by side, the
  * packing only a send buffer: hy_dist_allgather_cat) of every rank along the sequence: *ks, *vs

@@ -71,7 +71,8 @@ static hy_tensor *output(const hy_gla_layer *l, hy_tensor *x, hy_tensor *o) {
 hy_tensor *hy_gla_layer_forward(const hy_gla_layer *l, hy_tensor *x) {
   hy_tensor *q, *k, *v, *g;
   project(l, x, &q, &k, &v, &g);
-  hy_tensor *o = l->recurrent ? hy_gla_recurrent(q, k, v, g) : hy_lasp2(q, k, v, g, NULL, l->chunk);
+  hy_tensor *o =
+      l->recurrent ? hy_gla_recurrent(q, k, v, g) : hy_gla_lasp2(q, k, v, g, NULL, l->chunk);
   return output(l, x, o);
 }
 

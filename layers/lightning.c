@@ -68,7 +68,7 @@ hy_tensor *hy_lightning_layer_forward(const hy_lightning_layer *l, hy_tensor *x)
   hy_tensor *k = heads(l, hy_silu(hy_linear_forward(&l->k, x)));
   hy_tensor *v = heads(l, hy_linear_forward(&l->v, x));
   hy_tensor *o = l->recurrent ? hy_gla_recurrent(q, k, v, log_decays(l, x))
-                              : hy_lasp2(q, k, v, NULL, l->log_decay, l->chunk);
+                              : hy_gla_lasp2(q, k, v, NULL, l->log_decay, l->chunk);
   return output(l, x, o);
 }
 

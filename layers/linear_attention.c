@@ -75,7 +75,7 @@ hy_tensor *hy_linear_attn_layer_forward(const hy_linear_attn_layer *l, hy_tensor
   hy_tensor *q, *k, *v;
   project(l, x, &q, &k, &v);
   hy_tensor *o =
-      l->recurrent ? hy_gla_recurrent(q, k, v, NULL) : hy_lasp2(q, k, v, NULL, NULL, l->chunk);
+      l->recurrent ? hy_gla_recurrent(q, k, v, NULL) : hy_gla_lasp2(q, k, v, NULL, NULL, l->chunk);
   return output(l, x, o);
 }
 
