@@ -81,8 +81,8 @@ typedef struct {
   bool naive;        /* use the plain form (layers/rat_reference.h) instead of hy_rat (tests) */
 } hy_rat_config;
 
-/* Titans ("titans_mal", "titans_mag", "titans_mac"; layers/titans.h) settings (defaults in brackets, from
- * titans-pytorch unless said). */
+/* Titans ("titans_mal", "titans_mag", "titans_mac"; layers/titans.h) settings (defaults in
+ * brackets, from titans-pytorch unless said). */
 typedef struct hy_titans_config {
   int64_t chunk;      /* tokens per memory update (NeuralMemory chunk_size; README 64) [64] */
   int64_t depth;      /* L_M, layers of the memory MLP: 1 (a matrix) or 2 [2] */

@@ -76,9 +76,9 @@ static hy_tensor *previous_blocks(hy_tensor *xb) {
 
 /* The additive masks of the blocked attentions, [nb, W, L]: 0 where query i of block j sees key
  * c, -1e30 elsewhere (as -inf to the softmax, whose exp of it is 0, but finite, so that
- * HYLA_CHECK_FINITE does not take the mask for a fault). Built on the host once per layout, dtype and device and kept for the
- * process: on a GPU a later step copies nothing, so a captured CUDA graph replays reading the
- * same memory. */
+ * HYLA_CHECK_FINITE does not take the mask for a fault). Built on the host once per layout, dtype
+ * and device and kept for the process: on a GPU a later step copies nothing, so a captured CUDA
+ * graph replays reading the same memory. */
 typedef enum { WINDOW_MASK, SEGMENT_MASK } mask_rule;
 
 typedef struct mask_entry {

@@ -304,9 +304,10 @@ static void expect_layer(int kind, int64_t depth, int64_t heads, int64_t B, int6
 }
 
 /* T a multiple of the chunk and not (the layer's last, incomplete chunk never updates), the
- * sliding window of 16 across several windows (MAC: segments of 32 and 16, the last partial), 4 memory heads and 1. With one head of 64 (P 32768
- * at depth 2) the CPU's f32 gate gradients are themselves up to 1e-5 from f64 (its dot products
- * over P add in one running sum): those compare against the CPU in f64. */
+ * sliding window of 16 across several windows (MAC: segments of 32 and 16, the last partial), 4
+ * memory heads and 1. With one head of 64 (P 32768 at depth 2) the CPU's f32 gate gradients are
+ * themselves up to 1e-5 from f64 (its dot products over P add in one running sum): those compare
+ * against the CPU in f64. */
 Test(cuda_titans_layer, layers_match_cpu) {
   T_NEED_GPU();
   for (int kind = MAL; kind <= MAC; kind++)
