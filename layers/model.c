@@ -30,11 +30,8 @@ hy_model_config hy_model_config_default(void) {
               .norm_eps = 1e-5},
       .lightning = {.heads = 0, .chunk = 64, .norm_eps = 1e-5},
       .linear = {.heads = 0, .feature_map = "elu", .chunk = 64, .norm_eps = 1e-5},
-      .sigmoid = {.bias_log_n = true,
-                  .bias = 0.0,
-                  .seq_len = 256,
-                  .output_norm = true,
-                  .norm_eps = 1e-5},
+      .sigmoid =
+          {.bias_log_n = true, .bias = 0.0, .seq_len = 256, .output_norm = true, .norm_eps = 1e-5},
       .softplus = {.length_scale = true, .train_len = 256, .power = 1.0, .eval_power = 1.0},
       .sla = {.block = 64, .critical = 0.05, .negligible = 0.1, .feature_map = "softmax"},
       .rat = {.chunk = 16, .n_groups = 2, .heads = 0, .rope_theta = 10000.0},

@@ -380,14 +380,14 @@ static void gpu_update(run *R, double lr) {
 
 /* One optimizer step on the GPU, queued: nothing is read back (read_gpu_step does that for the
  * steps that log). With train.cuda_graph and one micro-batch a step, the third step with the
- * same batch shape is captured as a CUDA graph (not with packed documents) (the two before size the arena and make the
+ * same batch shape is captured as a CUDA graph (the two before size the arena and make the
  * weights' bf16 copies and the optimizer's table, none of which a capture may allocate), and
- * later steps replay it while their loss weight and the arena's memory are the captured ones. */
+ * later steps replay it while their loss weight and the arena's memory are the captured ones.
+ * Packed documents change the step's launches from batch to batch (hy_mixer_forward): no graph. */
 static void gpu_step(run *R, int64_t step) {
   const hy_recipe *r = R->r;
   hy_params *ps = &R->model->params;
   double lr = hy_schedule_lr(&R->sched, step);
-  /* Packed documents change the step's launches from batch to batch (hy_mixer_forward): no graph. */
   bool documents = !strcmp(r->data.packing, "documents");
   if (!r->train.cuda_graph || r->train.grad_accum > 1 || documents) {
     hy_params_zero_grad(ps);

@@ -91,7 +91,7 @@ static void ref_attention_grads(const hy_tensor *q, const hy_tensor *k, const hy
 }
 
 /* f64: the same sums in another order (tiles, online rescaling), a few ulp. f32: dot products of
- * D <= 16 terms, real_exp (tensor/cpu/real.h) within 3 ulp, and running sums of <= 130 positive weights. */
+ * D <= 16 terms, real_exp within 3 ulp, and running sums of <= 130 positive weights. */
 static void expect_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, double scale, double tol32,
                              const char *what) {
   char name[200];

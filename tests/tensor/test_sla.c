@@ -433,7 +433,7 @@ Test(sla, strided_inputs) {
   }
 }
 
-/* f32 against f64 on the same inputs: dot products of 16 terms, real_exp (tensor/cpu/real.h) within 3 ulp, sums of up
+/* f32 against f64 on the same inputs: dot products of 16 terms, real_exp within 3 ulp, sums of up
  * to 150 positive weights, and D x D states summed over up to 9 blocks. */
 Test(sla, f32_against_f64) {
   static const double fr[][2] = {{0.05, 0}, {0.25, 0.1}, {1, 0}};

@@ -43,7 +43,7 @@ static hy_tensor *ref_logsumexp(const hy_tensor *x) {
   return ref;
 }
 
-/* f64: exp and log of libm in another summation order, a few ulp. f32: real_exp (tensor/cpu/real.h) within 3 ulp, and
+/* f64: exp and log of libm in another summation order, a few ulp. f32: real_exp within 3 ulp, and
  * a row sum of at most 130 positive terms, ~sqrt(n) ulp: far under 1e-5. */
 static void expect_both(hy_tensor *x, const char *what) {
   char name[160];
