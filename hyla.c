@@ -148,16 +148,16 @@ static int check_recipe(const char *path, const hy_recipe *r) {
   printf("%s: a valid recipe\n", path);
   printf("parameters  %lld (%s)\n", (long long)s.params, param);
   printf("training    holds %s: the parameters, their gradients and %s\n", held,
-         strcmp(r->optim.name, "sgd") ? "AdamW's two moments" : "SGD's momentum");
+         (r->optim.name != HY_RECIPE_SGD) ? "AdamW's two moments" : "SGD's momentum");
   printf("a step      about %s of activations for a micro-batch of %lld x %lld tokens "
          "(an estimate)\n",
          step, (long long)r->train.batch, (long long)r->train.seq_len);
   printf("the run     %lld tokens in %lld steps\n", (long long)s.run_tokens,
          (long long)r->train.steps);
-  if (!strcmp(r->train.device, "cpu"))
+  if (r->train.device == HY_RECIPE_CPU)
     printf("memory      fits in the %s this process may use\n", memory);
   else
-    printf("memory      the GPU's is not checked here (train.device = \"%s\")\n", r->train.device);
+    printf("memory      the GPU's is not checked here (train.device = \"cuda\")\n");
   if (s.param_bytes > CHECK_BUILD_BYTES) {
     printf("model       not built: its parameters take more than %lld MiB\n",
            (long long)(CHECK_BUILD_BYTES >> 20));

@@ -1,7 +1,6 @@
 #include "optim/schedule.h"
 
 #include <math.h>
-#include <string.h>
 
 double hy_schedule_lr(const hy_schedule *s, int64_t step) {
   if (s->warmup > 0 && step <= s->warmup) return s->lr * (double)step / (double)s->warmup;
@@ -21,11 +20,4 @@ double hy_schedule_lr(const hy_schedule *s, int64_t step) {
   }
   }
   return s->lr;
-}
-
-int hy_schedule_kind_of(const char *name) {
-  static const char *const names[] = {"cosine", "linear", "constant", "wsd"};
-  for (int i = 0; i < 4; i++)
-    if (!strcmp(name, names[i])) return i;
-  return -1;
 }

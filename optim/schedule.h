@@ -16,7 +16,5 @@ typedef struct {
 } hy_schedule;
 
 double hy_schedule_lr(const hy_schedule *s, int64_t step);
-/* "cosine" | "linear" | "constant" | "wsd"; returns -1 for anything else. */
-int hy_schedule_kind_of(const char *name);
 
 #endif

@@ -21,7 +21,7 @@ static int refuse(char *why, size_t size, const char *fmt, ...) {
   return -1;
 }
 
-static bool on_gpu(const hy_recipe *r) { return !strcmp(r->train.device, "cuda"); }
+static bool on_gpu(const hy_recipe *r) { return (r->train.device == HY_RECIPE_CUDA); }
 
 static bool uses(const hy_recipe *r, const char *kind) {
   return hy_recipe_count_layers(r, kind) > 0;
@@ -62,11 +62,11 @@ static int64_t titans_scan_length(const hy_recipe *r) {
 /* ---- the checks ---- */
 
 static int precision_fits_device(const hy_recipe *r, char *why, size_t size) {
-  if (!strcmp(r->train.precision, "bf16") && !on_gpu(r))
+  if ((r->train.precision == HY_RECIPE_BF16) && !on_gpu(r))
     return refuse(why, size,
                   "[train] precision = \"bf16\" needs device = \"cuda\" (the CPU trains in f32 "
                   "or f64)");
-  if (!strcmp(r->train.precision, "f64") && on_gpu(r))
+  if ((r->train.precision == HY_RECIPE_F64) && on_gpu(r))
     return refuse(why, size,
                   "[train] device = \"cuda\" trains in f32 or bf16, not precision = \"f64\"");
   return 0;

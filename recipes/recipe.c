@@ -1087,7 +1087,7 @@ void hy_recipe_write_docs(FILE *f) {
 hy_model_config hy_recipe_model_config(const hy_recipe *r) {
   hy_model_config c;
   memset(&c, 0, sizeof c);
-  c.dtype = !strcmp(r->train.precision, "f64") ? HY_F64 : HY_F32;
+  c.dtype = (r->train.precision == HY_RECIPE_F64) ? HY_F64 : HY_F32;
   c.vocab = r->model.vocab;
   c.d_model = r->model.d_model;
   c.n_heads = r->model.n_heads;

@@ -7,11 +7,22 @@
 #define HYLA_RECIPE_H
 
 #include "layers/model.h"
+#include "optim/schedule.h"
 #include "util/error.h"
 
 #include <stdio.h>
 
 enum { HY_RECIPE_STR = 256, HY_RECIPE_NAME = 64, HY_RECIPE_LIST_MAX = 16 };
+
+/* The choices of the enum keys, in the order of the schema's choices (recipes/schema.c): the
+ * schema turns a recipe's string into its index once, at validation. (optim.schedule takes
+ * optim/schedule.h's hy_schedule_kind.) */
+typedef enum { HY_RECIPE_F32, HY_RECIPE_F64, HY_RECIPE_BF16 } hy_recipe_precision;
+typedef enum { HY_RECIPE_STOP, HY_RECIPE_SKIP } hy_recipe_on_nan;
+typedef enum { HY_RECIPE_CPU, HY_RECIPE_CUDA } hy_recipe_device;
+typedef enum { HY_RECIPE_ADAMW, HY_RECIPE_SGD } hy_recipe_optimizer;
+typedef enum { HY_RECIPE_RANDOM, HY_RECIPE_SEQUENTIAL } hy_recipe_sampling;
+typedef enum { HY_RECIPE_STREAM, HY_RECIPE_DOCUMENTS } hy_recipe_packing;
 
 typedef struct {
   struct {
@@ -61,33 +72,33 @@ typedef struct {
     int64_t eval_batches;     /* >= 1; default 16 */
     int64_t checkpoint_every; /* >= 0; 0: only when the run stops; default 500 */
     int64_t keep_checkpoints; /* >= 1; keep the last k; default 2 */
-    char precision[8];        /* "f32" | "f64" | "bf16" (GPU only); default "f32" */
-    char on_nan[8];           /* "stop" | "skip"; default "stop" */
-    char device[8];           /* "cpu" | "cuda"; default "cpu" */
-    bool cuda_graph;          /* replay a captured step on the GPU; default true */
-    int64_t threads;          /* in [0, 4096]; 0: HYLA_THREADS or all cores; default 0 */
+    hy_recipe_precision precision; /* "f32" | "f64" | "bf16" (GPU only); default "f32" */
+    hy_recipe_on_nan on_nan;       /* "stop" | "skip"; default "stop" */
+    hy_recipe_device device;       /* "cpu" | "cuda"; default "cpu" */
+    bool cuda_graph;               /* replay a captured step on the GPU; default true */
+    int64_t threads;               /* in [0, 4096]; 0: HYLA_THREADS or all cores; default 0 */
   } train;
   struct {
-    char name[16];       /* "adamw" | "sgd"; default "adamw" */
-    double lr;           /* > 0; peak learning rate; default 1e-3 */
-    double min_lr_ratio; /* in [0, 1]; the schedule ends at min_lr_ratio * lr; default 0.1 */
-    double betas[2];     /* each in [0, 1); default [0.9, 0.95] */
-    double eps;          /* > 0; default 1e-8 */
-    double weight_decay; /* >= 0; default 0.1 */
-    double momentum;     /* in [0, 1); SGD only; default 0.9 */
+    hy_recipe_optimizer name; /* "adamw" | "sgd"; default "adamw" */
+    double lr;                /* > 0; peak learning rate; default 1e-3 */
+    double min_lr_ratio;      /* in [0, 1]; the schedule ends at min_lr_ratio * lr; default 0.1 */
+    double betas[2];          /* each in [0, 1); default [0.9, 0.95] */
+    double eps;               /* > 0; default 1e-8 */
+    double weight_decay;      /* >= 0; default 0.1 */
+    double momentum;          /* in [0, 1); SGD only; default 0.9 */
     /* Parameters whose path contains one of these take no weight decay; default
      * ["norm", "bias", "embed"]. An empty list decays everything. */
     int n_no_decay;
     char no_decay[HY_RECIPE_LIST_MAX][HY_RECIPE_NAME];
-    int64_t warmup;        /* >= 0 steps of linear warmup; default 100 */
-    char schedule[16];     /* "cosine" | "linear" | "constant" | "wsd"; default "cosine" */
-    double decay_fraction; /* in (0, 1]; WSD: the share of steps spent decaying; default 0.2 */
+    int64_t warmup;            /* >= 0 steps of linear warmup; default 100 */
+    hy_schedule_kind schedule; /* "cosine" | "linear" | "constant" | "wsd"; default "cosine" */
+    double decay_fraction;     /* in (0, 1]; WSD: the share of steps spent decaying; default 0.2 */
   } optim;
   struct {
     /* A path to an HDF5 token dataset, "shakespeare" (the corpus shipped with hyla), or "mqar". */
     char dataset[HY_RECIPE_STR]; /* default "shakespeare" */
-    char sampling[16];           /* "random" | "sequential" windows; default "random" */
-    char packing[16];            /* "stream" | "documents" (positions per row); "stream" */
+    hy_recipe_sampling sampling; /* "random" | "sequential" windows; default "random" */
+    hy_recipe_packing packing;   /* "stream" | "documents" (positions per row); "stream" */
     struct {                     /* [data.mqar] */
       int64_t pairs;             /* >= 1, 2 * pairs <= seq_len, pairs <= vocab / 2 - 1; 16 */
       double power_a;            /* > 0; query placement power law; default 0.01 */

@@ -16,6 +16,7 @@
 #define UP_TO(x)      .has_max = true, .max = (x)
 #define BELOW(x)      .has_max = true, .max_open = true, .max = (x)
 
+/* The enum keys' choices, in the order of their C enums (recipes/recipe.h). */
 static const char *const PRECISIONS[] = {"f32", "f64", "bf16", NULL};
 static const char *const ON_NAN[] = {"stop", "skip", NULL};
 static const char *const DEVICES[] = {"cpu", "cuda", NULL};
@@ -99,7 +100,7 @@ const hy_key hy_keys[] = {
 
     {KEY("layer.linear", "heads", HY_KEY_INT, layer_linear.heads), AT_LEAST(0), .def = "0",
      .doc = "Linear-attention heads; 0: model.n_heads."},
-    {KEY("layer.linear", "feature_map", HY_KEY_ENUM, layer_linear.feature_map),
+    {KEY("layer.linear", "feature_map", HY_KEY_STRING, layer_linear.feature_map),
      BUFFER(layer_linear.feature_map), .choices = FEATURE_MAPS, .def = "\"elu\"",
      .doc = "The feature map on q and k: elu (elu(x) + 1), relu or identity."},
     {KEY("layer.linear", "chunk", HY_KEY_INT, layer_linear.chunk), AT_LEAST(1), .def = "64",
@@ -139,7 +140,7 @@ const hy_key hy_keys[] = {
      .doc = "Fraction of the earlier key blocks attended exactly (the diagonal block always is)."},
     {KEY("layer.sla", "negligible", HY_KEY_FLOAT, layer_sla.negligible), AT_LEAST(0), UP_TO(1),
      .def = "0.1", .doc = "Fraction of the earlier key blocks skipped; the rest go linear."},
-    {KEY("layer.sla", "feature_map", HY_KEY_ENUM, layer_sla.feature_map),
+    {KEY("layer.sla", "feature_map", HY_KEY_STRING, layer_sla.feature_map),
      BUFFER(layer_sla.feature_map), .choices = SLA_FEATURE_MAPS, .def = "\"softmax\"",
      .doc = "Feature map of the linear branch: softmax over features, elu + 1, or relu."},
     {KEY("layer.sla", "naive", HY_KEY_BOOL, layer_sla.naive), .def = "false",
@@ -201,18 +202,16 @@ const hy_key hy_keys[] = {
      .def = "500", .doc = "Steps between checkpoints; 0: only when the run stops."},
     {KEY("train", "keep_checkpoints", HY_KEY_INT, train.keep_checkpoints), AT_LEAST(1), .def = "2",
      .doc = "How many of the latest checkpoints to keep."},
-    {KEY("train", "precision", HY_KEY_ENUM, train.precision), BUFFER(train.precision),
-     .choices = PRECISIONS, .def = "\"f32\"",
+    {KEY("train", "precision", HY_KEY_ENUM, train.precision), .choices = PRECISIONS,
+     .def = "\"f32\"",
      .doc = "Parameters and compute in f32, or f64 (for checks), or bf16 (GPU only): mixed "
             "precision, activations and their gradients stored in bf16 with matmuls and attention "
             "on the tensor cores (f32 sums); weights, their gradients, AdamW moments, the residual "
             "stream, the loss and the norms' statistics in f32."},
-    {KEY("train", "on_nan", HY_KEY_ENUM, train.on_nan), BUFFER(train.on_nan), .choices = ON_NAN,
-     .def = "\"stop\"",
+    {KEY("train", "on_nan", HY_KEY_ENUM, train.on_nan), .choices = ON_NAN, .def = "\"stop\"",
      .doc = "On a NaN or Inf loss: stop (with a checkpoint of the last good state) or skip the "
             "step."},
-    {KEY("train", "device", HY_KEY_ENUM, train.device), BUFFER(train.device), .choices = DEVICES,
-     .def = "\"cpu\"",
+    {KEY("train", "device", HY_KEY_ENUM, train.device), .choices = DEVICES, .def = "\"cpu\"",
      .doc = "Where the model trains: the CPU, or one GPU per rank (a build with -DHYLA_CUDA=ON; "
             "f32 or bf16)."},
     {KEY("train", "cuda_graph", HY_KEY_BOOL, train.cuda_graph), .def = "true",
@@ -221,8 +220,8 @@ const hy_key hy_keys[] = {
     {KEY("train", "threads", HY_KEY_INT, train.threads), AT_LEAST(0), UP_TO(HY_THREADS_MAX),
      .def = "0", .doc = "CPU threads; 0: HYLA_THREADS, or all cores."},
 
-    {KEY("optim", "name", HY_KEY_ENUM, optim.name), BUFFER(optim.name), .choices = OPTIMIZERS,
-     .def = "\"adamw\"", .doc = "The optimizer."},
+    {KEY("optim", "name", HY_KEY_ENUM, optim.name), .choices = OPTIMIZERS, .def = "\"adamw\"",
+     .doc = "The optimizer."},
     {KEY("optim", "lr", HY_KEY_FLOAT, optim.lr), ABOVE(0), .def = "0.001",
      .doc = "Peak learning rate."},
     {KEY("optim", "min_lr_ratio", HY_KEY_FLOAT, optim.min_lr_ratio), AT_LEAST(0), UP_TO(1),
@@ -241,8 +240,8 @@ const hy_key hy_keys[] = {
      .doc = "Parameters whose path contains one of these take no weight decay; `[]` decays all."},
     {KEY("optim", "warmup", HY_KEY_INT, optim.warmup), AT_LEAST(0), .def = "100",
      .doc = "Steps of linear warmup."},
-    {KEY("optim", "schedule", HY_KEY_ENUM, optim.schedule), BUFFER(optim.schedule),
-     .choices = SCHEDULES, .def = "\"cosine\"",
+    {KEY("optim", "schedule", HY_KEY_ENUM, optim.schedule), .choices = SCHEDULES,
+     .def = "\"cosine\"",
      .doc = "How the learning rate decays after warmup (wsd: warmup, stable, decay)."},
     {KEY("optim", "decay_fraction", HY_KEY_FLOAT, optim.decay_fraction), ABOVE(0), UP_TO(1),
      .def = "0.2", .doc = "WSD: the share of the steps spent decaying."},
@@ -251,11 +250,9 @@ const hy_key hy_keys[] = {
      .def = "\"shakespeare\"",
      .doc = "An HDF5 token dataset's path, \"shakespeare\" (the corpus shipped with hyla) or "
             "\"mqar\" (generated)."},
-    {KEY("data", "sampling", HY_KEY_ENUM, data.sampling), BUFFER(data.sampling),
-     .choices = SAMPLINGS, .def = "\"random\"",
+    {KEY("data", "sampling", HY_KEY_ENUM, data.sampling), .choices = SAMPLINGS, .def = "\"random\"",
      .doc = "Training windows at random offsets, or one after the other."},
-    {KEY("data", "packing", HY_KEY_ENUM, data.packing), BUFFER(data.packing), .choices = PACKINGS,
-     .def = "\"stream\"",
+    {KEY("data", "packing", HY_KEY_ENUM, data.packing), .choices = PACKINGS, .def = "\"stream\"",
      .doc = "How a row's tokens relate: \"stream\", one text whatever documents it spans; "
             "\"documents\", the same rows with each token's position in its document (the "
             "dataset's /train_docs and /val_docs, docs/data.md): the mixers keep documents apart "
@@ -331,6 +328,12 @@ static void choices_text(const hy_key *k, char *buf, size_t size) {
 }
 
 void hy_key_expect(const hy_key *k, char *buf, size_t size) {
+  if (k->choices) {
+    char choices[128];
+    choices_text(k, choices, sizeof choices);
+    snprintf(buf, size, "one of %s", choices);
+    return;
+  }
   char range[64];
   range_text(k, range, sizeof range);
   const char *space = *range ? " " : "";
@@ -339,12 +342,7 @@ void hy_key_expect(const hy_key *k, char *buf, size_t size) {
   case HY_KEY_FLOAT: snprintf(buf, size, "a float%s%s", space, range); break;
   case HY_KEY_BOOL: snprintf(buf, size, "true or false"); break;
   case HY_KEY_STRING: snprintf(buf, size, "a quoted string"); break;
-  case HY_KEY_ENUM: {
-    char choices[128];
-    choices_text(k, choices, sizeof choices);
-    snprintf(buf, size, "one of %s", choices);
-    break;
-  }
+  case HY_KEY_ENUM: break; /* below: as a string of choices */
   case HY_KEY_LIST: snprintf(buf, size, "an array of quoted strings"); break;
   case HY_KEY_PAIR: snprintf(buf, size, "an array of two floats%s%s", space, range); break;
   case HY_KEY_LAYERS: snprintf(buf, size, "an array of layer kinds or a pattern string"); break;
@@ -354,11 +352,11 @@ void hy_key_expect(const hy_key *k, char *buf, size_t size) {
 const char *hy_key_type_doc(const hy_key *k) {
   static const char *const names[] = {
       "integer", "float", "bool", "string", "enum", "array of strings", "[float, float]", "layers"};
-  return names[k->type];
+  return k->choices ? "enum" : names[k->type];
 }
 
 void hy_key_range_doc(const hy_key *k, char *buf, size_t size) {
-  if (k->type == HY_KEY_ENUM)
+  if (k->choices)
     choices_text(k, buf, size);
   else if (k->type == HY_KEY_LIST)
     snprintf(buf, size, "at most %d items", k->max_items);
@@ -464,19 +462,24 @@ static int check_string(const char *s, size_t size, const char *what, char *why,
   return 0;
 }
 
-static int set_enum(const hy_key *k, const hy_toml_value *v, hy_recipe *r, char *why, size_t size) {
+/* The index of v among k's choices, or -1 with why filled (the closest choice suggested). */
+static int choice_of(const hy_key *k, const hy_toml_value *v, char *why, size_t size) {
   if (v->kind != HY_TOML_STRING) return wrong(k, v, true, why, size);
   int n = 0;
   while (k->choices[n] && strcmp(k->choices[n], v->str)) n++;
-  if (!k->choices[n]) {
-    wrong(k, v, false, why, size);
-    const char *close = hy_closest(v->str, k->choices, n);
-    size_t used = strlen(why);
-    if (close) snprintf(why + used, size - used, "; did you mean \"%s\"?", close);
-    return -1;
-  }
-  memset(field(r, k), 0, k->size);
-  strcpy(field(r, k), v->str);
+  if (k->choices[n]) return n;
+  wrong(k, v, false, why, size);
+  const char *close = hy_closest(v->str, k->choices, n);
+  size_t used = strlen(why);
+  if (close) snprintf(why + used, size - used, "; did you mean \"%s\"?", close);
+  return -1;
+}
+
+/* A C enum field takes the index of its choice (enum fields are int-sized: recipe.h's enums). */
+static int set_enum(const hy_key *k, const hy_toml_value *v, hy_recipe *r, char *why, size_t size) {
+  int n = choice_of(k, v, why, size);
+  if (n < 0) return -1;
+  *(int *)field(r, k) = n;
   return 0;
 }
 
@@ -627,6 +630,7 @@ int hy_key_set(const hy_key *k, const hy_toml_value *v, hy_recipe *r, char *why,
     return 0;
   case HY_KEY_STRING:
     if (v->kind != HY_TOML_STRING) return wrong(k, v, true, why, size);
+    if (k->choices && choice_of(k, v, why, size) < 0) return -1;
     if (check_string(v->str, k->size, "the string", why, size)) return -1;
     memset(field(r, k), 0, k->size);
     strcpy(field(r, k), v->str);
@@ -707,8 +711,12 @@ size_t hy_key_format(const hy_key *k, const hy_recipe *r, char *buf, size_t size
     put(&s, num);
     break;
   case HY_KEY_BOOL: put(&s, *(const bool *)f ? "true" : "false"); break;
-  case HY_KEY_STRING:
-  case HY_KEY_ENUM: put_quoted(&s, f, k->size); break;
+  case HY_KEY_STRING: put_quoted(&s, f, k->size); break;
+  case HY_KEY_ENUM: {
+    const char *name = k->choices[*(const int *)f];
+    put_quoted(&s, name, strlen(name) + 1);
+    break;
+  }
   case HY_KEY_PAIR:
     for (int i = 0; i < 2; i++) {
       hy_toml_format_float(((const double *)f)[i], num, sizeof num);

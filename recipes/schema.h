@@ -15,8 +15,8 @@ typedef enum {
   HY_KEY_INT,    /* int64_t */
   HY_KEY_FLOAT,  /* double; integers are taken too */
   HY_KEY_BOOL,   /* bool */
-  HY_KEY_STRING, /* char[size], not empty */
-  HY_KEY_ENUM,   /* char[size], one of choices */
+  HY_KEY_STRING, /* char[size], not empty; one of choices when it has them (a layer's name) */
+  HY_KEY_ENUM,   /* a C enum (int), the index of one of choices */
   HY_KEY_LIST,   /* char[max_items][size] and an int count: an array of non-empty strings */
   HY_KEY_PAIR,   /* double[2], each in the range */
   HY_KEY_LAYERS, /* model.layers: an array of mixer kinds or a pattern string */
@@ -32,7 +32,7 @@ typedef struct {
   /* INT, FLOAT, PAIR: the bounds that apply, each inclusive unless marked open. */
   bool has_min, has_max, min_open, max_open;
   double min, max;
-  const char *const *choices; /* ENUM: NULL-terminated */
+  const char *const *choices; /* ENUM, and STRING where given: NULL-terminated */
   const char *def;            /* the default as TOML text; NULL when computed (def_doc says how) */
   const char *def_doc;
   const char *doc; /* one line for docs/recipes.md */

@@ -432,9 +432,9 @@ int hy_recipe_sizes_of(const hy_recipe *r, hy_recipe_sizes *s, hy_size_term *fau
   int64_t elements = 0, forward_kept = 0;
   count_step(r, &c, &elements, &forward_kept);
   s->step_top = c.top;
-  bool f64 = !strcmp(r->train.precision, "f64"), bf16 = !strcmp(r->train.precision, "bf16");
+  bool f64 = (r->train.precision == HY_RECIPE_F64), bf16 = (r->train.precision == HY_RECIPE_BF16);
   factor P = {s->params, "parameters", s->param_top.keys};
-  int64_t copies = 2 + (strcmp(r->optim.name, "sgd") ? 2 : 1); /* values, gradients, state */
+  int64_t copies = 2 + ((r->optim.name != HY_RECIPE_SGD) ? 2 : 1); /* values, gradients, state */
   TERM(&c, &s->param_bytes, "the parameters' bytes", f64 ? 8 : 4, 1, P);
   TERM(&c, &s->held_bytes, "the bytes training holds", (f64 ? 8 : 4) * copies, 1, P);
   if (bf16) TERM(&c, &s->held_bytes, "the parameters' bf16 copies", 2, 1, P);
@@ -515,9 +515,8 @@ int hy_recipe_sizes_fit(const hy_recipe_sizes *s, bool training, int64_t memory,
 /* The recipe as hyla eval and generate run it: one process on the CPU, in f32 or f64. */
 static hy_recipe on_the_cpu(const hy_recipe *r) {
   hy_recipe c = *r;
-  snprintf(c.train.device, sizeof c.train.device, "cpu");
-  if (!strcmp(c.train.precision, "bf16"))
-    snprintf(c.train.precision, sizeof c.train.precision, "f32");
+  c.train.device = HY_RECIPE_CPU;
+  if (c.train.precision == HY_RECIPE_BF16) c.train.precision = HY_RECIPE_F32;
   c.dist.dp = c.dist.sp = 1;
   return c;
 }
@@ -557,7 +556,7 @@ int hy_recipe_check_decode(const hy_recipe *r, int64_t positions, hy_error *err)
   int64_t elements = 0, bytes = 0, need, memory = hy_memory_limit();
   count_decode(&cpu, positions, &c, &elements);
   hy_size_term top = c.top; /* of the state's parts, not of their sum in bytes */
-  TERM(&c, &bytes, "the decoding state's bytes", strcmp(cpu.train.precision, "f64") ? 4 : 8, 1,
+  TERM(&c, &bytes, "the decoding state's bytes", (cpu.train.precision != HY_RECIPE_F64) ? 4 : 8, 1,
        {elements, "elements", ""});
   if (c.failed) return hy_fail(err, "%s", fault.what);
   if (memory <= 0 || (hy_checked_add(s.param_bytes, bytes, &need) && need <= memory)) return 0;
@@ -569,7 +568,7 @@ int hy_recipe_check_decode(const hy_recipe *r, int64_t positions, hy_error *err)
 int hy_recipe_check_memory(const hy_recipe *r, hy_error *err) {
   hy_recipe_sizes s;
   hy_size_term fault;
-  if (strcmp(r->train.device, "cpu")) return 0;
+  if (r->train.device != HY_RECIPE_CPU) return 0;
   if (hy_recipe_sizes_of(r, &s, &fault) || hy_recipe_sizes_fit(&s, true, hy_memory_limit(), &fault))
     return hy_fail(err, "%s", fault.what);
   return 0;

@@ -25,8 +25,8 @@ hy_batches *hy_batches_open(const hy_recipe *r, hy_data_split split, int rank, i
   hy_loader *l = &b->loader;
   *l = (hy_loader){.batch = r->train.batch,
                    .seq_len = r->train.seq_len,
-                   .random = split == HY_SPLIT_TRAIN && !strcmp(r->data.sampling, "random"),
-                   .documents = !strcmp(r->data.packing, "documents"),
+                   .random = split == HY_SPLIT_TRAIN && (r->data.sampling == HY_RECIPE_RANDOM),
+                   .documents = (r->data.packing == HY_RECIPE_DOCUMENTS),
                    .seed = (uint64_t)r->run.seed,
                    .rank = rank,
                    .world = world,

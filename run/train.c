@@ -121,7 +121,8 @@ static void apply_no_decay(hy_params *ps, const hy_recipe *r) {
 }
 
 static hy_optimizer_config optimizer_config(const hy_recipe *r) {
-  if (!strcmp(r->optim.name, "sgd")) return hy_sgd_config(r->optim.momentum, r->optim.weight_decay);
+  if (r->optim.name == HY_RECIPE_SGD)
+    return hy_sgd_config(r->optim.momentum, r->optim.weight_decay);
   return hy_adamw_config(r->optim.betas[0], r->optim.betas[1], r->optim.eps, r->optim.weight_decay);
 }
 
@@ -388,7 +389,7 @@ static void gpu_step(run *R, int64_t step) {
   const hy_recipe *r = R->r;
   hy_params *ps = &R->model->params;
   double lr = hy_schedule_lr(&R->sched, step);
-  bool documents = !strcmp(r->data.packing, "documents");
+  bool documents = (r->data.packing == HY_RECIPE_DOCUMENTS);
   if (!r->train.cuda_graph || r->train.grad_accum > 1 || documents) {
     hy_params_zero_grad(ps);
     for (int64_t micro = 0; micro < r->train.grad_accum; micro++)
@@ -476,12 +477,12 @@ static int train_loop(run *R, int64_t start, hy_train_result *res, hy_error *err
     if (R->gpu && (left_out > 0 || (known && !(isfinite(loss) && isfinite(gnorm))))) {
       /* The optimizer made no update from a non-finite norm; the parameters are good as they are.
        */
-      bool skip = !strcmp(r->train.on_nan, "skip");
+      bool skip = (r->train.on_nan == HY_RECIPE_SKIP);
       say(R,
           "step %lld: loss %g, grad norm %g (%lld steps since step %lld left out for a "
           "non-finite gradient norm): %s (on_nan = \"%s\")",
           (long long)(step + 1), loss, gnorm, (long long)left_out, (long long)R->step_at_last_log,
-          skip ? "going on" : "stopping", r->train.on_nan);
+          skip ? "going on" : "stopping", skip ? "skip" : "stop");
       step++;
       if (skip) {
         skipped += left_out;
@@ -493,7 +494,7 @@ static int train_loop(run *R, int64_t start, hy_train_result *res, hy_error *err
                      (long long)step, loss, r->run.out);
     }
     if (!R->gpu && !isfinite(loss)) {
-      if (!strcmp(r->train.on_nan, "skip")) {
+      if (r->train.on_nan == HY_RECIPE_SKIP) {
         skipped++;
         say(R, "step %lld: loss %g, grad norm %g: step skipped (on_nan = \"skip\")",
             (long long)(step + 1), loss, gnorm);
@@ -589,7 +590,7 @@ int hy_train(const hy_recipe *r, const hy_train_options *opt, hy_train_result *r
   if (hy_batches_check_vocab(R.train, r->data.dataset, r->model.vocab, err)) goto done;
   hy_model_config cfg = hy_recipe_model_config(r);
   R.model = hy_model_new(&cfg, (uint64_t)r->run.seed);
-  if (!strcmp(r->train.device, "cuda")) { /* built on the CPU, then moved */
+  if (r->train.device == HY_RECIPE_CUDA) { /* built on the CPU, then moved */
     if (!hy_cuda_available()) {
       hy_fail(err, "[train] device = \"cuda\": %s",
               hy_cuda_built() ? "no CUDA GPU is visible to this process"
@@ -606,7 +607,7 @@ int hy_train(const hy_recipe *r, const hy_train_options *opt, hy_train_result *r
     hy_select_gpu(hy_dist_local_rank()); /* one GPU per rank */
     hy_set_device(HY_CUDA);
     hy_params_to(&R.model->params, HY_CUDA);
-    if (!strcmp(r->train.precision, "bf16")) hy_set_precision(HY_PRECISION_BF16);
+    if (r->train.precision == HY_RECIPE_BF16) hy_set_precision(HY_PRECISION_BF16);
     /* each rank trains seq_len / sp of every sequence, and the model FLOPs are the whole's */
     R.flops_per_token = hy_model_flops_per_token(R.model, r->train.seq_len) / (double)R.dist.sp;
     R.peak_flops = hy_gpu_bf16_peak();
@@ -615,12 +616,8 @@ int hy_train(const hy_recipe *r, const hy_train_options *opt, hy_train_result *r
   }
   apply_no_decay(&R.model->params, r);
   hy_optimizer_init(&R.optim, &R.model->params, optimizer_config(r));
-  R.sched = (hy_schedule){hy_schedule_kind_of(r->optim.schedule),
-                          r->optim.lr,
-                          r->optim.lr * r->optim.min_lr_ratio,
-                          r->optim.warmup,
-                          r->train.steps,
-                          r->optim.decay_fraction};
+  R.sched = (hy_schedule){r->optim.schedule, r->optim.lr,    r->optim.lr * r->optim.min_lr_ratio,
+                          r->optim.warmup,   r->train.steps, r->optim.decay_fraction};
   int64_t start = 0;
   if (R.opt->resume && (start = resume(&R, err)) < 0) goto done;
   if (R.lead && open_outputs(&R, start, err)) goto done;

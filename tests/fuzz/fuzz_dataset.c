@@ -28,11 +28,9 @@ static void check_rows(const int32_t *x, const int32_t *y, const int32_t *p, int
   }
 }
 
-static void draw(hy_data_split split, const char *packing) {
+static void draw(hy_data_split split, hy_recipe_packing packing) {
   hy_error err = {{0}};
-  /* set here, not through the recipe's checks, which refuse documents for tiny.toml's layers:
-   * the loader needs no model */
-  snprintf(recipe.data.packing, sizeof recipe.data.packing, "%s", packing);
+  recipe.data.packing = packing; /* the loader needs no model */
   hy_batches *b = hy_batches_open(&recipe, split, 0, 1, &err);
   if (!b) {
     if (!err.msg[0]) fuzz_fail("hy_batches_open failed without a message", NULL);
@@ -59,8 +57,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       fuzz_fail("tiny.toml", err.msg);
   }
   for (int documents = 0; documents < 2; documents++) {
-    draw(HY_SPLIT_TRAIN, documents ? "documents" : "stream");
-    draw(HY_SPLIT_VAL, documents ? "documents" : "stream");
+    draw(HY_SPLIT_TRAIN, documents ? HY_RECIPE_DOCUMENTS : HY_RECIPE_STREAM);
+    draw(HY_SPLIT_VAL, documents ? HY_RECIPE_DOCUMENTS : HY_RECIPE_STREAM);
   }
   H5close(); /* each input meets HDF5 afresh, as in a process of its own */
   return 0;

@@ -53,10 +53,10 @@ Test(recipe, a_full_recipe_reads_every_value_as_written) {
   cr_expect_eq(r.train.eval_batches, 4);
   cr_expect_eq(r.train.checkpoint_every, 0);
   cr_expect_eq(r.train.keep_checkpoints, 3);
-  cr_expect_str_eq(r.train.precision, "f64");
-  cr_expect_str_eq(r.train.on_nan, "skip");
+  cr_expect_eq(r.train.precision, HY_RECIPE_F64);
+  cr_expect_eq(r.train.on_nan, HY_RECIPE_SKIP);
   cr_expect_eq(r.train.threads, 2);
-  cr_expect_str_eq(r.optim.name, "sgd");
+  cr_expect_eq(r.optim.name, HY_RECIPE_SGD);
   cr_expect_eq(r.optim.lr, 3e-4);
   cr_expect_eq(r.optim.min_lr_ratio, 0.0);
   cr_expect_eq(r.optim.betas[0], 0.8);
@@ -68,10 +68,10 @@ Test(recipe, a_full_recipe_reads_every_value_as_written) {
   cr_expect_str_eq(r.optim.no_decay[0], "norm");
   cr_expect_str_eq(r.optim.no_decay[1], "bias; not # a comment");
   cr_expect_eq(r.optim.warmup, 0);
-  cr_expect_str_eq(r.optim.schedule, "wsd");
+  cr_expect_eq(r.optim.schedule, HY_WSD);
   cr_expect_eq(r.optim.decay_fraction, 1.0);
   cr_expect_str_eq(r.data.dataset, "data/tiny#1.h5");
-  cr_expect_str_eq(r.data.sampling, "sequential");
+  cr_expect_eq(r.data.sampling, HY_RECIPE_SEQUENTIAL);
   cr_expect_eq(r.data.mqar.pairs, 8);
   cr_expect_eq(r.data.mqar.power_a, 0.5);
   cr_expect_eq(r.data.mqar.train_examples, 1000);
@@ -110,10 +110,10 @@ Test(recipe, an_empty_recipe_gives_every_default) {
   cr_expect_eq(r.train.eval_batches, 16);
   cr_expect_eq(r.train.checkpoint_every, 500);
   cr_expect_eq(r.train.keep_checkpoints, 2);
-  cr_expect_str_eq(r.train.precision, "f32");
-  cr_expect_str_eq(r.train.on_nan, "stop");
+  cr_expect_eq(r.train.precision, HY_RECIPE_F32);
+  cr_expect_eq(r.train.on_nan, HY_RECIPE_STOP);
   cr_expect_eq(r.train.threads, 0);
-  cr_expect_str_eq(r.optim.name, "adamw");
+  cr_expect_eq(r.optim.name, HY_RECIPE_ADAMW);
   cr_expect_eq(r.optim.lr, 1e-3);
   cr_expect_eq(r.optim.min_lr_ratio, 0.1);
   cr_expect_eq(r.optim.betas[0], 0.9);
@@ -126,10 +126,10 @@ Test(recipe, an_empty_recipe_gives_every_default) {
   cr_expect_str_eq(r.optim.no_decay[1], "bias");
   cr_expect_str_eq(r.optim.no_decay[2], "embed");
   cr_expect_eq(r.optim.warmup, 100);
-  cr_expect_str_eq(r.optim.schedule, "cosine");
+  cr_expect_eq(r.optim.schedule, HY_COSINE);
   cr_expect_eq(r.optim.decay_fraction, 0.2);
   cr_expect_str_eq(r.data.dataset, "shakespeare");
-  cr_expect_str_eq(r.data.sampling, "random");
+  cr_expect_eq(r.data.sampling, HY_RECIPE_RANDOM);
   cr_expect_eq(r.data.mqar.pairs, 16);
   cr_expect_eq(r.data.mqar.power_a, 0.01);
   cr_expect_eq(r.data.mqar.train_examples, 100000);
@@ -415,12 +415,12 @@ Test(recipe, overrides_take_bare_strings) {
   hy_recipe a = parse_ok("", 7, bare), b = parse_ok("", 7, toml);
   cr_expect_str_eq(a.run.out, "/tmp/x");
   cr_expect_str_eq(a.run.name, "my run");
-  cr_expect_str_eq(a.optim.schedule, "wsd");
+  cr_expect_eq(a.optim.schedule, HY_WSD);
   cr_expect_eq(a.model.n_layers, 3);
   cr_expect_eq(a.optim.n_no_decay, 2);
   cr_expect_str_eq(a.optim.no_decay[1], "b");
   cr_expect_str_eq(a.data.dataset, "it's \"q\" \\ \xc3\xa9");
-  cr_expect_str_eq(a.train.precision, "f64");
+  cr_expect_eq(a.train.precision, HY_RECIPE_F64);
   cr_expect(!memcmp(&a, &b, sizeof a));
   /* A value that is TOML stays TOML: an array, an empty one; bare digits are a string's text. */
   const char *more[] = {"optim.no_decay=[]", "run.name=123", "model.layers=[\"attn\"]"};
@@ -758,7 +758,7 @@ Test(recipe, documents_with_every_kind) {
   hy_recipe r = parse_ok("[model]\nlayers = \"gla,attn,rat,titans_mac\"\n[layer.titans]\n"
                          "segment = 64\n",
                          1, sets);
-  cr_expect_str_eq(r.data.packing, "documents");
+  cr_expect_eq(r.data.packing, HY_RECIPE_DOCUMENTS);
 }
 BAD_SET(packing_of_another_kind, "data.packing=\"docs\"",
         "--set data.packing=\"docs\": [data] packing: expected one of \"stream\", \"documents\", "
@@ -766,7 +766,7 @@ BAD_SET(packing_of_another_kind, "data.packing=\"docs\"",
 
 Test(recipe, packing_defaults_to_the_stream) {
   hy_recipe r = parse_ok("", 0, NULL);
-  cr_expect_str_eq(r.data.packing, "stream");
+  cr_expect_eq(r.data.packing, HY_RECIPE_STREAM);
 }
 
 Test(bad_recipe, a_file_names_its_path_and_line) {

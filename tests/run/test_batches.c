@@ -42,7 +42,7 @@ static hy_batches *open_batches(const char *path, const char *sampling, bool doc
   cr_assert_eq(hy_recipe_parse("", "test", 4, sets, &r, &err), 0, "%s", err.msg);
   /* past the recipe's check, which refuses documents for layers that do not keep them apart:
    * batches need no model */
-  if (documents) snprintf(r.data.packing, sizeof r.data.packing, "documents");
+  if (documents) r.data.packing = HY_RECIPE_DOCUMENTS;
   hy_batches *b = hy_batches_open(&r, split, 0, 1, &err);
   cr_assert(b, "%s", err.msg);
   return b;

@@ -131,7 +131,7 @@ static hy_recipe documents(const char *name, int n, const char *const *sets) {
   const char *all[4] = {set};
   for (int i = 0; i < n; i++) all[i + 1] = sets[i];
   hy_recipe r = recipe(name, n + 1, all);
-  snprintf(r.data.packing, sizeof r.data.packing, "documents");
+  r.data.packing = HY_RECIPE_DOCUMENTS;
   return r;
 }
 
@@ -140,7 +140,7 @@ Test(train, packed_documents_resume_to_the_same_batches) {
   hy_error err;
   expect_resumed_the_same(documents, "docs", &a);
   hy_recipe s = documents("docs-stream", 0, NULL);
-  snprintf(s.data.packing, sizeof s.data.packing, "stream");
+  s.data.packing = HY_RECIPE_STREAM;
   cr_assert_eq(train(&s, NULL, &stream, &err), 0, "%s", err.msg);
   char la[16][32], ls[16][32];
   cr_assert_eq(losses("docs", la, 16), 12);
