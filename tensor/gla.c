@@ -94,8 +94,9 @@ static void gpu_backward(hy_node *n, hy_tensor *q, hy_tensor *k, hy_tensor *v, h
   bool own[2] = {own_q, own_k};
   for (int i = 0; i < 2; i++) {
     if (!pairs[i][0]->requires_grad || own[i]) continue;
-    bool accumulate;
-    hy_convert_into(hy_grad_acc(pairs[i][0], &accumulate), pairs[i][1], accumulate);
+    bool accumulate; /* set by hy_grad_acc before it is read: not in one call's arguments */
+    hy_tensor *grad = hy_grad_acc(pairs[i][0], &accumulate);
+    hy_convert_into(grad, pairs[i][1], accumulate);
   }
 }
 
@@ -132,7 +133,8 @@ static void gla_backward(hy_node *n) {
   for (int i = 0; i < 4; i++) {
     if (own[i] == in[i] || !own[i]->grad) continue;
     bool accumulate;
-    hy_convert_into(hy_grad_acc(in[i], &accumulate), own[i]->grad, accumulate);
+    hy_tensor *grad = hy_grad_acc(in[i], &accumulate);
+    hy_convert_into(grad, own[i]->grad, accumulate);
   }
 }
 
