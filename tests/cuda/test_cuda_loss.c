@@ -292,7 +292,6 @@ static double captured_step(int kind, hy_tensor *x, hy_tensor *w, hy_tensor *tg)
   cudaGraphDestroy(graph);
   return hy_item(loss);
 }
-#endif
 
 /* A persistent copy of t (on the host), for use past a step reset. */
 static hy_tensor *kept(const hy_tensor *t) {
@@ -300,6 +299,7 @@ static hy_tensor *kept(const hy_tensor *t) {
   hy_copy_into(k, t);
   return k;
 }
+#endif
 
 Test(cuda_loss, forward_and_backward_capture_in_a_cuda_graph) {
   T_NEED_GPU();
