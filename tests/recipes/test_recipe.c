@@ -1,6 +1,7 @@
 /* Recipes: every key read as written, defaults, overrides, the TOML writer (round trip and
  * Python's tomllib), docs/recipes.md kept current, and bad recipes with their exact messages. */
 #include "recipes/recipe.h"
+#include "recipes/schema.h"
 #include "tests/support.h"
 
 #include <criterion/criterion.h>
@@ -798,4 +799,28 @@ Test(bad_recipe, an_endless_file_is_refused_once_past_a_mebibyte) {
   hy_error err = {{0}};
   cr_assert_eq(hy_recipe_load("/dev/zero", 0, NULL, &r, &err), -1);
   cr_expect_str_eq(err.msg, "/dev/zero: more than 1 MiB: not a recipe (a short text file)");
+}
+
+/* The layers' settings have one set of defaults: those of hy_model_config_default (layers/model.c,
+ * for a model built without a recipe) are the schema's, key by key. */
+Test(recipe, layer_defaults_are_the_schemas) {
+  hy_recipe r = parse_ok("", 0, NULL), m = r;
+  hy_model_config c = hy_model_config_default();
+  m.layer_gla = c.gla, m.layer_lightning = c.lightning, m.layer_linear = c.linear;
+  m.layer_sigmoid = c.sigmoid, m.layer_softplus = c.softplus, m.layer_sla = c.sla;
+  m.layer_rat = c.rat, m.layer_titans = c.titans;
+  int compared = 0;
+  for (int i = 0; i < hy_n_keys; i++) {
+    const hy_key *k = &hy_keys[i];
+    if (strncmp(k->section, "layer.", 6) || !strcmp(k->section, "layer.attn")) continue;
+    /* 0 in a recipe: train.seq_len, which a model without a recipe does not have */
+    if (!strcmp(k->section, "layer.softplus") && !strcmp(k->key, "train_len")) continue;
+    char schema[256], model[256];
+    hy_key_format(k, &r, schema, sizeof schema);
+    hy_key_format(k, &m, model, sizeof model);
+    cr_expect_str_eq(model, schema, "[%s] %s: hy_model_config_default has %s, the schema %s",
+                     k->section, k->key, model, schema);
+    compared++;
+  }
+  cr_expect_geq(compared, 40);
 }
