@@ -8,6 +8,8 @@
 
 typedef void (*hy_backward_fn)(hy_node *node);
 
+enum { HY_NODE_ARGS_BYTES = 48 };
+
 struct hy_node {
   const char *op;
   hy_backward_fn backward;
@@ -15,11 +17,16 @@ struct hy_node {
   hy_tensor *out2; /* an op's second output (hy_record_second), or NULL */
   int n_in;
   hy_tensor **in;
-  double arg[4];   /* scalar arguments the backward needs */
-  int64_t iarg[4]; /* integer arguments the backward needs */
-  void *saved;     /* op-specific saved data, in the arena */
-  int64_t visit;   /* the backward pass that last reached this node */
+  /* The arguments the backward needs, as a struct of the op's own (HY_NODE_ARGS). */
+  _Alignas(16) unsigned char args[HY_NODE_ARGS_BYTES];
+  void *saved;   /* op-specific saved data, in the arena */
+  int64_t visit; /* the backward pass that last reached this node */
 };
+
+/* node's arguments as the op's struct T: `attn_args *a = HY_NODE_ARGS(n, attn_args);`. A struct
+ * larger than the room fails to compile (a negative array size). */
+#define HY_NODE_ARGS(node, T)                                                                      \
+  ((void)sizeof(char[sizeof(T) <= HY_NODE_ARGS_BYTES ? 1 : -1]), (T *)(void *)(node)->args)
 
 /* Record a node for `out` if grad mode is on and any input requires a gradient; returns NULL
  * otherwise (the op then saves nothing). Marks `out` as requiring a gradient. */

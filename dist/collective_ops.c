@@ -67,6 +67,11 @@ hy_tensor *hy_dist_allgather_cat(hy_group *g, int n, hy_tensor *const *xs) {
   return y;
 }
 
+/* A point-to-point node's argument: the rank at the other end. */
+typedef struct {
+  int rank;
+} peer_args;
+
 /* in: x, after; out: after's view. */
 static void send_backward(hy_node *n) {
   hy_tensor *x = n->in[0], *after = n->in[1], *gy = n->out->grad;
@@ -80,7 +85,7 @@ static void send_backward(hy_node *n) {
     }
   }
   hy_tensor *gx = hy_empty_like(x); /* always received: the receiver sends it either way */
-  hy_recv(n->saved, x->device, gx->data, hy_numel(x), x->dtype, (int)n->iarg[0]);
+  hy_recv(n->saved, x->device, gx->data, hy_numel(x), x->dtype, HY_NODE_ARGS(n, peer_args)->rank);
   if (x->requires_grad) {
     hy_tensor *acc = hy_grad(x);
     hy_copy_into(acc, hy_add(acc, gx));
@@ -99,14 +104,15 @@ hy_tensor *hy_dist_send(hy_group *g, int to, hy_tensor *x, hy_tensor *after) {
   hy_node *n = hy_record_always("send", send_backward, y, 2, (hy_tensor *[]){x, after});
   if (n) {
     n->saved = g;
-    n->iarg[0] = to;
+    HY_NODE_ARGS(n, peer_args)->rank = to;
   }
   return n ? y : after;
 }
 
 static void recv_backward(hy_node *n) {
   hy_tensor *gy = hy_contiguous(hy_grad(n->out));
-  hy_send(n->saved, gy->device, gy->data, hy_numel(gy), gy->dtype, (int)n->iarg[0]);
+  hy_send(n->saved, gy->device, gy->data, hy_numel(gy), gy->dtype,
+          HY_NODE_ARGS(n, peer_args)->rank);
 }
 
 hy_tensor *hy_dist_recv(hy_group *g, int from, hy_device device, hy_dtype dtype, hy_shape shape) {
@@ -115,7 +121,7 @@ hy_tensor *hy_dist_recv(hy_group *g, int from, hy_device device, hy_dtype dtype,
   hy_node *n = hy_record_always("recv", recv_backward, y, 0, NULL);
   if (n) {
     n->saved = g;
-    n->iarg[0] = from;
+    HY_NODE_ARGS(n, peer_args)->rank = from;
   }
   return y;
 }

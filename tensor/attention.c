@@ -44,9 +44,15 @@ static void *grad_of(hy_tensor *x, unsigned bit, hy_attn_dims *d) {
   return g;
 }
 
+typedef struct {
+  double scale;
+  int64_t window, q_offset;
+} attention_args;
+
 static void attention_backward(hy_node *n) {
+  const attention_args *a = HY_NODE_ARGS(n, attention_args);
   hy_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2], *o = n->out;
-  hy_attn_dims d = dims_of(q, k, v, n->arg[0], n->iarg[0], n->iarg[1]);
+  hy_attn_dims d = dims_of(q, k, v, a->scale, a->window, a->q_offset);
   /* k's, v's, then q's: the order the kernels write them in, so that where two are one tensor
    * the first writer is the one that may overwrite */
   void *gk = grad_of(k, HY_OVERWRITE_K, &d), *gv = grad_of(v, HY_OVERWRITE_V, &d),
@@ -98,9 +104,8 @@ hy_tensor *hy_attention_offset(hy_tensor *q, hy_tensor *k, hy_tensor *v, double 
   HY_KERNEL_BF16(q, attention, &d, q->data, k->data, v->data, o->data, lse);
   hy_node *n = hy_record(op, attention_backward, o, 3, (hy_tensor *[]){q, k, v});
   if (n) {
-    n->arg[0] = scale;
-    n->iarg[0] = window;
-    n->iarg[1] = q_offset;
+    *HY_NODE_ARGS(n, attention_args) =
+        (attention_args){.scale = scale, .window = window, .q_offset = q_offset};
     n->saved = lse;
   }
   return o;

@@ -29,7 +29,12 @@ static hy_bcast broadcast(const char *op, const hy_tensor *a, const hy_tensor *b
   return bc;
 }
 
+typedef struct {
+  hy_binary_op kind;
+} binary_args;
+
 static void binary_backward(hy_node *n) {
+  hy_binary_op kind = HY_NODE_ARGS(n, binary_args)->kind;
   hy_tensor *a = n->in[0], *b = n->in[1];
   const hy_bcast *bc = n->saved;
   if (hy_numel(n->out) == 0) { /* nothing flows back: each operand's gradient stays zero */
@@ -41,8 +46,8 @@ static void binary_backward(hy_node *n) {
   bool acc_a = true, acc_b = true;
   void *ga = a->requires_grad ? hy_grad_acc(a, &acc_a)->data : NULL;
   void *gb = b->requires_grad ? hy_grad_acc(b, &acc_b)->data : NULL;
-  HY_KERNEL_BF16(a, binary_backward, (hy_binary_op)n->iarg[0], bc, a->data, b->data,
-                 n->out->grad->data, ga, gb, acc_a, acc_b);
+  HY_KERNEL_BF16(a, binary_backward, kind, bc, a->data, b->data, n->out->grad->data, ga, gb, acc_a,
+                 acc_b);
 }
 
 /* A bf16 operand with an f32 one: the f32 one in bf16, on the tape (its gradient comes back to it
@@ -69,7 +74,7 @@ static hy_tensor *binary(hy_binary_op kind, hy_tensor *a, hy_tensor *b) {
   HY_KERNEL_BF16(a, binary, kind, &bc, a->data, b->data, y->data);
   hy_node *n = hy_record(op, binary_backward, y, 2, (hy_tensor *[]){a, b});
   if (n) {
-    n->iarg[0] = kind;
+    HY_NODE_ARGS(n, binary_args)->kind = kind;
     hy_bcast *saved = hy_arena_alloc(sizeof bc); /* sizes, read on the host by either kernel */
     *saved = bc;
     n->saved = saved;

@@ -9,7 +9,12 @@ typedef struct {
   int64_t *count;
 } ce_saved;
 
+typedef struct {
+  int ignore_index;
+} cross_entropy_args;
+
 static void cross_entropy_backward(hy_node *n) {
+  const cross_entropy_args *a = HY_NODE_ARGS(n, cross_entropy_args);
   hy_tensor *logits = n->in[0], *targets = n->in[1];
   const ce_saved *s = n->saved;
   /* On the CPU the count is at hand: with nothing counted there is no gradient to add. (The GPU
@@ -20,7 +25,7 @@ static void cross_entropy_backward(hy_node *n) {
   hy_tensor *g = hy_grad_acc(logits, &accumulate);
   /* The loss's gradient is read where it is, by the kernel: no copy to the host. */
   HY_KERNEL_BF16(logits, cross_entropy_backward, hy_numel(logits) / V, V, logits->data,
-                 targets->data, (int)n->iarg[0], s->lse, s->count, n->out->grad->data, accumulate,
+                 targets->data, a->ignore_index, s->lse, s->count, n->out->grad->data, accumulate,
                  g->data);
 }
 
@@ -72,7 +77,7 @@ hy_tensor *hy_cross_entropy(hy_tensor *logits, hy_tensor *targets, int ignore_in
   HY_KERNEL(loss, cross_entropy_total, rows, row_loss, s->count, loss->data);
   hy_node *n = hy_record(op, cross_entropy_backward, loss, 2, (hy_tensor *[]){logits, targets});
   if (n) {
-    n->iarg[0] = ignore_index;
+    HY_NODE_ARGS(n, cross_entropy_args)->ignore_index = ignore_index;
     n->saved = s;
   }
   return loss;

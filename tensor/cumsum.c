@@ -1,9 +1,16 @@
 #include "tensor/op.h"
 
+/* The layout [outer, len, inner] and the direction. */
+typedef struct {
+  int64_t outer, len, inner;
+  bool reverse;
+} cumsum_args;
+
 static void cumsum_backward(hy_node *n) {
+  const cumsum_args *a = HY_NODE_ARGS(n, cumsum_args);
   hy_tensor *x = n->in[0];
   /* The adjoint of a forward prefix sum is a reverse one, and the other way round. */
-  HY_KERNEL(x, cumsum, n->iarg[0], n->iarg[1], n->iarg[2], !n->iarg[3], true, n->out->grad->data,
+  HY_KERNEL(x, cumsum, a->outer, a->len, a->inner, !a->reverse, true, n->out->grad->data,
             hy_grad(x)->data);
 }
 
@@ -21,10 +28,8 @@ hy_tensor *hy_cumsum(hy_tensor *x, int axis, bool reverse) {
   HY_KERNEL(x, cumsum, outer, x->shape[axis], inner, reverse, false, x->data, y->data);
   hy_node *n = hy_record(op, cumsum_backward, y, 1, &x);
   if (n) {
-    n->iarg[0] = outer;
-    n->iarg[1] = x->shape[axis];
-    n->iarg[2] = inner;
-    n->iarg[3] = reverse;
+    *HY_NODE_ARGS(n, cumsum_args) =
+        (cumsum_args){.outer = outer, .len = x->shape[axis], .inner = inner, .reverse = reverse};
   }
   return y;
 }

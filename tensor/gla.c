@@ -100,9 +100,14 @@ static void gpu_backward(hy_node *n, hy_tensor *q, hy_tensor *k, hy_tensor *v, h
   }
 }
 
+typedef struct {
+  int64_t chunk;
+} gla_args;
+
 static void gla_backward(hy_node *n) {
+  const gla_args *a = HY_NODE_ARGS(n, gla_args);
   const gla_saved *sv = n->saved;
-  hy_gla_dims d = dims_of(n->in[0], n->in[2], n->iarg[0], sv->head_decay);
+  hy_gla_dims d = dims_of(n->in[0], n->in[2], a->chunk, sv->head_decay);
   if (hy_numel(n->in[0]) == 0 || hy_numel(n->in[2]) == 0) { /* o is zero: so are the gradients */
     for (int i = 0; i < 4; i++)
       if (n->in[i] && n->in[i]->requires_grad) hy_grad(n->in[i]);
@@ -183,7 +188,7 @@ static hy_tensor *chunked(const char *op, hy_tensor *q, hy_tensor *k, hy_tensor 
   HY_KERNEL_BF16(q, gla, &d, q->data, k->data, v->data, g ? g->data : NULL, o->data, sv->states);
   hy_node *n = hy_record(op, gla_backward, o, 4, (hy_tensor *[]){q, k, v, g});
   if (n) {
-    n->iarg[0] = chunk;
+    HY_NODE_ARGS(n, gla_args)->chunk = chunk;
     n->saved = sv;
   }
   return o;

@@ -50,10 +50,16 @@ static hy_rat_dims dims_of(const hy_tensor *q, const hy_tensor *kp, int64_t chun
 static void *data_of(hy_tensor *t) { return t ? t->data : NULL; }
 static void *grad_of(hy_tensor *t) { return t && t->requires_grad ? hy_grad(t)->data : NULL; }
 
+typedef struct {
+  int64_t chunk;
+  double scale, theta;
+} rat_args;
+
 static void rat_backward(hy_node *n) {
+  const rat_args *a = HY_NODE_ARGS(n, rat_args);
   hy_tensor *q = n->in[0], *u = n->in[1], *k = n->in[2], *f = n->in[3];
   hy_tensor *kp = n->n_in > 4 ? n->in[4] : NULL, *vp = n->n_in > 4 ? n->in[5] : NULL;
-  hy_rat_dims d = dims_of(q, kp, n->iarg[0], n->arg[0], n->arg[1]);
+  hy_rat_dims d = dims_of(q, kp, a->chunk, a->scale, a->theta);
   HY_KERNEL(q, rat_backward, &d, q->data, u->data, k->data, f->data, data_of(kp), data_of(vp),
             n->out->data, n->saved, n->out->grad->data, grad_of(q), grad_of(u), grad_of(k),
             grad_of(f), grad_of(kp), grad_of(vp));
@@ -97,9 +103,7 @@ hy_tensor *hy_rat_after(hy_tensor *q, hy_tensor *u, hy_tensor *k, hy_tensor *f, 
             data_of(in[5]), o->data, lse);
   hy_node *n = hy_record(op, rat_backward, o, n_in, in);
   if (n) {
-    n->iarg[0] = chunk;
-    n->arg[0] = scale;
-    n->arg[1] = theta;
+    *HY_NODE_ARGS(n, rat_args) = (rat_args){.chunk = chunk, .scale = scale, .theta = theta};
     n->saved = lse;
   }
   return o;
@@ -118,8 +122,9 @@ static hy_rat_dims ends_dims(const hy_tensor *x, int64_t chunk) {
 }
 
 static void chunk_ends_backward(hy_node *n) {
+  const rat_args *a = HY_NODE_ARGS(n, rat_args);
   hy_tensor *x = n->in[0], *f = n->in[1];
-  hy_rat_dims d = ends_dims(x, n->iarg[0]);
+  hy_rat_dims d = ends_dims(x, a->chunk);
   HY_KERNEL(x, rat_ends_backward, &d, x->data, f->data, n->out->grad->data, grad_of(x), grad_of(f));
 }
 
@@ -140,6 +145,6 @@ hy_tensor *hy_rat_chunk_ends(hy_tensor *x, hy_tensor *f, int64_t chunk) {
   hy_rat_dims d = ends_dims(in[0], chunk);
   HY_KERNEL(in[0], rat_ends, &d, in[0]->data, in[1]->data, y->data);
   hy_node *n = hy_record(op, chunk_ends_backward, y, 2, in);
-  if (n) n->iarg[0] = chunk;
+  if (n) HY_NODE_ARGS(n, rat_args)->chunk = chunk;
   return y;
 }

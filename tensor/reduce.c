@@ -10,10 +10,17 @@ static void split_at(const hy_tensor *x, int axis, int64_t *outer, int64_t *n, i
   for (int i = axis + 1; i < x->ndim; i++) *inner *= x->shape[i];
 }
 
+/* The reduction's kind and its layout [outer, len, inner]. */
+typedef struct {
+  hy_reduce_op kind;
+  int64_t outer, len, inner;
+} reduce_args;
+
 static void reduce_backward(hy_node *n) {
+  const reduce_args *a = HY_NODE_ARGS(n, reduce_args);
   hy_tensor *x = n->in[0];
-  HY_KERNEL(x, reduce_backward, (hy_reduce_op)n->iarg[0], n->iarg[1], n->iarg[2], n->iarg[3],
-            n->saved, n->out->grad->data, hy_grad(x)->data);
+  HY_KERNEL(x, reduce_backward, a->kind, a->outer, a->len, a->inner, n->saved, n->out->grad->data,
+            hy_grad(x)->data);
 }
 
 static hy_tensor *reduce(hy_reduce_op kind, hy_tensor *x, int axis, bool keepdim) {
@@ -42,10 +49,8 @@ static hy_tensor *reduce(hy_reduce_op kind, hy_tensor *x, int axis, bool keepdim
   HY_KERNEL(x, reduce, kind, outer, len, inner, x->data, y->data, argmax);
   hy_node *n = hy_record(op, reduce_backward, y, 1, &x);
   if (n) {
-    n->iarg[0] = kind;
-    n->iarg[1] = outer;
-    n->iarg[2] = len;
-    n->iarg[3] = inner;
+    *HY_NODE_ARGS(n, reduce_args) =
+        (reduce_args){.kind = kind, .outer = outer, .len = len, .inner = inner};
     n->saved = argmax;
   }
   return y;

@@ -7,15 +7,21 @@ static void packed_strides(const hy_tensor *x, int64_t *s) {
   s[0] = x->shape[1] * s[1];
 }
 
+typedef struct {
+  int64_t pos_offset;
+  double theta;
+} rope_args;
+
 static void rope_backward(hy_node *n) {
+  const rope_args *a = HY_NODE_ARGS(n, rope_args);
   hy_tensor *x = n->in[0], *gy = n->out->grad;
   int64_t s[3];
   packed_strides(gy, s);
   bool acc;
   hy_tensor *gx = hy_grad_acc(x, &acc);
   /* A rotation's adjoint is the rotation by the opposite angle. */
-  HY_KERNEL_BF16(x, rope, x->shape[0], x->shape[1], x->shape[2], x->shape[3], n->iarg[0], n->arg[0],
-                 true, acc, s, gy->data, gx->data);
+  HY_KERNEL_BF16(x, rope, x->shape[0], x->shape[1], x->shape[2], x->shape[3], a->pos_offset,
+                 a->theta, true, acc, s, gy->data, gx->data);
 }
 
 hy_tensor *hy_rope(hy_tensor *x, int64_t pos_offset, double theta) {
@@ -29,8 +35,7 @@ hy_tensor *hy_rope(hy_tensor *x, int64_t pos_offset, double theta) {
                  false, false, x->stride, x->data, y->data);
   hy_node *n = hy_record(op, rope_backward, y, 1, &x);
   if (n) {
-    n->iarg[0] = pos_offset;
-    n->arg[0] = theta;
+    *HY_NODE_ARGS(n, rope_args) = (rope_args){.pos_offset = pos_offset, .theta = theta};
   }
   return y;
 }

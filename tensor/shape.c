@@ -21,7 +21,18 @@ static hy_tensor *view_of(hy_tensor *x) {
 
 enum { VIEW_RESHAPE, VIEW_TRANSPOSE, VIEW_SLICE };
 
-/* Same layout change applied to the gradient of the input (iarg holds the op's arguments). */
+/* A view's kind and arguments: transpose's two axes, slice's axis and range. */
+typedef struct {
+  int kind, axis, other; /* other: transpose's second axis */
+  int64_t start, end;    /* slice */
+} view_args;
+
+/* concat's axis */
+typedef struct {
+  int axis;
+} concat_args;
+
+/* Same layout change applied to the gradient of the input (the node's view_args). */
 static hy_tensor *same_view(hy_node *n, hy_tensor *g);
 static hy_tensor *reshape_view(hy_tensor *x, hy_shape s);
 
@@ -32,8 +43,8 @@ static hy_tensor *reshape_view(hy_tensor *x, hy_shape s);
  * zeroed one, whose other parts may get nothing. */
 static void view_backward(hy_node *n) {
   hy_tensor *x = n->in[0], *gy = n->out->grad;
-  if (n->iarg[0] == VIEW_RESHAPE && !x->grad && !x->persistent && !n->out->retain_grad &&
-      hy_is_contiguous(x)) {
+  if (HY_NODE_ARGS(n, view_args)->kind == VIEW_RESHAPE && !x->grad && !x->persistent &&
+      !n->out->retain_grad && hy_is_contiguous(x)) {
     x->grad = reshape_view(gy, hy_shape_of(x));
     n->out->grad = NULL; /* now x's: not handed back with the reshape's spent gradient */
     return;
@@ -120,7 +131,7 @@ hy_tensor *hy_reshape(hy_tensor *x, hy_shape s) {
   x = hy_contiguous(x);
   hy_tensor *v = reshape_view(x, s);
   hy_node *n_ = hy_record(op, view_backward, v, 1, &x);
-  if (n_) n_->iarg[0] = VIEW_RESHAPE;
+  if (n_) HY_NODE_ARGS(n_, view_args)->kind = VIEW_RESHAPE;
   return v;
 }
 
@@ -144,9 +155,7 @@ hy_tensor *hy_transpose(hy_tensor *x, int axis0, int axis1) {
   hy_tensor *v = transpose_view(x, a, b);
   hy_node *n = hy_record(op, view_backward, v, 1, &x);
   if (n) {
-    n->iarg[0] = VIEW_TRANSPOSE;
-    n->iarg[1] = a;
-    n->iarg[2] = b;
+    *HY_NODE_ARGS(n, view_args) = (view_args){.kind = VIEW_TRANSPOSE, .axis = a, .other = b};
   }
   return v;
 }
@@ -170,10 +179,8 @@ hy_tensor *hy_slice(hy_tensor *x, int axis, int64_t start, int64_t end) {
   hy_tensor *v = slice_view(x, a, start, end);
   hy_node *n = hy_record(op, view_backward, v, 1, &x);
   if (n) {
-    n->iarg[0] = VIEW_SLICE;
-    n->iarg[1] = a;
-    n->iarg[2] = start;
-    n->iarg[3] = end;
+    *HY_NODE_ARGS(n, view_args) =
+        (view_args){.kind = VIEW_SLICE, .axis = a, .start = start, .end = end};
   }
   return v;
 }
@@ -195,18 +202,19 @@ void hy_split(hy_tensor *x, int axis, int n, const int64_t *sizes, hy_tensor **o
 }
 
 static hy_tensor *same_view(hy_node *n, hy_tensor *g) {
-  switch (n->iarg[0]) {
+  const view_args *a = HY_NODE_ARGS(n, view_args);
+  switch (a->kind) {
   case VIEW_RESHAPE: return reshape_view(g, hy_shape_of(n->out));
-  case VIEW_TRANSPOSE: return transpose_view(g, (int)n->iarg[1], (int)n->iarg[2]);
-  case VIEW_SLICE: return slice_view(g, (int)n->iarg[1], n->iarg[2], n->iarg[3]);
+  case VIEW_TRANSPOSE: return transpose_view(g, a->axis, a->other);
+  case VIEW_SLICE: return slice_view(g, a->axis, a->start, a->end);
   }
-  hy_die("view", "unknown view kind %lld", (long long)n->iarg[0]);
+  hy_die("view", "unknown view kind %d", a->kind);
 }
 
 /* ---- concat ---- */
 
 static void concat_backward(hy_node *n) {
-  int axis = (int)n->iarg[0];
+  int axis = HY_NODE_ARGS(n, concat_args)->axis;
   int64_t start = 0;
   for (int i = 0; i < n->n_in; i++) {
     hy_tensor *x = n->in[i];
@@ -245,6 +253,6 @@ hy_tensor *hy_concat(int n, hy_tensor *const *xs, int axis) {
     start += len;
   }
   hy_node *node = hy_record(op, concat_backward, y, n, xs);
-  if (node) node->iarg[0] = a;
+  if (node) HY_NODE_ARGS(node, concat_args)->axis = a;
   return y;
 }

@@ -1,9 +1,14 @@
 #include "tensor/attention_inputs.h"
 
+typedef struct {
+  double scale, bias;
+} sigmoid_args;
+
 static void sigmoid_attention_backward(hy_node *n) {
+  const sigmoid_args *a = HY_NODE_ARGS(n, sigmoid_args);
   hy_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2], *o = n->out;
-  hy_attn_dims d = hy_attention_dims(q, k, v, n->arg[0]);
-  HY_KERNEL(q, sigmoid_attention_backward, &d, n->arg[1], q->data, k->data, v->data, o->grad->data,
+  hy_attn_dims d = hy_attention_dims(q, k, v, a->scale);
+  HY_KERNEL(q, sigmoid_attention_backward, &d, a->bias, q->data, k->data, v->data, o->grad->data,
             q->requires_grad ? hy_grad(q)->data : NULL, k->requires_grad ? hy_grad(k)->data : NULL,
             v->requires_grad ? hy_grad(v)->data : NULL);
 }
@@ -23,8 +28,7 @@ hy_tensor *hy_sigmoid_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, double
   HY_KERNEL(q, sigmoid_attention, &d, bias, q->data, k->data, v->data, o->data);
   hy_node *n = hy_record(op, sigmoid_attention_backward, o, 3, (hy_tensor *[]){q, k, v});
   if (n) {
-    n->arg[0] = scale;
-    n->arg[1] = bias;
+    *HY_NODE_ARGS(n, sigmoid_args) = (sigmoid_args){.scale = scale, .bias = bias};
   }
   return o;
 }

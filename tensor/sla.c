@@ -156,10 +156,17 @@ static size_t states_size(const hy_sla_dims *d, int64_t n_blocks, hy_dtype dtype
   return (n ? n : 1) * hy_dtype_size(dtype);
 }
 
+typedef struct {
+  double scale;
+  int feature_map;
+  int64_t block, q_offset;
+} sla_args;
+
 static void sla_backward(hy_node *n) {
+  const sla_args *a = HY_NODE_ARGS(n, sla_args);
   hy_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2], *o = n->out;
   const sla_saved *s = n->saved;
-  hy_sla_dims d = dims_of(q, k, v, n->arg[0], (int)n->iarg[0], n->iarg[1], n->iarg[2]);
+  hy_sla_dims d = dims_of(q, k, v, a->scale, a->feature_map, a->block, a->q_offset);
   d.n_critical = s->n_critical;
   d.n_negligible = s->n_negligible;
   size_t states_bytes = states_size(&d, d.n_key_blocks, q->dtype),
@@ -214,10 +221,8 @@ hy_tensor *hy_sla_offset(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *q_
     sla_saved *s = hy_arena_alloc(sizeof *s);
     *s = (sla_saved){
         .classes = classes, .lse = lse, .n_critical = d.n_critical, .n_negligible = d.n_negligible};
-    n->arg[0] = scale;
-    n->iarg[0] = feature_map;
-    n->iarg[1] = block;
-    n->iarg[2] = q_offset;
+    *HY_NODE_ARGS(n, sla_args) = (sla_args){
+        .scale = scale, .feature_map = feature_map, .block = block, .q_offset = q_offset};
     n->saved = s;
   }
   return o;

@@ -2,15 +2,21 @@
 
 #include <math.h>
 
+typedef struct {
+  double scale, power;
+  int64_t train_len, pos_offset;
+} softplus_args;
+
 /* Saved per (b, h, t): the row's largest logit m and the sum z of (softplus(x) / softplus(m))^p
  * (tensor/cpu/softplus_attention.c), two [B, H, T] arrays one after the other, on q's device. */
 static void softplus_attention_backward(hy_node *n) {
+  const softplus_args *a = HY_NODE_ARGS(n, softplus_args);
   hy_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2], *o = n->out;
-  hy_attn_dims d = hy_attention_dims(q, k, v, n->arg[0]);
+  hy_attn_dims d = hy_attention_dims(q, k, v, a->scale);
   size_t rows = (size_t)(d.B * d.H * d.T), bytes = hy_dtype_size(q->dtype);
   char *stats = n->saved;
-  HY_KERNEL(q, softplus_attention_backward, &d, n->iarg[0], n->iarg[1], n->arg[1], q->data, k->data,
-            v->data, o->data, (void *)stats, (void *)(stats + rows * bytes), o->grad->data,
+  HY_KERNEL(q, softplus_attention_backward, &d, a->train_len, a->pos_offset, a->power, q->data,
+            k->data, v->data, o->data, (void *)stats, (void *)(stats + rows * bytes), o->grad->data,
             q->requires_grad ? hy_grad(q)->data : NULL, k->requires_grad ? hy_grad(k)->data : NULL,
             v->requires_grad ? hy_grad(v)->data : NULL);
 }
@@ -37,10 +43,8 @@ hy_tensor *hy_softplus_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, doubl
             o->data, (void *)stats, (void *)(stats + rows * bytes));
   hy_node *n = hy_record(op, softplus_attention_backward, o, 3, (hy_tensor *[]){q, k, v});
   if (n) {
-    n->arg[0] = scale;
-    n->arg[1] = power;
-    n->iarg[0] = train_len;
-    n->iarg[1] = pos_offset;
+    *HY_NODE_ARGS(n, softplus_args) = (softplus_args){
+        .scale = scale, .power = power, .train_len = train_len, .pos_offset = pos_offset};
     n->saved = stats;
   }
   return o;

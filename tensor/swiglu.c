@@ -27,13 +27,19 @@ static hy_tensor *as_rows(hy_tensor *t, int64_t *stride) {
   return t;
 }
 
+/* The row strides of g and u. */
+typedef struct {
+  int64_t stride_g, stride_u;
+} swiglu_args;
+
 static void swiglu_backward(hy_node *n) {
+  const swiglu_args *a = HY_NODE_ARGS(n, swiglu_args);
   hy_tensor *g = n->in[0], *u = n->in[1];
   int64_t cols = g->shape[g->ndim - 1], rows = cols ? hy_numel(g) / cols : 0;
   bool acc_g = false, acc_u = false; /* gg is written before gu is read: u may be g */
   hy_tensor *gg = g->requires_grad ? hy_grad_acc(g, &acc_g) : NULL;
   hy_tensor *gu = u->requires_grad ? hy_grad_acc(u, &acc_u) : NULL;
-  HY_KERNEL_BF16(g, swiglu_backward, rows, cols, g->data, n->iarg[0], u->data, n->iarg[1],
+  HY_KERNEL_BF16(g, swiglu_backward, rows, cols, g->data, a->stride_g, u->data, a->stride_u,
                  n->out->grad->data, gg ? gg->data : NULL, acc_g, gu ? gu->data : NULL, acc_u);
 }
 
@@ -53,8 +59,7 @@ hy_tensor *hy_swiglu(hy_tensor *g, hy_tensor *u) {
   if (rows > 0) HY_KERNEL_BF16(g, swiglu, rows, cols, g->data, sg, u->data, su, y->data);
   hy_node *n = hy_record(op, swiglu_backward, y, 2, (hy_tensor *[]){g, u});
   if (n) {
-    n->iarg[0] = sg;
-    n->iarg[1] = su;
+    *HY_NODE_ARGS(n, swiglu_args) = (swiglu_args){.stride_g = sg, .stride_u = su};
   }
   return y;
 }

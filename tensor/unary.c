@@ -10,12 +10,19 @@ static const char *const NAMES[] = {
     [HY_POW] = "pow",           [HY_ELU] = "elu",
 };
 
+/* The op and its parameter. */
+typedef struct {
+  hy_unary_op kind;
+  double p;
+} unary_args;
+
 static void unary_backward(hy_node *n) {
+  const unary_args *a = HY_NODE_ARGS(n, unary_args);
   hy_tensor *x = n->in[0], *y = n->out;
   bool accumulate;
   void *gx = hy_grad_acc(x, &accumulate)->data;
-  HY_KERNEL_BF16(x, unary_backward, (hy_unary_op)n->iarg[0], n->arg[0], hy_numel(x), x->data,
-                 y->data, y->grad->data, gx, accumulate);
+  HY_KERNEL_BF16(x, unary_backward, a->kind, a->p, hy_numel(x), x->data, y->data, y->grad->data, gx,
+                 accumulate);
 }
 
 static hy_tensor *unary(hy_unary_op kind, hy_tensor *x, double p) {
@@ -26,8 +33,7 @@ static hy_tensor *unary(hy_unary_op kind, hy_tensor *x, double p) {
   HY_KERNEL_BF16(x, unary, kind, p, hy_numel(x), x->data, y->data);
   hy_node *n = hy_record(op, unary_backward, y, 1, &x);
   if (n) {
-    n->iarg[0] = kind;
-    n->arg[0] = p;
+    *HY_NODE_ARGS(n, unary_args) = (unary_args){.kind = kind, .p = p};
   }
   return y;
 }

@@ -10,13 +10,18 @@
 /* y = x^3 as a custom op whose backward is wrong in a chosen way. */
 enum { RIGHT, OFF_BY_1E4, ONE_ELEMENT, OVERWRITES };
 
+typedef struct {
+  int mode;
+} cube_args;
+
 static void cube_backward(hy_node *n) {
+  int mode = HY_NODE_ARGS(n, cube_args)->mode;
   hy_tensor *x = n->in[0], *gx = hy_grad(x), *gy = n->out->grad;
   for (int64_t i = 0; i < hy_numel(x); i++) {
     double v = hy_get(x, i), g = hy_get(gy, i) * 3 * v * v;
-    if (n->iarg[0] == OFF_BY_1E4) g *= 1 + 1e-4;
-    if (n->iarg[0] == ONE_ELEMENT && i == 17) g *= 1.01;
-    hy_set(gx, i, n->iarg[0] == OVERWRITES ? g : hy_get(gx, i) + g);
+    if (mode == OFF_BY_1E4) g *= 1 + 1e-4;
+    if (mode == ONE_ELEMENT && i == 17) g *= 1.01;
+    hy_set(gx, i, mode == OVERWRITES ? g : hy_get(gx, i) + g);
   }
 }
 
@@ -24,7 +29,7 @@ static hy_tensor *cube(hy_tensor *x, int mode) {
   hy_tensor *y = hy_empty_like(x);
   for (int64_t i = 0; i < hy_numel(x); i++) hy_set(y, i, pow(hy_get(x, i), 3));
   hy_node *n = hy_record("cube", cube_backward, y, 1, &x);
-  if (n) n->iarg[0] = mode;
+  if (n) HY_NODE_ARGS(n, cube_args)->mode = mode;
   return y;
 }
 
