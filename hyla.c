@@ -547,7 +547,7 @@ static int cmd_data(int argc, char **argv) {
            "training with data.packing = \"documents\" (docs/data.md). /val is about the last F\n"
            "of the tokens (0 < F <= 0.5, default 0.1): exactly that of one text, the last whole\n"
            "documents of many. OUT.h5 is never the input, under any name.\n\n"
-           "  --tokenizer FILE  a Hugging Face tokenizer.json of byte-level BPE (at most 65536\n"
+           "  --tokenizer FILE  a Hugging Face tokenizer.json of byte-level BPE (up to 2^24\n"
            "                    tokens; scripts/train-bpe.py trains one): the text goes through\n"
            "                    scripts/tokenize-text.py under python3 (HYLA_PYTHON names\n"
            "                    another) with the tokenizers package, each document on its own,\n"

@@ -31,8 +31,8 @@ static const char *type_name(hid_t type, char *buf, size_t n) {
   }
 }
 
-/* A split's tokens: uint8 or uint16, at least one input and its target. Its document starts: any
- * integer type (read as int64), at least the first. */
+/* A split's tokens: uint8, uint16 or uint32, at least one input and its target. Its document
+ * starts: any integer type (read as int64), at least the first. */
 static int check_shape(hid_t set, const char *path, const char *name, bool tokens, hsize_t *n,
                        hy_error *err) {
   hid_t type = H5Dget_type(set), space = H5Dget_space(set);
@@ -41,8 +41,8 @@ static int check_shape(hid_t set, const char *path, const char *name, bool token
   bool integer = type >= 0 && H5Tget_class(type) == H5T_INTEGER;
   if (type < 0 || space < 0) {
     rc = hy_fail(err, "%s: cannot read the type and shape of %s", path, name);
-  } else if (tokens && (!integer || H5Tget_sign(type) != H5T_SGN_NONE || H5Tget_size(type) > 2)) {
-    rc = hy_fail(err, "%s: %s has dtype %s, expected uint8 or uint16", path, name,
+  } else if (tokens && (!integer || H5Tget_sign(type) != H5T_SGN_NONE || H5Tget_size(type) > 4)) {
+    rc = hy_fail(err, "%s: %s has dtype %s, expected uint8, uint16 or uint32", path, name,
                  type_name(type, buf, sizeof buf));
   } else if (!tokens && (!integer || H5Tget_size(type) > 8)) {
     rc = hy_fail(err, "%s: %s has dtype %s, expected int64 (document starts)", path, name,
@@ -111,7 +111,7 @@ static void *read_all(hid_t set, const char *path, const char *name, hid_t mem_t
   return out;
 }
 
-static int read_split(hid_t file, const char *path, const char *name, uint16_t **out, int64_t *n,
+static int read_split(hid_t file, const char *path, const char *name, hy_token **out, int64_t *n,
                       hy_error *err) {
   htri_t exists = H5Lexists(file, name, H5P_DEFAULT);
   if (exists <= 0 && hy_h5_checksum_failed()) return hy_h5_damaged(path, name, err);
@@ -121,8 +121,8 @@ static int read_split(hid_t file, const char *path, const char *name, uint16_t *
   hsize_t dim = 0;
   int rc = check_shape(set, path, name, true, &dim, err);
   if (!rc) rc = check_stored(file, set, path, name, dim, sizeof **out, "tokens", err);
-  /* HDF5 widens uint8 storage to the uint16 we hold in memory */
-  if (!rc && !(*out = read_all(set, path, name, H5T_NATIVE_UINT16, dim, err))) rc = -1;
+  /* HDF5 widens uint8 and uint16 storage to the uint32 we hold in memory */
+  if (!rc && !(*out = read_all(set, path, name, H5T_NATIVE_UINT32, dim, err))) rc = -1;
   if (!rc) *n = (int64_t)dim;
   H5Dclose(set);
   return rc;
@@ -167,9 +167,9 @@ static int read_docs(hid_t file, const char *path, const char *name, int64_t n_t
 
 static int read_vocab(hid_t file, const char *path, int64_t *vocab, hy_error *err) {
   if (hy_h5_int_attr(file, path, "vocab", vocab, err)) return -1;
-  if (*vocab < 2 || *vocab > 65536)
-    return hy_fail(err, "%s: attribute 'vocab' = %lld, expected 2 to 65536", path,
-                   (long long)*vocab);
+  if (*vocab < 2 || *vocab > HY_VOCAB_MAX)
+    return hy_fail(err, "%s: attribute 'vocab' = %lld, expected 2 to %d", path, (long long)*vocab,
+                   HY_VOCAB_MAX);
   return 0;
 }
 
@@ -184,7 +184,7 @@ static int read_tokenizer(hid_t file, const char *path, char *out, size_t n, hy_
   return 0;
 }
 
-static int check_tokens(const char *path, const char *name, const uint16_t *t, int64_t n,
+static int check_tokens(const char *path, const char *name, const hy_token *t, int64_t n,
                         int64_t vocab, hy_error *err) {
   for (int64_t i = 0; i < n; i++)
     if (t[i] >= vocab)
@@ -249,11 +249,10 @@ static herr_t write_set(hid_t file, const char *name, hid_t stored, hid_t mem_ty
 }
 
 /* A split's tokens under `name`, its document starts (if any) under name_docs. */
-static herr_t write_split(hid_t file, const char *name, const hy_split_tokens *s, bool bytes) {
+static herr_t write_split(hid_t file, const char *name, const hy_split_tokens *s, hid_t stored) {
   char docs[32];
   snprintf(docs, sizeof docs, "%s_docs", name);
-  herr_t st = write_set(file, name, bytes ? H5T_STD_U8LE : H5T_STD_U16LE, H5T_NATIVE_UINT16,
-                        s->tokens, s->n);
+  herr_t st = write_set(file, name, stored, H5T_NATIVE_UINT32, s->tokens, s->n);
   if (st >= 0 && s->docs)
     st = write_set(file, docs, H5T_STD_I64LE, H5T_NATIVE_INT64, s->docs, s->n_docs);
   return st;
@@ -264,8 +263,8 @@ enum { TOKENIZER_CAP = sizeof((hy_dataset){0}.tokenizer) };
 /* What hy_dataset_open would reject is not written (uint8 storage would clip big tokens). */
 static int check_write(const char *path, const hy_split_tokens *train, const hy_split_tokens *val,
                        int64_t vocab, const char *tokenizer, hy_error *err) {
-  if (vocab < 2 || vocab > 65536)
-    return hy_fail(err, "%s: vocab = %lld, expected 2 to 65536", path, (long long)vocab);
+  if (vocab < 2 || vocab > HY_VOCAB_MAX)
+    return hy_fail(err, "%s: vocab = %lld, expected 2 to %d", path, (long long)vocab, HY_VOCAB_MAX);
   if (!tokenizer || !*tokenizer || strlen(tokenizer) >= TOKENIZER_CAP)
     return hy_fail(err, "%s: tokenizer name '%s': expected 1 to %d bytes", path,
                    tokenizer ? tokenizer : "", TOKENIZER_CAP - 1);
@@ -293,16 +292,17 @@ int hy_dataset_write_splits(const char *path, const hy_split_tokens *train,
                    (long long)table->n, (long long)vocab);
   if (table && hy_vocab_check(table, path, err)) return -1;
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-  bool bytes = vocab <= 256;
-  size_t size = (size_t)(train->n + val->n) * (bytes ? 1 : 2) +
-                8 * (size_t)(train->n_docs + val->n_docs) + (1 << 20) +
-                (table ? (size_t)table->offsets[table->n] + 8 * (size_t)table->n : 0);
+  /* the narrowest storage the vocabulary fits */
+  size_t width = vocab <= 256 ? 1 : vocab <= 65536 ? 2 : 4;
+  hid_t stored = width == 1 ? H5T_STD_U8LE : width == 2 ? H5T_STD_U16LE : H5T_STD_U32LE;
+  size_t size = (size_t)(train->n + val->n) * width + 8 * (size_t)(train->n_docs + val->n_docs) +
+                (1 << 20) + (table ? (size_t)table->offsets[table->n] + 8 * (size_t)table->n : 0);
   hy_h5_memfile mem;
   if (hy_h5_create_in_memory(&mem, size))
     return hy_fail(err, "%s: HDF5 cannot create the file in memory", path);
   hid_t file = mem.id;
-  herr_t st = write_split(file, "/train", train, bytes);
-  if (st >= 0) st = write_split(file, "/val", val, bytes);
+  herr_t st = write_split(file, "/train", train, stored);
+  if (st >= 0) st = write_split(file, "/val", val, stored);
   if (st >= 0) st = hy_h5_write_int_attr(file, "vocab", vocab);
   if (st >= 0) st = hy_h5_write_string_attr(file, "tokenizer", tokenizer);
   if (st >= 0 && table) st = hy_vocab_write(file, table, false);
@@ -313,14 +313,14 @@ int hy_dataset_write_splits(const char *path, const hy_split_tokens *train,
   return hy_h5_save(&mem, path, replace, err);
 }
 
-int hy_dataset_write(const char *path, const uint16_t *train, int64_t n_train, const uint16_t *val,
+int hy_dataset_write(const char *path, const hy_token *train, int64_t n_train, const hy_token *val,
                      int64_t n_val, int64_t vocab, const char *tokenizer, hy_error *err) {
   hy_split_tokens t = {train, n_train, NULL, 0}, v = {val, n_val, NULL, 0};
   return hy_dataset_write_splits(path, &t, &v, vocab, NULL, tokenizer, true, err);
 }
 
-int hy_dataset_write_vocab(const char *path, const uint16_t *train, int64_t n_train,
-                           const uint16_t *val, int64_t n_val, const hy_vocab *table,
+int hy_dataset_write_vocab(const char *path, const hy_token *train, int64_t n_train,
+                           const hy_token *val, int64_t n_val, const hy_vocab *table,
                            const char *tokenizer, hy_error *err) {
   hy_split_tokens t = {train, n_train, NULL, 0}, v = {val, n_val, NULL, 0};
   return hy_dataset_write_splits(path, &t, &v, table->n, table, tokenizer, true, err);

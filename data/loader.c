@@ -27,7 +27,7 @@ int hy_loader_check(const hy_loader *l, hy_error *err) {
   return 0;
 }
 
-hy_loader hy_loader_eval(const hy_loader *train, const uint16_t *val_tokens, int64_t n_val_tokens,
+hy_loader hy_loader_eval(const hy_loader *train, const hy_token *val_tokens, int64_t n_val_tokens,
                          const int64_t *val_docs, int64_t n_val_docs, int64_t n_val_examples) {
   hy_loader l = *train;
   l.tokens = val_tokens;

@@ -23,6 +23,7 @@
 #define HYLA_LOADER_H
 
 #include "data/mqar.h"
+#include "data/vocab.h"
 #include "tensor/tensor.h"
 #include "util/error.h"
 
@@ -40,7 +41,7 @@ typedef struct {
 /* Filled in by the caller (designated initializers), then checked with hy_loader_check. */
 typedef struct {
   /* where the tokens come from: a split of a token dataset (borrowed, not copied)... */
-  const uint16_t *tokens;
+  const hy_token *tokens;
   int64_t n_tokens;
   const int64_t *docs; /* where its documents start (data/dataset.h); NULL, 0: one document */
   int64_t n_docs;
@@ -64,7 +65,7 @@ int hy_loader_check(const hy_loader *l, hy_error *err);
 /* The evaluation twin of a training loader: same batch, length, seed, ranks and packing, over the
  * validation split (tokens and document starts for text, n_examples MQAR examples of split 1),
  * sequential from the start. */
-hy_loader hy_loader_eval(const hy_loader *train, const uint16_t *val_tokens, int64_t n_val_tokens,
+hy_loader hy_loader_eval(const hy_loader *train, const hy_token *val_tokens, int64_t n_val_tokens,
                          const int64_t *val_docs, int64_t n_val_docs, int64_t n_val_examples);
 
 /* The next batch into inputs and targets, and with documents into positions (NULL otherwise):

@@ -10,7 +10,7 @@
 
 /* A text's tokens, where each document's begin, and how to store them. */
 typedef struct {
-  const uint16_t *tokens;
+  const hy_token *tokens;
   int64_t n;
   const int64_t *starts;
   int64_t n_docs;
@@ -78,7 +78,7 @@ static int write_split(const tokenized *t, const char *source, const char *h5_pa
 static int write_bytes(const unsigned char *bytes, size_t n, const int64_t *starts, int64_t n_docs,
                        bool record, const char *source, const char *h5_path, double val_fraction,
                        bool replace, hy_error *err) {
-  uint16_t *tokens = malloc((n ? n : 1) * sizeof *tokens);
+  hy_token *tokens = malloc((n ? n : 1) * sizeof *tokens);
   if (!tokens) return hy_fail(err, "%s: out of memory for %zu tokens", h5_path, n);
   /* in pieces of 16 Mi bytes, the stop asked between them; a write once begun finishes (the file
    * appears whole or not at all) */

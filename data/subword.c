@@ -15,8 +15,6 @@
 
 extern char **environ;
 
-enum { MAX_TOKENS = 65536 }; /* datasets hold 16-bit tokens */
-
 const char *hy_subword_python(void) {
   const char *p = getenv("HYLA_PYTHON");
   return p && *p ? p : "python3";
@@ -212,10 +210,9 @@ static int parse_vocab(const char *tokenizer, reader *r, hy_subword_text *t, hy_
   memcpy(t->kind, s, len);
   t->kind[len] = 0;
   if (!take_u32(r, &n)) return malformed(tokenizer, "no vocabulary size", err);
-  if (n < 2 || n > MAX_TOKENS)
-    return hy_fail(err,
-                   "%s: a vocabulary of %u tokens; hyla's datasets hold 2 to %d (16-bit tokens)",
-                   tokenizer, n, MAX_TOKENS);
+  if (n < 2 || n > HY_VOCAB_MAX)
+    return hy_fail(err, "%s: a vocabulary of %u tokens; hyla's datasets hold 2 to %d", tokenizer, n,
+                   HY_VOCAB_MAX);
   reader first = *r; /* two passes: the lengths, then the bytes */
   uint64_t total = 0;
   for (uint32_t i = 0; i < n; i++) {
@@ -256,7 +253,7 @@ static int parse_ids(const char *tokenizer, reader *r, int64_t n_docs, hy_subwor
         if (id >= t->vocab.n)
           return hy_fail(err, "%s: the tokenizer gave id %u, outside its vocabulary of %lld",
                          tokenizer, id, (long long)t->vocab.n);
-        t->ids[t->n_ids++] = (uint16_t)id;
+        t->ids[t->n_ids++] = (hy_token)id;
       }
     }
   }

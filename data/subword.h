@@ -17,7 +17,7 @@ enum { HY_TOKENIZER_NAME = 32 };
 typedef struct {
   hy_vocab vocab;
   char kind[HY_TOKENIZER_NAME]; /* the tokenizer's kind, e.g. "byte-level-bpe" */
-  uint16_t *ids;
+  hy_token *ids;
   int64_t n_ids;
   int64_t *docs; /* where each document's ids begin */
   int64_t n_docs;
@@ -25,7 +25,7 @@ typedef struct {
 
 /* The ids of a text of n_docs documents (document i begins at byte starts[i]: increasing from 0,
  * each below n), each document tokenized on its own, under the tokenizer file, checked: every id
- * below the vocabulary's size (at most 65536), and each document's ids' bytes, one after another,
+ * below the vocabulary's size (at most HY_VOCAB_MAX), and each document's ids' bytes, one after another,
  * are its text. A stop asked (util/stop.h) ends the script (SIGTERM) and returns -1 with err.
  * Errors name the tokenizer file; the script's own messages go to standard error. */
 int hy_subword_tokenize(const char *tokenizer, const unsigned char *text, size_t n,

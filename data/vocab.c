@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { MAX_TOKENS = 65536 }; /* datasets hold 16-bit tokens */
 /* A damaged header must not make hyla allocate without bound: no tokenizer comes near this. */
 static const uint64_t MAX_BYTES = (uint64_t)256 << 20;
 
@@ -18,9 +17,9 @@ const unsigned char *hy_vocab_token(const hy_vocab *v, int64_t id, size_t *len) 
 }
 
 int hy_vocab_check(const hy_vocab *v, const char *path, hy_error *err) {
-  if (v->n < 1 || v->n > MAX_TOKENS)
+  if (v->n < 1 || v->n > HY_VOCAB_MAX)
     return hy_fail(err, "%s: /vocab has %lld tokens, expected 1 to %d", path, (long long)v->n,
-                   MAX_TOKENS);
+                   HY_VOCAB_MAX);
   if (v->offsets[0] != 0)
     return hy_fail(err, "%s: /vocab/offsets starts at %llu, expected 0", path,
                    (unsigned long long)v->offsets[0]);
@@ -43,7 +42,7 @@ bool hy_vocab_equal(const hy_vocab *a, const hy_vocab *b) {
          !memcmp(a->bytes, b->bytes, (size_t)a->offsets[a->n]);
 }
 
-int64_t hy_vocab_decode(const hy_vocab *v, const uint16_t *ids, int64_t n, FILE *out) {
+int64_t hy_vocab_decode(const hy_vocab *v, const hy_token *ids, int64_t n, FILE *out) {
   int64_t bytes = 0;
   for (int64_t i = 0; i < n; i++) {
     unsigned char byte = (unsigned char)(ids[i] & 0xff);
@@ -102,7 +101,7 @@ int hy_vocab_read(hid_t file, const char *path, hy_vocab *v, hy_error *err) {
   uint64_t n_offsets = 0, n_bytes = 0;
   void *offsets = NULL, *bytes = NULL;
   int rc = read_array(file, path, "/vocab/offsets", H5T_NATIVE_UINT64, sizeof(uint64_t),
-                      MAX_TOKENS + 1, &offsets, &n_offsets, err);
+                      HY_VOCAB_MAX + 1, &offsets, &n_offsets, err);
   if (!rc)
     rc = read_array(file, path, "/vocab/bytes", H5T_NATIVE_UCHAR, 1, MAX_BYTES, &bytes, &n_bytes,
                     err);

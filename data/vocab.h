@@ -15,6 +15,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* Token ids in memory, and the most tokens a vocabulary may have (Llama 3's and Qwen's 128k-152k
+ * fit; a bound so that a damaged file's count cannot ask for gigabytes). */
+typedef uint32_t hy_token;
+enum { HY_VOCAB_MAX = 1 << 24 };
+
 typedef struct {
   int64_t n;            /* tokens; 0: none (a byte-level file) */
   uint64_t *offsets;    /* n + 1, from 0, never decreasing */
@@ -24,7 +29,7 @@ typedef struct {
 /* Token id's bytes (*len of them); none for an id outside the vocabulary. */
 const unsigned char *hy_vocab_token(const hy_vocab *v, int64_t id, size_t *len);
 /* Every token's bytes and lengths are consistent: offsets from 0, never decreasing, ending at the
- * bytes' count; n in [1, 65536]. -1 with err (naming `path`) otherwise. */
+ * bytes' count; n in [1, HY_VOCAB_MAX]. -1 with err (naming `path`) otherwise. */
 int hy_vocab_check(const hy_vocab *v, const char *path, hy_error *err);
 
 /* /vocab of an open file into v: v->n = 0 when the file has none; -1 with err (naming `path`)
@@ -39,7 +44,7 @@ bool hy_vocab_equal(const hy_vocab *a, const hy_vocab *b);
 
 /* The bytes the ids stand for, written to out (may be NULL: only counted): through v, or each id
  * as a byte when v has no tokens. The bytes' count. */
-int64_t hy_vocab_decode(const hy_vocab *v, const uint16_t *ids, int64_t n, FILE *out);
+int64_t hy_vocab_decode(const hy_vocab *v, const hy_token *ids, int64_t n, FILE *out);
 
 /* The text as tokens, each the longest token the text goes on with (greedy; an empty token is
  * never used): the tokenizer's own segmentation needs Python, but any segmentation decodes to

@@ -120,8 +120,8 @@ int64_t hy_generate(hy_model *m, const hy_vocab *vocab, const char *prompt,
   int64_t k = 0;
   for (; k < o->tokens && !hy_stop_asked(); k++) {
     int64_t t = hy_sample_token(logits, 0, V, o, &counter);
-    if (out) { /* t < 65536 with a vocabulary; as a byte, its low 8 bits */
-      uint16_t id = (uint16_t)t;
+    if (out) { /* t below the vocabulary's size; as a byte, its low 8 bits */
+      hy_token id = (hy_token)t;
       hy_vocab_decode(vocab ? vocab : &BYTES, &id, 1, out);
       fflush(out);
     }

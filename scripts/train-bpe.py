@@ -26,9 +26,9 @@ def main():
     except ImportError:
         sys.exit("train-bpe.py: the Python package 'tokenizers' is missing for %s: "
                  "scripts/setup.sh installs it (pip install tokenizers)" % sys.executable)
-    if not 256 + len(a.special) <= a.vocab <= 65536:
-        sys.exit("train-bpe.py: --vocab %d: expected 256 + the special tokens to 65536 (hyla's "
-                 "datasets hold 16-bit tokens)" % a.vocab)
+    if not 256 + len(a.special) <= a.vocab <= 1 << 24:
+        sys.exit("train-bpe.py: --vocab %d: expected 256 + the special tokens to 2^24 (hyla's "
+                 "datasets hold at most that many)" % a.vocab)
     opener = gzip.open if a.text.endswith(".gz") else open
     with opener(a.text, "rb") as f:
         data = f.read(a.max_bytes) if a.max_bytes > 0 else f.read()

@@ -37,18 +37,20 @@ static size_t stored_size(const char *path, const char *set) {
 
 /* ---- writing and reading ---- */
 
-Test(dataset, round_trip_in_uint8_and_uint16) {
-  uint16_t train8[] = {1, 200, 3, 255, 0}, val8[] = {7, 8, 9};
-  uint16_t train16[] = {1, 40000, 3, 65535, 0}, val16[] = {7, 300, 9};
+Test(dataset, round_trip_in_uint8_uint16_and_uint32) {
+  hy_token train8[] = {1, 200, 3, 255, 0}, val8[] = {7, 8, 9};
+  hy_token train16[] = {1, 40000, 3, 65535, 0}, val16[] = {7, 300, 9};
+  hy_token train32[] = {1, 65536, 3, 151935, 0}, val32[] = {7, 100000, 9};
   struct {
     const char *name;
-    const uint16_t *train, *val;
+    const hy_token *train, *val;
     int64_t vocab;
     size_t bytes;
   } cases[] = {{"u8.h5", train8, val8, 256, 1},
                {"u16.h5", train16, val16, 65536, 2},
-               {"small.h5", train8, val8, 257, 2}};
-  for (int i = 0; i < 3; i++) {
+               {"small.h5", train8, val8, 257, 2},
+               {"u32.h5", train32, val32, 151936, 4}}; /* Qwen's vocabulary */
+  for (int i = 0; i < 4; i++) {
     hy_error err;
     const char *path = t_in_temp(cases[i].name);
     cr_assert_eq(
@@ -60,8 +62,8 @@ Test(dataset, round_trip_in_uint8_and_uint16) {
     cr_assert_eq(ds.n_val, 3);
     cr_assert_eq(ds.vocab, cases[i].vocab);
     cr_assert_str_eq(ds.tokenizer, "bytes");
-    cr_assert_arr_eq(ds.train, cases[i].train, 5 * sizeof(uint16_t));
-    cr_assert_arr_eq(ds.val, cases[i].val, 3 * sizeof(uint16_t));
+    cr_assert_arr_eq(ds.train, cases[i].train, 5 * sizeof(hy_token));
+    cr_assert_arr_eq(ds.val, cases[i].val, 3 * sizeof(hy_token));
     hy_dataset_close(&ds);
     cr_assert_null(ds.train);
     /* the storage type follows the vocabulary */
@@ -72,7 +74,7 @@ Test(dataset, round_trip_in_uint8_and_uint16) {
 }
 
 Test(dataset, writing_replaces_a_file_atomically) {
-  uint16_t a[] = {1, 2, 3}, b[] = {4, 5, 6, 7};
+  hy_token a[] = {1, 2, 3}, b[] = {4, 5, 6, 7};
   hy_error err;
   const char *path = t_in_temp("d.h5");
   cr_assert_eq(hy_dataset_write(path, a, 3, a, 3, 10, "bytes", &err), 0, "%s", err.msg);
@@ -90,18 +92,18 @@ Test(dataset, writing_replaces_a_file_atomically) {
 }
 
 Test(dataset, writing_refuses_what_reading_would_reject) {
-  uint16_t t[] = {1, 2, 300, 4}, ok[] = {1, 2};
+  hy_token t[] = {1, 2, 300, 4}, ok[] = {1, 2};
   hy_error err;
   const char *path = t_in_temp("w.h5");
   struct {
-    const uint16_t *train, *val;
+    const hy_token *train, *val;
     int64_t n_train, n_val, vocab;
     const char *tokenizer, *want;
   } cases[] = {
       {t, ok, 4, 2, 256, "bytes", "w.h5: /train: token 300 at index 2 >= vocab 256"},
       {ok, t, 2, 4, 256, "bytes", "w.h5: /val: token 300 at index 2 >= vocab 256"},
-      {ok, ok, 2, 2, 1, "bytes", "w.h5: vocab = 1, expected 2 to 65536"},
-      {ok, ok, 2, 2, 70000, "bytes", "w.h5: vocab = 70000, expected 2 to 65536"},
+      {ok, ok, 2, 2, 1, "bytes", "w.h5: vocab = 1, expected 2 to 16777216"},
+      {ok, ok, 2, 2, (1 << 24) + 1, "bytes", "w.h5: vocab = 16777217, expected 2 to 16777216"},
       {ok, ok, 1, 2, 256, "bytes", "w.h5: 1 /train and 2 /val tokens, at least 2 of each needed"},
       {ok, ok, 2, 2, 256, "", "w.h5: tokenizer name '': expected 1 to 31 bytes"},
   };
@@ -280,7 +282,7 @@ Test(dataset, missing_and_foreign_files) {
   fclose(f);
   expect_open_error(junk, "junk.h5: not an HDF5 file");
   /* truncated: the first part of a good file */
-  uint16_t t[4096] = {0};
+  hy_token t[4096] = {0};
   hy_error err;
   const char *good = t_in_temp("good.h5");
   cr_assert_eq(hy_dataset_write(good, t, 4096, t, 4096, 256, "bytes", &err), 0);
@@ -299,14 +301,16 @@ Test(dataset, missing_datasets) {
 }
 
 Test(dataset, wrong_dtypes_and_shapes) {
+  const char *want = "expected uint8, uint16 or uint32";
   expect_open_error(bad_file("float.h5", (spec){.type = H5T_IEEE_F32LE}),
-                    "float.h5: /train has dtype float32, expected uint8 or uint16");
+                    "float.h5: /train has dtype float32");
+  expect_open_error(bad_file("float.h5", (spec){.type = H5T_IEEE_F32LE}), want);
   expect_open_error(bad_file("double.h5", (spec){.type = H5T_IEEE_F64BE}),
-                    "double.h5: /train has dtype float64, expected uint8 or uint16");
+                    "double.h5: /train has dtype float64");
   expect_open_error(bad_file("signed.h5", (spec){.type = H5T_STD_I16LE}),
-                    "signed.h5: /train has dtype int16, expected uint8 or uint16");
-  expect_open_error(bad_file("u32.h5", (spec){.type = H5T_STD_U32LE}),
-                    "u32.h5: /train has dtype uint32, expected uint8 or uint16");
+                    "signed.h5: /train has dtype int16");
+  expect_open_error(bad_file("u64.h5", (spec){.type = H5T_STD_U64LE}),
+                    "u64.h5: /train has dtype uint64, expected uint8, uint16 or uint32");
   expect_open_error(bad_file("2d.h5", (spec){.ndim = 2}),
                     "2d.h5: /train has 2 dimensions, expected 1");
   expect_open_error(bad_file("short.h5", (spec){.n = 1}),
@@ -357,7 +361,7 @@ Test(dataset, missing_or_wrong_attributes) {
 /* ---- document starts ---- */
 
 Test(dataset, document_starts_round_trip) {
-  uint16_t t[] = {1, 2, 3, 4, 5, 6, 7}, v[] = {8, 9, 10};
+  hy_token t[] = {1, 2, 3, 4, 5, 6, 7}, v[] = {8, 9, 10};
   int64_t td[] = {0, 2, 3, 6}, vd[] = {0, 1};
   hy_split_tokens train = {t, 7, td, 4}, val = {v, 3, vd, 2}, plain = {v, 3, NULL, 0};
   hy_error err;
@@ -433,7 +437,7 @@ Test(dataset, bad_document_starts_are_refused) {
 }
 
 Test(dataset, writing_refuses_bad_document_starts) {
-  uint16_t t[] = {1, 2, 3, 4};
+  hy_token t[] = {1, 2, 3, 4};
   struct {
     int64_t docs[4];
     int64_t n;
@@ -488,10 +492,10 @@ Test(dataset, the_old_layout_is_refused) {
  * the file is refused with a message or reads back the same, never something else. */
 Test(dataset, a_flipped_byte_in_the_metadata_is_refused_or_harmless) {
   t_ignore_leaks();
-  uint16_t train[64], val[16];
+  hy_token train[64], val[16];
   int64_t train_docs[] = {0, 5, 40}, val_docs[] = {0, 9};
-  for (int i = 0; i < 64; i++) train[i] = (uint16_t)(i * 7 % 300);
-  for (int i = 0; i < 16; i++) val[i] = (uint16_t)(i * 11 % 300);
+  for (int i = 0; i < 64; i++) train[i] = (hy_token)(i * 7 % 300);
+  for (int i = 0; i < 16; i++) val[i] = (hy_token)(i * 11 % 300);
   const char *path = t_in_temp("d.h5");
   hy_error err;
   hy_split_tokens t = {train, 64, train_docs, 3}, v = {val, 16, val_docs, 2};

@@ -18,10 +18,10 @@ TestSuite(corpus, .init = t_temp_init, .fini = t_temp_fini);
 
 /* Token i is i: a row's first input tells its window's start. */
 enum { N_TOKENS = 1000, T = 10 };
-static uint16_t TOKENS[N_TOKENS];
+static hy_token TOKENS[N_TOKENS];
 
 static hy_loader text_loader(int64_t batch, bool random, int rank, int world) {
-  for (int i = 0; i < N_TOKENS; i++) TOKENS[i] = (uint16_t)i;
+  for (int i = 0; i < N_TOKENS; i++) TOKENS[i] = (hy_token)i;
   hy_loader l = {.tokens = TOKENS,
                  .n_tokens = N_TOKENS,
                  .batch = batch,
@@ -190,8 +190,8 @@ Test(loader, data_parallel_ranks_split_one_global_batch) {
 }
 
 Test(loader, the_eval_loader_walks_the_validation_split_from_the_start) {
-  uint16_t val[25];
-  for (int i = 0; i < 25; i++) val[i] = (uint16_t)(500 + i);
+  hy_token val[25];
+  for (int i = 0; i < 25; i++) val[i] = (hy_token)(500 + i);
   hy_loader train = text_loader(2, true, 0, 1);
   int32_t in[2 * T], tg[2 * T];
   hy_loader_next(&train, in, tg, NULL);
@@ -418,9 +418,9 @@ Test(loader, documents_of_mqar_of_one_text_and_of_the_validation_split) {
     cr_assert_eq(opos[i], i % T, "a row of one document counts from its start");
     cr_assert_eq(otg[i], oin[i] + 1, "and ignores no target");
   }
-  uint16_t val[25];
+  hy_token val[25];
   int64_t val_docs[] = {0, 12};
-  for (int i = 0; i < 25; i++) val[i] = (uint16_t)(500 + i);
+  for (int i = 0; i < 25; i++) val[i] = (hy_token)(500 + i);
   hy_loader ev = hy_loader_eval(&one, val, 25, val_docs, 2, 0);
   hy_error err;
   cr_assert_eq(hy_loader_check(&ev, &err), 0, "%s", err.msg);
@@ -467,14 +467,14 @@ Test(corpus, resolves_and_prepares_into_the_data_dir) {
   cr_assert_str_eq(ds.tokenizer, "bytes");
   cr_assert_eq(ds.n_train + ds.n_val, CORPUS_BYTES);
   cr_assert_eq(ds.n_val, (int64_t)(CORPUS_BYTES * 0.05));
-  cr_assert(!memcmp((uint16_t[]){'A', 'L', 'L', '\''}, ds.train, 8), "ALL'S WELL comes first");
+  cr_assert(!memcmp((hy_token[]){'A', 'L', 'L', '\''}, ds.train, 8), "ALL'S WELL comes first");
   cr_assert_eq(ds.val[ds.n_val - 1], '\n', "the text ends with a newline");
   /* one blank line between works */
   const char *seam = "THE END\n\nANTONY AND CLEOPATRA";
   int64_t found = 0, len = (int64_t)strlen(seam);
   for (int64_t i = 0; i + len <= ds.n_train && !found; i++) {
     int64_t j = 0;
-    while (j < len && ds.train[i + j] == (uint16_t)seam[j]) j++;
+    while (j < len && ds.train[i + j] == (hy_token)seam[j]) j++;
     found = j == len;
   }
   cr_assert(found, "no blank line between the first two works");
@@ -507,7 +507,7 @@ Test(corpus, other_names_are_paths) {
                             "(shakespeare)"),
             "%s", err.msg);
   const char *file = t_in_temp("mine.h5");
-  uint16_t t[] = {1, 2, 3};
+  hy_token t[] = {1, 2, 3};
   cr_assert_eq(hy_dataset_write(file, t, 3, t, 3, 4, "bytes", &err), 0, "%s", err.msg);
   cr_assert_eq(hy_dataset_resolve(file, path, sizeof path, &err), 0, "%s", err.msg);
   cr_assert_str_eq(path, file);

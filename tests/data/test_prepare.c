@@ -42,7 +42,7 @@ static int prepare(const char *in, const char *h5, double val_fraction, const ch
 }
 
 /* The dataset's split as text: its tokens are bytes. */
-static void expect_split(const uint16_t *t, int64_t n, const char *want, const char *name) {
+static void expect_split(const hy_token *t, int64_t n, const char *want, const char *name) {
   cr_assert_eq(n, (int64_t)strlen(want), "%s: %lld tokens, '%s' expected", name, (long long)n,
                want);
   for (int64_t i = 0; i < n; i++)

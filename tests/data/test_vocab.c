@@ -39,7 +39,7 @@ static const char ODD[] = "the\x00 the \xff\xfe\xe2\x82 the\xf0\x9f\x98\x80<|end
 static const size_t ODD_LEN = sizeof ODD - 1;
 
 /* The ids' bytes, in a malloc'd buffer of *n bytes. */
-static char *decoded(const hy_vocab *v, const uint16_t *ids, int64_t n_ids, size_t *n) {
+static char *decoded(const hy_vocab *v, const hy_token *ids, int64_t n_ids, size_t *n) {
   char *text = NULL;
   FILE *f = open_memstream(&text, n);
   int64_t counted = hy_vocab_decode(v, ids, n_ids, f);
@@ -57,11 +57,11 @@ Test(vocab, encode_then_decode_gives_the_bytes_back) {
   cr_expect_eq(ids[0], 256 + 1, "'the' is one token, the longest match");
   cr_expect_eq(ids[1], 0, "NUL is its byte's token");
   cr_expect_eq(ids[2], 256 + 2, "' the'");
-  uint16_t small[64];
+  hy_token small[64];
   for (int64_t i = 0; i < n; i++) {
     cr_assert(ids[i] >= 0 && ids[i] < N_TOKENS && ids[i] != 256 + N_MERGES - 1,
               "id %d: never the empty token", ids[i]);
-    small[i] = (uint16_t)ids[i];
+    small[i] = (hy_token)ids[i];
   }
   size_t len;
   char *text = decoded(&v, small, n, &len);
@@ -83,7 +83,7 @@ Test(vocab, a_byte_without_a_token_is_named) {
 
 Test(vocab, a_dataset_keeps_its_vocabulary) {
   hy_vocab v = make_vocab();
-  uint16_t train[] = {256 + 2, 0, 0xff, 256 + 4, 256 + 5}, val[] = {10, 256 + 1, 13};
+  hy_token train[] = {256 + 2, 0, 0xff, 256 + 4, 256 + 5}, val[] = {10, 256 + 1, 13};
   hy_error err;
   const char *path = t_in_temp("sub.h5");
   cr_assert_eq(hy_dataset_write_vocab(path, train, 5, val, 3, &v, "byte-level-bpe", &err), 0, "%s",
@@ -103,8 +103,41 @@ Test(vocab, a_dataset_keeps_its_vocabulary) {
   hy_vocab_free(&v);
 }
 
+/* A vocabulary of Qwen's size, 151,936 tokens: ids above 65,535 are stored in 32 bits and read
+ * and decoded back as they were written. Token i >= 256 is the bytes of the number i. */
+Test(vocab, a_vocabulary_past_16_bits) {
+  enum { N = 151936 };
+  hy_vocab v = {N, malloc((N + 1) * sizeof(uint64_t)), malloc((size_t)N * 8)};
+  v.offsets[0] = 0;
+  for (int i = 0; i < N; i++) {
+    char word[16];
+    int len = i < 256 ? 1 : snprintf(word, sizeof word, "%d ", i);
+    if (i < 256)
+      v.bytes[v.offsets[i]] = (unsigned char)i;
+    else
+      memcpy(v.bytes + v.offsets[i], word, (size_t)len);
+    v.offsets[i + 1] = v.offsets[i] + (uint64_t)len;
+  }
+  hy_token train[] = {65536, 'a', N - 1, 70000, 65535}, val[] = {100000, 'b', 256};
+  hy_error err;
+  const char *path = t_in_temp("big.h5");
+  cr_assert_eq(hy_dataset_write_vocab(path, train, 5, val, 3, &v, "byte-level-bpe", &err), 0, "%s",
+               err.msg);
+  hy_dataset ds;
+  cr_assert_eq(hy_dataset_open(path, &ds, &err), 0, "%s", err.msg);
+  cr_expect_eq(ds.vocab, N);
+  cr_expect(!memcmp(ds.train, train, sizeof train) && !memcmp(ds.val, val, sizeof val));
+  size_t len;
+  char *text = decoded(&ds.table, ds.train, ds.n_train, &len);
+  const char want[] = "65536 a151935 70000 65535 ";
+  cr_expect(len == sizeof want - 1 && !memcmp(text, want, len), "decoded '%.*s'", (int)len, text);
+  free(text);
+  hy_dataset_close(&ds);
+  hy_vocab_free(&v);
+}
+
 Test(vocab, a_dataset_without_one_is_bytes) {
-  uint16_t t[] = {'h', 'y', 0, 0xff};
+  hy_token t[] = {'h', 'y', 0, 0xff};
   hy_error err;
   const char *path = t_in_temp("bytes.h5");
   cr_assert_eq(hy_dataset_write(path, t, 4, t, 4, 256, "bytes", &err), 0, "%s", err.msg);
@@ -130,7 +163,7 @@ static void put(hid_t group, const char *name, hid_t type, const void *data, hsi
 /* A dataset of `vocab` tokens with /vocab written as given, checked or not. */
 static const char *damaged(const char *name, int64_t vocab, const uint64_t *offsets, hsize_t n_off,
                            const char *bytes) {
-  uint16_t t[] = {0, 1, 2};
+  hy_token t[] = {0, 1, 2};
   hy_error err;
   const char *path = t_in_temp(name);
   cr_assert_eq(hy_dataset_write(path, t, 3, t, 3, vocab, "byte-level-bpe", &err), 0, "%s", err.msg);
@@ -199,7 +232,7 @@ static const char *recipe_file(const char *name, const char *dataset, const char
 
 static const char *subword_dataset(void) {
   hy_vocab v = make_vocab();
-  uint16_t t[] = {256, 257, 258, 0};
+  hy_token t[] = {256, 257, 258, 0};
   hy_error err;
   const char *path = t_in_temp("sub.h5");
   cr_assert_eq(hy_dataset_write_vocab(path, t, 4, t, 4, &v, "byte-level-bpe", &err), 0, "%s",

@@ -20,8 +20,8 @@ static hy_batches *loaders[2]; /* random and sequential sampling */
 /* The model, its optimizer and loaders over a small dataset: made once, loaded into each time. */
 static void init(void) {
   hy_error err;
-  uint16_t tokens[64];
-  for (int i = 0; i < 64; i++) tokens[i] = (uint16_t)(i * 37 % 256);
+  hy_token tokens[64];
+  for (int i = 0; i < 64; i++) tokens[i] = (hy_token)(i * 37 % 256);
   char path[4200], set[4300];
   fuzz_temp_path("data.h5", path, sizeof path);
   if (hy_dataset_write(path, tokens, 48, tokens + 48, 16, 256, "bytes", &err))

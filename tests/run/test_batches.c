@@ -16,8 +16,8 @@ static char data[512], docs[512];
 static void init(void) {
   t_temp_init();
   snprintf(data, sizeof data, "%s", t_in_temp("data.h5"));
-  uint16_t tokens[64];
-  for (int i = 0; i < 64; i++) tokens[i] = (uint16_t)i;
+  hy_token tokens[64];
+  for (int i = 0; i < 64; i++) tokens[i] = (hy_token)i;
   hy_error err;
   cr_assert_eq(hy_dataset_write(data, tokens, 48, tokens + 48, 16, 64, "bytes", &err), 0, "%s",
                err.msg);

@@ -21,8 +21,8 @@ static void init(void) {
   t_temp_init();
   snprintf(data, sizeof data, "%s/data.h5", t_temp_path());
   enum { N = 4000 };
-  static uint16_t tokens[N];
-  for (int i = 0; i < N; i++) tokens[i] = (uint16_t)("hyla trains small models. "[i % 26]);
+  static hy_token tokens[N];
+  for (int i = 0; i < N; i++) tokens[i] = (hy_token)("hyla trains small models. "[i % 26]);
   hy_error err;
   cr_assert_eq(hy_dataset_write(data, tokens, N - 500, tokens + N - 500, 500, 128, "bytes", &err),
                0, "%s", err.msg);

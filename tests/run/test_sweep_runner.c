@@ -21,9 +21,9 @@ static void init(void) {
   snprintf(data, sizeof data, "%s/data.h5", t_temp_path());
   snprintf(recipe_path, sizeof recipe_path, "%s/tiny.toml", t_temp_path());
   enum { N = 8000 };
-  static uint16_t tokens[N];
+  static hy_token tokens[N];
   const char *text = "the quick brown fox jumps over the lazy dog. ";
-  for (int i = 0; i < N; i++) tokens[i] = (uint16_t)text[i % 45];
+  for (int i = 0; i < N; i++) tokens[i] = (hy_token)text[i % 45];
   hy_error err;
   cr_assert_eq(
       hy_dataset_write(data, tokens, N - 1000, tokens + N - 1000, 1000, 128, "bytes", &err), 0,

@@ -23,11 +23,11 @@ static void init(void) {
   t_temp_init();
   snprintf(data, sizeof data, "%s/data.h5", t_temp_path());
   enum { N = 20000 };
-  static uint16_t tokens[N];
+  static hy_token tokens[N];
   hy_rng rng = hy_rng_new(1);
   const char *text = "the quick brown fox jumps over the lazy dog. ";
   for (int i = 0; i < N; i++)
-    tokens[i] = hy_rng_u64(&rng) % 10 ? (uint16_t)text[i % 45] : (uint16_t)(hy_rng_u64(&rng) % 64);
+    tokens[i] = hy_rng_u64(&rng) % 10 ? (hy_token)text[i % 45] : (hy_token)(hy_rng_u64(&rng) % 64);
   hy_error err;
   cr_assert_eq(
       hy_dataset_write(data, tokens, N - 2000, tokens + N - 2000, 2000, 128, "bytes", &err), 0,
