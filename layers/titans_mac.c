@@ -90,7 +90,7 @@ static hy_tensor *segment(const hy_titans_layer *l, hy_tensor *x, hy_tensor *q, 
  * crosses ranks (the attention stays inside a segment), received from the rank before and handed
  * to the rank after, so the ranks' segment loops run one after another. */
 hy_tensor *hy_titans_mac_forward(const hy_titans_layer *l, hy_tensor *x) {
-  int64_t B = x->shape[0], T = x->shape[1], S = l->segment;
+  int64_t T = x->shape[1], S = l->segment;
   if (T == 0) return hy_zeros(x->dtype, hy_shape_of(x));
   bool sp = hy_sequence_parallel();
   const hy_sequence *seq = hy_sequence_get();
@@ -102,12 +102,7 @@ hy_tensor *hy_titans_mac_forward(const hy_titans_layer *l, hy_tensor *x) {
            (long long)T, (long long)S);
   hy_tensor *q, *k, *v, *state = NULL;
   hy_attention_qkv(&l->attn, x, &q, &k, &v); /* RoPE at the slice's global positions */
-  if (r > 0) {
-    const hy_titans_memory *m = &l->mem;
-    int64_t P = m->depth == 2 ? 2 * m->dim * m->hidden : m->dim * m->dim;
-    hy_dtype dt = x->dtype == HY_BF16 ? HY_F32 : x->dtype; /* the state is never bf16 */
-    state = hy_dist_recv(seq->group, r - 1, x->device, dt, HY_SHAPE(B, m->heads, 2, P));
-  }
+  if (r > 0) state = hy_titans_memory_recv_state(&l->mem, x);
   int64_t n = (T + S - 1) / S;
   hy_tensor **pieces = malloc((size_t)n * sizeof *pieces);
   if (!pieces) hy_die("titans_mac", "out of memory");
@@ -136,8 +131,9 @@ static void *mac_decode_new(void *self, int64_t batch, int64_t max_len) {
   mac_state *st = calloc(1, sizeof *st);
   if (!st) hy_die("titans_mac", "out of memory");
   st->mem = hy_titans_memory_state_new(&l->mem, batch);
-  hy_tensor *first = hy_titans_memory_state_of(&l->mem, st->mem);
-  st->start = hy_empty_persistent_on(first->device, first->dtype, hy_shape_of(first));
+  const hy_tensor *m0 = l->mem.m0[0];
+  st->start =
+      hy_empty_persistent_on(m0->device, m0->dtype, hy_titans_memory_state_shape(&l->mem, batch));
   hy_shape s = HY_SHAPE(batch, l->segment, l->attn.n_heads, l->attn.head_dim);
   hy_dtype dt = l->attn.q.weight->dtype;
   st->kh = hy_zeros_persistent(dt, s);

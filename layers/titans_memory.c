@@ -147,6 +147,18 @@ static hy_tensor *output(const hy_titans_memory *m, hy_tensor *y) {
  * starts from the weights and momentum rank r - 1 ends in and hands its own on (2 P values per
  * sequence and memory head). So the ranks' scans run one after another; the rest of the layer
  * does not wait. The backward hands the state's gradient back the same way. */
+hy_shape hy_titans_memory_state_shape(const hy_titans_memory *m, int64_t batch) {
+  int64_t P = m->depth == 2 ? 2 * m->dim * m->hidden : m->dim * m->dim;
+  return HY_SHAPE(batch, m->heads, 2, P);
+}
+
+hy_tensor *hy_titans_memory_recv_state(const hy_titans_memory *m, const hy_tensor *x) {
+  const hy_sequence *seq = hy_sequence_get();
+  hy_dtype dt = x->dtype == HY_BF16 ? HY_F32 : x->dtype; /* the scan's state is never bf16 */
+  return hy_dist_recv(seq->group, hy_group_rank(seq->group) - 1, x->device, dt,
+                      hy_titans_memory_state_shape(m, x->shape[0]));
+}
+
 static hy_tensor *scan(const hy_titans_memory *m, hy_tensor *q, hy_tensor *k, hy_tensor *v,
                        hy_tensor *theta, hy_tensor *eta, hy_tensor *keep) {
   hy_tensor *w2 = m->depth == 2 ? m->m0[1] : NULL;
@@ -155,11 +167,7 @@ static hy_tensor *scan(const hy_titans_memory *m, hy_tensor *q, hy_tensor *k, hy
   const hy_sequence *seq = hy_sequence_get();
   int W = hy_group_size(seq->group), r = hy_group_rank(seq->group);
   hy_tensor *init = NULL, *last = NULL;
-  if (r > 0) {
-    int64_t P = m->depth == 2 ? 2 * m->dim * m->hidden : m->dim * m->dim;
-    hy_dtype dt = q->dtype == HY_BF16 ? HY_F32 : q->dtype; /* the scan's state is never bf16 */
-    init = hy_dist_recv(seq->group, r - 1, q->device, dt, HY_SHAPE(q->shape[0], m->heads, 2, P));
-  }
+  if (r > 0) init = hy_titans_memory_recv_state(m, q);
   hy_tensor *y = hy_titans_scan_state(q, k, v, theta, eta, keep, m->m0[0], w2, init, m->chunk,
                                       r + 1 < W ? &last : NULL);
   return last ? hy_dist_send(seq->group, r + 1, last, y) : y;

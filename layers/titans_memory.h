@@ -78,6 +78,11 @@ void hy_titans_memory_initial(const hy_titans_memory *m, int64_t B, hy_tensor **
  * becomes the state after the last complete chunk of x. read is the output of the memory at the
  * state's weights for x's queries, with no update: concat_heads(M(q(x))) W_O, [B, T, d]. */
 hy_tensor *hy_titans_memory_continue(const hy_titans_memory *m, hy_tensor *x, hy_tensor **state);
+/* A state's shape for `batch` sequences: [batch, H, 2, P]. */
+hy_shape hy_titans_memory_state_shape(const hy_titans_memory *m, int64_t batch);
+/* Under sequence parallelism, the state rank r - 1 of the sequence group hands this rank, for the
+ * B sequences of x (its first axis) on x's device (f32 for bf16 x: a state is never bf16). */
+hy_tensor *hy_titans_memory_recv_state(const hy_titans_memory *m, const hy_tensor *x);
 hy_tensor *hy_titans_memory_read(const hy_titans_memory *m, hy_tensor *state, hy_tensor *x);
 
 /* The memory's weighted gradient sum_t theta_t grad_M ||M(k_t) - v_t||^2 at weights w (w[0], w[1]
