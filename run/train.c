@@ -47,8 +47,9 @@ typedef struct {
   int64_t nonfinite; /* the clips with a non-finite norm seen so far (hy_clip_nonfinite) */
   /* A step of one micro-batch captured as a CUDA graph (train.cuda_graph): replayed while the
    * batch's shape, its loss weight and the GPU arena's memory stay those of the capture. The
-   * batch goes to the GPU into tokens, targets and (packed documents) positions first, outside
-   * the graph. */
+   * batch goes to the GPU into tokens and targets first, outside the graph; packed documents'
+   * positions stay on the host, where the model cuts the documents (it copies them to the GPU
+   * itself), so they make no round trip. */
   hy_tensor *tokens, *targets, *positions;
   struct hy_cuda_graph *graph; /* tensor/cuda/runtime.h */
   double graph_weight;
@@ -351,7 +352,7 @@ static double next_gpu_batch(run *R) {
     hy_free(R->positions);
     R->tokens = hy_empty_persistent_on(HY_CUDA, HY_I32, hy_shape_of(x));
     R->targets = hy_empty_persistent_on(HY_CUDA, HY_I32, hy_shape_of(y));
-    R->positions = p ? hy_empty_persistent_on(HY_CUDA, HY_I32, hy_shape_of(p)) : NULL;
+    R->positions = p ? hy_empty_persistent_on(HY_CPU, HY_I32, hy_shape_of(p)) : NULL;
   }
   hy_copy_into(R->tokens, x);
   hy_copy_into(R->targets, y);
