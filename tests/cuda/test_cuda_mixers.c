@@ -2,7 +2,9 @@
  * against the CPU, through the mixer interface: one layer built twice from one seed, the GPU's in
  * f32 and the CPU's in f64 with the GPU's values exactly; forward, the input's gradient and every
  * parameter's gradient within 1e-5 (relative norm error). Once on rows of one stream and once on
- * rows of packed documents (boundaries inside a chunk, on a chunk edge, one token apart). */
+ * rows of packed documents (boundaries inside a chunk, on a chunk edge, one token apart); then
+ * the settings a kind's defaults leave out (VARIANTS), on a length that is no multiple of a
+ * chunk and a width that is no power of two. */
 #include "layers/mixer.h"
 #include "layers/model.h"
 #include "tests/gpu.h"
@@ -13,11 +15,10 @@
 
 static const double TOL = 1e-5;
 
-enum { B = 2, T = 64 };
+enum { B = 2, DOC_T = 64 };
 
-static hy_model_config config(hy_dtype dtype) {
+static hy_model_config config(void) {
   hy_model_config c = hy_model_config_default();
-  c.dtype = dtype;
   c.d_model = 64;
   c.n_heads = 4;
   c.init_std = 0.1; /* large enough that gates, memories and softmaxes are far from linear */
@@ -35,22 +36,26 @@ static hy_model_config config(hy_dtype dtype) {
  * row 0; row 1 is one document. */
 static hy_tensor *positions(void) {
   static const int starts[] = {0, 5, 16, 17, 40, -1};
-  hy_tensor *p = hy_empty_persistent_on(HY_CPU, HY_I32, HY_SHAPE(B, T));
-  for (int t = 0, pos = 0, next = 1; t < T; t++) {
+  hy_tensor *p = hy_empty_persistent_on(HY_CPU, HY_I32, HY_SHAPE(B, DOC_T));
+  for (int t = 0, pos = 0, next = 1; t < DOC_T; t++) {
     if (starts[next] == t) pos = 0, next++;
     ((int32_t *)p->data)[t] = pos++;
-    ((int32_t *)p->data)[T + t] = t;
+    ((int32_t *)p->data)[DOC_T + t] = t;
   }
   return p;
 }
 
-static void expect_kind(const char *name, bool documents) {
+/* One kind, configured by `base`, on rows of T tokens (packed documents: T = 64); `label` names
+ * the setting in the failure message. */
+static void expect_kind(const char *name, hy_model_config base, int64_t T, bool documents,
+                        const char *label) {
   const hy_mixer_kind *kind = hy_mixer_find(name);
   cr_assert(kind, "no kind %s", name);
   hy_params ps[2] = {{0}, {0}}; /* the CPU's, the GPU's */
   void *layer[2];
   for (int dev = 1; dev >= 0; dev--) {
-    hy_model_config cfg = config(dev ? HY_F32 : HY_F64);
+    hy_model_config cfg = base;
+    cfg.dtype = dev ? HY_F32 : HY_F64;
     hy_rng rng = hy_rng_new(17);
     layer[dev] = kind->create(&ps[dev], "mixer", &cfg, 1, &rng);
     for (int i = 0; i < ps[dev].n; i++) { /* gains, biases, persistent tokens off their inits */
@@ -63,7 +68,9 @@ static void expect_kind(const char *name, bool documents) {
   for (int i = 0; i < ps[0].n; i++) /* the GPU's f32 values, exactly */
     hy_copy_into(ps[0].items[i].t, t_cast(ps[1].items[i].t, HY_F64));
   hy_params_to(&ps[1], HY_CUDA);
-  hy_tensor *x = t_randn(HY_F32, HY_SHAPE(B, T, 64), 18), *gy = t_randn(HY_F32, hy_shape_of(x), 19);
+  cr_assert(!documents || T == DOC_T);
+  hy_tensor *x = t_randn(HY_F32, HY_SHAPE(B, T, base.d_model), 18),
+            *gy = t_randn(HY_F32, hy_shape_of(x), 19);
   hy_tensor *xg = t_to_gpu(t_param(x)), *gyg = t_to_gpu(gy);
   x = t_param(t_cast(x, HY_F64));
   hy_tensor *pos = documents ? positions() : NULL;
@@ -82,15 +89,14 @@ static void expect_kind(const char *name, bool documents) {
   hy_set_device(HY_CPU);
   hy_mixer_set_positions(NULL, NULL);
 
-  char what[200];
-  snprintf(what, sizeof what, "%s%s: forward", name, documents ? " (documents)" : "");
+  char what[240];
+  snprintf(what, sizeof what, "%s (%s): forward", name, label);
   t_expect_gpu_close(yg, y, TOL, what);
-  snprintf(what, sizeof what, "%s%s: gradient of x", name, documents ? " (documents)" : "");
+  snprintf(what, sizeof what, "%s (%s): gradient of x", name, label);
   t_expect_gpu_close(xg->grad, x->grad, TOL, what);
   for (int i = 0; i < ps[0].n; i++) {
     const hy_tensor *g0 = ps[0].items[i].t->grad, *g1 = ps[1].items[i].t->grad;
-    snprintf(what, sizeof what, "%s%s: gradient of %s", name, documents ? " (documents)" : "",
-             ps[0].items[i].name);
+    snprintf(what, sizeof what, "%s (%s): gradient of %s", name, label, ps[0].items[i].name);
     cr_assert((g0 == NULL) == (g1 == NULL), "%s: on one device only", what);
     if (g0) t_expect_gpu_close(g1, g0, TOL, what);
   }
@@ -107,8 +113,51 @@ static void every_kind(bool documents) {
   char names[256];
   snprintf(names, sizeof names, "%s", hy_mixer_names());
   for (char *save = NULL, *k = strtok_r(names, ", ", &save); k; k = strtok_r(NULL, ", ", &save))
-    expect_kind(k, documents);
+    expect_kind(k, config(), DOC_T, documents, documents ? "documents" : "one stream");
 }
+
+/* Settings the defaults above leave out, each on d_model 96 in 2 heads and T 70 (partial chunks
+ * and blocks). */
+static void rat_one_group(hy_model_config *c) { c->rat.n_groups = 1; }
+static void rat_long_chunks(hy_model_config *c) { c->rat.chunk = 64; }
+static void sla_elu(hy_model_config *c) { snprintf(c->sla.feature_map, 16, "elu"); }
+static void sla_relu_blocks_of_20(hy_model_config *c) {
+  snprintf(c->sla.feature_map, 16, "relu");
+  c->sla.block = 20;
+}
+static void softplus_power(hy_model_config *c) {
+  c->softplus.power = 1.7;
+  c->softplus.train_len = 32;
+}
+static void sigmoid_fixed_bias(hy_model_config *c) {
+  c->sigmoid.bias_log_n = false;
+  c->sigmoid.bias = -2.5;
+  c->sigmoid.output_norm = false;
+}
+static void linear_relu(hy_model_config *c) { snprintf(c->linear.feature_map, 16, "relu"); }
+static void linear_identity(hy_model_config *c) { snprintf(c->linear.feature_map, 16, "identity"); }
+static void titans_one_layer_memory(hy_model_config *c) {
+  c->titans.depth = 1;
+  c->titans.window = 0;
+}
+
+static const struct {
+  const char *kind, *what;
+  void (*set)(hy_model_config *);
+} VARIANTS[] = {
+    {"attn", "d 96", NULL},
+    {"gla", "d 96", NULL},
+    {"lightning", "d 96", NULL},
+    {"rat", "one group", rat_one_group},
+    {"rat", "chunks of 64", rat_long_chunks},
+    {"sla", "elu linear branch", sla_elu},
+    {"sla", "relu linear branch, blocks of 20", sla_relu_blocks_of_20},
+    {"softplus", "power 1.7, relative to 32 tokens", softplus_power},
+    {"sigmoid", "bias -2.5, no output norm", sigmoid_fixed_bias},
+    {"linear", "relu", linear_relu},
+    {"linear", "identity", linear_identity},
+    {"titans_mal", "one-layer memory, no window", titans_one_layer_memory},
+};
 
 Test(cuda_mixers, every_kind_matches_the_cpu) {
   T_NEED_GPU();
@@ -118,4 +167,17 @@ Test(cuda_mixers, every_kind_matches_the_cpu) {
 Test(cuda_mixers, every_kind_keeps_documents_apart_as_the_cpu) {
   T_NEED_GPU();
   every_kind(true);
+}
+
+Test(cuda_mixers, each_kinds_other_settings_match_the_cpu) {
+  T_NEED_GPU();
+  for (size_t i = 0; i < sizeof VARIANTS / sizeof *VARIANTS; i++) {
+    hy_model_config c = config();
+    c.d_model = 96;
+    c.n_heads = 2;
+    if (VARIANTS[i].set) VARIANTS[i].set(&c);
+    char label[120];
+    snprintf(label, sizeof label, "%s, d 96, 2 heads, T 70", VARIANTS[i].what);
+    expect_kind(VARIANTS[i].kind, c, 70, false, label);
+  }
 }

@@ -2,9 +2,10 @@
  * and f: T a multiple of the chunk and not, chunks of one token (softmax attention), one chunk or
  * longer (the gated RNN), T shorter than a chunk, one token, head sizes from 2 to 512 (odd halves,
  * more than one channel group, shared memory past 48 KiB), several heads and batches, a long
- * sequence with many key tiles, gates near 0 and near 1, inputs that need no gradient, and the RAT
- * layer; after earlier chunks (hy_rat_after: their keys and values, and their gradients) and the
- * chunks' final states (hy_rat_chunk_ends), which sequence parallelism uses. */
+ * sequence with many key tiles, gates near 0 and near 1, inputs that need no gradient; after
+ * earlier chunks (hy_rat_after: their keys and values, and their gradients) and the
+ * chunks' final states (hy_rat_chunk_ends), which sequence parallelism uses. The layer is
+ * tests/cuda/test_cuda_mixers.c's, with every other kind. */
 #include "layers/rat.h"
 #include "tests/gpu.h"
 
@@ -189,57 +190,4 @@ Test(cuda_rat, chunk_ends_match_cpu) {
              (long long)z.B, (long long)z.T, (long long)z.H, (long long)z.D, (long long)z.chunk);
     t_expect_gpu_matches_cpu(chunk_ends, &z.chunk, 2, in, TOL, name);
   }
-}
-
-/* ---- the layer ---- */
-
-typedef struct {
-  int64_t H, G, chunk;
-} layer_ctx;
-
-/* The RAT layer with in = x [B, T, d], W_z, W_u, W_g [d, d], b_g [d], W_q, W_k [G d_h, d] and
- * W_o [d, d]. */
-static hy_tensor *layer(hy_tensor **in, void *ctx) {
-  layer_ctx *c = ctx;
-  int64_t d = in[0]->shape[2];
-  hy_rat_layer l = {.z = {in[1], NULL},
-                    .u = {in[2], NULL},
-                    .g = {in[3], in[4]},
-                    .q = {in[5], NULL},
-                    .k = {in[6], NULL},
-                    .o = {in[7], NULL},
-                    .heads = c->H,
-                    .groups = c->G,
-                    .head_dim = d / c->H,
-                    .chunk = c->chunk,
-                    .rope_theta = THETA};
-  return hy_rat_layer_forward(&l, in[0]);
-}
-
-/* x ~ N(0, 1), weights N(0, 1 / d), gate bias 1 + N(0, 0.5^2). */
-static void expect_layer(int64_t B, int64_t T, int64_t d, layer_ctx c) {
-  int64_t qk = c.G * (d / c.H);
-  hy_shape shapes[8] = {HY_SHAPE(B, T, d), HY_SHAPE(d, d),  HY_SHAPE(d, d),  HY_SHAPE(d, d),
-                        HY_SHAPE(d),       HY_SHAPE(qk, d), HY_SHAPE(qk, d), HY_SHAPE(d, d)};
-  hy_tensor *in[8];
-  hy_no_grad_begin();
-  in[0] = t_randn(HY_F32, shapes[0], seed++);
-  for (int i = 1; i < 8; i++) {
-    hy_tensor *n = t_randn(HY_F32, shapes[i], seed++);
-    in[i] = i == 4 ? hy_add_scalar(hy_scale(n, 0.5), 1) : hy_scale(n, 1 / sqrt((double)d));
-  }
-  hy_no_grad_end();
-  for (int i = 0; i < 8; i++) in[i] = t_param(in[i]);
-  char name[160];
-  snprintf(name, sizeof name, "rat layer: B %lld T %lld d %lld H %lld G %lld chunk %lld",
-           (long long)B, (long long)T, (long long)d, (long long)c.H, (long long)c.G,
-           (long long)c.chunk);
-  t_expect_gpu_matches_cpu(layer, &c, 8, in, TOL, name);
-}
-
-Test(cuda_rat_layer, layer_matches_cpu) {
-  T_NEED_GPU();
-  expect_layer(2, 100, 64, (layer_ctx){4, 2, 16});
-  expect_layer(1, 70, 96, (layer_ctx){2, 1, 8});
-  expect_layer(2, 33, 64, (layer_ctx){2, 2, 64});
 }

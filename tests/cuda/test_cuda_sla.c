@@ -7,7 +7,7 @@
  * ones (rows not 16-byte aligned); a longer sequence (T 512, block 32) and 300 blocks of 2 rows;
  * q, k, v as strided slices of one projection and one tensor as all three; a sequence-parallel
  * rank's slice (hy_sla_offset: queries from a later position, the block before them for the
- * selection); and the SLA layer with a nonzero linear branch. */
+ * selection). The layer is tests/cuda/test_cuda_mixers.c's, with every other kind. */
 #include "layers/sla.h"
 #include "tests/gpu.h"
 
@@ -195,57 +195,4 @@ Test(cuda_sla, slices_match_cpu) {
   expect_slice((sla_case){1, 64, 2, 16, 8, 0.5, 0, 0}, 32, 5);
   expect_slice((sla_case){2, 90, 2, 24, 48, 1, 0, 1}, 48, 42);
   expect_slice((sla_case){1, 600, 2, 8, 2, 0.2, 0.3, 1}, 40, 560);
-}
-
-/* ---- the layer ---- */
-
-typedef struct {
-  int64_t H, block;
-  int fm;
-} layer_ctx;
-
-/* The SLA layer with in = x [B, T, d], W_q, W_k, W_v, W_o [d, d], and proj_l's weight [d_h, d_h]
- * and bias [d_h], nonzero so that the linear branch counts. */
-static hy_tensor *layer(hy_tensor **in, void *ctx) {
-  layer_ctx *c = ctx;
-  int64_t d = in[0]->shape[2];
-  hy_sla_layer l = {.attn = {.q = {in[1], NULL},
-                             .k = {in[2], NULL},
-                             .v = {in[3], NULL},
-                             .o = {in[4], NULL},
-                             .n_heads = c->H,
-                             .head_dim = d / c->H,
-                             .rope_theta = 10000.0},
-                    .proj_l = {in[5], in[6]},
-                    .block = c->block,
-                    .critical = 0.3,
-                    .negligible = 0.25,
-                    .feature_map = c->fm};
-  return hy_sla_layer_forward(&l, in[0]);
-}
-
-/* x ~ N(0, 1) and weights N(0, 1 / d): q, k, v of order 1. */
-static void expect_layer(int64_t B, int64_t T, int64_t d, int64_t H, int64_t block, int fm) {
-  layer_ctx c = {H, block, fm};
-  int64_t dh = d / H;
-  hy_tensor *in[7];
-  in[0] = t_param(t_randn(HY_F32, HY_SHAPE(B, T, d), seed++));
-  hy_no_grad_begin();
-  for (int i = 1; i < 5; i++)
-    in[i] = hy_scale(t_randn(HY_F32, HY_SHAPE(d, d), seed++), 1 / sqrt((double)d));
-  in[5] = hy_scale(t_randn(HY_F32, HY_SHAPE(dh, dh), seed++), 1 / sqrt((double)dh));
-  in[6] = hy_scale(t_randn(HY_F32, HY_SHAPE(dh), seed++), 0.1);
-  hy_no_grad_end();
-  for (int i = 1; i < 7; i++) t_param(in[i]);
-  char name[160];
-  snprintf(name, sizeof name, "sla layer: B %lld T %lld d %lld H %lld block %lld %s", (long long)B,
-           (long long)T, (long long)d, (long long)H, (long long)block, MAPS[fm]);
-  t_expect_gpu_matches_cpu(layer, &c, 7, in, TOL, name);
-}
-
-Test(cuda_sla, layer_matches_cpu) {
-  T_NEED_GPU();
-  expect_layer(2, 100, 64, 4, 16, HY_SLA_PHI_SOFTMAX);
-  expect_layer(1, 70, 96, 2, 20, HY_SLA_PHI_ELU);
-  expect_layer(2, 128, 64, 2, 32, HY_SLA_PHI_RELU);
 }

@@ -3,7 +3,7 @@
  * sizes the kernels specialize and others, T across partial tiles, several heads, q, k, v as
  * strided slices of one projection and as transposed views, large logits, sigmoid's bias -log(T)
  * and 0, every softplus option (length scaling, at a position offset, powers 1, 3 and 0.5, logits
- * in softplus's exponential tail), and the sigmoid and softplus layers. */
+ * in softplus's exponential tail). The layers are tests/cuda/test_cuda_mixers.c's. */
 #include "layers/sigmoid_attention.h"
 #include "layers/softplus_attention.h"
 #include "tests/gpu.h"
@@ -234,60 +234,5 @@ Test(cuda_softplus_attention, exponential_tail_matches_cpu) {
     char name[200];
     snprintf(name, sizeof name, "softplus, exponential tail, power %g", c.power);
     t_expect_gpu_matches_f64(separate, &c, 3, in, TOL, name);
-  }
-}
-
-/* ---- the layers ---- */
-
-typedef struct {
-  bool softplus;
-  int64_t H;
-} layer_ctx;
-
-/* The sigmoid layer (b = -log(T), the output RMSNorm on) or the softplus layer (length scaling
- * relative to 32, p = 1.7) with in = x [B, T, d], W_q, W_k, W_v, W_o [d, d] and, for sigmoid, the
- * norm's gain [d / H]. */
-static hy_tensor *layer(hy_tensor **in, void *ctx) {
-  layer_ctx *c = ctx;
-  int64_t d = in[0]->shape[2];
-  hy_attention_layer a = {.q = {in[1], NULL},
-                          .k = {in[2], NULL},
-                          .v = {in[3], NULL},
-                          .o = {in[4], NULL},
-                          .n_heads = c->H,
-                          .head_dim = d / c->H,
-                          .rope_theta = 10000.0};
-  if (c->softplus) {
-    hy_softplus_attention_layer l = {.attn = a, .train_len = 32, .power = 1.7};
-    return hy_softplus_attention_layer_forward(&l, in[0]);
-  }
-  hy_sigmoid_attention_layer l = {
-      .attn = a, .bias = -log((double)in[0]->shape[1]), .norm_weight = in[5], .norm_eps = 1e-5};
-  return hy_sigmoid_attention_layer_forward(&l, in[0]);
-}
-
-/* x ~ N(0, 1) and weights N(0, 1 / d): q, k, v of order 1. */
-static void expect_layer(bool softplus, int64_t B, int64_t T, int64_t d, int64_t H) {
-  layer_ctx c = {softplus, H};
-  hy_tensor *in[6];
-  in[0] = t_param(t_randn(HY_F32, HY_SHAPE(B, T, d), seed++));
-  hy_no_grad_begin();
-  for (int i = 1; i < 5; i++)
-    in[i] = hy_scale(t_randn(HY_F32, HY_SHAPE(d, d), seed++), 1 / sqrt((double)d));
-  in[5] = hy_add_scalar(hy_scale(t_randn(HY_F32, HY_SHAPE(d / H), seed++), 0.3), 1);
-  hy_no_grad_end();
-  for (int i = 1; i < 6; i++) t_param(in[i]);
-  char name[120];
-  snprintf(name, sizeof name, "%s layer: B %lld T %lld d %lld H %lld",
-           softplus ? "softplus" : "sigmoid", (long long)B, (long long)T, (long long)d,
-           (long long)H);
-  t_expect_gpu_matches_cpu(layer, &c, softplus ? 5 : 6, in, TOL, name);
-}
-
-Test(cuda_softmax_variant_layers, sigmoid_and_softplus_layers_match_cpu) {
-  T_NEED_GPU();
-  for (int softplus = 0; softplus < 2; softplus++) {
-    expect_layer(softplus, 2, 100, 64, 4);
-    expect_layer(softplus, 1, 70, 96, 2);
   }
 }
