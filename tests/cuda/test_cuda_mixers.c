@@ -140,6 +140,20 @@ static void titans_one_layer_memory(hy_model_config *c) {
   c->titans.depth = 1;
   c->titans.window = 0;
 }
+static void titans_matrix_memory_in_4_heads(hy_model_config *c) {
+  c->titans.depth = 1;
+  c->titans.heads = 4;
+}
+/* one head of 96: the memory's P = 73,728 parameters a head, sums that f32 must carry */
+static void titans_one_head_chunks_of_8(hy_model_config *c) {
+  c->titans.heads = 1;
+  c->titans.chunk = 8;
+  c->titans.segment = 16;
+}
+static void titans_matrix_memory_chunks_of_8(hy_model_config *c) {
+  titans_one_head_chunks_of_8(c);
+  c->titans.depth = 1;
+}
 
 static const struct {
   const char *kind, *what;
@@ -157,6 +171,15 @@ static const struct {
     {"linear", "relu", linear_relu},
     {"linear", "identity", linear_identity},
     {"titans_mal", "one-layer memory, no window", titans_one_layer_memory},
+    {"titans_mal", "one-layer memory in 4 heads", titans_matrix_memory_in_4_heads},
+    {"titans_mal", "one memory head, chunks of 8", titans_one_head_chunks_of_8},
+    {"titans_mal", "one-layer memory, one head, chunks of 8", titans_matrix_memory_chunks_of_8},
+    {"titans_mag", "one-layer memory in 4 heads", titans_matrix_memory_in_4_heads},
+    {"titans_mag", "one memory head, chunks of 8", titans_one_head_chunks_of_8},
+    {"titans_mag", "one-layer memory, one head, chunks of 8", titans_matrix_memory_chunks_of_8},
+    {"titans_mac", "one-layer memory in 4 heads", titans_matrix_memory_in_4_heads},
+    {"titans_mac", "one memory head, chunks of 8", titans_one_head_chunks_of_8},
+    {"titans_mac", "one-layer memory, one head, chunks of 8", titans_matrix_memory_chunks_of_8},
 };
 
 Test(cuda_mixers, every_kind_matches_the_cpu) {

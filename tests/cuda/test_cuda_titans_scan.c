@@ -5,8 +5,8 @@
  * and sequences (M_0's gradient summed over the batch), inputs that need no gradient (NULL
  * gradients for the kernels), the forward without a tape (two saved states), the size of the
  * training recipes, the same bits from run to run, the scan from a state of each sequence's own
- * that hands on its last (hy_titans_scan_state); and the Titans layers, MAL, MAG and MAC (its
- * segments continuing the memory from a state), whole on both devices. */
+ * that hands on its last (hy_titans_scan_state). The layers, MAL, MAG and MAC, are
+ * tests/cuda/test_cuda_mixers.c's, with every other kind. */
 #include "layers/titans.h"
 #include "tests/gpu.h"
 
@@ -219,100 +219,5 @@ Test(cuda_titans_scan, from_a_state_matches_cpu) {
                (long long)s.B, (long long)s.H, (long long)s.T, (long long)s.D, (long long)s.chunk,
                depth);
       t_expect_gpu_matches_cpu(scan_from_state, &s.chunk, N_IN + 1, in, TOL, name);
-    }
-}
-
-/* ---- the layers ---- */
-
-/* MAL, MAG or MAC (kind) with the memory's depth and chunk (MAC: segments of two chunks), built
- * twice from one seed: one copy moves
- * to the GPU, the other stays on the CPU, in f32 or (ref HY_F64) in f64 with the same values.
- * Forward, the input's gradient and every parameter's (the memory's, the attention's, the
- * persistent tokens', the norms') against the CPU. */
-enum { MAL, MAG, MAC };
-static const char *const KIND[] = {"mal", "mag", "mac"};
-
-static hy_tensor *layer_forward(int kind, hy_titans_layer *l, hy_tensor *x) {
-  return kind == MAC ? hy_titans_mac_forward(l, x) : hy_titans_forward(l, x);
-}
-
-static void expect_layer(int kind, int64_t depth, int64_t heads, int64_t B, int64_t T,
-                         int64_t chunk, hy_dtype ref) {
-  hy_model_config cfg = hy_model_config_default();
-  cfg.d_model = 64;
-  cfg.n_heads = 4;
-  cfg.init_std = 0.1; /* large enough that the memory's inputs are not all near 0 */
-  hy_titans_config tc = hy_titans_config_default();
-  tc.depth = depth;
-  tc.heads = heads;
-  tc.chunk = chunk;
-  tc.window = 16;
-  tc.segment = 2 * chunk;
-  cfg.titans = tc;
-  hy_params ps[2] = {{0}, {0}}; /* the CPU's, the GPU's */
-  hy_titans_layer *l[2];
-  for (int dev = 1; dev >= 0; dev--) {
-    cfg.dtype = dev ? HY_F32 : ref;
-    hy_rng rng = hy_rng_new(seed);
-    l[dev] = kind == MAC ? hy_mixer_titans_mac.create(&ps[dev], "mixer", &cfg, 0, &rng)
-                         : hy_titans_new(&ps[dev], "mixer", &cfg, &tc, kind == MAG, &rng);
-    /* gains, biases and persistent tokens off their initial values, as tests/layers/test_titans.c
-     * does it */
-    for (int i = 0; i < ps[dev].n; i++) {
-      const char *name = ps[dev].items[i].name;
-      if (strstr(name, "norm")) hy_fill_normal(ps[dev].items[i].t, &rng, 1.0, 0.3);
-      if (strstr(name, "bias") || strstr(name, "persistent"))
-        hy_fill_normal(ps[dev].items[i].t, &rng, 0.0, 0.5);
-    }
-  }
-  seed++;
-  cr_assert_eq(ps[0].n, ps[1].n);
-  for (int i = 0; i < ps[0].n; i++) /* the GPU's f32 values, exactly */
-    hy_copy_into(ps[0].items[i].t, t_cast(ps[1].items[i].t, ref));
-  hy_params_to(&ps[1], HY_CUDA);
-  hy_tensor *x = t_randn(HY_F32, HY_SHAPE(B, T, cfg.d_model), seed++);
-  hy_tensor *gy = t_randn(HY_F32, HY_SHAPE(B, T, cfg.d_model), seed++);
-  hy_tensor *xg = t_to_gpu(t_param(x)), *gyg = t_to_gpu(gy);
-  x = t_param(t_cast(x, ref));
-
-  t_poison();
-  hy_tensor *y = layer_forward(kind, l[0], x);
-  hy_backward_with(y, t_cast(gy, ref));
-  hy_set_device(HY_CUDA); /* the tensors the layer makes (masks, zeros) go to the GPU */
-  t_poison();
-  hy_tensor *yg = layer_forward(kind, l[1], xg);
-  hy_backward_with(yg, gyg);
-  hy_set_device(HY_CPU);
-
-  char what[200], name[320];
-  snprintf(what, sizeof what, "titans %s: depth %lld heads %lld B %lld T %lld chunk %lld, vs %s",
-           KIND[kind], (long long)depth, (long long)heads, (long long)B, (long long)T,
-           (long long)chunk, ref == HY_F64 ? "f64" : "f32");
-  snprintf(name, sizeof name, "%s: forward", what);
-  t_expect_gpu_close(yg, y, TOL, name);
-  snprintf(name, sizeof name, "%s: gradient of x", what);
-  t_expect_gpu_close(xg->grad, x->grad, TOL, name);
-  for (int i = 0; i < ps[0].n; i++) {
-    snprintf(name, sizeof name, "%s: gradient of %s", what, ps[0].items[i].name);
-    t_expect_gpu_close(ps[1].items[i].t->grad, ps[0].items[i].t->grad, TOL, name);
-  }
-  for (int dev = 0; dev < 2; dev++) {
-    free(l[dev]);
-    hy_params_free(&ps[dev]);
-  }
-  hy_step_reset();
-}
-
-/* T a multiple of the chunk and not (the layer's last, incomplete chunk never updates), the
- * sliding window of 16 across several windows (MAC: segments of 32 and 16, the last partial), 4
- * memory heads and 1. With one head of 64 (P 32768 at depth 2) the CPU's f32 gate gradients are
- * themselves up to 1e-5 from f64 (its dot products over P add in one running sum): those compare
- * against the CPU in f64. */
-Test(cuda_titans_layer, layers_match_cpu) {
-  T_NEED_GPU();
-  for (int kind = MAL; kind <= MAC; kind++)
-    for (int64_t depth = 1; depth <= 2; depth++) {
-      expect_layer(kind, depth, 4, 2, 64, 16, HY_F32);
-      expect_layer(kind, depth, 1, 2, 45, 8, HY_F64);
     }
 }
