@@ -16,15 +16,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Every kind, and whether it keeps packed documents apart (hy_mixer_documents). */
+/* Every kind; whether it keeps packed documents apart itself (hy_mixer_documents); and whether a
+ * token's output is a function of the tokens up to it alone, so that a document padded at its end
+ * gives its own tokens the outputs and gradients it gives them alone (SLA's block selection pools
+ * whole blocks, the later tokens of a query's block included: it does not). */
 static const struct {
   const hy_mixer_kind *kind;
-  bool documents;
-} KINDS[] = {
-    {&hy_mixer_attn, false},       {&hy_mixer_gla, false},        {&hy_mixer_lightning, false},
-    {&hy_mixer_linear, false},     {&hy_mixer_rat, false},        {&hy_mixer_titans_mal, false},
-    {&hy_mixer_titans_mag, false}, {&hy_mixer_titans_mac, false}, {&hy_mixer_sigmoid, false},
-    {&hy_mixer_softplus, false},   {&hy_mixer_sla, false}};
+  bool documents, causal;
+} KINDS[] = {{&hy_mixer_attn, false, true},       {&hy_mixer_gla, false, true},
+             {&hy_mixer_lightning, false, true},  {&hy_mixer_linear, false, true},
+             {&hy_mixer_rat, false, true},        {&hy_mixer_titans_mal, false, true},
+             {&hy_mixer_titans_mag, false, true}, {&hy_mixer_titans_mac, false, true},
+             {&hy_mixer_sigmoid, false, true},    {&hy_mixer_softplus, false, true},
+             {&hy_mixer_sla, false, false}};
 enum { N_KINDS = sizeof KINDS / sizeof *KINDS };
 
 const hy_mixer_kind *hy_mixer_find(const char *name) {
@@ -36,6 +40,12 @@ const hy_mixer_kind *hy_mixer_find(const char *name) {
 bool hy_mixer_documents(const hy_mixer_kind *kind) {
   for (size_t i = 0; i < N_KINDS; i++)
     if (KINDS[i].kind == kind) return KINDS[i].documents;
+  return false;
+}
+
+static bool causal(const hy_mixer_kind *kind) {
+  for (size_t i = 0; i < N_KINDS; i++)
+    if (KINDS[i].kind == kind) return KINDS[i].causal;
   return false;
 }
 
@@ -66,7 +76,7 @@ typedef struct {
 } document;
 
 typedef struct {
-  int64_t len, index; /* a document's length and its index in row order */
+  int64_t len, index; /* the length a document runs at and its index in row order */
 } length_entry;
 
 static int shorter(const void *a, const void *b) {
@@ -75,9 +85,22 @@ static int shorter(const void *a, const void *b) {
   return x->index < y->index ? -1 : x->index > y->index;
 }
 
+/* The length a document of len tokens runs at, in rows of T: on the GPU, a causal kind's
+ * documents are padded at their end to the next power of two (at most T), so that a batch makes a
+ * few forwards of many documents rather than one per distinct length (each a run of small
+ * launches), at the price of at most twice the tokens. On the CPU, where a small forward costs
+ * little more than its arithmetic, the padding measured slower (docs/data.md). */
+static int64_t run_length(bool pad, int64_t len, int64_t T) {
+  if (!pad) return len;
+  int64_t l = 1;
+  while (l < len) l *= 2;
+  return l < T ? l : T;
+}
+
 /* kind->forward on x [B, T, d] whose rows hold documents starting where the host positions
- * [B, T] are 0 (and at each row's start): the documents of one length go through the mixer
- * together, as a batch; each output row is put back where its document was. */
+ * [B, T] are 0 (and at each row's start): the documents of one run length go through the mixer
+ * together, as a batch, padded with zeros where they are shorter; each output row is put back
+ * where its document was. */
 static hy_tensor *forward_documents(const hy_mixer_kind *kind, void *mixer, hy_tensor *x,
                                     const hy_tensor *pos) {
   int64_t B = x->shape[0], T = x->shape[1], n = 0;
@@ -92,17 +115,25 @@ static hy_tensor *forward_documents(const hy_mixer_kind *kind, void *mixer, hy_t
       if (n > 0 && docs[n - 1].row == b) docs[n - 1].len = t - docs[n - 1].start;
       docs[n++] = (document){b, t, T - t};
     }
-  for (int64_t i = 0; i < n; i++) lengths[i] = (length_entry){docs[i].len, i};
+  bool pad = causal(kind) && x->device == HY_CUDA;
+  for (int64_t i = 0; i < n; i++) lengths[i] = (length_entry){run_length(pad, docs[i].len, T), i};
   qsort(lengths, (size_t)n, sizeof *lengths, shorter);
-  for (int64_t i = 0, j; i < n; i = j) { /* lengths[i .. j) are one length */
-    for (j = i + 1; j < n && lengths[j].len == lengths[i].len; j++) {
+  for (int64_t i = 0, j; i < n; i = j) { /* lengths[i .. j) run at one length */
+    int64_t L = lengths[i].len;
+    for (j = i + 1; j < n && lengths[j].len == L; j++) {
     }
     for (int64_t k = i; k < j; k++) {
       const document *d = &docs[lengths[k].index];
-      in[k - i] = hy_slice(hy_slice(x, 0, d->row, d->row + 1), 1, d->start, d->start + d->len);
+      hy_tensor *row = hy_slice(x, 0, d->row, d->row + 1);
+      in[k - i] = hy_slice(row, 1, d->start, d->start + d->len);
+      if (d->len < L) /* zeros of the row's device and dtype after it */
+        in[k - i] = hy_concat(
+            2, (hy_tensor *[]){in[k - i], hy_zeros_like(hy_slice(row, 1, 0, L - d->len))}, 1);
     }
     hy_tensor *y = kind->forward(mixer, j - i == 1 ? in[0] : hy_concat((int)(j - i), in, 0));
-    for (int64_t k = i; k < j; k++) out[lengths[k].index] = hy_slice(y, 0, k - i, k - i + 1);
+    for (int64_t k = i; k < j; k++)
+      out[lengths[k].index] =
+          hy_slice(hy_slice(y, 0, k - i, k - i + 1), 1, 0, docs[lengths[k].index].len);
   }
   hy_tensor **rows = out + n; /* each row's documents side by side, then the rows */
   for (int64_t i = 0, b = 0; b < B; b++) {

@@ -24,7 +24,8 @@ extern "C" void cuda_gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, 
 /* ---- bf16 on the tensor cores through cuBLASLt ----
  * A plan (the operation, the three layouts and the algorithm cuBLASLt's heuristic picked) is made
  * once per shape, layout, output type and pointer alignment and kept: a training step asks for
- * the same few dozen GEMMs every time. */
+ * the same few dozen GEMMs every time. Rows of packed documents ask for new shapes from batch to
+ * batch: past MAX_PLANS, the oldest plan makes room. */
 
 enum { WORKSPACE_BYTES = 32 << 20, MAX_PLANS = 256 };
 
@@ -45,16 +46,18 @@ typedef struct {
 static cublasLtHandle_t lt;
 static void *workspace;
 static plan plans[MAX_PLANS];
-static int n_plans;
+static int n_plans, oldest; /* plans[oldest] is the next to go once all are taken */
+
+static void destroy_plan(plan *p) {
+  cublasLtMatrixLayoutDestroy(p->la);
+  cublasLtMatrixLayoutDestroy(p->lb);
+  cublasLtMatrixLayoutDestroy(p->lc);
+  cublasLtMatmulDescDestroy(p->op);
+}
 
 static void release_lt(void) {
-  for (int i = 0; i < n_plans; i++) {
-    cublasLtMatrixLayoutDestroy(plans[i].la);
-    cublasLtMatrixLayoutDestroy(plans[i].lb);
-    cublasLtMatrixLayoutDestroy(plans[i].lc);
-    cublasLtMatmulDescDestroy(plans[i].op);
-  }
-  n_plans = 0;
+  for (int i = 0; i < n_plans; i++) destroy_plan(&plans[i]);
+  n_plans = oldest = 0;
   if (lt) cublasLtDestroy(lt);
   lt = NULL;
   hy_cuda_free(workspace);
@@ -83,8 +86,14 @@ static plan *plan_for(const plan_key *k) {
     workspace = hy_cuda_malloc(WORKSPACE_BYTES);
     atexit(release_lt);
   }
-  if (n_plans == MAX_PLANS) hy_die("gemm", "more than %d GEMM shapes in one run", MAX_PLANS);
-  plan *p = &plans[n_plans++];
+  plan *p;
+  if (n_plans < MAX_PLANS) {
+    p = &plans[n_plans++];
+  } else {
+    p = &plans[oldest];
+    oldest = (oldest + 1) % MAX_PLANS;
+    destroy_plan(p);
+  }
   memset(p, 0, sizeof *p);
   p->key = *k;
   /* Column-major: D (N x M) = op(B') (N x K) op(A') (K x M), with B' the row-major B. */
