@@ -43,6 +43,10 @@ bool hy_mixer_documents(const hy_mixer_kind *kind) {
   return false;
 }
 
+static int padding = -1; /* hy_mixer_pad_documents */
+
+void hy_mixer_pad_documents(int pad) { padding = pad; }
+
 static bool causal(const hy_mixer_kind *kind) {
   for (size_t i = 0; i < N_KINDS; i++)
     if (KINDS[i].kind == kind) return KINDS[i].causal;
@@ -115,7 +119,7 @@ static hy_tensor *forward_documents(const hy_mixer_kind *kind, void *mixer, hy_t
       if (n > 0 && docs[n - 1].row == b) docs[n - 1].len = t - docs[n - 1].start;
       docs[n++] = (document){b, t, T - t};
     }
-  bool pad = causal(kind) && x->device == HY_CUDA;
+  bool pad = causal(kind) && (padding < 0 ? x->device == HY_CUDA : padding);
   for (int64_t i = 0; i < n; i++) lengths[i] = (length_entry){run_length(pad, docs[i].len, T), i};
   qsort(lengths, (size_t)n, sizeof *lengths, shorter);
   for (int64_t i = 0, j; i < n; i = j) { /* lengths[i .. j) run at one length */

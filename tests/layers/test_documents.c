@@ -2,7 +2,7 @@
  * documents give, for every token, the output and the gradients (input and every parameter) of
  * running each document alone (f64, 1e-10), with documents starting at a row's start, inside a
  * chunk, on a chunk edge, one token apart (a document of one token), and a row that is one
- * document. */
+ * document; and the same with the documents padded to a few lengths, as on the GPU. */
 #include "layers/mixer.h"
 #include "layers/model.h"
 #include "tests/support.h"
@@ -116,7 +116,7 @@ static void check_kind(const char *name) {
   hy_step_reset();
 }
 
-Test(documents, every_kind_runs_each_document_alone) {
+static int every_kind(void) {
   char names[256];
   snprintf(names, sizeof names, "%s", hy_mixer_names());
   int kinds = 0;
@@ -124,6 +124,19 @@ Test(documents, every_kind_runs_each_document_alone) {
     check_kind(k);
     kinds++;
   }
+  return kinds;
+}
+
+Test(documents, every_kind_runs_each_document_alone) {
+  int kinds = every_kind();
   cr_log_info("%d kinds keep packed documents apart", kinds);
   cr_assert_geq(kinds, 11);
+}
+
+/* As the GPU runs them: documents padded at their end to power-of-two lengths (3 -> 4, 5 -> 8,
+ * 7 -> 8 here) give their tokens what each document alone gives. */
+Test(documents, padded_documents_run_as_each_alone) {
+  hy_mixer_pad_documents(1);
+  every_kind();
+  hy_mixer_pad_documents(-1);
 }
