@@ -74,13 +74,7 @@ hy_tensor *hy_attention_offset(hy_tensor *q, hy_tensor *k, hy_tensor *v, double 
                                int64_t window, int64_t q_offset) {
   const char *op = "attention";
   if (window < 0) hy_die(op, "window %lld (0 for none, or >= 1)", (long long)window);
-  hy_check_input_any(op, q);
-  hy_check_input_any(op, k);
-  hy_check_input_any(op, v);
-  hy_check_same_device(op, q, k);
-  hy_check_same_device(op, q, v);
-  hy_check_same_dtype(op, q, k);
-  hy_check_same_dtype(op, q, v);
+  hy_check_inputs_alike(op, q, k, v);
   bool ok = q->ndim == 4 && k->ndim == 4 && hy_same_shape(k, v);
   for (int i = 0; ok && i < 4; i++) ok = i == 1 || q->shape[i] == k->shape[i];
   if (!ok || q_offset < 0 || q_offset + q->shape[1] > k->shape[1])

@@ -9,13 +9,7 @@
  * aborts otherwise. */
 static inline void hy_attention_check_qkv(const char *op, const hy_tensor *q, const hy_tensor *k,
                                           const hy_tensor *v) {
-  hy_check_input_any(op, q);
-  hy_check_input_any(op, k);
-  hy_check_input_any(op, v);
-  hy_check_same_device(op, q, k);
-  hy_check_same_device(op, q, v);
-  hy_check_same_dtype(op, q, k);
-  hy_check_same_dtype(op, q, v);
+  hy_check_inputs_alike(op, q, k, v);
   if (q->ndim != 4 || !hy_same_shape(q, k) || !hy_same_shape(q, v))
     hy_die(op, "needs q, k, v of one shape [B, T, H, D], got %s, %s, %s", hy_describe(q),
            hy_describe(k), hy_describe(v));

@@ -146,13 +146,7 @@ static void gla_backward(hy_node *n) {
 /* Shared by hy_gla (g, per channel) and hy_linear_attention (a constant per head, or none). */
 static hy_tensor *chunked(const char *op, hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *g,
                           const double *head_decay, int64_t chunk) {
-  hy_check_input_any(op, q);
-  hy_check_input_any(op, k);
-  hy_check_input_any(op, v);
-  hy_check_same_device(op, q, k);
-  hy_check_same_device(op, q, v);
-  hy_check_same_dtype(op, q, k);
-  hy_check_same_dtype(op, q, v);
+  hy_check_inputs_alike(op, q, k, v);
   bool ok = q->ndim == 4 && hy_same_shape(q, k) && v->ndim == 4;
   for (int i = 0; ok && i < 3; i++) ok = v->shape[i] == q->shape[i];
   if (g) {

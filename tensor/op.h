@@ -70,6 +70,18 @@ static inline void hy_check_same_device(const char *op, const hy_tensor *a, cons
     hy_die(op, "inputs on different devices: %s and %s", hy_describe(a), hy_describe(b));
 }
 
+/* q, k and v (or any three inputs) each as hy_check_input_any wants, on one device, of one dtype. */
+static inline void hy_check_inputs_alike(const char *op, const hy_tensor *q, const hy_tensor *k,
+                                         const hy_tensor *v) {
+  hy_check_input_any(op, q);
+  hy_check_input_any(op, k);
+  hy_check_input_any(op, v);
+  hy_check_same_device(op, q, k);
+  hy_check_same_device(op, q, v);
+  hy_check_same_dtype(op, q, k);
+  hy_check_same_dtype(op, q, v);
+}
+
 /* dst (+)= src converted to dst's dtype (any float dtypes, one device, any strides); no tape. */
 void hy_convert_into(hy_tensor *dst, const hy_tensor *src, bool accumulate);
 
