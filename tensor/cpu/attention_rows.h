@@ -19,6 +19,19 @@ static inline int64_t visible(int64_t i0, int64_t r, int64_t j0, int64_t nk) {
   return n < nk ? n : nk;
 }
 
+/* di[t] = go_t . o_t over the first D channels of head h's rows in batch b, for t < T: the
+ * softmax backward's row term. go and o are [B, T, H, width] (width D, or SLA's 2 D: its two
+ * branches side by side). */
+static inline void row_dots(const real *go, const real *o, int64_t b, int64_t h, int64_t T,
+                            int64_t H, int64_t width, int64_t D, real *di) {
+  for (int64_t t = 0; t < T; t++) {
+    const real *gor = go + ((b * T + t) * H + h) * width, *orow = o + ((b * T + t) * H + h) * width;
+    real s = 0;
+    for (int64_t d = 0; d < D; d++) s += gor[d] * orow[d];
+    di[t] = s;
+  }
+}
+
 /* The backward's last step on a tile of nq queries (rows qi) and nk keys (rows kj) of one head,
  * given the tile's weights s (for gv) and score gradients p, both TILE apart: gv += s^T go,
  * gq += p k, gk += p^T q. Gradient rows are ld apart; NULL gradients are skipped. */

@@ -501,12 +501,7 @@ static void backward_head(const hy_sla_dims *dm, const int32_t *classes, const r
                           real *states, real *dstates, const real *go, real *gq, real *gk, real *gv,
                           int64_t b, int64_t h, scratch *w) {
   int64_t T = dm->a.T, D = dm->a.D, H = dm->a.H, nb = dm->n_blocks;
-  for (int64_t t = 0; t < T; t++) {
-    const real *gor = go + ((b * T + t) * H + h) * 2 * D, *orow = o + ((b * T + t) * H + h) * 2 * D;
-    real s = 0;
-    for (int64_t d = 0; d < D; d++) s += gor[d] * orow[d];
-    w->di[t] = s;
-  }
+  row_dots(go, o, b, h, T, H, 2 * D, D, w->di);
   head_states(dm, classes, states, dstates, b, h, w);
   block_states(dm, k, v, b, h, w);
   bool need_kv = gk || gv;

@@ -210,12 +210,7 @@ static void backward_head(const hy_attn_dims *dm, const params *pa, const real *
                           scratch *w, real *di) {
   int64_t T = dm->T, D = dm->D, H = dm->H, ld = H * D;
   const real *m = rmax + (b * H + h) * T, *z = rsum + (b * H + h) * T;
-  for (int64_t t = 0; t < T; t++) {
-    const real *gor = go + ((b * T + t) * H + h) * D, *orow = o + ((b * T + t) * H + h) * D;
-    real s = 0;
-    for (int64_t d = 0; d < D; d++) s += gor[d] * orow[d];
-    di[t] = s;
-  }
+  row_dots(go, o, b, h, T, H, D, D, di);
   for (int64_t i0 = 0; i0 < T; i0 += TILE) {
     int64_t nq = T - i0 < TILE ? T - i0 : TILE;
     const real *qi = at(q, dm->q_stride, b, i0, h);
