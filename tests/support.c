@@ -346,3 +346,12 @@ void __lsan_disable(void) __attribute__((weak)); /* LeakSanitizer's, where it is
 void t_ignore_leaks(void) {
   if (__lsan_disable) __lsan_disable();
 }
+
+void t_expect_every_param_reached(const hy_params *ps, const char *what) {
+  for (int i = 0; i < ps->n; i++) {
+    const hy_tensor *g = ps->items[i].t->grad;
+    double largest = 0;
+    for (int64_t j = 0; g && j < hy_numel(g); j++) largest = fmax(largest, fabs(hy_get(g, j)));
+    cr_assert(largest > 1e-8, "%s: %s does not reach the output", what, ps->items[i].name);
+  }
+}

@@ -53,6 +53,10 @@ double t_expect_each_close(int n, hy_tensor *const *a, hy_tensor *const *ref, do
 double t_expect_decoding_matches(const hy_mixer_kind *kind, void *layer, hy_tensor *x, double tol,
                                  const char *what);
 
+/* Every parameter of ps has a gradient with an element above 1e-8 in size after a backward: one
+ * cut off from the output would pass a gradient check with its zero gradient. */
+void t_expect_every_param_reached(const hy_params *ps, const char *what);
+
 /* Run fn in a child process and return what it wrote to stderr; *signal gets the signal that
  * ended it (0 if it exited). For checks that bad use aborts with a clear message. */
 char *t_capture_abort(void (*fn)(void), int *signal);
