@@ -25,13 +25,8 @@ static void store(hy_dtype dtype, void *p, int64_t i, double v) {
  * (a bf16 destination first to f32, then to bf16: for values f32 holds, the same as rounding
  * directly). */
 static void convert_cpu(hy_tensor *dst, const hy_tensor *src, bool accumulate) {
-  int64_t shape[4] = {1, 1, 1, 1}, sd[4] = {0, 0, 0, 0}, ss[4] = {0, 0, 0, 0};
-  int pad = 4 - src->ndim;
-  for (int i = 0; i < src->ndim; i++) {
-    shape[pad + i] = src->shape[i];
-    sd[pad + i] = dst->stride[i];
-    ss[pad + i] = src->stride[i];
-  }
+  hy_copy_dims dims = hy_copy_dims_of(dst, src);
+  const int64_t *shape = dims.shape, *sd = dims.sd, *ss = dims.ss;
   for (int64_t a = 0; a < shape[0]; a++)
     for (int64_t b = 0; b < shape[1]; b++)
       for (int64_t c = 0; c < shape[2]; c++)

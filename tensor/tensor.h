@@ -106,6 +106,24 @@ HY_NORETURN void hy_die(const char *op, const char *fmt, ...) __attribute__((for
 /* "[2, 3, 4] f32" into one of a few rotating static buffers, for error messages. */
 const char *hy_describe(const hy_tensor *t);
 
+/* A copy's extents and the two operands' strides (dst's, src's; one shape) right-aligned in
+ * HY_MAX_DIMS dimensions, extent 1 and stride 0 before: the walk every strided copy makes. */
+typedef struct {
+  int64_t shape[HY_MAX_DIMS], sd[HY_MAX_DIMS], ss[HY_MAX_DIMS];
+} hy_copy_dims;
+
+static inline hy_copy_dims hy_copy_dims_of(const hy_tensor *dst, const hy_tensor *src) {
+  hy_copy_dims c;
+  int pad = HY_MAX_DIMS - src->ndim;
+  for (int i = 0; i < HY_MAX_DIMS; i++) {
+    int j = i - pad;
+    c.shape[i] = j < 0 ? 1 : src->shape[j];
+    c.sd[i] = j < 0 ? 0 : dst->stride[j];
+    c.ss[i] = j < 0 ? 0 : src->stride[j];
+  }
+  return c;
+}
+
 /* Abort unless the tensors have the given dtype / identical shapes. */
 void hy_check_dtype(const char *op, const hy_tensor *t, hy_dtype dtype);
 void hy_check_same_dtype(const char *op, const hy_tensor *a, const hy_tensor *b);

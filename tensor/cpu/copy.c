@@ -2,13 +2,8 @@
 
 /* dst (+)= src over any strides; both of this file's dtype and of one shape. */
 void K(cpu_copy)(hy_tensor *dst, const hy_tensor *src, bool accumulate) {
-  int64_t shape[4] = {1, 1, 1, 1}, sd[4] = {0, 0, 0, 0}, ss[4] = {0, 0, 0, 0};
-  int pad = 4 - src->ndim;
-  for (int i = 0; i < src->ndim; i++) {
-    shape[pad + i] = src->shape[i];
-    sd[pad + i] = dst->stride[i];
-    ss[pad + i] = src->stride[i];
-  }
+  hy_copy_dims dims = hy_copy_dims_of(dst, src);
+  const int64_t *shape = dims.shape, *sd = dims.sd, *ss = dims.ss;
   real *d = dst->data;
   const real *s = src->data;
   int64_t outer = shape[0] * shape[1] * shape[2];
