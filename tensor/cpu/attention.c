@@ -162,8 +162,7 @@ void K(cpu_attention_backward)(const hy_attn_dims *dm, const real *q, const real
 #pragma omp parallel
   {
     scratch w = scratch_new(dm->D);
-    real *di = malloc(sizeof(real) * (size_t)(dm->T ? dm->T : 1));
-    if (!di) hy_die("attention", "out of memory");
+    real *di = real_alloc("attention", (size_t)dm->T);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t bh = 0; bh < dm->B * dm->H; bh++)
       backward_head(dm, q, k, v, o, lse, go, gq, gk, gv, bh / dm->H, bh % dm->H, &w, di);

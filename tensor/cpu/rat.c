@@ -28,11 +28,7 @@ typedef struct {
   real *gvc;     /* [P + n_keys, D]: gradients of the chunk values (backward) */
 } scratch;
 
-static real *get(size_t n) {
-  real *p = malloc(sizeof(real) * (n ? n : 1));
-  if (!p) hy_die("rat", "out of memory");
-  return p;
-}
+static real *get(size_t n) { return real_alloc("rat", n); }
 
 static scratch scratch_new(const hy_rat_dims *dm, bool backward) {
   size_t TD = (size_t)(dm->T * dm->D), KD = (size_t)((dm->P + dm->n_keys) * dm->D),

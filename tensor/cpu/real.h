@@ -6,6 +6,7 @@
 
 #include "tensor/cpu/kernels.h"
 
+#include <stdlib.h>
 #include <tgmath.h>
 
 #if defined(HY_REAL_F64)
@@ -56,5 +57,12 @@ static inline float real_exp(float x) {
 
 /* Loops shorter than this stay on one thread: spawning costs more than it saves. */
 #define PAR_MIN 32768
+
+/* n values of scratch (at least one, so that n = 0 is no failure); the op stops on no memory. */
+static inline real *real_alloc(const char *op, size_t n) {
+  real *p = malloc(sizeof(real) * (n ? n : 1));
+  if (!p) hy_die(op, "out of memory");
+  return p;
+}
 
 #endif

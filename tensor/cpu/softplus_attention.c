@@ -255,8 +255,7 @@ void K(cpu_softplus_attention_backward)(const hy_attn_dims *dm, int64_t train_le
 #pragma omp parallel
   {
     scratch w = scratch_new(dm->D);
-    real *di = malloc(sizeof(real) * (size_t)(dm->T ? dm->T : 1));
-    if (!di) hy_die("softplus_attention", "out of memory");
+    real *di = real_alloc("softplus_attention", (size_t)dm->T);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t bh = 0; bh < dm->B * dm->H; bh++)
       backward_head(dm, &pa, q, k, v, o, rmax, rsum, go, gq, gk, gv, bh / dm->H, bh % dm->H, &w,

@@ -41,11 +41,7 @@ typedef struct {
   real *u, *gw, *gs;                       /* [P]: U or its cotangent; dL/dW, dL/dS */
 } scratch;
 
-static real *get(size_t n) {
-  real *p = malloc(sizeof(real) * (n ? n : 1));
-  if (!p) hy_die("titans_scan", "out of memory");
-  return p;
-}
+static real *get(size_t n) { return real_alloc("titans_scan", n); }
 
 static scratch scratch_new(const hy_titans_dims *dm, bool backward) {
   size_t CF = (size_t)(dm->C * dm->F), CD = (size_t)(dm->C * dm->D), P = (size_t)dm->P;
