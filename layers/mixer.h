@@ -55,9 +55,9 @@ void hy_mixer_set_positions(const hy_tensor *positions, const hy_tensor *host);
  * those see the whole sequence gathered from every rank and return this rank's rows. With packed
  * documents (hy_mixer_positions) and a kind that does not keep them apart itself, each document
  * runs as a sequence of its own (documents of one length together, as one batch; on the GPU,
- * padded to a few lengths), the whole
- * sequence gathered first under sequence parallelism: exact, at the price of a forward per
- * distinct document length and, under sequence parallelism, of the gather. */
+ * padded to a few lengths), the whole sequence gathered first under sequence parallelism: exact,
+ * at the price of a forward per distinct document length and, under sequence parallelism, of the
+ * gather. */
 hy_tensor *hy_mixer_forward(const hy_mixer_kind *kind, void *mixer, hy_tensor *x);
 /* Whether documents are padded to power-of-two lengths in hy_mixer_forward (layers/mixer.c): -1
  * by device (on the GPU; the default), 0 never, 1 always (tests: both ways on the CPU). */
