@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# scripts/bench_multigpu.sh's plan on 2 CPU ranks with the tiny hybrid: every point trains (none
+# "failed") and every table row is there. Its numbers are not checked: a bench, not a test.
+#   tests/dist/bench_multigpu_cpu.sh HYLA
+root=$(cd "$(dirname "$0")/../.." && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+out=$("$root/scripts/bench_multigpu.sh" --device cpu --gpus 2 --steps 2 --hyla "$1" \
+  --recipe "$root/recipes/hybrid-3to1-tiny.toml" --gla "gla x 4" --tokens 256,512,128 \
+  --out "$work/runs" 2>&1)
+status=0
+rows=$(grep -cE '^\| (weak sequence|strong sequence|data parallel) \| [12] \|' <<<"$out")
+[ "$rows" = 12 ] || { echo "FAIL: $rows table rows, expected 12 (2 models x 3 scalings x N = 1, 2)"; status=1; }
+if grep -q failed <<<"$out"; then
+  echo "FAIL: a point failed"
+  status=1
+fi
+[ $status = 0 ] || { echo "$out"; tail -20 "$work"/runs/*.log; }
+exit $status
