@@ -20,15 +20,18 @@
  * token's output is a function of the tokens up to it alone, so that a document padded at its end
  * gives its own tokens the outputs and gradients it gives them alone (SLA's block selection pools
  * whole blocks, the later tokens of a query's block included: it does not). */
-static const struct {
+typedef struct {
   const hy_mixer_kind *kind;
   bool documents, causal;
-} KINDS[] = {{&hy_mixer_attn, false, true},       {&hy_mixer_gla, false, true},
-             {&hy_mixer_lightning, false, true},  {&hy_mixer_linear, false, true},
-             {&hy_mixer_rat, false, true},        {&hy_mixer_titans_mal, false, true},
-             {&hy_mixer_titans_mag, false, true}, {&hy_mixer_titans_mac, false, true},
-             {&hy_mixer_sigmoid, false, true},    {&hy_mixer_softplus, false, true},
-             {&hy_mixer_sla, false, false}};
+} kind_entry;
+
+static const kind_entry KINDS[] = {
+    {&hy_mixer_attn, false, true},       {&hy_mixer_gla, false, true},
+    {&hy_mixer_lightning, false, true},  {&hy_mixer_linear, false, true},
+    {&hy_mixer_rat, false, true},        {&hy_mixer_titans_mal, false, true},
+    {&hy_mixer_titans_mag, false, true}, {&hy_mixer_titans_mac, false, true},
+    {&hy_mixer_sigmoid, false, true},    {&hy_mixer_softplus, false, true},
+    {&hy_mixer_sla, false, false}};
 enum { N_KINDS = sizeof KINDS / sizeof *KINDS };
 
 const hy_mixer_kind *hy_mixer_find(const char *name) {
@@ -37,10 +40,16 @@ const hy_mixer_kind *hy_mixer_find(const char *name) {
   return NULL;
 }
 
-bool hy_mixer_documents(const hy_mixer_kind *kind) {
+/* kind's row of KINDS; NULL for a kind not listed */
+static const kind_entry *entry_of(const hy_mixer_kind *kind) {
   for (size_t i = 0; i < N_KINDS; i++)
-    if (KINDS[i].kind == kind) return KINDS[i].documents;
-  return false;
+    if (KINDS[i].kind == kind) return &KINDS[i];
+  return NULL;
+}
+
+bool hy_mixer_documents(const hy_mixer_kind *kind) {
+  const kind_entry *e = entry_of(kind);
+  return e && e->documents;
 }
 
 static int padding = -1; /* hy_mixer_pad_documents */
@@ -48,9 +57,8 @@ static int padding = -1; /* hy_mixer_pad_documents */
 void hy_mixer_pad_documents(int pad) { padding = pad; }
 
 static bool causal(const hy_mixer_kind *kind) {
-  for (size_t i = 0; i < N_KINDS; i++)
-    if (KINDS[i].kind == kind) return KINDS[i].causal;
-  return false;
+  const kind_entry *e = entry_of(kind);
+  return e && e->causal;
 }
 
 static const hy_tensor *positions, *positions_host;
