@@ -6,6 +6,7 @@
 #include "tensor/device.h"
 #include "tensor/rng.h"
 #include "tensor/threads.h"
+#include "util/clock.h"
 #include "util/parse_number.h"
 
 #ifdef HYLA_CUDA
@@ -30,12 +31,6 @@ static inline void bench_set_threads(const char *program, const char *text) {
   }
 }
 
-static inline double bench_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int bench_cmp(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return (x > y) - (x < y);
@@ -48,11 +43,11 @@ static inline double bench_median(void (*fn)(void *), void *ctx, int min_reps, d
   double times[MAX_REPS];
   fn(ctx);
   int n = 0;
-  double start = bench_now();
-  while (n < MAX_REPS && (n < min_reps || bench_now() - start < budget)) {
-    double t0 = bench_now();
+  double start = hy_clock_s();
+  while (n < MAX_REPS && (n < min_reps || hy_clock_s() - start < budget)) {
+    double t0 = hy_clock_s();
     fn(ctx);
-    times[n++] = bench_now() - t0;
+    times[n++] = hy_clock_s() - t0;
   }
   qsort(times, (size_t)n, sizeof *times, bench_cmp);
   return times[n / 2];
@@ -69,12 +64,12 @@ static inline double bench_gpu_median(void (*fn)(void *), void *ctx, int warmup,
 #ifdef HYLA_CUDA
     hy_cuda_synchronize();
 #endif
-    double t0 = bench_now();
+    double t0 = hy_clock_s();
     fn(ctx);
 #ifdef HYLA_CUDA
     hy_cuda_synchronize();
 #endif
-    times[i] = bench_now() - t0;
+    times[i] = hy_clock_s() - t0;
   }
   qsort(times, (size_t)reps, sizeof *times, bench_cmp);
   return times[reps / 2];

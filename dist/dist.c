@@ -1,5 +1,6 @@
 #include "dist/dist.h"
 #include "tensor/device.h"
+#include "util/clock.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@ struct hy_group {
 };
 
 static uint64_t sent[HY_COLL_KINDS];
+static hy_collectives mode = HY_COLLECTIVES_ON;
 static bool mpi_on;
 static int local_rank = 0, local_size = 1; /* among the processes of this machine */
 
@@ -239,34 +241,110 @@ static void need_nccl(hy_device where) {
 #endif
 }
 
+/* ---- timing (dist.collectives = "timed") ---- */
+
+static double host_seconds; /* the CPU's collectives since the last hy_dist_take_seconds */
+#ifdef HYLA_NCCL
+/* The GPU's: a pair of events around each collective, reused from take to take. */
+typedef struct {
+  void *start, *end;
+} event_pair;
+static event_pair *pairs;
+static int n_pairs, cap_pairs;
+#endif
+
+void hy_dist_set_collectives(hy_collectives m) { mode = m; }
+
+/* Marks the start of a collective on `where`; returns the host clock for timing_end. */
+static double timing_start(hy_device where) {
+  if (mode != HY_COLLECTIVES_TIMED) return 0;
+#ifdef HYLA_NCCL
+  if (where == HY_CUDA) {
+    if (hy_cuda_capturing())
+      hy_die("dist", "internal: collectives timed inside a CUDA graph (train turns graphs off)");
+    if (n_pairs == cap_pairs) {
+      cap_pairs = cap_pairs ? 2 * cap_pairs : 64;
+      event_pair *grown = realloc(pairs, (size_t)cap_pairs * sizeof *grown);
+      if (!grown) hy_die("dist", "out of memory");
+      pairs = grown;
+      for (int i = n_pairs; i < cap_pairs; i++)
+        pairs[i] = (event_pair){hy_cuda_event_new(), hy_cuda_event_new()};
+    }
+    hy_cuda_event_record(pairs[n_pairs].start);
+    return 0;
+  }
+#else
+  (void)where;
+#endif
+  return hy_clock_s();
+}
+
+static void timing_end(hy_device where, double started) {
+  if (mode != HY_COLLECTIVES_TIMED) return;
+#ifdef HYLA_NCCL
+  if (where == HY_CUDA) {
+    hy_cuda_event_record(pairs[n_pairs++].end);
+    return;
+  }
+#else
+  (void)where;
+#endif
+  host_seconds += hy_clock_s() - started;
+}
+
+double hy_dist_take_seconds(void) {
+  double s = host_seconds;
+  host_seconds = 0;
+#ifdef HYLA_NCCL
+  if (n_pairs > 0) hy_cuda_synchronize();
+  for (int i = 0; i < n_pairs; i++) s += hy_cuda_event_seconds(pairs[i].start, pairs[i].end);
+  n_pairs = 0;
+#endif
+  return s;
+}
+
+/* Whether a collective of this group runs at all: not within a group of one, nor when skipped. */
+static bool runs(const hy_group *g) { return g && g->size > 1 && mode != HY_COLLECTIVES_SKIPPED; }
+
 /* Collectives of NCCL run on the stream of every kernel (the default one), in order with them. */
-void hy_allreduce_sum(hy_group *g, hy_device where, void *buf, int64_t n, hy_dtype dtype) {
-  if (!g || g->size == 1) return;
+static void allreduce_now(hy_group *g, hy_device where, void *buf, int64_t n, hy_dtype dtype) {
   sent[HY_COLL_ALLREDUCE] += (uint64_t)n * hy_dtype_size(dtype);
-  need_nccl(where);
 #ifdef HYLA_NCCL
   if (where == HY_CUDA) {
     NCCL_CHECK(ncclAllReduce(buf, buf, (size_t)n, nccl_type(dtype), ncclSum, nccl_of(g),
                              hy_cuda_stream()));
     return;
   }
+#else
+  (void)where;
 #endif
 #ifdef HYLA_MPI
   MPI_Allreduce(MPI_IN_PLACE, buf, count_of(n), mpi_type(dtype), MPI_SUM, g->comm);
 #else
-  (void)buf;
+  (void)g, (void)buf, (void)n, (void)dtype;
 #endif
+}
+
+void hy_allreduce_sum(hy_group *g, hy_device where, void *buf, int64_t n, hy_dtype dtype) {
+  if (!runs(g)) return;
+  need_nccl(where);
+  double t = timing_start(where);
+  allreduce_now(g, where, buf, n, dtype);
+  timing_end(where, t);
 }
 
 void hy_allreduce_sum_each(hy_group *g, hy_device where, void *const *bufs, const int64_t *ns,
                            int count, hy_dtype dtype) {
-  if (!g || g->size == 1 || count == 0) return;
+  if (!runs(g) || count == 0) return;
+  need_nccl(where);
 #ifdef HYLA_NCCL
   if (where == HY_CUDA) {
-    nccl_of(g); /* made before the group: its set-up talks over MPI */
+    nccl_of(g);                     /* made before the group: its set-up talks over MPI */
+    double t = timing_start(where); /* around the group: its work starts at ncclGroupEnd */
     NCCL_CHECK(ncclGroupStart());
-    for (int i = 0; i < count; i++) hy_allreduce_sum(g, where, bufs[i], ns[i], dtype);
+    for (int i = 0; i < count; i++) allreduce_now(g, where, bufs[i], ns[i], dtype);
     NCCL_CHECK(ncclGroupEnd());
+    timing_end(where, t);
     return;
   }
 #endif
@@ -276,62 +354,65 @@ void hy_allreduce_sum_each(hy_group *g, hy_device where, void *const *bufs, cons
 void hy_allgather(hy_group *g, hy_device where, const void *send, void *recv, int64_t n,
                   hy_dtype dtype) {
   size_t bytes = (size_t)n * hy_dtype_size(dtype);
-  if (!g || g->size == 1) {
-    if (recv != send) hy_device_copy(where, recv, where, send, bytes);
+  if (!runs(g)) { /* this rank's own part */
+    char *mine = (char *)recv + (size_t)hy_group_rank(g) * bytes;
+    if (mine != send) hy_device_copy(where, mine, where, send, bytes);
     return;
   }
   sent[HY_COLL_ALLGATHER] += bytes;
   need_nccl(where);
+  double t = timing_start(where);
 #ifdef HYLA_NCCL
-  if (where == HY_CUDA) {
+  if (where == HY_CUDA)
     NCCL_CHECK(
         ncclAllGather(send, recv, (size_t)n, nccl_type(dtype), nccl_of(g), hy_cuda_stream()));
-    return;
-  }
 #endif
 #ifdef HYLA_MPI
-  MPI_Allgather(send, count_of(n), mpi_type(dtype), recv, count_of(n), mpi_type(dtype), g->comm);
+  if (where == HY_CPU)
+    MPI_Allgather(send, count_of(n), mpi_type(dtype), recv, count_of(n), mpi_type(dtype), g->comm);
 #endif
+  timing_end(where, t);
 }
 
 void hy_reduce_scatter_sum(hy_group *g, hy_device where, const void *send, void *recv, int64_t n,
                            hy_dtype dtype) {
   size_t bytes = (size_t)n * hy_dtype_size(dtype);
-  if (!g || g->size == 1) {
-    if (recv != send) hy_device_copy(where, recv, where, send, bytes);
+  if (!runs(g)) { /* this rank's own part, unsummed */
+    const char *mine = (const char *)send + (size_t)hy_group_rank(g) * bytes;
+    if (recv != mine) hy_device_copy(where, recv, where, mine, bytes);
     return;
   }
   sent[HY_COLL_REDUCE_SCATTER] += bytes * (size_t)(g->size - 1);
   need_nccl(where);
+  double t = timing_start(where);
 #ifdef HYLA_NCCL
-  if (where == HY_CUDA) {
+  if (where == HY_CUDA)
     NCCL_CHECK(ncclReduceScatter(send, recv, (size_t)n, nccl_type(dtype), ncclSum, nccl_of(g),
                                  hy_cuda_stream()));
-    return;
-  }
 #endif
 #ifdef HYLA_MPI
-  MPI_Reduce_scatter_block(send, recv, count_of(n), mpi_type(dtype), MPI_SUM, g->comm);
+  if (where == HY_CPU)
+    MPI_Reduce_scatter_block(send, recv, count_of(n), mpi_type(dtype), MPI_SUM, g->comm);
 #endif
+  timing_end(where, t);
 }
 
 void hy_broadcast(hy_group *g, hy_device where, void *buf, int64_t n, hy_dtype dtype, int root) {
-  if (!g || g->size == 1) return;
+  if (!runs(g)) return;
   if (g->rank == root) sent[HY_COLL_BROADCAST] += (uint64_t)n * hy_dtype_size(dtype);
   need_nccl(where);
+  double t = timing_start(where);
 #ifdef HYLA_NCCL
-  if (where == HY_CUDA) {
+  if (where == HY_CUDA)
     NCCL_CHECK(
         ncclBroadcast(buf, buf, (size_t)n, nccl_type(dtype), root, nccl_of(g), hy_cuda_stream()));
-    return;
-  }
 #endif
 #ifdef HYLA_MPI
-  MPI_Bcast(buf, count_of(n), mpi_type(dtype), root, g->comm);
+  if (where == HY_CPU) MPI_Bcast(buf, count_of(n), mpi_type(dtype), root, g->comm);
 #else
-  (void)buf;
-  (void)root;
+  (void)buf, (void)n, (void)dtype, (void)root;
 #endif
+  timing_end(where, t);
 }
 
 void hy_barrier(hy_group *g) {
@@ -387,12 +468,15 @@ static void check_peer(const hy_group *g, int peer, const char *what) {
 
 void hy_send(hy_group *g, hy_device where, const void *buf, int64_t n, hy_dtype dtype, int to) {
   check_peer(g, to, "send to");
+  if (mode == HY_COLLECTIVES_SKIPPED) return;
   size_t bytes = (size_t)n * hy_dtype_size(dtype);
   sent[HY_COLL_SEND] += bytes;
   need_nccl(where);
+  double t = timing_start(where);
 #ifdef HYLA_NCCL
   if (where == HY_CUDA) {
     NCCL_CHECK(ncclSend(buf, (size_t)n, nccl_type(dtype), to, nccl_of(g), hy_cuda_stream()));
+    timing_end(where, t);
     return;
   }
 #endif
@@ -413,23 +497,25 @@ void hy_send(hy_group *g, hy_device where, const void *buf, int64_t n, hy_dtype 
 #else
   (void)buf;
 #endif
+  timing_end(where, t);
 }
 
 void hy_recv(hy_group *g, hy_device where, void *buf, int64_t n, hy_dtype dtype, int from) {
   check_peer(g, from, "receive from");
+  if (mode == HY_COLLECTIVES_SKIPPED) return;
   need_nccl(where);
+  double t = timing_start(where);
 #ifdef HYLA_NCCL
-  if (where == HY_CUDA) {
+  if (where == HY_CUDA)
     NCCL_CHECK(ncclRecv(buf, (size_t)n, nccl_type(dtype), from, nccl_of(g), hy_cuda_stream()));
-    return;
-  }
 #endif
 #ifdef HYLA_MPI
-  finish_sends(false);
-  MPI_Recv(buf, count_of(n), mpi_type(dtype), from, 0, g->comm, MPI_STATUS_IGNORE);
+  if (where == HY_CPU) {
+    finish_sends(false);
+    MPI_Recv(buf, count_of(n), mpi_type(dtype), from, 0, g->comm, MPI_STATUS_IGNORE);
+  }
 #else
-  (void)buf;
-  (void)n;
-  (void)dtype;
+  (void)buf, (void)n, (void)dtype;
 #endif
+  timing_end(where, t);
 }

@@ -74,6 +74,17 @@ void hy_barrier(hy_group *g);
 void hy_send(hy_group *g, hy_device where, const void *buf, int64_t n, hy_dtype dtype, int to);
 void hy_recv(hy_group *g, hy_device where, void *buf, int64_t n, hy_dtype dtype, int from);
 
+/* How the collectives run (dist.collectives): as asked; timed, each one's time measured apart
+ * (on the GPU by events around it on hyla's stream, which a CUDA graph cannot capture); or
+ * skipped, none run and each rank keeps its own numbers (an allgather or a reduce-scatter fills
+ * only this rank's part), for the time of a step without communication: the results are wrong.
+ * hy_barrier runs in every mode. */
+typedef enum { HY_COLLECTIVES_ON, HY_COLLECTIVES_TIMED, HY_COLLECTIVES_SKIPPED } hy_collectives;
+void hy_dist_set_collectives(hy_collectives mode);
+/* The seconds the collectives took since the last call (0 unless timed; on the GPU it waits for
+ * hyla's stream). */
+double hy_dist_take_seconds(void);
+
 /* Bytes this process has sent per kind of collective, and their names for the run log. */
 uint64_t hy_dist_bytes(hy_coll_kind kind);
 const char *hy_coll_name(hy_coll_kind kind);

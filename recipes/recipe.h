@@ -23,6 +23,12 @@ typedef enum { HY_RECIPE_CPU, HY_RECIPE_CUDA } hy_recipe_device;
 typedef enum { HY_RECIPE_ADAMW, HY_RECIPE_SGD } hy_recipe_optimizer;
 typedef enum { HY_RECIPE_RANDOM, HY_RECIPE_SEQUENTIAL } hy_recipe_sampling;
 typedef enum { HY_RECIPE_STREAM, HY_RECIPE_DOCUMENTS } hy_recipe_packing;
+/* the order of hy_collectives (dist/dist.h) */
+typedef enum {
+  HY_RECIPE_COLL_ON,
+  HY_RECIPE_COLL_TIMED,
+  HY_RECIPE_COLL_SKIPPED
+} hy_recipe_collectives;
 
 typedef struct {
   struct {
@@ -107,8 +113,9 @@ typedef struct {
     } mqar;
   } data;
   struct {
-    int64_t dp; /* >= 1; data-parallel ranks; default 1 */
-    int64_t sp; /* >= 1; sequence-parallel ranks; default 1 */
+    int64_t dp;                        /* >= 1; data-parallel ranks; default 1 */
+    int64_t sp;                        /* >= 1; sequence-parallel ranks; default 1 */
+    hy_recipe_collectives collectives; /* "on" | "timed" | "skipped"; default "on" */
   } dist;
 } hy_recipe;
 

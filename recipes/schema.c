@@ -24,6 +24,7 @@ static const char *const OPTIMIZERS[] = {"adamw", "sgd", NULL};
 static const char *const SCHEDULES[] = {"cosine", "linear", "constant", "wsd", NULL};
 static const char *const SAMPLINGS[] = {"random", "sequential", NULL};
 static const char *const PACKINGS[] = {"stream", "documents", NULL};
+static const char *const COLLECTIVES[] = {"on", "timed", "skipped", NULL};
 static const char *const FEATURE_MAPS[] = {"identity", "elu", "relu", NULL};
 static const char *const SLA_FEATURE_MAPS[] = {"softmax", "elu", "relu", NULL};
 
@@ -272,6 +273,13 @@ const hy_key hy_keys[] = {
      .doc = "Data-parallel ranks."},
     {KEY("dist", "sp", HY_KEY_INT, dist.sp), AT_LEAST(1), .def = "1",
      .doc = "Sequence-parallel ranks."},
+    {KEY("dist", "collectives", HY_KEY_ENUM, dist.collectives), .choices = COLLECTIVES,
+     .def = "\"on\"",
+     .doc = "How the training step's collectives run, for measuring their cost "
+            "(scripts/bench_multigpu.sh): \"on\"; \"timed\", each timed apart (on the GPU by "
+            "events, so the step is not a CUDA graph) and logged as comm_s, the seconds a step "
+            "spends in them; \"skipped\", none run, every rank keeping its own numbers: the "
+            "step's time without communication, its results wrong."},
 };
 const int hy_n_keys = sizeof hy_keys / sizeof *hy_keys;
 _Static_assert(sizeof hy_keys / sizeof *hy_keys <= HY_RECIPE_KEYS_MAX, "raise HY_RECIPE_KEYS_MAX");

@@ -17,6 +17,7 @@
 #include "run/metrics.h"
 #include "tensor/ops.h"
 #include "tensor/threads.h"
+#include "util/clock.h"
 #include "util/fs.h"
 #include "util/stop.h"
 
@@ -26,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 typedef struct {
@@ -62,12 +62,6 @@ typedef struct {
   int64_t step_at_last_log;
   double flops_per_token, peak_flops; /* for MFU on a GPU (layers/flops.h); peak 0: none */
 } run;
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* A line for the user: on stdout (unless quiet) and in the run's log. */
 static void say(run *R, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -258,7 +252,7 @@ static bool logs_at(const run *R, int64_t step, int64_t end) {
 /* The step's line; loss NAN: not read back (a GPU step that does not log). */
 static void report(run *R, int64_t step, int64_t end, double loss, double lr, double gnorm) {
   const hy_recipe *r = R->r;
-  double t = now(), dt = t - R->t_last_log;
+  double t = hy_clock_s(), dt = t - R->t_last_log;
   int64_t steps = step - R->step_at_last_log;
   double tokens = (double)(steps * r->train.batch * r->train.seq_len * r->train.grad_accum);
   double tps = dt > 0 ? tokens / dt : 0, per_step = dt / (double)(steps ? steps : 1);
@@ -270,12 +264,20 @@ static void report(run *R, int64_t step, int64_t end, double loss, double lr, do
   char mfu_text[32] = "";
   if (mfu > 0) snprintf(mfu_text, sizeof mfu_text, "  MFU %.1f%%", 100 * mfu);
   if (logs_at(R, step, end)) {
-    say(R, "step %lld/%lld  loss %.4f  lr %.3g  grad norm %.3f  %.0f tok/s%s  ETA %s",
-        (long long)step, (long long)end, loss, lr, gnorm, tps, mfu_text, eta);
+    /* dist.collectives = "timed": this rank's seconds a step in collectives */
+    char comm_text[48] = "", comm_json[32] = "";
+    if (r->dist.collectives == HY_RECIPE_COLL_TIMED) {
+      double comm = hy_dist_take_seconds() / (double)(steps ? steps : 1);
+      snprintf(comm_text, sizeof comm_text, "  comm %.1f ms (%.0f%%)", 1e3 * comm,
+               per_step > 0 ? 100 * comm / per_step : 0);
+      snprintf(comm_json, sizeof comm_json, ",\"comm_s\":%.6f", comm);
+    }
+    say(R, "step %lld/%lld  loss %.4f  lr %.3g  grad norm %.3f  %.0f tok/s%s%s  ETA %s",
+        (long long)step, (long long)end, loss, lr, gnorm, tps, mfu_text, comm_text, eta);
     metric(R,
            "{\"step\":%lld,\"loss\":%.17g,\"lr\":%.9g,\"grad_norm\":%.9g,\"tokens_per_s\":%.1f,"
-           "\"mfu\":%.4f,\"elapsed_s\":%.3f}",
-           (long long)step, loss, lr, gnorm, tps, mfu, t - R->t_start);
+           "\"mfu\":%.4f,\"elapsed_s\":%.3f%s}",
+           (long long)step, loss, lr, gnorm, tps, mfu, t - R->t_start, comm_json);
     R->t_last_log = t;
     R->step_at_last_log = step;
   } else if (R->lead && R->tty && !R->opt->quiet) {
@@ -391,7 +393,8 @@ static void gpu_step(run *R, int64_t step) {
   hy_params *ps = &R->model->params;
   double lr = hy_schedule_lr(&R->sched, step);
   bool documents = (r->data.packing == HY_RECIPE_DOCUMENTS);
-  if (!r->train.cuda_graph || r->train.grad_accum > 1 || documents) {
+  bool timed = (r->dist.collectives == HY_RECIPE_COLL_TIMED); /* events cannot be captured */
+  if (!r->train.cuda_graph || r->train.grad_accum > 1 || documents || timed) {
     hy_params_zero_grad(ps);
     for (int64_t micro = 0; micro < r->train.grad_accum; micro++)
       gpu_micro_batch(R, micro, next_gpu_batch(R));
@@ -454,7 +457,7 @@ static int train_loop(run *R, int64_t start, hy_train_result *res, hy_error *err
   int64_t loader[HY_CKPT_STATE_MAX], before[HY_CKPT_STATE_MAX];
   int n_loader = 0, n_before = 0;
   int64_t step = start, skipped = 0, saved = -1;
-  R->t_start = R->t_last_log = now();
+  R->t_start = R->t_last_log = hy_clock_s();
   R->step_at_last_log = start;
   bool stop = false, last_read = true; /* last_read: the last step's loss is on the host */
   while (step < end) {
@@ -521,7 +524,7 @@ static int train_loop(run *R, int64_t start, hy_train_result *res, hy_error *err
       saved = step;
     }
   }
-  double trained_s = now() - R->t_start;
+  double trained_s = hy_clock_s() - R->t_start;
   double tokens =
       (double)((step - start) * r->train.batch * r->train.seq_len * r->train.grad_accum);
   res->tokens_per_s = trained_s > 0 ? tokens / trained_s : NAN;
@@ -541,7 +544,7 @@ static int train_loop(run *R, int64_t start, hy_train_result *res, hy_error *err
   res->stopped = stop;
   n_loader = hy_batches_save(R->train, loader);
   if (saved != step && save(R, step, loader, n_loader, err)) return -1; /* once a step */
-  res->wall_s = now() - R->t_start;
+  res->wall_s = hy_clock_s() - R->t_start;
   char took[32];
   format_duration(res->wall_s, took, sizeof took);
   char val[48] = "not evaluated (stopped by a signal)";
@@ -629,7 +632,17 @@ int hy_train(const hy_recipe *r, const hy_train_options *opt, hy_train_result *r
   if (R.dist.world > 1)
     say(&R, "%d ranks: data parallel %d x sequence parallel %d (global batch %lld)", R.dist.world,
         R.dist.dp, R.dist.sp, (long long)(r->train.batch * R.dist.dp));
+  if (R.dist.world > 1 && r->dist.collectives != HY_RECIPE_COLL_ON)
+    say(&R, "collectives %s (dist.collectives)%s",
+        r->dist.collectives == HY_RECIPE_COLL_TIMED ? "timed" : "skipped: the results are wrong",
+        r->dist.collectives == HY_RECIPE_COLL_TIMED && R.gpu ? "; no CUDA graph" : "");
+  _Static_assert((int)HY_RECIPE_COLL_TIMED == (int)HY_COLLECTIVES_TIMED &&
+                     (int)HY_RECIPE_COLL_SKIPPED == (int)HY_COLLECTIVES_SKIPPED,
+                 "dist.collectives follows hy_collectives");
+  hy_dist_set_collectives((hy_collectives)r->dist.collectives);
+  hy_dist_take_seconds(); /* from the first step on */
   rc = train_loop(&R, start, res, err);
+  hy_dist_set_collectives(HY_COLLECTIVES_ON);
 done:
   if (R.metrics) fclose(R.metrics);
   if (R.log) fclose(R.log);

@@ -9,16 +9,22 @@
 # for N = 1, 2, 4, 8 up to --gpus (default: the GPUs nvidia-smi lists). Efficiency is tokens/s at
 # N over N times tokens/s on one GPU (strong scaling: the speed-up over N). Each point is the
 # median step of --steps (default 8) after 3 warm-up steps; a point that fails (out of memory)
-# is shown as "failed" and its log kept in --out (default runs/bench-multigpu).
+# is shown as "failed" and its log kept in --out (default runs/bench-multigpu). Each point of
+# more than one GPU is also trained with dist.collectives = "timed" (the milliseconds a step
+# spends in collectives, rank 0's, from events around each) and "skipped" (tokens/s of the same
+# step without communication); the communication share is 1 - tokens/s / tokens/s skipped.
 #   scripts/bench_multigpu.sh [--gpus N] [--steps S] [--hyla BIN] [--out DIR]
 #                             [--recipe FILE] [--gla LAYERS] [--device cpu] [--tokens T,T,T]
+#                             [--models hybrid,gla] [--scalings weak,strong,dp,dpsp] [--no-comm]
 # --device cpu runs the same plan on CPU ranks (a check of the script on a machine without
 # GPUs); --recipe, --gla (the pure-GLA model's layers, default "gla x 12") and --tokens (the
 # weak, strong and data-parallel lengths, default 8192,32768,2048) size it down for that.
+# --models and --scalings run a part of the plan; --no-comm leaves out the two extra runs.
 set -euo pipefail
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
 gpus="" steps=8 hyla=build/hyla out=runs/bench-multigpu recipe=recipes/hybrid-134m-gpu.toml
-gla="gla x 12" device=cuda tokens=8192,32768,2048
+gla="gla x 12" device=cuda tokens=8192,32768,2048 models=hybrid,gla scalings=weak,strong,dp,dpsp
+comm=1
 while [ $# -gt 0 ]; do
   case "$1" in
   -h | --help) usage; exit 0 ;;
@@ -30,6 +36,9 @@ while [ $# -gt 0 ]; do
   --gla) gla=$2; shift 2 ;;
   --device) device=$2; shift 2 ;;
   --tokens) tokens=$2; shift 2 ;;
+  --models) models=$2; shift 2 ;;
+  --scalings) scalings=$2; shift 2 ;;
+  --no-comm) comm=0; shift ;;
   *) usage >&2; exit 2 ;;
   esac
 done
@@ -44,16 +53,18 @@ mkdir -p "$out"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 NCCL_NVLS_ENABLE=0 HYLA_THREADS=1
 [ "$device" = cuda ] && echo "GPUs: $(nvidia-smi --query-gpu=name --format=csv,noheader | sort | uniq -c | xargs)"
 
-# point NAME DP SP T BATCH MODEL_SETS...: global tokens/s of one run (median step after warm-up),
-# or "failed".
+# point NAME COLLECTIVES DP SP T BATCH MODEL_SETS...: global tokens/s of one run (median step
+# after warm-up) and, with COLLECTIVES "timed", rank 0's median milliseconds a step in
+# collectives; or "failed".
 point() {
-  local name=$1 dp=$2 sp=$3 T=$4 batch=$5
-  shift 5
+  local name=$1 coll=$2 dp=$3 sp=$4 T=$5 batch=$6
+  shift 6
   local dir="$out/$name" ranks=$((dp * sp))
   local cmd=("$hyla" train "$recipe" "$@" --set "train.device=\"$device\"" --set "dist.dp=$dp"
     --set "dist.sp=$sp" --set "train.seq_len=$T" --set "train.batch=$batch"
     --set "train.steps=$((steps + 3))" --set train.log_every=1 --set train.eval_every=0
-    --set train.checkpoint_every=0 --set "run.out=\"$dir\"" --restart --quiet)
+    --set train.checkpoint_every=0 --set "run.out=\"$dir\"" --set "dist.collectives=\"$coll\""
+    --restart --quiet)
   [ "$device" = cuda ] || cmd+=(--set 'train.precision="f32"')
   if [ "$ranks" -gt 1 ]; then cmd=(mpirun --oversubscribe -np "$ranks" "${cmd[@]}"); fi
   if ! "${cmd[@]}" >"$out/$name.log" 2>&1; then
@@ -63,7 +74,12 @@ point() {
   python3 - "$dir/metrics.jsonl" "$dp" <<'PY'
 import json, statistics, sys
 steps = [m for m in map(json.loads, open(sys.argv[1])) if "tokens_per_s" in m][3:]
-print(round(statistics.median(m["tokens_per_s"] for m in steps) * int(sys.argv[2])) if steps else "failed")
+if not steps:
+    print("failed")
+else:
+    tps = round(statistics.median(m["tokens_per_s"] for m in steps) * int(sys.argv[2]))
+    comm = [m["comm_s"] for m in steps if "comm_s" in m]
+    print(tps, f"{1e3 * statistics.median(comm):.1f}" if comm else "")
 PY
 }
 
@@ -71,37 +87,54 @@ ratio() { # tokens/s at N, tokens/s at 1, N
   awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.0f%%", 100 * a / (n * b); else printf "-" }'
 }
 
+# row SCALING KEY N DP SP T BATCH: the table's row of one point (KEY: its base at N = 1).
+row() {
+  local scaling=$1 key=$2 n=$3 dp=$4 sp=$5 T=$6 batch=$7 tps timed="-" skipped="-" share="-"
+  read -r tps _ <<<"$(point "$model-$key-$n" on "$dp" "$sp" "$T" "$batch" "${sets[@]}")"
+  [ "$n" = 1 ] && [ "$key" != dpsp ] && base[$key]=$tps
+  if [ "$comm" = 1 ] && [ "$n" -gt 1 ]; then
+    read -r _ timed <<<"$(point "$model-$key-$n-timed" timed "$dp" "$sp" "$T" "$batch" "${sets[@]}")"
+    read -r skipped _ <<<"$(point "$model-$key-$n-skipped" skipped "$dp" "$sp" "$T" "$batch" "${sets[@]}")"
+    share=$(awk -v a="$tps" -v b="$skipped" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.0f%%", 100 * (1 - a / b); else printf "-" }')
+    timed=${timed:--}
+  fi
+  local b=${base[$key]:-}
+  [ "$key" = dpsp ] && b=${base[weak]:-}
+  echo "| $scaling | $n | $dp x $sp | $T | $tps | $(ratio "$tps" "$b" "$n") | $timed | $skipped | $share |"
+}
+
+has() { [[ ",$1," == *",$2,"* ]]; }
+
 for model in hybrid gla; do
+  has "$models" $model || continue
   sets=()
   [ $model = gla ] && sets=(--set "model.layers=\"$gla\"")
   echo
   echo "## $model ($recipe${sets:+, $gla}; $device)"
   echo
-  echo "| scaling | N | dp x sp | T | tokens/s | efficiency |"
-  echo "| --- | --- | --- | --- | --- | --- |"
+  echo "| scaling | N | dp x sp | T | tokens/s | efficiency | comm ms/step | tokens/s, no collectives | comm share |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
   declare -A base=()
-  for n in "${sizes[@]}"; do
-    tps=$(point "$model-weak-$n" 1 "$n" $((t_weak * n)) 1 "${sets[@]}")
-    [ "$n" = 1 ] && base[weak]=$tps
-    echo "| weak sequence | $n | 1 x $n | $((t_weak * n)) | $tps | $(ratio "$tps" "${base[weak]}" "$n") |"
-  done
-  for n in "${sizes[@]}"; do
-    tps=$(point "$model-strong-$n" 1 "$n" "$t_strong" 1 "${sets[@]}")
-    [ "$n" = 1 ] && base[strong]=$tps
-    echo "| strong sequence | $n | 1 x $n | $t_strong | $tps | $(ratio "$tps" "${base[strong]}" "$n") |"
-  done
-  for n in "${sizes[@]}"; do
-    tps=$(point "$model-dp-$n" "$n" 1 "$t_dp" 8 "${sets[@]}")
-    [ "$n" = 1 ] && base[dp]=$tps
-    echo "| data parallel | $n | $n x 1 | $t_dp | $tps | $(ratio "$tps" "${base[dp]}" "$n") |"
-  done
-  for sp in 2 4; do
-    n=$((2 * sp))
-    [ "$n" -le "$gpus" ] || continue
-    tps=$(point "$model-dpsp-$n" 2 "$sp" $((t_weak * sp)) 1 "${sets[@]}")
-    echo "| dp x sp | $n | 2 x $sp | $((t_weak * sp)) | $tps | $(ratio "$tps" "${base[weak]}" "$n") |"
-  done
+  if has "$scalings" weak || has "$scalings" dpsp; then # dp x sp's efficiency is against weak's 1
+    for n in "${sizes[@]}"; do
+      has "$scalings" weak || [ "$n" = 1 ] || continue
+      row "weak sequence" weak "$n" 1 "$n" $((t_weak * n)) 1
+    done
+  fi
+  if has "$scalings" strong; then
+    for n in "${sizes[@]}"; do row "strong sequence" strong "$n" 1 "$n" "$t_strong" 1; done
+  fi
+  if has "$scalings" dp; then
+    for n in "${sizes[@]}"; do row "data parallel" dp "$n" "$n" 1 "$t_dp" 8; done
+  fi
+  if has "$scalings" dpsp; then
+    for sp in 2 4; do
+      [ $((2 * sp)) -le "$gpus" ] && row "dp x sp" dpsp $((2 * sp)) 2 "$sp" $((t_weak * sp)) 1
+    done
+  fi
   unset base
 done
 echo
-echo "(efficiency: tokens/s at N over N x tokens/s on one; logs in $out)"
+echo "(efficiency: tokens/s at N over N x tokens/s on one; comm ms/step: rank 0's time in"
+echo "collectives, timed apart; comm share: 1 - tokens/s over tokens/s with collectives skipped;"
+echo "logs in $out)"

@@ -1,10 +1,10 @@
 #include "tensor/profile.h"
 #include "tensor/device.h"
 #include "tensor/tensor.h"
+#include "util/clock.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #ifdef HYLA_CUDA
 #include "tensor/cuda/runtime.h"
@@ -35,12 +35,6 @@ bool hy_profile_enabled(void) {
   return P.enabled;
 }
 
-static double host_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 void hy_profile_mark(const char *name, bool backward) {
   if (!hy_profile_enabled()) return;
   if (P.n == P.cap) {
@@ -51,7 +45,7 @@ void hy_profile_mark(const char *name, bool backward) {
   mark *m = &P.marks[P.n++];
   m->name = name;
   m->backward = backward;
-  m->host_s = host_now();
+  m->host_s = hy_clock_s();
   m->event = NULL;
 #ifdef HYLA_CUDA
   if (hy_current_device() == HY_CUDA) {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scripts/bench_multigpu.sh's plan on 2 CPU ranks with the tiny hybrid: every point trains (none
-# "failed") and every table row is there. Its numbers are not checked: a bench, not a test.
+# "failed"), every table row is there and each row of 2 ranks has its communication columns. Its numbers are not checked: a bench, not a test.
 #   tests/dist/bench_multigpu_cpu.sh HYLA
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
@@ -11,6 +11,10 @@ out=$("$root/scripts/bench_multigpu.sh" --device cpu --gpus 2 --steps 2 --hyla "
 status=0
 rows=$(grep -cE '^\| (weak sequence|strong sequence|data parallel) \| [12] \|' <<<"$out")
 [ "$rows" = 12 ] || { echo "FAIL: $rows table rows, expected 12 (2 models x 3 scalings x N = 1, 2)"; status=1; }
+# N = 2: the collectives timed apart and the step without them, a number each
+timed=$(grep -E '^\| (weak sequence|strong sequence|data parallel) \| 2 \|' <<<"$out" |
+  awk -F'|' '$8 + 0 > 0 && $9 + 0 > 0' | wc -l)
+[ "$timed" = 6 ] || { echo "FAIL: $timed rows of N = 2 with comm ms/step and tokens/s without collectives, expected 6"; status=1; }
 if grep -q failed <<<"$out"; then
   echo "FAIL: a point failed"
   status=1
