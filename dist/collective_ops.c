@@ -2,28 +2,37 @@
 #include "autograd/tape.h"
 #include "tensor/ops.h"
 
-/* Each rank's block of the gathered gradient, summed over the ranks (a reduce-scatter), split
- * back onto the inputs along their last dim. */
+/* A new tensor over t's memory, without its gradient or node: the output of an op that passes t
+ * on unchanged but needs a node of its own on the tape. */
+static hy_tensor *view_of(const hy_tensor *t) {
+  hy_tensor *v = hy_arena_alloc(sizeof *v);
+  *v = *t;
+  v->persistent = v->requires_grad = v->retain_grad = false;
+  v->grad = NULL;
+  v->node = NULL;
+  v->bf16_copy = NULL;
+  return v;
+}
+
+/* The node of an allgather's start: the reduce-scatter of the gathered gradient, started by the
+ * backward of hy_dist_gathered, and the buffer it fills. */
+typedef struct {
+  hy_inflight *inflight;
+  hy_tensor *part;
+} gather_args;
+
+/* Each rank's block of the gathered gradient, summed over the ranks (a reduce-scatter started at
+ * the backward of hy_dist_gathered), split back onto the inputs along their last dim. */
 static void allgather_backward(hy_node *n) {
-  hy_group *g = n->saved;
-  hy_tensor *x0 = n->in[0], *gy = hy_contiguous(n->out->grad);
-  bool accumulate = true;
-  /* one input's first gradient is the reduce-scatter's result itself, without a buffer beside */
-  hy_tensor *part = n->n_in == 1 ? hy_grad_acc(x0, &accumulate) : NULL;
-  bool direct = !accumulate;
-  if (!direct) {
-    hy_shape s = hy_shape_of(n->out);
-    for (int i = 0; i + 1 < s.ndim; i++) s.d[i] = s.d[i + 1];
-    s.ndim--;
-    part = hy_empty_on(x0->device, x0->dtype, s);
-  }
-  hy_reduce_scatter_sum(g, x0->device, gy->data, part->data, hy_numel(part), x0->dtype);
-  if (direct) return;
-  int64_t at = 0, last = x0->ndim - 1;
+  gather_args *a = HY_NODE_ARGS(n, gather_args);
+  hy_dist_wait(a->inflight);
+  hy_tensor *part = a->part;
+  int64_t at = 0, last = n->in[0]->ndim - 1;
   for (int i = 0; i < n->n_in; i++) {
     hy_tensor *x = n->in[i];
     int64_t w = x->shape[last];
     if (x->requires_grad) {
+      bool accumulate;
       hy_tensor *gx = hy_grad_acc(x, &accumulate), *mine = hy_slice(part, (int)last, at, at + w);
       hy_copy_into(gx, accumulate ? hy_add(gx, mine) : mine);
     }
@@ -32,9 +41,32 @@ static void allgather_backward(hy_node *n) {
   hy_arena_recycle(part->device, part->data, (size_t)hy_numel(part) * hy_dtype_size(part->dtype));
 }
 
+/* Starts the reduce-scatter of the gathered tensor's gradient. The gradient becomes the start's
+ * output's (not handed back to the arena before the start's backward has waited for it), and
+ * the part is a buffer of its own (the backward of the work between start and wait, which runs
+ * meanwhile, may add to the inputs' gradients). */
+static void gathered_backward(hy_node *n) {
+  hy_tensor *y = n->in[0], *gy = hy_contiguous(n->out->grad);
+  if (gy == n->out->grad) n->out->grad = NULL; /* y's now */
+  y->grad = gy;
+  hy_node *start = y->node;
+  gather_args *a = HY_NODE_ARGS(start, gather_args);
+  hy_shape s = hy_shape_of(y);
+  for (int i = 0; i + 1 < s.ndim; i++) s.d[i] = s.d[i + 1];
+  s.ndim--;
+  a->part = hy_empty_on(y->device, y->dtype, s);
+  a->inflight = hy_reduce_scatter_start(start->saved, y->device, gy->data, a->part->data,
+                                        hy_numel(a->part), y->dtype);
+}
+
 hy_tensor *hy_dist_allgather(hy_group *g, hy_tensor *x) { return hy_dist_allgather_cat(g, 1, &x); }
 
 hy_tensor *hy_dist_allgather_cat(hy_group *g, int n, hy_tensor *const *xs) {
+  hy_gathering gathering = hy_dist_allgather_start(g, n, xs);
+  return hy_dist_gathered(&gathering);
+}
+
+hy_gathering hy_dist_allgather_start(hy_group *g, int n, hy_tensor *const *xs) {
   const char *op = "allgather";
   hy_tensor *x = xs[0];
   if (x->ndim > HY_MAX_DIMS - 1) hy_die(op, "%s has too many dims to stack", hy_describe(x));
@@ -59,12 +91,24 @@ hy_tensor *hy_dist_allgather_cat(hy_group *g, int n, hy_tensor *const *xs) {
   s.d[0] = hy_group_size(g);
   s.ndim++;
   hy_tensor *y = hy_empty_on(x->device, x->dtype, s);
-  hy_allgather(g, x->device, send->data, y->data, hy_numel(send), x->dtype);
-  if (!one)
-    hy_arena_recycle(send->device, send->data, (size_t)hy_numel(send) * hy_dtype_size(send->dtype));
+  hy_inflight *inflight =
+      hy_allgather_start(g, x->device, send->data, y->data, hy_numel(send), x->dtype);
   hy_node *node = hy_record(op, allgather_backward, y, one ? 1 : n, one ? &one : xs);
   if (node) node->saved = g;
-  return y;
+  return (hy_gathering){y, one ? NULL : send, inflight};
+}
+
+hy_tensor *hy_dist_gathered(hy_gathering *gathering) {
+  hy_tensor *y = gathering->y, *scratch = gathering->scratch;
+  hy_dist_wait(gathering->inflight);
+  gathering->inflight = NULL;
+  if (scratch)
+    hy_arena_recycle(scratch->device, scratch->data,
+                     (size_t)hy_numel(scratch) * hy_dtype_size(scratch->dtype));
+  if (!y->node) return y; /* nothing on the tape */
+  hy_tensor *view = view_of(y);
+  hy_record("allgather wait", gathered_backward, view, 1, &y);
+  return view;
 }
 
 /* A point-to-point node's argument: the rank at the other end. */
@@ -95,12 +139,7 @@ static void send_backward(hy_node *n) {
 hy_tensor *hy_dist_send(hy_group *g, int to, hy_tensor *x, hy_tensor *after) {
   x = hy_contiguous(x);
   hy_send(g, x->device, x->data, hy_numel(x), x->dtype, to);
-  hy_tensor *y = hy_arena_alloc(sizeof *y); /* a view of after */
-  *y = *after;
-  y->persistent = y->requires_grad = y->retain_grad = false;
-  y->grad = NULL;
-  y->node = NULL;
-  y->bf16_copy = NULL;
+  hy_tensor *y = view_of(after);
   hy_node *n = hy_record_always("send", send_backward, y, 2, (hy_tensor *[]){x, after});
   if (n) {
     n->saved = g;
@@ -126,9 +165,14 @@ hy_tensor *hy_dist_recv(hy_group *g, int from, hy_device device, hy_dtype dtype,
   return y;
 }
 
-static hy_sequence current = {NULL, 0};
+static hy_sequence current = {NULL, 0, true};
 
-void hy_sequence_set(hy_group *group, int64_t offset) { current = (hy_sequence){group, offset}; }
+void hy_sequence_set(hy_group *group, int64_t offset) {
+  current.group = group;
+  current.offset = offset;
+}
+
+void hy_sequence_set_overlap(bool on) { current.overlap = on; }
 
 const hy_sequence *hy_sequence_get(void) { return &current; }
 

@@ -13,6 +13,18 @@ hy_tensor *hy_dist_allgather(hy_group *g, hy_tensor *x);
  * tensor alone (and in the backward each input gets its part of the reduce-scatter). */
 hy_tensor *hy_dist_allgather_cat(hy_group *g, int n, hy_tensor *const *xs);
 
+/* hy_dist_allgather_cat in two halves, to overlap the AllGather with work that does not need it:
+ * the start sends (the gathered tensor's memory filling meanwhile), hy_dist_gathered waits and
+ * gives the gathered tensor. In the backward the reduce-scatter starts at hy_dist_gathered's
+ * node and is waited for at the start's, overlapping the backward of the work between them. */
+typedef struct {
+  hy_tensor *y;       /* [W, ...], not to be read before hy_dist_gathered */
+  hy_tensor *scratch; /* the joined send buffer, given back at the wait, or NULL */
+  hy_inflight *inflight;
+} hy_gathering;
+hy_gathering hy_dist_allgather_start(hy_group *g, int n, hy_tensor *const *xs);
+hy_tensor *hy_dist_gathered(hy_gathering *gathering);
+
 /* Point to point along a group, for pipelines: this rank hands x to rank `to`, which takes it with
  * hy_dist_recv(..., from = this rank) as a tensor of x's shape, dtype and device. The backward
  * runs the other way: the receiver sends the gradient of what it got, the sender receives it and
@@ -29,9 +41,11 @@ hy_tensor *hy_dist_recv(hy_group *g, int from, hy_device device, hy_dtype dtype,
 typedef struct {
   hy_group *group;
   int64_t offset; /* global position of the first local token */
+  bool overlap;   /* LASP-2's AllGather overlaps the intra-slice work (dist.overlap); true */
 } hy_sequence;
 
-void hy_sequence_set(hy_group *group, int64_t offset);
+void hy_sequence_set(hy_group *group, int64_t offset); /* overlap as it was */
+void hy_sequence_set_overlap(bool on);
 const hy_sequence *hy_sequence_get(void);
 bool hy_sequence_parallel(void); /* more than one rank holds the sequence */
 

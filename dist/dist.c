@@ -415,6 +415,109 @@ void hy_broadcast(hy_group *g, hy_device where, void *buf, int64_t n, hy_dtype d
   timing_end(where, t);
 }
 
+/* ---- started now, waited for later ---- */
+
+struct hy_inflight {
+#ifdef HYLA_MPI
+  MPI_Request request;
+#endif
+  void *event; /* on the GPU: orders the side stream after hyla's, then hyla's after it */
+};
+
+#ifdef HYLA_NCCL
+static void **spare_events; /* events of finished collectives, for the next ones */
+static int n_spare, cap_spare;
+#endif
+
+/* A collective in flight on `where`; on the GPU the side stream now waits for hyla's. */
+static hy_inflight *inflight_new(hy_device where) {
+  hy_inflight *f = calloc(1, sizeof *f);
+  if (!f) hy_die("dist", "out of memory");
+#ifdef HYLA_NCCL
+  if (where == HY_CUDA) {
+    f->event = n_spare > 0 ? spare_events[--n_spare] : hy_cuda_event_new();
+    hy_cuda_side_after_main(f->event);
+  }
+#else
+  (void)where;
+#endif
+  return f;
+}
+
+void hy_dist_wait(hy_inflight *f) {
+  if (!f) return;
+#ifdef HYLA_NCCL
+  if (f->event) {
+    hy_cuda_main_after_side(f->event);
+    if (n_spare == cap_spare) {
+      cap_spare = cap_spare ? 2 * cap_spare : 8;
+      void **grown = realloc(spare_events, (size_t)cap_spare * sizeof *grown);
+      if (!grown) hy_die("dist", "out of memory");
+      spare_events = grown;
+    }
+    spare_events[n_spare++] = f->event;
+    free(f);
+    return;
+  }
+#endif
+#ifdef HYLA_MPI
+  MPI_Wait(&f->request, MPI_STATUS_IGNORE);
+#endif
+  free(f);
+}
+
+/* Whether a collective may be left in flight: one that runs, neither timed nor skipped. */
+static bool overlaps(const hy_group *g) { return runs(g) && mode == HY_COLLECTIVES_ON; }
+
+hy_inflight *hy_allgather_start(hy_group *g, hy_device where, const void *send, void *recv,
+                                int64_t n, hy_dtype dtype) {
+  if (!overlaps(g)) {
+    hy_allgather(g, where, send, recv, n, dtype);
+    return NULL;
+  }
+  sent[HY_COLL_ALLGATHER] += (uint64_t)n * hy_dtype_size(dtype);
+  need_nccl(where);
+#ifdef HYLA_NCCL
+  if (where == HY_CUDA) {
+    ncclComm_t comm = nccl_of(g); /* made before the fork: its set-up talks over MPI */
+    hy_inflight *f = inflight_new(where);
+    NCCL_CHECK(ncclAllGather(send, recv, (size_t)n, nccl_type(dtype), comm, hy_cuda_side_stream()));
+    return f;
+  }
+#endif
+  hy_inflight *f = inflight_new(where);
+#ifdef HYLA_MPI
+  MPI_Iallgather(send, count_of(n), mpi_type(dtype), recv, count_of(n), mpi_type(dtype), g->comm,
+                 &f->request);
+#endif
+  return f;
+}
+
+hy_inflight *hy_reduce_scatter_start(hy_group *g, hy_device where, const void *send, void *recv,
+                                     int64_t n, hy_dtype dtype) {
+  if (!overlaps(g)) {
+    hy_reduce_scatter_sum(g, where, send, recv, n, dtype);
+    return NULL;
+  }
+  sent[HY_COLL_REDUCE_SCATTER] += (uint64_t)n * hy_dtype_size(dtype) * (uint64_t)(g->size - 1);
+  need_nccl(where);
+#ifdef HYLA_NCCL
+  if (where == HY_CUDA) {
+    ncclComm_t comm = nccl_of(g);
+    hy_inflight *f = inflight_new(where);
+    NCCL_CHECK(ncclReduceScatter(send, recv, (size_t)n, nccl_type(dtype), ncclSum, comm,
+                                 hy_cuda_side_stream()));
+    return f;
+  }
+#endif
+  hy_inflight *f = inflight_new(where);
+#ifdef HYLA_MPI
+  MPI_Ireduce_scatter_block(send, recv, count_of(n), mpi_type(dtype), MPI_SUM, g->comm,
+                            &f->request);
+#endif
+  return f;
+}
+
 void hy_barrier(hy_group *g) {
   if (!g || g->size == 1) return;
 #ifdef HYLA_MPI

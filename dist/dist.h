@@ -63,6 +63,19 @@ void hy_allgather(hy_group *g, hy_device where, const void *send, void *recv, in
 void hy_reduce_scatter_sum(hy_group *g, hy_device where, const void *send, void *recv, int64_t n,
                            hy_dtype dtype);
 void hy_broadcast(hy_group *g, hy_device where, void *buf, int64_t n, hy_dtype dtype, int root);
+
+/* An allgather or a reduce-scatter started now and finished by hy_dist_wait, to overlap it with
+ * work that does not need it (LASP-2's AllGather with the intra-chunk compute). On the CPU MPI's
+ * nonblocking forms; on the GPU NCCL on hy_cuda_side_stream, after the work queued on hyla's
+ * stream so far, and hy_dist_wait makes hyla's stream wait for it. Neither buffer may be touched
+ * until the wait. NULL when nothing is left in flight: a group of one, or collectives timed (each
+ * timed apart, so run whole at the start) or skipped. */
+typedef struct hy_inflight hy_inflight;
+hy_inflight *hy_allgather_start(hy_group *g, hy_device where, const void *send, void *recv,
+                                int64_t n, hy_dtype dtype);
+hy_inflight *hy_reduce_scatter_start(hy_group *g, hy_device where, const void *send, void *recv,
+                                     int64_t n, hy_dtype dtype);
+void hy_dist_wait(hy_inflight *f); /* NULL: returns */
 void hy_barrier(hy_group *g);
 
 /* Point to point within a group, for pipelines along it: n elements from this rank to rank `to`,

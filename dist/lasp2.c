@@ -5,13 +5,18 @@
 /* [B, T, H, n] -> [B, H, T, n] as a view (batched matmuls take the strides as they are). */
 static hy_tensor *by_head(hy_tensor *x) { return hy_transpose(x, 1, 2); }
 
+/* The op itself over this rank's slice, from a zero state. */
+static hy_tensor *slice_op(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *g,
+                           const double *head_decay, int64_t chunk) {
+  return g ? hy_gla(q, k, v, g, chunk) : hy_linear_attention(q, k, v, head_decay, chunk);
+}
+
 hy_tensor *hy_gla_lasp2(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *g,
                         const double *head_decay, int64_t chunk) {
   const hy_sequence *seq = hy_sequence_get();
   int W = hy_group_size(seq->group), r = hy_group_rank(seq->group);
   int64_t B = q->shape[0], T = q->shape[1], H = q->shape[2], dk = q->shape[3], dv = v->shape[3];
-  hy_tensor *o = g ? hy_gla(q, k, v, g, chunk) : hy_linear_attention(q, k, v, head_decay, chunk);
-  if (W == 1) return o;
+  if (W == 1) return slice_op(q, k, v, g, head_decay, chunk);
   /* b: the cumulative log decay from the slice's start (a constant per head: gamma (t + 1)). */
   hy_tensor *b = NULL;
   if (g) {
@@ -38,7 +43,12 @@ hy_tensor *hy_gla_lasp2(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *g,
                            hy_reshape(hy_exp(hy_transpose(total, 1, 2)), HY_SHAPE(B * H, dk, 1))};
     packed = hy_concat(2, parts, 2);
   }
-  hy_tensor *gathered = hy_dist_allgather(seq->group, packed); /* [W, B H, dk, dv (+ 1)] */
+  /* The AllGather overlaps the slice's own chunked op, which does not need it (and in the
+   * backward the reduce-scatter overlaps that op's backward), unless dist.overlap is off. */
+  hy_gathering gathering = hy_dist_allgather_start(seq->group, 1, &packed);
+  hy_tensor *gathered = seq->overlap ? NULL : hy_dist_gathered(&gathering);
+  hy_tensor *o = slice_op(q, k, v, g, head_decay, chunk);
+  if (!gathered) gathered = hy_dist_gathered(&gathering); /* [W, B H, dk, dv (+ 1)] */
   hy_tensor *Ms = b ? hy_slice(gathered, 3, 0, dv) : gathered;
   hy_tensor *As = b ? hy_slice(gathered, 3, dv, dv + 1) : NULL;
   /* S_in by Horner's rule over the earlier ranks: S <- diag(A_s) S + M_s. It starts from zero

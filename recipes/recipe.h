@@ -116,6 +116,7 @@ typedef struct {
     int64_t dp;                        /* >= 1; data-parallel ranks; default 1 */
     int64_t sp;                        /* >= 1; sequence-parallel ranks; default 1 */
     hy_recipe_collectives collectives; /* "on" | "timed" | "skipped"; default "on" */
+    bool overlap; /* LASP-2's AllGather overlaps the intra-slice work; default true */
   } dist;
 } hy_recipe;
 

@@ -280,6 +280,10 @@ const hy_key hy_keys[] = {
             "events, so the step is not a CUDA graph) and logged as comm_s, the seconds a step "
             "spends in them; \"skipped\", none run, every rank keeping its own numbers: the "
             "step's time without communication, its results wrong."},
+    {KEY("dist", "overlap", HY_KEY_BOOL, dist.overlap), .def = "true",
+     .doc = "LASP-2 (the linear kinds with sp > 1) runs its AllGather of the slices' states while "
+            "each rank computes its own slice, and the backward's reduce-scatter while it "
+            "differentiates it (on the GPU on a second stream); false: one after the other."},
 };
 const int hy_n_keys = sizeof hy_keys / sizeof *hy_keys;
 _Static_assert(sizeof hy_keys / sizeof *hy_keys <= HY_RECIPE_KEYS_MAX, "raise HY_RECIPE_KEYS_MAX");

@@ -5,6 +5,7 @@
 #include "tensor/cuda/runtime.h"
 #endif
 #include "autograd/tape.h"
+#include "dist/collective_ops.h"
 #include "optim/clip.h"
 #include "optim/optimizer.h"
 #include "optim/schedule.h"
@@ -640,9 +641,11 @@ int hy_train(const hy_recipe *r, const hy_train_options *opt, hy_train_result *r
                      (int)HY_RECIPE_COLL_SKIPPED == (int)HY_COLLECTIVES_SKIPPED,
                  "dist.collectives follows hy_collectives");
   hy_dist_set_collectives((hy_collectives)r->dist.collectives);
+  hy_sequence_set_overlap(r->dist.overlap);
   hy_dist_take_seconds(); /* from the first step on */
   rc = train_loop(&R, start, res, err);
   hy_dist_set_collectives(HY_COLLECTIVES_ON);
+  hy_sequence_set_overlap(true);
 done:
   if (R.metrics) fclose(R.metrics);
   if (R.log) fclose(R.log);

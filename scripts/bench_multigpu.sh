@@ -13,6 +13,8 @@
 # more than one GPU is also trained with dist.collectives = "timed" (the milliseconds a step
 # spends in collectives, rank 0's, from events around each) and "skipped" (tokens/s of the same
 # step without communication); the communication share is 1 - tokens/s / tokens/s skipped.
+# Weak sequence scaling's points also train with dist.overlap = false (LASP-2's AllGather and
+# reduce-scatter waited for at once instead of overlapping the slice's own work).
 #   scripts/bench_multigpu.sh [--gpus N] [--steps S] [--hyla BIN] [--out DIR]
 #                             [--recipe FILE] [--gla LAYERS] [--device cpu] [--tokens T,T,T]
 #                             [--models hybrid,gla] [--scalings weak,strong,dp,dpsp] [--no-comm]
@@ -90,6 +92,7 @@ ratio() { # tokens/s at N, tokens/s at 1, N
 # row SCALING KEY N DP SP T BATCH: the table's row of one point (KEY: its base at N = 1).
 row() {
   local scaling=$1 key=$2 n=$3 dp=$4 sp=$5 T=$6 batch=$7 tps timed="-" skipped="-" share="-"
+  local serial="-"
   read -r tps _ <<<"$(point "$model-$key-$n" on "$dp" "$sp" "$T" "$batch" "${sets[@]}")"
   [ "$n" = 1 ] && [ "$key" != dpsp ] && base[$key]=$tps
   if [ "$comm" = 1 ] && [ "$n" -gt 1 ]; then
@@ -97,10 +100,13 @@ row() {
     read -r skipped _ <<<"$(point "$model-$key-$n-skipped" skipped "$dp" "$sp" "$T" "$batch" "${sets[@]}")"
     share=$(awk -v a="$tps" -v b="$skipped" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.0f%%", 100 * (1 - a / b); else printf "-" }')
     timed=${timed:--}
+    if [ "$key" = weak ]; then
+      read -r serial _ <<<"$(point "$model-$key-$n-serial" on "$dp" "$sp" "$T" "$batch" "${sets[@]}" --set dist.overlap=false)"
+    fi
   fi
   local b=${base[$key]:-}
   [ "$key" = dpsp ] && b=${base[weak]:-}
-  echo "| $scaling | $n | $dp x $sp | $T | $tps | $(ratio "$tps" "$b" "$n") | $timed | $skipped | $share |"
+  echo "| $scaling | $n | $dp x $sp | $T | $tps | $(ratio "$tps" "$b" "$n") | $timed | $skipped | $share | $serial |"
 }
 
 has() { [[ ",$1," == *",$2,"* ]]; }
@@ -112,8 +118,8 @@ for model in hybrid gla; do
   echo
   echo "## $model ($recipe${sets:+, $gla}; $device)"
   echo
-  echo "| scaling | N | dp x sp | T | tokens/s | efficiency | comm ms/step | tokens/s, no collectives | comm share |"
-  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+  echo "| scaling | N | dp x sp | T | tokens/s | efficiency | comm ms/step | tokens/s, no collectives | comm share | tokens/s, no overlap |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
   declare -A base=()
   if has "$scalings" weak || has "$scalings" dpsp; then # dp x sp's efficiency is against weak's 1
     for n in "${sizes[@]}"; do
@@ -137,4 +143,4 @@ done
 echo
 echo "(efficiency: tokens/s at N over N x tokens/s on one; comm ms/step: rank 0's time in"
 echo "collectives, timed apart; comm share: 1 - tokens/s over tokens/s with collectives skipped;"
-echo "logs in $out)"
+echo "no overlap: LASP-2's collectives waited for at once (dist.overlap = false); logs in $out)"

@@ -53,9 +53,12 @@ extern "C" void hy_cuda_free(void *p) {
   HY_CUDA_CHECK(status);
 }
 
+static cudaStream_t side; /* hy_cuda_side_stream */
+
 static void destroy_stream(void) {
   if (stream) (void)cudaStreamDestroy(stream);
-  stream = NULL;
+  if (side) (void)cudaStreamDestroy(side);
+  stream = side = NULL;
 }
 
 /* A blocking stream: the legacy default stream (a plain cudaMemcpy, say) still waits for its
@@ -66,6 +69,28 @@ extern "C" cudaStream_t hy_cuda_stream(void) {
     atexit(destroy_stream);
   }
   return stream;
+}
+
+/* Of the highest priority, so that a collective there gets its SMs while hyla's stream computes;
+ * non-blocking: it waits only for what hy_cuda_side_after_main orders. */
+extern "C" cudaStream_t hy_cuda_side_stream(void) {
+  if (!side) {
+    int least, greatest;
+    HY_CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&least, &greatest));
+    HY_CUDA_CHECK(cudaStreamCreateWithPriority(&side, cudaStreamNonBlocking, greatest));
+    hy_cuda_stream(); /* made first, so that the one atexit destroys both */
+  }
+  return side;
+}
+
+extern "C" void hy_cuda_side_after_main(void *event) {
+  HY_CUDA_CHECK(cudaEventRecord((cudaEvent_t)event, hy_cuda_stream()));
+  HY_CUDA_CHECK(cudaStreamWaitEvent(hy_cuda_side_stream(), (cudaEvent_t)event, 0));
+}
+
+extern "C" void hy_cuda_main_after_side(void *event) {
+  HY_CUDA_CHECK(cudaEventRecord((cudaEvent_t)event, hy_cuda_side_stream()));
+  HY_CUDA_CHECK(cudaStreamWaitEvent(hy_cuda_stream(), (cudaEvent_t)event, 0));
 }
 
 extern "C" bool hy_cuda_capturing(void) {

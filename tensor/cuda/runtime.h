@@ -22,6 +22,14 @@ void hy_cuda_synchronize(void);
 /* hyla's one stream: every kernel, copy, cuBLAS and NCCL call goes there, in order (a blocking
  * stream, so a plain cudaMemcpy still waits for it; a CUDA graph can capture it). */
 cudaStream_t hy_cuda_stream(void);
+/* A second stream, for collectives that overlap hyla's stream's work (dist/dist.h's
+ * hy_allgather_start): hy_cuda_side_after_main makes it wait for the work queued on hyla's stream
+ * so far, hy_cuda_main_after_side makes hyla's stream wait for the work queued on it so far, each
+ * through `event` (hy_cuda_event_new), which may be reused once the wait is queued. Inside a CUDA
+ * graph's capture the pair forks the side stream off and joins it back. */
+cudaStream_t hy_cuda_side_stream(void);
+void hy_cuda_side_after_main(void *event);
+void hy_cuda_main_after_side(void *event);
 /* A training step as a CUDA graph (tensor/cuda/graph.cu): what hyla's stream is given between
  * begin and end is captured, not run; each launch replays it. */
 typedef struct hy_cuda_graph hy_cuda_graph;

@@ -15,6 +15,8 @@ rows=$(grep -cE '^\| (weak sequence|strong sequence|data parallel) \| [12] \|' <
 timed=$(grep -E '^\| (weak sequence|strong sequence|data parallel) \| 2 \|' <<<"$out" |
   awk -F'|' '$8 + 0 > 0 && $9 + 0 > 0' | wc -l)
 [ "$timed" = 6 ] || { echo "FAIL: $timed rows of N = 2 with comm ms/step and tokens/s without collectives, expected 6"; status=1; }
+serial=$(grep -E '^\| weak sequence \| 2 \|' <<<"$out" | awk -F'|' '$11 + 0 > 0' | wc -l)
+[ "$serial" = 2 ] || { echo "FAIL: $serial weak rows of N = 2 with tokens/s without overlap, expected 2"; status=1; }
 if grep -q failed <<<"$out"; then
   echo "FAIL: a point failed"
   status=1

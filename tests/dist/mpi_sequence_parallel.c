@@ -5,7 +5,8 @@
  * sequence split over W ranks equal the single-process values (f64: relative error <= 1e-10).
  * Also: the state AllGather of a GLA layer sends the same bytes at T = 256 and T = 4096, and RAT,
  * SLA and Titans layers the bytes of docs/distributed.md's formulas. A plain MPI program
- * (Criterion runs tests in forked children, which MPI does not allow); exits 1 on a failure. */
+ * (Criterion runs tests in forked children, which MPI does not allow); exits 1 on a failure.
+ * LASP-2 runs with its collectives overlapped (the default) and waited for at once. */
 #include "autograd/tape.h"
 #include "dist/collective_ops.h"
 #include "dist/dist.h"
@@ -425,6 +426,12 @@ int main(int argc, char **argv) {
                          "softplus", "rat",       "titans_mal", "titans_mag"};
   for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
     check_mixer(kinds[i], 160); /* 160 splits over 1, 2 and 4 ranks */
+  /* LASP-2 with its AllGather and reduce-scatter waited for at once, not overlapped */
+  hy_sequence_set_overlap(false);
+  hy_model_config cfg = config();
+  check_layer(&cfg, "gla", 160, "gla, no overlap");
+  check_layer(&cfg, "lightning", 160, "lightning, no overlap");
+  hy_sequence_set_overlap(true);
   check_rat();
   check_sla();
   check_titans();
