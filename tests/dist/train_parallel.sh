@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Ten training steps of a small hybrid (gla + attn) under mpirun equal one process on the same
 # global batch: sequence parallel sp = 2, data parallel dp = 2, and dp = 2 x sp = 2 (f32: each
-# loss within 1e-5 relative). A bad grid fails fast on every rank, with one message.
+# loss within 1e-5 relative); sp = 2 also with LASP-2's collectives not overlapped
+# (dist.overlap = false) and with every collective timed (dist.collectives = "timed"). A bad grid
+# fails fast on every rank, with one message.
 # With DEVICE = cuda the runs train on GPUs, one per rank, their collectives over NCCL, against
 # one process on one GPU: sp = 2 and dp = 2 where 2 GPUs are visible, dp = 2 x sp = 2 where 4 are;
 # fewer than 2 GPUs skip (and fail under HYLA_REQUIRE_GPU when there is none).
@@ -47,10 +49,12 @@ run() { # name ranks settings...
     --set "run.out=\"$work/$name\"" "${sets[@]}"
   grep -o '"loss":[-0-9.e]*' "$work/$name/metrics.jsonl" | cut -d: -f2 >"$work/$name.loss"
 }
-runs="sp2 dp2"
+runs="sp2 sp2serial sp2timed dp2"
 if [ "$device" = cpu ] || [ "$gpus" -ge 4 ]; then runs="$runs dp2sp2"; fi
 run one 1
 run sp2 2 dist.sp=2
+run sp2serial 2 dist.sp=2 dist.overlap=false
+run sp2timed 2 dist.sp=2 'dist.collectives="timed"'
 run dp2 2 dist.dp=2 train.batch=2
 case " $runs " in *" dp2sp2 "*) run dp2sp2 4 dist.dp=2 dist.sp=2 train.batch=2 ;; esac
 fail=0
