@@ -219,10 +219,10 @@ def load_fla(directory):
     import fla  # registers fla's configs and models with transformers
     import fla.layers.attn as fla_attn
     from transformers import AutoModelForCausalLM
-    note = "flash-attn's flash_attn_func"
-    if fla_attn.flash_attn_func is None:
+    if fla_attn.flash_attn_func is None:  # patched once, for every model after too
         fla_attn.flash_attn_func = exact_flash_attn_func
-        note = "flash-attn missing: fla's Attention ran with an exact f32 stand-in for flash_attn_func"
+    note = ("flash-attn missing: fla's Attention ran with an exact f32 stand-in for flash_attn_func"
+            if fla_attn.flash_attn_func is exact_flash_attn_func else "flash-attn's flash_attn_func")
     model, info = AutoModelForCausalLM.from_pretrained(
         directory, dtype=torch.float32, output_loading_info=True)
     tied = model.config.tie_word_embeddings
