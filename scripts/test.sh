@@ -12,20 +12,24 @@ scripts/setup.sh
 jobs=$(nproc)
 scripts/format.sh --check
 
-run_suite() { # build-dir cmake-args...
-  local dir=$1
-  shift
+run_suite() { # build-dir ctest-args cmake-args...
+  local dir=$1 ctest_args=$2
+  shift 2
   echo "== $dir: configure and build"
   cmake -S . -B "$dir" "$@" >/dev/null
   cmake --build "$dir" -j"$jobs"
   echo "== $dir: test"
-  (cd "$dir" && ctest --output-on-failure -j"$jobs")
+  # shellcheck disable=SC2086 # ctest_args: words
+  (cd "$dir" && ctest --output-on-failure -j"$jobs" $ctest_args)
 }
 
-run_suite build -DCMAKE_BUILD_TYPE=Release
-# LeakSanitizer reports any leak as a failure; detect_leaks is on by default on Linux.
+run_suite build "" -DCMAKE_BUILD_TYPE=Release
+# LeakSanitizer reports any leak as a failure; detect_leaks is on by default on Linux. The bench
+# scripts' checks (label bench) run in the optimized build only: they check the scripts' plumbing,
+# and the training paths they drive run sanitized in their own tests (train_parallel,
+# sweep_parallel, mpi_collective_modes, test_documents).
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DHYLA_SANITIZE=ON
+  run_suite build-asan "-LE bench" -DCMAKE_BUILD_TYPE=Debug -DHYLA_SANITIZE=ON
 if echo 'extern "C" int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }' |
   clang++ -fsanitize=fuzzer -x c++ - -o /dev/null 2>/dev/null; then
   echo "== build-fuzz: configure and build the fuzz targets (clang, libFuzzer, ASan + UBSan)"
