@@ -243,11 +243,12 @@ static void need_nccl(hy_device where) {
 
 /* ---- timing (dist.collectives = "timed") ---- */
 
-static double host_seconds; /* the CPU's collectives since the last hy_dist_take_seconds */
+static double host_seconds[HY_COLL_KINDS]; /* the CPU's, since the last hy_dist_take_seconds */
 #ifdef HYLA_NCCL
 /* The GPU's: a pair of events around each collective, reused from take to take. */
 typedef struct {
   void *start, *end;
+  hy_coll_kind kind;
 } event_pair;
 static event_pair *pairs;
 static int n_pairs, cap_pairs;
@@ -268,7 +269,7 @@ static double timing_start(hy_device where) {
       if (!grown) hy_die("dist", "out of memory");
       pairs = grown;
       for (int i = n_pairs; i < cap_pairs; i++)
-        pairs[i] = (event_pair){hy_cuda_event_new(), hy_cuda_event_new()};
+        pairs[i] = (event_pair){hy_cuda_event_new(), hy_cuda_event_new(), HY_COLL_ALLREDUCE};
     }
     hy_cuda_event_record(pairs[n_pairs].start);
     return 0;
@@ -279,28 +280,34 @@ static double timing_start(hy_device where) {
   return hy_clock_s();
 }
 
-static void timing_end(hy_device where, double started) {
+static void timing_end(hy_device where, double started, hy_coll_kind kind) {
   if (mode != HY_COLLECTIVES_TIMED) return;
 #ifdef HYLA_NCCL
   if (where == HY_CUDA) {
+    pairs[n_pairs].kind = kind;
     hy_cuda_event_record(pairs[n_pairs++].end);
     return;
   }
 #else
   (void)where;
 #endif
-  host_seconds += hy_clock_s() - started;
+  host_seconds[kind] += hy_clock_s() - started;
 }
 
-double hy_dist_take_seconds(void) {
-  double s = host_seconds;
-  host_seconds = 0;
+double hy_dist_take_seconds(double *by_kind) {
+  double s[HY_COLL_KINDS];
+  memcpy(s, host_seconds, sizeof s);
+  memset(host_seconds, 0, sizeof host_seconds);
 #ifdef HYLA_NCCL
   if (n_pairs > 0) hy_cuda_synchronize();
-  for (int i = 0; i < n_pairs; i++) s += hy_cuda_event_seconds(pairs[i].start, pairs[i].end);
+  for (int i = 0; i < n_pairs; i++)
+    s[pairs[i].kind] += hy_cuda_event_seconds(pairs[i].start, pairs[i].end);
   n_pairs = 0;
 #endif
-  return s;
+  double total = 0;
+  for (int k = 0; k < HY_COLL_KINDS; k++) total += s[k];
+  if (by_kind) memcpy(by_kind, s, sizeof s);
+  return total;
 }
 
 /* Whether a collective of this group runs at all: not within a group of one, nor when skipped. */
@@ -330,7 +337,7 @@ void hy_allreduce_sum(hy_group *g, hy_device where, void *buf, int64_t n, hy_dty
   need_nccl(where);
   double t = timing_start(where);
   allreduce_now(g, where, buf, n, dtype);
-  timing_end(where, t);
+  timing_end(where, t, HY_COLL_ALLREDUCE);
 }
 
 void hy_allreduce_sum_each(hy_group *g, hy_device where, void *const *bufs, const int64_t *ns,
@@ -344,7 +351,7 @@ void hy_allreduce_sum_each(hy_group *g, hy_device where, void *const *bufs, cons
     NCCL_CHECK(ncclGroupStart());
     for (int i = 0; i < count; i++) allreduce_now(g, where, bufs[i], ns[i], dtype);
     NCCL_CHECK(ncclGroupEnd());
-    timing_end(where, t);
+    timing_end(where, t, HY_COLL_ALLREDUCE);
     return;
   }
 #endif
@@ -371,7 +378,7 @@ void hy_allgather(hy_group *g, hy_device where, const void *send, void *recv, in
   if (where == HY_CPU)
     MPI_Allgather(send, count_of(n), mpi_type(dtype), recv, count_of(n), mpi_type(dtype), g->comm);
 #endif
-  timing_end(where, t);
+  timing_end(where, t, HY_COLL_ALLGATHER);
 }
 
 void hy_reduce_scatter_sum(hy_group *g, hy_device where, const void *send, void *recv, int64_t n,
@@ -394,7 +401,7 @@ void hy_reduce_scatter_sum(hy_group *g, hy_device where, const void *send, void 
   if (where == HY_CPU)
     MPI_Reduce_scatter_block(send, recv, count_of(n), mpi_type(dtype), MPI_SUM, g->comm);
 #endif
-  timing_end(where, t);
+  timing_end(where, t, HY_COLL_REDUCE_SCATTER);
 }
 
 void hy_broadcast(hy_group *g, hy_device where, void *buf, int64_t n, hy_dtype dtype, int root) {
@@ -412,7 +419,7 @@ void hy_broadcast(hy_group *g, hy_device where, void *buf, int64_t n, hy_dtype d
 #else
   (void)buf, (void)n, (void)dtype, (void)root;
 #endif
-  timing_end(where, t);
+  timing_end(where, t, HY_COLL_BROADCAST);
 }
 
 /* ---- started now, waited for later ---- */
@@ -579,7 +586,7 @@ void hy_send(hy_group *g, hy_device where, const void *buf, int64_t n, hy_dtype 
 #ifdef HYLA_NCCL
   if (where == HY_CUDA) {
     NCCL_CHECK(ncclSend(buf, (size_t)n, nccl_type(dtype), to, nccl_of(g), hy_cuda_stream()));
-    timing_end(where, t);
+    timing_end(where, t, HY_COLL_SEND);
     return;
   }
 #endif
@@ -600,7 +607,7 @@ void hy_send(hy_group *g, hy_device where, const void *buf, int64_t n, hy_dtype 
 #else
   (void)buf;
 #endif
-  timing_end(where, t);
+  timing_end(where, t, HY_COLL_SEND);
 }
 
 void hy_recv(hy_group *g, hy_device where, void *buf, int64_t n, hy_dtype dtype, int from) {
@@ -620,5 +627,5 @@ void hy_recv(hy_group *g, hy_device where, void *buf, int64_t n, hy_dtype dtype,
 #else
   (void)buf, (void)n, (void)dtype;
 #endif
-  timing_end(where, t);
+  timing_end(where, t, HY_COLL_SEND);
 }

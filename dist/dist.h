@@ -95,8 +95,9 @@ void hy_recv(hy_group *g, hy_device where, void *buf, int64_t n, hy_dtype dtype,
 typedef enum { HY_COLLECTIVES_ON, HY_COLLECTIVES_TIMED, HY_COLLECTIVES_SKIPPED } hy_collectives;
 void hy_dist_set_collectives(hy_collectives mode);
 /* The seconds the collectives took since the last call (0 unless timed; on the GPU it waits for
- * hyla's stream). */
-double hy_dist_take_seconds(void);
+ * hyla's stream), and in by_kind (NULL, or HY_COLL_KINDS of them) each kind's share (a send and
+ * its receive both count as HY_COLL_SEND). */
+double hy_dist_take_seconds(double *by_kind);
 
 /* Bytes this process has sent per kind of collective, and their names for the run log. */
 uint64_t hy_dist_bytes(hy_coll_kind kind);

@@ -278,7 +278,8 @@ const hy_key hy_keys[] = {
      .doc = "How the training step's collectives run, for measuring their cost "
             "(scripts/bench_multigpu.sh): \"on\"; \"timed\", each timed apart (on the GPU by "
             "events, so the step is not a CUDA graph) and logged as comm_s, the seconds a step "
-            "spends in them; \"skipped\", none run, every rank keeping its own numbers: the "
+            "spends in them (comm_s_by: by kind); \"skipped\", none run, every rank keeping its "
+            "own numbers: the "
             "step's time without communication, its results wrong."},
     {KEY("dist", "overlap", HY_KEY_BOOL, dist.overlap), .def = "true",
      .doc = "LASP-2 (the linear kinds with sp > 1) runs its AllGather of the slices' states while "

@@ -265,13 +265,18 @@ static void report(run *R, int64_t step, int64_t end, double loss, double lr, do
   char mfu_text[32] = "";
   if (mfu > 0) snprintf(mfu_text, sizeof mfu_text, "  MFU %.1f%%", 100 * mfu);
   if (logs_at(R, step, end)) {
-    /* dist.collectives = "timed": this rank's seconds a step in collectives */
-    char comm_text[48] = "", comm_json[32] = "";
+    /* dist.collectives = "timed": this rank's seconds a step in collectives, and by kind */
+    char comm_text[48] = "", comm_json[256] = "";
     if (r->dist.collectives == HY_RECIPE_COLL_TIMED) {
-      double comm = hy_dist_take_seconds() / (double)(steps ? steps : 1);
+      double by_kind[HY_COLL_KINDS], per = 1.0 / (double)(steps ? steps : 1);
+      double comm = hy_dist_take_seconds(by_kind) * per;
       snprintf(comm_text, sizeof comm_text, "  comm %.1f ms (%.0f%%)", 1e3 * comm,
                per_step > 0 ? 100 * comm / per_step : 0);
-      snprintf(comm_json, sizeof comm_json, ",\"comm_s\":%.6f", comm);
+      int at = snprintf(comm_json, sizeof comm_json, ",\"comm_s\":%.6f,\"comm_s_by\":{", comm);
+      for (int k = 0; k < HY_COLL_KINDS; k++)
+        at += snprintf(comm_json + at, sizeof comm_json - (size_t)at, "%s\"%s\":%.6f", k ? "," : "",
+                       hy_coll_name((hy_coll_kind)k), by_kind[k] * per);
+      snprintf(comm_json + at, sizeof comm_json - (size_t)at, "}");
     }
     say(R, "step %lld/%lld  loss %.4f  lr %.3g  grad norm %.3f  %.0f tok/s%s%s  ETA %s",
         (long long)step, (long long)end, loss, lr, gnorm, tps, mfu_text, comm_text, eta);
@@ -642,7 +647,7 @@ int hy_train(const hy_recipe *r, const hy_train_options *opt, hy_train_result *r
                  "dist.collectives follows hy_collectives");
   hy_dist_set_collectives((hy_collectives)r->dist.collectives);
   hy_sequence_set_overlap(r->dist.overlap);
-  hy_dist_take_seconds(); /* from the first step on */
+  hy_dist_take_seconds(NULL); /* from the first step on */
   rc = train_loop(&R, start, res, err);
   hy_dist_set_collectives(HY_COLLECTIVES_ON);
   hy_sequence_set_overlap(true);

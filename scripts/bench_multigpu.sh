@@ -81,7 +81,15 @@ if not steps:
 else:
     tps = round(statistics.median(m["tokens_per_s"] for m in steps) * int(sys.argv[2]))
     comm = [m["comm_s"] for m in steps if "comm_s" in m]
-    print(tps, f"{1e3 * statistics.median(comm):.1f}" if comm else "")
+    text = ""
+    if comm:  # the median total, then each kind's median that is not zero
+        short = {"allreduce": "ar", "allgather": "ag", "reduce_scatter": "rs", "broadcast": "bc",
+                 "send": "p2p"}
+        kinds = [f"{short.get(k, k)} {1e3 * statistics.median(m['comm_s_by'][k] for m in steps):.1f}"
+                 for k in steps[0].get("comm_s_by", {})]
+        kinds = [k for k in kinds if not k.endswith(" 0.0")]
+        text = f"{1e3 * statistics.median(comm):.1f}" + (f" ({', '.join(kinds)})" if kinds else "")
+    print(tps, text.replace(" ", "_"))
 PY
 }
 
@@ -100,6 +108,7 @@ row() {
     read -r skipped _ <<<"$(point "$model-$key-$n-skipped" skipped "$dp" "$sp" "$T" "$batch" "${sets[@]}")"
     share=$(awk -v a="$tps" -v b="$skipped" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.0f%%", 100 * (1 - a / b); else printf "-" }')
     timed=${timed:--}
+    timed=${timed//_/ }
     if [ "$key" = weak ]; then
       read -r serial _ <<<"$(point "$model-$key-$n-serial" on "$dp" "$sp" "$T" "$batch" "${sets[@]}" --set dist.overlap=false)"
     fi
@@ -142,5 +151,6 @@ for model in hybrid gla; do
 done
 echo
 echo "(efficiency: tokens/s at N over N x tokens/s on one; comm ms/step: rank 0's time in"
-echo "collectives, timed apart; comm share: 1 - tokens/s over tokens/s with collectives skipped;"
+echo "collectives, timed apart, and by kind: ar allreduce, ag allgather, rs reduce-scatter, bc"
+echo "broadcast, p2p point to point; comm share: 1 - tokens/s over tokens/s with collectives skipped;"
 echo "no overlap: LASP-2's collectives waited for at once (dist.overlap = false); logs in $out)"
