@@ -188,3 +188,9 @@ void hy_step_rewind(hy_step_mark mark) {
 }
 
 int64_t hy_tape_size(void) { return T.n; }
+
+const char *hy_tape_op(int64_t i) {
+  if (i < 0 || i >= T.n)
+    hy_die("tape", "node %lld of a tape of %lld", (long long)i, (long long)T.n);
+  return T.nodes[i]->op;
+}

@@ -78,5 +78,8 @@ hy_step_mark hy_step_get_mark(void);
 void hy_step_rewind(hy_step_mark mark);
 
 int64_t hy_tape_size(void);
+/* The op of the tape's node i (0 <= i < hy_tape_size()), in the order recorded: for tests that
+ * check what runs before what. */
+const char *hy_tape_op(int64_t i);
 
 #endif

@@ -6,7 +6,8 @@
  * Also: the state AllGather of a GLA layer sends the same bytes at T = 256 and T = 4096, and RAT,
  * SLA and Titans layers the bytes of docs/distributed.md's formulas. A plain MPI program
  * (Criterion runs tests in forked children, which MPI does not allow); exits 1 on a failure.
- * LASP-2 runs with its collectives overlapped (the default) and waited for at once. */
+ * LASP-2 runs with its collectives overlapped (the default) and waited for at once, and the tape
+ * shows the overlap: the GLA op between the AllGather's start and its wait. */
 #include "autograd/tape.h"
 #include "dist/collective_ops.h"
 #include "dist/dist.h"
@@ -119,6 +120,46 @@ static void check_layer(const hy_model_config *cfg, const char *kind, int64_t T,
 static void check_mixer(const char *kind, int64_t T) {
   hy_model_config cfg = config();
   check_layer(&cfg, kind, T, kind);
+}
+
+/* Where on the tape of a GLA layer's split forward the AllGather starts, the chunked op runs and
+ * the AllGather is waited for: with the overlap, start < op < wait (and in the backward, which
+ * runs the tape in reverse, the reduce-scatter starts at the wait's node and is waited for at the
+ * start's, around the op's backward); without it, start < wait < op. */
+static void check_overlap_order(bool overlap) {
+  if (D.sp == 1) return; /* no collective */
+  hy_model_config cfg = config();
+  hy_rng rng = hy_rng_new(3);
+  hy_params ps = {0};
+  const hy_mixer_kind *k = hy_mixer_find("gla");
+  void *layer = k->create(&ps, "mixer", &cfg, 1, &rng);
+  hy_tensor *x = hy_empty(HY_F64, HY_SHAPE(1, 16, 16));
+  hy_fill_normal(x, &rng, 0, 1);
+  x->requires_grad = true;
+  hy_sequence_set_overlap(overlap);
+  hy_sequence_set(D.sp_group, D.sp_rank * 16);
+  int64_t from = hy_tape_size();
+  hy_mixer_forward(k, layer, x);
+  hy_sequence_set(NULL, 0);
+  hy_sequence_set_overlap(true);
+  int64_t start = -1, op = -1, wait = -1;
+  for (int64_t i = from; i < hy_tape_size(); i++) {
+    const char *name = hy_tape_op(i);
+    if (!strcmp(name, "allgather")) start = i;
+    if (!strcmp(name, "gla")) op = i;
+    if (!strcmp(name, "allgather wait")) wait = i;
+  }
+  bool found = start >= 0 && op >= 0 && wait >= 0;
+  bool ordered = overlap ? start < op && op < wait : start < wait && wait < op;
+  bool ok = found && ordered;
+  if (!ok) failures++;
+  if (D.rank == 0 || !ok)
+    printf("rank %d %s gla tape%s: allgather at %lld, gla at %lld, allgather wait at %lld\n",
+           D.rank, ok ? "ok  " : "FAIL", overlap ? "" : " (no overlap)", (long long)start,
+           (long long)op, (long long)wait);
+  k->destroy(layer);
+  hy_params_free(&ps);
+  hy_step_reset();
 }
 
 /* SLA's own form: slices of several blocks and of exactly one (T / 4 = block at 4 ranks), each
@@ -432,6 +473,8 @@ int main(int argc, char **argv) {
   check_layer(&cfg, "gla", 160, "gla, no overlap");
   check_layer(&cfg, "lightning", 160, "lightning, no overlap");
   hy_sequence_set_overlap(true);
+  check_overlap_order(true);
+  check_overlap_order(false);
   check_rat();
   check_sla();
   check_titans();
