@@ -59,7 +59,8 @@ hy_tensor *hy_titans_blocks(hy_tensor *x, int64_t nb, int64_t W) {
   return hy_reshape(xt, HY_SHAPE(B * H, nb, W, D));
 }
 
-hy_tensor *hy_titans_repeat_persistent(hy_tensor *p, int64_t B, int64_t nb) {
+hy_tensor *hy_titans_repeat_persistent(hy_tensor *p, hy_dtype dtype, int64_t B, int64_t nb) {
+  p = hy_cast(p, dtype); /* f32 parameters beside bf16 activations */
   int64_t n = p->shape[0], H = p->shape[1], D = p->shape[2];
   hy_tensor *pt = hy_reshape(hy_contiguous(hy_transpose(p, 0, 1)), HY_SHAPE(1, H, 1, n * D));
   hy_tensor *e = hy_add(hy_zeros(p->dtype, HY_SHAPE(B, H, nb, n * D)), pt);
@@ -168,8 +169,8 @@ hy_tensor *hy_titans_window_attention(hy_tensor *q, hy_tensor *k, hy_tensor *v, 
   int64_t W = slide ? window : T, nb = (T + W - 1) / W, L = P + (slide ? 2 * W : W);
   hy_tensor *qb = hy_titans_blocks(q, nb, W), *kb = hy_titans_blocks(k, nb, W);
   hy_tensor *vb = hy_titans_blocks(v, nb, W);
-  hy_tensor *pkb = hy_titans_repeat_persistent(pk, B, nb);
-  hy_tensor *pvb = hy_titans_repeat_persistent(pv, B, nb);
+  hy_tensor *pkb = hy_titans_repeat_persistent(pk, q->dtype, B, nb);
+  hy_tensor *pvb = hy_titans_repeat_persistent(pv, q->dtype, B, nb);
   hy_tensor *keys, *values;
   if (slide) {
     keys = hy_concat(3, (hy_tensor *[]){pkb, previous_blocks(kb), kb}, 2);

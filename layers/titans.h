@@ -66,7 +66,8 @@ hy_tensor *hy_titans_mac_forward(const hy_titans_layer *l, hy_tensor *x); /* [B,
 
 /* Pieces the Titans blocks share (layers/titans.c):
  * blocks: [B, T, H, D] -> [B * H, nb, W, D], zero-padded to nb * W tokens;
- * repeat_persistent: p [n, H, D] repeated for every sequence and block, [B * H, nb, n, D];
+ * repeat_persistent: p [n, H, D] cast to `dtype` (the activations': bf16 beside f32 parameters)
+ *   and repeated for every sequence and block, [B * H, nb, n, D];
  * segment_mask: the additive mask [1, n, P + 2 n] of a MAC segment (kept for the process): query i
  *   sees the P persistent keys, then the memory read-outs 0 .. i and the segment's keys 0 .. i;
  * block_attention: softmax(scale qb keys^T + mask) values for qb [B * H, nb, W, D], keys and
@@ -75,7 +76,7 @@ hy_tensor *hy_titans_mac_forward(const hy_titans_layer *l, hy_tensor *x); /* [B,
  * attend_one: one query q [B, 1, H, D] (rotated) over the persistent keys and keys, values
  *   [B, n, H, D], through the output projection: [B, 1, d]. */
 hy_tensor *hy_titans_blocks(hy_tensor *x, int64_t nb, int64_t W);
-hy_tensor *hy_titans_repeat_persistent(hy_tensor *p, int64_t B, int64_t nb);
+hy_tensor *hy_titans_repeat_persistent(hy_tensor *p, hy_dtype dtype, int64_t B, int64_t nb);
 hy_tensor *hy_titans_segment_mask(hy_dtype dtype, hy_device device, int64_t n, int64_t P);
 hy_tensor *hy_titans_block_attention(hy_tensor *qb, hy_tensor *keys, hy_tensor *values,
                                      hy_tensor *mask, double scale, int64_t B, int64_t T);

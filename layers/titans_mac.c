@@ -54,8 +54,8 @@ static hy_tensor *segment_attention(const hy_titans_layer *l, hy_tensor *q, hy_t
   hy_tensor *keys[3], *values[3];
   int m = 0;
   if (P) {
-    keys[m] = hy_titans_repeat_persistent(l->pk, B, 1);
-    values[m++] = hy_titans_repeat_persistent(l->pv, B, 1);
+    keys[m] = hy_titans_repeat_persistent(l->pk, q->dtype, B, 1);
+    values[m++] = hy_titans_repeat_persistent(l->pv, q->dtype, B, 1);
   }
   keys[m] = hy_titans_blocks(kh, 1, n), values[m++] = hy_titans_blocks(vh, 1, n);
   keys[m] = hy_titans_blocks(k, 1, n), values[m++] = hy_titans_blocks(v, 1, n);

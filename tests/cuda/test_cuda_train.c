@@ -133,6 +133,24 @@ Test(cuda_train, bf16_tracks_f32) {
   cr_assert(last < first - 0.5, "f32 learned nothing (%.3f -> %.3f)", first, last);
 }
 
+/* Every mixer in bf16, where each meets f32 parameters (persistent tokens, memories, gains) with
+ * bf16 activations: within the bf16 bound of its f32 curve over the first steps, finite over
+ * 100, and learning. */
+Test(cuda_train, every_mixer_trains_in_bf16) {
+  T_NEED_GPU();
+  train_model("hybrid-f32", "cuda", "f32", HYBRID, HYBRID_SETTINGS, 100, NULL);
+  train_model("hybrid-bf16", "cuda", "bf16", HYBRID, HYBRID_SETTINGS, 100, NULL);
+  double first, last;
+  double early = largest_gap("hybrid-f32", "hybrid-bf16", HYBRID_STRICT_STEPS, BF16_CURVE_TOL,
+                             &first, &last);
+  double all = largest_gap("hybrid-f32", "hybrid-bf16", 100, INFINITY, &first, &last);
+  largest_gap("hybrid-bf16", "hybrid-f32", 100, INFINITY, &first, &last); /* bf16's own ends */
+  cr_log_info("every mixer in bf16: largest relative loss difference from f32 over the first %d "
+              "steps %.3g, over 100 %.3g",
+              HYBRID_STRICT_STEPS, early, all);
+  cr_assert(last < first - 0.5, "the hybrid learned nothing in bf16 (%.3f -> %.3f)", first, last);
+}
+
 Test(cuda_train, bf16_on_the_cpu_is_refused) {
   hy_recipe r;
   hy_error err;
