@@ -141,8 +141,8 @@ Test(cuda_train, every_mixer_trains_in_bf16) {
   train_model("hybrid-f32", "cuda", "f32", HYBRID, HYBRID_SETTINGS, 100, NULL);
   train_model("hybrid-bf16", "cuda", "bf16", HYBRID, HYBRID_SETTINGS, 100, NULL);
   double first, last;
-  double early = largest_gap("hybrid-f32", "hybrid-bf16", HYBRID_STRICT_STEPS, BF16_CURVE_TOL,
-                             &first, &last);
+  double early =
+      largest_gap("hybrid-f32", "hybrid-bf16", HYBRID_STRICT_STEPS, BF16_CURVE_TOL, &first, &last);
   double all = largest_gap("hybrid-f32", "hybrid-bf16", 100, INFINITY, &first, &last);
   largest_gap("hybrid-bf16", "hybrid-f32", 100, INFINITY, &first, &last); /* bf16's own ends */
   cr_log_info("every mixer in bf16: largest relative loss difference from f32 over the first %d "
