@@ -358,50 +358,73 @@ void hy_allreduce_sum_each(hy_group *g, hy_device where, void *const *bufs, cons
   for (int i = 0; i < count; i++) hy_allreduce_sum(g, where, bufs[i], ns[i], dtype);
 }
 
-void hy_allgather(hy_group *g, hy_device where, const void *send, void *recv, int64_t n,
-                  hy_dtype dtype) {
-  size_t bytes = (size_t)n * hy_dtype_size(dtype);
-  if (!runs(g)) { /* this rank's own part */
-    char *mine = (char *)recv + (size_t)hy_group_rank(g) * bytes;
-    if (mine != send) hy_device_copy(where, mine, where, send, bytes);
+/* ---- AllGather and reduce-scatter: each rank's part of n elements ---- */
+
+/* The bytes this rank sends for one: its part to every rank, or every part but its own. */
+static uint64_t parts_bytes(hy_coll_kind kind, const hy_group *g, int64_t n, hy_dtype dtype) {
+  uint64_t bytes = (uint64_t)n * hy_dtype_size(dtype);
+  return kind == HY_COLL_ALLGATHER ? bytes : bytes * (uint64_t)(g->size - 1);
+}
+
+/* Issues the AllGather (kind HY_COLL_ALLGATHER) or the summing reduce-scatter of send into recv:
+ * NCCL on `stream`; MPI blocking, or started under *request where one is given. */
+static void issue_parts(hy_coll_kind kind, hy_group *g, hy_device where, const void *send,
+                        void *recv, int64_t n, hy_dtype dtype, void *stream, void *request) {
+  bool gather = kind == HY_COLL_ALLGATHER;
+#ifdef HYLA_NCCL
+  if (where == HY_CUDA) {
+    if (gather)
+      NCCL_CHECK(ncclAllGather(send, recv, (size_t)n, nccl_type(dtype), nccl_of(g), stream));
+    else
+      NCCL_CHECK(
+          ncclReduceScatter(send, recv, (size_t)n, nccl_type(dtype), ncclSum, nccl_of(g), stream));
     return;
   }
-  sent[HY_COLL_ALLGATHER] += bytes;
+#else
+  (void)where, (void)stream;
+#endif
+#ifdef HYLA_MPI
+  MPI_Datatype t = mpi_type(dtype);
+  int c = count_of(n);
+  MPI_Request *r = request;
+  if (gather && r) MPI_Iallgather(send, c, t, recv, c, t, g->comm, r);
+  if (gather && !r) MPI_Allgather(send, c, t, recv, c, t, g->comm);
+  if (!gather && r) MPI_Ireduce_scatter_block(send, recv, c, t, MPI_SUM, g->comm, r);
+  if (!gather && !r) MPI_Reduce_scatter_block(send, recv, c, t, MPI_SUM, g->comm);
+#else
+  (void)g, (void)send, (void)recv, (void)n, (void)dtype, (void)request, (void)gather;
+#endif
+}
+
+static void parts_now(hy_coll_kind kind, hy_group *g, hy_device where, const void *send, void *recv,
+                      int64_t n, hy_dtype dtype) {
+  if (!runs(g)) { /* this rank's own part (unsummed) */
+    size_t bytes = (size_t)n * hy_dtype_size(dtype), at = (size_t)hy_group_rank(g) * bytes;
+    void *to = kind == HY_COLL_ALLGATHER ? (char *)recv + at : recv;
+    const void *from = kind == HY_COLL_ALLGATHER ? send : (const char *)send + at;
+    if (to != from) hy_device_copy(where, to, where, from, bytes);
+    return;
+  }
+  sent[kind] += parts_bytes(kind, g, n, dtype);
   need_nccl(where);
   double t = timing_start(where);
 #ifdef HYLA_NCCL
-  if (where == HY_CUDA)
-    NCCL_CHECK(
-        ncclAllGather(send, recv, (size_t)n, nccl_type(dtype), nccl_of(g), hy_cuda_stream()));
+  void *stream = where == HY_CUDA ? hy_cuda_stream() : NULL;
+#else
+  void *stream = NULL;
 #endif
-#ifdef HYLA_MPI
-  if (where == HY_CPU)
-    MPI_Allgather(send, count_of(n), mpi_type(dtype), recv, count_of(n), mpi_type(dtype), g->comm);
-#endif
-  timing_end(where, t, HY_COLL_ALLGATHER);
+  issue_parts(kind, g, where, send, recv, n, dtype, stream, NULL);
+  timing_end(where, t, kind);
+}
+
+void hy_allgather(hy_group *g, hy_device where, const void *send, void *recv, int64_t n,
+                  hy_dtype dtype) {
+  parts_now(HY_COLL_ALLGATHER, g, where, send, recv, n, dtype);
 }
 
 void hy_reduce_scatter_sum(hy_group *g, hy_device where, const void *send, void *recv, int64_t n,
                            hy_dtype dtype) {
-  size_t bytes = (size_t)n * hy_dtype_size(dtype);
-  if (!runs(g)) { /* this rank's own part, unsummed */
-    const char *mine = (const char *)send + (size_t)hy_group_rank(g) * bytes;
-    if (recv != mine) hy_device_copy(where, recv, where, mine, bytes);
-    return;
-  }
-  sent[HY_COLL_REDUCE_SCATTER] += bytes * (size_t)(g->size - 1);
-  need_nccl(where);
-  double t = timing_start(where);
-#ifdef HYLA_NCCL
-  if (where == HY_CUDA)
-    NCCL_CHECK(ncclReduceScatter(send, recv, (size_t)n, nccl_type(dtype), ncclSum, nccl_of(g),
-                                 hy_cuda_stream()));
-#endif
-#ifdef HYLA_MPI
-  if (where == HY_CPU)
-    MPI_Reduce_scatter_block(send, recv, count_of(n), mpi_type(dtype), MPI_SUM, g->comm);
-#endif
-  timing_end(where, t, HY_COLL_REDUCE_SCATTER);
+  parts_now(HY_COLL_REDUCE_SCATTER, g, where, send, recv, n, dtype);
 }
 
 void hy_broadcast(hy_group *g, hy_device where, void *buf, int64_t n, hy_dtype dtype, int root) {
@@ -476,53 +499,37 @@ void hy_dist_wait(hy_inflight *f) {
 /* Whether a collective may be left in flight: one that runs, neither timed nor skipped. */
 static bool overlaps(const hy_group *g) { return runs(g) && mode == HY_COLLECTIVES_ON; }
 
-hy_inflight *hy_allgather_start(hy_group *g, hy_device where, const void *send, void *recv,
-                                int64_t n, hy_dtype dtype) {
+static hy_inflight *parts_start(hy_coll_kind kind, hy_group *g, hy_device where, const void *send,
+                                void *recv, int64_t n, hy_dtype dtype) {
   if (!overlaps(g)) {
-    hy_allgather(g, where, send, recv, n, dtype);
+    parts_now(kind, g, where, send, recv, n, dtype);
     return NULL;
   }
-  sent[HY_COLL_ALLGATHER] += (uint64_t)n * hy_dtype_size(dtype);
+  sent[kind] += parts_bytes(kind, g, n, dtype);
   need_nccl(where);
+  void *stream = NULL, *request = NULL;
 #ifdef HYLA_NCCL
   if (where == HY_CUDA) {
-    ncclComm_t comm = nccl_of(g); /* made before the fork: its set-up talks over MPI */
-    hy_inflight *f = inflight_new(where);
-    NCCL_CHECK(ncclAllGather(send, recv, (size_t)n, nccl_type(dtype), comm, hy_cuda_side_stream()));
-    return f;
+    nccl_of(g); /* made before the fork: its set-up talks over MPI */
+    stream = hy_cuda_side_stream();
   }
 #endif
   hy_inflight *f = inflight_new(where);
 #ifdef HYLA_MPI
-  MPI_Iallgather(send, count_of(n), mpi_type(dtype), recv, count_of(n), mpi_type(dtype), g->comm,
-                 &f->request);
+  if (where == HY_CPU) request = &f->request;
 #endif
+  issue_parts(kind, g, where, send, recv, n, dtype, stream, request);
   return f;
+}
+
+hy_inflight *hy_allgather_start(hy_group *g, hy_device where, const void *send, void *recv,
+                                int64_t n, hy_dtype dtype) {
+  return parts_start(HY_COLL_ALLGATHER, g, where, send, recv, n, dtype);
 }
 
 hy_inflight *hy_reduce_scatter_start(hy_group *g, hy_device where, const void *send, void *recv,
                                      int64_t n, hy_dtype dtype) {
-  if (!overlaps(g)) {
-    hy_reduce_scatter_sum(g, where, send, recv, n, dtype);
-    return NULL;
-  }
-  sent[HY_COLL_REDUCE_SCATTER] += (uint64_t)n * hy_dtype_size(dtype) * (uint64_t)(g->size - 1);
-  need_nccl(where);
-#ifdef HYLA_NCCL
-  if (where == HY_CUDA) {
-    ncclComm_t comm = nccl_of(g);
-    hy_inflight *f = inflight_new(where);
-    NCCL_CHECK(ncclReduceScatter(send, recv, (size_t)n, nccl_type(dtype), ncclSum, comm,
-                                 hy_cuda_side_stream()));
-    return f;
-  }
-#endif
-  hy_inflight *f = inflight_new(where);
-#ifdef HYLA_MPI
-  MPI_Ireduce_scatter_block(send, recv, count_of(n), mpi_type(dtype), MPI_SUM, g->comm,
-                            &f->request);
-#endif
-  return f;
+  return parts_start(HY_COLL_REDUCE_SCATTER, g, where, send, recv, n, dtype);
 }
 
 void hy_barrier(hy_group *g) {
