@@ -61,6 +61,11 @@ static void train_in(const char *name, const char *device, const char *precision
   train_model(name, device, precision, "attn x 2", "", steps, resume);
 }
 
+/* The hybrid of every mixer, 100 steps. */
+static void train_hybrid(const char *name, const char *device, const char *precision) {
+  train_model(name, device, precision, HYBRID, HYBRID_SETTINGS, 100, NULL);
+}
+
 static void train(const char *name, const char *device, int64_t steps, const char *resume) {
   train_in(name, device, "f32", steps, resume);
 }
@@ -109,9 +114,9 @@ Test(cuda_train, hundred_steps_track_the_cpu) {
 
 Test(cuda_train, every_mixer_tracks_the_cpu) {
   T_NEED_GPU();
-  train_model("hybrid-f64", "cpu", "f64", HYBRID, HYBRID_SETTINGS, 100, NULL);
-  train_model("hybrid-cpu", "cpu", "f32", HYBRID, HYBRID_SETTINGS, 100, NULL);
-  train_model("hybrid-gpu", "cuda", "f32", HYBRID, HYBRID_SETTINGS, 100, NULL);
+  train_hybrid("hybrid-f64", "cpu", "f64");
+  train_hybrid("hybrid-cpu", "cpu", "f32");
+  train_hybrid("hybrid-gpu", "cuda", "f32");
   double first, last;
   double early =
       largest_gap("hybrid-cpu", "hybrid-gpu", HYBRID_STRICT_STEPS, CURVE_TOL, &first, &last);
@@ -138,8 +143,8 @@ Test(cuda_train, bf16_tracks_f32) {
  * 100, and learning. */
 Test(cuda_train, every_mixer_trains_in_bf16) {
   T_NEED_GPU();
-  train_model("hybrid-f32", "cuda", "f32", HYBRID, HYBRID_SETTINGS, 100, NULL);
-  train_model("hybrid-bf16", "cuda", "bf16", HYBRID, HYBRID_SETTINGS, 100, NULL);
+  train_hybrid("hybrid-f32", "cuda", "f32");
+  train_hybrid("hybrid-bf16", "cuda", "bf16");
   double first, last;
   double early =
       largest_gap("hybrid-f32", "hybrid-bf16", HYBRID_STRICT_STEPS, BF16_CURVE_TOL, &first, &last);
