@@ -317,27 +317,38 @@ void t_params_fini(void) {
 }
 
 static char temp_dir[256];
+static bool temp_made;
 
+/* The folder is made on first use: a test that skips (no GPU) before it writes leaves none. */
 void t_temp_init(void) {
   snprintf(temp_dir, sizeof temp_dir, "/tmp/hyla-%s-XXXXXX", criterion_current_suite->name);
-  cr_assert(mkdtemp(temp_dir), "cannot make %s", temp_dir);
+  temp_made = false;
 }
 
 void t_temp_fini(void) {
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", temp_dir);
-  cr_assert(system(cmd) == 0, "%s", cmd);
+  if (temp_made) {
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", temp_dir);
+    cr_assert(system(cmd) == 0, "%s", cmd);
+    temp_made = false;
+  }
   hy_arena_release();
   H5close();
 }
 
-const char *t_temp_path(void) { return temp_dir; }
+const char *t_temp_path(void) {
+  if (!temp_made) {
+    cr_assert(mkdtemp(temp_dir), "cannot make %s", temp_dir);
+    temp_made = true;
+  }
+  return temp_dir;
+}
 
 const char *t_in_temp(const char *file) {
   static char path[8][512];
   static int next;
   char *p = path[next++ % 8];
-  snprintf(p, sizeof path[0], "%s/%s", temp_dir, file);
+  snprintf(p, sizeof path[0], "%s/%s", t_temp_path(), file);
   return p;
 }
 

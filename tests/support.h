@@ -105,8 +105,9 @@ extern hy_params t_params;
 void t_params_fini(void);
 
 /* A scratch folder for each test of a suite that writes files: TestSuite(name, .init = t_temp_init,
- * .fini = t_temp_fini), or the two called from the suite's own init and fini. t_temp_init makes a
- * fresh /tmp/hyla-<suite>-XXXXXX; t_temp_fini removes it with all it holds, and gives back the
+ * .fini = t_temp_fini), or the two called from the suite's own init and fini. t_temp_init names a
+ * fresh /tmp/hyla-<suite>-XXXXXX, made when a test first asks for it (a test that skips first
+ * leaves none); t_temp_fini removes it with all it holds, and gives back the
  * memory HDF5 and the arena keep (LeakSanitizer would report it). t_temp_path is the folder,
  * t_in_temp the path of a file in it (in one of 8 static buffers, reused in turn). */
 void t_temp_init(void);
