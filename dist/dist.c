@@ -1,5 +1,6 @@
 #include "dist/dist.h"
 #include "tensor/device.h"
+#include "tensor/threads.h"
 #include "util/clock.h"
 
 #include <stdlib.h>
@@ -64,6 +65,7 @@ int hy_dist_start(int *argc, char ***argv) {
     MPI_Comm_rank(node, &local_rank);
     MPI_Comm_size(node, &local_size);
     MPI_Comm_free(&node);
+    hy_threads_share(local_size);
     int size;
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     return size;

@@ -219,7 +219,9 @@ const hy_key hy_keys[] = {
      .doc = "On the GPU, capture a training step once as a CUDA graph and replay it (one launch a "
             "step); steps of another shape or loss weight run op by op."},
     {KEY("train", "threads", HY_KEY_INT, train.threads), AT_LEAST(0), UP_TO(HY_THREADS_MAX),
-     .def = "0", .doc = "CPU threads; 0: HYLA_THREADS, or all cores."},
+     .def = "0",
+     .doc = "CPU threads; 0: HYLA_THREADS, else OMP_NUM_THREADS, else the cores (under mpirun, "
+            "split among the ranks of the machine)."},
 
     {KEY("optim", "name", HY_KEY_ENUM, optim.name), .choices = OPTIMIZERS, .def = "\"adamw\"",
      .doc = "The optimizer."},

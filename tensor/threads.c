@@ -6,6 +6,12 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* The processes of this machine that share its cores: the ranks of mpirun here (hy_threads_share). */
+static int sharers = 1;
+
+void hy_threads_share(int processes) { sharers = processes > 1 ? processes : 1; }
 
 /* The count $name asks for, its text up to `end` (or all of it for end = 0); *n = 0 when the
  * variable is unset, empty or 0. */
@@ -24,7 +30,12 @@ int hy_threads_choose(int n, hy_error *err) {
   int64_t chosen = n;
   if (chosen <= 0 && env_threads("HYLA_THREADS", 0, &chosen, err)) return -1;
   if (chosen <= 0 && env_threads("OMP_NUM_THREADS", ',', &chosen, err)) return -1;
-  if (chosen <= 0) chosen = omp_get_num_procs();
+  if (chosen <= 0) { /* the cores this process may run on, split among unbound ranks */
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    int usable = omp_get_num_procs(); /* fewer than online where mpirun bound the rank */
+    if (usable == online) usable /= sharers;
+    chosen = usable > 1 ? usable : 1;
+  }
   hy_threads_set((int)chosen);
   return 0;
 }
