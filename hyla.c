@@ -94,12 +94,14 @@ static int fail(const char *cmd, const hy_error *err) {
 
 /* A model with its parameters (and the recipe it was trained with) from a checkpoint, with this
  * process's CPU threads chosen as the recipe says (train.threads, 0: HYLA_THREADS or every core).
- * evaluating: the model as `hyla eval` runs it (hy_eval_model_config). */
-static hy_model *load_model(const char *path, bool evaluating, hy_recipe *r, int64_t *step,
-                            hy_error *err) {
+ * sets (or NULL): --set overrides of that recipe; evaluating: the model as `hyla eval` runs it
+ * (hy_eval_model_config). */
+static hy_model *load_model(const char *path, bool evaluating, const hy_cli_list *sets,
+                            hy_recipe *r, int64_t *step, hy_error *err) {
   hy_ckpt_meta meta;
   if (hy_checkpoint_read_meta(path, &meta, err)) return NULL;
-  int rc = hy_recipe_parse(meta.recipe, path, 0, NULL, r, err);
+  int rc = hy_recipe_parse(meta.recipe, path, sets ? sets->n : 0, sets ? sets->items : NULL, r,
+                           err);
   *step = meta.step;
   hy_ckpt_meta_free(&meta);
   if (rc || hy_threads_choose((int)r->train.threads, err)) return NULL;
@@ -301,13 +303,17 @@ static bool eval_counts_fit(const hy_recipe *r) {
 
 static int cmd_eval(int argc, char **argv) {
   if (wants_help(argc, argv)) {
-    printf("usage: hyla eval CKPT [--batches N] [--seq-len T]\n\n"
+    printf("usage: hyla eval CKPT [--batches N] [--seq-len T] [--set section.key=value]...\n\n"
            "Evaluates a checkpoint on the validation split of its recipe's dataset: loss,\n"
            "perplexity and bits per byte, or accuracy for MQAR.\n\n"
            "  --batches N   how many validation batches (default: the recipe's eval_batches)\n"
            "  --seq-len T   evaluate on sequences of T tokens instead of the training length\n"
            "                (length extrapolation; layers that scale with the training length\n"
-           "                keep using the one they were trained at)\n\n"
+           "                keep using the one they were trained at)\n"
+           "  --set k=v     override a key of the checkpoint's recipe (repeatable), one that\n"
+           "                evaluation reads (--set layer.softplus.eval_power=2, --set\n"
+           "                data.mqar.pairs=32); one that changes a parameter's shape fails\n"
+           "                as the checkpoint loads\n\n"
            "The recipe with these in place is checked as a recipe is (docs/recipes.md), and the\n"
            "parameters and a batch's forward pass must fit in this process's memory.\n"
            "Softplus layers evaluate with [layer.softplus] eval_power in place of power and keep\n"
@@ -320,14 +326,17 @@ static int cmd_eval(int argc, char **argv) {
   }
   const char *path = NULL;
   int64_t batches = 0, seq_len = 0;
+  hy_cli_list sets = {0};
   const hy_cli_option opts[] = {HY_CLI_INT_OPTION("--batches", &batches, 1, INT64_MAX),
-                                HY_CLI_INT_OPTION("--seq-len", &seq_len, 1, INT64_MAX)};
+                                HY_CLI_INT_OPTION("--seq-len", &seq_len, 1, INT64_MAX),
+                                HY_CLI_LIST_OPTION("--set", &sets)};
   if (!PARSE("eval", argc, argv, 1, opts, &path, 1, "checkpoint"))
     usage_error("eval", "%s", "needs a checkpoint");
   hy_recipe r;
   hy_error err;
   int64_t step;
-  hy_model *m = load_model(path, true, &r, &step, &err);
+  hy_model *m = load_model(path, true, &sets, &r, &step, &err);
+  free(sets.items);
   if (!m) return fail("eval", &err);
   if (seq_len) r.train.seq_len = seq_len;
   if (batches) r.train.eval_batches = batches;
@@ -433,7 +442,7 @@ static int cmd_generate(int argc, char **argv) {
   if (hy_generate_check(&o, prompt, &err)) usage_error("generate", "%s", err.msg);
   hy_recipe r;
   int64_t step;
-  hy_model *m = load_model(path, false, &r, &step, &err);
+  hy_model *m = load_model(path, false, NULL, &r, &step, &err);
   if (!m) return fail("generate", &err);
   hy_vocab vocab;
   if (read_vocab(path, m, &vocab, &err)) {
@@ -604,7 +613,7 @@ static int cmd_export(int argc, char **argv) {
   hy_recipe r;
   hy_error err;
   int64_t step;
-  hy_model *m = load_model(ckpt, false, &r, &step, &err);
+  hy_model *m = load_model(ckpt, false, NULL, &r, &step, &err);
   if (!m) return fail("export", &err);
   o.max_positions = r.train.seq_len;
   int rc = hy_export(m, dir, &o, &err);
@@ -664,7 +673,7 @@ static int cmd_info(int argc, char **argv) {
   }
   hy_recipe r;
   int64_t step;
-  hy_model *m = load_model(path, false, &r, &step, &err);
+  hy_model *m = load_model(path, false, NULL, &r, &step, &err);
   if (!m) return fail("info", &err);
   hy_vocab vocab;
   if (read_vocab(path, m, &vocab, &err)) {

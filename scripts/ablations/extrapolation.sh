@@ -10,8 +10,9 @@
 # 128 256 512 1024 2048; B = $BATCHES, default 4) and writes SWEEP_DIR/extrapolation.csv (one row
 # per run and length) and SWEEP_DIR/extrapolation.md (validation loss per setting and length: the
 # mean and sample standard deviation over the seeds). Runs with eval_power other than 1.0 and no
-# softplus layer repeat an eval_power = 1.0 run and are skipped. HYLA (default build/hyla) names
-# the binary.
+# softplus layer repeat an eval_power = 1.0 run and are skipped; a softplus run whose sweep did not
+# set eval_power is evaluated at each power of $POWERS (default "1.0 2.0": LSSA and LSSAR's
+# re-weighting) through `hyla eval --set`. HYLA (default build/hyla) names the binary.
 set -euo pipefail
 
 usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -25,6 +26,7 @@ lengths=("$@")
 [ ${#lengths[@]} -gt 0 ] || lengths=(128 256 512 1024 2048)
 hyla="${HYLA:-build/hyla}"
 batches="${BATCHES:-4}"
+POWERS="${POWERS:-1.0 2.0}"
 if [ -f "$dir" ]; then # a recipe: train its sweep, then evaluate the sweep's directory
   recipe=$dir
   dir=$("$hyla" sweep "$recipe" --dry-run 2>/dev/null | sed -n 's/^sweep .*: [0-9]* runs in //p')
@@ -53,12 +55,19 @@ for run in "$dir"/*/; do
   [ -n "$ckpt" ] || { echo "skip $name (no checkpoint)" >&2; continue; }
   setting="${name%,seed=*}"
   seed="${name##*,seed=}"
-  for t in "${lengths[@]}"; do
-    loss=$("$hyla" eval "$ckpt" --seq-len "$t" --batches "$batches" 2>/dev/null |
-      awk '$1 == "loss" { print $2 }')
-    [ -n "$loss" ] || { echo "extrapolation.sh: hyla eval $ckpt --seq-len $t failed" >&2; exit 1; }
-    echo "$name T=$t loss $loss"
-    echo "\"$setting\",$seed,$t,$loss" >>"$csv"
+  # A softplus run the sweep did not train per eval_power is evaluated at each of $POWERS.
+  powers=(keep)
+  case "$name" in *softplus*) [[ "$name" == *eval_power=* ]] || read -ra powers <<<"$POWERS" ;; esac
+  for p in "${powers[@]}"; do
+    sets=() label=$setting
+    [ "$p" = keep ] || { sets=(--set "layer.softplus.eval_power=$p"); label="eval_power=$p,$setting"; }
+    for t in "${lengths[@]}"; do
+      loss=$("$hyla" eval "$ckpt" --seq-len "$t" --batches "$batches" "${sets[@]}" 2>/dev/null |
+        awk '$1 == "loss" { print $2 }')
+      [ -n "$loss" ] || { echo "extrapolation.sh: hyla eval $ckpt --seq-len $t ${sets[*]} failed" >&2; exit 1; }
+      echo "$label seed $seed T=$t loss $loss"
+      echo "\"$label\",$seed,$t,$loss" >>"$csv"
+    done
   done
 done
 
