@@ -100,8 +100,8 @@ static hy_model *load_model(const char *path, bool evaluating, const hy_cli_list
                             hy_recipe *r, int64_t *step, hy_error *err) {
   hy_ckpt_meta meta;
   if (hy_checkpoint_read_meta(path, &meta, err)) return NULL;
-  int rc = hy_recipe_parse(meta.recipe, path, sets ? sets->n : 0, sets ? sets->items : NULL, r,
-                           err);
+  int rc =
+      hy_recipe_parse(meta.recipe, path, sets ? sets->n : 0, sets ? sets->items : NULL, r, err);
   *step = meta.step;
   hy_ckpt_meta_free(&meta);
   if (rc || hy_threads_choose((int)r->train.threads, err)) return NULL;
