@@ -1,8 +1,8 @@
 /* RAT's fused op (hy_rat) against causal softmax attention (hy_attention), forward + backward on
  * the CPU, f32, B = 1, H = 8, d_h = 64, at T = 1024 and 4096 for chunk sizes 1, 16, 64 and 256.
  * RAT attends over T / L chunk states instead of T tokens, so its time should fall about as 1 / L
- * until the O(T d) recurrence dominates; chunk 1 is attention plus the recurrence. The attention
- * time is measured in the same run. Usage: bench_rat [threads] */
+ * until the O(T d) recurrence dominates; chunk 1 runs as attention over the gated keys and values
+ * (tensor/rat.c). The attention time is measured in the same run. Usage: bench_rat [threads] */
 #include "autograd/tape.h"
 #include "bench/bench.h"
 #include "tensor/arena.h"

@@ -18,7 +18,7 @@
  * one softmax over the c(t) + 1 keys. Inputs q, u, k, f [B, T, H, D] (D even; f the forget gate
  * in (0, 1); q and k unrotated: the op applies the RoPE); out [B, T, H, D]; any T >= 0, the last
  * chunk may be short. L = 1 is causal softmax attention over ((1 - f) k, (1 - f) u) with RoPE at
- * the token's position; L >= T is the gated RNN o_t = xs_t.
+ * the token's position, and runs as that (chunks_of_one); L >= T is the gated RNN o_t = xs_t.
  *
  * hy_rat_after is the same op on a slice of a longer sequence that starts at a chunk boundary,
  * after P earlier chunks (sequence parallelism: layers/rat.c): every query of the slice also sees
@@ -73,6 +73,21 @@ static void check_inputs(const char *op, int n, hy_tensor **in) {
   }
 }
 
+/* Chunks of one token: every token's gated key and value are its chunk's final state, so the op is
+ * causal softmax attention over ((1 - f) k, (1 - f) u), RoPE at the tokens' positions after the P
+ * earlier ones: the attention kernels run it (on the GPU bf16 takes the tensor cores at head sizes
+ * 64 and 128), where the chunk kernels would walk T keys a row. */
+static hy_tensor *chunks_of_one(hy_tensor *q, hy_tensor *u, hy_tensor *k, hy_tensor *f,
+                                hy_tensor *kp, hy_tensor *vp, double scale, double theta) {
+  hy_tensor *keep = hy_add_scalar(hy_scale(f, -1.0), 1.0);
+  hy_tensor *keys = hy_mul(keep, k), *values = hy_mul(keep, u);
+  if (!kp) return hy_attention(hy_rope(q, 0, theta), hy_rope(keys, 0, theta), values, scale);
+  int64_t P = kp->shape[1];
+  keys = hy_concat(2, (hy_tensor *[]){kp, keys}, 1);
+  values = hy_concat(2, (hy_tensor *[]){vp, values}, 1);
+  return hy_attention_offset(hy_rope(q, P, theta), hy_rope(keys, 0, theta), values, scale, 0, P);
+}
+
 hy_tensor *hy_rat_after(hy_tensor *q, hy_tensor *u, hy_tensor *k, hy_tensor *f, hy_tensor *kp,
                         hy_tensor *vp, int64_t chunk, double scale, double theta) {
   const char *op = "rat";
@@ -91,6 +106,7 @@ hy_tensor *hy_rat_after(hy_tensor *q, hy_tensor *u, hy_tensor *k, hy_tensor *f, 
            hy_describe(q), hy_describe(kp), hy_describe(vp));
   if (chunk < 1) hy_die(op, "chunk size %lld (must be >= 1)", (long long)chunk);
   if (!(theta > 0)) hy_die(op, "rope theta %g (must be > 0)", theta);
+  if (chunk == 1 && q->shape[1] > 0) return chunks_of_one(q, u, k, f, kp, vp, scale, theta);
   if (q->dtype == HY_BF16) /* no bf16 kernels: computed in f32 */
     return hy_cast(hy_rat_after(hy_as_f32(q), hy_as_f32(u), hy_as_f32(k), hy_as_f32(f),
                                 hy_as_f32(kp), hy_as_f32(vp), chunk, scale, theta),
