@@ -1,5 +1,5 @@
 # Shared by the shell tests in tests/cli/ (sourced with hyla's path as $1): a work directory
-# removed at exit, one thread, and expect. A failed expectation sets status=1 and the test goes
+# removed at exit, one thread, expect and tiny_dataset. A failed expectation sets status=1 and the test goes
 # on, so that one run lists every failure; the test ends with `exit $status`.
 hyla=$1
 work=$(mktemp -d)
@@ -21,4 +21,10 @@ expect() {
     echo "  expected: $message"
     status=1
   fi
+}
+
+# tiny_dataset: $work/data.h5, a few kB of text ($work/text.txt) prepared as bytes.
+tiny_dataset() {
+  for _ in $(seq 200); do echo "It was the best of times, it was the worst of times."; done >"$work/text.txt"
+  expect 0 "wrote $work/data.h5" data prepare "$work/text.txt" "$work/data.h5"
 }

@@ -9,8 +9,7 @@ set -uo pipefail
 source "$(dirname "$0")/common.sh"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 
-for _ in $(seq 200); do echo "It was the best of times, it was the worst of times."; done >"$work/text.txt"
-expect 0 "wrote" data prepare "$work/text.txt" "$work/data.h5"
+tiny_dataset
 cat >"$work/sweep.toml" <<TOML
 [run]
 out = "$work/sweep"

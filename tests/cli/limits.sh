@@ -12,8 +12,7 @@ unset OMP_NUM_THREADS
 
 # Tiny models trained one step: a GLA/attention hybrid on text, a naive sigmoid model (its
 # decoding runs a forward pass over the whole prefix), an MQAR model.
-for _ in $(seq 200); do echo "It was the best of times, it was the worst of times."; done >"$work/text.txt"
-expect 0 "wrote" data prepare "$work/text.txt" "$work/data.h5"
+tiny_dataset
 recipe() { # NAME LAYERS [DATASET [extra lines]]
   cat >"$work/$1.toml" <<TOML
 [run]

@@ -7,8 +7,7 @@ set -uo pipefail
 source "$(dirname "$0")/common.sh"
 
 # A dataset, a tiny model trained one step on it, and its checkpoint.
-for _ in $(seq 200); do echo "It was the best of times, it was the worst of times."; done >"$work/text.txt"
-expect 0 "wrote $work/data.h5" data prepare "$work/text.txt" "$work/data.h5"
+tiny_dataset
 cat >"$work/r.toml" <<TOML
 [run]
 out = "$work/run"
