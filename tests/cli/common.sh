@@ -1,6 +1,6 @@
 # Shared by the shell tests in tests/cli/ (sourced with hyla's path as $1): a work directory
-# removed at exit, one thread, expect and tiny_dataset. A failed expectation sets status=1 and the test goes
-# on, so that one run lists every failure; the test ends with `exit $status`.
+# removed at exit, one thread, expect and tiny_dataset. A failed expectation sets status=1 and
+# the test goes on, so that one run lists every failure; the test ends with `exit $status`.
 hyla=$1
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
