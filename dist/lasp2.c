@@ -119,12 +119,13 @@ static hy_tensor *slice_state(hy_tensor *k, hy_tensor *v, hy_tensor *g, const do
   return packed;
 }
 
-/* The earlier ranks' share of the outputs, (q * exp(b)) S [B, T, H, dv], for their folded state
- * S [B, H, dk, dv]. */
+/* The outputs o with the earlier ranks' share added, o + (q * exp(b)) S [B, T, H, dv], for their
+ * folded state S [B, H, dk, dv]: one tensor a layer, not the share and the sum. */
 static void share_backward(hy_node *n) {
-  hy_tensor *q = n->in[0], *S = n->in[1], *g = n->n_in > 2 ? n->in[2] : NULL;
+  hy_tensor *o = n->in[0], *q = n->in[1], *S = n->in[2], *g = n->n_in > 3 ? n->in[3] : NULL;
   const decay_args *a = HY_NODE_ARGS(n, decay_args);
-  grad_slot dq_ = slot_of(q), dS_ = slot_of(S), dg_ = slot_of(g);
+  grad_slot do_ = slot_of(o), dq_ = slot_of(q), dS_ = slot_of(S), dg_ = slot_of(g);
+  put(do_, n->out->grad);
   hy_arena_mark scratch = hy_arena_get_mark();
   hy_no_grad_begin();
   hy_tensor *b = cumulative_decay(q, g, a->head_decay);
@@ -138,19 +139,18 @@ static void share_backward(hy_node *n) {
   hy_arena_rewind(scratch);
 }
 
-static hy_tensor *earlier_share(hy_tensor *q, hy_tensor *S, hy_tensor *g,
-                                const double *head_decay) {
-  hy_tensor *y = hy_empty_on(q->device, q->dtype,
-                             HY_SHAPE(q->shape[0], q->shape[1], q->shape[2], S->shape[3]));
+static hy_tensor *with_earlier_share(hy_tensor *o, hy_tensor *q, hy_tensor *S, hy_tensor *g,
+                                     const double *head_decay) {
+  hy_tensor *y = hy_empty_on(o->device, o->dtype, hy_shape_of(o));
   hy_arena_mark scratch = hy_arena_get_mark();
   hy_no_grad_begin();
   hy_tensor *b = cumulative_decay(q, g, head_decay);
   hy_tensor *qe = b ? hy_mul(q, hy_exp(b)) : q;
-  hy_copy_into(y, hy_contiguous(hy_transpose(hy_matmul(by_head(qe), S), 1, 2)));
+  hy_copy_into(y, hy_add(o, hy_transpose(hy_matmul(by_head(qe), S), 1, 2)));
   hy_no_grad_end();
   hy_arena_rewind(scratch);
-  hy_tensor *in[3] = {q, S, g};
-  hy_node *n = hy_record("lasp2_share", share_backward, y, g ? 3 : 2, in);
+  hy_tensor *in[4] = {o, q, S, g};
+  hy_node *n = hy_record("lasp2_share", share_backward, y, g ? 4 : 3, in);
   if (n) *HY_NODE_ARGS(n, decay_args) = (decay_args){head_decay};
   return y;
 }
@@ -181,7 +181,7 @@ hy_tensor *hy_gla_lasp2(hy_tensor *q, hy_tensor *k, hy_tensor *v, hy_tensor *g,
     if (As) S = hy_mul(S, hy_reshape(hy_slice(As, 0, a, a + 1), HY_SHAPE(B, H, dk, 1)));
     if (s >= 0) S = hy_add(S, hy_reshape(hy_slice(Ms, 0, s, s + 1), HY_SHAPE(B, H, dk, dv)));
   }
-  return hy_add(o, earlier_share(q, S, g, head_decay));
+  return with_earlier_share(o, q, S, g, head_decay);
 }
 
 hy_tensor *hy_lasp2h_attend(hy_causal_attention_fn attend, const void *layer, hy_tensor *q,
