@@ -24,17 +24,15 @@ typedef struct {
   const double *head_decay; /* with g NULL: a constant log decay per head, or none */
 } decay_args;
 
-/* b, the cumulative log decay from the slice's start [B, T, H, dk] (NULL: no decay), off the
- * tape: cumsum(g) over the tokens, or gamma_h (t + 1). */
+/* b, the cumulative log decay from the slice's start (NULL: no decay), off the tape: cumsum(g)
+ * over the tokens [B, T, H, dk], or gamma_h (t + 1), the same for every sequence and channel,
+ * [1, T, H, 1] (broadcast where it is used): made on the host, T H values. */
 static hy_tensor *cumulative_decay(const hy_tensor *like, hy_tensor *g, const double *head_decay) {
   if (g) return hy_cumsum(g, 1, false);
   if (!head_decay) return NULL;
-  int64_t T = like->shape[1], H = like->shape[2], dk = like->shape[3];
-  hy_tensor *b = hy_empty_on(HY_CPU, like->dtype, hy_shape_of(like)); /* moved to the device */
-  for (int64_t i = 0; i < hy_numel(b); i++) {
-    int64_t t = i / (H * dk) % T, h = i / dk % H;
-    hy_set(b, i, head_decay[h] * (double)(t + 1));
-  }
+  int64_t T = like->shape[1], H = like->shape[2];
+  hy_tensor *b = hy_empty_on(HY_CPU, like->dtype, HY_SHAPE(1, T, H, 1)); /* moved to the device */
+  for (int64_t i = 0; i < T * H; i++) hy_set(b, i, head_decay[i % H] * (double)(i / H + 1));
   return hy_to(b, like->device);
 }
 
@@ -106,7 +104,8 @@ static hy_tensor *slice_state(hy_tensor *k, hy_tensor *v, hy_tensor *g, const do
   hy_tensor *M = hy_matmul(hy_transpose(by_head(kd), 2, 3), by_head(v)); /* [B, H, dk, dv] */
   hy_tensor *p = hy_reshape(M, HY_SHAPE(B * H, dk, dv));
   if (b) {
-    hy_tensor *total = hy_exp(hy_transpose(slice_decay(b), 1, 2)); /* [B, H, 1, dk] */
+    hy_tensor *last = hy_zeros_like(hy_slice(k, 1, k->shape[1] - 1, k->shape[1]));
+    hy_tensor *total = hy_exp(hy_transpose(hy_add(last, slice_decay(b)), 1, 2)); /* [B, H, 1, dk] */
     hy_tensor *parts[2] = {p, hy_reshape(total, HY_SHAPE(B * H, dk, 1))};
     p = hy_concat(2, parts, 2);
   }
