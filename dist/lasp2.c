@@ -119,7 +119,9 @@ static hy_tensor *slice_state(hy_tensor *k, hy_tensor *v, hy_tensor *g, const do
 }
 
 /* The outputs o with the earlier ranks' share added, o + (q * exp(b)) S [B, T, H, dv], for their
- * folded state S [B, H, dk, dv]: one tensor a layer, not the share and the sum. */
+ * folded state S [B, H, dk, dv], written over o's own memory: the slice's op keeps nothing of its
+ * output for its backward (only the gradient), so the layer holds one tensor, not o and the sum.
+ * The backward needs o's gradient only, never its value. */
 static void share_backward(hy_node *n) {
   hy_tensor *o = n->in[0], *q = n->in[1], *S = n->in[2], *g = n->n_in > 3 ? n->in[3] : NULL;
   const decay_args *a = HY_NODE_ARGS(n, decay_args);
@@ -140,14 +142,14 @@ static void share_backward(hy_node *n) {
 
 static hy_tensor *with_earlier_share(hy_tensor *o, hy_tensor *q, hy_tensor *S, hy_tensor *g,
                                      const double *head_decay) {
-  hy_tensor *y = hy_empty_on(o->device, o->dtype, hy_shape_of(o));
-  hy_arena_mark scratch = hy_arena_get_mark();
   hy_no_grad_begin();
+  hy_tensor *y = hy_reshape(o, hy_shape_of(o)); /* a second name for o's memory, off the tape */
+  hy_arena_mark scratch = hy_arena_get_mark();
   hy_tensor *b = cumulative_decay(q, g, head_decay);
   hy_tensor *qe = b ? hy_mul(q, hy_exp(b)) : q;
-  hy_copy_into(y, hy_add(o, hy_transpose(hy_matmul(by_head(qe), S), 1, 2)));
-  hy_no_grad_end();
+  hy_convert_into(y, hy_transpose(hy_matmul(by_head(qe), S), 1, 2), true);
   hy_arena_rewind(scratch);
+  hy_no_grad_end();
   hy_tensor *in[4] = {o, q, S, g};
   hy_node *n = hy_record("lasp2_share", share_backward, y, g ? 4 : 3, in);
   if (n) *HY_NODE_ARGS(n, decay_args) = (decay_args){head_decay};
