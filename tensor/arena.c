@@ -26,6 +26,10 @@ typedef struct {
   hy_device device;
   recycled *spare; /* blocks to reuse before bumping; a step's backward gives back thousands */
   size_t n_spare, cap_spare;
+  /* The spare blocks handed out again, in order: a rewind gives back those taken after its mark
+   * (scratch between a mark and its rewind would otherwise keep them till the step's reset). */
+  recycled *taken;
+  size_t n_taken, cap_taken;
   char *base[MAX_CHUNKS];
   size_t size[MAX_CHUNKS];
   int n_chunks;
@@ -62,16 +66,33 @@ static size_t rounded(size_t bytes) {
   return need ? need : ALIGN;
 }
 
+static void push(recycled **list, size_t *n, size_t *cap, recycled block) {
+  if (*n == *cap) {
+    size_t grown = *cap ? 2 * *cap : 256;
+    recycled *more = realloc(*list, grown * sizeof *more);
+    if (!more) hy_die("arena", "out of memory");
+    *list = more;
+    *cap = grown;
+  }
+  (*list)[(*n)++] = block;
+}
+
 /* The most recently given back block of exactly `need` bytes, taken off the list; NULL if none.
  * Newest first: a backward pass frees and asks for the same sizes layer after layer. */
 static void *take_spare(arena *A, size_t need) {
   for (size_t i = A->n_spare; i-- > 0;)
     if (A->spare[i].need == need) {
-      void *p = A->spare[i].p;
+      recycled block = A->spare[i];
       A->spare[i] = A->spare[--A->n_spare];
-      return p;
+      push(&A->taken, &A->n_taken, &A->cap_taken, block);
+      return block.p;
     }
   return NULL;
+}
+
+static void give_back(arena *A, recycled block) {
+  if (poisoning) hy_device_memset(A->device, block.p, 0xff, block.need);
+  push(&A->spare, &A->n_spare, &A->cap_spare, block);
 }
 
 static void *alloc_in(arena *A, size_t bytes) {
@@ -100,17 +121,7 @@ void *hy_arena_alloc_on(hy_device device, size_t bytes) {
 }
 
 void hy_arena_recycle(hy_device device, void *p, size_t bytes) {
-  arena *A = device == HY_CPU ? &HOST : &DEVICE;
-  if (A->n_spare == A->cap_spare) {
-    size_t cap = A->cap_spare ? 2 * A->cap_spare : 256;
-    recycled *spare = realloc(A->spare, cap * sizeof *spare);
-    if (!spare) hy_die("arena", "out of memory");
-    A->spare = spare;
-    A->cap_spare = cap;
-  }
-  size_t need = rounded(bytes);
-  if (poisoning) hy_device_memset(A->device, p, 0xff, need);
-  A->spare[A->n_spare++] = (recycled){p, need};
+  give_back(device == HY_CPU ? &HOST : &DEVICE, (recycled){p, rounded(bytes)});
 }
 
 void *hy_arena_calloc(size_t bytes) {
@@ -128,7 +139,7 @@ static void free_chunks(arena *A) {
 /* Several chunks become one that holds the most any step has used (the unused tails of chunks
  * counted as used), so the same step fits in it again. */
 static void reset(arena *A) {
-  A->n_spare = 0;
+  A->n_spare = A->n_taken = 0;
   if (A->n_chunks > 1) {
     free_chunks(A);
     add_chunk(A, A->most);
@@ -144,7 +155,8 @@ void hy_arena_reset(void) {
 }
 
 hy_arena_mark hy_arena_get_mark(void) {
-  return (hy_arena_mark){HOST.current, HOST.offset, DEVICE.current, DEVICE.offset};
+  return (hy_arena_mark){HOST.current,   HOST.offset,   HOST.n_taken,
+                         DEVICE.current, DEVICE.offset, DEVICE.n_taken};
 }
 
 /* p lies in a chunk before `chunk`, or in it before `offset`. */
@@ -157,15 +169,27 @@ static bool before_mark(const arena *A, const void *p, int chunk, size_t offset)
   return false;
 }
 
-static void rewind_to(arena *A, int chunk, size_t offset) {
-  if (chunk > A->current || (chunk == A->current && offset > A->offset))
+static bool is_spare(const arena *A, const void *p) {
+  for (size_t i = 0; i < A->n_spare; i++)
+    if (A->spare[i].p == p) return true;
+  return false;
+}
+
+static void rewind_to(arena *A, int chunk, size_t offset, size_t n_taken) {
+  if (chunk > A->current || (chunk == A->current && offset > A->offset) || n_taken > A->n_taken)
     hy_die("arena", "rewind to a mark that is not behind the current position");
   /* Given-back blocks past the mark are forgotten with it; those before it stay (a backward pass
-   * that marks and rewinds around an op keeps reusing the gradients spent before). */
+   * that marks and rewinds around an op keeps reusing the gradients spent before), and so do the
+   * ones before it that were handed out since: what was allocated after the mark is dead. A block
+   * taken, given back and taken again is on both lists once each: it goes back once. */
   size_t kept = 0;
   for (size_t i = 0; i < A->n_spare; i++)
     if (before_mark(A, A->spare[i].p, chunk, offset)) A->spare[kept++] = A->spare[i];
   A->n_spare = kept;
+  for (size_t i = n_taken; i < A->n_taken; i++)
+    if (before_mark(A, A->taken[i].p, chunk, offset) && !is_spare(A, A->taken[i].p))
+      give_back(A, A->taken[i]);
+  A->n_taken = n_taken;
   A->current = chunk;
   A->offset = offset;
   A->used_before_current = 0;
@@ -173,15 +197,16 @@ static void rewind_to(arena *A, int chunk, size_t offset) {
 }
 
 void hy_arena_rewind(hy_arena_mark mark) {
-  rewind_to(&HOST, mark.chunk, mark.offset);
-  rewind_to(&DEVICE, mark.device_chunk, mark.device_offset);
+  rewind_to(&HOST, mark.chunk, mark.offset, mark.taken);
+  rewind_to(&DEVICE, mark.device_chunk, mark.device_offset, mark.device_taken);
 }
 
 static void release(arena *A) {
   free_chunks(A);
   free(A->spare);
-  A->spare = NULL;
-  A->n_spare = A->cap_spare = 0;
+  free(A->taken);
+  A->spare = A->taken = NULL;
+  A->n_spare = A->cap_spare = A->n_taken = A->cap_taken = 0;
   A->most = 0;
   A->current = 0;
   A->offset = 0;

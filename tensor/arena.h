@@ -19,8 +19,10 @@ extern "C" {
 typedef struct {
   int chunk;
   size_t offset;
+  size_t taken; /* how many given-back blocks had been handed out again */
   int device_chunk;
   size_t device_offset;
+  size_t device_taken;
 } hy_arena_mark;
 
 void *hy_arena_alloc(size_t bytes); /* 64-byte aligned, uninitialized */
@@ -31,8 +33,10 @@ void *hy_arena_alloc_on(hy_device device, size_t bytes); /* host or GPU memory, 
 void hy_arena_recycle(hy_device device, void *p, size_t bytes);
 void hy_arena_reset(void); /* forget everything; keep (and coalesce) the memory */
 hy_arena_mark hy_arena_get_mark(void);
-void hy_arena_rewind(hy_arena_mark mark); /* forget everything allocated after the mark */
-void hy_arena_release(void);              /* give all memory back to the system */
+/* Forget everything allocated after the mark; given-back blocks handed out since become spare
+ * again. */
+void hy_arena_rewind(hy_arena_mark mark);
+void hy_arena_release(void); /* give all memory back to the system */
 
 size_t hy_arena_used(void);        /* bytes handed out since the last reset */
 size_t hy_arena_peak(void);        /* most bytes in use at once since the start or the last... */

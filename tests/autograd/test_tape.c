@@ -173,6 +173,35 @@ Test(tape, rewind_keeps_recycled_blocks_before_the_mark) {
   hy_step_reset();
 }
 
+/* Scratch between a mark and its rewind that reused a block given back before the mark hands it
+ * back at the rewind (else each op's scratch would keep a gradient's block till the reset), once
+ * even when the scratch gave it back and took it again itself. */
+Test(tape, rewind_gives_back_the_blocks_its_scratch_reused) {
+  hy_step_reset();
+  size_t mb = (size_t)1 << 20;
+  char *x = hy_arena_alloc(mb);
+  hy_arena_recycle(HY_CPU, x, mb);
+  hy_arena_mark mark = hy_arena_get_mark();
+  cr_assert(hy_arena_alloc(mb) == x, "the scratch did not reuse the block");
+  hy_arena_rewind(mark);
+  size_t used = hy_arena_used();
+  cr_assert(hy_arena_alloc(mb) == x, "the rewind kept the block the scratch reused");
+  cr_assert(hy_arena_used() == used, "the allocation after the rewind bumped");
+  hy_arena_recycle(HY_CPU, x, mb);
+  mark = hy_arena_get_mark();
+  cr_assert(hy_arena_alloc(mb) == x);
+  hy_arena_recycle(HY_CPU, x, mb); /* given back and taken again inside the scratch */
+  cr_assert(hy_arena_alloc(mb) == x);
+  hy_arena_rewind(mark);
+  cr_assert(hy_arena_alloc(mb) == x, "the block was not given back");
+  char *next = hy_arena_alloc(mb);
+  cr_assert(next != x, "the block was given back twice");
+  hy_arena_mark inner = hy_arena_get_mark(); /* a block taken before a mark stays taken */
+  hy_arena_rewind(inner);
+  cr_assert(hy_arena_alloc(mb) != x, "a block taken before the mark was given back");
+  hy_step_reset();
+}
+
 /* 1000 steps of forward, backward, an update and a reset: after the first step the arena holds
  * the same memory (one coalesced chunk) and every step uses exactly as much as the second (the
  * first is the same work spread over two chunks). A large activation makes the first step
