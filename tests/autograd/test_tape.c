@@ -157,11 +157,17 @@ Test(tape, spent_gradients_share_memory) {
 
 /* A rewind keeps the blocks given back before its mark and forgets those past it, whose memory the
  * bump allocator hands out again. */
-Test(tape, rewind_keeps_recycled_blocks_before_the_mark) {
+/* A fresh step's first block of `bytes`, given back at once. */
+static char *given_back(size_t bytes) {
   hy_step_reset();
+  char *x = hy_arena_alloc(bytes);
+  hy_arena_recycle(HY_CPU, x, bytes);
+  return x;
+}
+
+Test(tape, rewind_keeps_recycled_blocks_before_the_mark) {
   size_t mb = (size_t)1 << 20;
-  char *x = hy_arena_alloc(mb);
-  hy_arena_recycle(HY_CPU, x, mb);
+  char *x = given_back(mb);
   hy_arena_mark mark = hy_arena_get_mark();
   char *z = hy_arena_alloc(2 * mb);
   hy_arena_recycle(HY_CPU, z, 2 * mb);
@@ -177,10 +183,8 @@ Test(tape, rewind_keeps_recycled_blocks_before_the_mark) {
  * back at the rewind (else each op's scratch would keep a gradient's block till the reset), once
  * even when the scratch gave it back and took it again itself. */
 Test(tape, rewind_gives_back_the_blocks_its_scratch_reused) {
-  hy_step_reset();
   size_t mb = (size_t)1 << 20;
-  char *x = hy_arena_alloc(mb);
-  hy_arena_recycle(HY_CPU, x, mb);
+  char *x = given_back(mb);
   hy_arena_mark mark = hy_arena_get_mark();
   cr_assert(hy_arena_alloc(mb) == x, "the scratch did not reuse the block");
   hy_arena_rewind(mark);
