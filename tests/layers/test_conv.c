@@ -6,7 +6,6 @@
 #include "layers/model.h"
 #include "tests/support.h"
 
-#include <math.h>
 #include <stdio.h>
 
 TestSuite(conv, .fini = t_params_fini);
@@ -158,20 +157,4 @@ Test(conv, hybrid_model_gradchecks_every_parameter) {
 
 /* A [conv, attn] model (f32, d = 32) memorizes one batch: from about log(64) to below 0.05
  * within 200 steps. */
-Test(conv, hybrid_model_learns_one_batch) {
-  hy_model_config cfg = hy_model_config_default();
-  cfg.vocab = 64;
-  cfg.d_model = 32;
-  snprintf(cfg.layers[0], HY_KIND_NAME_MAX, "conv");
-  hy_model *m = hy_model_new(&cfg, 1);
-  hy_tensor *all = hy_empty_persistent(HY_I32, HY_SHAPE(4, 17));
-  hy_rng rng = hy_rng_new(2);
-  hy_fill_int(all, &rng, 0, 64);
-  double first, loss;
-  int step = t_overfit(m, all, 200, &first, &loss);
-  cr_log_info("conv,attn overfit: loss %.4f -> %.4f in %d steps", first, loss, step);
-  cr_assert(fabs(first - log(64.0)) < 0.1, "initial loss %.4f should be near log(64)", first);
-  cr_assert(loss < 0.05, "loss %.4f after %d steps", loss, step);
-  hy_free(all);
-  hy_model_free(m);
-}
+Test(conv, hybrid_model_learns_one_batch) { t_expect_hybrid_overfits("conv", 200); }
