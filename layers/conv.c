@@ -81,6 +81,6 @@ static void conv_decode_free(void *state) { hy_free(state); }
 
 static void conv_destroy(void *self) { free(self); }
 
-const hy_mixer_kind hy_mixer_conv = {"conv",          conv_create,      conv_forward,
-                                     conv_destroy,    conv_decode_new,  conv_decode_step,
-                                     conv_decode_free, false};
+const hy_mixer_kind hy_mixer_conv = {
+    "conv",          conv_create,      conv_forward,     conv_destroy,
+    conv_decode_new, conv_decode_step, conv_decode_free, false};

@@ -11,10 +11,10 @@
 #include "layers/mixer.h"
 
 typedef struct {
-  hy_linear proj;   /* W [d, d], no bias */
-  hy_tensor *taps;  /* w [K, d]: row i weighs the token i steps back */
-  hy_tensor *bias;  /* b [d] */
-  int64_t kernel;   /* K */
+  hy_linear proj;  /* W [d, d], no bias */
+  hy_tensor *taps; /* w [K, d]: row i weighs the token i steps back */
+  hy_tensor *bias; /* b [d] */
+  int64_t kernel;  /* K */
 } hy_conv_layer;
 
 extern const hy_mixer_kind hy_mixer_conv;
