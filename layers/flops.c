@@ -7,7 +7,8 @@
 #include "tensor/cuda/runtime.h"
 #endif
 
-/* A mixer's own products per token of the forward (its projections are counted as matrices). */
+/* A mixer's own products per token of the forward (its projections are counted as matrices; so
+ * are conv's taps [K, d], whose 2 K d products a token are exactly a matrix's). */
 static double mixer_forward_flops(const hy_model_config *c, const char *kind, int64_t T) {
   double d = (double)c->d_model;
   if (!strcmp(kind, "attn") || !strcmp(kind, "sigmoid") || !strcmp(kind, "softplus")) {

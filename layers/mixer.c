@@ -1,6 +1,7 @@
 #include "layers/mixer.h"
 #include "dist/collective_ops.h"
 #include "layers/attention.h"
+#include "layers/conv.h"
 #include "layers/gla.h"
 #include "layers/lightning.h"
 #include "layers/linear_attention.h"
@@ -31,7 +32,7 @@ static const kind_entry KINDS[] = {
     {&hy_mixer_rat, false, true},        {&hy_mixer_titans_mal, false, true},
     {&hy_mixer_titans_mag, false, true}, {&hy_mixer_titans_mac, false, true},
     {&hy_mixer_sigmoid, false, true},    {&hy_mixer_softplus, false, true},
-    {&hy_mixer_sla, false, false}};
+    {&hy_mixer_sla, false, false},       {&hy_mixer_conv, false, true}};
 enum { N_KINDS = sizeof KINDS / sizeof *KINDS };
 
 const hy_mixer_kind *hy_mixer_find(const char *name) {

@@ -1,6 +1,7 @@
 /* The mixer interface: what a block's token-mixing layer (softmax, sigmoid and softplus attention,
- * SLA, GLA, lightning and linear attention, RAT, the Titans blocks) provides. Each kind lives in
- * its own file; hy_mixer_find looks one up by the name a recipe uses. */
+ * SLA, GLA, lightning and linear attention, RAT, the Titans blocks, the short convolution)
+ * provides. Each kind lives in its own file; hy_mixer_find looks one up by the name a recipe
+ * uses. */
 #ifndef HYLA_MIXER_H
 #define HYLA_MIXER_H
 

@@ -30,6 +30,7 @@ hy_model_config hy_model_config_default(void) {
               .norm_eps = 1e-5},
       .lightning = {.heads = 0, .chunk = 64, .norm_eps = 1e-5},
       .linear = {.heads = 0, .feature_map = "elu", .chunk = 64, .norm_eps = 1e-5},
+      .conv = {.kernel = 3},
       .sigmoid =
           {.bias_log_n = true, .bias = 0.0, .seq_len = 256, .output_norm = true, .norm_eps = 1e-5},
       .softplus = {.length_scale = true, .train_len = 256, .power = 1.0, .eval_power = 1.0},

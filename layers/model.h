@@ -43,6 +43,11 @@ typedef struct {
   bool recurrent;
 } hy_linear_attn_config;
 
+/* A short causal convolution gating a projection ("conv"; layers/conv.h). */
+typedef struct {
+  int64_t kernel; /* K, the tokens each output sees (itself and K - 1 before); 3 */
+} hy_conv_config;
+
 /* Sigmoid attention ("sigmoid"): sigmoid(q.k / sqrt(d_h) + b) without normalization. */
 typedef struct {
   bool bias_log_n;  /* b = -log(n) with n = seq_len (the training length); else `bias` */
@@ -111,6 +116,7 @@ struct hy_model_config {
   hy_gla_config gla;
   hy_lightning_config lightning;
   hy_linear_attn_config linear;
+  hy_conv_config conv;
   hy_sigmoid_config sigmoid;
   hy_softplus_config softplus;
   hy_sla_config sla;

@@ -1104,6 +1104,7 @@ hy_model_config hy_recipe_model_config(const hy_recipe *r) {
   c.gla = r->layer_gla;
   c.lightning = r->layer_lightning;
   c.linear = r->layer_linear;
+  c.conv = r->layer_conv;
   c.sigmoid = r->layer_sigmoid;
   c.sigmoid.seq_len = r->train.seq_len;
   c.softplus = r->layer_softplus;

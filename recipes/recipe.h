@@ -60,6 +60,7 @@ typedef struct {
   hy_gla_config layer_gla;
   hy_lightning_config layer_lightning;
   hy_linear_attn_config layer_linear;
+  hy_conv_config layer_conv; /* [layer.conv] */
   /* [layer.sigmoid], [layer.softplus], [layer.sla]; their training lengths come from [train] */
   hy_sigmoid_config layer_sigmoid;
   hy_softplus_config layer_softplus;

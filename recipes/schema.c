@@ -111,6 +111,10 @@ const hy_key hy_keys[] = {
     {KEY("layer.linear", "recurrent", HY_KEY_BOOL, layer_linear.recurrent), .def = "false",
      .doc = "Use the step-by-step recurrence (the reference) instead of the chunked op."},
 
+    {KEY("layer.conv", "kernel", HY_KEY_INT, layer_conv.kernel), AT_LEAST(1), UP_TO(64), .def = "3",
+     .doc = "Tokens the causal convolution sees at each position: itself and the kernel - 1 "
+            "before it (2 or more moves the previous token into each position)."},
+
     {KEY("layer.sigmoid", "bias_log_n", HY_KEY_BOOL, layer_sigmoid.bias_log_n), .def = "true",
      .doc = "The score bias is b = -log(n), n = train.seq_len (the paper's rule); else `bias`."},
     {KEY("layer.sigmoid", "bias", HY_KEY_FLOAT, layer_sigmoid.bias), .def = "0.0",
@@ -297,6 +301,7 @@ const char *const hy_sections[] = {"run",
                                    "layer.gla",
                                    "layer.lightning",
                                    "layer.linear",
+                                   "layer.conv",
                                    "layer.sigmoid",
                                    "layer.softplus",
                                    "layer.sla",

@@ -141,6 +141,11 @@ static void count_params(const hy_recipe *r, counter *c, int64_t *p) {
     TERM(c, p, "linear's norms", 1, 1, N,
          {d / h, "linear's head size", "model.d_model layer.linear.heads"});
   }
+  if (KIND("conv")) {
+    TERM(c, p, "conv's projection", 1, 1, N, D, D);
+    TERM(c, p, "conv's taps and bias", 1, 1, N,
+         {r->layer_conv.kernel + 1, "layer.conv.kernel + 1", "layer.conv.kernel"}, D);
+  }
   if (KIND("rat")) {
     int64_t h = r->layer_rat.heads ? r->layer_rat.heads : nh;
     factor QK = {r->layer_rat.n_groups * (d / h), "rat's query width",
@@ -253,6 +258,13 @@ static void count_step(const hy_recipe *r, counter *c, int64_t *a, int64_t *forw
       TERM(c, a, "the naive sla's scores", 10, 1, TK, N, H, TT);
       PASSING("the naive sla's scores", 2, 1, TK, H, TT);
     }
+  }
+  if (KIND("conv")) {
+    /* measured: 2 + 3 P of [B, T, d] a layer, P = min(K, T) - 1 the taps that reach back (each a
+     * shifted view of x padded once, its product and its sum kept, and in the backward its
+     * gradient) */
+    int64_t P = (r->layer_conv.kernel < T ? r->layer_conv.kernel : T) - 1;
+    TERM(c, a, "conv's activations", 2 + 3 * P, 1, TK, N, D);
   }
   if (KIND("rat")) {
     TERM(c, a, "rat's activations", r->layer_rat.naive ? 48 : 8, 1, TK, N, D);
@@ -380,6 +392,7 @@ static void count_decode(const hy_recipe *r, int64_t positions, counter *c, int6
     factor NB = {blocks, "blocks of the prefix", "layer.sla.block"};
     TERM(c, a, "sla's block tables over the prefix", 1, 1, N, H, NB, NB);
   }
+  if (KIND("conv")) TERM(c, a, "conv's last inputs", r->layer_conv.kernel - 1, 1, N, D);
   if (KIND("rat")) {
     int64_t chunks = positions / r->layer_rat.chunk;
     TERM(c, a, "rat's cache of chunks", 2, 1, N, {chunks > 0 ? chunks : 1, "chunks", ""}, D);

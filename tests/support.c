@@ -309,6 +309,24 @@ int t_overfit(hy_model *m, hy_tensor *tokens, int max_steps, double *first, doub
   return step;
 }
 
+void t_expect_hybrid_overfits(const char *first, int max_steps) {
+  hy_model_config cfg = hy_model_config_default();
+  cfg.vocab = 64;
+  cfg.d_model = 32;
+  snprintf(cfg.layers[0], HY_KIND_NAME_MAX, "%s", first);
+  hy_model *m = hy_model_new(&cfg, 1);
+  hy_tensor *all = hy_empty_persistent(HY_I32, HY_SHAPE(4, 17));
+  hy_rng rng = hy_rng_new(2);
+  hy_fill_int(all, &rng, 0, 64);
+  double start, loss;
+  int step = t_overfit(m, all, max_steps, &start, &loss);
+  cr_log_info("%s,attn overfit: loss %.4f -> %.4f in %d steps", first, start, loss, step);
+  cr_assert(fabs(start - log(64.0)) < 0.1, "initial loss %.4f should be near log(64)", start);
+  cr_assert(loss < 0.05, "%s,attn: loss %.4f after %d steps", first, loss, step);
+  hy_free(all);
+  hy_model_free(m);
+}
+
 hy_params t_params;
 
 void t_params_fini(void) {

@@ -99,6 +99,11 @@ double t_forward_bytes_per_token(hy_model *m, int64_t T);
  * steps run before the loss got there (max_steps if it did not), the first loss and the last. */
 int t_overfit(hy_model *m, hy_tensor *tokens, int max_steps, double *first, double *last);
 
+/* A 2-block model of `first` and softmax attention (d = 32, vocab 64, f32) memorizes one random
+ * batch of 4 x 16 tokens: t_overfit's loss starts within 0.1 of log(64) and falls below 0.05
+ * within max_steps. */
+void t_expect_hybrid_overfits(const char *first, int max_steps);
+
 /* The parameters a layer suite's tests make their layers in, and the suite's fini that frees
  * them and gives back the step's memory: TestSuite(name, .fini = t_params_fini). */
 extern hy_params t_params;

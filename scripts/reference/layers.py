@@ -14,10 +14,11 @@ gy backpropagated. Everything is saved to tests/fixtures/<kind>.h5 (float64):
 Parameter names are hyla's (module path with '/'); a Linear's weight is [out, in] (y = x W^T).
 tests/layers/test_fixtures.c checks hyla against these files.
 
-usage: /usr/bin/python3 scripts/reference/layers.py   (Debian's python3-torch and python3-h5py)
+usage: /usr/bin/python3 scripts/reference/layers.py [KIND...]   (Debian's python3-torch, python3-h5py)
 """
 import math
 import os
+import sys
 
 import h5py
 import torch
@@ -166,6 +167,28 @@ class LinearAttention(nn.Module):
         return self.o_proj(o.reshape(b, t_len, -1))
 
 
+class Conv(nn.Module):
+    """A short causal convolution gating a projection (BaseConv): per channel c,
+    z_t = b + sum_{i < K} w_i x_{t-i} (zeros before the start), y = (x W^T) * z.
+    Written as the loop over t and i."""
+
+    def __init__(self, d, kernel):
+        super().__init__()
+        self.proj = nn.Linear(d, d, bias=False)
+        self.conv = nn.Module()
+        self.conv.weight = nn.Parameter(torch.zeros(kernel, d))  # row i: the token i back
+        self.conv.bias = nn.Parameter(torch.zeros(d))
+
+    def forward(self, x):
+        out = []
+        for t in range(x.shape[1]):
+            z = self.conv.bias.expand(x.shape[0], -1)
+            for i in range(min(self.conv.weight.shape[0], t + 1)):
+                z = z + self.conv.weight[i] * x[:, t - i]
+            out.append(z)
+        return self.proj(x) * torch.stack(out, dim=1)
+
+
 # kind -> (seed, constructor, config attributes)
 LAYERS = {
     "attn": (101, lambda: Attention(D, H, 10000.0), {"rope_theta": 10000.0}),
@@ -176,6 +199,8 @@ LAYERS = {
                   {"layer": 1, "n_layers": 4, "norm_eps": 1e-5}),
     "linear": (104, lambda: LinearAttention(D, H, 1e-5),
                {"feature_map": "elu", "norm_eps": 1e-5}),
+    # K = 4 on T = 13: the taps reach before the start at the first three tokens
+    "conv": (108, lambda: Conv(D, 4), {"kernel": 4}),
 }
 
 
@@ -234,7 +259,7 @@ def generate(kind):
 
 def main():
     os.makedirs(OUT_DIR, exist_ok=True)
-    for kind in LAYERS:
+    for kind in sys.argv[1:] or LAYERS:  # the kinds named, or all
         generate(kind)
 
 

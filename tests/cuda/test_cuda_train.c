@@ -28,7 +28,7 @@ TestSuite(cuda_train, .init = t_temp_init, .fini = t_temp_fini);
 
 /* Every mixer once, in one model; blocks and chunks small enough that T = 64 spans several. */
 static const char HYBRID[] = "gla, attn, linear, lightning, rat, sla, titans_mag, titans_mal, "
-                             "titans_mac, sigmoid, softplus";
+                             "titans_mac, sigmoid, softplus, conv";
 static const char HYBRID_SETTINGS[] = "[layer.sla]\nblock = 16\n[layer.rat]\nchunk = 8\n"
                                       "[layer.titans]\nwindow = 16\nchunk = 16\nheads = 4\n"
                                       "segment = 32\n"

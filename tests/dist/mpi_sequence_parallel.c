@@ -1,6 +1,7 @@
 /* Sequence parallelism against one process, under mpirun -np W (W = 1, 2, 4): for each layer kind
  * (LASP-2 for gla, lightning and linear; LASP-2H for attn, sigmoid and softplus; RAT's chunk
- * summaries; SLA's own form; the memory and the window handed from rank to rank for titans) and
+ * summaries; SLA's own form; the memory and the window handed from rank to rank for titans; the
+ * whole sequence gathered for conv, which has no form of its own) and
  * for a whole hybrid model, the outputs, the input gradient and every parameter gradient of a
  * sequence split over W ranks equal the single-process values (f64: relative error <= 1e-10).
  * Also: the state AllGather of a GLA layer sends the same bytes at T = 256 and T = 4096, and RAT,
@@ -463,8 +464,8 @@ static void check_sla_bytes(void) {
 int main(int argc, char **argv) {
   mpi_check_start(&argc, &argv);
   /* LASP-2, LASP-2H, then each kind's own form with the settings that change it */
-  const char *kinds[] = {"gla",      "lightning", "linear",     "attn",      "sigmoid",
-                         "softplus", "rat",       "titans_mal", "titans_mag"};
+  const char *kinds[] = {"gla",      "lightning", "linear",     "attn",       "sigmoid",
+                         "softplus", "rat",       "titans_mal", "titans_mag", "conv"};
   for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
     check_mixer(kinds[i], 160); /* 160 splits over 1, 2 and 4 ranks */
   /* LASP-2 with its AllGather and reduce-scatter waited for at once, not overlapped */

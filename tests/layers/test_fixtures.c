@@ -175,6 +175,8 @@ static hy_model_config config_of(hid_t f, const char *kind, hy_dtype dtype, vari
     c.linear.norm_eps = attr_double(f, "norm_eps");
     c.linear.chunk = v.chunk;
     c.linear.recurrent = v.recurrent;
+  } else if (!strcmp(kind, "conv")) {
+    c.conv.kernel = attr_int(f, "kernel");
   } else if (!strcmp(kind, "titans_mal") || !strcmp(kind, "titans_mag") ||
              !strcmp(kind, "titans_mac")) {
     c.rope_theta = attr_double(f, "rope_theta");
@@ -357,6 +359,19 @@ static void check_softmax_variant(const char *kind) {
   H5Fclose(f);
 }
 
+/* The short convolution has one form, built from ops. */
+static void check_conv(void) {
+  char path[4096];
+  fixture_path(path, sizeof path, "conv");
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  cr_assert(f >= 0, "cannot open %s (regenerate: /usr/bin/python3 scripts/reference/layers.py)",
+            path);
+  variant ops = {"ops", false, 0, false};
+  check(f, "conv", HY_F32, ops, 1e-5);
+  check(f, "conv", HY_F64, ops, 1e-10);
+  H5Fclose(f);
+}
+
 Test(fixtures, attn) { check_kind("attn"); }
 Test(fixtures, gla) { check_kind("gla"); }
 Test(fixtures, lightning) { check_kind("lightning"); }
@@ -368,3 +383,4 @@ Test(fixtures, titans_mac) { check_titans("titans_mac"); }
 Test(fixtures, sigmoid) { check_softmax_variant("sigmoid"); }
 Test(fixtures, softplus) { check_softmax_variant("softplus"); }
 Test(fixtures, sla) { check_softmax_variant("sla"); }
+Test(fixtures, conv) { check_conv(); }

@@ -34,7 +34,7 @@ make_fixtures() {
     return 1
   }
   recipe tiny '["gla", "attn"]'
-  recipe zoo '["attn", "gla", "lightning", "linear", "rat", "titans_mal", "titans_mag", "sigmoid", "softplus", "sla"]' \
+  recipe zoo '["attn", "gla", "lightning", "linear", "rat", "titans_mal", "titans_mag", "sigmoid", "softplus", "sla", "conv"]' \
     $'[layer.titans]\nchunk = 8\nwindow = 8\n[layer.sla]\nblock = 8\n[layer.rat]\nchunk = 4'
   local r
   for r in tiny zoo; do

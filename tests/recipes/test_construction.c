@@ -198,10 +198,11 @@ ACCEPTED(softplus_train_len_two, "[train]\nbatch = 2\nseq_len = 1\n[model]\nlaye
 ACCEPTED(softplus_unscaled_single_token, "[train]\nbatch = 2\nseq_len = 1\n[model]\nlayers = "
                                          "\"softplus\"\n[layer.softplus]\nlength_scale = false\n")
 ACCEPTED(rat_groups_equal_heads, SMALL "[model]\nlayers = \"rat\"\n[layer.rat]\nn_groups = 4\n")
-ACCEPTED(smallest_model, "[train]\nbatch = 1\nseq_len = 1\n[model]\nvocab = 2\nd_model = 8\n"
-                         "n_heads = 4\nlayers = \"attn,gla,lightning,linear,sigmoid,sla,rat,"
-                         "titans_mal,titans_mag,titans_mac\"\n[layer.softplus]\nlength_scale = "
-                         "false\n")
+ACCEPTED(smallest_model,
+         "[train]\nbatch = 1\nseq_len = 1\n[model]\nvocab = 2\nd_model = 8\n"
+         "n_heads = 4\nlayers = \"attn,gla,lightning,linear,sigmoid,sla,rat,"
+         "titans_mal,titans_mag,titans_mac,conv\"\n[layer.softplus]\nlength_scale = "
+         "false\n")
 
 /* A width above 0 is at least one multiple: a tiny ratio gives one multiple of 64, not the
  * default width. */
@@ -215,9 +216,9 @@ Test(accepted, a_tiny_mlp_ratio_makes_one_multiple) {
 /* Random recipes from edge values of the model's keys: each accepted one builds and steps, and
  * counts the parameters the model has. */
 Test(accepted, random_edge_recipes_build_and_step) {
-  static const char *const kinds[] = {"attn",       "gla",        "lightning", "linear",
-                                      "sigmoid",    "softplus",   "sla",       "rat",
-                                      "titans_mal", "titans_mag", "titans_mac"};
+  static const char *const kinds[] = {"attn",       "gla",        "lightning",  "linear",
+                                      "sigmoid",    "softplus",   "sla",        "rat",
+                                      "titans_mal", "titans_mag", "titans_mac", "conv"};
   static const char *const choices[][7] = {
       {"model.d_model", "8", "12", "16", "24", "32"},
       {"model.n_heads", "1", "2", "3", "4", "8"},
@@ -240,6 +241,7 @@ Test(accepted, random_edge_recipes_build_and_step) {
       {"layer.linear.heads", "0", "1", "2", "3"},
       {"layer.linear.feature_map", "\"identity\"", "\"elu\"", "\"relu\""},
       {"layer.linear.recurrent", "true", "false"},
+      {"layer.conv.kernel", "1", "2", "3", "64"},
       {"layer.sigmoid.bias_log_n", "true", "false"},
       {"layer.sigmoid.output_norm", "true", "false"},
       {"layer.softplus.length_scale", "true", "false"},

@@ -512,6 +512,10 @@ BAD(nan_lr, "[optim]\nlr = nan\n",
 BAD(inf_bias, "[layer.sigmoid]\nbias = -inf\n",
     "recipes/bad.toml:2: [layer.sigmoid] bias: expected a float, got -inf (recipe floats are "
     "finite)")
+BAD(conv_kernel_zero, "[layer.conv]\nkernel = 0\n",
+    "recipes/bad.toml:2: [layer.conv] kernel: expected an integer in [1, 64], got 0")
+BAD(conv_kernel_too_long, "[model]\nlayers = \"conv,attn x 2\"\n[layer.conv]\nkernel = 65\n",
+    "recipes/bad.toml:4: [layer.conv] kernel: expected an integer in [1, 64], got 65")
 BAD(zero_d_model, "[model]\nd_model = 0\n",
     "recipes/bad.toml:2: [model] d_model: expected an integer >= 8, got 0")
 BAD(beta_above_one, "[optim]\nbetas = [0.9, 1.5]\n",
