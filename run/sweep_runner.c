@@ -101,6 +101,15 @@ static void clear_claims(const runner *R, const bool *mine) {
   }
 }
 
+/* The directory of the run in progress, for an abort's last word. */
+static const char *aborting_run_dir;
+
+static void note_abort(const char *message) {
+  char text[HY_ERROR_MAX];
+  snprintf(text, sizeof text, "%s (the process aborted)", message);
+  hy_run_error_write(aborting_run_dir, text);
+}
+
 /* Train run i (resuming it when it has a checkpoint); returns 0, 1 when a signal stopped it, -1
  * when it failed. */
 static int train_one(runner *R, int i, hy_sweep_outcome *outcome) {
@@ -121,7 +130,11 @@ static int train_one(runner *R, int i, hy_sweep_outcome *outcome) {
   hy_train_options topt = {
       .resume = resume ? "" : NULL, .quiet = !R->opt->verbose, .alone = R->alone};
   hy_train_result res;
-  if (hy_train(&run->recipe, &topt, &res, &err)) {
+  aborting_run_dir = dir;
+  if (R->lead) hy_on_die(note_abort);
+  int failed = hy_train(&run->recipe, &topt, &res, &err);
+  hy_on_die(NULL);
+  if (failed) {
     say(R, i, "failed", ": %s", err.msg);
     if (R->lead) hy_run_error_write(dir, err.msg);
     outcome->failed++;

@@ -11,14 +11,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+static void (*die_hook)(const char *message);
+
+void hy_on_die(void (*hook)(const char *message)) { die_hook = hook; }
+
 _Noreturn void hy_die(const char *op, const char *fmt, ...) {
+  char message[1024];
+  int n = snprintf(message, sizeof message, "%.200s: ", op);
   va_list ap;
   va_start(ap, fmt);
-  fprintf(stderr, "hyla: %s: ", op);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
+  vsnprintf(message + n, sizeof message - (size_t)n, fmt, ap);
   va_end(ap);
+  fprintf(stderr, "hyla: %s\n", message);
   fflush(stderr);
+  void (*hook)(const char *) = die_hook;
+  die_hook = NULL; /* a hook that dies itself aborts at once */
+  if (hook) hook(message);
   abort();
 }
 

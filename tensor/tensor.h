@@ -103,6 +103,9 @@ void hy_copy_into(hy_tensor *dst,
 
 /* Broken internal invariants: print "hyla: <op>: <message>" and abort. */
 HY_NORETURN void hy_die(const char *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A last word before hy_die aborts: called once with "<op>: <message>" (a sweep writes it to the
+ * run's error.txt, so that a run the abort ended shows as failed, and why). NULL removes it. */
+void hy_on_die(void (*hook)(const char *message));
 /* "[2, 3, 4] f32" into one of a few rotating static buffers, for error messages. */
 const char *hy_describe(const hy_tensor *t);
 
