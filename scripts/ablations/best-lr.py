@@ -71,7 +71,7 @@ def main():
     what = "accuracy" if higher else "validation loss"
     bracket = "; its validation loss in brackets" if higher else ""
     print(f"Best learning rate per {a.rows} and {a.columns} ({what}, mean ± sample sd over the "
-          f"seeds{bracket}; from {path}):\n")
+          f"seeds, the value alone for one seed{bracket}; from {path}):\n")
     print(f"| {a.rows} | " + " | ".join(f"{a.columns} = {c}" for c in columns) + " |")
     print("| --- |" + " --- |" * len(columns))
     for row in rows:
@@ -82,7 +82,8 @@ def main():
                 continue
             m, sd, lr, loss, n, n_lr = best[(row, c)]
             loss_text = f" ({loss:.2f})" if loss is not None and higher else ""
-            out.append(f"{m:.3f} ± {sd:.3f}{loss_text}, lr {lr}")
+            spread = f" ± {sd:.3f}" if n > 1 else ""  # one seed has no spread to give
+            out.append(f"{m:.3f}{spread}{loss_text}, lr {lr}")
         print(f"| {row} | " + " | ".join(out) + " |")
     if left_out:
         print(f"\n{left_out} runs not done or without {a.metric} are left out.")
