@@ -155,8 +155,6 @@ Test(tape, spent_gradients_share_memory) {
   hy_free(x);
 }
 
-/* A rewind keeps the blocks given back before its mark and forgets those past it, whose memory the
- * bump allocator hands out again. */
 /* A fresh step's first block of `bytes`, given back at once. */
 static char *given_back(size_t bytes) {
   hy_step_reset();
@@ -165,6 +163,8 @@ static char *given_back(size_t bytes) {
   return x;
 }
 
+/* A rewind keeps the blocks given back before its mark and forgets those past it, whose memory the
+ * bump allocator hands out again. */
 Test(tape, rewind_keeps_recycled_blocks_before_the_mark) {
   size_t mb = (size_t)1 << 20;
   char *x = given_back(mb);

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # scripts/ablations/best-lr.py on a summary with known numbers: the learning rate of the highest
 # mean accuracy over the seeds wins, ties (accuracies at chance) go to the lower validation loss,
-# one seed is printed without a spread, --metric val_loss picks the lowest loss, runs not done are left out, an unknown column is an
-# error that lists the swept ones.
+# one seed is printed without a spread, --metric val_loss picks the lowest loss, runs not done are
+# left out, an unknown column is an error that lists the swept ones.
 here=$(cd "$(dirname "$0")" && pwd)
 script="$here/../../scripts/ablations/best-lr.py"
 work=$(mktemp -d)
